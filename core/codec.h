@@ -1,0 +1,67 @@
+/*
+** codec.h — exact Lua values <-> MessagePack bytes.
+**
+** Format: standard MessagePack, plus extension types for what Lua needs.
+**   nil, false/true            nil, bool
+**   integer                    smallest int/uint format holding the value
+**                              (uint 64 above INT64_MAX is refused on decode)
+**   float                      always float 64 (every bit kept: NaN payload,
+**                              +-inf, -0.0)
+**   string                     str 8/16/32 (any bytes); bin is accepted too
+**   table, keys 1..n only      array (n >= 1)
+**   any other table            map (keys of any type the codec carries)
+**   ext 1 BACKREF  payload: 4-byte big-endian index of an earlier table or
+**                  function in this value (0-based, in the order they
+**                  *started* encoding) -- shared sub-tables and cycles.
+**   ext 2 FUNCTION payload: a MessagePack bin (lua_dump bytecode, with
+**                  debug info) followed by an array of the upvalues'
+**                  values (encoded with this codec, same ref numbering).
+**                  A function counts in the ref numbering before its
+**                  upvalues are encoded.
+**   ext 3 CFUNC    payload: the name of a standard C function, "print",
+**                  "math.sin", "string.format" (looked up in
+**                  package.loaded on both sides).
+**   ext 4 GLOBALS  payload: empty -- the receiving state's global table
+**                  (so a function's _ENV upvalue binds to the remote _G).
+**   ext 5 MODULE   payload: the name of a loaded library table ("math").
+** Metatables are not carried. Threads, userdata, C functions that are not
+** named library functions, and C closures are refused: nothing is
+** written, and err says what and where, e.g.
+**   "cannot serialise t.handlers[3]: thread"
+*/
+#ifndef PLUSH_CODEC_H
+#define PLUSH_CODEC_H
+
+#include <lua.h>
+
+#include "buf.h"
+
+enum {
+  PLUSH_EXT_BACKREF = 1,
+  PLUSH_EXT_FUNCTION = 2,
+  PLUSH_EXT_CFUNC = 3,
+  PLUSH_EXT_GLOBALS = 4,
+  PLUSH_EXT_MODULE = 5
+};
+
+/*
+** Appends the encoding of the value at stack index idx to out. root names
+** the value in error paths ("value", "t", "args[2]"). Returns 0, or
+** PLUSH_EUNSER / PLUSH_EDEPTH / PLUSH_ENOMEM with a one-line message in
+** err (errlen bytes, always NUL-terminated); on failure out->len is
+** restored to what it was. The Lua stack is left as it was.
+*/
+int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
+                 char *err, size_t errlen);
+
+/*
+** Decodes one value from data[0..len) and pushes it on L's stack. *used
+** (if not NULL) gets the number of bytes consumed. Returns 0, or
+** PLUSH_ETRUNC / PLUSH_ECORRUPT / PLUSH_EDEPTH / PLUSH_ENOMEM with a
+** message in err; on failure nothing is pushed. Never reads outside
+** data[0..len), never allocates more than the input can justify.
+*/
+int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
+                 char *err, size_t errlen);
+
+#endif

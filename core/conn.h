@@ -1,0 +1,78 @@
+/*
+** conn.h — one authenticated, framed connection over a libuv TCP stream.
+**
+** A conn is handle-like (libuv style): it lives from accept/connect until
+** its on_close callback has run; plush_conn_close starts an asynchronous
+** close and the memory is freed by conn.c after on_close returns. Writes
+** are requests that own their buffers until the write completes.
+**
+** Back-pressure: plush_conn_queued() tells how many bytes wait in the
+** kernel-bound queue; producers (the engine's output, the controller's
+** forwarding) check it against a high-water mark and stop reading or
+** producing until on_drain fires.
+*/
+#ifndef PLUSH_CONN_H
+#define PLUSH_CONN_H
+
+#include <uv.h>
+
+#include "auth.h"
+#include "frame.h"
+
+typedef struct plush_conn plush_conn;
+
+typedef struct plush_conn_cbs {
+  /* Handshake done; frames may be written. */
+  void (*on_ready)(plush_conn *c);
+  /* One complete frame; the callee owns f (plush_frame_unref it). */
+  void (*on_frame)(plush_conn *c, plush_frame *f);
+  /* The write queue fell below the low-water mark (may be NULL). */
+  void (*on_drain)(plush_conn *c);
+  /* The connection is closing; reason is 0 for a normal close by this
+  ** side, else a code, msg a one-line reason. The conn is freed after
+  ** this returns: drop every pointer to it here. Called exactly once. */
+  void (*on_close)(plush_conn *c, int reason, const char *msg);
+} plush_conn_cbs;
+
+typedef struct plush_conn_opts {
+  const uint8_t *key;      /* PLUSH_KEY_SIZE bytes */
+  uint8_t role;            /* client side: PLUSH_ROLE_*; server: filled in */
+  uint64_t max_frame;      /* 0: PLUSH_DEFAULT_MAX_FRAME */
+  size_t high_water;       /* 0: 8 MiB */
+  double handshake_timeout;/* seconds; 0: 10 */
+} plush_conn_opts;
+
+/* Server side: accepts one pending connection on server. */
+int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
+                      const plush_conn_cbs *cbs, void *data, plush_conn **out);
+/* Client side: connects to host:port (numeric IPv4/IPv6 or "localhost"). */
+int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
+                       const plush_conn_opts *o, const plush_conn_cbs *cbs,
+                       void *data, plush_conn **out);
+
+void *plush_conn_data(plush_conn *c);
+void plush_conn_set_data(plush_conn *c, void *data);
+uint8_t plush_conn_role(plush_conn *c);  /* after on_ready */
+int plush_conn_is_ready(plush_conn *c);
+const char *plush_conn_peer(plush_conn *c); /* "127.0.0.1:40000" */
+
+/* Writes header h (h->len set by the call to len) and a copy of payload. */
+int plush_conn_write(plush_conn *c, plush_hdr *h, const void *payload, size_t len);
+/* Writes header h and payload, taking ownership of payload (malloc'd). */
+int plush_conn_write_owned(plush_conn *c, plush_hdr *h, char *payload, size_t len);
+/* Writes a frame as is (f->raw), taking a reference to it. */
+int plush_conn_write_frame(plush_conn *c, plush_frame *f);
+/* Writes header h followed by a frame's payload (shared, referenced):
+** forwarding with a rewritten header and no copy. */
+int plush_conn_write_hdr_frame(plush_conn *c, plush_hdr *h, plush_frame *f);
+
+size_t plush_conn_queued(plush_conn *c);
+/* Stops / resumes reading (back-pressure on the peer). */
+void plush_conn_pause(plush_conn *c);
+void plush_conn_resume(plush_conn *c);
+
+/* Starts closing: on_close(c, reason, msg) follows from the loop.
+** Idempotent. Pending writes are flushed first when reason is 0. */
+void plush_conn_close(plush_conn *c, int reason, const char *msg);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+** frame.h — the wire frame: a fixed 24-byte header, then the payload.
+**
+**   offset size field
+**   0      4    len     payload length in bytes (little-endian, <= limit)
+**   4      1    type    PLUSH_T_*
+**   5      1    flags   PLUSH_F_*
+**   6      2    status  0 ok, else PLUSH_S_* (replies)
+**   8      4    engine  engine id (target or source); PLUSH_ANY = balanced
+**   12     8    id      task id: (client id << 32) | client's sequence
+**   20     4    aux     type-specific (stream number, ping sequence, ...)
+**
+** All integers little-endian. The payload is the codec's encoding of one
+** value unless the type says otherwise (OUTPUT carries raw bytes).
+*/
+#ifndef PLUSH_FRAME_H
+#define PLUSH_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PLUSH_HDR_SIZE 24
+#define PLUSH_ANY 0xffffffffu
+
+enum {
+  PLUSH_T_REGISTER = 1, /* engine -> ctl: {pid, host, id?, rank?, size?}  */
+  PLUSH_T_WELCOME,      /* ctl -> peer: {id=engine or client id, ...}     */
+  PLUSH_T_REQ,          /* client -> ctl -> engine: {op=..., ...}         */
+  PLUSH_T_REPLY,        /* engine -> ctl -> client: reply value           */
+  PLUSH_T_OUTPUT,       /* engine -> ctl -> client: raw text, aux=stream  */
+  PLUSH_T_CTRL,         /* client -> ctl: {op=..., ...}                   */
+  PLUSH_T_CTRL_REPLY,   /* ctl -> client: value, status                   */
+  PLUSH_T_INTERRUPT,    /* ctl -> engine: id = task to stop (0: current)  */
+  PLUSH_T_PING,         /* ctl -> engine, aux = sequence                  */
+  PLUSH_T_PONG,         /* engine -> ctl, aux = sequence                  */
+  PLUSH_T_EVENT,        /* ctl -> clients: {event=..., ...}               */
+  PLUSH_T_SHUTDOWN,     /* ctl -> engine: exit now                        */
+  PLUSH_T_STARTED,      /* engine -> ctl: task id started running          */
+  PLUSH_T__MAX
+};
+
+enum {
+  PLUSH_F_BALANCED = 1  /* REQ: any engine may run it (engine = PLUSH_ANY) */
+};
+
+enum {
+  PLUSH_S_OK = 0,
+  PLUSH_S_ERROR = 1,    /* the task raised: payload is an error table     */
+  PLUSH_S_ENGINE = 2,   /* the engine died or left: payload error table   */
+  PLUSH_S_TIMEOUT = 3,  /* the task ran out of time                       */
+  PLUSH_S_BADREQ = 4    /* the controller refused the request             */
+};
+
+enum { PLUSH_STREAM_STDOUT = 1, PLUSH_STREAM_STDERR = 2 };
+
+typedef struct plush_hdr {
+  uint32_t len;
+  uint8_t type;
+  uint8_t flags;
+  uint16_t status;
+  uint32_t engine;
+  uint64_t id;
+  uint32_t aux;
+} plush_hdr;
+
+void plush_hdr_pack(const plush_hdr *h, unsigned char out[PLUSH_HDR_SIZE]);
+void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h);
+
+/*
+** A received frame: one allocation holding header and payload, shared by
+** reference count (a controller forwards it and keeps it in the result
+** store without copying). raw[] holds the packed header then the payload,
+** so the frame can be written back to a socket as one buffer.
+*/
+typedef struct plush_frame {
+  int refs;
+  plush_hdr hdr;
+  unsigned char raw[]; /* PLUSH_HDR_SIZE + hdr.len bytes */
+} plush_frame;
+
+plush_frame *plush_frame_new(const plush_hdr *h); /* refs = 1, payload uninit */
+static inline char *plush_frame_payload(plush_frame *f) {
+  return (char *)f->raw + PLUSH_HDR_SIZE;
+}
+/* Re-packs f->hdr into f->raw after a field was changed (len must not). */
+void plush_frame_repack(plush_frame *f);
+plush_frame *plush_frame_ref(plush_frame *f);
+void plush_frame_unref(plush_frame *f);
+
+/*
+** Incremental frame parser, redis-style: feed it whatever the socket gave,
+** it calls back once per complete frame, keeping a partial frame between
+** calls. A header with an unknown type or a length over max_frame is a
+** protocol error: plush_parser_feed returns PLUSH_EPROTO / PLUSH_ETOOBIG
+** with a reason in p->err, and the connection should be closed.
+*/
+typedef void (*plush_frame_cb)(void *ud, plush_frame *f); /* cb owns f */
+
+typedef struct plush_parser {
+  uint64_t max_frame;
+  unsigned char hdrbuf[PLUSH_HDR_SIZE];
+  size_t hdrlen;        /* bytes of header gathered so far */
+  plush_frame *cur;     /* frame whose payload is being filled */
+  size_t got;           /* payload bytes of cur filled so far */
+  char err[128];
+} plush_parser;
+
+void plush_parser_init(plush_parser *p, uint64_t max_frame);
+void plush_parser_free(plush_parser *p);
+int plush_parser_feed(plush_parser *p, const char *data, size_t len,
+                      plush_frame_cb cb, void *ud);
+/* Where the next read can go directly (payload of the current frame):
+** lets a reader avoid a copy for large frames. NULL when none. */
+char *plush_parser_direct(plush_parser *p, size_t *room);
+/* Tells the parser n bytes were written at plush_parser_direct's pointer. */
+int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
+                         void *ud);
+
+#endif
