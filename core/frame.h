@@ -16,6 +16,7 @@
 #ifndef PLUSH_FRAME_H
 #define PLUSH_FRAME_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,10 +71,11 @@ void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h);
 ** A received frame: one allocation holding header and payload, shared by
 ** reference count (a controller forwards it and keeps it in the result
 ** store without copying). raw[] holds the packed header then the payload,
-** so the frame can be written back to a socket as one buffer.
+** so the frame can be written back to a socket as one buffer. The count
+** is atomic: an engine's two threads hand frames to each other.
 */
 typedef struct plush_frame {
-  int refs;
+  atomic_int refs;
   plush_hdr hdr;
   unsigned char raw[]; /* PLUSH_HDR_SIZE + hdr.len bytes */
 } plush_frame;
@@ -92,7 +94,9 @@ void plush_frame_unref(plush_frame *f);
 ** it calls back once per complete frame, keeping a partial frame between
 ** calls. A header with an unknown type or a length over max_frame is a
 ** protocol error: plush_parser_feed returns PLUSH_EPROTO / PLUSH_ETOOBIG
-** with a reason in p->err, and the connection should be closed.
+** with a reason in p->err, and the connection should be closed. After an
+** error the parser is dead: every later feed/advance returns the same code.
+** A max_frame of 0 means PLUSH_DEFAULT_MAX_FRAME.
 */
 typedef void (*plush_frame_cb)(void *ud, plush_frame *f); /* cb owns f */
 
@@ -103,6 +107,7 @@ typedef struct plush_parser {
   plush_frame *cur;     /* frame whose payload is being filled */
   size_t got;           /* payload bytes of cur filled so far */
   char err[128];
+  int rc;               /* 0, or the error every later call returns */
 } plush_parser;
 
 void plush_parser_init(plush_parser *p, uint64_t max_frame);
