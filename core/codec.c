@@ -1,0 +1,959 @@
+/*
+** codec.c — exact Lua values <-> MessagePack bytes (format: codec.h).
+**
+** Both directions are one recursive walk over a context (ctx) that holds
+** the Lua state, the output buffer or the input bytes, two stack slots (the
+** ref table, the name map) and the path of keys from the root to the value
+** at hand, used only to word an error. The bodies run under lua_pcall so a
+** memory error raised by Lua becomes PLUSH_ENOMEM instead of a longjmp
+** through the caller. Choices the header leaves open:
+**   - GLOBALS is written as ext 8 with length 0 (c7 00 04); the decoder
+**     also takes fixext 1 with a 0 byte (d4 04 00).
+**   - BACKREF is fixext 4; FUNCTION is ext 32 whose bytecode is a bin 32,
+**     both lengths patched after lua_dump; CFUNC and MODULE names use the
+**     smallest ext header. Short strings use fixstr (str family).
+**   - MODULE, GLOBALS and CFUNC values take no ref number (nothing is
+**     built for them); tables and Lua functions do.
+**   - An upvalue named _ENV always travels as GLOBALS (spec); others by
+**     value, so closures sharing one upvalue get separate copies.
+**   - The name map (C functions, library tables) is built on first use
+**     and cached in the registry: set up a state (replace print, require
+**     modules) before it first encodes or decodes a function.
+**   - Binary chunks are checked (checkdump) before lua_load so that counts
+**     in them cannot make undump allocate beyond the input or recurse
+**     deeply; the bytecode itself is not verified -- it comes from an
+**     authenticated peer and runs with that peer's authority anyway.
+*/
+#include "codec.h"
+#include "plush.h"
+
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#if LUA_VERSION_NUM != 504
+#error "codec.c reads the Lua 5.4 binary chunk format"
+#endif
+
+enum { SEG_KEY, SEG_INT, SEG_UPV, SEG_MKEY };
+typedef struct seg {
+  int kind;       /* KEY: key at stack idx; INT: [i]; UPV: upvalue i of the
+                     function at idx; MKEY: inside a map key */
+  int idx;
+  lua_Integer i;
+} seg;
+
+typedef struct ctx {
+  lua_State *L;
+  plush_buf *b;            /* encode: output */
+  const uint8_t *p, *end;  /* decode: input left */
+  const char *root;
+  char *err;
+  size_t errlen;
+  int refs, names;         /* stack slots of the ref and name tables */
+  int rc, depth;
+  lua_Integer nref;
+  seg path[PLUSH_MAX_DEPTH + 2];  /* path[d]: how depth d reaches d+1 */
+} ctx;
+
+static const char cachekey = 'n';  /* registry key of the name map */
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct msg { char *s; size_t n, cap; } msg;
+
+static void add(msg *m, const char *p, size_t n) {
+  if (m->cap == 0) return;
+  if (n > m->cap - 1 - m->n) n = m->cap - 1 - m->n;
+  memcpy(m->s + m->n, p, n);
+  m->s[m->n += n] = '\0';
+}
+
+static void adds(msg *m, const char *s) { add(m, s, strlen(s)); }
+
+static int fail(ctx *c, int rc, const char *fmt, ...) {
+  va_list ap;
+  if (c->errlen) {
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+static int nomem(ctx *c) { return fail(c, PLUSH_ENOMEM, "out of memory"); }
+static int eof(ctx *c) { return fail(c, PLUSH_ETRUNC, "truncated input"); }
+
+/*
+** A key renders as .name when it reads as a Lua identifier (keywords
+** excluded), else in brackets: strings quoted %q-style on one line.
+*/
+static int isname(const char *s, size_t n) {
+  static const char *const kw[] = {"and", "break", "do", "else", "elseif",
+    "end", "false", "for", "function", "goto", "if", "in", "local", "nil",
+    "not", "or", "repeat", "return", "then", "true", "until", "while", 0};
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (i > 0 && ch >= '0' && ch <= '9')))
+      return 0;
+  }
+  for (i = 0; kw[i]; i++)
+    if (strlen(kw[i]) == n && memcmp(kw[i], s, n) == 0) return 0;
+  return n > 0;
+}
+
+static void addkey(msg *m, lua_State *L, int idx) {
+  char t[64];
+  size_t n, i;
+  const char *s;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      s = lua_tolstring(L, idx, &n);
+      if (isname(s, n)) { add(m, ".", 1); add(m, s, n); return; }
+      add(m, "[\"", 2);
+      for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') snprintf(t, sizeof t, "\\%c", ch);
+        else if (ch == '\n') snprintf(t, sizeof t, "\\n");
+        else if (ch < 32 || ch == 127) snprintf(t, sizeof t, "\\%03d", ch);
+        else snprintf(t, sizeof t, "%c", ch);
+        adds(m, t);
+      }
+      add(m, "\"]", 2);
+      return;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        snprintf(t, sizeof t, "[%lld]", (long long)lua_tointeger(L, idx));
+      else snprintf(t, sizeof t, "[%.14g]", (double)lua_tonumber(L, idx));
+      adds(m, t);
+      return;
+    case LUA_TBOOLEAN: adds(m, lua_toboolean(L, idx) ? "[true]" : "[false]");
+      return;
+    default: adds(m, "[?]");
+  }
+}
+
+/* Writes root and the path down to depth upto (exclusive of deeper). */
+static void addpath(ctx *c, msg *m, int upto) {
+  char t[48];
+  int d;
+  adds(m, c->root);
+  for (d = 1; d <= upto; d++) {
+    seg *s = &c->path[d];
+    if (s->kind == SEG_KEY) addkey(m, c->L, s->idx);
+    else if (s->kind == SEG_MKEY) adds(m, "<key>");
+    else if (s->kind == SEG_INT) {
+      snprintf(t, sizeof t, "[%lld]", (long long)s->i);
+      adds(m, t);
+    } else {
+      const char *nm = lua_getupvalue(c->L, s->idx, (int)s->i);
+      adds(m, "<upvalue ");
+      adds(m, nm ? nm : "?");
+      adds(m, ">");
+      if (nm) lua_pop(c->L, 1);
+    }
+  }
+}
+
+/* "cannot serialise t.handlers[3]: thread"; "t: key of type thread". */
+static int refuse(ctx *c, const char *what) {
+  msg m = {c->err, 0, c->errlen};
+  int key = c->depth > 0 && c->path[c->depth].kind == SEG_MKEY;
+  adds(&m, "cannot serialise ");
+  addpath(c, &m, key ? c->depth - 1 : c->depth);
+  adds(&m, key ? ": key of type " : ": ");
+  adds(&m, what);
+  return PLUSH_EUNSER;
+}
+
+/*
+** Entering a table or function: counts the level (error past the limit,
+** naming the path) and makes room on the Lua stack for the level's
+** key, value and lookups.
+*/
+static int enter(ctx *c) {
+  msg m = {c->err, 0, c->errlen};
+  if (++c->depth > PLUSH_MAX_DEPTH) {
+    char t[48];
+    snprintf(t, sizeof t, "nesting deeper than %d at ", PLUSH_MAX_DEPTH);
+    adds(&m, t);
+    addpath(c, &m, c->depth - 1);
+    return PLUSH_EDEPTH;
+  }
+  if (!lua_checkstack(c->L, 12)) return fail(c, PLUSH_ENOMEM, "Lua stack overflow");
+  return 0;
+}
+
+/* -------------------------------------------------------------- name map */
+
+/*
+** Keeps the better of two names for one object: lower rank (0: field of
+** _G, 1: of a standard library, 2: of another module), then shorter, then
+** bytewise smaller -- so the choice never depends on traversal order, and
+** a module aliasing math.sin does not rename it on the wire.
+** Expects the name at the top (popped); o is the object.
+*/
+static void offer(lua_State *L, int byobj, int ranks, int o, int rank) {
+  lua_pushvalue(L, o);
+  if (lua_rawget(L, byobj) == LUA_TSTRING) {
+    size_t an, bn;
+    const char *a = lua_tolstring(L, -2, &an), *b = lua_tolstring(L, -1, &bn);
+    int r;
+    lua_pushvalue(L, o);
+    lua_rawget(L, ranks);
+    r = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (rank != r ? rank > r : an != bn ? an > bn : memcmp(a, b, an) >= 0) {
+      lua_pop(L, 1);
+      return;
+    }
+  } else lua_pop(L, 1);
+  lua_pushvalue(L, o);
+  lua_insert(L, -2);
+  lua_rawset(L, byobj);
+  lua_pushvalue(L, o);
+  lua_pushinteger(L, rank);
+  lua_rawset(L, ranks);
+}
+
+static int isstd(const char *m) {
+  static const char *const std[] = {"coroutine", "debug", "io", "math", "os",
+    "package", "string", "table", "utf8", 0};
+  int i;
+  for (i = 0; std[i]; i++)
+    if (strcmp(m, std[i]) == 0) return 1;
+  return 0;
+}
+
+/* Names the C functions of module table m: "k" (pfx 0, for _G) or "M.k". */
+static void scan(lua_State *L, int m, int pfx, int base, int rank) {
+  lua_pushnil(L);
+  while (lua_next(L, m)) {
+    int v = lua_gettop(L);
+    if (lua_type(L, v - 1) == LUA_TSTRING && lua_iscfunction(L, v)) {
+      if (pfx) {
+        lua_pushvalue(L, pfx);
+        lua_pushliteral(L, ".");
+        lua_pushvalue(L, v - 1);
+        lua_concat(L, 3);
+      } else lua_pushvalue(L, v - 1);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, base + 3) == LUA_TNIL) {  /* fns[name] = f */
+        lua_pushvalue(L, -2);
+        lua_pushvalue(L, v);
+        lua_rawset(L, base + 3);
+      }
+      lua_pop(L, 1);
+      offer(L, base + 2, base + 5, v, rank);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Pushes this state's name map {object -> name (global table -> true),
+** C-function name -> function, module name -> table}, built from
+** package.loaded (the registry's _LOADED) once and cached.
+*/
+static void loadnames(lua_State *L) {
+  int base, loaded, g;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cachekey) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  luaL_checkstack(L, 24, "codec name map");
+  base = lua_gettop(L);
+  lua_createtable(L, 3, 0);                  /* base+1: the map */
+  lua_newtable(L);                           /* +2: object -> name */
+  lua_newtable(L);                           /* +3: name -> C function */
+  lua_newtable(L);                           /* +4: name -> library table */
+  lua_newtable(L);                           /* +5: object -> rank */
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  loaded = base + 6;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  g = base + 7;
+  if (lua_type(L, loaded) == LUA_TTABLE) {
+    lua_pushliteral(L, "_G");
+    if (lua_rawget(L, loaded) == LUA_TTABLE) scan(L, base + 8, 0, base, 0);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, loaded)) {
+      int v = lua_gettop(L);
+      if (lua_type(L, v - 1) == LUA_TSTRING && lua_type(L, v) == LUA_TTABLE &&
+          !lua_rawequal(L, v, g) && strcmp(lua_tostring(L, v - 1), "_G")) {
+        lua_pushvalue(L, v - 1);
+        if (lua_rawget(L, base + 4) == LUA_TNIL) {
+          lua_pushvalue(L, v - 1);
+          lua_pushvalue(L, v);
+          lua_rawset(L, base + 4);
+        }
+        lua_pop(L, 1);
+        int rank = isstd(lua_tostring(L, v - 1)) ? 1 : 2;
+        lua_pushvalue(L, v - 1);
+        offer(L, base + 2, base + 5, v, rank);
+        scan(L, v, v - 1, base, rank);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushvalue(L, g);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, base + 2);                   /* byobj[_G] = true */
+  lua_settop(L, base + 4);
+  lua_rawseti(L, base + 1, 3);
+  lua_rawseti(L, base + 1, 2);
+  lua_rawseti(L, base + 1, 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cachekey);
+}
+
+/* ---------------------------------------------------------------- encode */
+
+static uint8_t *room(ctx *c, size_t n) {
+  plush_buf *b = c->b;
+  if (b->cap - b->len < n && plush_buf_reserve(b, n)) return NULL;
+  return (uint8_t *)b->data + b->len;
+}
+
+static void store(uint8_t *p, uint64_t v, int n) {
+  while (n-- > 0) { p[n] = (uint8_t)v; v >>= 8; }
+}
+
+static int put1(ctx *c, uint8_t x) {
+  uint8_t *p = room(c, 1);
+  if (!p) return nomem(c);
+  *p = x;
+  c->b->len++;
+  return 0;
+}
+
+/* Op byte then an n-byte big-endian value. */
+static int putop(ctx *c, uint8_t op, uint64_t v, int n) {
+  uint8_t *p = room(c, 9);
+  if (!p) return nomem(c);
+  p[0] = op;
+  store(p + 1, v, n);
+  c->b->len += (size_t)n + 1;
+  return 0;
+}
+
+static int putint(ctx *c, lua_Integer v) {
+  if (v >= 0) {
+    if (v <= 0x7f) return put1(c, (uint8_t)v);
+    if (v <= 0xff) return putop(c, 0xcc, (uint64_t)v, 1);
+    if (v <= 0xffff) return putop(c, 0xcd, (uint64_t)v, 2);
+    if (v <= 0xffffffff) return putop(c, 0xce, (uint64_t)v, 4);
+    return putop(c, 0xcf, (uint64_t)v, 8);
+  }
+  if (v >= -32) return put1(c, (uint8_t)v);
+  if (v >= INT8_MIN) return putop(c, 0xd0, (uint64_t)v, 1);
+  if (v >= INT16_MIN) return putop(c, 0xd1, (uint64_t)v, 2);
+  if (v >= INT32_MIN) return putop(c, 0xd2, (uint64_t)v, 4);
+  return putop(c, 0xd3, (uint64_t)v, 8);
+}
+
+/* str, array and map headers: fix form, then 8 (if op8), 16, 32 bits. */
+static int puthead(ctx *c, size_t n, uint8_t fix, size_t fixmax, uint8_t op8) {
+  uint8_t op16 = fix == 0xa0 ? 0xda : fix == 0x90 ? 0xdc : 0xde;
+  if (n <= fixmax) return put1(c, (uint8_t)(fix | n));
+  if (op8 && n <= 0xff) return putop(c, op8, n, 1);
+  if (n <= 0xffff) return putop(c, op16, n, 2);
+  if (n <= 0xffffffff) return putop(c, (uint8_t)(op16 + 1), n, 4);
+  return refuse(c, "2^32 or more elements");
+}
+
+/* Ext whose payload is the string at idx (a C function or library name). */
+static int putname(ctx *c, int idx, int type) {
+  size_t n;
+  const char *s = lua_tolstring(c->L, idx, &n);
+  uint8_t *p = n > 0xff ? NULL : room(c, n + 3);
+  if (!p) return n > 0xff ? refuse(c, "name over 255 bytes") : nomem(c);
+  p[0] = 0xc7;
+  p[1] = (uint8_t)n;
+  p[2] = (uint8_t)type;
+  memcpy(p + 3, s, n);
+  c->b->len += n + 3;
+  return 0;
+}
+
+static int putglobals(ctx *c) {
+  uint8_t *p = room(c, 3);
+  if (!p) return nomem(c);
+  p[0] = 0xc7, p[1] = 0, p[2] = PLUSH_EXT_GLOBALS;
+  c->b->len += 3;
+  return 0;
+}
+
+/*
+** A table or Lua function seen before in this value becomes a BACKREF
+** (returns 1); else it gets the next ref number (returns 0).
+*/
+static int mark(ctx *c, int idx) {
+  lua_State *L = c->L;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, c->refs) == LUA_TNUMBER) {
+    lua_Integer r = lua_tointeger(L, -1);
+    uint8_t *p = room(c, 6);
+    lua_pop(L, 1);
+    if (!p) return nomem(c);
+    p[0] = 0xd6, p[1] = PLUSH_EXT_BACKREF;
+    store(p + 2, (uint64_t)r, 4);
+    c->b->len += 6;
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (c->nref > (lua_Integer)UINT32_MAX) return refuse(c, "over 2^32 tables");
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, c->nref++);
+  lua_rawset(L, c->refs);
+  return 0;
+}
+
+static int put(ctx *c, int idx);
+
+/*
+** Library tables and _G go by name; otherwise a first pass over the keys
+** counts them and checks for a pure sequence (every key an integer in
+** 1..#t, as many keys as #t), which travels as an array, else a map.
+*/
+static int puttab(ctx *c, int idx) {
+  lua_State *L = c->L;
+  lua_Unsigned n = lua_rawlen(L, idx), cnt = 0;
+  int rc, seq = n > 0, t;
+  seg *s;
+  lua_pushvalue(L, idx);
+  if ((t = lua_rawget(L, c->names)) != LUA_TNIL) {
+    rc = t == LUA_TSTRING ? putname(c, -1, PLUSH_EXT_MODULE) : putglobals(c);
+    lua_pop(L, 1);
+    return rc;
+  }
+  lua_pop(L, 1);
+  if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  if ((rc = enter(c))) return rc;
+  s = &c->path[c->depth];
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    cnt++;
+    if (seq && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+                (lua_Unsigned)lua_tointeger(L, -1) > n))
+      seq = 0;
+  }
+  if (seq && cnt == n) {
+    lua_Integer i;
+    if ((rc = puthead(c, n, 0x90, 15, 0))) return rc;
+    s->kind = SEG_INT;
+    for (i = 1; i <= (lua_Integer)n; i++) {
+      lua_rawgeti(L, idx, i);
+      s->i = i;
+      if ((rc = put(c, lua_gettop(L)))) return rc;
+      lua_pop(L, 1);
+    }
+  } else {
+    if ((rc = puthead(c, cnt, 0x80, 15, 0))) return rc;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      int top = lua_gettop(L);
+      s->kind = SEG_MKEY;
+      if ((rc = put(c, top - 1))) return rc;
+      s->kind = SEG_KEY, s->idx = top - 1;
+      if ((rc = put(c, top))) return rc;
+      lua_pop(L, 1);
+    }
+  }
+  c->depth--;
+  return 0;
+}
+
+static int writer(lua_State *L, const void *p, size_t n, void *ud) {
+  (void)L;
+  return plush_buf_append(ud, p, n) ? 1 : 0;
+}
+
+/*
+** C functions go by name. A Lua function is ext 32 (length patched at the
+** end) holding a bin 32 of lua_dump output (length patched after the dump)
+** and the array of its upvalues, so nothing is staged in a temp buffer.
+*/
+static int putfn(ctx *c, int idx) {
+  lua_State *L = c->L;
+  lua_Debug ar;
+  size_t at = c->b->len, n;
+  int rc, i;
+  if (lua_iscfunction(L, idx)) {
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, c->names) != LUA_TSTRING) return refuse(c, "C function");
+    rc = putname(c, -1, PLUSH_EXT_CFUNC);
+    lua_pop(L, 1);
+    return rc;
+  }
+  if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  if ((rc = enter(c))) return rc;
+  if (!room(c, 11)) return nomem(c);
+  c->b->data[at] = (char)0xc9;
+  c->b->data[at + 5] = PLUSH_EXT_FUNCTION;
+  c->b->data[at + 6] = (char)0xc6;
+  c->b->len += 11;
+  lua_pushvalue(L, idx);
+  if (lua_dump(L, writer, c->b, 0)) return nomem(c);
+  lua_pop(L, 1);
+  if ((n = c->b->len - at - 11) > 0xffffffff) return refuse(c, "function over 4 GiB");
+  store((uint8_t *)c->b->data + at + 7, n, 4);
+  lua_pushvalue(L, idx);
+  lua_getinfo(L, ">u", &ar);
+  if ((rc = puthead(c, ar.nups, 0x90, 15, 0))) return rc;
+  c->path[c->depth].kind = SEG_UPV;
+  c->path[c->depth].idx = idx;
+  for (i = 1; i <= ar.nups; i++) {
+    const char *nm = lua_getupvalue(L, idx, i);
+    c->path[c->depth].i = i;
+    rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
+    if (rc) return rc;
+    lua_pop(L, 1);
+  }
+  if ((n = c->b->len - at - 6) > 0xffffffff) return refuse(c, "function over 4 GiB");
+  store((uint8_t *)c->b->data + at + 1, n, 4);
+  c->depth--;
+  return 0;
+}
+
+static int put(ctx *c, int idx) {
+  lua_State *L = c->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: return put1(c, 0xc0);
+    case LUA_TBOOLEAN: return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) return putint(c, lua_tointeger(L, idx));
+      else {
+        double d = (double)lua_tonumber(L, idx);
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        return putop(c, 0xcb, u, 8);
+      }
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      int rc = puthead(c, n, 0xa0, 31, 0xd9);
+      if (rc) return rc;
+      return plush_buf_append(c->b, s, n) ? nomem(c) : 0;
+    }
+    case LUA_TTABLE: return puttab(c, idx);
+    case LUA_TFUNCTION: return putfn(c, idx);
+    case LUA_TTHREAD: return refuse(c, "thread");
+    default: return refuse(c, "userdata");
+  }
+}
+
+static void init(ctx *c, lua_State *L, const char *root, char *err, size_t n) {
+  c->L = L;
+  c->root = root ? root : "value";
+  c->err = err;
+  c->errlen = err ? n : 0;
+  if (c->errlen) err[0] = '\0';
+  c->refs = c->names = c->rc = c->depth = 0;
+  c->nref = 0;
+}
+
+static int encbody(lua_State *L) {
+  ctx *c = lua_touserdata(L, 1);
+  lua_newtable(L);
+  c->refs = 3;
+  loadnames(L);
+  lua_rawgeti(L, -1, 1);
+  c->names = 5;
+  c->rc = put(c, 2);
+  return 0;
+}
+
+/*
+** Scalars cannot raise, so they skip the pcall; tables and functions run
+** under it (arguments: the ctx, a copy of the value).
+*/
+int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
+                 char *err, size_t errlen) {
+  ctx c;
+  size_t len0 = out->len;
+  int top = lua_gettop(L), t, st;
+  init(&c, L, root, err, errlen);
+  c.b = out;
+  idx = lua_absindex(L, idx);
+  t = lua_type(L, idx);
+  if (t != LUA_TTABLE && t != LUA_TFUNCTION) c.rc = put(&c, idx);
+  else if (!lua_checkstack(L, 4)) c.rc = fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
+  else {
+    lua_pushcfunction(L, encbody);
+    lua_pushlightuserdata(L, &c);
+    lua_pushvalue(L, idx);
+    if ((st = lua_pcall(L, 2, 0, 0)) != LUA_OK) {
+      const char *m = lua_tostring(L, -1);
+      c.rc = fail(&c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_EUNSER,
+                  "cannot serialise %s: %s", c.root, m ? m : "error");
+    }
+  }
+  lua_settop(L, top);
+  if (c.rc) out->len = len0;
+  return c.rc;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static const uint8_t *take(ctx *c, size_t n) {
+  const uint8_t *p = c->p;
+  if ((size_t)(c->end - p) < n) return NULL;
+  c->p += n;
+  return p;
+}
+
+/* Reads an n-byte big-endian number. */
+static int getnum(ctx *c, int n, uint64_t *v) {
+  const uint8_t *p = take(c, (size_t)n);
+  *v = 0;
+  if (!p) return eof(c);
+  for (; n > 0; n--) *v = *v << 8 | *p++;
+  return 0;
+}
+
+/* Records the object at the top as the next ref (0-based on the wire). */
+static void addref(ctx *c) {
+  lua_pushvalue(c->L, -1);
+  lua_rawseti(c->L, c->refs, ++c->nref);
+}
+
+static int get(ctx *c);
+
+static int getarr(ctx *c, uint64_t n) {
+  lua_State *L = c->L;
+  uint64_t i;
+  int rc, t;
+  if (n > (uint64_t)(c->end - c->p)) return eof(c);
+  if ((rc = enter(c))) return rc;
+  lua_createtable(L, n < 0x7fffffff ? (int)n : 0, 0);
+  t = lua_gettop(L);
+  addref(c);
+  c->path[c->depth].kind = SEG_INT;
+  for (i = 1; i <= n; i++) {
+    c->path[c->depth].i = (lua_Integer)i;
+    if ((rc = get(c))) return rc;
+    lua_rawseti(L, t, (lua_Integer)i);
+  }
+  c->depth--;
+  return 0;
+}
+
+static int getmap(ctx *c, uint64_t n) {
+  lua_State *L = c->L;
+  seg *s;
+  int rc, t;
+  if (n > (uint64_t)(c->end - c->p) / 2) return eof(c);
+  if ((rc = enter(c))) return rc;
+  lua_createtable(L, 0, n < 0x7fffffff ? (int)n : 0);
+  t = lua_gettop(L);
+  addref(c);
+  s = &c->path[c->depth];
+  for (; n > 0; n--) {
+    s->kind = SEG_MKEY;
+    if ((rc = get(c))) return rc;
+    if (lua_isnil(L, -1) ||
+        (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+      return fail(c, PLUSH_ECORRUPT, "table key is %s", lua_isnil(L, -1) ? "nil" : "NaN");
+    s->kind = SEG_KEY, s->idx = lua_gettop(L);
+    if ((rc = get(c))) return rc;
+    lua_rawset(L, t);
+  }
+  c->depth--;
+  return 0;
+}
+
+/*
+** Walks a Lua 5.4 binary chunk (lundump.c's order) checking every count
+** against the bytes left and the nesting of prototypes, and that counts
+** which must match do (lundump 5.4.4 writes as many upvalue names as the
+** chunk says, past the end of the upvalue array if it says too many).
+*/
+typedef struct bc { const uint8_t *p, *e; } bc;
+
+static int skip(bc *s, size_t n) {
+  if ((size_t)(s->e - s->p) < n) return -1;
+  s->p += n;
+  return 0;
+}
+
+static int getuv(bc *s, size_t lim, size_t *v) {  /* lundump loadUnsigned */
+  size_t x = 0;
+  int b;
+  lim >>= 7;
+  do {
+    if (s->p >= s->e || x >= lim) return -1;
+    b = *s->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while (!(b & 0x80));
+  *v = x;
+  return 0;
+}
+
+static int getvec(bc *s, size_t *n, size_t w) {  /* count of >= w-byte items */
+  return getuv(s, 0x7fffffff, n) || *n > (size_t)(s->e - s->p) / w ? -1 : 0;
+}
+
+static int skipstr(bc *s, int need) {
+  size_t n;
+  if (getuv(s, (size_t)-1, &n) || (need && n == 0)) return -1;
+  return n ? skip(s, n - 1) : 0;
+}
+
+static int walkproto(bc *s, int depth, size_t *nup) {
+  size_t n, i, x, k, ncode;
+  if (depth > PLUSH_MAX_DEPTH || skipstr(s, 0) || getuv(s, 0x7fffffff, &x) ||
+      getuv(s, 0x7fffffff, &x) || skip(s, 3) || getvec(s, &ncode, 4) ||
+      skip(s, 4 * ncode) || getvec(s, &n, 1))
+    return -1;
+  for (i = 0; i < n; i++) {                  /* constants */
+    if (s->p >= s->e) return -1;
+    k = *s->p++;
+    if (k == 3 || k == 19) { if (skip(s, 8)) return -1; }   /* int, float */
+    else if (k == 4 || k == 20) { if (skipstr(s, 1)) return -1; }
+    else if (k != 0 && k != 1 && k != 17) return -1;  /* nil, false, true */
+  }
+  if (getvec(s, nup, 3) || skip(s, 3 * *nup) || getvec(s, &n, 1)) return -1;
+  for (i = 0; i < n; i++)
+    if (walkproto(s, depth + 1, &x)) return -1;
+  if (getvec(s, &n, 1) || (n && n != ncode) || skip(s, n) || getvec(s, &n, 2))
+    return -1;                                /* lineinfo: none or 1 per op */
+  for (i = 0; i < n; i++)
+    if (getuv(s, 0x7fffffff, &x) || getuv(s, 0x7fffffff, &x)) return -1;
+  if (getvec(s, &n, 3)) return -1;
+  for (i = 0; i < n; i++)
+    if (skipstr(s, 0) || getuv(s, 0x7fffffff, &x) || getuv(s, 0x7fffffff, &x)) return -1;
+  if (getuv(s, 0x7fffffff, &n) || (n && n != *nup)) return -1;
+  for (i = 0; i < n; i++)      /* upvalue names: none or all (5.4.4 trusts n) */
+    if (skipstr(s, 0)) return -1;
+  return 0;
+}
+
+static int checkdump(const uint8_t *p, size_t n) {
+  static const uint8_t h[] = {0x1b, 'L', 'u', 'a', 0x54, 0, 0x19, 0x93, '\r',
+    '\n', 0x1a, '\n', 4, sizeof(lua_Integer), sizeof(lua_Number)};
+  bc s = {p, p + n};
+  size_t nup, u;
+  if (n < sizeof h + 17 || memcmp(p, h, sizeof h)) return -1;
+  s.p += sizeof h + 16;                      /* LUAC_INT, LUAC_NUM */
+  nup = *s.p++;
+  return walkproto(&s, 0, &u) || u != nup || s.p != s.e ? -1 : 0;
+}
+
+typedef struct rdr { const char *p; size_t n; } rdr;
+
+static const char *reader(lua_State *L, void *ud, size_t *sz) {
+  rdr *r = ud;
+  (void)L;
+  *sz = r->n;
+  r->n = 0;
+  return *sz ? r->p : NULL;
+}
+
+/*
+** FUNCTION payload (input already limited to it): bytecode, loaded as
+** binary only, registered as a ref before its upvalues are decoded so a
+** function can be its own upvalue; then exactly nups upvalues.
+*/
+static int getfn(ctx *c) {
+  lua_State *L = c->L;
+  lua_Debug ar;
+  const uint8_t *q;
+  uint64_t n;
+  rdr r;
+  int rc, f, st;
+  uint32_t i;
+  if ((rc = enter(c))) return rc;
+  if (!(q = take(c, 1))) return eof(c);
+  if ((*q & 0xe0) == 0xa0) n = *q & 0x1f;
+  else if (*q >= 0xc4 && *q <= 0xc6) { if ((rc = getnum(c, 1 << (*q - 0xc4), &n))) return rc; }
+  else if (*q >= 0xd9 && *q <= 0xdb) { if ((rc = getnum(c, 1 << (*q - 0xd9), &n))) return rc; }
+  else return fail(c, PLUSH_ECORRUPT, "function without bytecode");
+  if (!(q = take(c, n))) return eof(c);
+  if (checkdump(q, n)) return fail(c, PLUSH_ECORRUPT, "bad function bytecode");
+  r.p = (const char *)q, r.n = n;
+  if ((st = lua_load(L, reader, &r, "=(plush)", "b")) != LUA_OK)
+    return fail(c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_ECORRUPT,
+                "bad function bytecode: %s", lua_tostring(L, -1));
+  f = lua_gettop(L);
+  addref(c);
+  lua_pushvalue(L, f);
+  lua_getinfo(L, ">u", &ar);
+  if (!(q = take(c, 1))) return eof(c);
+  if ((*q & 0xf0) == 0x90) n = *q & 0x0f;
+  else if (*q == 0xdc || *q == 0xdd) { if ((rc = getnum(c, *q == 0xdc ? 2 : 4, &n))) return rc; }
+  else return fail(c, PLUSH_ECORRUPT, "function without upvalue array");
+  if (n != ar.nups)
+    return fail(c, PLUSH_ECORRUPT, "function has %d upvalues, got %llu",
+                ar.nups, (unsigned long long)n);
+  c->path[c->depth].kind = SEG_UPV;
+  c->path[c->depth].idx = f;
+  for (i = 1; i <= ar.nups; i++) {
+    c->path[c->depth].i = i;
+    if ((rc = get(c))) return rc;
+    lua_setupvalue(L, f, (int)i);
+  }
+  c->depth--;
+  return 0;
+}
+
+/* Pushes map[which][name] (2: C functions, 3: library tables). */
+static int lookup(ctx *c, const uint8_t *q, size_t n, int which) {
+  lua_State *L = c->L;
+  char t[64];
+  size_t i;
+  loadnames(L);
+  lua_rawgeti(L, -1, which);
+  lua_pushlstring(L, (const char *)q, n);
+  if (lua_rawget(L, -2) != LUA_TNIL) {
+    lua_insert(L, -3);
+    lua_pop(L, 2);
+    return 0;
+  }
+  for (i = 0; i < n && i < sizeof t - 1; i++)
+    t[i] = q[i] >= 32 && q[i] < 127 ? (char)q[i] : '?';
+  t[i] = '\0';
+  return fail(c, PLUSH_ECORRUPT, "unknown %s '%s'",
+              which == 2 ? "C function" : "module", t);
+}
+
+static int getext(ctx *c, size_t n) {
+  lua_State *L = c->L;
+  const uint8_t *q, *end;
+  uint64_t r;
+  int rc, type;
+  if (!(q = take(c, 1))) return eof(c);
+  type = (int8_t)*q;
+  if (n > (size_t)(c->end - c->p)) return eof(c);
+  switch (type) {
+    case PLUSH_EXT_BACKREF:
+      if (n != 4) return fail(c, PLUSH_ECORRUPT, "back-reference of %zu bytes", n);
+      getnum(c, 4, &r);
+      if (r >= (uint64_t)c->nref)
+        return fail(c, PLUSH_ECORRUPT, "back-reference to object %llu of %lld",
+                    (unsigned long long)r, (long long)c->nref);
+      lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
+      return 0;
+    case PLUSH_EXT_FUNCTION:
+      end = c->end;
+      c->end = c->p + n;
+      rc = getfn(c);
+      if (rc == PLUSH_ETRUNC)
+        rc = fail(c, PLUSH_ECORRUPT, "function payload overruns its length");
+      else if (!rc && c->p != c->end)
+        rc = fail(c, PLUSH_ECORRUPT, "function payload has extra bytes");
+      c->end = end;
+      return rc;
+    case PLUSH_EXT_GLOBALS:
+      q = take(c, n);
+      if (n > 1 || (n == 1 && q[0])) return fail(c, PLUSH_ECORRUPT, "bad globals marker");
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      return 0;
+    case PLUSH_EXT_CFUNC:
+    case PLUSH_EXT_MODULE:
+      q = take(c, n);
+      return lookup(c, q, n, type == PLUSH_EXT_CFUNC ? 2 : 3);
+    default: return fail(c, PLUSH_ECORRUPT, "unknown extension type %d", type);
+  }
+}
+
+static int get(ctx *c) {
+  lua_State *L = c->L;
+  const uint8_t *q;
+  uint64_t v;
+  int rc, w;
+  uint8_t b;
+  if (c->p >= c->end) return eof(c);
+  b = *c->p++;
+  if (b <= 0x7f || b >= 0xe0) {               /* positive, negative fixint */
+    lua_pushinteger(L, (int8_t)b);
+    return 0;
+  }
+  if (b <= 0x8f) return getmap(c, b & 0x0f);
+  if (b <= 0x9f) return getarr(c, b & 0x0f);
+  if (b <= 0xbf) { v = b & 0x1f; goto str; }
+  switch (b) {
+    case 0xc0: lua_pushnil(L); return 0;
+    case 0xc2: case 0xc3: lua_pushboolean(L, b & 1); return 0;
+    case 0xc4: case 0xc5: case 0xc6: w = 1 << (b - 0xc4); break;
+    case 0xd9: case 0xda: case 0xdb: w = 1 << (b - 0xd9); break;
+    case 0xc7: case 0xc8: case 0xc9:
+      if ((rc = getnum(c, 1 << (b - 0xc7), &v))) return rc;
+      return getext(c, v);
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+      return getext(c, (size_t)1 << (b - 0xd4));
+    case 0xca: {
+      float f;
+      uint32_t u;
+      if ((rc = getnum(c, 4, &v))) return rc;
+      u = (uint32_t)v;
+      memcpy(&f, &u, 4);
+      lua_pushnumber(L, (lua_Number)f);
+      return 0;
+    }
+    case 0xcb: {
+      double d;
+      if ((rc = getnum(c, 8, &v))) return rc;
+      memcpy(&d, &v, 8);
+      lua_pushnumber(L, (lua_Number)d);
+      return 0;
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+      if ((rc = getnum(c, 1 << (b - 0xcc), &v))) return rc;
+      if (v > INT64_MAX) return fail(c, PLUSH_ECORRUPT, "integer out of range");
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+      w = 1 << (b - 0xd0);
+      if ((rc = getnum(c, w, &v))) return rc;
+      if (w < 8 && (v >> (8 * w - 1)) & 1) v |= ~(uint64_t)0 << (8 * w);
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case 0xdc: case 0xdd: case 0xde: case 0xdf:
+      if ((rc = getnum(c, b & 1 ? 4 : 2, &v))) return rc;
+      return b < 0xde ? getarr(c, v) : getmap(c, v);
+    default: return fail(c, PLUSH_ECORRUPT, "invalid type byte 0x%02x", b);
+  }
+  if ((rc = getnum(c, w, &v))) return rc;
+str:
+  if (!(q = take(c, v))) return eof(c);
+  lua_pushlstring(L, (const char *)q, v);
+  return 0;
+}
+
+static int decbody(lua_State *L) {
+  ctx *c = lua_touserdata(L, 1);
+  uint8_t b = c->p < c->end ? *c->p : 0;
+  if ((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
+      (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf)) {
+    lua_newtable(L);
+    c->refs = 2;
+  }
+  c->rc = get(c);
+  return c->rc ? 0 : 1;
+}
+
+int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
+                 char *err, size_t errlen) {
+  ctx c;
+  int top = lua_gettop(L), st;
+  init(&c, L, "value", err, errlen);
+  c.p = (const uint8_t *)(data ? data : "");
+  c.end = c.p + (data ? len : 0);
+  if (!lua_checkstack(L, 4)) return fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
+  lua_pushcfunction(L, decbody);
+  lua_pushlightuserdata(L, &c);
+  if ((st = lua_pcall(L, 1, 1, 0)) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    c.rc = fail(&c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_ECORRUPT, "%s",
+                m ? m : "error while decoding");
+  }
+  if (c.rc) {
+    lua_settop(L, top);
+    return c.rc;
+  }
+  if (used) *used = (size_t)(c.p - (const uint8_t *)(data ? data : ""));
+  return 0;
+}

@@ -1,0 +1,465 @@
+/*
+** conn.c — an authenticated, framed connection over a libuv TCP stream.
+**
+** Life of a conn: created by accept/connect, then HANDSHAKE (auth.h's three
+** messages), then READY (frames both ways), then CLOSING until both of its
+** libuv handles (the socket and the handshake timer) have closed; on_close
+** runs exactly once, after which the memory is freed here and nowhere else.
+*/
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plush.h"
+
+enum { S_HELLO, S_PROVE, S_PROOF, S_READY, S_CLOSING };
+
+#define READBUF 65536
+#define DIRECT_MIN 16384
+
+struct plush_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  plush_conn_cbs cbs;
+  void *data;
+  uint8_t key[PLUSH_KEY_SIZE];
+  uint8_t role;
+  int server;
+  int state;
+  int open_handles;
+  int reading;
+  int paused;
+  int above_high;
+  uint8_t nonce_s[PLUSH_NONCE_SIZE];
+  uint8_t nonce_c[PLUSH_NONCE_SIZE];
+  uint8_t hs[PLUSH_PROVE_SIZE];
+  size_t hslen;
+  size_t high_water;
+  size_t queued;
+  plush_parser parser;
+  int reason;
+  char msg[200];
+  char peer[64];
+  char readbuf[READBUF];
+};
+
+/*
+** A write request owns what it writes until libuv is done with it: a copy
+** or a malloc'd payload (owned), or a reference to a received frame.
+*/
+typedef struct wreq {
+  uv_write_t req;
+  plush_conn *c;
+  char *owned;
+  plush_frame *frame;
+  size_t bytes;
+  unsigned char hdr[PLUSH_HDR_SIZE];
+} wreq;
+
+static void startread(plush_conn *c);
+
+static void closed(uv_handle_t *h) {
+  plush_conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
+  plush_parser_free(&c->parser);
+  free(c);
+}
+
+static void closehandles(plush_conn *c) {
+  uv_close((uv_handle_t *)&c->tcp, closed);
+  uv_close((uv_handle_t *)&c->timer, closed);
+}
+
+static void shutdowndone(uv_shutdown_t *req, int status) {
+  (void)status;
+  closehandles(req->data);
+}
+
+void plush_conn_close(plush_conn *c, int reason, const char *msg) {
+  if (c->state == S_CLOSING) return;
+  c->state = S_CLOSING;
+  c->reason = reason;
+  snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "closed");
+  uv_timer_stop(&c->timer);
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+  /* A normal close lets queued writes reach the peer first. */
+  if (reason == 0 && c->queued > 0) {
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdowndone) == 0)
+      return;
+  }
+  closehandles(c);
+}
+
+static void failf(plush_conn *c, int code, const char *fmt, const char *a) {
+  char m[200];
+  snprintf(m, sizeof m, fmt, a);
+  plush_conn_close(c, code, m);
+}
+
+static void written(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  plush_conn *c = w->c;
+  free(w->owned);
+  plush_frame_unref(w->frame);
+  c->queued -= w->bytes;
+  free(w);
+  if (status < 0) {
+    if (status != UV_ECANCELED)
+      failf(c, status, "write failed: %s", uv_strerror(status));
+    return;
+  }
+  if (c->above_high && c->queued <= c->high_water / 2) {
+    c->above_high = 0;
+    if (c->cbs.on_drain && c->state == S_READY) c->cbs.on_drain(c);
+  }
+}
+
+static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
+  int r;
+  w->c = c;
+  c->queued += w->bytes;
+  r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, written);
+  if (r < 0) {
+    c->queued -= w->bytes;
+    free(w->owned);
+    plush_frame_unref(w->frame);
+    free(w);
+    failf(c, r, "write failed: %s", uv_strerror(r));
+    return r;
+  }
+  if (c->queued > c->high_water) c->above_high = 1;
+  return 0;
+}
+
+/* Handshake bytes go out as plain owned copies. */
+static int rawwrite(plush_conn *c, const void *p, size_t n) {
+  wreq *w = calloc(1, sizeof *w);
+  uv_buf_t b;
+  if (w == NULL || (w->owned = malloc(n)) == NULL) {
+    free(w);
+    return PLUSH_ENOMEM;
+  }
+  memcpy(w->owned, p, n);
+  w->bytes = n;
+  b = uv_buf_init(w->owned, (unsigned)n);
+  return dowrite(c, w, &b, 1);
+}
+
+static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
+                    plush_frame *f, const char *p, size_t len) {
+  wreq *w;
+  uv_buf_t b[2];
+  if (c->state != S_READY) {
+    free(owned);
+    return PLUSH_ECLOSED;
+  }
+  if (len > UINT32_MAX) {
+    free(owned);
+    return PLUSH_ETOOBIG;
+  }
+  w = malloc(sizeof *w);
+  if (w == NULL) {
+    free(owned);
+    return PLUSH_ENOMEM;
+  }
+  h->len = (uint32_t)len;
+  plush_hdr_pack(h, w->hdr);
+  w->owned = owned;
+  w->frame = f ? plush_frame_ref(f) : NULL;
+  w->bytes = PLUSH_HDR_SIZE + len;
+  b[0] = uv_buf_init((char *)w->hdr, PLUSH_HDR_SIZE);
+  b[1] = uv_buf_init((char *)p, (unsigned)len);
+  return dowrite(c, w, b, len ? 2 : 1);
+}
+
+int plush_conn_write(plush_conn *c, plush_hdr *h, const void *payload,
+                     size_t len) {
+  char *copy = NULL;
+  if (len) {
+    if ((copy = malloc(len)) == NULL) return PLUSH_ENOMEM;
+    memcpy(copy, payload, len);
+  }
+  return hdrwrite(c, h, copy, NULL, copy, len);
+}
+
+int plush_conn_write_owned(plush_conn *c, plush_hdr *h, char *payload,
+                           size_t len) {
+  return hdrwrite(c, h, payload, NULL, payload, len);
+}
+
+int plush_conn_write_hdr_frame(plush_conn *c, plush_hdr *h, plush_frame *f) {
+  return hdrwrite(c, h, NULL, f, plush_frame_payload(f), f->hdr.len);
+}
+
+int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
+  wreq *w;
+  uv_buf_t b;
+  if (c->state != S_READY) return PLUSH_ECLOSED;
+  if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
+  w->frame = plush_frame_ref(f);
+  w->bytes = PLUSH_HDR_SIZE + f->hdr.len;
+  b = uv_buf_init((char *)f->raw, (unsigned)w->bytes);
+  return dowrite(c, w, &b, 1);
+}
+
+static void gotframe(void *ud, plush_frame *f) {
+  plush_conn *c = ud;
+  if (c->state != S_READY) {
+    plush_frame_unref(f);
+    return;
+  }
+  c->cbs.on_frame(c, f);
+}
+
+static void feed(plush_conn *c, const char *p, size_t n) {
+  int r = plush_parser_feed(&c->parser, p, n, gotframe, c);
+  if (r < 0 && c->state != S_CLOSING)
+    failf(c, r, "%s", c->parser.err);
+}
+
+static void ready(plush_conn *c) {
+  c->state = S_READY;
+  uv_timer_stop(&c->timer);
+  if (c->cbs.on_ready) c->cbs.on_ready(c);
+}
+
+/*
+** The handshake is consumed byte-exactly: whatever follows the last
+** handshake message in the same read is fed to the frame parser, so a
+** fast peer's first frame is not lost.
+*/
+static void handshake(plush_conn *c, const char *p, size_t n) {
+  while (n > 0 && c->state < S_READY) {
+    size_t need = c->state == S_HELLO   ? PLUSH_HELLO_SIZE
+                  : c->state == S_PROVE ? PLUSH_PROVE_SIZE
+                                        : PLUSH_PROOF_SIZE;
+    size_t take = need - c->hslen < n ? need - c->hslen : n;
+    memcpy(c->hs + c->hslen, p, take);
+    c->hslen += take;
+    p += take;
+    n -= take;
+    if (c->hslen < need) return;
+    c->hslen = 0;
+    if (c->state == S_HELLO) {
+      uint8_t out[PLUSH_PROVE_SIZE];
+      if (plush_auth_prove(c->key, c->hs, c->role, c->nonce_s, c->nonce_c,
+                           out) < 0) {
+        failf(c, PLUSH_EAUTH, "not a plush controller at %s", c->peer);
+        return;
+      }
+      if (rawwrite(c, out, sizeof out) < 0) return;
+      c->state = S_PROOF;
+    } else if (c->state == S_PROVE) {
+      uint8_t out[PLUSH_PROOF_SIZE];
+      if (plush_auth_check(c->key, c->nonce_s, c->hs, &c->role, out) < 0) {
+        failf(c, PLUSH_EAUTH, "authentication failed for peer %s", c->peer);
+        return;
+      }
+      if (rawwrite(c, out, sizeof out) < 0) return;
+      ready(c);
+    } else {
+      if (plush_auth_verify(c->key, c->nonce_s, c->nonce_c, c->role,
+                            c->hs) < 0) {
+        failf(c, PLUSH_EAUTH, "authentication refused by %s", c->peer);
+        return;
+      }
+      ready(c);
+    }
+  }
+  if (n > 0 && c->state == S_READY) feed(c, p, n);
+}
+
+/*
+** Big payloads are read straight into their frame (no copy); everything
+** else goes through the connection's read buffer.
+*/
+static void alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  plush_conn *c = h->data;
+  size_t room = 0;
+  char *d = c->state == S_READY ? plush_parser_direct(&c->parser, &room)
+                                : NULL;
+  (void)hint;
+  if (d != NULL && room >= DIRECT_MIN) {
+    *buf = uv_buf_init(d, room > (1u << 30) ? (1u << 30) : (unsigned)room);
+    return;
+  }
+  *buf = uv_buf_init(c->readbuf, READBUF);
+}
+
+static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  plush_conn *c = s->data;
+  if (n < 0) {
+    if (n == UV_EOF)
+      plush_conn_close(c, UV_EOF, "connection closed by peer");
+    else
+      failf(c, (int)n, "read failed: %s", uv_strerror((int)n));
+    return;
+  }
+  if (n == 0 || c->state == S_CLOSING) return;
+  if (buf->base != c->readbuf) {
+    int r = plush_parser_advance(&c->parser, (size_t)n, gotframe, c);
+    if (r < 0 && c->state != S_CLOSING) failf(c, r, "%s", c->parser.err);
+  } else if (c->state < S_READY) {
+    handshake(c, buf->base, (size_t)n);
+  } else {
+    feed(c, buf->base, (size_t)n);
+  }
+}
+
+static void startread(plush_conn *c) {
+  if (c->reading || c->paused || c->state == S_CLOSING) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, alloc, onread) == 0)
+    c->reading = 1;
+}
+
+void plush_conn_pause(plush_conn *c) {
+  c->paused = 1;
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+}
+
+void plush_conn_resume(plush_conn *c) {
+  c->paused = 0;
+  startread(c);
+}
+
+static void hstimeout(uv_timer_t *t) {
+  plush_conn *c = t->data;
+  failf(c, UV_ETIMEDOUT, "handshake with %s timed out", c->peer);
+}
+
+static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
+                           const plush_conn_cbs *cbs, void *data) {
+  plush_conn *c = calloc(1, sizeof *c);
+  double t;
+  if (c == NULL) return NULL;
+  if (plush_auth_init() < 0) {
+    free(c);
+    return NULL;
+  }
+  uv_tcp_init(loop, &c->tcp);
+  uv_timer_init(loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  c->cbs = *cbs;
+  c->data = data;
+  memcpy(c->key, o->key, PLUSH_KEY_SIZE);
+  c->role = o->role;
+  c->high_water = o->high_water ? o->high_water : (size_t)8 << 20;
+  plush_parser_init(&c->parser,
+                    o->max_frame ? o->max_frame : PLUSH_DEFAULT_MAX_FRAME);
+  snprintf(c->peer, sizeof c->peer, "?");
+  t = o->handshake_timeout > 0 ? o->handshake_timeout : 10.0;
+  uv_timer_start(&c->timer, hstimeout, (uint64_t)(t * 1000), 0);
+  return c;
+}
+
+static void setpeer(plush_conn *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[48] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      uv_ip4_name(a, ip, sizeof ip);
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      uv_ip6_name(a, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+    }
+  }
+  snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+}
+
+int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
+                      const plush_conn_cbs *cbs, void *data,
+                      plush_conn **out) {
+  plush_conn *c = newconn(server->loop, o, cbs, data);
+  uint8_t hello[PLUSH_HELLO_SIZE];
+  int r;
+  *out = NULL;
+  if (c == NULL) return PLUSH_ENOMEM;
+  c->server = 1;
+  c->state = S_PROVE;
+  if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
+    plush_conn_close(c, r, "accept failed");
+    return r;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  setpeer(c);
+  plush_auth_hello(c->nonce_s, hello);
+  if ((r = rawwrite(c, hello, sizeof hello)) < 0) return r;
+  startread(c);
+  *out = c;
+  return 0;
+}
+
+static void connected(uv_connect_t *req, int status) {
+  plush_conn *c = req->data;
+  if (c->state == S_CLOSING) return;
+  if (status < 0) {
+    failf(c, status, "cannot connect to %s", c->peer);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  startread(c);
+}
+
+static int resolve(uv_loop_t *loop, const char *host, int port,
+                   struct sockaddr_storage *ss) {
+  struct addrinfo hints, *res = NULL;
+  uv_getaddrinfo_t req;
+  char ports[16];
+  int r;
+  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(ports, sizeof ports, "%d", port);
+  r = uv_getaddrinfo(loop, &req, NULL, host, ports, &hints);
+  if (r < 0) return r;
+  res = req.addrinfo;
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  uv_freeaddrinfo(res);
+  return 0;
+}
+
+int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
+                       const plush_conn_opts *o, const plush_conn_cbs *cbs,
+                       void *data, plush_conn **out) {
+  struct sockaddr_storage ss;
+  plush_conn *c;
+  int r;
+  *out = NULL;
+  if ((r = resolve(loop, host, port, &ss)) < 0) return r;
+  if ((c = newconn(loop, o, cbs, data)) == NULL) return PLUSH_ENOMEM;
+  c->state = S_HELLO;
+  snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+  c->creq.data = c;
+  r = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss, connected);
+  if (r < 0) {
+    c->cbs.on_close = NULL; /* the caller hears of it through r */
+    plush_conn_close(c, r, "connect failed");
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+void *plush_conn_data(plush_conn *c) { return c->data; }
+void plush_conn_set_data(plush_conn *c, void *data) { c->data = data; }
+uint8_t plush_conn_role(plush_conn *c) { return c->role; }
+int plush_conn_is_ready(plush_conn *c) { return c->state == S_READY; }
+const char *plush_conn_peer(plush_conn *c) { return c->peer; }
+size_t plush_conn_queued(plush_conn *c) { return c->queued; }

@@ -1,0 +1,601 @@
+/*
+** controller.c — connections, routing, the balanced queue, heartbeats.
+**
+** Data plane: REQ, REPLY and OUTPUT frames are routed on their 24-byte
+** header alone; the payload is never decoded here, and a frame is
+** forwarded by reference (plush_conn_write_frame), so a 100 MB push costs
+** the controller one read and one write. Only control messages (REGISTER,
+** CTRL) are decoded, in a private lua_State that never runs user code.
+*/
+#include "controller.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ctl.h"
+#include "log.h"
+#include "plush.h"
+
+static void schedule(plush_ctl *c);
+
+/* ---- task lists ---- */
+
+static void tlist_init(task *head) { head->prev = head->next = head; }
+
+static void tlist_push(task *head, task *t) {
+  t->prev = head->prev;
+  t->next = head;
+  head->prev->next = t;
+  head->prev = t;
+}
+
+static void tlist_unshift(task *head, task *t) {
+  t->next = head->next;
+  t->prev = head;
+  head->next->prev = t;
+  head->next = t;
+}
+
+static void tlist_remove(task *t) {
+  t->prev->next = t->next;
+  t->next->prev = t->prev;
+  t->prev = t->next = t;
+}
+
+static void timerclosed(uv_handle_t *h) { free(h); }
+
+/* Takes the task out of every structure and frees it. */
+static void taskfree(plush_ctl *c, task *t) {
+  plush_map_del(&c->tasks, t->id);
+  tlist_remove(t);
+  if (t->engine) {
+    t->engine->inflight--;
+    if (t->engine->running == t->id) t->engine->running = 0;
+  }
+  if (t->timer) {
+    uv_timer_stop(t->timer);
+    uv_close((uv_handle_t *)t->timer, timerclosed);
+  }
+  plush_frame_unref(t->req);
+  free(t);
+}
+
+static peer *client_of(plush_ctl *c, uint64_t id) {
+  return plush_map_get(&c->clients, id >> 32);
+}
+
+/* ---- sending ---- */
+
+static void sendframe(peer *p, plush_frame *f) {
+  if (p && p->conn) plush_conn_write_frame(p->conn, f);
+}
+
+static void sendhdr(peer *p, int type, uint64_t id, uint32_t aux) {
+  plush_hdr h = {0, (uint8_t)type, 0, 0, p->id, id, aux};
+  if (p->conn) plush_conn_write(p->conn, &h, NULL, 0);
+}
+
+void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id) {
+  (void)c;
+  sendhdr(e, PLUSH_T_INTERRUPT, id, 0);
+}
+
+/* ---- tasks ---- */
+
+static void assign(plush_ctl *c, task *t, peer *e) {
+  tlist_remove(t);
+  tlist_push(&e->tasks, t);
+  t->engine = e;
+  e->inflight++;
+  if (t->req->hdr.engine != e->id) {
+    t->req->hdr.engine = e->id;
+    plush_frame_repack(t->req);
+  }
+  sendframe(e, t->req);
+  if (!t->balanced) {
+    plush_frame_unref(t->req);
+    t->req = NULL;
+  }
+  (void)c;
+}
+
+/*
+** Least outstanding work first, with at most hwm tasks in flight on one
+** engine, so a slow engine cannot hoard the queue.
+*/
+static void schedule(plush_ctl *c) {
+  while (c->queue.next != &c->queue) {
+    peer *best = NULL;
+    size_t i = 0;
+    uint64_t k;
+    void *v;
+    task *t = c->queue.next;
+    while (plush_map_next(&c->engines, &i, &k, &v)) {
+      peer *e = v;
+      if (e->inflight >= c->o.hwm) continue;
+      if (best == NULL || e->inflight < best->inflight ||
+          (e->inflight == best->inflight && e->id < best->id))
+        best = e;
+    }
+    if (best == NULL) return;
+    c->queued--;
+    assign(c, t, best);
+  }
+}
+
+static void ontimeout(uv_timer_t *tm);
+
+static void submit(plush_ctl *c, peer *p, plush_frame *f) {
+  plush_hdr *h = &f->hdr;
+  task *t;
+  if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
+    ctl_fail(c, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
+             "task id %llu is not a fresh id of client %u",
+             (unsigned long long)h->id, p->id);
+    plush_frame_unref(f);
+    return;
+  }
+  if (!(h->flags & PLUSH_F_BALANCED) &&
+      plush_map_get(&c->engines, h->engine) == NULL) {
+    ctl_fail(c, h->id, h->engine, PLUSH_S_ENGINE, "EngineError",
+             "engine %u is not connected", h->engine);
+    plush_frame_unref(f);
+    return;
+  }
+  if ((t = calloc(1, sizeof *t)) == NULL ||
+      plush_map_put(&c->tasks, h->id, t) < 0) {
+    free(t);
+    ctl_fail(c, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
+             "controller out of memory");
+    plush_frame_unref(f);
+    return;
+  }
+  t->id = h->id;
+  t->ctl = c;
+  t->req = f;
+  t->balanced = (h->flags & PLUSH_F_BALANCED) != 0;
+  tlist_init(t);
+  if (h->aux > 0 && (t->timer = malloc(sizeof *t->timer)) != NULL) {
+    uv_timer_init(c->loop, t->timer);
+    t->timer->data = t;
+    uv_timer_start(t->timer, ontimeout, h->aux, 0);
+  }
+  if (t->balanced) {
+    tlist_push(&c->queue, t);
+    c->queued++;
+    schedule(c);
+  } else {
+    assign(c, t, plush_map_get(&c->engines, h->engine));
+  }
+}
+
+/*
+** A task out of time fails at once with TimeoutError; its engine is
+** interrupted and keeps the task (and its slot) until it answers, so the
+** scheduler does not pile work on an engine still busy with it.
+*/
+static void ontimeout(uv_timer_t *tm) {
+  task *t = tm->data;
+  peer *e = t->engine;
+  plush_ctl *c = t->ctl;
+  uv_close((uv_handle_t *)tm, timerclosed);
+  t->timer = NULL;
+  ctl_fail(c, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT, "TimeoutError",
+           "task %llu timed out%s", (unsigned long long)t->id,
+           e ? "; its engine was interrupted" : " before it started");
+  if (e == NULL) {
+    c->queued--;
+    taskfree(c, t);
+    return;
+  }
+  t->timedout = 1;
+  ctl_interrupt(c, e, t->id);
+}
+
+static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
+  task *t = plush_map_get(&c->tasks, f->hdr.id);
+  if (t == NULL || t->engine != e) {
+    plush_warn("engine %u replied to unknown task %llu", e->id,
+               (unsigned long long)f->hdr.id);
+    plush_frame_unref(f);
+    return;
+  }
+  if (!t->timedout) {
+    ctl_store(c, f);
+    sendframe(client_of(c, t->id), f);
+  }
+  plush_frame_unref(f);
+  taskfree(c, t);
+  schedule(c);
+}
+
+static void onoutput(plush_ctl *c, plush_frame *f) {
+  task *t = plush_map_get(&c->tasks, f->hdr.id);
+  if (t && !t->timedout) sendframe(client_of(c, t->id), f);
+  plush_frame_unref(f);
+}
+
+/* ---- engines ---- */
+
+static void welcome(plush_ctl *c, peer *p, uint32_t id) {
+  lua_State *L = c->L;
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[200];
+  plush_hdr h = {0, PLUSH_T_WELCOME, 0, 0, id, 0, id};
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, id);
+  lua_setfield(L, -2, "id");
+  if (plush_encode(L, -1, &b, "welcome", err, sizeof err) == 0) {
+    size_t n;
+    char *d = plush_buf_steal(&b, &n);
+    plush_conn_write_owned(p->conn, &h, d, n);
+  }
+  lua_pop(L, 1);
+}
+
+static void engineevent(plush_ctl *c, const char *ev, peer *e,
+                        const char *reason) {
+  lua_State *L = c->L;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ev);
+  lua_setfield(L, -2, "event");
+  lua_pushinteger(L, e->id);
+  lua_setfield(L, -2, "id");
+  if (reason) {
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+  }
+  ctl_event(c);
+}
+
+static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
+  lua_State *L = c->L;
+  char err[200];
+  lua_Integer want = -1;
+  int top = lua_gettop(L);
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                   sizeof err) < 0 ||
+      !lua_istable(L, -1)) {
+    plush_warn("bad REGISTER from %s: %s", plush_conn_peer(p->conn), err);
+    plush_frame_unref(f);
+    plush_conn_close(p->conn, PLUSH_EPROTO, "bad REGISTER");
+    lua_settop(L, top);
+    return;
+  }
+  plush_frame_unref(f);
+  lua_getfield(L, -1, "pid");
+  p->pid = (long)lua_tointeger(L, -1);
+  lua_getfield(L, -2, "host");
+  snprintf(p->host, sizeof p->host, "%s",
+           lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  lua_getfield(L, -3, "id");
+  if (lua_isinteger(L, -1)) want = lua_tointeger(L, -1);
+  lua_getfield(L, -4, "rank");
+  p->rank = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_getfield(L, -5, "size");
+  p->size = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_settop(L, top);
+  /* An engine coming back asks for its old id; ids are never reused. */
+  if (want >= 0 && want < (lua_Integer)c->next_engine &&
+      plush_map_get(&c->engines, (uint64_t)want) == NULL)
+    p->id = (uint32_t)want;
+  else
+    p->id = c->next_engine++;
+  if (want >= (lua_Integer)c->next_engine)
+    p->id = (uint32_t)want, c->next_engine = (uint32_t)want + 1;
+  p->kind = P_ENGINE;
+  p->last_seen = uv_now(c->loop);
+  plush_map_put(&c->engines, p->id, p);
+  welcome(c, p, p->id);
+  plush_info("engine %u registered: pid %ld on %s from %s", p->id, p->pid,
+             p->host, plush_conn_peer(p->conn));
+  engineevent(c, "engine_up", p, NULL);
+  if (c->o.on_engine) c->o.on_engine(c, c->o.ud, p->id, p->pid);
+  schedule(c);
+}
+
+/*
+** An engine is gone (closed, or silent past dead_after). Work addressed to
+** it fails with EngineError; balanced work it held goes back to the head
+** of the queue, up to max_deaths engine deaths per task.
+*/
+static void enginedied(plush_ctl *c, peer *e, const char *why) {
+  plush_map_del(&c->engines, e->id);
+  while (e->tasks.next != &e->tasks) {
+    task *t = e->tasks.next;
+    tlist_remove(t);
+    t->engine = NULL;
+    e->inflight--;
+    if (t->balanced && !t->timedout && ++t->deaths < c->o.max_deaths) {
+      tlist_unshift(&c->queue, t);
+      c->queued++;
+      continue;
+    }
+    if (!t->timedout)
+      ctl_fail(c, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
+               "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
+               t->balanced ? "; no retries left" : "");
+    taskfree(c, t);
+  }
+  plush_warn("engine %u (pid %ld) lost: %s", e->id, e->pid, why);
+  engineevent(c, "engine_down", e, why);
+  schedule(c);
+}
+
+/* ---- connections ---- */
+
+static void onready(plush_conn *conn) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  if (plush_conn_role(conn) == PLUSH_ROLE_CLIENT) {
+    p->kind = P_CLIENT;
+    p->id = c->next_client++;
+    plush_map_put(&c->clients, p->id, p);
+    welcome(c, p, p->id);
+    plush_debug("client %u connected from %s", p->id, plush_conn_peer(conn));
+  }
+}
+
+static void protoerr(peer *p, plush_frame *f, const char *what) {
+  plush_warn("%s from %s: frame type %d not allowed; closing",
+             what, plush_conn_peer(p->conn), f->hdr.type);
+  plush_frame_unref(f);
+  plush_conn_close(p->conn, PLUSH_EPROTO, "protocol error");
+}
+
+static void onframe(plush_conn *conn, plush_frame *f) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  int type = f->hdr.type;
+  if (c->stopping) {
+    plush_frame_unref(f);
+    return;
+  }
+  if (p->kind == P_CLIENT) {
+    if (type == PLUSH_T_REQ)
+      submit(c, p, f);
+    else if (type == PLUSH_T_CTRL)
+      ctl_ctrl(c, p, f);
+    else
+      protoerr(p, f, "client");
+    return;
+  }
+  if (p->kind == P_NEW) {
+    if (type == PLUSH_T_REGISTER && plush_conn_role(conn) == PLUSH_ROLE_ENGINE)
+      onregister(c, p, f);
+    else
+      protoerr(p, f, "unregistered peer");
+    return;
+  }
+  p->last_seen = uv_now(c->loop);
+  switch (type) {
+  case PLUSH_T_REPLY: onreply(c, p, f); break;
+  case PLUSH_T_OUTPUT: onoutput(c, f); break;
+  case PLUSH_T_STARTED:
+    p->running = f->hdr.id;
+    plush_frame_unref(f);
+    break;
+  case PLUSH_T_PONG: plush_frame_unref(f); break;
+  default: protoerr(p, f, "engine");
+  }
+}
+
+static void maybedone(plush_ctl *c);
+
+static void onclose(plush_conn *conn, int reason, const char *msg) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  p->conn = NULL;
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  if (p->kind == P_ENGINE) {
+    if (!c->stopping) {
+      enginedied(c, p, msg);
+    } else {
+      plush_map_del(&c->engines, p->id);
+      while (p->tasks.next != &p->tasks) {
+        task *t = p->tasks.next;
+        tlist_remove(t);
+        t->engine = NULL;
+      }
+    }
+  } else if (p->kind == P_CLIENT) {
+    plush_map_del(&c->clients, p->id);
+    plush_debug("client %u left: %s", p->id, msg);
+  } else if (reason != 0 && reason != UV_EOF) {
+    plush_warn("refused peer: %s", msg);
+  }
+  free(p);
+  c->conns--;
+  maybedone(c);
+}
+
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose};
+
+static void onconnect(uv_stream_t *server, int status) {
+  plush_ctl *c = server->data;
+  plush_conn_opts co;
+  peer *p;
+  if (status < 0 || c->stopping) return;
+  if ((p = calloc(1, sizeof *p)) == NULL) return;
+  p->ctl = c;
+  p->kind = P_NEW;
+  tlist_init(&p->tasks);
+  p->next = c->peers.next;
+  p->prev = &c->peers;
+  c->peers.next->prev = p;
+  c->peers.next = p;
+  memset(&co, 0, sizeof co);
+  co.key = c->o.key;
+  co.max_frame = c->o.max_frame;
+  if (plush_conn_accept(server, &co, &cbs, p, &p->conn) < 0) {
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    free(p);
+    return;
+  }
+  c->conns++;
+}
+
+/*
+** Heartbeats: a PING per period to every engine; one whose last frame is
+** older than dead_after is declared dead (frozen, wedged in C, or cut off
+** without the socket noticing).
+*/
+static void onbeat(uv_timer_t *tm) {
+  plush_ctl *c = tm->data;
+  uint64_t now = uv_now(c->loop);
+  uint64_t limit = (uint64_t)(c->o.dead_after * 1000);
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  c->ping_seq++;
+  while (plush_map_next(&c->engines, &i, &k, &v)) {
+    peer *e = v;
+    if (e->conn == NULL) continue;
+    if (now - e->last_seen > limit) {
+      char m[96];
+      snprintf(m, sizeof m, "no heartbeat for %.1f s",
+               (double)(now - e->last_seen) / 1000);
+      plush_conn_close(e->conn, UV_ETIMEDOUT, m);
+      continue;
+    }
+    sendhdr(e, PLUSH_T_PING, 0, c->ping_seq);
+  }
+}
+
+int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
+                    plush_ctl **out) {
+  plush_ctl *c = calloc(1, sizeof *c);
+  struct sockaddr_storage ss;
+  const char *ip = o->ip ? o->ip : "127.0.0.1";
+  int r;
+  uint64_t period;
+  *out = NULL;
+  if (c == NULL) return PLUSH_ENOMEM;
+  c->o = *o;
+  if (c->o.heartbeat <= 0) c->o.heartbeat = 1.0;
+  if (c->o.dead_after <= 0) c->o.dead_after = 10.0;
+  if (c->o.hwm <= 0) c->o.hwm = 2;
+  if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
+  if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;
+  if (uv_ip4_addr(ip, o->port, (struct sockaddr_in *)&ss) < 0 &&
+      uv_ip6_addr(ip, o->port, (struct sockaddr_in6 *)&ss) < 0) {
+    free(c);
+    return PLUSH_EINVAL;
+  }
+  if ((c->L = luaL_newstate()) == NULL) {
+    free(c);
+    return PLUSH_ENOMEM;
+  }
+  luaL_openlibs(c->L);
+  c->loop = loop;
+  c->next_client = 1;
+  c->started = uv_now(loop);
+  tlist_init(&c->queue);
+  c->peers.next = c->peers.prev = &c->peers;
+  plush_map_init(&c->engines);
+  plush_map_init(&c->clients);
+  plush_map_init(&c->tasks);
+  plush_map_init(&c->store);
+  uv_tcp_init(loop, &c->server);
+  uv_timer_init(loop, &c->beat);
+  c->server.data = c->beat.data = c;
+  c->open_handles = 2;
+  if ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
+      (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0) {
+    plush_ctl_stop(c, NULL, NULL);
+    return r;
+  }
+  period = (uint64_t)(c->o.heartbeat * 1000);
+  uv_timer_start(&c->beat, onbeat, period, period);
+  *out = c;
+  return 0;
+}
+
+int plush_ctl_port(plush_ctl *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(&c->server, (struct sockaddr *)&ss, &len) < 0)
+    return -1;
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int plush_ctl_engine_count(plush_ctl *c) { return (int)c->engines.count; }
+
+void ctl_sorted_ids(plush_ctl *c, uint32_t *ids) {
+  size_t i = 0, n = 0, a, b;
+  uint64_t k;
+  void *v;
+  while (plush_map_next(&c->engines, &i, &k, &v)) ids[n++] = (uint32_t)k;
+  for (a = 1; a < n; a++)
+    for (b = a; b > 0 && ids[b - 1] > ids[b]; b--) {
+      uint32_t x = ids[b];
+      ids[b] = ids[b - 1];
+      ids[b - 1] = x;
+    }
+}
+
+/* ---- stopping ---- */
+
+/* Every connection is closed by now, so no task points at an engine. */
+static void freeall(plush_ctl *c) {
+  size_t i;
+  uint64_t k;
+  void *v;
+  while (c->tasks.count > 0) {
+    i = 0;
+    plush_map_next(&c->tasks, &i, &k, &v);
+    taskfree(c, v);
+  }
+  ctl_store_free(c);
+  plush_map_free(&c->engines);
+  plush_map_free(&c->clients);
+  plush_map_free(&c->tasks);
+  plush_map_free(&c->store);
+  lua_close(c->L);
+}
+
+static void maybedone(plush_ctl *c) {
+  void (*done)(void *);
+  void *ud;
+  if (!c->stopping || c->conns > 0 || c->open_handles > 0) return;
+  done = c->done;
+  ud = c->done_ud;
+  freeall(c);
+  /* Timers of freed tasks close on the next loop turn; the loop's
+  ** owner runs it to completion after done(). */
+  free(c);
+  if (done) done(ud);
+}
+
+static void handleclosed(uv_handle_t *h) {
+  plush_ctl *c = h->data;
+  c->open_handles--;
+  maybedone(c);
+}
+
+void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
+  peer *p;
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  if (c->stopping) return;
+  c->stopping = 1;
+  c->done = done;
+  c->done_ud = ud;
+  /* Engines are told to exit; every connection then closes, flushing. */
+  while (plush_map_next(&c->engines, &i, &k, &v)) {
+    peer *e = v;
+    sendhdr(e, PLUSH_T_SHUTDOWN, 0, 0);
+  }
+  for (p = c->peers.next; p != &c->peers; p = p->next)
+    if (p->conn) plush_conn_close(p->conn, 0, "shutdown");
+  uv_close((uv_handle_t *)&c->server, handleclosed);
+  uv_close((uv_handle_t *)&c->beat, handleclosed);
+}

@@ -1,0 +1,42 @@
+/*
+** controller.h — the router: engines register, clients submit, replies
+** are stored and routed back. Runs on one libuv loop; embeddable (a test
+** can run a controller, engines and a client in one process).
+*/
+#ifndef PLUSH_CONTROLLER_H
+#define PLUSH_CONTROLLER_H
+
+#include <uv.h>
+
+#include "auth.h"
+
+typedef struct plush_ctl plush_ctl;
+
+typedef struct plush_ctl_opts {
+  const char *ip;           /* default 127.0.0.1 */
+  int port;                 /* 0: any free port */
+  uint8_t key[PLUSH_KEY_SIZE];
+  uint64_t max_frame;       /* 0: PLUSH_DEFAULT_MAX_FRAME */
+  double heartbeat;         /* seconds between pings; 0: 1 */
+  double dead_after;        /* seconds without a pong; 0: 10 */
+  int hwm;                  /* balanced tasks in flight per engine; 0: 2 */
+  int max_deaths;           /* engine deaths a balanced task survives; 0: 3 */
+  size_t store_bytes;       /* result store budget; 0: 512 MiB */
+  /* A client asked the cluster to shut down (may be NULL). */
+  void (*on_shutdown)(plush_ctl *c, void *ud);
+  /* An engine registered (may be NULL): for launchers waiting on it. */
+  void (*on_engine)(plush_ctl *c, void *ud, unsigned id, long pid);
+  void *ud;
+} plush_ctl_opts;
+
+int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
+                    plush_ctl **out);
+/* The port actually bound (useful with port 0). */
+int plush_ctl_port(plush_ctl *c);
+/* Live engines. */
+int plush_ctl_engine_count(plush_ctl *c);
+/* Asks every engine to exit, closes every connection and the listener;
+** done(ud) runs once everything is closed and freed. */
+void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud);
+
+#endif

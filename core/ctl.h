@@ -1,0 +1,102 @@
+/*
+** ctl.h — the controller's insides, shared by controller.c (connections,
+** routing, scheduling, heartbeats) and ctl_ops.c (control requests, the
+** result store, replies the controller writes itself).
+*/
+#ifndef PLUSH_CTL_H
+#define PLUSH_CTL_H
+
+#include <lua.h>
+
+#include "conn.h"
+#include "controller.h"
+#include "frame.h"
+#include "map.h"
+
+typedef struct task task;
+typedef struct peer peer;
+
+enum { P_NEW, P_ENGINE, P_CLIENT };
+
+/*
+** A task lives from the REQ's arrival until its reply (or failure) is
+** stored. While queued it sits in ctl->queue; while assigned, in its
+** engine's list. A balanced task keeps its request frame so that it can
+** be resubmitted when its engine dies.
+*/
+struct task {
+  uint64_t id;
+  plush_ctl *ctl;
+  peer *engine;
+  plush_frame *req;
+  uv_timer_t *timer;
+  int deaths;
+  int balanced;
+  int timedout;
+  task *prev, *next;
+};
+
+struct peer {
+  plush_ctl *ctl;
+  plush_conn *conn;
+  int kind;
+  uint32_t id;
+  long pid;
+  char host[128];
+  int rank, size;
+  int inflight;
+  uint64_t running;
+  uint64_t last_seen; /* uv_now() of the last frame from this engine */
+  task tasks;         /* sentinel of the engine's task list */
+  peer *prev, *next;  /* every connection, for shutdown */
+};
+
+/* A stored reply: the frame as the engine (or controller) sent it. */
+typedef struct stored {
+  uint64_t id;
+  plush_frame *f;
+  struct stored *next;
+} stored;
+
+struct plush_ctl {
+  uv_loop_t *loop;
+  uv_tcp_t server;
+  uv_timer_t beat;
+  plush_ctl_opts o;
+  lua_State *L;       /* for control messages only: never runs user code */
+  plush_map engines;  /* id -> peer, live engines */
+  plush_map clients;  /* id -> peer */
+  plush_map tasks;    /* id -> task */
+  plush_map store;    /* id -> stored */
+  stored *oldest, *newest;
+  size_t store_used;
+  task queue;         /* sentinel: balanced tasks waiting for an engine */
+  peer peers;         /* sentinel: every connection */
+  size_t queued;
+  uint32_t next_engine, next_client;
+  int conns;          /* open connections */
+  int stopping;
+  int open_handles;
+  void (*done)(void *);
+  void *done_ud;
+  uint32_t ping_seq;
+  uint64_t started;
+};
+
+/* ctl_ops.c */
+void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
+void ctl_store(plush_ctl *c, plush_frame *f);
+void ctl_store_free(plush_ctl *c);
+/* Fails task id for its client with a reply the controller writes:
+** stored, and forwarded when the client is connected. */
+void ctl_fail(plush_ctl *c, uint64_t id, uint32_t engine, int status,
+              const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Sends value at the top of c->L (popped) to every client as EVENT. */
+void ctl_event(plush_ctl *c);
+
+/* controller.c */
+void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id);
+void ctl_sorted_ids(plush_ctl *c, uint32_t *ids);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+** ctl_ops.c — the controller's control plane: CTRL requests, the result
+** store, and the replies and events the controller writes itself.
+**
+** The store keeps every reply frame by reference (no copy) under its task
+** id, oldest first, within a byte budget: when a new reply would pass it,
+** the oldest are dropped. rc:result(id) of a dropped id says so.
+*/
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ctl.h"
+#include "log.h"
+#include "plush.h"
+
+static void setint(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void setstr(lua_State *L, const char *k, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Encodes the value on top of c->L (popped) into a new frame. */
+static plush_frame *mkframe(plush_ctl *c, int type, int status,
+                            uint32_t engine, uint64_t id) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_hdr h = {0, (uint8_t)type, 0, (uint16_t)status, engine, id, 0};
+  plush_frame *f = NULL;
+  char err[200];
+  if (plush_encode(c->L, -1, &b, "reply", err, sizeof err) == 0) {
+    h.len = (uint32_t)b.len;
+    if ((f = plush_frame_new(&h)) != NULL && b.len)
+      memcpy(plush_frame_payload(f), b.data, b.len);
+  } else {
+    plush_error("cannot encode a reply: %s", err);
+  }
+  plush_buf_free(&b);
+  lua_pop(c->L, 1);
+  return f;
+}
+
+void ctl_store(plush_ctl *c, plush_frame *f) {
+  stored *s = malloc(sizeof *s);
+  stored *old;
+  if (s == NULL) return;
+  if ((old = plush_map_get(&c->store, f->hdr.id)) != NULL) {
+    free(s);
+    return; /* first answer wins: a task is answered once */
+  }
+  s->id = f->hdr.id;
+  s->f = plush_frame_ref(f);
+  s->next = NULL;
+  if (plush_map_put(&c->store, s->id, s) < 0) {
+    plush_frame_unref(s->f);
+    free(s);
+    return;
+  }
+  if (c->newest) c->newest->next = s;
+  else c->oldest = s;
+  c->newest = s;
+  c->store_used += PLUSH_HDR_SIZE + f->hdr.len + sizeof *s;
+  while (c->store_used > c->o.store_bytes && c->oldest != s) {
+    stored *o = c->oldest;
+    c->oldest = o->next;
+    plush_map_del(&c->store, o->id);
+    c->store_used -= PLUSH_HDR_SIZE + o->f->hdr.len + sizeof *o;
+    plush_frame_unref(o->f);
+    free(o);
+  }
+}
+
+void ctl_store_free(plush_ctl *c) {
+  while (c->oldest) {
+    stored *o = c->oldest;
+    c->oldest = o->next;
+    plush_frame_unref(o->f);
+    free(o);
+  }
+  c->newest = NULL;
+  c->store_used = 0;
+}
+
+void ctl_fail(plush_ctl *c, uint64_t id, uint32_t engine, int status,
+              const char *kind, const char *fmt, ...) {
+  char msg[300];
+  va_list ap;
+  plush_frame *f;
+  peer *p;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_createtable(c->L, 0, 3);
+  setstr(c->L, "kind", kind);
+  setstr(c->L, "message", msg);
+  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
+  if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
+  if (status != PLUSH_S_BADREQ) ctl_store(c, f);
+  p = plush_map_get(&c->clients, id >> 32);
+  if (p && p->conn) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
+}
+
+void ctl_event(plush_ctl *c) {
+  plush_frame *f = mkframe(c, PLUSH_T_EVENT, 0, 0, 0);
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  if (f == NULL) return;
+  while (plush_map_next(&c->clients, &i, &k, &v)) {
+    peer *p = v;
+    if (p->conn) plush_conn_write_frame(p->conn, f);
+  }
+  plush_frame_unref(f);
+}
+
+static void answer(plush_ctl *c, peer *p, uint64_t id, int status) {
+  plush_frame *f = mkframe(c, PLUSH_T_CTRL_REPLY, status, 0, id);
+  if (f == NULL) return;
+  if (p->conn) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
+}
+
+static void refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
+  lua_createtable(c->L, 0, 2);
+  setstr(c->L, "kind", "BadRequest");
+  setstr(c->L, "message", msg);
+  answer(c, p, id, PLUSH_S_BADREQ);
+}
+
+static void op_ids(plush_ctl *c) {
+  size_t n = c->engines.count, i;
+  uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  lua_createtable(c->L, (int)n, 0);
+  if (ids == NULL) return;
+  ctl_sorted_ids(c, ids);
+  for (i = 0; i < n; i++) {
+    lua_pushinteger(c->L, ids[i]);
+    lua_rawseti(c->L, -2, (lua_Integer)i + 1);
+  }
+  free(ids);
+}
+
+static void op_engines(plush_ctl *c) {
+  size_t n = c->engines.count, i;
+  uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  lua_State *L = c->L;
+  lua_createtable(L, (int)n, 0);
+  if (ids == NULL) return;
+  ctl_sorted_ids(c, ids);
+  for (i = 0; i < n; i++) {
+    peer *e = plush_map_get(&c->engines, ids[i]);
+    lua_createtable(L, 0, 8);
+    setint(L, "id", e->id);
+    setint(L, "pid", e->pid);
+    setstr(L, "host", e->host);
+    setstr(L, "state", e->inflight > 0 ? "busy" : "idle");
+    setint(L, "queue", e->inflight);
+    if (e->running) setint(L, "running", (lua_Integer)e->running);
+    if (e->rank >= 0) setint(L, "rank", e->rank);
+    if (e->size >= 0) setint(L, "size", e->size);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(ids);
+}
+
+static void op_queue(plush_ctl *c) {
+  lua_State *L = c->L;
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  lua_createtable(L, 0, 2);
+  setint(L, "unassigned", (lua_Integer)c->queued);
+  lua_newtable(L);
+  while (plush_map_next(&c->engines, &i, &k, &v)) {
+    peer *e = v;
+    lua_createtable(L, 0, 2);
+    setint(L, "queue", e->inflight);
+    if (e->running) setint(L, "running", (lua_Integer)e->running);
+    lua_rawseti(L, -2, e->id);
+  }
+  lua_setfield(L, -2, "engines");
+}
+
+static void op_history(plush_ctl *c) {
+  stored *s;
+  lua_Integer n = 0;
+  lua_createtable(c->L, (int)c->store.count, 0);
+  for (s = c->oldest; s; s = s->next) {
+    lua_pushinteger(c->L, (lua_Integer)s->id);
+    lua_rawseti(c->L, -2, ++n);
+  }
+}
+
+static void op_status(plush_ctl *c) {
+  lua_State *L = c->L;
+  lua_createtable(L, 0, 7);
+  setint(L, "engines", (lua_Integer)c->engines.count);
+  setint(L, "clients", (lua_Integer)c->clients.count);
+  setint(L, "pending", (lua_Integer)c->tasks.count);
+  setint(L, "queued", (lua_Integer)c->queued);
+  setint(L, "stored", (lua_Integer)c->store.count);
+  setint(L, "stored_bytes", (lua_Integer)c->store_used);
+  setint(L, "pid", (lua_Integer)uv_os_getpid());
+  lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
+  lua_setfield(L, -2, "uptime");
+}
+
+/* The stored reply goes back with its own status and payload, as is. */
+static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_State *L = c->L;
+  stored *s;
+  lua_Integer id;
+  lua_getfield(L, -1, "id");
+  id = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if ((s = plush_map_get(&c->store, (uint64_t)id)) != NULL) {
+    plush_hdr h = s->f->hdr;
+    h.type = PLUSH_T_CTRL_REPLY;
+    h.id = rid;
+    if (p->conn) plush_conn_write_hdr_frame(p->conn, &h, s->f);
+    return;
+  }
+  if (plush_map_get(&c->tasks, (uint64_t)id)) {
+    char m[96];
+    snprintf(m, sizeof m, "task %lld is still pending", (long long)id);
+    refuse(c, p, rid, m);
+  } else {
+    char m[96];
+    snprintf(m, sizeof m, "no result for task %lld", (long long)id);
+    refuse(c, p, rid, m);
+  }
+}
+
+static void op_interrupt(plush_ctl *c) {
+  lua_State *L = c->L;
+  lua_Integer n = 0;
+  int t = lua_gettop(L);
+  lua_getfield(L, t, "targets");
+  lua_newtable(L); /* interrupted ids */
+  if (lua_istable(L, t + 1)) {
+    lua_Integer i, len = (lua_Integer)lua_rawlen(L, t + 1);
+    for (i = 1; i <= len; i++) {
+      peer *e;
+      lua_rawgeti(L, t + 1, i);
+      e = lua_isinteger(L, -1)
+              ? plush_map_get(&c->engines, (uint64_t)lua_tointeger(L, -1))
+              : NULL;
+      lua_pop(L, 1);
+      if (e == NULL) continue;
+      ctl_interrupt(c, e, 0);
+      lua_pushinteger(L, e->id);
+      lua_rawseti(L, -2, ++n);
+    }
+  } else {
+    size_t i = 0;
+    uint64_t k;
+    void *v;
+    while (plush_map_next(&c->engines, &i, &k, &v)) {
+      ctl_interrupt(c, v, 0);
+      lua_pushinteger(L, (lua_Integer)k);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "interrupted");
+  lua_remove(L, t + 1);
+}
+
+void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
+  lua_State *L = c->L;
+  uint64_t rid = f->hdr.id;
+  int top = lua_gettop(L);
+  char err[200];
+  const char *op;
+  int r = plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                       sizeof err);
+  plush_frame_unref(f);
+  if (r < 0) {
+    refuse(c, p, rid, err);
+    return;
+  }
+  lua_getfield(L, -1, "op");
+  op = lua_type(L, -2) == LUA_TTABLE ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (op == NULL) {
+    refuse(c, p, rid, "control request without an op");
+  } else if (strcmp(op, "ids") == 0) {
+    op_ids(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "engines") == 0) {
+    op_engines(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "queue_status") == 0) {
+    op_queue(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "history") == 0) {
+    op_history(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "status") == 0) {
+    op_status(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "result") == 0) {
+    op_result(c, p, rid);
+  } else if (strcmp(op, "interrupt") == 0) {
+    op_interrupt(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "shutdown") == 0) {
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "ok");
+    answer(c, p, rid, 0);
+    plush_info("shutdown requested by client %u", p->id);
+    if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
+  } else {
+    char m[120];
+    snprintf(m, sizeof m, "unknown control op '%.60s'", op);
+    refuse(c, p, rid, m);
+  }
+  lua_settop(L, top);
+}

@@ -1,0 +1,82 @@
+/*
+** engine_host.h — the engine as a library: a Lua namespace served to a
+** controller. plush-engine is a thin main() around it; a test can run an
+** engine inside its own process, on its own loop.
+**
+** Two threads. The I/O side runs on the caller's uv loop: the connection
+** to the controller (role PLUSH_ROLE_ENGINE), REGISTER/WELCOME, PING ->
+** PONG, INTERRUPT, SHUTDOWN. The Lua thread owns the lua_State and runs
+** one request at a time. While Lua runs, the loop keeps answering
+** heartbeats and interrupts (see share/doc/design.md and engine.md).
+**
+** The caller should ignore SIGPIPE (a write to a dead controller must
+** fail with EPIPE, not kill the process); signals are the caller's to
+** handle (plush-engine maps SIGTERM/SIGINT to plush_engine_stop).
+*/
+#ifndef PLUSH_ENGINE_HOST_H
+#define PLUSH_ENGINE_HOST_H
+
+#include <lua.h>
+#include <uv.h>
+
+#include "auth.h"
+
+typedef struct plush_engine plush_engine;
+
+/*
+** Exit statuses given to on_exit, the process exit codes of plush-engine.
+*/
+enum {
+  PLUSH_ENGINE_DONE = 0,  /* plush_engine_stop or SHUTDOWN from controller */
+  PLUSH_ENGINE_FAILED = 1 /* connection refused or lost, no Lua state, ... */
+};
+
+typedef struct plush_engine_opts {
+  const char *host;        /* controller address (numeric or "localhost") */
+  int port;
+  const uint8_t *key;      /* PLUSH_KEY_SIZE bytes, copied */
+  int id;                  /* id to ask the controller for; -1: any */
+  uint64_t max_frame;      /* 0: PLUSH_DEFAULT_MAX_FRAME */
+  /* Output bytes waiting (to be written plus being written) above which
+  ** print/io.write block the Lua thread until the socket drains; 0: 8 MiB. */
+  size_t high_water;
+  /* Runs on the Lua thread once the namespace is built, before the first
+  ** request (may be NULL): extra modules (mpi), test fixtures. A non-zero
+  ** return fails the engine. */
+  int (*setup)(lua_State *L, void *data);
+  /* Runs once, on the loop, when the engine has finished: the Lua thread
+  ** is joined, the state closed, every handle closed. status is
+  ** PLUSH_ENGINE_*, reason one line. The engine is freed after it returns. */
+  void (*on_exit)(plush_engine *e, int status, const char *reason,
+                  void *data);
+  void *data;
+} plush_engine_opts;
+
+/*
+** Connects to the controller and starts the Lua thread. Returns 0 (and
+** *out), or a negative code when nothing was started (bad address, no
+** memory). Every failure after that reaches on_exit instead.
+*/
+int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
+                       plush_engine **out);
+
+/*
+** Asks the engine to finish: running Lua code is interrupted, the
+** connection closed; on_exit(e, 0, ...) follows. Idempotent. Loop thread.
+*/
+void plush_engine_stop(plush_engine *e);
+
+/* The id the controller gave in WELCOME, -1 before. */
+int plush_engine_id(plush_engine *e);
+void *plush_engine_data(plush_engine *e);
+
+/* Counters for tests and status displays. */
+typedef struct plush_engine_stats {
+  size_t out_peak;         /* highest output bytes in flight seen */
+  unsigned long blocked;   /* times the Lua thread waited for a drain */
+  unsigned long tasks;     /* requests answered */
+} plush_engine_stats;
+
+void plush_engine_stats_get(plush_engine *e, plush_engine_stats *s);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+** engine_int.h — the insides of an engine, shared by engine_host.c (the
+** I/O side, on the uv loop) and engine_lua.c (the Lua thread).
+**
+** Ownership, by thread:
+**   loop thread   conn, wake, cl, spare, exiting/status/reason
+**   Lua thread    L's contents, enc
+**   both          everything under mu; running/intr/id/halting (atomic)
+** The two sides meet in two queues under one mutex: `in` carries REQ
+** frames to the Lua thread (cond inc wakes it), `out` carries frames to
+** the socket (uv_async_send on wake; the loop drains all of it per
+** wake-up by swapping it with `spare`). Only the frames themselves are
+** allocated per message: both queues keep their capacity.
+*/
+#ifndef PLUSH_ENGINE_INT_H
+#define PLUSH_ENGINE_INT_H
+
+#include <stdatomic.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "engine_host.h"
+#include "frame.h"
+
+/* A queued request; cancelled when an INTERRUPT named it before it ran. */
+typedef struct inreq {
+  plush_frame *f;
+  int cancelled;
+} inreq;
+
+typedef struct inring {
+  inreq *v;
+  size_t cap, head, n;      /* cap is 0 or a power of two */
+} inring;
+
+typedef struct outvec {
+  plush_frame **v;
+  size_t cap, n;
+} outvec;
+
+struct plush_engine {
+  /* ---- loop thread ---- */
+  uv_loop_t *loop;
+  plush_conn *conn;         /* NULL once closed */
+  uv_async_t wake;          /* Lua thread -> loop: output or "done" */
+  lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
+  outvec spare;             /* the out queue being written */
+  plush_engine_opts o;      /* o.host and o.key point at the copies here */
+  char ctlhost[256];
+  uint8_t key[PLUSH_KEY_SIZE];
+  int thread_started, joined;
+  int exiting, status;
+  char reason[256];
+
+  /* ---- read-only once started ---- */
+  char hostname[256];       /* this machine (engine.host) */
+  int rank, size;           /* MPI rank and size from the launcher, or -1 */
+
+  /* ---- shared, under mu ---- */
+  uv_mutex_t mu;
+  uv_cond_t inc;            /* Lua waits: request, welcome or stop */
+  uv_cond_t outc;           /* Lua waits: output drained */
+  inring in;
+  outvec out;
+  size_t outbytes;          /* bytes in out */
+  size_t sockbytes;         /* bytes the conn had queued at last look */
+  size_t high_water;
+  int welcomed, stopping, luadone, luafailed;
+  char luaerr[200];
+  lua_State *L;             /* set once built; the I/O side only hooks it */
+  plush_engine_stats stats;
+
+  /* ---- lock-free ---- */
+  _Atomic uint64_t running; /* id of the task in Lua, 0 when idle */
+  _Atomic uint64_t intr;    /* task an interrupt is aimed at */
+  _Atomic uint32_t id;      /* engine id, PLUSH_ANY before WELCOME */
+  _Atomic int halting;      /* stopping: the hook raises every time */
+
+  /* ---- Lua thread ---- */
+  uv_thread_t thread;
+  plush_buf enc;            /* reply encoding, kept between requests */
+};
+
+/* One request while it is being served (Lua thread). */
+typedef struct eng_task {
+  plush_engine *e;
+  plush_frame *req;
+  double started, completed;  /* epoch seconds */
+  int status;                 /* PLUSH_S_OK / _ERROR / _BADREQ */
+} eng_task;
+
+/* engine_lua.c */
+void eng_luamain(void *arg);
+double eng_now(void);
+/* Sets the interrupt hook on e->L. Caller holds mu and saw a task run. */
+void eng_hook(plush_engine *e);
+
+/* engine_host.c: growing the queues (0 or PLUSH_ENOMEM). */
+int eng_outpush(outvec *q, plush_frame *f);
+int eng_inpush(inring *q, plush_frame *f);
+
+/* engine_ops.c: a lua_CFunction run under lua_pcall with the task as a
+** light userdata; leaves the encoded reply in e->enc, its status in
+** t->status. Raises (a string) only for failures outside user code. */
+int eng_serve(lua_State *L);
+
+#endif

@@ -1,0 +1,497 @@
+/*
+** engine_ops.c — what an engine does with a request: the ops of
+** share/doc/design.md (exec, apply, push, pull, map, names), every user
+** call under a traceback handler, and the REPLY payload encoded:
+**   OK     {r = {n = k, ...}, started, completed}
+**   ERROR  {kind = "RemoteError", message, traceback, chunk, line, engine,
+**           started, completed, value?}
+** Runs on the Lua thread, inside the lua_pcall of engine_lua.c's serve.
+*/
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "codec.h"
+#include "engine_int.h"
+#include "plush.h"
+
+typedef eng_task task;
+
+/* A request the engine cannot make sense of: BADREQ, not the user's bug. */
+static int badreq(lua_State *L, task *t, const char *fmt, ...) {
+  va_list ap;
+  t->status = PLUSH_S_BADREQ;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
+/* ---- calling user code ------------------------------------------- */
+
+/* Drops the engine's own frames ("[C]: in ?") from a traceback's end. */
+static void trim(lua_State *L) {
+  static const char tail[] = "\n\t[C]: in ?";
+  size_t tl = sizeof tail - 1, len, n;
+  const char *s = lua_tolstring(L, -1, &len);
+  for (n = len; n >= tl && memcmp(s + n - tl, tail, tl) == 0; n -= tl) {}
+  if (n != len) {
+    lua_pushlstring(L, s, n);
+    lua_remove(L, -2);
+  }
+}
+
+/*
+** The message handler, after lua.c's msghandler, but keeping the pieces
+** apart for the reply: the error becomes {message, traceback, value?}.
+** Error objects with __tostring give the message; any other non-string
+** error value is kept whole in `value` (sent when the codec can).
+*/
+static int handler(lua_State *L) {
+  const char *msg;
+  int t;
+  if (lua_type(L, 1) == LUA_TSTRING)
+    msg = lua_tostring(L, 1);
+  else if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    msg = lua_tostring(L, -1);
+  else if (lua_type(L, 1) == LUA_TNUMBER)
+    msg = luaL_tolstring(L, 1, NULL);
+  else
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, 1));
+  lua_createtable(L, 0, 3);
+  t = lua_gettop(L);
+  lua_pushstring(L, msg);
+  lua_setfield(L, t, "message");
+  if (lua_type(L, 1) != LUA_TSTRING && !lua_isnil(L, 1)) {
+    lua_pushvalue(L, 1);
+    lua_setfield(L, t, "value");
+  }
+  luaL_traceback(L, L, NULL, 1);
+  trim(L);
+  lua_setfield(L, t, "traceback");
+  return 1;
+}
+
+/* An error table for a message that comes with no traceback. */
+static void errtable(lua_State *L, const char *msg) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, msg ? msg : "unknown error");
+  lua_setfield(L, -2, "message");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "traceback");
+}
+
+/*
+** Calls the function below its nargs arguments under the handler.
+** LUA_OK: its results replace it. Otherwise an error table replaces it
+** (also for errors the handler never saw: memory, error in the handler).
+*/
+static int call(lua_State *L, int nargs, int nres) {
+  int fn = lua_gettop(L) - nargs;
+  int st;
+  lua_pushcfunction(L, handler);
+  lua_insert(L, fn);
+  st = lua_pcall(L, nargs, nres, fn);
+  lua_remove(L, fn);
+  if (st != LUA_OK && !(st == LUA_ERRRUN && lua_istable(L, -1))) {
+    errtable(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  }
+  return st;
+}
+
+/* The values above base become {n = k, ...}, left at base + 1. */
+static void pack(lua_State *L, int base) {
+  int n = lua_gettop(L) - base;
+  lua_createtable(L, n, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, base + i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  if (n > 0) {
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+  }
+}
+
+/* ---- names in the namespace -------------------------------------- */
+
+/*
+** Pushes the value at a dotted path from the globals ("t.x.y"); nil when
+** a step is missing or not a table. Indexing honours metatables: it is
+** user-visible lookup, under the caller's pcall.
+*/
+static void getpath(lua_State *L, const char *path) {
+  lua_pushglobaltable(L);
+  for (;;) {
+    const char *dot = strchr(path, '.');
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return;
+    }
+    if (dot == NULL) {
+      lua_getfield(L, -1, path);
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pushlstring(L, path, (size_t)(dot - path));
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    path = dot + 1;
+  }
+}
+
+/* Assigns the value at v to a dotted path; every step must be a table. */
+static void setpath(lua_State *L, const char *path, int v) {
+  const char *full = path, *dot;
+  v = lua_absindex(L, v);
+  lua_pushglobaltable(L);
+  while ((dot = strchr(path, '.')) != NULL) {
+    lua_pushlstring(L, path, (size_t)(dot - path));
+    lua_gettable(L, -2);
+    if (!lua_istable(L, -1)) {
+      lua_pushlstring(L, full, (size_t)(dot - full));
+      luaL_error(L, "cannot push '%s': '%s' is not a table", full,
+                 lua_tostring(L, -1));
+    }
+    lua_remove(L, -2);
+    path = dot + 1;
+  }
+  lua_pushvalue(L, v);
+  lua_setfield(L, -2, path);
+  lua_pop(L, 1);
+}
+
+static int dopush(lua_State *L) {
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      return luaL_error(L, "push: names must be strings, got a %s",
+                        luaL_typename(L, -2));
+    setpath(L, lua_tostring(L, -2), -1);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int dopull(lua_State *L) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  lua_createtable(L, (int)n, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+      return luaL_error(L, "pull: names[%I] is not a string", i);
+    getpath(L, lua_tostring(L, -1));
+    lua_rawseti(L, 2, i);
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, 2, "n");
+  return 1;
+}
+
+static int isident(const char *s) {
+  if (!isalpha((unsigned char)*s) && *s != '_') return 0;
+  while (*++s)
+    if (!isalnum((unsigned char)*s) && *s != '_') return 0;
+  return 1;
+}
+
+static int bystr(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+** Completion: the identifiers under a dotted prefix ("str" -> "string",
+** "string.fo" -> "string.format"), from the value's own keys and along
+** its __index chain (so methods of objects and strings complete too).
+** Full dotted names, sorted, each once.
+*/
+static int donames(lua_State *L) {
+  const char *pre = luaL_checkstring(L, 1);
+  const char *dot = strrchr(pre, '.');
+  const char *part = dot ? dot + 1 : pre;
+  size_t plen = strlen(part), n = 0, i = 0;
+  const char **keys;
+  lua_newtable(L); /* 2: the set of names found */
+  if (dot) {
+    lua_pushlstring(L, pre, (size_t)(dot - pre)); /* 3: the path */
+    getpath(L, lua_tostring(L, 3));
+  } else {
+    lua_pushliteral(L, "");
+    lua_pushglobaltable(L);
+  }
+  for (int depth = 0; depth < 8; depth++) { /* 4: the value searched */
+    if (lua_istable(L, 4)) {
+      lua_pushnil(L);
+      while (lua_next(L, 4)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING &&
+            strncmp(lua_tostring(L, -1), part, plen) == 0 &&
+            isident(lua_tostring(L, -1))) {
+          lua_pushvalue(L, -1);
+          lua_pushboolean(L, 1);
+          lua_rawset(L, 2);
+        }
+      }
+    }
+    if (!lua_getmetatable(L, 4)) break;
+    lua_getfield(L, -1, "__index");
+    lua_replace(L, 4);
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 2)) lua_pop(L, 1), n++;
+  keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0); /* 5 */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) lua_pop(L, 1), keys[i++] = lua_tostring(L, -1);
+  qsort(keys, n, sizeof *keys, bystr);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    if (dot)
+      lua_pushfstring(L, "%s.%s", lua_tostring(L, 3), keys[i]);
+    else
+      lua_pushstring(L, keys[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* ---- the ops ----------------------------------------------------- */
+/* Each leaves r (LUA_OK) or an error table (else) on top of the stack. */
+
+static int opexec(lua_State *L, task *t, int req) {
+  size_t len;
+  const char *code, *name = "execute", *chunk;
+  int base;
+  if (lua_getfield(L, req, "code") != LUA_TSTRING)
+    return badreq(L, t, "exec needs a string 'code'");
+  code = lua_tolstring(L, -1, &len);
+  if (lua_getfield(L, req, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
+  chunk = lua_pushfstring(L, "=%s", name);
+  base = lua_gettop(L);
+  if (luaL_loadbufferx(L, code, len, chunk, "t") != LUA_OK) {
+    errtable(L, lua_tostring(L, -1));
+    return LUA_ERRSYNTAX;
+  }
+  if (call(L, 0, LUA_MULTRET) != LUA_OK) return LUA_ERRRUN;
+  pack(L, base);
+  return LUA_OK;
+}
+
+static int opapply(lua_State *L, task *t, int req) {
+  lua_Integer n = 0;
+  int f, args, base;
+  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
+    return badreq(L, t, "apply needs a function 'f'");
+  f = lua_gettop(L);
+  args = f + 1;
+  if (lua_getfield(L, req, "args") == LUA_TTABLE) {
+    if (lua_getfield(L, args, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
+      n = lua_tointeger(L, -1);
+    else
+      n = (lua_Integer)lua_rawlen(L, args);
+    lua_pop(L, 1);
+  } else if (!lua_isnil(L, args)) {
+    return badreq(L, t, "apply: 'args' must be a table");
+  }
+  if (n < 0 || n > 1000000)
+    return badreq(L, t, "apply: bad argument count %I", n);
+  luaL_checkstack(L, (int)n + 8, "too many arguments");
+  base = lua_gettop(L);
+  lua_pushvalue(L, f);
+  for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, args, i);
+  if (call(L, (int)n, LUA_MULTRET) != LUA_OK) return LUA_ERRRUN;
+  pack(L, base);
+  return LUA_OK;
+}
+
+static int oppush(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "ns") != LUA_TTABLE)
+    return badreq(L, t, "push needs a table 'ns'");
+  lua_pushcfunction(L, dopush);
+  lua_insert(L, -2);
+  if (call(L, 1, 0) != LUA_OK) return LUA_ERRRUN;
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "n");
+  return LUA_OK;
+}
+
+static int oppull(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "names") != LUA_TTABLE)
+    return badreq(L, t, "pull needs an array 'names'");
+  lua_pushcfunction(L, dopull);
+  lua_insert(L, -2);
+  return call(L, 1, 1);
+}
+
+static int opmap(lua_State *L, task *t, int req) {
+  lua_Integer n;
+  int f, items, res;
+  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
+    return badreq(L, t, "map needs a function 'f'");
+  f = lua_gettop(L);
+  if (lua_getfield(L, req, "items") != LUA_TTABLE)
+    return badreq(L, t, "map needs a table 'items'");
+  items = f + 1;
+  if (lua_getfield(L, req, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
+    n = lua_tointeger(L, -1);
+  else
+    n = (lua_Integer)lua_rawlen(L, items);
+  lua_pop(L, 1);
+  if (n < 0 || n > INT_MAX) return badreq(L, t, "map: bad item count %I", n);
+  lua_createtable(L, (int)n, 1);
+  res = lua_gettop(L);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_pushvalue(L, f);
+    lua_rawgeti(L, items, i);
+    if (call(L, 1, 1) != LUA_OK) {
+      lua_pushinteger(L, i);
+      lua_setfield(L, -2, "item");
+      return LUA_ERRRUN;
+    }
+    lua_rawseti(L, res, i);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, res, "n");
+  return LUA_OK;
+}
+
+static int opnames(lua_State *L, task *t, int req) {
+  int ty = lua_getfield(L, req, "prefix");
+  if (ty != LUA_TSTRING && ty != LUA_TNIL)
+    return badreq(L, t, "names: 'prefix' must be a string");
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
+  lua_pushcfunction(L, donames);
+  lua_insert(L, -2);
+  return call(L, 1, 1);
+}
+
+/* ---- the reply --------------------------------------------------- */
+
+/*
+** chunk and line from the message's "name:LINE: " prefix (first line
+** only). A chunk name may hold colons ("C:\x.lua"), so the first colon
+** followed by digits and a colon ends it.
+*/
+static void where(lua_State *L, int et, const char *msg) {
+  const char *end = strchr(msg, '\n');
+  for (const char *p = strchr(msg, ':'); p && (!end || p < end);
+       p = strchr(p + 1, ':')) {
+    const char *q = p + 1;
+    lua_Integer line = 0;
+    while (isdigit((unsigned char)*q) && line < 1000000000)
+      line = line * 10 + (*q++ - '0');
+    if (q == p + 1 || *q != ':' || p == msg) continue;
+    lua_pushlstring(L, msg, (size_t)(p - msg));
+    lua_setfield(L, et, "chunk");
+    lua_pushinteger(L, line);
+    lua_setfield(L, et, "line");
+    return;
+  }
+}
+
+static void stamp(lua_State *L, task *t) {
+  lua_pushnumber(L, t->started);
+  lua_setfield(L, -2, "started");
+  lua_pushnumber(L, t->completed);
+  lua_setfield(L, -2, "completed");
+}
+
+/*
+** The error table on top becomes the ERROR payload. An error value that
+** cannot travel is dropped (its message still says what it was).
+*/
+static void encerr(lua_State *L, task *t) {
+  plush_buf *b = &t->e->enc;
+  char err[256];
+  int et = lua_gettop(L);
+  lua_pushliteral(L, "RemoteError");
+  lua_setfield(L, et, "kind");
+  lua_pushinteger(L, (lua_Integer)atomic_load(&t->e->id));
+  lua_setfield(L, et, "engine");
+  stamp(L, t);
+  if (lua_getfield(L, et, "message") == LUA_TSTRING)
+    where(L, et, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  t->status = PLUSH_S_ERROR;
+  b->len = 0;
+  if (plush_encode(L, et, b, "error", err, sizeof err) == 0) return;
+  lua_pushnil(L);
+  lua_setfield(L, et, "value");
+  b->len = 0;
+  if (plush_encode(L, et, b, "error", err, sizeof err) < 0)
+    luaL_error(L, "%s", err);
+}
+
+/*
+** The r on top becomes the OK payload. A result that cannot travel turns
+** into an ERROR whose message is the codec's, naming the culprit from
+** "result" ("cannot serialise result[1]: thread").
+*/
+static void encok(lua_State *L, task *t) {
+  plush_buf *b = &t->e->enc;
+  char err[256], err2[256];
+  int r = lua_gettop(L);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, r);
+  lua_setfield(L, -2, "r");
+  stamp(L, t);
+  b->len = 0;
+  if (plush_encode(L, -1, b, "reply", err, sizeof err) == 0) {
+    t->status = PLUSH_S_OK;
+    return;
+  }
+  b->len = 0;
+  if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)
+    memcpy(err, err2, sizeof err);
+  b->len = 0;
+  errtable(L, err);
+  encerr(L, t);
+}
+
+int eng_serve(lua_State *L) {
+  task *t = lua_touserdata(L, 1);
+  plush_frame *f = t->req;
+  char err[256];
+  const char *op;
+  int st;
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                   sizeof err) < 0)
+    return badreq(L, t, "cannot decode the request: %s", err);
+  if (!lua_istable(L, 2)) return badreq(L, t, "the request is not a table");
+  if (lua_getfield(L, 2, "op") != LUA_TSTRING)
+    return badreq(L, t, "the request has no 'op'");
+  op = lua_tostring(L, 3);
+  if (strcmp(op, "exec") == 0)
+    st = opexec(L, t, 2);
+  else if (strcmp(op, "apply") == 0)
+    st = opapply(L, t, 2);
+  else if (strcmp(op, "push") == 0)
+    st = oppush(L, t, 2);
+  else if (strcmp(op, "pull") == 0)
+    st = oppull(L, t, 2);
+  else if (strcmp(op, "map") == 0)
+    st = opmap(L, t, 2);
+  else if (strcmp(op, "names") == 0)
+    st = opnames(L, t, 2);
+  else
+    return badreq(L, t, "unknown op '%s'", op);
+  t->completed = eng_now();
+  if (st == LUA_OK)
+    encok(L, t);
+  else
+    encerr(L, t);
+  return 0;
+}

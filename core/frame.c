@@ -1,0 +1,239 @@
+/*
+** frame.c — wire header packing, shared frames, the incremental parser.
+*/
+#include "frame.h"
+#include "plush.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+** Little-endian stores and loads, byte by byte: the wire format must not
+** depend on the host's byte order or on how the compiler pads plush_hdr.
+*/
+static void put16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static void put64(unsigned char *p, uint64_t v) {
+  put32(p, (uint32_t)v);
+  put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint16_t get16(const unsigned char *p) {
+  return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
+
+static uint32_t get32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p) {
+  return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/*
+** The 24-byte header, laid out as the table in frame.h.
+*/
+void plush_hdr_pack(const plush_hdr *h, unsigned char out[PLUSH_HDR_SIZE]) {
+  put32(out + 0, h->len);
+  out[4] = h->type;
+  out[5] = h->flags;
+  put16(out + 6, h->status);
+  put32(out + 8, h->engine);
+  put64(out + 12, h->id);
+  put32(out + 20, h->aux);
+}
+
+void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h) {
+  h->len = get32(in + 0);
+  h->type = in[4];
+  h->flags = in[5];
+  h->status = get16(in + 6);
+  h->engine = get32(in + 8);
+  h->id = get64(in + 12);
+  h->aux = get32(in + 20);
+}
+
+/*
+** One allocation for bookkeeping, packed header and payload, so a frame
+** can be forwarded to another socket as a single buffer without copying.
+** The size check matters only where size_t is 32 bits wide.
+*/
+plush_frame *plush_frame_new(const plush_hdr *h) {
+  plush_frame *f;
+#if SIZE_MAX <= UINT32_MAX
+  if (h->len > SIZE_MAX - sizeof(plush_frame) - PLUSH_HDR_SIZE) return NULL;
+#endif
+  f = malloc(sizeof(plush_frame) + PLUSH_HDR_SIZE + (size_t)h->len);
+  if (f == NULL) return NULL;
+  atomic_init(&f->refs, 1);
+  f->hdr = *h;
+  plush_hdr_pack(h, f->raw);
+  return f;
+}
+
+void plush_frame_repack(plush_frame *f) {
+  plush_hdr_pack(&f->hdr, f->raw);
+}
+
+/*
+** Taking a reference needs no ordering: the taker already holds one. The
+** release must be acq_rel so the thread that frees sees every write made
+** by the threads that dropped their references before it.
+*/
+plush_frame *plush_frame_ref(plush_frame *f) {
+  if (f) atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+  return f;
+}
+
+void plush_frame_unref(plush_frame *f) {
+  if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    free(f);
+}
+
+/* ------------------------------------------------------------------ */
+
+void plush_parser_init(plush_parser *p, uint64_t max_frame) {
+  memset(p, 0, sizeof *p);
+  p->max_frame = max_frame ? max_frame : PLUSH_DEFAULT_MAX_FRAME;
+}
+
+/*
+** Drops a partial frame; the parser can be re-initialised afterwards.
+*/
+void plush_parser_free(plush_parser *p) {
+  plush_frame_unref(p->cur);
+  p->cur = NULL;
+  p->got = 0;
+  p->hdrlen = 0;
+}
+
+/*
+** Records an error: the parser refuses all further input with the same
+** code, since the stream can no longer be resynchronised.
+*/
+static int fail(plush_parser *p, int rc) {
+  plush_parser_free(p);
+  p->rc = rc;
+  return rc;
+}
+
+/*
+** Hands the complete current frame to cb. The parser is reset first so
+** that cb finds it in a consistent state (ready for the next header).
+*/
+static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
+  plush_frame *f = p->cur;
+  p->cur = NULL;
+  p->got = 0;
+  p->hdrlen = 0;
+  cb(ud, f);
+}
+
+/*
+** A whole header has been gathered: checks it before trusting its length
+** (the allocation is bounded by max_frame), then allocates the frame. A
+** frame without payload is complete at once.
+*/
+static int start(plush_parser *p, plush_frame_cb cb, void *ud) {
+  plush_hdr h;
+  plush_hdr_unpack(p->hdrbuf, &h);
+  if (h.type < 1 || h.type >= PLUSH_T__MAX) {
+    snprintf(p->err, sizeof p->err, "unknown frame type %u", (unsigned)h.type);
+    return fail(p, PLUSH_EPROTO);
+  }
+  if (h.len > p->max_frame) {
+    snprintf(p->err, sizeof p->err,
+             "frame of %" PRIu32 " bytes over the %" PRIu64 "-byte limit",
+             h.len, p->max_frame);
+    return fail(p, PLUSH_ETOOBIG);
+  }
+  p->cur = plush_frame_new(&h);
+  if (p->cur == NULL) {
+    snprintf(p->err, sizeof p->err, "no memory for a frame of %" PRIu32 " bytes",
+             h.len);
+    return fail(p, PLUSH_ENOMEM);
+  }
+  p->got = 0;
+  if (h.len == 0) finish(p, cb, ud);
+  return 0;
+}
+
+/*
+** Consumes data in any split: header bytes are gathered in hdrbuf,
+** payload bytes copied straight into the frame, and every frame that
+** completes is passed to cb, however many the buffer holds.
+*/
+int plush_parser_feed(plush_parser *p, const char *data, size_t len,
+                      plush_frame_cb cb, void *ud) {
+  size_t n;
+  int rc;
+  if (p->rc) return p->rc;
+  while (len > 0) {
+    if (p->cur == NULL) {
+      n = PLUSH_HDR_SIZE - p->hdrlen;
+      if (n > len) n = len;
+      memcpy(p->hdrbuf + p->hdrlen, data, n);
+      p->hdrlen += n;
+      data += n;
+      len -= n;
+      if (p->hdrlen < PLUSH_HDR_SIZE) break;
+      if ((rc = start(p, cb, ud)) != 0) return rc;
+      continue;
+    }
+    n = p->cur->hdr.len - p->got;
+    if (n > len) n = len;
+    memcpy(plush_frame_payload(p->cur) + p->got, data, n);
+    p->got += n;
+    data += n;
+    len -= n;
+    if (p->got == p->cur->hdr.len) finish(p, cb, ud);
+  }
+  return 0;
+}
+
+/*
+** The rest of the current payload, for a reader that wants to receive
+** into the frame itself. Header bytes always go through feed.
+*/
+char *plush_parser_direct(plush_parser *p, size_t *room) {
+  if (p->rc || p->cur == NULL || p->got >= p->cur->hdr.len) {
+    *room = 0;
+    return NULL;
+  }
+  *room = p->cur->hdr.len - p->got;
+  return plush_frame_payload(p->cur) + p->got;
+}
+
+/*
+** Accounts bytes a reader wrote at plush_parser_direct's pointer; more
+** than the room it was given is a caller bug (PLUSH_EINVAL with a reason
+** in p->err for the caller's log, parser intact).
+*/
+int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
+                         void *ud) {
+  size_t room;
+  if (p->rc) return p->rc;
+  if (n == 0) return 0;
+  room = p->cur ? p->cur->hdr.len - p->got : 0;
+  if (n > room) {
+    snprintf(p->err, sizeof p->err,
+             "advance of %zu bytes over the %zu bytes of room", n, room);
+    return PLUSH_EINVAL;
+  }
+  p->got += n;
+  if (p->got == p->cur->hdr.len) finish(p, cb, ud);
+  return 0;
+}

@@ -1,0 +1,901 @@
+/*
+** lua_core.c — the plush.core Lua C module: the client's transport (a conn
+** with a private libuv loop, driven from Lua by conn:poll), the wire codec
+** on strings, and the process helpers the launchers need.
+**
+** A client is single-threaded: nothing runs on its loop except while Lua
+** is inside core.connect, conn:poll or conn:close, and no callback of the
+** loop ever touches Lua. Frames that arrive wait in a C FIFO until poll
+** turns them into event tables in the caller's lua_State.
+*/
+#include "lua_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "codec.h"
+#include "conn.h"
+#include "plush.h"
+#include "proc.h"
+
+#define CONN_MT "plush.conn"
+#define CLOSE_GRACE 5.0 /* seconds close() waits for queued writes */
+
+/* ------------------------------------------------------------------ */
+/*
+** SIGINT. The handler only sets a flag and writes a byte to a self-pipe:
+** the flag is what core.sigint() and core.wait() look at, and the pipe,
+** watched by a uv_poll_t on each conn's loop, wakes a poll that is
+** blocked in epoll (which libuv restarts after EINTR, so the signal alone
+** would not end the wait). Process-wide, as signals are.
+*/
+static volatile sig_atomic_t gotint;
+static int intpipe[2] = {-1, -1};
+static int catching;
+static struct sigaction oldint;
+
+static void onsigint(int sig) {
+  int e = errno;
+  (void)sig;
+  gotint = 1;
+  if (intpipe[1] >= 0) (void)!write(intpipe[1], "", 1);
+  errno = e;
+}
+
+static void drainint(void) {
+  char b[64];
+  if (intpipe[0] >= 0)
+    while (read(intpipe[0], b, sizeof b) > 0) {}
+}
+
+/* ------------------------------------------------------------------ */
+/* The client conn. */
+
+typedef struct client {
+  uv_loop_t *loop;      /* malloc'd; NULL once closed */
+  plush_conn *conn;     /* NULL once its on_close ran */
+  uv_timer_t timer;     /* poll / connect / close deadlines */
+  uv_poll_t intpoll;    /* watches intpipe[0] */
+  int haspoll;
+  int fired;            /* the timer went off */
+  int ready;            /* handshake done */
+  int welcomed;         /* WELCOME received: cid known */
+  int closing;          /* we are closing it: no closed event owed */
+  int owed;             /* a {kind="closed"} event is owed to poll */
+  int reason;           /* on_close's code */
+  uint32_t cid, seq;
+  plush_frame *welcome;
+  plush_frame *cur;     /* frame being converted (freed if Lua errors) */
+  plush_frame **q;      /* FIFO ring of received frames */
+  size_t qhead, qlen, qcap;
+  char where[280];      /* "host:port" as given */
+  char msg[256];        /* why the connection closed */
+} client;
+
+static int qpush(client *c, plush_frame *f) {
+  if (c->qlen == c->qcap) {
+    size_t i, cap = c->qcap ? 2 * c->qcap : 16;
+    plush_frame **q = malloc(cap * sizeof *q);
+    if (q == NULL) return PLUSH_ENOMEM;
+    for (i = 0; i < c->qlen; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
+    free(c->q);
+    c->q = q;
+    c->qcap = cap;
+    c->qhead = 0;
+  }
+  c->q[(c->qhead + c->qlen++) % c->qcap] = f;
+  return 0;
+}
+
+static plush_frame *qpop(client *c) {
+  plush_frame *f = c->q[c->qhead];
+  c->qhead = (c->qhead + 1) % c->qcap;
+  c->qlen--;
+  return f;
+}
+
+static void onready(plush_conn *pc) {
+  client *c = plush_conn_data(pc);
+  c->ready = 1;
+}
+
+static void onframe(plush_conn *pc, plush_frame *f) {
+  client *c = plush_conn_data(pc);
+  if (!c->welcomed && c->welcome == NULL && f->hdr.type == PLUSH_T_WELCOME) {
+    c->welcome = f;
+    return;
+  }
+  if (qpush(c, f) < 0) {
+    plush_frame_unref(f);
+    plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
+  }
+}
+
+static void onclose(plush_conn *pc, int reason, const char *msg) {
+  client *c = plush_conn_data(pc);
+  c->conn = NULL;
+  c->reason = reason;
+  snprintf(c->msg, sizeof c->msg, "%s", msg);
+  if (c->welcomed && !c->closing) c->owed = 1;
+}
+
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose};
+
+static void ontimer(uv_timer_t *t) {
+  client *c = t->data;
+  c->fired = 1;
+}
+
+static void settimer(client *c, double t) {
+  double ms = ceil(t * 1000);
+  c->fired = 0;
+  uv_update_time(c->loop);
+  uv_timer_start(&c->timer, ontimer, ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms,
+                 0);
+}
+
+static void onintpipe(uv_poll_t *p, int status, int events) {
+  (void)p, (void)status, (void)events;
+  drainint();
+}
+
+/* Lazily: the pipe may be created after the conn was. */
+static void watchint(client *c) {
+  if (c->haspoll || intpipe[0] < 0 || c->loop == NULL) return;
+  if (uv_poll_init(c->loop, &c->intpoll, intpipe[0]) < 0) return;
+  uv_poll_start(&c->intpoll, UV_READABLE, onintpipe);
+  c->haspoll = 1;
+}
+
+/*
+** Closing. A close started by us lets queued writes (a large request just
+** submitted, a final ctrl) reach the controller, but waits at most grace
+** seconds for them: a controller that stopped reading must not hang the
+** client. What is still queued then is discarded.
+*/
+static void teardown(client *c, double grace) {
+  if (c->loop == NULL) return;
+  c->closing = 1;
+  if (c->conn != NULL && grace > 0 && plush_conn_queued(c->conn) > 0) {
+    settimer(c, grace);
+    while (c->conn != NULL && plush_conn_queued(c->conn) > 0 && !c->fired)
+      uv_run(c->loop, UV_RUN_ONCE);
+    uv_timer_stop(&c->timer);
+  }
+  if (c->conn != NULL) {
+    int reason = plush_conn_queued(c->conn) > 0 ? PLUSH_ECLOSED : 0;
+    plush_conn_close(c->conn, reason, "closed by client");
+    while (c->conn != NULL)
+      if (uv_run(c->loop, UV_RUN_ONCE) == 0 && c->conn != NULL) break;
+  }
+  while (c->qlen > 0) plush_frame_unref(qpop(c));
+  free(c->q);
+  c->q = NULL;
+  c->qcap = 0;
+  plush_frame_unref(c->welcome);
+  plush_frame_unref(c->cur);
+  c->welcome = c->cur = NULL;
+  uv_close((uv_handle_t *)&c->timer, NULL);
+  if (c->haspoll) uv_close((uv_handle_t *)&c->intpoll, NULL);
+  c->haspoll = 0;
+  uv_run(c->loop, UV_RUN_DEFAULT);
+  /* A loop that cannot close still has handles pointing into it: leak it
+  ** rather than free memory libuv may touch. */
+  if (uv_loop_close(c->loop) == 0) free(c->loop);
+  c->loop = NULL;
+  c->conn = NULL;
+}
+
+/*
+** The one-line reason a connect failed, from what on_close reported.
+** A server that rejects our proof just closes the socket, so an EOF in
+** the middle of the handshake means the key was refused.
+*/
+static void whyfailed(client *c, char *out, size_t n) {
+  const char *w = c->where;
+  if (c->conn != NULL)
+    snprintf(out, n, "timed out connecting to %s", w);
+  else if (c->ready)
+    snprintf(out, n, "cannot connect to %s: %s", w, c->msg);
+  else if (c->reason == PLUSH_EAUTH && strncmp(c->msg, "not a plush", 11) == 0)
+    snprintf(out, n, "cannot connect to %s: not a plush controller", w);
+  else if (c->reason == PLUSH_EAUTH)
+    snprintf(out, n, "authentication refused by %s", w);
+  else if (c->reason == UV_ETIMEDOUT)
+    snprintf(out, n, "timed out connecting to %s", w);
+  else if (strncmp(c->msg, "cannot connect", 14) == 0)
+    snprintf(out, n, "cannot connect to %s: %s", w, plush_strerror(c->reason));
+  else if (c->reason == UV_EOF || c->reason == UV_ECONNRESET)
+    snprintf(out, n, "authentication refused by %s", w);
+  else
+    snprintf(out, n, "cannot connect to %s: %s", w, c->msg);
+}
+
+/* Reads the client id from WELCOME {id = n}; 0 or -1 with err set. */
+static int welcome(lua_State *L, client *c, char *err, size_t n) {
+  plush_frame *f = c->welcome;
+  char e[200];
+  lua_Integer id = -1;
+  int top = lua_gettop(L);
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, e,
+                   sizeof e) < 0) {
+    snprintf(err, n, "cannot connect to %s: bad WELCOME: %s", c->where, e);
+    return -1;
+  }
+  if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "id") &&
+      lua_isinteger(L, -1))
+    id = lua_tointeger(L, -1);
+  lua_settop(L, top);
+  if (id < 0 || id > INT32_MAX) {
+    snprintf(err, n, "cannot connect to %s: bad WELCOME", c->where);
+    return -1;
+  }
+  c->cid = (uint32_t)id;
+  c->welcomed = 1;
+  return 0;
+}
+
+static int l_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  const char *keyhex = luaL_checkstring(L, 3);
+  double timeout = luaL_optnumber(L, 4, 10);
+  uint8_t key[PLUSH_KEY_SIZE];
+  char err[640];
+  plush_conn_opts o;
+  client *c;
+  int r;
+  luaL_argcheck(L, port > 0 && port < 65536, 2, "port out of range");
+  luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
+                "key of 64 hex digits expected");
+  luaL_argcheck(L, timeout > 0, 4, "positive number expected");
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, CONN_MT);
+  snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
+  if ((c->loop = malloc(sizeof *c->loop)) == NULL)
+    return luaL_error(L, "cannot connect to %s: out of memory", c->where);
+  if ((r = uv_loop_init(c->loop)) < 0) {
+    free(c->loop);
+    c->loop = NULL;
+    return luaL_error(L, "cannot connect to %s: %s", c->where, uv_strerror(r));
+  }
+  uv_timer_init(c->loop, &c->timer);
+  c->timer.data = c;
+  memset(&o, 0, sizeof o);
+  o.key = key;
+  o.role = PLUSH_ROLE_CLIENT;
+  o.handshake_timeout = timeout + 1; /* our own timer speaks first */
+  r = plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
+  if (r < 0) {
+    snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
+             plush_strerror(r));
+    teardown(c, 0);
+    return luaL_error(L, "%s", err);
+  }
+  settimer(c, timeout);
+  err[0] = '\0';
+  for (;;) {
+    if (c->welcome != NULL) {
+      welcome(L, c, err, sizeof err);
+      break;
+    }
+    if (c->conn == NULL || c->fired) break;
+    uv_run(c->loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(&c->timer);
+  if (!c->welcomed) {
+    if (err[0] == '\0') whyfailed(c, err, sizeof err);
+    teardown(c, 0);
+    return luaL_error(L, "%s", err);
+  }
+  plush_frame_unref(c->welcome);
+  c->welcome = NULL;
+  return 1;
+}
+
+static client *toclient(lua_State *L) {
+  return luaL_checkudata(L, 1, CONN_MT);
+}
+
+static void needconn(lua_State *L, client *c) {
+  if (c->conn == NULL || !plush_conn_is_ready(c->conn))
+    luaL_error(L, "not connected: %s", c->msg[0] ? c->msg : "closed");
+}
+
+/*
+** Encodes the value at idx straight into the allocation of a frame: the
+** buffer starts with room for the plush_frame struct and its packed
+** header, so a 100 MB request is encoded once and never copied after
+** (plush_frame_unref frees it with free(), as frame.c allocates it). The
+** same frame then goes to every target, referenced by each write.
+*/
+#define FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
+
+static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
+                                uint8_t type) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_frame *f;
+  char err[256];
+  size_t len, cap;
+  if (plush_buf_reserve(&b, FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
+  b.len = FRAME_PREFIX;
+  if (plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
+    plush_buf_free(&b);
+    luaL_error(L, "%s", err);
+  }
+  if (b.len - FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
+    len = b.len - FRAME_PREFIX;
+    plush_buf_free(&b);
+    luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
+               (size_t)PLUSH_DEFAULT_MAX_FRAME);
+  }
+  cap = b.cap;
+  f = (plush_frame *)plush_buf_steal(&b, &len);
+  if (cap - len > len / 8) { /* give back doubling slack */
+    plush_frame *g = realloc(f, len);
+    if (g != NULL) f = g;
+  }
+  atomic_init(&f->refs, 1);
+  memset(&f->hdr, 0, sizeof f->hdr);
+  f->hdr.type = type;
+  f->hdr.len = (uint32_t)(len - FRAME_PREFIX);
+  plush_frame_repack(f);
+  return f;
+}
+
+static uint64_t nextid(client *c) {
+  if (++c->seq == 0) ++c->seq;
+  return (uint64_t)c->cid << 32 | c->seq;
+}
+
+static void sendfailed(lua_State *L, client *c, plush_frame *f, int r) {
+  plush_frame_unref(f);
+  if (r == PLUSH_ECLOSED)
+    luaL_error(L, "not connected: %s", c->msg[0] ? c->msg : "closing");
+  luaL_error(L, "cannot send to %s: %s", c->where, plush_strerror(r));
+}
+
+static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
+  if (v < 0 || v >= (lua_Integer)PLUSH_ANY)
+    luaL_argerror(L, arg, "engine id out of range");
+  return (uint32_t)v;
+}
+
+/*
+** conn:submit(target, msg [, timeout]). Targets are all checked and msg
+** encoded before the first byte is written: a bad argument or a value
+** that cannot travel sends nothing.
+*/
+static int l_submit(lua_State *L) {
+  client *c = toclient(L);
+  int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
+  lua_Integer n = 1, i;
+  uint32_t one = PLUSH_ANY, aux;
+  double t = luaL_optnumber(L, 4, 0), ms;
+  plush_frame *f;
+  plush_hdr h;
+  int r;
+  if (many) {
+    n = (lua_Integer)lua_rawlen(L, 2);
+    for (i = 1; i <= n; i++) {
+      int ok;
+      lua_rawgeti(L, 2, i);
+      checktarget(L, 2, lua_tointegerx(L, -1, &ok));
+      if (!ok) luaL_argerror(L, 2, "array of engine ids expected");
+      lua_pop(L, 1);
+    }
+  } else if (tt == LUA_TNUMBER) {
+    one = checktarget(L, 2, luaL_checkinteger(L, 2));
+  } else if (tt != LUA_TNIL && tt != LUA_TNONE) {
+    luaL_typeerror(L, 2, "engine id, array of engine ids or nil");
+  }
+  luaL_checkany(L, 3);
+  luaL_argcheck(L, t >= 0, 4, "non-negative number of seconds expected");
+  ms = ceil(t * 1000);
+  aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+  needconn(L, c);
+  if (many) lua_createtable(L, (int)n, 0);
+  f = encodeframe(L, 3, "request", PLUSH_T_REQ);
+  memset(&h, 0, sizeof h);
+  h.type = PLUSH_T_REQ;
+  h.aux = aux;
+  for (i = 1; i <= n; i++) {
+    if (many) {
+      lua_rawgeti(L, 2, i);
+      one = (uint32_t)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    h.engine = one;
+    h.flags = one == PLUSH_ANY ? PLUSH_F_BALANCED : 0;
+    h.id = nextid(c);
+    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
+      sendfailed(L, c, f, r);
+    if (many) {
+      lua_pushinteger(L, (lua_Integer)h.id);
+      lua_rawseti(L, -2, i);
+    }
+  }
+  plush_frame_unref(f);
+  if (!many) lua_pushinteger(L, (lua_Integer)h.id);
+  return 1;
+}
+
+static int l_ctrl(lua_State *L) {
+  client *c = toclient(L);
+  plush_frame *f;
+  plush_hdr h;
+  int r;
+  luaL_checkany(L, 2);
+  needconn(L, c);
+  f = encodeframe(L, 2, "ctrl", PLUSH_T_CTRL);
+  memset(&h, 0, sizeof h);
+  h.type = PLUSH_T_CTRL;
+  h.id = nextid(c);
+  if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
+    sendfailed(L, c, f, r);
+  plush_frame_unref(f);
+  lua_pushinteger(L, (lua_Integer)h.id);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Events. */
+
+static void setstr(lua_State *L, const char *k, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void setint(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/*
+** Pushes the frame's decoded payload; when it does not decode, pushes an
+** error table in its place and returns 0, so that a reply is never lost.
+*/
+static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
+  char err[200];
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                   sizeof err) == 0)
+    return 1;
+  lua_createtable(L, 0, 3);
+  setstr(L, "kind", "RemoteError");
+  lua_pushfstring(L, "undecodable %s: %s", what, err);
+  lua_setfield(L, -2, "message");
+  if (f->hdr.engine != PLUSH_ANY) setint(L, "engine", f->hdr.engine);
+  return 0;
+}
+
+static const char *statusname(unsigned s) {
+  static const char *const names[] = {"ok", "error", "engine", "timeout",
+                                      "badreq"};
+  return s < sizeof names / sizeof names[0] ? names[s] : "error";
+}
+
+/* Pushes the event for one frame; 0 (nothing pushed) for other types. */
+static int pushevent(lua_State *L, plush_frame *f) {
+  const plush_hdr *h = &f->hdr;
+  int ok;
+  switch (h->type) {
+  case PLUSH_T_REPLY:
+  case PLUSH_T_CTRL_REPLY:
+    lua_createtable(L, 0, 5);
+    setstr(L, "kind", h->type == PLUSH_T_REPLY ? "reply" : "ctrl");
+    setint(L, "id", (lua_Integer)h->id);
+    if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
+      setint(L, "engine", h->engine);
+    ok = pushpayload(L, f, "reply");
+    lua_setfield(L, -2, "value");
+    setstr(L, "status", ok ? statusname(h->status) : "error");
+    return 1;
+  case PLUSH_T_OUTPUT:
+    lua_createtable(L, 0, 5);
+    setstr(L, "kind", "output");
+    setint(L, "id", (lua_Integer)h->id);
+    if (h->engine != PLUSH_ANY) setint(L, "engine", h->engine);
+    setint(L, "stream", h->aux);
+    lua_pushlstring(L, plush_frame_payload(f), h->len);
+    lua_setfield(L, -2, "text");
+    return 1;
+  case PLUSH_T_EVENT:
+    lua_createtable(L, 0, 2);
+    setstr(L, "kind", "event");
+    if (!pushpayload(L, f, "event")) setstr(L, "event", "error");
+    lua_setfield(L, -2, "value");
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int pending(client *c) {
+  return c->qlen > 0 || c->owed || gotint;
+}
+
+/*
+** Runs the loop until there is something to report or t seconds passed
+** (t < 0: no limit, t == 0: one non-blocking turn). Once the connection
+** is gone nothing more can arrive, so poll returns at once.
+*/
+static void await(client *c, double t) {
+  watchint(c);
+  uv_run(c->loop, UV_RUN_NOWAIT);
+  if (t == 0 || pending(c) || c->conn == NULL) return;
+  if (t > 0) settimer(c, t);
+  while (!pending(c) && !c->fired && c->conn != NULL)
+    if (uv_run(c->loop, UV_RUN_ONCE) == 0) break;
+  uv_timer_stop(&c->timer);
+}
+
+static int l_poll(lua_State *L) {
+  client *c = toclient(L);
+  double t = -1;
+  lua_Integer n = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t == t, 2, "number of seconds expected");
+    if (t < 0) t = 0;
+    if (t > 1e9) t = -1;
+  }
+  lua_newtable(L);
+  if (c->loop != NULL) await(c, t);
+  plush_frame_unref(c->cur);
+  c->cur = NULL;
+  while (c->qlen > 0) {
+    c->cur = qpop(c);
+    if (pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
+    plush_frame_unref(c->cur);
+    c->cur = NULL;
+  }
+  if (c->owed) {
+    c->owed = 0;
+    lua_createtable(L, 0, 2);
+    setstr(L, "kind", "closed");
+    setstr(L, "message", c->msg);
+    lua_rawseti(L, -2, ++n);
+  }
+  if (gotint) {
+    gotint = 0;
+    drainint();
+    lua_createtable(L, 0, 1);
+    setstr(L, "kind", "sigint");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int l_cid(lua_State *L) {
+  lua_pushinteger(L, toclient(L)->cid);
+  return 1;
+}
+
+static int l_connected(lua_State *L) {
+  client *c = toclient(L);
+  lua_pushboolean(L, c->conn != NULL && plush_conn_is_ready(c->conn));
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  teardown(toclient(L), CLOSE_GRACE);
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  client *c = toclient(L);
+  lua_pushfstring(L, "plush.conn (%s, cid %d%s)", c->where, (int)c->cid,
+                  c->conn != NULL ? "" : ", closed");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Codec. */
+
+static int l_encode(lua_State *L) {
+  const char *root = luaL_optstring(L, 2, "value");
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[256];
+  luaL_checkany(L, 1);
+  if (plush_encode(L, 1, &b, root, err, sizeof err) < 0) {
+    plush_buf_free(&b);
+    return luaL_error(L, "%s", err);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  plush_buf_free(&b);
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  size_t len, used = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char err[256];
+  if (plush_decode(L, s, len, &used, err, sizeof err) < 0)
+    return luaL_error(L, "%s", err);
+  if (used != len)
+    return luaL_error(L, "cannot decode: %d trailing bytes", (int)(len - used));
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Time. */
+
+static double clockf(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, clockf(CLOCK_MONOTONIC));
+  return 1;
+}
+
+static int l_time(lua_State *L) {
+  lua_pushnumber(L, clockf(CLOCK_REALTIME));
+  return 1;
+}
+
+/* Sleeps s seconds, or less when SIGINT is being caught and arrives. */
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  struct timespec ts, rem;
+  if (!(s > 0)) return 0;
+  if (s > 1e9) s = 1e9;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) < 0 && errno == EINTR && !gotint) ts = rem;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Processes. */
+
+/* Keeps every string on the stack: a converted number lives only there. */
+static const char *fieldstr(lua_State *L, int idx, const char *k) {
+  int t = lua_getfield(L, idx, k);
+  if (t == LUA_TNIL) return NULL;
+  if (t != LUA_TSTRING)
+    luaL_error(L, "bad option '%s' (string expected, got %s)", k,
+               luaL_typename(L, -1));
+  return lua_tostring(L, -1);
+}
+
+static const char *const *envlist(lua_State *L, int opts) {
+  const char **env;
+  int t = lua_getfield(L, opts, "env"), tab = lua_gettop(L);
+  size_t n = 0;
+  if (t == LUA_TNIL) return NULL;
+  if (t != LUA_TTABLE)
+    luaL_error(L, "bad option 'env' (table expected, got %s)",
+               luaL_typename(L, -1));
+  for (lua_pushnil(L); lua_next(L, tab); lua_pop(L, 1)) n++;
+  env = lua_newuserdatauv(L, (n + 1) * sizeof *env, 0);
+  luaL_checkstack(L, (int)n + 8, "too many environment variables");
+  n = 0;
+  for (lua_pushnil(L); lua_next(L, tab); lua_pop(L, 1)) {
+    const char *k = lua_tostring(L, -2);
+    if (lua_type(L, -2) != LUA_TSTRING || strchr(k, '=') || !*k ||
+        !lua_isstring(L, -1))
+      luaL_error(L, "bad option 'env' (string keys and values expected)");
+    lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+    env[n++] = lua_tostring(L, -1);
+    lua_insert(L, -3); /* keep it below the key and value */
+  }
+  env[n] = NULL;
+  return env;
+}
+
+static int l_spawn(lua_State *L) {
+  plush_spawn_opts o = {0, NULL, NULL, NULL};
+  const char **argv;
+  size_t n, i;
+  char err[512];
+  int pid;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = lua_rawlen(L, 1);
+  luaL_argcheck(L, n > 0, 1, "non-empty array of strings expected");
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "detach");
+    o.detach = lua_toboolean(L, -1);
+    o.stdout_path = fieldstr(L, 2, "stdout");
+    o.stderr_path = fieldstr(L, 2, "stderr");
+    o.env = envlist(L, 2);
+  }
+  argv = lua_newuserdatauv(L, (n + 1) * sizeof *argv, 0);
+  luaL_checkstack(L, (int)n + 8, "too many arguments");
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    if (!lua_isstring(L, -1))
+      luaL_argerror(L, 1, "non-empty array of strings expected");
+    argv[i] = lua_tostring(L, -1);
+  }
+  argv[n] = NULL;
+  if ((pid = plush_spawn(argv, &o, err, sizeof err)) < 0)
+    return luaL_error(L, "%s", err);
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+static int checkpid(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "positive pid expected");
+  return (int)pid;
+}
+
+static int l_kill(lua_State *L) {
+  int pid = checkpid(L), sig = SIGTERM;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    if ((sig = plush_signum(lua_tostring(L, 2))) < 0)
+      return luaL_argerror(L, 2, "unknown signal name");
+  } else if (!lua_isnoneornil(L, 2)) {
+    lua_Integer s = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, s >= 0 && s < 65, 2, "signal number out of range");
+    sig = (int)s;
+  }
+  if (kill(pid, sig) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, strerror(errno));
+  return 2;
+}
+
+static int l_alive(lua_State *L) {
+  lua_pushboolean(L, plush_alive(checkpid(L)));
+  return 1;
+}
+
+static int l_wait(lua_State *L) {
+  int pid = checkpid(L), code, r;
+  double t = lua_isnoneornil(L, 2) ? -1 : luaL_checknumber(L, 2);
+  if (t != t) t = 0;
+  if (t > 1e9) t = -1;
+  r = plush_wait(pid, t, &code, catching ? &gotint : NULL);
+  if (r == 0) {
+    lua_pushinteger(L, code);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, r == -ETIMEDOUT ? "timeout"
+                    : r == -EINTR   ? "interrupted"
+                                    : strerror(-r));
+  return 2;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+static int l_hostname(lua_State *L) {
+  char h[256];
+  if (gethostname(h, sizeof h) < 0) strcpy(h, "localhost");
+  h[sizeof h - 1] = '\0';
+  lua_pushstring(L, h);
+  return 1;
+}
+
+static int l_ncpu(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= INT_MAX && isatty((int)fd));
+  return 1;
+}
+
+static void adddir(lua_State *L, const char *d) {
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+  if (d == NULL || *d == '\0') return;
+  for (i = 1; i <= n; i++) {
+    int same = (lua_rawgeti(L, -1, i), strcmp(lua_tostring(L, -1), d) == 0);
+    lua_pop(L, 1);
+    if (same) return;
+  }
+  lua_pushstring(L, d);
+  lua_rawseti(L, -2, n + 1);
+}
+
+static int l_bindirs(lua_State *L) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  lua_newtable(L);
+  adddir(L, getenv("PLUSH_BIN_DIR"));
+  if (n > 0) {
+    char *slash;
+    exe[n] = '\0';
+    if ((slash = strrchr(exe, '/')) != NULL) {
+      *(slash == exe ? slash + 1 : slash) = '\0';
+      adddir(L, exe);
+    }
+  }
+#ifdef PLUSH_BUILD_DIR
+  adddir(L, PLUSH_BUILD_DIR "/bin");
+#endif
+#ifdef PLUSH_INSTALL_BINDIR
+  adddir(L, PLUSH_INSTALL_BINDIR);
+#endif
+  return 1;
+}
+
+static int l_catch_sigint(lua_State *L) {
+  int on = lua_toboolean(L, 1);
+  lua_pushboolean(L, catching);
+  if (on && !catching) {
+    struct sigaction sa;
+    if (intpipe[0] < 0 && pipe2(intpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+      return luaL_error(L, "cannot catch SIGINT: %s", strerror(errno));
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = onsigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, &oldint) < 0)
+      return luaL_error(L, "cannot catch SIGINT: %s", strerror(errno));
+    catching = 1;
+  } else if (!on && catching) {
+    sigaction(SIGINT, &oldint, NULL);
+    catching = 0;
+  }
+  return 1;
+}
+
+static int l_sigint(lua_State *L) {
+  lua_pushboolean(L, gotint);
+  gotint = 0;
+  drainint();
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const luaL_Reg connmeta[] = {
+    {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg connmethods[] = {
+    {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
+    {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
+    {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"connect", l_connect},   {"encode", l_encode},
+    {"decode", l_decode},     {"now", l_now},
+    {"time", l_time},         {"sleep", l_sleep},
+    {"spawn", l_spawn},       {"kill", l_kill},
+    {"alive", l_alive},       {"wait", l_wait},
+    {"getpid", l_getpid},     {"hostname", l_hostname},
+    {"ncpu", l_ncpu},         {"isatty", l_isatty},
+    {"bindirs", l_bindirs},   {"catch_sigint", l_catch_sigint},
+    {"sigint", l_sigint},     {NULL, NULL}};
+
+int luaopen_plush_core(lua_State *L) {
+  if (luaL_newmetatable(L, CONN_MT)) {
+    luaL_setfuncs(L, connmeta, 0);
+    luaL_newlib(L, connmethods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, PLUSH_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

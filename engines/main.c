@@ -1,0 +1,169 @@
+/*
+** main.c — plush-engine: one Lua namespace served to a controller.
+**
+**   plush-engine [--file CONNECTION.json] [--id N] [--log FILE]
+**
+** Everything is in core/engine_host.c; this file reads the command line
+** and the connection file, runs the loop, and turns the engine's end into
+** the exit status (0 after SHUTDOWN or a signal, 1 on failure).
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <uv.h>
+
+#include "connfile.h"
+#include "engine_host.h"
+#include "log.h"
+#include "plush.h"
+
+static const char usage[] =
+    "usage: plush-engine [--file CONNECTION.json] [--id N] [--log FILE]\n"
+    "\n"
+    "Connects to the controller named in the connection file and serves\n"
+    "one Lua namespace until the controller shuts it down.\n"
+    "\n"
+    "  --file FILE  connection file (default: the profile's, from\n"
+    "               $PLUSH_PROFILE or \"default\", under $XDG_RUNTIME_DIR/plush\n"
+    "               or ~/.local/state/plush)\n"
+    "  --id N       engine id to ask for (default: the controller picks)\n"
+    "  --log FILE   append log lines to FILE (default: stderr)\n"
+    "  --help       this text\n"
+    "  --version    the version\n";
+
+typedef struct run {
+  uv_signal_t sigterm, sigint;
+  plush_engine *e;
+  int status;
+  int signals;
+  char reason[256];
+} run;
+
+static int die(const char *fmt, const char *a, const char *b) {
+  fputs("plush-engine: ", stderr);
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  return 1;
+}
+
+/*
+** The first SIGTERM/SIGINT stops the engine cleanly (running code is
+** interrupted, the state closed); a second one while it is stopping
+** means the user has no patience for a stuck finalizer.
+*/
+static void onsignal(uv_signal_t *s, int signum) {
+  run *r = s->data;
+  if (r->signals++ > 0) {
+    plush_warn("signal %d again: exiting at once", signum);
+    _exit(1);
+  }
+  plush_info("signal %d: stopping", signum);
+  plush_engine_stop(r->e);
+}
+
+static void onexit(plush_engine *e, int status, const char *reason,
+                   void *data) {
+  run *r = data;
+  (void)e;
+  r->status = status;
+  snprintf(r->reason, sizeof r->reason, "%s", reason);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+}
+
+/* "--opt VALUE" or "--opt=VALUE"; NULL when argv[*i] is not opt. */
+static const char *optval(int argc, char **argv, int *i, const char *opt,
+                          int *missing) {
+  size_t n = strlen(opt);
+  if (strncmp(argv[*i], opt, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] != '\0') return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+int main(int argc, char **argv) {
+  const char *file = NULL, *logfile = NULL, *idarg = NULL, *v;
+  char path[4096], err[512];
+  plush_connfile cf;
+  plush_engine_opts o;
+  run r;
+  long id = -1;
+  int rc, missing = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("plush-engine %s (%s)\n", PLUSH_VERSION, LUA_RELEASE);
+      return 0;
+    }
+    if ((v = optval(argc, argv, &i, "--file", &missing)) != NULL)
+      file = v;
+    else if ((v = optval(argc, argv, &i, "--id", &missing)) != NULL)
+      idarg = v;
+    else if ((v = optval(argc, argv, &i, "--log", &missing)) != NULL)
+      logfile = v;
+    else if (missing)
+      return die("%s needs a value%s", argv[i], "");
+    else
+      return die("unknown argument '%s'%s (try --help)", argv[i], "");
+  }
+  if (idarg) {
+    char *end;
+    errno = 0;
+    id = strtol(idarg, &end, 10);
+    if (errno || *end || end == idarg || id < 0 || id > 0x7fffffff)
+      return die("bad engine id '%s'%s", idarg, "");
+  }
+  if (file == NULL) {
+    if (plush_connfile_path(NULL, 0, path, sizeof path) < 0)
+      return die("no connection file: use --file%s%s", "", "");
+    file = path;
+  }
+  if (plush_connfile_read(file, &cf, err, sizeof err) < 0)
+    return die("%s%s", err, "");
+  if (logfile && (rc = plush_log_open(logfile, "plush-engine")) < 0)
+    return die("cannot open log file %s: %s", logfile, strerror(-rc));
+  if (!logfile) plush_log_open(NULL, "plush-engine");
+  /* A dead controller must be an EPIPE, not a silent death. */
+  signal(SIGPIPE, SIG_IGN);
+
+  memset(&r, 0, sizeof r);
+  memset(&o, 0, sizeof o);
+  o.host = cf.host;
+  o.port = cf.port;
+  o.key = cf.key;
+  o.id = (int)id;
+  o.on_exit = onexit;
+  o.data = &r;
+  r.status = PLUSH_ENGINE_FAILED;
+  uv_signal_init(uv_default_loop(), &r.sigterm);
+  uv_signal_init(uv_default_loop(), &r.sigint);
+  r.sigterm.data = r.sigint.data = &r;
+  if ((rc = plush_engine_start(uv_default_loop(), &o, &r.e)) < 0) {
+    uv_close((uv_handle_t *)&r.sigterm, NULL);
+    uv_close((uv_handle_t *)&r.sigint, NULL);
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    uv_loop_close(uv_default_loop());
+    return die("cannot connect to %s: %s", cf.host, plush_strerror(rc));
+  }
+  memset(cf.key, 0, sizeof cf.key);
+  uv_signal_start(&r.sigterm, onsignal, SIGTERM);
+  uv_signal_start(&r.sigint, onsignal, SIGINT);
+  plush_info("pid %d connecting to %s:%d", (int)getpid(), cf.host, cf.port);
+  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  uv_loop_close(uv_default_loop());
+  /* Without --log the reason is already on stderr, as a log line. */
+  if (r.status != 0 && logfile) die("%s%s", r.reason, "");
+  return r.status;
+}

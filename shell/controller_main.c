@@ -1,0 +1,279 @@
+/*
+** controller_main.c — the plush-controller daemon: listens, writes the
+** connection file, optionally launches N local engines and owns them
+** (by PID) until it stops.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "connfile.h"
+#include "controller.h"
+#include "log.h"
+#include "plush.h"
+
+typedef struct kid {
+  uv_process_t proc;
+  int running;
+} kid;
+
+static struct {
+  uv_loop_t *loop;
+  plush_ctl *ctl;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t watch, grace;
+  kid *kids;
+  int nkids, live;
+  long parent;
+  char file[PATH_MAX];
+  int stopping;
+  int ctl_done;
+} g;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: plush-controller [options]\n"
+          "  --profile P       profile name (default: $PLUSH_PROFILE or default)\n"
+          "  --file PATH       connection file to write (default: the profile's)\n"
+          "  -n N              launch N local engines and own them\n"
+          "  --ip IP           address to listen on (default 127.0.0.1)\n"
+          "  --port PORT       port (default: any free port)\n"
+          "  --engine PATH     plush-engine binary for -n (default: beside this one)\n"
+          "  --log FILE        log file (default: stderr)\n"
+          "  --parent PID      stop when process PID exits (embedded clusters)\n"
+          "  --heartbeat S     seconds between heartbeats (default 1)\n"
+          "  --dead-after S    declare an engine dead after S silent seconds (default 10)\n"
+          "  --hwm N           balanced tasks in flight per engine (default 2)\n"
+          "  --max-frame BYTES frame size limit (default 1 GiB)\n"
+          "  --help, --version\n");
+}
+
+static void die(const char *msg) {
+  fprintf(stderr, "plush-controller: %s\n", msg);
+  exit(1);
+}
+
+static void finish(void) {
+  if (!g.ctl_done || g.live > 0) return;
+  uv_close((uv_handle_t *)&g.sigterm, NULL);
+  uv_close((uv_handle_t *)&g.sigint, NULL);
+  uv_close((uv_handle_t *)&g.watch, NULL);
+  uv_close((uv_handle_t *)&g.grace, NULL);
+}
+
+static void ctldone(void *ud) {
+  (void)ud;
+  g.ctl_done = 1;
+  g.ctl = NULL;
+  finish();
+}
+
+/* Engines get SHUTDOWN from the controller; any left after the grace
+** period are killed by PID. */
+static void ongrace(uv_timer_t *t) {
+  int i;
+  (void)t;
+  for (i = 0; i < g.nkids; i++)
+    if (g.kids[i].running) {
+      plush_warn("engine pid %d did not exit; killing it",
+                 g.kids[i].proc.pid);
+      uv_process_kill(&g.kids[i].proc, SIGKILL);
+    }
+}
+
+static void stop(const char *why) {
+  if (g.stopping) return;
+  g.stopping = 1;
+  plush_info("stopping: %s", why);
+  unlink(g.file);
+  if (g.ctl) plush_ctl_stop(g.ctl, ctldone, NULL);
+  uv_timer_start(&g.grace, ongrace, 3000, 0);
+  finish();
+}
+
+static void onsignal(uv_signal_t *s, int sig) {
+  (void)s;
+  stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void onshutdown(plush_ctl *c, void *ud) {
+  (void)c;
+  (void)ud;
+  stop("shutdown requested");
+}
+
+static void onwatch(uv_timer_t *t) {
+  (void)t;
+  if (g.parent > 0 && kill((pid_t)g.parent, 0) < 0 && errno == ESRCH)
+    stop("parent process exited");
+}
+
+static void kidexit(uv_process_t *p, int64_t status, int sig) {
+  kid *k = (kid *)p;
+  k->running = 0;
+  g.live--;
+  if (!g.stopping)
+    plush_warn("engine pid %d exited (status %d, signal %d)", p->pid,
+               (int)status, sig);
+  uv_close((uv_handle_t *)p, NULL);
+  finish();
+}
+
+static void launch(const char *engine, int n, const char *log) {
+  int i;
+  g.kids = calloc((size_t)n, sizeof *g.kids);
+  if (g.kids == NULL) die("out of memory");
+  for (i = 0; i < n; i++) {
+    char *args[] = {(char *)engine, "--file", g.file, "--log", (char *)log,
+                    NULL};
+    uv_process_options_t o;
+    uv_stdio_container_t io[3];
+    int r;
+    memset(&o, 0, sizeof o);
+    io[0].flags = UV_IGNORE;
+    io[1].flags = io[2].flags = UV_INHERIT_FD;
+    io[1].data.fd = 1;
+    io[2].data.fd = 2;
+    o.file = engine;
+    o.args = log ? args : (args[3] = NULL, args);
+    o.exit_cb = kidexit;
+    o.stdio = io;
+    o.stdio_count = 3;
+    if ((r = uv_spawn(g.loop, &g.kids[i].proc, &o)) < 0) {
+      char m[PATH_MAX + 64];
+      snprintf(m, sizeof m, "cannot start %s: %s", engine, uv_strerror(r));
+      die(m);
+    }
+    g.kids[i].running = 1;
+    g.nkids++;
+    g.live++;
+  }
+}
+
+static const char *need(int argc, char **argv, int i) {
+  if (i + 1 >= argc) {
+    fprintf(stderr, "plush-controller: %s needs a value\n", argv[i]);
+    exit(2);
+  }
+  return argv[i + 1];
+}
+
+int main(int argc, char **argv) {
+  plush_ctl_opts o;
+  plush_connfile info;
+  const char *profile = getenv("PLUSH_PROFILE"), *engine = NULL;
+  const char *log = NULL;
+  char enginebuf[PATH_MAX + 16], exe[PATH_MAX], err[256];
+  int i, n = 0, r;
+  memset(&o, 0, sizeof o);
+  memset(&info, 0, sizeof info);
+  o.ip = "127.0.0.1";
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--version")) {
+      printf("plush-controller %s\n", PLUSH_VERSION);
+      return 0;
+    } else if (!strcmp(a, "--profile")) {
+      profile = need(argc, argv, i++);
+    } else if (!strcmp(a, "--file")) {
+      snprintf(g.file, sizeof g.file, "%s", need(argc, argv, i++));
+    } else if (!strcmp(a, "-n")) {
+      n = atoi(need(argc, argv, i++));
+    } else if (!strcmp(a, "--ip")) {
+      o.ip = need(argc, argv, i++);
+    } else if (!strcmp(a, "--port")) {
+      o.port = atoi(need(argc, argv, i++));
+    } else if (!strcmp(a, "--engine")) {
+      engine = need(argc, argv, i++);
+    } else if (!strcmp(a, "--log")) {
+      log = need(argc, argv, i++);
+    } else if (!strcmp(a, "--parent")) {
+      g.parent = atol(need(argc, argv, i++));
+    } else if (!strcmp(a, "--heartbeat")) {
+      o.heartbeat = atof(need(argc, argv, i++));
+    } else if (!strcmp(a, "--dead-after")) {
+      o.dead_after = atof(need(argc, argv, i++));
+    } else if (!strcmp(a, "--hwm")) {
+      o.hwm = atoi(need(argc, argv, i++));
+    } else if (!strcmp(a, "--max-frame")) {
+      o.max_frame = strtoull(need(argc, argv, i++), NULL, 10);
+    } else {
+      fprintf(stderr, "plush-controller: unknown option %s (see --help)\n", a);
+      return 2;
+    }
+  }
+  if (n < 0 || n > 100000) die("-n wants a count from 0 to 100000");
+  if (profile == NULL || *profile == 0) profile = "default";
+  if (g.file[0] == 0 &&
+      plush_connfile_path(profile, 1, g.file, sizeof g.file) < 0)
+    die("cannot create the connection file's directory");
+  if (log && plush_log_open(log, "plush-controller") < 0)
+    die("cannot open the log file");
+  plush_log_open(NULL, "plush-controller");
+  if (g.parent > 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (kill((pid_t)g.parent, 0) < 0) die("parent process already gone");
+  }
+  if (engine == NULL) {
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash;
+    if (k < 0) die("cannot find my own executable");
+    exe[k] = 0;
+    slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    snprintf(enginebuf, sizeof enginebuf, "%s/plush-engine", exe);
+    engine = enginebuf;
+  }
+  if (plush_auth_init() < 0) die("libsodium failed to initialise");
+  plush_key_generate(o.key, info.keyhex);
+  memcpy(info.key, o.key, sizeof info.key);
+  o.on_shutdown = onshutdown;
+  g.loop = uv_default_loop();
+  signal(SIGPIPE, SIG_IGN);
+  if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {
+    char m[200];
+    snprintf(m, sizeof m, "cannot listen on %s:%d: %s", o.ip, o.port,
+             plush_strerror(r));
+    die(m);
+  }
+  if (strcmp(o.ip, "127.0.0.1") != 0 && strcmp(o.ip, "::1") != 0)
+    plush_warn("listening on %s beyond loopback: the key is the only guard",
+               o.ip);
+  snprintf(info.host, sizeof info.host, "%s",
+           strcmp(o.ip, "0.0.0.0") == 0 ? "127.0.0.1" : o.ip);
+  info.port = plush_ctl_port(g.ctl);
+  info.pid = (long)getpid();
+  snprintf(info.profile, sizeof info.profile, "%s", profile);
+  info.n = n;
+  if ((r = plush_connfile_write(g.file, &info, err, sizeof err)) < 0) {
+    char m[PATH_MAX + 300];
+    snprintf(m, sizeof m, "cannot write %s: %s", g.file, err);
+    die(m);
+  }
+  plush_info("listening on %s:%d, connection file %s", info.host, info.port,
+             g.file);
+  uv_signal_init(g.loop, &g.sigterm);
+  uv_signal_init(g.loop, &g.sigint);
+  uv_signal_start(&g.sigterm, onsignal, SIGTERM);
+  uv_signal_start(&g.sigint, onsignal, SIGINT);
+  uv_timer_init(g.loop, &g.watch);
+  uv_timer_init(g.loop, &g.grace);
+  if (g.parent > 0) uv_timer_start(&g.watch, onwatch, 250, 250);
+  if (n > 0) launch(engine, n, log);
+  uv_run(g.loop, UV_RUN_DEFAULT);
+  free(g.kids);
+  uv_loop_close(g.loop);
+  plush_info("stopped");
+  return 0;
+}

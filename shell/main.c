@@ -1,0 +1,167 @@
+/*
+** main.c — the plush executable: a Lua state that runs plush.cli.
+**
+** Everything the shell does is Lua (lua/plush/cli.lua and what it
+** requires). This file only prepares the state: the standard libraries,
+** plush.core preloaded, module paths for the build tree or the install
+** prefix, the environment the child daemons need, the `arg` table; then
+** it calls require("plush.cli").main(arg) and turns its answer into the
+** exit status.
+*/
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua_core.h"
+
+static const char *progname = "plush";
+
+/*
+** Like lua.c's: turns any error value into a message. Error objects print
+** through __tostring; the traceback is added only when PLUSH_DEBUG is set,
+** since a user wants the one-line reason and a developer the stack.
+*/
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  if (getenv("PLUSH_DEBUG") != NULL && *getenv("PLUSH_DEBUG") != '\0')
+    luaL_traceback(L, L, msg, 1);
+  else
+    lua_pushstring(L, msg);
+  return 1;
+}
+
+/*
+** True when path lies inside dir (both canonical). A plain prefix test
+** would take /x/build-asan/bin for a part of /x/build.
+*/
+static int inside(const char *path, const char *dir) {
+  size_t n = strlen(dir);
+  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+** Prepends dirs to package[field], keeping what LUA_PATH/LUA_CPATH and
+** the defaults put there: a user's own paths still work, ours win.
+*/
+static void prepend(lua_State *L, const char *field, const char *dirs) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, field);
+  lua_pushfstring(L, "%s%s", dirs, lua_tostring(L, -1));
+  lua_setfield(L, -3, field);
+  lua_pop(L, 2);
+}
+
+/*
+** Where the Lua modules and data are: the source and build trees when
+** this executable is the one in the build tree, the install prefix
+** otherwise. PLUSH_BIN_DIR and PLUSH_DATA_DIR tell the Lua side and the
+** children (plush-controller, plush-engine, magics) the same.
+*/
+static void setpaths(lua_State *L) {
+  char exe[PATH_MAX], build[PATH_MAX], *slash;
+  int intree = 0;
+  if (realpath("/proc/self/exe", exe) != NULL) {
+    if (realpath(PLUSH_BUILD_DIR, build) != NULL) intree = inside(exe, build);
+    slash = strrchr(exe, '/');
+    if (slash != NULL) {
+      *slash = '\0';
+      setenv("PLUSH_BIN_DIR", exe[0] ? exe : "/", 1);
+    }
+  }
+  if (intree) {
+    prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR "/lua/?/init.lua;");
+    prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
+    setenv("PLUSH_DATA_DIR", PLUSH_SOURCE_DIR "/share/plush", 1);
+  } else {
+    prepend(L, "path", PLUSH_INSTALL_LUADIR "/?.lua;" PLUSH_INSTALL_LUADIR "/?/init.lua;");
+    prepend(L, "cpath", PLUSH_INSTALL_CMODDIR "/?.so;");
+    setenv("PLUSH_DATA_DIR", PLUSH_INSTALL_DATADIR, 1);
+  }
+}
+
+/* arg[0] the program, arg[1..] its arguments, as lua.c does for a script. */
+static void pushargs(lua_State *L, int argc, char **argv) {
+  int i;
+  lua_createtable(L, argc > 0 ? argc - 1 : 0, 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "arg");
+}
+
+/*
+** Runs in protected mode so that an out-of-memory in the set-up is
+** reported like any other error. Returns the exit status.
+*/
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int isnum, status = 0;
+  lua_Integer n;
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_plush_core);
+  lua_setfield(L, -2, "plush.core");
+  lua_pop(L, 1);
+  setpaths(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "plush.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  pushargs(L, argc, argv);
+  lua_call(L, 1, 1);
+  if (lua_isboolean(L, -1))
+    status = lua_toboolean(L, -1) ? 0 : 1;
+  else if (!lua_isnil(L, -1)) {
+    n = lua_tointegerx(L, -1, &isnum);
+    status = isnum ? (int)(n & 0xff) : 1;
+    if (!isnum)
+      fprintf(stderr, "%s: plush.cli.main returned a %s, not an exit status\n", progname,
+              luaL_typename(L, -1));
+  }
+  lua_pushinteger(L, status);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L;
+  int status;
+  /* A controller that goes away, or `plush ... | head`, must surface as a
+  ** write error the Lua side handles, not kill the process before
+  ** lua_close has stopped an embedded cluster. */
+  signal(SIGPIPE, SIG_IGN);
+  L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create a Lua state: not enough memory\n", progname);
+    return 1;
+  }
+  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  if (lua_pcall(L, 2, 1, 1) == LUA_OK) {
+    status = (int)lua_tointeger(L, -1);
+  } else {
+    fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+    status = 1;
+  }
+  fflush(stdout);
+  /* Closing runs __gc: the client stops an embedded cluster there. */
+  lua_close(L);
+  return status;
+}

@@ -1,0 +1,799 @@
+/*
+** test_codec.c — the value codec: round trips between two lua_States
+** (A sends, B receives), sharing and cycles, functions, names, refusals,
+** limits, truncated, corrupt and random input.
+*/
+#include <criterion/criterion.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "plush.h"
+
+static lua_State *A, *B;
+static plush_buf buf;
+static char err[512];
+
+static void setup(void) {
+  A = luaL_newstate();
+  B = luaL_newstate();
+  luaL_openlibs(A);
+  luaL_openlibs(B);
+  plush_buf_init(&buf);
+  err[0] = '\0';
+}
+
+static void teardown(void) {
+  lua_close(A);
+  lua_close(B);
+  plush_buf_free(&buf);
+}
+
+TestSuite(codec, .init = setup, .fini = teardown);
+
+/* Runs code in L, leaving its first result on the stack. */
+static void eval(lua_State *L, const char *code) {
+  int top = lua_gettop(L);
+  if (luaL_loadstring(L, code) || lua_pcall(L, 0, 1, 0))
+    cr_assert_fail("lua error: %s", lua_tostring(L, -1));
+  cr_assert_eq(lua_gettop(L), top + 1);
+}
+
+/* Encodes the top of A into buf (cleared first) and pops it. */
+static void enc(void) {
+  int top = lua_gettop(A), rc;
+  buf.len = 0;
+  rc = plush_encode(A, -1, &buf, "t", err, sizeof err);
+  cr_assert_eq(rc, 0, "encode: %d %s", rc, err);
+  cr_assert_eq(lua_gettop(A), top);
+  lua_pop(A, 1);
+}
+
+/* Decodes all of buf onto B's stack. */
+static void dec(void) {
+  size_t used = 0;
+  int top = lua_gettop(B);
+  int rc = plush_decode(B, buf.data, buf.len, &used, err, sizeof err);
+  cr_assert_eq(rc, 0, "decode: %d %s", rc, err);
+  cr_assert_eq(used, buf.len);
+  cr_assert_eq(lua_gettop(B), top + 1);
+}
+
+/* Sends the value of chunk code from A to the top of B. */
+static void send(const char *code) {
+  eval(A, code);
+  enc();
+  dec();
+}
+
+/* Asserts expr (Lua, over the local v = top of B) is true in B. */
+static void check(const char *expr) {
+  char code[2048];
+  snprintf(code, sizeof code, "local v = ... return (%s)", expr);
+  if (luaL_loadstring(B, code)) cr_assert_fail("%s", lua_tostring(B, -1));
+  lua_pushvalue(B, -2);
+  if (lua_pcall(B, 1, 1, 0)) cr_assert_fail("%s: %s", expr, lua_tostring(B, -1));
+  cr_assert(lua_toboolean(B, -1), "check failed: %s", expr);
+  lua_pop(B, 1);
+}
+
+static uint64_t bits(double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  return u;
+}
+
+static double frombits(uint64_t u) {
+  double d;
+  memcpy(&d, &u, 8);
+  return d;
+}
+
+static int decode_bytes(lua_State *L, const void *p, size_t n) {
+  int top = lua_gettop(L);
+  int rc = plush_decode(L, p, n, NULL, err, sizeof err);
+  cr_assert_eq(lua_gettop(L), top + (rc == 0), "stack after decode rc %d", rc);
+  return rc;
+}
+
+static int has(const char *needle, size_t n) {
+  return memmem(buf.data, buf.len, needle, n) != NULL;
+}
+
+/* ------------------------------------------------------------- scalars */
+
+Test(codec, nil_and_booleans) {
+  const char *vals[] = {"return nil", "return true", "return false"};
+  const uint8_t bytes[] = {0xc0, 0xc3, 0xc2};
+  for (int i = 0; i < 3; i++) {
+    send(vals[i]);
+    cr_assert_eq(buf.len, 1);
+    cr_assert_eq((uint8_t)buf.data[0], bytes[i]);
+    cr_assert_eq(lua_type(B, -1), i == 0 ? LUA_TNIL : LUA_TBOOLEAN);
+    if (i) cr_assert_eq(lua_toboolean(B, -1), i == 1);
+    lua_pop(B, 1);
+  }
+}
+
+Test(codec, integers_at_every_boundary) {
+  struct { lua_Integer v; uint8_t op; size_t len; } cs[] = {
+    {0, 0x00, 1}, {1, 0x01, 1}, {127, 0x7f, 1}, {128, 0xcc, 2},
+    {255, 0xcc, 2}, {256, 0xcd, 3}, {65535, 0xcd, 3}, {65536, 0xce, 5},
+    {4294967295LL, 0xce, 5}, {4294967296LL, 0xcf, 9}, {INT64_MAX, 0xcf, 9},
+    {-1, 0xff, 1}, {-32, 0xe0, 1}, {-33, 0xd0, 2}, {-128, 0xd0, 2},
+    {-129, 0xd1, 3}, {-32768, 0xd1, 3}, {-32769, 0xd2, 5},
+    {INT32_MIN, 0xd2, 5}, {(lua_Integer)INT32_MIN - 1, 0xd3, 9},
+    {INT64_MIN, 0xd3, 9}, {(1LL << 53) + 1, 0xcf, 9},
+  };
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    lua_pushinteger(A, cs[i].v);
+    enc();
+    cr_assert_eq(buf.len, cs[i].len, "len for %lld", (long long)cs[i].v);
+    cr_assert_eq((uint8_t)buf.data[0], cs[i].op, "op for %lld", (long long)cs[i].v);
+    dec();
+    cr_assert(lua_isinteger(B, -1));
+    cr_assert_eq(lua_tointeger(B, -1), cs[i].v);
+    lua_pop(B, 1);
+  }
+  send("return {math.mininteger, math.maxinteger, (1 << 53) + 1, 9007199254740993}");
+  check("math.type(v[1]) == 'integer' and v[1] == math.mininteger");
+  check("math.type(v[2]) == 'integer' and v[2] == math.maxinteger");
+  check("math.type(v[3]) == 'integer' and v[3] == 9007199254740993");
+  check("v[4] == 9007199254740993 and v[4] ~= 9007199254740992");
+}
+
+Test(codec, floats_bit_exact) {
+  double ds[] = {0.0, -0.0, 1.5, -2.25, INFINITY, -INFINITY, 3.0,
+                 frombits(0x7ff8000000000123ULL), frombits(0xfff0000000000001ULL),
+                 frombits(0x7ff0000000000abcULL), 4.9e-324, 1.7976931348623157e308,
+                 9007199254740993.0};
+  for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+    lua_pushnumber(A, ds[i]);
+    enc();
+    cr_assert_eq(buf.len, 9);
+    cr_assert_eq((uint8_t)buf.data[0], 0xcb);
+    dec();
+    cr_assert(lua_type(B, -1) == LUA_TNUMBER && !lua_isinteger(B, -1));
+    cr_assert_eq(bits(lua_tonumber(B, -1)), bits(ds[i]), "bits of value %zu", i);
+    lua_pop(B, 1);
+  }
+  lua_pushnumber(A, -0.0);
+  enc();
+  dec();
+  cr_assert(signbit(lua_tonumber(B, -1)));
+  check("math.type(v) == 'float' and 1/v == -math.huge");
+}
+
+Test(codec, float32_accepted) {
+  float f = 1.5f;
+  uint32_t u;
+  uint8_t b[5] = {0xca};
+  memcpy(&u, &f, 4);
+  for (int i = 0; i < 4; i++) b[1 + i] = (uint8_t)(u >> (24 - 8 * i));
+  cr_assert_eq(decode_bytes(B, b, 5), 0);
+  cr_assert(!lua_isinteger(B, -1));
+  cr_assert_eq(lua_tonumber(B, -1), 1.5);
+}
+
+Test(codec, strings_binary_safe) {
+  char all[256];
+  for (int i = 0; i < 256; i++) all[i] = (char)i;
+  size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
+  uint8_t ops[] = {0xa0, 0xa1, 0xbf, 0xd9, 0xd9, 0xda, 0xda, 0xdb, 0xdb};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    char *s = malloc(lens[i] + 1);
+    for (size_t j = 0; j < lens[i]; j++) s[j] = (char)(j * 7 + i);
+    lua_pushlstring(A, s, lens[i]);
+    enc();
+    cr_assert_eq((uint8_t)buf.data[0], ops[i], "op for len %zu", lens[i]);
+    dec();
+    size_t n;
+    const char *r = lua_tolstring(B, -1, &n);
+    cr_assert_eq(n, lens[i]);
+    cr_assert(memcmp(r, s, n) == 0);
+    lua_pop(B, 1);
+    free(s);
+  }
+  lua_pushlstring(A, all, 256);
+  enc();
+  dec();
+  size_t n;
+  const char *r = lua_tolstring(B, -1, &n);
+  cr_assert(n == 256 && memcmp(r, all, 256) == 0);
+  send("return 'a\\0b\\0'");
+  check("v == 'a\\0b\\0' and #v == 4");
+}
+
+Test(codec, bin_accepted_as_string) {
+  const uint8_t b8[] = {0xc4, 3, 'a', 0, 'c'};
+  const uint8_t b16[] = {0xc5, 0, 2, 'h', 'i'};
+  const uint8_t b32[] = {0xc6, 0, 0, 0, 1, 'x'};
+  size_t n;
+  cr_assert_eq(decode_bytes(B, b8, sizeof b8), 0);
+  cr_assert(lua_type(B, -1) == LUA_TSTRING);
+  cr_assert(memcmp(lua_tolstring(B, -1, &n), "a\0c", 3) == 0 && n == 3);
+  cr_assert_eq(decode_bytes(B, b16, sizeof b16), 0);
+  cr_assert_str_eq(lua_tostring(B, -1), "hi");
+  cr_assert_eq(decode_bytes(B, b32, sizeof b32), 0);
+  cr_assert_str_eq(lua_tostring(B, -1), "x");
+}
+
+Test(codec, used_reports_one_value) {
+  size_t used;
+  lua_pushinteger(A, 300);
+  lua_pushstring(A, "next");
+  plush_encode(A, -2, &buf, "a", err, sizeof err);
+  size_t first = buf.len;
+  plush_encode(A, -1, &buf, "b", err, sizeof err);
+  cr_assert_eq(plush_decode(B, buf.data, buf.len, &used, err, sizeof err), 0);
+  cr_assert_eq(used, first);
+  cr_assert_eq(lua_tointeger(B, -1), 300);
+  cr_assert_eq(plush_decode(B, buf.data + used, buf.len - used, &used, err, sizeof err), 0);
+  cr_assert_str_eq(lua_tostring(B, -1), "next");
+}
+
+/* -------------------------------------------------------------- tables */
+
+Test(codec, arrays_maps_and_mixed) {
+  send("return {10, 20, 30}");
+  cr_assert_eq((uint8_t)buf.data[0], 0x93);
+  check("#v == 3 and v[1] == 10 and v[3] == 30");
+  send("return {}");
+  cr_assert(buf.len == 1 && (uint8_t)buf.data[0] == 0x80);
+  check("next(v) == nil");
+  send("local t = {} t[2] = 'b' t[1] = 'a' t[3] = 'c' return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0x93);
+  send("return {x = 1, y = 'two'}");
+  cr_assert_eq((uint8_t)buf.data[0], 0x82);
+  check("v.x == 1 and v.y == 'two'");
+  send("return {1, 2, x = 3}");
+  cr_assert_eq((uint8_t)buf.data[0], 0x83);
+  check("v[1] == 1 and v[2] == 2 and v.x == 3");
+  send("return {1, nil, 3}");
+  cr_assert_eq((uint8_t)buf.data[0], 0x82);
+  check("v[1] == 1 and v[2] == nil and v[3] == 3");
+  send("return {[0] = 'z', 'a'}");
+  check("v[0] == 'z' and v[1] == 'a'");
+  send("return {[2] = 'b', [3] = 'c'}");
+  check("v[1] == nil and v[2] == 'b' and v[3] == 'c'");
+  send("local t = {} for i = 1, 20 do t[i] = i * i end return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xdc);
+  check("#v == 20 and v[20] == 400");
+  send("local t = {} for i = 1, 70000 do t[i] = i end return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xdd);
+  check("#v == 70000 and v[70000] == 70000");
+  send("local t = {} for i = 1, 20 do t['k' .. i] = i end return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xde);
+  check("v.k20 == 20");
+}
+
+Test(codec, nested_and_odd_keys) {
+  send("return {a = {b = {c = {1, {2, {3}}}}}}");
+  check("v.a.b.c[2][2][1] == 3");
+  send("return {[1.5] = 'f', [true] = 't', [false] = 'F', [-7] = 'n',"
+       " [2^63] = 'big', ['with space'] = 's', [''] = 'e'}");
+  check("v[1.5] == 'f' and v[true] == 't' and v[false] == 'F' and v[-7] == 'n'");
+  check("v[2^63] == 'big' and v['with space'] == 's' and v[''] == 'e'");
+  send("local k = {name = 'key'} return {[k] = 'tv', k = k}");
+  check("v[v.k] == 'tv' and v.k.name == 'key'");
+  send("return {[{1, 2}] = 'anon'}");
+  check("(function() local k, x = next(v) return k[2] == 2 and x == 'anon' end)()");
+  send("local function f() return 1 end return {[f] = 'fn', f = f}");
+  check("v[v.f] == 'fn' and v.f() == 1");
+}
+
+Test(codec, metatables_ignored) {
+  send("return setmetatable({1, 2}, {__index = function() return 'x' end,"
+       " __len = function() return 99 end, __pairs = error})");
+  check("getmetatable(v) == nil and #v == 2 and v[3] == nil");
+}
+
+Test(codec, shared_subtables_and_cycles) {
+  send("local a = {n = 1} local t = {a, a} t.self = t t.again = a return t");
+  check("rawequal(v[1], v[2]) and rawequal(v.self, v) and rawequal(v.again, v[1])");
+  check("v[1].n == 1");
+  cr_assert(has("\xd6\x01", 2), "backref in encoding");
+  send("local a, b = {}, {} a.b = b b.a = a return {a, b}");
+  check("rawequal(v[1].b, v[2]) and rawequal(v[2].a, v[1])");
+  send("local t = {} t[t] = t return t");
+  check("rawequal(v[v], v)");
+}
+
+/* ----------------------------------------------------------- functions */
+
+Test(codec, function_upvalues_by_value) {
+  send("local n, t = 40, {k = 1} return function(x) return n + x + t.k end");
+  cr_assert_eq((uint8_t)buf.data[0], 0xc9);
+  cr_assert_eq((uint8_t)buf.data[5], PLUSH_EXT_FUNCTION);
+  check("v(1) == 42");
+  send("local t = {c = 0} return {function() t.c = t.c + 1 return t.c end,"
+       " function() return t.c end}");
+  check("v[1]() == 1 and v[1]() == 2 and v[2]() == 2");
+  send("local a = 'upvalue with\\0nul' return function() return a end");
+  check("v() == 'upvalue with\\0nul'");
+}
+
+Test(codec, recursive_function_is_its_own_upvalue) {
+  send("local function f(n) if n == 0 then return 0 end return n + f(n - 1) end return f");
+  check("v(10) == 55");
+  check("rawequal(select(2, debug.getupvalue(v, 1)), v)");
+  send("local fs = {} fs.even = function(n) return n == 0 or fs.odd(n - 1) end"
+       " fs.odd = function(n) return n ~= 0 and fs.even(n - 1) end return fs");
+  check("v.even(10) and v.odd(7) and not v.even(3)");
+}
+
+Test(codec, function_globals_bind_to_receiver) {
+  eval(A, "function greet() return 'from A' end return 0");
+  eval(B, "function greet() return 'from B' end return 0");
+  lua_pop(A, 1);
+  lua_pop(B, 1);
+  send("return function() return greet() .. ' ' .. math.floor(2.5) end");
+  cr_assert(has("\xc7\x00\x04", 3), "GLOBALS marker");
+  check("v() == 'from B 2'");
+  send("return {g = _G}");
+  check("rawequal(v.g, _G)");
+  send("return function() return debug.getinfo(1, 'S').source end");
+  check("type(v()) == 'string'");
+}
+
+Test(codec, c_functions_by_name) {
+  send("return math.sin");
+  cr_assert(has("math.sin", 8));
+  check("rawequal(v, math.sin)");
+  send("return {print, string.format, require, table.concat}");
+  cr_assert(has("\x05\x03print", 7));
+  check("rawequal(v[1], print) and rawequal(v[2], string.format)");
+  check("rawequal(v[3], require) and rawequal(v[4], table.concat)");
+  send("return function(x) return math.sin(x) + select('#', 1, 2) end");
+  check("v(0) == 2");
+}
+
+Test(codec, names_prefer_global_then_standard_library) {
+  eval(A, "package.loaded.m = math package.loaded.zz = {p = print, s = math.sin}"
+          " return 0");
+  lua_pop(A, 1);
+  send("return {math.sin, print, math}");
+  cr_assert(has("math.sin", 8) && has("\x05\x03print", 7) && has("\x04\x05math", 6));
+  cr_assert(!has("zz.", 3));
+  check("rawequal(v[1], math.sin) and rawequal(v[2], print) and rawequal(v[3], math)");
+}
+
+static int myprint(lua_State *L) {
+  lua_pushliteral(L, "captured");
+  return 1;
+}
+
+Test(codec, receiver_replaced_print_gets_its_own) {
+  lua_pushcfunction(B, myprint);
+  lua_setglobal(B, "print");
+  send("return print");
+  check("v() == 'captured'");
+}
+
+Test(codec, library_tables_by_name) {
+  /* The name map is built on first use: load modules before that. */
+  eval(A, "package.loaded.mylib = {x = 1} return 0");
+  lua_pop(A, 1);
+  eval(B, "package.loaded.mylib = {x = 2} return 0");
+  lua_pop(B, 1);
+  send("return {m = math, s = string, io = io, co = coroutine}");
+  cr_assert(has("\x04\x05math", 6));
+  check("rawequal(v.m, math) and rawequal(v.s, string) and rawequal(v.io, io)");
+  check("rawequal(v.co, coroutine)");
+  send("return _G");
+  cr_assert(buf.len == 3 && memcmp(buf.data, "\xc7\x00\x04", 3) == 0);
+  check("rawequal(v, _G)");
+  send("return {require('mylib'), require('mylib')}");
+  check("v[1].x == 2 and rawequal(v[1], v[2]) and rawequal(v[1], package.loaded.mylib)");
+}
+
+/* ------------------------------------------------- random deep compare */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void) {
+  rng ^= rng >> 12;
+  rng ^= rng << 25;
+  rng ^= rng >> 27;
+  return rng * 0x2545f4914f6cdd1dULL;
+}
+
+static void gen(lua_State *L, int depth);
+
+static void genkey(lua_State *L) {
+  switch (rnd() % 5) {
+    case 0: lua_pushinteger(L, (lua_Integer)(rnd() % 12) + 1); break;
+    case 1: lua_pushinteger(L, (lua_Integer)rnd()); break;
+    case 2: lua_pushnumber(L, (double)(int64_t)(rnd() % 1000) / 8.0 + 0.125); break;
+    case 3: lua_pushboolean(L, (int)(rnd() & 1)); break;
+    default: {
+      char s[12];
+      size_t n = rnd() % sizeof s;
+      for (size_t i = 0; i < n; i++) s[i] = (char)rnd();
+      lua_pushlstring(L, s, n);
+    }
+  }
+}
+
+static void gen(lua_State *L, int depth) {
+  int k = (int)(rnd() % (depth < 5 ? 9 : 6));
+  switch (k) {
+    case 0: lua_pushboolean(L, (int)(rnd() & 1)); break;
+    case 1: {
+      uint64_t x = rnd() >> (rnd() % 64);
+      lua_pushinteger(L, (lua_Integer)((rnd() & 1) ? 0 - x : x));
+      break;
+    }
+    case 2: lua_pushnumber(L, frombits(rnd())); break;
+    case 3: lua_pushnumber(L, (double)(int64_t)rnd() / 1e6); break;
+    case 4: case 5: {
+      char s[300];
+      size_t n = rnd() % 4 ? rnd() % 40 : rnd() % sizeof s;
+      for (size_t i = 0; i < n; i++) s[i] = (char)rnd();
+      lua_pushlstring(L, s, n);
+      break;
+    }
+    case 6: {                            /* array */
+      int n = (int)(rnd() % 10);
+      lua_createtable(L, n, 0);
+      for (int i = 1; i <= n; i++) {
+        gen(L, depth + 1);
+        lua_rawseti(L, -2, i);
+      }
+      break;
+    }
+    default: {                           /* map or mixed */
+      int n = (int)(rnd() % 10);
+      lua_newtable(L);
+      for (int i = 0; i < n; i++) {
+        genkey(L);
+        gen(L, depth + 1);
+        lua_rawset(L, -3);
+      }
+    }
+  }
+}
+
+/* Deep equality of a value in state a and one in state b (scalar keys). */
+static int deq(lua_State *a, int ia, lua_State *b, int ib) {
+  int t = lua_type(a, ia);
+  size_t na, nb;
+  if (t != lua_type(b, ib)) return 0;
+  switch (t) {
+    case LUA_TNIL: return 1;
+    case LUA_TBOOLEAN: return lua_toboolean(a, ia) == lua_toboolean(b, ib);
+    case LUA_TNUMBER:
+      if (lua_isinteger(a, ia) != lua_isinteger(b, ib)) return 0;
+      if (lua_isinteger(a, ia)) return lua_tointeger(a, ia) == lua_tointeger(b, ib);
+      return bits(lua_tonumber(a, ia)) == bits(lua_tonumber(b, ib));
+    case LUA_TSTRING: {
+      const char *sa = lua_tolstring(a, ia, &na), *sb = lua_tolstring(b, ib, &nb);
+      return na == nb && memcmp(sa, sb, na) == 0;
+    }
+    case LUA_TTABLE: {
+      ia = lua_absindex(a, ia);
+      ib = lua_absindex(b, ib);
+      size_t ca = 0, cb = 0;
+      lua_pushnil(b);
+      while (lua_next(b, ib)) { cb++; lua_pop(b, 1); }
+      lua_pushnil(a);
+      while (lua_next(a, ia)) {
+        ca++;
+        switch (lua_type(a, -2)) {   /* copy the key into b */
+          case LUA_TNUMBER:
+            if (lua_isinteger(a, -2)) lua_pushinteger(b, lua_tointeger(a, -2));
+            else lua_pushnumber(b, lua_tonumber(a, -2));
+            break;
+          case LUA_TBOOLEAN: lua_pushboolean(b, lua_toboolean(a, -2)); break;
+          case LUA_TSTRING: {
+            const char *s = lua_tolstring(a, -2, &na);
+            lua_pushlstring(b, s, na);
+            break;
+          }
+          default: lua_pop(a, 2); return 0;
+        }
+        lua_rawget(b, ib);
+        int ok = deq(a, -1, b, -1);
+        lua_pop(b, 1);
+        lua_pop(a, 1);
+        if (!ok) { lua_pop(a, 1); return 0; }
+      }
+      return ca == cb;
+    }
+    default: return 0;
+  }
+}
+
+Test(codec, random_nested_tables_round_trip) {
+  for (int it = 0; it < 300; it++) {
+    lua_newtable(A);
+    int n = (int)(rnd() % 12);
+    for (int i = 0; i < n; i++) {
+      genkey(A);
+      gen(A, 1);
+      lua_rawset(A, -3);
+    }
+    buf.len = 0;
+    cr_assert_eq(plush_encode(A, -1, &buf, "t", err, sizeof err), 0, "%s", err);
+    dec();
+    cr_assert(deq(A, -1, B, -1), "iteration %d differs", it);
+    lua_pop(A, 1);
+    lua_pop(B, 1);
+  }
+}
+
+/* ------------------------------------------------------------- refusals */
+
+static void refused(const char *code, const char *root, int want, const char *msg) {
+  eval(A, code);
+  buf.len = 0;
+  plush_buf_append(&buf, "keep", 4);
+  int top = lua_gettop(A);
+  int rc = plush_encode(A, -1, &buf, root, err, sizeof err);
+  cr_assert_eq(rc, want, "rc %d for %s (%s)", rc, code, err);
+  cr_assert_str_eq(err, msg);
+  cr_assert_eq(buf.len, 4);
+  cr_assert(memcmp(buf.data, "keep", 4) == 0);
+  cr_assert_eq(lua_gettop(A), top);
+  lua_pop(A, 1);
+}
+
+static int cfn(lua_State *L) { (void)L; return 0; }
+
+Test(codec, refusals_name_the_path) {
+  refused("return {handlers = {1, 2, coroutine.create(print)}}", "t", PLUSH_EUNSER,
+          "cannot serialise t.handlers[3]: thread");
+  refused("return coroutine.running()", "value", PLUSH_EUNSER,
+          "cannot serialise value: thread");
+  refused("local co = coroutine.create(print) return function() return co end", "f",
+          PLUSH_EUNSER, "cannot serialise f<upvalue co>: thread");
+  refused("return {[coroutine.create(print)] = 1}", "t", PLUSH_EUNSER,
+          "cannot serialise t: key of type thread");
+  refused("return {a = {['key with space'] = coroutine.create(print)}}", "t",
+          PLUSH_EUNSER, "cannot serialise t.a[\"key with space\"]: thread");
+  refused("return {['q\"\\\\\\n\\1'] = coroutine.create(print)}", "t", PLUSH_EUNSER,
+          "cannot serialise t[\"q\\\"\\\\\\n\\001\"]: thread");
+  refused("return {['end'] = {[1.5] = {[true] = {_x9 = coroutine.create(print)}}}}",
+          "args[2]", PLUSH_EUNSER,
+          "cannot serialise args[2][\"end\"][1.5][true]._x9: thread");
+  refused("return {[{}] = {coroutine.create(print)}}", "t", PLUSH_EUNSER,
+          "cannot serialise t[?][1]: thread");
+  refused("return {[{coroutine.create(print)}] = 1}", "t", PLUSH_EUNSER,
+          "cannot serialise t<key>[1]: thread");
+  refused("return {io.stdout}", "t", PLUSH_EUNSER, "cannot serialise t[1]: userdata");
+  refused("return {x = string.gmatch('a', 'a')}", "t", PLUSH_EUNSER,
+          "cannot serialise t.x: C function");
+
+  lua_newtable(A);
+  lua_pushlightuserdata(A, &buf);
+  lua_setfield(A, -2, "p");
+  lua_pushcfunction(A, cfn);
+  lua_setfield(A, -2, "f");
+  lua_pushcfunction(A, cfn);
+  lua_pushcclosure(A, cfn, 1);
+  lua_setfield(A, -2, "cl");
+  int top = lua_gettop(A);
+  const char *keys[] = {"p", "f", "cl"};
+  const char *want[] = {"cannot serialise t.p: userdata", "cannot serialise t.f: C function",
+                        "cannot serialise t.cl: C function"};
+  for (int i = 0; i < 3; i++) {
+    lua_newtable(A);
+    lua_getfield(A, top, keys[i]);
+    lua_setfield(A, -2, keys[i]);
+    buf.len = 0;
+    cr_assert_eq(plush_encode(A, -1, &buf, "t", err, sizeof err), PLUSH_EUNSER);
+    cr_assert_str_eq(err, want[i]);
+    cr_assert_eq(buf.len, 0);
+    lua_pop(A, 1);
+  }
+  cr_assert_eq(lua_gettop(A), top);
+}
+
+Test(codec, error_text_fits_small_buffers) {
+  char small[8];
+  eval(A, "return {coroutine.create(print)}");
+  cr_assert_eq(plush_encode(A, -1, &buf, "t", small, sizeof small), PLUSH_EUNSER);
+  cr_assert_str_eq(small, "cannot ");
+  cr_assert_eq(plush_encode(A, -1, &buf, "t", NULL, 0), PLUSH_EUNSER);
+}
+
+/* ---------------------------------------------------------------- depth */
+
+Test(codec, depth_limit_on_encode) {
+  send("local r = {} local t = r for i = 2, 200 do t.a = {} t = t.a end t.a = 1 return r");
+  check("(function() local n = 0 while type(v) == 'table' do n, v = n + 1, v.a end return n end)() == 200");
+  eval(A, "local r = {} local t = r for i = 2, 201 do t.a = {} t = t.a end return r");
+  buf.len = 0;
+  cr_assert_eq(plush_encode(A, -1, &buf, "t", err, sizeof err), PLUSH_EDEPTH);
+  cr_assert(strncmp(err, "nesting deeper than 200 at t.a.a.a.a", 36) == 0, "%s", err);
+  cr_assert_eq(strlen(err), strlen("nesting deeper than 200 at t") + 2 * 200);
+  cr_assert_eq(buf.len, 0);
+  lua_pop(A, 1);
+  send("local t = {} t.t = t return t");          /* cycles are not depth */
+  check("rawequal(v.t, v)");
+}
+
+Test(codec, depth_limit_on_decode) {
+  uint8_t b[210];
+  for (int n = 199; n <= 201; n++) {
+    memset(b, 0x91, (size_t)n);
+    b[n] = 0xc0;
+    int rc = decode_bytes(B, b, (size_t)n + 1);
+    if (n <= 200) {
+      cr_assert_eq(rc, 0, "%d: %s", n, err);
+      lua_pop(B, 1);
+    } else {
+      cr_assert_eq(rc, PLUSH_EDEPTH);
+      cr_assert(strncmp(err, "nesting deeper than 200 at value[1][1]", 38) == 0, "%s", err);
+    }
+  }
+}
+
+/* ------------------------------------------------------- hostile input */
+
+static const char *everything =
+    "local shared = {1, 2} "
+    "local up = {k = 'v'} "
+    "local t = {nil_ok = false, i = 1, big = math.maxinteger, neg = -70000,"
+    " f = 0.1, s = string.rep('x', 300), shared, shared, m = math,"
+    " fn = function(x) return up.k .. x .. tostring(print) end,"
+    " sin = math.sin, g = _G, [1.5] = true, nested = {{{}}}}"
+    "t.self = t return t";
+
+Test(codec, every_truncation_is_etrunc) {
+  eval(A, everything);
+  enc();
+  dec();
+  check("v.fn('!'):sub(1, 2) == 'v!' and rawequal(v[1], v[2]) and rawequal(v.self, v)");
+  for (size_t k = 0; k < buf.len; k++) {
+    int rc = decode_bytes(B, buf.data, k);
+    cr_assert_eq(rc, PLUSH_ETRUNC, "prefix %zu of %zu: %d %s", k, buf.len, rc, err);
+  }
+  cr_assert_str_eq(err, "truncated input");
+}
+
+Test(codec, corrupt_input_rejected) {
+  struct { const char *b; size_t n; const char *msg; } cs[] = {
+    {"\xc1", 1, "invalid type byte 0xc1"},
+    {"\xd4\x09\x00", 3, "unknown extension type 9"},
+    {"\xc7\x00\x80", 3, "unknown extension type -128"},
+    {"\x92\x90\xd6\x01\x00\x00\x00\x02", 8, "back-reference to object 2 of 2"},
+    {"\xd6\x01\x00\x00\x00\x00", 6, "back-reference to object 0 of 0"},
+    {"\xd5\x01\x00\x00", 4, "back-reference of 2 bytes"},
+    {"\xcf\x80\x00\x00\x00\x00\x00\x00\x00", 9, "integer out of range"},
+    {"\xc7\x06\x03nope.x", 9, "unknown C function 'nope.x'"},
+    {"\xc7\x03\x05zzz", 6, "unknown module 'zzz'"},
+    {"\x81\xc0\x01", 3, "table key is nil"},
+    {"\x81\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00\x01", 11, "table key is NaN"},
+    {"\xd4\x04\x01", 3, "bad globals marker"},
+    {"\xc7\x05\x02\xa3" "abc\x90", 8, "bad function bytecode"},
+    {"\xc7\x02\x02\x90\x90", 5, "function without bytecode"},
+  };
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    int rc = decode_bytes(B, cs[i].b, cs[i].n);
+    cr_assert_eq(rc, PLUSH_ECORRUPT, "case %zu: rc %d %s", i, rc, err);
+    cr_assert_str_eq(err, cs[i].msg, "case %zu", i);
+  }
+  cr_assert_eq(decode_bytes(B, "\xd4\x04\x00", 3), 0);  /* fixext GLOBALS */
+  lua_pushglobaltable(B);
+  cr_assert(lua_rawequal(B, -1, -2));
+  cr_assert_eq(decode_bytes(B, "\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9), 0);
+  cr_assert_eq(lua_tointeger(B, -1), INT64_MAX);
+  cr_assert_eq(decode_bytes(B, "\xdb\xff\xff\xff\xff", 5), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "\xdd\xff\xff\xff\xff\x01", 6), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "\xdf\x00\x00\x00\x02\x01\x02\x03", 8), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "", 0), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, NULL, 0), PLUSH_ETRUNC);
+}
+
+/* A valid function encoding with one byte changed or its upvalues wrong. */
+Test(codec, corrupt_function_payloads) {
+  send("local a = 1 return function() return a end");
+  lua_pop(B, 1);
+  size_t n = buf.len;
+  char *good = malloc(n);
+  memcpy(good, buf.data, n);
+  good[n - 2] = (char)0x92;                   /* upvalue array of 2 */
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "function has 1 upvalues, got 2");
+  memcpy(good, buf.data, n);
+  good[4] = (char)(good[4] + 1);              /* ext length one too long */
+  good = realloc(good, n + 1);
+  good[n] = (char)0xc0;
+  cr_assert_eq(decode_bytes(B, good, n + 1), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "function payload has extra bytes");
+  memcpy(good, buf.data, n);
+  good[4] = (char)(good[4] - 1);              /* ext length one too short */
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "function payload overruns its length");
+  free(good);
+}
+
+Test(codec, random_garbage_never_crashes) {
+  uint8_t b[64];
+  int seen[4] = {0};
+  for (int it = 0; it < 4000; it++) {
+    size_t n = rnd() % sizeof b;
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)rnd();
+    int rc = decode_bytes(B, b, n);
+    cr_assert(rc == 0 || rc == PLUSH_ETRUNC || rc == PLUSH_ECORRUPT || rc == PLUSH_EDEPTH,
+              "rc %d", rc);
+    seen[rc == 0 ? 0 : rc == PLUSH_ETRUNC ? 1 : rc == PLUSH_ECORRUPT ? 2 : 3]++;
+    if (rc == 0) lua_pop(B, 1);
+  }
+  cr_assert(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+}
+
+Test(codec, mutated_encodings_never_crash) {
+  eval(A, everything);
+  enc();
+  size_t n = buf.len;
+  char *m = malloc(n);
+  for (int it = 0; it < 3000; it++) {
+    memcpy(m, buf.data, n);
+    int flips = 1 + (int)(rnd() % 3);
+    for (int f = 0; f < flips; f++) m[rnd() % n] = (char)rnd();
+    int rc = decode_bytes(B, m, n);
+    cr_assert(rc == 0 || rc == PLUSH_ETRUNC || rc == PLUSH_ECORRUPT || rc == PLUSH_EDEPTH,
+              "rc %d", rc);
+    if (rc == 0) lua_pop(B, 1);
+  }
+  free(m);
+}
+
+/* ------------------------------------------------------ out of memory */
+
+static size_t budget = SIZE_MAX;
+
+static void *limited(void *ud, void *p, size_t osize, size_t nsize) {
+  (void)ud;
+  if (nsize == 0) {
+    free(p);
+    return NULL;
+  }
+  if (p == NULL) osize = 0;
+  if (nsize > osize && nsize - osize > budget) return NULL;
+  if (nsize > osize) budget -= nsize - osize;
+  return realloc(p, nsize);
+}
+
+Test(codec, lua_memory_errors_become_enomem) {
+  lua_State *L = lua_newstate(limited, NULL);
+  luaL_openlibs(L);
+  eval(L, "local t = {} for i = 1, 5000 do t[i] = {i} end return t");
+  eval(A, "local t = {} for i = 1, 100000 do t[i] = i end return t");
+  enc();
+  int top = lua_gettop(L);
+  budget = 64 * 1024;                    /* the ref table cannot grow */
+  size_t len0 = buf.len;
+  cr_assert_eq(plush_encode(L, -1, &buf, "t", err, sizeof err), PLUSH_ENOMEM);
+  cr_assert_eq(buf.len, len0);
+  cr_assert_eq(lua_gettop(L), top);
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), PLUSH_ENOMEM);
+  cr_assert_eq(lua_gettop(L), top);
+  budget = SIZE_MAX;
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  lua_close(L);
+}
+
+/* ---------------------------------------------------------------- misc */
+
+Test(codec, encode_leaves_stack_and_appends) {
+  lua_pushinteger(A, 1);
+  lua_pushstring(A, "two");
+  plush_buf_append(&buf, "xy", 2);
+  cr_assert_eq(plush_encode(A, -2, &buf, NULL, err, sizeof err), 0);
+  cr_assert_eq(lua_gettop(A), 2);
+  cr_assert_eq(buf.len, 3);
+  cr_assert(memcmp(buf.data, "xy\x01", 3) == 0);
+  eval(A, "return {1, {2}}");
+  cr_assert_eq(plush_encode(A, 2, &buf, NULL, err, sizeof err), 0);
+  cr_assert_eq(lua_gettop(A), 3);
+}
+

@@ -1,0 +1,765 @@
+/*
+** test_engine.c — the engine host against a fake controller.
+**
+** Each test runs a minimal controller in-process (a uv TCP server that
+** accepts with plush_conn_accept and the test's key) and an engine started
+** with plush_engine_start on the same loop; its Lua thread is a real
+** second thread. Synchronisation is by frames only: every wait runs the
+** loop until the awaited frame (or state) is there, bounded by a timer so
+** that a bug fails the test instead of hanging it.
+*/
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <uv.h>
+
+#include "codec.h"
+#include "conn.h"
+#include "connfile.h"
+#include "engine_host.h"
+#include "plush.h"
+
+#define WAIT 10.0 /* seconds any one wait may take */
+#define MAXQ 4096
+
+typedef struct fake {
+  uv_loop_t loop;
+  uv_tcp_t server;
+  uv_timer_t timer, tick;
+  plush_conn *conn;         /* the engine's connection, our side */
+  int port;
+  uint8_t key[PLUSH_KEY_SIZE];
+  lua_State *L;             /* the test's own state: encode, decode, check */
+  plush_frame *q[MAXQ];     /* frames received, oldest first */
+  size_t qh, qn;
+  plush_engine *eng;
+  int exited, status;
+  char reason[256];
+  int timedout, closed;
+  uint32_t id;
+} fake;
+
+static fake F;
+
+/* ---- the fake controller ----------------------------------------- */
+
+static void onframe(plush_conn *c, plush_frame *f) {
+  (void)c;
+  cr_assert_lt(F.qn, MAXQ, "too many frames queued");
+  F.q[(F.qh + F.qn++) % MAXQ] = f;
+}
+
+static void onclose(plush_conn *c, int reason, const char *msg) {
+  (void)c;
+  (void)reason;
+  (void)msg;
+  F.conn = NULL;
+  F.closed = 1;
+}
+
+static const plush_conn_cbs fakecbs = {NULL, onframe, NULL, onclose};
+
+static void onconnect(uv_stream_t *server, int status) {
+  plush_conn_opts o = {.key = F.key};
+  plush_conn *c;
+  cr_assert_eq(status, 0);
+  cr_assert_null(F.conn, "a second engine connected");
+  cr_assert_eq(plush_conn_accept(server, &o, &fakecbs, &F, &c), 0);
+  F.conn = c;
+}
+
+static void onexit(plush_engine *e, int status, const char *reason,
+                   void *data) {
+  (void)e;
+  (void)data;
+  F.exited = 1;
+  F.status = status;
+  snprintf(F.reason, sizeof F.reason, "%s", reason);
+  F.eng = NULL;
+}
+
+static void ontimeout(uv_timer_t *t) {
+  (void)t;
+  F.timedout = 1;
+}
+
+static void ontick(uv_timer_t *t) { (void)t; }
+
+/*
+** Runs the loop until cond() holds, at most WAIT seconds. With poll set a
+** 1 ms ticker keeps the loop turning, for conditions no event announces
+** (a counter of the engine's).
+*/
+static void until(int (*cond)(void), const char *what, int poll) {
+  F.timedout = 0;
+  uv_timer_start(&F.timer, ontimeout, (uint64_t)(WAIT * 1000), 0);
+  if (poll) uv_timer_start(&F.tick, ontick, 1, 1);
+  while (!cond() && !F.timedout) uv_run(&F.loop, UV_RUN_ONCE);
+  uv_timer_stop(&F.timer);
+  uv_timer_stop(&F.tick);
+  cr_assert(!F.timedout, "timed out waiting for %s", what);
+}
+
+static int hasframe(void) { return F.qn > 0; }
+static int hasexited(void) { return F.exited; }
+static int hasclosed(void) { return F.closed; }
+
+static plush_frame *next(void) {
+  plush_frame *f;
+  until(hasframe, "a frame", 0);
+  f = F.q[F.qh];
+  F.qh = (F.qh + 1) % MAXQ;
+  F.qn--;
+  return f;
+}
+
+static const char *tname(int t) {
+  static const char *names[] = {"?", "REGISTER", "WELCOME", "REQ", "REPLY",
+                                "OUTPUT", "CTRL", "CTRL_REPLY", "INTERRUPT",
+                                "PING", "PONG", "EVENT", "SHUTDOWN",
+                                "STARTED"};
+  return t > 0 && t < PLUSH_T__MAX ? names[t] : "?";
+}
+
+/* The next frame, which must be of this type and (id != 0) for this id. */
+static plush_frame *expect(int type, uint64_t id) {
+  plush_frame *f = next();
+  cr_assert_eq(f->hdr.type, type, "expected %s, got %s", tname(type),
+               tname(f->hdr.type));
+  if (id) cr_assert_eq(f->hdr.id, id, "%s for task %llu, not %llu",
+                       tname(type), (unsigned long long)f->hdr.id,
+                       (unsigned long long)id);
+  return f;
+}
+
+/* Decodes f's payload into the global `v` of the test's state. */
+static void decode(plush_frame *f) {
+  char err[256];
+  int r = plush_decode(F.L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                       sizeof err);
+  cr_assert_eq(r, 0, "cannot decode %s: %s", tname(f->hdr.type), err);
+  lua_setglobal(F.L, "v");
+}
+
+/* Asserts a Lua expression over `v` (and friends) in the test's state. */
+static void ok(const char *expr) {
+  char src[2048];
+  snprintf(src, sizeof src, "return %s", expr);
+  if (luaL_dostring(F.L, src) != LUA_OK) {
+    const char *e = lua_tostring(F.L, -1);
+    (void)luaL_dostring(F.L, "return dump(v)");
+    cr_assert_fail("check `%s` raised: %s; v = %s", expr, e,
+                   lua_tostring(F.L, -1));
+  }
+  if (!lua_toboolean(F.L, -1)) {
+    (void)luaL_dostring(F.L, "return dump(v)");
+    cr_assert_fail("check `%s` failed; v = %s", expr, lua_tostring(F.L, -1));
+  }
+  lua_settop(F.L, 0);
+}
+
+static void sendhdr(int type, uint64_t id, uint32_t aux) {
+  plush_hdr h = {.type = (uint8_t)type, .engine = F.id, .id = id, .aux = aux};
+  cr_assert_not_null(F.conn);
+  cr_assert_eq(plush_conn_write(F.conn, &h, NULL, 0), 0);
+}
+
+/* Sends what the Lua source returns as the payload of a frame. */
+static void sendval(int type, uint64_t id, const char *src) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_hdr h = {.type = (uint8_t)type, .engine = F.id, .id = id};
+  char err[256];
+  if (luaL_dostring(F.L, src) != LUA_OK)
+    cr_assert_fail("bad test source: %s", lua_tostring(F.L, -1));
+  cr_assert_eq(plush_encode(F.L, -1, &b, "msg", err, sizeof err), 0, "%s",
+               err);
+  lua_settop(F.L, 0);
+  cr_assert_not_null(F.conn);
+  cr_assert_eq(plush_conn_write(F.conn, &h, b.data, b.len), 0);
+  plush_buf_free(&b);
+}
+
+/* An exec request with the code as a Lua long string. */
+static void exec(uint64_t id, const char *code) {
+  char src[4096];
+  snprintf(src, sizeof src, "return {op = 'exec', code = [==[%s]==]}", code);
+  sendval(PLUSH_T_REQ, id, src);
+}
+
+/* STARTED then the REPLY with status st, decoded into `v`. */
+static void reply(uint64_t id, int st) {
+  plush_frame *f;
+  plush_frame_unref(expect(PLUSH_T_STARTED, id));
+  f = expect(PLUSH_T_REPLY, id);
+  cr_assert_eq(f->hdr.status, st, "task %llu: status %d, not %d",
+               (unsigned long long)id, f->hdr.status, st);
+  cr_assert_eq(f->hdr.engine, F.id);
+  decode(f);
+  plush_frame_unref(f);
+}
+
+/* ---- set-up ------------------------------------------------------ */
+
+static void listen_(void) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  uv_tcp_init(&F.loop, &F.server);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_bind(&F.server, (struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&F.server, 16, onconnect), 0);
+  uv_tcp_getsockname(&F.server, (struct sockaddr *)&ss, &len);
+  F.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void start(int id, size_t high_water, int port) {
+  plush_engine_opts o = {.host = "127.0.0.1",
+                         .port = port,
+                         .key = F.key,
+                         .id = id,
+                         .high_water = high_water,
+                         .on_exit = onexit};
+  cr_assert_eq(plush_engine_start(&F.loop, &o, &F.eng), 0);
+}
+
+/* For failure messages: a value as readable text. */
+static const char dumper[] =
+    "function dump(x, d) d = d or 0\n"
+    "  if type(x) == 'string' then return string.format('%q', x) end\n"
+    "  if type(x) ~= 'table' or d > 4 then return tostring(x) end\n"
+    "  local t = {}\n"
+    "  for k, v in pairs(x) do\n"
+    "    t[#t + 1] = '[' .. dump(k, d + 1) .. '] = ' .. dump(v, d + 1)\n"
+    "  end\n"
+    "  return '{' .. table.concat(t, ', ') .. '}'\n"
+    "end";
+
+static void init(void) {
+  char hex[2 * PLUSH_KEY_SIZE + 1];
+  signal(SIGPIPE, SIG_IGN);
+  memset(&F, 0, sizeof F);
+  uv_loop_init(&F.loop);
+  uv_timer_init(&F.loop, &F.timer);
+  uv_timer_init(&F.loop, &F.tick);
+  F.L = luaL_newstate();
+  luaL_openlibs(F.L);
+  (void)luaL_dostring(F.L, dumper);
+  cr_assert_eq(plush_key_generate(F.key, hex), 0);
+  listen_();
+}
+
+/*
+** An engine registered and welcomed as engine `as`; the REGISTER is
+** checked on the way (pid, host, the id asked for).
+*/
+static void boot(int want, uint32_t as, size_t high_water) {
+  char src[128];
+  plush_frame *f;
+  init();
+  start(want, high_water, F.port);
+  f = expect(PLUSH_T_REGISTER, 0);
+  decode(f);
+  plush_frame_unref(f);
+  lua_pushinteger(F.L, (lua_Integer)getpid());
+  lua_setglobal(F.L, "mypid");
+  ok("v.pid == mypid and type(v.host) == 'string' and #v.host > 0");
+  if (want >= 0) {
+    lua_pushinteger(F.L, want);
+    lua_setglobal(F.L, "want");
+    ok("v.id == want");
+  } else {
+    ok("v.id == nil");
+  }
+  F.id = as;
+  snprintf(src, sizeof src, "return {id = %u}", as);
+  sendval(PLUSH_T_WELCOME, 0, src);
+}
+
+static void closed_(uv_handle_t *h) { (void)h; }
+
+/* Closes what is left and checks nothing leaked a handle. */
+static void finish(void) {
+  if (F.conn) plush_conn_close(F.conn, 0, "test over");
+  until(hasclosed, "the connection to close", 0);
+  uv_close((uv_handle_t *)&F.server, closed_);
+  uv_close((uv_handle_t *)&F.timer, closed_);
+  uv_close((uv_handle_t *)&F.tick, closed_);
+  uv_run(&F.loop, UV_RUN_DEFAULT);
+  while (F.qn) {
+    plush_frame_unref(F.q[F.qh]);
+    F.qh = (F.qh + 1) % MAXQ;
+    F.qn--;
+  }
+  cr_assert_eq(uv_loop_close(&F.loop), 0, "handles left open");
+  lua_close(F.L);
+}
+
+/* SHUTDOWN, and the engine must end with status 0. */
+static void shutdown_(void) {
+  sendhdr(PLUSH_T_SHUTDOWN, 0, 0);
+  until(hasexited, "the engine to exit", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_DONE, "exit %d: %s", F.status,
+               F.reason);
+  finish();
+}
+
+/* ---- the tests --------------------------------------------------- */
+
+Test(engine, registers_and_shuts_down) {
+  boot(-1, 3, 0);
+  exec(1, "return engine.id, engine.pid, engine.host");
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 3 and v.r[2] == mypid and #v.r[3] > 0");
+  cr_assert_eq(plush_engine_id(F.eng), 3);
+  shutdown_();
+}
+
+Test(engine, asks_for_its_id) {
+  boot(7, 7, 0);
+  exec(1, "return engine.id");
+  reply(1, PLUSH_S_OK);
+  ok("v.r[1] == 7");
+  shutdown_();
+}
+
+Test(engine, exec_returns_values) {
+  boot(-1, 0, 0);
+  exec(11, "return 1+1");
+  reply(11, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 2 and math.type(v.r[1]) == 'integer'");
+  ok("type(v.started) == 'number' and v.started <= v.completed");
+  exec(12, "x = 41");
+  reply(12, PLUSH_S_OK);
+  ok("v.r.n == 0");
+  exec(13, "return x + 1, nil, 'a'");
+  reply(13, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 42 and v.r[2] == nil and v.r[3] == 'a'");
+  shutdown_();
+}
+
+static void output(const char *text, uint32_t stream, uint64_t id) {
+  plush_frame *f = expect(PLUSH_T_OUTPUT, id);
+  size_t n = strlen(text);
+  cr_assert_eq(f->hdr.aux, stream, "stream %u, not %u", f->hdr.aux, stream);
+  cr_assert_eq(f->hdr.engine, F.id);
+  cr_assert(f->hdr.len == n && memcmp(plush_frame_payload(f), text, n) == 0,
+            "output '%.*s', not '%s'", (int)f->hdr.len,
+            plush_frame_payload(f), text);
+  plush_frame_unref(f);
+}
+
+Test(engine, output_comes_before_the_reply_in_order) {
+  plush_frame *f;
+  boot(-1, 2, 0);
+  exec(5, "print('a', 1, nil, 2.5, {} ~= nil)\n"
+          "io.write('x', 2, 1.5)\n"
+          "io.stdout:write('y', 'z'):write('!')\n"
+          "io.stderr:write('e')\n"
+          "print()\n"
+          "return io.write('') == io.stdout");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 5));
+  output("a\t1\tnil\t2.5\ttrue\n", PLUSH_STREAM_STDOUT, 5);
+  output("x21.5", PLUSH_STREAM_STDOUT, 5);
+  output("yz", PLUSH_STREAM_STDOUT, 5);
+  output("!", PLUSH_STREAM_STDOUT, 5);
+  output("e", PLUSH_STREAM_STDERR, 5);
+  output("\n", PLUSH_STREAM_STDOUT, 5);
+  f = expect(PLUSH_T_REPLY, 5);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.r[1] == true");
+  shutdown_();
+}
+
+Test(engine, writes_to_other_files_are_not_captured) {
+  boot(-1, 0, 0);
+  exec(1, "local p = os.tmpname()\n"
+          "io.output(p) io.write('to file') io.close() io.output(io.stdout)\n"
+          "local f = io.open(p, 'a') f:write('!') f:close()\n"
+          "f = io.open(p) local s = f:read('a') f:close() os.remove(p)\n"
+          "return s");
+  reply(1, PLUSH_S_OK);
+  ok("v.r[1] == 'to file!'");
+  exec(2, "io.write({})");
+  reply(2, PLUSH_S_ERROR);
+  ok("v.message:find(\"bad argument #1 to 'write' (string expected, got "
+     "table)\", 1, true)");
+  shutdown_();
+}
+
+Test(engine, big_output_is_chunked) {
+  plush_frame *f;
+  size_t total = 0;
+  int frames = 0;
+  boot(-1, 0, 0);
+  exec(1, "io.write(string.rep('x', 5 * 1024 * 1024 + 3))");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  while ((f = next())->hdr.type == PLUSH_T_OUTPUT) {
+    total += f->hdr.len;
+    frames++;
+    plush_frame_unref(f);
+  }
+  cr_assert_eq(f->hdr.type, PLUSH_T_REPLY);
+  plush_frame_unref(f);
+  cr_assert_eq(total, 5 * 1024 * 1024 + 3);
+  cr_assert_eq(frames, 2);
+  shutdown_();
+}
+
+Test(engine, runtime_error) {
+  boot(-1, 4, 0);
+  exec(1, "local x = 1\nerror('boom')");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.kind == 'RemoteError' and v.message == 'execute:2: boom'");
+  ok("v.chunk == 'execute' and v.line == 2 and v.engine == 4");
+  ok("v.traceback:find('stack traceback:', 1, true) == 1");
+  ok("v.traceback:find('execute:2:', 1, true) ~= nil");
+  ok("not v.traceback:find('[C]: in ?', 1, true)");
+  ok("v.started <= v.completed and v.value == nil");
+  exec(2, "return 'still here'");
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == 'still here'");
+  shutdown_();
+}
+
+Test(engine, syntax_error) {
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'exec', code = 'x = = 1', "
+                          "name = 'cell7'}");
+  plush_frame *f = expect(PLUSH_T_STARTED, 1);
+  plush_frame_unref(f);
+  f = expect(PLUSH_T_REPLY, 1);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.kind == 'RemoteError' and v.message:find('^cell7:1: ')");
+  ok("v.chunk == 'cell7' and v.line == 1 and type(v.traceback) == 'string'");
+  shutdown_();
+}
+
+Test(engine, error_objects) {
+  boot(-1, 0, 0);
+  exec(1, "error(setmetatable({code = 7}, "
+          "{__tostring = function(e) return 'E' .. e.code end}))");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.message == 'E7' and v.value.code == 7");
+  exec(2, "error(42)");
+  reply(2, PLUSH_S_ERROR);
+  ok("v.message == '42' and v.value == 42");
+  exec(3, "error(coroutine.create(print))");
+  reply(3, PLUSH_S_ERROR);
+  ok("v.message == '(error object is a thread value)' and v.value == nil");
+  exec(4, "error('no position', 0)");
+  reply(4, PLUSH_S_ERROR);
+  ok("v.message == 'no position' and v.chunk == nil and v.line == nil");
+  shutdown_();
+}
+
+Test(engine, push_then_pull) {
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'push', ns = {a = 1, "
+                          "t = {x = {y = 'deep'}}, f = 0.5}}");
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 0");
+  sendval(PLUSH_T_REQ, 2, "return {op = 'push', ns = {['t.z'] = 5}}");
+  reply(2, PLUSH_S_OK);
+  sendval(PLUSH_T_REQ, 3, "return {op = 'pull', names = {'a', 't.x.y', "
+                          "'missing', 't.nope.z', 't.z', 'f'}}");
+  reply(3, PLUSH_S_OK);
+  ok("v.r.n == 6 and v.r[1] == 1 and v.r[2] == 'deep' and v.r[3] == nil");
+  ok("v.r[4] == nil and v.r[5] == 5 and v.r[6] == 0.5");
+  sendval(PLUSH_T_REQ, 4, "return {op = 'push', ns = {['a.b'] = 1}}");
+  reply(4, PLUSH_S_ERROR);
+  ok("v.message:find(\"cannot push 'a.b': 'a' is not a table\", 1, true)");
+  shutdown_();
+}
+
+Test(engine, apply_a_function_from_here) {
+  boot(-1, 9, 0);
+  sendval(PLUSH_T_REQ, 1,
+          "local k = 10\n"
+          "return {op = 'apply', args = {n = 3, 1, nil, 2},\n"
+          "  f = function(a, b, c) return a + c + k, b, engine.id end}");
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 13 and v.r[2] == nil and v.r[3] == 9");
+  sendval(PLUSH_T_REQ, 2, "return {op = 'apply', f = function() "
+                          "error('in f') end}");
+  reply(2, PLUSH_S_ERROR);
+  ok("v.message:find('in f$') and v.line ~= nil");
+  shutdown_();
+}
+
+Test(engine, map_and_names) {
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'map', f = function(x) return x * x "
+                          "end, items = {1, 2, 3}, n = 3}");
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 1 and v.r[2] == 4 and v.r[3] == 9");
+  exec(2, "obj = setmetatable({own = 1}, {__index = {method = 1, "
+          "other = 2}}) str = 's'");
+  reply(2, PLUSH_S_OK);
+  sendval(PLUSH_T_REQ, 3, "return {op = 'names', prefix = 'str'}");
+  reply(3, PLUSH_S_OK);
+  ok("v.r[1] == 'str' and v.r[2] == 'string' and #v.r == 2");
+  sendval(PLUSH_T_REQ, 4, "return {op = 'names', prefix = 'string.fo'}");
+  reply(4, PLUSH_S_OK);
+  ok("#v.r == 1 and v.r[1] == 'string.format'");
+  sendval(PLUSH_T_REQ, 5, "return {op = 'names', prefix = 'obj.'}");
+  reply(5, PLUSH_S_OK);
+  ok("#v.r == 3 and v.r[1] == 'obj.method' and v.r[3] == 'obj.own'");
+  sendval(PLUSH_T_REQ, 6, "return {op = 'names', prefix = 'nothing.here'}");
+  reply(6, PLUSH_S_OK);
+  ok("#v.r == 0");
+  shutdown_();
+}
+
+Test(engine, bad_requests) {
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'nope'}");
+  reply(1, PLUSH_S_BADREQ);
+  ok("v.kind == 'BadRequest' and v.message == \"unknown op 'nope'\"");
+  sendval(PLUSH_T_REQ, 2, "return 'not a table'");
+  reply(2, PLUSH_S_BADREQ);
+  sendval(PLUSH_T_REQ, 3, "return {op = 'exec'}");
+  reply(3, PLUSH_S_BADREQ);
+  ok("v.message == \"exec needs a string 'code'\"");
+  shutdown_();
+}
+
+Test(engine, unserialisable_result) {
+  boot(-1, 0, 0);
+  exec(1, "return coroutine.create(print)");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.message == 'cannot serialise result[1]: thread'");
+  exec(2, "return 'fine'");
+  reply(2, PLUSH_S_OK);
+  shutdown_();
+}
+
+Test(engine, pong_while_busy_and_interrupt) {
+  plush_frame *f;
+  boot(-1, 1, 0);
+  exec(100, "while true do end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 100));
+  sendhdr(PLUSH_T_PING, 0, 42);
+  f = expect(PLUSH_T_PONG, 0);
+  cr_assert_eq(f->hdr.aux, 42);
+  cr_assert_eq(f->hdr.engine, 1);
+  plush_frame_unref(f);
+  sendhdr(PLUSH_T_INTERRUPT, 100, 0);
+  f = expect(PLUSH_T_REPLY, 100);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted') and v.kind == 'RemoteError'");
+  exec(101, "return 'alive'");
+  reply(101, PLUSH_S_OK);
+  ok("v.r[1] == 'alive'");
+  shutdown_();
+}
+
+Test(engine, interrupt_zero_stops_whatever_runs) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  exec(1, "local n = 0 while true do n = n + 1 end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  sendhdr(PLUSH_T_INTERRUPT, 77, 0); /* not running: ignored */
+  sendhdr(PLUSH_T_PING, 0, 1);
+  plush_frame_unref(expect(PLUSH_T_PONG, 0));
+  sendhdr(PLUSH_T_INTERRUPT, 0, 0);
+  f = expect(PLUSH_T_REPLY, 1);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted')");
+  shutdown_();
+}
+
+Test(engine, interrupt_a_queued_request) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  exec(1, "while true do end");
+  exec(2, "ran = true");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  sendhdr(PLUSH_T_INTERRUPT, 2, 0);
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  f = expect(PLUSH_T_REPLY, 1);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  plush_frame_unref(f);
+  f = expect(PLUSH_T_REPLY, 2); /* no STARTED: it never ran */
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message == 'interrupted'");
+  exec(3, "return ran");
+  reply(3, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == nil");
+  shutdown_();
+}
+
+Test(engine, stop_while_busy) {
+  boot(-1, 0, 0);
+  exec(1, "while true do pcall(function() while true do end end) end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  plush_engine_stop(F.eng);
+  until(hasexited, "the engine to stop", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_DONE);
+  finish();
+}
+
+Test(engine, controller_lost) {
+  boot(-1, 0, 0);
+  exec(1, "return 1");
+  reply(1, PLUSH_S_OK);
+  plush_conn_close(F.conn, 0, "controller dies");
+  until(hasexited, "the engine to notice", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_FAILED);
+  cr_assert(strstr(F.reason, "lost the controller") != NULL, "%s", F.reason);
+  finish();
+}
+
+/* A port that was free a moment ago: bound, then closed again. */
+static int freeport(void) {
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  int len = sizeof ss, port;
+  uv_tcp_init(&F.loop, &t);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_bind(&t, (struct sockaddr *)&a, 0), 0);
+  uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len);
+  port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&F.loop, UV_RUN_NOWAIT);
+  return port;
+}
+
+Test(engine, no_controller) {
+  init();
+  start(-1, 0, freeport());
+  until(hasexited, "the engine to give up", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_FAILED);
+  cr_assert(strstr(F.reason, "cannot reach the controller") != NULL, "%s",
+            F.reason);
+  F.closed = 1;
+  finish();
+}
+
+static plush_engine_stats stats;
+static int blocked(void) {
+  plush_engine_stats_get(F.eng, &stats);
+  return stats.blocked > 0;
+}
+
+/*
+** The controller stops reading while a chunk prints 32 MiB: the Lua thread
+** must block near the high-water mark instead of queueing it all; once
+** reading resumes, every byte arrives, in order, then the reply.
+*/
+Test(engine, output_back_pressure) {
+  const size_t hw = 256 * 1024, piece = 64 * 1024, pieces = 512;
+  size_t total = 0;
+  plush_frame *f;
+  boot(-1, 0, hw);
+  plush_conn_pause(F.conn);
+  exec(1, "for i = 1, 512 do io.write(string.rep(string.char(65 + i % 26), "
+          "65536)) end return 'done'");
+  until(blocked, "the Lua thread to block on output", 1);
+  plush_conn_resume(F.conn);
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  while ((f = next())->hdr.type == PLUSH_T_OUTPUT) {
+    char want = (char)(65 + (total / piece + 1) % 26);
+    cr_assert_eq(f->hdr.len, piece);
+    cr_assert_eq(plush_frame_payload(f)[0], want, "output out of order");
+    total += f->hdr.len;
+    plush_frame_unref(f);
+  }
+  cr_assert_eq(f->hdr.type, PLUSH_T_REPLY);
+  plush_frame_unref(f);
+  cr_assert_eq(total, piece * pieces);
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_leq(stats.out_peak, hw + 2 * (piece + 24), "peak %zu bytes",
+                stats.out_peak);
+  shutdown_();
+}
+
+/* ---- the connection file ------------------------------------------ */
+
+static void tmpfile_(char *path, size_t n) {
+  snprintf(path, n, "/tmp/plush-test-connfile-%d.json", (int)getpid());
+  unlink(path);
+}
+
+Test(connfile, round_trip) {
+  plush_connfile in = {.host = "127.0.0.1", .port = 40123, .pid = 4242,
+                       .profile = "prof", .n = 4}, out;
+  char path[256], err[256];
+  struct stat st;
+  char hex[65];
+  tmpfile_(path, sizeof path);
+  plush_key_generate(in.key, hex);
+  cr_assert_eq(plush_connfile_write(path, &in, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  cr_assert_eq(plush_connfile_read(path, &out, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(out.host, "127.0.0.1");
+  cr_assert_eq(out.port, 40123);
+  cr_assert_eq(out.pid, 4242);
+  cr_assert_eq(out.n, 4);
+  cr_assert_str_eq(out.profile, "prof");
+  cr_assert_str_eq(out.keyhex, hex);
+  cr_assert_eq(memcmp(out.key, in.key, sizeof in.key), 0);
+  /* Overwriting goes through a fresh temporary and a rename. */
+  in.port = 5;
+  cr_assert_eq(plush_connfile_write(path, &in, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(plush_connfile_read(path, &out, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(out.port, 5);
+  unlink(path);
+}
+
+static int readtext(const char *text, int mode, char *err, size_t n) {
+  char path[256];
+  plush_connfile cf;
+  FILE *f;
+  int r;
+  tmpfile_(path, sizeof path);
+  f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  chmod(path, (mode_t)mode);
+  r = plush_connfile_read(path, &cf, err, n);
+  unlink(path);
+  return r;
+}
+
+#define KEY "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+Test(connfile, refusals) {
+  char err[512];
+  cr_assert_eq(readtext("{\"host\":\"h\",\"port\":1,\"pid\":2,\"key\":\"" KEY
+                        "\"}", 0600, err, sizeof err), 0, "%s", err);
+  cr_assert_lt(readtext("{\"host\":\"h\",\"port\":1,\"pid\":2,\"key\":\"" KEY
+                        "\"}", 0644, err, sizeof err), 0);
+  cr_assert(strstr(err, "is readable by others (mode 0644); chmod 600 it"),
+            "%s", err);
+  cr_assert_lt(readtext("{\"host\":\"h\",\"pid\":2,\"key\":\"" KEY "\"}",
+                        0600, err, sizeof err), 0);
+  cr_assert(strstr(err, "missing field 'port'"), "%s", err);
+  cr_assert_lt(readtext("{\"host\":\"h\",\"port\":1,\"pid\":2,\"key\":\"abc\"}",
+                        0600, err, sizeof err), 0);
+  cr_assert(strstr(err, "bad key"), "%s", err);
+  cr_assert_lt(readtext("{\"host\":\"h\",\"port\":", 0600, err, sizeof err),
+               0);
+  cr_assert(strstr(err, "is not JSON"), "%s", err);
+  cr_assert_lt(readtext("[1, 2]", 0600, err, sizeof err), 0);
+  cr_assert_lt(readtext("{\"host\":\"h\",\"port\":70000,\"pid\":2,\"key\":\"" KEY
+                        "\"}", 0600, err, sizeof err), 0);
+  cr_assert(strstr(err, "bad field 'port'"), "%s", err);
+}
