@@ -1,0 +1,18 @@
+-- luacheck configuration for plush's Lua code.
+std = "lua54"
+max_line_length = 100
+-- `self` unused in a method is normal
+self = false
+
+-- engine-side code runs in an engine namespace: `engine` always, `mpi`
+-- under MPI
+files["lua/plush/engine*.lua"] = {globals = {"engine", "mpi"}}
+files["share/plush/magics"] = {read_globals = {"plush"}}
+
+files["tests/lua"] = {
+  std = "+busted",
+  -- specs capture output by swapping io.stdout / io.stderr
+  globals = {"io"},
+  -- specs run code "in the engines" of the fake core, where these exist
+  read_globals = {"engine", "mpi", "sleep"},
+}

@@ -1,0 +1,428 @@
+-- plush.cli: the `plush` command line. The C main creates a Lua state with
+-- plush.core preloaded, calls require("plush.cli").main(arg) and exits
+-- with what it returns. Failures print one line, "plush: REASON", on
+-- stderr: 1 for a failure, 2 for a usage error.
+local plush = require "plush"
+local core = require "plush.core"
+local errors = require "plush.errors"
+local magic = require "plush.magic"
+local pretty = require "plush.pretty"
+local util = require "plush.util"
+
+local cli = {}
+
+local help = {
+  main = [[
+usage: plush [--profile P]                  interactive shell
+       plush -e CODE [-e CODE ...]          run Lua (or a %magic) and exit
+       plush run FILE.lua [ARGS...]         run a script with `plush` and `rc`
+       plush cluster start|stop|status      manage a background cluster
+
+plush connects to the profile's running cluster; when none runs it starts
+an embedded one (one engine per core) and stops it when it exits.
+
+options:
+  --profile P     the cluster profile (default: $PLUSH_PROFILE, else "default")
+  -e CODE         Lua code or a %magic, run in order; may be repeated
+  -h, --help      this help (also after any command)
+  -V, --version   the version]],
+  run = [[
+usage: plush run [--profile P] FILE.lua [ARGS...]
+
+Runs FILE.lua with the globals `plush` (the module), `rc` (connected on
+first use) and `arg` (arg[0] = FILE, arg[1..] = ARGS). An integer the
+script returns is the exit status. A remote error escaping the script is
+printed and the status is 1.]],
+  cluster = [[
+usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
+                           [--mpi] [--hosts FILE] [--timeout S]
+       plush cluster stop [--profile P]
+       plush cluster status [--profile P] [--json]
+
+start   starts a controller and N engines (default: one per core) in the
+        background, writes the connection file, returns once all N are up
+stop    stops the profile's cluster
+status  shows its engines, queues and addresses]],
+}
+
+-- A usage error: the message, and exit status 2.
+local Usage = {__name = "plush.usage"}
+
+local function usage_error(msg)
+  error(setmetatable({message = msg}, Usage), 0)
+end
+
+--[[
+  Options of one command level. `spec` maps an option to "flag", "value"
+  or "list"; parsing stops at the first word that is not an option (the
+  command, the script). Accepts --opt=value too.
+]]
+local function parse(argv, i, spec, opts)
+  while i <= #argv do
+    local a = argv[i]
+    local name, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    name = name or a
+    local kind = spec[name]
+    if a == "--" then
+      return i + 1
+    elseif kind == "flag" then
+      opts[name] = true
+    elseif kind == "value" or kind == "list" then
+      local v = inline
+      if v == nil then
+        i = i + 1
+        v = argv[i]
+        if v == nil then usage_error(name .. " needs a value") end
+      end
+      if kind == "list" then
+        opts[name] = opts[name] or {}
+        table.insert(opts[name], v)
+      else
+        opts[name] = v
+      end
+    elseif a:match("^%-") and a ~= "-" then
+      usage_error(("unknown option %s"):format(a))
+    else
+      return i
+    end
+    i = i + 1
+  end
+  return i
+end
+
+local common = {
+  ["--profile"] = "value", ["-h"] = "flag", ["--help"] = "flag",
+  ["-V"] = "flag", ["--version"] = "flag",
+}
+
+local function spec_with(extra)
+  local s = util.copy(common)
+  for k, v in pairs(extra or {}) do s[k] = v end
+  return s
+end
+
+local function report(e)
+  if errors.is_error(e) then return tostring(e) end
+  if type(e) == "string" then return e end
+  return ("(error object is a %s value)"):format(type(e))
+end
+
+local function die(e)
+  if errors.is(e, "Interrupted") then
+    io.stderr:write("interrupted\n")
+    return 130
+  end
+  if errors.is_error(e) then
+    io.stderr:write(tostring(e), "\n")
+    return 1
+  end
+  io.stderr:write("plush: ", util.first_line(report(e)), "\n")
+  if os.getenv("PLUSH_TRACEBACK") and type(e) == "string" then
+    io.stderr:write(debug.traceback(), "\n")
+  end
+  return 1
+end
+
+-------------------------------------------------------------------------------
+-- A session: the globals `plush` and `rc` (connected on first use, so that
+-- `plush -e 'print(1)'` needs no cluster), and the magics' shell table.
+-------------------------------------------------------------------------------
+
+local function session(opts)
+  local s = {}
+  local function get_rc()
+    if not s.rc then
+      s.rc = plush.connect{profile = opts["--profile"]}
+      rawset(_G, "rc", s.rc)
+    end
+    return s.rc
+  end
+  s.old_mt = getmetatable(_G)
+  local old_index = s.old_mt and s.old_mt.__index
+  setmetatable(_G, {__index = function(t, k)
+    if k == "rc" then return get_rc() end
+    if type(old_index) == "function" then return old_index(t, k) end
+    if type(old_index) == "table" then return old_index[k] end
+  end})
+  rawset(_G, "plush", plush)
+  s.shell = setmetatable({
+    targets = "all",
+    block = true,
+    out = function(text)
+      io.stdout:write(text)
+      io.stdout:flush()
+    end,
+    env = _G,
+  }, {__index = function(_, k)
+    if k == "rc" then return get_rc() end
+  end})
+  s.get_rc = get_rc
+  function s.close()
+    setmetatable(_G, s.old_mt)
+    if s.rc then
+      if rawget(_G, "rc") == s.rc then rawset(_G, "rc", nil) end
+      s.rc:close()
+    end
+  end
+  pcall(magic.load_defaults)
+  return s
+end
+
+-- Print what a chunk returned, like the Lua REPL does (strings as they
+-- are, tables rendered with pretty).
+local function print_values(r, from)
+  if r.n < from then return end
+  local parts = {}
+  for k = from, r.n do
+    local v = r[k]
+    parts[#parts + 1] = type(v) == "string" and v or pretty(v)
+  end
+  io.stdout:write(table.concat(parts, "\t"), "\n")
+end
+
+-- Run one line of Lua in the client state: as an expression first (so its
+-- value is printed), else as a statement. Returns false and the error
+-- message when the line is an incomplete statement.
+local function eval(code, chunkname)
+  local f = load("return " .. code, chunkname)
+  local err
+  if not f then
+    f, err = load(code, chunkname)
+    if not f then
+      if err:match("<eof>$") then return false, err end
+      error(err, 0)
+    end
+  end
+  print_values(table.pack(f()), 1)
+  return true
+end
+
+local function run_e(codes, opts)
+  local s = session(opts)
+  s.shell.eval = function(code) eval(code, "=(command line)") end
+  local ok, err = pcall(function()
+    for _, code in ipairs(codes) do
+      if not magic.handle(code, s.shell) then
+        local f, lerr = load(code, "=(command line)")
+        if not f then error(lerr, 0) end
+        print_values(table.pack(f()), 1)
+      end
+    end
+  end)
+  s.close()
+  if not ok then return die(err) end
+  return 0
+end
+
+local function run_file(argv, i, opts)
+  local file = argv[i]
+  if not file then usage_error("run needs a FILE (see plush run --help)") end
+  local f, lerr = loadfile(file)
+  if not f then
+    io.stderr:write("plush: ", lerr, "\n")
+    return 1
+  end
+  local args = {[0] = file}
+  for k = i + 1, #argv do args[#args + 1] = argv[k] end
+  local s = session(opts)
+  rawset(_G, "arg", args)
+  local r = table.pack(pcall(f, table.unpack(args, 1, #args)))
+  s.close()
+  if not r[1] then return die(r[2]) end
+  if math.type(r[2]) == "integer" then return r[2] end
+  if r[2] == false then return 1 end
+  return 0
+end
+
+-- The interactive loop used until plush.shell (line editing, history,
+-- completion) exists: Lua lines and magics, `>>` for continuation lines.
+local function repl(s)
+  local tty = core.isatty(0)
+  local rc = s.get_rc()
+  s.shell.eval = function(code) eval(code, "=stdin") end
+  if tty then
+    io.stdout:write(("plush %s on %d engines; %%magic lists the magics, Ctrl-D exits\n")
+      :format(plush.version, #rc:ids()))
+  end
+  while true do
+    if tty then io.stdout:write("plush> ") io.stdout:flush() end
+    local line = io.read("l")
+    if not line then break end
+    local ok, err = pcall(function()
+      if magic.handle(line, s.shell) then return end
+      local code = line
+      while true do
+        local done = eval(code, "=stdin")
+        if done then return end
+        if tty then io.stdout:write(">> ") io.stdout:flush() end
+        local more = io.read("l")
+        if not more then
+          eval(code .. "\n", "=stdin")
+          return
+        end
+        code = code .. "\n" .. more
+      end
+    end)
+    if not ok then io.stderr:write(report(err), "\n") end
+  end
+  if tty then io.stdout:write("\n") end
+end
+
+local function interactive(opts)
+  local s = session(opts)
+  local ok, r = pcall(function()
+    if package.preload["plush.shell"] or package.searchpath("plush.shell", package.path) then
+      return require("plush.shell").run(s.get_rc(), s.shell)
+    end
+    repl(s)
+    return 0
+  end)
+  s.close()
+  if not ok then return die(r) end
+  return math.type(r) == "integer" and r or 0
+end
+
+-------------------------------------------------------------------------------
+-- plush cluster ...
+-------------------------------------------------------------------------------
+
+-- lua-cjson writes a table with integer keys that are not 1..n (engine ids
+-- from 0) inconsistently; give it string keys.
+local function jsonable(v)
+  if type(v) ~= "table" then return v end
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  local out = {}
+  if count == n then
+    for i = 1, n do out[i] = jsonable(v[i]) end
+    if n == 0 then return require("cjson").empty_array or out end
+  else
+    for k, x in pairs(v) do out[tostring(k)] = jsonable(x) end
+  end
+  return out
+end
+
+local function cluster_start(opts)
+  local n
+  if opts["-n"] then
+    n = math.tointeger(tonumber(opts["-n"]))
+    if not n or n < 0 then usage_error("-n needs a number of engines") end
+  end
+  local timeout = opts["--timeout"] and tonumber(opts["--timeout"])
+  local port = opts["--port"] and math.tointeger(tonumber(opts["--port"]))
+  if opts["--port"] and not port then usage_error("--port needs a port number") end
+  local info, conn = plush.cluster.start{
+    n = n, profile = opts["--profile"], ip = opts["--ip"], port = port,
+    mpi = opts["--mpi"], hosts = opts["--hosts"], timeout = timeout,
+  }
+  conn:close()
+  io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)\n"):format(
+    info.profile, tostring(n or info.n or core.ncpu()), tostring(info.host),
+    tostring(info.port), tostring(info.pid)))
+  return 0
+end
+
+local function cluster_stop(opts)
+  local profile = plush.cluster.profile(opts["--profile"])
+  local ok, err = plush.cluster.stop{profile = profile}
+  if not ok then error(err, 0) end
+  io.stdout:write(("cluster '%s' stopped\n"):format(profile))
+  return 0
+end
+
+local function cluster_status(opts)
+  local st, err = plush.cluster.status{profile = opts["--profile"]}
+  if not st then error(err, 0) end
+  if opts["--json"] then
+    io.stdout:write(require("cjson").encode(jsonable(st)), "\n")
+    return 0
+  end
+  local s = st.status or {}
+  local w = function(...) io.stdout:write(string.format(...), "\n") end
+  w("cluster '%s' at %s (controller pid %s, up %s s)", st.profile, st.address,
+    tostring(st.pid), tostring(s.uptime and math.floor(s.uptime) or "?"))
+  w("file     %s", tostring(st.file))
+  w("engines  %s   clients %s   pending %s   stored %s", tostring(s.engines or #st.engines),
+    tostring(s.clients or "?"), tostring(s.pending or "?"), tostring(s.stored or "?"))
+  local q = st.queues or {}
+  local qe = q.engines or {}
+  local list = st.engines or {}
+  table.sort(list, function(a, b) return a.id < b.id end)
+  for _, e in ipairs(list) do
+    local eq = qe[e.id] or {}
+    w("engine %-3s %-5s queue %-3s %s pid %s%s", tostring(e.id), tostring(e.state or "?"),
+      tostring(eq.queue or e.queue or 0), tostring(e.host or "?"), tostring(e.pid or "?"),
+      eq.running and (" running task " .. tostring(eq.running)) or "")
+  end
+  w("unassigned tasks %s", tostring(q.unassigned or 0))
+  return 0
+end
+
+local cluster_cmds = {
+  start = {cluster_start, {["-n"] = "value", ["--ip"] = "value", ["--port"] = "value",
+    ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value"}},
+  stop = {cluster_stop, {}},
+  status = {cluster_status, {["--json"] = "flag"}},
+}
+
+-------------------------------------------------------------------------------
+
+local function version()
+  io.stdout:write(("plush %s (%s)\n"):format(plush.version, _VERSION))
+  return 0
+end
+
+local function main(argv)
+  local opts = {}
+  local i = parse(argv, 1, spec_with{["-e"] = "list"}, opts)
+  local cmd = argv[i]
+  local function wants(name)
+    if opts["-h"] or opts["--help"] then
+      io.stdout:write(help[name], "\n")
+      return true
+    end
+    if opts["-V"] or opts["--version"] then
+      version()
+      return true
+    end
+  end
+  if cmd == nil then
+    if wants("main") then return 0 end
+    if opts["-e"] then return run_e(opts["-e"], opts) end
+    return interactive(opts)
+  end
+  if opts["-e"] then usage_error("-e does not go with a command") end
+  if cmd == "run" then
+    i = parse(argv, i + 1, common, opts)
+    if wants("run") then return 0 end
+    return run_file(argv, i, opts)
+  elseif cmd == "cluster" then
+    i = parse(argv, i + 1, common, opts)
+    local sub = argv[i]
+    if sub == nil then
+      if wants("cluster") then return 0 end
+      usage_error("cluster needs start, stop or status (see plush cluster --help)")
+    end
+    local c = cluster_cmds[sub]
+    if not c then usage_error(("unknown cluster command '%s'"):format(sub)) end
+    i = parse(argv, i + 1, spec_with(c[2]), opts)
+    if wants("cluster") then return 0 end
+    if argv[i] ~= nil then usage_error(("unexpected argument '%s'"):format(argv[i])) end
+    return c[1](opts)
+  end
+  usage_error(("unknown command '%s' (see plush --help)"):format(cmd))
+end
+
+-- main(argv) -> exit status. argv is the C main's `arg` table.
+function cli.main(argv)
+  argv = argv or {}
+  local ok, r = pcall(main, argv)
+  if ok then return r or 0 end
+  if getmetatable(r) == Usage then
+    io.stderr:write("plush: ", r.message, "\n")
+    return 2
+  end
+  return die(r)
+end
+
+return cli

@@ -1,0 +1,452 @@
+-- plush.client: the Client that plush.connect returns.
+--
+-- It owns one plush.core connection and everything in flight on it: a
+-- record per submitted task (its Deferred, its engine, where its output
+-- goes) and a waiter per control request. Events come only from
+-- conn:poll, which runs only inside rc:pump; so callbacks, output handlers
+-- and cache updates all run there, one at a time, never concurrently with
+-- other Lua code of the client.
+local core = require "plush.core"
+local deferred = require "plush.deferred"
+local errors = require "plush.errors"
+local util = require "plush.util"
+
+local client = {}
+
+local Client = {}
+local mt = {__name = "plush.Client"}
+
+local view -- plush.view, loaded on first use (it requires nothing of ours)
+
+local function views()
+  view = view or require "plush.view"
+  return view
+end
+
+-- rc[i] is a one-engine DirectView; everything else is a method.
+mt.__index = function(rc, k)
+  if math.type(k) == "integer" then return views().direct(rc, k) end
+  return Client[k]
+end
+
+--[[
+  new(conn [, {timeout = s, owned = {...}, output = ..., catch_sigint = b}])
+  `timeout` bounds each control request (the controller answers those at
+  once; a silent controller is a dead one). `owned` is set by plush.connect
+  for an embedded cluster, which close() then stops.
+]]
+function client.new(conn, opts)
+  opts = opts or {}
+  local self = setmetatable({
+    conn = conn,
+    pending = {},
+    waiting = {},
+    timeout = opts.timeout or 30,
+    owned = opts.owned,
+    output = opts.output,
+    catch_sigint = opts.catch_sigint ~= false,
+    closed = false,
+  }, mt)
+  -- Deferreds keep this to wait: a plain function, not a method
+  self._pump = function(t) return self:pump(t) end
+  return self
+end
+
+function client.is(v)
+  return getmetatable(v) == mt
+end
+
+-------------------------------------------------------------------------------
+-- Output
+-------------------------------------------------------------------------------
+
+-- Where one complete line of a task's output goes: `output` is the view's
+-- option (nil/true/"print": our stdout/stderr with an "[engine N] " tag;
+-- false/"capture": only into d.stdout; a function: called with the line).
+local function emit(out, line, engine, stream, id)
+  if out == nil or out == true or out == "print" then
+    local f = stream == 2 and io.stderr or io.stdout
+    f:write("[engine ", tostring(engine), "] ", line, "\n")
+    f:flush()
+  elseif type(out) == "function" then
+    local ok, err = pcall(out, line, engine, stream, id)
+    if not ok then
+      io.stderr:write("plush: output handler failed: ", tostring(err), "\n")
+    end
+  end
+end
+
+-- Output frames are whatever one print/io.write produced: keep the tail
+-- after the last newline until the rest of its line (or the reply) comes,
+-- so that tags are put at line starts only.
+function Client:_output(ev)
+  local rec = self.pending[ev.id]
+  local text, stream = ev.text or "", ev.stream or 1
+  if not rec then
+    for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do
+      emit(self.output, line, ev.engine, stream, ev.id)
+    end
+    return
+  end
+  local d = rec.d
+  d:_append(stream == 2 and "stderr" or "stdout", text)
+  local buf = (rec.partial[stream] or "") .. text
+  local start = 1
+  while true do
+    local nl = buf:find("\n", start, true)
+    if not nl then break end
+    emit(rec.output, buf:sub(start, nl - 1), ev.engine, stream, ev.id)
+    start = nl + 1
+  end
+  rec.partial[stream] = buf:sub(start)
+end
+
+local function flush(rec, engine, id)
+  for stream = 1, 2 do
+    local rest = rec.partial[stream]
+    if rest and rest ~= "" then emit(rec.output, rest, engine, stream, id) end
+    rec.partial[stream] = nil
+  end
+end
+
+-------------------------------------------------------------------------------
+-- Events
+-------------------------------------------------------------------------------
+
+function Client:_reply(ev)
+  local rec = self.pending[ev.id]
+  if not rec then return end
+  self.pending[ev.id] = nil
+  local engine = ev.engine
+  flush(rec, engine, ev.id)
+  local value = type(ev.value) == "table" and ev.value or {}
+  local md = rec.d.metadata
+  md.engine = engine
+  md.started, md.completed = value.started, value.completed
+  md.received = core.time()
+  if ev.status == "ok" then
+    local r = value.r or {n = 0}
+    rec.d:callback(table.unpack(r, 1, r.n or #r))
+  else
+    local e = errors.from_reply(ev.status, ev.value, engine)
+    e.id = ev.id
+    rec.d:errback(e)
+  end
+end
+
+local function insert_sorted(list, id)
+  for i, v in ipairs(list) do
+    if v == id then return end
+    if v > id then table.insert(list, i, id) return end
+  end
+  list[#list + 1] = id
+end
+
+function Client:_event(value)
+  if type(value) ~= "table" then return end
+  local ids = self._ids
+  if ids and value.id ~= nil then
+    if value.event == "engine_up" then
+      insert_sorted(ids, value.id)
+    elseif value.event == "engine_down" then
+      for i, v in ipairs(ids) do
+        if v == value.id then table.remove(ids, i) break end
+      end
+    end
+  end
+  if self.on_event then
+    local ok, err = pcall(self.on_event, value)
+    if not ok then io.stderr:write("plush: on_event failed: ", tostring(err), "\n") end
+  end
+end
+
+-- Fail everything in flight: nothing will answer it any more.
+function Client:_fail_all(make)
+  local ids = {}
+  for id in pairs(self.pending) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local rec = self.pending[id]
+    self.pending[id] = nil
+    flush(rec, rec.engine, id)
+    local e = make(rec)
+    e.id = id
+    rec.d:errback(e)
+  end
+end
+
+function Client:_lost(message)
+  self.lost = tostring(message or "connection closed")
+  for rid, w in pairs(self.waiting) do
+    self.waiting[rid] = nil
+    w.done, w.status, w.value = true, "closed", self.lost
+  end
+  self:_fail_all(function(rec)
+    return errors.EngineError{engine = rec.engine,
+      message = "controller connection lost: " .. self.lost}
+  end)
+end
+
+function Client:_dispatch(ev)
+  local kind = ev.kind
+  if kind == "reply" then
+    self:_reply(ev)
+  elseif kind == "output" then
+    self:_output(ev)
+  elseif kind == "ctrl" then
+    local w = self.waiting[ev.id]
+    if w then
+      self.waiting[ev.id] = nil
+      w.done, w.status, w.value = true, ev.status, ev.value
+    end
+  elseif kind == "event" then
+    self:_event(ev.value)
+  elseif kind == "closed" then
+    self:_lost(ev.message)
+  end
+end
+
+-- Ctrl-C while waiting: stop what we asked the engines to run. Balanced
+-- tasks may be anywhere, so any of them means every engine.
+function Client:_interrupt_pending()
+  local targets, seen, all = {}, {}, false
+  for _, rec in pairs(self.pending) do
+    if rec.engine == nil then
+      all = true
+    elseif not seen[rec.engine] then
+      seen[rec.engine] = true
+      targets[#targets + 1] = rec.engine
+    end
+  end
+  if not all and #targets == 0 then return end
+  table.sort(targets)
+  pcall(self.conn.ctrl, self.conn, {op = "interrupt", targets = not all and targets or nil})
+end
+
+--[[
+  Run the loop once: wait up to `timeout` seconds (0: just look; nil:
+  until something happens) and dispatch what came. Returns the number of
+  events; raises when the client is closed or its connection lost. SIGINT
+  is caught only while we block in poll, so that Ctrl-C
+  elsewhere keeps its usual meaning; when it arrives the engines running
+  our tasks are interrupted and an Interrupted error is raised here.
+]]
+function Client:pump(timeout)
+  -- nothing will ever come: waiting would spin or hang
+  self:_check_open()
+  local catch = self.catch_sigint
+  if catch then core.catch_sigint(true) end
+  local ok, evs = pcall(self.conn.poll, self.conn, timeout)
+  if catch then core.catch_sigint(false) end
+  if not ok then error(evs, 0) end
+  local sigint = false
+  for _, ev in ipairs(evs) do
+    if ev.kind == "sigint" then sigint = true else self:_dispatch(ev) end
+  end
+  if sigint then
+    self:_interrupt_pending()
+    error(errors.Interrupted{}, 0)
+  end
+  return #evs
+end
+
+-------------------------------------------------------------------------------
+-- Requests
+-------------------------------------------------------------------------------
+
+function Client:_check_open()
+  if self.closed then util.raise("the client is closed") end
+  if self.lost then
+    error(errors.EngineError{message = "controller connection lost: " .. self.lost}, 0)
+  end
+end
+
+-- Errors from the C side carry its position (a line of ours); the user
+-- wants theirs.
+local function reraise(e)
+  if type(e) == "string" then util.raise(util.strip_where(e)) end
+  error(e, 0)
+end
+
+function Client:_track(id, engine, opts)
+  local d = deferred.new{pump = self._pump, clock = core.now, id = id,
+    metadata = {engine = engine, submitted = core.time()}}
+  local out = opts.output
+  if out == nil then out = self.output end
+  self.pending[id] = {d = d, engine = engine, output = out, partial = {}}
+  return d
+end
+
+--[[
+  submit(target, msg [, {timeout = s, output = ...}]): the low-level
+  request. `target`: an engine id (returns a Deferred), an array of ids
+  (returns an array of Deferreds, same order) or nil (balanced; returns a
+  Deferred). Each Deferred fires with the values of the reply's `r`.
+]]
+function Client:submit(target, msg, opts)
+  util.check(target, 1, "submit", "integer", "table", "nil")
+  util.check(msg, 2, "submit", "table")
+  opts = opts or {}
+  self:_check_open()
+  local ok, ids = pcall(self.conn.submit, self.conn, target, msg, opts.timeout)
+  if not ok then reraise(ids) end
+  if type(target) ~= "table" then return self:_track(ids, target, opts) end
+  local ds = {}
+  for i, id in ipairs(ids) do ds[i] = self:_track(id, target[i], opts) end
+  return ds
+end
+
+-- Send a control request and pump until its answer: status, value.
+function Client:_ctrl(msg, timeout)
+  self:_check_open()
+  local ok, rid = pcall(self.conn.ctrl, self.conn, msg)
+  if not ok then reraise(rid) end
+  local w = {}
+  self.waiting[rid] = w
+  local limit = timeout or self.timeout
+  local deadline = core.now() + limit
+  while not w.done do
+    local left = deadline - core.now()
+    if left <= 0 then
+      self.waiting[rid] = nil
+      error(errors.TimeoutError{message = ("controller did not answer '%s' within %g s")
+        :format(tostring(msg.op), limit)}, 0)
+    end
+    self:pump(left)
+  end
+  if w.status == "closed" then
+    error(errors.EngineError{message = "controller connection lost: " .. tostring(w.value)}, 0)
+  end
+  return w.status, w.value
+end
+
+-- A control request whose answer must be "ok": its value, or raises.
+function Client:_ask(msg, timeout)
+  local status, value = self:_ctrl(msg, timeout)
+  if status ~= "ok" then error(errors.from_reply(status, value), 0) end
+  return value
+end
+
+-------------------------------------------------------------------------------
+-- Public methods
+-------------------------------------------------------------------------------
+
+-- The live engine ids, sorted (asks the controller; refreshes the cache
+-- that views on "all" engines use).
+function Client:ids()
+  local ids = self:_ask{op = "ids"}
+  local list = {}
+  for i, id in ipairs(ids) do list[i] = id end
+  table.sort(list)
+  self._ids = list
+  return util.copy(list)
+end
+
+-- The cached ids, kept current by engine_up/engine_down events.
+function Client:_engine_ids()
+  if not self._ids then self:ids() end
+  return self._ids
+end
+
+function Client:view(targets, opts)
+  return views().direct(self, targets, opts)
+end
+
+function Client:balanced(opts)
+  return views().balanced(self, opts)
+end
+
+--[[
+  The stored result of task `id` (from any client of the cluster): its
+  values, or raises its error. The controller answers with the stored
+  reply's status and payload; a wrapped {status =, payload =} is accepted
+  too.
+]]
+function Client:result(id)
+  util.check(id, 1, "result", "integer")
+  local status, value = self:_ctrl{op = "result", id = id}
+  if type(value) == "table" and value.r == nil and type(value.status) == "string" then
+    status, value = value.status, value.payload or value.value
+  end
+  if status == "ok" then
+    if type(value) == "table" and value.pending then
+      error(errors.TimeoutError{message = ("task %d has not finished"):format(id), id = id}, 0)
+    end
+    local r = type(value) == "table" and value.r or {n = 0}
+    return table.unpack(r, 1, r.n or #r)
+  end
+  local e = errors.from_reply(status, value)
+  e.id = id
+  error(e, 0)
+end
+
+function Client:engines() return self:_ask{op = "engines"} end
+function Client:history() return self:_ask{op = "history"} end
+function Client:queue_status() return self:_ask{op = "queue_status"} end
+function Client:status() return self:_ask{op = "status"} end
+
+-- interrupt([targets]): an engine id, an array of them, or nil for all.
+-- Returns the ids that were interrupted.
+function Client:interrupt(targets)
+  util.check(targets, 1, "interrupt", "integer", "table", "nil")
+  if math.type(targets) == "integer" then targets = {targets} end
+  local v = self:_ask{op = "interrupt", targets = targets}
+  return type(v) == "table" and v.interrupted or v
+end
+
+-- Stop the whole cluster: controller and engines. The controller may close
+-- the connection before its answer arrives; that is success too.
+function Client:shutdown()
+  self:_check_open()
+  local ok, err = pcall(self._ctrl, self, {op = "shutdown"})
+  if not ok and not errors.is(err, "EngineError") then error(err, 0) end
+  return true
+end
+
+-- Pump until every task we submitted has answered; false on timeout.
+function Client:wait(timeout)
+  util.check(timeout, 1, "wait", "number", "nil")
+  local deadline = timeout and core.now() + timeout
+  local looked = false
+  while next(self.pending) ~= nil and not self.closed and not self.lost do
+    local left = deadline and deadline - core.now()
+    if left and left <= 0 then
+      if looked then return false end
+      left = 0
+    end
+    self:pump(left)
+    looked = true
+  end
+  return next(self.pending) == nil
+end
+
+-- Close the connection (stopping the cluster when plush.connect started it
+-- for us). Tasks still in flight fail with EngineError.
+function Client:close()
+  if self.closed then return end
+  if self.owned then
+    pcall(function() require("plush.cluster").stop_owned(self) end)
+  end
+  self:_fail_all(function(rec)
+    return errors.EngineError{engine = rec.engine, message = "the client was closed"}
+  end)
+  self.closed = true
+  pcall(self.conn.close, self.conn)
+end
+
+function Client:__tostring()
+  local info = self.info
+  if info then
+    return ("<plush.Client %s:%s %s>"):format(tostring(info.host),
+      tostring(info.port), tostring(info.profile or ""))
+  end
+  return "<plush.Client>"
+end
+
+mt.__tostring = Client.__tostring
+mt.__close = function(self) self:close() end
+mt.__gc = function(self)
+  if not self.closed then pcall(self.close, self) end
+end
+
+return client

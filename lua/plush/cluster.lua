@@ -1,0 +1,388 @@
+-- plush.cluster: profiles, connection files, starting and stopping a
+-- controller with its engines, and plush.connect.
+--
+-- A running cluster is known by its connection file, dir()/PROFILE.json,
+-- written by plush-controller (host, port, key, pid, profile, n). The file
+-- alone proves nothing: a controller that was killed leaves it behind, so
+-- "running" also means "its pid is alive" (for a controller on this host).
+local core = require "plush.core"
+local client = require "plush.client"
+local util = require "plush.util"
+
+local cluster = {}
+
+-- pids we spawned: those we can (and must) reap with core.wait
+local spawned = {}
+
+local function json()
+  return require "cjson"
+end
+
+local function exists(path)
+  return os.rename(path, path) ~= nil
+end
+
+-- The profile name: the argument, else $PLUSH_PROFILE, else "default".
+function cluster.profile(p)
+  if p == nil then
+    p = os.getenv("PLUSH_PROFILE")
+    if p == "" then p = nil end
+  end
+  p = p or "default"
+  if type(p) ~= "string" or not p:match("^[%w_.%-]+$") or p:match("^%.") then
+    util.raise(("bad profile name '%s' (letters, digits, '_', '-', '.')"):format(tostring(p)))
+  end
+  return p
+end
+
+-- $XDG_RUNTIME_DIR/plush, else ~/.local/state/plush; created with mode 0700.
+function cluster.dir()
+  local base = os.getenv("XDG_RUNTIME_DIR")
+  local dir
+  if base and base ~= "" then
+    dir = base .. "/plush"
+  else
+    dir = (os.getenv("HOME") or "/tmp") .. "/.local/state/plush"
+  end
+  if not exists(dir) then
+    os.execute("mkdir -p -m 700 " .. util.shquote(dir) .. " 2>/dev/null")
+    if not exists(dir) then util.raise("cannot create " .. dir) end
+  end
+  return dir
+end
+
+function cluster.path(profile)
+  return cluster.dir() .. "/" .. cluster.profile(profile) .. ".json"
+end
+
+function cluster.log_path(profile)
+  return cluster.dir() .. "/" .. cluster.profile(profile) .. ".log"
+end
+
+local function is_file_arg(s)
+  return s:find("/", 1, true) ~= nil or s:match("%.json$") ~= nil
+end
+
+--[[
+  read(profile or file) -> info, or nil and a reason. A string with a "/"
+  or ending in ".json" is a file. info.file is where it was read; integer
+  fields come back as integers (lua-cjson reads every number as a float).
+]]
+function cluster.read(what)
+  local file
+  if type(what) == "string" and is_file_arg(what) then
+    file = what
+  else
+    file = cluster.path(what)
+  end
+  local f = io.open(file, "rb")
+  if not f then return nil, "no connection file " .. file end
+  local text = f:read("a")
+  f:close()
+  local ok, info = pcall(json().decode, text)
+  if not ok or type(info) ~= "table" then
+    return nil, "bad connection file " .. file
+  end
+  for _, k in ipairs{"host", "port", "key"} do
+    if info[k] == nil then
+      return nil, ("bad connection file %s: no '%s'"):format(file, k)
+    end
+  end
+  for _, k in ipairs{"port", "pid", "n"} do
+    if type(info[k]) == "number" then info[k] = math.tointeger(info[k]) or info[k] end
+  end
+  info.file = file
+  return info
+end
+
+-- Whether the controller of `info` runs on this host, so that its pid
+-- means something here.
+local function is_local(info)
+  if info.hostname ~= nil then return info.hostname == core.hostname() end
+  local h = info.host
+  return h == "localhost" or h == "::1" or h == "0.0.0.0" or h == "::"
+    or (type(h) == "string" and h:match("^127%.") ~= nil)
+    or h == core.hostname()
+end
+
+-- True when the cluster of `info` is up (for a controller on another host,
+-- assumed: only connecting can tell).
+function cluster.running(info)
+  if type(info) ~= "table" then return false end
+  if not is_local(info) or math.type(info.pid) ~= "integer" then return true end
+  return core.alive(info.pid) == true
+end
+
+-- core.connect, its error blamed on our caller rather than on this file
+local function dial(info, timeout)
+  local h = info.host
+  if h == "0.0.0.0" or h == "*" or h == "" then h = "127.0.0.1" end
+  if h == "::" then h = "::1" end
+  local ok, conn = pcall(core.connect, h, info.port, info.key, timeout)
+  if not ok then
+    if type(conn) == "string" then util.raise(util.strip_where(conn)) end
+    error(conn, 0)
+  end
+  return conn
+end
+
+-- plush-controller: next to us or in the build tree (core.bindirs), else
+-- on $PATH.
+local function find_binary(name)
+  local tried = {}
+  local dirs = {}
+  for _, d in ipairs(core.bindirs() or {}) do dirs[#dirs + 1] = d end
+  for d in (os.getenv("PATH") or ""):gmatch("[^:]+") do dirs[#dirs + 1] = d end
+  for _, d in ipairs(dirs) do
+    local p = d .. "/" .. name
+    tried[#tried + 1] = d
+    local f = io.open(p, "rb")
+    if f then
+      f:close()
+      return p
+    end
+  end
+  util.raise(("cannot find %s (looked in %s)"):format(name, table.concat(tried, ":")))
+end
+
+-- Wait until pid is gone: true when it went within `secs`.
+local function gone(pid, secs)
+  if spawned[pid] then
+    if core.wait(pid, secs) ~= nil then
+      spawned[pid] = nil
+      return true
+    end
+    return false
+  end
+  local deadline = core.now() + secs
+  while core.alive(pid) do
+    if core.now() >= deadline then return false end
+    core.sleep(0.02)
+  end
+  return true
+end
+
+-- Wait for pid to exit; after `secs`, TERM, then KILL.
+local function reap(pid, secs)
+  if gone(pid, secs) then return true end
+  core.kill(pid, "TERM")
+  if gone(pid, 2) then return true end
+  core.kill(pid, "KILL")
+  return gone(pid, 2)
+end
+
+--[[
+  Count engines until `n` are up: engine_up/engine_down events say when,
+  and an "ids" request every half second covers the ones that registered
+  before we connected (and any event we would otherwise miss).
+]]
+local function wait_engines(conn, n, deadline, log, pid)
+  local up, count = {}, 0
+  local function set(id, on)
+    if on and not up[id] then count = count + 1 elseif not on and up[id] then count = count - 1 end
+    up[id] = on or nil
+  end
+  local rid, again = conn:ctrl{op = "ids"}, core.now() + 0.5
+  while count < n do
+    local now = core.now()
+    if now >= deadline then
+      util.raise(("only %d of %d engines registered in time: see %s"):format(count, n, log))
+    end
+    if not core.alive(pid) then util.raise("controller exited: see " .. log) end
+    for _, ev in ipairs(conn:poll(math.min(deadline - now, 0.1))) do
+      if ev.kind == "ctrl" and ev.id == rid and ev.status == "ok" then
+        for _, id in ipairs(ev.value) do set(id, true) end
+      elseif ev.kind == "event" and type(ev.value) == "table" then
+        set(ev.value.id, ev.value.event == "engine_up")
+      elseif ev.kind == "closed" then
+        util.raise("controller closed the connection: see " .. log)
+      end
+    end
+    if core.now() >= again then
+      rid, again = conn:ctrl{op = "ids"}, core.now() + 0.5
+    end
+  end
+end
+
+--[[
+  start{n =, profile =, ip =, port =, embedded =, timeout =, mpi =, hosts =}
+  -> info, conn. Spawns plush-controller detached (its output in
+  dir()/PROFILE.log), waits for its connection file and for n engines, and
+  returns the file's contents and the open connection (close it if unused).
+  An embedded cluster gets --parent: it goes away with us.
+]]
+function cluster.start(opts)
+  opts = opts or {}
+  local profile = cluster.profile(opts.profile)
+  local n = opts.n or core.ncpu()
+  if math.type(n) ~= "integer" or n < 0 then
+    util.raise("bad number of engines: " .. tostring(n))
+  end
+  local timeout = opts.timeout or 60
+  local file, log = cluster.path(profile), cluster.log_path(profile)
+  local old = cluster.read(file)
+  if old and cluster.running(old) then
+    util.raise(("cluster '%s' is already running (pid %s)"):format(profile, tostring(old.pid)))
+  end
+  os.remove(file)
+  local argv = {find_binary("plush-controller"), "--profile", profile, "-n", tostring(n)}
+  local function add(...) for _, a in ipairs{...} do argv[#argv + 1] = a end end
+  if opts.ip then add("--ip", opts.ip) end
+  if opts.port then add("--port", tostring(opts.port)) end
+  if opts.embedded then add("--parent", tostring(core.getpid())) end
+  if opts.mpi then add("--mpi") end
+  if opts.hosts then add("--hosts", opts.hosts) end
+  add("--file", file)
+  local pid = core.spawn(argv, {detach = true, stdout = log, stderr = log})
+  spawned[pid] = true
+  local deadline = core.now() + timeout
+  local ok, info, conn = pcall(function()
+    local info
+    while true do
+      info = cluster.read(file)
+      if info then break end
+      if not core.alive(pid) or core.now() >= deadline then
+        util.raise("controller did not start: see " .. log)
+      end
+      core.sleep(0.01)
+    end
+    local conn = dial(info, math.max(deadline - core.now(), 1))
+    local ok, err = pcall(wait_engines, conn, n, deadline, log, pid)
+    if not ok then
+      conn:close()
+      error(err, 0)
+    end
+    return info, conn
+  end)
+  if not ok then
+    reap(pid, 0)
+    os.remove(file)
+    error(info, 0)
+  end
+  info.profile = info.profile or profile
+  info.log = log
+  return info, conn
+end
+
+-- Ask the controller behind `conn` to shut down; wait a little for its
+-- answer (it may just close the connection, which is as good).
+local function ask_shutdown(conn)
+  local rid = conn:ctrl{op = "shutdown"}
+  local deadline = core.now() + 5
+  while core.now() < deadline do
+    for _, ev in ipairs(conn:poll(0.1)) do
+      if (ev.kind == "ctrl" and ev.id == rid) or ev.kind == "closed" then return end
+    end
+  end
+end
+
+--[[
+  stop{profile =, file =, timeout =} -> true, or nil and a reason.
+  Shuts the controller down (it stops its engines), waits for its pid to
+  go (TERM, then KILL, after `timeout` seconds) and removes its file.
+]]
+function cluster.stop(opts)
+  opts = opts or {}
+  local profile = cluster.profile(opts.profile)
+  local info = cluster.read(opts.file or profile)
+  if not info then
+    return nil, ("no cluster running for profile '%s'"):format(profile)
+  end
+  if not cluster.running(info) then
+    os.remove(info.file)
+    return nil, ("no cluster running for profile '%s' (removed a stale %s)")
+      :format(profile, info.file)
+  end
+  local ok, conn = pcall(dial, info, opts.timeout or 5)
+  if ok then
+    pcall(ask_shutdown, conn)
+    pcall(conn.close, conn)
+  end
+  if math.type(info.pid) == "integer" and is_local(info) then
+    if not reap(info.pid, opts.timeout or 10) then
+      return nil, ("controller %d did not exit"):format(info.pid)
+    end
+  end
+  os.remove(info.file)
+  return true
+end
+
+-- Stop the embedded cluster of a Client that owns it (rc:close()).
+function cluster.stop_owned(rc)
+  local owned = rc.owned
+  rc.owned = nil
+  pcall(ask_shutdown, rc.conn)
+  pcall(rc.conn.close, rc.conn)
+  local clean = reap(owned.pid, 10)
+  if owned.file then os.remove(owned.file) end
+  if clean and owned.log then os.remove(owned.log) end
+end
+
+--[[
+  status{profile =, file =} -> {profile, file, address, host, port, pid,
+  status = <ctrl status>, engines = <ctrl engines>, queues = <ctrl
+  queue_status>}, or nil and a reason.
+]]
+function cluster.status(opts)
+  opts = opts or {}
+  local profile = cluster.profile(opts.profile)
+  local info = cluster.read(opts.file or profile)
+  if not info or not cluster.running(info) then
+    return nil, ("no cluster running for profile '%s'"):format(profile)
+  end
+  local rc = client.new(dial(info, opts.timeout or 5), {timeout = opts.timeout or 5})
+  local ok, out = pcall(function()
+    return {
+      profile = info.profile or profile,
+      file = info.file,
+      host = info.host,
+      port = info.port,
+      pid = info.pid,
+      address = ("%s:%s"):format(info.host, info.port),
+      status = rc:status(),
+      engines = rc:engines(),
+      queues = rc:queue_status(),
+    }
+  end)
+  rc:close()
+  if not ok then error(out, 0) end
+  return out
+end
+
+--[[
+  connect{file =, profile =, timeout =, n =, embedded =} -> Client.
+  With `file`: that cluster. Else the profile's running cluster; when none
+  runs, an embedded one (profile "embedded-<pid>", n engines, default one
+  per core) that the Client owns and stops when closed. embedded = false
+  refuses to start one.
+]]
+function cluster.connect(opts)
+  opts = opts or {}
+  local timeout = opts.timeout or 10
+  local info, err
+  if opts.file then
+    info, err = cluster.read(opts.file)
+    if not info then util.raise(err) end
+  else
+    local profile = cluster.profile(opts.profile)
+    info = cluster.read(profile)
+    if not (info and cluster.running(info)) then
+      if opts.embedded == false then
+        util.raise(("no cluster running for profile '%s'"):format(profile))
+      end
+      local name = "embedded-" .. core.getpid()
+      local conn
+      info, conn = cluster.start{profile = name, n = opts.n or core.ncpu(),
+        embedded = true, timeout = opts.start_timeout or 60}
+      local rc = client.new(conn, {timeout = timeout, output = opts.output,
+        owned = {profile = name, pid = info.pid, file = info.file, log = info.log}})
+      rc.info = info
+      return rc
+    end
+  end
+  local rc = client.new(dial(info, timeout), {timeout = timeout, output = opts.output})
+  rc.info = info
+  return rc
+end
+
+return cluster

@@ -1,0 +1,530 @@
+-- plush.view: DirectView (named engines) and LoadBalancedView (any engine).
+--
+-- Every operation builds one request, submits it through the Client and
+-- gets a Deferred back; the view's options then decide whether the caller
+-- gets that Deferred (block = false) or waits for it and gets the values
+-- (block = true, the default), remote errors being raised. The shape of the
+-- values: a view on one engine (rc[0], rc:view(0), a balanced view) gives
+-- what the task returned, all of it; a view on a list of engines gives an
+-- array with one entry per engine, in target order.
+local core = require "plush.core"
+local deferred = require "plush.deferred"
+local errors = require "plush.errors"
+local util = require "plush.util"
+
+local view = {}
+
+local View = {}
+local Direct = setmetatable({}, {__index = View})
+local Balanced = setmetatable({}, {__index = View})
+local direct_mt = {__name = "plush.DirectView", __index = Direct}
+local balanced_mt = {__name = "plush.LoadBalancedView", __index = Balanced}
+
+local options = {
+  block = true, targets = true, timeout = true, retries = true, after = true,
+  chunksize = true, ordered = true, output = true,
+}
+
+-------------------------------------------------------------------------------
+-- Options
+-------------------------------------------------------------------------------
+
+local function check_targets(t, i, fname)
+  if t == nil or t == "all" then return "all" end
+  if math.type(t) == "integer" then return t end
+  if type(t) == "table" then
+    local n, list = #t, {}
+    for k, id in pairs(t) do
+      if math.type(k) ~= "integer" or k < 1 or k > n or math.type(id) ~= "integer" then
+        util.argerror(i, fname, "targets must be an array of engine ids")
+      end
+      list[k] = id
+    end
+    if n == 0 then util.argerror(i, fname, "empty list of targets") end
+    return list
+  end
+  util.argerror(i, fname, "engine id, array of ids or 'all' expected, got " .. type(t))
+end
+
+local function check_after(v, i, fname)
+  if v == false then return nil end
+  if deferred.is(v) then return {v} end
+  if type(v) == "table" then
+    for k = 1, #v do
+      if not deferred.is(v[k]) then
+        util.argerror(i, fname, "option 'after' must hold Deferreds")
+      end
+    end
+    return v
+  end
+  util.argerror(i, fname, "option 'after' must be a Deferred or an array of them")
+end
+
+local function check_option(k, v, i, fname, kind)
+  local function bad(what)
+    util.argerror(i, fname, ("option '%s' must be %s"):format(k, what))
+  end
+  if k == "block" or k == "ordered" then
+    if type(v) ~= "boolean" then bad("a boolean") end
+  elseif k == "timeout" then
+    if v == false then return nil end
+    if type(v) ~= "number" or v <= 0 then bad("a positive number of seconds") end
+  elseif k == "retries" then
+    if math.type(v) ~= "integer" or v < 0 then bad("a non-negative integer") end
+  elseif k == "chunksize" then
+    if v == false then return nil end
+    if math.type(v) ~= "integer" or v < 1 then bad("a positive integer") end
+  elseif k == "after" then
+    return check_after(v, i, fname)
+  elseif k == "output" then
+    if not (type(v) == "boolean" or v == "print" or v == "capture" or type(v) == "function") then
+      bad("true, false, 'print', 'capture' or a function")
+    end
+  elseif k == "targets" then
+    if kind == balanced_mt then
+      util.argerror(i, fname, "a balanced view has no targets")
+    end
+    return check_targets(v, i, fname)
+  end
+  return v
+end
+
+local function ns_proxy(v)
+  return setmetatable({}, {
+    __name = "plush.ns",
+    __index = function(_, k)
+      if type(k) ~= "string" then util.raise("ns: names are strings, got " .. type(k)) end
+      return v:pull(k)
+    end,
+    -- an assignment cannot return a Deferred: it always waits
+    __newindex = function(_, k, value)
+      if type(k) ~= "string" then util.raise("ns: names are strings, got " .. type(k)) end
+      v:with{block = true}:push{[k] = value}
+    end,
+  })
+end
+
+local function make(mt, rc, fields)
+  local v = setmetatable(fields, mt)
+  v.rc = rc
+  if v.block == nil then v.block = true end
+  if v.ordered == nil then v.ordered = true end
+  if mt == direct_mt then v.ns = ns_proxy(v) end
+  return v
+end
+
+local function apply_opts(fields, opts, i, fname, mt)
+  for k, v in pairs(opts) do
+    if not options[k] then
+      util.argerror(i, fname, ("unknown option '%s'"):format(tostring(k)))
+    end
+    fields[k] = check_option(k, v, i, fname, mt)
+  end
+end
+
+-- rc:view{block = false} is options; rc:view{0, 2} is targets.
+local function is_options(t)
+  if type(t) ~= "table" then return false end
+  for k in pairs(t) do
+    if type(k) == "string" then return true end
+  end
+  return false
+end
+
+function view.direct(rc, targets, opts)
+  if is_options(targets) and opts == nil then
+    targets, opts = targets.targets, targets
+  end
+  local fields = {targets = check_targets(targets, 1, "view")}
+  if opts ~= nil then
+    util.check(opts, 2, "view", "table")
+    apply_opts(fields, opts, 2, "view", direct_mt)
+  end
+  return make(direct_mt, rc, fields)
+end
+
+function view.balanced(rc, opts)
+  local fields = {}
+  if opts ~= nil then
+    util.check(opts, 1, "balanced", "table")
+    apply_opts(fields, opts, 1, "balanced", balanced_mt)
+  end
+  return make(balanced_mt, rc, fields)
+end
+
+function view.is(v)
+  local mt = getmetatable(v)
+  return mt == direct_mt or mt == balanced_mt
+end
+
+-- The same view with some options changed.
+function View:with(opts)
+  util.check(opts, 1, "with", "table")
+  local mt = getmetatable(self)
+  local fields = {}
+  for k in pairs(options) do fields[k] = rawget(self, k) end
+  apply_opts(fields, opts, 1, "with", mt)
+  return make(mt, self.rc, fields)
+end
+
+function View:async()
+  return self:with{block = false}
+end
+
+-------------------------------------------------------------------------------
+-- Submitting
+-------------------------------------------------------------------------------
+
+local function submit_opts(v)
+  return {timeout = v.timeout, output = v.output}
+end
+
+-- Fire `out` the way `d` fires, taking over its id and metadata.
+local function follow(out, d)
+  out.id, out.metadata = d.id, d.metadata
+  out.targets, out.deferreds = d.targets, d.deferreds
+  d:_observe(function(ok, res)
+    out.stdout, out.stderr = d.stdout, d.stderr
+    if ok then out:callback(table.unpack(res, 1, res.n)) else out:errback(res) end
+  end, true)
+end
+
+local function task_name(d, i)
+  if type(d.id) == "table" then
+    local ids = {}
+    for k, id in ipairs(d.id) do ids[k] = tostring(id) end
+    return "tasks " .. table.concat(ids, ",")
+  elseif d.id ~= nil then
+    return "task " .. tostring(d.id)
+  end
+  return "#" .. i
+end
+
+--[[
+  `after`, done in the client: the request is submitted once every
+  dependency fired, or never when one failed (the result is then a
+  DependencyError naming it). The controller may learn to hold such tasks
+  itself; the interface would not change.
+]]
+local function after(v, deps, submit)
+  local out = deferred.new{pump = v.rc._pump, clock = core.now}
+  local left, failed = #deps, nil
+  local function go()
+    if failed then return out:errback(failed) end
+    local ok, d = pcall(submit)
+    if ok then follow(out, d) else out:errback(d) end
+  end
+  if left == 0 then go() end
+  for i, dep in ipairs(deps) do
+    dep:_observe(function(ok, res)
+      if not ok and not failed then
+        failed = errors.DependencyError{
+          message = ("dependency %s failed: %s"):format(task_name(dep, i),
+            util.first_line(tostring(res))),
+          dependency = dep.id,
+          error = res,
+        }
+      end
+      left = left - 1
+      if left == 0 then go() end
+    end, true)
+  end
+  return out
+end
+
+-- Submit (now or after the dependencies), then wait or hand back the
+-- Deferred. `quiet` operations (push, scatter) return nothing when blocking.
+local function run(v, submit, quiet)
+  local d
+  if v.after then d = after(v, v.after, submit) else d = submit() end
+  if not v.block then return d end
+  local r = table.pack(pcall(d.get, d))
+  if not r[1] then
+    -- Ctrl-C: the caller gave up on d; its "interrupted" reply, when it
+    -- comes, is no news to report
+    if errors.is(r[2], "Interrupted") then d:_observe(function() end, true) end
+    error(r[2], 0)
+  end
+  if quiet then return end
+  return table.unpack(r, 2, r.n)
+end
+
+-- One Deferred for a list of per-engine Deferreds, firing with their first
+-- values in target order; `entry` reshapes each engine's values first.
+local function combine(ds, list, entry)
+  if entry then
+    for _, d in ipairs(ds) do d:add_callback(entry) end
+  end
+  local g = deferred.gather(ds)
+  local ids, md = {}, {}
+  for i, d in ipairs(ds) do ids[i], md[i] = d.id, d.metadata end
+  g.id, g.metadata, g.targets = ids, md, list
+  return g
+end
+
+-- The engine ids this view addresses now; true when it is a one-engine view.
+function Direct:_targets()
+  local t = self.targets
+  if t == "all" then
+    local ids = self.rc:_engine_ids()
+    if #ids == 0 then util.raise("no engines are registered") end
+    return util.copy(ids), false
+  elseif type(t) == "table" then
+    return util.copy(t), false
+  end
+  return {t}, true
+end
+
+-- The engine ids this view addresses (for "all": those up now).
+function Direct:ids()
+  return (self:_targets())
+end
+
+function Direct:_send(msg, entry)
+  local list, single = self:_targets()
+  if single then return self.rc:submit(list[1], msg, submit_opts(self)) end
+  return combine(self.rc:submit(list, msg, submit_opts(self)), list, entry)
+end
+
+--[[
+  Balanced tasks go to whichever engine is free. `retries` resubmits a task
+  whose own code failed (a RemoteError), up to that many times; the engine
+  deaths the controller absorbs are not counted here.
+]]
+function Balanced:_send(msg)
+  local rc, opts, left = self.rc, submit_opts(self), self.retries or 0
+  local d = rc:submit(nil, msg, opts)
+  if left == 0 then return d end
+  local out = deferred.new{pump = rc._pump, clock = core.now}
+  out.attempts = 0
+  local function watch(task)
+    out.id, out.metadata = task.id, task.metadata
+    out.attempts = out.attempts + 1
+    task:_observe(function(ok, res)
+      if not ok and left > 0 and errors.is(res, "RemoteError") then
+        left = left - 1
+        local sent, nd = pcall(rc.submit, rc, nil, msg, opts)
+        if sent then return watch(nd) end
+        res = nd
+      end
+      out.stdout, out.stderr = task.stdout, task.stderr
+      if ok then out:callback(table.unpack(res, 1, res.n)) else out:errback(res) end
+    end, true)
+  end
+  watch(d)
+  return out
+end
+
+-------------------------------------------------------------------------------
+-- Operations
+-------------------------------------------------------------------------------
+
+-- execute(code [, name]): run the chunk `code` (chunk name `name`, default
+-- "execute"); the result is what it returned.
+function View:execute(code, name)
+  util.check(code, 1, "execute", "string")
+  util.check(name, 2, "execute", "string", "nil")
+  local msg = {op = "exec", code = code, name = name}
+  return run(self, function() return self:_send(msg) end)
+end
+
+-- apply(f, ...): call f(...) in the engine; the result is what it returned.
+function View:apply(f, ...)
+  util.check(f, 1, "apply", "function")
+  local msg = {op = "apply", f = f, args = table.pack(...)}
+  return run(self, function() return self:_send(msg) end)
+end
+
+-- push{name = value, ...}: assign globals in every target's namespace.
+function Direct:push(ns)
+  util.check(ns, 1, "push", "table")
+  for k in pairs(ns) do
+    if type(k) ~= "string" then
+      util.argerror(1, "push", "names must be strings, got " .. type(k))
+    end
+  end
+  local msg = {op = "push", ns = ns}
+  return run(self, function() return self:_send(msg) end, true)
+end
+
+--[[
+  pull(name) -> each target's value of `name` (dotted paths allowed).
+  pull{n1, n2} -> for each target an array of the values; a one-engine
+  view returns them as several values.
+]]
+function Direct:pull(names)
+  local list, entry
+  if type(names) == "string" then
+    list = {names}
+  elseif type(names) == "table" then
+    list = {}
+    for i = 1, #names do
+      if type(names[i]) ~= "string" then
+        util.argerror(1, "pull", "names must be strings, got " .. type(names[i]))
+      end
+      list[i] = names[i]
+    end
+    entry = util.results_of
+  else
+    util.argerror(1, "pull", "string or array of strings expected, got " .. type(names))
+  end
+  local msg = {op = "pull", names = list}
+  return run(self, function() return self:_send(msg, entry) end)
+end
+
+-- names([prefix]): the names defined in each target's namespace.
+function Direct:names(prefix)
+  util.check(prefix, 1, "names", "string", "nil")
+  local msg = {op = "names", prefix = prefix or ""}
+  return run(self, function() return self:_send(msg) end)
+end
+
+-- Contiguous, nearly equal parts: the first n % k parts one item longer.
+local function split(seq, k)
+  local n = util.len(seq)
+  local parts, sizes, pos = {}, {}, 1
+  local base, extra = n // k, n % k
+  for i = 1, k do
+    local size = base + (i <= extra and 1 or 0)
+    local part = {}
+    for j = 1, size do part[j] = seq[pos + j - 1] end
+    parts[i], sizes[i] = part, size
+    pos = pos + size
+  end
+  return parts, sizes
+end
+
+-- Parts of `size` items (the last one shorter).
+local function chunk(seq, size)
+  local n = util.len(seq)
+  local parts, sizes = {}, {}
+  for start = 1, n, size do
+    local m = math.min(size, n - start + 1)
+    local part = {}
+    for j = 1, m do part[j] = seq[start + j - 1] end
+    parts[#parts + 1], sizes[#sizes + 1] = part, m
+  end
+  return parts, sizes
+end
+
+-- Concatenate arrays (result arrays know their length even with holes);
+-- a value that is not a table counts as one item.
+local function concat(parts, k, order)
+  local out, n = {}, 0
+  for i = 1, k do
+    local p = parts[order and order[i] or i]
+    if type(p) == "table" then
+      local m = util.len(p)
+      for j = 1, m do out[n + j] = p[j] end
+      n = n + m
+    elseif p ~= nil then
+      n = n + 1
+      out[n] = p
+    end
+  end
+  return util.results(out, n)
+end
+
+-- scatter(name, seq): part i of seq becomes `name` on target i.
+function Direct:scatter(name, seq)
+  util.check(name, 1, "scatter", "string")
+  util.check(seq, 2, "scatter", "table")
+  return run(self, function()
+    local list, single = self:_targets()
+    local parts = split(seq, #list)
+    local ds = {}
+    for i, id in ipairs(list) do
+      ds[i] = self.rc:submit(id, {op = "push", ns = {[name] = parts[i]}}, submit_opts(self))
+    end
+    if single then return ds[1] end
+    return combine(ds, list)
+  end, true)
+end
+
+-- gather(name): the targets' arrays `name`, concatenated in target order.
+function Direct:gather(name)
+  util.check(name, 1, "gather", "string")
+  return run(self, function()
+    local list = self:_targets()
+    local ds = self.rc:submit(list, {op = "pull", names = {name}}, submit_opts(self))
+    return combine(ds, list):add_callback(function(parts)
+      return concat(parts, #list)
+    end)
+  end)
+end
+
+-- Submit one "map" request per non-empty chunk and concatenate the
+-- results: in chunk order, or in completion order when ordered = false.
+local function map_chunks(v, f, chunks, sizes, submit)
+  local ds, order = {}, {}
+  for j, items in ipairs(chunks) do
+    if sizes[j] > 0 then
+      local d = submit(j, {op = "map", f = f, items = items, n = sizes[j]})
+      local k = #ds + 1
+      d:add_callback(function(...)
+        order[#order + 1] = k
+        return util.results_of(...)
+      end)
+      ds[k] = d
+    end
+  end
+  local g = combine(ds, nil)
+  g.targets = nil
+  return g:add_callback(function(parts)
+    return concat(parts, #ds, not v.ordered and order or nil)
+  end)
+end
+
+-- map(f, seq): f applied to every item, spread over the targets, one chunk
+-- each (or chunks of `chunksize`, dealt round-robin); results in order.
+function Direct:map(f, seq)
+  util.check(f, 1, "map", "function")
+  util.check(seq, 2, "map", "table")
+  return run(self, function()
+    local list = self:_targets()
+    local chunks, sizes
+    if self.chunksize then
+      chunks, sizes = chunk(seq, self.chunksize)
+    else
+      chunks, sizes = split(seq, #list)
+    end
+    local opts = submit_opts(self)
+    return map_chunks(self, f, chunks, sizes, function(j, msg)
+      return self.rc:submit(list[(j - 1) % #list + 1], msg, opts)
+    end)
+  end)
+end
+
+-- map(f, seq) on a balanced view: chunks of `chunksize` items (default
+-- #seq / (4 * engines), at least 1), each a balanced task.
+function Balanced:map(f, seq)
+  util.check(f, 1, "map", "function")
+  util.check(seq, 2, "map", "table")
+  return run(self, function()
+    local size = self.chunksize
+    if not size then
+      local engines = math.max(1, #self.rc:_engine_ids())
+      size = math.max(1, util.len(seq) // (4 * engines))
+    end
+    local chunks, sizes = chunk(seq, size)
+    return map_chunks(self, f, chunks, sizes, function(_, msg)
+      return self:_send(msg)
+    end)
+  end)
+end
+
+function direct_mt.__tostring(v)
+  local t = v.targets
+  if type(t) == "table" then
+    local s = {}
+    for i, id in ipairs(t) do s[i] = tostring(id) end
+    t = "{" .. table.concat(s, ", ") .. "}"
+  end
+  return ("<DirectView %s%s>"):format(tostring(t), v.block and "" or " async")
+end
+
+function balanced_mt.__tostring(v)
+  return ("<LoadBalancedView%s>"):format(v.block and "" or " async")
+end
+
+return view

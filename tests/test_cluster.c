@@ -1,0 +1,306 @@
+/*
+** test_cluster.c — a whole cluster in one process: the controller and
+** three engines share a libuv loop on a thread of the test, and a client
+** (the plush.core module in a lua_State of the test's own thread) talks to
+** them over loopback, through the real handshake and frames. IPython's
+** first parallel design was proud that this works; so are we.
+**
+** Lua snippets wait on replies (conn:poll with a bound), never on sleeps.
+*/
+#include <criterion/criterion.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "controller.h"
+#include "engine_host.h"
+#include "lua_core.h"
+#include "plush.h"
+
+#define NENG 3
+
+static struct {
+  uv_loop_t loop;
+  uv_async_t cmd;
+  pthread_t thread;
+  plush_ctl *ctl;
+  plush_engine *eng[NENG];
+  int port;
+  uint8_t key[PLUSH_KEY_SIZE];
+  char keyhex[2 * PLUSH_KEY_SIZE + 1];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int registered;
+  int exited;
+  int kill_engine; /* command for the loop thread: stop this engine */
+  int quit;
+} C;
+
+static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
+  (void)c, (void)ud, (void)id, (void)pid;
+  pthread_mutex_lock(&C.mu);
+  C.registered++;
+  pthread_cond_broadcast(&C.cv);
+  pthread_mutex_unlock(&C.mu);
+}
+
+static void engexit(plush_engine *e, int status, const char *why, void *d) {
+  (void)e, (void)status, (void)why;
+  C.eng[(intptr_t)d] = NULL;
+  pthread_mutex_lock(&C.mu);
+  C.exited++;
+  pthread_cond_broadcast(&C.cv);
+  pthread_mutex_unlock(&C.mu);
+}
+
+static void ctlstopped(void *ud) { (void)ud; }
+
+static void oncmd(uv_async_t *a) {
+  int i;
+  if (C.kill_engine >= 0 && C.eng[C.kill_engine]) {
+    plush_engine_stop(C.eng[C.kill_engine]);
+    C.kill_engine = -1;
+  }
+  if (C.quit) {
+    for (i = 0; i < NENG; i++)
+      if (C.eng[i]) plush_engine_stop(C.eng[i]);
+    plush_ctl_stop(C.ctl, ctlstopped, NULL);
+    uv_close((uv_handle_t *)a, NULL);
+  }
+}
+
+static void *run(void *arg) {
+  (void)arg;
+  uv_run(&C.loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+static void setup(void) {
+  plush_ctl_opts o;
+  int i;
+  signal(SIGPIPE, SIG_IGN);
+  memset(&C, 0, sizeof C);
+  C.kill_engine = -1;
+  pthread_mutex_init(&C.mu, NULL);
+  pthread_cond_init(&C.cv, NULL);
+  cr_assert_eq(plush_auth_init(), 0);
+  plush_key_generate(C.key, C.keyhex);
+  uv_loop_init(&C.loop);
+  uv_async_init(&C.loop, &C.cmd, oncmd);
+  memset(&o, 0, sizeof o);
+  memcpy(o.key, C.key, sizeof o.key);
+  o.on_engine = onengine;
+  cr_assert_eq(plush_ctl_start(&C.loop, &o, &C.ctl), 0);
+  C.port = plush_ctl_port(C.ctl);
+  for (i = 0; i < NENG; i++) {
+    plush_engine_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.host = "127.0.0.1";
+    eo.port = C.port;
+    eo.key = C.key;
+    eo.id = -1;
+    eo.on_exit = engexit;
+    eo.data = (void *)(intptr_t)i;
+    cr_assert_eq(plush_engine_start(&C.loop, &eo, &C.eng[i]), 0);
+  }
+  pthread_create(&C.thread, NULL, run, NULL);
+  pthread_mutex_lock(&C.mu);
+  while (C.registered < NENG) pthread_cond_wait(&C.cv, &C.mu);
+  pthread_mutex_unlock(&C.mu);
+}
+
+static void teardown(void) {
+  C.quit = 1;
+  uv_async_send(&C.cmd);
+  pthread_join(C.thread, NULL);
+  cr_assert_eq(C.exited, NENG, "every engine reported its exit");
+  uv_loop_close(&C.loop);
+}
+
+/* A client state with plush.core, the connection details as globals and
+** a helper `call(target, msg)` that submits and polls for the reply. */
+static lua_State *client(void) {
+  static const char prelude[] =
+      "core = require 'plush.core'\n"
+      "conn = core.connect('127.0.0.1', PORT, KEY, 5)\n"
+      "inbox, outs = {}, {}\n"
+      "function pump(t)\n"
+      "  for _, ev in ipairs(conn:poll(t)) do\n"
+      "    if ev.kind == 'output' then outs[#outs + 1] = ev\n"
+      "    elseif ev.id then inbox[ev.id] = ev end\n"
+      "  end\n"
+      "end\n"
+      "function wait(ids, limit)\n"
+      "  local deadline = core.now() + (limit or 10)\n"
+      "  while true do\n"
+      "    local all = true\n"
+      "    for _, id in ipairs(ids) do all = all and inbox[id] ~= nil end\n"
+      "    if all then break end\n"
+      "    assert(core.now() < deadline, 'no reply in time')\n"
+      "    pump(1)\n"
+      "  end\n"
+      "  local r, out = {}, outs\n"
+      "  for i, id in ipairs(ids) do r[i] = inbox[id]; inbox[id] = nil end\n"
+      "  outs = {}\n"
+      "  return r, out\n"
+      "end\n"
+      "function ask(msg) return wait({conn:ctrl(msg)})[1] end\n"
+      "function call(target, msg)\n"
+      "  return wait({conn:submit(target, msg)})[1]\n"
+      "end\n";
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_plush_core);
+  lua_setfield(L, -2, "plush.core");
+  lua_pop(L, 1);
+  lua_pushinteger(L, C.port);
+  lua_setglobal(L, "PORT");
+  lua_pushstring(L, C.keyhex);
+  lua_setglobal(L, "KEY");
+  if (luaL_dostring(L, prelude))
+    cr_assert_fail("prelude: %s", lua_tostring(L, -1));
+  return L;
+}
+
+static void lua_ok(lua_State *L, const char *code) {
+  if (luaL_dostring(L, code)) cr_assert_fail("%s", lua_tostring(L, -1));
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown);
+
+Test(cluster, every_engine_answers_with_its_own_namespace) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local ids = conn:submit({0, 1, 2}, {op = 'exec', code = 'x = engine.id * 10'})\n"
+         "for _, r in ipairs(wait(ids)) do assert(r.status == 'ok', r.status) end\n"
+         "local rs = wait(conn:submit({0, 1, 2}, {op = 'exec', code = 'return x'}))\n"
+         "for i, r in ipairs(rs) do\n"
+         "  assert(r.engine == i - 1)\n"
+         "  assert(math.type(r.value.r[1]) == 'integer' and r.value.r[1] == (i - 1) * 10)\n"
+         "end");
+  lua_close(L);
+}
+
+Test(cluster, output_streams_before_the_reply_in_order) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local rs, out = wait({conn:submit(1, {op = 'exec', code = "
+         "\"for i = 1, 3 do print('line', i) end io.write('end') return 7\"})})\n"
+         "assert(rs[1].value.r[1] == 7)\n"
+         "assert(#out == 4, #out)\n"
+         "for i = 1, 3 do assert(out[i].text == 'line\\t' .. i .. '\\n', out[i].text) end\n"
+         "assert(out[4].text == 'end' and out[4].engine == 1)");
+  lua_close(L);
+}
+
+Test(cluster, remote_errors_carry_message_chunk_and_line) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local r = call(0, {op = 'exec', code = 'local a = 1\\nerror(\"boom\")', name = 'cell'})\n"
+         "assert(r.status == 'error')\n"
+         "assert(r.value.kind == 'RemoteError')\n"
+         "assert(r.value.message == 'cell:2: boom', r.value.message)\n"
+         "assert(r.value.chunk == 'cell' and r.value.line == 2)\n"
+         "assert(r.value.traceback:find('stack traceback', 1, true))\n"
+         "local s = call(0, {op = 'exec', code = 'return +'})\n"
+         "assert(s.status == 'error' and s.value.message:find('unexpected symbol', 1, true))\n"
+         "assert(call(0, {op = 'exec', code = 'return 1'}).value.r[1] == 1)");
+  lua_close(L);
+}
+
+Test(cluster, functions_travel_and_run_remotely) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local k = 5\n"
+         "local f = function(n) return n + k + engine.id, math.floor(2.5) end\n"
+         "local r = call(2, {op = 'apply', f = f, args = {n = 1, 10}})\n"
+         "assert(r.status == 'ok', r.value and r.value.message)\n"
+         "assert(r.value.r.n == 2 and r.value.r[1] == 17 and r.value.r[2] == 2)");
+  lua_close(L);
+}
+
+Test(cluster, balanced_tasks_spread_over_engines) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local ids = {}\n"
+         "for i = 1, 300 do ids[i] = conn:submit(nil, {op = 'exec', code = 'return engine.id'}) end\n"
+         "local seen = {}\n"
+         "for _, r in ipairs(wait(ids)) do\n"
+         "  assert(r.status == 'ok'); seen[r.value.r[1]] = (seen[r.value.r[1]] or 0) + 1\n"
+         "end\n"
+         "assert(seen[0] and seen[1] and seen[2], 'all three engines worked')\n"
+         "assert(seen[0] + seen[1] + seen[2] == 300)");
+  lua_close(L);
+}
+
+Test(cluster, results_are_kept_by_id_for_other_clients) {
+  lua_State *L = client();
+  lua_State *M = client();
+  lua_ok(L,
+         "local r = call(0, {op = 'exec', code = 'return \"kept\", 2^53 + 1'})\n"
+         "TASK = r.id");
+  lua_getglobal(L, "TASK");
+  lua_pushinteger(M, lua_tointeger(L, -1));
+  lua_setglobal(M, "TASK");
+  lua_ok(M,
+         "local ev = ask({op = 'result', id = TASK})\n"
+         "assert(ev.kind == 'ctrl' and ev.status == 'ok')\n"
+         "assert(ev.value.r[1] == 'kept' and ev.value.r[2] == 2^53 + 1)\n"
+         "local ev2 = ask({op = 'result', id = 12345})\n"
+         "assert(ev2.status == 'badreq' and ev2.value.message == 'no result for task 12345')");
+  lua_close(L);
+  lua_close(M);
+}
+
+Test(cluster, timeout_fails_the_task_and_the_engine_carries_on) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local r = wait({conn:submit(1, {op = 'exec', code = 'while true do end'}, 0.2)})[1]\n"
+         "assert(r.status == 'timeout', r.status)\n"
+         "assert(r.value.kind == 'TimeoutError')\n"
+         "assert(call(1, {op = 'exec', code = 'return engine.id'}).value.r[1] == 1)");
+  lua_close(L);
+}
+
+/* An engine that goes away mid-task: its direct work fails with
+** EngineError; balanced work it held runs elsewhere. */
+Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
+  lua_State *L = client();
+  lua_ok(L,
+         "DIRECT = conn:submit(2, {op = 'exec', code = 'while true do end'})\n"
+         "-- wait until engine 2 is running the direct task\n"
+         "local deadline = core.now() + 10\n"
+         "repeat\n"
+         "  local info = ask({op = 'engines'}).value\n"
+         "until info[3].running == DIRECT or core.now() > deadline\n"
+         "assert(core.now() < deadline, 'engine 2 never ran the task')\n"
+         "-- one of these lands on engine 2 (it has a free slot) and is stuck there\n"
+         "BAL = {}\n"
+         "for i = 1, 12 do BAL[i] = conn:submit(nil, {op = 'exec', code = "
+         "'if engine.id == 2 then while true do end end return engine.id'}) end\n"
+         "local qs = ask({op = 'queue_status'}).value\n"
+         "assert(qs.engines[2].queue == 2, 'engine 2 holds a balanced task')\n");
+  pthread_mutex_lock(&C.mu);
+  C.kill_engine = 2;
+  pthread_mutex_unlock(&C.mu);
+  uv_async_send(&C.cmd);
+  lua_ok(L,
+         "local d = wait({DIRECT})[1]\n"
+         "assert(d.status == 'engine' and d.value.kind == 'EngineError', d.status)\n"
+         "assert(d.value.message:find('engine 2', 1, true), d.value.message)\n"
+         "for _, r in ipairs(wait(BAL)) do\n"
+         "  assert(r.status == 'ok', r.value.message)\n"
+         "  assert(r.value.r[1] ~= 2)\n"
+         "end\n"
+         "local ids = ask({op = 'ids'}).value\n"
+         "assert(#ids == 2 and ids[1] == 0 and ids[2] == 1)\n"
+         "local r = call(2, {op = 'exec', code = 'return 1'})\n"
+         "assert(r.status == 'engine' and r.value.message == 'engine 2 is not connected')");
+  lua_close(L);
+}
