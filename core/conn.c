@@ -198,6 +198,12 @@ int plush_conn_write_hdr_frame(plush_conn *c, plush_hdr *h, plush_frame *f) {
   return hdrwrite(c, h, NULL, f, plush_frame_payload(f), f->hdr.len);
 }
 
+int plush_conn_write_hdr_slice(plush_conn *c, plush_hdr *h, plush_frame *f,
+                               size_t off, size_t len) {
+  if (off > f->hdr.len || len > f->hdr.len - off) return PLUSH_EINVAL;
+  return hdrwrite(c, h, NULL, f, plush_frame_payload(f) + off, len);
+}
+
 int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
   wreq *w;
   uv_buf_t b;

@@ -66,6 +66,11 @@ int plush_conn_write_frame(plush_conn *c, plush_frame *f);
 ** forwarding with a rewritten header and no copy. */
 int plush_conn_write_hdr_frame(plush_conn *c, plush_hdr *h, plush_frame *f);
 
+/* Writes header h followed by len bytes at offset off of a frame's payload
+** (shared, referenced): forwarding part of a frame with no copy. */
+int plush_conn_write_hdr_slice(plush_conn *c, plush_hdr *h, plush_frame *f,
+                               size_t off, size_t len);
+
 size_t plush_conn_queued(plush_conn *c);
 /* Stops / resumes reading (back-pressure on the peer). */
 void plush_conn_pause(plush_conn *c);

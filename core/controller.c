@@ -60,6 +60,9 @@ static void taskfree(plush_ctl *c, task *t) {
     uv_close((uv_handle_t *)t->timer, timerclosed);
   }
   plush_frame_unref(t->req);
+  free(t->targets);
+  free(t->avoid);
+  free(t->after);
   free(t);
 }
 
@@ -85,70 +88,232 @@ void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id) {
 
 /* ---- tasks ---- */
 
+static int has(const uint32_t *ids, int n, uint32_t id) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (ids[i] == id) return 1;
+  return 0;
+}
+
+/* May engine e run task t? Its targets, and not where it failed unless
+** every live target has failed it (then any target will do). */
+static int eligible(plush_ctl *c, task *t, peer *e) {
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  if (t->targets && !has(t->targets, t->ntargets, e->id)) return 0;
+  if (t->navoid == 0 || !has(t->avoid, t->navoid, e->id)) return 1;
+  while (plush_map_next(&c->engines, &i, &k, &v)) {
+    peer *o = v;
+    if ((t->targets == NULL || has(t->targets, t->ntargets, o->id)) &&
+        !has(t->avoid, t->navoid, o->id))
+      return 0;
+  }
+  return 1;
+}
+
+/* Does any live engine match t's targets? */
+static int reachable(plush_ctl *c, task *t) {
+  int i;
+  if (t->targets == NULL) return 1;
+  for (i = 0; i < t->ntargets; i++)
+    if (plush_map_get(&c->engines, t->targets[i])) return 1;
+  return 0;
+}
+
 static void assign(plush_ctl *c, task *t, peer *e) {
+  plush_hdr h = t->req->hdr;
+  (void)c;
   tlist_remove(t);
   tlist_push(&e->tasks, t);
   t->engine = e;
   e->inflight++;
-  if (t->req->hdr.engine != e->id) {
-    t->req->hdr.engine = e->id;
-    plush_frame_repack(t->req);
-  }
-  sendframe(e, t->req);
-  if (!t->balanced) {
+  h.engine = e->id;
+  h.flags &= (uint8_t)~PLUSH_F_OPTS;
+  if (e->conn)
+    plush_conn_write_hdr_slice(e->conn, &h, t->req, t->off,
+                               t->req->hdr.len - t->off);
+  /* A direct task is never resubmitted: drop the request, unless the
+  ** store wants to keep it with the result. */
+  if (!t->balanced && (c->db == NULL || h.len > c->o.request_max)) {
     plush_frame_unref(t->req);
     t->req = NULL;
   }
-  (void)c;
 }
 
 /*
 ** Least outstanding work first, with at most hwm tasks in flight on one
-** engine, so a slow engine cannot hoard the queue.
+** engine, so a slow engine cannot hoard the queue. Tasks restricted to
+** some engines (targets, or engines to avoid) are passed over, in order,
+** when none of theirs has room; the others keep their FIFO order.
 */
 static void schedule(plush_ctl *c) {
-  while (c->queue.next != &c->queue) {
+  task *t = c->queue.next;
+  while (t != &c->queue) {
+    task *next = t->next;
     peer *best = NULL;
-    size_t i = 0;
+    size_t i = 0, room = 0;
     uint64_t k;
     void *v;
-    task *t = c->queue.next;
     while (plush_map_next(&c->engines, &i, &k, &v)) {
       peer *e = v;
       if (e->inflight >= c->o.hwm) continue;
+      room++;
+      if (!eligible(c, t, e)) continue;
       if (best == NULL || e->inflight < best->inflight ||
           (e->inflight == best->inflight && e->id < best->id))
         best = e;
     }
-    if (best == NULL) return;
-    c->queued--;
-    assign(c, t, best);
+    if (room == 0) return;
+    if (best) {
+      c->queued--;
+      assign(c, t, best);
+    }
+    t = next;
   }
 }
 
 static void ontimeout(uv_timer_t *tm);
+static void release(plush_ctl *c, task *t);
+
+/*
+** Reads the scheduling options ahead of the request (PLUSH_F_OPTS):
+** {targets = {ids}, retries = n, after = {task ids}}. 0, or -1 with the
+** task failed.
+*/
+static int readopts(plush_ctl *c, task *t, plush_frame *f) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L), ok = 1;
+  size_t used = 0, n, i;
+  char err[200];
+  const char *bad = NULL;
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, &used, err,
+                   sizeof err) < 0) {
+    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",
+             "bad scheduling options: %s", err);
+    return -1;
+  }
+  t->off = (uint32_t)used;
+  if (!lua_istable(L, -1)) bad = "a table expected";
+  if (!bad && lua_getfield(L, -1, "retries") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+      bad = "retries: a count expected";
+    else
+      t->retries = (int)lua_tointeger(L, -1);
+  }
+  lua_settop(L, top + 1);
+  if (!bad && lua_getfield(L, -1, "targets") == LUA_TTABLE) {
+    n = lua_rawlen(L, -1);
+    t->targets = malloc((n ? n : 1) * sizeof *t->targets);
+    for (i = 1; t->targets && i <= n; i++) {
+      lua_rawgeti(L, -1, (lua_Integer)i);
+      if (!lua_isinteger(L, -1)) ok = 0;
+      t->targets[t->ntargets++] = (uint32_t)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    if (!ok) bad = "targets: engine ids expected";
+  }
+  lua_settop(L, top + 1);
+  if (!bad && lua_getfield(L, -1, "after") == LUA_TTABLE) {
+    n = lua_rawlen(L, -1);
+    t->after = malloc((n ? n : 1) * sizeof *t->after);
+    for (i = 1; t->after && i <= n; i++) {
+      lua_rawgeti(L, -1, (lua_Integer)i);
+      if (!lua_isinteger(L, -1)) ok = 0;
+      t->after[t->nafter++] = (uint64_t)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    if (!ok) bad = "after: task ids expected";
+  }
+  lua_settop(L, top);
+  if (bad) {
+    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",
+             "bad scheduling options: %s", bad);
+    return -1;
+  }
+  return 0;
+}
+
+/*
+** Checks t's dependencies: 1 when all succeeded, 0 while some are still
+** pending, -1 after failing t because one failed or is unknown.
+*/
+static int depsdone(plush_ctl *c, task *t) {
+  int i, pending = 0;
+  for (i = 0; i < t->nafter; i++) {
+    uint64_t d = t->after[i];
+    int st;
+    if (d == 0) continue;
+    if (plush_map_get(&c->tasks, d)) {
+      pending = 1;
+      continue;
+    }
+    st = ctl_store_status(c, d);
+    if (st == PLUSH_S_OK) {
+      t->after[i] = 0;
+      continue;
+    }
+    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ERROR, "DependencyError",
+             st < 0 ? "dependency %llu is unknown (no such task)"
+                    : "dependency %llu failed",
+             (unsigned long long)d);
+    return -1;
+  }
+  return pending ? 0 : 1;
+}
+
+/* Puts a task whose dependencies are done where it can run. */
+static void enqueue(plush_ctl *c, task *t) {
+  if (t->balanced) {
+    if (!reachable(c, t)) {
+      ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ENGINE, "EngineError",
+               "none of the task's target engines is connected");
+      release(c, t);
+      return;
+    }
+    tlist_push(&c->queue, t);
+    c->queued++;
+    return;
+  }
+  if (plush_map_get(&c->engines, t->req->hdr.engine) == NULL) {
+    ctl_fail(c, t, t->id, t->req->hdr.engine, PLUSH_S_ENGINE, "EngineError",
+             "engine %u is not connected", t->req->hdr.engine);
+    release(c, t);
+    return;
+  }
+  assign(c, t, plush_map_get(&c->engines, t->req->hdr.engine));
+}
+
+/* A task finished: wake the tasks that waited for it. */
+static void wakedeps(plush_ctl *c) {
+  task *t = c->waiting.next;
+  while (t != &c->waiting) {
+    task *next = t->next;
+    int r = depsdone(c, t);
+    if (r != 0) {
+      tlist_remove(t);
+      t->waiting = 0;
+      if (r > 0) enqueue(c, t);
+      else release(c, t);
+    }
+    t = next;
+  }
+}
 
 static void submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
   if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
-    ctl_fail(c, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
+    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
              "task id %llu is not a fresh id of client %u",
              (unsigned long long)h->id, p->id);
-    plush_frame_unref(f);
-    return;
-  }
-  if (!(h->flags & PLUSH_F_BALANCED) &&
-      plush_map_get(&c->engines, h->engine) == NULL) {
-    ctl_fail(c, h->id, h->engine, PLUSH_S_ENGINE, "EngineError",
-             "engine %u is not connected", h->engine);
     plush_frame_unref(f);
     return;
   }
   if ((t = calloc(1, sizeof *t)) == NULL ||
       plush_map_put(&c->tasks, h->id, t) < 0) {
     free(t);
-    ctl_fail(c, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
+    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
              "controller out of memory");
     plush_frame_unref(f);
     return;
@@ -156,20 +321,27 @@ static void submit(plush_ctl *c, peer *p, plush_frame *f) {
   t->id = h->id;
   t->ctl = c;
   t->req = f;
+  t->submitted = ctl_clock();
   t->balanced = (h->flags & PLUSH_F_BALANCED) != 0;
   tlist_init(t);
+  if ((h->flags & PLUSH_F_OPTS) && readopts(c, t, f) < 0) {
+    release(c, t);
+    return;
+  }
   if (h->aux > 0 && (t->timer = malloc(sizeof *t->timer)) != NULL) {
     uv_timer_init(c->loop, t->timer);
     t->timer->data = t;
     uv_timer_start(t->timer, ontimeout, h->aux, 0);
   }
-  if (t->balanced) {
-    tlist_push(&c->queue, t);
-    c->queued++;
-    schedule(c);
-  } else {
-    assign(c, t, plush_map_get(&c->engines, h->engine));
+  switch (depsdone(c, t)) {
+  case 0:
+    t->waiting = 1;
+    tlist_push(&c->waiting, t);
+    return;
+  case -1: release(c, t); return;
   }
+  enqueue(c, t);
+  schedule(c);
 }
 
 /*
@@ -183,16 +355,23 @@ static void ontimeout(uv_timer_t *tm) {
   plush_ctl *c = t->ctl;
   uv_close((uv_handle_t *)tm, timerclosed);
   t->timer = NULL;
-  ctl_fail(c, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT, "TimeoutError",
-           "task %llu timed out%s", (unsigned long long)t->id,
+  ctl_fail(c, t, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT,
+           "TimeoutError", "task %llu timed out%s",
+           (unsigned long long)t->id,
            e ? "; its engine was interrupted" : " before it started");
   if (e == NULL) {
-    c->queued--;
-    taskfree(c, t);
+    if (!t->waiting) c->queued--;
+    release(c, t);
+    wakedeps(c);
     return;
   }
   t->timedout = 1;
   ctl_interrupt(c, e, t->id);
+}
+
+/* Frees a task that was answered (or failed) and is in no engine. */
+static void release(plush_ctl *c, task *t) {
+  taskfree(c, t);
 }
 
 static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
@@ -203,13 +382,40 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
     plush_frame_unref(f);
     return;
   }
+  /* The task's own error, with retries left: try elsewhere. */
+  if (f->hdr.status == PLUSH_S_ERROR && t->balanced && t->retries > 0 &&
+      !t->timedout) {
+    uint32_t *a = realloc(t->avoid, (size_t)(t->navoid + 1) * sizeof *a);
+    if (a) {
+      a[t->navoid++] = e->id;
+      t->avoid = a;
+    }
+    t->retries--;
+    e->inflight--;
+    if (e->running == t->id) e->running = 0;
+    t->engine = NULL;
+    tlist_remove(t);
+    tlist_unshift(&c->queue, t);
+    c->queued++;
+    plush_frame_unref(f);
+    schedule(c);
+    return;
+  }
   if (!t->timedout) {
-    ctl_store(c, f);
+    ctl_store(c, f, t);
     sendframe(client_of(c, t->id), f);
   }
   plush_frame_unref(f);
   taskfree(c, t);
+  if (c->waiting.next != &c->waiting) wakedeps(c);
   schedule(c);
+}
+
+static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
+  task *t = plush_map_get(&c->tasks, f->hdr.id);
+  e->running = f->hdr.id;
+  if (t) t->started = ctl_clock();
+  plush_frame_unref(f);
 }
 
 static void onoutput(plush_ctl *c, plush_frame *f) {
@@ -297,6 +503,22 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
   schedule(c);
 }
 
+/* Queued tasks restricted to engines that are all gone fail now rather
+** than wait forever. */
+static void failunreachable(plush_ctl *c) {
+  task *t = c->queue.next;
+  while (t != &c->queue) {
+    task *next = t->next;
+    if (!reachable(c, t)) {
+      c->queued--;
+      ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ENGINE, "EngineError",
+               "none of the task's target engines is connected");
+      taskfree(c, t);
+    }
+    t = next;
+  }
+}
+
 /*
 ** An engine is gone (closed, or silent past dead_after). Work addressed to
 ** it fails with EngineError; balanced work it held goes back to the head
@@ -315,13 +537,15 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
       continue;
     }
     if (!t->timedout)
-      ctl_fail(c, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
+      ctl_fail(c, t, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
                "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
-               t->balanced ? "; no retries left" : "");
+               t->balanced ? "; it was the task's last allowed engine death" : "");
     taskfree(c, t);
   }
   plush_warn("engine %u (pid %ld) lost: %s", e->id, e->pid, why);
   engineevent(c, "engine_down", e, why);
+  failunreachable(c);
+  if (c->waiting.next != &c->waiting) wakedeps(c);
   schedule(c);
 }
 
@@ -374,10 +598,7 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   switch (type) {
   case PLUSH_T_REPLY: onreply(c, p, f); break;
   case PLUSH_T_OUTPUT: onoutput(c, f); break;
-  case PLUSH_T_STARTED:
-    p->running = f->hdr.id;
-    plush_frame_unref(f);
-    break;
+  case PLUSH_T_STARTED: onstarted(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
   default: protoerr(p, f, "engine");
   }
@@ -482,6 +703,8 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   if (c->o.hwm <= 0) c->o.hwm = 2;
   if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
   if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;
+  if (c->o.blob_max == 0) c->o.blob_max = (size_t)16 << 20;
+  if (c->o.request_max == 0) c->o.request_max = (size_t)64 << 10;
   if (uv_ip4_addr(ip, o->port, (struct sockaddr_in *)&ss) < 0 &&
       uv_ip6_addr(ip, o->port, (struct sockaddr_in6 *)&ss) < 0) {
     free(c);
@@ -494,8 +717,14 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   luaL_openlibs(c->L);
   c->loop = loop;
   c->next_client = 1;
+  if (ctl_store_open(c, o->db) < 0) {
+    lua_close(c->L);
+    free(c);
+    return PLUSH_EINVAL;
+  }
   c->started = uv_now(loop);
   tlist_init(&c->queue);
+  tlist_init(&c->waiting);
   c->peers.next = c->peers.prev = &c->peers;
   plush_map_init(&c->engines);
   plush_map_init(&c->clients);

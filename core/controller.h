@@ -21,7 +21,10 @@ typedef struct plush_ctl_opts {
   double dead_after;        /* seconds without a pong; 0: 10 */
   int hwm;                  /* balanced tasks in flight per engine; 0: 2 */
   int max_deaths;           /* engine deaths a balanced task survives; 0: 3 */
-  size_t store_bytes;       /* result store budget; 0: 512 MiB */
+  size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
+  const char *db;           /* SQLite result store file; NULL: memory only */
+  size_t blob_max;          /* larger replies stay in memory; 0: 16 MiB */
+  size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
   /* A client asked the cluster to shut down (may be NULL). */
   void (*on_shutdown)(plush_ctl *c, void *ud);
   /* An engine registered (may be NULL): for launchers waiting on it. */

@@ -7,6 +7,7 @@
 #define PLUSH_CTL_H
 
 #include <lua.h>
+#include <sqlite3.h>
 
 #include "conn.h"
 #include "controller.h"
@@ -29,10 +30,20 @@ struct task {
   plush_ctl *ctl;
   peer *engine;
   plush_frame *req;
+  uint32_t off;       /* the request starts here in req's payload */
   uv_timer_t *timer;
   int deaths;
   int balanced;
   int timedout;
+  int retries;        /* resubmissions left after the task's own error */
+  int waiting;        /* in ctl->waiting: dependencies not done yet */
+  uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
+  int ntargets;
+  uint32_t *avoid;    /* engines where it failed */
+  int navoid;
+  uint64_t *after;    /* dependencies still to finish */
+  int nafter;
+  double submitted, started;
   task *prev, *next;
 };
 
@@ -71,6 +82,10 @@ struct plush_ctl {
   stored *oldest, *newest;
   size_t store_used;
   task queue;         /* sentinel: balanced tasks waiting for an engine */
+  task waiting;       /* sentinel: tasks waiting for their dependencies */
+  sqlite3 *db;        /* result store on disk (NULL: memory only) */
+  sqlite3_stmt *ins, *sel;
+  size_t db_count;
   peer peers;         /* sentinel: every connection */
   size_t queued;
   uint32_t next_engine, next_client;
@@ -85,13 +100,23 @@ struct plush_ctl {
 
 /* ctl_ops.c */
 void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
-void ctl_store(plush_ctl *c, plush_frame *f);
+
+/* ctl_store.c */
+double ctl_clock(void);
+int ctl_store_open(plush_ctl *c, const char *path);
+void ctl_store_close(plush_ctl *c);
+void ctl_store(plush_ctl *c, plush_frame *f, task *t);
+plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
+int ctl_store_status(plush_ctl *c, uint64_t id);
+size_t ctl_store_count(plush_ctl *c);
+void ctl_store_history(plush_ctl *c, lua_Integer limit);
+void ctl_store_records(plush_ctl *c);
 void ctl_store_free(plush_ctl *c);
-/* Fails task id for its client with a reply the controller writes:
-** stored, and forwarded when the client is connected. */
-void ctl_fail(plush_ctl *c, uint64_t id, uint32_t engine, int status,
-              const char *kind, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+/* Fails task id (t: its task, or NULL) for its client with a reply the
+** controller writes: stored, and forwarded when the client is connected. */
+void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
+              int status, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 void ctl_event(plush_ctl *c);
 

@@ -46,49 +46,8 @@ static plush_frame *mkframe(plush_ctl *c, int type, int status,
   return f;
 }
 
-void ctl_store(plush_ctl *c, plush_frame *f) {
-  stored *s = malloc(sizeof *s);
-  stored *old;
-  if (s == NULL) return;
-  if ((old = plush_map_get(&c->store, f->hdr.id)) != NULL) {
-    free(s);
-    return; /* first answer wins: a task is answered once */
-  }
-  s->id = f->hdr.id;
-  s->f = plush_frame_ref(f);
-  s->next = NULL;
-  if (plush_map_put(&c->store, s->id, s) < 0) {
-    plush_frame_unref(s->f);
-    free(s);
-    return;
-  }
-  if (c->newest) c->newest->next = s;
-  else c->oldest = s;
-  c->newest = s;
-  c->store_used += PLUSH_HDR_SIZE + f->hdr.len + sizeof *s;
-  while (c->store_used > c->o.store_bytes && c->oldest != s) {
-    stored *o = c->oldest;
-    c->oldest = o->next;
-    plush_map_del(&c->store, o->id);
-    c->store_used -= PLUSH_HDR_SIZE + o->f->hdr.len + sizeof *o;
-    plush_frame_unref(o->f);
-    free(o);
-  }
-}
-
-void ctl_store_free(plush_ctl *c) {
-  while (c->oldest) {
-    stored *o = c->oldest;
-    c->oldest = o->next;
-    plush_frame_unref(o->f);
-    free(o);
-  }
-  c->newest = NULL;
-  c->store_used = 0;
-}
-
-void ctl_fail(plush_ctl *c, uint64_t id, uint32_t engine, int status,
-              const char *kind, const char *fmt, ...) {
+void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
+              int status, const char *kind, const char *fmt, ...) {
   char msg[300];
   va_list ap;
   plush_frame *f;
@@ -101,7 +60,7 @@ void ctl_fail(plush_ctl *c, uint64_t id, uint32_t engine, int status,
   setstr(c->L, "message", msg);
   if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
   if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
-  if (status != PLUSH_S_BADREQ) ctl_store(c, f);
+  if (status != PLUSH_S_BADREQ) ctl_store(c, f, t);
   p = plush_map_get(&c->clients, id >> 32);
   if (p && p->conn) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
@@ -189,13 +148,11 @@ static void op_queue(plush_ctl *c) {
 }
 
 static void op_history(plush_ctl *c) {
-  stored *s;
-  lua_Integer n = 0;
-  lua_createtable(c->L, (int)c->store.count, 0);
-  for (s = c->oldest; s; s = s->next) {
-    lua_pushinteger(c->L, (lua_Integer)s->id);
-    lua_rawseti(c->L, -2, ++n);
-  }
+  lua_Integer limit;
+  lua_getfield(c->L, -1, "limit");
+  limit = lua_tointeger(c->L, -1);
+  lua_pop(c->L, 1);
+  ctl_store_history(c, limit);
 }
 
 static void op_status(plush_ctl *c) {
@@ -205,7 +162,7 @@ static void op_status(plush_ctl *c) {
   setint(L, "clients", (lua_Integer)c->clients.count);
   setint(L, "pending", (lua_Integer)c->tasks.count);
   setint(L, "queued", (lua_Integer)c->queued);
-  setint(L, "stored", (lua_Integer)c->store.count);
+  setint(L, "stored", (lua_Integer)ctl_store_count(c));
   setint(L, "stored_bytes", (lua_Integer)c->store_used);
   setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
@@ -215,16 +172,17 @@ static void op_status(plush_ctl *c) {
 /* The stored reply goes back with its own status and payload, as is. */
 static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
   lua_State *L = c->L;
-  stored *s;
+  plush_frame *f;
   lua_Integer id;
   lua_getfield(L, -1, "id");
   id = lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if ((s = plush_map_get(&c->store, (uint64_t)id)) != NULL) {
-    plush_hdr h = s->f->hdr;
+  if ((f = ctl_store_get(c, (uint64_t)id)) != NULL) {
+    plush_hdr h = f->hdr;
     h.type = PLUSH_T_CTRL_REPLY;
     h.id = rid;
-    if (p->conn) plush_conn_write_hdr_frame(p->conn, &h, s->f);
+    if (p->conn) plush_conn_write_hdr_frame(p->conn, &h, f);
+    plush_frame_unref(f);
     return;
   }
   if (plush_map_get(&c->tasks, (uint64_t)id)) {
@@ -300,6 +258,8 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     op_queue(c), answer(c, p, rid, 0);
   } else if (strcmp(op, "history") == 0) {
     op_history(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "records") == 0) {
+    ctl_store_records(c), answer(c, p, rid, 0);
   } else if (strcmp(op, "status") == 0) {
     op_status(c), answer(c, p, rid, 0);
   } else if (strcmp(op, "result") == 0) {

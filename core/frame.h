@@ -41,7 +41,12 @@ enum {
 };
 
 enum {
-  PLUSH_F_BALANCED = 1  /* REQ: any engine may run it (engine = PLUSH_ANY) */
+  PLUSH_F_BALANCED = 1, /* REQ: any engine may run it (engine = PLUSH_ANY) */
+  /* REQ from a client: the payload starts with a scheduling options value
+  ** {targets = {ids}, retries = n, after = {task ids}} read by the
+  ** controller, then the request. The controller forwards the request
+  ** alone, without this flag: engines never see options. */
+  PLUSH_F_OPTS = 2
 };
 
 enum {

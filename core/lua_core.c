@@ -325,14 +325,16 @@ static void needconn(lua_State *L, client *c) {
 #define FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
 
 static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
-                                uint8_t type) {
+                                uint8_t type, int optsidx) {
   plush_buf b = PLUSH_BUF_INIT;
   plush_frame *f;
   char err[256];
   size_t len, cap;
   if (plush_buf_reserve(&b, FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
   b.len = FRAME_PREFIX;
-  if (plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
+  if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
+                               sizeof err) < 0) ||
+      plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
     plush_buf_free(&b);
     luaL_error(L, "%s", err);
   }
@@ -375,14 +377,17 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 }
 
 /*
-** conn:submit(target, msg [, timeout]). Targets are all checked and msg
-** encoded before the first byte is written: a bad argument or a value
-** that cannot travel sends nothing.
+** conn:submit(target, msg [, timeout [, opts]]). Targets are all checked
+** and msg encoded before the first byte is written: a bad argument or a
+** value that cannot travel sends nothing. opts are the controller's
+** scheduling options (targets and retries for balanced tasks, after for
+** any), sent ahead of the request.
 */
 static int l_submit(lua_State *L) {
   client *c = toclient(L);
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
+  int opts = 0;
   uint32_t one = PLUSH_ANY, aux;
   double t = luaL_optnumber(L, 4, 0), ms;
   plush_frame *f;
@@ -404,11 +409,15 @@ static int l_submit(lua_State *L) {
   }
   luaL_checkany(L, 3);
   luaL_argcheck(L, t >= 0, 4, "non-negative number of seconds expected");
+  if (!lua_isnoneornil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    opts = 5;
+  }
   ms = ceil(t * 1000);
   aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
   needconn(L, c);
   if (many) lua_createtable(L, (int)n, 0);
-  f = encodeframe(L, 3, "request", PLUSH_T_REQ);
+  f = encodeframe(L, 3, "request", PLUSH_T_REQ, opts);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;
@@ -420,6 +429,7 @@ static int l_submit(lua_State *L) {
     }
     h.engine = one;
     h.flags = one == PLUSH_ANY ? PLUSH_F_BALANCED : 0;
+    if (opts) h.flags |= PLUSH_F_OPTS;
     h.id = nextid(c);
     if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
       sendfailed(L, c, f, r);
@@ -440,7 +450,7 @@ static int l_ctrl(lua_State *L) {
   int r;
   luaL_checkany(L, 2);
   needconn(L, c);
-  f = encodeframe(L, 2, "ctrl", PLUSH_T_CTRL);
+  f = encodeframe(L, 2, "ctrl", PLUSH_T_CTRL, 0);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_CTRL;
   h.id = nextid(c);

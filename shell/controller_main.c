@@ -53,6 +53,7 @@ static void usage(FILE *f) {
           "  --dead-after S    declare an engine dead after S silent seconds (default 10)\n"
           "  --hwm N           balanced tasks in flight per engine (default 2)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
+          "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
           "  --help, --version\n");
 }
 
@@ -170,7 +171,8 @@ int main(int argc, char **argv) {
   plush_ctl_opts o;
   plush_connfile info;
   const char *profile = getenv("PLUSH_PROFILE"), *engine = NULL;
-  const char *log = NULL;
+  const char *log = NULL, *db = NULL;
+  char dbbuf[PATH_MAX + 8];
   char enginebuf[PATH_MAX + 16], exe[PATH_MAX], err[256];
   int i, n = 0, r;
   memset(&o, 0, sizeof o);
@@ -206,6 +208,8 @@ int main(int argc, char **argv) {
       o.dead_after = atof(need(argc, argv, i++));
     } else if (!strcmp(a, "--hwm")) {
       o.hwm = atoi(need(argc, argv, i++));
+    } else if (!strcmp(a, "--db")) {
+      db = need(argc, argv, i++);
     } else if (!strcmp(a, "--max-frame")) {
       o.max_frame = strtoull(need(argc, argv, i++), NULL, 10);
     } else {
@@ -218,6 +222,13 @@ int main(int argc, char **argv) {
   if (g.file[0] == 0 &&
       plush_connfile_path(profile, 1, g.file, sizeof g.file) < 0)
     die("cannot create the connection file's directory");
+  if (db == NULL) {
+    size_t len = strlen(g.file);
+    if (len > 5 && strcmp(g.file + len - 5, ".json") == 0) len -= 5;
+    snprintf(dbbuf, sizeof dbbuf, "%.*s.db", (int)len, g.file);
+    db = dbbuf;
+  }
+  o.db = strcmp(db, "memory") == 0 ? NULL : db;
   if (log && plush_log_open(log, "plush-controller") < 0)
     die("cannot open the log file");
   plush_log_open(NULL, "plush-controller");
@@ -242,9 +253,12 @@ int main(int argc, char **argv) {
   g.loop = uv_default_loop();
   signal(SIGPIPE, SIG_IGN);
   if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {
-    char m[200];
-    snprintf(m, sizeof m, "cannot listen on %s:%d: %s", o.ip, o.port,
-             plush_strerror(r));
+    char m[PATH_MAX + 200];
+    if (r == PLUSH_EINVAL && o.db)
+      snprintf(m, sizeof m, "cannot open the result store %s", o.db);
+    else
+      snprintf(m, sizeof m, "cannot listen on %s:%d: %s", o.ip, o.port,
+               plush_strerror(r));
     die(m);
   }
   if (strcmp(o.ip, "127.0.0.1") != 0 && strcmp(o.ip, "::1") != 0)

@@ -288,7 +288,7 @@ function Client:submit(target, msg, opts)
   util.check(msg, 2, "submit", "table")
   opts = opts or {}
   self:_check_open()
-  local ok, ids = pcall(self.conn.submit, self.conn, target, msg, opts.timeout)
+  local ok, ids = pcall(self.conn.submit, self.conn, target, msg, opts.timeout, opts.sched)
   if not ok then reraise(ids) end
   if type(target) ~= "table" then return self:_track(ids, target, opts) end
   local ds = {}

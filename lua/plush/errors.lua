@@ -115,7 +115,9 @@ function errors.from_reply(status, payload, engine)
   local kind = by_status[status]
   local message = p.message
   if type(payload) == "string" then message = payload end
-  if not kind then
+  if kind == "RemoteError" and p.kind == "DependencyError" then
+    kind = "DependencyError"
+  elseif not kind then
     kind = "EngineError"
     message = ("unexpected reply status '%s': %s"):format(
       tostring(status), tostring(message))

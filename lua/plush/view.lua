@@ -7,7 +7,7 @@
 -- values: a view on one engine (rc[0], rc:view(0), a balanced view) gives
 -- what the task returned, all of it; a view on a list of engines gives an
 -- array with one entry per engine, in target order.
-local core = require "plush.core"
+
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local util = require "plush.util"
@@ -46,18 +46,20 @@ local function check_targets(t, i, fname)
   util.argerror(i, fname, "engine id, array of ids or 'all' expected, got " .. type(t))
 end
 
+-- `after` holds Deferreds, or task ids (integers: tasks of any client,
+-- e.g. from rc:history() or another shell).
 local function check_after(v, i, fname)
   if v == false then return nil end
-  if deferred.is(v) then return {v} end
+  if deferred.is(v) or math.type(v) == "integer" then return {v} end
   if type(v) == "table" then
     for k = 1, #v do
-      if not deferred.is(v[k]) then
-        util.argerror(i, fname, "option 'after' must hold Deferreds")
+      if not deferred.is(v[k]) and math.type(v[k]) ~= "integer" then
+        util.argerror(i, fname, "option 'after' must hold Deferreds or task ids")
       end
     end
     return v
   end
-  util.argerror(i, fname, "option 'after' must be a Deferred or an array of them")
+  util.argerror(i, fname, "option 'after' must be a Deferred, a task id or an array of them")
 end
 
 local function check_option(k, v, i, fname, kind)
@@ -81,9 +83,7 @@ local function check_option(k, v, i, fname, kind)
       bad("true, false, 'print', 'capture' or a function")
     end
   elseif k == "targets" then
-    if kind == balanced_mt then
-      util.argerror(i, fname, "a balanced view has no targets")
-    end
+    if kind == balanced_mt and v == "all" then return nil end
     return check_targets(v, i, fname)
   end
   return v
@@ -175,68 +175,34 @@ end
 -- Submitting
 -------------------------------------------------------------------------------
 
+-- The task ids a list of dependencies names (a multi-engine Deferred
+-- names several).
+local function dep_ids(deps)
+  local ids = {}
+  for _, dep in ipairs(deps) do
+    local id = deferred.is(dep) and dep.id or dep
+    if type(id) == "table" then
+      for _, x in ipairs(id) do ids[#ids + 1] = x end
+    elseif math.type(id) == "integer" then
+      ids[#ids + 1] = id
+    end
+  end
+  return ids
+end
+
+-- `after` is the controller's business: it holds a task until its
+-- dependencies succeeded, or fails it with a DependencyError naming the one
+-- that failed.
 local function submit_opts(v)
-  return {timeout = v.timeout, output = v.output}
+  local o = {timeout = v.timeout, output = v.output}
+  if v.after then o.sched = {after = dep_ids(v.after)} end
+  return o
 end
 
--- Fire `out` the way `d` fires, taking over its id and metadata.
-local function follow(out, d)
-  out.id, out.metadata = d.id, d.metadata
-  out.targets, out.deferreds = d.targets, d.deferreds
-  d:_observe(function(ok, res)
-    out.stdout, out.stderr = d.stdout, d.stderr
-    if ok then out:callback(table.unpack(res, 1, res.n)) else out:errback(res) end
-  end, true)
-end
-
-local function task_name(d, i)
-  if type(d.id) == "table" then
-    local ids = {}
-    for k, id in ipairs(d.id) do ids[k] = tostring(id) end
-    return "tasks " .. table.concat(ids, ",")
-  elseif d.id ~= nil then
-    return "task " .. tostring(d.id)
-  end
-  return "#" .. i
-end
-
---[[
-  `after`, done in the client: the request is submitted once every
-  dependency fired, or never when one failed (the result is then a
-  DependencyError naming it). The controller may learn to hold such tasks
-  itself; the interface would not change.
-]]
-local function after(v, deps, submit)
-  local out = deferred.new{pump = v.rc._pump, clock = core.now}
-  local left, failed = #deps, nil
-  local function go()
-    if failed then return out:errback(failed) end
-    local ok, d = pcall(submit)
-    if ok then follow(out, d) else out:errback(d) end
-  end
-  if left == 0 then go() end
-  for i, dep in ipairs(deps) do
-    dep:_observe(function(ok, res)
-      if not ok and not failed then
-        failed = errors.DependencyError{
-          message = ("dependency %s failed: %s"):format(task_name(dep, i),
-            util.first_line(tostring(res))),
-          dependency = dep.id,
-          error = res,
-        }
-      end
-      left = left - 1
-      if left == 0 then go() end
-    end, true)
-  end
-  return out
-end
-
--- Submit (now or after the dependencies), then wait or hand back the
+-- Submit, then wait or hand back the
 -- Deferred. `quiet` operations (push, scatter) return nothing when blocking.
 local function run(v, submit, quiet)
-  local d
-  if v.after then d = after(v, v.after, submit) else d = submit() end
+  local d = submit()
   if not v.block then return d end
   local r = table.pack(pcall(d.get, d))
   if not r[1] then
@@ -287,32 +253,20 @@ function Direct:_send(msg, entry)
 end
 
 --[[
-  Balanced tasks go to whichever engine is free. `retries` resubmits a task
-  whose own code failed (a RemoteError), up to that many times; the engine
-  deaths the controller absorbs are not counted here.
+  Balanced tasks go to whichever engine is free; the controller schedules
+  them. `targets` restricts the engines a task may run on, `retries`
+  resubmits it after its own error (a RemoteError) avoiding the engines
+  where it failed, `after` holds it until its dependencies succeeded (a
+  failed one fails it with a DependencyError naming it). Engine deaths are
+  absorbed by the controller on top of `retries`.
 ]]
 function Balanced:_send(msg)
-  local rc, opts, left = self.rc, submit_opts(self), self.retries or 0
-  local d = rc:submit(nil, msg, opts)
-  if left == 0 then return d end
-  local out = deferred.new{pump = rc._pump, clock = core.now}
-  out.attempts = 0
-  local function watch(task)
-    out.id, out.metadata = task.id, task.metadata
-    out.attempts = out.attempts + 1
-    task:_observe(function(ok, res)
-      if not ok and left > 0 and errors.is(res, "RemoteError") then
-        left = left - 1
-        local sent, nd = pcall(rc.submit, rc, nil, msg, opts)
-        if sent then return watch(nd) end
-        res = nd
-      end
-      out.stdout, out.stderr = task.stdout, task.stderr
-      if ok then out:callback(table.unpack(res, 1, res.n)) else out:errback(res) end
-    end, true)
+  local opts = submit_opts(self)
+  if self.targets or (self.retries or 0) > 0 then
+    opts.sched = opts.sched or {}
+    opts.sched.targets, opts.sched.retries = self.targets, self.retries
   end
-  watch(d)
-  return out
+  return self.rc:submit(nil, msg, opts)
 end
 
 -------------------------------------------------------------------------------

@@ -178,7 +178,12 @@ describe("e2e client", function()
     local bad = rc[ids[1]]:async():execute("error('dep')")
     local ok, e = pcall(function() return all:with{after = bad}:execute("return 1") end)
     assert.is_false(ok)
-    assert.is_true(errors.is(e, "DependencyError"))
+    -- every engine's task failed on the dependency, each saying which
+    assert.is_true(errors.is(e, "CompositeError"))
+    for _, sub in ipairs(e.errors) do
+      assert.is_true(errors.is(sub, "DependencyError"))
+      assert.equal(("dependency %d failed"):format(bad.id), sub.message)
+    end
   end)
 
   it("control requests answer", function()

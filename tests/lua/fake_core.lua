@@ -222,16 +222,23 @@ function Conn:_one(target, msg, timeout)
   return id
 end
 
-function Conn:submit(target, msg, timeout)
+-- Scheduling options (retries, after, targets) are the real controller's
+-- business: the fake records them for the specs to check, and runs the
+-- task at once (tests/lua/e2e_farm_spec.lua checks the behaviour).
+function Conn:submit(target, msg, timeout, sched)
   if not self.open then error("connection closed", 2) end
   -- encode once, refuse before sending anything
   transfer(msg, copy_ctx(_G), "msg")
+  local n0 = #state.submitted
+  local ids
   if type(target) == "table" then
-    local ids = {}
+    ids = {}
     for i, t in ipairs(target) do ids[i] = self:_one(t, msg, timeout) end
-    return ids
+  else
+    ids = self:_one(target, msg, timeout)
   end
-  return self:_one(target, msg, timeout)
+  for i = n0 + 1, #state.submitted do state.submitted[i].sched = sched end
+  return ids
 end
 
 local ctrl_ops = {}

@@ -174,8 +174,8 @@ describe("views", function()
         message(function() all:with{blok = true} end))
       assert.matches("option 'block' must be a boolean",
         message(function() all:with{block = 1} end))
-      assert.matches("a balanced view has no targets",
-        message(function() rc:balanced{targets = {1}} end))
+      assert.matches("option 'after' must hold Deferreds or task ids",
+        message(function() all:with{after = {"x"}} end))
     end)
   end)
 
@@ -336,26 +336,12 @@ describe("views", function()
       assert.same({0, 1, 2, 3}, plush.gather_results(ds):get())
     end)
 
-    it("retries a task whose code failed", function()
-      all:push{tries = 0}
-      -- luacheck: globals tries (a global of the engines)
-      local flaky = function()
-        tries = tries + 1
-        if tries < 2 then error("flaky") end
-        return "done"
-      end
-      local d = rc:balanced{retries = 4}:async():apply(flaky)
-      assert.equal("done", d:get())
-      assert.equal(5, d.attempts)
-    end)
-
-    it("gives up after `retries` resubmissions", function()
-      local ok, e = pcall(function()
-        return rc:balanced{retries = 2}:apply(function() error("always") end)
-      end)
-      assert.is_false(ok)
-      assert.is_true(errors.is(e, "RemoteError"))
-      assert.equal(3, #ops("apply"))
+    it("sends targets and retries to the controller", function()
+      rc:balanced{retries = 2, targets = {1, 3}}:apply(function() return 1 end)
+      local last = fake.state.submitted[#fake.state.submitted]
+      assert.same({targets = {1, 3}, retries = 2}, last.sched)
+      rc:balanced():apply(function() return 1 end)
+      assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
     end)
   end)
 
@@ -411,25 +397,15 @@ describe("views", function()
   end)
 
   describe("after", function()
-    it("submits once the dependencies succeeded", function()
-      local first = rc[0]:async():execute("sleep(2) ready = true")
-      local second = rc[1]:with{after = first, block = false}:execute("return 'second'")
-      assert.equal(1, #ops("exec"))
-      assert.equal("second", second:get())
-      assert.equal(2, #ops("exec"))
-    end)
-
-    it("fails with a DependencyError naming the failed one, never submitting", function()
-      local bad = rc[0]:async():execute("error('no')")
-      local ok, e = pcall(function()
-        return all:with{after = {bad}}:execute("return 1")
-      end)
-      assert.is_false(ok)
-      assert.is_true(errors.is(e, "DependencyError"))
-      assert.equal(("dependency task %d failed: RemoteError on engine 0: execute:1: no")
-        :format(bad.id), e.message)
-      assert.equal(bad.id, e.dependency)
-      assert.equal(1, #ops("exec"))
+    it("sends the dependencies' task ids to the controller", function()
+      local first = rc[0]:async():execute("ready = true")
+      local both = all:async():execute("return 1")
+      rc[1]:with{after = {first, both, 12345}}:execute("return 'second'")
+      local sched = fake.state.submitted[#fake.state.submitted].sched
+      local want = {first.id}
+      for _, id in ipairs(both.id) do want[#want + 1] = id end
+      want[#want + 1] = 12345
+      assert.same({after = want}, sched)
     end)
   end)
 

@@ -1,0 +1,289 @@
+/*
+** ctl_store.c — the result store: every task's reply (result or error),
+** engine and timestamps, by task id.
+**
+** Two tiers. With a database (the default for plush-controller: a SQLite
+** file beside the connection file) every reply is written there before
+** the controller forwards it to the client, so a controller restart loses
+** no finished result, and the controller's memory does not grow with the
+** number of results. Replies larger than blob_max stay in memory only
+** (writing 100 MB to disk before answering would cost more than the
+** transfer itself); so does everything with --db memory. The memory tier
+** keeps frames by reference (no copy), oldest first, within a byte budget.
+*/
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "plush.h"
+
+double ctl_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS results ("
+    " id INTEGER PRIMARY KEY, client INTEGER, engine INTEGER,"
+    " status INTEGER, submitted REAL, started REAL, completed REAL,"
+    " request BLOB, reply BLOB);";
+
+int ctl_store_open(plush_ctl *c, const char *path) {
+  sqlite3_stmt *st;
+  if (path == NULL) return 0;
+  if (sqlite3_open(path, &c->db) != SQLITE_OK) {
+    plush_error("cannot open result store %s: %s", path,
+                sqlite3_errmsg(c->db));
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return PLUSH_EINVAL;
+  }
+  if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(c->db,
+                         "INSERT OR IGNORE INTO results VALUES "
+                         "(?,?,?,?,?,?,?,?,?)",
+                         -1, &c->ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(c->db,
+                         "SELECT engine, status, reply FROM results "
+                         "WHERE id = ?",
+                         -1, &c->sel, NULL) != SQLITE_OK) {
+    plush_error("cannot use result store %s: %s", path,
+                sqlite3_errmsg(c->db));
+    ctl_store_close(c);
+    return PLUSH_EINVAL;
+  }
+  /* Ids are never reused while results name them: continue after the
+  ** highest client and engine ids a previous controller stored. */
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT MAX(client), MAX(engine) FROM results",
+                         -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+        c->next_client = (uint32_t)sqlite3_column_int64(st, 0) + 1;
+      if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
+          sqlite3_column_int64(st, 1) < PLUSH_ANY)
+        c->next_engine = (uint32_t)sqlite3_column_int64(st, 1) + 1;
+    }
+    sqlite3_finalize(st);
+  }
+  plush_info("result store %s (next client id %u, next engine id %u)", path,
+             c->next_client, c->next_engine);
+  return 0;
+}
+
+void ctl_store_close(plush_ctl *c) {
+  sqlite3_finalize(c->ins);
+  sqlite3_finalize(c->sel);
+  sqlite3_close(c->db);
+  c->ins = c->sel = NULL;
+  c->db = NULL;
+}
+
+static void memput(plush_ctl *c, plush_frame *f) {
+  stored *s = malloc(sizeof *s);
+  if (s == NULL) return;
+  s->id = f->hdr.id;
+  s->f = plush_frame_ref(f);
+  s->next = NULL;
+  if (plush_map_put(&c->store, s->id, s) < 0) {
+    plush_frame_unref(s->f);
+    free(s);
+    return;
+  }
+  if (c->newest) c->newest->next = s;
+  else c->oldest = s;
+  c->newest = s;
+  c->store_used += PLUSH_HDR_SIZE + f->hdr.len + sizeof *s;
+  while (c->store_used > c->o.store_bytes && c->oldest != s) {
+    stored *o = c->oldest;
+    c->oldest = o->next;
+    plush_map_del(&c->store, o->id);
+    c->store_used -= PLUSH_HDR_SIZE + o->f->hdr.len + sizeof *o;
+    plush_frame_unref(o->f);
+    free(o);
+  }
+}
+
+/*
+** Stores reply f of task t (t may be NULL for a reply the controller made
+** for a request it never accepted). The first answer of a task wins.
+*/
+void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
+  sqlite3_stmt *st = c->ins;
+  if (plush_map_get(&c->store, f->hdr.id)) return;
+  if (c->db && f->hdr.len <= c->o.blob_max) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)f->hdr.id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(f->hdr.id >> 32));
+    if (f->hdr.engine != PLUSH_ANY) sqlite3_bind_int64(st, 3, f->hdr.engine);
+    sqlite3_bind_int(st, 4, f->hdr.status);
+    if (t) {
+      sqlite3_bind_double(st, 5, t->submitted);
+      if (t->started > 0) sqlite3_bind_double(st, 6, t->started);
+      if (t->req && t->req->hdr.len - t->off <= c->o.request_max)
+        sqlite3_bind_blob(st, 8, plush_frame_payload(t->req) + t->off,
+                          (int)(t->req->hdr.len - t->off), SQLITE_STATIC);
+    }
+    sqlite3_bind_double(st, 7, ctl_clock());
+    sqlite3_bind_blob(st, 9, plush_frame_payload(f), (int)f->hdr.len,
+                      SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      plush_error("result store write failed: %s", sqlite3_errmsg(c->db));
+      memput(c, f);
+    } else {
+      c->db_count++;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return;
+  }
+  memput(c, f);
+}
+
+/*
+** Finds a stored reply: a new reference to its frame (type REPLY), or
+** NULL when the store has none for id.
+*/
+plush_frame *ctl_store_get(plush_ctl *c, uint64_t id) {
+  stored *s = plush_map_get(&c->store, id);
+  plush_frame *f = NULL;
+  if (s) return plush_frame_ref(s->f);
+  if (c->db == NULL) return NULL;
+  sqlite3_bind_int64(c->sel, 1, (sqlite3_int64)id);
+  if (sqlite3_step(c->sel) == SQLITE_ROW) {
+    const void *blob = sqlite3_column_blob(c->sel, 2);
+    int n = sqlite3_column_bytes(c->sel, 2);
+    plush_hdr h = {0, PLUSH_T_REPLY, 0, 0, PLUSH_ANY, id, 0};
+    if (sqlite3_column_type(c->sel, 0) != SQLITE_NULL)
+      h.engine = (uint32_t)sqlite3_column_int64(c->sel, 0);
+    h.status = (uint16_t)sqlite3_column_int(c->sel, 1);
+    h.len = (uint32_t)n;
+    if ((f = plush_frame_new(&h)) != NULL && n > 0)
+      memcpy(plush_frame_payload(f), blob, (size_t)n);
+  }
+  sqlite3_reset(c->sel);
+  return f;
+}
+
+/* Status of a finished task (PLUSH_S_*), or -1 when none is stored. */
+int ctl_store_status(plush_ctl *c, uint64_t id) {
+  plush_frame *f = ctl_store_get(c, id);
+  int st;
+  if (f == NULL) return -1;
+  st = f->hdr.status;
+  plush_frame_unref(f);
+  return st;
+}
+
+size_t ctl_store_count(plush_ctl *c) {
+  return c->store.count + c->db_count;
+}
+
+/*
+** Pushes on c->L the array of stored task ids, oldest first (by
+** completion), at most limit of the newest when limit > 0.
+*/
+void ctl_store_history(plush_ctl *c, lua_Integer limit) {
+  lua_State *L = c->L;
+  lua_Integer n = 0;
+  stored *s;
+  lua_newtable(L);
+  if (c->db) {
+    sqlite3_stmt *st;
+    const char *q =
+        limit > 0 ? "SELECT id FROM (SELECT id, completed FROM results "
+                    "ORDER BY completed DESC, id DESC LIMIT ?) "
+                    "ORDER BY completed, id"
+                  : "SELECT id FROM results ORDER BY completed, id";
+    if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) == SQLITE_OK) {
+      if (limit > 0) sqlite3_bind_int64(st, 1, limit);
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        lua_pushinteger(L, sqlite3_column_int64(st, 0));
+        lua_rawseti(L, -2, ++n);
+      }
+      sqlite3_finalize(st);
+    }
+  }
+  for (s = c->oldest; s; s = s->next) {
+    lua_pushinteger(L, (lua_Integer)s->id);
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+/*
+** Pushes on c->L an array of records {id, client, engine, status,
+** submitted, started, completed, reply = <payload bytes>} for export.
+*/
+void ctl_store_records(plush_ctl *c) {
+  lua_State *L = c->L;
+  lua_Integer n = 0;
+  stored *s;
+  lua_newtable(L);
+  if (c->db) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT id, client, engine, status, submitted,"
+                           " started, completed, reply FROM results"
+                           " ORDER BY completed, id",
+                           -1, &st, NULL) == SQLITE_OK) {
+      static const char *names[] = {"id", "client", "engine", "status",
+                                    "submitted", "started", "completed",
+                                    "reply"};
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        int i;
+        lua_createtable(L, 0, 8);
+        for (i = 0; i < 8; i++) {
+          switch (sqlite3_column_type(st, i)) {
+          case SQLITE_INTEGER:
+            lua_pushinteger(L, sqlite3_column_int64(st, i));
+            break;
+          case SQLITE_FLOAT:
+            lua_pushnumber(L, sqlite3_column_double(st, i));
+            break;
+          case SQLITE_BLOB:
+            lua_pushlstring(L, sqlite3_column_blob(st, i),
+                            (size_t)sqlite3_column_bytes(st, i));
+            break;
+          default: continue;
+          }
+          lua_setfield(L, -2, names[i]);
+        }
+        lua_rawseti(L, -2, ++n);
+      }
+      sqlite3_finalize(st);
+    }
+  }
+  for (s = c->oldest; s; s = s->next) {
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)s->id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)(s->id >> 32));
+    lua_setfield(L, -2, "client");
+    if (s->f->hdr.engine != PLUSH_ANY) {
+      lua_pushinteger(L, s->f->hdr.engine);
+      lua_setfield(L, -2, "engine");
+    }
+    lua_pushinteger(L, s->f->hdr.status);
+    lua_setfield(L, -2, "status");
+    lua_pushlstring(L, plush_frame_payload(s->f), s->f->hdr.len);
+    lua_setfield(L, -2, "reply");
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+void ctl_store_free(plush_ctl *c) {
+  while (c->oldest) {
+    stored *o = c->oldest;
+    c->oldest = o->next;
+    plush_frame_unref(o->f);
+    free(o);
+  }
+  c->newest = NULL;
+  c->store_used = 0;
+  ctl_store_close(c);
+}
