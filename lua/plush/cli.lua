@@ -17,6 +17,7 @@ usage: plush [--profile P]                  interactive shell
        plush -e CODE [-e CODE ...]          run Lua (or a %magic) and exit
        plush run FILE.lua [ARGS...]         run a script with `plush` and `rc`
        plush cluster start|stop|status      manage a background cluster
+       plush results history|show|export    the cluster's result store
 
 plush connects to the profile's running cluster; when none runs it starts
 an embedded one (one engine per core) and stops it when it exits.
@@ -43,6 +44,16 @@ start   starts a controller and N engines (default: one per core) in the
         background, writes the connection file, returns once all N are up
 stop    stops the profile's cluster
 status  shows its engines, queues and addresses]],
+  results = [[
+usage: plush results history [--profile P] [--limit N]
+       plush results show ID [--profile P]
+       plush results export [--json] [-o FILE] [--profile P]
+
+history  the ids of the stored tasks, oldest first
+show     one task's result (or its error)
+export   every stored task as JSON: id, client, engine, status, the
+         submitted/started/completed times, and the result values or the
+         error (values JSON cannot carry are written as their tostring)]],
 }
 
 -- A usage error: the message, and exit status 2.
@@ -367,6 +378,99 @@ local cluster_cmds = {
 
 -------------------------------------------------------------------------------
 
+-------------------------------------------------------------------------------
+-- plush results ...
+-------------------------------------------------------------------------------
+
+local status_names = {[0] = "ok", "error", "engine", "timeout", "badreq"}
+
+-- A value as JSON can carry it: non-finite numbers, functions and the
+-- like become their tostring; cycles are cut.
+local function plain(v, seen)
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return v
+  elseif t == "string" or t == "boolean" then
+    return v
+  elseif t == "table" then
+    seen = seen or {}
+    if seen[v] then return "<cycle>" end
+    seen[v] = true
+    local out = {}
+    for k, x in pairs(v) do
+      out[type(k) == "string" and k or tostring(k)] = plain(x, seen)
+    end
+    seen[v] = nil
+    return out
+  elseif t == "nil" then
+    return nil
+  end
+  return tostring(v)
+end
+
+local function results_rc(opts)
+  return plush.connect{profile = opts["--profile"], embedded = false}
+end
+
+local function results_export(opts)
+  local rc = results_rc(opts)
+  local records = rc:_ask{op = "records"}
+  rc:close()
+  local out = {}
+  for i, r in ipairs(records) do
+    local e = {id = r.id, client = r.client, engine = r.engine,
+      status = status_names[r.status] or tostring(r.status),
+      submitted = r.submitted, started = r.started, completed = r.completed}
+    local ok, v = pcall(core.decode, r.reply or "")
+    if not ok then
+      e.error = "undecodable: " .. tostring(v)
+    elseif r.status == 0 and type(v) == "table" and type(v.r) == "table" then
+      local vals = {}
+      for k = 1, v.r.n or #v.r do vals[k] = plain(v.r[k]) end
+      e.result = vals
+      e.started = e.started or v.started
+      e.completed = e.completed or v.completed
+    elseif type(v) == "table" then
+      e.error = {kind = v.kind, message = plain(v.message), traceback = v.traceback}
+    end
+    out[i] = e
+  end
+  local cjson = require "cjson"
+  local text = cjson.encode(#out == 0 and cjson.empty_array or out)
+  if opts["-o"] then
+    local f, err = io.open(opts["-o"], "w")
+    if not f then die(err) end
+    f:write(text, "\n")
+    f:close()
+  else
+    io.stdout:write(text, "\n")
+  end
+  return 0
+end
+
+local function results_history(opts)
+  local rc = results_rc(opts)
+  local limit = opts["--limit"] and math.tointeger(tonumber(opts["--limit"]))
+  for _, id in ipairs(rc:history(limit)) do io.stdout:write(tostring(id), "\n") end
+  rc:close()
+  return 0
+end
+
+local function results_show(opts, id)
+  id = math.tointeger(tonumber(id or ""))
+  if not id then usage_error("results show needs a task id") end
+  local rc = results_rc(opts)
+  local r = table.pack(pcall(rc.result, rc, id))
+  rc:close()
+  if not r[1] then
+    io.stderr:write(tostring(r[2]), "\n")
+    return 1
+  end
+  for k = 2, r.n do io.stdout:write(pretty(r[k]), "\n") end
+  return 0
+end
+
 local function version()
   io.stdout:write(("plush %s (%s)\n"):format(plush.version, _VERSION))
   return 0
@@ -409,6 +513,23 @@ local function main(argv)
     if wants("cluster") then return 0 end
     if argv[i] ~= nil then usage_error(("unexpected argument '%s'"):format(argv[i])) end
     return c[1](opts)
+  end
+  if cmd == "results" then
+    local spec = spec_with{["--json"] = "flag", ["-o"] = "value", ["--limit"] = "value"}
+    i = parse(argv, i + 1, spec, opts)
+    local sub, id = argv[i], nil
+    if sub == "show" then
+      id = argv[i + 1]
+      i = i + 1
+    end
+    i = parse(argv, i + 1, spec, opts)
+    if wants("results") then return 0 end
+    if argv[i] ~= nil then usage_error(("unexpected argument '%s'"):format(argv[i])) end
+    if sub == "export" then return results_export(opts)
+    elseif sub == "history" then return results_history(opts)
+    elseif sub == "show" then return results_show(opts, id)
+    end
+    usage_error("results needs history, show or export (see plush results --help)")
   end
   usage_error(("unknown command '%s' (see plush --help)"):format(cmd))
 end

@@ -381,7 +381,11 @@ function Client:result(id)
 end
 
 function Client:engines() return self:_ask{op = "engines"} end
-function Client:history() return self:_ask{op = "history"} end
+-- history([limit]): stored task ids, oldest first (the newest `limit`).
+function Client:history(limit)
+  util.check(limit, 1, "history", "integer", "nil")
+  return self:_ask{op = "history", limit = limit}
+end
 function Client:queue_status() return self:_ask{op = "queue_status"} end
 function Client:status() return self:_ask{op = "status"} end
 

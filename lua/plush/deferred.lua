@@ -234,6 +234,13 @@ function D:wait(timeout)
   return true
 end
 
+-- Like wait, with a progress bar on a terminal (done/total, rate, ETA,
+-- failures) that is erased when the wait ends.
+function D:wait_interactive(timeout)
+  util.check(timeout, 1, "wait_interactive", "number", "nil")
+  return require("plush.progress").wait(self, timeout)
+end
+
 -- The result's values, or raises its error; TimeoutError when not done
 -- within `timeout` seconds.
 function D:get(timeout)

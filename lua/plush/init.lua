@@ -18,6 +18,7 @@ local plush = {
   deferred = deferred,
   errors = errors,
   pretty = require "plush.pretty",
+  progress = require "plush.progress",
   now = core.now,
 }
 

@@ -9,6 +9,7 @@
 -- array with one entry per engine, in target order.
 
 local deferred = require "plush.deferred"
+local progress = require "plush.progress"
 local errors = require "plush.errors"
 local util = require "plush.util"
 
@@ -204,6 +205,7 @@ end
 local function run(v, submit, quiet)
   local d = submit()
   if not v.block then return d end
+  if progress.auto then progress.wait(d, nil, progress.delay) end
   local r = table.pack(pcall(d.get, d))
   if not r[1] then
     -- Ctrl-C: the caller gave up on d; its "interrupted" reply, when it

@@ -24,7 +24,10 @@ trap cleanup EXIT
 # A field of `plush cluster status --json`, through lua5.4 + cjson.
 status_field() { # profile lua-expression-on-s
   "$PLUSH" cluster status --profile "$1" --json |
-    lua5.4 -e 'local s = require("cjson").decode(io.read("a")) print('"$2"')'
+    lua5.4 -e 'local s = require("cjson").decode(io.read("a"))
+      local v = '"$2"'
+      if math.type(v) == "float" and math.tointeger(v) then v = math.tointeger(v) end
+      print(v)'
 }
 
 # Starts a cluster of N engines under profile P and records its PIDs.
@@ -35,9 +38,15 @@ start_cluster() { # profile n [extra args]
   "$PLUSH" cluster start -n "$n" --profile "$p" "$@" >/dev/null
   PIDS+=("$(status_field "$p" 's.pid')")
   local e
-  for e in $(status_field "$p" 'table.concat((function() local t = {} for i, x in ipairs(s.engines) do t[i] = x.pid end return t end)(), " ")'); do
+  for e in $(status_field "$p" 'table.concat((function() local t = {} for i, x in ipairs(s.engines) do t[i] = math.tointeger(x.pid) end return t end)(), " ")'); do
     PIDS+=("$e")
   done
+}
+
+# True once process PID is gone (a zombie counts as gone: its parent may be
+# an init that reaps late).
+gone() { # pid
+  [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
 }
 
 conn_file() { # profile
