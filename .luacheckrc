@@ -16,3 +16,7 @@ files["tests/lua"] = {
   -- specs run code "in the engines" of the fake core, where these exist
   read_globals = {"engine", "mpi", "sleep"},
 }
+
+-- example scripts run under `plush run`: `plush` and `rc` are given, and
+-- their task functions run in engine namespaces
+files["scripts/examples"] = {read_globals = {"plush", "rc", "engine"}}
