@@ -5,6 +5,11 @@
 ** messages), then READY (frames both ways), then CLOSING until both of its
 ** libuv handles (the socket and the handshake timer) have closed; on_close
 ** runs exactly once, after which the memory is freed here and nowhere else.
+**
+** A sealed conn (secure.h) differs in two places only: what a write puts
+** on the socket (a sealed copy, made by sealwrite) and who parses what
+** arrives (the opener instead of the frame parser). The plain path keeps
+** its zero-copy writes and direct reads untouched; each costs one branch.
 */
 #include "conn.h"
 
@@ -12,7 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "log.h"
 #include "plush.h"
+#include "secure.h"
 
 enum { S_HELLO, S_PROVE, S_PROOF, S_READY, S_CLOSING };
 
@@ -34,13 +43,17 @@ struct plush_conn {
   int reading;
   int paused;
   int above_high;
-  uint8_t nonce_s[PLUSH_NONCE_SIZE];
-  uint8_t nonce_c[PLUSH_NONCE_SIZE];
-  uint8_t hs[PLUSH_PROVE_SIZE];
+  int wantopt;          /* opts said encrypt */
+  int want;             /* this side asks for sealed frames */
+  int secure;           /* the handshake chose them */
+  plush_shake shake;
+  uint8_t hs[PLUSH_PROVE_SIZE]; /* the largest handshake message */
   size_t hslen;
   size_t high_water;
   size_t queued;
-  plush_parser parser;
+  plush_parser parser;  /* plain frames in */
+  plush_seal tx;        /* sealed frames out */
+  plush_opener rx;      /* sealed frames in */
   int reason;
   char msg[200];
   char peer[64];
@@ -67,6 +80,9 @@ static void closed(uv_handle_t *h) {
   if (--c->open_handles > 0) return;
   if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
   plush_parser_free(&c->parser);
+  plush_opener_free(&c->rx);
+  plush_seal_wipe(&c->tx);
+  sodium_memzero(c->key, sizeof c->key);
   free(c);
 }
 
@@ -152,6 +168,29 @@ static int rawwrite(plush_conn *c, const void *p, size_t n) {
   return dowrite(c, w, &b, 1);
 }
 
+/*
+** A sealed conn writes a sealed copy of header and payload, one record in
+** one buffer; whatever the caller gave (an owned payload, a shared frame)
+** is not needed once it is made.
+*/
+static int sealwrite(plush_conn *c, const unsigned char *hdr, const char *p,
+                     size_t len) {
+  wreq *w;
+  uv_buf_t b;
+  char *rec;
+  size_t n;
+  int r;
+  if ((r = plush_seal_frame(&c->tx, hdr, p, len, &rec, &n)) < 0) return r;
+  if ((w = calloc(1, sizeof *w)) == NULL) {
+    free(rec);
+    return PLUSH_ENOMEM;
+  }
+  w->owned = rec;
+  w->bytes = n;
+  b = uv_buf_init(rec, (unsigned)n);
+  return dowrite(c, w, &b, 1);
+}
+
 static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
                     plush_frame *f, const char *p, size_t len) {
   wreq *w;
@@ -163,6 +202,15 @@ static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
   if (len > UINT32_MAX) {
     free(owned);
     return PLUSH_ETOOBIG;
+  }
+  if (c->secure) {
+    unsigned char hb[PLUSH_HDR_SIZE];
+    int r;
+    h->len = (uint32_t)len;
+    plush_hdr_pack(h, hb);
+    r = sealwrite(c, hb, p, len);
+    free(owned);
+    return r;
   }
   w = malloc(sizeof *w);
   if (w == NULL) {
@@ -208,6 +256,8 @@ int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
   wreq *w;
   uv_buf_t b;
   if (c->state != S_READY) return PLUSH_ECLOSED;
+  if (c->secure)
+    return sealwrite(c, f->raw, plush_frame_payload(f), f->hdr.len);
   if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
   w->frame = plush_frame_ref(f);
   w->bytes = PLUSH_HDR_SIZE + f->hdr.len;
@@ -224,10 +274,38 @@ static void gotframe(void *ud, plush_frame *f) {
   c->cbs.on_frame(c, f);
 }
 
+/*
+** Input that cannot be parsed or opened closes the conn. A sealed record
+** that fails is logged here as well: it means tampering on the wire (or
+** a peer gone wrong), which the operator should hear of whoever owns c.
+*/
+static void readfail(plush_conn *c, int r) {
+  const char *why = c->secure ? c->rx.err : c->parser.err;
+  if (c->state == S_CLOSING) return;
+  if (c->secure)
+    plush_warn("connection with %s: %s; closing it", c->peer, why);
+  failf(c, r, "%s", why);
+}
+
 static void feed(plush_conn *c, const char *p, size_t n) {
-  int r = plush_parser_feed(&c->parser, p, n, gotframe, c);
-  if (r < 0 && c->state != S_CLOSING)
-    failf(c, r, "%s", c->parser.err);
+  int r = c->secure ? plush_opener_feed(&c->rx, p, n, gotframe, c)
+                    : plush_parser_feed(&c->parser, p, n, gotframe, c);
+  if (r < 0) readfail(c, r);
+}
+
+/*
+** The handshake chose sealed frames: each side seals with its own
+** direction's key and opens with the other's.
+*/
+static void startsecure(plush_conn *c) {
+  uint8_t c2s[PLUSH_KEY_SIZE], s2c[PLUSH_KEY_SIZE];
+  if (!c->shake.mode) return;
+  plush_auth_session(c->key, &c->shake, c2s, s2c);
+  plush_seal_init(&c->tx, c->server ? s2c : c2s);
+  plush_opener_init(&c->rx, c->server ? c2s : s2c, c->parser.max_frame);
+  sodium_memzero(c2s, sizeof c2s);
+  sodium_memzero(s2c, sizeof s2c);
+  c->secure = 1;
 }
 
 static void ready(plush_conn *c) {
@@ -255,7 +333,7 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
     c->hslen = 0;
     if (c->state == S_HELLO) {
       uint8_t out[PLUSH_PROVE_SIZE];
-      if (plush_auth_prove(c->key, c->hs, c->role, c->nonce_s, c->nonce_c,
+      if (plush_auth_prove(c->key, c->hs, c->role, c->want, &c->shake,
                            out) < 0) {
         failf(c, PLUSH_EAUTH, "not a plush controller at %s", c->peer);
         return;
@@ -264,18 +342,26 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
       c->state = S_PROOF;
     } else if (c->state == S_PROVE) {
       uint8_t out[PLUSH_PROOF_SIZE];
-      if (plush_auth_check(c->key, c->nonce_s, c->hs, &c->role, out) < 0) {
+      int r = plush_auth_check(c->key, &c->shake, c->hs, out);
+      if (r == PLUSH_EPROTO) {
+        failf(c, PLUSH_EAUTH, "peer %s refused the encryption asked for",
+              c->peer);
+        return;
+      }
+      if (r < 0) {
         failf(c, PLUSH_EAUTH, "authentication failed for peer %s", c->peer);
         return;
       }
+      c->role = c->shake.role;
       if (rawwrite(c, out, sizeof out) < 0) return;
+      startsecure(c);
       ready(c);
     } else {
-      if (plush_auth_verify(c->key, c->nonce_s, c->nonce_c, c->role,
-                            c->hs) < 0) {
+      if (plush_auth_verify(c->key, &c->shake, c->hs) < 0) {
         failf(c, PLUSH_EAUTH, "authentication refused by %s", c->peer);
         return;
       }
+      startsecure(c);
       ready(c);
     }
   }
@@ -289,8 +375,9 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
 static void alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   plush_conn *c = h->data;
   size_t room = 0;
-  char *d = c->state == S_READY ? plush_parser_direct(&c->parser, &room)
-                                : NULL;
+  char *d = c->state != S_READY ? NULL
+            : c->secure         ? plush_opener_direct(&c->rx, &room)
+                                : plush_parser_direct(&c->parser, &room);
   (void)hint;
   if (d != NULL && room >= DIRECT_MIN) {
     *buf = uv_buf_init(d, room > (1u << 30) ? (1u << 30) : (unsigned)room);
@@ -310,8 +397,10 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (n == 0 || c->state == S_CLOSING) return;
   if (buf->base != c->readbuf) {
-    int r = plush_parser_advance(&c->parser, (size_t)n, gotframe, c);
-    if (r < 0 && c->state != S_CLOSING) failf(c, r, "%s", c->parser.err);
+    int r = c->secure
+                ? plush_opener_advance(&c->rx, (size_t)n, gotframe, c)
+                : plush_parser_advance(&c->parser, (size_t)n, gotframe, c);
+    if (r < 0) readfail(c, r);
   } else if (c->state < S_READY) {
     handshake(c, buf->base, (size_t)n);
   } else {
@@ -358,6 +447,7 @@ static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
   c->data = data;
   memcpy(c->key, o->key, PLUSH_KEY_SIZE);
   c->role = o->role;
+  c->want = c->wantopt = o->encrypt != 0;
   c->high_water = o->high_water ? o->high_water : (size_t)8 << 20;
   plush_parser_init(&c->parser,
                     o->max_frame ? o->max_frame : PLUSH_DEFAULT_MAX_FRAME);
@@ -367,12 +457,18 @@ static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
   return c;
 }
 
+/*
+** The server names its peer, and wants encryption for a peer off this
+** host (or one it cannot place).
+*/
 static void setpeer(plush_conn *c) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   char ip[48] = "?";
   int port = 0;
+  c->want = 1;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (plush_addr_is_loopback((struct sockaddr *)&ss)) c->want = c->wantopt;
     if (ss.ss_family == AF_INET) {
       struct sockaddr_in *a = (struct sockaddr_in *)&ss;
       uv_ip4_name(a, ip, sizeof ip);
@@ -402,7 +498,7 @@ int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
   }
   uv_tcp_nodelay(&c->tcp, 1);
   setpeer(c);
-  plush_auth_hello(c->nonce_s, hello);
+  plush_auth_hello(&c->shake, c->want, hello);
   if ((r = rawwrite(c, hello, sizeof hello)) < 0) return r;
   startread(c);
   *out = c;
@@ -451,6 +547,7 @@ int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
   if ((r = resolve(loop, host, port, &ss)) < 0) return r;
   if ((c = newconn(loop, o, cbs, data)) == NULL) return PLUSH_ENOMEM;
   c->state = S_HELLO;
+  if (!plush_addr_is_loopback((struct sockaddr *)&ss)) c->want = 1;
   snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
   c->creq.data = c;
   r = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss, connected);
@@ -468,4 +565,5 @@ void plush_conn_set_data(plush_conn *c, void *data) { c->data = data; }
 uint8_t plush_conn_role(plush_conn *c) { return c->role; }
 int plush_conn_is_ready(plush_conn *c) { return c->state == S_READY; }
 const char *plush_conn_peer(plush_conn *c) { return c->peer; }
+int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }

@@ -6,6 +6,14 @@
 ** close and the memory is freed by conn.c after on_close returns. Writes
 ** are requests that own their buffers until the write completes.
 **
+** Encryption: once the handshake (auth.h) has chosen it, every frame
+** travels sealed (secure.h) and every frame received has passed its tag;
+** callers see the same frames either way. It is chosen when either side
+** wants it: a side wants it when its opts say encrypt, or when the
+** connection leaves the host (the client judges the address it dialled,
+** the server the peer's). Loopback stays plain, and then nothing is
+** copied or sealed: frames are written by reference as before.
+**
 ** Back-pressure: plush_conn_queued() tells how many bytes wait in the
 ** kernel-bound queue; producers (the engine's output, the controller's
 ** forwarding) check it against a high-water mark and stop reading or
@@ -40,6 +48,8 @@ typedef struct plush_conn_opts {
   uint64_t max_frame;      /* 0: PLUSH_DEFAULT_MAX_FRAME */
   size_t high_water;       /* 0: 8 MiB */
   double handshake_timeout;/* seconds; 0: 10 */
+  int encrypt;             /* 1: seal frames even on loopback;
+                              0: automatic (sealed beyond loopback) */
 } plush_conn_opts;
 
 /* Server side: accepts one pending connection on server. */
@@ -55,6 +65,7 @@ void plush_conn_set_data(plush_conn *c, void *data);
 uint8_t plush_conn_role(plush_conn *c);  /* after on_ready */
 int plush_conn_is_ready(plush_conn *c);
 const char *plush_conn_peer(plush_conn *c); /* "127.0.0.1:40000" */
+int plush_conn_secure(plush_conn *c);     /* 1 when frames are sealed */
 
 /* Writes header h (h->len set by the call to len) and a copy of payload. */
 int plush_conn_write(plush_conn *c, plush_hdr *h, const void *payload, size_t len);

@@ -83,6 +83,10 @@ static int encode(lua_State *L) {
   lua_setfield(L, -2, "profile");
   lua_pushinteger(L, info->n);
   lua_setfield(L, -2, "n");
+  if (info->encrypt) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "encrypt");
+  }
   lua_call(L, 1, 1);
   return 1;
 }
@@ -222,6 +226,11 @@ static int decode(lua_State *L) {
   info->pid = (long)v;
   getstr(L, p, "profile", 0, info->profile, sizeof info->profile);
   if (getnum(L, p, "n", 0, 0, 1e6, &v)) info->n = (int)v;
+  lua_getfield(L, -1, "encrypt");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    return luaL_error(L, "connection file %s: bad field 'encrypt'", p->path);
+  info->encrypt = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   return 0;
 }
 

@@ -3,6 +3,9 @@
 ** and the key that opens it. JSON (lua-cjson), mode 0600, e.g.
 **   {"host":"127.0.0.1","port":40123,"key":"<64 hex digits>",
 **    "pid":4242,"profile":"default","n":4}
+** plus "encrypt":true when the cluster seals every connection, loopback
+** included (plush-controller --encrypt): engines and clients that read
+** the file then ask for it too.
 ** The key is the cluster's only secret: the file is written atomically
 ** (a private temporary, then rename) and refused when others can read or
 ** write it.
@@ -23,10 +26,12 @@ typedef struct plush_connfile {
   long pid;                             /* controller's pid */
   char profile[64];                     /* profile name ("default") */
   int n;                                /* engines asked for (0: unknown) */
+  int encrypt;                          /* 1: "encrypt": true */
 } plush_connfile;
 
 /*
-** Writes info to path (fields host, port, key, pid, profile, n): first to
+** Writes info to path (fields host, port, key, pid, profile, n, and
+** encrypt when set): first to
 ** "path.tmp", created with O_EXCL and mode 0600, then renamed over path.
 ** The key is taken from info->key (keyhex is ignored). Returns 0 or a
 ** negative errno / PLUSH_E* code; err (may be NULL) gets a one-line reason.
@@ -38,7 +43,8 @@ int plush_connfile_write(const char *path, const plush_connfile *info,
 ** Reads path into info. Refuses (PLUSH_EINVAL, reason in err) a file that
 ** group or others may read or write, a file that is not a JSON object,
 ** a missing or mistyped host, port, key or pid, a key that is not 64 hex
-** digits. profile defaults to "default" and n to 0 when absent.
+** digits, an encrypt that is not a boolean. profile defaults to "default",
+** n to 0 and encrypt to 0 when absent.
 */
 int plush_connfile_read(const char *path, plush_connfile *info, char *err,
                         size_t errlen);

@@ -652,6 +652,7 @@ static void onconnect(uv_stream_t *server, int status) {
   memset(&co, 0, sizeof co);
   co.key = c->o.key;
   co.max_frame = c->o.max_frame;
+  co.encrypt = c->o.encrypt;
   if (plush_conn_accept(server, &co, &cbs, p, &p->conn) < 0) {
     p->prev->next = p->next;
     p->next->prev = p->prev;

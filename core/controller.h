@@ -17,6 +17,7 @@ typedef struct plush_ctl_opts {
   int port;                 /* 0: any free port */
   uint8_t key[PLUSH_KEY_SIZE];
   uint64_t max_frame;       /* 0: PLUSH_DEFAULT_MAX_FRAME */
+  int encrypt;              /* 1: seal every connection, even on loopback */
   double heartbeat;         /* seconds between pings; 0: 1 */
   double dead_after;        /* seconds without a pong; 0: 10 */
   int hwm;                  /* balanced tasks in flight per engine; 0: 2 */

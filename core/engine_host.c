@@ -264,6 +264,31 @@ static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose};
 /* ---- frames from the Lua thread ---------------------------------- */
 
 /*
+** A batch (engine_lua.c's slot) was allocated with room to spare; it may
+** wait in the socket's queue a while, so it gives the rest back first.
+** Nobody else holds it yet, so moving it is safe.
+*/
+static plush_frame *trimbatch(plush_frame *f) {
+  plush_frame *g = realloc(f, sizeof *f + PLUSH_HDR_SIZE + f->hdr.len);
+  return g ? g : f;
+}
+
+/*
+** A sealed connection seals frame by frame (secure.h): a batch is taken
+** apart there. Sealing copies each frame anyway.
+*/
+static void unbatch(plush_conn *c, plush_frame *b) {
+  const unsigned char *p = b->raw;
+  const unsigned char *end = b->raw + PLUSH_HDR_SIZE + b->hdr.len;
+  while (p + PLUSH_HDR_SIZE <= end) {
+    plush_hdr h;
+    plush_hdr_unpack(p, &h);
+    plush_conn_write(c, &h, p + PLUSH_HDR_SIZE, h.len);
+    p += PLUSH_HDR_SIZE + h.len;
+  }
+}
+
+/*
 ** The Lua thread queued frames (or finished). The whole queue is taken in
 ** one swap, so the lock is held for two pointer moves, not for the
 ** writes. Afterwards the Lua thread learns the socket's backlog, which is
@@ -278,10 +303,17 @@ static void onwake(uv_async_t *a) {
   e->out = e->spare;
   e->spare = t;
   e->outbytes = 0;
+  e->batch = NULL;
   uv_mutex_unlock(&e->mu);
   for (size_t i = 0; i < e->spare.n; i++) {
-    if (e->conn) plush_conn_write_frame(e->conn, e->spare.v[i]);
-    plush_frame_unref(e->spare.v[i]);
+    plush_frame *f = e->spare.v[i];
+    if (e->conn && f->hdr.type == 0 && plush_conn_secure(e->conn)) {
+      unbatch(e->conn, f);
+    } else if (e->conn) {
+      if (f->hdr.type == 0) f = trimbatch(f);
+      plush_conn_write_frame(e->conn, f);
+    }
+    plush_frame_unref(f);
   }
   e->spare.n = 0;
   uv_mutex_lock(&e->mu);
@@ -415,6 +447,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   co.key = e->key;
   co.role = PLUSH_ROLE_ENGINE;
   co.max_frame = o->max_frame;
+  co.encrypt = o->encrypt;
   co.high_water = e->high_water;
   r = plush_conn_connect(loop, e->ctlhost, o->port, &co, &cbs, e, &e->conn);
   if (r < 0) {

@@ -37,6 +37,7 @@ typedef struct plush_engine_opts {
   const uint8_t *key;      /* PLUSH_KEY_SIZE bytes, copied */
   int id;                  /* id to ask the controller for; -1: any */
   uint64_t max_frame;      /* 0: PLUSH_DEFAULT_MAX_FRAME */
+  int encrypt;             /* 1: encrypted even on loopback (conn.h) */
   /* Output bytes waiting (to be written plus being written) above which
   ** print/io.write block the Lua thread until the socket drains; 0: 8 MiB. */
   size_t high_water;

@@ -22,6 +22,8 @@
 #include "engine_host.h"
 #include "frame.h"
 
+#define CODEPTH 16
+
 /* A queued request; cancelled when an INTERRUPT named it before it ran. */
 typedef struct inreq {
   plush_frame *f;
@@ -62,12 +64,15 @@ struct plush_engine {
   uv_cond_t outc;           /* Lua waits: output drained */
   inring in;
   outvec out;
+  plush_frame *batch;       /* open batch: the last of out, or NULL */
   size_t outbytes;          /* bytes in out */
   size_t sockbytes;         /* bytes the conn had queued at last look */
   size_t high_water;
   int welcomed, stopping, luadone, luafailed;
   char luaerr[200];
   lua_State *L;             /* set once built; the I/O side only hooks it */
+  lua_State *costack[CODEPTH]; /* coroutines being resumed, outermost first */
+  int codepth;
   plush_engine_stats stats;
 
   /* ---- lock-free ---- */
@@ -79,6 +84,7 @@ struct plush_engine {
   /* ---- Lua thread ---- */
   uv_thread_t thread;
   plush_buf enc;            /* reply encoding, kept between requests */
+  uint64_t fired;           /* task the interrupt hook raised in */
 };
 
 /* One request while it is being served (Lua thread). */
@@ -89,10 +95,27 @@ typedef struct eng_task {
   int status;                 /* PLUSH_S_OK / _ERROR / _BADREQ */
 } eng_task;
 
+static inline plush_engine *eng_self(lua_State *L) {
+  return *(plush_engine **)lua_getextraspace(L);
+}
+
+/* engine_out.c */
+/* Replaces print, io.write and file:write with capturing versions. */
+void eng_capture(lua_State *L);
+/* Pushes the original of a replaced library function (or io.stdout...). */
+void eng_pushorig(lua_State *L, const char *name);
+/* mod[name] = f; the original is kept for eng_pushorig(orig). */
+void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
+                 lua_CFunction f);
+/* Queues a frame with a copy of data (STARTED, REPLY); 0 or PLUSH_ENOMEM. */
+int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
+                 const void *data, size_t len);
+
 /* engine_lua.c */
 void eng_luamain(void *arg);
 double eng_now(void);
-/* Sets the interrupt hook on e->L. Caller holds mu and saw a task run. */
+/* Sets the interrupt hook on e->L and the coroutines it is resuming.
+** Caller holds mu and saw a task run. */
 void eng_hook(plush_engine *e);
 
 /* engine_host.c: growing the queues (0 or PLUSH_ENOMEM). */

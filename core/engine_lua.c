@@ -1,14 +1,11 @@
 /*
 ** engine_lua.c — the engine's Lua thread: the namespace (a lua_State with
-** the standard libraries, cjson and the `engine` table), output capture,
-** the request loop and the ops of design.md (exec, apply, push, pull, map,
-** names). Only this thread touches the state, except for the interrupt
-** hook that the I/O side sets (engine_host.c).
+** the standard libraries, cjson and the `engine` table), interrupts, and
+** the request loop. The ops themselves are in engine_ops.c, output and
+** frames out in engine_out.c. Only this thread touches the state, except
+** for the interrupt hook that the I/O side sets (engine_host.c).
 */
-#include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,14 +18,9 @@
 #include "log.h"
 #include "plush.h"
 
-#define CHUNK ((size_t)4 << 20)    /* largest OUTPUT frame */
 #define ENC_KEEP ((size_t)1 << 20) /* reply buffer kept between requests */
 
 typedef eng_task task;
-
-static plush_engine *self(lua_State *L) {
-  return *(plush_engine **)lua_getextraspace(L);
-}
 
 /* ---- interrupts -------------------------------------------------- */
 
@@ -36,358 +28,93 @@ static plush_engine *self(lua_State *L) {
 ** The hook set by the I/O thread. It clears itself (one interrupt, one
 ** error) and raises only if the task it was aimed at is still the one
 ** running: an interrupt that arrives as a task ends must not hit the
-** next. While the engine halts it stays and raises at every event, so
-** user code that catches "interrupted" in a loop still gets out.
+** next. In a coroutine it raises without using the interrupt up, so that
+** each resumer on the way back to the main state raises too (a resume
+** that returns false must not swallow it). While the engine halts the
+** hook stays and raises at every event, so user code that catches
+** "interrupted" in a loop still gets out. It may also fire in the
+** engine's own protected calls around the user's code (the codec's);
+** e->fired lets serve tell such a failure from a real one.
 */
 static void stop(lua_State *L, lua_Debug *ar) {
-  plush_engine *e = self(L);
-  uint64_t t;
+  plush_engine *e = eng_self(L);
+  uint64_t t, run = atomic_load(&e->running);
   (void)ar;
-  if (atomic_load(&e->halting)) luaL_error(L, "interrupted");
-  lua_sethook(L, NULL, 0, 0);
-  t = atomic_exchange(&e->intr, 0);
-  if (t != 0 && t == atomic_load(&e->running)) luaL_error(L, "interrupted");
+  if (!atomic_load(&e->halting)) {
+    lua_sethook(L, NULL, 0, 0);
+    t = L == e->L ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
+    if (t == 0 || t != run) return;
+  }
+  e->fired = run;
+  luaL_error(L, "interrupted");
 }
 
 void eng_hook(plush_engine *e) {
-  lua_sethook(e->L, stop,
-              LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
-}
-
-/* ---- frames out -------------------------------------------------- */
-
-#define SMALL ((size_t)8 << 10)    /* frames up to this size are batched */
-#define BATCH ((size_t)32 << 10)   /* room in one batch */
-
-static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
-                     uint32_t aux, size_t len) {
-  plush_hdr h = {.len = (uint32_t)len,
-                 .type = (uint8_t)type,
-                 .status = (uint16_t)status,
-                 .engine = atomic_load(&e->id),
-                 .id = id,
-                 .aux = aux};
-  return h;
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  int n = e->codepth < CODEPTH ? e->codepth : CODEPTH;
+  lua_sethook(e->L, stop, mask, 1);
+  for (int i = 0; i < n; i++) lua_sethook(e->costack[i], stop, mask, 1);
 }
 
 /*
-** Back-pressure (mu held). A chunk that prints in a loop produces faster
-** than any network drains, and every byte it queues is memory. So the Lua
-** thread sleeps while the bytes in flight (the out queue plus what the
-** socket still holds) exceed the high-water mark; the loop wakes it when
-** it has moved the queue to the socket and the socket is below the mark
-** again (onwake, ondrain). Output thus costs about high_water plus one
-** frame of memory, whatever the chunk prints. The wait ends early when
-** the engine stops or the task is interrupted, so a controller that stops
-** reading cannot wedge an interrupt.
+** Interrupts must reach code in coroutines too. A hook belongs to one
+** lua_State (a coroutine inherits its creator's only when created), and
+** while a coroutine runs its resumer sits in a C call where no hook event
+** happens. So coroutine.resume and the functions coroutine.wrap makes
+** publish the coroutines they run on e->costack (under mu, popped after,
+** also on errors), and eng_hook hooks them all along with the main state.
+** While published a coroutine cannot be collected: it is on our stack.
+** Past CODEPTH nested resumes only the outer ones are hooked.
 */
-static void throttle(plush_engine *e) {
-  while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
-         atomic_load(&e->intr) != atomic_load(&e->running)) {
-    e->stats.blocked++;
-    uv_cond_wait(&e->outc, &e->mu);
-  }
-}
-
-/* mu held: n more bytes are queued; the loop is woken for the first. */
-static void account(plush_engine *e, size_t n, int wasempty) {
-  size_t inflight;
-  e->outbytes += n;
-  inflight = e->outbytes + e->sockbytes;
-  if (inflight > e->stats.out_peak) e->stats.out_peak = inflight;
-  if (wasempty) uv_async_send(&e->wake);
-}
-
-/*
-** Small frames (prints, STARTED, most replies) are packed back to back
-** into a batch: one allocation and one socket write for all the frames
-** queued between two wake-ups of the loop, instead of one each, and bytes
-** queued then measure memory used. A batch is a plush_frame whose raw[]
-** holds whole packed frames and whose hdr.len counts them (hdr.type 0
-** marks it; the loop trims it to size before writing). mu held: returns
-** where h's payload goes, its header written and accounted; NULL without
-** memory.
-*/
-static char *slot(plush_engine *e, const plush_hdr *h) {
-  plush_frame *b = e->batch;
-  size_t need = PLUSH_HDR_SIZE + h->len, used;
-  int wasempty = e->out.n == 0;
-  if (b && PLUSH_HDR_SIZE + b->hdr.len + need > BATCH) b = NULL;
-  if (b == NULL) {
-    plush_hdr bh = {.len = (uint32_t)(BATCH - PLUSH_HDR_SIZE)};
-    if ((b = plush_frame_new(&bh)) == NULL) return NULL;
-    if (eng_outpush(&e->out, b) < 0) {
-      plush_frame_unref(b);
-      return NULL;
-    }
-    e->batch = b;
-    used = 0;
-  } else {
-    used = PLUSH_HDR_SIZE + b->hdr.len;
-  }
-  plush_hdr_pack(h, b->raw + used);
-  b->hdr.len = (uint32_t)(used + need - PLUSH_HDR_SIZE);
-  account(e, need, wasempty);
-  return (char *)b->raw + used + PLUSH_HDR_SIZE;
-}
-
-/* mu held: queues a big frame as it is; 0 or PLUSH_ENOMEM. */
-static int post(plush_engine *e, plush_frame *f) {
-  int wasempty = e->out.n == 0;
-  if (eng_outpush(&e->out, f) < 0) return PLUSH_ENOMEM;
-  e->batch = NULL; /* what follows must go after f */
-  account(e, PLUSH_HDR_SIZE + f->hdr.len, wasempty);
-  return 0;
-}
-
-/*
-** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
-** task's reply must not be held up by its own output. 0 or PLUSH_ENOMEM.
-*/
-static int sendcopy(plush_engine *e, int type, uint64_t id, int status,
-                    const void *data, size_t len) {
-  plush_hdr h = hdr(e, type, id, status, 0, len);
-  plush_frame *f = NULL;
-  char *p;
-  int r = 0;
-  if (PLUSH_HDR_SIZE + len > SMALL) {
-    if ((f = plush_frame_new(&h)) == NULL) return PLUSH_ENOMEM;
-    memcpy(plush_frame_payload(f), data, len);
-  }
+static int cocall(lua_State *L, lua_State *co) {
+  plush_engine *e = eng_self(L);
+  int st;
   uv_mutex_lock(&e->mu);
-  if (f) {
-    r = post(e, f);
-  } else if ((p = slot(e, &h)) != NULL) {
-    if (len) memcpy(p, data, len);
-  } else {
-    r = PLUSH_ENOMEM;
-  }
+  if (e->codepth < CODEPTH) e->costack[e->codepth] = co;
+  e->codepth++;
   uv_mutex_unlock(&e->mu);
-  if (r < 0) plush_frame_unref(f);
-  return r;
-}
-
-/* ---- output capture ---------------------------------------------- */
-
-/* Copies the strings at first..last to dst, print style or write style. */
-static void fill(lua_State *L, char *dst, int first, int last, int isprint) {
-  size_t len;
-  for (int i = first; i <= last; i++) {
-    const char *s = lua_tolstring(L, i, &len);
-    if (isprint && i > first) *dst++ = '\t';
-    memcpy(dst, s, len);
-    dst += len;
-  }
-  if (isprint) *dst = '\n';
-}
-
-/*
-** Output too big for a batch goes out in frames of at most CHUNK bytes,
-** each queued as soon as it is full (so back-pressure applies within one
-** huge print too).
-*/
-typedef struct sink {
-  lua_State *L;
-  plush_engine *e;
-  plush_hdr h;
-  plush_frame *f;
-  size_t used, left;
-} sink;
-
-static void put(sink *s, const char *p, size_t n) {
-  while (n > 0) {
-    size_t k;
-    if (s->f == NULL) {
-      s->h.len = (uint32_t)(s->left < CHUNK ? s->left : CHUNK);
-      if ((s->f = plush_frame_new(&s->h)) == NULL)
-        luaL_error(s->L, "not enough memory for output");
-      s->used = 0;
-    }
-    k = s->f->hdr.len - s->used;
-    if (k > n) k = n;
-    memcpy(plush_frame_payload(s->f) + s->used, p, k);
-    s->used += k;
-    s->left -= k;
-    p += k;
-    n -= k;
-    if (s->used == s->f->hdr.len) {
-      plush_frame *f = s->f;
-      int r;
-      s->f = NULL;
-      uv_mutex_lock(&s->e->mu);
-      if ((r = post(s->e, f)) == 0) throttle(s->e);
-      uv_mutex_unlock(&s->e->mu);
-      if (r < 0) {
-        plush_frame_unref(f);
-        luaL_error(s->L, "not enough memory for output");
-      }
-    }
-  }
-}
-
-static void bigemit(lua_State *L, plush_hdr *h, size_t total, int first,
-                    int last, int isprint) {
-  sink s = {L, self(L), *h, NULL, 0, total};
-  size_t len;
-  for (int i = first; i <= last; i++) {
-    const char *p = lua_tolstring(L, i, &len);
-    if (isprint && i > first) put(&s, "\t", 1);
-    put(&s, p, len);
-  }
-  if (isprint) put(&s, "\n", 1);
-}
-
-/*
-** Sends the strings at stack slots first..last as one piece of output:
-** print style (tabs between, newline after) or write style (as is), one
-** OUTPUT frame for the running task (several past CHUNK bytes). Outside a
-** task (finalizers between requests) it goes to the process's own
-** stdout/stderr.
-*/
-static void emit(lua_State *L, uint32_t stream, int first, int last,
-                 int isprint) {
-  plush_engine *e = self(L);
-  uint64_t id = atomic_load(&e->running);
-  size_t total = 0, len;
-  plush_hdr h;
-  char *p;
-  for (int i = first; i <= last; i++) {
-    lua_tolstring(L, i, &len);
-    total += len;
-  }
-  if (isprint) total += (last >= first ? (size_t)(last - first) : 0) + 1;
-  if (total == 0) return;
-  if (id == 0) {
-    FILE *fp = stream == PLUSH_STREAM_STDERR ? stderr : stdout;
-    for (int i = first; i <= last; i++) {
-      const char *s = lua_tolstring(L, i, &len);
-      if (isprint && i > first) fputc('\t', fp);
-      fwrite(s, 1, len, fp);
-    }
-    if (isprint) fputc('\n', fp);
-    fflush(fp);
-    return;
-  }
-  h = hdr(e, PLUSH_T_OUTPUT, id, 0, stream, total);
-  if (PLUSH_HDR_SIZE + total > SMALL) {
-    bigemit(L, &h, total, first, last, isprint);
-    return;
-  }
+  st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   uv_mutex_lock(&e->mu);
-  if ((p = slot(e, &h)) != NULL) {
-    fill(L, p, first, last, isprint);
-    throttle(e);
-  }
+  e->codepth--;
   uv_mutex_unlock(&e->mu);
-  if (p == NULL) luaL_error(L, "not enough memory for output");
+  if (st != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
 }
 
-/* print, formatting exactly as the standard one (luaL_tolstring). */
-static int print(lua_State *L) {
-  int n = lua_gettop(L);
-  luaL_checkstack(L, n, "too many arguments to print");
-  for (int i = 1; i <= n; i++) luaL_tolstring(L, i, NULL);
-  emit(L, PLUSH_STREAM_STDOUT, n + 1, 2 * n, 1);
-  return 0;
+static int coresume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  eng_pushorig(L, "resume");
+  lua_insert(L, 1);
+  return cocall(L, co);
 }
 
-/*
-** Arguments of a write, checked and converted as liolib's g_write does:
-** strings as they are, numbers with LUA_INTEGER_FMT / LUA_NUMBER_FMT (so
-** io.write(1.0) gives "1", unlike print), anything else an argument error.
-*/
-static void towrite(lua_State *L, int first, int last) {
-  for (int i = first; i <= last; i++) {
-    if (lua_type(L, i) == LUA_TNUMBER) {
-      char buf[64];
-      int len = lua_isinteger(L, i)
-                    ? snprintf(buf, sizeof buf, LUA_INTEGER_FMT,
-                               (LUAI_UACINT)lua_tointeger(L, i))
-                    : snprintf(buf, sizeof buf, LUA_NUMBER_FMT,
-                               (LUAI_UACNUMBER)lua_tonumber(L, i));
-      lua_pushlstring(L, buf, (size_t)len);
-      lua_replace(L, i);
-    } else {
-      luaL_checklstring(L, i, NULL);
-    }
+/* What coroutine.wrap returns; upvalues: the original's function, its
+** coroutine. */
+static int cowrapped(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  return cocall(L, lua_tothread(L, lua_upvalueindex(2)));
+}
+
+static int cowrap(lua_State *L) {
+  eng_pushorig(L, "wrap");
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  if (lua_getupvalue(L, -1, 1) == NULL || !lua_isthread(L, -1)) {
+    lua_settop(L, 1); /* not the closure we know: leave it be */
+    return 1;
   }
-}
-
-/* Which captured stream the file at idx is: 1 stdout, 2 stderr, 0 none. */
-static uint32_t streamof(lua_State *L, int idx, int upout, int uperr) {
-  if (lua_rawequal(L, idx, lua_upvalueindex(upout)))
-    return PLUSH_STREAM_STDOUT;
-  if (lua_rawequal(L, idx, lua_upvalueindex(uperr)))
-    return PLUSH_STREAM_STDERR;
-  return 0;
-}
-
-/*
-** file:write, installed in the FILE* methods. Upvalues: the original
-** write, io.stdout, io.stderr. Other files go to the original.
-*/
-static int filewrite(lua_State *L) {
-  int n = lua_gettop(L);
-  uint32_t stream = streamof(L, 1, 2, 3);
-  if (stream == 0) {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    return lua_gettop(L);
-  }
-  towrite(L, 2, n);
-  emit(L, stream, 2, n, 0);
-  lua_settop(L, 1);
+  lua_pushcclosure(L, cowrapped, 2);
   return 1;
 }
 
-/*
-** io.write. Upvalues: the original io.write, the original io.output,
-** io.stdout, io.stderr. Captured while the default output file is still
-** stdout (or stderr); after io.output("f") it writes to f as usual.
-** Returns the file, as the original does.
-*/
-static int iowrite(lua_State *L) {
-  int n = lua_gettop(L);
-  uint32_t stream;
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_call(L, 0, 1);
-  stream = streamof(L, n + 1, 3, 4);
-  if (stream == 0) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    return lua_gettop(L);
-  }
-  towrite(L, 1, n);
-  emit(L, stream, 1, n, 0);
-  return 1;
-}
-
-static void capture(lua_State *L) {
-  int io, methods;
+static void cotrack(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, LUA_IOLIBNAME);
-  io = lua_gettop(L);
-  lua_getfield(L, io, "write");
-  lua_getfield(L, io, "output");
-  lua_getfield(L, io, "stdout");
-  lua_getfield(L, io, "stderr");
-  lua_pushcclosure(L, iowrite, 4);
-  lua_setfield(L, io, "write");
-  luaL_getmetatable(L, LUA_FILEHANDLE);
-  lua_getfield(L, -1, "__index");
-  methods = lua_gettop(L);
-  if (lua_istable(L, methods)) {
-    lua_getfield(L, methods, "write");
-    lua_getfield(L, io, "stdout");
-    lua_getfield(L, io, "stderr");
-    lua_pushcclosure(L, filewrite, 3);
-    lua_setfield(L, methods, "write");
+  if (lua_getfield(L, -1, LUA_COLIBNAME) == LUA_TTABLE) {
+    eng_replace(L, lua_gettop(L), "resume", "resume", coresume);
+    eng_replace(L, lua_gettop(L), "wrap", "wrap", cowrap);
   }
-  lua_settop(L, io - 2);
-  lua_register(L, "print", print);
+  lua_pop(L, 2);
 }
 
 /* ---- the state --------------------------------------------------- */
@@ -396,7 +123,8 @@ static int build(lua_State *L) {
   luaL_openlibs(L);
   luaL_requiref(L, "cjson", luaopen_cjson, 1);
   lua_pop(L, 1);
-  capture(L);
+  eng_capture(L);
+  cotrack(L);
   return 0;
 }
 
@@ -422,7 +150,7 @@ static lua_State *newstate(plush_engine *e) {
 ** raise or return non-zero to refuse).
 */
 static int welcomed(lua_State *L) {
-  plush_engine *e = self(L);
+  plush_engine *e = eng_self(L);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)atomic_load(&e->id));
   lua_setfield(L, -2, "id");
@@ -483,46 +211,46 @@ static int failreply(lua_State *L) {
 }
 
 /*
-** Serves one request under a protected call (eng_serve, engine_ops.c,
-** leaves the encoded reply in e->enc and its status in t->status), and
-** makes the reply frame. Whatever fails, the request gets exactly one
-** reply.
+** The reply when building the normal one failed (the reason on top):
+** failreply under pcall, else the hand-made out-of-memory map.
 */
-static plush_frame *serve(lua_State *L, task *t) {
+static void fallback(lua_State *L, task *t) {
+  lua_pushcfunction(L, failreply);
+  lua_pushlightuserdata(L, t);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    t->e->enc.len = 0;
+    plush_buf_append(&t->e->enc, oom, sizeof oom - 1);
+  }
+}
+
+/*
+** Serves one request under a protected call: eng_serve (engine_ops.c)
+** leaves the encoded reply in e->enc and its status in t->status.
+** Whatever fails, e->enc ends up holding exactly one reply.
+*/
+static void serve(lua_State *L, task *t) {
   plush_engine *e = t->e;
-  plush_frame *f;
+  uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
   int st;
   e->enc.len = 0;
   lua_pushcfunction(L, eng_serve);
   lua_pushlightuserdata(L, t);
   st = lua_pcall(L, 1, 0, 0);
-  if (st == LUA_OK && e->enc.len > (e->o.max_frame ? e->o.max_frame
-                                                   : PLUSH_DEFAULT_MAX_FRAME)) {
-    lua_pushfstring(L, "reply of %I bytes is over the frame limit",
-                    (lua_Integer)e->enc.len);
+  if (st == LUA_OK && e->enc.len > limit) {
+    lua_pushfstring(L, "reply of %I bytes is over the %I-byte frame limit",
+                    (lua_Integer)e->enc.len, (lua_Integer)limit);
     st = LUA_ERRRUN;
+  }
+  if (st != LUA_OK && e->fired == t->req->hdr.id) {
+    t->status = PLUSH_S_ERROR; /* interrupted while decoding, say */
+    lua_pushliteral(L, "interrupted");
   }
   if (st != LUA_OK) {
     if (t->status == PLUSH_S_OK) t->status = PLUSH_S_ERROR;
     if (!lua_isstring(L, -1)) lua_pushliteral(L, "unknown error");
-    lua_pushcfunction(L, failreply);
-    lua_pushlightuserdata(L, t);
-    lua_pushvalue(L, -3);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-      e->enc.len = 0;
-      plush_buf_append(&e->enc, oom, sizeof oom - 1);
-    }
+    fallback(L, t);
   }
-  f = newframe(e, PLUSH_T_REPLY, t->req->hdr.id, t->status, 0, e->enc.len);
-  if (f == NULL) {
-    t->status = PLUSH_S_ERROR;
-    f = newframe(e, PLUSH_T_REPLY, t->req->hdr.id, t->status, 0,
-                 sizeof oom - 1);
-    if (f) memcpy(plush_frame_payload(f), oom, sizeof oom - 1);
-  } else if (e->enc.len) {
-    memcpy(plush_frame_payload(f), e->enc.data, e->enc.len);
-  }
-  return f;
 }
 
 /*
@@ -564,30 +292,24 @@ static void loop(plush_engine *e, lua_State *L) {
   inreq r;
   while (take(e, &r)) {
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK};
-    plush_frame *reply;
+    uint64_t id = r.f->hdr.id;
+    e->fired = 0;
     if (r.cancelled) {
       t.status = PLUSH_S_ERROR;
-      lua_pushcfunction(L, failreply);
-      lua_pushlightuserdata(L, &t);
       lua_pushliteral(L, "interrupted");
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        e->enc.len = 0;
-        plush_buf_append(&e->enc, oom, sizeof oom - 1);
-      }
-      reply = newframe(e, PLUSH_T_REPLY, r.f->hdr.id, t.status, 0,
-                       e->enc.len);
-      if (reply) memcpy(plush_frame_payload(reply), e->enc.data, e->enc.len);
+      fallback(L, &t);
     } else {
-      post(e, newframe(e, PLUSH_T_STARTED, r.f->hdr.id, 0, 0, 0), 0);
-      reply = serve(L, &t);
+      eng_sendcopy(e, PLUSH_T_STARTED, id, 0, NULL, 0);
+      serve(L, &t);
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
+    if (eng_sendcopy(e, PLUSH_T_REPLY, id, t.status, e->enc.data, e->enc.len) < 0)
+      eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom, sizeof oom - 1);
     if (done(e)) {
       lua_gc(L, LUA_GCSTEP, 0);
       if (e->enc.cap > ENC_KEEP) plush_buf_free(&e->enc);
     }
-    if (reply) post(e, reply, 0);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -454,7 +455,9 @@ static void encok(lua_State *L, task *t) {
     return;
   }
   b->len = 0;
-  if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)
+  if (t->e->fired == t->req->hdr.id) /* the hook hit the codec */
+    snprintf(err, sizeof err, "interrupted");
+  else if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)
     memcpy(err, err2, sizeof err);
   b->len = 0;
   errtable(L, err);

@@ -69,6 +69,9 @@ typedef struct client {
   uv_timer_t timer;     /* poll / connect / close deadlines */
   uv_poll_t intpoll;    /* watches intpipe[0] */
   int haspoll;
+  uv_poll_t fdpoll;     /* watches the fd poll was given (the shell's tty) */
+  int hasfd, fd;        /* fdpoll is initialised, for fd */
+  int fdready;          /* fd became readable; -1: fd cannot be watched */
   int fired;            /* the timer went off */
   int ready;            /* handshake done */
   int welcomed;         /* WELCOME received: cid known */
@@ -190,6 +193,8 @@ static void teardown(client *c, double grace) {
   uv_close((uv_handle_t *)&c->timer, NULL);
   if (c->haspoll) uv_close((uv_handle_t *)&c->intpoll, NULL);
   c->haspoll = 0;
+  if (c->hasfd) uv_close((uv_handle_t *)&c->fdpoll, NULL);
+  c->hasfd = 0;
   uv_run(c->loop, UV_RUN_DEFAULT);
   /* A loop that cannot close still has handles pointing into it: leak it
   ** rather than free memory libuv may touch. */
@@ -252,6 +257,7 @@ static int l_connect(lua_State *L) {
   lua_Integer port = luaL_checkinteger(L, 2);
   const char *keyhex = luaL_checkstring(L, 3);
   double timeout = luaL_optnumber(L, 4, 10);
+  int encrypt = lua_toboolean(L, 5); /* true: sealed even on loopback */
   uint8_t key[PLUSH_KEY_SIZE];
   char err[640];
   plush_conn_opts o;
@@ -278,6 +284,7 @@ static int l_connect(lua_State *L) {
   o.key = key;
   o.role = PLUSH_ROLE_CLIENT;
   o.handshake_timeout = timeout + 1; /* our own timer speaks first */
+  o.encrypt = encrypt;
   r = plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
   if (r < 0) {
     snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
@@ -534,7 +541,49 @@ static int pushevent(lua_State *L, plush_frame *f) {
 }
 
 static int pending(client *c) {
-  return c->qlen > 0 || c->owed || gotint;
+  return c->qlen > 0 || c->owed || gotint || c->fdready;
+}
+
+static void onfd(uv_poll_t *p, int status, int events) {
+  client *c = p->data;
+  (void)status, (void)events;
+  c->fdready = 1;
+  uv_poll_stop(p);
+}
+
+static void onfdclose(uv_handle_t *h) {
+  ((client *)h->data)->hasfd = 0;
+}
+
+/*
+** poll's optional fd: the interactive shell waits on its terminal and on
+** the controller in one call. One handle, kept while the fd stays the
+** same. uv_poll_init puts the fd in non-blocking mode; on a terminal that
+** flag belongs to the open file every process on it shares (stdout too,
+** whose writes would then fail with EAGAIN), and epoll does not need it,
+** so the old flags are put back. An fd epoll refuses (a regular file) is
+** always readable: fdready = -1 says so.
+*/
+static void watchfd(client *c, int fd) {
+  int flags, r;
+  if (c->hasfd && c->fd != fd) {
+    uv_close((uv_handle_t *)&c->fdpoll, onfdclose);
+    while (c->hasfd) uv_run(c->loop, UV_RUN_NOWAIT);
+  }
+  c->fdready = 0;
+  if (!c->hasfd) {
+    flags = fcntl(fd, F_GETFL);
+    r = uv_poll_init(c->loop, &c->fdpoll, fd);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags);
+    if (r < 0) {
+      c->fdready = -1;
+      return;
+    }
+    c->fdpoll.data = c;
+    c->hasfd = 1;
+    c->fd = fd;
+  }
+  uv_poll_start(&c->fdpoll, UV_READABLE, onfd);
 }
 
 /*
@@ -542,20 +591,24 @@ static int pending(client *c) {
 ** (t < 0: no limit, t == 0: one non-blocking turn). Once the connection
 ** is gone nothing more can arrive, so poll returns at once.
 */
-static void await(client *c, double t) {
+static void await(client *c, double t, int fd) {
   watchint(c);
+  if (fd >= 0) watchfd(c, fd);
   uv_run(c->loop, UV_RUN_NOWAIT);
-  if (t == 0 || pending(c) || c->conn == NULL) return;
-  if (t > 0) settimer(c, t);
-  while (!pending(c) && !c->fired && c->conn != NULL)
-    if (uv_run(c->loop, UV_RUN_ONCE) == 0) break;
-  uv_timer_stop(&c->timer);
+  if (t != 0 && !pending(c) && c->conn != NULL) {
+    if (t > 0) settimer(c, t);
+    while (!pending(c) && !c->fired && c->conn != NULL)
+      if (uv_run(c->loop, UV_RUN_ONCE) == 0) break;
+    uv_timer_stop(&c->timer);
+  }
+  if (c->hasfd) uv_poll_stop(&c->fdpoll);
 }
 
 static int l_poll(lua_State *L) {
   client *c = toclient(L);
   double t = -1;
-  lua_Integer n = 0;
+  lua_Integer n = 0, fd = luaL_optinteger(L, 3, -1);
+  luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
   if (!lua_isnoneornil(L, 2)) {
     t = luaL_checknumber(L, 2);
     luaL_argcheck(L, t == t, 2, "number of seconds expected");
@@ -563,7 +616,7 @@ static int l_poll(lua_State *L) {
     if (t > 1e9) t = -1;
   }
   lua_newtable(L);
-  if (c->loop != NULL) await(c, t);
+  if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
   while (c->qlen > 0) {
@@ -577,6 +630,13 @@ static int l_poll(lua_State *L) {
     lua_createtable(L, 0, 2);
     setstr(L, "kind", "closed");
     setstr(L, "message", c->msg);
+    lua_rawseti(L, -2, ++n);
+  }
+  if (c->fdready) {
+    c->fdready = 0;
+    lua_createtable(L, 0, 2);
+    setstr(L, "kind", "readable");
+    setint(L, "fd", fd);
     lua_rawseti(L, -2, ++n);
   }
   if (gotint) {

@@ -8,6 +8,9 @@
 ** the exit status (0 after SHUTDOWN or a signal, 1 on failure).
 */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +138,12 @@ int main(int argc, char **argv) {
   if (logfile && (rc = plush_log_open(logfile, "plush-engine")) < 0)
     return die("cannot open log file %s: %s", logfile, strerror(-rc));
   if (!logfile) plush_log_open(NULL, "plush-engine");
+#ifdef __GLIBC__
+  /* Big blocks (output chunks, big strings) straight from mmap, so they
+  ** go back to the system when freed: an idle engine stays small after
+  ** a task that printed or built a few hundred megabytes. */
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
   /* A dead controller must be an EPIPE, not a silent death. */
   signal(SIGPIPE, SIG_IGN);
 
@@ -143,6 +152,7 @@ int main(int argc, char **argv) {
   o.host = cf.host;
   o.port = cf.port;
   o.key = cf.key;
+  o.encrypt = cf.encrypt;
   o.id = (int)id;
   o.on_exit = onexit;
   o.data = &r;

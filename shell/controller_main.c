@@ -53,6 +53,8 @@ static void usage(FILE *f) {
           "  --dead-after S    declare an engine dead after S silent seconds (default 10)\n"
           "  --hwm N           balanced tasks in flight per engine (default 2)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
+          "  --encrypt         encrypt every connection, loopback included\n"
+          "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
           "  --help, --version\n");
 }
@@ -212,6 +214,8 @@ int main(int argc, char **argv) {
       db = need(argc, argv, i++);
     } else if (!strcmp(a, "--max-frame")) {
       o.max_frame = strtoull(need(argc, argv, i++), NULL, 10);
+    } else if (!strcmp(a, "--encrypt")) {
+      o.encrypt = info.encrypt = 1;
     } else {
       fprintf(stderr, "plush-controller: unknown option %s (see --help)\n", a);
       return 2;
@@ -262,8 +266,8 @@ int main(int argc, char **argv) {
     die(m);
   }
   if (strcmp(o.ip, "127.0.0.1") != 0 && strcmp(o.ip, "::1") != 0)
-    plush_warn("listening on %s beyond loopback: the key is the only guard",
-               o.ip);
+    plush_info("listening on %s beyond loopback: peers off this host get "
+               "encrypted connections", o.ip);
   snprintf(info.host, sizeof info.host, "%s",
            strcmp(o.ip, "0.0.0.0") == 0 ? "127.0.0.1" : o.ip);
   info.port = plush_ctl_port(g.ctl);

@@ -3,10 +3,11 @@
 **
 ** Everything the shell does is Lua (lua/plush/cli.lua and what it
 ** requires). This file only prepares the state: the standard libraries,
-** plush.core preloaded, module paths for the build tree or the install
-** prefix, the environment the child daemons need, the `arg` table; then
-** it calls require("plush.cli").main(arg) and turns its answer into the
-** exit status.
+** plush.core and plush.edit (shell/edit.c) preloaded, module paths for
+** the build tree or the install prefix, the environment the child
+** daemons need, the `arg` table; then it calls
+** require("plush.cli").main(arg) and turns its answer into the exit
+** status.
 */
 #include <limits.h>
 #include <signal.h>
@@ -20,6 +21,9 @@
 #include <lualib.h>
 
 #include "lua_core.h"
+
+/* shell/edit.c: the line editor, for the interactive shell. */
+int luaopen_plush_edit(lua_State *L);
 
 static const char *progname = "plush";
 
@@ -117,6 +121,8 @@ static int pmain(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_plush_core);
   lua_setfield(L, -2, "plush.core");
+  lua_pushcfunction(L, luaopen_plush_edit);
+  lua_setfield(L, -2, "plush.edit");
   lua_pop(L, 1);
   setpaths(L);
   lua_getglobal(L, "require");

@@ -44,6 +44,7 @@ typedef struct fake {
   int exited, status;
   char reason[256];
   int timedout, closed;
+  int encrypt;              /* the fake controller asks for sealed frames */
   uint32_t id;
 } fake;
 
@@ -68,7 +69,7 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
 static const plush_conn_cbs fakecbs = {NULL, onframe, NULL, onclose};
 
 static void onconnect(uv_stream_t *server, int status) {
-  plush_conn_opts o = {.key = F.key};
+  plush_conn_opts o = {.key = F.key, .encrypt = F.encrypt};
   plush_conn *c;
   cr_assert_eq(status, 0);
   cr_assert_null(F.conn, "a second engine connected");
@@ -364,6 +365,7 @@ Test(engine, output_comes_before_the_reply_in_order) {
           "io.stdout:write('y', 'z'):write('!')\n"
           "io.stderr:write('e')\n"
           "print()\n"
+          "coroutine.wrap(function() print('co') end)()\n"
           "return io.write('') == io.stdout");
   plush_frame_unref(expect(PLUSH_T_STARTED, 5));
   output("a\t1\tnil\t2.5\ttrue\n", PLUSH_STREAM_STDOUT, 5);
@@ -372,10 +374,47 @@ Test(engine, output_comes_before_the_reply_in_order) {
   output("!", PLUSH_STREAM_STDOUT, 5);
   output("e", PLUSH_STREAM_STDERR, 5);
   output("\n", PLUSH_STREAM_STDOUT, 5);
+  output("co\n", PLUSH_STREAM_STDOUT, 5);
   f = expect(PLUSH_T_REPLY, 5);
   decode(f);
   plush_frame_unref(f);
   ok("v.r[1] == true");
+  shutdown_();
+}
+
+/*
+** On a sealed connection every frame is its own record: the engine's
+** batches of small frames must be taken apart, in order.
+*/
+static int ready_(void) { return F.conn && plush_conn_is_ready(F.conn); }
+
+Test(engine, sealed_connection) {
+  plush_frame *f;
+  char src[64];
+  init();
+  F.encrypt = 1;
+  start(-1, 0, F.port);
+  until(ready_, "the handshake", 0);
+  cr_assert(plush_conn_secure(F.conn));
+  plush_frame_unref(expect(PLUSH_T_REGISTER, 0));
+  F.id = 6;
+  sendval(PLUSH_T_WELCOME, 0, "return {id = 6}");
+  for (int i = 1; i <= 20; i++) {
+    snprintf(src, sizeof src, "print(%d) io.write('x') return %d", i, i);
+    exec((uint64_t)i, src);
+  }
+  for (int i = 1; i <= 20; i++) {
+    snprintf(src, sizeof src, "%d\n", i);
+    plush_frame_unref(expect(PLUSH_T_STARTED, (uint64_t)i));
+    output(src, PLUSH_STREAM_STDOUT, (uint64_t)i);
+    output("x", PLUSH_STREAM_STDOUT, (uint64_t)i);
+    f = expect(PLUSH_T_REPLY, (uint64_t)i);
+    decode(f);
+    plush_frame_unref(f);
+    lua_pushinteger(F.L, i);
+    lua_setglobal(F.L, "i");
+    ok("v.r[1] == i");
+  }
   shutdown_();
 }
 
@@ -602,6 +641,63 @@ Test(engine, interrupt_a_queued_request) {
   exec(3, "return ran");
   reply(3, PLUSH_S_OK);
   ok("v.r.n == 1 and v.r[1] == nil");
+  shutdown_();
+}
+
+/*
+** An interrupt may land before the user's code runs, while the request
+** is still being decoded (a big one): that is "interrupted" too, never a
+** bad request.
+*/
+Test(engine, interrupt_while_decoding) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "local t = {} for i = 1, 300000 do t[i] = i end\n"
+                          "return {op = 'apply', args = {n = 1, t},\n"
+                          "  f = function(t) while true do end end}");
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  while ((f = next())->hdr.type == PLUSH_T_STARTED) plush_frame_unref(f);
+  cr_assert_eq(f->hdr.type, PLUSH_T_REPLY);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR, "status %d", f->hdr.status);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.kind == 'RemoteError' and v.message:find('interrupted')");
+  shutdown_();
+}
+
+/* Code looping inside a coroutine is interrupted as well. */
+Test(engine, interrupt_inside_a_coroutine) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  exec(1, "gen = coroutine.wrap(function() while true do end end)\n"
+          "local co = coroutine.create(function() gen() end)\n"
+          "assert(coroutine.resume(co))");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  sendhdr(PLUSH_T_PING, 0, 1);
+  plush_frame_unref(expect(PLUSH_T_PONG, 0));
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  f = expect(PLUSH_T_REPLY, 1);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted')");
+  /* A resume that returns false must not swallow the interrupt. */
+  exec(2, "local co = coroutine.create(function() while true do end end)\n"
+          "while true do coroutine.resume(co) end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 2));
+  sendhdr(PLUSH_T_PING, 0, 2);
+  plush_frame_unref(expect(PLUSH_T_PONG, 0));
+  sendhdr(PLUSH_T_INTERRUPT, 2, 0);
+  f = expect(PLUSH_T_REPLY, 2);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted')");
+  exec(3, "return coroutine.resume(coroutine.create(function(a) "
+          "return a + 1 end), 1)");
+  reply(3, PLUSH_S_OK);
+  ok("v.r[1] == true and v.r[2] == 2");
+  exec(4, "local g = coroutine.wrap(function() error('in co') end) g()");
+  reply(4, PLUSH_S_ERROR);
+  ok("v.message:find('in co')");
   shutdown_();
 }
 

@@ -118,7 +118,8 @@ local function dial(info, timeout)
   local h = info.host
   if h == "0.0.0.0" or h == "*" or h == "" then h = "127.0.0.1" end
   if h == "::" then h = "::1" end
-  local ok, conn = pcall(core.connect, h, info.port, info.key, timeout)
+  local ok, conn = pcall(core.connect, h, info.port, info.key, timeout,
+    info.encrypt == true)
   if not ok then
     if type(conn) == "string" then util.raise(util.strip_where(conn)) end
     error(conn, 0)

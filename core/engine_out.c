@@ -1,0 +1,379 @@
+/*
+** engine_out.c — what leaves the Lua thread: print, io.write and
+** file:write captured as OUTPUT frames, STARTED and REPLY frames, all
+** through the out queue to the I/O side, with batching and back-pressure.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "engine_int.h"
+#include "log.h"
+#include "plush.h"
+
+#define CHUNK ((size_t)4 << 20)    /* largest OUTPUT frame */
+
+static int origkey;
+
+/*
+** The library functions plush replaces (io.write, file:write, io.output,
+** coroutine.resume/wrap) and io.stdout/io.stderr, kept in a registry
+** table so that the replacements can be plain C functions, which the
+** codec can name ("io.write") when a function that uses them travels.
+*/
+void eng_pushorig(lua_State *L, const char *name) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &origkey);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+}
+
+/* mod[name] = f, the original kept as ORIG[orig]. */
+void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
+                 lua_CFunction f) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &origkey);
+  lua_getfield(L, mod, name);
+  lua_setfield(L, -2, orig);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, f);
+  lua_setfield(L, mod, name);
+}
+
+/* ---- frames out -------------------------------------------------- */
+
+#define SMALL ((size_t)8 << 10)    /* frames up to this size are batched */
+#define BATCH ((size_t)32 << 10)   /* room in one batch */
+
+static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
+                     uint32_t aux, size_t len) {
+  plush_hdr h = {.len = (uint32_t)len,
+                 .type = (uint8_t)type,
+                 .status = (uint16_t)status,
+                 .engine = atomic_load(&e->id),
+                 .id = id,
+                 .aux = aux};
+  return h;
+}
+
+/*
+** Back-pressure (mu held). A chunk that prints in a loop produces faster
+** than any network drains, and every byte it queues is memory. So the Lua
+** thread sleeps while the bytes in flight (the out queue plus what the
+** socket still holds) exceed the high-water mark; the loop wakes it when
+** it has moved the queue to the socket and the socket is below the mark
+** again (onwake, ondrain). Output thus costs about high_water plus one
+** frame of memory, whatever the chunk prints. The wait ends early when
+** the engine stops or the task is interrupted, so a controller that stops
+** reading cannot wedge an interrupt.
+*/
+static void throttle(plush_engine *e) {
+  while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
+         atomic_load(&e->intr) != atomic_load(&e->running)) {
+    e->stats.blocked++;
+    uv_cond_wait(&e->outc, &e->mu);
+  }
+}
+
+/* mu held: n more bytes are queued; the loop is woken for the first. */
+static void account(plush_engine *e, size_t n, int wasempty) {
+  size_t inflight;
+  e->outbytes += n;
+  inflight = e->outbytes + e->sockbytes;
+  if (inflight > e->stats.out_peak) e->stats.out_peak = inflight;
+  if (wasempty) uv_async_send(&e->wake);
+}
+
+/*
+** Small frames (prints, STARTED, most replies) are packed back to back
+** into a batch: one allocation and one socket write for all the frames
+** queued between two wake-ups of the loop, instead of one each, and bytes
+** queued then measure memory used. A batch is a plush_frame whose raw[]
+** holds whole packed frames and whose hdr.len counts them (hdr.type 0
+** marks it; the loop trims it to size before writing). mu held: returns
+** where h's payload goes, its header written and accounted; NULL without
+** memory.
+*/
+static char *slot(plush_engine *e, const plush_hdr *h) {
+  plush_frame *b = e->batch;
+  size_t need = PLUSH_HDR_SIZE + h->len, used;
+  int wasempty = e->out.n == 0;
+  if (b && PLUSH_HDR_SIZE + b->hdr.len + need > BATCH) b = NULL;
+  if (b == NULL) {
+    plush_hdr bh = {.len = (uint32_t)(BATCH - PLUSH_HDR_SIZE)};
+    if ((b = plush_frame_new(&bh)) == NULL) return NULL;
+    if (eng_outpush(&e->out, b) < 0) {
+      plush_frame_unref(b);
+      return NULL;
+    }
+    e->batch = b;
+    used = 0;
+  } else {
+    used = PLUSH_HDR_SIZE + b->hdr.len;
+  }
+  plush_hdr_pack(h, b->raw + used);
+  b->hdr.len = (uint32_t)(used + need - PLUSH_HDR_SIZE);
+  account(e, need, wasempty);
+  return (char *)b->raw + used + PLUSH_HDR_SIZE;
+}
+
+/* mu held: queues a big frame as it is; 0 or PLUSH_ENOMEM. */
+static int post(plush_engine *e, plush_frame *f) {
+  int wasempty = e->out.n == 0;
+  if (eng_outpush(&e->out, f) < 0) return PLUSH_ENOMEM;
+  e->batch = NULL; /* what follows must go after f */
+  account(e, PLUSH_HDR_SIZE + f->hdr.len, wasempty);
+  return 0;
+}
+
+/*
+** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
+** task's reply must not be held up by its own output. 0 or PLUSH_ENOMEM.
+*/
+int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
+                    const void *data, size_t len) {
+  plush_hdr h = hdr(e, type, id, status, 0, len);
+  plush_frame *f = NULL;
+  char *p;
+  int r = 0;
+  if (PLUSH_HDR_SIZE + len > SMALL) {
+    if ((f = plush_frame_new(&h)) == NULL) return PLUSH_ENOMEM;
+    memcpy(plush_frame_payload(f), data, len);
+  }
+  uv_mutex_lock(&e->mu);
+  if (f) {
+    r = post(e, f);
+  } else if ((p = slot(e, &h)) != NULL) {
+    if (len) memcpy(p, data, len);
+  } else {
+    r = PLUSH_ENOMEM;
+  }
+  uv_mutex_unlock(&e->mu);
+  if (r < 0) plush_frame_unref(f);
+  return r;
+}
+
+/* ---- output capture ---------------------------------------------- */
+
+/* Copies the strings at first..last to dst, print style or write style. */
+static void fill(lua_State *L, char *dst, int first, int last, int isprint) {
+  size_t len;
+  for (int i = first; i <= last; i++) {
+    const char *s = lua_tolstring(L, i, &len);
+    if (isprint && i > first) *dst++ = '\t';
+    memcpy(dst, s, len);
+    dst += len;
+  }
+  if (isprint) *dst = '\n';
+}
+
+/*
+** Output too big for a batch goes out in frames of at most CHUNK bytes,
+** each queued as soon as it is full (so back-pressure applies within one
+** huge print too).
+*/
+typedef struct sink {
+  lua_State *L;
+  plush_engine *e;
+  plush_hdr h;
+  plush_frame *f;
+  size_t used, left;
+} sink;
+
+static void put(sink *s, const char *p, size_t n) {
+  while (n > 0) {
+    size_t k;
+    if (s->f == NULL) {
+      s->h.len = (uint32_t)(s->left < CHUNK ? s->left : CHUNK);
+      if ((s->f = plush_frame_new(&s->h)) == NULL)
+        luaL_error(s->L, "not enough memory for output");
+      s->used = 0;
+    }
+    k = s->f->hdr.len - s->used;
+    if (k > n) k = n;
+    memcpy(plush_frame_payload(s->f) + s->used, p, k);
+    s->used += k;
+    s->left -= k;
+    p += k;
+    n -= k;
+    if (s->used == s->f->hdr.len) {
+      plush_frame *f = s->f;
+      int r;
+      s->f = NULL;
+      uv_mutex_lock(&s->e->mu);
+      if ((r = post(s->e, f)) == 0) throttle(s->e);
+      uv_mutex_unlock(&s->e->mu);
+      if (r < 0) {
+        plush_frame_unref(f);
+        luaL_error(s->L, "not enough memory for output");
+      }
+    }
+  }
+}
+
+static void bigemit(lua_State *L, plush_hdr *h, size_t total, int first,
+                    int last, int isprint) {
+  sink s = {L, eng_self(L), *h, NULL, 0, total};
+  size_t len;
+  for (int i = first; i <= last; i++) {
+    const char *p = lua_tolstring(L, i, &len);
+    if (isprint && i > first) put(&s, "\t", 1);
+    put(&s, p, len);
+  }
+  if (isprint) put(&s, "\n", 1);
+}
+
+/*
+** Sends the strings at stack slots first..last as one piece of output:
+** print style (tabs between, newline after) or write style (as is), one
+** OUTPUT frame for the running task (several past CHUNK bytes). Outside a
+** task (finalizers between requests) it goes to the process's own
+** stdout/stderr.
+*/
+static void emit(lua_State *L, uint32_t stream, int first, int last,
+                 int isprint) {
+  plush_engine *e = eng_self(L);
+  uint64_t id = atomic_load(&e->running);
+  size_t total = 0, len;
+  plush_hdr h;
+  char *p;
+  for (int i = first; i <= last; i++) {
+    lua_tolstring(L, i, &len);
+    total += len;
+  }
+  if (isprint) total += (last >= first ? (size_t)(last - first) : 0) + 1;
+  if (total == 0) return;
+  if (id == 0) {
+    FILE *fp = stream == PLUSH_STREAM_STDERR ? stderr : stdout;
+    for (int i = first; i <= last; i++) {
+      const char *s = lua_tolstring(L, i, &len);
+      if (isprint && i > first) fputc('\t', fp);
+      fwrite(s, 1, len, fp);
+    }
+    if (isprint) fputc('\n', fp);
+    fflush(fp);
+    return;
+  }
+  h = hdr(e, PLUSH_T_OUTPUT, id, 0, stream, total);
+  if (PLUSH_HDR_SIZE + total > SMALL) {
+    bigemit(L, &h, total, first, last, isprint);
+    return;
+  }
+  uv_mutex_lock(&e->mu);
+  if ((p = slot(e, &h)) != NULL) {
+    fill(L, p, first, last, isprint);
+    throttle(e);
+  }
+  uv_mutex_unlock(&e->mu);
+  if (p == NULL) luaL_error(L, "not enough memory for output");
+}
+
+/* print, formatting exactly as the standard one (luaL_tolstring). */
+static int print(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checkstack(L, n, "too many arguments to print");
+  for (int i = 1; i <= n; i++) luaL_tolstring(L, i, NULL);
+  emit(L, PLUSH_STREAM_STDOUT, n + 1, 2 * n, 1);
+  return 0;
+}
+
+/*
+** Arguments of a write, checked and converted as liolib's g_write does:
+** strings as they are, numbers with LUA_INTEGER_FMT / LUA_NUMBER_FMT (so
+** io.write(1.0) gives "1", unlike print), anything else an argument error.
+*/
+static void towrite(lua_State *L, int first, int last) {
+  for (int i = first; i <= last; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      char buf[64];
+      int len = lua_isinteger(L, i)
+                    ? snprintf(buf, sizeof buf, LUA_INTEGER_FMT,
+                               (LUAI_UACINT)lua_tointeger(L, i))
+                    : snprintf(buf, sizeof buf, LUA_NUMBER_FMT,
+                               (LUAI_UACNUMBER)lua_tonumber(L, i));
+      lua_pushlstring(L, buf, (size_t)len);
+      lua_replace(L, i);
+    } else {
+      luaL_checklstring(L, i, NULL);
+    }
+  }
+}
+
+/* Which captured stream the file at idx is: 1 stdout, 2 stderr, 0 none. */
+static uint32_t streamof(lua_State *L, int idx) {
+  uint32_t stream = 0;
+  idx = lua_absindex(L, idx);
+  eng_pushorig(L, "stdout");
+  eng_pushorig(L, "stderr");
+  if (lua_rawequal(L, idx, -2))
+    stream = PLUSH_STREAM_STDOUT;
+  else if (lua_rawequal(L, idx, -1))
+    stream = PLUSH_STREAM_STDERR;
+  lua_pop(L, 2);
+  return stream;
+}
+
+/* The original function ORIG[name] on the arguments, all results back. */
+static int passon(lua_State *L, const char *name) {
+  eng_pushorig(L, name);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* file:write, in the FILE* methods: stdout and stderr are captured. */
+static int filewrite(lua_State *L) {
+  int n = lua_gettop(L);
+  uint32_t stream = streamof(L, 1);
+  if (stream == 0) return passon(L, "filewrite");
+  towrite(L, 2, n);
+  emit(L, stream, 2, n, 0);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/*
+** io.write: captured while the default output file is still stdout (or
+** stderr); after io.output("f") it writes to f as usual. Returns the
+** file, as the original does.
+*/
+static int iowrite(lua_State *L) {
+  int n = lua_gettop(L);
+  uint32_t stream;
+  eng_pushorig(L, "output");
+  lua_call(L, 0, 1);
+  stream = streamof(L, -1);
+  if (stream == 0) {
+    lua_pop(L, 1);
+    return passon(L, "write");
+  }
+  towrite(L, 1, n);
+  emit(L, stream, 1, n, 0);
+  return 1;
+}
+
+void eng_capture(lua_State *L) {
+  int io, methods;
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &origkey);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, LUA_IOLIBNAME);
+  io = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &origkey);
+  lua_getfield(L, io, "output");
+  lua_setfield(L, -2, "output");
+  lua_getfield(L, io, "stdout");
+  lua_setfield(L, -2, "stdout");
+  lua_getfield(L, io, "stderr");
+  lua_setfield(L, -2, "stderr");
+  lua_pop(L, 1);
+  eng_replace(L, io, "write", "write", iowrite);
+  luaL_getmetatable(L, LUA_FILEHANDLE);
+  lua_getfield(L, -1, "__index");
+  methods = lua_gettop(L);
+  if (lua_istable(L, methods))
+    eng_replace(L, methods, "write", "filewrite", filewrite);
+  lua_settop(L, io - 2);
+  lua_register(L, "print", print);
+}
+
