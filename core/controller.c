@@ -72,8 +72,42 @@ static peer *client_of(plush_ctl *c, uint64_t id) {
 
 /* ---- sending ---- */
 
-static void sendframe(peer *p, plush_frame *f) {
-  if (p && p->conn) plush_conn_write_frame(p->conn, f);
+/*
+** Back-pressure. A client that reads slower than an engine writes (a chunk
+** printing gigabytes, a flood of results) would make the controller buffer
+** without bound. So when a client's queue passes the high-water mark, the
+** engine feeding it stops being read (TCP then pushes back on the engine,
+** whose Lua thread blocks in print); when the client drains, the engines it
+** held are read again. Holds are counted: two slow clients, one engine.
+*/
+static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
+  uint32_t *h;
+  int i;
+  if (client == NULL || client->conn == NULL) return;
+  plush_conn_write_frame(client->conn, f);
+  if (plush_conn_queued(client->conn) <= c->o.client_high_water) return;
+  for (i = 0; i < client->nheld; i++)
+    if (client->held[i] == e->id) return;
+  h = realloc(client->held, (size_t)(client->nheld + 1) * sizeof *h);
+  if (h == NULL) return;
+  client->held = h;
+  h[client->nheld++] = e->id;
+  if (e->holds++ == 0 && e->conn) plush_conn_pause(e->conn);
+}
+
+static void release_holds(plush_ctl *c, peer *client) {
+  int i;
+  for (i = 0; i < client->nheld; i++) {
+    peer *e = plush_map_get(&c->engines, client->held[i]);
+    if (e && e->holds > 0 && --e->holds == 0 && e->conn)
+      plush_conn_resume(e->conn);
+  }
+  client->nheld = 0;
+}
+
+static void ondrain(plush_conn *conn) {
+  peer *p = plush_conn_data(conn);
+  if (p->kind == P_CLIENT) release_holds(p->ctl, p);
 }
 
 static void sendhdr(peer *p, int type, uint64_t id, uint32_t aux) {
@@ -84,6 +118,11 @@ static void sendhdr(peer *p, int type, uint64_t id, uint32_t aux) {
 void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id) {
   (void)c;
   sendhdr(e, PLUSH_T_INTERRUPT, id, 0);
+}
+
+void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id) {
+  (void)c;
+  sendhdr(e, type, id, 0);
 }
 
 /* ---- tasks ---- */
@@ -403,7 +442,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   }
   if (!t->timedout) {
     ctl_store(c, f, t);
-    sendframe(client_of(c, t->id), f);
+    forward(c, e, client_of(c, t->id), f);
   }
   plush_frame_unref(f);
   taskfree(c, t);
@@ -418,9 +457,9 @@ static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
   plush_frame_unref(f);
 }
 
-static void onoutput(plush_ctl *c, plush_frame *f) {
+static void onoutput(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
-  if (t && !t->timedout) sendframe(client_of(c, t->id), f);
+  if (t && !t->timedout) forward(c, e, client_of(c, t->id), f);
   plush_frame_unref(f);
 }
 
@@ -597,7 +636,7 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   p->last_seen = uv_now(c->loop);
   switch (type) {
   case PLUSH_T_REPLY: onreply(c, p, f); break;
-  case PLUSH_T_OUTPUT: onoutput(c, f); break;
+  case PLUSH_T_OUTPUT: onoutput(c, p, f); break;
   case PLUSH_T_STARTED: onstarted(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
   default: protoerr(p, f, "engine");
@@ -625,6 +664,8 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
     }
   } else if (p->kind == P_CLIENT) {
     plush_map_del(&c->clients, p->id);
+    release_holds(c, p);
+    free(p->held);
     plush_debug("client %u left: %s", p->id, msg);
   } else if (reason != 0 && reason != UV_EOF) {
     plush_warn("refused peer: %s", msg);
@@ -634,7 +675,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   maybedone(c);
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose};
+static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose};
 
 static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;
@@ -678,6 +719,8 @@ static void onbeat(uv_timer_t *tm) {
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
     if (e->conn == NULL) continue;
+    /* Not reading a held engine, we cannot hear its pongs: not its fault. */
+    if (e->holds > 0) e->last_seen = now;
     if (now - e->last_seen > limit) {
       char m[96];
       snprintf(m, sizeof m, "no heartbeat for %.1f s",
@@ -700,7 +743,8 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   if (c == NULL) return PLUSH_ENOMEM;
   c->o = *o;
   if (c->o.heartbeat <= 0) c->o.heartbeat = 1.0;
-  if (c->o.dead_after <= 0) c->o.dead_after = 10.0;
+  if (c->o.dead_after <= 0) c->o.dead_after = 5.0;
+  if (c->o.client_high_water == 0) c->o.client_high_water = (size_t)8 << 20;
   if (c->o.hwm <= 0) c->o.hwm = 2;
   if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
   if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;

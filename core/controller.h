@@ -19,7 +19,9 @@ typedef struct plush_ctl_opts {
   uint64_t max_frame;       /* 0: PLUSH_DEFAULT_MAX_FRAME */
   int encrypt;              /* 1: seal every connection, even on loopback */
   double heartbeat;         /* seconds between pings; 0: 1 */
-  double dead_after;        /* seconds without a pong; 0: 10 */
+  double dead_after;        /* seconds without a pong; 0: 5 */
+  size_t client_high_water; /* bytes queued to a client before the engines
+                               feeding it are paused; 0: 8 MiB */
   int hwm;                  /* balanced tasks in flight per engine; 0: 2 */
   int max_deaths;           /* engine deaths a balanced task survives; 0: 3 */
   size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
@@ -28,6 +30,9 @@ typedef struct plush_ctl_opts {
   size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
   /* A client asked the cluster to shut down (may be NULL). */
   void (*on_shutdown)(plush_ctl *c, void *ud);
+  /* A client asked for n more engines (may be NULL: then refused). 0, or
+  ** a negative code when they cannot be launched. */
+  int (*on_add)(plush_ctl *c, void *ud, int n);
   /* An engine registered (may be NULL): for launchers waiting on it. */
   void (*on_engine)(plush_ctl *c, void *ud, unsigned id, long pid);
   void *ud;

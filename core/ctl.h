@@ -59,6 +59,9 @@ struct peer {
   uint64_t running;
   uint64_t last_seen; /* uv_now() of the last frame from this engine */
   task tasks;         /* sentinel of the engine's task list */
+  int holds;          /* engine: clients too slow to take its output */
+  uint32_t *held;     /* client: ids of the engines it paused */
+  int nheld;
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -122,6 +125,8 @@ void ctl_event(plush_ctl *c);
 
 /* controller.c */
 void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id);
+/* Sends a header-only frame of type to engine e. */
+void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id);
 void ctl_sorted_ids(plush_ctl *c, uint32_t *ids);
 
 #endif

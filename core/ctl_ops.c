@@ -196,14 +196,18 @@ static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
   }
 }
 
-static void op_interrupt(plush_ctl *c) {
+/*
+** Sends a header-only frame of type to the engines of msg.targets (all
+** when absent) and pushes {[field] = {ids}}.
+*/
+static void toengines(plush_ctl *c, int type, const char *field) {
   lua_State *L = c->L;
-  lua_Integer n = 0;
+  lua_Integer n = 0, i, len;
   int t = lua_gettop(L);
   lua_getfield(L, t, "targets");
-  lua_newtable(L); /* interrupted ids */
+  lua_newtable(L);
   if (lua_istable(L, t + 1)) {
-    lua_Integer i, len = (lua_Integer)lua_rawlen(L, t + 1);
+    len = (lua_Integer)lua_rawlen(L, t + 1);
     for (i = 1; i <= len; i++) {
       peer *e;
       lua_rawgeti(L, t + 1, i);
@@ -212,24 +216,54 @@ static void op_interrupt(plush_ctl *c) {
               : NULL;
       lua_pop(L, 1);
       if (e == NULL) continue;
-      ctl_interrupt(c, e, 0);
+      ctl_send(c, e, type, 0);
       lua_pushinteger(L, e->id);
       lua_rawseti(L, -2, ++n);
     }
   } else {
-    size_t i = 0;
+    size_t j = 0;
     uint64_t k;
     void *v;
-    while (plush_map_next(&c->engines, &i, &k, &v)) {
-      ctl_interrupt(c, v, 0);
+    while (plush_map_next(&c->engines, &j, &k, &v)) {
+      ctl_send(c, v, type, 0);
       lua_pushinteger(L, (lua_Integer)k);
       lua_rawseti(L, -2, ++n);
     }
   }
   lua_createtable(L, 0, 1);
   lua_insert(L, -2);
-  lua_setfield(L, -2, "interrupted");
+  lua_setfield(L, -2, field);
   lua_remove(L, t + 1);
+}
+
+static void op_interrupt(plush_ctl *c) {
+  toengines(c, PLUSH_T_INTERRUPT, "interrupted");
+}
+
+static void op_add(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_Integer n;
+  int r;
+  lua_getfield(c->L, -1, "n");
+  n = lua_tointeger(c->L, -1);
+  lua_pop(c->L, 1);
+  if (n < 1 || n > 4096) {
+    refuse(c, p, rid, "add: n must be a count of engines from 1 to 4096");
+    return;
+  }
+  if (c->o.on_add == NULL) {
+    refuse(c, p, rid, "this controller does not launch engines");
+    return;
+  }
+  if ((r = c->o.on_add(c, c->o.ud, (int)n)) < 0) {
+    char m[160];
+    snprintf(m, sizeof m, "cannot launch engines: %s", plush_strerror(r));
+    refuse(c, p, rid, m);
+    return;
+  }
+  lua_createtable(c->L, 0, 1);
+  lua_pushinteger(c->L, n);
+  lua_setfield(c->L, -2, "launched");
+  answer(c, p, rid, 0);
 }
 
 void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
@@ -266,7 +300,16 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     op_result(c, p, rid);
   } else if (strcmp(op, "interrupt") == 0) {
     op_interrupt(c), answer(c, p, rid, 0);
+  } else if (strcmp(op, "restart") == 0) {
+    toengines(c, PLUSH_T_RESTART, "restarted"), answer(c, p, rid, 0);
+  } else if (strcmp(op, "add") == 0) {
+    op_add(c, p, rid);
+  } else if (strcmp(op, "shutdown") == 0 &&
+             lua_getfield(L, -1, "targets") == LUA_TTABLE) {
+    lua_pop(L, 1);
+    toengines(c, PLUSH_T_SHUTDOWN, "stopped"), answer(c, p, rid, 0);
   } else if (strcmp(op, "shutdown") == 0) {
+    lua_pop(L, 1);
     lua_createtable(L, 0, 1);
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "ok");

@@ -37,6 +37,7 @@ enum {
   PLUSH_T_EVENT,        /* ctl -> clients: {event=..., ...}               */
   PLUSH_T_SHUTDOWN,     /* ctl -> engine: exit now                        */
   PLUSH_T_STARTED,      /* engine -> ctl: task id started running          */
+  PLUSH_T_RESTART,      /* ctl -> engine: replace the namespace by a fresh one */
   PLUSH_T__MAX
 };
 

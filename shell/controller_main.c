@@ -20,9 +20,10 @@
 #include "log.h"
 #include "plush.h"
 
+/* A launched engine process; freed when its handle has closed. */
 typedef struct kid {
   uv_process_t proc;
-  int running;
+  struct kid *next;
 } kid;
 
 static struct {
@@ -30,12 +31,17 @@ static struct {
   plush_ctl *ctl;
   uv_signal_t sigterm, sigint;
   uv_timer_t watch, grace;
-  kid *kids;
-  int nkids, live;
+  kid *kids;          /* running engines we launched */
+  int live;
+  const char *engine; /* plush-engine binary */
+  const char *log;
+  const char *extra[8]; /* extra engine arguments (--memory-limit ...) */
+  int nextra;
   long parent;
   char file[PATH_MAX];
   int stopping;
   int ctl_done;
+  const char *db;
 } g;
 
 static void usage(FILE *f) {
@@ -50,7 +56,7 @@ static void usage(FILE *f) {
           "  --log FILE        log file (default: stderr)\n"
           "  --parent PID      stop when process PID exits (embedded clusters)\n"
           "  --heartbeat S     seconds between heartbeats (default 1)\n"
-          "  --dead-after S    declare an engine dead after S silent seconds (default 10)\n"
+          "  --dead-after S    declare an engine dead after S silent seconds (default 5)\n"
           "  --hwm N           balanced tasks in flight per engine (default 2)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
@@ -72,24 +78,39 @@ static void finish(void) {
   uv_close((uv_handle_t *)&g.grace, NULL);
 }
 
+/*
+** A cluster stopped on purpose takes its result store with it: the next
+** `plush cluster start` is a fresh cluster whose engine ids start at 0. A
+** controller that died leaves the store, and a new one continues it.
+*/
+static void dropstore(void) {
+  static const char *suffix[] = {"", "-wal", "-shm", "-journal"};
+  char p[PATH_MAX + 16];
+  size_t i;
+  if (g.db == NULL) return;
+  for (i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+    snprintf(p, sizeof p, "%s%s", g.db, suffix[i]);
+    unlink(p);
+  }
+}
+
 static void ctldone(void *ud) {
   (void)ud;
   g.ctl_done = 1;
   g.ctl = NULL;
+  dropstore();
   finish();
 }
 
 /* Engines get SHUTDOWN from the controller; any left after the grace
 ** period are killed by PID. */
 static void ongrace(uv_timer_t *t) {
-  int i;
+  kid *k;
   (void)t;
-  for (i = 0; i < g.nkids; i++)
-    if (g.kids[i].running) {
-      plush_warn("engine pid %d did not exit; killing it",
-                 g.kids[i].proc.pid);
-      uv_process_kill(&g.kids[i].proc, SIGKILL);
-    }
+  for (k = g.kids; k; k = k->next) {
+    plush_warn("engine pid %d did not exit; killing it", k->proc.pid);
+    uv_process_kill(&k->proc, SIGKILL);
+  }
 }
 
 static void stop(const char *why) {
@@ -119,46 +140,70 @@ static void onwatch(uv_timer_t *t) {
     stop("parent process exited");
 }
 
+static void kidclosed(uv_handle_t *h) { free(h); }
+
 static void kidexit(uv_process_t *p, int64_t status, int sig) {
-  kid *k = (kid *)p;
-  k->running = 0;
+  kid *k = (kid *)p, **pp;
+  for (pp = &g.kids; *pp; pp = &(*pp)->next)
+    if (*pp == k) {
+      *pp = k->next;
+      break;
+    }
   g.live--;
   if (!g.stopping)
     plush_warn("engine pid %d exited (status %d, signal %d)", p->pid,
                (int)status, sig);
-  uv_close((uv_handle_t *)p, NULL);
+  uv_close((uv_handle_t *)p, kidclosed);
   finish();
 }
 
-static void launch(const char *engine, int n, const char *log) {
-  int i;
-  g.kids = calloc((size_t)n, sizeof *g.kids);
-  if (g.kids == NULL) die("out of memory");
+/* Starts n engines as our children; 0 or a libuv error. */
+static int launch(int n) {
+  int i, j, r;
   for (i = 0; i < n; i++) {
-    char *args[] = {(char *)engine, "--file", g.file, "--log", (char *)log,
-                    NULL};
+    char *args[16];
+    int a = 0;
     uv_process_options_t o;
     uv_stdio_container_t io[3];
-    int r;
+    kid *k = calloc(1, sizeof *k);
+    if (k == NULL) return UV_ENOMEM;
+    args[a++] = (char *)g.engine;
+    args[a++] = "--file";
+    args[a++] = g.file;
+    if (g.log) {
+      args[a++] = "--log";
+      args[a++] = (char *)g.log;
+    }
+    for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
+    args[a] = NULL;
     memset(&o, 0, sizeof o);
     io[0].flags = UV_IGNORE;
     io[1].flags = io[2].flags = UV_INHERIT_FD;
     io[1].data.fd = 1;
     io[2].data.fd = 2;
-    o.file = engine;
-    o.args = log ? args : (args[3] = NULL, args);
+    o.file = g.engine;
+    o.args = args;
     o.exit_cb = kidexit;
     o.stdio = io;
     o.stdio_count = 3;
-    if ((r = uv_spawn(g.loop, &g.kids[i].proc, &o)) < 0) {
-      char m[PATH_MAX + 64];
-      snprintf(m, sizeof m, "cannot start %s: %s", engine, uv_strerror(r));
-      die(m);
+    if ((r = uv_spawn(g.loop, &k->proc, &o)) < 0) {
+      plush_error("cannot start %s: %s", g.engine, uv_strerror(r));
+      uv_close((uv_handle_t *)&k->proc, kidclosed);
+      return r;
     }
-    g.kids[i].running = 1;
-    g.nkids++;
+    k->next = g.kids;
+    g.kids = k;
     g.live++;
   }
+  return 0;
+}
+
+static int onadd(plush_ctl *c, void *ud, int n) {
+  (void)c;
+  (void)ud;
+  if (g.stopping) return UV_ECANCELED;
+  plush_info("launching %d more engines", n);
+  return launch(n);
 }
 
 static const char *need(int argc, char **argv, int i) {
@@ -232,7 +277,7 @@ int main(int argc, char **argv) {
     snprintf(dbbuf, sizeof dbbuf, "%.*s.db", (int)len, g.file);
     db = dbbuf;
   }
-  o.db = strcmp(db, "memory") == 0 ? NULL : db;
+  o.db = g.db = strcmp(db, "memory") == 0 ? NULL : db;
   if (log && plush_log_open(log, "plush-controller") < 0)
     die("cannot open the log file");
   plush_log_open(NULL, "plush-controller");
@@ -254,6 +299,7 @@ int main(int argc, char **argv) {
   plush_key_generate(o.key, info.keyhex);
   memcpy(info.key, o.key, sizeof info.key);
   o.on_shutdown = onshutdown;
+  o.on_add = onadd;
   g.loop = uv_default_loop();
   signal(SIGPIPE, SIG_IGN);
   if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {
@@ -288,9 +334,14 @@ int main(int argc, char **argv) {
   uv_timer_init(g.loop, &g.watch);
   uv_timer_init(g.loop, &g.grace);
   if (g.parent > 0) uv_timer_start(&g.watch, onwatch, 250, 250);
-  if (n > 0) launch(engine, n, log);
+  g.engine = engine;
+  g.log = log;
+  if (n > 0 && (r = launch(n)) < 0) {
+    char m[PATH_MAX + 64];
+    snprintf(m, sizeof m, "cannot start %s: %s", engine, uv_strerror(r));
+    die(m);
+  }
   uv_run(g.loop, UV_RUN_DEFAULT);
-  free(g.kids);
   uv_loop_close(g.loop);
   plush_info("stopped");
   return 0;

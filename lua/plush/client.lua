@@ -78,7 +78,29 @@ end
 
 -- Output frames are whatever one print/io.write produced: keep the tail
 -- after the last newline until the rest of its line (or the reply) comes,
--- so that tags are put at line starts only.
+-- so that tags are put at line starts only. The tail is a list of pieces
+-- (linear in the bytes, however they are cut), and a line that grows past
+-- max_line is passed on in pieces of that size.
+local max_line = 64 << 10
+
+local function pending_piece(rec, stream, text)
+  local p = rec.partial[stream]
+  if not p then
+    p = {n = 0, bytes = 0}
+    rec.partial[stream] = p
+  end
+  p.n = p.n + 1
+  p[p.n] = text
+  p.bytes = p.bytes + #text
+end
+
+local function take_partial(rec, stream)
+  local p = rec.partial[stream]
+  rec.partial[stream] = nil
+  if not p then return "" end
+  return table.concat(p, "", 1, p.n)
+end
+
 function Client:_output(ev)
   local rec = self.pending[ev.id]
   local text, stream = ev.text or "", ev.stream or 1
@@ -88,24 +110,34 @@ function Client:_output(ev)
     end
     return
   end
-  local d = rec.d
-  d:_append(stream == 2 and "stderr" or "stdout", text)
-  local buf = (rec.partial[stream] or "") .. text
-  local start = 1
-  while true do
-    local nl = buf:find("\n", start, true)
-    if not nl then break end
-    emit(rec.output, buf:sub(start, nl - 1), ev.engine, stream, ev.id)
-    start = nl + 1
+  rec.d:_append(stream == 2 and "stderr" or "stdout", text)
+  -- the last newline, by plain finds: a pattern like ".*()\n" backtracks
+  -- quadratically over a megabyte without one
+  local last
+  local pos = text:find("\n", 1, true)
+  while pos do
+    last = pos
+    pos = text:find("\n", pos + 1, true)
   end
-  rec.partial[stream] = buf:sub(start)
+  if not last then
+    pending_piece(rec, stream, text)
+    local p = rec.partial[stream]
+    if p.bytes >= max_line then
+      emit(rec.output, take_partial(rec, stream), ev.engine, stream, ev.id)
+    end
+    return
+  end
+  local head = take_partial(rec, stream) .. text:sub(1, last - 1)
+  for line in (head .. "\n"):gmatch("([^\n]*)\n") do
+    emit(rec.output, line, ev.engine, stream, ev.id)
+  end
+  if last < #text then pending_piece(rec, stream, text:sub(last + 1)) end
 end
 
 local function flush(rec, engine, id)
   for stream = 1, 2 do
-    local rest = rec.partial[stream]
-    if rest and rest ~= "" then emit(rec.output, rest, engine, stream, id) end
-    rec.partial[stream] = nil
+    local rest = take_partial(rec, stream)
+    if rest ~= "" then emit(rec.output, rest, engine, stream, id) end
   end
 end
 
@@ -398,13 +430,52 @@ function Client:interrupt(targets)
   return type(v) == "table" and v.interrupted or v
 end
 
--- Stop the whole cluster: controller and engines. The controller may close
--- the connection before its answer arrives; that is success too.
-function Client:shutdown()
+local function target_list(targets, fname)
+  util.check(targets, 1, fname, "integer", "table", "nil")
+  if math.type(targets) == "integer" then return {targets} end
+  return targets
+end
+
+-- shutdown(): stop the whole cluster, controller and engines (the
+-- controller may close the connection before its answer arrives; that is
+-- success too). shutdown(targets): stop those engines only; their work
+-- fails with EngineError. Returns the ids stopped (or true).
+function Client:shutdown(targets)
   self:_check_open()
+  if targets ~= nil then
+    return self:_ask{op = "shutdown", targets = target_list(targets, "shutdown")}.stopped
+  end
   local ok, err = pcall(self._ctrl, self, {op = "shutdown"})
   if not ok and not errors.is(err, "EngineError") then error(err, 0) end
   return true
+end
+
+-- restart([targets]): give those engines (all when nil) a fresh namespace;
+-- what they were running is interrupted. Returns the ids restarted.
+function Client:restart(targets)
+  return self:_ask{op = "restart", targets = target_list(targets, "restart")}.restarted
+end
+
+-- add(n [, timeout]): the controller launches n more local engines; waits
+-- until they registered and returns the new ids.
+function Client:add(n, timeout)
+  util.check(n, 1, "add", "integer")
+  local before = {}
+  for _, id in ipairs(self:ids()) do before[id] = true end
+  self:_ask{op = "add", n = n}
+  local deadline = core.now() + (timeout or 60)
+  while true do
+    local new = {}
+    for _, id in ipairs(self:ids()) do
+      if not before[id] then new[#new + 1] = id end
+    end
+    if #new >= n then return new end
+    if core.now() > deadline then
+      error(errors.TimeoutError{message = ("only %d of %d engines registered within %g s")
+        :format(#new, n, timeout or 60)}, 0)
+    end
+    self:pump(0.05)
+  end
 end
 
 -- Pump until every task we submitted has answered; false on timeout.

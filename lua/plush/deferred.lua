@@ -30,10 +30,26 @@ function D.__index(d, k)
   return D[k]
 end
 
+-- How much of each stream a Deferred keeps (bytes): a task printing
+-- gigabytes must not exhaust the client; what is past it is counted.
+deferred.max_capture = 16 << 20
+
 -- Internal: captured output of `stream` ("stdout" or "stderr").
 function D:_append(stream, text)
-  local parts = self._out[stream]
+  local out = self._out
+  local kept = (out[stream .. "_bytes"] or 0)
+  local room = deferred.max_capture - kept
+  if room <= 0 then
+    out[stream .. "_dropped"] = (out[stream .. "_dropped"] or 0) + #text
+    return
+  end
+  if #text > room then
+    out[stream .. "_dropped"] = (out[stream .. "_dropped"] or 0) + #text - room
+    text = text:sub(1, room)
+  end
+  local parts = out[stream]
   parts[#parts + 1] = text
+  out[stream .. "_bytes"] = kept + #text
 end
 
 local Failure = {__name = "plush.Failure"}
