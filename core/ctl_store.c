@@ -29,6 +29,7 @@ double ctl_clock(void) {
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    "PRAGMA cache_size=-1024;"
     "CREATE TABLE IF NOT EXISTS results ("
     " id INTEGER PRIMARY KEY, client INTEGER, engine INTEGER,"
     " status INTEGER, submitted REAL, started REAL, completed REAL,"

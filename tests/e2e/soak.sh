@@ -1,0 +1,79 @@
+# Soak: three clients submit tens of thousands of balanced tasks at once
+# while engines are killed (SIGKILL) and frozen (SIGSTOP). Every task ends
+# with its right result or a reported EngineError, each exactly once;
+# nothing hangs; the controller's memory ends near where it started.
+# Short here (SOAK_TASKS per client, default 10000); scripts/bench --soak
+# runs it long.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.bash"
+P="e2e-soak-$$"
+TASKS=${SOAK_TASKS:-10000}
+
+"$PLUSH" cluster start -n 4 --profile "$P" >/dev/null
+PROFILES+=("$P")
+ctl=$(status_field "$P" 's.pid')
+PIDS+=("$ctl")
+# short heartbeats so that a frozen engine is found out quickly
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+client=$(mktemp --suffix=.lua)
+cat >"$client" <<'LUA'
+local n = tonumber(arg[1])
+local lb = rc:balanced():async()
+local ds = {}
+for i = 1, n do
+  ds[i] = lb:apply(function(x) return x * 2, engine.id end, i)
+end
+local ok, failed, fired = 0, 0, {}
+for i, d in ipairs(ds) do
+  local good, v = pcall(d.get, d, 300)
+  if good then
+    assert(v == 2 * i, ("task %d gave %s"):format(i, tostring(v)))
+    ok = ok + 1
+  else
+    assert(plush.is_error(v, "EngineError"), ("task %d failed with %s"):format(i, tostring(v)))
+    failed = failed + 1
+  end
+  assert(not fired[d], "a Deferred fired twice")
+  fired[d] = true
+end
+assert(ok + failed == n)
+print(ok, failed)
+LUA
+before=$(rss "$ctl")
+cpids=()
+for c in 1 2 3; do
+  "$PLUSH" --profile "$P" run "$client" "$TASKS" >"out.$c" 2>"err.$c" &
+  cpids+=($!)
+  PIDS+=($!)
+done
+
+# Chaos while they run: kill one engine, freeze another, add two more.
+engines=$(status_field "$P" 'table.concat((function() local t = {} for i, e in ipairs(s.engines) do t[i] = math.tointeger(e.pid) end return t end)(), " ")')
+read -r -a epids <<<"$engines"
+PIDS+=("${epids[@]}")
+busy() { [ "$(status_field "$P" 's.status.pending')" -gt 100 ]; }
+wait_for 20 busy || fail "the clients never got going: $(cat err.1)"
+kill -KILL "${epids[0]}"
+kill -STOP "${epids[1]}"
+"$PLUSH" cluster add -n 2 --profile "$P" >/dev/null
+for p in $(status_field "$P" 'table.concat((function() local t = {} for i, e in ipairs(s.engines) do t[i] = math.tointeger(e.pid) end return t end)(), " ")'); do
+  PIDS+=("$p")
+done
+
+for i in 0 1 2; do
+  wait "${cpids[$i]}" || fail "client $((i + 1)) failed: $(cat "err.$((i + 1))")"
+done
+total_ok=0
+for c in 1 2 3; do
+  read -r ok failed <"out.$c"
+  echo "client $c: $ok results, $failed reported engine failures"
+  total_ok=$((total_ok + ok))
+done
+[ "$total_ok" -gt 0 ] || fail "no task succeeded"
+kill -CONT "${epids[1]}" 2>/dev/null || true
+after=$(rss "$ctl")
+echo "controller RSS: $before kB before, $after kB after $((3 * TASKS)) tasks"
+[ "$after" -lt $((before + 32768)) ] || fail "controller memory grew by $((after - before)) kB"
+rm -f "$client"
+echo "1 passed, 0 failed"
