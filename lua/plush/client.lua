@@ -286,8 +286,23 @@ end
 -- Requests
 -------------------------------------------------------------------------------
 
+--[[
+  A lost controller connection is dialled again on the next request when
+  the client knows how (rc._redial, set by plush.connect: it re-reads the
+  connection file, which a restarted controller rewrites). What was pending
+  when the connection went has already failed with EngineError; finished
+  results wait in the controller's store (rc:result(id)).
+]]
 function Client:_check_open()
   if self.closed then util.raise("the client is closed") end
+  if self.lost and self._redial then
+    local ok, conn = pcall(self._redial)
+    if ok and conn then
+      pcall(self.conn.close, self.conn)
+      self.conn, self.lost, self._ids = conn, nil, nil
+      return
+    end
+  end
   if self.lost then
     error(errors.EngineError{message = "controller connection lost: " .. self.lost}, 0)
   end

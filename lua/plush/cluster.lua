@@ -177,7 +177,7 @@ end
   and an "ids" request every half second covers the ones that registered
   before we connected (and any event we would otherwise miss).
 ]]
-local function wait_engines(conn, n, deadline, log, pid)
+local function wait_engines(conn, n, deadline, log, pid, launched)
   local up, count = {}, 0
   local function set(id, on)
     if on and not up[id] then count = count + 1 elseif not on and up[id] then count = count - 1 end
@@ -187,9 +187,15 @@ local function wait_engines(conn, n, deadline, log, pid)
   while count < n do
     local now = core.now()
     if now >= deadline then
+      -- a batch job still queued: its engines join when it runs
+      if launched and launched.patient() then return false end
       util.raise(("only %d of %d engines registered in time: see %s"):format(count, n, log))
     end
     if not core.alive(pid) then util.raise("controller exited: see " .. log) end
+    local why = launched and launched.check()
+    if why then
+      util.raise(("%s with %d of %d engines registered: see %s"):format(why, count, n, log))
+    end
     for _, ev in ipairs(conn:poll(math.min(deadline - now, 0.1))) do
       if ev.kind == "ctrl" and ev.id == rid and ev.status == "ok" then
         for _, id in ipairs(ev.value) do set(id, true) end
@@ -203,14 +209,51 @@ local function wait_engines(conn, n, deadline, log, pid)
       rid, again = conn:ctrl{op = "ids"}, core.now() + 0.5
     end
   end
+  return true
 end
 
 --[[
-  start{n =, profile =, ip =, port =, embedded =, timeout =, mpi =, hosts =}
-  -> info, conn. Spawns plush-controller detached (its output in
-  dir()/PROFILE.log), waits for its connection file and for n engines, and
-  returns the file's contents and the open connection (close it if unused).
-  An embedded cluster gets --parent: it goes away with us.
+  Engines started by a launcher (plush.launch): mpi, hosts or slurm. The
+  controller starts with -n 0 and, for engines on other hosts, on an
+  address they can reach; the launcher starts once its connection file
+  is there. Returns the launcher's kind and what it needs.
+]]
+local function launcher(opts, n)
+  local launch = require "plush.launch"
+  local kind = launch.kind(opts)
+  if not kind then return nil end
+  local c = {n = n, mpi = opts.mpi, partition = opts.partition, time = opts.time,
+    account = opts.account, find = find_binary, spawned = spawned}
+  if opts.hosts then
+    local f = io.open(opts.hosts, "r")
+    if not f then util.raise("cannot read the hosts file " .. opts.hosts) end
+    local total
+    c.hosts, total = launch.parse_hosts(f:read("a"), opts.hosts)
+    f:close()
+    if opts.n and opts.n ~= total then
+      util.raise(("-n %d does not match the hosts file's %d engines"):format(opts.n, total))
+    end
+    c.n = total
+  end
+  if (kind == "hosts" or kind == "slurm" or c.hosts) and not opts.ip then
+    c.ip = launch.address()
+    if not c.ip then
+      util.raise("no address other hosts can reach: give the controller's with --ip")
+    end
+  end
+  return kind, c
+end
+
+--[[
+  start{n =, profile =, ip =, port =, embedded =, timeout =, mpi =, hosts =,
+  slurm =, partition =, time =, account =} -> info, conn. Spawns
+  plush-controller detached (its output in dir()/PROFILE.log), waits for
+  its connection file and for n engines, and returns the file's contents
+  and the open connection (close it if unused). An embedded cluster gets
+  --parent: it goes away with us. With mpi / hosts / slurm the engines
+  come from mpiexec / ssh / a Slurm job (plush.launch, share/doc/
+  scale-out.md); a job still queued when the timeout comes leaves the
+  cluster up, info.pending set.
 ]]
 function cluster.start(opts)
   opts = opts or {}
@@ -226,17 +269,19 @@ function cluster.start(opts)
     util.raise(("cluster '%s' is already running (pid %s)"):format(profile, tostring(old.pid)))
   end
   os.remove(file)
-  local argv = {find_binary("plush-controller"), "--profile", profile, "-n", tostring(n)}
+  local kind, lc = launcher(opts, n)
+  if lc then n = lc.n end
+  local argv = {find_binary("plush-controller"), "--profile", profile,
+    "-n", tostring(kind and 0 or n)}
   local function add(...) for _, a in ipairs{...} do argv[#argv + 1] = a end end
-  if opts.ip then add("--ip", opts.ip) end
+  if opts.ip or (lc and lc.ip) then add("--ip", opts.ip or lc.ip) end
   if opts.port then add("--port", tostring(opts.port)) end
   if opts.embedded then add("--parent", tostring(core.getpid())) end
-  if opts.mpi then add("--mpi") end
-  if opts.hosts then add("--hosts", opts.hosts) end
   add("--file", file)
   local pid = core.spawn(argv, {detach = true, stdout = log, stderr = log})
   spawned[pid] = true
   local deadline = core.now() + timeout
+  local launched, pending
   local ok, info, conn = pcall(function()
     local info
     while true do
@@ -247,18 +292,32 @@ function cluster.start(opts)
       end
       core.sleep(0.01)
     end
+    if kind then
+      local launch = require "plush.launch"
+      lc.profile, lc.dir, lc.file, lc.log = profile, cluster.dir(), file, log
+      local st = launch.start(kind, lc)
+      launched = {state = st,
+        check = function() return launch.check(st) end,
+        patient = function() return launch.patient(st) end}
+    end
     local conn = dial(info, math.max(deadline - core.now(), 1))
-    local ok, err = pcall(wait_engines, conn, n, deadline, log, pid)
+    local ok, all = pcall(wait_engines, conn, n, deadline, log, pid, launched)
     if not ok then
       conn:close()
-      error(err, 0)
+      error(all, 0)
     end
+    pending = not all
     return info, conn
   end)
   if not ok then
     reap(pid, 0)
+    if launched then require("plush.launch").stop(launched.state, 0) end
     os.remove(file)
     error(info, 0)
+  end
+  if launched then
+    info.launcher, info.job, info.pending = kind, launched.state.job, pending or nil
+    info.n = n
   end
   info.profile = info.profile or profile
   info.log = log
@@ -291,6 +350,7 @@ function cluster.stop(opts)
   end
   if not cluster.running(info) then
     os.remove(info.file)
+    require("plush.launch").stop_profile(cluster.dir(), info.profile or profile, 0)
     return nil, ("no cluster running for profile '%s' (removed a stale %s)")
       :format(profile, info.file)
   end
@@ -304,6 +364,8 @@ function cluster.stop(opts)
       return nil, ("controller %d did not exit"):format(info.pid)
     end
   end
+  -- engines from mpiexec, ssh or a batch job: end what is left of them
+  require("plush.launch").stop_profile(cluster.dir(), info.profile or profile, opts.timeout)
   os.remove(info.file)
   return true
 end
@@ -383,6 +445,13 @@ function cluster.connect(opts)
   end
   local rc = client.new(dial(info, timeout), {timeout = timeout, output = opts.output})
   rc.info = info
+  local where = opts.file or cluster.profile(opts.profile)
+  rc._redial = function()
+    local now = cluster.read(where)
+    if not (now and cluster.running(now)) then return nil end
+    rc.info = now
+    return dial(now, timeout)
+  end
   return rc
 end
 
