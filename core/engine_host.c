@@ -7,9 +7,16 @@
 ** Life of an engine: start (connect, Lua thread builds its state in
 ** parallel) -> handshake -> REGISTER -> WELCOME (the Lua thread learns its
 ** id and may serve) -> requests ... -> finish (SHUTDOWN, stop, or the
-** connection lost): the Lua thread is told to stop (interrupted if it runs
-** user code), the connection closed; once both are gone the thread is
-** joined, the wake handle closed, and on_exit runs.
+** connection lost for good): the Lua thread is told to stop (interrupted
+** if it runs user code), the connection closed; once both are gone the
+** thread is joined, the handles closed, and on_exit runs.
+**
+** Losing the link after a WELCOME does not end the engine when
+** o.reconnect is set: the queues are emptied (see engine_int.h, "Links"),
+** the Lua thread goes on with whatever it runs, and the loop dials again
+** with exponential back-off, re-reading the connection file each time,
+** until a WELCOME comes back (the same namespace, the same id asked for)
+** or the time is up.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +25,23 @@
 
 #include <lauxlib.h>
 
+#include <sodium.h>
+
 #include "codec.h"
+#include "connfile.h"
 #include "engine_int.h"
 #include "log.h"
 #include "plush.h"
 
 #define DEFAULT_HIGH_WATER ((size_t)8 << 20)
 #define LUA_STACK ((size_t)8 << 20)
+
+/* Reconnection: the first wait, the longest, the longest one attempt may
+** take to get its WELCOME. */
+#define RETRY_FIRST 100
+#define RETRY_MAX 5000
+#define ATTEMPT_MAX 10000
+#define ATTEMPT_MIN 200
 
 static void finish(plush_engine *e, int status, const char *why);
 static void maybedone(plush_engine *e);
@@ -79,9 +96,10 @@ static void freequeues(plush_engine *e) {
 /* ---- messages from the controller -------------------------------- */
 
 /*
-** REGISTER {pid, host, id?, rank?, size?}: what the controller shows in
-** %engines, and the id this engine would like (a restarted engine asks
-** for its old one).
+** REGISTER {pid, host, id?, rank?, size?, reconnect?}: what the
+** controller shows in %engines, and the id this engine would like (a
+** restarted engine asks for its old one, and so does one that lost its
+** link and comes back, with reconnect = true).
 */
 static void sendregister(plush_engine *e) {
   lua_State *L = e->cl;
@@ -89,14 +107,23 @@ static void sendregister(plush_engine *e) {
   plush_hdr h = {.type = PLUSH_T_REGISTER, .engine = PLUSH_ANY};
   char err[200];
   size_t n;
-  lua_createtable(L, 0, 5);
+  lua_Integer want;
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)getpid());
   lua_setfield(L, -2, "pid");
   lua_pushstring(L, e->hostname);
   lua_setfield(L, -2, "host");
-  if (e->o.id >= 0) {
-    lua_pushinteger(L, e->o.id);
+  /* Back after a lost link: the id it had, namespace and all, and says
+  ** so (reconnect = true), so that a controller still holding a stale
+  ** link of the same engine can tell. */
+  want = e->registered ? (lua_Integer)atomic_load(&e->id) : e->o.id;
+  if (want >= 0) {
+    lua_pushinteger(L, want);
     lua_setfield(L, -2, "id");
+  }
+  if (e->registered) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "reconnect");
   }
   if (e->rank >= 0) {
     lua_pushinteger(L, e->rank);
@@ -123,19 +150,43 @@ static void onready(plush_conn *c) {
 }
 
 /*
-** WELCOME {id}: from now on the Lua thread may build the `engine` table
-** and serve. Requests that arrived before it are queued meanwhile.
+** A link can die without a word (a cable, a NAT, a suspended machine):
+** no reset ever comes. The controller pings every heartbeat; when its
+** WELCOME says after how long it gives a silent engine up (dead_after),
+** the engine gives a silent controller up after as long, and reconnects.
+*/
+static void onwatch(uv_timer_t *t) {
+  plush_engine *e = t->data;
+  char msg[96];
+  if (e->conn == NULL || e->silence == 0) return;
+  if (uv_now(e->loop) - e->heard <= e->silence) return;
+  snprintf(msg, sizeof msg, "no word from the controller for %.3g s",
+           (double)e->silence / 1000);
+  uv_timer_stop(&e->watch);
+  plush_conn_close(e->conn, UV_ETIMEDOUT, msg);
+}
+
+/*
+** WELCOME {id, dead_after?}: from now on the Lua thread may build the
+** `engine` table and serve. Requests that arrived before it are queued
+** meanwhile. After a reconnection the link is up again; the controller
+** may have given another id than the one asked for (it was taken): the
+** Lua thread updates engine.id before the next request.
 */
 static void welcome(plush_engine *e, plush_frame *f) {
   lua_State *L = e->cl;
   char err[200];
   lua_Integer id = -1;
+  lua_Number dead = 0;
+  uint32_t old;
   if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
                    sizeof err) == 0) {
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "id");
       if (lua_isinteger(L, -1)) id = lua_tointeger(L, -1);
-      lua_pop(L, 1);
+      lua_getfield(L, -2, "dead_after");
+      if (lua_type(L, -1) == LUA_TNUMBER) dead = lua_tonumber(L, -1);
+      lua_pop(L, 2);
     }
     lua_pop(L, 1);
   }
@@ -143,12 +194,31 @@ static void welcome(plush_engine *e, plush_frame *f) {
     finish(e, PLUSH_ENGINE_FAILED, "bad WELCOME from the controller");
     return;
   }
+  old = atomic_load(&e->id);
   atomic_store(&e->id, (uint32_t)id);
   uv_mutex_lock(&e->mu);
   e->welcomed = 1;
+  e->online = 1;
+  if (e->registered) e->stats.reconnects++;
   uv_cond_signal(&e->inc);
   uv_mutex_unlock(&e->mu);
-  plush_info("registered with %s as engine %lld", e->ctlhost, (long long)id);
+  if (!e->registered)
+    plush_info("registered with %s:%d as engine %lld", e->ctlhost, e->o.port,
+               (long long)id);
+  else if ((uint32_t)id == old)
+    plush_info("reconnected to %s:%d as engine %lld", e->ctlhost, e->o.port,
+               (long long)id);
+  else
+    plush_warn("reconnected to %s:%d as engine %lld (id %u was not granted "
+               "again)", e->ctlhost, e->o.port, (long long)id, old);
+  e->registered = 1;
+  e->retrying = 0;
+  uv_timer_stop(&e->retry);
+  e->silence = dead > 0 && dead < 1e6 ? (uint64_t)(dead * 1000) : 0;
+  if (e->silence) {
+    uint64_t every = e->silence / 4 > 10 ? e->silence / 4 : 10;
+    uv_timer_start(&e->watch, onwatch, every, every);
+  }
 }
 
 static void request(plush_engine *e, plush_frame *f) {
@@ -191,6 +261,45 @@ static void interrupt(plush_engine *e, uint64_t id) {
   uv_mutex_unlock(&e->mu);
 }
 
+/*
+** RESTART: a fresh namespace. The marker joins the request queue, so what
+** arrives after it runs in the new state, in order; what it overtakes
+** does not run in either: the running task is interrupted (the hook keeps
+** raising while restarting is set, as when halting, so a pcall loop
+** cannot hold the restart up) and the requests queued before it are
+** answered "interrupted" without running. The Lua thread builds the new
+** state when it takes the marker. Nothing is answered for the RESTART
+** itself. Takes f.
+*/
+static void restart(plush_engine *e, plush_frame *f) {
+  uint64_t run;
+  int r;
+  if (e->exiting) {
+    plush_frame_unref(f);
+    return;
+  }
+  uv_mutex_lock(&e->mu);
+  for (size_t i = 0; i < e->in.n; i++) {
+    inreq *q = &e->in.v[(e->in.head + i) & (e->in.cap - 1)];
+    if (q->f->hdr.type == PLUSH_T_REQ) q->cancelled = CANCEL_RESTART;
+  }
+  r = eng_inpush(&e->in, f);
+  if (r == 0) {
+    atomic_fetch_add(&e->restarting, 1);
+    run = atomic_load(&e->running);
+    if (run != 0 && e->L) eng_hook(e);
+    uv_cond_signal(&e->inc);
+    uv_cond_broadcast(&e->outc);
+  }
+  uv_mutex_unlock(&e->mu);
+  if (r < 0) {
+    plush_frame_unref(f);
+    finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a restart");
+    return;
+  }
+  plush_info("restart asked: a fresh namespace follows");
+}
+
 /* PONG straight from the loop: a busy Lua thread does not delay it. */
 static void pong(plush_engine *e, plush_frame *f) {
   plush_hdr h = {.type = PLUSH_T_PONG,
@@ -202,8 +311,10 @@ static void pong(plush_engine *e, plush_frame *f) {
 
 static void onframe(plush_conn *c, plush_frame *f) {
   plush_engine *e = plush_conn_data(c);
+  e->heard = uv_now(e->loop);
   switch (f->hdr.type) {
   case PLUSH_T_REQ: request(e, f); return;
+  case PLUSH_T_RESTART: restart(e, f); return;
   case PLUSH_T_PING: pong(e, f); break;
   case PLUSH_T_INTERRUPT: interrupt(e, f->hdr.id); break;
   case PLUSH_T_WELCOME: welcome(e, f); break;
@@ -229,30 +340,180 @@ static void ondrain(plush_conn *c) {
   uv_mutex_unlock(&e->mu);
 }
 
+/* ---- losing the link, and reconnecting --------------------------- */
+
+static const plush_conn_cbs cbs;
+
 /*
-** The controller went away (or never answered). For now the engine ends
-** with status 1; a reconnect loop (same id asked in REGISTER, namespace
-** kept) would start here instead.
+** The link is down: what was queued for or from the controller that is
+** gone is dropped (RESTART markers stay: the namespace is renewed all the
+** same), a print waiting on back-pressure is let go, and whatever the
+** running task still produces is dropped (gen moves on).
+*/
+static void offline(plush_engine *e) {
+  size_t kept = 0, dropped = 0;
+  uv_mutex_lock(&e->mu);
+  e->online = 0;
+  e->gen++;
+  for (size_t i = 0; i < e->in.n; i++) {
+    inreq q = e->in.v[(e->in.head + i) & (e->in.cap - 1)];
+    if (q.f->hdr.type == PLUSH_T_REQ) {
+      plush_frame_unref(q.f);
+      dropped++;
+    } else {
+      e->in.v[(e->in.head + kept++) & (e->in.cap - 1)] = q;
+    }
+  }
+  e->in.n = kept;
+  for (size_t i = 0; i < e->out.n; i++) plush_frame_unref(e->out.v[i]);
+  e->out.n = 0;
+  e->outbytes = 0;
+  e->batch = NULL;
+  e->sockbytes = 0;
+  uv_cond_broadcast(&e->outc);
+  uv_mutex_unlock(&e->mu);
+  if (dropped)
+    plush_warn("dropped %zu queued request%s: the controller that sent them "
+               "is gone", dropped, dropped == 1 ? "" : "s");
+}
+
+/* d ms give or take a quarter, so that engines cut off together do not
+** all come back in the same millisecond. */
+static uint64_t jitter(plush_engine *e, uint64_t d) {
+  uint64_t x = e->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  e->rng = x;
+  return d - d / 4 + (d >= 2 ? x % (d / 2 + 1) : 0);
+}
+
+static void onretry(uv_timer_t *t);
+
+/*
+** The next attempt after the back-off, or the end when the time is up.
+** why: the reason the last attempt (or the link) failed.
+*/
+static void schedule(plush_engine *e, const char *why) {
+  uint64_t now = uv_now(e->loop), d;
+  if (now >= e->deadline) {
+    char msg[640];
+    snprintf(msg, sizeof msg,
+             "gave up reconnecting to the controller after %g s: %s",
+             e->o.reconnect, why);
+    finish(e, PLUSH_ENGINE_FAILED, msg);
+    return;
+  }
+  d = jitter(e, e->delay);
+  if (d > e->deadline - now) d = e->deadline - now;
+  e->delay = e->delay * 2 < RETRY_MAX ? e->delay * 2 : RETRY_MAX;
+  uv_timer_start(&e->retry, onretry, d, 0);
+  plush_info("retrying in %.2f s", (double)d / 1000);
+}
+
+/* Connects to ctlhost:port; an attempt's handshake gets at most hs ms. */
+static int dial(plush_engine *e, uint64_t hs) {
+  plush_conn_opts co;
+  memset(&co, 0, sizeof co);
+  co.key = e->key;
+  co.role = PLUSH_ROLE_ENGINE;
+  co.max_frame = e->o.max_frame;
+  co.encrypt = e->o.encrypt;
+  co.high_water = e->high_water;
+  co.handshake_timeout = hs ? (double)hs / 1000 : 0;
+  return plush_conn_connect(e->loop, e->ctlhost, e->o.port, &co, &cbs, e,
+                            &e->conn);
+}
+
+/*
+** The retry timer: either the back-off is over (dial again, the timer
+** then guards the attempt until its WELCOME) or the attempt in flight
+** took too long (close it; its on_close schedules the next).
+*/
+static void onretry(uv_timer_t *t) {
+  plush_engine *e = t->data;
+  uint64_t now = uv_now(e->loop), left, guard;
+  char err[512];
+  int r;
+  if (e->exiting || !e->retrying) return;
+  if (e->conn) {
+    plush_conn_close(e->conn, UV_ETIMEDOUT, "no WELCOME from the controller");
+    return;
+  }
+  if (e->file) {
+    plush_connfile cf;
+    if (plush_connfile_read(e->file, &cf, err, sizeof err) < 0) {
+      plush_warn("cannot reconnect: %s", err);
+      schedule(e, err);
+      return;
+    }
+    if (strcmp(cf.host, e->ctlhost) != 0 || cf.port != e->o.port)
+      plush_info("the connection file now says %s:%d", cf.host, cf.port);
+    snprintf(e->ctlhost, sizeof e->ctlhost, "%s", cf.host);
+    e->o.port = cf.port;
+    memcpy(e->key, cf.key, PLUSH_KEY_SIZE);
+    if (cf.encrypt) e->o.encrypt = 1; /* never less than asked at start */
+    sodium_memzero(cf.key, sizeof cf.key);
+  }
+  left = e->deadline > now ? e->deadline - now : 0;
+  guard = left < ATTEMPT_MAX ? left : ATTEMPT_MAX;
+  if (guard < ATTEMPT_MIN) guard = ATTEMPT_MIN;
+  if ((r = dial(e, guard)) < 0) {
+    snprintf(err, sizeof err, "cannot connect to %s:%d: %s", e->ctlhost,
+             e->o.port, plush_strerror(r));
+    plush_warn("%s", err);
+    schedule(e, err);
+    return;
+  }
+  uv_timer_start(&e->retry, onretry, guard, 0);
+}
+
+/*
+** The connection closed without finish() asking. Before the first
+** WELCOME, or with o.reconnect 0, that ends the engine (status 1). A
+** link that was up starts the reconnection; a failed attempt schedules
+** the next one.
 */
 static void lost(plush_engine *e, int reason, const char *msg) {
-  char why[640];
-  int welcomed;
-  uv_mutex_lock(&e->mu);
-  welcomed = e->welcomed;
-  uv_mutex_unlock(&e->mu);
-  if (welcomed)
-    snprintf(why, sizeof why, "lost the controller at %s:%d: %s", e->ctlhost,
-             e->o.port, msg);
-  else
+  char why[640], detail[320];
+  if (!e->registered) {
     snprintf(why, sizeof why, "cannot reach the controller at %s:%d: %s",
              e->ctlhost, e->o.port,
              reason < 0 && reason > -4096 ? uv_strerror(reason) : msg);
-  finish(e, PLUSH_ENGINE_FAILED, why);
+    finish(e, PLUSH_ENGINE_FAILED, why);
+    return;
+  }
+  /* conn.c words a failed connect "cannot connect to H:P": the code says
+  ** why. */
+  if (reason < 0 && reason > -4096 && strncmp(msg, "cannot connect", 14) == 0)
+    snprintf(detail, sizeof detail, "%s", uv_strerror(reason));
+  else
+    snprintf(detail, sizeof detail, "%s", msg);
+  if (e->retrying) { /* an attempt failed */
+    snprintf(why, sizeof why, "cannot reconnect to %s:%d: %s", e->ctlhost,
+             e->o.port, detail);
+    plush_warn("%s", why);
+    schedule(e, why);
+    return;
+  }
+  snprintf(why, sizeof why, "lost the controller at %s:%d: %s", e->ctlhost,
+           e->o.port, detail);
+  if (e->o.reconnect <= 0) {
+    finish(e, PLUSH_ENGINE_FAILED, why);
+    return;
+  }
+  offline(e);
+  plush_warn("%s; reconnecting for up to %g s", why, e->o.reconnect);
+  e->retrying = 1;
+  e->delay = RETRY_FIRST;
+  e->deadline = uv_now(e->loop) + (uint64_t)(e->o.reconnect * 1000);
+  schedule(e, why);
 }
 
 static void onclose(plush_conn *c, int reason, const char *msg) {
   plush_engine *e = plush_conn_data(c);
   e->conn = NULL;
+  uv_timer_stop(&e->watch);
   if (!e->exiting)
     lost(e, reason, msg);
   else
@@ -331,7 +592,9 @@ static void onwake(uv_async_t *a) {
 
 static void closed(uv_handle_t *h) {
   plush_engine *e = h->data;
+  if (--e->handles > 0) return;
   if (e->o.on_exit) e->o.on_exit(e, e->status, e->reason, e->o.data);
+  free(e->file);
   uv_cond_destroy(&e->inc);
   uv_cond_destroy(&e->outc);
   uv_mutex_destroy(&e->mu);
@@ -357,7 +620,10 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
+  e->handles = 3;
   uv_close((uv_handle_t *)&e->wake, closed);
+  uv_close((uv_handle_t *)&e->retry, closed);
+  uv_close((uv_handle_t *)&e->watch, closed);
 }
 
 /*
@@ -370,6 +636,8 @@ static void finish(plush_engine *e, int status, const char *why) {
   e->exiting = 1;
   e->status = status;
   snprintf(e->reason, sizeof e->reason, "%s", why);
+  uv_timer_stop(&e->retry);
+  uv_timer_stop(&e->watch);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
@@ -412,7 +680,6 @@ static void mpienv(int *rank, int *size) {
 int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
                        plush_engine **out) {
   plush_engine *e;
-  plush_conn_opts co;
   uv_thread_options_t to;
   size_t hl;
   int r;
@@ -421,6 +688,10 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
       strlen(o->host) >= sizeof e->ctlhost)
     return PLUSH_EINVAL;
   if ((e = calloc(1, sizeof *e)) == NULL) return PLUSH_ENOMEM;
+  if (o->file && (e->file = strdup(o->file)) == NULL) {
+    free(e);
+    return PLUSH_ENOMEM;
+  }
   e->loop = loop;
   e->o = *o;
   snprintf(e->ctlhost, sizeof e->ctlhost, "%s", o->host);
@@ -432,34 +703,36 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   atomic_init(&e->intr, 0);
   atomic_init(&e->id, PLUSH_ANY);
   atomic_init(&e->halting, 0);
+  atomic_init(&e->restarting, 0);
+  e->rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)e) | 1;
   hl = sizeof e->hostname;
   if (uv_os_gethostname(e->hostname, &hl) < 0)
     snprintf(e->hostname, sizeof e->hostname, "localhost");
   mpienv(&e->rank, &e->size);
   if ((e->cl = luaL_newstate()) == NULL) {
+    free(e->file);
     free(e);
     return PLUSH_ENOMEM;
   }
   uv_mutex_init(&e->mu);
   uv_cond_init(&e->inc);
   uv_cond_init(&e->outc);
-  memset(&co, 0, sizeof co);
-  co.key = e->key;
-  co.role = PLUSH_ROLE_ENGINE;
-  co.max_frame = o->max_frame;
-  co.encrypt = o->encrypt;
-  co.high_water = e->high_water;
-  r = plush_conn_connect(loop, e->ctlhost, o->port, &co, &cbs, e, &e->conn);
+  r = dial(e, 0);
   if (r < 0) {
     lua_close(e->cl);
     uv_cond_destroy(&e->inc);
     uv_cond_destroy(&e->outc);
     uv_mutex_destroy(&e->mu);
+    free(e->file);
     free(e);
     return r;
   }
   uv_async_init(loop, &e->wake, onwake);
   e->wake.data = e;
+  uv_timer_init(loop, &e->retry);
+  e->retry.data = e;
+  uv_timer_init(loop, &e->watch);
+  e->watch.data = e;
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */
   to.flags = UV_THREAD_HAS_STACK_SIZE;
   to.stack_size = LUA_STACK;
@@ -481,5 +754,6 @@ void *plush_engine_data(plush_engine *e) { return e->o.data; }
 void plush_engine_stats_get(plush_engine *e, plush_engine_stats *s) {
   uv_mutex_lock(&e->mu);
   *s = e->stats;
+  s->online = e->online;
   uv_mutex_unlock(&e->mu);
 }

@@ -5,9 +5,10 @@
 **
 ** Two threads. The I/O side runs on the caller's uv loop: the connection
 ** to the controller (role PLUSH_ROLE_ENGINE), REGISTER/WELCOME, PING ->
-** PONG, INTERRUPT, SHUTDOWN. The Lua thread owns the lua_State and runs
-** one request at a time. While Lua runs, the loop keeps answering
-** heartbeats and interrupts (see share/doc/design.md and engine.md).
+** PONG, INTERRUPT, RESTART, SHUTDOWN, and reconnecting when the link is
+** lost. The Lua thread owns the lua_State and runs one request at a
+** time. While Lua runs, the loop keeps answering heartbeats and
+** interrupts (see share/doc/design.md and engine.md).
 **
 ** The caller should ignore SIGPIPE (a write to a dead controller must
 ** fail with EPIPE, not kill the process); signals are the caller's to
@@ -28,7 +29,8 @@ typedef struct plush_engine plush_engine;
 */
 enum {
   PLUSH_ENGINE_DONE = 0,  /* plush_engine_stop or SHUTDOWN from controller */
-  PLUSH_ENGINE_FAILED = 1 /* connection refused or lost, no Lua state, ... */
+  PLUSH_ENGINE_FAILED = 1 /* connection refused, lost (and reconnection
+                             gave up), no Lua state, ... */
 };
 
 typedef struct plush_engine_opts {
@@ -41,9 +43,22 @@ typedef struct plush_engine_opts {
   /* Output bytes waiting (to be written plus being written) above which
   ** print/io.write block the Lua thread until the socket drains; 0: 8 MiB. */
   size_t high_water;
+  /* Once the first WELCOME came: seconds to keep trying to reconnect
+  ** after the link to the controller is lost (100 ms doubling to 5 s
+  ** between attempts, with jitter), keeping the namespace and asking for
+  ** the same id. 0: finish with PLUSH_ENGINE_FAILED at once. */
+  double reconnect;
+  /* Connection file (connfile.h) re-read before every reconnection
+  ** attempt, for a restarted controller's new port and key; NULL:
+  ** reconnect to host:port with key. Copied. */
+  const char *file;
+  /* Bytes the namespace (the lua_State) may allocate; 0: no limit. An
+  ** allocation past it fails as Lua's "not enough memory" error. */
+  size_t memory_limit;
   /* Runs on the Lua thread once the namespace is built, before the first
-  ** request (may be NULL): extra modules (mpi), test fixtures. A non-zero
-  ** return fails the engine. */
+  ** request (may be NULL), and again for each namespace a RESTART builds:
+  ** extra modules (mpi), test fixtures. A non-zero return fails the
+  ** engine. */
   int (*setup)(lua_State *L, void *data);
   /* Runs once, on the loop, when the engine has finished: the Lua thread
   ** is joined, the state closed, every handle closed. status is
@@ -76,6 +91,10 @@ typedef struct plush_engine_stats {
   size_t out_peak;         /* highest output bytes in flight seen */
   unsigned long blocked;   /* times the Lua thread waited for a drain */
   unsigned long tasks;     /* requests answered */
+  unsigned long reconnects;/* links re-established after a loss */
+  unsigned long restarts;  /* fresh namespaces built for RESTART */
+  size_t dropped;          /* output bytes dropped: their link was down */
+  int online;              /* 1 while a link to the controller is up */
 } plush_engine_stats;
 
 void plush_engine_stats_get(plush_engine *e, plush_engine_stats *s);

@@ -3,14 +3,23 @@
 ** I/O side, on the uv loop) and engine_lua.c (the Lua thread).
 **
 ** Ownership, by thread:
-**   loop thread   conn, wake, cl, spare, exiting/status/reason
-**   Lua thread    L's contents, enc
-**   both          everything under mu; running/intr/id/halting (atomic)
+**   loop thread   conn, wake, retry, cl, spare, exiting/status/reason,
+**                 the reconnection state
+**   Lua thread    L's contents, enc, mem, nsid
+**   both          everything under mu; running/intr/id/halting/restarting
+**                 (atomic)
 ** The two sides meet in two queues under one mutex: `in` carries REQ
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
 ** allocated per message: both queues keep their capacity.
+**
+** Links. Every connection that got a WELCOME is one link, numbered by
+** gen. A task belongs to the link it arrived on (rungen): its STARTED,
+** OUTPUT and REPLY go out only while that link is up. When it drops, the
+** queues are emptied (requests of a controller that is gone are not run,
+** output for it is not kept), gen moves on, and whatever the task still
+** produces is counted and dropped until it ends.
 */
 #ifndef PLUSH_ENGINE_INT_H
 #define PLUSH_ENGINE_INT_H
@@ -24,11 +33,28 @@
 
 #define CODEPTH 16
 
-/* A queued request; cancelled when an INTERRUPT named it before it ran. */
+/*
+** A queued request (or a RESTART marker, f->hdr.type says); cancelled
+** (CANCEL_*) when an INTERRUPT named it, or a RESTART overtook it, before
+** it ran.
+*/
+enum { CANCEL_NONE, CANCEL_INTERRUPT, CANCEL_RESTART };
+
 typedef struct inreq {
   plush_frame *f;
   int cancelled;
 } inreq;
+
+/*
+** What the namespace allocates (engine_lua.c's allocator). Lua thread
+** only. limit 0: none. While lifted the limit is not enforced: the
+** engine's own work in the state (building replies, error tables) must
+** not fail because user code filled the namespace.
+*/
+typedef struct memacct {
+  size_t used, limit;
+  int lifted;
+} memacct;
 
 typedef struct inring {
   inreq *v;
@@ -45,6 +71,9 @@ struct plush_engine {
   uv_loop_t *loop;
   plush_conn *conn;         /* NULL once closed */
   uv_async_t wake;          /* Lua thread -> loop: output or "done" */
+  uv_timer_t retry;         /* next reconnection attempt / its deadline */
+  uv_timer_t watch;         /* the controller's silence, when it says */
+  int handles;              /* of wake, retry and watch not yet closed */
   lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
   outvec spare;             /* the out queue being written */
   plush_engine_opts o;      /* o.host and o.key point at the copies here */
@@ -53,6 +82,14 @@ struct plush_engine {
   int thread_started, joined;
   int exiting, status;
   char reason[256];
+  char *file;               /* connection file re-read on reconnection */
+  int registered;           /* a WELCOME was seen once */
+  int retrying;             /* the link is down, reconnecting */
+  uint64_t deadline;        /* uv_now when reconnection gives up */
+  uint64_t delay;           /* ms before the next attempt, before jitter */
+  uint64_t rng;             /* jitter */
+  uint64_t heard;           /* uv_now of the last frame received */
+  uint64_t silence;         /* ms of silence that mean the link is dead */
 
   /* ---- read-only once started ---- */
   char hostname[256];       /* this machine (engine.host) */
@@ -69,6 +106,9 @@ struct plush_engine {
   size_t sockbytes;         /* bytes the conn had queued at last look */
   size_t high_water;
   int welcomed, stopping, luadone, luafailed;
+  int online;               /* a link is up (WELCOME seen on this conn) */
+  uint64_t gen;             /* the current link's number */
+  uint64_t rungen;          /* link the task being served came on */
   char luaerr[200];
   lua_State *L;             /* set once built; the I/O side only hooks it */
   lua_State *costack[CODEPTH]; /* coroutines being resumed, outermost first */
@@ -80,11 +120,15 @@ struct plush_engine {
   _Atomic uint64_t intr;    /* task an interrupt is aimed at */
   _Atomic uint32_t id;      /* engine id, PLUSH_ANY before WELCOME */
   _Atomic int halting;      /* stopping: the hook raises every time */
+  _Atomic int restarting;   /* RESTARTs queued: the hook raises too */
 
   /* ---- Lua thread ---- */
   uv_thread_t thread;
   plush_buf enc;            /* reply encoding, kept between requests */
   uint64_t fired;           /* task the interrupt hook raised in */
+  memacct mem;              /* the namespace's allocations */
+  int inuser;               /* user code runs (or a request is decoded) */
+  uint32_t nsid;            /* engine.id as the namespace has it */
 };
 
 /* One request while it is being served (Lua thread). */
@@ -107,7 +151,9 @@ void eng_pushorig(lua_State *L, const char *name);
 /* mod[name] = f; the original is kept for eng_pushorig(orig). */
 void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
                  lua_CFunction f);
-/* Queues a frame with a copy of data (STARTED, REPLY); 0 or PLUSH_ENOMEM. */
+/* Queues a frame of the running task with a copy of data (STARTED,
+** REPLY): 0, 1 when dropped because the task's link is down, or
+** PLUSH_ENOMEM. */
 int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                  const void *data, size_t len);
 
@@ -117,6 +163,10 @@ double eng_now(void);
 /* Sets the interrupt hook on e->L and the coroutines it is resuming.
 ** Caller holds mu and saw a task run. */
 void eng_hook(plush_engine *e);
+/* mu held: the running task's link is up (its frames may go out). */
+static inline int eng_live(plush_engine *e) {
+  return e->online && e->rungen == e->gen;
+}
 
 /* engine_host.c: growing the queues (0 or PLUSH_ENOMEM). */
 int eng_outpush(outvec *q, plush_frame *f);

@@ -1,11 +1,14 @@
 /*
 ** engine_lua.c — the engine's Lua thread: the namespace (a lua_State with
-** the standard libraries, cjson and the `engine` table), interrupts, and
+** the standard libraries, cjson and the `engine` table, on a counting
+** allocator that enforces the memory limit), interrupts, restarts, and
 ** the request loop. The ops themselves are in engine_ops.c, output and
 ** frames out in engine_out.c. Only this thread touches the state, except
 ** for the interrupt hook that the I/O side sets (engine_host.c).
 */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,67 @@
 
 typedef eng_task task;
 
+static int enginekey; /* registry: the namespace's `engine` table */
+
+/* ---- memory ------------------------------------------------------ */
+
+/*
+** The namespace's allocator: realloc/free, counting every byte, and
+** refusing (NULL) growth past the limit unless lifted. Lua answers a
+** refusal with an emergency full collection and one more try, then
+** raises its "not enough memory" error (LUA_ERRMEM) in the code that
+** allocated: a runaway task fails, the state stays usable. Shrinking
+** never fails, as Lua requires. Only the Lua thread allocates in the
+** state, so the count needs no lock.
+*/
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  memacct *m = ud;
+  void *p;
+  if (ptr == NULL) osize = 0; /* osize is a type tag then */
+  if (nsize == 0) {
+    free(ptr);
+    m->used -= osize;
+    return NULL;
+  }
+  if (nsize > osize && m->limit && !m->lifted &&
+      (nsize - osize > m->limit || m->used > m->limit - (nsize - osize)))
+    return NULL;
+  if ((p = realloc(ptr, nsize)) == NULL) return NULL;
+  m->used = m->used - osize + nsize;
+  return p;
+}
+
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  plush_error("PANIC: unprotected error in call to Lua API (%s)",
+              msg ? msg : "error object is not a string");
+  return 0; /* abort() follows */
+}
+
+/*
+** Warnings (warn("@on"), warn("x")) as in luaL_newstate: off until
+** "@on", to the process's stderr (the engine's log without --log).
+*/
+static void warnoff(void *ud, const char *msg, int tocont);
+
+static void warnon(void *ud, const char *msg, int tocont) {
+  lua_State *L = ud;
+  static int cont;
+  if (!cont && *msg == '@') {
+    if (strcmp(msg, "@off") == 0) lua_setwarnf(L, warnoff, L);
+    return;
+  }
+  if (!cont) fputs("Lua warning: ", stderr);
+  fputs(msg, stderr);
+  if (!tocont) fputc('\n', stderr), fflush(stderr);
+  cont = tocont;
+}
+
+static void warnoff(void *ud, const char *msg, int tocont) {
+  lua_State *L = ud;
+  if (!tocont && strcmp(msg, "@on") == 0) lua_setwarnf(L, warnon, L);
+}
+
 /* ---- interrupts -------------------------------------------------- */
 
 /*
@@ -32,15 +96,23 @@ typedef eng_task task;
 ** each resumer on the way back to the main state raises too (a resume
 ** that returns false must not swallow it). While the engine halts the
 ** hook stays and raises at every event, so user code that catches
-** "interrupted" in a loop still gets out. It may also fire in the
+** "interrupted" in a loop still gets out; so it does while a RESTART is
+** queued (the task it overtakes must end), but then only in user code:
+** the task's reply is still to be built. It may also fire in the
 ** engine's own protected calls around the user's code (the codec's);
 ** e->fired lets serve tell such a failure from a real one.
 */
 static void stop(lua_State *L, lua_Debug *ar) {
   plush_engine *e = eng_self(L);
   uint64_t t, run = atomic_load(&e->running);
+  int halting = atomic_load(&e->halting);
   (void)ar;
-  if (!atomic_load(&e->halting)) {
+  if (!halting && atomic_load(&e->restarting) && run != 0) {
+    if (!e->inuser) return; /* the engine's own work: the reply must go */
+    e->fired = run;
+    luaL_error(L, "interrupted: the engine is restarting");
+  }
+  if (!halting) {
     lua_sethook(L, NULL, 0, 0);
     t = L == e->L ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
     if (t == 0 || t != run) return;
@@ -128,17 +200,33 @@ static int build(lua_State *L) {
   return 0;
 }
 
+/*
+** A new namespace, on the counting allocator; the limit applies while the
+** libraries load, so a limit too small to hold them says so at once.
+*/
 static lua_State *newstate(plush_engine *e) {
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  int st;
+  char lim[64] = "";
+  if (e->mem.limit)
+    snprintf(lim, sizeof lim, " within the memory limit of %zu bytes",
+             e->mem.limit);
+  e->mem.lifted = 0;
+  L = lua_newstate(l_alloc, &e->mem);
   if (L == NULL) {
-    snprintf(e->luaerr, sizeof e->luaerr, "cannot create a Lua state");
+    e->mem.lifted = 1;
+    snprintf(e->luaerr, sizeof e->luaerr, "cannot create a Lua state%s", lim);
     return NULL;
   }
+  lua_atpanic(L, panic);
+  lua_setwarnf(L, warnoff, L);
   *(plush_engine **)lua_getextraspace(L) = e;
   lua_pushcfunction(L, build);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-    snprintf(e->luaerr, sizeof e->luaerr, "cannot build the namespace: %s",
-             lua_tostring(L, -1));
+  st = lua_pcall(L, 0, 0, 0);
+  e->mem.lifted = 1;
+  if (st != LUA_OK) {
+    snprintf(e->luaerr, sizeof e->luaerr, "cannot build the namespace%s: %s",
+             st == LUA_ERRMEM ? lim : "", lua_tostring(L, -1));
     lua_close(L);
     return NULL;
   }
@@ -146,13 +234,27 @@ static lua_State *newstate(plush_engine *e) {
 }
 
 /*
-** After WELCOME: the `engine` table, then the embedder's setup (which may
-** raise or return non-zero to refuse).
+** engine.memory_used(): the bytes the namespace holds, which is what the
+** limit is checked against. The allocator's count and Lua's own
+** (collectgarbage "count", kept from the same size arguments since
+** lua_newstate) are the same number; a Lua function over library
+** functions keeps the `engine` table a value that can travel
+** (`return engine` works).
+*/
+static const char memused[] =
+    "local count, toint = collectgarbage, math.tointeger\n"
+    "return function() return toint(count('count') * 1024) end";
+
+/*
+** After WELCOME (and for each namespace a RESTART builds): the `engine`
+** table, then the embedder's setup (which may raise or return non-zero
+** to refuse).
 */
 static int welcomed(lua_State *L) {
   plush_engine *e = eng_self(L);
-  lua_createtable(L, 0, 5);
-  lua_pushinteger(L, (lua_Integer)atomic_load(&e->id));
+  e->nsid = atomic_load(&e->id);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, (lua_Integer)e->nsid);
   lua_setfield(L, -2, "id");
   lua_pushinteger(L, (lua_Integer)getpid());
   lua_setfield(L, -2, "pid");
@@ -164,10 +266,56 @@ static int welcomed(lua_State *L) {
     lua_pushinteger(L, e->size);
     lua_setfield(L, -2, "size");
   }
+  if (e->mem.limit) {
+    lua_pushinteger(L, (lua_Integer)e->mem.limit);
+    lua_setfield(L, -2, "memory_limit");
+  }
+  if (luaL_loadbufferx(L, memused, sizeof memused - 1, "=engine", "t") !=
+      LUA_OK)
+    return lua_error(L);
+  lua_call(L, 0, 1);
+  lua_setfield(L, -2, "memory_used");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");
   if (e->o.setup && e->o.setup(L, e->o.data) != 0)
     return luaL_error(L, "engine setup refused to start");
   return 0;
+}
+
+/* Builds the engine table (and runs setup) on L; 0 and luaerr on failure. */
+static int ready(plush_engine *e, lua_State *L) {
+  lua_pushcfunction(L, welcomed);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    snprintf(e->luaerr, sizeof e->luaerr, "engine setup failed: %s",
+             lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+** engine.id follows the id of the latest WELCOME (a reconnection may
+** have been given another one). The table is ours (raw set); under pcall
+** since adding the key back may allocate.
+*/
+static int setid(lua_State *L) {
+  plush_engine *e = eng_self(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &enginekey) == LUA_TTABLE) {
+    lua_pushliteral(L, "id");
+    lua_pushinteger(L, (lua_Integer)e->nsid);
+    lua_rawset(L, -3);
+  }
+  return 0;
+}
+
+static void syncid(plush_engine *e, lua_State *L) {
+  uint32_t id = atomic_load(&e->id);
+  if (id == e->nsid || id == PLUSH_ANY) return;
+  e->nsid = id;
+  lua_pushcfunction(L, setid);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
 /* ---- serving ----------------------------------------------------- */
@@ -237,6 +385,8 @@ static void serve(lua_State *L, task *t) {
   lua_pushcfunction(L, eng_serve);
   lua_pushlightuserdata(L, t);
   st = lua_pcall(L, 1, 0, 0);
+  e->mem.lifted = 1; /* in case an error skipped call()'s reset */
+  e->inuser = 0;
   if (st == LUA_OK && e->enc.len > limit) {
     lua_pushfstring(L, "reply of %I bytes is over the %I-byte frame limit",
                     (lua_Integer)e->enc.len, (lua_Integer)limit);
@@ -254,10 +404,11 @@ static void serve(lua_State *L, task *t) {
 }
 
 /*
-** Waits for the next request and takes it, together with making it the
-** running task, in one critical section: an INTERRUPT sees each request
-** either queued or running, never in between. Stale hooks are cleared
-** here too, before the task's id is published. Returns 0 when stopping.
+** Waits for the next request (or RESTART marker) and takes it, together
+** with making it the running task, in one critical section: an INTERRUPT
+** sees each request either queued or running, never in between. Stale
+** hooks are cleared here too, before the task's id is published, and the
+** task is tied to the link it came on. Returns 0 when stopping.
 */
 static int take(plush_engine *e, inreq *r) {
   uv_mutex_lock(&e->mu);
@@ -271,9 +422,39 @@ static int take(plush_engine *e, inreq *r) {
   e->in.n--;
   lua_sethook(e->L, NULL, 0, 0);
   atomic_store(&e->intr, 0);
-  atomic_store(&e->running, r->cancelled ? 0 : r->f->hdr.id);
+  e->rungen = e->gen;
+  atomic_store(&e->running, r->cancelled || r->f->hdr.type != PLUSH_T_REQ
+                                ? 0
+                                : r->f->hdr.id);
   uv_mutex_unlock(&e->mu);
   return 1;
+}
+
+/*
+** RESTART: the namespace is closed (its finalizers run, their output
+** going to the process's stdout as between requests) and a new one built
+** exactly as at start, same engine table, same id. Returns it, or NULL
+** (luaerr set) when it cannot be built: the engine then fails.
+*/
+static lua_State *renew(plush_engine *e, lua_State *L) {
+  uv_mutex_lock(&e->mu);
+  e->L = NULL;
+  uv_mutex_unlock(&e->mu);
+  lua_close(L);
+  e->mem.used = 0; /* lua_close freed it all */
+  L = newstate(e);
+  if (L && !ready(e, L)) {
+    lua_close(L);
+    L = NULL;
+  }
+  uv_mutex_lock(&e->mu);
+  e->L = L;
+  if (L) e->stats.restarts++;
+  atomic_fetch_sub(&e->restarting, 1);
+  uv_mutex_unlock(&e->mu);
+  if (L)
+    plush_info("restarted: a fresh namespace for engine %u", e->nsid);
+  return L;
 }
 
 /* The task is over: no hook may reach the state from here on. */
@@ -288,15 +469,31 @@ static int done(plush_engine *e) {
   return idle;
 }
 
-static void loop(plush_engine *e, lua_State *L) {
+/*
+** Serves requests until stopping; returns the state it ends with (a
+** RESTART replaces it), NULL when a RESTART could not build one. A reply
+** whose link went down while the task ran is dropped (the controller
+** that asked is gone), with a log line.
+*/
+static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
   while (take(e, &r)) {
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK};
     uint64_t id = r.f->hdr.id;
+    int sent;
+    if (r.f->hdr.type == PLUSH_T_RESTART) {
+      plush_frame_unref(r.f);
+      if ((L = renew(e, L)) == NULL) return NULL;
+      continue;
+    }
     e->fired = 0;
+    syncid(e, L);
     if (r.cancelled) {
       t.status = PLUSH_S_ERROR;
-      lua_pushliteral(L, "interrupted");
+      if (r.cancelled == CANCEL_RESTART)
+        lua_pushliteral(L, "interrupted: the engine is restarting");
+      else
+        lua_pushliteral(L, "interrupted");
       fallback(L, &t);
     } else {
       eng_sendcopy(e, PLUSH_T_STARTED, id, 0, NULL, 0);
@@ -304,13 +501,20 @@ static void loop(plush_engine *e, lua_State *L) {
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
-    if (eng_sendcopy(e, PLUSH_T_REPLY, id, t.status, e->enc.data, e->enc.len) < 0)
-      eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom, sizeof oom - 1);
+    sent = eng_sendcopy(e, PLUSH_T_REPLY, id, t.status, e->enc.data,
+                        e->enc.len);
+    if (sent < 0)
+      sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
+                          sizeof oom - 1);
+    if (sent == 1)
+      plush_warn("task %llu ended after the link to the controller was "
+                 "lost: its reply is dropped", (unsigned long long)id);
     if (done(e)) {
       lua_gc(L, LUA_GCSTEP, 0);
       if (e->enc.cap > ENC_KEEP) plush_buf_free(&e->enc);
     }
   }
+  return L;
 }
 
 /*
@@ -320,22 +524,22 @@ static void loop(plush_engine *e, lua_State *L) {
 */
 void eng_luamain(void *arg) {
   plush_engine *e = arg;
-  lua_State *L = newstate(e);
-  int ok = L != NULL, go;
+  lua_State *L;
+  int ok, go;
+  e->mem.limit = e->o.memory_limit;
+  e->mem.lifted = 1;
+  L = newstate(e);
+  ok = L != NULL;
   uv_mutex_lock(&e->mu);
   e->L = L;
   while (ok && !e->welcomed && !e->stopping) uv_cond_wait(&e->inc, &e->mu);
   go = ok && !e->stopping;
   uv_mutex_unlock(&e->mu);
   if (go) {
-    lua_pushcfunction(L, welcomed);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      snprintf(e->luaerr, sizeof e->luaerr, "engine setup failed: %s",
-               lua_tostring(L, -1));
+    if (!ready(e, L))
       ok = 0;
-    } else {
-      loop(e, L);
-    }
+    else if ((L = loop(e, L)) == NULL)
+      ok = 0;
   }
   uv_mutex_lock(&e->mu);
   e->L = NULL;

@@ -55,6 +55,9 @@ static void trim(lua_State *L) {
 static int handler(lua_State *L) {
   const char *msg;
   int t;
+  plush_engine *e = eng_self(L);
+  e->mem.lifted = 1; /* the error report is the engine's */
+  e->inuser = 0;
   if (lua_type(L, 1) == LUA_TSTRING)
     msg = lua_tostring(L, 1);
   else if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -91,13 +94,24 @@ static void errtable(lua_State *L, const char *msg) {
 ** Calls the function below its nargs arguments under the handler.
 ** LUA_OK: its results replace it. Otherwise an error table replaces it
 ** (also for errors the handler never saw: memory, error in the handler).
+**
+** The memory limit holds here, while user code runs (and while a request
+** is decoded: its values are the namespace's); everything else the
+** engine does in the state — compiling the chunk, packing results,
+** error tables, encoding the reply — is its own work and runs lifted, so
+** that a namespace filled to the limit still gets its answer.
 */
 static int call(lua_State *L, int nargs, int nres) {
+  plush_engine *e = eng_self(L);
   int fn = lua_gettop(L) - nargs;
   int st;
   lua_pushcfunction(L, handler);
   lua_insert(L, fn);
+  e->mem.lifted = 0;
+  e->inuser = 1;
   st = lua_pcall(L, nargs, nres, fn);
+  e->mem.lifted = 1;
+  e->inuser = 0;
   lua_remove(L, fn);
   if (st != LUA_OK && !(st == LUA_ERRRUN && lua_istable(L, -1))) {
     errtable(L, lua_tostring(L, -1));
@@ -470,9 +484,19 @@ int eng_serve(lua_State *L) {
   char err[256];
   const char *op;
   int st;
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) < 0)
-    return badreq(L, t, "cannot decode the request: %s", err);
+  t->e->mem.lifted = 0;
+  t->e->inuser = 1;
+  st = plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                    sizeof err);
+  t->e->mem.lifted = 1;
+  t->e->inuser = 0;
+  if (st == PLUSH_ENOMEM) {
+    /* The request's values are the namespace's: the memory limit (or the
+    ** machine) refused them. The user's problem, not a bad request. */
+    t->status = PLUSH_S_ERROR;
+    return luaL_error(L, "not enough memory to decode the request");
+  }
+  if (st < 0) return badreq(L, t, "cannot decode the request: %s", err);
   if (!lua_istable(L, 2)) return badreq(L, t, "the request is not a table");
   if (lua_getfield(L, 2, "op") != LUA_TSTRING)
     return badreq(L, t, "the request has no 'op'");

@@ -64,11 +64,13 @@ static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
 ** it has moved the queue to the socket and the socket is below the mark
 ** again (onwake, ondrain). Output thus costs about high_water plus one
 ** frame of memory, whatever the chunk prints. The wait ends early when
-** the engine stops or the task is interrupted, so a controller that stops
+** the engine stops, the task is interrupted or overtaken by a RESTART, or
+** the link drops (the queue is emptied then), so a controller that stops
 ** reading cannot wedge an interrupt.
 */
 static void throttle(plush_engine *e) {
   while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
+         eng_live(e) && !atomic_load(&e->restarting) &&
          atomic_load(&e->intr) != atomic_load(&e->running)) {
     e->stats.blocked++;
     uv_cond_wait(&e->outc, &e->mu);
@@ -128,7 +130,8 @@ static int post(plush_engine *e, plush_frame *f) {
 
 /*
 ** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
-** task's reply must not be held up by its own output. 0 or PLUSH_ENOMEM.
+** task's reply must not be held up by its own output. 0, 1 when the
+** task's link is down (nothing sent), or PLUSH_ENOMEM.
 */
 int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                     const void *data, size_t len) {
@@ -141,7 +144,9 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
     memcpy(plush_frame_payload(f), data, len);
   }
   uv_mutex_lock(&e->mu);
-  if (f) {
+  if (!eng_live(e)) {
+    r = 1;
+  } else if (f) {
     r = post(e, f);
   } else if ((p = slot(e, &h)) != NULL) {
     if (len) memcpy(p, data, len);
@@ -149,7 +154,7 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
     r = PLUSH_ENOMEM;
   }
   uv_mutex_unlock(&e->mu);
-  if (r < 0) plush_frame_unref(f);
+  if (r != 0) plush_frame_unref(f);
   return r;
 }
 
@@ -170,7 +175,7 @@ static void fill(lua_State *L, char *dst, int first, int last, int isprint) {
 /*
 ** Output too big for a batch goes out in frames of at most CHUNK bytes,
 ** each queued as soon as it is full (so back-pressure applies within one
-** huge print too).
+** huge print too). Once the link is found down the rest is only counted.
 */
 typedef struct sink {
   lua_State *L;
@@ -178,11 +183,28 @@ typedef struct sink {
   plush_hdr h;
   plush_frame *f;
   size_t used, left;
+  int dead;
 } sink;
+
+static void drop(plush_engine *e, size_t n) {
+  uv_mutex_lock(&e->mu);
+  e->stats.dropped += n;
+  uv_mutex_unlock(&e->mu);
+}
 
 static void put(sink *s, const char *p, size_t n) {
   while (n > 0) {
     size_t k;
+    if (s->f == NULL && !s->dead) {
+      uv_mutex_lock(&s->e->mu);
+      s->dead = !eng_live(s->e);
+      uv_mutex_unlock(&s->e->mu);
+    }
+    if (s->dead) {
+      drop(s->e, n);
+      s->left -= n;
+      return;
+    }
     if (s->f == NULL) {
       s->h.len = (uint32_t)(s->left < CHUNK ? s->left : CHUNK);
       if ((s->f = plush_frame_new(&s->h)) == NULL)
@@ -201,9 +223,17 @@ static void put(sink *s, const char *p, size_t n) {
       int r;
       s->f = NULL;
       uv_mutex_lock(&s->e->mu);
-      if ((r = post(s->e, f)) == 0) throttle(s->e);
+      if (!eng_live(s->e)) {
+        s->e->stats.dropped += f->hdr.len;
+        s->dead = 1;
+        r = 1;
+      } else if ((r = post(s->e, f)) == 0) {
+        throttle(s->e);
+      }
       uv_mutex_unlock(&s->e->mu);
-      if (r < 0) {
+      if (r == 1) {
+        plush_frame_unref(f);
+      } else if (r < 0) {
         plush_frame_unref(f);
         luaL_error(s->L, "not enough memory for output");
       }
@@ -213,7 +243,7 @@ static void put(sink *s, const char *p, size_t n) {
 
 static void bigemit(lua_State *L, plush_hdr *h, size_t total, int first,
                     int last, int isprint) {
-  sink s = {L, eng_self(L), *h, NULL, 0, total};
+  sink s = {L, eng_self(L), *h, NULL, 0, total, 0};
   size_t len;
   for (int i = first; i <= last; i++) {
     const char *p = lua_tolstring(L, i, &len);
@@ -228,7 +258,8 @@ static void bigemit(lua_State *L, plush_hdr *h, size_t total, int first,
 ** print style (tabs between, newline after) or write style (as is), one
 ** OUTPUT frame for the running task (several past CHUNK bytes). Outside a
 ** task (finalizers between requests) it goes to the process's own
-** stdout/stderr.
+** stdout/stderr. While the task's link is down it is counted and dropped:
+** nobody is there to read it, and keeping it would grow without bound.
 */
 static void emit(lua_State *L, uint32_t stream, int first, int last,
                  int isprint) {
@@ -260,6 +291,11 @@ static void emit(lua_State *L, uint32_t stream, int first, int last,
     return;
   }
   uv_mutex_lock(&e->mu);
+  if (!eng_live(e)) {
+    e->stats.dropped += total;
+    uv_mutex_unlock(&e->mu);
+    return;
+  }
   if ((p = slot(e, &h)) != NULL) {
     fill(L, p, first, last, isprint);
     throttle(e);

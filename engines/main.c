@@ -2,6 +2,7 @@
 ** main.c — plush-engine: one Lua namespace served to a controller.
 **
 **   plush-engine [--file CONNECTION.json] [--id N] [--log FILE]
+**                [--reconnect S] [--memory-limit BYTES]
 **
 ** Everything is in core/engine_host.c; this file reads the command line
 ** and the connection file, runs the loop, and turns the engine's end into
@@ -12,6 +13,7 @@
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +29,23 @@
 
 static const char usage[] =
     "usage: plush-engine [--file CONNECTION.json] [--id N] [--log FILE]\n"
+    "                    [--reconnect S] [--memory-limit BYTES]\n"
     "\n"
     "Connects to the controller named in the connection file and serves\n"
     "one Lua namespace until the controller shuts it down.\n"
     "\n"
-    "  --file FILE  connection file (default: the profile's, from\n"
-    "               $PLUSH_PROFILE or \"default\", under $XDG_RUNTIME_DIR/plush\n"
-    "               or ~/.local/state/plush)\n"
-    "  --id N       engine id to ask for (default: the controller picks)\n"
-    "  --log FILE   append log lines to FILE (default: stderr)\n"
-    "  --help       this text\n"
-    "  --version    the version\n";
+    "  --file FILE            connection file (default: the profile's, from\n"
+    "                         $PLUSH_PROFILE or \"default\", under\n"
+    "                         $XDG_RUNTIME_DIR/plush or ~/.local/state/plush)\n"
+    "  --id N                 engine id to ask for (default: the controller picks)\n"
+    "  --log FILE             append log lines to FILE (default: stderr)\n"
+    "  --reconnect S          when the controller is lost, keep the namespace and\n"
+    "                         try to reconnect for S seconds, re-reading the\n"
+    "                         connection file each time (default 60; 0: exit)\n"
+    "  --memory-limit BYTES   most memory the namespace may use; K, M, G\n"
+    "                         suffixes (default 0: no limit)\n"
+    "  --help                 this text\n"
+    "  --version              the version\n";
 
 typedef struct run {
   uv_signal_t sigterm, sigint;
@@ -79,6 +87,38 @@ static void onexit(plush_engine *e, int status, const char *reason,
   uv_close((uv_handle_t *)&r->sigint, NULL);
 }
 
+/* Seconds: a finite number >= 0. */
+static int parsesecs(const char *s, double *out) {
+  char *end;
+  double v;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= 0) || v > 1e9) return -1;
+  *out = v;
+  return 0;
+}
+
+/* Bytes: an integer with an optional K, M or G (powers of 1024), with or
+** without a trailing B ("512M", "2GB", "1048576"). 0 is no limit. */
+static int parsebytes(const char *s, size_t *out) {
+  char *end;
+  unsigned long long v, mul = 1;
+  if (*s < '0' || *s > '9') return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno || end == s) return -1;
+  switch (*end) {
+  case 'k': case 'K': mul = 1ull << 10, end++; break;
+  case 'm': case 'M': mul = 1ull << 20, end++; break;
+  case 'g': case 'G': mul = 1ull << 30, end++; break;
+  default: break;
+  }
+  if ((*end == 'b' || *end == 'B') && end[1] == '\0') end++;
+  if (*end || (v && mul > SIZE_MAX / v)) return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
 /* "--opt VALUE" or "--opt=VALUE"; NULL when argv[*i] is not opt. */
 static const char *optval(int argc, char **argv, int *i, const char *opt,
                           int *missing) {
@@ -95,6 +135,8 @@ static const char *optval(int argc, char **argv, int *i, const char *opt,
 
 int main(int argc, char **argv) {
   const char *file = NULL, *logfile = NULL, *idarg = NULL, *v;
+  double reconnect = 60;
+  size_t memlimit = 0;
   char path[4096], err[512];
   plush_connfile cf;
   plush_engine_opts o;
@@ -116,6 +158,14 @@ int main(int argc, char **argv) {
       idarg = v;
     else if ((v = optval(argc, argv, &i, "--log", &missing)) != NULL)
       logfile = v;
+    else if ((v = optval(argc, argv, &i, "--reconnect", &missing)) != NULL) {
+      if (parsesecs(v, &reconnect) < 0)
+        return die("bad --reconnect '%s'%s: seconds, 0 or more", v, "");
+    } else if ((v = optval(argc, argv, &i, "--memory-limit", &missing)) !=
+               NULL) {
+      if (parsebytes(v, &memlimit) < 0)
+        return die("bad --memory-limit '%s'%s: bytes, with K, M or G", v, "");
+    }
     else if (missing)
       return die("%s needs a value%s", argv[i], "");
     else
@@ -154,6 +204,9 @@ int main(int argc, char **argv) {
   o.key = cf.key;
   o.encrypt = cf.encrypt;
   o.id = (int)id;
+  o.file = file;
+  o.reconnect = reconnect;
+  o.memory_limit = memlimit;
   o.on_exit = onexit;
   o.data = &r;
   r.status = PLUSH_ENGINE_FAILED;

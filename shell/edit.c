@@ -41,14 +41,51 @@ int luaopen_plush_edit(lua_State *L);
 ** shell runs user code ("armed"), otherwise it just notes the signal
 ** for edit.interrupted(). plush.core's catch_sigint, used while waiting
 ** on the controller, installs its own handler on top and puts ours back.
+**
+** The hook does not raise inside the client library (the chunks named
+** by edit.trap): an error there, between sending a request and recording
+** it, would leave a task running that the client no longer knows of. It
+** waits instead, until the code is the user's again, or until the
+** client is about to wait for the controller (plush.core's handler is
+** in place): then it hands the signal over, and the client interrupts
+** the engines running its tasks, as it does for a Ctrl-C in the wait.
 */
 static lua_State *mainL;
 static volatile sig_atomic_t armed, gotint;
 static int trapping;
+static int libref = LUA_NOREF; /* set of the library's chunk sources */
 static struct sigaction oldint;
 
+static void onint(int sig);
+
+/* Whether the running function (a C function: its caller) is the
+** library's. */
+static int inlibrary(lua_State *L) {
+  lua_Debug ar;
+  int r;
+  for (int level = 0; level < 2 && lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "S", &ar) || ar.what[0] == 'C') continue;
+    if (libref == LUA_NOREF) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, libref);
+    lua_getfield(L, -1, ar.source);
+    r = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return r;
+  }
+  return 0;
+}
+
 static void lstop(lua_State *L, lua_Debug *ar) {
+  struct sigaction cur;
   (void)ar;
+  if (inlibrary(L)) {
+    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler != onint &&
+        cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN) {
+      lua_sethook(L, NULL, 0, 0);
+      raise(SIGINT);
+    }
+    return;
+  }
   lua_sethook(L, NULL, 0, 0);
   luaL_error(L, "interrupted");
 }
@@ -60,10 +97,25 @@ static void onint(int sig) {
     lua_sethook(mainL, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
-/* edit.trap(on): install (or remove) the session's SIGINT handler. */
+/*
+** edit.trap(on [, sources]): install (or remove) the session's SIGINT
+** handler. `sources`: the chunk sources ("@/.../client.lua") of the
+** client library, where an interrupt waits (see above).
+*/
 static int l_trap(lua_State *L) {
   int on = lua_toboolean(L, 1);
   struct sigaction sa;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_unref(L, LUA_REGISTRYINDEX, libref);
+    lua_newtable(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, 2, i) == LUA_TSTRING; i++) {
+      lua_pushboolean(L, 1);
+      lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    libref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (on && !trapping) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = onint;
@@ -147,17 +199,23 @@ static void checkwidth(void) {
   }
 }
 
-/* Visible width of s: bytes that start a UTF-8 character, outside the
-** \001...\002 brackets that mark a prompt's escape sequences. */
-static int width(const char *s, int n) {
-  int w = 0, hidden = 0;
+/*
+** The row, counted from the prompt's, that the terminal cursor is on
+** after printing the first n bytes of s from column *col: characters are
+** the bytes that start a UTF-8 sequence, the \001...\002 brackets of a
+** prompt's escapes take no room, a newline starts a row, and a full row
+** wraps.
+*/
+static int advance(const char *s, int n, int cols, int *col) {
+  int rows = 0, hidden = 0;
   for (int i = 0; i < n && s[i]; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == 1) hidden = 1;
     else if (c == 2) hidden = 0;
-    else if (!hidden && (c & 0xC0) != 0x80) w++;
+    else if (c == '\n') rows++, *col = 0;
+    else if (!hidden && (c & 0xC0) != 0x80 && ++*col >= cols) rows++, *col = 0;
   }
-  return w;
+  return rows;
 }
 
 static void install(void) {
@@ -219,11 +277,11 @@ static int l_feed(lua_State *L) {
 ** line may wrap: go up as many rows as the cursor is below its start.
 */
 static int l_hide(lua_State *L) {
-  int cols = columns(), pos, rows;
+  int cols = columns(), col = 0, rows;
   (void)L;
   if (!installed) return 0;
-  pos = width(prompt, (int)strlen(prompt)) + width(rl_line_buffer, rl_point);
-  rows = pos / cols;
+  rows = advance(prompt, (int)strlen(prompt), cols, &col);
+  if (rl_line_buffer != NULL) rows += advance(rl_line_buffer, rl_point, cols, &col);
   fputs("\r", stdout);
   if (rows > 0) fprintf(stdout, "\033[%dA", rows);
   fputs("\033[J", stdout);

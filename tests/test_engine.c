@@ -32,7 +32,8 @@
 
 typedef struct fake {
   uv_loop_t loop;
-  uv_tcp_t server;
+  uv_tcp_t server, server2; /* the second: a "restarted controller" */
+  int listening;            /* of server (1) and server2 (2), bits */
   uv_timer_t timer, tick;
   plush_conn *conn;         /* the engine's connection, our side */
   int port;
@@ -49,6 +50,10 @@ typedef struct fake {
 } fake;
 
 static fake F;
+
+/* Options start() adds for the engine: reconnect, file, memory_limit.
+** Set before boot(); cleared by finish(). */
+static plush_engine_opts extra;
 
 /* ---- the fake controller ----------------------------------------- */
 
@@ -75,6 +80,7 @@ static void onconnect(uv_stream_t *server, int status) {
   cr_assert_null(F.conn, "a second engine connected");
   cr_assert_eq(plush_conn_accept(server, &o, &fakecbs, &F, &c), 0);
   F.conn = c;
+  F.closed = 0;
 }
 
 static void onexit(plush_engine *e, int status, const char *reason,
@@ -126,7 +132,7 @@ static const char *tname(int t) {
   static const char *names[] = {"?", "REGISTER", "WELCOME", "REQ", "REPLY",
                                 "OUTPUT", "CTRL", "CTRL_REPLY", "INTERRUPT",
                                 "PING", "PONG", "EVENT", "SHUTDOWN",
-                                "STARTED"};
+                                "STARTED", "RESTART"};
   return t > 0 && t < PLUSH_T__MAX ? names[t] : "?";
 }
 
@@ -209,16 +215,29 @@ static void reply(uint64_t id, int st) {
 
 /* ---- set-up ------------------------------------------------------ */
 
-static void listen_(void) {
+/* Listens on a fresh loopback port; returns it. */
+static int listenon(uv_tcp_t *server, int bit) {
   struct sockaddr_in a;
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  uv_tcp_init(&F.loop, &F.server);
+  uv_tcp_init(&F.loop, server);
   uv_ip4_addr("127.0.0.1", 0, &a);
-  cr_assert_eq(uv_tcp_bind(&F.server, (struct sockaddr *)&a, 0), 0);
-  cr_assert_eq(uv_listen((uv_stream_t *)&F.server, 16, onconnect), 0);
-  uv_tcp_getsockname(&F.server, (struct sockaddr *)&ss, &len);
-  F.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  cr_assert_eq(uv_tcp_bind(server, (struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)server, 16, onconnect), 0);
+  uv_tcp_getsockname(server, (struct sockaddr *)&ss, &len);
+  F.listening |= bit;
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void listen_(void) { F.port = listenon(&F.server, 1); }
+
+static void closed_(uv_handle_t *h) { (void)h; }
+
+/* Stops listening (bit 1: server, 2: server2). */
+static void unlisten(int bit) {
+  if (!(F.listening & bit)) return;
+  F.listening &= ~bit;
+  uv_close((uv_handle_t *)(bit == 1 ? &F.server : &F.server2), closed_);
 }
 
 static void start(int id, size_t high_water, int port) {
@@ -227,6 +246,9 @@ static void start(int id, size_t high_water, int port) {
                          .key = F.key,
                          .id = id,
                          .high_water = high_water,
+                         .reconnect = extra.reconnect,
+                         .file = extra.file,
+                         .memory_limit = extra.memory_limit,
                          .on_exit = onexit};
   cr_assert_eq(plush_engine_start(&F.loop, &o, &F.eng), 0);
 }
@@ -272,6 +294,7 @@ static void boot(int want, uint32_t as, size_t high_water) {
   lua_pushinteger(F.L, (lua_Integer)getpid());
   lua_setglobal(F.L, "mypid");
   ok("v.pid == mypid and type(v.host) == 'string' and #v.host > 0");
+  ok("v.reconnect == nil");
   if (want >= 0) {
     lua_pushinteger(F.L, want);
     lua_setglobal(F.L, "want");
@@ -284,13 +307,12 @@ static void boot(int want, uint32_t as, size_t high_water) {
   sendval(PLUSH_T_WELCOME, 0, src);
 }
 
-static void closed_(uv_handle_t *h) { (void)h; }
-
 /* Closes what is left and checks nothing leaked a handle. */
 static void finish(void) {
   if (F.conn) plush_conn_close(F.conn, 0, "test over");
   until(hasclosed, "the connection to close", 0);
-  uv_close((uv_handle_t *)&F.server, closed_);
+  unlisten(1);
+  unlisten(2);
   uv_close((uv_handle_t *)&F.timer, closed_);
   uv_close((uv_handle_t *)&F.tick, closed_);
   uv_run(&F.loop, UV_RUN_DEFAULT);
@@ -301,6 +323,7 @@ static void finish(void) {
   }
   cr_assert_eq(uv_loop_close(&F.loop), 0, "handles left open");
   lua_close(F.L);
+  memset(&extra, 0, sizeof extra);
 }
 
 /* SHUTDOWN, and the engine must end with status 0. */
@@ -859,4 +882,342 @@ Test(connfile, refusals) {
   cr_assert_lt(readtext("{\"host\":\"h\",\"port\":70000,\"pid\":2,\"key\":\"" KEY
                         "\"}", 0600, err, sizeof err), 0);
   cr_assert(strstr(err, "bad field 'port'"), "%s", err);
+}
+
+/* ---- reliability: reconnection, restart, memory limit ------------- */
+
+static int hasconn(void) { return F.conn != NULL && !F.closed; }
+
+static int offline_(void) {
+  plush_engine_stats_get(F.eng, &stats);
+  return !stats.online;
+}
+
+/*
+** The link is cut from the controller's side; what arrived on it and was
+** not read yet is forgotten, as a dead controller would.
+*/
+static void forget(void) {
+  while (F.qn) {
+    plush_frame_unref(F.q[F.qh]);
+    F.qh = (F.qh + 1) % MAXQ;
+    F.qn--;
+  }
+}
+
+static void cut(void) {
+  cr_assert_not_null(F.conn);
+  plush_conn_close(F.conn, 0, "link cut");
+  until(hasclosed, "the link to close", 0);
+  forget();
+}
+
+/*
+** The engine dials again (a fresh accept): its REGISTER must ask for the
+** id `want`; it is welcomed as `as`.
+*/
+static void comeback(int want, uint32_t as) {
+  char src[64];
+  plush_frame *f;
+  until(hasconn, "the engine to reconnect", 0);
+  f = expect(PLUSH_T_REGISTER, 0);
+  decode(f);
+  plush_frame_unref(f);
+  lua_pushinteger(F.L, want);
+  lua_setglobal(F.L, "want");
+  ok("v.id == want and v.pid == mypid and v.reconnect == true");
+  F.id = as;
+  snprintf(src, sizeof src, "return {id = %u}", as);
+  sendval(PLUSH_T_WELCOME, 0, src);
+}
+
+Test(engine, reconnects_with_its_namespace) {
+  extra.reconnect = 30;
+  boot(-1, 3, 0);
+  exec(1, "x = 42 return engine.id");
+  reply(1, PLUSH_S_OK);
+  ok("v.r[1] == 3");
+  cut();
+  comeback(3, 3);
+  exec(2, "return x, engine.id");
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == 42 and v.r[2] == 3");
+  /* The controller may give another id (the old one was taken): the
+  ** namespace follows, and the next REGISTER asks for the new one. */
+  cut();
+  comeback(3, 8);
+  exec(3, "return x, engine.id");
+  reply(3, PLUSH_S_OK);
+  ok("v.r[1] == 42 and v.r[2] == 8");
+  cut();
+  comeback(8, 8);
+  exec(4, "x = x + 1 return x");
+  reply(4, PLUSH_S_OK);
+  ok("v.r[1] == 43");
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_eq(stats.reconnects, 3);
+  cr_assert(stats.online);
+  shutdown_(); /* SHUTDOWN still ends it, with status 0 */
+}
+
+/*
+** A restarted controller listens on another port with another key and
+** writes them to the connection file: the engine reads it again before
+** each attempt.
+*/
+Test(engine, reconnect_rereads_the_connection_file) {
+  plush_connfile cf = {.host = "127.0.0.1", .pid = 1, .profile = "default"};
+  char path[256], hex[2 * PLUSH_KEY_SIZE + 1], err[256];
+  snprintf(path, sizeof path, "/tmp/plush-test-engine-%d.json", (int)getpid());
+  unlink(path);
+  extra.reconnect = 30;
+  extra.file = path;
+  boot(-1, 2, 0);
+  cf.port = F.port;
+  memcpy(cf.key, F.key, sizeof cf.key);
+  cr_assert_eq(plush_connfile_write(path, &cf, err, sizeof err), 0, "%s", err);
+  exec(1, "y = 'kept'");
+  reply(1, PLUSH_S_OK);
+  /* The "new controller": another port, another key, the file rewritten;
+  ** the old one stops listening and drops the engine. */
+  cf.port = listenon(&F.server2, 2);
+  cr_assert_neq(cf.port, F.port);
+  cr_assert_eq(plush_key_generate(F.key, hex), 0);
+  memcpy(cf.key, F.key, sizeof cf.key);
+  cr_assert_eq(plush_connfile_write(path, &cf, err, sizeof err), 0, "%s", err);
+  unlisten(1);
+  cut();
+  comeback(2, 2);
+  exec(2, "return y, engine.id");
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == 'kept' and v.r[2] == 2");
+  unlink(path);
+  shutdown_();
+}
+
+Test(engine, gives_up_reconnecting) {
+  uint64_t t0, took;
+  extra.reconnect = 0.5;
+  boot(-1, 0, 0);
+  exec(1, "return 1");
+  reply(1, PLUSH_S_OK);
+  unlisten(1); /* nobody to come back to */
+  uv_update_time(&F.loop);
+  t0 = uv_now(&F.loop);
+  cut();
+  until(hasexited, "the engine to give up", 0);
+  took = uv_now(&F.loop) - t0;
+  cr_assert_eq(F.status, PLUSH_ENGINE_FAILED);
+  cr_assert(strstr(F.reason, "gave up reconnecting to the controller after "
+                             "0.5 s") != NULL, "%s", F.reason);
+  cr_assert_geq(took, 450, "gave up after %llu ms", (unsigned long long)took);
+  cr_assert_lt(took, 5000, "gave up after %llu ms", (unsigned long long)took);
+  finish();
+}
+
+/* plush_engine_stop (a signal) while the engine waits to retry. */
+Test(engine, stop_while_reconnecting) {
+  extra.reconnect = 30;
+  boot(-1, 0, 0);
+  exec(1, "return 1");
+  reply(1, PLUSH_S_OK);
+  unlisten(1);
+  cut();
+  until(offline_, "the engine to see the link down", 1);
+  plush_engine_stop(F.eng);
+  until(hasexited, "the engine to stop", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_DONE, "%s", F.reason);
+  finish();
+}
+
+static int firstdone(void) {
+  plush_engine_stats_get(F.eng, &stats);
+  return stats.tasks >= 1;
+}
+
+/*
+** The link drops while a task prints (blocked on back-pressure, even):
+** it goes on running, what it prints meanwhile is counted and dropped
+** (not queued for nobody), and neither its output nor its reply reaches
+** the controller it reconnects to. The global it set is there.
+*/
+Test(engine, output_dropped_while_disconnected) {
+  const size_t hw = 256 * 1024, piece = 64 * 1024, total = 1024 * piece;
+  extra.reconnect = 30;
+  boot(-1, 4, hw);
+  plush_conn_pause(F.conn);
+  exec(1, "for i = 1, 1024 do io.write(string.rep('x', 65536)) end\n"
+          "print('the end') printed = true return 'nobody hears this'");
+  until(blocked, "the Lua thread to block on output", 1);
+  cut();
+  comeback(4, 4);
+  until(firstdone, "the task to end", 1);
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_geq(stats.dropped, total / 2, "dropped %zu", stats.dropped);
+  cr_assert_leq(stats.dropped, total + 8, "dropped %zu", stats.dropped);
+  cr_assert_leq(stats.out_peak, hw + 2 * (piece + 24), "peak %zu bytes",
+                stats.out_peak);
+  exec(2, "return printed"); /* STARTED 2 comes first: nothing of task 1 */
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == true");
+  shutdown_();
+}
+
+/*
+** RESTART: the running task is interrupted (a pcall loop cannot hold it),
+** a request queued before the RESTART is answered without running, and
+** those after it run in the fresh namespace, in order, with the same
+** engine table.
+*/
+Test(engine, restart_gives_a_fresh_namespace) {
+  plush_frame *f;
+  extra.memory_limit = 64 << 20;
+  boot(-1, 5, 0);
+  exec(1, "x = 1 string.extra = true");
+  reply(1, PLUSH_S_OK);
+  exec(2, "while true do pcall(function() while true do end end) end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 2));
+  exec(3, "y = 'queued before the restart'");
+  sendhdr(PLUSH_T_RESTART, 0, 0);
+  exec(4, "z = 1");
+  exec(5, "z = z + 1\n"
+          "return x, y, z, engine.id, string.extra, engine.memory_limit");
+  f = expect(PLUSH_T_REPLY, 2);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted: the engine is restarting', 1, true)");
+  f = expect(PLUSH_T_REPLY, 3); /* no STARTED: it never ran */
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message == 'interrupted: the engine is restarting'");
+  reply(4, PLUSH_S_OK);
+  reply(5, PLUSH_S_OK);
+  ok("v.r.n == 6 and v.r[1] == nil and v.r[2] == nil and v.r[3] == 2");
+  ok("v.r[4] == 5 and v.r[5] == nil and v.r[6] == 64 * 1024 * 1024");
+  /* An idle restart too; output and interrupts work in the new state. */
+  sendhdr(PLUSH_T_RESTART, 0, 0);
+  exec(6, "print(z) return engine.id");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 6));
+  output("nil\n", PLUSH_STREAM_STDOUT, 6);
+  f = expect(PLUSH_T_REPLY, 6);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.r[1] == 5");
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_eq(stats.restarts, 2);
+  shutdown_();
+}
+
+/*
+** --memory-limit: a runaway allocation fails as Lua's "not enough memory"
+** in that task only; the engine answers the next request; a namespace
+** filled to the limit still gets its reply encoded (the engine's own work
+** is not under the limit).
+*/
+Test(engine, memory_limit) {
+  extra.memory_limit = 32 << 20;
+  boot(-1, 0, 0);
+  exec(1, "local t = {} for i = 1, 1e8 do t[i] = i end");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.kind == 'RemoteError' and v.message:find('not enough memory')");
+  exec(2, "return engine.memory_limit, engine.memory_used()");
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == 32 * 1024 * 1024 and math.type(v.r[2]) == 'integer'");
+  ok("v.r[2] > 0 and v.r[2] < 4 * 1024 * 1024");
+  exec(3, "s = string.rep('x', 64 * 1024 * 1024)");
+  reply(3, PLUSH_S_ERROR);
+  ok("v.message:find('not enough memory')");
+  exec(4, "return string.rep('y', 10 * 1024 * 1024)");
+  reply(4, PLUSH_S_OK);
+  ok("#v.r[1] == 10 * 1024 * 1024");
+  exec(5, "return engine"); /* the engine table still travels */
+  reply(5, PLUSH_S_OK);
+  ok("v.r[1].id == 0 and type(v.r[1].memory_used) == 'function'");
+  /* Fill the namespace to within a few kilobytes of the limit, keeping a
+  ** result whose encoding needs far more than that. */
+  exec(6, "res = {} for i = 1, 10000 do res[i] = {i} end\n"
+          "fill = {}\n"
+          "for _, size in ipairs{1000000, 10000} do\n"
+          "  pcall(function()\n"
+          "    while true do fill[#fill + 1] = string.rep('f', size) end\n"
+          "  end)\n"
+          "end\n"
+          "fill[#fill] = nil fill[#fill] = nil\n"
+          "return res");
+  reply(6, PLUSH_S_OK);
+  ok("#v.r[1] == 10000 and v.r[1][10000][1] == 10000");
+  exec(7, "fill, res = nil, nil collectgarbage()\n"
+          "return engine.memory_used()");
+  reply(7, PLUSH_S_OK);
+  ok("v.r[1] < 4 * 1024 * 1024");
+  shutdown_();
+}
+
+/* A limit too small for the libraries fails the engine with a reason. */
+Test(engine, memory_limit_too_small) {
+  extra.memory_limit = 16 << 10;
+  init();
+  start(-1, 0, F.port);
+  until(hasexited, "the engine to fail", 0);
+  cr_assert_eq(F.status, PLUSH_ENGINE_FAILED);
+  cr_assert(strstr(F.reason, "memory limit of 16384 bytes") != NULL, "%s",
+            F.reason);
+  finish();
+}
+
+/*
+** A link that dies without a reset: when WELCOME says dead_after, the
+** engine gives a controller that stays silent that long up and dials
+** again; PINGs keep the link alive.
+*/
+static uv_timer_t pinger, span;
+static int spanned;
+static void onping(uv_timer_t *t) {
+  (void)t;
+  sendhdr(PLUSH_T_PING, 0, 7);
+}
+static void onspan(uv_timer_t *t) {
+  (void)t;
+  spanned = 1;
+}
+static int hasspanned(void) { return spanned; }
+
+Test(engine, silent_controller_is_given_up) {
+  plush_frame *f;
+  extra.reconnect = 30;
+  init();
+  start(-1, 0, F.port);
+  plush_frame_unref(expect(PLUSH_T_REGISTER, 0));
+  lua_pushinteger(F.L, (lua_Integer)getpid());
+  lua_setglobal(F.L, "mypid");
+  F.id = 1;
+  sendval(PLUSH_T_WELCOME, 0, "return {id = 1, dead_after = 0.3}");
+  exec(1, "x = 'still here'");
+  reply(1, PLUSH_S_OK);
+  /* 0.9 s of pings every 50 ms: the link stays up. */
+  uv_timer_init(&F.loop, &pinger);
+  uv_timer_init(&F.loop, &span);
+  uv_timer_start(&pinger, onping, 50, 50);
+  uv_timer_start(&span, onspan, 900, 0);
+  until(hasspanned, "0.9 s to pass", 0);
+  uv_timer_stop(&pinger);
+  cr_assert(!F.closed, "the engine hung up while pinged");
+  cr_assert_gt(F.qn, 10);
+  while (F.qn) {
+    f = next();
+    cr_assert_eq(f->hdr.type, PLUSH_T_PONG);
+    plush_frame_unref(f);
+  }
+  /* Silence: the engine hangs up and comes back. */
+  until(hasclosed, "the engine to give the silent controller up", 0);
+  forget();
+  comeback(1, 1);
+  exec(2, "return x");
+  reply(2, PLUSH_S_OK);
+  ok("v.r[1] == 'still here'");
+  uv_close((uv_handle_t *)&pinger, NULL);
+  uv_close((uv_handle_t *)&span, NULL);
+  shutdown_();
 }

@@ -7,6 +7,7 @@ local core = require "plush.core"
 local errors = require "plush.errors"
 local magic = require "plush.magic"
 local pretty = require "plush.pretty"
+local shell = require "plush.shell"
 local util = require "plush.util"
 
 local cli = {}
@@ -37,13 +38,20 @@ printed and the status is 1.]],
   cluster = [[
 usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
+                           [--slurm] [--partition P] [--time T] [--account A]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]
+       plush cluster add [-n K] [--profile P]
+       plush cluster logs [-n LINES] [--profile P]
 
 start   starts a controller and N engines (default: one per core) in the
-        background, writes the connection file, returns once all N are up
+        background, writes the connection file, returns once all N are up;
+        --mpi starts them with mpiexec, --hosts FILE over ssh ("HOST [COUNT]"
+        a line), --slurm as a Slurm batch job (share/doc/scale-out.md)
 stop    stops the profile's cluster
-status  shows its engines, queues and addresses]],
+status  shows its engines, queues and addresses
+add     launches K more engines (ids are never reused)
+logs    the last lines of the controller's and engines' log]],
   results = [[
 usage: plush results history [--profile P] [--limit N]
        plush results show ID [--profile P]
@@ -164,6 +172,9 @@ local function session(opts)
       io.stdout:flush()
     end,
     env = _G,
+    paint = shell.painter(shell.colors_on(1)),
+    -- the Client when one is connected (%help asks the engines only then)
+    connected = function() return s.rc end,
   }, {__index = function(_, k)
     if k == "rc" then return get_rc() end
   end})
@@ -245,48 +256,20 @@ local function run_file(argv, i, opts)
   return 0
 end
 
--- The interactive loop used until plush.shell (line editing, history,
--- completion) exists: Lua lines and magics, `>>` for continuation lines.
-local function repl(s)
-  local tty = core.isatty(0)
-  local rc = s.get_rc()
-  s.shell.eval = function(code) eval(code, "=stdin") end
-  if tty then
-    io.stdout:write(("plush %s on %d engines; %%magic lists the magics, Ctrl-D exits\n")
-      :format(plush.version, #rc:ids()))
-  end
-  while true do
-    if tty then io.stdout:write("plush> ") io.stdout:flush() end
-    local line = io.read("l")
-    if not line then break end
-    local ok, err = pcall(function()
-      if magic.handle(line, s.shell) then return end
-      local code = line
-      while true do
-        local done = eval(code, "=stdin")
-        if done then return end
-        if tty then io.stdout:write(">> ") io.stdout:flush() end
-        local more = io.read("l")
-        if not more then
-          eval(code .. "\n", "=stdin")
-          return
-        end
-        code = code .. "\n" .. more
-      end
-    end)
-    if not ok then io.stderr:write(report(err), "\n") end
-  end
-  if tty then io.stdout:write("\n") end
-end
-
+-- `plush`: the interactive shell (plush.shell). Starting an embedded
+-- cluster takes a moment: say so first.
 local function interactive(opts)
   local s = session(opts)
   local ok, r = pcall(function()
-    if package.preload["plush.shell"] or package.searchpath("plush.shell", package.path) then
-      return require("plush.shell").run(s.get_rc(), s.shell)
+    if core.isatty(1) then
+      local profile = plush.cluster.profile(opts["--profile"])
+      local info = plush.cluster.read(profile)
+      if not (info and plush.cluster.running(info)) then
+        io.stderr:write(("plush: no cluster '%s' is running; starting an embedded one"
+          .. " (%d engines)...\n"):format(profile, core.ncpu()))
+      end
     end
-    repl(s)
-    return 0
+    return require("plush.shell").run(s.get_rc(), s.shell)
   end)
   s.close()
   if not ok then return die(r) end
@@ -325,11 +308,21 @@ local function cluster_start(opts)
   local info, conn = plush.cluster.start{
     n = n, profile = opts["--profile"], ip = opts["--ip"], port = port,
     mpi = opts["--mpi"], hosts = opts["--hosts"], timeout = timeout,
+    slurm = opts["--slurm"], partition = opts["--partition"], time = opts["--time"],
+    account = opts["--account"],
   }
   conn:close()
-  io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)\n"):format(
+  if info.pending then
+    io.stdout:write(("cluster '%s' started at %s:%s (pid %s); Slurm job %s is queued: "
+      .. "its %s engines join when it runs (plush cluster status)\n"):format(
+      info.profile, tostring(info.host), tostring(info.port), tostring(info.pid),
+      tostring(info.job), tostring(info.n)))
+    return 0
+  end
+  io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)%s\n"):format(
     info.profile, tostring(n or info.n or core.ncpu()), tostring(info.host),
-    tostring(info.port), tostring(info.pid)))
+    tostring(info.port), tostring(info.pid),
+    info.job and (" in Slurm job " .. tostring(info.job)) or ""))
   return 0
 end
 
@@ -369,10 +362,42 @@ local function cluster_status(opts)
   return 0
 end
 
+local function cluster_add(opts)
+  local n = math.tointeger(tonumber(opts["-n"] or "1"))
+  if not n or n < 1 then usage_error("-n needs a number of engines") end
+  local rc = plush.connect{profile = opts["--profile"], embedded = false}
+  local ids = rc:add(n)
+  rc:close()
+  table.sort(ids)
+  local strs = {}
+  for i, id in ipairs(ids) do strs[i] = tostring(id) end
+  io.stdout:write(("added engines %s\n"):format(table.concat(strs, ", ")))
+  return 0
+end
+
+-- The log of the profile's cluster (controller and the engines it
+-- launched): the last -n lines (default 50).
+local function cluster_logs(opts)
+  local profile = plush.cluster.profile(opts["--profile"])
+  local path = plush.cluster.dir() .. "/" .. profile .. ".log"
+  local f = io.open(path)
+  if not f then die(("no log for profile '%s' (%s)"):format(profile, path)) end
+  local lines = {}
+  for line in f:lines() do lines[#lines + 1] = line end
+  f:close()
+  local n = math.tointeger(tonumber(opts["-n"] or "50")) or 50
+  for i = math.max(1, #lines - n + 1), #lines do io.stdout:write(lines[i], "\n") end
+  return 0
+end
+
 local cluster_cmds = {
   start = {cluster_start, {["-n"] = "value", ["--ip"] = "value", ["--port"] = "value",
-    ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value"}},
+    ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value",
+    ["--slurm"] = "flag", ["--partition"] = "value", ["--time"] = "value",
+    ["--account"] = "value"}},
   stop = {cluster_stop, {}},
+  add = {cluster_add, {["-n"] = "value"}},
+  logs = {cluster_logs, {["-n"] = "value"}},
   status = {cluster_status, {["--json"] = "flag"}},
 }
 

@@ -11,14 +11,25 @@
 --   shell.out      function(s) writing text (default io.write)
 --   shell.env      the table %push/%pull read and write (default _G)
 --   shell.autopx   true: lines that are not magics go to %px
+--   shell.paint    function(style, text) colouring text (the shell sets it
+--                  on a terminal); absent: plain text
+--   shell.async_results  true: with %block off, %px results print when
+--                  they arrive (the interactive shell, which keeps waiting)
+--   shell.width    the terminal's width, for %help (default 80)
 -- A magic that returns a value has it printed.
+--
+-- Besides %magics, handle() knows the shell's two other prefixes: `?name`
+-- (or `name?`) is %help name, and `!cmd` runs cmd in the system shell.
 local core = require "plush.core"
+local errors = require "plush.errors"
 local pretty = require "plush.pretty"
 local util = require "plush.util"
 
 local magic = {}
 
 local registry = {}
+local builtin = true -- set while this file registers its own magics
+local loading        -- the file load_dir is running, for %magic
 
 local function out(shell, s)
   (shell.out or io.write)(s)
@@ -37,7 +48,13 @@ function magic.register(name, fn, help)
   end
   util.check(fn, 2, "magic", "function")
   util.check(help, 3, "magic", "string", "nil")
-  registry[name] = {fn = fn, help = help or ""}
+  registry[name] = {fn = fn, help = help or "", builtin = builtin, file = loading}
+end
+
+-- The help line of a magic, or nil when there is no such magic.
+function magic.help_of(name)
+  local m = registry[(name:gsub("^%%", ""))]
+  return m and m.help
 end
 
 function magic.names()
@@ -66,10 +83,40 @@ function magic.run(line, shell)
   return true
 end
 
--- What a shell does with a line: a magic, or %px of it under %autopx.
--- True when handled here, false when it is Lua for the caller to run.
+-- `?name`, `??name`, `name?`, `name??`: what %help gets, or nil.
+local function help_request(line)
+  local q = line:match("^%s*%?(.-)%s*$")
+  if q then return q end
+  local name, marks = line:match("^%s*(%%?[%a_][%w_.:]*)(%?%??)%s*$")
+  if name then return (marks == "??" and "?" or "") .. name end
+end
+
+-- `!cmd`: the system shell, on the terminal (an interactive command
+-- works); a failure's status is printed.
+function magic.system(cmd, shell)
+  util.check(cmd, 1, "system", "string")
+  io.stdout:flush()
+  if not cmd:match("%S") then return end
+  local ok, how, code = os.execute(cmd)
+  if not ok and how then
+    say(shell, ("%s %s"):format(how == "signal" and "killed by signal" or "exit", tostring(code)))
+  end
+end
+
+--[[
+  What a shell does with a line: a %magic, ?help, !command, or %px of it
+  under %autopx. True when handled here, false when it is Lua for the
+  caller to run.
+]]
 function magic.handle(line, shell)
   if magic.is_magic(line) then return magic.run(line, shell) end
+  local q = help_request(line)
+  if q then return magic.run("%help " .. q, shell) end
+  local cmd = line:match("^%s*!(.*)$")
+  if cmd then
+    magic.system(cmd, shell)
+    return true
+  end
   if shell.autopx and line:match("%S") then
     return magic.run("%px " .. line, shell)
   end
@@ -83,8 +130,22 @@ local function current_view(shell)
   return shell.view
 end
 
-local function tag(engine)
-  return "[engine " .. tostring(engine) .. "] "
+local function paint(shell, style, text)
+  if shell.paint then return shell.paint(style, text) end
+  return text
+end
+
+local function tag(shell, engine, style)
+  return paint(shell, style or "engine", "[engine " .. tostring(engine) .. "]") .. " "
+end
+
+-- The per-engine Deferreds of a %px and the engine of each.
+local function children_of(last)
+  local d = last.deferred
+  local list = d.deferreds or {d}
+  local engines = {}
+  for i, c in ipairs(list) do engines[i] = last.targets[i] or c.metadata.engine end
+  return list, engines
 end
 
 -- Print each engine's result (non-nil values) or error, in target order.
@@ -92,35 +153,65 @@ local function show(shell, last)
   local d = last.deferred
   d:wait()
   d:error() -- looked at here, engine by engine
-  local children = d.deferreds or {d}
+  local children, engines = children_of(last)
   for i, c in ipairs(children) do
-    local engine = last.targets[i] or c.metadata.engine
+    local engine = engines[i]
     local r = table.pack(pcall(c.get, c))
     if not r[1] then
-      say(shell, tag(engine) .. tostring(r[2]))
+      say(shell, tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2])))
     elseif r.n > 1 and r[2] ~= nil then
       local parts = {}
       for k = 2, r.n do parts[#parts + 1] = pretty(r[k]) end
-      say(shell, tag(engine) .. table.concat(parts, ", "))
+      say(shell, tag(shell, engine) .. table.concat(parts, ", "))
     end
   end
 end
 
--- %px on `v`: output is tagged and written as it arrives, through
--- shell.out, then the results.
+--[[
+  The chunk %px sends for `code`: like the Lua REPL, an expression is
+  sent as `return EXPR`, so that `%px x` shows each engine's x.
+]]
+function magic.chunk(code)
+  if load("return " .. code, "=px") then return "return " .. code end
+  return code
+end
+
+--[[
+  %px on `v`: output is tagged and written as it arrives, through
+  shell.out, then the results. Ctrl-C while waiting interrupts the engines
+  (the client does that) and leaves through here: the Deferred is marked
+  seen, since its "interrupted" errors are no news.
+]]
 local function px(shell, v, code)
   if code == "" then util.raise("usage: %px CODE") end
-  local function output(line, engine)
-    out(shell, tag(engine) .. line .. "\n")
+  code = magic.chunk(code)
+  local function output(line, engine, stream)
+    out(shell, tag(shell, engine, stream == 2 and "error" or "engine") .. line .. "\n")
   end
   local d = v:with{block = false, output = output}:execute(code)
-  shell.last = {deferred = d, targets = d.targets or {v.targets}}
+  local last = {deferred = d, targets = d.targets or {v.targets}}
+  shell.last = last
   if shell.block == false then
-    say(shell, ("submitted to %d engine(s); %%result shows the results")
-      :format(#shell.last.targets))
+    if shell.async_results then
+      d:_observe(function()
+        -- the shell has ended meanwhile: nothing to print to
+        if not shell.async_results then return d:error() end
+        local ok, err = pcall(show, shell, last)
+        if not ok then say(shell, paint(shell, "error", tostring(err))) end
+      end)
+      say(shell, paint(shell, "note",
+        ("submitted to %d engine(s); the results print when they arrive"):format(#last.targets)))
+    else
+      say(shell, ("submitted to %d engine(s); %%result shows the results")
+        :format(#last.targets))
+    end
     return
   end
-  show(shell, shell.last)
+  local ok, err = pcall(show, shell, last)
+  if not ok then
+    if errors.is(err, "Interrupted") then d:_observe(function() end, true) end
+    error(err, 0)
+  end
 end
 
 local function parse_ids(s)
@@ -207,8 +298,25 @@ magic.register("engines", function(_, shell)
 end, "the engines, their state, load and host")
 
 magic.register("magic", function(_, shell)
+  local user = {}
+  say(shell, "built-in magics:")
   for _, name in ipairs(magic.names()) do
-    say(shell, ("%%%-9s %s"):format(name, registry[name].help))
+    local m = registry[name]
+    if m.builtin then
+      say(shell, ("  %s %s"):format(paint(shell, "name", ("%%%-9s"):format(name)), m.help))
+    else
+      user[#user + 1] = name
+    end
+  end
+  say(shell, "  ?name      what name is, here and on the engines (??name: with its source)")
+  say(shell, "  !cmd       runs cmd in the system shell")
+  if #user == 0 then return end
+  say(shell, "user magics:")
+  for _, name in ipairs(user) do
+    local m = registry[name]
+    local from = m.file and ("  (" .. m.file:match("[^/]*$") .. ")") or ""
+    say(shell, ("  %s %s%s"):format(paint(shell, "name", ("%%%-9s"):format(name)), m.help,
+      paint(shell, "note", from)))
   end
 end, "list the magics")
 
@@ -229,13 +337,41 @@ magic.register("pull", function(line, shell)
   end
 end, "fetch globals from the engines into local ones: %pull x")
 
+-- What a fresh engine namespace holds: %who leaves it out.
+local standard = {}
+for w in ([[_G _VERSION assert cjson collectgarbage coroutine debug dofile engine
+  error getmetatable io ipairs load loadfile math mpi next os package pairs pcall
+  print rawequal rawget rawlen rawset require select setmetatable string table
+  tonumber tostring type utf8 warn xpcall]]):gmatch("%S+") do
+  standard[w] = true
+end
+
+--[[
+  ask_names(rc, ids, prefix) -> a Deferred per engine, each firing with
+  the array of names under `prefix` there (the engine "names" op; a
+  dotted prefix gives full dotted names). The reply's `r` is that array,
+  which the client unpacks into one value per name: put back together here.
+]]
+function magic.ask_names(rc, ids, prefix)
+  local ds = rc:submit(ids, {op = "names", prefix = prefix or ""})
+  for _, d in ipairs(ds) do
+    d:add_callback(function(...)
+      local first = ...
+      if type(first) == "table" then return first end
+      return {...}
+    end)
+  end
+  return ds
+end
+
 magic.register("who", function(line, shell)
-  local r = current_view(shell):with{block = true}:names(line)
+  local all = false
+  local rest = line:gsub("^%-a%f[%s\0]%s*", function() all = true return "" end)
+  local ids = current_view(shell):ids()
   local seen, names = {}, {}
-  local lists = (type(r) == "table" and type(r[1]) ~= "string") and r or {r}
-  for i = 1, #lists do
-    for _, name in ipairs(lists[i] or {}) do
-      if not seen[name] then
+  for _, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do
+    for _, name in ipairs(d:get()) do
+      if not seen[name] and (all or not standard[name]) then
         seen[name] = true
         names[#names + 1] = name
       end
@@ -243,13 +379,27 @@ magic.register("who", function(line, shell)
   end
   table.sort(names)
   say(shell, #names > 0 and table.concat(names, "  ") or "no names")
-end, "names defined on the engines: %who [prefix]")
+end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones)")
+
+-- Each engine's run time of the last %px (from the replies' metadata).
+local function engine_times(shell, last)
+  local children, engines = children_of(last)
+  for i, c in ipairs(children) do
+    local md = c.metadata or {}
+    if c:ready() and md.started and md.completed then
+      say(shell, tag(shell, engines[i]) .. ("ran %.6f s"):format(md.completed - md.started))
+    end
+  end
+end
 
 magic.register("time", function(line, shell)
   if line == "" then util.raise("usage: %time CODE") end
+  local before = shell.last
   local t0 = core.now()
   if magic.is_magic(line) then
     magic.run(line, shell)
+  elseif shell.autopx then
+    magic.run("%px " .. line, shell)
   elseif shell.eval then
     shell.eval(line)
   else
@@ -257,8 +407,127 @@ magic.register("time", function(line, shell)
     if not f then util.raise(err) end
     f()
   end
-  say(shell, ("Wall time: %.6f s"):format(core.now() - t0))
-end, "time a Lua line or a magic: %time CODE")
+  local wall = core.now() - t0
+  if shell.last ~= before and shell.last then engine_times(shell, shell.last) end
+  say(shell, ("Wall time: %.6f s"):format(wall))
+end, "time a Lua line or a magic; for %px, each engine's time too: %time CODE")
+
+local overview = [[
+plush: Lua here, in the client, and on the engines.
+  x = 1, f(x)       plain lines run here (the globals rc, plush and yours);
+                    an expression prints its value; `= x` does too
+  %px CODE          runs CODE on the engines (%pn N CODE: on engine N alone)
+  %autopx           sends every line to the engines, until %autopx again
+  %push x / %pull x copies a global to / from the engines; %who lists theirs
+  ?name, name?      what name is, here and on the engines (??name: its source)
+  !cmd              runs cmd in the system shell
+  %magic            lists every magic; Tab completes names, here and remote
+  Ctrl-C            interrupts what runs, here or on the engines; Ctrl-D leaves
+The client API (rc:view(), rc[0], rc:balanced(), ...): share/doc/lua-api.md]]
+
+-- Ask the engines what `path` is there: {engine, text} for each that
+-- knows it, and the engines that did not answer within `wait` seconds.
+local function remote_describe(shell, path, wait)
+  local rc = rawget(shell, "rc") or (shell.connected and shell.connected())
+  if not rc then return {}, {} end
+  local ok, ids = pcall(function() return current_view(shell):ids() end)
+  if not ok then return {}, {} end
+  local inspect = require "plush.inspect"
+  local ds = rc:submit(ids, {op = "apply", f = inspect.remote, args = {n = 1, path}})
+  local deadline = core.now() + wait
+  for _, d in ipairs(ds) do
+    d:wait(math.max(0, deadline - core.now()))
+  end
+  local found, silent = {}, {}
+  for i, d in ipairs(ds) do
+    if d:ready() then
+      local got, text = pcall(d.get, d)
+      if got and text ~= nil then found[#found + 1] = {ids[i], text} end
+    else
+      d:_observe(function() end, true)
+      silent[#silent + 1] = ids[i]
+    end
+  end
+  return found, silent
+end
+
+-- "0-3,5" for {0, 1, 2, 3, 5}.
+local function ranges(ids)
+  local parts, i = {}, 1
+  while ids[i] do
+    local j = i
+    while ids[j + 1] == ids[j] + 1 do j = j + 1 end
+    parts[#parts + 1] = j > i + 1 and (ids[i] .. "-" .. ids[j])
+      or (j == i + 1 and (ids[i] .. "," .. ids[j]) or tostring(ids[i]))
+    i = j + 1
+  end
+  return table.concat(parts, ",")
+end
+
+--[[
+  %help NAME: the local value (its type, signature or size, the value),
+  then what the engines hold under that name, engines that agree on one
+  line. `?NAME` (here: a leading "?") adds a Lua function's source.
+]]
+local function help(line, shell)
+  local inspect = require "plush.inspect"
+  local detail = false
+  line = line:gsub("^%?", function() detail = true return "" end)
+  if line == "" then
+    say(shell, overview)
+    return
+  end
+  if line:match("^%%") then
+    local h = magic.help_of(line)
+    say(shell, h and ("%%%s: %s"):format(line:sub(2), h)
+      or ("no magic %s (%%magic lists them)"):format(line))
+    return
+  end
+  if not line:match("^[%a_][%w_]*$") and not line:match("^[%a_][%w_]*[.:][%w_.:]*[%w_]$") then
+    util.raise("usage: %help NAME, a name like x, t.k or obj:method")
+  end
+  local width = shell.width or 80
+  local v = inspect.resolve(shell.env or _G, line)
+  local any = false
+  if v ~= nil then
+    any = true
+    say(shell, paint(shell, "name", line) .. paint(shell, "note", "  here"))
+    for _, l in ipairs(inspect.describe(v, width - 2)) do say(shell, "  " .. l) end
+    local src = detail and inspect.source(v)
+    if src then say(shell, src) end
+  elseif registry[line] then
+    any = true
+    say(shell, ("%%%s: %s"):format(line, registry[line].help))
+  end
+  local found, silent = remote_describe(shell, line, 3)
+  if #found > 0 then
+    any = true
+    local groups, order = {}, {}
+    for _, f in ipairs(found) do
+      if not groups[f[2]] then
+        groups[f[2]] = {}
+        order[#order + 1] = f[2]
+      end
+      table.insert(groups[f[2]], f[1])
+    end
+    for _, text in ipairs(order) do
+      local ids = groups[text]
+      say(shell, paint(shell, "name", line) .. paint(shell, "note",
+        ("  on engine%s %s"):format(#ids > 1 and "s" or "", ranges(ids))))
+      say(shell, "  " .. text)
+    end
+  end
+  if #silent > 0 then
+    say(shell, paint(shell, "note", ("engines %s are busy: no answer"):format(ranges(silent))))
+  end
+  if not any and #silent == 0 then
+    say(shell, ("%s is not defined, here or on the engines"):format(line))
+  end
+end
+
+magic.register("help", help, "help; what a name is, here and on the engines: %help [NAME]")
+
+builtin = false
 
 --[[
   load_dir(dir): run every *.lua in `dir` (sorted). A file registers its
@@ -278,8 +547,10 @@ function magic.load_dir(dir)
   table.sort(files)
   local count = 0
   for _, file in ipairs(files) do
+    loading = file
     local ok, err = pcall(function()
-      local chunk = assert(loadfile(file))
+      local chunk, lerr = loadfile(file)
+      if not chunk then error(lerr, 0) end
       local r = chunk()
       if type(r) == "table" then
         for name, m in pairs(r) do
@@ -291,6 +562,7 @@ function magic.load_dir(dir)
         end
       end
     end)
+    loading = nil
     if ok then
       count = count + 1
     else
@@ -311,6 +583,8 @@ function magic.default_dirs()
       dirs[#dirs + 1] = d
     end
   end
+  local data = os.getenv("PLUSH_DATA_DIR")
+  if data and data ~= "" then add(data .. "/magics") end
   local ok, bindirs = pcall(core.bindirs)
   if ok and type(bindirs) == "table" then
     for _, d in ipairs(bindirs) do add(d .. "/../share/plush/magics") end

@@ -197,3 +197,116 @@ describe("magics", function()
     assert.equal('"b"\n', run("%from_b"))
   end)
 end)
+
+describe("shell syntax and the newer magics", function()
+  local rc, shell, buf, saved
+
+  local function text()
+    local s = table.concat(buf)
+    buf = {}
+    return s
+  end
+
+  local function handle(line)
+    assert.is_true(magic.handle(line, shell))
+    return text()
+  end
+
+  before_each(function()
+    fake.reset{n = 2}
+    rc = fake.client{output = false}
+    buf = {}
+    shell = {rc = rc, targets = "all", block = true, env = {},
+      out = function(s) buf[#buf + 1] = s end}
+    saved = deferred.on_unhandled
+    deferred.on_unhandled = function() end
+  end)
+  after_each(function()
+    rc:close()
+    collectgarbage()
+    deferred.on_unhandled = saved
+  end)
+
+  it("%px sends an expression as a return", function()
+    assert.equal("return x", magic.chunk("x"))
+    assert.equal("x = 1", magic.chunk("x = 1"))
+    assert.equal("return f()", magic.chunk("f()"))
+    handle("%px x = engine.id * 3")
+    assert.equal("[engine 0] 0\n[engine 1] 3\n", handle("%px x"))
+  end)
+
+  it("?name, name? and %help describe local and remote values", function()
+    shell.env.here = {1, 2}
+    local out = handle("?here")
+    assert.matches("^here  here\n  table: 2 array items, 0 other keys\n  {1, 2}\n", out)
+    handle("%px there = engine.id")
+    out = handle("there?")
+    assert.equal("there  on engine 0\n  integer 0\nthere  on engine 1\n  integer 1\n", out)
+    handle("%px same = 'v'")
+    assert.equal('same  on engines 0,1\n  string, 1 bytes: "v"\n', handle("%help same"))
+    assert.equal("nothing is not defined, here or on the engines\n", handle("?nothing"))
+    assert.matches("^%%px: run CODE", handle("?%px"))
+    assert.matches("^plush: Lua here", handle("?"))
+    assert.has_error(function() handle("?1 + 1") end)
+  end)
+
+  it("??name adds a Lua function's source", function()
+    shell.env.f = magic.chunk
+    local out = handle("??f")
+    assert.matches("function%(code%)\n  defined at .*magic%.lua:%d+\nfunction magic%.chunk", out)
+  end)
+
+  it("!cmd runs the system shell and reports a failure", function()
+    assert.equal("", handle("!true"))
+    assert.equal("exit 3\n", handle("!exit 3"))
+  end)
+
+  it("%who leaves out the standard names unless -a", function()
+    handle("%px mine = 1")
+    assert.equal("mine\n", handle("%who"))
+    assert.equal("mine\n", handle("%who -a"))
+    assert.equal("no names\n", handle("%who x"))
+  end)
+
+  it("%time gives each engine's time for %px", function()
+    local out = handle("%time %px sleep(0.5) return 1")
+    assert.matches("%[engine 0%] ran 0%.500000 s\n%[engine 1%] ran 0%.500000 s\nWall time", out)
+  end)
+
+  it("with async_results, %block off results print when they arrive", function()
+    shell.async_results = true
+    handle("%block off")
+    assert.matches("the results print when they arrive", handle("%px sleep(1) return 'r'"))
+    rc:wait()
+    assert.equal('[engine 0] "r"\n[engine 1] "r"\n', text())
+  end)
+
+  it("paints tags and errors through shell.paint", function()
+    shell.paint = function(style, s) return "<" .. style .. ">" .. s end
+    assert.equal("<engine>[engine 0] 0\n<engine>[engine 1] 1\n", handle("%px engine.id"))
+    assert.matches("^<error>%[engine 0%] <error>RemoteError", handle("%px error('x')"))
+  end)
+
+  it("%magic lists built-in and user magics apart, with their files", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/mine.lua", "w"))
+    f:write([[require("plush").magic("mine", function() end, "my magic")]])
+    f:close()
+    magic.load_dir(dir)
+    os.execute("rm -rf " .. dir)
+    local out = handle("%magic")
+    assert.matches("^built%-in magics:\n", out)
+    assert.matches("\nuser magics:\n.*%%mine +my magic  %(mine%.lua%)\n", out)
+    local builtin_part = out:match("^(.-)user magics")
+    assert.not_matches("%%mine", builtin_part)
+  end)
+
+  it("loads the installed magics from PLUSH_DATA_DIR", function()
+    local dirs = magic.default_dirs()
+    local data = os.getenv("PLUSH_DATA_DIR")
+    if data and data ~= "" then assert.equal(data .. "/magics", dirs[1]) end
+    assert.matches("/plush/magics$", dirs[#dirs])
+  end)
+end)

@@ -1,0 +1,68 @@
+# Ctrl-C in the shell: during `%px while true do end` it interrupts the
+# code on the engines, says which, and the prompt comes back with the
+# namespaces intact; during local code it interrupts that; at the prompt
+# it clears the line being typed.
+source "$(dirname "$0")/shell_lib.bash"
+P="e2e-shell-int-$$"
+start_cluster "$P" 2
+SHELL_ENV=(NO_COLOR=1)
+S="int$$"
+start_shell "$S" --profile "$P"
+wait_text "$S" "plush [2 up | all]> "
+
+run_line "$S" '%px kept = engine.id + 40'
+type_text "$S" '%px while true do end'
+press "$S" Enter
+# both engines are running the loop
+busy() { [ "$(status_field "$P" 'tostring(s.engines[1].state == "busy" and s.engines[2].state == "busy")')" = true ]; }
+wait_for 30 busy || fail "the engines never ran the loop"
+press "$S" C-c
+wait_text "$S" "interrupted: engines 0, 1"
+wait_count "$S" "$PROMPT_MARK" 3
+run_line "$S" '%px return kept'
+[ "$(output_of "$S" '%px return kept')" = "$(printf '[engine 0] 40\n[engine 1] 41')" ] ||
+  fail "namespaces after the interrupt"
+
+# one engine, through the Lua API
+type_text "$S" 'rc[1]:execute("while true do end")'
+press "$S" Enter
+busy1() { [ "$(status_field "$P" 's.engines[2].state')" = busy ]; }
+wait_for 30 busy1 || fail "engine 1 never ran the loop"
+press "$S" C-c
+wait_text "$S" "interrupted: engine 1"
+
+# local code
+type_text "$S" 'n = 0 while true do n = n + 1 end'
+press "$S" Enter
+before=$(count_text "$S" "$PROMPT_MARK")
+# the shell's process is running the loop, not waiting at a prompt
+spinning() { [ "$(awk '{print $3}' "/proc/$SHELL_PID/stat")" = R ]; }
+wait_for 30 spinning || fail "the local loop did not run"
+press "$S" C-c
+wait_match "$S" '^interrupted$'
+wait_count "$S" "$PROMPT_MARK" $((before + 1))
+run_line "$S" 'n > 0'
+[ "$(output_of "$S" 'n > 0')" = true ] || fail "local state after the interrupt"
+
+# at the prompt: the line is dropped, the shell stays
+type_text "$S" 'this is not lua'
+wait_text "$S" "> this is not lua"
+press "$S" C-c
+wait_text "$S" "this is not lua^C"
+before=$(count_text "$S" "$PROMPT_MARK")
+run_line "$S" '1 + 1'
+! has_text "$S" "unexpected symbol" || fail "the cleared line ran"
+[ "$(output_of "$S" '> 1 + 1')" = 2 ] || fail "after Ctrl-C at the prompt"
+
+# and on a continuation line, the whole chunk is dropped
+type_text "$S" 'for i = 1, 3 do'
+press "$S" Enter
+wait_text "$S" ">> "
+press "$S" C-c
+run_line "$S" 'print("fresh")'
+[ "$(output_of "$S" 'print("fresh")')" = fresh ] || fail "after Ctrl-C on >>"
+
+press "$S" C-d
+status=$(wait_exit "$S")
+[ "$status" = 0 ] || fail "exit status $status"
+echo ok
