@@ -470,9 +470,14 @@ static void welcome(plush_ctl *c, peer *p, uint32_t id) {
   plush_buf b = PLUSH_BUF_INIT;
   char err[200];
   plush_hdr h = {0, PLUSH_T_WELCOME, 0, 0, id, 0, id};
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lua_pushinteger(L, id);
   lua_setfield(L, -2, "id");
+  if (p->kind == P_ENGINE) {
+    /* the engine then gives up on a link silent this long, like us */
+    lua_pushnumber(L, c->o.dead_after);
+    lua_setfield(L, -2, "dead_after");
+  }
   if (plush_encode(L, -1, &b, "welcome", err, sizeof err) == 0) {
     size_t n;
     char *d = plush_buf_steal(&b, &n);
@@ -496,11 +501,13 @@ static void engineevent(plush_ctl *c, const char *ev, peer *e,
   ctl_event(c);
 }
 
+static void enginedied(plush_ctl *c, peer *e, const char *why);
+
 static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
   lua_State *L = c->L;
   char err[200];
   lua_Integer want = -1;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), back;
   if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
                    sizeof err) < 0 ||
       !lua_istable(L, -1)) {
@@ -522,7 +529,19 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
   p->rank = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
   lua_getfield(L, -5, "size");
   p->size = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_getfield(L, -6, "reconnect");
+  back = lua_toboolean(L, -1);
   lua_settop(L, top);
+  /* An engine coming back after a cut we have not noticed yet (same
+  ** process): its old link is dead; end it first so it keeps its id. */
+  if (back && want >= 0) {
+    peer *old = plush_map_get(&c->engines, (uint64_t)want);
+    if (old && old->pid == p->pid && strcmp(old->host, p->host) == 0) {
+      enginedied(c, old, "the engine reconnected on a new link");
+      if (old->conn) plush_conn_close(old->conn, PLUSH_ECLOSED, "replaced");
+      old->kind = P_NEW;
+    }
+  }
   /* An engine coming back asks for its old id; ids are never reused. */
   if (want >= 0 && want < (lua_Integer)c->next_engine &&
       plush_map_get(&c->engines, (uint64_t)want) == NULL)
@@ -667,7 +686,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
     release_holds(c, p);
     free(p->held);
     plush_debug("client %u left: %s", p->id, msg);
-  } else if (reason != 0 && reason != UV_EOF) {
+  } else if (reason != 0 && reason != UV_EOF && reason != PLUSH_ECLOSED) {
     plush_warn("refused peer: %s", msg);
   }
   free(p);

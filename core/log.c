@@ -39,10 +39,13 @@ void plush_log(int level, const char *fmt, ...) {
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  /* Engines log from two threads: one line must not interleave. */
+  flockfile(f);
   fprintf(f, "%s.%03ldZ %s[%d] %s: ", stamp, ts.tv_nsec / 1000000, name,
           (int)getpid(), names[level]);
   va_start(ap, fmt);
   vfprintf(f, fmt, ap);
   va_end(ap);
   fputc('\n', f);
+  funlockfile(f);
 }

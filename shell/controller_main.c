@@ -62,6 +62,10 @@ static void usage(FILE *f) {
           "  --encrypt         encrypt every connection, loopback included\n"
           "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
+          "  --memory-limit B  each launched engine's namespace limit (K, M, G suffixes)\n"
+          "  --reconnect S     launched engines try S seconds to reach a restarted\n"
+          "                    controller (default 60; 0 with --parent)\n"
+
           "  --help, --version\n");
 }
 
@@ -218,7 +222,7 @@ int main(int argc, char **argv) {
   plush_ctl_opts o;
   plush_connfile info;
   const char *profile = getenv("PLUSH_PROFILE"), *engine = NULL;
-  const char *log = NULL, *db = NULL;
+  const char *log = NULL, *db = NULL, *memlimit = NULL, *reconnect = NULL;
   char dbbuf[PATH_MAX + 8];
   char enginebuf[PATH_MAX + 16], exe[PATH_MAX], err[256];
   int i, n = 0, r;
@@ -255,6 +259,10 @@ int main(int argc, char **argv) {
       o.dead_after = atof(need(argc, argv, i++));
     } else if (!strcmp(a, "--hwm")) {
       o.hwm = atoi(need(argc, argv, i++));
+    } else if (!strcmp(a, "--memory-limit")) {
+      memlimit = need(argc, argv, i++);
+    } else if (!strcmp(a, "--reconnect")) {
+      reconnect = need(argc, argv, i++);
     } else if (!strcmp(a, "--db")) {
       db = need(argc, argv, i++);
     } else if (!strcmp(a, "--max-frame")) {
@@ -336,6 +344,14 @@ int main(int argc, char **argv) {
   if (g.parent > 0) uv_timer_start(&g.watch, onwatch, 250, 250);
   g.engine = engine;
   g.log = log;
+  /* An embedded cluster's engines have no controller to come back to. */
+  if (reconnect == NULL) reconnect = g.parent > 0 ? "0" : "60";
+  g.extra[g.nextra++] = "--reconnect";
+  g.extra[g.nextra++] = reconnect;
+  if (memlimit) {
+    g.extra[g.nextra++] = "--memory-limit";
+    g.extra[g.nextra++] = memlimit;
+  }
   if (n > 0 && (r = launch(n)) < 0) {
     char m[PATH_MAX + 64];
     snprintf(m, sizeof m, "cannot start %s: %s", engine, uv_strerror(r));

@@ -38,6 +38,7 @@ printed and the status is 1.]],
   cluster = [[
 usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
+                           [--memory-limit BYTES]
                            [--slurm] [--partition P] [--time T] [--account A]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]
@@ -309,7 +310,7 @@ local function cluster_start(opts)
     n = n, profile = opts["--profile"], ip = opts["--ip"], port = port,
     mpi = opts["--mpi"], hosts = opts["--hosts"], timeout = timeout,
     slurm = opts["--slurm"], partition = opts["--partition"], time = opts["--time"],
-    account = opts["--account"],
+    account = opts["--account"], memory_limit = opts["--memory-limit"],
   }
   conn:close()
   if info.pending then
@@ -394,7 +395,7 @@ local cluster_cmds = {
   start = {cluster_start, {["-n"] = "value", ["--ip"] = "value", ["--port"] = "value",
     ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value",
     ["--slurm"] = "flag", ["--partition"] = "value", ["--time"] = "value",
-    ["--account"] = "value"}},
+    ["--account"] = "value", ["--memory-limit"] = "value"}},
   stop = {cluster_stop, {}},
   add = {cluster_add, {["-n"] = "value"}},
   logs = {cluster_logs, {["-n"] = "value"}},

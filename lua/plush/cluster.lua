@@ -276,6 +276,7 @@ function cluster.start(opts)
   local function add(...) for _, a in ipairs{...} do argv[#argv + 1] = a end end
   if opts.ip or (lc and lc.ip) then add("--ip", opts.ip or lc.ip) end
   if opts.port then add("--port", tostring(opts.port)) end
+  if opts.memory_limit then add("--memory-limit", tostring(opts.memory_limit)) end
   if opts.embedded then add("--parent", tostring(core.getpid())) end
   add("--file", file)
   local pid = core.spawn(argv, {detach = true, stdout = log, stderr = log})

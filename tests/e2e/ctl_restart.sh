@@ -1,0 +1,50 @@
+# A controller that dies and is started again on the same profile: the
+# engines reconnect by themselves keeping their ids and namespaces, the
+# client dials the new controller on its next request, finished results are
+# all still there, and what was in flight failed with a clear error rather
+# than vanish. Also: the memory limit of launched engines.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.bash"
+P="e2e-restart-$$"
+start_cluster "$P" 2 --memory-limit 64M
+ctl=$(status_field "$P" 's.pid')
+
+script=$(mktemp --suffix=.lua)
+cat >"$script" <<LUA
+local core = require "plush.core"
+local all = rc:view()
+all:execute("x = engine.id + 40")
+local kept = rc:balanced():async():execute("return 'kept'")
+assert(kept:get(10) == "kept")
+-- the memory limit: a runaway allocation fails that task only
+local ok, e = pcall(function()
+  return rc[0]:execute("local t = {} for i = 1, 1e8 do t[i] = i end")
+end)
+assert(not ok and e.message:find("not enough memory", 1, true), tostring(e))
+assert(rc[0]:execute("return engine.memory_limit") == 64 << 20)
+-- in flight when the controller dies
+local inflight = rc[1]:async():execute("local t = os.clock() + 3 while os.clock() < t do end return 1")
+core.kill($ctl, "KILL")
+local ok2, e2 = pcall(inflight.get, inflight, 20)
+assert(not ok2 and plush.is_error(e2, "EngineError"), tostring(e2))
+assert(e2.message:find("controller connection lost", 1, true), e2.message)
+os.remove("$(conn_file "$P")")
+assert(os.execute("'$PLUSH' cluster start -n 0 --profile $P >/dev/null"))
+-- the engines come back by themselves, same ids, same namespaces
+local deadline = plush.now() + 30
+local ids
+repeat
+  ids = rc:ids()
+  if #ids < 2 then rc:pump(0.1) end
+until #ids == 2 or plush.now() > deadline
+assert(#ids == 2 and ids[1] == 0 and ids[2] == 1, "engines back: " .. #ids)
+local xs = all:execute("return x")
+assert(xs[1] == 40 and xs[2] == 41, "namespaces kept")
+assert(rc:result(kept.id) == "kept", "finished result kept")
+print("ok")
+LUA
+out=$("$PLUSH" --profile "$P" run "$script")
+PIDS+=("$(status_field "$P" 's.pid')")
+[ "$out" = ok ] || fail "restart: $out"
+rm -f "$script"
+echo "1 passed, 0 failed"
