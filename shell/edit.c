@@ -58,12 +58,12 @@ static struct sigaction oldint;
 
 static void onint(int sig);
 
-/* Whether the running function (a C function: its caller) is the
-** library's. */
+/* Whether the running Lua function (under C functions: the innermost
+** Lua one, as in pcall(conn.submit, ...)) is the library's. */
 static int inlibrary(lua_State *L) {
   lua_Debug ar;
   int r;
-  for (int level = 0; level < 2 && lua_getstack(L, level, &ar); level++) {
+  for (int level = 0; level < 8 && lua_getstack(L, level, &ar); level++) {
     if (!lua_getinfo(L, "S", &ar) || ar.what[0] == 'C') continue;
     if (libref == LUA_NOREF) return 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, libref);

@@ -223,7 +223,8 @@ local function launcher(opts, n)
   local kind = launch.kind(opts)
   if not kind then return nil end
   local c = {n = n, mpi = opts.mpi, partition = opts.partition, time = opts.time,
-    account = opts.account, find = find_binary, spawned = spawned}
+    account = opts.account, find = find_binary, spawned = spawned, args = {}}
+  if opts.memory_limit then c.args = {"--memory-limit", tostring(opts.memory_limit)} end
   if opts.hosts then
     local f = io.open(opts.hosts, "r")
     if not f then util.raise("cannot read the hosts file " .. opts.hosts) end
@@ -312,7 +313,11 @@ function cluster.start(opts)
   end)
   if not ok then
     reap(pid, 0)
-    if launched then require("plush.launch").stop(launched.state, 0) end
+    if launched then
+      require("plush.launch").stop(launched.state, 0)
+    elseif kind then -- the launch itself failed part way: its sidecar knows
+      require("plush.launch").stop_profile(cluster.dir(), profile, 0)
+    end
     os.remove(file)
     error(info, 0)
   end

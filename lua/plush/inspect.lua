@@ -129,8 +129,13 @@ function inspect.describe(v, width)
     local name = mt and type(mt.__name) == "string" and mt.__name
     local n, keys = array_len(v), 0
     for _ in next, v do keys = keys + 1 end
-    lines[1] = ("table%s: %d array items, %d other keys"):format(
-      name and (" (" .. name .. ")") or "", n, keys - n)
+    if name and mt.__tostring then
+      -- an object (a Client, a view): its kind, not its insides
+      lines[1] = name .. " object"
+    else
+      lines[1] = ("table%s: %d array items, %d other keys"):format(
+        name and (" (" .. name .. ")") or "", n, keys - n)
+    end
     if mt and type(mt.__index) == "table" then
       local methods = {}
       for k, x in pairs(mt.__index) do

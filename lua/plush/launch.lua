@@ -99,10 +99,11 @@ end
 
 --[[
   mpi_argv{n =, engine =, file =, mpiexec = "mpiexec", openmpi =, root =,
-  hosts = {{host, n}...}} -> argv. `mpiexec` may carry arguments of its
-  own ($PLUSH_MPIEXEC, "mpirun --mca btl self,vader"). Open MPI refuses
-  root without --allow-run-as-root and more ranks than cores without
-  --oversubscribe: both are given when it is Open MPI.
+  hosts = {{host, n}...}, args = {more engine arguments}} -> argv.
+  `mpiexec` may carry arguments of its own ($PLUSH_MPIEXEC, "mpirun --mca
+  btl self,vader"). Open MPI refuses root without --allow-run-as-root and
+  more ranks than cores without --oversubscribe: both are given when it
+  is Open MPI.
 ]]
 function launch.mpi_argv(o)
   local argv = words(o.mpiexec or "mpiexec")
@@ -116,6 +117,7 @@ function launch.mpi_argv(o)
     append(argv, "--host", table.concat(hs, ","))
   end
   append(argv, "-n", tostring(o.n), o.engine, "--file", o.file)
+  for _, a in ipairs(o.args or {}) do argv[#argv + 1] = a end
   return argv
 end
 
@@ -156,16 +158,19 @@ function launch.remove_command(ssh, host, profile)
   return ssh .. " " .. sh(host) .. " " .. sh("rm -f " .. launch.remote_file(profile))
 end
 
--- engine_command(ssh, host, engine, profile) -> argv that runs one
--- engine on the host, in the foreground of that ssh (whose PID we keep).
-function launch.engine_command(ssh, host, engine, profile)
-  local remote = ("exec %s --file %s"):format(sh(engine), launch.remote_file(profile))
+-- engine_command(ssh, host, engine, profile [, args]) -> argv that runs
+-- one engine on the host, in the foreground of that ssh (whose PID we
+-- keep); args: more arguments for the engine.
+function launch.engine_command(ssh, host, engine, profile, args)
+  local remote = ("exec %s --file %s"):format(sh(engine),
+    launch.remote_file(profile))
+  for _, a in ipairs(args or {}) do remote = remote .. " " .. sh(a) end
   return {"/bin/sh", "-c", "exec " .. ssh .. " " .. sh(host) .. " " .. sh(remote)}
 end
 
 --[[
   slurm_script{profile =, n =, engine =, file =, log =, partition =,
-  time =, account =, mpi =} -> the batch script's text. The engines are
+  time =, account =, mpi =, args =} -> the batch script's text. The engines are
   one job step, `srun ENGINE --file FILE`; --kill-on-bad-exit=0 keeps
   the others up when one engine fails. The connection file must be on a
   filesystem the nodes share (the caller copies it to ~/.plush).
@@ -183,7 +188,9 @@ function launch.slurm_script(o)
   if o.account then lines[#lines + 1] = "#SBATCH --account=" .. o.account end
   local srun = "srun --kill-on-bad-exit=0"
   if o.mpi then srun = srun .. " --mpi=" .. (o.mpi == true and "pmix" or o.mpi) end
-  lines[#lines + 1] = ("exec %s %s --file %s"):format(srun, sh(o.engine), sh(o.file))
+  local line = ("exec %s %s --file %s"):format(srun, sh(o.engine), sh(o.file))
+  for _, a in ipairs(o.args or {}) do line = line .. " " .. sh(a) end
+  lines[#lines + 1] = line
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -223,11 +230,17 @@ end
 -- Starting
 -------------------------------------------------------------------------------
 
--- Runs a shell command, its output in the log; true or nil and a reason.
+-- Runs a shell command, it and its output in the log; true or nil and
+-- a reason.
 local function run(cmd, log)
+  local f = io.open(log, "a")
+  if f then
+    f:write("plush: running ", cmd, "\n")
+    f:close()
+  end
   local ok, _, code = os.execute(cmd .. " >>" .. sh(log) .. " 2>&1")
   if ok then return true end
-  return nil, ("'%s' failed (status %s): see %s"):format(cmd, tostring(code), log)
+  return nil, ("status %s: see %s"):format(tostring(code), log)
 end
 
 local function capture(cmd)
@@ -241,13 +254,32 @@ end
 
 local starters = {}
 
+-- Copies the connection file to each host of c.hosts (see copy_command).
+local function copy_to_hosts(c, st)
+  st.ssh, st.hosts = launch.ssh(), {}
+  for _, h in ipairs(c.hosts) do
+    local ok, err = run(launch.copy_command(st.ssh, h.host, c.profile) .. " <" .. sh(c.file), c.log)
+    if not ok then
+      util.raise(("cannot copy the connection file to %s (%s)"):format(h.host, err))
+    end
+    st.hosts[#st.hosts + 1] = h.host
+    save(st)
+  end
+end
+
 function starters.mpi(c, st)
   local mpiexec = os.getenv("PLUSH_MPIEXEC") or "mpiexec"
   st.engine = c.find("plush-engine-mpi")
-  local argv = launch.mpi_argv{n = c.n, engine = st.engine, file = c.file,
+  local file = c.file
+  if c.hosts then
+    -- every rank gets the same --file: the copy in the (same) home of each host
+    copy_to_hosts(c, st)
+    file = (os.getenv("HOME") or "") .. "/.plush/" .. c.profile .. ".json"
+  end
+  local argv = launch.mpi_argv{n = c.n, engine = st.engine, file = file,
     mpiexec = mpiexec, openmpi = launch.openmpi(words(mpiexec)[1]),
     root = launch.euid() == 0,
-    hosts = c.hosts}
+    hosts = c.hosts, args = c.args}
   st.argv = argv
   local pid = core.spawn(argv, {detach = true, stdout = c.log, stderr = c.log})
   c.spawned[pid] = true
@@ -255,17 +287,13 @@ function starters.mpi(c, st)
 end
 
 function starters.hosts(c, st)
-  local ssh = launch.ssh()
-  st.ssh, st.hosts, st.pids = ssh, {}, {}
   st.engine = os.getenv("PLUSH_REMOTE_ENGINE") or c.find("plush-engine")
+  st.pids = {}
+  copy_to_hosts(c, st)
   for _, h in ipairs(c.hosts) do
-    local ok, err = run(launch.copy_command(ssh, h.host, c.profile) .. " <" .. sh(c.file), c.log)
-    if not ok then util.raise("cannot copy the connection file to " .. h.host .. ": " .. err) end
-    st.hosts[#st.hosts + 1] = h.host
-    save(st)
     for _ = 1, h.n do
-      local pid = core.spawn(launch.engine_command(ssh, h.host, st.engine, c.profile),
-        {detach = true, stdout = c.log, stderr = c.log})
+      local argv = launch.engine_command(st.ssh, h.host, st.engine, c.profile, c.args)
+      local pid = core.spawn(argv, {detach = true, stdout = c.log, stderr = c.log})
       c.spawned[pid] = true
       st.pids[#st.pids + 1] = pid
     end
@@ -279,7 +307,7 @@ function starters.slurm(c, st)
   local remote = home .. "/.plush/" .. c.profile .. ".json"
   local ok, err = run(("umask 077 && mkdir -p %s && install -m 600 %s %s"):format(
     sh(home .. "/.plush"), sh(c.file), sh(remote)), c.log)
-  if not ok then util.raise("cannot copy the connection file: " .. err) end
+  if not ok then util.raise("cannot copy the connection file (" .. err .. ")") end
   st.copy = remote
   st.engine = os.getenv("PLUSH_REMOTE_ENGINE")
     or c.find(c.mpi and "plush-engine-mpi" or "plush-engine")
@@ -287,7 +315,8 @@ function starters.slurm(c, st)
   local f = assert(io.open(st.script, "w"))
   f:write(launch.slurm_script{profile = c.profile, n = c.n, engine = st.engine,
     file = remote, log = c.dir .. "/" .. c.profile .. ".slurm.log",
-    partition = c.partition, time = c.time, account = c.account, mpi = c.mpi})
+    partition = c.partition, time = c.time, account = c.account, mpi = c.mpi,
+    args = c.args})
   f:close()
   save(st)
   local out, why = capture("sbatch " .. sh(st.script))
@@ -311,8 +340,9 @@ end
   start(kind, c) -> state. c = {profile, dir, file (the connection file),
   log, n, find (name -> path of a plush binary), spawned (pids we must
   reap), hosts (parsed, for "hosts"/"mpi"), partition, time, account,
-  mpi}. Writes the sidecar as it goes, so that whatever was started can
-  be stopped even if a later step fails.
+  mpi, args (more arguments for every engine)}. Writes the sidecar as it
+  goes, so that whatever was started can be stopped even if a later step
+  fails.
 ]]
 function launch.start(kind, c)
   local st = {kind = kind, profile = c.profile, sidecar = launch.sidecar(c.dir, c.profile)}

@@ -16,12 +16,13 @@
 --   shell.async_results  true: with %block off, %px results print when
 --                  they arrive (the interactive shell, which keeps waiting)
 --   shell.width    the terminal's width, for %help (default 80)
+--   shell.connected  function() -> the Client when one is connected, so
+--                  that %help asks the engines without starting a cluster
 -- A magic that returns a value has it printed.
 --
 -- Besides %magics, handle() knows the shell's two other prefixes: `?name`
 -- (or `name?`) is %help name, and `!cmd` runs cmd in the system shell.
 local core = require "plush.core"
-local errors = require "plush.errors"
 local pretty = require "plush.pretty"
 local util = require "plush.util"
 
@@ -209,7 +210,9 @@ local function px(shell, v, code)
   end
   local ok, err = pcall(show, shell, last)
   if not ok then
-    if errors.is(err, "Interrupted") then d:_observe(function() end, true) end
+    -- show raises only when the wait ends early (Ctrl-C, the controller
+    -- gone): what d then gets, the caller hears about as that error
+    d:_observe(function() end, true)
     error(err, 0)
   end
 end

@@ -196,6 +196,8 @@ function Session:prompt_text(cont)
   if rc == nil or rc.lost or rc.closed then
     status = "[no controller]"
   else
+    -- after the client redialled a restarted controller, ask again
+    if not rc._ids then pcall(rc.ids, rc) end
     local ids = rc._ids or {}
     local t = self.sh.targets
     t = type(t) == "table" and table.concat(t, ",") or tostring(t or "all")
@@ -265,7 +267,7 @@ function Session:wait_input()
     end
     if rc.lost then
       self:say(self:paint("error", "lost the controller: " .. rc.lost)
-        .. "; Lua goes on here, magics that need engines fail")
+        .. "; Lua goes on here, and the next request to the engines dials again")
     end
     self:flush_out()
     self:show()
@@ -385,6 +387,14 @@ function Session:report(e)
   if self.prompts and (errors.is(e, "Interrupted") or (type(e) == "string"
     and e:match("^[^\n]*interrupted\n"))) then
     io.stdout:write("\n")
+  end
+  local rc = self.rc
+  if type(e) == "string" and e:match("^[^\n]*interrupted\n") and self:connected()
+    and next(rc.pending) ~= nil then
+    -- Ctrl-C hit the shell's or a magic's code while tasks were in flight:
+    -- they are what the user wants stopped
+    rc:_interrupt_pending()
+    e = errors.Interrupted{}
   end
   if errors.is(e, "Interrupted") then
     self:interrupted_remote()
@@ -562,6 +572,19 @@ end
 
 -------------------------------------------------------------------------------
 
+-- The chunk sources of the client library, where a Ctrl-C waits for the
+-- client's own handling (see shell/edit.c).
+-- (require loads a module as loadfile(path) does: its source is "@path".)
+function shell.library_sources()
+  local out = {}
+  for _, name in ipairs{"plush", "plush.client", "plush.view", "plush.deferred",
+      "plush.errors", "plush.util", "plush.cluster", "plush.pretty", "plush.progress"} do
+    local path = package.searchpath(name, package.path)
+    if path then out[#out + 1] = "@" .. path end
+  end
+  return out
+end
+
 function shell.history_path()
   local state = os.getenv("XDG_STATE_HOME")
   if not state or state == "" then state = (os.getenv("HOME") or ".") .. "/.local/state" end
@@ -646,7 +669,7 @@ function shell.run(rc, sh, opts)
     io.stdout:flush()
     return self.real_exit(code, close)
   end)
-  E.trap(true)
+  E.trap(true, shell.library_sources())
   if self.editor then
     self.histfile = shell.history_path()
     ensure_dir(self.histfile)

@@ -20,7 +20,7 @@ fi
 P="e2e-mpi-$$"
 N=4
 PROFILES+=("$P")
-"$PLUSH" cluster start --mpi -n "$N" --profile "$P" >/dev/null
+"$PLUSH" cluster start --mpi -n "$N" --profile "$P" --memory-limit 256M >/dev/null
 sidecar="${XDG_RUNTIME_DIR}/plush/$P.launch.json"
 [ -f "$sidecar" ] || fail "no launcher sidecar $sidecar"
 mpipid=$(lua5.4 -e 'local s = require("cjson").decode(io.read("a"))
@@ -99,6 +99,9 @@ check("reductions, any value", [[
   local m = mpi.allreduce("r" .. mpi.rank, "max")
   return t.n == 6 and t.v[1] == 4 and t.v[2] == 10.0 and mixed == 6.5
     and f == "0123" and m == "r3"]])
+check("--memory-limit reaches the MPI engines", [[
+  local ok, e = pcall(string.rep, "x", 300 << 20)
+  return not ok and tostring(e):find("not enough memory", 1, true) ~= nil]])
 check("barrier and errors on every rank", [[
   mpi.barrier()
   local ok, e = pcall(mpi.bcast, mpi.rank == 0 and coroutine.create(print) or nil)
@@ -149,7 +152,7 @@ done
 wait_for 15 gone "$mpipid" || fail "mpiexec $mpipid still running"
 wait_for 10 gone "$ctlpid" || fail "controller $ctlpid still running"
 [ ! -f "$sidecar" ] || fail "sidecar left behind"
-if grep -q 'exiting improperly\|without calling "finalize"' "${XDG_RUNTIME_DIR}/plush/$P.log"; then
-  fail "a rank did not finalise MPI: $(tail -20 "${XDG_RUNTIME_DIR}/plush/$P.log")"
+if grep -q 'exiting improperly\|without calling "finalize"\|non-zero' "${XDG_RUNTIME_DIR}/plush/$P.log"; then
+  fail "a rank did not end cleanly: $(tail -20 "${XDG_RUNTIME_DIR}/plush/$P.log")"
 fi
 echo "1 passed, 0 failed"

@@ -19,8 +19,11 @@ submit "$S"
 # the same prefix in a local line completes nothing remote
 type_text "$S" 'x = remote_on'
 press "$S" Tab
+# keys are handled in order: once the marker shows, the Tab was handled
+type_text "$S" 'Z'
+wait_match "$S" "remote_(on|only_value)Z"
 line=$(cursor_line "$S")
-[ "$line" = "plush [2 up | all]> x = remote_on" ] || fail "local line completed remotely: '$line'"
+[ "$line" = "plush [2 up | all]> x = remote_onZ" ] || fail "local line completed remotely: '$line'"
 press "$S" C-c
 
 # a table field on the engines

@@ -69,6 +69,9 @@ describe("inspect", function()
       d = inspect.describe(setmetatable({}, Class))
       assert.equal("table (Point): 0 array items, 0 other keys", d[1])
       assert.equal("methods: norm, scale", d[2])
+      Class.__tostring = function() return "<a point>" end
+      assert.same({"Point object", "methods: norm, scale", "<a point>"},
+        inspect.describe(setmetatable({}, Class)))
     end)
 
     it("describes strings and numbers", function()

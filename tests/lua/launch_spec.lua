@@ -51,6 +51,12 @@ describe("launch", function()
       assert.same("--oversubscribe", launch.mpi_argv(o)[2])
     end)
 
+    it("more engine arguments after the engine's", function()
+      local o = setmetatable({args = {"--memory-limit", "1G"}}, {__index = base})
+      local argv = launch.mpi_argv(o)
+      assert.same({"--file", "/run/p/x.json", "--memory-limit", "1G"}, {table.unpack(argv, 5)})
+    end)
+
     it("a custom mpiexec with arguments, and hosts", function()
       local o = setmetatable({mpiexec = "mpirun --mca btl self,vader",
         hosts = {{host = "a", n = 2}, {host = "b", n = 1}}}, {__index = base})
@@ -128,6 +134,13 @@ describe("launch", function()
         mpi = true}
       assert.matches("\nexec srun %-%-kill%-on%-bad%-exit=0 %-%-mpi=pmix 'e' %-%-file 'f'\n$", s)
       assert.not_matches("partition", s)
+    end)
+
+    it("more engine arguments on the srun line", function()
+      local s = launch.slurm_script{profile = "p", n = 2, engine = "e", file = "f", log = "l",
+        args = {"--memory-limit", "512M"}}
+      assert.matches("\nexec srun %-%-kill%-on%-bad%-exit=0 'e' %-%-file 'f' "
+        .. "'%-%-memory%-limit' '512M'\n$", s)
     end)
 
     it("job ids from sbatch", function()

@@ -1,0 +1,80 @@
+-- End to end: conn:poll(timeout, fd), the shell's one wait for its
+-- terminal and the controller, against a real cluster (PLUSH_TEST_FILE,
+-- as e2e_client_spec.lua). The read end of an io.popen pipe stands in for
+-- the terminal.
+local file = os.getenv("PLUSH_TEST_FILE")
+
+if not file or file == "" then
+  describe("e2e poll with an fd", function()
+    pending("PLUSH_TEST_FILE is not set: no cluster to test against")
+  end)
+  return
+end
+
+for name in pairs(package.loaded) do
+  if name == "plush" or name:match("^plush%.") then package.loaded[name] = nil end
+end
+local plush = require "plush"
+
+-- The open fds (opening /proc/self/fdinfo/N fails for a closed N: the
+-- path is looked up before the open takes an fd of its own).
+local function fds()
+  local set = {}
+  for n = 0, 1023 do
+    local f = io.open("/proc/self/fdinfo/" .. n)
+    if f then
+      set[n] = true
+      f:close()
+    end
+  end
+  return set
+end
+
+local function nonblocking(fd)
+  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
+  local flags = tonumber(f:read("a"):match("flags:%s*(%d+)"), 8)
+  f:close()
+  return flags & 2048 ~= 0 -- O_NONBLOCK
+end
+
+describe("e2e poll with an fd", function()
+  local rc
+
+  setup(function() rc = plush.connect{file = file, timeout = 20} end)
+  teardown(function() rc:close() end)
+
+  it("wakes when the fd is readable, and leaves its mode alone", function()
+    local before = fds()
+    local child = io.popen("sleep 0.5; echo ready")
+    local fd
+    for n in pairs(fds()) do
+      if not before[n] then fd = n end
+    end
+    assert.is_not_nil(fd, "the pipe's fd")
+    local function readable(evs)
+      for _, ev in ipairs(evs) do
+        if ev.kind == "readable" then
+          assert.equal(fd, ev.fd)
+          return true
+        end
+      end
+      return false
+    end
+    assert.is_false(readable(rc.conn:poll(0.05, fd)))
+    assert.is_false(nonblocking(fd))
+    local t0, woke = plush.now(), false
+    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(10, fd)) end
+    assert.is_true(woke)
+    assert.is_false(nonblocking(fd))
+    assert.equal("ready", child:read("l"))
+    child:close()
+    -- the connection still works, with or without an fd
+    assert.same(rc:ids(), rc:ids())
+    assert.equal(2, rc[rc:ids()[1]]:execute("return 1 + 1"))
+  end)
+
+  it("checks its fd argument", function()
+    assert.has_error(function() rc.conn:poll(0, -5) end)
+    assert.has_error(function() rc.conn:poll(0, "x") end)
+  end)
+end)
