@@ -74,6 +74,8 @@ done
 kill -CONT "${epids[1]}" 2>/dev/null || true
 after=$(rss "$ctl")
 echo "controller RSS: $before kB before, $after kB after $((3 * TASKS)) tasks"
-[ "$after" -lt $((before + 32768)) ] || fail "controller memory grew by $((after - before)) kB"
+# (under ASan, freed memory sits in quarantine: the figure means nothing)
+[ -n "${PLUSH_SANITIZED:-}" ] || [ "$after" -lt $((before + 32768)) ] ||
+  fail "controller memory grew by $((after - before)) kB"
 rm -f "$client"
 echo "1 passed, 0 failed"
