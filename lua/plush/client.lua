@@ -158,7 +158,9 @@ function Client:_reply(ev)
   md.received = core.time()
   if ev.status == "ok" then
     local r = value.r or {n = 0}
-    rec.d:callback(table.unpack(r, 1, r.n or #r))
+    -- `whole` requests (map chunks) fire with the packed table itself
+    if rec.whole then rec.d:callback(r)
+    else rec.d:callback(table.unpack(r, 1, r.n or #r)) end
   else
     local e = errors.from_reply(ev.status, ev.value, engine)
     e.id = ev.id
@@ -320,12 +322,13 @@ function Client:_track(id, engine, opts)
     metadata = {engine = engine, submitted = core.time()}}
   local out = opts.output
   if out == nil then out = self.output end
-  self.pending[id] = {d = d, engine = engine, output = out, partial = {}}
+  self.pending[id] = {d = d, engine = engine, output = out, partial = {},
+    whole = opts.whole}
   return d
 end
 
 --[[
-  submit(target, msg [, {timeout = s, output = ...}]): the low-level
+  submit(target, msg [, {timeout = s, output = ..., whole = bool}]): the low-level
   request. `target`: an engine id (returns a Deferred), an array of ids
   (returns an array of Deferreds, same order) or nil (balanced; returns a
   Deferred). Each Deferred fires with the values of the reply's `r`.

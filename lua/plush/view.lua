@@ -262,8 +262,9 @@ end
   failed one fails it with a DependencyError naming it). Engine deaths are
   absorbed by the controller on top of `retries`.
 ]]
-function Balanced:_send(msg)
+function Balanced:_send(msg, whole)
   local opts = submit_opts(self)
+  opts.whole = whole
   if self.targets or (self.retries or 0) > 0 then
     opts.sched = opts.sched or {}
     opts.sched.targets, opts.sched.retries = self.targets, self.retries
@@ -417,9 +418,11 @@ local function map_chunks(v, f, chunks, sizes, submit)
     if sizes[j] > 0 then
       local d = submit(j, {op = "map", f = f, items = items, n = sizes[j]})
       local k = #ds + 1
-      d:add_callback(function(...)
+      -- a chunk's results come whole (a packed table), never as a vararg:
+      -- half a million values do not fit on the stack
+      d:add_callback(function(r)
         order[#order + 1] = k
-        return util.results_of(...)
+        return util.results(r, r.n or #r)
       end)
       ds[k] = d
     end
@@ -445,6 +448,7 @@ function Direct:map(f, seq)
       chunks, sizes = split(seq, #list)
     end
     local opts = submit_opts(self)
+    opts.whole = true
     return map_chunks(self, f, chunks, sizes, function(j, msg)
       return self.rc:submit(list[(j - 1) % #list + 1], msg, opts)
     end)
@@ -464,7 +468,7 @@ function Balanced:map(f, seq)
     end
     local chunks, sizes = chunk(seq, size)
     return map_chunks(self, f, chunks, sizes, function(_, msg)
-      return self:_send(msg)
+      return self:_send(msg, true)
     end)
   end)
 end

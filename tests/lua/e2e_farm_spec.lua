@@ -125,6 +125,15 @@ describe("e2e farm", function()
     assert.same({-1, -2, -3, -4, -5, -6, -7, -8, -9, -10}, r2)
   end)
 
+  it("maps a million items on a direct view: chunk results come whole", function()
+    local seq = {}
+    for i = 1, 1000000 do seq[i] = i end
+    local r = rc:view():map(function(x) return x ^ 2 end, seq)
+    assert.equal(1000000, #r)
+    assert.equal(1.0, r[1])
+    assert.equal(1e12, r[1000000])
+  end)
+
   it("as_completed yields every Deferred once, as each finishes", function()
     local ds = {}
     for i = 1, 10 do
