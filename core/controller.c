@@ -767,7 +767,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   if (c->o.hwm <= 0) c->o.hwm = 2;
   if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
   if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;
-  if (c->o.blob_max == 0) c->o.blob_max = (size_t)16 << 20;
+  if (c->o.blob_max == 0) c->o.blob_max = (size_t)1 << 20;
   if (c->o.request_max == 0) c->o.request_max = (size_t)64 << 10;
   if (uv_ip4_addr(ip, o->port, (struct sockaddr_in *)&ss) < 0 &&
       uv_ip6_addr(ip, o->port, (struct sockaddr_in6 *)&ss) < 0) {

@@ -6,7 +6,7 @@
 ** file beside the connection file) every reply is written there before
 ** the controller forwards it to the client, so a controller restart loses
 ** no finished result, and the controller's memory does not grow with the
-** number of results. Replies larger than blob_max stay in memory only
+** number of results. Replies larger than blob_max (1 MiB) stay in memory only
 ** (writing 100 MB to disk before answering would cost more than the
 ** transfer itself); so does everything with --db memory. The memory tier
 ** keeps frames by reference (no copy), oldest first, within a byte budget.

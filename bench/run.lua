@@ -1,0 +1,959 @@
+--[[
+bench/run.lua: the plush benchmark driver (scripts/bench runs it).
+
+  lua5.4 bench/run.lua [--quick] [--json FILE] [--reps N] [--no-peers]
+                       [--systems plush,ipyparallel,dask] [--phases 2,8,64]
+                       [--out DIR] [--keep]
+
+It starts plush clusters itself (plush-controller -n N, spawned with
+plush.core.spawn so that it knows every PID), runs the workloads through the
+plush client API, and — when /usr/bin/python3 has them — runs the same
+workloads on ipyparallel and Dask (bench/peers_ipp.py, bench/peers_dask.py,
+read as JSON lines from their output). Repetitions alternate: in each one,
+every phase (a cluster of 2, 8 or 64 engines) runs on plush, then on each
+peer. At the end it prints one table (median, spread, ratio to each peer,
+target, met?), writes DIR/table.md, DIR/latency.svg and, with --json, every
+sample and summary. Every process it started is ended by PID, on success,
+on error and on Ctrl-C.
+]]
+local ROOT = os.getenv("PLUSH_ROOT")
+  or (arg and arg[0] and arg[0]:match("^(.*)/bench/[^/]*$"))
+  or "."
+
+local MB = 1000000
+local NUMBERS = 1000000
+local PYTHON = "/usr/bin/python3"
+
+-------------------------------------------------------------------------------
+-- Options
+-------------------------------------------------------------------------------
+
+local function usage(code)
+  local out = code == 0 and io.stdout or io.stderr
+  out:write([[
+usage: scripts/bench [--quick] [--json FILE] [--peers] [options]
+  --quick          fewer repetitions, no 64-engine start, no 100 MB transfers
+  --json FILE      write every sample and summary to FILE
+  --peers          (scripts/bench) install python3-ipyparallel and
+                   python3-distributed first
+  --no-peers       plush only, even when the peers are installed
+  --systems LIST   comma-separated subset of plush,ipyparallel,dask
+  --phases LIST    comma-separated subset of 2,8,64 (cluster sizes)
+  --reps N         repetitions (default 5, --quick 2)
+  --out DIR        where table.md and latency.svg go (default build/bench)
+  --keep           keep the temporary folder (logs, connection files)
+  --controller-args "ARGS"  extra plush-controller arguments (diagnosis:
+                   e.g. "--db memory"); recorded in the JSON and the notes
+]])
+  os.exit(code)
+end
+
+local opt = {quick = false, peers = true, out = ROOT .. "/build/bench"}
+do
+  local i = 1
+  local function value(name)
+    i = i + 1
+    if arg[i] == nil then
+      io.stderr:write("bench: ", name, " needs a value\n")
+      usage(2)
+    end
+    return arg[i]
+  end
+  while arg[i] do
+    local a = arg[i]
+    if a == "--quick" then opt.quick = true
+    elseif a == "--json" then opt.json = value(a)
+    elseif a == "--no-peers" then opt.peers = false
+    elseif a == "--peers" then opt.peers = true
+    elseif a == "--systems" then opt.systems = value(a)
+    elseif a == "--phases" then opt.phases = value(a)
+    elseif a == "--reps" then opt.reps = math.tointeger(tonumber(value(a)))
+    elseif a == "--out" then opt.out = value(a)
+    elseif a == "--keep" then opt.keep = true
+    elseif a == "--controller-args" then opt.controller_args = value(a)
+    elseif a == "-h" or a == "--help" then usage(0)
+    else
+      io.stderr:write("bench: unknown argument ", a, "\n")
+      usage(2)
+    end
+    i = i + 1
+  end
+end
+local QUICK = opt.quick
+local REPS = opt.reps or (QUICK and 2 or 5)
+
+-- after the options: --help works before anything is built
+local core = require "plush.core"
+local plush = require "plush"
+local cjson = require "cjson"
+local svg = dofile(ROOT .. "/bench/svg.lua")
+local now = plush.now
+
+local function say(fmt, ...)
+  io.stderr:write(fmt:format(...), "\n")
+  io.stderr:flush()
+end
+
+-------------------------------------------------------------------------------
+-- Workloads
+-------------------------------------------------------------------------------
+
+--[[
+  unit: "s" (lower is better), "B/s" and "tasks/s" (higher is better), "B"
+  (lower is better). phase: the cluster size the workload runs on.
+  n: samples per repetition {plush full, plush quick, peer full, peer quick};
+  dask = the same for Dask when it differs; false = not run there.
+  target: {op, value} or a function of the summaries giving {op, value, text}.
+]]
+local WORKLOADS = {
+  {id = "start_2", label = "cluster start, 2 engines", unit = "s", phase = 2,
+    n = {1, 1, 1, 1}, target = {"<", 0.2}},
+  {id = "start_8", label = "cluster start, 8 engines", unit = "s", phase = 8,
+    n = {1, 1, 1, 1}},
+  {id = "start_64", label = "cluster start, 64 engines", unit = "s", phase = 64,
+    n = {1, 0, 1, 0}, target = {"<", 2}},
+  {id = "exec_rt", label = "execute round trip, 1 engine", unit = "s", phase = 2,
+    n = {2000, 500, 200, 50}, dask = false, target = {"<=", 200e-6}},
+  {id = "apply_rt", label = "apply round trip, 1 engine", unit = "s", phase = 2,
+    n = {2000, 500, 200, 50}, dask = {100, 30}},
+  {id = "bcast_exec_8", label = "broadcast execute, 8 engines", unit = "s", phase = 8,
+    n = {500, 100, 100, 30}, dask = {100, 30}},
+  -- n = tasks per batch; batches: lb_noop_batches
+  {id = "lb_noop", label = "balanced no-op tasks, 2 engines", unit = "tasks/s", phase = 2,
+    n = {20000, 20000, 1000, 300}, dask = {2000, 500}, target = {">=", 20000}},
+  {id = "push_1MB", label = "push 1 MB string", unit = "B/s", phase = 2, bytes = MB,
+    n = {50, 10, 10, 3}},
+  {id = "pull_1MB", label = "pull 1 MB string", unit = "B/s", phase = 2, bytes = MB,
+    n = {50, 10, 10, 3}},
+  {id = "push_10MB", label = "push 10 MB string", unit = "B/s", phase = 2, bytes = 10 * MB,
+    n = {10, 3, 3, 1}},
+  {id = "pull_10MB", label = "pull 10 MB string", unit = "B/s", phase = 2, bytes = 10 * MB,
+    n = {10, 3, 3, 1}},
+  {id = "push_100MB", label = "push 100 MB string", unit = "B/s", phase = 2, bytes = 100 * MB,
+    n = {3, 0, 2, 0}, target = {">=", 1e9}},
+  {id = "pull_100MB", label = "pull 100 MB string", unit = "B/s", phase = 2, bytes = 100 * MB,
+    n = {3, 0, 2, 0}, target = {">=", 1e9}},
+  -- Dask 2022.12 needs ~20 s to move a 10^6-item list: one sample, first
+  -- repetition only, and none in --quick (see performance.md)
+  {id = "push_table", label = "push 10^6-number table", unit = "s", phase = 2,
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
+  {id = "pull_table", label = "pull 10^6-number table", unit = "s", phase = 2,
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
+  {id = "scatter_gather", label = "scatter+gather 10^6 numbers, 2 engines", unit = "s",
+    phase = 2, n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
+  {id = "map", label = "map x^10 over 10^6, 2 engines", unit = "s", phase = 2,
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true,
+    target = function(S)
+      local serial = S.map_serial and S.map_serial.plush
+      if not serial then return nil end
+      return {"<", 2 * serial.median, ("< 2× serial (%s)"):format(svg.fmt_time(2 * serial.median))}
+    end},
+  {id = "map_serial", label = "  the same map, serial, one Lua state", unit = "s", phase = 2,
+    n = {5, 2, 0, 0}, dask = false, plush_only = true},
+  {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
+    n = {2, 2, 2, 2}, target = {"<", 4e6}},
+  {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
+    n = {1, 1, 1, 1}, dask = false},
+  {id = "rss_controller_8", label = "RSS of the controller, 8 engines", unit = "B", phase = 8,
+    n = {1, 1, 1, 1}, dask = false},
+  {id = "rss_controller_64", label = "RSS of the controller, 64 engines", unit = "B", phase = 64,
+    n = {1, 0, 1, 0}, dask = false, target = {"<", 10e6}},
+}
+local BY_ID = {}
+for _, w in ipairs(WORKLOADS) do BY_ID[w.id] = w end
+
+local function higher_better(w) return w.unit == "B/s" or w.unit == "tasks/s" end
+
+local SYSTEMS = {
+  {name = "plush", color = "#1b6ac9"},
+  {name = "ipyparallel", color = "#e07b00", script = "peers_ipp.py", module = "ipyparallel"},
+  {name = "dask", color = "#2e9e44", script = "peers_dask.py", module = "distributed"},
+}
+
+-- Samples per repetition of workload w on system sys (0: not run).
+local function count(w, sys, rep)
+  if sys == "plush" then return w.n[QUICK and 2 or 1] end
+  if w.plush_only then return 0 end
+  local n = w.n
+  if sys == "dask" and w.dask ~= nil then
+    if w.dask == false then return 0 end
+    if w.dask_first_rep_only and rep > 1 then return 0 end
+    return w.dask[QUICK and 2 or 1]
+  end
+  return n[QUICK and 4 or 3]
+end
+
+-- Phases: cluster sizes. Peers start 64 engines in the first repetition
+-- only (ipyparallel and Dask need minutes for it on a small machine), and
+-- with --quick 8 engines in the first repetition only (20 s for ipyparallel).
+local PHASES = {2, 8, 64}
+if QUICK then PHASES = {2, 8} end
+if opt.phases then
+  PHASES = {}
+  for p in opt.phases:gmatch("[^,]+") do PHASES[#PHASES + 1] = math.tointeger(tonumber(p)) end
+end
+local function phase_runs(phase, sys, rep)
+  if sys ~= "plush" and rep > 1 and (phase == 64 or (QUICK and phase == 8)) then
+    return false
+  end
+  return true
+end
+
+-------------------------------------------------------------------------------
+-- Processes and files
+-------------------------------------------------------------------------------
+
+local TMP
+local live = {} -- pid -> what, every process we started and have not ended
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function tail(path, n)
+  local s = read_file(path) or ""
+  local lines = {}
+  for l in s:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  return table.concat(lines, "\n", math.max(1, #lines - (n or 10) + 1))
+end
+
+-- VmRSS of pid in bytes, or nil.
+local function rss(pid)
+  local s = read_file("/proc/" .. pid .. "/status")
+  local kb = s and s:match("VmRSS:%s*(%d+)%s*kB")
+  return kb and tonumber(kb) * 1024
+end
+
+-- Wait until pid is gone (reaping it when it is our child).
+local function gone(pid, secs, ours)
+  if ours then return core.wait(pid, secs) ~= nil end
+  local deadline = now() + secs
+  while core.alive(pid) do
+    if now() >= deadline then return false end
+    core.sleep(0.01)
+  end
+  return true
+end
+
+-- End pid: TERM (unless it already exits), then KILL. `ours`: our child.
+local function finish(pid, ours, grace)
+  if not core.alive(pid) then
+    if ours then core.wait(pid, 1) end
+    live[pid] = nil
+    return true
+  end
+  local clean = true
+  if not gone(pid, grace or 0, ours) then
+    clean = false
+    core.kill(pid, "TERM")
+    if not gone(pid, 5, ours) then
+      core.kill(pid, "KILL")
+      gone(pid, 5, ours)
+    end
+  end
+  live[pid] = nil
+  return clean
+end
+
+local function end_everything()
+  for pid, what in pairs(live) do
+    if what == "plush-controller" or what == "plush-engine" then
+      finish(pid, what == "plush-controller")
+    else
+      -- a peer script: TERM makes it stop its cluster, which takes a while
+      say("bench: stopping the %s run (pid %d)", what, pid)
+      core.kill(pid, "TERM")
+      if core.wait(pid, 90) == nil then
+        core.kill(pid, "KILL")
+        core.wait(pid, 5)
+      end
+      live[pid] = nil
+    end
+  end
+end
+
+-------------------------------------------------------------------------------
+-- plush
+-------------------------------------------------------------------------------
+
+local CONTROLLER = ROOT .. "/build/bin/plush-controller"
+
+-- Start a cluster of n engines; returns {pid, rc, engines = {pids}, start = s}.
+local INFO = {plush = {version = plush.version}}
+local NOTES, noted = {}, {}
+local function note(msg)
+  if not noted[msg] then
+    noted[msg] = true
+    NOTES[#NOTES + 1] = msg
+    say("bench: %s", msg)
+  end
+end
+
+local function plush_start(n)
+  local dir = ("%s/plush-%d"):format(TMP, n)
+  os.execute("mkdir -p " .. sh_quote(dir))
+  local file = dir .. "/bench.json"
+  os.remove(file)
+  local argv = {CONTROLLER, "--file", file, "-n", tostring(n), "--log", dir .. "/log",
+    "--parent", tostring(core.getpid())}
+  for a in (opt.controller_args or ""):gmatch("%S+") do argv[#argv + 1] = a end
+  local c = {dir = dir}
+  local t0 = now()
+  c.pid = core.spawn(argv, {stdout = dir .. "/out", stderr = dir .. "/out"})
+  live[c.pid] = "plush-controller"
+  local deadline = t0 + 60
+  while not exists(file) do
+    if not core.alive(c.pid) then
+      core.wait(c.pid, 1)
+      live[c.pid] = nil
+      error(("plush-controller exited: %s %s"):format(tail(dir .. "/out", 3),
+        tail(dir .. "/log", 5)), 0)
+    end
+    if now() > deadline then error("no connection file after 60 s", 0) end
+    core.sleep(0.0002)
+  end
+  c.rc = plush.connect{file = file}
+  local up, nup = {}, 0
+  c.rc.on_event = function(ev)
+    if ev.event == "engine_up" and not up[ev.id] then up[ev.id], nup = true, nup + 1 end
+  end
+  for _, id in ipairs(c.rc:ids()) do
+    if not up[id] then up[id], nup = true, nup + 1 end
+  end
+  while nup < n do
+    if now() > deadline then error(("only %d of %d engines after 60 s"):format(nup, n), 0) end
+    c.rc:pump(0.1)
+  end
+  c.start = now() - t0
+  c.rc.on_event = nil
+  c.engines = {}
+  for _, e in ipairs(c.rc:engines()) do
+    c.engines[#c.engines + 1] = math.tointeger(e.pid)
+    live[math.tointeger(e.pid)] = "plush-engine"
+  end
+  return c
+end
+
+-- Stop by PID: TERM the controller (it stops its engines), KILL what is
+-- still there after 5 s. False when something needed KILL.
+local function plush_stop(c)
+  if c.rc then pcall(c.rc.close, c.rc) end
+  local clean = true
+  core.kill(c.pid, "TERM")
+  if core.wait(c.pid, 5) == nil then
+    clean = false
+    say("bench: plush-controller %d ignored TERM for 5 s: killed", c.pid)
+    core.kill(c.pid, "KILL")
+    core.wait(c.pid, 5)
+  end
+  live[c.pid] = nil
+  for _, pid in ipairs(c.engines or {}) do
+    if not finish(pid, false, 5) then
+      clean = false
+      say("bench: plush-engine %d outlived its controller by 5 s: killed", pid)
+    end
+  end
+  return clean
+end
+
+local function timed(k, op, warm)
+  for _ = 1, warm or 0 do op() end
+  local out = {}
+  for i = 1, k do
+    local t = now()
+    op()
+    out[i] = now() - t
+  end
+  return out
+end
+
+local function rates(bytes, times)
+  local out = {}
+  for i, t in ipairs(times) do out[i] = bytes / t end
+  return out
+end
+
+-- Ctrl-C: lua5.4's "interrupted!" or the client library's Interrupted
+-- error. It ends the whole run, never just the workload it hit.
+local function is_interrupt(e)
+  if type(e) == "table" and plush.is_error then
+    local ok, yes = pcall(plush.is_error, e, "Interrupted")
+    if ok and yes then return true end
+  end
+  return tostring(e):find("interrupted", 1, true) ~= nil
+end
+
+-- One phase on plush: returns {samples = {w = {...}}, errors = {w = msg}}.
+local function run_plush(phase, rep)
+  local res = {samples = {}, errors = {}}
+  local function want(id)
+    local w = BY_ID[id]
+    return w and w.phase == phase and count(w, "plush", rep) > 0 and count(w, "plush", rep)
+  end
+  local function run(id, fn)
+    local k = want(id)
+    if not k then return end
+    collectgarbage()
+    local ok, v = xpcall(fn, function(e)
+      if is_interrupt(e) then return {interrupt = e} end
+      return debug.traceback(e, 2)
+    end, k)
+    if not ok and type(v) == "table" and v.interrupt then error(v.interrupt, 0) end
+    if ok then res.samples[id] = v else
+      res.errors[id] = tostring(v)
+      say("bench: plush %s failed: %s", id, tostring(v))
+    end
+  end
+  local c
+  local ok, err = xpcall(function()
+    c = plush_start(phase)
+    res.samples["start_" .. phase] = {c.start}
+    run("rss_engine", function(k)
+      local out = {}
+      for i = 1, math.min(k, #c.engines) do out[#out + 1] = rss(c.engines[i]) end
+      return out
+    end)
+    run("rss_controller_" .. phase, function() return {rss(c.pid)} end)
+
+    local rc = c.rc
+    local first = rc:ids()[1]
+    local e0, all = rc[first], rc:view()
+    local noop = function() end
+
+    run("exec_rt", function(k) return timed(k, function() e0:execute("a=1") end, 50) end)
+    run("apply_rt", function(k) return timed(k, function() e0:apply(noop) end, 50) end)
+    run("bcast_exec_8", function(k) return timed(k, function() all:execute("a=1") end, 20) end)
+
+    run("lb_noop", function(k)
+      local lb = rc:balanced():async()
+      local warm = {}
+      for i = 1, 100 do warm[i] = lb:apply(noop) end
+      plush.wait_all(warm)
+      local out = {}
+      for b = 1, QUICK and 1 or 3 do
+        collectgarbage()
+        local ds = {}
+        local t = now()
+        for i = 1, k do ds[i] = lb:apply(noop) end
+        assert(plush.wait_all(ds, 120), "balanced tasks did not finish in 120 s")
+        out[b] = k / (now() - t)
+        for i = 1, k do ds[i]:get() end -- raises a task's error
+      end
+      return out
+    end)
+
+    for _, tag in ipairs{"1MB", "10MB", "100MB"} do
+      if want("push_" .. tag) or want("pull_" .. tag) then
+        local bytes = BY_ID["push_" .. tag].bytes
+        local s = string.rep("x", bytes)
+        run("push_" .. tag, function(k)
+          return rates(bytes, timed(k, function() e0:push{x = s} end))
+        end)
+        run("pull_" .. tag, function(k)
+          e0:push{x = s}
+          return rates(bytes, timed(k, function()
+            local v = e0:pull("x")
+            assert(#v == bytes, "pulled string has the wrong length")
+          end))
+        end)
+        s = nil -- luacheck: ignore
+        e0:execute("x = nil collectgarbage()")
+      end
+    end
+
+    local seq = {}
+    for i = 1, NUMBERS do seq[i] = i end
+    run("push_table", function(k) return timed(k, function() e0:push{t = seq} end) end)
+    run("pull_table", function(k)
+      e0:push{t = seq}
+      return timed(k, function()
+        local v = e0:pull("t")
+        assert(v[NUMBERS] == NUMBERS, "pulled table is wrong")
+      end)
+    end)
+    e0:execute("t = nil collectgarbage()")
+    run("scatter_gather", function(k)
+      return timed(k, function()
+        all:scatter("part", seq)
+        local v = all:gather("part")
+        assert(v[NUMBERS] == NUMBERS and v[1] == 1, "gathered table is wrong")
+      end)
+    end)
+    all:execute("part = nil collectgarbage()")
+    local f = function(x) return x ^ 10 end
+    local expect = NUMBERS ^ 10
+    run("map", function(k)
+      return timed(k, function()
+        local v = all:map(f, seq)
+        assert(v[NUMBERS] == expect, "map result is wrong")
+      end)
+    end)
+    run("map_serial", function(k)
+      return timed(k, function()
+        local v = {}
+        for i = 1, #seq do v[i] = f(seq[i]) end
+        assert(v[NUMBERS] == expect)
+      end)
+    end)
+  end, debug.traceback)
+  if not ok and is_interrupt(err) then
+    if c then plush_stop(c) end
+    error("interrupted", 0)
+  end
+  if not ok then
+    res.errors["phase_" .. phase] = tostring(err)
+    say("bench: plush phase %d failed: %s", phase, tostring(err))
+    if c then say("bench: controller log %s/log:\n%s", c.dir, tail(c.dir .. "/log", 10)) end
+  end
+  if c then
+    plush_stop(c)
+  end
+  return res
+end
+
+-------------------------------------------------------------------------------
+-- Peers
+-------------------------------------------------------------------------------
+
+
+
+local function peer_available(sys)
+  if not exists(PYTHON) then return false end
+  return os.execute(("%s -c 'import %s' >/dev/null 2>&1"):format(PYTHON, sys.module)) == true
+end
+
+--[[
+  One phase on a peer: bench/peers_X.py spawned under timeout(1) (which puts
+  it in a process group of its own: Ctrl-C reaches it only as our TERM, so
+  it stops its cluster once, cleanly), its JSON lines read from a file as
+  they come.
+]]
+local function run_peer(sys, phase, rep)
+  local res = {samples = {}, errors = {}}
+  local counts = {}
+  for _, w in ipairs(WORKLOADS) do
+    local k = w.phase == phase and count(w, sys.name, rep) or 0
+    if k > 0 then counts[#counts + 1] = w.id .. "=" .. k end
+  end
+  counts[#counts + 1] = "lb_noop_batches=1"
+  local log = ("%s/%s.log"):format(TMP, sys.name)
+  local out = ("%s/%s-%d-%d.jsonl"):format(TMP, sys.name, phase, rep)
+  local limit = phase == 64 and 1800 or 600
+  local pid = core.spawn({"timeout", "-k", "30", tostring(limit), PYTHON,
+    ROOT .. "/bench/" .. sys.script, "--phase", tostring(phase),
+    "--counts", table.concat(counts, ","), "--workdir", TMP},
+    {stdout = out, stderr = log,
+     env = {PYTHONDONTWRITEBYTECODE = "1", IPYTHONDIR = TMP .. "/ipython"}})
+  live[pid] = sys.name
+  local done, pos, code = false, 0, nil
+  local function consume(final)
+    local f = io.open(out, "rb")
+    if not f then return end
+    f:seek("set", pos)
+    local data = f:read("a") or ""
+    f:close()
+    local used = 0
+    for line, stop in data:gmatch("([^\n]*)\n()") do
+      used = stop - 1
+      local ok, m = pcall(cjson.decode, line)
+      if ok and type(m) == "table" then
+        if m.kind == "samples" then
+          res.samples[m.w] = m.v
+        elseif m.kind == "error" then
+          res.errors[m.w] = m.message
+          say("bench: %s %s failed: %s", sys.name, m.w, m.message)
+        elseif m.kind == "info" then
+          INFO[sys.name] = {version = m.version, python = m.python}
+        elseif m.kind == "killed" then
+          note(("%s left processes behind after stopping its cluster; "
+            .. "the bench ended them by PID: %s"):format(sys.name, table.concat(m.pids, " ")))
+        elseif m.kind == "done" then
+          done = true
+        end
+      end
+    end
+    pos = pos + used
+    if final and used < #data then pos = pos + #data end
+  end
+  while code == nil do
+    code = core.wait(pid, 0.2)
+    consume(false)
+  end
+  live[pid] = nil
+  consume(true)
+  if not done then
+    res.errors["phase_" .. phase] = ("exited (%s) before the end: see %s")
+      :format(tostring(code), log)
+    say("bench: %s phase %d did not complete (exit %s); last lines of %s:\n%s",
+      sys.name, phase, tostring(code), log, tail(log, 8))
+  end
+  return res
+end
+
+-------------------------------------------------------------------------------
+-- Statistics and formatting
+-------------------------------------------------------------------------------
+
+local quantile = svg.quantile
+
+local function summarize(v)
+  if not v or #v == 0 then return nil end
+  local s = {}
+  for i, x in ipairs(v) do s[i] = x end
+  table.sort(s)
+  local sum = 0
+  for _, x in ipairs(s) do sum = sum + x end
+  return {n = #s, median = quantile(s, 0.5), p10 = quantile(s, 0.1),
+    p90 = quantile(s, 0.9), min = s[1], max = s[#s], mean = sum / #s}
+end
+
+local function sig3(x)
+  if x >= 100 then return ("%.0f"):format(x) end
+  if x >= 10 then return ("%.1f"):format(x) end
+  return ("%.2f"):format(x)
+end
+
+local function fmt(w, x)
+  if x == nil then return "—" end
+  if w.unit == "s" then return svg.fmt_time(x) end
+  if w.unit == "B/s" then
+    if x >= 1e9 then return sig3(x / 1e9) .. " GB/s" end
+    if x >= 1e6 then return sig3(x / 1e6) .. " MB/s" end
+    return sig3(x / 1e3) .. " kB/s"
+  end
+  if w.unit == "tasks/s" then
+    if x >= 1e3 then return sig3(x / 1e3) .. "k/s" end
+    return sig3(x) .. "/s"
+  end
+  if w.unit == "B" then
+    if x >= 1e9 then return sig3(x / 1e9) .. " GB" end
+    if x >= 1e6 then return sig3(x / 1e6) .. " MB" end
+    return sig3(x / 1e3) .. " kB"
+  end
+  return tostring(x)
+end
+
+local function fmt_spread(w, s)
+  if not s then return "—" end
+  if s.n == 1 then return "(n = 1)" end
+  local lo, hi = s.p10, s.p90
+  if s.n < 10 then lo, hi = s.min, s.max end
+  return fmt(w, lo) .. " – " .. fmt(w, hi)
+end
+
+-- How many times better plush is than the peer (>1: plush better).
+local function ratio(w, plush_s, peer_s)
+  if not plush_s or not peer_s or plush_s.median == 0 or peer_s.median == 0 then return nil end
+  if higher_better(w) then return plush_s.median / peer_s.median end
+  return peer_s.median / plush_s.median
+end
+
+local function fmt_ratio(r)
+  if not r then return "—" end
+  if r >= 100 then return ("%.0f×"):format(r) end
+  if r >= 10 then return ("%.1f×"):format(r) end
+  return ("%.2f×"):format(r)
+end
+
+local function target_of(w, S)
+  local t = w.target
+  if type(t) == "function" then t = t(S) end
+  if not t then return nil end
+  local op, v = t[1], t[2]
+  local text = t[3] or (op:gsub("<=", "≤"):gsub(">=", "≥") .. " " .. fmt(w, v))
+  return {op = op, value = v, text = text}
+end
+
+local function met(t, x)
+  if not t or not x then return nil end
+  if t.op == "<" then return x < t.value end
+  if t.op == "<=" then return x <= t.value end
+  if t.op == ">" then return x > t.value end
+  if t.op == ">=" then return x >= t.value end
+end
+
+local function width(s) return utf8.len(s) or #s end
+local function pad(s, n, right)
+  local fill = string.rep(" ", math.max(0, n - width(s)))
+  return right and fill .. s or s .. fill
+end
+
+-------------------------------------------------------------------------------
+-- Machine
+-------------------------------------------------------------------------------
+
+local function machine()
+  local m = {}
+  m.nproc = core.ncpu()
+  local cpu = read_file("/proc/cpuinfo") or ""
+  m.cpu = cpu:match("model name%s*:%s*([^\n]+)") or "unknown"
+  m.kernel = (read_file("/proc/sys/kernel/osrelease") or "?"):gsub("%s+$", "")
+  local mem = (read_file("/proc/meminfo") or ""):match("MemTotal:%s*(%d+)")
+  m.memory_gb = mem and math.floor(tonumber(mem) / 1048576 * 10 + 0.5) / 10
+  local os_release = read_file("/etc/os-release") or ""
+  m.os = os_release:match('PRETTY_NAME="([^"]+)"') or "unknown"
+  m.date = os.date("!%Y-%m-%d %H:%M UTC")
+  m.lua = _VERSION
+  m.loadavg = (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)")
+  local p = io.popen("git -C " .. sh_quote(ROOT) .. " describe --always --dirty 2>/dev/null")
+  m.commit = p and (p:read("l") or "") or ""
+  if p then p:close() end
+  return m
+end
+
+-------------------------------------------------------------------------------
+-- Main
+-------------------------------------------------------------------------------
+
+local function main()
+  TMP = os.tmpname()
+  os.remove(TMP)
+  assert(os.execute("mkdir -p " .. sh_quote(TMP) .. " && chmod 700 " .. sh_quote(TMP)))
+  os.execute("mkdir -p " .. sh_quote(opt.out))
+
+  local wanted = {}
+  if opt.systems then
+    for s in opt.systems:gmatch("[^,]+") do wanted[s] = true end
+  end
+  local systems = {}
+  for _, sys in ipairs(SYSTEMS) do
+    local on = (not opt.systems or wanted[sys.name])
+    if on and sys.script then
+      if not opt.peers then
+        on = false
+      elseif not peer_available(sys) then
+        say("bench: %s is not installed (scripts/bench --peers installs it): skipped", sys.name)
+        on = false
+      end
+    end
+    if on then systems[#systems + 1] = sys end
+  end
+  if not exists(CONTROLLER) then error("no " .. CONTROLLER .. ": build first", 0) end
+
+  local M = machine()
+  local names = {}
+  for i, s in ipairs(systems) do names[i] = s.name end
+  say("bench: %s, %d repetitions, phases %s, systems %s; %d × %s, %s",
+    QUICK and "quick" or "full", REPS, table.concat(PHASES, ","), table.concat(names, ", "),
+    M.nproc, M.cpu, M.kernel)
+
+  local samples, errors = {}, {}
+  for _, w in ipairs(WORKLOADS) do samples[w.id] = {} end
+  local t_all = now()
+  for rep = 1, REPS do
+    for _, phase in ipairs(PHASES) do
+      local line = {}
+      M.load_by_phase = M.load_by_phase or {}
+      M.load_by_phase[#M.load_by_phase + 1] = {rep = rep, engines = phase,
+        loadavg = (read_file("/proc/loadavg") or ""):match("^(%S+)")}
+      for _, sys in ipairs(systems) do
+        if phase_runs(phase, sys.name, rep) then
+          local t = now()
+          local res
+          if sys.name == "plush" then res = run_plush(phase, rep)
+          else res = run_peer(sys, phase, rep) end
+          for id, v in pairs(res.samples) do
+            if samples[id] then
+              local dst = samples[id][sys.name] or {}
+              for _, x in ipairs(v) do dst[#dst + 1] = x end
+              samples[id][sys.name] = dst
+            end
+          end
+          for id, msg in pairs(res.errors) do
+            errors[#errors + 1] = {system = sys.name, workload = id, rep = rep, message = msg}
+          end
+          line[#line + 1] = ("%s %.1f s"):format(sys.name, now() - t)
+        end
+      end
+      say("bench: rep %d/%d, %d engines: %s (load average %s)", rep, REPS, phase,
+        table.concat(line, ", "), M.load_by_phase[#M.load_by_phase].loadavg)
+    end
+  end
+  local elapsed = now() - t_all
+  M.loadavg_end = (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)")
+  if opt.controller_args then
+    note("plush-controller ran with extra arguments: " .. opt.controller_args)
+    M.controller_args = opt.controller_args
+  end
+
+  -- summaries, the table
+  local S = {}
+  for _, w in ipairs(WORKLOADS) do
+    S[w.id] = {}
+    for _, sys in ipairs(systems) do S[w.id][sys.name] = summarize(samples[w.id][sys.name]) end
+  end
+  local peers = {}
+  for _, sys in ipairs(systems) do if sys.script then peers[#peers + 1] = sys.name end end
+
+  local header = {"workload", "plush median", "spread"}
+  for _, p in ipairs(peers) do
+    header[#header + 1] = p .. " median"
+    header[#header + 1] = "ratio"
+  end
+  header[#header + 1] = "target"
+  header[#header + 1] = "met?"
+  local rows, results = {}, {}
+  for _, w in ipairs(WORKLOADS) do
+    local ps = S[w.id].plush
+    local any = ps ~= nil
+    for _, p in ipairs(peers) do any = any or S[w.id][p] ~= nil end
+    if any then
+      local t = target_of(w, S)
+      local m = met(t, ps and ps.median)
+      local row = {w.label, fmt(w, ps and ps.median), fmt_spread(w, ps)}
+      local entry = {id = w.id, label = w.label, unit = w.unit, bytes = w.bytes,
+        samples = samples[w.id], summary = S[w.id], ratio = {},
+        target = t and {op = t.op, value = t.value, text = t.text} or nil,
+        met = m}
+      for _, p in ipairs(peers) do
+        local r = ratio(w, ps, S[w.id][p])
+        entry.ratio[p] = r
+        local peer_s = S[w.id][p]
+        row[#row + 1] = peer_s and fmt(w, peer_s.median) or "n/a"
+        row[#row + 1] = fmt_ratio(r)
+      end
+      row[#row + 1] = t and t.text or ""
+      row[#row + 1] = m == nil and (t and "?" or "") or (m and "yes" or "NO")
+      rows[#rows + 1] = row
+      results[#results + 1] = entry
+    end
+  end
+
+  local widths = {}
+  for i, h in ipairs(header) do widths[i] = width(h) end
+  for _, r in ipairs(rows) do
+    for i, c in ipairs(r) do widths[i] = math.max(widths[i], width(c)) end
+  end
+  local out = {}
+  local function line(cells)
+    local t = {}
+    for i, c in ipairs(cells) do t[i] = pad(c, widths[i], i > 1 and i < #cells - 1) end
+    out[#out + 1] = table.concat(t, "  ")
+  end
+  line(header)
+  local rule = {}
+  for i, n in ipairs(widths) do rule[i] = string.rep("-", n) end
+  line(rule)
+  for _, r in ipairs(rows) do line(r) end
+  local text = table.concat(out, "\n")
+
+  io.stdout:write("\n", text, "\n\n")
+  local notes = {
+    "median over all samples of all repetitions; spread: p10 – p90 (min – max below 10 samples)",
+    "ratio: how many times better plush is than the peer "
+      .. "(peer time / plush time, plush rate / peer rate)",
+    ("%d × %s, Linux %s, %s; %s; %.0f s; load average %s at the start, %s at the end")
+      :format(M.nproc, M.cpu, M.kernel, M.os, M.date, elapsed, M.loadavg or "?",
+        M.loadavg_end or "?"),
+  }
+  for _, n in ipairs(notes) do io.stdout:write(n, "\n") end
+  for _, n in ipairs(NOTES) do io.stdout:write("note: ", n, "\n") end
+  if #errors > 0 then
+    io.stdout:write("\nfailures:\n")
+    for _, e in ipairs(errors) do
+      io.stdout:write(("  %s %s (rep %d): %s\n"):format(e.system, e.workload, e.rep,
+        (e.message:match("^[^\n]*"))))
+    end
+  end
+
+  -- markdown
+  local md = {"| " .. table.concat(header, " | ") .. " |"}
+  local al = {"---"}
+  for i = 2, #header do al[i] = i < #header - 1 and "---:" or "---" end
+  md[#md + 1] = "| " .. table.concat(al, " | ") .. " |"
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, c in ipairs(r) do cells[i] = (i == 1 and c:gsub("^%s+", "↳ ") or c) end
+    if r[#r] == "NO" then cells[#cells] = "**NO**" end
+    md[#md + 1] = "| " .. table.concat(cells, " | ") .. " |"
+  end
+  local mdpath = opt.out .. "/table.md"
+  local f = assert(io.open(mdpath, "wb"))
+  f:write(table.concat(md, "\n"), "\n")
+  f:close()
+
+  -- chart: every time-like workload, rates turned into seconds per operation
+  local chart_rows = {}
+  for _, w in ipairs(WORKLOADS) do
+    if w.unit ~= "B" then
+      local values, any = {}, false
+      for _, sys in ipairs(systems) do
+        local v = samples[w.id][sys.name]
+        if v and #v > 0 then
+          local t = {}
+          for i, x in ipairs(v) do
+            if w.unit == "s" then t[i] = x
+            elseif w.unit == "B/s" then t[i] = w.bytes / x
+            else t[i] = 1 / x end
+          end
+          values[sys.name], any = t, true
+        end
+      end
+      if any then
+        local label = w.label:gsub("^%s+", "")
+        if w.unit == "tasks/s" then label = label .. " (per task)" end
+        chart_rows[#chart_rows + 1] = {label = label, values = values}
+      end
+    end
+  end
+  local svgpath = opt.out .. "/latency.svg"
+  f = assert(io.open(svgpath, "wb"))
+  f:write(svg.latency_chart{
+    title = "plush benchmark: time per operation",
+    subtitle = ("%s; %d × %s; Linux %s; %s"):format(QUICK and "--quick" or "full run",
+      M.nproc, M.cpu, M.kernel, M.date),
+    systems = systems, rows = chart_rows,
+  })
+  f:close()
+  io.stdout:write(("\ntable: %s\nchart: %s\n"):format(mdpath, svgpath))
+
+  if opt.json then
+    cjson.encode_number_precision(14)
+    local doc = {
+      machine = M, mode = QUICK and "quick" or "full", repetitions = REPS,
+      phases = PHASES, systems = INFO, elapsed = elapsed,
+      workloads = results, errors = errors, notes = NOTES,
+    }
+    f = assert(io.open(opt.json, "wb"))
+    f:write(cjson.encode(doc), "\n")
+    f:close()
+    io.stdout:write(("json: %s\n"):format(opt.json))
+  end
+  for _, e in ipairs(errors) do
+    if e.system == "plush" then return 1 end
+  end
+  return 0
+end
+
+local ok, code = xpcall(main, debug.traceback)
+end_everything()
+if TMP then
+  if opt.keep or (not ok and not is_interrupt(code)) then
+    say("bench: logs kept in %s", TMP)
+  else
+    os.execute("rm -rf " .. sh_quote(TMP))
+  end
+end
+if not ok then
+  if is_interrupt(code) then
+    say("bench: interrupted; every process it started has been ended")
+    os.exit(130)
+  end
+  say("bench: %s", tostring(code))
+  os.exit(1)
+end
+os.exit(code)
