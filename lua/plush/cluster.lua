@@ -148,19 +148,7 @@ end
 
 -- Wait until pid is gone: true when it went within `secs`.
 local function gone(pid, secs)
-  if spawned[pid] then
-    if core.wait(pid, secs) ~= nil then
-      spawned[pid] = nil
-      return true
-    end
-    return false
-  end
-  local deadline = core.now() + secs
-  while core.alive(pid) do
-    if core.now() >= deadline then return false end
-    core.sleep(0.02)
-  end
-  return true
+  return require("plush.launch").gone(pid, secs, spawned)
 end
 
 -- Wait for pid to exit; after `secs`, TERM, then KILL.

@@ -399,7 +399,9 @@ end
 -- Stopping
 -------------------------------------------------------------------------------
 
-local function gone(pid, secs, spawned)
+-- launch.gone(pid, secs [, spawned]): true once pid has exited, within
+-- `secs`; a child of ours (in `spawned`) is reaped.
+function launch.gone(pid, secs, spawned)
   if spawned and spawned[pid] then
     if core.wait(pid, secs) ~= nil then
       spawned[pid] = nil
@@ -426,11 +428,11 @@ function launch.stop(st, grace)
   grace = grace or 10
   local deadline = core.now() + grace
   for _, pid in ipairs(st.pids or {}) do
-    if not gone(pid, math.max(deadline - core.now(), 0), st.spawned) then
+    if not launch.gone(pid, math.max(deadline - core.now(), 0), st.spawned) then
       core.kill(pid, "TERM")
-      if not gone(pid, 3, st.spawned) then
+      if not launch.gone(pid, 3, st.spawned) then
         core.kill(pid, "KILL")
-        gone(pid, 2, st.spawned)
+        launch.gone(pid, 2, st.spawned)
       end
     end
   end

@@ -2,20 +2,8 @@
 -- PLUSH_TEST_FILE names the connection file of a running cluster with at
 -- least 2 engines (scripts/test starts one), with plush/core.so on
 -- package.cpath; skipped otherwise.
-local file = os.getenv("PLUSH_TEST_FILE")
-
-if not file or file == "" then
-  describe("e2e client", function()
-    pending("PLUSH_TEST_FILE is not set: no cluster to test against")
-  end)
-  return
-end
-
--- the fake core of the unit specs must not stand in for the real one
-for name in pairs(package.loaded) do
-  if name == "plush" or name:match("^plush%.") then package.loaded[name] = nil end
-end
-local plush = require "plush"
+local plush, file = require("real_cluster")("e2e client")
+if not plush then return end
 local errors = plush.errors
 
 local function range(n)

@@ -1,19 +1,8 @@
 -- End to end: task farms on a real cluster (PLUSH_TEST_FILE names its
 -- connection file; at least 3 engines). Scheduling, retries, dependencies,
 -- targets, timeouts, chunked maps, as_completed, results shared by id.
-local file = os.getenv("PLUSH_TEST_FILE")
-
-if not file or file == "" then
-  describe("e2e farm", function()
-    pending("PLUSH_TEST_FILE is not set: no cluster to test against")
-  end)
-  return
-end
-
-for name in pairs(package.loaded) do
-  if name == "plush" or name:match("^plush%.") then package.loaded[name] = nil end
-end
-local plush = require "plush"
+local plush, file = require("real_cluster")("e2e farm")
+if not plush then return end
 local errors = plush.errors
 
 describe("e2e farm", function()

@@ -2,19 +2,8 @@
 -- terminal and the controller, against a real cluster (PLUSH_TEST_FILE,
 -- as e2e_client_spec.lua). The read end of an io.popen pipe stands in for
 -- the terminal.
-local file = os.getenv("PLUSH_TEST_FILE")
-
-if not file or file == "" then
-  describe("e2e poll with an fd", function()
-    pending("PLUSH_TEST_FILE is not set: no cluster to test against")
-  end)
-  return
-end
-
-for name in pairs(package.loaded) do
-  if name == "plush" or name:match("^plush%.") then package.loaded[name] = nil end
-end
-local plush = require "plush"
+local plush, file = require("real_cluster")("e2e poll with an fd")
+if not plush then return end
 
 -- The open fds (opening /proc/self/fdinfo/N fails for a closed N: the
 -- path is looked up before the open takes an fd of its own).
