@@ -344,10 +344,9 @@ static int l_history_add(lua_State *L) {
   return 0;
 }
 
-/* edit.history_load(path): true, or nil and the reason. */
-static int l_history_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int r = read_history(path);
+/* read_history/write_history's answer for `path`: true, or nil and the
+** reason (their result is an errno, or -1 with errno set). */
+static int historyresult(lua_State *L, const char *path, int r) {
   if (r != 0) {
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", path, strerror(r > 0 ? r : errno));
@@ -357,17 +356,16 @@ static int l_history_load(lua_State *L) {
   return 1;
 }
 
+/* edit.history_load(path): true, or nil and the reason. */
+static int l_history_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  return historyresult(L, path, read_history(path));
+}
+
 /* edit.history_save(path): true, or nil and the reason. */
 static int l_history_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int r = write_history(path);
-  if (r != 0) {
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(r > 0 ? r : errno));
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return historyresult(L, path, write_history(path));
 }
 
 /* edit.history_size(n): keep at most n entries. */
