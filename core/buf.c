@@ -2,6 +2,7 @@
 ** buf.c — growable byte buffer.
 */
 #include "buf.h"
+#include "mem.h"
 #include "plush.h"
 
 #include <stdlib.h>
@@ -12,7 +13,7 @@ void plush_buf_init(plush_buf *b) {
 }
 
 void plush_buf_free(plush_buf *b) {
-  free(b->data);
+  if (b->data) plush_mem_free(b->data, b->cap);
   plush_buf_init(b);
 }
 
@@ -22,9 +23,12 @@ int plush_buf_reserve(plush_buf *b, size_t n) {
   if (n > SIZE_MAX - b->len) return PLUSH_ENOMEM;
   need = b->len + n;
   if (need <= b->cap) return 0;
+  /* doubling, but one big reservation (a 100 MB string) gets just what
+  ** it needs: the buffer then fits the big block its last frame left
+  ** behind (mem.h keeps it for reuse) instead of needing a bigger one */
   cap = b->cap ? b->cap : 256;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  p = realloc(b->data, cap);
+  cap = cap > SIZE_MAX / 2 || cap * 2 < need ? need : cap * 2;
+  p = plush_mem_realloc(b->data, b->cap, cap);
   if (p == NULL) return PLUSH_ENOMEM;
   b->data = p;
   b->cap = cap;

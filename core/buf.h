@@ -21,7 +21,9 @@ void plush_buf_free(plush_buf *b);
 /* Ensures room for n more bytes; 0 or PLUSH_ENOMEM. */
 int plush_buf_reserve(plush_buf *b, size_t n);
 int plush_buf_append(plush_buf *b, const void *p, size_t n);
-/* Hands the memory to the caller (free() it); the buffer is left empty. */
+/* Hands the memory (b->cap bytes, read cap before) to the caller, who
+** releases it with plush_mem_free(p, cap) -- or free() while cap is under
+** PLUSH_MEM_BIG (mem.h); the buffer is left empty. */
 char *plush_buf_steal(plush_buf *b, size_t *len);
 
 static inline int plush_buf_putc(plush_buf *b, uint8_t c) {

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "ctl.h"
 #include "log.h"
+#include "mem.h"
 #include "plush.h"
 
 static void schedule(plush_ctl *c);
@@ -731,6 +732,7 @@ static void onbeat(uv_timer_t *tm) {
   plush_ctl *c = tm->data;
   uint64_t now = uv_now(c->loop);
   uint64_t limit = (uint64_t)(c->o.dead_after * 1000);
+  plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   size_t i = 0;
   uint64_t k;
   void *v;

@@ -31,6 +31,7 @@
 #include "connfile.h"
 #include "engine_int.h"
 #include "log.h"
+#include "mem.h"
 #include "plush.h"
 
 #define DEFAULT_HIGH_WATER ((size_t)8 << 20)
@@ -158,6 +159,7 @@ static void onready(plush_conn *c) {
 static void onwatch(uv_timer_t *t) {
   plush_engine *e = t->data;
   char msg[96];
+  plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   if (e->conn == NULL || e->silence == 0) return;
   if (uv_now(e->loop) - e->heard <= e->silence) return;
   snprintf(msg, sizeof msg, "no word from the controller for %.3g s",
@@ -530,8 +532,11 @@ static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose};
 ** Nobody else holds it yet, so moving it is safe.
 */
 static plush_frame *trimbatch(plush_frame *f) {
-  plush_frame *g = realloc(f, sizeof *f + PLUSH_HDR_SIZE + f->hdr.len);
-  return g ? g : f;
+  size_t n = plush_frame_size(f->hdr.len);
+  plush_frame *g = plush_mem_realloc(f, f->size, n);
+  if (g == NULL) return f;
+  g->size = n;
+  return g;
 }
 
 /*

@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "engine_int.h"
 #include "log.h"
+#include "mem.h"
 #include "plush.h"
 
 #define ENC_KEEP ((size_t)1 << 20) /* reply buffer kept between requests */
@@ -30,7 +31,8 @@ static int enginekey; /* registry: the namespace's `engine` table */
 /* ---- memory ------------------------------------------------------ */
 
 /*
-** The namespace's allocator: realloc/free, counting every byte, and
+** The namespace's allocator: mem.h's (malloc's, big blocks mapped and
+** kept for reuse), counting every byte, and
 ** refusing (NULL) growth past the limit unless lifted. Lua answers a
 ** refusal with an emergency full collection and one more try, then
 ** raises its "not enough memory" error (LUA_ERRMEM) in the code that
@@ -43,14 +45,14 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p;
   if (ptr == NULL) osize = 0; /* osize is a type tag then */
   if (nsize == 0) {
-    free(ptr);
+    plush_mem_free(ptr, osize);
     m->used -= osize;
     return NULL;
   }
   if (nsize > osize && m->limit && !m->lifted &&
       (nsize - osize > m->limit || m->used > m->limit - (nsize - osize)))
     return NULL;
-  if ((p = realloc(ptr, nsize)) == NULL) return NULL;
+  if ((p = plush_mem_realloc(ptr, osize, nsize)) == NULL) return NULL;
   m->used = m->used - osize + nsize;
   return p;
 }
@@ -352,7 +354,7 @@ static int failreply(lua_State *L) {
   lua_setfield(L, -2, "started");
   lua_pushnumber(L, t->completed ? t->completed : eng_now());
   lua_setfield(L, -2, "completed");
-  t->e->enc.len = 0;
+  eng_enc_reset(t->e);
   if (plush_encode(L, -1, &t->e->enc, "error", err, sizeof err) < 0)
     return luaL_error(L, "%s", err);
   return 0;
@@ -367,7 +369,7 @@ static void fallback(lua_State *L, task *t) {
   lua_pushlightuserdata(L, t);
   lua_pushvalue(L, -3);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    t->e->enc.len = 0;
+    eng_enc_reset(t->e);
     plush_buf_append(&t->e->enc, oom, sizeof oom - 1);
   }
 }
@@ -381,15 +383,15 @@ static void serve(lua_State *L, task *t) {
   plush_engine *e = t->e;
   uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
   int st;
-  e->enc.len = 0;
+  eng_enc_reset(e);
   lua_pushcfunction(L, eng_serve);
   lua_pushlightuserdata(L, t);
   st = lua_pcall(L, 1, 0, 0);
   e->mem.lifted = 1; /* in case an error skipped call()'s reset */
   e->inuser = 0;
-  if (st == LUA_OK && e->enc.len > limit) {
+  if (st == LUA_OK && eng_enc_len(e) > limit) {
     lua_pushfstring(L, "reply of %I bytes is over the %I-byte frame limit",
-                    (lua_Integer)e->enc.len, (lua_Integer)limit);
+                    (lua_Integer)eng_enc_len(e), (lua_Integer)limit);
     st = LUA_ERRRUN;
   }
   if (st != LUA_OK && e->fired == t->req->hdr.id) {
@@ -501,8 +503,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
-    sent = eng_sendcopy(e, PLUSH_T_REPLY, id, t.status, e->enc.data,
-                        e->enc.len);
+    sent = eng_sendreply(e, id, t.status);
     if (sent < 0)
       sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
                           sizeof oom - 1);
@@ -511,7 +512,10 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
                  "lost: its reply is dropped", (unsigned long long)id);
     if (done(e)) {
       lua_gc(L, LUA_GCSTEP, 0);
-      if (e->enc.cap > ENC_KEEP) plush_buf_free(&e->enc);
+      if (e->enc.cap > ENC_KEEP) {
+        plush_buf_free(&e->enc);
+        e->encoff = 0;
+      }
     }
   }
   return L;

@@ -441,11 +441,11 @@ static void encerr(lua_State *L, task *t) {
     where(L, et, lua_tostring(L, -1));
   lua_pop(L, 1);
   t->status = PLUSH_S_ERROR;
-  b->len = 0;
+  eng_enc_reset(t->e);
   if (plush_encode(L, et, b, "error", err, sizeof err) == 0) return;
   lua_pushnil(L);
   lua_setfield(L, et, "value");
-  b->len = 0;
+  eng_enc_reset(t->e);
   if (plush_encode(L, et, b, "error", err, sizeof err) < 0)
     luaL_error(L, "%s", err);
 }
@@ -463,17 +463,17 @@ static void encok(lua_State *L, task *t) {
   lua_pushvalue(L, r);
   lua_setfield(L, -2, "r");
   stamp(L, t);
-  b->len = 0;
+  eng_enc_reset(t->e);
   if (plush_encode(L, -1, b, "reply", err, sizeof err) == 0) {
     t->status = PLUSH_S_OK;
     return;
   }
-  b->len = 0;
+  eng_enc_reset(t->e);
   if (t->e->fired == t->req->hdr.id) /* the hook hit the codec */
     snprintf(err, sizeof err, "interrupted");
   else if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)
     memcpy(err, err2, sizeof err);
-  b->len = 0;
+  eng_enc_reset(t->e);
   errtable(L, err);
   encerr(L, t);
 }

@@ -158,6 +158,34 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
   return r;
 }
 
+void eng_enc_reset(plush_engine *e) {
+  plush_buf *b = &e->enc;
+  b->len = 0;
+  e->encoff = plush_buf_reserve(b, ENG_PREFIX) == 0 ? ENG_PREFIX : 0;
+  b->len = e->encoff;
+}
+
+int eng_sendreply(plush_engine *e, uint64_t id, int status) {
+  size_t len = eng_enc_len(e), cap = e->enc.cap;
+  plush_hdr h = hdr(e, PLUSH_T_REPLY, id, status, 0, len);
+  plush_frame *f;
+  int r = 0;
+  if (PLUSH_HDR_SIZE + len <= SMALL || e->encoff != ENG_PREFIX)
+    return eng_sendcopy(e, PLUSH_T_REPLY, id, status,
+                        e->enc.data + e->encoff, len);
+  f = (plush_frame *)plush_buf_steal(&e->enc, NULL);
+  e->encoff = 0;
+  atomic_init(&f->refs, 1);
+  f->size = cap;
+  f->hdr = h;
+  plush_frame_repack(f);
+  uv_mutex_lock(&e->mu);
+  r = eng_live(e) ? post(e, f) : 1;
+  uv_mutex_unlock(&e->mu);
+  if (r != 0) plush_frame_unref(f);
+  return r;
+}
+
 /* ---- output capture ---------------------------------------------- */
 
 /* Copies the strings at first..last to dst, print style or write style. */

@@ -2,6 +2,7 @@
 ** frame.c — wire header packing, shared frames, the incremental parser.
 */
 #include "frame.h"
+#include "mem.h"
 #include "plush.h"
 
 #include <inttypes.h>
@@ -76,9 +77,10 @@ plush_frame *plush_frame_new(const plush_hdr *h) {
 #if SIZE_MAX <= UINT32_MAX
   if (h->len > SIZE_MAX - sizeof(plush_frame) - PLUSH_HDR_SIZE) return NULL;
 #endif
-  f = malloc(sizeof(plush_frame) + PLUSH_HDR_SIZE + (size_t)h->len);
+  f = plush_mem_alloc(plush_frame_size(h->len));
   if (f == NULL) return NULL;
   atomic_init(&f->refs, 1);
+  f->size = plush_frame_size(h->len);
   f->hdr = *h;
   plush_hdr_pack(h, f->raw);
   return f;
@@ -100,7 +102,7 @@ plush_frame *plush_frame_ref(plush_frame *f) {
 
 void plush_frame_unref(plush_frame *f) {
   if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-    free(f);
+    plush_mem_free(f, f->size);
 }
 
 /* ------------------------------------------------------------------ */

@@ -82,11 +82,16 @@ void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h);
 */
 typedef struct plush_frame {
   atomic_int refs;
+  size_t size;         /* bytes allocated (mem.h), freed with them */
   plush_hdr hdr;
   unsigned char raw[]; /* PLUSH_HDR_SIZE + hdr.len bytes */
 } plush_frame;
 
 plush_frame *plush_frame_new(const plush_hdr *h); /* refs = 1, payload uninit */
+/* The allocation a frame of payload length len needs. */
+static inline size_t plush_frame_size(size_t len) {
+  return sizeof(plush_frame) + PLUSH_HDR_SIZE + len;
+}
 static inline char *plush_frame_payload(plush_frame *f) {
   return (char *)f->raw + PLUSH_HDR_SIZE;
 }

@@ -27,6 +27,8 @@
 
 #include "codec.h"
 #include "conn.h"
+#include "lua_mem.h"
+#include "mem.h"
 #include "plush.h"
 #include "proc.h"
 
@@ -326,8 +328,9 @@ static void needconn(lua_State *L, client *c) {
 ** Encodes the value at idx straight into the allocation of a frame: the
 ** buffer starts with room for the plush_frame struct and its packed
 ** header, so a 100 MB request is encoded once and never copied after
-** (plush_frame_unref frees it with free(), as frame.c allocates it). The
-** same frame then goes to every target, referenced by each write.
+** (its size field says how much plush_frame_unref gives back: the buffer's
+** capacity). The same frame then goes to every target, referenced by each
+** write.
 */
 #define FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
 
@@ -354,10 +357,11 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   cap = b.cap;
   f = (plush_frame *)plush_buf_steal(&b, &len);
   if (cap - len > len / 8) { /* give back doubling slack */
-    plush_frame *g = realloc(f, len);
-    if (g != NULL) f = g;
+    plush_frame *g = plush_mem_realloc(f, cap, len);
+    if (g != NULL) f = g, cap = len;
   }
   atomic_init(&f->refs, 1);
+  f->size = cap;
   memset(&f->hdr, 0, sizeof f->hdr);
   f->hdr.type = type;
   f->hdr.len = (uint32_t)(len - FRAME_PREFIX);
@@ -616,6 +620,7 @@ static int l_poll(lua_State *L) {
     if (t > 1e9) t = -1;
   }
   lua_newtable(L);
+  plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
@@ -955,9 +960,11 @@ static const luaL_Reg funcs[] = {
     {"getpid", l_getpid},     {"hostname", l_hostname},
     {"ncpu", l_ncpu},         {"isatty", l_isatty},
     {"bindirs", l_bindirs},   {"catch_sigint", l_catch_sigint},
-    {"sigint", l_sigint},     {NULL, NULL}};
+    {"sigint", l_sigint},     {"mem_stats", plush_lua_mem_stats},
+    {NULL, NULL}};
 
 int luaopen_plush_core(lua_State *L) {
+  plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, connmeta, 0);
     luaL_newlib(L, connmethods);

@@ -1,0 +1,92 @@
+/*
+** lua_mem.c — a running Lua state's big blocks from mem.h.
+*/
+#include "lua_mem.h"
+#include "mem.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+/* A state's previous allocator. A few distinct ones per process at most
+** (usually one, the interpreter's); slots are never reused, so a state
+** closed late still finds its own. */
+typedef struct prev {
+  lua_Alloc f;
+  void *ud;
+} prev;
+
+#define NPREV 16
+static prev prevs[NPREV];
+static int nprev;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int ours(const void *p, size_t osize) {
+  return p != NULL && osize >= PLUSH_MEM_BIG && plush_mem_owns(p);
+}
+
+static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  prev *o = ud;
+  void *q;
+  if (ptr == NULL) osize = 0; /* a type tag then */
+  if (ours(ptr, osize)) {
+    if (nsize == 0) {
+      plush_mem_free(ptr, osize);
+      return NULL;
+    }
+    if (nsize >= PLUSH_MEM_BIG) return plush_mem_realloc(ptr, osize, nsize);
+    if ((q = o->f(o->ud, NULL, 0, nsize)) == NULL) return NULL;
+    memcpy(q, ptr, nsize);
+    plush_mem_free(ptr, osize);
+    return q;
+  }
+  if (nsize < PLUSH_MEM_BIG) return o->f(o->ud, ptr, osize, nsize);
+  if ((q = plush_mem_alloc(nsize)) == NULL) return NULL;
+  if (ptr) {
+    memcpy(q, ptr, osize < nsize ? osize : nsize);
+    o->f(o->ud, ptr, osize, 0);
+  }
+  return q;
+}
+
+/* Keeps the library (or program) holding this code loaded for good. */
+static void pin(void) {
+  Dl_info info;
+  if (dladdr((void *)alloc, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+void plush_lua_mem_install(lua_State *L) {
+  void *ud;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  prev *o = NULL;
+  if (f == alloc) return;
+  pthread_mutex_lock(&mu);
+  for (int i = 0; i < nprev && o == NULL; i++)
+    if (prevs[i].f == f && prevs[i].ud == ud) o = &prevs[i];
+  if (o == NULL && nprev < NPREV) {
+    o = &prevs[nprev++];
+    o->f = f;
+    o->ud = ud;
+    if (nprev == 1) pin();
+  }
+  pthread_mutex_unlock(&mu);
+  if (o) lua_setallocf(L, alloc, o);
+}
+
+int plush_lua_mem_stats(lua_State *L) {
+  plush_mem_stats s;
+  plush_mem_get_stats(&s);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)s.live);
+  lua_setfield(L, -2, "live");
+  lua_pushinteger(L, (lua_Integer)s.live_bytes);
+  lua_setfield(L, -2, "live_bytes");
+  lua_pushinteger(L, (lua_Integer)s.kept);
+  lua_setfield(L, -2, "kept");
+  lua_pushinteger(L, (lua_Integer)s.kept_bytes);
+  lua_setfield(L, -2, "kept_bytes");
+  lua_pushinteger(L, (lua_Integer)s.maps);
+  lua_setfield(L, -2, "maps");
+  return 1;
+}

@@ -1,0 +1,49 @@
+/*
+** mem.h — where the big buffers come from.
+**
+** A 100 MB value crosses four fresh buffers on its way (the encoder's,
+** the controller's frame, the receiver's frame, the Lua string). From
+** malloc each is a new mapping whose 25,600 first-touch page faults cost
+** more than copying the bytes. Blocks of PLUSH_MEM_BIG bytes or more come
+** from here instead:
+**   - each its own mapping, its size rounded up to 2 MiB;
+**   - kept for reuse when freed, up to PLUSH_MEM_KEEP bytes for about
+**     PLUSH_MEM_AGE seconds, so the next big frame is already resident
+**     (plush_mem_trim, called from each process's periodic timer, gives
+**     back what has waited longer);
+**   - grown and shrunk with mremap, which moves pages instead of bytes.
+** Smaller blocks go to malloc as before. Every call takes the size the
+** caller allocated (Lua's allocator contract), so a free needs no header;
+** a block is big if and only if this module mapped it, which a registry
+** of live big blocks answers (plush_mem_owns), so memory malloc'd before
+** (a Lua state whose allocator is swapped later) is still freed right.
+** Thread-safe: an engine's I/O thread allocates frames its Lua thread
+** frees.
+*/
+#ifndef PLUSH_MEM_H
+#define PLUSH_MEM_H
+
+#include <stddef.h>
+
+#define PLUSH_MEM_BIG ((size_t)1 << 20)
+#define PLUSH_MEM_KEEP ((size_t)512 << 20)
+#define PLUSH_MEM_AGE 2.0
+
+void *plush_mem_alloc(size_t n);
+/* p (of size old, from this module or malloc) resized to n; NULL (p left
+** as it was) when out of memory. p NULL allocates; n 0 is not allowed. */
+void *plush_mem_realloc(void *p, size_t old, size_t n);
+void plush_mem_free(void *p, size_t n);
+/* Gives back kept blocks unused for `age` seconds (0: all of them). */
+void plush_mem_trim(double age);
+
+/* For tests and `scripts/bench`: what the module holds now. */
+typedef struct plush_mem_stats {
+  size_t live, live_bytes;  /* big blocks in use */
+  size_t kept, kept_bytes;  /* big blocks kept for reuse */
+  size_t maps;              /* mmap calls so far (reuse does not count) */
+} plush_mem_stats;
+void plush_mem_get_stats(plush_mem_stats *s);
+int plush_mem_owns(const void *p);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+** test_mem.c — big blocks (mem.h): who owns what, reuse, resizing across
+** the malloc/mapping line with the bytes intact, the keep budget, threads,
+** and a Lua state whose allocator is swapped while it holds big blocks.
+** Criterion runs each test in its own process: the module starts empty.
+*/
+#include <criterion/criterion.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lua_mem.h"
+#include "mem.h"
+
+#define MiB ((size_t)1 << 20)
+
+static plush_mem_stats stats(void) {
+  plush_mem_stats s;
+  plush_mem_get_stats(&s);
+  return s;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 4093) p[i] = (unsigned char)(seed + i);
+  p[n - 1] = (unsigned char)seed;
+}
+
+static int same(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 4093)
+    if (p[i] != (unsigned char)(seed + i)) return 0;
+  return p[n - 1] == (unsigned char)seed;
+}
+
+Test(mem, small_blocks_are_malloc_s) {
+  void *p = plush_mem_alloc(PLUSH_MEM_BIG - 1);
+  cr_assert_not_null(p);
+  cr_assert_not(plush_mem_owns(p));
+  cr_assert_eq(stats().live, 0);
+  plush_mem_free(p, PLUSH_MEM_BIG - 1);
+  cr_assert_eq(stats().kept, 0);
+}
+
+Test(mem, a_freed_block_is_reused_without_a_new_mapping) {
+  unsigned char *p = plush_mem_alloc(3 * MiB), *q;
+  plush_mem_stats s = stats();
+  cr_assert(plush_mem_owns(p));
+  cr_assert_eq(s.live, 1);
+  cr_assert_eq(s.live_bytes, 4 * MiB); /* rounded up to 2 MiB */
+  cr_assert_eq(s.maps, 1);
+  fill(p, 3 * MiB, 1);
+  plush_mem_free(p, 3 * MiB);
+  s = stats();
+  cr_assert_eq(s.live, 0);
+  cr_assert_eq(s.kept, 1);
+  cr_assert_eq(s.kept_bytes, 4 * MiB);
+  cr_assert_not(plush_mem_owns(p));
+  q = plush_mem_alloc(3 * MiB + 12345);
+  cr_assert_eq(q, p);
+  s = stats();
+  cr_assert_eq(s.maps, 1);
+  cr_assert_eq(s.kept, 0);
+  plush_mem_free(q, 3 * MiB + 12345);
+}
+
+Test(mem, a_kept_block_twice_too_big_is_not_handed_out) {
+  void *big = plush_mem_alloc(9 * MiB), *small;
+  plush_mem_free(big, 9 * MiB);
+  small = plush_mem_alloc(2 * MiB);
+  cr_assert_neq(small, big);
+  cr_assert_eq(stats().maps, 2);
+  cr_assert_eq(stats().kept, 1);
+  plush_mem_free(small, 2 * MiB);
+  plush_mem_trim(0);
+  cr_assert_eq(stats().kept, 0);
+  cr_assert_eq(stats().kept_bytes, 0);
+}
+
+Test(mem, realloc_keeps_the_bytes_across_every_line) {
+  unsigned char *p = plush_mem_alloc(1000);
+  fill(p, 1000, 7);
+  p = plush_mem_realloc(p, 1000, 3 * MiB); /* malloc -> mapping */
+  cr_assert(plush_mem_owns(p));
+  cr_assert(same(p, 1000, 7));
+  fill(p, 3 * MiB, 8);
+  p = plush_mem_realloc(p, 3 * MiB, 40 * MiB); /* mapping grows */
+  cr_assert(plush_mem_owns(p));
+  cr_assert(same(p, 3 * MiB, 8));
+  cr_assert_eq(stats().live_bytes, 40 * MiB);
+  p[40 * MiB - 1] = 0x5a; /* the new pages are there */
+  p = plush_mem_realloc(p, 40 * MiB, 5 * MiB); /* mapping shrinks */
+  cr_assert(same(p, 3 * MiB, 8));
+  cr_assert_eq(stats().live_bytes, 6 * MiB);
+  p = plush_mem_realloc(p, 5 * MiB, 2000); /* mapping -> malloc */
+  cr_assert_not(plush_mem_owns(p));
+  cr_assert_eq(p[0], (unsigned char)8);
+  cr_assert_eq(stats().live, 0);
+  cr_assert_eq(stats().kept, 1); /* the mapping waits for reuse */
+  plush_mem_free(p, 2000);
+}
+
+Test(mem, the_keep_list_is_bounded) {
+  void *v[12];
+  for (int i = 0; i < 12; i++) v[i] = plush_mem_alloc(2 * MiB);
+  cr_assert_eq(stats().live, 12);
+  for (int i = 0; i < 12; i++) plush_mem_free(v[i], 2 * MiB);
+  cr_assert_eq(stats().live, 0);
+  cr_assert_leq(stats().kept, 8);
+  cr_assert_leq(stats().kept_bytes, PLUSH_MEM_KEEP);
+  cr_assert_eq(stats().kept_bytes, stats().kept * 2 * MiB);
+}
+
+static void *churn(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < 300; i++) {
+    size_t n = (size_t)(1 + (seed + i) % 5) * MiB;
+    unsigned char *p = plush_mem_alloc(n);
+    if (p == NULL) return (void *)1;
+    fill(p, n, seed + (unsigned)i);
+    if (!same(p, n, seed + (unsigned)i)) return (void *)1;
+    plush_mem_free(p, n);
+  }
+  return NULL;
+}
+
+/* An engine's I/O thread allocates what its Lua thread frees. */
+Test(mem, threads_share_the_module) {
+  pthread_t t[4];
+  void *r;
+  for (uintptr_t i = 0; i < 4; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, churn, (void *)(i * 77)), 0);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], &r);
+    cr_assert_null(r);
+  }
+  cr_assert_eq(stats().live, 0);
+  cr_assert_eq(stats().live_bytes, 0);
+}
+
+/* A 3 MB string made before the swap is malloc's; one made after is a
+** mapping; both are freed by their own allocator, also at lua_close. */
+Test(mem, a_lua_state_swapped_while_it_holds_big_blocks) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  cr_assert_eq(luaL_dostring(L, "before = string.rep('a', 3 * 2^20)"), LUA_OK);
+  plush_lua_mem_install(L);
+  plush_lua_mem_install(L); /* a second call changes nothing */
+  cr_assert_eq(luaL_dostring(L, "after = string.rep('b', 3 * 2^20) "
+                                "t = {} for i = 1, 300000 do t[i] = i end"),
+               LUA_OK);
+  cr_assert_geq(stats().live, 2); /* the string and t's array */
+  cr_assert_eq(luaL_dostring(L, "assert(#before == 3 * 2^20 and "
+                                "before:sub(-1) == 'a' and after:sub(1, 1) == 'b' "
+                                "and t[300000] == 300000) "
+                                "before, after, t = nil collectgarbage()"),
+               LUA_OK);
+  cr_assert_eq(stats().live, 0);
+  cr_assert_eq(luaL_dostring(L, "keep = string.rep('c', 5 * 2^20)"), LUA_OK);
+  cr_assert_eq(stats().live, 1);
+  lua_close(L);
+  cr_assert_eq(stats().live, 0);
+}
