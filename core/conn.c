@@ -43,6 +43,8 @@ struct plush_conn {
   int reading;
   int paused;
   int above_high;
+  int relaying;         /* a relayed frame has the socket (relay_begin) */
+  struct wreq *dhead, *dtail; /* writes waiting for the relay's end */
   int wantopt;          /* opts said encrypt */
   int want;             /* this side asks for sealed frames */
   int secure;           /* the handshake chose them */
@@ -70,14 +72,29 @@ typedef struct wreq {
   char *owned;
   plush_frame *frame;
   size_t bytes;
+  int relay;            /* part of the relayed frame: never deferred */
+  int nbufs;            /* deferred: what to write at the relay's end */
+  uv_buf_t bufs[2];
+  struct wreq *next;
   unsigned char hdr[PLUSH_HDR_SIZE];
 } wreq;
+
+static void wfree(wreq *w) {
+  free(w->owned);
+  plush_frame_unref(w->frame);
+  free(w);
+}
 
 static void startread(plush_conn *c);
 
 static void closed(uv_handle_t *h) {
   plush_conn *c = h->data;
   if (--c->open_handles > 0) return;
+  while (c->dhead) { /* a relay never ended: what waited goes nowhere */
+    wreq *w = c->dhead;
+    c->dhead = w->next;
+    wfree(w);
+  }
   if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
   plush_parser_free(&c->parser);
   plush_opener_free(&c->rx);
@@ -122,10 +139,8 @@ static void failf(plush_conn *c, int code, const char *fmt, const char *a) {
 static void written(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   plush_conn *c = w->c;
-  free(w->owned);
-  plush_frame_unref(w->frame);
   c->queued -= w->bytes;
-  free(w);
+  wfree(w);
   if (status < 0) {
     if (status != UV_ECANCELED)
       failf(c, status, "write failed: %s", uv_strerror(status));
@@ -137,16 +152,28 @@ static void written(uv_write_t *req, int status) {
   }
 }
 
+/*
+** While a frame is relayed (plush_conn_relay_begin), its bytes own the
+** stream: every other write waits in order behind it, counted as queued.
+*/
 static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   int r;
   w->c = c;
   c->queued += w->bytes;
+  if (c->relaying && !w->relay) {
+    memcpy(w->bufs, bufs, (size_t)n * sizeof *bufs);
+    w->nbufs = n;
+    w->next = NULL;
+    if (c->dtail) c->dtail->next = w;
+    else c->dhead = w;
+    c->dtail = w;
+    if (c->queued > c->high_water) c->above_high = 1;
+    return 0;
+  }
   r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, written);
   if (r < 0) {
     c->queued -= w->bytes;
-    free(w->owned);
-    plush_frame_unref(w->frame);
-    free(w);
+    wfree(w);
     failf(c, r, "write failed: %s", uv_strerror(r));
     return r;
   }
@@ -212,7 +239,7 @@ static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
     free(owned);
     return r;
   }
-  w = malloc(sizeof *w);
+  w = calloc(1, sizeof *w);
   if (w == NULL) {
     free(owned);
     return PLUSH_ENOMEM;
@@ -265,6 +292,82 @@ int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
   w->bytes = PLUSH_HDR_SIZE + f->hdr.len;
   b = uv_buf_init((char *)f->raw, (unsigned)w->bytes);
   return dowrite(c, w, &b, 1);
+}
+
+/* ---- relaying: a frame written on while it still arrives ---------- */
+
+int plush_conn_relaying(plush_conn *c) { return c->relaying; }
+
+/* A write that belongs to the relayed frame: header, payload or pad. */
+static int relaywrite(plush_conn *c, wreq *w, const char *p, size_t n) {
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  w->relay = 1;
+  w->bytes = n;
+  return dowrite(c, w, &b, 1);
+}
+
+int plush_conn_relay_begin(plush_conn *c, const plush_hdr *h) {
+  wreq *w;
+  if (c->state != S_READY) return PLUSH_ECLOSED;
+  if (c->secure || c->relaying) return PLUSH_EINVAL;
+  if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
+  plush_hdr_pack(h, w->hdr);
+  c->relaying = 1;
+  return relaywrite(c, w, (const char *)w->hdr, PLUSH_HDR_SIZE);
+}
+
+int plush_conn_relay_write(plush_conn *c, plush_frame *f, size_t off,
+                           size_t len) {
+  wreq *w;
+  if (c->state != S_READY) return PLUSH_ECLOSED;
+  if (!c->relaying || off > f->hdr.len || len > f->hdr.len - off ||
+      len > UINT32_MAX)
+    return PLUSH_EINVAL;
+  if (len == 0) return 0;
+  if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
+  w->frame = plush_frame_ref(f);
+  return relaywrite(c, w, plush_frame_payload(f) + off, len);
+}
+
+int plush_conn_relay_pad(plush_conn *c, size_t len) {
+  wreq *w;
+  if (c->state != S_READY) return PLUSH_ECLOSED;
+  if (!c->relaying || len > UINT32_MAX) return PLUSH_EINVAL;
+  if (len == 0) return 0;
+  if ((w = calloc(1, sizeof *w)) == NULL ||
+      (w->owned = calloc(1, len)) == NULL) {
+    free(w);
+    return PLUSH_ENOMEM;
+  }
+  return relaywrite(c, w, w->owned, len);
+}
+
+int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer) {
+  wreq *w;
+  int r = 0;
+  if (!c->relaying) return PLUSH_EINVAL;
+  if (c->state == S_READY) {
+    if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
+    plush_hdr_pack(trailer, w->hdr);
+    r = relaywrite(c, w, (const char *)w->hdr, PLUSH_HDR_SIZE);
+  }
+  c->relaying = 0;
+  while (c->dhead && c->state == S_READY && !c->relaying) {
+    w = c->dhead;
+    c->dhead = w->next;
+    if (c->dhead == NULL) c->dtail = NULL;
+    c->queued -= w->bytes; /* dowrite counts it again */
+    if (dowrite(c, w, w->bufs, w->nbufs) < 0) r = PLUSH_ECLOSED;
+  }
+  return r;
+}
+
+/* Tells the owner how far a big frame has come (see on_partial). */
+static void partial(plush_conn *c) {
+  plush_frame *f = c->parser.cur;
+  if (c->cbs.on_partial && c->state == S_READY && !c->secure && f &&
+      f->hdr.len >= PLUSH_RELAY_MIN && c->parser.got > 0)
+    c->cbs.on_partial(c, f, c->parser.got);
 }
 
 static void gotframe(void *ud, plush_frame *f) {
@@ -408,6 +511,7 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   } else {
     feed(c, buf->base, (size_t)n);
   }
+  partial(c);
 }
 
 static void startread(plush_conn *c) {

@@ -40,7 +40,15 @@ typedef struct plush_conn_cbs {
   ** side, else a code, msg a one-line reason. The conn is freed after
   ** this returns: drop every pointer to it here. Called exactly once. */
   void (*on_close)(plush_conn *c, int reason, const char *msg);
+  /* A frame of PLUSH_RELAY_MIN bytes or more is arriving: got of its
+  ** payload bytes are in f so far (f stays the parser's; take a reference
+  ** to keep it). Called after each read that added to it, never for the
+  ** last one (on_frame then gets f whole), and not on sealed conns. May
+  ** be NULL. */
+  void (*on_partial)(plush_conn *c, plush_frame *f, size_t got);
 } plush_conn_cbs;
+
+#define PLUSH_RELAY_MIN ((size_t)1 << 20)
 
 typedef struct plush_conn_opts {
   const uint8_t *key;      /* PLUSH_KEY_SIZE bytes */
@@ -81,6 +89,23 @@ int plush_conn_write_hdr_frame(plush_conn *c, plush_hdr *h, plush_frame *f);
 ** (shared, referenced): forwarding part of a frame with no copy. */
 int plush_conn_write_hdr_slice(plush_conn *c, plush_hdr *h, plush_frame *f,
                                size_t off, size_t len);
+
+/*
+** Relaying (the controller passing a big frame on while it arrives):
+** relay_begin writes header h as given (h->len is the whole payload, not
+** yet here) and gives the stream to the relay: every other write waits
+** behind it, in order. relay_write adds len payload bytes at off of f
+** (referenced, no copy); relay_pad adds len zero bytes (the source died:
+** the frame must still be as long as its header said). relay_end writes
+** the header-only frame trailer and lets the waiting writes go. Plain
+** conns only (PLUSH_EINVAL on a sealed one, or with a relay under way).
+*/
+int plush_conn_relay_begin(plush_conn *c, const plush_hdr *h);
+int plush_conn_relay_write(plush_conn *c, plush_frame *f, size_t off,
+                           size_t len);
+int plush_conn_relay_pad(plush_conn *c, size_t len);
+int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer);
+int plush_conn_relaying(plush_conn *c);
 
 size_t plush_conn_queued(plush_conn *c);
 /* Stops / resumes reading (back-pressure on the peer). */

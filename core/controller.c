@@ -67,9 +67,10 @@ static void taskfree(plush_ctl *c, task *t) {
   free(t);
 }
 
-static peer *client_of(plush_ctl *c, uint64_t id) {
+peer *ctl_client_of(plush_ctl *c, uint64_t id) {
   return plush_map_get(&c->clients, id >> 32);
 }
+#define client_of ctl_client_of
 
 /* ---- sending ---- */
 
@@ -82,10 +83,14 @@ static peer *client_of(plush_ctl *c, uint64_t id) {
 ** held are read again. Holds are counted: two slow clients, one engine.
 */
 static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
-  uint32_t *h;
-  int i;
   if (client == NULL || client->conn == NULL) return;
   plush_conn_write_frame(client->conn, f);
+  ctl_hold(c, e, client);
+}
+
+void ctl_hold(plush_ctl *c, peer *e, peer *client) {
+  uint32_t *h;
+  int i;
   if (plush_conn_queued(client->conn) <= c->o.client_high_water) return;
   for (i = 0; i < client->nheld; i++)
     if (client->held[i] == e->id) return;
@@ -419,6 +424,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   if (t == NULL || t->engine != e) {
     plush_warn("engine %u replied to unknown task %llu", e->id,
                (unsigned long long)f->hdr.id);
+    ctl_relay_done(c, e, f, NULL);
     plush_frame_unref(f);
     return;
   }
@@ -443,7 +449,9 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   }
   if (!t->timedout) {
     ctl_store(c, f, t);
-    forward(c, e, client_of(c, t->id), f);
+    if (!ctl_relay_done(c, e, f, t)) forward(c, e, client_of(c, t->id), f);
+  } else {
+    ctl_relay_done(c, e, f, t);
   }
   plush_frame_unref(f);
   taskfree(c, t);
@@ -672,6 +680,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   p->prev->next = p->next;
   p->next->prev = p->prev;
   if (p->kind == P_ENGINE) {
+    ctl_relay_abort(c, p);
     if (!c->stopping) {
       enginedied(c, p, msg);
     } else {
@@ -695,7 +704,14 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   maybedone(c);
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose};
+static void onpartial(plush_conn *conn, plush_frame *f, size_t got) {
+  peer *p = plush_conn_data(conn);
+  if (p->kind == P_ENGINE && !p->ctl->stopping)
+    ctl_relay_partial(p->ctl, p, f, got);
+}
+
+static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose,
+                                   onpartial};
 
 static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;

@@ -60,6 +60,9 @@ struct peer {
   uint64_t last_seen; /* uv_now() of the last frame from this engine */
   task tasks;         /* sentinel of the engine's task list */
   int holds;          /* engine: clients too slow to take its output */
+  plush_frame *relay; /* engine: the big reply passed on as it arrives */
+  uint32_t relay_to;  /* ... to this client */
+  size_t relay_sent;  /* ... payload bytes of it written so far */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
   peer *prev, *next;  /* every connection, for shutdown */
@@ -91,6 +94,8 @@ struct plush_ctl {
   size_t db_count;
   peer peers;         /* sentinel: every connection */
   size_t queued;
+  size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
+  size_t relay_void;  /* ... of which their engine died mid-way */
   uint32_t next_engine, next_client;
   int conns;          /* open connections */
   int stopping;
@@ -123,7 +128,18 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 void ctl_event(plush_ctl *c);
 
+/* ctl_relay.c: big replies passed on to their client as they arrive */
+void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);
+/* Reply f of task t (NULL if none) arrived whole from e: 1 when it was
+** relayed (finished here; not to be forwarded again), else 0. */
+int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t);
+/* e's connection closed: a relay under way ends void. */
+void ctl_relay_abort(plush_ctl *c, peer *e);
+
 /* controller.c */
+peer *ctl_client_of(plush_ctl *c, uint64_t id);
+/* Back-pressure after a write to client: may pause engine e (forward). */
+void ctl_hold(plush_ctl *c, peer *e, peer *client);
 void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id);
 /* Sends a header-only frame of type to engine e. */
 void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id);

@@ -157,13 +157,15 @@ static void op_history(plush_ctl *c) {
 
 static void op_status(plush_ctl *c) {
   lua_State *L = c->L;
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 11);
   setint(L, "engines", (lua_Integer)c->engines.count);
   setint(L, "clients", (lua_Integer)c->clients.count);
   setint(L, "pending", (lua_Integer)c->tasks.count);
   setint(L, "queued", (lua_Integer)c->queued);
   setint(L, "stored", (lua_Integer)ctl_store_count(c));
   setint(L, "stored_bytes", (lua_Integer)c->store_used);
+  setint(L, "relayed", (lua_Integer)c->relayed);
+  setint(L, "relay_void", (lua_Integer)c->relay_void);
   setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
   lua_setfield(L, -2, "uptime");

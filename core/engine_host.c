@@ -522,7 +522,7 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
     maybedone(e);
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose};
+static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose, NULL};
 
 /* ---- frames from the Lua thread ---------------------------------- */
 

@@ -38,6 +38,8 @@ enum {
   PLUSH_T_SHUTDOWN,     /* ctl -> engine: exit now                        */
   PLUSH_T_STARTED,      /* engine -> ctl: task id started running          */
   PLUSH_T_RESTART,      /* ctl -> engine: replace the namespace by a fresh one */
+  PLUSH_T_RELAY_END,    /* ctl -> client, no payload: the RELAYED reply id
+                           before it is whole (status 0) or void (else) */
   PLUSH_T__MAX
 };
 
@@ -47,7 +49,12 @@ enum {
   ** {targets = {ids}, retries = n, after = {task ids}} read by the
   ** controller, then the request. The controller forwards the request
   ** alone, without this flag: engines never see options. */
-  PLUSH_F_OPTS = 2
+  PLUSH_F_OPTS = 2,
+  /* REPLY to a client: the controller passed it on while it arrived from
+  ** the engine (big replies). It counts only once the RELAY_END frame
+  ** that follows it says so: an engine that dies mid-reply leaves a
+  ** zero-padded frame, voided by its RELAY_END, then its EngineError. */
+  PLUSH_F_RELAYED = 4
 };
 
 enum {

@@ -83,6 +83,7 @@ typedef struct client {
   uint32_t cid, seq;
   plush_frame *welcome;
   plush_frame *cur;     /* frame being converted (freed if Lua errors) */
+  plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
   plush_frame **q;      /* FIFO ring of received frames */
   size_t qhead, qlen, qcap;
   char where[280];      /* "host:port" as given */
@@ -116,10 +117,48 @@ static void onready(plush_conn *pc) {
   c->ready = 1;
 }
 
+/*
+** A reply the controller relayed (frame.h's PLUSH_F_RELAYED) counts once
+** the RELAY_END right behind it says so; a void one (its engine died
+** mid-reply) is dropped: the task's EngineError follows. Anything else
+** between the two breaks the protocol.
+*/
+static int relayed(plush_conn *pc, client *c, plush_frame *f) {
+  plush_frame *r = c->relayed;
+  if (f->hdr.type == PLUSH_T_REPLY && (f->hdr.flags & PLUSH_F_RELAYED) &&
+      r == NULL) {
+    c->relayed = f;
+    return 1;
+  }
+  if (r == NULL && f->hdr.type != PLUSH_T_RELAY_END) return 0;
+  c->relayed = NULL;
+  if (r && f->hdr.type == PLUSH_T_RELAY_END && f->hdr.id == r->hdr.id) {
+    int counts = f->hdr.status == PLUSH_S_OK;
+    plush_frame_unref(f);
+    if (!counts) {
+      plush_frame_unref(r);
+      return 1;
+    }
+    r->hdr.flags &= (uint8_t)~PLUSH_F_RELAYED;
+    return qpush(c, r) < 0 ? (plush_frame_unref(r), -1) : 1;
+  }
+  plush_frame_unref(r);
+  plush_frame_unref(f);
+  plush_conn_close(pc, PLUSH_EPROTO, "protocol error: a relayed reply "
+                                     "without its end");
+  return 1;
+}
+
 static void onframe(plush_conn *pc, plush_frame *f) {
   client *c = plush_conn_data(pc);
+  int r;
   if (!c->welcomed && c->welcome == NULL && f->hdr.type == PLUSH_T_WELCOME) {
     c->welcome = f;
+    return;
+  }
+  if ((r = relayed(pc, c, f)) != 0) {
+    if (r < 0)
+      plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
     return;
   }
   if (qpush(c, f) < 0) {
@@ -136,7 +175,7 @@ static void onclose(plush_conn *pc, int reason, const char *msg) {
   if (c->welcomed && !c->closing) c->owed = 1;
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose};
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL};
 
 static void ontimer(uv_timer_t *t) {
   client *c = t->data;
@@ -191,7 +230,8 @@ static void teardown(client *c, double grace) {
   c->qcap = 0;
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
-  c->welcome = c->cur = NULL;
+  plush_frame_unref(c->relayed);
+  c->welcome = c->cur = c->relayed = NULL;
   uv_close((uv_handle_t *)&c->timer, NULL);
   if (c->haspoll) uv_close((uv_handle_t *)&c->intpoll, NULL);
   c->haspoll = 0;

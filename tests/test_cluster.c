@@ -17,12 +17,14 @@
 #include <string.h>
 #include <uv.h>
 
+#include "conn.h"
 #include "controller.h"
 #include "engine_host.h"
 #include "lua_core.h"
 #include "plush.h"
 
 #define NENG 3
+#define FAKE_LEN ((size_t)2 << 20) /* the fake engine's reply payload */
 
 static struct {
   uv_loop_t loop;
@@ -39,6 +41,14 @@ static struct {
   int exited;
   int kill_engine; /* command for the loop thread: stop this engine */
   int quit;
+  /* The relay suite's fourth engine, a fake on the loop thread: it
+  ** answers every request with a 2 MiB reply of which it sends the
+  ** first 1.5 MiB, then dies ("die" in the request) or waits for the
+  ** command to send the rest. */
+  plush_conn *fake;
+  plush_frame *fake_reply;
+  uint32_t fake_id;
+  int fake_finish;  /* command for the loop thread: send the rest */
 } C;
 
 static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
@@ -60,13 +70,72 @@ static void engexit(plush_engine *e, int status, const char *why, void *d) {
 
 static void ctlstopped(void *ud) { (void)ud; }
 
+#define FAKE_PART (FAKE_LEN / 4 * 3)
+
+/* The reply {r = {"xxx..."}}, FAKE_LEN bytes of payload in all. */
+static plush_frame *fakereply(uint64_t id, uint32_t engine) {
+  plush_hdr h = {.len = (uint32_t)FAKE_LEN, .type = PLUSH_T_REPLY,
+                 .engine = engine, .id = id};
+  plush_frame *f = plush_frame_new(&h);
+  unsigned char *p = (unsigned char *)plush_frame_payload(f);
+  uint32_t n = (uint32_t)FAKE_LEN - 10;
+  memcpy(p, "\x81\xa1r\x91\xdb", 5);
+  p[5] = (unsigned char)(n >> 24), p[6] = (unsigned char)(n >> 16);
+  p[7] = (unsigned char)(n >> 8), p[8] = (unsigned char)n;
+  memset(p + 9, 'x', n + 1);
+  return f;
+}
+
+static void fake_ready(plush_conn *c) {
+  static const char reg[] = "\x82\xa3pid\x01\xa4host\xa4" "fake";
+  plush_hdr h = {.type = PLUSH_T_REGISTER};
+  plush_conn_write(c, &h, reg, sizeof reg - 1);
+}
+
+static void fake_frame(plush_conn *c, plush_frame *f) {
+  if (f->hdr.type == PLUSH_T_WELCOME) C.fake_id = f->hdr.engine;
+  if (f->hdr.type == PLUSH_T_PING) {
+    plush_hdr h = {.type = PLUSH_T_PONG, .engine = C.fake_id,
+                   .aux = f->hdr.aux};
+    plush_conn_write(c, &h, NULL, 0);
+  }
+  if (f->hdr.type == PLUSH_T_REQ && C.fake_reply == NULL) {
+    plush_hdr h;
+    C.fake_reply = fakereply(f->hdr.id, C.fake_id);
+    h = C.fake_reply->hdr;
+    cr_assert_eq(plush_conn_relay_begin(c, &h), 0);
+    cr_assert_eq(plush_conn_relay_write(c, C.fake_reply, 0, FAKE_PART), 0);
+    if (memmem(plush_frame_payload(f), f->hdr.len, "die", 3))
+      plush_conn_close(c, 0, "the fake engine dies mid-reply");
+  }
+  plush_frame_unref(f);
+}
+
+static void fake_close(plush_conn *c, int reason, const char *msg) {
+  (void)c, (void)reason, (void)msg;
+  C.fake = NULL;
+}
+
+static const plush_conn_cbs fakecbs = {fake_ready, fake_frame, NULL,
+                                       fake_close, NULL};
+
 static void oncmd(uv_async_t *a) {
   int i;
   if (C.kill_engine >= 0 && C.eng[C.kill_engine]) {
     plush_engine_stop(C.eng[C.kill_engine]);
     C.kill_engine = -1;
   }
+  if (C.fake_finish && C.fake && C.fake_reply) {
+    plush_hdr none = {.type = PLUSH_T_PONG};
+    C.fake_finish = 0;
+    plush_conn_relay_write(C.fake, C.fake_reply, FAKE_PART,
+                           FAKE_LEN - FAKE_PART);
+    plush_conn_relay_end(C.fake, &none); /* an engine's PONG: harmless */
+  }
   if (C.quit) {
+    if (C.fake) plush_conn_close(C.fake, 0, "done");
+    plush_frame_unref(C.fake_reply);
+    C.fake_reply = NULL;
     for (i = 0; i < NENG; i++)
       if (C.eng[i]) plush_engine_stop(C.eng[i]);
     plush_ctl_stop(C.ctl, ctlstopped, NULL);
@@ -80,7 +149,7 @@ static void *run(void *arg) {
   return NULL;
 }
 
-static void setup(void) {
+static void start(int fake) {
   plush_ctl_opts o;
   int i;
   signal(SIGPIPE, SIG_IGN);
@@ -108,11 +177,19 @@ static void setup(void) {
     eo.data = (void *)(intptr_t)i;
     cr_assert_eq(plush_engine_start(&C.loop, &eo, &C.eng[i]), 0);
   }
+  if (fake) {
+    plush_conn_opts fo = {.key = C.key, .role = PLUSH_ROLE_ENGINE};
+    cr_assert_eq(plush_conn_connect(&C.loop, "127.0.0.1", C.port, &fo,
+                                    &fakecbs, NULL, &C.fake), 0);
+  }
   pthread_create(&C.thread, NULL, run, NULL);
   pthread_mutex_lock(&C.mu);
-  while (C.registered < NENG) pthread_cond_wait(&C.cv, &C.mu);
+  while (C.registered < NENG + fake) pthread_cond_wait(&C.cv, &C.mu);
   pthread_mutex_unlock(&C.mu);
 }
+
+static void setup(void) { start(0); }
+static void setup_relay(void) { start(1); }
 
 static void teardown(void) {
   C.quit = 1;
@@ -302,5 +379,87 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "assert(#ids == 2 and ids[1] == 0 and ids[2] == 1)\n"
          "local r = call(2, {op = 'exec', code = 'return 1'})\n"
          "assert(r.status == 'engine' and r.value.message == 'engine 2 is not connected')");
+  lua_close(L);
+}
+
+/* ---- big replies relayed while they arrive (ctl_relay.c) ---------- */
+
+TestSuite(relay, .init = setup_relay, .fini = teardown);
+
+/* A 3 MiB reply goes on to the client as it arrives; output of another
+** engine and a control answer sent meanwhile come whole, after it. */
+Test(relay, a_big_reply_arrives_whole_and_what_came_meanwhile_after_it) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local before = ask({op = 'status'}).value.relayed\n"
+         "assert(call(0, {op = 'exec', code = "
+         "\"big = string.rep('0123456789abcdef', 3 * 2^16)\"}).status == 'ok')\n"
+         "local a = conn:submit(0, {op = 'exec', code = 'return big'})\n"
+         "local b = conn:submit(1, {op = 'exec', code = "
+         "'for i = 1, 3000 do print(i) end return \"printed\"'})\n"
+         "local q = conn:ctrl({op = 'ids'})\n"
+         "local rs, out = wait({a, b, q})\n"
+         "assert(rs[1].status == 'ok')\n"
+         "assert(rs[1].value.r[1] == string.rep('0123456789abcdef', 3 * 2^16))\n"
+         "assert(rs[2].value.r[1] == 'printed')\n"
+         "assert(#rs[3].value == 4, 'four engines')\n"
+         "local text, want = {}, {}\n"
+         "for _, ev in ipairs(out) do text[#text + 1] = ev.text end\n"
+         "for i = 1, 3000 do want[i] = i .. '\\n' end\n"
+         "assert(table.concat(text) == table.concat(want))\n"
+         "assert(ask({op = 'status'}).value.relayed == before + 1)\n"
+         "-- small replies are forwarded whole, as before\n"
+         "assert(call(0, {op = 'exec', code = 'return #big'}).value.r[1] == 3 * 2^20)\n"
+         "assert(ask({op = 'status'}).value.relayed == before + 1)");
+  lua_close(L);
+}
+
+/* While a reply is relayed, the client's connection carries nothing
+** else: a control answer due meanwhile waits and comes after it. */
+Test(relay, a_relay_under_way_holds_back_other_frames) {
+  lua_State *L = client();
+  lua_State *M = client(); /* L's answers wait behind the relay */
+  lua_ok(L, "A = conn:submit(3, {op = 'exec', code = 'return 1'})");
+  lua_ok(M,
+         "local deadline = core.now() + 10\n"
+         "repeat until ask({op = 'status'}).value.relayed == 1 or core.now() > deadline\n"
+         "assert(core.now() < deadline, 'the fake reply was never relayed')");
+  lua_ok(L, "Q = conn:ctrl({op = 'ids'})");
+  pthread_mutex_lock(&C.mu);
+  C.fake_finish = 1;
+  pthread_mutex_unlock(&C.mu);
+  uv_async_send(&C.cmd);
+  lua_ok(L,
+         "local order = {}\n"
+         "local deadline = core.now() + 10\n"
+         "while #order < 2 do\n"
+         "  assert(core.now() < deadline, 'no replies in time')\n"
+         "  for _, ev in ipairs(conn:poll(1)) do\n"
+         "    if ev.id == A or ev.id == Q then order[#order + 1] = ev end\n"
+         "  end\n"
+         "end\n"
+         "assert(order[1].id == A and order[2].id == Q)\n"
+         "assert(order[1].status == 'ok' and order[1].engine == 3)\n"
+         "assert(order[1].value.r[1] == string.rep('x', 2 * 2^20 - 10))\n"
+         "assert(#order[2].value == 4)");
+  lua_close(L);
+  lua_close(M);
+}
+
+/* An engine that dies mid-reply: the relayed part is voided, the task
+** fails once with EngineError, and the client's connection goes on. */
+Test(relay, an_engine_dying_mid_reply_fails_its_task_once) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local id = conn:submit(3, {op = 'exec', code = 'die'})\n"
+         "local r = wait({id})[1]\n"
+         "assert(r.status == 'engine' and r.value.kind == 'EngineError', r.status)\n"
+         "assert(r.value.message:find('engine 3', 1, true), r.value.message)\n"
+         "local s = ask({op = 'status'}).value\n"
+         "assert(s.relayed == 1 and s.relay_void == 1)\n"
+         "assert(call(0, {op = 'exec', code = 'return 41 + 1'}).value.r[1] == 42)\n"
+         "assert(inbox[id] == nil, 'a second answer for the dead task')\n"
+         "local ids = ask({op = 'ids'}).value\n"
+         "assert(#ids == 3 and ids[3] == 2)");
   lua_close(L);
 }
