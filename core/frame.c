@@ -105,6 +105,31 @@ void plush_frame_unref(plush_frame *f) {
     plush_mem_free(f, f->size);
 }
 
+int plush_relay_take(plush_frame **held, plush_frame **f) {
+  plush_frame *r = *held, *g = *f;
+  int relayed = g->hdr.type == PLUSH_T_REPLY || g->hdr.type == PLUSH_T_REQ;
+  if (r == NULL && relayed && (g->hdr.flags & PLUSH_F_RELAYED)) {
+    *held = g;
+    return PLUSH_RELAY_HELD;
+  }
+  if (r == NULL && g->hdr.type != PLUSH_T_RELAY_END) return PLUSH_RELAY_PASS;
+  *held = NULL;
+  if (r && g->hdr.type == PLUSH_T_RELAY_END && g->hdr.id == r->hdr.id) {
+    int counts = g->hdr.status == PLUSH_S_OK;
+    plush_frame_unref(g);
+    if (!counts) {
+      plush_frame_unref(r);
+      return PLUSH_RELAY_HELD;
+    }
+    r->hdr.flags &= (uint8_t)~PLUSH_F_RELAYED;
+    *f = r;
+    return PLUSH_RELAY_DONE;
+  }
+  plush_frame_unref(r);
+  plush_frame_unref(g);
+  return PLUSH_EPROTO;
+}
+
 /* ------------------------------------------------------------------ */
 
 void plush_parser_init(plush_parser *p, uint64_t max_frame) {

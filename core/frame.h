@@ -108,6 +108,19 @@ plush_frame *plush_frame_ref(plush_frame *f);
 void plush_frame_unref(plush_frame *f);
 
 /*
+** The receiving end of a relay (PLUSH_F_RELAYED): *held keeps a relayed
+** frame until the RELAY_END behind it. Given the next frame *f, returns
+**   PLUSH_RELAY_PASS  an ordinary frame: handle *f as usual;
+**   PLUSH_RELAY_HELD  *f was taken (held, or a void relay dropped);
+**   PLUSH_RELAY_DONE  *f is now the relayed frame, whole, flag cleared:
+**                     handle it as usual;
+**   PLUSH_EPROTO      a relayed frame without its end, or an end without
+**                     its frame: both dropped, the peer broke the protocol.
+*/
+enum { PLUSH_RELAY_PASS, PLUSH_RELAY_HELD, PLUSH_RELAY_DONE };
+int plush_relay_take(plush_frame **held, plush_frame **f);
+
+/*
 ** Incremental frame parser, redis-style: feed it whatever the socket gave,
 ** it calls back once per complete frame, keeping a partial frame between
 ** calls. A header with an unknown type or a length over max_frame is a

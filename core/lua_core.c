@@ -118,37 +118,10 @@ static void onready(plush_conn *pc) {
 }
 
 /*
-** A reply the controller relayed (frame.h's PLUSH_F_RELAYED) counts once
-** the RELAY_END right behind it says so; a void one (its engine died
-** mid-reply) is dropped: the task's EngineError follows. Anything else
-** between the two breaks the protocol.
+** A reply the controller relayed counts once the RELAY_END right behind it
+** says so (plush_relay_take); a void one (its engine died mid-reply) is
+** dropped: the task's EngineError follows.
 */
-static int relayed(plush_conn *pc, client *c, plush_frame *f) {
-  plush_frame *r = c->relayed;
-  if (f->hdr.type == PLUSH_T_REPLY && (f->hdr.flags & PLUSH_F_RELAYED) &&
-      r == NULL) {
-    c->relayed = f;
-    return 1;
-  }
-  if (r == NULL && f->hdr.type != PLUSH_T_RELAY_END) return 0;
-  c->relayed = NULL;
-  if (r && f->hdr.type == PLUSH_T_RELAY_END && f->hdr.id == r->hdr.id) {
-    int counts = f->hdr.status == PLUSH_S_OK;
-    plush_frame_unref(f);
-    if (!counts) {
-      plush_frame_unref(r);
-      return 1;
-    }
-    r->hdr.flags &= (uint8_t)~PLUSH_F_RELAYED;
-    return qpush(c, r) < 0 ? (plush_frame_unref(r), -1) : 1;
-  }
-  plush_frame_unref(r);
-  plush_frame_unref(f);
-  plush_conn_close(pc, PLUSH_EPROTO, "protocol error: a relayed reply "
-                                     "without its end");
-  return 1;
-}
-
 static void onframe(plush_conn *pc, plush_frame *f) {
   client *c = plush_conn_data(pc);
   int r;
@@ -156,9 +129,10 @@ static void onframe(plush_conn *pc, plush_frame *f) {
     c->welcome = f;
     return;
   }
-  if ((r = relayed(pc, c, f)) != 0) {
-    if (r < 0)
-      plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
+  if ((r = plush_relay_take(&c->relayed, &f)) == PLUSH_RELAY_HELD) return;
+  if (r < 0) {
+    plush_conn_close(pc, PLUSH_EPROTO,
+                     "protocol error: a relayed reply without its end");
     return;
   }
   if (qpush(c, f) < 0) {
