@@ -107,6 +107,8 @@ local ok, err = xpcall(function()
     {"push_table", 5, function() e0:push{t = seq} end},
     {"pull_table", 5, function() return e0:pull("t") end, function() e0:push{t = seq} end},
     {"scatter_gather", 3, function() all:scatter("p", seq) return all:gather("p") end},
+    -- what bench/run.lua's "map" workload measures: one chunk per engine
+    {"map", 5, function() return all:map(f, seq) end},
     {"map_chunks_1e5", 3, function() return all:with{chunksize = 100000}:map(f, seq) end},
     {"serial_map", 5, function()
       local v = {}
