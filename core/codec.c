@@ -321,8 +321,27 @@ static uint8_t *room(ctx *c, size_t n) {
   return (uint8_t *)b->data + b->len;
 }
 
-static void store(uint8_t *p, uint64_t v, int n) {
-  while (n-- > 0) { p[n] = (uint8_t)v; v >>= 8; }
+/*
+** Big-endian, n bytes. Spelled out per width: the compiler turns each
+** into one byte-swapped store, where a loop over n stays a loop.
+*/
+static inline void store(uint8_t *p, uint64_t v, int n) {
+  switch (n) {
+    case 8:
+      p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
+      p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
+      p += 4;
+      /* fall through */
+    case 4:
+      p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
+      p += 2;
+      /* fall through */
+    case 2:
+      p[0] = (uint8_t)(v >> 8);
+      p++;
+      /* fall through */
+    default: p[0] = (uint8_t)v;
+  }
 }
 
 static int put1(ctx *c, uint8_t x) {
@@ -531,33 +550,24 @@ static int putpairs(ctx *c, int idx, int skipints) {
 }
 
 /*
-** The ext TABLE form of a table whose positive integer keys are 1..k with
-** holes (cnt keys in all, pos of them positive integers), after putrun
-** wrote items 1..i-1 behind an array header of h0 bytes at at: those
-** items move behind the ext header and the array and map headers, the
-** other items follow by key, then the other keys, from the key at the top
-** on (the walk met keys 1..i-1 before it). The ext length is patched at
-** the end, and the header shrunk to ext 8 or 16 when the payload is short.
+** The head of an ext TABLE at p: ext 32 (length patched by closetab), the
+** array header for k and the map header for m.
 */
-static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
-                    lua_Unsigned k, lua_Unsigned cnt, lua_Unsigned pos) {
-  lua_Unsigned m = cnt - pos;
-  size_t h1 = 6 + headlen(k) + headlen(m), n;
-  uint8_t *p;
-  int rc;
-  if (k > 0xffffffff || m > 0xffffffff) return refuse(c, "2^32 or more elements");
-  if (!room(c, h1 - h0)) return nomem(c);
-  p = (uint8_t *)c->b->data + at;
-  memmove(p + h1, p + h0, c->b->len - at - h0);
+static void settab(uint8_t *p, lua_Unsigned k, lua_Unsigned m) {
   p[0] = 0xc9;
   p[5] = PLUSH_EXT_TABLE;
   sethead(p + 6, k, 0x90);
   sethead(p + 6 + headlen(k), m, 0x80);
-  c->b->len += h1 - h0;
-  if ((rc = putitems(c, idx, i, (lua_Integer)k)) || (rc = putpairs(c, idx, 1)))
-    return rc;
-  if ((n = c->b->len - at - 6) > 0xffffffff) return refuse(c, "table over 4 GiB");
-  p = (uint8_t *)c->b->data + at;
+}
+
+/*
+** Ends the ext TABLE that starts at at: its length patched, the header
+** shrunk to ext 8 or 16 when the payload is short enough.
+*/
+static int closetab(ctx *c, size_t at) {
+  size_t n = c->b->len - at - 6;
+  uint8_t *p = (uint8_t *)c->b->data + at;
+  if (n > 0xffffffff) return refuse(c, "table over 4 GiB");
   if (n <= 0xffff) {                     /* ext 8 or 16: 2 or 1 bytes less */
     size_t w = n <= 0xff ? 1 : 2;
     memmove(p + 2 + w, p + 6, n);
@@ -569,6 +579,32 @@ static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
     store(p + 1, n, 4);
   }
   return 0;
+}
+
+/*
+** The ext TABLE form of a table whose positive integer keys are 1..k with
+** holes (cnt keys in all, pos of them positive integers), after putrun
+** wrote items 1..i-1 behind an array header of h0 bytes at at: those
+** items move behind the ext header and the array and map headers, the
+** other items follow by key, then the other keys, from the key at the top
+** on (the walk met keys 1..i-1 before it). The ext length is patched at
+** the end, and the header shrunk to ext 8 or 16 when the payload is short.
+*/
+static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
+                    lua_Unsigned k, lua_Unsigned cnt, lua_Unsigned pos) {
+  lua_Unsigned m = cnt - pos;
+  size_t h1 = 6 + headlen(k) + headlen(m);
+  uint8_t *p;
+  int rc;
+  if (k > 0xffffffff || m > 0xffffffff) return refuse(c, "2^32 or more elements");
+  if (!room(c, h1 - h0)) return nomem(c);
+  p = (uint8_t *)c->b->data + at;
+  memmove(p + h1, p + h0, c->b->len - at - h0);
+  settab(p, k, m);
+  c->b->len += h1 - h0;
+  if ((rc = putitems(c, idx, i, (lua_Integer)k)) || (rc = putpairs(c, idx, 1)))
+    return rc;
+  return closetab(c, at);
 }
 
 /*
@@ -643,6 +679,74 @@ static int puttab(ctx *c, int idx) {
   return 0;
 }
 
+/* ----------------------------------------------------------------- slices */
+
+typedef struct slice {
+  lua_Integer i, j;
+  int packed;
+} slice;
+
+static const char slicemt[] = "plush.slice";
+
+void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
+                      int packed) {
+  slice *s;
+  idx = lua_absindex(L, idx);
+  s = lua_newuserdatauv(L, sizeof *s, 1);
+  s->i = i;
+  s->j = j;
+  s->packed = packed;
+  lua_pushvalue(L, idx);
+  lua_setiuservalue(L, -2, 1);
+  luaL_newmetatable(L, slicemt);
+  lua_setmetatable(L, -2);
+}
+
+/*
+** A slice as the table it stands for: a ref number and a level, as that
+** table takes on the receiver, an array (packed: ext TABLE with the pair
+** n = count after the items, or the map {n = 0}), the items by key -- no
+** walk of the table, as the keys are known.
+*/
+static int putslice(ctx *c, int idx, const slice *sl) {
+  lua_State *L = c->L;
+  lua_Unsigned n = sl->j < sl->i ? 0 : (lua_Unsigned)sl->j - (lua_Unsigned)sl->i + 1;
+  size_t at;
+  seg *s;
+  int rc, tab, t;
+  if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  if ((rc = enter(c))) return rc;
+  if (n > 0xffffffff) return refuse(c, "2^32 or more elements");
+  at = c->b->len;
+  if (!sl->packed) {
+    if ((rc = puthead(c, n, 0x90, 15, 0))) return rc;
+  } else if (n > 0) {
+    if (!room(c, 16)) return nomem(c);
+    settab((uint8_t *)c->b->data + at, n, 1);
+    c->b->len += 6 + headlen(n) + 1;
+  } else if ((rc = put1(c, 0x81))) {
+    return rc;
+  }
+  lua_getiuservalue(L, idx, 1);
+  tab = lua_gettop(L);
+  s = &c->path[c->depth];
+  s->kind = SEG_INT;
+  for (s->i = 1; (lua_Unsigned)s->i <= n; s->i++) {
+    t = lua_rawgeti(L, tab, sl->i + s->i - 1);
+    if ((rc = isscalar(t) ? putscalar(c, -1, t) : put(c, tab + 1))) return rc;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (sl->packed) {
+    if ((rc = puthead(c, 1, 0xa0, 31, 0xd9)) || (rc = put1(c, 'n')) ||
+        (rc = putint(c, (lua_Integer)n)))
+      return rc;
+    if (n > 0 && (rc = closetab(c, at))) return rc;
+  }
+  c->depth--;
+  return 0;
+}
+
 static int writer(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
   return plush_buf_append(ud, p, n) ? 1 : 0;
@@ -701,7 +805,11 @@ static int put(ctx *c, int idx) {
     case LUA_TTABLE: return puttab(c, idx);
     case LUA_TFUNCTION: return putfn(c, idx);
     case LUA_TTHREAD: return refuse(c, "thread");
-    case LUA_TLIGHTUSERDATA: case LUA_TUSERDATA: return refuse(c, "userdata");
+    case LUA_TUSERDATA: {
+      const slice *sl = luaL_testudata(c->L, idx, slicemt);
+      return sl ? putslice(c, idx, sl) : refuse(c, "userdata");
+    }
+    case LUA_TLIGHTUSERDATA: return refuse(c, "userdata");
     default: return putscalar(c, idx, t);
   }
 }
@@ -728,8 +836,8 @@ static int encbody(lua_State *L) {
 }
 
 /*
-** Scalars cannot raise, so they skip the pcall; tables and functions run
-** under it (arguments: the ctx, a copy of the value).
+** Scalars cannot raise, so they skip the pcall; tables, functions and
+** slices run under it (arguments: the ctx, a copy of the value).
 */
 int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen) {
@@ -740,7 +848,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
   c.b = out;
   idx = lua_absindex(L, idx);
   t = lua_type(L, idx);
-  if (t != LUA_TTABLE && t != LUA_TFUNCTION) c.rc = put(&c, idx);
+  if (t != LUA_TTABLE && t != LUA_TFUNCTION && t != LUA_TUSERDATA) c.rc = put(&c, idx);
   else if (!lua_checkstack(L, 4)) c.rc = fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
   else {
     lua_pushcfunction(L, encbody);

@@ -33,9 +33,10 @@
 **                  first so the receiver makes the table with room for
 **                  both (items in its array part, no rehash). The table
 **                  takes its ref number before its values, as an array's.
-** Metatables are not carried. Threads, userdata, C functions that are not
-** named library functions, and C closures are refused: nothing is
-** written, and err says what and where, e.g.
+** A slice (plush_push_slice) is written as the array of the items it
+** views. Metatables are not carried. Threads, other userdata, C functions
+** that are not named library functions, and C closures are refused:
+** nothing is written, and err says what and where, e.g.
 **   "cannot serialise t.handlers[3]: thread"
 */
 #ifndef PLUSH_CODEC_H
@@ -63,6 +64,18 @@ enum {
 */
 int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen);
+
+/*
+** Pushes a slice of the table at idx: a userdata that plush_encode writes
+** as the array {t[i], ..., t[j]} (raw reads when encoded, holes as nil; an
+** empty array when j < i), or when packed as table.pack would make it,
+** {n = j - i + 1, t[i], ..., t[j]}. So parts of a big array travel without
+** first being copied into tables of their own, and without the walk over
+** the table's keys that an ordinary table takes. It holds the table; like
+** a table, a slice met twice in one value is sent once.
+*/
+void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
+                      int packed);
 
 /*
 ** Decodes one value from data[0..len) and pushes it on L's stack. *used

@@ -362,6 +362,99 @@ Test(codec, shared_tables_inside_arrays) {
   check("v[2][1] == 2 and rawequal(v.x, v[3])");
 }
 
+/* Encodes the slice t[i..j] of the table at the top of A into buf. */
+static void encslice(lua_Integer i, lua_Integer j, int packed) {
+  int rc;
+  plush_push_slice(A, -1, i, j, packed);
+  buf.len = 0;
+  rc = plush_encode(A, -1, &buf, "value", err, sizeof err);
+  cr_assert_eq(rc, 0, "encode: %d %s", rc, err);
+  lua_pop(A, 1);
+}
+
+/* The bytes of the value of code in A, encoded on its own. */
+static char *bytesof(const char *code, size_t *n) {
+  char *p;
+  eval(A, code);
+  enc();
+  p = malloc(buf.len);
+  memcpy(p, buf.data, buf.len);
+  *n = buf.len;
+  return p;
+}
+
+/* A slice goes as the array it views (packed: as table.pack's table). */
+Test(codec, slices_are_written_as_their_items) {
+  size_t n;
+  char *want = bytesof("return {20, 'x', 40.5}", &n);
+  eval(A, "return {10, 20, 'x', 40.5, 50}");
+  encslice(2, 4, 0);
+  cr_assert(buf.len == n && memcmp(buf.data, want, n) == 0);
+  free(want);
+  want = bytesof("return table.pack(20, 'x', 40.5)", &n);
+  encslice(2, 4, 1);
+  cr_assert(buf.len == n && memcmp(buf.data, want, n) == 0);
+  dec();
+  check("v.n == 3 and v[1] == 20 and v[2] == 'x' and v[3] == 40.5");
+  lua_pop(B, 1);
+  free(want);
+  encslice(4, 3, 0);                             /* empty */
+  cr_assert(buf.len == 1 && (uint8_t)buf.data[0] == 0x90);
+  encslice(4, 3, 1);
+  cr_assert(buf.len == 4 && memcmp(buf.data, "\x81\xa1n\x00", 4) == 0);
+  dec();
+  check("v.n == 0 and next(v, next(v)) == nil");
+  lua_pop(B, 1);
+  encslice(5, 7, 1);                             /* past the end: nils */
+  dec();
+  check("v.n == 3 and v[1] == 50 and v[2] == nil and v[3] == nil");
+  lua_pop(B, 1);
+  lua_pop(A, 1);
+  eval(A, "local t = {} for i = 1, 100000 do t[i] = i * 0.25 end return t");
+  encslice(1, 100000, 1);
+  cr_assert_eq((uint8_t)buf.data[0], 0xc9);
+  dec();
+  check("v.n == 100000 and #v == 100000 and v[100000] == 25000.0 and v[3] == 0.75");
+  lua_pop(B, 1);
+  encslice(99991, 100000, 0);
+  dec();
+  check("#v == 10 and v[1] == 99991 * 0.25 and v[10] == 25000.0");
+  lua_pop(A, 1);
+}
+
+/* Raw reads; sharing kept inside a slice and between it and the rest. */
+Test(codec, slices_keep_sharing_and_refuse_by_index) {
+  eval(A, "local s = {7} local t = setmetatable({s, s, 3, {s}}, {__index = error})"
+          " return t");
+  plush_push_slice(A, -1, 1, 5, 0);
+  lua_createtable(A, 3, 0);                      /* {slice, slice, t} */
+  lua_pushvalue(A, -2);
+  lua_rawseti(A, -2, 1);
+  lua_pushvalue(A, -2);
+  lua_rawseti(A, -2, 2);
+  lua_pushvalue(A, -3);
+  lua_rawseti(A, -2, 3);
+  enc();
+  lua_pop(A, 2);
+  dec();
+  check("rawequal(v[1], v[2]) and v[1][1][1] == 7 and rawequal(v[1][1], v[1][2])");
+  check("rawequal(v[1][4][1], v[1][1]) and v[1][5] == nil");
+  check("rawequal(v[3][1], v[1][1]) and getmetatable(v[3]) == nil");
+  lua_pop(B, 1);
+  eval(A, "return {1, 2, coroutine.create(print)}");
+  plush_push_slice(A, -1, 2, 3, 1);
+  buf.len = 0;
+  plush_buf_append(&buf, "keep", 4);
+  cr_assert_eq(plush_encode(A, -1, &buf, "result", err, sizeof err), PLUSH_EUNSER);
+  cr_assert_str_eq(err, "cannot serialise result[2]: thread");
+  cr_assert_eq(buf.len, 4);
+  lua_pop(A, 2);
+  lua_pushlightuserdata(A, &buf);                /* other userdata: refused */
+  cr_assert_eq(plush_encode(A, -1, &buf, "u", err, sizeof err), PLUSH_EUNSER);
+  cr_assert_str_eq(err, "cannot serialise u: userdata");
+  lua_pop(A, 1);
+}
+
 Test(codec, nested_and_odd_keys) {
   send("return {a = {b = {c = {1, {2, {3}}}}}}");
   check("v.a.b.c[2][2][1] == 3");
