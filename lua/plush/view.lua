@@ -336,6 +336,22 @@ function Direct:names(prefix)
   return run(self, function() return self:_send(msg) end)
 end
 
+--[[
+  seq[i..j], to be sent as an array. core.slice copies nothing: the codec
+  writes the items straight from seq when the request is encoded (at
+  submit, before map or scatter returns). A sequence with a metatable is
+  copied by table.move instead, which honours its __index.
+]]
+local core_slice
+do
+  local ok, core = pcall(require, "plush.core")
+  core_slice = ok and type(core) == "table" and core.slice or nil
+end
+local function slice(seq, i, j)
+  if core_slice and getmetatable(seq) == nil then return core_slice(seq, i, j) end
+  return table.move(seq, i, j, 1, {})
+end
+
 -- Contiguous, nearly equal parts: the first n % k parts one item longer.
 local function split(seq, k)
   local n = util.len(seq)
@@ -343,9 +359,7 @@ local function split(seq, k)
   local base, extra = n // k, n % k
   for i = 1, k do
     local size = base + (i <= extra and 1 or 0)
-    local part = {}
-    for j = 1, size do part[j] = seq[pos + j - 1] end
-    parts[i], sizes[i] = part, size
+    parts[i], sizes[i] = slice(seq, pos, pos + size - 1), size
     pos = pos + size
   end
   return parts, sizes
@@ -357,22 +371,29 @@ local function chunk(seq, size)
   local parts, sizes = {}, {}
   for start = 1, n, size do
     local m = math.min(size, n - start + 1)
-    local part = {}
-    for j = 1, m do part[j] = seq[start + j - 1] end
-    parts[#parts + 1], sizes[#sizes + 1] = part, m
+    parts[#parts + 1], sizes[#sizes + 1] = slice(seq, start, start + m - 1), m
   end
   return parts, sizes
 end
 
--- Concatenate arrays (result arrays know their length even with holes);
--- a value that is not a table counts as one item.
-local function concat(parts, k, order)
-  local out, n = {}, 0
-  for i = 1, k do
+--[[
+  Concatenate arrays (result arrays know their length even with holes);
+  a value that is not a table counts as one item. `own`: the parts are
+  tables of ours (map results, {n = k, ...}), so the first one is extended
+  in place rather than copied.
+]]
+local function concat(parts, k, order, own)
+  local out, n, first = {}, 0, 1
+  if own and k > 0 then
+    out = parts[order and order[1] or 1]
+    n, first = util.len(out), 2
+    out.n = nil
+  end
+  for i = first, k do
     local p = parts[order and order[i] or i]
     if type(p) == "table" then
       local m = util.len(p)
-      for j = 1, m do out[n + j] = p[j] end
+      table.move(p, 1, m, n + 1, out)
       n = n + m
     elseif p ~= nil then
       n = n + 1
@@ -422,7 +443,7 @@ local function map_chunks(v, f, chunks, sizes, submit)
       -- half a million values do not fit on the stack
       d:add_callback(function(r)
         order[#order + 1] = k
-        return util.results(r, r.n or #r)
+        return r
       end)
       ds[k] = d
     end
@@ -430,7 +451,7 @@ local function map_chunks(v, f, chunks, sizes, submit)
   local g = combine(ds, nil)
   g.targets = nil
   return g:add_callback(function(parts)
-    return concat(parts, #ds, not v.ordered and order or nil)
+    return concat(parts, #ds, not v.ordered and order or nil, true)
   end)
 end
 
