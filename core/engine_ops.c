@@ -358,6 +358,9 @@ typedef struct mapat {
 ** costs more than a cheap f): arguments the mapat, f, items, and the
 ** result table, made beforehand with room for every item, so storing a
 ** result allocates nothing on the user's account.
+**
+** The results go back as a packed slice of that table: the codec writes
+** {n = n, ...} from it by index, without walking the table's keys.
 */
 static int domap(lua_State *L) {
   mapat *m = lua_touserdata(L, 1);
@@ -385,7 +388,7 @@ static int opmap(lua_State *L, task *t, int req) {
     m.n = (lua_Integer)lua_rawlen(L, items);
   lua_pop(L, 1);
   if (m.n < 0 || m.n > INT_MAX) return badreq(L, t, "map: bad item count %I", m.n);
-  lua_createtable(L, (int)m.n, 1);
+  lua_createtable(L, (int)m.n, 0);
   res = lua_gettop(L);
   if (m.n > 0) {
     lua_pushcfunction(L, domap);
@@ -399,8 +402,7 @@ static int opmap(lua_State *L, task *t, int req) {
       return LUA_ERRRUN;
     }
   }
-  lua_pushinteger(L, m.n);
-  lua_setfield(L, res, "n");
+  plush_push_slice(L, res, 1, m.n, 1);
   return LUA_OK;
 }
 

@@ -613,6 +613,11 @@ Test(engine, map_names_the_failing_item) {
   sendval(PLUSH_T_REQ, 4, "return {op = 'map', f = error, items = {}, n = 0}");
   reply(4, PLUSH_S_OK);
   ok("v.r.n == 0 and v.r[1] == nil");
+  sendval(PLUSH_T_REQ, 40, "return {op = 'map', f = function(x)\n"
+                           "  return x == 2 and coroutine.create(print) or x end,\n"
+                           "  items = {1, 2, 3}, n = 3}");
+  reply(40, PLUSH_S_ERROR);
+  ok("v.message == 'cannot serialise result[2]: thread'");
   sendval(PLUSH_T_REQ, 5, "return {op = 'map', f = function(x)\n"
                           "  if x == 2 then while true do end end return x end,\n"
                           "  items = {1, 2, 3}, n = 3}");
