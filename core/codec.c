@@ -731,12 +731,13 @@ static int putslice(ctx *c, int idx, const slice *sl) {
   tab = lua_gettop(L);
   s = &c->path[c->depth];
   s->kind = SEG_INT;
+  if (!lua_checkstack(L, 40)) return fail(c, PLUSH_ENOMEM, "Lua stack overflow");
   for (s->i = 1; (lua_Unsigned)s->i <= n; s->i++) {
     t = lua_rawgeti(L, tab, sl->i + s->i - 1);
-    if ((rc = isscalar(t) ? putscalar(c, -1, t) : put(c, tab + 1))) return rc;
-    lua_pop(L, 1);
+    if ((rc = isscalar(t) ? putscalar(c, -1, t) : put(c, lua_gettop(L)))) return rc;
+    if (s->i % 32 == 0) lua_settop(L, tab);  /* items popped 32 at a time */
   }
-  lua_pop(L, 1);
+  lua_settop(L, tab - 1);
   if (sl->packed) {
     if ((rc = puthead(c, 1, 0xa0, 31, 0xd9)) || (rc = put1(c, 'n')) ||
         (rc = putint(c, (lua_Integer)n)))
