@@ -610,6 +610,11 @@ Test(engine, map_names_the_failing_item) {
                           "  items = {1, 2, 3, 4, 5}, n = 5}");
   reply(3, PLUSH_S_OK);
   ok("v.r.n == 5 and v.r[1] == 1 and v.r[2] == nil and v.r[3] == 9 and v.r[5] == 25");
+  sendval(PLUSH_T_REQ, 41, "return {op = 'map', f = function(x) return (x or 0) + 1 end,\n"
+                           "  items = {[2] = 2, [5] = 5, x = 'other key'}, n = 5}");
+  reply(41, PLUSH_S_OK);
+  ok("v.r.n == 5 and v.r[1] == 1 and v.r[2] == 3 and v.r[3] == 1 and v.r[5] == 6");
+  ok("v.r.x == nil");
   sendval(PLUSH_T_REQ, 4, "return {op = 'map', f = error, items = {}, n = 0}");
   reply(4, PLUSH_S_OK);
   ok("v.r.n == 0 and v.r[1] == nil");
