@@ -14,6 +14,11 @@
 **     smallest ext header. Short strings use fixstr (str family).
 **   - MODULE, GLOBALS and CFUNC values take no ref number (nothing is
 **     built for them); tables and Lua functions do.
+**   - TABLE is written as ext 32 with its length patched at the end, then
+**     shrunk to ext 8 or 16 when the payload is short enough (a memmove
+**     of at most 64 KiB). Its array runs to the largest positive integer
+**     key, so the choice depends on the keys alone, not on which border
+**     #t finds.
 **   - An upvalue named _ENV always travels as GLOBALS (spec); others by
 **     value, so closures sharing one upvalue get separate copies.
 **   - The name map (C functions, library tables) is built on first use
@@ -316,8 +321,27 @@ static uint8_t *room(ctx *c, size_t n) {
   return (uint8_t *)b->data + b->len;
 }
 
-static void store(uint8_t *p, uint64_t v, int n) {
-  while (n-- > 0) { p[n] = (uint8_t)v; v >>= 8; }
+/*
+** Big-endian, n bytes. Spelled out per width: the compiler turns each
+** into one byte-swapped store, where a loop over n stays a loop.
+*/
+static inline void store(uint8_t *p, uint64_t v, int n) {
+  switch (n) {
+    case 8:
+      p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
+      p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
+      p += 4;
+      /* fall through */
+    case 4:
+      p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
+      p += 2;
+      /* fall through */
+    case 2:
+      p[0] = (uint8_t)(v >> 8);
+      p++;
+      /* fall through */
+    default: p[0] = (uint8_t)v;
+  }
 }
 
 static int put1(ctx *c, uint8_t x) {
@@ -412,16 +436,227 @@ static int mark(ctx *c, int idx) {
 
 static int put(ctx *c, int idx);
 
+/* Bytes of the header puthead writes for an array or a map of n. */
+static size_t headlen(lua_Unsigned n) {
+  return n <= 15 ? 1 : n <= 0xffff ? 3 : 5;
+}
+
+/* That header, written at p (room made, n below 2^32). */
+static void sethead(uint8_t *p, lua_Unsigned n, uint8_t fix) {
+  uint8_t op16 = fix == 0x90 ? 0xdc : 0xde;
+  if (n <= 15) {
+    p[0] = (uint8_t)(fix | n);
+  } else if (n <= 0xffff) {
+    p[0] = op16;
+    store(p + 1, n, 2);
+  } else {
+    p[0] = (uint8_t)(op16 + 1);
+    store(p + 1, n, 4);
+  }
+}
+
+static int isscalar(int t) {
+  return t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN;
+}
+
+/* A nil, boolean, number or string at idx, whose type is t. */
+static int putscalar(ctx *c, int idx, int t) {
+  lua_State *L = c->L;
+  if (t == LUA_TNUMBER) {
+    if (lua_isinteger(L, idx)) return putint(c, lua_tointeger(L, idx));
+    else {
+      double d = (double)lua_tonumber(L, idx);
+      uint64_t u;
+      memcpy(&u, &d, 8);
+      return putop(c, 0xcb, u, 8);
+    }
+  }
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    int rc = puthead(c, n, 0xa0, 31, 0xd9);
+    if (rc) return rc;
+    return plush_buf_append(c->b, s, n) ? nomem(c) : 0;
+  }
+  if (t == LUA_TBOOLEAN) return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
+  return put1(c, 0xc0);
+}
+
 /*
-** Library tables and _G go by name; otherwise a first pass over the keys
-** counts them and checks for a pure sequence (every key an integer in
-** 1..#t, as many keys as #t), which travels as an array, else a map.
+** The common table is an array filled in order, and lua_next walks an
+** array part first, keys 1, 2, 3, ...: while the walk yields those keys
+** (up to n) with scalar values, they are written as they come, so such a
+** table costs one pass. The walk stops before the first key out of that
+** order and before the first value that would take a ref number (a table
+** or function): nothing inside this table is marked yet, so the caller
+** may still move or drop what was written. Returns 0 when the walk ended,
+** 1 when it stopped (that key and value on the stack), or an error; *next
+** is the key that was expected next.
+*/
+static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
+  lua_State *L = c->L;
+  lua_Integer i = 1;
+  int rc = 0, t;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (i > n || !lua_isinteger(L, -2) || lua_tointeger(L, -2) != i ||
+        !isscalar(t = lua_type(L, -1))) {
+      rc = 1;
+      break;
+    }
+    if ((rc = putscalar(c, -1, t))) return rc;
+    lua_pop(L, 1);
+    i++;
+  }
+  *next = i;
+  return rc;
+}
+
+/* Writes the items i..k of the table at idx by key (absent ones as nil). */
+static int putitems(ctx *c, int idx, lua_Integer i, lua_Integer k) {
+  lua_State *L = c->L;
+  int rc;
+  c->path[c->depth].kind = SEG_INT;
+  for (; i <= k; i++) {
+    lua_rawgeti(L, idx, i);
+    c->path[c->depth].i = i;
+    if ((rc = put(c, lua_gettop(L)))) return rc;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/*
+** Writes the pair of the key at the top and those of the keys after it in
+** the walk, skipping positive integer keys when skipints. Pops the key.
+*/
+static int putpairs(ctx *c, int idx, int skipints) {
+  lua_State *L = c->L;
+  seg *s = &c->path[c->depth];
+  int rc;
+  lua_pushvalue(L, -1);
+  lua_rawget(L, idx);
+  do {
+    int top = lua_gettop(L);
+    if (!skipints || !lua_isinteger(L, top - 1) || lua_tointeger(L, top - 1) < 1) {
+      s->kind = SEG_MKEY;
+      if ((rc = put(c, top - 1))) return rc;
+      s->kind = SEG_KEY, s->idx = top - 1;
+      if ((rc = put(c, top))) return rc;
+    }
+    lua_pop(L, 1);
+  } while (lua_next(L, idx));
+  return 0;
+}
+
+/*
+** The head of an ext TABLE at p: ext 32 (length patched by closetab), the
+** array header for k and the map header for m.
+*/
+static void settab(uint8_t *p, lua_Unsigned k, lua_Unsigned m) {
+  p[0] = 0xc9;
+  p[5] = PLUSH_EXT_TABLE;
+  sethead(p + 6, k, 0x90);
+  sethead(p + 6 + headlen(k), m, 0x80);
+}
+
+/*
+** Ends the ext TABLE that starts at at: its length patched, the header
+** shrunk to ext 8 or 16 when the payload is short enough.
+*/
+static int closetab(ctx *c, size_t at) {
+  size_t n = c->b->len - at - 6;
+  uint8_t *p = (uint8_t *)c->b->data + at;
+  if (n > 0xffffffff) return refuse(c, "table over 4 GiB");
+  if (n <= 0xffff) {                     /* ext 8 or 16: 2 or 1 bytes less */
+    size_t w = n <= 0xff ? 1 : 2;
+    memmove(p + 2 + w, p + 6, n);
+    p[0] = (uint8_t)(0xc7 + w - 1);
+    store(p + 1, n, (int)w);
+    p[1 + w] = PLUSH_EXT_TABLE;
+    c->b->len -= 4 - w;
+  } else {
+    store(p + 1, n, 4);
+  }
+  return 0;
+}
+
+/*
+** The ext TABLE form of a table whose positive integer keys are 1..k with
+** holes (cnt keys in all, pos of them positive integers), after putrun
+** wrote items 1..i-1 behind an array header of h0 bytes at at: those
+** items move behind the ext header and the array and map headers, the
+** other items follow by key, then the other keys, from the key at the top
+** on (the walk met keys 1..i-1 before it). The ext length is patched at
+** the end, and the header shrunk to ext 8 or 16 when the payload is short.
+*/
+static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
+                    lua_Unsigned k, lua_Unsigned cnt, lua_Unsigned pos) {
+  lua_Unsigned m = cnt - pos;
+  size_t h1 = 6 + headlen(k) + headlen(m);
+  uint8_t *p;
+  int rc;
+  if (k > 0xffffffff || m > 0xffffffff) return refuse(c, "2^32 or more elements");
+  if (!room(c, h1 - h0)) return nomem(c);
+  p = (uint8_t *)c->b->data + at;
+  memmove(p + h1, p + h0, c->b->len - at - h0);
+  settab(p, k, m);
+  c->b->len += h1 - h0;
+  if ((rc = putitems(c, idx, i, (lua_Integer)k)) || (rc = putpairs(c, idx, 1)))
+    return rc;
+  return closetab(c, at);
+}
+
+/*
+** The rest of a table after putrun stopped at a key (at the top, its
+** value popped), items 1..i-1 written after an array header for n at at.
+** One pass from that key counts the keys left. All of them in i..n, as
+** many as that: the table is a sequence after all, its items follow.
+** Else its positive integer keys decide: when they fill at least half of
+** 1..k (k the largest) it goes as ext TABLE, else as a map, written again
+** from the start (what putrun wrote was scalars only).
+*/
+static int putrest(ctx *c, int idx, size_t at, lua_Unsigned n, lua_Integer i) {
+  lua_State *L = c->L;
+  lua_Unsigned rest = 0, inseq = 0, pos = (lua_Unsigned)i - 1, k = pos;
+  int rc;
+  lua_pushvalue(L, -1);
+  for (;;) {
+    lua_Integer key = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    rest++;
+    if (key >= i && (lua_Unsigned)key <= n) inseq++;
+    if (key >= 1) {
+      pos++;
+      if ((lua_Unsigned)key > k) k = (lua_Unsigned)key;
+    }
+    if (!lua_next(L, idx)) break;
+    lua_pop(L, 1);
+  }
+  if (inseq == rest && rest == n + 1 - (lua_Unsigned)i) {
+    lua_pop(L, 1);
+    return putitems(c, idx, i, (lua_Integer)n);
+  }
+  if (pos > 0 && k - pos <= pos)
+    return putmixed(c, idx, at, n > 0 ? headlen(n) : 0, i, k, rest + (lua_Unsigned)i - 1, pos);
+  c->b->len = at;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  if ((rc = puthead(c, rest + (lua_Unsigned)i - 1, 0x80, 15, 0))) return rc;
+  return lua_next(L, idx) ? (lua_pop(L, 1), putpairs(c, idx, 0)) : 0;
+}
+
+/*
+** Library tables and _G go by name. Otherwise: a pure sequence (keys
+** 1..#t) as an array, a table with an array part and more (holes, other
+** keys: {n = 2, "a", "b"}) as ext TABLE, anything else as a map. putrun
+** writes the common case in one pass; putrest decides the others.
 */
 static int puttab(ctx *c, int idx) {
   lua_State *L = c->L;
-  lua_Unsigned n = lua_rawlen(L, idx), cnt = 0;
-  int rc, seq = n > 0, t;
-  seg *s;
+  lua_Unsigned n = lua_rawlen(L, idx);
+  lua_Integer i = 1;
+  size_t at;
+  int rc, t;
   lua_pushvalue(L, idx);
   if ((t = lua_rawget(L, c->names)) != LUA_TNIL) {
     rc = t == LUA_TSTRING ? putname(c, -1, PLUSH_EXT_MODULE) : putglobals(c);
@@ -431,36 +666,83 @@ static int puttab(ctx *c, int idx) {
   lua_pop(L, 1);
   if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
   if ((rc = enter(c))) return rc;
-  s = &c->path[c->depth];
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    cnt++;
-    if (seq && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
-                (lua_Unsigned)lua_tointeger(L, -1) > n))
-      seq = 0;
-  }
-  if (seq && cnt == n) {
-    lua_Integer i;
-    if ((rc = puthead(c, n, 0x90, 15, 0))) return rc;
-    s->kind = SEG_INT;
-    for (i = 1; i <= (lua_Integer)n; i++) {
-      lua_rawgeti(L, idx, i);
-      s->i = i;
-      if ((rc = put(c, lua_gettop(L)))) return rc;
-      lua_pop(L, 1);
-    }
+  at = c->b->len;
+  if (n > 0 && (rc = puthead(c, n, 0x90, 15, 0))) return rc;
+  if ((rc = putrun(c, idx, (lua_Integer)n, &i)) < 0) return rc;
+  if (rc == 0) {            /* the walk ended: keys 1..n in order, or none */
+    if (n == 0 && (rc = put1(c, 0x80))) return rc;
   } else {
-    if ((rc = puthead(c, cnt, 0x80, 15, 0))) return rc;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      int top = lua_gettop(L);
-      s->kind = SEG_MKEY;
-      if ((rc = put(c, top - 1))) return rc;
-      s->kind = SEG_KEY, s->idx = top - 1;
-      if ((rc = put(c, top))) return rc;
-      lua_pop(L, 1);
-    }
+    lua_pop(L, 1);
+    if ((rc = putrest(c, idx, at, n, i))) return rc;
+  }
+  c->depth--;
+  return 0;
+}
+
+/* ----------------------------------------------------------------- slices */
+
+typedef struct slice {
+  lua_Integer i, j;
+  int packed;
+} slice;
+
+static const char slicemt[] = "plush.slice";
+
+void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
+                      int packed) {
+  slice *s;
+  idx = lua_absindex(L, idx);
+  s = lua_newuserdatauv(L, sizeof *s, 1);
+  s->i = i;
+  s->j = j;
+  s->packed = packed;
+  lua_pushvalue(L, idx);
+  lua_setiuservalue(L, -2, 1);
+  luaL_newmetatable(L, slicemt);
+  lua_setmetatable(L, -2);
+}
+
+/*
+** A slice as the table it stands for: a ref number and a level, as that
+** table takes on the receiver, an array (packed: ext TABLE with the pair
+** n = count after the items, or the map {n = 0}), the items by key -- no
+** walk of the table, as the keys are known.
+*/
+static int putslice(ctx *c, int idx, const slice *sl) {
+  lua_State *L = c->L;
+  lua_Unsigned n = sl->j < sl->i ? 0 : (lua_Unsigned)sl->j - (lua_Unsigned)sl->i + 1;
+  size_t at;
+  seg *s;
+  int rc, tab, t;
+  if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  if ((rc = enter(c))) return rc;
+  if (n > 0xffffffff) return refuse(c, "2^32 or more elements");
+  at = c->b->len;
+  if (!sl->packed) {
+    if ((rc = puthead(c, n, 0x90, 15, 0))) return rc;
+  } else if (n > 0) {
+    if (!room(c, 16)) return nomem(c);
+    settab((uint8_t *)c->b->data + at, n, 1);
+    c->b->len += 6 + headlen(n) + 1;
+  } else if ((rc = put1(c, 0x81))) {
+    return rc;
+  }
+  lua_getiuservalue(L, idx, 1);
+  tab = lua_gettop(L);
+  s = &c->path[c->depth];
+  s->kind = SEG_INT;
+  if (!lua_checkstack(L, 40)) return fail(c, PLUSH_ENOMEM, "Lua stack overflow");
+  for (s->i = 1; (lua_Unsigned)s->i <= n; s->i++) {
+    t = lua_rawgeti(L, tab, sl->i + s->i - 1);
+    if ((rc = isscalar(t) ? putscalar(c, -1, t) : put(c, lua_gettop(L)))) return rc;
+    if (s->i % 32 == 0) lua_settop(L, tab);  /* items popped 32 at a time */
+  }
+  lua_settop(L, tab - 1);
+  if (sl->packed) {
+    if ((rc = puthead(c, 1, 0xa0, 31, 0xd9)) || (rc = put1(c, 'n')) ||
+        (rc = putint(c, (lua_Integer)n)))
+      return rc;
+    if (n > 0 && (rc = closetab(c, at))) return rc;
   }
   c->depth--;
   return 0;
@@ -519,29 +801,17 @@ static int putfn(ctx *c, int idx) {
 }
 
 static int put(ctx *c, int idx) {
-  lua_State *L = c->L;
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: return put1(c, 0xc0);
-    case LUA_TBOOLEAN: return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) return putint(c, lua_tointeger(L, idx));
-      else {
-        double d = (double)lua_tonumber(L, idx);
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        return putop(c, 0xcb, u, 8);
-      }
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, idx, &n);
-      int rc = puthead(c, n, 0xa0, 31, 0xd9);
-      if (rc) return rc;
-      return plush_buf_append(c->b, s, n) ? nomem(c) : 0;
-    }
+  int t = lua_type(c->L, idx);
+  switch (t) {
     case LUA_TTABLE: return puttab(c, idx);
     case LUA_TFUNCTION: return putfn(c, idx);
     case LUA_TTHREAD: return refuse(c, "thread");
-    default: return refuse(c, "userdata");
+    case LUA_TUSERDATA: {
+      const slice *sl = luaL_testudata(c->L, idx, slicemt);
+      return sl ? putslice(c, idx, sl) : refuse(c, "userdata");
+    }
+    case LUA_TLIGHTUSERDATA: return refuse(c, "userdata");
+    default: return putscalar(c, idx, t);
   }
 }
 
@@ -567,8 +837,8 @@ static int encbody(lua_State *L) {
 }
 
 /*
-** Scalars cannot raise, so they skip the pcall; tables and functions run
-** under it (arguments: the ctx, a copy of the value).
+** Scalars cannot raise, so they skip the pcall; tables, functions and
+** slices run under it (arguments: the ctx, a copy of the value).
 */
 int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen) {
@@ -579,7 +849,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
   c.b = out;
   idx = lua_absindex(L, idx);
   t = lua_type(L, idx);
-  if (t != LUA_TTABLE && t != LUA_TFUNCTION) c.rc = put(&c, idx);
+  if (t != LUA_TTABLE && t != LUA_TFUNCTION && t != LUA_TUSERDATA) c.rc = put(&c, idx);
   else if (!lua_checkstack(L, 4)) c.rc = fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
   else {
     lua_pushcfunction(L, encbody);
@@ -622,35 +892,54 @@ static void addref(ctx *c) {
 
 static int get(ctx *c);
 
-static int getarr(ctx *c, uint64_t n) {
+/* An 8-byte big-endian number at p. */
+static uint64_t load64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+/*
+** Items 1..n into the table at t. Fixints and floats, what arrays of
+** numbers are made of, are read here without a call to get.
+*/
+static int fillarr(ctx *c, int t, uint64_t n) {
   lua_State *L = c->L;
-  uint64_t i;
-  int rc, t;
-  if (n > (uint64_t)(c->end - c->p)) return eof(c);
-  if ((rc = enter(c))) return rc;
-  lua_createtable(L, n < 0x7fffffff ? (int)n : 0, 0);
-  t = lua_gettop(L);
-  addref(c);
-  c->path[c->depth].kind = SEG_INT;
-  for (i = 1; i <= n; i++) {
-    c->path[c->depth].i = (lua_Integer)i;
-    if ((rc = get(c))) return rc;
-    lua_rawseti(L, t, (lua_Integer)i);
+  seg *s = &c->path[c->depth];
+  lua_Integer i;
+  int rc;
+  s->kind = SEG_INT;
+  for (i = 1; (uint64_t)i <= n; i++) {
+    uint8_t b = c->p < c->end ? *c->p : 0xc1;
+    if (b <= 0x7f || b >= 0xe0) {
+      c->p++;
+      lua_pushinteger(L, (int8_t)b);
+    } else if (b == 0xcb && c->end - c->p >= 9) {
+      uint64_t u = load64(c->p + 1);
+      double d;
+      memcpy(&d, &u, 8);
+      c->p += 9;
+      lua_pushnumber(L, (lua_Number)d);
+    } else if (b >= 0xcc && b <= 0xce && c->end - c->p > 1 << (b - 0xcc)) {
+      int w = 1 << (b - 0xcc);           /* uint 8/16/32: always in range */
+      uint64_t v = 0;
+      for (int j = 1; j <= w; j++) v = v << 8 | c->p[j];
+      c->p += w + 1;
+      lua_pushinteger(L, (lua_Integer)v);
+    } else {
+      s->i = i;
+      if ((rc = get(c))) return rc;
+    }
+    lua_rawseti(L, t, i);
   }
-  c->depth--;
   return 0;
 }
 
-static int getmap(ctx *c, uint64_t n) {
+/* n key/value pairs into the table at t. */
+static int fillmap(ctx *c, int t, uint64_t n) {
   lua_State *L = c->L;
-  seg *s;
-  int rc, t;
-  if (n > (uint64_t)(c->end - c->p) / 2) return eof(c);
-  if ((rc = enter(c))) return rc;
-  lua_createtable(L, 0, n < 0x7fffffff ? (int)n : 0);
-  t = lua_gettop(L);
-  addref(c);
-  s = &c->path[c->depth];
+  seg *s = &c->path[c->depth];
+  int rc;
   for (; n > 0; n--) {
     s->kind = SEG_MKEY;
     if ((rc = get(c))) return rc;
@@ -661,6 +950,63 @@ static int getmap(ctx *c, uint64_t n) {
     if ((rc = get(c))) return rc;
     lua_rawset(L, t);
   }
+  return 0;
+}
+
+/* A new table of narr + nrec slots, registered as the next ref. */
+static int newtab(ctx *c, uint64_t narr, uint64_t nrec) {
+  int rc;
+  if ((rc = enter(c))) return rc;
+  lua_createtable(c->L, narr < 0x7fffffff ? (int)narr : 0,
+                  nrec < 0x7fffffff ? (int)nrec : 0);
+  addref(c);
+  return 0;
+}
+
+static int getarr(ctx *c, uint64_t n) {
+  int rc;
+  if (n > (uint64_t)(c->end - c->p)) return eof(c);
+  if ((rc = newtab(c, n, 0)) || (rc = fillarr(c, lua_gettop(c->L), n))) return rc;
+  c->depth--;
+  return 0;
+}
+
+static int getmap(ctx *c, uint64_t n) {
+  int rc;
+  if (n > (uint64_t)(c->end - c->p) / 2) return eof(c);
+  if ((rc = newtab(c, 0, n)) || (rc = fillmap(c, lua_gettop(c->L), n))) return rc;
+  c->depth--;
+  return 0;
+}
+
+/* An array (fix 0x90) or map (0x80) header: its count in *n. */
+static int gethead(ctx *c, uint8_t fix, uint64_t *n) {
+  const uint8_t *q = take(c, 1);
+  if (!q) return eof(c);
+  if ((*q & 0xf0) == fix) {
+    *n = *q & 0x0f;
+    return 0;
+  }
+  if (*q == (fix == 0x90 ? 0xdc : 0xde)) return getnum(c, 2, n);
+  if (*q == (fix == 0x90 ? 0xdd : 0xdf)) return getnum(c, 4, n);
+  return fail(c, PLUSH_ECORRUPT, "table payload without %s header",
+              fix == 0x90 ? "an array" : "a map");
+}
+
+/*
+** TABLE payload (input already limited to it): the array and map headers
+** first, so that the table is made with room for both -- the items land
+** in its array part, and adding the other keys never rehashes it.
+*/
+static int gettab(ctx *c) {
+  uint64_t k, m;
+  int rc, t;
+  if ((rc = gethead(c, 0x90, &k)) || (rc = gethead(c, 0x80, &m))) return rc;
+  if (k > (uint64_t)(c->end - c->p) || m > ((uint64_t)(c->end - c->p) - k) / 2)
+    return eof(c);
+  if ((rc = newtab(c, k, m))) return rc;
+  t = lua_gettop(c->L);
+  if ((rc = fillarr(c, t, k)) || (rc = fillmap(c, t, m))) return rc;
   c->depth--;
   return 0;
 }
@@ -844,6 +1190,16 @@ static int getext(ctx *c, size_t n) {
         rc = fail(c, PLUSH_ECORRUPT, "function payload overruns its length");
       else if (!rc && c->p != c->end)
         rc = fail(c, PLUSH_ECORRUPT, "function payload has extra bytes");
+      c->end = end;
+      return rc;
+    case PLUSH_EXT_TABLE:
+      end = c->end;
+      c->end = c->p + n;
+      rc = gettab(c);
+      if (rc == PLUSH_ETRUNC)
+        rc = fail(c, PLUSH_ECORRUPT, "table payload overruns its length");
+      else if (!rc && c->p != c->end)
+        rc = fail(c, PLUSH_ECORRUPT, "table payload has extra bytes");
       c->end = end;
       return rc;
     case PLUSH_EXT_GLOBALS:

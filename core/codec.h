@@ -9,6 +9,8 @@
 **                              +-inf, -0.0)
 **   string                     str 8/16/32 (any bytes); bin is accepted too
 **   table, keys 1..n only      array (n >= 1)
+**   table whose positive integer keys fill at least half of 1..k (k the
+**   largest), with holes or other keys: ext 6 TABLE (below)
 **   any other table            map (keys of any type the codec carries)
 **   ext 1 BACKREF  payload: 4-byte big-endian index of an earlier table or
 **                  function in this value (0-based, in the order they
@@ -24,9 +26,17 @@
 **   ext 4 GLOBALS  payload: empty -- the receiving state's global table
 **                  (so a function's _ENV upvalue binds to the remote _G).
 **   ext 5 MODULE   payload: the name of a loaded library table ("math").
-** Metatables are not carried. Threads, userdata, C functions that are not
-** named library functions, and C closures are refused: nothing is
-** written, and err says what and where, e.g.
+**   ext 6 TABLE    payload: an array header (k) and a map header (m), then
+**                  k values, those of keys 1..k (nil: no such key), then
+**                  m key/value pairs, the other keys: {n = 2, "a", "b"} is
+**                  c7 09 06 92 81 a1 61 a1 62 a1 6e 02. Both counts come
+**                  first so the receiver makes the table with room for
+**                  both (items in its array part, no rehash). The table
+**                  takes its ref number before its values, as an array's.
+** A slice (plush_push_slice) is written as the array of the items it
+** views. Metatables are not carried. Threads, other userdata, C functions
+** that are not named library functions, and C closures are refused:
+** nothing is written, and err says what and where, e.g.
 **   "cannot serialise t.handlers[3]: thread"
 */
 #ifndef PLUSH_CODEC_H
@@ -41,7 +51,8 @@ enum {
   PLUSH_EXT_FUNCTION = 2,
   PLUSH_EXT_CFUNC = 3,
   PLUSH_EXT_GLOBALS = 4,
-  PLUSH_EXT_MODULE = 5
+  PLUSH_EXT_MODULE = 5,
+  PLUSH_EXT_TABLE = 6
 };
 
 /*
@@ -53,6 +64,18 @@ enum {
 */
 int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen);
+
+/*
+** Pushes a slice of the table at idx: a userdata that plush_encode writes
+** as the array {t[i], ..., t[j]} (raw reads when encoded, holes as nil; an
+** empty array when j < i), or when packed as table.pack would make it,
+** {n = j - i + 1, t[i], ..., t[j]}. So parts of a big array travel without
+** first being copied into tables of their own, and without the walk over
+** the table's keys that an ordinary table takes. It holds the table; like
+** a table, a slice met twice in one value is sent once.
+*/
+void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
+                      int packed);
 
 /*
 ** Decodes one value from data[0..len) and pushes it on L's stack. *used

@@ -719,6 +719,14 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
+/* core.slice(t, i, j): t[i..j] for the codec to send as an array, with
+** no copy into a table of its own (plush_push_slice). */
+static int l_slice(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  plush_push_slice(L, 1, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), 0);
+  return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Time. */
 
@@ -974,7 +982,8 @@ static const luaL_Reg funcs[] = {
     {"getpid", l_getpid},     {"hostname", l_hostname},
     {"ncpu", l_ncpu},         {"isatty", l_isatty},
     {"bindirs", l_bindirs},   {"catch_sigint", l_catch_sigint},
-    {"sigint", l_sigint},     {"mem_stats", plush_lua_mem_stats},
+    {"sigint", l_sigint},     {"slice", l_slice},
+    {"mem_stats", plush_lua_mem_stats},
     {NULL, NULL}};
 
 int luaopen_plush_core(lua_State *L) {

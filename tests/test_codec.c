@@ -252,12 +252,17 @@ Test(codec, arrays_maps_and_mixed) {
   send("return {x = 1, y = 'two'}");
   cr_assert_eq((uint8_t)buf.data[0], 0x82);
   check("v.x == 1 and v.y == 'two'");
-  send("return {1, 2, x = 3}");
-  cr_assert_eq((uint8_t)buf.data[0], 0x83);
+  send("return {1, 2, x = 3}");                 /* ext TABLE: [1, 2] {x = 3} */
+  cr_assert_eq(buf.len, 10);
+  cr_assert(memcmp(buf.data, "\xc7\x07\x06\x92\x81\x01\x02\xa1x\x03", 10) == 0);
   check("v[1] == 1 and v[2] == 2 and v.x == 3");
-  send("return {1, nil, 3}");
-  cr_assert_eq((uint8_t)buf.data[0], 0x82);
+  send("return {1, nil, 3}");                   /* a hole travels as nil */
+  cr_assert_eq(buf.len, 8);
+  cr_assert(memcmp(buf.data, "\xc7\x05\x06\x93\x80\x01\xc0\x03", 8) == 0);
   check("v[1] == 1 and v[2] == nil and v[3] == 3");
+  send("return {[1] = 'a', [100] = 'b'}");      /* too sparse: a map */
+  cr_assert_eq((uint8_t)buf.data[0], 0x82);
+  check("v[1] == 'a' and v[100] == 'b'");
   send("return {[0] = 'z', 'a'}");
   check("v[0] == 'z' and v[1] == 'a'");
   send("return {[2] = 'b', [3] = 'c'}");
@@ -271,6 +276,183 @@ Test(codec, arrays_maps_and_mixed) {
   send("local t = {} for i = 1, 20 do t['k' .. i] = i end return t");
   cr_assert_eq((uint8_t)buf.data[0], 0xde);
   check("v.k20 == 20");
+}
+
+/* Arrays of numbers, the fast paths both ways: every bit kept. */
+Test(codec, arrays_of_numbers_are_exact) {
+  send("return {0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296,"
+       " -1, -32, -33, -128, -129, -32768, -32769, 2147483647, -2147483648,"
+       " -2147483649, 9007199254740993, math.maxinteger, math.mininteger}");
+  cr_assert_eq((uint8_t)buf.data[0], 0xdc);
+  check("#v == 22 and v[8] == 4294967295 and v[9] == 4294967296");
+  check("v[12] == -33 and v[16] == -32769 and v[19] == -2147483649");
+  check("v[20] == 9007199254740993 and v[21] == math.maxinteger and v[22] == math.mininteger");
+  check("(function() for i = 1, #v do if math.type(v[i]) ~= 'integer' then"
+        " return false end end return true end)()");
+  send("return {0.5, -0.0, 0.0, 1/0, -1/0, 2^53 + 1.0, 1e308, 5e-324,"
+       " string.unpack('<d', '\\1\\0\\0\\0\\0\\0\\xf8\\x7f'), 3.0}");
+  check("#v == 10 and v[1] == 0.5 and 1 / v[2] == -1/0 and 1 / v[3] == 1/0");
+  check("v[4] == 1/0 and v[5] == -1/0 and v[6] == 2^53 and v[7] == 1e308 and v[8] == 5e-324");
+  check("v[9] ~= v[9] and string.pack('<d', v[9]) == '\\1\\0\\0\\0\\0\\0\\xf8\\x7f'");
+  check("math.type(v[10]) == 'float' and math.type(v[6]) == 'float'");
+  send("local t = {} for i = 1, 70000 do t[i] = i % 3 == 0 and i / 4 or -i end return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xdd);
+  check("#v == 70000 and v[69999] == 69999 / 4 and v[70000] == -70000");
+  check("math.type(v[3]) == 'float' and v[3] == 0.75 and math.type(v[4]) == 'integer'");
+  send("return {1, 'two', true, false, 2.5, ''}");
+  check("#v == 6 and v[2] == 'two' and v[3] == true and v[4] == false and v[6] == ''");
+}
+
+/* A table filled out of order, or with keys past its border, still goes whole. */
+Test(codec, arrays_out_of_order_and_past_the_border) {
+  send("return {[3] = 'c', [1] = 'a', [2] = 'b'}");  /* all in the hash part */
+  cr_assert_eq((uint8_t)buf.data[0], 0x93);
+  check("v[1] == 'a' and v[2] == 'b' and v[3] == 'c'");
+  send("local t = {} t[1] = 1 t[2] = 2 t[4] = 4 return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xc7);
+  cr_assert_eq((uint8_t)buf.data[3], 0x94);        /* the array runs to 4 */
+  check("v[1] == 1 and v[2] == 2 and v[3] == nil and v[4] == 4");
+  check("(function() local n = 0 for _ in pairs(v) do n = n + 1 end return n end)() == 3");
+}
+
+/*
+** Tables with an array part and other keys -- table.pack's {n = k, ...},
+** map results -- go as ext TABLE: array and map headers, the items, the
+** other pairs; the ext header as short as the payload allows.
+*/
+Test(codec, tables_with_n_as_ext_table) {
+  send("return table.pack(10, 20, 30)");
+  cr_assert_eq(buf.len, 11);
+  cr_assert(memcmp(buf.data, "\xc7\x08\x06\x93\x81\x0a\x14\x1e\xa1n\x03", 11) == 0);
+  check("v.n == 3 and #v == 3 and v[1] == 10 and v[3] == 30");
+  send("return table.pack(1, nil, 3, nil, nil)");    /* holes, n past them */
+  check("v.n == 5 and v[1] == 1 and v[2] == nil and v[3] == 3 and v[4] == nil");
+  send("return {[0] = 'z', [-1] = 'm', 'a', 'b', x = {}}");
+  check("v[0] == 'z' and v[-1] == 'm' and v[1] == 'a' and v[2] == 'b' and next(v.x) == nil");
+  send("local t = {} for i = 1, 20 do t[i] = i end t.n = 20 return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xc7);
+  cr_assert(memcmp(buf.data + 2, "\x06\xdc\x00\x14\x81\x01\x02", 7) == 0);
+  check("v.n == 20 and v[20] == 20");
+  send("local t = {} for i = 1, 300 do t[i] = i end t.n = 300 return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xc8);          /* ext 16 */
+  cr_assert_eq((uint8_t)buf.data[3], PLUSH_EXT_TABLE);
+  check("v.n == 300 and v[300] == 300 and v[128] == 128");
+  send("local t = {} for i = 1, 100000 do t[i] = i * 0.5 end t.n = 100000 return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xc9);          /* ext 32 */
+  cr_assert_eq((uint8_t)buf.data[5], PLUSH_EXT_TABLE);
+  cr_assert_eq(buf.len, 6 + 5 + 1 + 100000 * 9 + 2 + 5);
+  check("v.n == 100000 and v[100000] == 50000.0 and v[1] == 0.5 and #v == 100000");
+  /* the old wire form of the same table still reads */
+  cr_assert_eq(decode_bytes(B, "\x83\x01\x0a\x02\x14\xa1n\x02", 8), 0);
+  check("v.n == 2 and v[1] == 10 and v[2] == 20");
+}
+
+/* Tables and functions inside arrays keep their sharing and cycles. */
+Test(codec, shared_tables_inside_arrays) {
+  send("local s = {7} return {1, 2, 3, s, 5, s, {s}}");
+  cr_assert_eq((uint8_t)buf.data[0], 0x97);
+  check("v[4][1] == 7 and rawequal(v[4], v[6]) and rawequal(v[7][1], v[4]) and v[5] == 5");
+  send("local t = {1, 2} t[3] = t return t");
+  check("rawequal(v[3], v) and v[2] == 2");
+  send("local s, f = {}, function() return 1 end local t = table.pack(1, s, s, f, f)"
+       " t.self, t.s = t, s return t");
+  check("v.n == 5 and rawequal(v[2], v[3]) and rawequal(v.s, v[2]) and rawequal(v.self, v)");
+  check("rawequal(v[4], v[5]) and v[4]() == 1");
+  send("local s = {} local t = {1, {2}, s, x = s} return t");
+  check("v[2][1] == 2 and rawequal(v.x, v[3])");
+}
+
+/* Encodes the slice t[i..j] of the table at the top of A into buf. */
+static void encslice(lua_Integer i, lua_Integer j, int packed) {
+  int rc;
+  plush_push_slice(A, -1, i, j, packed);
+  buf.len = 0;
+  rc = plush_encode(A, -1, &buf, "value", err, sizeof err);
+  cr_assert_eq(rc, 0, "encode: %d %s", rc, err);
+  lua_pop(A, 1);
+}
+
+/* The bytes of the value of code in A, encoded on its own. */
+static char *bytesof(const char *code, size_t *n) {
+  char *p;
+  eval(A, code);
+  enc();
+  p = malloc(buf.len);
+  memcpy(p, buf.data, buf.len);
+  *n = buf.len;
+  return p;
+}
+
+/* A slice goes as the array it views (packed: as table.pack's table). */
+Test(codec, slices_are_written_as_their_items) {
+  size_t n;
+  char *want = bytesof("return {20, 'x', 40.5}", &n);
+  eval(A, "return {10, 20, 'x', 40.5, 50}");
+  encslice(2, 4, 0);
+  cr_assert(buf.len == n && memcmp(buf.data, want, n) == 0);
+  free(want);
+  want = bytesof("return table.pack(20, 'x', 40.5)", &n);
+  encslice(2, 4, 1);
+  cr_assert(buf.len == n && memcmp(buf.data, want, n) == 0);
+  dec();
+  check("v.n == 3 and v[1] == 20 and v[2] == 'x' and v[3] == 40.5");
+  lua_pop(B, 1);
+  free(want);
+  encslice(4, 3, 0);                             /* empty */
+  cr_assert(buf.len == 1 && (uint8_t)buf.data[0] == 0x90);
+  encslice(4, 3, 1);
+  cr_assert(buf.len == 4 && memcmp(buf.data, "\x81\xa1n\x00", 4) == 0);
+  dec();
+  check("v.n == 0 and next(v, next(v)) == nil");
+  lua_pop(B, 1);
+  encslice(5, 7, 1);                             /* past the end: nils */
+  dec();
+  check("v.n == 3 and v[1] == 50 and v[2] == nil and v[3] == nil");
+  lua_pop(B, 1);
+  lua_pop(A, 1);
+  eval(A, "local t = {} for i = 1, 100000 do t[i] = i * 0.25 end return t");
+  encslice(1, 100000, 1);
+  cr_assert_eq((uint8_t)buf.data[0], 0xc9);
+  dec();
+  check("v.n == 100000 and #v == 100000 and v[100000] == 25000.0 and v[3] == 0.75");
+  lua_pop(B, 1);
+  encslice(99991, 100000, 0);
+  dec();
+  check("#v == 10 and v[1] == 99991 * 0.25 and v[10] == 25000.0");
+  lua_pop(A, 1);
+}
+
+/* Raw reads; sharing kept inside a slice and between it and the rest. */
+Test(codec, slices_keep_sharing_and_refuse_by_index) {
+  eval(A, "local s = {7} local t = setmetatable({s, s, 3, {s}}, {__index = error})"
+          " return t");
+  plush_push_slice(A, -1, 1, 5, 0);
+  lua_createtable(A, 3, 0);                      /* {slice, slice, t} */
+  lua_pushvalue(A, -2);
+  lua_rawseti(A, -2, 1);
+  lua_pushvalue(A, -2);
+  lua_rawseti(A, -2, 2);
+  lua_pushvalue(A, -3);
+  lua_rawseti(A, -2, 3);
+  enc();
+  lua_pop(A, 2);
+  dec();
+  check("rawequal(v[1], v[2]) and v[1][1][1] == 7 and rawequal(v[1][1], v[1][2])");
+  check("rawequal(v[1][4][1], v[1][1]) and v[1][5] == nil");
+  check("rawequal(v[3][1], v[1][1]) and getmetatable(v[3]) == nil");
+  lua_pop(B, 1);
+  eval(A, "return {1, 2, coroutine.create(print)}");
+  plush_push_slice(A, -1, 2, 3, 1);
+  buf.len = 0;
+  plush_buf_append(&buf, "keep", 4);
+  cr_assert_eq(plush_encode(A, -1, &buf, "result", err, sizeof err), PLUSH_EUNSER);
+  cr_assert_str_eq(err, "cannot serialise result[2]: thread");
+  cr_assert_eq(buf.len, 4);
+  lua_pop(A, 2);
+  lua_pushlightuserdata(A, &buf);                /* other userdata: refused */
+  cr_assert_eq(plush_encode(A, -1, &buf, "u", err, sizeof err), PLUSH_EUNSER);
+  cr_assert_str_eq(err, "cannot serialise u: userdata");
+  lua_pop(A, 1);
 }
 
 Test(codec, nested_and_odd_keys) {
@@ -567,6 +749,16 @@ Test(codec, refusals_name_the_path) {
   refused("return {[{coroutine.create(print)}] = 1}", "t", PLUSH_EUNSER,
           "cannot serialise t<key>[1]: thread");
   refused("return {io.stdout}", "t", PLUSH_EUNSER, "cannot serialise t[1]: userdata");
+  refused("return {1, 2, coroutine.create(print)}", "value", PLUSH_EUNSER,
+          "cannot serialise value[3]: thread");
+  refused("local t = {} for i = 1, 1000 do t[i] = i end t[1001] = coroutine.create(print)"
+          " return t", "value", PLUSH_EUNSER, "cannot serialise value[1001]: thread");
+  refused("return table.pack(1, 2, coroutine.create(print))", "args", PLUSH_EUNSER,
+          "cannot serialise args[3]: thread");
+  refused("local t = table.pack(1, {}, 3) t.co = coroutine.create(print) return t", "t",
+          PLUSH_EUNSER, "cannot serialise t.co: thread");
+  refused("return {1, 2, {3, io.stdout}, n = 3}", "r", PLUSH_EUNSER,
+          "cannot serialise r[3][2]: userdata");
   refused("return {x = string.gmatch('a', 'a')}", "t", PLUSH_EUNSER,
           "cannot serialise t.x: C function");
 
@@ -674,6 +866,13 @@ Test(codec, corrupt_input_rejected) {
     {"\xd4\x04\x01", 3, "bad globals marker"},
     {"\xc7\x05\x02\xa3" "abc\x90", 8, "bad function bytecode"},
     {"\xc7\x02\x02\x90\x90", 5, "function without bytecode"},
+    {"\xc7\x02\x06\x80\x80", 5, "table payload without an array header"},
+    {"\xc7\x02\x06\x90\x90", 5, "table payload without a map header"},
+    {"\xc7\x01\x06\x90", 4, "table payload overruns its length"},
+    {"\xc7\x02\x06\x91\x80", 5, "table payload overruns its length"},
+    {"\xc7\x03\x06\x90\x81\x01", 6, "table payload overruns its length"},
+    {"\xc7\x04\x06\x91\x80\x01\x02", 7, "table payload has extra bytes"},
+    {"\xc7\x04\x06\x90\x81\xc0\x01", 7, "table key is nil"},
   };
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
     int rc = decode_bytes(B, cs[i].b, cs[i].n);

@@ -583,6 +583,78 @@ Test(engine, map_and_names) {
   shutdown_();
 }
 
+/*
+** A map runs its items under one protected call: a failing item is named
+** (`item`), with the same message, traceback and error value as any
+** error; an interrupt or the memory limit stops it inside an item too.
+*/
+Test(engine, map_names_the_failing_item) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'map', f = function(x)\n"
+                          "  if x == 30 then error('bad item ' .. x) end\n"
+                          "  return x + 1 end, items = {10, 20, 30, 40}, n = 4}");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.kind == 'RemoteError' and v.item == 3 and v.line == 2");
+  ok("v.message:find(':2: bad item 30$') ~= nil");
+  ok("v.traceback:find('stack traceback:', 1, true) == 1");
+  ok("v.traceback:find(\"in function 'error'\", 1, true) ~= nil");
+  ok("not v.traceback:find('[C]: in ?', 1, true)");
+  sendval(PLUSH_T_REQ, 2, "return {op = 'map', f = function(x)\n"
+                          "  if x == 'b' then error({code = 7}) end return x end,\n"
+                          "  items = {'a', 'b', 'c'}, n = 3}");
+  reply(2, PLUSH_S_ERROR);
+  ok("v.item == 2 and v.value.code == 7");
+  sendval(PLUSH_T_REQ, 3, "return {op = 'map', f = function(x)\n"
+                          "  if x % 2 == 0 then return nil end return x * x end,\n"
+                          "  items = {1, 2, 3, 4, 5}, n = 5}");
+  reply(3, PLUSH_S_OK);
+  ok("v.r.n == 5 and v.r[1] == 1 and v.r[2] == nil and v.r[3] == 9 and v.r[5] == 25");
+  sendval(PLUSH_T_REQ, 41, "return {op = 'map', f = function(x) return (x or 0) + 1 end,\n"
+                           "  items = {[2] = 2, [5] = 5, x = 'other key'}, n = 5}");
+  reply(41, PLUSH_S_OK);
+  ok("v.r.n == 5 and v.r[1] == 1 and v.r[2] == 3 and v.r[3] == 1 and v.r[5] == 6");
+  ok("v.r.x == nil");
+  sendval(PLUSH_T_REQ, 4, "return {op = 'map', f = error, items = {}, n = 0}");
+  reply(4, PLUSH_S_OK);
+  ok("v.r.n == 0 and v.r[1] == nil");
+  sendval(PLUSH_T_REQ, 40, "return {op = 'map', f = function(x)\n"
+                           "  return x == 2 and coroutine.create(print) or x end,\n"
+                           "  items = {1, 2, 3}, n = 3}");
+  reply(40, PLUSH_S_ERROR);
+  ok("v.message == 'cannot serialise result[2]: thread'");
+  sendval(PLUSH_T_REQ, 5, "return {op = 'map', f = function(x)\n"
+                          "  if x == 2 then while true do end end return x end,\n"
+                          "  items = {1, 2, 3}, n = 3}");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 5));
+  sendhdr(PLUSH_T_INTERRUPT, 5, 0);
+  f = expect(PLUSH_T_REPLY, 5);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  decode(f);
+  plush_frame_unref(f);
+  ok("v.message:find('interrupted') and v.item == 2");
+  exec(6, "return 'alive'");
+  reply(6, PLUSH_S_OK);
+  ok("v.r[1] == 'alive'");
+  shutdown_();
+}
+
+Test(engine, map_under_the_memory_limit) {
+  extra.memory_limit = 32 << 20;
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 1, "return {op = 'map', f = function(x)\n"
+                          "  if x == 2 then local t = {} for i = 1, 1e8 do t[i] = i end end\n"
+                          "  return x end, items = {1, 2, 3}, n = 3}");
+  reply(1, PLUSH_S_ERROR);
+  ok("v.message:find('not enough memory') and v.item == 2");
+  sendval(PLUSH_T_REQ, 2, "local t = {} for i = 1, 100000 do t[i] = i end\n"
+                          "return {op = 'map', f = function(x) return -x end, items = t,"
+                          " n = #t}");
+  reply(2, PLUSH_S_OK);
+  ok("v.r.n == 100000 and v.r[100000] == -100000");
+  shutdown_();
+}
+
 Test(engine, bad_requests) {
   boot(-1, 0, 0);
   sendval(PLUSH_T_REQ, 1, "return {op = 'nope'}");

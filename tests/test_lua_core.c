@@ -606,6 +606,19 @@ Test(lua_core, encode_decode_round_trip) {
       "assert(not ok and err:find('trailing', 1, true), err)\n");
 }
 
+Test(lua_core, slices_encode_as_the_items_they_view) {
+  run("local t = {}\n"
+      "for i = 1, 1000 do t[i] = i % 7 == 0 and i / 7 or i end\n"
+      "local s = core.slice(t, 11, 800)\n"
+      "assert(core.encode(s) == core.encode(table.move(t, 11, 800, 1, {})))\n"
+      "local d = core.decode(core.encode(s))\n"
+      "assert(#d == 790 and d[1] == 11 and d[4] == 2.0 and d[790] == 800)\n"
+      "assert(core.encode(core.slice(t, 5, 4)) == '\\x90')\n"
+      "assert(deepeq(core.decode(core.encode({x = core.slice(t, 1, 2)})), {x = {1, 2}}))\n"
+      "assert(not pcall(core.slice, 'not a table', 1, 2))\n"
+      "assert(not pcall(core.slice, t, 1))\n");
+}
+
 Test(lua_core, clocks) {
   run("local a = core.now(); local b = core.now()\n"
       "assert(math.type(a) == 'float' and b >= a)\n"

@@ -336,6 +336,22 @@ function Direct:names(prefix)
   return run(self, function() return self:_send(msg) end)
 end
 
+--[[
+  seq[i..j], to be sent as an array. core.slice copies nothing: the codec
+  writes the items straight from seq when the request is encoded (at
+  submit, before map or scatter returns). A sequence with a metatable is
+  copied by table.move instead, which honours its __index.
+]]
+local core_slice
+do
+  local ok, core = pcall(require, "plush.core")
+  core_slice = ok and type(core) == "table" and core.slice or nil
+end
+local function slice(seq, i, j)
+  if core_slice and getmetatable(seq) == nil then return core_slice(seq, i, j) end
+  return table.move(seq, i, j, 1, {})
+end
+
 -- Contiguous, nearly equal parts: the first n % k parts one item longer.
 local function split(seq, k)
   local n = util.len(seq)
@@ -343,9 +359,7 @@ local function split(seq, k)
   local base, extra = n // k, n % k
   for i = 1, k do
     local size = base + (i <= extra and 1 or 0)
-    local part = {}
-    for j = 1, size do part[j] = seq[pos + j - 1] end
-    parts[i], sizes[i] = part, size
+    parts[i], sizes[i] = slice(seq, pos, pos + size - 1), size
     pos = pos + size
   end
   return parts, sizes
@@ -357,22 +371,20 @@ local function chunk(seq, size)
   local parts, sizes = {}, {}
   for start = 1, n, size do
     local m = math.min(size, n - start + 1)
-    local part = {}
-    for j = 1, m do part[j] = seq[start + j - 1] end
-    parts[#parts + 1], sizes[#sizes + 1] = part, m
+    parts[#parts + 1], sizes[#sizes + 1] = slice(seq, start, start + m - 1), m
   end
   return parts, sizes
 end
 
 -- Concatenate arrays (result arrays know their length even with holes);
 -- a value that is not a table counts as one item.
-local function concat(parts, k, order)
+local function concat(parts, k)
   local out, n = {}, 0
   for i = 1, k do
-    local p = parts[order and order[i] or i]
+    local p = parts[i]
     if type(p) == "table" then
       local m = util.len(p)
-      for j = 1, m do out[n + j] = p[j] end
+      table.move(p, 1, m, n + 1, out)
       n = n + m
     elseif p ~= nil then
       n = n + 1
@@ -410,32 +422,67 @@ function Direct:gather(name)
   end)
 end
 
--- Submit one "map" request per non-empty chunk and concatenate the
--- results: in chunk order, or in completion order when ordered = false.
+--[[
+  Submit one "map" request per non-empty chunk and concatenate the
+  results: in chunk order, or in completion order when ordered = false.
+  Each chunk's results are appended as soon as the chunks before it are
+  in, the first one taken as the result table itself: the copying overlaps
+  the engines' work on the other chunks, and after the last reply only its
+  own items are left to append.
+]]
 local function map_chunks(v, f, chunks, sizes, submit)
-  local ds, order = {}, {}
+  local ds, ready, out, n, nextk = {}, {}, {}, 0, 1
+  local function append(r, m)
+    if nextk == 1 then
+      out, n = r, m
+      out.n = nil
+    else
+      table.move(r, 1, m, n + 1, out)
+      n = n + m
+    end
+    nextk = nextk + 1
+  end
   for j, items in ipairs(chunks) do
     if sizes[j] > 0 then
       local d = submit(j, {op = "map", f = f, items = items, n = sizes[j]})
-      local k = #ds + 1
+      local k, m = #ds + 1, sizes[j]
       -- a chunk's results come whole (a packed table), never as a vararg:
       -- half a million values do not fit on the stack
       d:add_callback(function(r)
-        order[#order + 1] = k
-        return util.results(r, r.n or #r)
+        if not v.ordered then
+          append(r, m)
+          return
+        end
+        ready[k] = {r, m}
+        while ready[nextk] do
+          local c = ready[nextk]
+          ready[nextk] = nil
+          append(c[1], c[2])
+        end
       end)
       ds[k] = d
     end
   end
   local g = combine(ds, nil)
   g.targets = nil
-  return g:add_callback(function(parts)
-    return concat(parts, #ds, not v.ordered and order or nil)
+  return g:add_callback(function()
+    return util.results(out, n)
   end)
 end
 
--- map(f, seq): f applied to every item, spread over the targets, one chunk
--- each (or chunks of `chunksize`, dealt round-robin); results in order.
+--[[
+  How many chunks each target gets when no chunksize is set: one for a
+  short sequence; for a long one up to 4, of at least 2^16 items, so that
+  the client encodes the next chunks and appends the results of the first
+  ones while the engines compute (with one chunk each, the engines wait
+  for the whole encoding, and the client for the whole compute).
+]]
+local function per_target(n, targets)
+  return math.max(1, math.min(4, n // (targets * 65536)))
+end
+
+-- map(f, seq): f applied to every item, spread over the targets in chunks
+-- dealt round-robin (per_target, or chunks of `chunksize`); results in order.
 function Direct:map(f, seq)
   util.check(f, 1, "map", "function")
   util.check(seq, 2, "map", "table")
@@ -445,7 +492,7 @@ function Direct:map(f, seq)
     if self.chunksize then
       chunks, sizes = chunk(seq, self.chunksize)
     else
-      chunks, sizes = split(seq, #list)
+      chunks, sizes = split(seq, #list * per_target(util.len(seq), #list))
     end
     local opts = submit_opts(self)
     opts.whole = true

@@ -61,6 +61,35 @@ describe("e2e client", function()
     assert.same(want, rc:balanced{chunksize = 7}:map(function(x) return x * x end, range(50)))
   end)
 
+  it("map of a long sequence: several chunks per engine, exact values, holes", function()
+    local n = 4 * 65536 * #ids + 3
+    local seq = range(n)
+    seq[7] = 0.5
+    seq[n] = 2 ^ 53 + 1
+    local r = all:map(function(x)
+      if x == 5 then return nil end
+      if x == 6 then return 0 / 0 end
+      return x
+    end, seq)
+    assert.equal(n, #r)
+    assert.is_nil(rawget(r, "n"))
+    assert.is_nil(r[5])
+    assert.is_true(r[6] ~= r[6])
+    assert.equal("float", math.type(r[7]))
+    assert.equal(0.5, r[7])
+    assert.equal("integer", math.type(r[n - 1]))
+    assert.equal(n - 1, r[n - 1])
+    assert.equal(2 ^ 53 + 1, r[n])
+    for i = 8, n - 1, 9973 do assert.equal(i, r[i]) end
+    local unordered = all:with{ordered = false}:map(function(x) return -x end, range(n))
+    local sum = 0
+    for i = 1, n do sum = sum + unordered[i] end
+    assert.equal(-n * (n + 1) // 2, sum)
+    assert.has_error(function()
+      all:map(function(x) if x == n - 2 then error("item " .. x) end return x end, range(n))
+    end)
+  end)
+
   it("values keep every bit", function()
     local v = rc[ids[1]]
     local nan = v:execute("return 0/0")

@@ -287,6 +287,45 @@ describe("views", function()
         m[5].engine})
     end)
 
+    it("splits a long sequence into up to four chunks per engine", function()
+      local n = 3 * 65536 + 5
+      local r = rc[0]:map(function(x) return x + 1 end, range(n))
+      assert.equal(n, #r)
+      assert.equal(2, r[1])
+      assert.equal(n + 1, r[n])
+      assert.is_nil(rawget(r, "n"))
+      local m = ops("map")
+      assert.same({65538, 65538, 65537}, {m[1].msg.n, m[2].msg.n, m[3].msg.n})
+      assert.equal(3, #m)
+    end)
+
+    it("keeps holes and the length of the results", function()
+      local r = all:map(function(x) if x % 3 == 0 then return nil end return x end, range(10))
+      assert.equal(10, #r)
+      assert.is_nil(r[3])
+      assert.is_nil(r[9])
+      assert.equal(10, r[10])
+      assert.is_nil(rawget(r, "n"))
+    end)
+
+    it("ordered = false: chunks in the order they finish", function()
+      local f = function(x)
+        sleep(10 - x)
+        return x
+      end
+      local v = all:with{chunksize = 2}
+      assert.same(range(6), v:map(f, range(6)))
+      assert.same({5, 6, 3, 4, 1, 2}, v:with{ordered = false}:map(f, range(6)))
+    end)
+
+    it("reads a sequence with a metatable through it", function()
+      local seq = setmetatable({}, {
+        __index = function(_, i) return math.type(i) == "integer" and i * 10 or nil end,
+        __len = function() return 5 end,
+      })
+      assert.same({10, 20, 30, 40, 50}, all:map(function(x) return x end, seq))
+    end)
+
     it("runs the function in the engine namespace", function()
       assert.same({0, 1, 2, 3}, all:map(function() return engine.id end, range(4)))
     end)
