@@ -49,7 +49,7 @@ static void tlist_remove(task *t) {
 static void timerclosed(uv_handle_t *h) { free(h); }
 
 /* Takes the task out of every structure and frees it. */
-static void taskfree(plush_ctl *c, task *t) {
+void ctl_taskfree(plush_ctl *c, task *t) {
   plush_map_del(&c->tasks, t->id);
   tlist_remove(t);
   if (t->engine) {
@@ -168,14 +168,15 @@ static int reachable(plush_ctl *c, task *t) {
 
 static void assign(plush_ctl *c, task *t, peer *e) {
   plush_hdr h = t->req->hdr;
-  (void)c;
   tlist_remove(t);
   tlist_push(&e->tasks, t);
   t->engine = e;
   e->inflight++;
   h.engine = e->id;
   h.flags &= (uint8_t)~PLUSH_F_OPTS;
-  if (e->conn)
+  if (ctl_relay_req_assigned(c, t, e)) {
+    /* still arriving: relayed as it comes, or written when whole */
+  } else if (e->conn)
     plush_conn_write_hdr_slice(e->conn, &h, t->req, t->off,
                                t->req->hdr.len - t->off);
   /* A direct task is never resubmitted: drop the request, unless the
@@ -345,7 +346,7 @@ static void wakedeps(plush_ctl *c) {
   }
 }
 
-static void submit(plush_ctl *c, peer *p, plush_frame *f) {
+void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
   if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
@@ -416,7 +417,7 @@ static void ontimeout(uv_timer_t *tm) {
 
 /* Frees a task that was answered (or failed) and is in no engine. */
 static void release(plush_ctl *c, task *t) {
-  taskfree(c, t);
+  ctl_taskfree(c, t);
 }
 
 static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
@@ -454,7 +455,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
     ctl_relay_done(c, e, f, t);
   }
   plush_frame_unref(f);
-  taskfree(c, t);
+  ctl_taskfree(c, t);
   if (c->waiting.next != &c->waiting) wakedeps(c);
   schedule(c);
 }
@@ -580,7 +581,7 @@ static void failunreachable(plush_ctl *c) {
       c->queued--;
       ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ENGINE, "EngineError",
                "none of the task's target engines is connected");
-      taskfree(c, t);
+      ctl_taskfree(c, t);
     }
     t = next;
   }
@@ -607,7 +608,7 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
       ctl_fail(c, t, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
                "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
                t->balanced ? "; it was the task's last allowed engine death" : "");
-    taskfree(c, t);
+    ctl_taskfree(c, t);
   }
   plush_warn("engine %u (pid %ld) lost: %s", e->id, e->pid, why);
   engineevent(c, "engine_down", e, why);
@@ -646,8 +647,9 @@ static void onframe(plush_conn *conn, plush_frame *f) {
     return;
   }
   if (p->kind == P_CLIENT) {
-    if (type == PLUSH_T_REQ)
-      submit(c, p, f);
+    if (type == PLUSH_T_REQ) {
+      if (!ctl_relay_req_done(c, p, f)) ctl_submit(c, p, f);
+    }
     else if (type == PLUSH_T_CTRL)
       ctl_ctrl(c, p, f);
     else
@@ -692,6 +694,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
       }
     }
   } else if (p->kind == P_CLIENT) {
+    ctl_relay_abort(c, p);
     plush_map_del(&c->clients, p->id);
     release_holds(c, p);
     free(p->held);
@@ -708,6 +711,8 @@ static void onpartial(plush_conn *conn, plush_frame *f, size_t got) {
   peer *p = plush_conn_data(conn);
   if (p->kind == P_ENGINE && !p->ctl->stopping)
     ctl_relay_partial(p->ctl, p, f, got);
+  else if (p->kind == P_CLIENT && !p->ctl->stopping)
+    ctl_relay_req_partial(p->ctl, p, f, got);
 }
 
 static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose,
@@ -748,10 +753,11 @@ static void onbeat(uv_timer_t *tm) {
   plush_ctl *c = tm->data;
   uint64_t now = uv_now(c->loop);
   uint64_t limit = (uint64_t)(c->o.dead_after * 1000);
-  plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   size_t i = 0;
   uint64_t k;
   void *v;
+  plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
+  ctl_relay_check(c);            /* relayed requests that stopped coming */
   c->ping_seq++;
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
@@ -862,7 +868,7 @@ static void freeall(plush_ctl *c) {
   while (c->tasks.count > 0) {
     i = 0;
     plush_map_next(&c->tasks, &i, &k, &v);
-    taskfree(c, v);
+    ctl_taskfree(c, v);
   }
   ctl_store_free(c);
   plush_map_free(&c->engines);

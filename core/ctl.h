@@ -60,9 +60,12 @@ struct peer {
   uint64_t last_seen; /* uv_now() of the last frame from this engine */
   task tasks;         /* sentinel of the engine's task list */
   int holds;          /* engine: clients too slow to take its output */
-  plush_frame *relay; /* engine: the big reply passed on as it arrives */
-  uint32_t relay_to;  /* ... to this client */
+  plush_frame *relay; /* engine: the big reply passed on as it arrives;
+                         client: the big request submitted as it arrives */
+  uint32_t relay_to;  /* ... to this client / engine */
   size_t relay_sent;  /* ... payload bytes of it written so far */
+  size_t relay_mark;  /* client: relay_sent at the last heartbeat */
+  int relay_mode;     /* client: RELAY_* (ctl_relay.c) */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
   peer *prev, *next;  /* every connection, for shutdown */
@@ -133,10 +136,25 @@ void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);
 /* Reply f of task t (NULL if none) arrived whole from e: 1 when it was
 ** relayed (finished here; not to be forwarded again), else 0. */
 int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t);
-/* e's connection closed: a relay under way ends void. */
-void ctl_relay_abort(plush_ctl *c, peer *e);
+/* p's connection closed (engine or client): a relay under way ends void. */
+void ctl_relay_abort(plush_ctl *c, peer *p);
+/* The same for big requests from client p to one engine: submitted on
+** their first bytes, relayed on to the engine as they come. */
+void ctl_relay_req_partial(plush_ctl *c, peer *p, plush_frame *f, size_t got);
+/* Request f arrived whole from p: 1 when it was submitted early (finished
+** here), else 0 (submit it). */
+int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f);
+/* assign() of task t to e: 1 when t's request is still arriving (the
+** relay writes it), else 0 (write it now). */
+int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
+/* Each heartbeat: a relayed request that made no progress since the last
+** one is given up (voided on the engine, written whole once it arrives),
+** so a client that stopped sending cannot hold an engine's link. */
+void ctl_relay_check(plush_ctl *c);
 
 /* controller.c */
+void ctl_submit(plush_ctl *c, peer *p, plush_frame *f);
+void ctl_taskfree(plush_ctl *c, task *t);
 peer *ctl_client_of(plush_ctl *c, uint64_t id);
 /* Back-pressure after a write to client: may pause engine e (forward). */
 void ctl_hold(plush_ctl *c, peer *e, peer *client);

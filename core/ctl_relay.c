@@ -1,5 +1,6 @@
 /*
-** ctl_relay.c — big replies passed on to their client as they arrive.
+** ctl_relay.c — big replies passed on to their client as they arrive, and
+** big requests to their engine.
 **
 ** Store-and-forward makes a 100 MB pull cross the controller in two
 ** strict halves: all of it from the engine, then all of it to the client.
@@ -19,6 +20,7 @@
 ** task that timed out, sealed connections (sealing is per whole frame).
 */
 #include "ctl.h"
+#include "log.h"
 
 /* The header of the relayed reply or of its trailer. */
 static plush_hdr header(const plush_frame *f, int type, int status) {
@@ -105,6 +107,147 @@ int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t) {
   return 1;
 }
 
-void ctl_relay_abort(plush_ctl *c, peer *e) {
-  if (e->relay) end(c, e, 0, 0);
+/* ---- big requests, client -> engine -------------------------------- */
+
+/*
+** A direct request (one engine, no scheduling options) is submitted on its
+** first bytes: the task exists, its timeout runs, and assign() hands it to
+** the relay, which writes the bytes on as they come. When the engine's
+** link cannot take a relay (sealed, or relaying already) or the relay is
+** given up, the request is written whole once it has arrived. A client
+** that dies mid-request leaves the engine a voided frame, and its task is
+** dropped unanswered: there is nobody to answer.
+*/
+enum { RELAY_NONE, RELAY_PENDING, RELAY_ON, RELAY_WHOLE };
+
+static peer *engine_of(plush_ctl *c, peer *p) {
+  peer *e = plush_map_get(&c->engines, p->relay_to);
+  return e && e->conn ? e : NULL;
+}
+
+/* The request's header as the engine gets it. */
+static plush_hdr reqheader(const plush_frame *f, uint32_t engine) {
+  plush_hdr h = f->hdr;
+  h.engine = engine;
+  return h;
+}
+
+static int eligible(plush_ctl *c, plush_frame *f) {
+  peer *e;
+  if (f->hdr.type != PLUSH_T_REQ ||
+      (f->hdr.flags & (PLUSH_F_BALANCED | PLUSH_F_OPTS)))
+    return 0;
+  e = plush_map_get(&c->engines, f->hdr.engine);
+  return e && e->conn;
+}
+
+int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e) {
+  peer *p = ctl_client_of(c, t->id);
+  plush_hdr h;
+  if (p == NULL || p->relay != t->req || p->relay_mode != RELAY_PENDING)
+    return 0;
+  p->relay_mode = RELAY_WHOLE;
+  if (e->conn && !plush_conn_secure(e->conn) &&
+      !plush_conn_relaying(e->conn)) {
+    h = reqheader(t->req, e->id);
+    h.flags |= PLUSH_F_RELAYED;
+    if (plush_conn_relay_begin(e->conn, &h) == 0) {
+      p->relay_mode = RELAY_ON;
+      c->relayed++;
+    }
+  }
+  return 1;
+}
+
+static void passreq(peer *p, peer *e, size_t got) {
+  if (got <= p->relay_sent) return;
+  plush_conn_relay_write(e->conn, p->relay, p->relay_sent,
+                         got - p->relay_sent);
+  p->relay_sent = got;
+}
+
+void ctl_relay_req_partial(plush_ctl *c, peer *p, plush_frame *f,
+                           size_t got) {
+  peer *e;
+  if (p->relay == NULL) {
+    if (!eligible(c, f)) return;
+    p->relay = plush_frame_ref(f);
+    p->relay_to = f->hdr.engine;
+    p->relay_sent = p->relay_mark = 0;
+    p->relay_mode = RELAY_PENDING;
+    ctl_submit(c, p, plush_frame_ref(f)); /* assign() sets the mode */
+    if (p->relay_mode == RELAY_PENDING) p->relay_mode = RELAY_NONE;
+  }
+  if (p->relay == f && p->relay_mode == RELAY_ON &&
+      (e = engine_of(c, p)) != NULL && plush_conn_relaying(e->conn))
+    passreq(p, e, got);
+}
+
+/* Ends p's request relay on its engine: the rest (or padding) and the
+** trailer. */
+static void endreq(plush_ctl *c, peer *p, peer *e, int arrived) {
+  plush_hdr tr = header(p->relay, PLUSH_T_RELAY_END,
+                        arrived ? PLUSH_S_OK : PLUSH_S_ENGINE);
+  if (arrived)
+    passreq(p, e, p->relay->hdr.len);
+  else
+    plush_conn_relay_pad(e->conn, p->relay->hdr.len - p->relay_sent);
+  plush_conn_relay_end(e->conn, &tr);
+  if (!arrived) c->relay_void++;
+}
+
+int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f) {
+  task *t = plush_map_get(&c->tasks, f->hdr.id);
+  peer *e = engine_of(c, p);
+  if (p->relay == NULL || p->relay != f) return 0;
+  if (p->relay_mode == RELAY_ON && e && plush_conn_relaying(e->conn)) {
+    endreq(c, p, e, 1);
+  } else if (p->relay_mode == RELAY_WHOLE && e && t && t->engine == e) {
+    plush_hdr h = reqheader(f, e->id);
+    plush_conn_write_hdr_slice(e->conn, &h, f, 0, f->hdr.len);
+  }
+  p->relay = NULL;
+  plush_frame_unref(f); /* the relay's reference */
+  plush_frame_unref(f); /* the parser's, given with the frame */
+  return 1;
+}
+
+/* p left mid-request: its engine drops the voided frame; the task goes. */
+static void abortreq(plush_ctl *c, peer *p) {
+  task *t = plush_map_get(&c->tasks, p->relay->hdr.id);
+  peer *e = engine_of(c, p);
+  if (p->relay_mode == RELAY_ON && e && plush_conn_relaying(e->conn))
+    endreq(c, p, e, 0);
+  if (t && (p->relay_mode == RELAY_ON || p->relay_mode == RELAY_WHOLE))
+    ctl_taskfree(c, t);
+  plush_frame_unref(p->relay);
+  p->relay = NULL;
+}
+
+void ctl_relay_abort(plush_ctl *c, peer *p) {
+  if (p->relay == NULL) return;
+  if (p->kind == P_CLIENT)
+    abortreq(c, p);
+  else
+    end(c, p, 0, 0);
+}
+
+void ctl_relay_check(plush_ctl *c) {
+  size_t i = 0;
+  uint64_t k;
+  void *v;
+  while (plush_map_next(&c->clients, &i, &k, &v)) {
+    peer *p = v, *e;
+    if (p->relay == NULL || p->relay_mode != RELAY_ON) continue;
+    if (p->relay_sent != p->relay_mark) {
+      p->relay_mark = p->relay_sent;
+      continue;
+    }
+    if ((e = engine_of(c, p)) != NULL && plush_conn_relaying(e->conn)) {
+      endreq(c, p, e, 0);
+      plush_warn("client %u stopped sending a request to engine %u "
+                 "mid-way: it goes whole when it has come", p->id, e->id);
+    }
+    p->relay_mode = RELAY_WHOLE;
+  }
 }

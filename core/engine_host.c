@@ -311,9 +311,21 @@ static void pong(plush_engine *e, plush_frame *f) {
   plush_conn_write(e->conn, &h, NULL, 0);
 }
 
+/*
+** A big request the controller relays while it arrives (frame.h's
+** PLUSH_F_RELAYED) runs once the RELAY_END behind it says it is whole; a
+** void one (its client left mid-way) is dropped unrun.
+*/
 static void onframe(plush_conn *c, plush_frame *f) {
   plush_engine *e = plush_conn_data(c);
+  int r;
   e->heard = uv_now(e->loop);
+  if ((r = plush_relay_take(&e->relayed, &f)) == PLUSH_RELAY_HELD) return;
+  if (r < 0) {
+    plush_conn_close(c, PLUSH_EPROTO,
+                     "protocol error: a relayed request without its end");
+    return;
+  }
   switch (f->hdr.type) {
   case PLUSH_T_REQ: request(e, f); return;
   case PLUSH_T_RESTART: restart(e, f); return;
@@ -515,6 +527,8 @@ static void lost(plush_engine *e, int reason, const char *msg) {
 static void onclose(plush_conn *c, int reason, const char *msg) {
   plush_engine *e = plush_conn_data(c);
   e->conn = NULL;
+  plush_frame_unref(e->relayed); /* half a request: never to be whole */
+  e->relayed = NULL;
   uv_timer_stop(&e->watch);
   if (!e->exiting)
     lost(e, reason, msg);

@@ -71,6 +71,7 @@ struct plush_engine {
   /* ---- loop thread ---- */
   uv_loop_t *loop;
   plush_conn *conn;         /* NULL once closed */
+  plush_frame *relayed;     /* a RELAYED request waiting for its end */
   uv_async_t wake;          /* Lua thread -> loop: output or "done" */
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */

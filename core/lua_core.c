@@ -383,6 +383,17 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   return f;
 }
 
+/*
+** A big request goes out before submit returns: the controller passes it
+** on to its engine as it arrives (ctl_relay.c), so it must not stall
+** half-sent while the caller computes without polling. Ctrl-C leaves the
+** rest to later polls.
+*/
+static void flush(client *c) {
+  while (c->conn && plush_conn_queued(c->conn) > 0 && !gotint)
+    uv_run(c->loop, UV_RUN_ONCE);
+}
+
 static uint64_t nextid(client *c) {
   if (++c->seq == 0) ++c->seq;
   return (uint64_t)c->cid << 32 | c->seq;
@@ -463,6 +474,7 @@ static int l_submit(lua_State *L) {
       lua_rawseti(L, -2, i);
     }
   }
+  if (f->hdr.len >= PLUSH_RELAY_MIN) flush(c);
   plush_frame_unref(f);
   if (!many) lua_pushinteger(L, (lua_Integer)h.id);
   return 1;

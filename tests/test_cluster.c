@@ -49,6 +49,11 @@ static struct {
   plush_frame *fake_reply;
   uint32_t fake_id;
   int fake_finish;  /* command for the loop thread: send the rest */
+  /* ... and a fake client: on command it sends engine 0 the first part
+  ** of a 2 MiB push of x, then leaves. */
+  plush_conn *fakec;
+  uint32_t fakec_id;
+  int fakec_push;   /* command for the loop thread */
 } C;
 
 static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
@@ -78,11 +83,11 @@ static plush_frame *fakereply(uint64_t id, uint32_t engine) {
                  .engine = engine, .id = id};
   plush_frame *f = plush_frame_new(&h);
   unsigned char *p = (unsigned char *)plush_frame_payload(f);
-  uint32_t n = (uint32_t)FAKE_LEN - 10;
+  uint32_t n = (uint32_t)FAKE_LEN - 9;
   memcpy(p, "\x81\xa1r\x91\xdb", 5);
   p[5] = (unsigned char)(n >> 24), p[6] = (unsigned char)(n >> 16);
   p[7] = (unsigned char)(n >> 8), p[8] = (unsigned char)n;
-  memset(p + 9, 'x', n + 1);
+  memset(p + 9, 'x', n);
   return f;
 }
 
@@ -119,6 +124,43 @@ static void fake_close(plush_conn *c, int reason, const char *msg) {
 static const plush_conn_cbs fakecbs = {fake_ready, fake_frame, NULL,
                                        fake_close, NULL};
 
+static void fakec_frame(plush_conn *c, plush_frame *f) {
+  (void)c;
+  if (f->hdr.type == PLUSH_T_WELCOME) {
+    pthread_mutex_lock(&C.mu);
+    C.fakec_id = f->hdr.engine;
+    C.registered++;
+    pthread_cond_broadcast(&C.cv);
+    pthread_mutex_unlock(&C.mu);
+  }
+  plush_frame_unref(f);
+}
+
+static void fakec_close(plush_conn *c, int reason, const char *msg) {
+  (void)c, (void)reason, (void)msg;
+  C.fakec = NULL;
+}
+
+static const plush_conn_cbs fakeccbs = {NULL, fakec_frame, NULL, fakec_close,
+                                        NULL};
+
+/* {op = "push", ns = {x = <FAKE_LEN - 20 bytes>}}, three quarters sent. */
+static void fakec_push(void) {
+  plush_hdr h = {.len = (uint32_t)FAKE_LEN, .type = PLUSH_T_REQ,
+                 .id = (uint64_t)C.fakec_id << 32 | 1};
+  plush_frame *f = plush_frame_new(&h);
+  unsigned char *p = (unsigned char *)plush_frame_payload(f);
+  uint32_t n = (uint32_t)FAKE_LEN - 20;
+  memcpy(p, "\x82\xa2op\xa4push\xa2ns\x81\xa1x\xdb", 16);
+  p[16] = (unsigned char)(n >> 24), p[17] = (unsigned char)(n >> 16);
+  p[18] = (unsigned char)(n >> 8), p[19] = (unsigned char)n;
+  memset(p + 20, 'y', n);
+  cr_assert_eq(plush_conn_relay_begin(C.fakec, &h), 0);
+  cr_assert_eq(plush_conn_relay_write(C.fakec, f, 0, FAKE_PART), 0);
+  plush_conn_close(C.fakec, 0, "the fake client leaves mid-request");
+  plush_frame_unref(f);
+}
+
 static void oncmd(uv_async_t *a) {
   int i;
   if (C.kill_engine >= 0 && C.eng[C.kill_engine]) {
@@ -132,8 +174,13 @@ static void oncmd(uv_async_t *a) {
                            FAKE_LEN - FAKE_PART);
     plush_conn_relay_end(C.fake, &none); /* an engine's PONG: harmless */
   }
+  if (C.fakec_push && C.fakec) {
+    C.fakec_push = 0;
+    fakec_push();
+  }
   if (C.quit) {
     if (C.fake) plush_conn_close(C.fake, 0, "done");
+    if (C.fakec) plush_conn_close(C.fakec, 0, "done");
     plush_frame_unref(C.fake_reply);
     C.fake_reply = NULL;
     for (i = 0; i < NENG; i++)
@@ -179,12 +226,16 @@ static void start(int fake) {
   }
   if (fake) {
     plush_conn_opts fo = {.key = C.key, .role = PLUSH_ROLE_ENGINE};
+    plush_conn_opts co = {.key = C.key, .role = PLUSH_ROLE_CLIENT};
     cr_assert_eq(plush_conn_connect(&C.loop, "127.0.0.1", C.port, &fo,
                                     &fakecbs, NULL, &C.fake), 0);
+    cr_assert_eq(plush_conn_connect(&C.loop, "127.0.0.1", C.port, &co,
+                                    &fakeccbs, NULL, &C.fakec), 0);
   }
   pthread_create(&C.thread, NULL, run, NULL);
   pthread_mutex_lock(&C.mu);
-  while (C.registered < NENG + fake) pthread_cond_wait(&C.cv, &C.mu);
+  /* the fakes: an engine (registered) and a client (welcomed) */
+  while (C.registered < NENG + 2 * fake) pthread_cond_wait(&C.cv, &C.mu);
   pthread_mutex_unlock(&C.mu);
 }
 
@@ -440,7 +491,7 @@ Test(relay, a_relay_under_way_holds_back_other_frames) {
          "end\n"
          "assert(order[1].id == A and order[2].id == Q)\n"
          "assert(order[1].status == 'ok' and order[1].engine == 3)\n"
-         "assert(order[1].value.r[1] == string.rep('x', 2 * 2^20 - 10))\n"
+         "assert(order[1].value.r[1] == string.rep('x', 2 * 2^20 - 9))\n"
          "assert(#order[2].value == 4)");
   lua_close(L);
   lua_close(M);
@@ -461,5 +512,42 @@ Test(relay, an_engine_dying_mid_reply_fails_its_task_once) {
          "assert(inbox[id] == nil, 'a second answer for the dead task')\n"
          "local ids = ask({op = 'ids'}).value\n"
          "assert(#ids == 3 and ids[3] == 2)");
+  lua_close(L);
+}
+
+/* A big request goes on to its engine as it arrives, and runs whole. */
+Test(relay, a_big_request_is_relayed_to_its_engine) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local before = ask({op = 'status'}).value.relayed\n"
+         "local s = string.rep('abc', 2^20)\n"
+         "assert(call(1, {op = 'push', ns = {x = s}}).status == 'ok')\n"
+         "assert(ask({op = 'status'}).value.relayed == before + 1)\n"
+         "assert(call(1, {op = 'exec', code = 'return #x, x:sub(-4)'}).value.r[2] == 'cabc')\n"
+         "assert(call(1, {op = 'exec', code = 'return x'}).value.r[1] == s)\n"
+         "assert(ask({op = 'status'}).value.relayed == before + 2)");
+  lua_close(L);
+}
+
+/* A client that leaves mid-request: the engine never runs the voided
+** request, and goes on serving the others. */
+Test(relay, a_client_leaving_mid_request_runs_nothing) {
+  lua_State *L = client();
+  lua_ok(L,
+         "assert(call(0, {op = 'exec', code = 'x = \"before\"'}).status == 'ok')\n"
+         "BEFORE = ask({op = 'status'}).value");
+  pthread_mutex_lock(&C.mu);
+  C.fakec_push = 1;
+  pthread_mutex_unlock(&C.mu);
+  uv_async_send(&C.cmd);
+  lua_ok(L,
+         "local deadline = core.now() + 10\n"
+         "local s\n"
+         "repeat s = ask({op = 'status'}).value\n"
+         "until s.clients == BEFORE.clients - 1 or core.now() > deadline\n"
+         "assert(core.now() < deadline, 'the fake client never left')\n"
+         "assert(s.relayed == BEFORE.relayed + 1 and s.relay_void == BEFORE.relay_void + 1)\n"
+         "assert(s.pending == 0, 'the dead request is no task')\n"
+         "assert(call(0, {op = 'exec', code = 'return x'}).value.r[1] == 'before')");
   lua_close(L);
 }
