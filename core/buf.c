@@ -24,10 +24,11 @@ int plush_buf_reserve(plush_buf *b, size_t n) {
   need = b->len + n;
   if (need <= b->cap) return 0;
   /* doubling, but one big reservation (a 100 MB string) gets just what
-  ** it needs: the buffer then fits the big block its last frame left
-  ** behind (mem.h keeps it for reuse) instead of needing a bigger one */
+  ** it needs, to the end of its last 2 MiB grain: the buffer then fits the
+  ** big block its last frame left behind (mem.h keeps it for reuse), and
+  ** the few bytes encoded after the string fit without doubling it */
   cap = b->cap ? b->cap : 256;
-  cap = cap > SIZE_MAX / 2 || cap * 2 < need ? need : cap * 2;
+  cap = plush_mem_usable(cap > SIZE_MAX / 2 || cap * 2 < need ? need : cap * 2);
   p = plush_mem_realloc(b->data, b->cap, cap);
   if (p == NULL) return PLUSH_ENOMEM;
   b->data = p;

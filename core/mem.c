@@ -163,6 +163,11 @@ static size_t bigsize(const void *p, size_t n) {
   return size;
 }
 
+size_t plush_mem_usable(size_t n) {
+  size_t r = n < PLUSH_MEM_BIG ? n : round_up(n);
+  return r ? r : n;
+}
+
 void *plush_mem_alloc(size_t n) {
   return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n);
 }

@@ -34,6 +34,9 @@ void *plush_mem_alloc(size_t n);
 ** as it was) when out of memory. p NULL allocates; n 0 is not allowed. */
 void *plush_mem_realloc(void *p, size_t old, size_t n);
 void plush_mem_free(void *p, size_t n);
+/* What a block asked for as n bytes really holds: big blocks are whole
+** 2 MiB grains, so a buffer may use the rest without growing. */
+size_t plush_mem_usable(size_t n);
 /* Gives back kept blocks unused for `age` seconds (0: all of them). */
 void plush_mem_trim(double age);
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
 #include "lua_mem.h"
 #include "mem.h"
 
@@ -159,5 +160,24 @@ Test(mem, a_lua_state_swapped_while_it_holds_big_blocks) {
   cr_assert_eq(luaL_dostring(L, "keep = string.rep('c', 5 * 2^20)"), LUA_OK);
   cr_assert_eq(stats().live, 1);
   lua_close(L);
+  cr_assert_eq(stats().live, 0);
+}
+
+/* A buffer that takes one big reservation (a 3 MiB string) then a few
+** more bytes keeps its block: it owns the whole 2 MiB grain. */
+Test(mem, a_buffer_grows_within_its_grain_before_doubling) {
+  plush_buf b = PLUSH_BUF_INIT;
+  static char chunk[3 << 20];
+  cr_assert_eq(plush_buf_append(&b, "ab", 2), 0);
+  cr_assert_eq(plush_buf_append(&b, chunk, sizeof chunk), 0);
+  cr_assert_eq(b.cap, 4 * MiB);
+  for (int i = 0; i < 1000; i++) cr_assert_eq(plush_buf_append(&b, "xyz", 3), 0);
+  cr_assert_eq(b.cap, 4 * MiB);
+  cr_assert_eq(stats().live_bytes, 4 * MiB);
+  cr_assert_eq(stats().maps, 1);
+  cr_assert_eq(plush_buf_reserve(&b, 2 * MiB), 0); /* past it: doubles */
+  cr_assert_eq(b.cap, 8 * MiB);
+  cr_assert_eq(memcmp(b.data, "ab", 2), 0);
+  plush_buf_free(&b);
   cr_assert_eq(stats().live, 0);
 }
