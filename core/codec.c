@@ -1165,11 +1165,25 @@ static int lookup(ctx *c, const uint8_t *q, size_t n, int which) {
               which == 2 ? "C function" : "module", t);
 }
 
+/* An ext payload of n bytes read by get, which must use all of them. */
+static int within(ctx *c, size_t n, int (*get)(ctx *), const char *what) {
+  const uint8_t *end = c->end;
+  int rc;
+  c->end = c->p + n;
+  rc = get(c);
+  if (rc == PLUSH_ETRUNC)
+    rc = fail(c, PLUSH_ECORRUPT, "%s payload overruns its length", what);
+  else if (!rc && c->p != c->end)
+    rc = fail(c, PLUSH_ECORRUPT, "%s payload has extra bytes", what);
+  c->end = end;
+  return rc;
+}
+
 static int getext(ctx *c, size_t n) {
   lua_State *L = c->L;
-  const uint8_t *q, *end;
+  const uint8_t *q;
   uint64_t r;
-  int rc, type;
+  int type;
   if (!(q = take(c, 1))) return eof(c);
   type = (int8_t)*q;
   if (n > (size_t)(c->end - c->p)) return eof(c);
@@ -1183,25 +1197,9 @@ static int getext(ctx *c, size_t n) {
       lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
       return 0;
     case PLUSH_EXT_FUNCTION:
-      end = c->end;
-      c->end = c->p + n;
-      rc = getfn(c);
-      if (rc == PLUSH_ETRUNC)
-        rc = fail(c, PLUSH_ECORRUPT, "function payload overruns its length");
-      else if (!rc && c->p != c->end)
-        rc = fail(c, PLUSH_ECORRUPT, "function payload has extra bytes");
-      c->end = end;
-      return rc;
+      return within(c, n, getfn, "function");
     case PLUSH_EXT_TABLE:
-      end = c->end;
-      c->end = c->p + n;
-      rc = gettab(c);
-      if (rc == PLUSH_ETRUNC)
-        rc = fail(c, PLUSH_ECORRUPT, "table payload overruns its length");
-      else if (!rc && c->p != c->end)
-        rc = fail(c, PLUSH_ECORRUPT, "table payload has extra bytes");
-      c->end = end;
-      return rc;
+      return within(c, n, gettab, "table");
     case PLUSH_EXT_GLOBALS:
       q = take(c, n);
       if (n > 1 || (n == 1 && q[0])) return fail(c, PLUSH_ECORRUPT, "bad globals marker");
