@@ -107,6 +107,8 @@ static void codec(void) {
     {"cfuncs", "return {print, math.sin, string.format, table.concat}"},
     {"modules", "return {math, string, _G}"},
     {"deep", "local t = {} for i = 1, 40 do t = {t} end return t"},
+    {"packed", "return table.pack(1, 'two', nil, 4.5)"}, /* ext TABLE */
+    {"array_mixed", "local s = {} return {1, 2.5, s, s, 'x', {n = 2}}"},
   };
   static const struct { const char *name; const char *bytes; size_t n; } raw[] = {
     {"raw_float32", "\xca\x3f\xc0\x00\x00", 5},
