@@ -536,6 +536,12 @@ static void hstimeout(uv_timer_t *t) {
   failf(c, UV_ETIMEDOUT, "handshake with %s timed out", c->peer);
 }
 
+static void onhead(void *ud, const plush_hdr *h) {
+  plush_conn *c = ud;
+  if (c->cbs.on_header && c->state == S_READY && h->len >= PLUSH_RELAY_MIN)
+    c->cbs.on_header(c, h);
+}
+
 static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
                            const plush_conn_cbs *cbs, void *data) {
   plush_conn *c = calloc(1, sizeof *c);
@@ -557,6 +563,8 @@ static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
   c->high_water = o->high_water ? o->high_water : (size_t)8 << 20;
   plush_parser_init(&c->parser,
                     o->max_frame ? o->max_frame : PLUSH_DEFAULT_MAX_FRAME);
+  c->parser.onhead = onhead;
+  c->parser.headud = c;
   snprintf(c->peer, sizeof c->peer, "?");
   t = o->handshake_timeout > 0 ? o->handshake_timeout : 10.0;
   uv_timer_start(&c->timer, hstimeout, (uint64_t)(t * 1000), 0);

@@ -46,6 +46,9 @@ typedef struct plush_conn_cbs {
   ** last one (on_frame then gets f whole), and not on sealed conns. May
   ** be NULL. */
   void (*on_partial)(plush_conn *c, plush_frame *f, size_t got);
+  /* The header of such a frame has come, its memory is not taken yet
+  ** (plain conns; may be NULL). */
+  void (*on_header)(plush_conn *c, const plush_hdr *h);
 } plush_conn_cbs;
 
 #define PLUSH_RELAY_MIN ((size_t)1 << 20)

@@ -715,8 +715,15 @@ static void onpartial(plush_conn *conn, plush_frame *f, size_t got) {
     ctl_relay_req_partial(p->ctl, p, f, got);
 }
 
+/* A big reply on its way: the result store makes room first (ctl.h). */
+static void onheader(plush_conn *conn, const plush_hdr *h) {
+  peer *p = plush_conn_data(conn);
+  if (p->kind == P_ENGINE && h->type == PLUSH_T_REPLY)
+    ctl_store_make_room(p->ctl, h->len);
+}
+
 static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose,
-                                   onpartial};
+                                   onpartial, onheader};
 
 static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;

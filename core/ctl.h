@@ -75,7 +75,7 @@ struct peer {
 typedef struct stored {
   uint64_t id;
   plush_frame *f;
-  struct stored *next;
+  struct stored *prev, *next; /* oldest first */
 } stored;
 
 struct plush_ctl {
@@ -90,6 +90,7 @@ struct plush_ctl {
   plush_map store;    /* id -> stored */
   stored *oldest, *newest;
   size_t store_used;
+  size_t store_big;   /* ... of it in replies of CTL_BIG_REPLY or more */
   task queue;         /* sentinel: balanced tasks waiting for an engine */
   task waiting;       /* sentinel: tasks waiting for their dependencies */
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
@@ -117,6 +118,15 @@ double ctl_clock(void);
 int ctl_store_open(plush_ctl *c, const char *path);
 void ctl_store_close(plush_ctl *c);
 void ctl_store(plush_ctl *c, plush_frame *f, task *t);
+/*
+** Replies of CTL_BIG_REPLY bytes or more are kept in memory within a
+** quarter of the budget (128 MiB by default; the newest always stays).
+** A big reply about to arrive makes its room first, so the block of the
+** reply it displaces can become its frame (mem.h's reuse) instead of
+** fresh pages: a stream of 100 MB pulls keeps one, not five.
+*/
+#define CTL_BIG_REPLY ((size_t)16 << 20)
+void ctl_store_make_room(plush_ctl *c, size_t len);
 plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
 int ctl_store_status(plush_ctl *c, uint64_t id);
 size_t ctl_store_count(plush_ctl *c);

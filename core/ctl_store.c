@@ -9,7 +9,11 @@
 ** number of results. Replies larger than blob_max (1 MiB) stay in memory only
 ** (writing 100 MB to disk before answering would cost more than the
 ** transfer itself); so does everything with --db memory. The memory tier
-** keeps frames by reference (no copy), oldest first, within a byte budget.
+** keeps frames by reference (no copy), oldest first, within a byte budget
+** (512 MiB), and replies of 16 MiB or more within a quarter of it: a big
+** reply on its way makes its room before its frame is allocated
+** (ctl_store_make_room, from the controller's on_header), so the frame
+** reuses the displaced reply's block instead of fresh pages.
 */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -86,6 +90,49 @@ void ctl_store_close(plush_ctl *c) {
   c->db = NULL;
 }
 
+static size_t cost(const stored *s) {
+  return PLUSH_HDR_SIZE + s->f->hdr.len + sizeof *s;
+}
+
+static int big(const stored *s) { return s->f->hdr.len >= CTL_BIG_REPLY; }
+
+/* Drops s from the memory tier. */
+static void evict(plush_ctl *c, stored *s) {
+  if (s->prev) s->prev->next = s->next;
+  else c->oldest = s->next;
+  if (s->next) s->next->prev = s->prev;
+  else c->newest = s->prev;
+  plush_map_del(&c->store, s->id);
+  c->store_used -= cost(s);
+  if (big(s)) c->store_big -= cost(s);
+  plush_frame_unref(s->f);
+  free(s);
+}
+
+/* The oldest big reply other than keep, or NULL. */
+static stored *oldest_big(plush_ctl *c, const stored *keep) {
+  stored *s = c->oldest;
+  while (s && (s == keep || !big(s))) s = s->next;
+  return s;
+}
+
+/* Evicts, oldest first, until len more bytes (big ones when big) fit;
+** keep stays whatever it costs. */
+static void fit(plush_ctl *c, size_t len, const stored *keep) {
+  stored *o;
+  while (c->store_used + len > c->o.store_bytes && c->oldest &&
+         c->oldest != keep)
+    evict(c, c->oldest);
+  if (len < CTL_BIG_REPLY) return;
+  while (c->store_big + len > c->o.store_bytes / 4 &&
+         (o = oldest_big(c, keep)) != NULL)
+    evict(c, o);
+}
+
+void ctl_store_make_room(plush_ctl *c, size_t len) {
+  fit(c, PLUSH_HDR_SIZE + len, NULL);
+}
+
 static void memput(plush_ctl *c, plush_frame *f) {
   stored *s = malloc(sizeof *s);
   if (s == NULL) return;
@@ -97,17 +144,18 @@ static void memput(plush_ctl *c, plush_frame *f) {
     free(s);
     return;
   }
+  s->prev = c->newest;
   if (c->newest) c->newest->next = s;
   else c->oldest = s;
   c->newest = s;
-  c->store_used += PLUSH_HDR_SIZE + f->hdr.len + sizeof *s;
-  while (c->store_used > c->o.store_bytes && c->oldest != s) {
-    stored *o = c->oldest;
-    c->oldest = o->next;
-    plush_map_del(&c->store, o->id);
-    c->store_used -= PLUSH_HDR_SIZE + o->f->hdr.len + sizeof *o;
-    plush_frame_unref(o->f);
-    free(o);
+  c->store_used += cost(s);
+  if (big(s)) c->store_big += cost(s);
+  fit(c, 0, s);
+  if (big(s)) { /* over the quarter for big replies: older big ones go */
+    stored *o;
+    while (c->store_big > c->o.store_bytes / 4 &&
+           (o = oldest_big(c, s)) != NULL)
+      evict(c, o);
   }
 }
 
@@ -285,6 +333,6 @@ void ctl_store_free(plush_ctl *c) {
     free(o);
   }
   c->newest = NULL;
-  c->store_used = 0;
+  c->store_used = c->store_big = 0;
   ctl_store_close(c);
 }

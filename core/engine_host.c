@@ -536,7 +536,7 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
     maybedone(e);
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose, NULL};
+static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose, NULL, NULL};
 
 /* ---- frames from the Lua thread ---------------------------------- */
 

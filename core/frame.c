@@ -187,6 +187,7 @@ static int start(plush_parser *p, plush_frame_cb cb, void *ud) {
              h.len, p->max_frame);
     return fail(p, PLUSH_ETOOBIG);
   }
+  if (p->onhead) p->onhead(p->headud, &h);
   p->cur = plush_frame_new(&h);
   if (p->cur == NULL) {
     snprintf(p->err, sizeof p->err, "no memory for a frame of %" PRIu32 " bytes",

@@ -139,6 +139,9 @@ typedef struct plush_parser {
   size_t got;           /* payload bytes of cur filled so far */
   char err[128];
   int rc;               /* 0, or the error every later call returns */
+  /* Optional: told each header before its frame is allocated. */
+  void (*onhead)(void *ud, const plush_hdr *h);
+  void *headud;
 } plush_parser;
 
 void plush_parser_init(plush_parser *p, uint64_t max_frame);

@@ -149,7 +149,7 @@ static void onclose(plush_conn *pc, int reason, const char *msg) {
   if (c->welcomed && !c->closing) c->owed = 1;
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL};
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL, NULL};
 
 static void ontimer(uv_timer_t *t) {
   client *c = t->data;

@@ -122,7 +122,7 @@ static void fake_close(plush_conn *c, int reason, const char *msg) {
 }
 
 static const plush_conn_cbs fakecbs = {fake_ready, fake_frame, NULL,
-                                       fake_close, NULL};
+                                       fake_close, NULL, NULL};
 
 static void fakec_frame(plush_conn *c, plush_frame *f) {
   (void)c;
@@ -142,7 +142,7 @@ static void fakec_close(plush_conn *c, int reason, const char *msg) {
 }
 
 static const plush_conn_cbs fakeccbs = {NULL, fakec_frame, NULL, fakec_close,
-                                        NULL};
+                                        NULL, NULL};
 
 /* {op = "push", ns = {x = <FAKE_LEN - 20 bytes>}}, three quarters sent. */
 static void fakec_push(void) {
@@ -549,5 +549,28 @@ Test(relay, a_client_leaving_mid_request_runs_nothing) {
          "assert(s.relayed == BEFORE.relayed + 1 and s.relay_void == BEFORE.relay_void + 1)\n"
          "assert(s.pending == 0, 'the dead request is no task')\n"
          "assert(call(0, {op = 'exec', code = 'return x'}).value.r[1] == 'before')");
+  lua_close(L);
+}
+
+/* Big replies are kept within a quarter of the store's budget (128 MiB):
+** a third 48 MiB reply displaces the first; the newer two stay. */
+Test(relay, the_store_keeps_the_newest_big_replies) {
+  lua_State *L = client();
+  lua_ok(L,
+         "assert(call(0, {op = 'exec', code = \"s = string.rep('q', 48 * 2^20)\"}).status == 'ok')\n"
+         "local ids = {}\n"
+         "for i = 1, 3 do\n"
+         "  local r = call(0, {op = 'exec', code = 'return s'})\n"
+         "  assert(r.status == 'ok' and #r.value.r[1] == 48 * 2^20)\n"
+         "  ids[i] = r.id\n"
+         "end\n"
+         "local r1 = ask({op = 'result', id = ids[1]})\n"
+         "assert(r1.status == 'badreq' and r1.value.message == 'no result for task ' .. ids[1])\n"
+         "for i = 2, 3 do\n"
+         "  local r = ask({op = 'result', id = ids[i]})\n"
+         "  assert(r.status == 'ok' and r.value.r[1] == string.rep('q', 48 * 2^20))\n"
+         "end\n"
+         "local st = ask({op = 'status'}).value\n"
+         "assert(st.stored_bytes > 96 * 2^20 and st.stored_bytes < 128 * 2^20, st.stored_bytes)");
   lua_close(L);
 }

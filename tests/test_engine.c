@@ -71,7 +71,7 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
   F.closed = 1;
 }
 
-static const plush_conn_cbs fakecbs = {NULL, onframe, NULL, onclose, NULL};
+static const plush_conn_cbs fakecbs = {NULL, onframe, NULL, onclose, NULL, NULL};
 
 static void onconnect(uv_stream_t *server, int status) {
   plush_conn_opts o = {.key = F.key, .encrypt = F.encrypt};

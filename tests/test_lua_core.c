@@ -133,7 +133,7 @@ static void f_close(plush_conn *c, int reason, const char *msg) {
     if (F.conns[i] == c) F.conns[i] = NULL;
 }
 
-static const plush_conn_cbs fcbs = {f_ready, f_frame, NULL, f_close, NULL};
+static const plush_conn_cbs fcbs = {f_ready, f_frame, NULL, f_close, NULL, NULL};
 
 static void f_accept(uv_stream_t *s, int status) {
   plush_conn_opts o = {0};

@@ -616,7 +616,7 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
   s->conn = NULL;
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL};
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL, NULL};
 
 static void onaccept(uv_stream_t *server, int status) {
   cr_assert_eq(status, 0);
