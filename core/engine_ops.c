@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "engine_int.h"
+#include "lua_mem.h"
 #include "plush.h"
 
 typedef eng_task task;
@@ -512,6 +513,7 @@ int eng_serve(lua_State *L) {
   char err[256];
   const char *op;
   int st;
+  plush_lua_mem_room(L, f->hdr.len);
   t->e->mem.lifted = 0;
   t->e->inuser = 1;
   st = plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,

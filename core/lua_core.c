@@ -517,6 +517,7 @@ static void setint(lua_State *L, const char *k, lua_Integer v) {
 */
 static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
   char err[200];
+  plush_lua_mem_room(L, f->hdr.len);
   if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
                    sizeof err) == 0)
     return 1;

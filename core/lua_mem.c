@@ -74,6 +74,11 @@ void plush_lua_mem_install(lua_State *L) {
   if (o) lua_setallocf(L, alloc, o);
 }
 
+void plush_lua_mem_room(lua_State *L, size_t n) {
+  if (n >= PLUSH_LUA_ROOM_MIN && !plush_mem_kept_fits(n))
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
 int plush_lua_mem_stats(lua_State *L) {
   plush_mem_stats s;
   plush_mem_get_stats(&s);

@@ -16,6 +16,20 @@
 */
 void plush_lua_mem_install(lua_State *L);
 
+/*
+** Before a value of n payload bytes is decoded into L. Lua paces its
+** collector by bytes (a new cycle when the heap has doubled), so a few
+** dead 100 MB strings wait cycles to be freed while every new one takes a
+** fresh mapping, populated page by page (25,600 pages; on this project's
+** VMs each first touch is a hypervisor fault: 60-150 ms per 100 MB). From
+** PLUSH_LUA_ROOM_MIN bytes, when no kept block can take the value, L's
+** garbage is collected first, so the dead values' blocks come back for
+** reuse. A full collection costs what the heap holds in objects, not in
+** bytes: below a few ms for the usual namespace.
+*/
+#define PLUSH_LUA_ROOM_MIN ((size_t)16 << 20)
+void plush_lua_mem_room(lua_State *L, size_t n);
+
 /* core.mem_stats(): {live, live_bytes, kept, kept_bytes, maps} of this
 ** process's big blocks (mem.h), for tests and benchmarks. */
 int plush_lua_mem_stats(lua_State *L);

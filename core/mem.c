@@ -116,18 +116,36 @@ static size_t delist(void *p) {
   return size;
 }
 
-/* A big block of at least n bytes: a kept one that fits without wasting
-** more than it holds, else a fresh mapping. */
-static void *bigalloc(size_t n) {
-  size_t need = round_up(n);
-  void *p = NULL;
+/* mu held: the kept block that fits need bytes best without wasting more
+** than it holds (the smallest of those), or -1. */
+static int fit(size_t need) {
   int best = -1;
-  if (need == 0) return NULL;
-  pthread_mutex_lock(&mu);
   for (int i = 0; i < nkeep; i++)
     if (keep[i].size >= need && keep[i].size / 2 <= need &&
         (best < 0 || keep[i].size < keep[best].size))
       best = i;
+  return best;
+}
+
+int plush_mem_kept_fits(size_t n) {
+  size_t need = round_up(n);
+  int r;
+  if (n < PLUSH_MEM_BIG || need == 0) return n < PLUSH_MEM_BIG;
+  pthread_mutex_lock(&mu);
+  r = fit(need) >= 0;
+  pthread_mutex_unlock(&mu);
+  return r;
+}
+
+/* A big block of at least n bytes: a kept one that fits, else a fresh
+** mapping. */
+static void *bigalloc(size_t n) {
+  size_t need = round_up(n);
+  void *p = NULL;
+  int best;
+  if (need == 0) return NULL;
+  pthread_mutex_lock(&mu);
+  best = fit(need);
   if (best >= 0) {
     p = keep[best].p;
     need = keep[best].size;

@@ -37,6 +37,8 @@ void plush_mem_free(void *p, size_t n);
 /* What a block asked for as n bytes really holds: big blocks are whole
 ** 2 MiB grains, so a buffer may use the rest without growing. */
 size_t plush_mem_usable(size_t n);
+/* 1 when a kept block would serve plush_mem_alloc(n) (no fresh mapping). */
+int plush_mem_kept_fits(size_t n);
 /* Gives back kept blocks unused for `age` seconds (0: all of them). */
 void plush_mem_trim(double age);
 
