@@ -88,6 +88,19 @@ static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
   ctl_hold(c, e, client);
 }
 
+void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
+  uint32_t engine = e ? e->id : PLUSH_ANY;
+  if (!ctl_store_hold(c, engine, f)) ctl_deliver_now(c, engine, f);
+}
+
+void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
+  peer *client = client_of(c, f->hdr.id), *e;
+  if (client == NULL || client->conn == NULL) return;
+  plush_conn_write_frame(client->conn, f);
+  e = engine == PLUSH_ANY ? NULL : plush_map_get(&c->engines, engine);
+  if (e) ctl_hold(c, e, client);
+}
+
 void ctl_hold(plush_ctl *c, peer *e, peer *client) {
   uint32_t *h;
   int i;
@@ -450,7 +463,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   }
   if (!t->timedout) {
     ctl_store(c, f, t);
-    if (!ctl_relay_done(c, e, f, t)) forward(c, e, client_of(c, t->id), f);
+    if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
   } else {
     ctl_relay_done(c, e, f, t);
   }
@@ -798,7 +811,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   if (c->o.hwm <= 0) c->o.hwm = 2;
   if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
   if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;
-  if (c->o.blob_max == 0) c->o.blob_max = (size_t)1 << 20;
+  if (c->o.blob_max == 0) c->o.blob_max = (size_t)64 << 10;
   if (c->o.request_max == 0) c->o.request_max = (size_t)64 << 10;
   if (uv_ip4_addr(ip, o->port, (struct sockaddr_in *)&ss) < 0 &&
       uv_ip6_addr(ip, o->port, (struct sockaddr_in6 *)&ss) < 0) {
@@ -829,6 +842,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   uv_timer_init(loop, &c->beat);
   c->server.data = c->beat.data = c;
   c->open_handles = 2;
+  ctl_store_start(c);
   if ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
       (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0) {
     plush_ctl_stop(c, NULL, NULL);
@@ -913,6 +927,9 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   c->stopping = 1;
   c->done = done;
   c->done_ud = ud;
+  ctl_store_commit(c); /* held replies go out before the close flushes */
+  uv_close((uv_handle_t *)&c->commit_before, handleclosed);
+  uv_close((uv_handle_t *)&c->commit_after, handleclosed);
   /* Engines are told to exit; every connection then closes, flushing. */
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;

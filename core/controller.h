@@ -26,7 +26,7 @@ typedef struct plush_ctl_opts {
   int max_deaths;           /* engine deaths a balanced task survives; 0: 3 */
   size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
   const char *db;           /* SQLite result store file; NULL: memory only */
-  size_t blob_max;          /* larger replies stay in memory; 0: 1 MiB */
+  size_t blob_max;          /* larger replies stay in memory; 0: 64 KiB */
   size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
   /* A client asked the cluster to shut down (may be NULL). */
   void (*on_shutdown)(plush_ctl *c, void *ud);

@@ -94,8 +94,13 @@ struct plush_ctl {
   task queue;         /* sentinel: balanced tasks waiting for an engine */
   task waiting;       /* sentinel: tasks waiting for their dependencies */
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
-  sqlite3_stmt *ins, *sel;
+  sqlite3_stmt *ins, *sel, *begin, *commit;
   size_t db_count;
+  int txn;            /* a store transaction is open (ctl_store.c) */
+  uv_prepare_t commit_before; /* ... committed by these two: before the */
+  uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
+  struct held_reply *pend;    /* replies waiting for that commit */
+  size_t npend, pendcap;
   peer peers;         /* sentinel: every connection */
   size_t queued;
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
@@ -118,6 +123,13 @@ double ctl_clock(void);
 int ctl_store_open(plush_ctl *c, const char *path);
 void ctl_store_close(plush_ctl *c);
 void ctl_store(plush_ctl *c, plush_frame *f, task *t);
+/* Starts the group-commit handles (2 in c->open_handles). */
+void ctl_store_start(plush_ctl *c);
+/* Commits the open transaction, then delivers the replies held for it. */
+void ctl_store_commit(plush_ctl *c);
+/* Reply f (from engine, PLUSH_ANY: the controller's own) waits for the
+** open transaction: 1, f referenced; 0 when none is open. */
+int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
 /*
 ** Replies of CTL_BIG_REPLY bytes or more are kept in memory within a
 ** quarter of the budget (128 MiB by default; the newest always stays).
@@ -164,6 +176,11 @@ void ctl_relay_check(plush_ctl *c);
 
 /* controller.c */
 void ctl_submit(plush_ctl *c, peer *p, plush_frame *f);
+/* Sends reply f to its client once the store has it (ctl_store_hold);
+** e, its engine (NULL: the controller's own reply), is paused when the
+** client falls behind. ctl_deliver_now sends at once. */
+void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f);
+void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f);
 void ctl_taskfree(plush_ctl *c, task *t);
 peer *ctl_client_of(plush_ctl *c, uint64_t id);
 /* Back-pressure after a write to client: may pause engine e (forward). */

@@ -51,7 +51,6 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   char msg[300];
   va_list ap;
   plush_frame *f;
-  peer *p;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
@@ -61,8 +60,7 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
   if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
   if (status != PLUSH_S_BADREQ) ctl_store(c, f, t);
-  p = plush_map_get(&c->clients, id >> 32);
-  if (p && p->conn) plush_conn_write_frame(p->conn, f);
+  ctl_deliver(c, NULL, f);
   plush_frame_unref(f);
 }
 

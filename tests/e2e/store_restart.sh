@@ -7,6 +7,17 @@ P="e2e-store-$$"
 start_cluster "$P" 2
 id=$("$PLUSH" --profile "$P" -e 'local d = rc:balanced():async():execute("return \"kept\", 42") d:get(10) io.write(d.id)')
 [ -n "$id" ] || fail "no task id"
+# a burst: replies are written in one transaction per turn of the loop and
+# reach the client only once it has committed, so every one the client got
+# must be there after SIGKILL; the last id is printed once all are in
+last=$("$PLUSH" --profile "$P" -e '
+  local plush = require "plush"
+  local lb, ds = rc:balanced(), {}
+  for i = 1, 500 do ds[i] = lb:async():apply(function(x) return x * 2 end, i) end
+  assert(plush.wait_all(ds, 60))
+  for i, d in ipairs(ds) do assert(d:get() == 2 * i) end
+  io.write(ds[500].id, " ", ds[1].id)')
+read -r burst_last burst_first <<<"$last"
 ctl=$(status_field "$P" 's.pid')
 kill -KILL "$ctl"
 wait_for 10 gone "$ctl" || fail "controller survived SIGKILL"
@@ -15,9 +26,17 @@ rm -f "$(conn_file "$P")"
 start_cluster "$P" 2
 out=$("$PLUSH" results show "$id" --profile "$P")
 [ "$out" = $'"kept"\n42' ] || fail "result after restart: $out"
+out=$("$PLUSH" results show "$burst_last" --profile "$P")
+[ "$out" = 1000 ] || fail "last of a burst after restart: $out"
+out=$("$PLUSH" results show "$burst_first" --profile "$P")
+[ "$out" = 2 ] || fail "first of a burst after restart: $out"
+n=$("$PLUSH" --profile "$P" -e 'io.write(#rc:history())')
+[ "$n" = 501 ] || fail "history after restart: $n tasks, not 501"
 "$PLUSH" results export --profile "$P" -o export.json
 lua5.4 -e '
   local r = require("cjson").decode(io.open("export.json"):read("a"))
+  assert(#r == 501)
+  for _, x in ipairs(r) do if x.result[1] == "kept" then r = {x} break end end
   assert(#r == 1 and r[1].status == "ok" and r[1].result[1] == "kept" and r[1].result[2] == 42)
   assert(r[1].engine ~= nil and r[1].submitted <= r[1].completed)'
 # new clients get ids after those the store names: nothing is overwritten
