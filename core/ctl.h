@@ -56,6 +56,7 @@ struct peer {
   char host[128];
   int rank, size;
   int inflight;
+  double pace;        /* engine: recent seconds per task (EWMA), 0 unknown */
   uint64_t running;
   uint64_t last_seen; /* uv_now() of the last frame from this engine */
   task tasks;         /* sentinel of the engine's task list */

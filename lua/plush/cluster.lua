@@ -266,6 +266,7 @@ function cluster.start(opts)
   if opts.ip or (lc and lc.ip) then add("--ip", opts.ip or lc.ip) end
   if opts.port then add("--port", tostring(opts.port)) end
   if opts.memory_limit then add("--memory-limit", tostring(opts.memory_limit)) end
+  if opts.hwm then add("--hwm", tostring(opts.hwm)) end
   if opts.embedded then add("--parent", tostring(core.getpid())) end
   add("--file", file)
   local pid = core.spawn(argv, {detach = true, stdout = log, stderr = log})
@@ -278,7 +279,14 @@ function cluster.start(opts)
       info = cluster.read(file)
       if info then break end
       if not core.alive(pid) or core.now() >= deadline then
-        util.raise("controller did not start: see " .. log)
+        -- the controller's own last word (a bad option, say) says why
+        local f, last = io.open(log, "rb"), nil
+        if f then
+          for line in f:lines() do if line:match("%S") then last = line end end
+          f:close()
+        end
+        util.raise("controller did not start" .. (last and ": " .. last or "")
+          .. " (see " .. log .. ")")
       end
       core.sleep(0.01)
     end
