@@ -20,7 +20,8 @@
 #include "mem.h"
 #include "plush.h"
 
-static void schedule(plush_ctl *c);
+#define schedule ctl_schedule
+#define wakedeps ctl_wakedeps
 
 /* ---- task lists ---- */
 
@@ -52,6 +53,7 @@ static void timerclosed(uv_handle_t *h) { free(h); }
 void ctl_taskfree(plush_ctl *c, task *t) {
   plush_map_del(&c->tasks, t->id);
   tlist_remove(t);
+  ctl_unreclaim(c, t);
   if (t->engine) {
     t->engine->inflight--;
     if (t->engine->running == t->id) t->engine->running = 0;
@@ -65,6 +67,19 @@ void ctl_taskfree(plush_ctl *c, task *t) {
   free(t->avoid);
   free(t->after);
   free(t);
+}
+
+void ctl_requeue(plush_ctl *c, task *t) {
+  peer *e = t->engine;
+  ctl_unreclaim(c, t);
+  if (e) {
+    e->inflight--;
+    if (e->running == t->id) e->running = 0;
+  }
+  t->engine = NULL;
+  tlist_remove(t);
+  tlist_unshift(&c->queue, t);
+  c->queued++;
 }
 
 peer *ctl_client_of(plush_ctl *c, uint64_t id) {
@@ -155,7 +170,7 @@ static int has(const uint32_t *ids, int n, uint32_t id) {
 
 /* May engine e run task t? Its targets, and not where it failed unless
 ** every live target has failed it (then any target will do). */
-static int eligible(plush_ctl *c, task *t, peer *e) {
+int ctl_eligible(plush_ctl *c, task *t, peer *e) {
   size_t i = 0;
   uint64_t k;
   void *v;
@@ -184,6 +199,7 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   tlist_remove(t);
   tlist_push(&e->tasks, t);
   t->engine = e;
+  t->started = 0; /* of this attempt: STARTED sets it */
   e->inflight++;
   h.engine = e->id;
   h.flags &= (uint8_t)~PLUSH_F_OPTS;
@@ -201,24 +217,23 @@ static void assign(plush_ctl *c, task *t, peer *e) {
 }
 
 /*
-** How many balanced tasks engine e may hold: hwm; with --hwm auto, more
-** while its tasks are short, as many as it runs in CTL_QUEUE_TIME at its
-** recent pace (up to CTL_HWM_MAX). With 2 in flight, an engine running
-** 40 us tasks waits idle through most of every round trip to the
-** controller (each reply must come back before the next task goes out); a
+** How many balanced tasks engine e may hold: hwm (2), and more while its
+** tasks are short, as many as it runs in CTL_QUEUE_TIME at its recent
+** pace (up to CTL_HWM_MAX). With 2 in flight, an engine running 40 us
+** tasks waits idle through most of every round trip to the controller
+** (each reply must come back before the next task goes out); a
 ** millisecond of queued work hides that wait (no-op tasks: 16k -> 33k/s
-** on this project's 2-vCPU VMs). Not the default, because the pace only
-** knows the tasks that ran: a long task that follows short ones is
-** assigned with up to CTL_HWM_MAX - 1 others queued behind it on its
-** engine, where a fixed hwm of 2 queues one. Farms of uniform short tasks
-** gain; farms of uneven ones keep the fixed hwm.
+** on this project's 2-vCPU VMs). The pace only knows the tasks that ran,
+** so a long task that follows short ones may be assigned with others
+** queued behind it: once it has run CTL_STEAL_AFTER, idle engines take
+** those back (ctl_steal.c). --hwm N fixes the limit at N.
 */
 #define CTL_QUEUE_TIME 1e-3
 #define CTL_HWM_MAX 16
 
 static int limit(plush_ctl *c, peer *e) {
   double n;
-  if (e->pace <= 0 || !c->o.hwm_auto) return c->o.hwm;
+  if (e->pace <= 0 || c->o.fixed_hwm) return c->o.hwm;
   n = CTL_QUEUE_TIME / e->pace;
   if (n <= c->o.hwm || c->o.hwm >= CTL_HWM_MAX) return c->o.hwm;
   return n >= CTL_HWM_MAX ? CTL_HWM_MAX : (int)n;
@@ -236,7 +251,7 @@ static void paced(peer *e, double secs) {
 ** some engines (targets, or engines to avoid) are passed over, in order,
 ** when none of theirs has room; the others keep their FIFO order.
 */
-static void schedule(plush_ctl *c) {
+void ctl_schedule(plush_ctl *c) {
   task *t = c->queue.next;
   while (t != &c->queue) {
     task *next = t->next;
@@ -248,18 +263,19 @@ static void schedule(plush_ctl *c) {
       peer *e = v;
       if (e->inflight >= limit(c, e)) continue;
       room++;
-      if (!eligible(c, t, e)) continue;
+      if (!ctl_eligible(c, t, e)) continue;
       if (best == NULL || e->inflight < best->inflight ||
           (e->inflight == best->inflight && e->id < best->id))
         best = e;
     }
-    if (room == 0) return;
+    if (room == 0) break;
     if (best) {
       c->queued--;
       assign(c, t, best);
     }
     t = next;
   }
+  ctl_steal(c);
 }
 
 static void ontimeout(uv_timer_t *tm);
@@ -374,7 +390,7 @@ static void enqueue(plush_ctl *c, task *t) {
 }
 
 /* A task finished: wake the tasks that waited for it. */
-static void wakedeps(plush_ctl *c) {
+void ctl_wakedeps(plush_ctl *c) {
   task *t = c->waiting.next;
   while (t != &c->waiting) {
     task *next = t->next;
@@ -481,12 +497,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
       t->avoid = a;
     }
     t->retries--;
-    e->inflight--;
-    if (e->running == t->id) e->running = 0;
-    t->engine = NULL;
-    tlist_remove(t);
-    tlist_unshift(&c->queue, t);
-    c->queued++;
+    ctl_requeue(c, t);
     plush_frame_unref(f);
     schedule(c);
     return;
@@ -640,14 +651,13 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
   plush_map_del(&c->engines, e->id);
   while (e->tasks.next != &e->tasks) {
     task *t = e->tasks.next;
+    if (t->balanced && !t->timedout && ++t->deaths < c->o.max_deaths) {
+      ctl_requeue(c, t);
+      continue;
+    }
     tlist_remove(t);
     t->engine = NULL;
     e->inflight--;
-    if (t->balanced && !t->timedout && ++t->deaths < c->o.max_deaths) {
-      tlist_unshift(&c->queue, t);
-      c->queued++;
-      continue;
-    }
     if (!t->timedout)
       ctl_fail(c, t, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
                "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
@@ -712,6 +722,7 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   case PLUSH_T_REPLY: onreply(c, p, f); break;
   case PLUSH_T_OUTPUT: onoutput(c, p, f); break;
   case PLUSH_T_STARTED: onstarted(c, p, f); break;
+  case PLUSH_T_RECLAIMED: ctl_reclaimed(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
   default: protoerr(p, f, "engine");
   }
@@ -874,6 +885,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   c->server.data = c->beat.data = c;
   c->open_handles = 2;
   ctl_store_start(c);
+  ctl_steal_start(c);
   if ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
       (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0) {
     plush_ctl_stop(c, NULL, NULL);
@@ -961,6 +973,7 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   ctl_store_commit(c); /* held replies go out before the close flushes */
   uv_close((uv_handle_t *)&c->commit_before, handleclosed);
   uv_close((uv_handle_t *)&c->commit_after, handleclosed);
+  uv_close((uv_handle_t *)&c->steal, handleclosed);
   /* Engines are told to exit; every connection then closes, flushing. */
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;

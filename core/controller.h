@@ -23,8 +23,8 @@ typedef struct plush_ctl_opts {
   size_t client_high_water; /* bytes queued to a client before the engines
                                feeding it are paused; 0: 8 MiB */
   int hwm;                  /* balanced tasks in flight per engine; 0: 2 */
-  int hwm_auto;             /* 1: more than hwm while an engine's tasks
-                               are short (controller.c, limit()) */
+  int fixed_hwm;            /* 1: exactly hwm; 0: more while an engine's
+                               tasks are short (controller.c, limit()) */
   int max_deaths;           /* engine deaths a balanced task survives; 0: 3 */
   size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
   const char *db;           /* SQLite result store file; NULL: memory only */

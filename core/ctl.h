@@ -37,6 +37,7 @@ struct task {
   int timedout;
   int retries;        /* resubmissions left after the task's own error */
   int waiting;        /* in ctl->waiting: dependencies not done yet */
+  int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -104,6 +105,9 @@ struct plush_ctl {
   size_t npend, pendcap;
   peer peers;         /* sentinel: every connection */
   size_t queued;
+  size_t reclaims;    /* tasks with RECLAIM sent, not answered yet */
+  size_t stolen;      /* tasks given back by one engine for another */
+  uv_timer_t steal;   /* looks again when a running task is old enough */
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
   size_t relay_void;  /* ... of which their engine died mid-way */
   uint32_t next_engine, next_client;
@@ -175,8 +179,23 @@ int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
 ** so a client that stopped sending cannot hold an engine's link. */
 void ctl_relay_check(plush_ctl *c);
 
+/* ctl_steal.c: idle engines take back tasks queued behind a long one */
+#define CTL_STEAL_AFTER 1e-3 /* seconds a task runs before its followers go */
+void ctl_steal_start(plush_ctl *c);   /* the timer: 1 in open_handles */
+void ctl_steal(plush_ctl *c);         /* after every schedule() */
+void ctl_reclaimed(plush_ctl *c, peer *e, plush_frame *f); /* takes f */
+void ctl_unreclaim(plush_ctl *c, task *t); /* t leaves its engine */
+
 /* controller.c */
 void ctl_submit(plush_ctl *c, peer *p, plush_frame *f);
+void ctl_schedule(plush_ctl *c);
+/* Tasks whose dependencies are all done leave the waiting list. */
+void ctl_wakedeps(plush_ctl *c);
+/* May engine e run balanced task t (its targets, the engines to avoid)? */
+int ctl_eligible(plush_ctl *c, task *t, peer *e);
+/* Balanced task t goes back to the head of the queue, off its engine. */
+void ctl_requeue(plush_ctl *c, task *t);
+
 /* Sends reply f to its client once the store has it (ctl_store_hold);
 ** e, its engine (NULL: the controller's own reply), is paused when the
 ** client falls behind. ctl_deliver_now sends at once. */

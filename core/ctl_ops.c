@@ -164,6 +164,7 @@ static void op_status(plush_ctl *c) {
   setint(L, "stored_bytes", (lua_Integer)c->store_used);
   setint(L, "relayed", (lua_Integer)c->relayed);
   setint(L, "relay_void", (lua_Integer)c->relay_void);
+  setint(L, "stolen", (lua_Integer)c->stolen);
   setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
   lua_setfield(L, -2, "uptime");

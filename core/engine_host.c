@@ -302,6 +302,34 @@ static void restart(plush_engine *e, plush_frame *f) {
   plush_info("restart asked: a fresh namespace follows");
 }
 
+/*
+** RECLAIM id: the controller takes back a balanced task that has not
+** started, for an idle engine to run (work stealing, controller.c). Still
+** queued: it leaves the queue here, under the lock the Lua thread takes
+** its next request by, and RECLAIMED says so; already taken (running or
+** done): nothing, its reply follows as usual. Either way it runs once.
+*/
+static void reclaim(plush_engine *e, uint64_t id) {
+  inring *q = &e->in;
+  plush_frame *f = NULL;
+  plush_hdr h = {.type = PLUSH_T_RECLAIMED, .id = id};
+  uv_mutex_lock(&e->mu);
+  for (size_t i = 0; i < q->n && f == NULL; i++) {
+    inreq *r = &q->v[(q->head + i) & (q->cap - 1)];
+    if (r->f->hdr.type != PLUSH_T_REQ || r->f->hdr.id != id || r->cancelled)
+      continue;
+    f = r->f;
+    for (size_t j = i; j + 1 < q->n; j++)
+      q->v[(q->head + j) & (q->cap - 1)] = q->v[(q->head + j + 1) & (q->cap - 1)];
+    q->n--;
+  }
+  uv_mutex_unlock(&e->mu);
+  if (f == NULL) return;
+  plush_frame_unref(f);
+  h.engine = atomic_load(&e->id);
+  plush_conn_write(e->conn, &h, NULL, 0);
+}
+
 /* PONG straight from the loop: a busy Lua thread does not delay it. */
 static void pong(plush_engine *e, plush_frame *f) {
   plush_hdr h = {.type = PLUSH_T_PONG,
@@ -331,6 +359,7 @@ static void onframe(plush_conn *c, plush_frame *f) {
   case PLUSH_T_RESTART: restart(e, f); return;
   case PLUSH_T_PING: pong(e, f); break;
   case PLUSH_T_INTERRUPT: interrupt(e, f->hdr.id); break;
+  case PLUSH_T_RECLAIM: reclaim(e, f->hdr.id); break;
   case PLUSH_T_WELCOME: welcome(e, f); break;
   case PLUSH_T_SHUTDOWN:
     finish(e, PLUSH_ENGINE_DONE, "shut down by the controller");

@@ -40,6 +40,8 @@ enum {
   PLUSH_T_RESTART,      /* ctl -> engine: replace the namespace by a fresh one */
   PLUSH_T_RELAY_END,    /* ctl -> client, no payload: the RELAYED reply id
                            before it is whole (status 0) or void (else) */
+  PLUSH_T_RECLAIM,      /* ctl -> engine: give task id back if not started */
+  PLUSH_T_RECLAIMED,    /* engine -> ctl: task id given back, never run   */
   PLUSH_T__MAX
 };
 

@@ -57,8 +57,8 @@ static void usage(FILE *f) {
           "  --parent PID      stop when process PID exits (embedded clusters)\n"
           "  --heartbeat S     seconds between heartbeats (default 1)\n"
           "  --dead-after S    declare an engine dead after S silent seconds (default 5)\n"
-          "  --hwm N|auto      balanced tasks in flight per engine (default 2); auto:\n"
-          "                    2, and up to 16 while the engine's tasks are short\n"
+          "  --hwm N           exactly N balanced tasks in flight per engine (default:\n"
+          "                    2, up to 16 while the engine's tasks are short)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
           "                    (connections beyond loopback always are)\n"
@@ -260,12 +260,12 @@ int main(int argc, char **argv) {
       o.dead_after = atof(need(argc, argv, i++));
     } else if (!strcmp(a, "--hwm")) {
       const char *v = need(argc, argv, i++);
-      o.hwm_auto = !strcmp(v, "auto");
       char *end;
-      long h = o.hwm_auto ? 2 : strtol(v, &end, 10);
-      if (!o.hwm_auto && (end == v || *end || h < 1 || h > 100000))
-        die("--hwm wants a count from 1 to 100000, or auto");
+      long h = strtol(v, &end, 10);
+      if (end == v || *end || h < 1 || h > 100000)
+        die("--hwm wants a count from 1 to 100000");
       o.hwm = (int)h;
+      o.fixed_hwm = 1;
     } else if (!strcmp(a, "--memory-limit")) {
       memlimit = need(argc, argv, i++);
     } else if (!strcmp(a, "--reconnect")) {

@@ -132,7 +132,10 @@ static const char *tname(int t) {
   static const char *names[] = {"?", "REGISTER", "WELCOME", "REQ", "REPLY",
                                 "OUTPUT", "CTRL", "CTRL_REPLY", "INTERRUPT",
                                 "PING", "PONG", "EVENT", "SHUTDOWN",
-                                "STARTED", "RESTART"};
+                                "STARTED", "RESTART", "RELAY_END",
+                                "RECLAIM", "RECLAIMED"};
+  _Static_assert(sizeof names / sizeof *names == PLUSH_T__MAX,
+                 "a name for every frame type");
   return t > 0 && t < PLUSH_T__MAX ? names[t] : "?";
 }
 
@@ -736,6 +739,39 @@ Test(engine, interrupt_a_queued_request) {
   exec(3, "return ran");
   reply(3, PLUSH_S_OK);
   ok("v.r.n == 1 and v.r[1] == nil");
+  shutdown_();
+}
+
+/*
+** RECLAIM: a queued request is given back unrun (RECLAIMED, no STARTED,
+** no REPLY) and the ones around it keep their order; a running one, an
+** unknown one and one already given back are not touched.
+*/
+Test(engine, reclaim_a_queued_request) {
+  plush_frame *f;
+  boot(-1, 0, 0);
+  exec(1, "while not go do end return 'first'");
+  exec(2, "log = (log or '') .. 'b'");
+  exec(3, "log = (log or '') .. 'c'");
+  exec(4, "log = (log or '') .. 'd'");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  sendhdr(PLUSH_T_RECLAIM, 3, 0);
+  plush_frame_unref(expect(PLUSH_T_RECLAIMED, 3));
+  sendhdr(PLUSH_T_RECLAIM, 1, 0);  /* running: ignored */
+  sendhdr(PLUSH_T_RECLAIM, 3, 0);  /* gone already: ignored */
+  sendhdr(PLUSH_T_RECLAIM, 99, 0); /* unknown: ignored */
+  sendhdr(PLUSH_T_PING, 0, 7);
+  f = expect(PLUSH_T_PONG, 0); /* nothing came before the pong */
+  cr_assert_eq(f->hdr.aux, 7);
+  plush_frame_unref(f);
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  f = expect(PLUSH_T_REPLY, 1);
+  plush_frame_unref(f);
+  reply(2, PLUSH_S_OK);
+  reply(4, PLUSH_S_OK);
+  exec(5, "return log");
+  reply(5, PLUSH_S_OK);
+  ok("v.r[1] == 'bd'");
   shutdown_();
 }
 

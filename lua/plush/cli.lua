@@ -38,7 +38,7 @@ printed and the status is 1.]],
   cluster = [[
 usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
-                           [--memory-limit BYTES] [--hwm N|auto]
+                           [--memory-limit BYTES] [--hwm N]
                            [--slurm] [--partition P] [--time T] [--account A]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]

@@ -1,11 +1,15 @@
-# The balanced scheduler's in-flight limit per engine: fixed at 2 by
-# default; with --hwm auto it grows while an engine's tasks are short and
-# falls back once they are long. Measured with rc:queue_status() right
-# after a burst of submits: the controller handles the CTRL after them.
+# The balanced scheduler: how many tasks an engine holds, and work
+# stealing. By default an engine holds 2, more while its tasks are short
+# (1 ms of them at its recent pace, at most 16), back to 2 once they are
+# long; --hwm N holds exactly N. Tasks queued behind a long one are taken
+# back for idle engines once it has run 1 ms. Measured with
+# rc:queue_status() right after a burst of submits (the controller handles
+# the CTRL after them) and with rc:status().stolen.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 
-# Prints "<most held after short tasks> <most held after long tasks> <sum>".
+# Prints "<most held after short tasks> <most held after long tasks> <sum>
+# <short tasks done while a long one ran> <tasks stolen>".
 probe() { # profile
   "$PLUSH" --profile "$1" -e '
     local plush = require "plush"
@@ -21,36 +25,56 @@ probe() { # profile
       for i = 1, k do ds[i] = lb:async():apply(busy, s) end
       return ds
     end
-    local short = {}
-    for i = 1, 400 do short[i] = lb:async():apply(function(x) return x end, i) end
-    assert(plush.wait_all(short, 60), "short tasks did not finish")
-    local sum = 0
-    for _, d in ipairs(short) do sum = sum + d:get() end
+    local function shorts()
+      local ds = {}
+      for i = 1, 400 do ds[i] = lb:async():apply(function(x) return x end, i) end
+      assert(plush.wait_all(ds, 60), "short tasks did not finish")
+      local sum = 0
+      for _, d in ipairs(ds) do sum = sum + d:get() end
+      return sum
+    end
+    local sum = shorts()
     local long = burst(20, 0.05)
     local m1 = most()
     assert(plush.wait_all(long, 60), "long tasks did not finish")
     local again = burst(10, 0.05)
     local m2 = most()
     assert(plush.wait_all(again, 60), "long tasks did not finish")
-    io.write(m1, " ", m2, " ", sum)'
+    -- one long task behind a burst of short ones: the short ones queued
+    -- on its engine are stolen, not left to wait for it
+    shorts()
+    local stolen0 = rc:status().stolen
+    local slow = lb:async():apply(busy, 2)
+    local quick = {}
+    for i = 1, 40 do quick[i] = lb:async():apply(function(x) return x end, i) end
+    assert(plush.wait_all(quick, 60), "quick tasks did not finish")
+    local early = 0
+    for i, d in ipairs(quick) do
+      assert(d:get() == i)
+      if not slow:wait(0) then early = early + 1 end
+    end
+    assert(slow:get(60) == 2)
+    io.write(m1, " ", m2, " ", sum, " ", early, " ", rc:status().stolen - stolen0)'
 }
 
+start_cluster "e2e-hwm-auto-$$" 2
+read -r m1 m2 sum early stolen <<<"$(probe "e2e-hwm-auto-$$")"
+[ "$sum" = 80200 ] || fail "short tasks summed to $sum"
+[ "$m1" -gt 2 ] && [ "$m1" -le 16 ] || fail "after short tasks: an engine held $m1 (want 3..16)"
+[ "$m2" = 2 ] || fail "after long tasks: an engine held $m2 (want 2)"
+[ "$early" = 40 ] || fail "only $early of 40 quick tasks finished before the long one"
+[ "$stolen" -gt 0 ] || fail "no task was stolen from behind the long one"
 
-start_cluster "e2e-hwm-fixed-$$" 2
-read -r m1 m2 sum <<<"$(probe "e2e-hwm-fixed-$$")"
-[ "$sum" = 80200 ] || fail "fixed: short tasks summed to $sum"
-[ "$m1" = 2 ] && [ "$m2" = 2 ] || fail "fixed hwm: an engine held $m1 / $m2 tasks, not 2"
-
-start_cluster "e2e-hwm-auto-$$" 2 --hwm auto
-read -r m1 m2 sum <<<"$(probe "e2e-hwm-auto-$$")"
-[ "$sum" = 80200 ] || fail "auto: short tasks summed to $sum"
-[ "$m1" -gt 2 ] && [ "$m1" -le 16 ] || fail "--hwm auto after short tasks: an engine held $m1 (want 3..16)"
-[ "$m2" = 2 ] || fail "--hwm auto after long tasks: an engine held $m2 (want 2)"
+start_cluster "e2e-hwm-fixed-$$" 2 --hwm 2
+read -r m1 m2 sum early stolen <<<"$(probe "e2e-hwm-fixed-$$")"
+[ "$sum" = 80200 ] || fail "--hwm 2: short tasks summed to $sum"
+[ "$m1" = 2 ] && [ "$m2" = 2 ] || fail "--hwm 2: an engine held $m1 / $m2 tasks, not 2"
+[ "$early" = 40 ] || fail "--hwm 2: only $early of 40 quick tasks finished before the long one"
 
 if "$PLUSH" cluster start -n 1 --profile "e2e-hwm-bad-$$" --hwm lots >out.txt 2>&1; then
   PROFILES+=("e2e-hwm-bad-$$")
   fail "--hwm lots was accepted"
 fi
-grep -q -- "controller did not start: plush-controller: --hwm wants a count from 1 to 100000, or auto" out.txt ||
+grep -q -- "controller did not start: plush-controller: --hwm wants a count from 1 to 100000" out.txt ||
   fail "no clear error for --hwm lots: $(cat out.txt)"
-echo "3 passed, 0 failed"
+echo "4 passed, 0 failed"

@@ -46,7 +46,9 @@ describe("e2e client", function()
     local e, n = rc[ids[1]], 20 * 1000 * 1000
     e:execute(("big = string.rep('y', %d)"):format(n))
     local v = e:pull("big")
+    assert.equal(n, #v)
     v = e:pull("big")
+    assert.equal(n, #v)
     local before = core.mem_stats().maps
     for _ = 1, 6 do
       v = e:pull("big")
