@@ -204,6 +204,24 @@ class Runner:
         emit(kind="samples", w=name, v=[float(x) for x in samples])
 
 
+    def run_warm(self, name, fn, first=None):
+        """Like run, with one more sample taken before the n: the first
+        transfer of a size, on buffers no transfer has warmed yet. It is left
+        out of name's samples and reported as `first` when that is wanted."""
+        n = self.counts.get(name, 0)
+        if n <= 0:
+            return
+        try:
+            samples = fn(n + 1)
+        except Exception as e:  # noqa: BLE001 -- reported to the driver
+            log(traceback.format_exc())
+            emit(kind="error", w=name, message=f"{type(e).__name__}: {e}"[:300])
+            return
+        if first and self.counts.get(first, 0) > 0:
+            emit(kind="samples", w=first, v=[float(samples[0])])
+        emit(kind="samples", w=name, v=[float(x) for x in samples[1:]])
+
+
 def timed(n, op, warm=0):
     """Run op() warm times untimed, then n times timed: the seconds each."""
     for _ in range(warm):

@@ -103,8 +103,10 @@ def main():
             if not (r.wants("push_" + tag) or r.wants("pull_" + tag)):
                 continue
             data = b"x" * size
-            r.run("push_" + tag, lambda k: push_pull(data, size, k, False))
-            r.run("pull_" + tag, lambda k: push_pull(data, size, k, True))
+            r.run_warm("push_" + tag, lambda k: push_pull(data, size, k, False),
+                       "push_first_" + tag)
+            r.run_warm("pull_" + tag, lambda k: push_pull(data, size, k, True),
+                       "pull_first_" + tag)
             del data
 
         seq = list(range(1, pc.NUMBERS + 1))

@@ -99,8 +99,8 @@ def main():
                     assert len(v) == size
                     del v
                 return out
-            r.run("push_" + tag, push)
-            r.run("pull_" + tag, pull)
+            r.run_warm("push_" + tag, push, "push_first_" + tag)
+            r.run_warm("pull_" + tag, pull, "pull_first_" + tag)
             del data
             e0.execute("x = None")
 

@@ -75,7 +75,12 @@ void plush_lua_mem_install(lua_State *L) {
 }
 
 void plush_lua_mem_room(lua_State *L, size_t n) {
-  if (n >= PLUSH_LUA_ROOM_MIN && !plush_mem_kept_fits(n))
+  plush_mem_stats s;
+  size_t heap;
+  if (n < PLUSH_MEM_BIG || plush_mem_kept_fits(n)) return;
+  heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+  plush_mem_get_stats(&s);
+  if (heap <= s.live_bytes || heap - s.live_bytes <= 4 * n)
     lua_gc(L, LUA_GCCOLLECT);
 }
 

@@ -18,16 +18,16 @@ void plush_lua_mem_install(lua_State *L);
 
 /*
 ** Before a value of n payload bytes is decoded into L. Lua paces its
-** collector by bytes (a new cycle when the heap has doubled), so a few
-** dead 100 MB strings wait cycles to be freed while every new one takes a
-** fresh mapping, populated page by page (25,600 pages; on this project's
-** VMs each first touch is a hypervisor fault: 60-150 ms per 100 MB). From
-** PLUSH_LUA_ROOM_MIN bytes, when no kept block can take the value, L's
-** garbage is collected first, so the dead values' blocks come back for
-** reuse. A full collection costs what the heap holds in objects, not in
-** bytes: below a few ms for the usual namespace.
+** collector by bytes (a new cycle when the heap has doubled), so dead big
+** strings wait cycles to be freed while every new one takes a fresh
+** mapping, populated page by page (on this project's VMs a never-touched
+** page costs ~10 us: 250 ms per 100 MB; a loop of 10 MB pulls held 12
+** blocks). From PLUSH_MEM_BIG bytes, when no kept block can take the
+** value, L's garbage is collected first, so the dead values' blocks come
+** back for reuse -- when that is the cheaper way: a collection costs what
+** the heap holds besides big blocks (objects to traverse), so it is done
+** only while that part is at most 4n bytes.
 */
-#define PLUSH_LUA_ROOM_MIN ((size_t)16 << 20)
 void plush_lua_mem_room(lua_State *L, size_t n);
 
 /* core.mem_stats(): {live, live_bytes, kept, kept_bytes, maps} of this
