@@ -13,7 +13,7 @@
 ** Writes are grouped: one transaction per turn of the event loop, and the
 ** replies it holds reach their clients when it has committed. The memory tier
 ** keeps frames by reference (no copy), oldest first, within a byte budget
-** (512 MiB), and replies of 16 MiB or more within a quarter of it: a big
+** (512 MiB), and replies of 1 MiB or more within a sixteenth of it: a big
 ** reply on its way makes its room before its frame is allocated
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
@@ -25,6 +25,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "mem.h"
 #include "plush.h"
 
 double ctl_clock(void) {
@@ -190,11 +191,15 @@ void ctl_store_close(plush_ctl *c) {
   c->db = NULL;
 }
 
-static size_t cost(const stored *s) {
-  return PLUSH_HDR_SIZE + s->f->hdr.len + sizeof *s;
+/* What a reply of len payload bytes holds in memory, its frame's block
+** (a big one is whole 2 MiB grains) and its entry. */
+static size_t footprint(size_t len) {
+  return plush_mem_usable(plush_frame_size(len)) + sizeof(stored);
 }
 
-static int big(const stored *s) { return s->f->hdr.len >= CTL_BIG_REPLY; }
+static size_t cost(const stored *s) { return footprint(s->f->hdr.len); }
+
+static int big(const stored *s) { return cost(s) >= CTL_BIG_REPLY; }
 
 /* Drops s from the memory tier. */
 static void evict(plush_ctl *c, stored *s) {
@@ -224,13 +229,13 @@ static void fit(plush_ctl *c, size_t len, const stored *keep) {
          c->oldest != keep)
     evict(c, c->oldest);
   if (len < CTL_BIG_REPLY) return;
-  while (c->store_big + len > c->o.store_bytes / 4 &&
+  while (c->store_big + len > CTL_BIG_SHARE(c) &&
          (o = oldest_big(c, keep)) != NULL)
     evict(c, o);
 }
 
 void ctl_store_make_room(plush_ctl *c, size_t len) {
-  fit(c, PLUSH_HDR_SIZE + len, NULL);
+  fit(c, footprint(len), NULL);
 }
 
 static void memput(plush_ctl *c, plush_frame *f) {
@@ -251,9 +256,9 @@ static void memput(plush_ctl *c, plush_frame *f) {
   c->store_used += cost(s);
   if (big(s)) c->store_big += cost(s);
   fit(c, 0, s);
-  if (big(s)) { /* over the quarter for big replies: older big ones go */
+  if (big(s)) { /* over the share of big replies: older big ones go */
     stored *o;
-    while (c->store_big > c->o.store_bytes / 4 &&
+    while (c->store_big > CTL_BIG_SHARE(c) &&
            (o = oldest_big(c, s)) != NULL)
       evict(c, o);
   }

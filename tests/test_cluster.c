@@ -552,25 +552,26 @@ Test(relay, a_client_leaving_mid_request_runs_nothing) {
   lua_close(L);
 }
 
-/* Big replies are kept within a quarter of the store's budget (128 MiB):
-** a third 48 MiB reply displaces the first; the newer two stay. */
+/* Big replies are kept within a sixteenth of the store's budget (32 MiB),
+** counted in the blocks they hold (a 10 MiB reply: 12 MiB): a third one
+** displaces the first; the newer two stay. */
 Test(relay, the_store_keeps_the_newest_big_replies) {
   lua_State *L = client();
   lua_ok(L,
-         "assert(call(0, {op = 'exec', code = \"s = string.rep('q', 48 * 2^20)\"}).status == 'ok')\n"
+         "assert(call(0, {op = 'exec', code = \"s = string.rep('q', 10 * 2^20)\"}).status == 'ok')\n"
          "local ids = {}\n"
          "for i = 1, 3 do\n"
          "  local r = call(0, {op = 'exec', code = 'return s'})\n"
-         "  assert(r.status == 'ok' and #r.value.r[1] == 48 * 2^20)\n"
+         "  assert(r.status == 'ok' and #r.value.r[1] == 10 * 2^20)\n"
          "  ids[i] = r.id\n"
          "end\n"
          "local r1 = ask({op = 'result', id = ids[1]})\n"
          "assert(r1.status == 'badreq' and r1.value.message == 'no result for task ' .. ids[1])\n"
          "for i = 2, 3 do\n"
          "  local r = ask({op = 'result', id = ids[i]})\n"
-         "  assert(r.status == 'ok' and r.value.r[1] == string.rep('q', 48 * 2^20))\n"
+         "  assert(r.status == 'ok' and r.value.r[1] == string.rep('q', 10 * 2^20))\n"
          "end\n"
          "local st = ask({op = 'status'}).value\n"
-         "assert(st.stored_bytes > 96 * 2^20 and st.stored_bytes < 128 * 2^20, st.stored_bytes)");
+         "assert(st.stored_bytes >= 24 * 2^20 and st.stored_bytes < 32 * 2^20, st.stored_bytes)");
   lua_close(L);
 }
