@@ -515,11 +515,14 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   schedule(c);
 }
 
+/* A task started: with others queued behind it on e, an idle engine may
+** want them once it has run a while (ctl_steal arms its timer). */
 static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
   e->running = f->hdr.id;
   if (t) t->started = ctl_clock();
   plush_frame_unref(f);
+  if (e->inflight >= 2) ctl_steal(c);
 }
 
 static void onoutput(plush_ctl *c, peer *e, plush_frame *f) {

@@ -4,7 +4,8 @@
 # long; --hwm N holds exactly N. Tasks queued behind a long one are taken
 # back for idle engines once it has run 1 ms. Measured with
 # rc:queue_status() right after a burst of submits (the controller handles
-# the CTRL after them) and with rc:status().stolen.
+# the CTRL after them) and with rc:status().stolen. Ties go to the lowest
+# engine id, so the first two long tasks land on the two engines.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 
@@ -40,10 +41,12 @@ probe() { # profile
     local again = burst(10, 0.05)
     local m2 = most()
     assert(plush.wait_all(again, 60), "long tasks did not finish")
-    -- one long task behind a burst of short ones: the short ones queued
-    -- on its engine are stolen, not left to wait for it
+    -- both engines busy, one for 0.3 s, one for 2 s, and a burst of
+    -- quick tasks queued behind both: the 0.3 s engine runs its own and
+    -- then steals those queued behind the 2 s one, none waits for it
     shorts()
     local stolen0 = rc:status().stolen
+    local other = lb:async():apply(busy, 0.3)
     local slow = lb:async():apply(busy, 2)
     local quick = {}
     for i = 1, 40 do quick[i] = lb:async():apply(function(x) return x end, i) end
@@ -53,23 +56,37 @@ probe() { # profile
       assert(d:get() == i)
       if not slow:wait(0) then early = early + 1 end
     end
-    assert(slow:get(60) == 2)
-    io.write(m1, " ", m2, " ", sum, " ", early, " ", rc:status().stolen - stolen0)'
+    assert(other:get(60) == 0.3 and slow:get(60) == 2)
+    local stolen = rc:status().stolen - stolen0
+    -- one long task, quick ones submitted one by one: wherever one queues
+    -- behind it (even before its STARTED is in), it is stolen
+    local lone = lb:async():apply(busy, 2)
+    local late = 0
+    for i = 1, 20 do
+      local d = lb:async():apply(function(x) return x end, i)
+      assert(d:get(60) == i)
+      if not lone:wait(0) then late = late + 1 end
+    end
+    assert(lone:get(60) == 2)
+    io.write(m1, " ", m2, " ", sum, " ", early, " ", stolen, " ", late)'
 }
 
 start_cluster "e2e-hwm-auto-$$" 2
-read -r m1 m2 sum early stolen <<<"$(probe "e2e-hwm-auto-$$")"
+read -r m1 m2 sum early stolen late <<<"$(probe "e2e-hwm-auto-$$")"
 [ "$sum" = 80200 ] || fail "short tasks summed to $sum"
 [ "$m1" -gt 2 ] && [ "$m1" -le 16 ] || fail "after short tasks: an engine held $m1 (want 3..16)"
 [ "$m2" = 2 ] || fail "after long tasks: an engine held $m2 (want 2)"
 [ "$early" = 40 ] || fail "only $early of 40 quick tasks finished before the long one"
 [ "$stolen" -gt 0 ] || fail "no task was stolen from behind the long one"
+[ "$late" = 20 ] || fail "only $late of 20 one-by-one tasks finished before the long one"
 
 start_cluster "e2e-hwm-fixed-$$" 2 --hwm 2
-read -r m1 m2 sum early stolen <<<"$(probe "e2e-hwm-fixed-$$")"
+read -r m1 m2 sum early stolen late <<<"$(probe "e2e-hwm-fixed-$$")"
 [ "$sum" = 80200 ] || fail "--hwm 2: short tasks summed to $sum"
 [ "$m1" = 2 ] && [ "$m2" = 2 ] || fail "--hwm 2: an engine held $m1 / $m2 tasks, not 2"
 [ "$early" = 40 ] || fail "--hwm 2: only $early of 40 quick tasks finished before the long one"
+[ "$stolen" -gt 0 ] || fail "--hwm 2: no task was stolen from behind the long one"
+[ "$late" = 20 ] || fail "--hwm 2: only $late of 20 one-by-one tasks finished before the long one"
 
 if "$PLUSH" cluster start -n 1 --profile "e2e-hwm-bad-$$" --hwm lots >out.txt 2>&1; then
   PROFILES+=("e2e-hwm-bad-$$")
@@ -77,4 +94,4 @@ if "$PLUSH" cluster start -n 1 --profile "e2e-hwm-bad-$$" --hwm lots >out.txt 2>
 fi
 grep -q -- "controller did not start: plush-controller: --hwm wants a count from 1 to 100000" out.txt ||
   fail "no clear error for --hwm lots: $(cat out.txt)"
-echo "4 passed, 0 failed"
+echo "7 passed, 0 failed"
