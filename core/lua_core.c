@@ -999,7 +999,22 @@ static const luaL_Reg funcs[] = {
     {"mem_stats", plush_lua_mem_stats},
     {NULL, NULL}};
 
+/*
+** A write to a controller that has gone raises SIGPIPE, whose default
+** action kills the whole process before the write can fail with EPIPE and
+** the connection close with a message. So, as luasocket does, the module
+** ignores SIGPIPE when nobody handles it yet (a handler the program set
+** stays).
+*/
+static void nopipe(void) {
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+      !(old.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
+}
+
 int luaopen_plush_core(lua_State *L) {
+  nopipe();
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, connmeta, 0);

@@ -545,6 +545,14 @@ Test(lua_core, output_then_close_by_peer) {
       "c:close()\n");
 }
 
+/* A write to a controller that is gone must fail, not kill the process:
+** loading the module ignores SIGPIPE, unless the program handles it. */
+Test(lua_core, loading_the_module_ignores_sigpipe) {
+  struct sigaction sa;
+  cr_assert_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+  cr_assert(sa.sa_handler == SIG_IGN, "SIGPIPE not ignored after require");
+}
+
 Test(lua_core, poll_zero_just_looks) {
   run("local c = connect()\n"
       "local t0 = core.now()\n"
