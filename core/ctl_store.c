@@ -35,6 +35,7 @@ double ctl_clock(void) {
 }
 
 static const char schema[] =
+    "PRAGMA locking_mode=EXCLUSIVE;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
     "PRAGMA cache_size=-1024;"
