@@ -136,16 +136,19 @@ void ctl_store_commit(plush_ctl *c);
 ** open transaction: 1, f referenced; 0 when none is open. */
 int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
 /*
-** Replies of CTL_BIG_REPLY bytes or more (their frames are mem.h's big
-** blocks, whole 2 MiB grains) are kept in memory within a sixteenth of
-** the budget (32 MiB by default; the newest always stays), counted by the
-** memory they hold. A big reply about to arrive makes its room first, so
-** the block of the reply it displaces becomes its frame (mem.h's reuse):
-** every reply kept beyond that share would be fresh pages, which cost
-** more than the transfer on a VM whose host backs a page on first touch
-** (~10 us each). A stream of 10 MB pulls keeps three, 100 MB pulls one.
+** Replies of CTL_BIG_REPLY bytes or more (those beyond the SQLite store's
+** blob_max; frames of 1 MiB or more are mem.h's big blocks, whole 2 MiB
+** grains) are kept in memory within a sixteenth of the budget (32 MiB by
+** default; the newest always stays), counted by the memory they hold. A
+** big reply about to arrive makes its room first, so the block of the
+** reply it displaces becomes its frame (mem.h's reuse); smaller ones are
+** malloc's to reuse. Every reply kept beyond that share would be fresh
+** pages, which cost more than the transfer on a VM whose host backs a
+** page on first touch (~10 us each: 2.5 ms per 1 MB reply, the
+** controller's main cost in a stream of 1 MB pulls). A stream of 10 MB
+** pulls keeps three, 100 MB pulls one.
 */
-#define CTL_BIG_REPLY ((size_t)1 << 20)
+#define CTL_BIG_REPLY ((size_t)64 << 10)
 #define CTL_BIG_SHARE(c) ((c)->o.store_bytes / 16)
 void ctl_store_make_room(plush_ctl *c, size_t len);
 plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);

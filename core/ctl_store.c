@@ -13,7 +13,7 @@
 ** Writes are grouped: one transaction per turn of the event loop, and the
 ** replies it holds reach their clients when it has committed. The memory tier
 ** keeps frames by reference (no copy), oldest first, within a byte budget
-** (512 MiB), and replies of 1 MiB or more within a sixteenth of it: a big
+** (512 MiB), and replies of 64 KiB or more within a sixteenth of it: a big
 ** reply on its way makes its room before its frame is allocated
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
