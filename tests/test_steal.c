@@ -169,6 +169,16 @@ static void teardown(void) {
 
 TestSuite(steal, .init = setup, .fini = teardown);
 
+/* Three balanced tasks: the first and third go to engine 0 (a tie goes to
+** the lower id), the second to engine 1, which runs and answers it. */
+static void three(uint64_t t[3]) {
+  fake *a = &S.eng[0], *b = &S.eng[1];
+  for (int i = 0; i < 3; i++) t[i] = submit((uint32_t)i + 1);
+  next(a, PLUSH_T_REQ, t[0]);
+  next(b, PLUSH_T_REQ, t[1]);
+  next(a, PLUSH_T_REQ, t[2]);
+}
+
 /*
 ** A task queued behind one that runs long goes to the engine that falls
 ** idle, taken back with RECLAIM, even when the long one's STARTED comes in
@@ -177,10 +187,9 @@ TestSuite(steal, .init = setup, .fini = teardown);
 */
 Test(steal, a_task_behind_a_long_one_goes_to_the_idle_engine) {
   fake *a = &S.eng[0], *b = &S.eng[1];
-  uint64_t t1 = submit(1), t2 = submit(2), t3 = submit(3);
-  next(a, PLUSH_T_REQ, t1);
-  next(b, PLUSH_T_REQ, t2);
-  next(a, PLUSH_T_REQ, t3); /* a tie goes to the lower id */
+  uint64_t t[3], t1, t2, t3;
+  three(t);
+  t1 = t[0], t2 = t[1], t3 = t[2];
   sendhdr(b, PLUSH_T_STARTED, t2);
   reply(b, t2);
   next(&S.cli, PLUSH_T_REPLY, t2);
@@ -205,10 +214,9 @@ Test(steal, a_task_behind_a_long_one_goes_to_the_idle_engine) {
 */
 Test(steal, a_task_already_taken_stays_and_answers_once) {
   fake *a = &S.eng[0], *b = &S.eng[1];
-  uint64_t t1 = submit(1), t2 = submit(2), t3 = submit(3);
-  next(a, PLUSH_T_REQ, t1);
-  next(b, PLUSH_T_REQ, t2);
-  next(a, PLUSH_T_REQ, t3);
+  uint64_t t[3], t1, t2, t3;
+  three(t);
+  t1 = t[0], t2 = t[1], t3 = t[2];
   sendhdr(a, PLUSH_T_STARTED, t1);
   sendhdr(b, PLUSH_T_STARTED, t2);
   reply(b, t2);
