@@ -162,11 +162,17 @@ void ctl_store_commit(plush_ctl *c) {
     uv_prepare_stop(&c->commit_before);
     uv_check_stop(&c->commit_after);
     if (run(c->commit) < 0) {
-      /* The rows are gone: keep the held replies in memory instead. */
+      /* The rows are gone: keep those replies in memory instead. Held
+      ** with them are replies that never went to SQLite: bigger ones
+      ** (in memory already) and refusals (never stored). */
       plush_error("result store write failed: %s", sqlite3_errmsg(c->db));
       sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
       for (i = 0; i < n; i++) {
-        memput(c, c->pend[i].f);
+        plush_frame *f = c->pend[i].f;
+        if (f->hdr.len > c->o.blob_max || f->hdr.status == PLUSH_S_BADREQ ||
+            plush_map_get(&c->store, f->hdr.id))
+          continue;
+        memput(c, f);
         c->db_count--;
       }
     }

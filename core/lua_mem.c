@@ -77,7 +77,10 @@ void plush_lua_mem_install(lua_State *L) {
 void plush_lua_mem_room(lua_State *L, size_t n) {
   plush_mem_stats s;
   size_t heap;
-  if (n < PLUSH_MEM_BIG || plush_mem_kept_fits(n)) return;
+  /* a collector the program stopped stays stopped */
+  if (n < PLUSH_MEM_BIG || plush_mem_kept_fits(n) ||
+      !lua_gc(L, LUA_GCISRUNNING))
+    return;
   heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
   plush_mem_get_stats(&s);
   if (heap <= s.live_bytes || heap - s.live_bytes <= 4 * n)

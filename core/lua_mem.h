@@ -26,7 +26,8 @@ void plush_lua_mem_install(lua_State *L);
 ** value, L's garbage is collected first, so the dead values' blocks come
 ** back for reuse -- when that is the cheaper way: a collection costs what
 ** the heap holds besides big blocks (objects to traverse), so it is done
-** only while that part is at most 4n bytes.
+** only while that part is at most 4n bytes, and never while the program
+** has stopped the collector.
 */
 void plush_lua_mem_room(lua_State *L, size_t n);
 
