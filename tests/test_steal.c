@@ -117,13 +117,16 @@ static void reply(fake *p, uint64_t id) {
   cr_assert_eq(plush_conn_write(p->conn, &h, ok, sizeof ok - 1), 0);
 }
 
-/* The client submits balanced task seq (its payload is not looked at). */
-static uint64_t submit(uint32_t seq) {
+/* The client submits balanced task seq, with a timeout of ms (0: none);
+** its payload is not looked at. */
+static uint64_t submit_within(uint32_t seq, uint32_t ms) {
   plush_hdr h = {.type = PLUSH_T_REQ, .flags = PLUSH_F_BALANCED,
-                 .engine = PLUSH_ANY, .id = (uint64_t)S.cli.id << 32 | seq};
+                 .engine = PLUSH_ANY, .id = (uint64_t)S.cli.id << 32 | seq,
+                 .aux = ms};
   cr_assert_eq(plush_conn_write(S.cli.conn, &h, "\x80", 1), 0);
   return h.id;
 }
+
 
 static void stopped(void *ud) {
   (void)ud;
@@ -171,9 +174,10 @@ TestSuite(steal, .init = setup, .fini = teardown);
 
 /* Three balanced tasks: the first and third go to engine 0 (a tie goes to
 ** the lower id), the second to engine 1, which runs and answers it. */
-static void three(uint64_t t[3]) {
+static void three(uint64_t t[3], uint32_t ms3) {
   fake *a = &S.eng[0], *b = &S.eng[1];
-  for (int i = 0; i < 3; i++) t[i] = submit((uint32_t)i + 1);
+  for (int i = 0; i < 3; i++)
+    t[i] = submit_within((uint32_t)i + 1, i == 2 ? ms3 : 0);
   next(a, PLUSH_T_REQ, t[0]);
   next(b, PLUSH_T_REQ, t[1]);
   next(a, PLUSH_T_REQ, t[2]);
@@ -188,7 +192,7 @@ static void three(uint64_t t[3]) {
 Test(steal, a_task_behind_a_long_one_goes_to_the_idle_engine) {
   fake *a = &S.eng[0], *b = &S.eng[1];
   uint64_t t[3], t1, t2, t3;
-  three(t);
+  three(t, 0);
   t1 = t[0], t2 = t[1], t3 = t[2];
   sendhdr(b, PLUSH_T_STARTED, t2);
   reply(b, t2);
@@ -215,7 +219,7 @@ Test(steal, a_task_behind_a_long_one_goes_to_the_idle_engine) {
 Test(steal, a_task_already_taken_stays_and_answers_once) {
   fake *a = &S.eng[0], *b = &S.eng[1];
   uint64_t t[3], t1, t2, t3;
-  three(t);
+  three(t, 0);
   t1 = t[0], t2 = t[1], t3 = t[2];
   sendhdr(a, PLUSH_T_STARTED, t1);
   sendhdr(b, PLUSH_T_STARTED, t2);
@@ -229,4 +233,61 @@ Test(steal, a_task_already_taken_stays_and_answers_once) {
   next(&S.cli, PLUSH_T_REPLY, t3);
   quiet(b, 20); /* t3 never went to b */
   quiet(&S.cli, 0);
+}
+
+/*
+** The engine dies with a RECLAIM unanswered: its balanced tasks, the one
+** it ran and the one asked back, go to the other engine, once each.
+*/
+Test(steal, an_engine_dying_mid_reclaim_gives_its_tasks_to_the_other) {
+  fake *a = &S.eng[0], *b = &S.eng[1];
+  uint64_t t[3], got[2];
+  plush_hdr h;
+  three(t, 0);
+  sendhdr(a, PLUSH_T_STARTED, t[0]);
+  sendhdr(b, PLUSH_T_STARTED, t[1]);
+  reply(b, t[1]);
+  next(&S.cli, PLUSH_T_REPLY, t[1]);
+  next(a, PLUSH_T_RECLAIM, t[2]);
+  plush_conn_close(a->conn, 0, "the fake engine dies");
+  next(&S.cli, PLUSH_T_EVENT, 0); /* engine_down */
+  for (int i = 0; i < 2; i++) {
+    while (b->seen == b->ngot) uv_run(&S.loop, UV_RUN_ONCE);
+    got[i] = b->got[b->seen].id;
+    next(b, PLUSH_T_REQ, got[i]);
+  }
+  cr_assert((got[0] == t[0] && got[1] == t[2]) ||
+            (got[0] == t[2] && got[1] == t[0]), "b got the wrong tasks");
+  for (int i = 0; i < 2; i++) {
+    sendhdr(b, PLUSH_T_STARTED, got[i]);
+    reply(b, got[i]);
+    h = next(&S.cli, PLUSH_T_REPLY, got[i]);
+    cr_assert_eq(h.status, PLUSH_S_OK);
+  }
+  quiet(&S.cli, 20);
+}
+
+/*
+** A task asked back times out before its engine answers: its one answer
+** is the TimeoutError, and the RECLAIMED that follows ends it: it goes
+** nowhere else.
+*/
+Test(steal, a_task_timing_out_while_asked_back_ends_there) {
+  fake *a = &S.eng[0], *b = &S.eng[1];
+  uint64_t t[3];
+  plush_hdr h;
+  three(t, 50);
+  sendhdr(a, PLUSH_T_STARTED, t[0]);
+  sendhdr(b, PLUSH_T_STARTED, t[1]);
+  reply(b, t[1]);
+  next(&S.cli, PLUSH_T_REPLY, t[1]);
+  next(a, PLUSH_T_RECLAIM, t[2]);
+  next(a, PLUSH_T_INTERRUPT, t[2]); /* 50 ms later */
+  h = next(&S.cli, PLUSH_T_REPLY, t[2]);
+  cr_assert_eq(h.status, PLUSH_S_TIMEOUT);
+  sendhdr(a, PLUSH_T_RECLAIMED, t[2]);
+  quiet(b, 30); /* not resubmitted */
+  reply(a, t[0]);
+  next(&S.cli, PLUSH_T_REPLY, t[0]);
+  quiet(&S.cli, 20);
 }
