@@ -183,6 +183,18 @@ static void three(uint64_t t[3], uint32_t ms3) {
   next(a, PLUSH_T_REQ, t[2]);
 }
 
+/* three(), then engine 0 starts the first, engine 1 runs the second and
+** falls idle: the controller asks engine 0 for the third back. */
+static void asked_back(uint64_t t[3], uint32_t ms3) {
+  fake *a = &S.eng[0], *b = &S.eng[1];
+  three(t, ms3);
+  sendhdr(a, PLUSH_T_STARTED, t[0]);
+  sendhdr(b, PLUSH_T_STARTED, t[1]);
+  reply(b, t[1]);
+  next(&S.cli, PLUSH_T_REPLY, t[1]);
+  next(a, PLUSH_T_RECLAIM, t[2]); /* after the first ran 1 ms */
+}
+
 /*
 ** A task queued behind one that runs long goes to the engine that falls
 ** idle, taken back with RECLAIM, even when the long one's STARTED comes in
@@ -218,19 +230,13 @@ Test(steal, a_task_behind_a_long_one_goes_to_the_idle_engine) {
 */
 Test(steal, a_task_already_taken_stays_and_answers_once) {
   fake *a = &S.eng[0], *b = &S.eng[1];
-  uint64_t t[3], t1, t2, t3;
-  three(t, 0);
-  t1 = t[0], t2 = t[1], t3 = t[2];
-  sendhdr(a, PLUSH_T_STARTED, t1);
-  sendhdr(b, PLUSH_T_STARTED, t2);
-  reply(b, t2);
-  next(&S.cli, PLUSH_T_REPLY, t2);
-  next(a, PLUSH_T_RECLAIM, t3); /* after t1 ran 1 ms */
-  reply(a, t1);                 /* ... and a took t3 meanwhile */
-  sendhdr(a, PLUSH_T_STARTED, t3);
-  reply(a, t3);
-  next(&S.cli, PLUSH_T_REPLY, t1);
-  next(&S.cli, PLUSH_T_REPLY, t3);
+  uint64_t t[3];
+  asked_back(t, 0);
+  reply(a, t[0]); /* ... and a took the third meanwhile */
+  sendhdr(a, PLUSH_T_STARTED, t[2]);
+  reply(a, t[2]);
+  next(&S.cli, PLUSH_T_REPLY, t[0]);
+  next(&S.cli, PLUSH_T_REPLY, t[2]);
   quiet(b, 20); /* t3 never went to b */
   quiet(&S.cli, 0);
 }
@@ -243,12 +249,7 @@ Test(steal, an_engine_dying_mid_reclaim_gives_its_tasks_to_the_other) {
   fake *a = &S.eng[0], *b = &S.eng[1];
   uint64_t t[3], got[2];
   plush_hdr h;
-  three(t, 0);
-  sendhdr(a, PLUSH_T_STARTED, t[0]);
-  sendhdr(b, PLUSH_T_STARTED, t[1]);
-  reply(b, t[1]);
-  next(&S.cli, PLUSH_T_REPLY, t[1]);
-  next(a, PLUSH_T_RECLAIM, t[2]);
+  asked_back(t, 0);
   plush_conn_close(a->conn, 0, "the fake engine dies");
   next(&S.cli, PLUSH_T_EVENT, 0); /* engine_down */
   for (int i = 0; i < 2; i++) {
@@ -276,12 +277,7 @@ Test(steal, a_task_timing_out_while_asked_back_ends_there) {
   fake *a = &S.eng[0], *b = &S.eng[1];
   uint64_t t[3];
   plush_hdr h;
-  three(t, 50);
-  sendhdr(a, PLUSH_T_STARTED, t[0]);
-  sendhdr(b, PLUSH_T_STARTED, t[1]);
-  reply(b, t[1]);
-  next(&S.cli, PLUSH_T_REPLY, t[1]);
-  next(a, PLUSH_T_RECLAIM, t[2]);
+  asked_back(t, 50);
   next(a, PLUSH_T_INTERRUPT, t[2]); /* 50 ms later */
   h = next(&S.cli, PLUSH_T_REPLY, t[2]);
   cr_assert_eq(h.status, PLUSH_S_TIMEOUT);
