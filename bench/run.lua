@@ -430,8 +430,8 @@ local function run_plush(phase, rep)
   local function run_warm(id, first, fn)
     run(id, function(k)
       local v = fn(k + 1)
-      if want(first) then res.samples[first] = {table.remove(v, 1)}
-      else table.remove(v, 1) end
+      local cold = table.remove(v, 1)
+      if want(first) then res.samples[first] = {cold} end
       return v
     end)
   end

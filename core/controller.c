@@ -100,7 +100,7 @@ peer *ctl_client_of(plush_ctl *c, uint64_t id) {
 static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
   if (client == NULL || client->conn == NULL) return;
   plush_conn_write_frame(client->conn, f);
-  ctl_hold(c, e, client);
+  if (e) ctl_hold(c, e, client);
 }
 
 void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
@@ -109,11 +109,8 @@ void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
 }
 
 void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
-  peer *client = client_of(c, f->hdr.id), *e;
-  if (client == NULL || client->conn == NULL) return;
-  plush_conn_write_frame(client->conn, f);
-  e = engine == PLUSH_ANY ? NULL : plush_map_get(&c->engines, engine);
-  if (e) ctl_hold(c, e, client);
+  peer *e = engine == PLUSH_ANY ? NULL : plush_map_get(&c->engines, engine);
+  forward(c, e, client_of(c, f->hdr.id), f);
 }
 
 void ctl_hold(plush_ctl *c, peer *e, peer *client) {
