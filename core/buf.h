@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "plush.h"
+
 typedef struct plush_buf {
   char *data;
   size_t len;
@@ -27,7 +29,7 @@ int plush_buf_append(plush_buf *b, const void *p, size_t n);
 char *plush_buf_steal(plush_buf *b, size_t *len);
 
 static inline int plush_buf_putc(plush_buf *b, uint8_t c) {
-  if (b->len == b->cap && plush_buf_reserve(b, 1)) return -10001;
+  if (b->len == b->cap && plush_buf_reserve(b, 1)) return PLUSH_ENOMEM;
   b->data[b->len++] = (char)c;
   return 0;
 }

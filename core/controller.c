@@ -1,11 +1,14 @@
 /*
-** controller.c — connections, routing, the balanced queue, heartbeats.
+** controller.c — connections, routing, replies, engines coming and going,
+** heartbeats, start and stop. A task's life before its reply is
+** ctl_sched.c.
 **
 ** Data plane: REQ, REPLY and OUTPUT frames are routed on their 24-byte
-** header alone; the payload is never decoded here, and a frame is
-** forwarded by reference (plush_conn_write_frame), so a 100 MB push costs
-** the controller one read and one write. Only control messages (REGISTER,
-** CTRL) are decoded, in a private lua_State that never runs user code.
+** header; a frame is forwarded by reference (plush_conn_write_frame), so a
+** 100 MB push costs the controller one read and one write. Payloads are
+** decoded only for control messages (REGISTER, CTRL) and for a REQ's
+** scheduling options (the prefix PLUSH_F_OPTS announces, ctl_sched.c
+** readopts), in a private lua_State that never runs user code.
 */
 #include "controller.h"
 
@@ -13,6 +16,7 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "ctl.h"
@@ -20,72 +24,15 @@
 #include "mem.h"
 #include "plush.h"
 
-#define schedule ctl_schedule
-#define wakedeps ctl_wakedeps
-
-/* ---- task lists ---- */
-
-static void tlist_init(task *head) { head->prev = head->next = head; }
-
-static void tlist_push(task *head, task *t) {
-  t->prev = head->prev;
-  t->next = head;
-  head->prev->next = t;
-  head->prev = t;
-}
-
-static void tlist_unshift(task *head, task *t) {
-  t->next = head->next;
-  t->prev = head;
-  head->next->prev = t;
-  head->next = t;
-}
-
-static void tlist_remove(task *t) {
-  t->prev->next = t->next;
-  t->next->prev = t->prev;
-  t->prev = t->next = t;
-}
-
-static void timerclosed(uv_handle_t *h) { free(h); }
-
-/* Takes the task out of every structure and frees it. */
-void ctl_taskfree(plush_ctl *c, task *t) {
-  plush_map_del(&c->tasks, t->id);
-  tlist_remove(t);
-  ctl_unreclaim(c, t);
-  if (t->engine) {
-    t->engine->inflight--;
-    if (t->engine->running == t->id) t->engine->running = 0;
-  }
-  if (t->timer) {
-    uv_timer_stop(t->timer);
-    uv_close((uv_handle_t *)t->timer, timerclosed);
-  }
-  plush_frame_unref(t->req);
-  free(t->targets);
-  free(t->avoid);
-  free(t->after);
-  free(t);
-}
-
-void ctl_requeue(plush_ctl *c, task *t) {
-  peer *e = t->engine;
-  ctl_unreclaim(c, t);
-  if (e) {
-    e->inflight--;
-    if (e->running == t->id) e->running = 0;
-  }
-  t->engine = NULL;
-  tlist_remove(t);
-  tlist_unshift(&c->queue, t);
-  c->queued++;
+double ctl_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 peer *ctl_client_of(plush_ctl *c, uint64_t id) {
   return plush_map_get(&c->clients, id >> 32);
 }
-#define client_of ctl_client_of
 
 /* ---- sending ---- */
 
@@ -110,7 +57,7 @@ void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
 
 void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
   peer *e = engine == PLUSH_ANY ? NULL : plush_map_get(&c->engines, engine);
-  forward(c, e, client_of(c, f->hdr.id), f);
+  forward(c, e, ctl_client_of(c, f->hdr.id), f);
 }
 
 void ctl_hold(plush_ctl *c, peer *e, peer *client) {
@@ -156,325 +103,7 @@ void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id) {
   sendhdr(e, type, id, 0);
 }
 
-/* ---- tasks ---- */
-
-static int has(const uint32_t *ids, int n, uint32_t id) {
-  int i;
-  for (i = 0; i < n; i++)
-    if (ids[i] == id) return 1;
-  return 0;
-}
-
-/* May engine e run task t? Its targets, and not where it failed unless
-** every live target has failed it (then any target will do). */
-int ctl_eligible(plush_ctl *c, task *t, peer *e) {
-  size_t i = 0;
-  uint64_t k;
-  void *v;
-  if (t->targets && !has(t->targets, t->ntargets, e->id)) return 0;
-  if (t->navoid == 0 || !has(t->avoid, t->navoid, e->id)) return 1;
-  while (plush_map_next(&c->engines, &i, &k, &v)) {
-    peer *o = v;
-    if ((t->targets == NULL || has(t->targets, t->ntargets, o->id)) &&
-        !has(t->avoid, t->navoid, o->id))
-      return 0;
-  }
-  return 1;
-}
-
-/* Does any live engine match t's targets? */
-static int reachable(plush_ctl *c, task *t) {
-  int i;
-  if (t->targets == NULL) return 1;
-  for (i = 0; i < t->ntargets; i++)
-    if (plush_map_get(&c->engines, t->targets[i])) return 1;
-  return 0;
-}
-
-static void assign(plush_ctl *c, task *t, peer *e) {
-  plush_hdr h = t->req->hdr;
-  tlist_remove(t);
-  tlist_push(&e->tasks, t);
-  t->engine = e;
-  t->started = 0; /* of this attempt: STARTED sets it */
-  e->inflight++;
-  h.engine = e->id;
-  h.flags &= (uint8_t)~PLUSH_F_OPTS;
-  if (ctl_relay_req_assigned(c, t, e)) {
-    /* still arriving: relayed as it comes, or written when whole */
-  } else if (e->conn)
-    plush_conn_write_hdr_slice(e->conn, &h, t->req, t->off,
-                               t->req->hdr.len - t->off);
-  /* A direct task is never resubmitted: drop the request, unless the
-  ** store wants to keep it with the result. */
-  if (!t->balanced && (c->db == NULL || h.len > c->o.request_max)) {
-    plush_frame_unref(t->req);
-    t->req = NULL;
-  }
-}
-
-/*
-** How many balanced tasks engine e may hold: hwm (2), and more while its
-** tasks are short, as many as it runs in CTL_QUEUE_TIME at its recent
-** pace (up to CTL_HWM_MAX). With 2 in flight, an engine running 40 us
-** tasks waits idle through most of every round trip to the controller
-** (each reply must come back before the next task goes out); a
-** millisecond of queued work hides that wait (no-op tasks: 16k -> 33k/s
-** on this project's 2-vCPU VMs). The pace only knows the tasks that ran,
-** so a long task that follows short ones may be assigned with others
-** queued behind it: once it has run CTL_STEAL_AFTER, idle engines take
-** those back (ctl_steal.c). --hwm N fixes the limit at N.
-*/
-#define CTL_QUEUE_TIME 1e-3
-#define CTL_HWM_MAX 16
-
-static int limit(plush_ctl *c, peer *e) {
-  double n;
-  if (e->pace <= 0 || c->o.fixed_hwm) return c->o.hwm;
-  n = CTL_QUEUE_TIME / e->pace;
-  if (n <= c->o.hwm || c->o.hwm >= CTL_HWM_MAX) return c->o.hwm;
-  return n >= CTL_HWM_MAX ? CTL_HWM_MAX : (int)n;
-}
-
-/* A task of e's took secs from its start to its reply. */
-static void paced(peer *e, double secs) {
-  if (secs < 0) secs = 0;
-  e->pace = e->pace > 0 ? 0.75 * e->pace + 0.25 * secs : secs;
-}
-
-/*
-** Least outstanding work first, with at most limit() tasks in flight on
-** one engine, so a slow engine cannot hoard the queue. Tasks restricted to
-** some engines (targets, or engines to avoid) are passed over, in order,
-** when none of theirs has room; the others keep their FIFO order.
-*/
-void ctl_schedule(plush_ctl *c) {
-  task *t = c->queue.next;
-  while (t != &c->queue) {
-    task *next = t->next;
-    peer *best = NULL;
-    size_t i = 0, room = 0;
-    uint64_t k;
-    void *v;
-    while (plush_map_next(&c->engines, &i, &k, &v)) {
-      peer *e = v;
-      if (e->inflight >= limit(c, e)) continue;
-      room++;
-      if (!ctl_eligible(c, t, e)) continue;
-      if (best == NULL || e->inflight < best->inflight ||
-          (e->inflight == best->inflight && e->id < best->id))
-        best = e;
-    }
-    if (room == 0) break;
-    if (best) {
-      c->queued--;
-      assign(c, t, best);
-    }
-    t = next;
-  }
-  ctl_steal(c);
-}
-
-static void ontimeout(uv_timer_t *tm);
-static void release(plush_ctl *c, task *t);
-
-/*
-** Reads the scheduling options ahead of the request (PLUSH_F_OPTS):
-** {targets = {ids}, retries = n, after = {task ids}}. 0, or -1 with the
-** task failed.
-*/
-static int readopts(plush_ctl *c, task *t, plush_frame *f) {
-  lua_State *L = c->L;
-  int top = lua_gettop(L), ok = 1;
-  size_t used = 0, n, i;
-  char err[200];
-  const char *bad = NULL;
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, &used, err,
-                   sizeof err) < 0) {
-    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",
-             "bad scheduling options: %s", err);
-    return -1;
-  }
-  t->off = (uint32_t)used;
-  if (!lua_istable(L, -1)) bad = "a table expected";
-  if (!bad && lua_getfield(L, -1, "retries") != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
-      bad = "retries: a count expected";
-    else
-      t->retries = (int)lua_tointeger(L, -1);
-  }
-  lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "targets") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->targets = malloc((n ? n : 1) * sizeof *t->targets);
-    for (i = 1; t->targets && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->targets[t->ntargets++] = (uint32_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "targets: engine ids expected";
-  }
-  lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "after") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->after = malloc((n ? n : 1) * sizeof *t->after);
-    for (i = 1; t->after && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->after[t->nafter++] = (uint64_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "after: task ids expected";
-  }
-  lua_settop(L, top);
-  if (bad) {
-    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",
-             "bad scheduling options: %s", bad);
-    return -1;
-  }
-  return 0;
-}
-
-/*
-** Checks t's dependencies: 1 when all succeeded, 0 while some are still
-** pending, -1 after failing t because one failed or is unknown.
-*/
-static int depsdone(plush_ctl *c, task *t) {
-  int i, pending = 0;
-  for (i = 0; i < t->nafter; i++) {
-    uint64_t d = t->after[i];
-    int st;
-    if (d == 0) continue;
-    if (plush_map_get(&c->tasks, d)) {
-      pending = 1;
-      continue;
-    }
-    st = ctl_store_status(c, d);
-    if (st == PLUSH_S_OK) {
-      t->after[i] = 0;
-      continue;
-    }
-    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ERROR, "DependencyError",
-             st < 0 ? "dependency %llu is unknown (no such task)"
-                    : "dependency %llu failed",
-             (unsigned long long)d);
-    return -1;
-  }
-  return pending ? 0 : 1;
-}
-
-/* Puts a task whose dependencies are done where it can run. */
-static void enqueue(plush_ctl *c, task *t) {
-  if (t->balanced) {
-    if (!reachable(c, t)) {
-      ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ENGINE, "EngineError",
-               "none of the task's target engines is connected");
-      release(c, t);
-      return;
-    }
-    tlist_push(&c->queue, t);
-    c->queued++;
-    return;
-  }
-  if (plush_map_get(&c->engines, t->req->hdr.engine) == NULL) {
-    ctl_fail(c, t, t->id, t->req->hdr.engine, PLUSH_S_ENGINE, "EngineError",
-             "engine %u is not connected", t->req->hdr.engine);
-    release(c, t);
-    return;
-  }
-  assign(c, t, plush_map_get(&c->engines, t->req->hdr.engine));
-}
-
-/* A task finished: wake the tasks that waited for it. */
-void ctl_wakedeps(plush_ctl *c) {
-  task *t = c->waiting.next;
-  while (t != &c->waiting) {
-    task *next = t->next;
-    int r = depsdone(c, t);
-    if (r != 0) {
-      tlist_remove(t);
-      t->waiting = 0;
-      if (r > 0) enqueue(c, t);
-      else release(c, t);
-    }
-    t = next;
-  }
-}
-
-void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
-  plush_hdr *h = &f->hdr;
-  task *t;
-  if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
-    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
-             "task id %llu is not a fresh id of client %u",
-             (unsigned long long)h->id, p->id);
-    plush_frame_unref(f);
-    return;
-  }
-  if ((t = calloc(1, sizeof *t)) == NULL ||
-      plush_map_put(&c->tasks, h->id, t) < 0) {
-    free(t);
-    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
-             "controller out of memory");
-    plush_frame_unref(f);
-    return;
-  }
-  t->id = h->id;
-  t->ctl = c;
-  t->req = f;
-  t->submitted = ctl_clock();
-  t->balanced = (h->flags & PLUSH_F_BALANCED) != 0;
-  tlist_init(t);
-  if ((h->flags & PLUSH_F_OPTS) && readopts(c, t, f) < 0) {
-    release(c, t);
-    return;
-  }
-  if (h->aux > 0 && (t->timer = malloc(sizeof *t->timer)) != NULL) {
-    uv_timer_init(c->loop, t->timer);
-    t->timer->data = t;
-    uv_timer_start(t->timer, ontimeout, h->aux, 0);
-  }
-  switch (depsdone(c, t)) {
-  case 0:
-    t->waiting = 1;
-    tlist_push(&c->waiting, t);
-    return;
-  case -1: release(c, t); return;
-  }
-  enqueue(c, t);
-  schedule(c);
-}
-
-/*
-** A task out of time fails at once with TimeoutError; its engine is
-** interrupted and keeps the task (and its slot) until it answers, so the
-** scheduler does not pile work on an engine still busy with it.
-*/
-static void ontimeout(uv_timer_t *tm) {
-  task *t = tm->data;
-  peer *e = t->engine;
-  plush_ctl *c = t->ctl;
-  uv_close((uv_handle_t *)tm, timerclosed);
-  t->timer = NULL;
-  ctl_fail(c, t, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT,
-           "TimeoutError", "task %llu timed out%s",
-           (unsigned long long)t->id,
-           e ? "; its engine was interrupted" : " before it started");
-  if (e == NULL) {
-    if (!t->waiting) c->queued--;
-    release(c, t);
-    wakedeps(c);
-    return;
-  }
-  t->timedout = 1;
-  ctl_interrupt(c, e, t->id);
-}
-
-/* Frees a task that was answered (or failed) and is in no engine. */
-static void release(plush_ctl *c, task *t) {
-  ctl_taskfree(c, t);
-}
+/* ---- replies ---- */
 
 static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
@@ -496,10 +125,10 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
     t->retries--;
     ctl_requeue(c, t);
     plush_frame_unref(f);
-    schedule(c);
+    ctl_schedule(c);
     return;
   }
-  if (t->balanced && t->started > 0) paced(e, ctl_clock() - t->started);
+  if (t->balanced && t->started > 0) ctl_paced(e, ctl_clock() - t->started);
   if (!t->timedout) {
     ctl_store(c, f, t);
     if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
@@ -508,8 +137,8 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   }
   plush_frame_unref(f);
   ctl_taskfree(c, t);
-  if (c->waiting.next != &c->waiting) wakedeps(c);
-  schedule(c);
+  if (c->waiting.next != &c->waiting) ctl_wakedeps(c);
+  ctl_schedule(c);
 }
 
 /* A task started: with others queued behind it on e, an idle engine may
@@ -524,7 +153,7 @@ static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
 
 static void onoutput(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
-  if (t && !t->timedout) forward(c, e, client_of(c, t->id), f);
+  if (t && !t->timedout) forward(c, e, ctl_client_of(c, t->id), f);
   plush_frame_unref(f);
 }
 
@@ -623,23 +252,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
              p->host, plush_conn_peer(p->conn));
   engineevent(c, "engine_up", p, NULL);
   if (c->o.on_engine) c->o.on_engine(c, c->o.ud, p->id, p->pid);
-  schedule(c);
-}
-
-/* Queued tasks restricted to engines that are all gone fail now rather
-** than wait forever. */
-static void failunreachable(plush_ctl *c) {
-  task *t = c->queue.next;
-  while (t != &c->queue) {
-    task *next = t->next;
-    if (!reachable(c, t)) {
-      c->queued--;
-      ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ENGINE, "EngineError",
-               "none of the task's target engines is connected");
-      ctl_taskfree(c, t);
-    }
-    t = next;
-  }
+  ctl_schedule(c);
 }
 
 /*
@@ -655,7 +268,7 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
       ctl_requeue(c, t);
       continue;
     }
-    tlist_remove(t);
+    ctl_tlist_remove(t);
     t->engine = NULL;
     e->inflight--;
     if (!t->timedout)
@@ -666,9 +279,9 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
   }
   plush_warn("engine %u (pid %ld) lost: %s", e->id, e->pid, why);
   engineevent(c, "engine_down", e, why);
-  failunreachable(c);
-  if (c->waiting.next != &c->waiting) wakedeps(c);
-  schedule(c);
+  ctl_failunreachable(c);
+  if (c->waiting.next != &c->waiting) ctl_wakedeps(c);
+  ctl_schedule(c);
 }
 
 /* ---- connections ---- */
@@ -744,7 +357,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
       plush_map_del(&c->engines, p->id);
       while (p->tasks.next != &p->tasks) {
         task *t = p->tasks.next;
-        tlist_remove(t);
+        ctl_tlist_remove(t);
         t->engine = NULL;
       }
     }
@@ -788,7 +401,7 @@ static void onconnect(uv_stream_t *server, int status) {
   if ((p = calloc(1, sizeof *p)) == NULL) return;
   p->ctl = c;
   p->kind = P_NEW;
-  tlist_init(&p->tasks);
+  ctl_tlist_init(&p->tasks);
   p->next = c->peers.next;
   p->prev = &c->peers;
   c->peers.next->prev = p;
@@ -873,8 +486,8 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
     return PLUSH_EINVAL;
   }
   c->started = uv_now(loop);
-  tlist_init(&c->queue);
-  tlist_init(&c->waiting);
+  ctl_tlist_init(&c->queue);
+  ctl_tlist_init(&c->waiting);
   c->peers.next = c->peers.prev = &c->peers;
   plush_map_init(&c->engines);
   plush_map_init(&c->clients);

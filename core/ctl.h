@@ -1,7 +1,15 @@
 /*
-** ctl.h — the controller's insides, shared by controller.c (connections,
-** routing, scheduling, heartbeats) and ctl_ops.c (control requests, the
-** result store, replies the controller writes itself).
+** ctl.h — the controller's insides, shared by its files:
+**   controller.c  connections, routing, replies, engines, heartbeats
+**   controller_main.c  the plush-controller program (options, signals)
+**   ctl_sched.c   a task's life: submission, options, dependencies,
+**                 the balanced queue, timeouts
+**   ctl_steal.c   idle engines take back tasks queued behind a long one
+**   ctl_relay.c   big requests and replies passed on as they arrive
+**   ctl_store.c   the result store (SQLite and memory), group commit
+**   ctl_ops.c     control requests (CTRL) and the replies to them
+** Everything runs on the controller's one loop thread. Functions declared
+** here are PLUSH_INTERNAL: not part of libplush's API.
 */
 #ifndef PLUSH_CTL_H
 #define PLUSH_CTL_H
@@ -13,6 +21,7 @@
 #include "controller.h"
 #include "frame.h"
 #include "map.h"
+#include "plush.h"
 
 typedef struct task task;
 typedef struct peer peer;
@@ -120,21 +129,43 @@ struct plush_ctl {
   uint64_t started;
 };
 
+/* Task lists: circular, with a sentinel head. */
+static inline void ctl_tlist_init(task *head) { head->prev = head->next = head; }
+
+static inline void ctl_tlist_push(task *head, task *t) {
+  t->prev = head->prev;
+  t->next = head;
+  head->prev->next = t;
+  head->prev = t;
+}
+
+static inline void ctl_tlist_unshift(task *head, task *t) {
+  t->next = head->next;
+  t->prev = head;
+  head->next->prev = t;
+  head->next = t;
+}
+
+static inline void ctl_tlist_remove(task *t) {
+  t->prev->next = t->next;
+  t->next->prev = t->prev;
+  t->prev = t->next = t;
+}
+
 /* ctl_ops.c */
-void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
+PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
 
 /* ctl_store.c */
-double ctl_clock(void);
-int ctl_store_open(plush_ctl *c, const char *path);
-void ctl_store_close(plush_ctl *c);
-void ctl_store(plush_ctl *c, plush_frame *f, task *t);
+PLUSH_INTERNAL int ctl_store_open(plush_ctl *c, const char *path);
+PLUSH_INTERNAL void ctl_store_close(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store(plush_ctl *c, plush_frame *f, task *t);
 /* Starts the group-commit handles (2 in c->open_handles). */
-void ctl_store_start(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store_start(plush_ctl *c);
 /* Commits the open transaction, then delivers the replies held for it. */
-void ctl_store_commit(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store_commit(plush_ctl *c);
 /* Reply f (from engine, PLUSH_ANY: the controller's own) waits for the
 ** open transaction: 1, f referenced; 0 when none is open. */
-int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
+PLUSH_INTERNAL int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
 /*
 ** Replies of CTL_BIG_REPLY bytes or more (those beyond the SQLite store's
 ** blob_max; frames of 1 MiB or more are mem.h's big blocks, whole 2 MiB
@@ -150,71 +181,80 @@ int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
 */
 #define CTL_BIG_REPLY ((size_t)64 << 10)
 #define CTL_BIG_SHARE(c) ((c)->o.store_bytes / 16)
-void ctl_store_make_room(plush_ctl *c, size_t len);
-plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
-int ctl_store_status(plush_ctl *c, uint64_t id);
-size_t ctl_store_count(plush_ctl *c);
-void ctl_store_history(plush_ctl *c, lua_Integer limit);
-void ctl_store_records(plush_ctl *c);
-void ctl_store_free(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store_make_room(plush_ctl *c, size_t len);
+PLUSH_INTERNAL plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
+PLUSH_INTERNAL int ctl_store_status(plush_ctl *c, uint64_t id);
+PLUSH_INTERNAL size_t ctl_store_count(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store_history(plush_ctl *c, lua_Integer limit);
+PLUSH_INTERNAL void ctl_store_records(plush_ctl *c);
+PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
 /* Fails task id (t: its task, or NULL) for its client with a reply the
 ** controller writes: stored, and forwarded when the client is connected. */
-void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
+PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
               int status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
-void ctl_event(plush_ctl *c);
+PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 
 /* ctl_relay.c: big replies passed on to their client as they arrive */
-void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);
+PLUSH_INTERNAL void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);
 /* Reply f of task t (NULL if none) arrived whole from e: 1 when it was
 ** relayed (finished here; not to be forwarded again), else 0. */
-int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t);
+PLUSH_INTERNAL int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t);
 /* p's connection closed (engine or client): a relay under way ends void. */
-void ctl_relay_abort(plush_ctl *c, peer *p);
+PLUSH_INTERNAL void ctl_relay_abort(plush_ctl *c, peer *p);
 /* The same for big requests from client p to one engine: submitted on
 ** their first bytes, relayed on to the engine as they come. */
-void ctl_relay_req_partial(plush_ctl *c, peer *p, plush_frame *f, size_t got);
+PLUSH_INTERNAL void ctl_relay_req_partial(plush_ctl *c, peer *p, plush_frame *f, size_t got);
 /* Request f arrived whole from p: 1 when it was submitted early (finished
 ** here), else 0 (submit it). */
-int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f);
+PLUSH_INTERNAL int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f);
 /* assign() of task t to e: 1 when t's request is still arriving (the
 ** relay writes it), else 0 (write it now). */
-int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
+PLUSH_INTERNAL int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
 /* Each heartbeat: a relayed request that made no progress since the last
 ** one is given up (voided on the engine, written whole once it arrives),
 ** so a client that stopped sending cannot hold an engine's link. */
-void ctl_relay_check(plush_ctl *c);
+PLUSH_INTERNAL void ctl_relay_check(plush_ctl *c);
 
 /* ctl_steal.c: idle engines take back tasks queued behind a long one */
 #define CTL_STEAL_AFTER 1e-3 /* seconds a task runs before its followers go */
-void ctl_steal_start(plush_ctl *c);   /* the timer: 1 in open_handles */
-void ctl_steal(plush_ctl *c);         /* after every schedule() */
-void ctl_reclaimed(plush_ctl *c, peer *e, plush_frame *f); /* takes f */
-void ctl_unreclaim(plush_ctl *c, task *t); /* t leaves its engine */
+PLUSH_INTERNAL void ctl_steal_start(plush_ctl *c);   /* the timer: 1 in open_handles */
+PLUSH_INTERNAL void ctl_steal(plush_ctl *c);         /* after every schedule() */
+PLUSH_INTERNAL void ctl_reclaimed(plush_ctl *c, peer *e, plush_frame *f); /* takes f */
+PLUSH_INTERNAL void ctl_unreclaim(plush_ctl *c, task *t); /* t leaves its engine */
+
+/* ctl_sched.c */
+PLUSH_INTERNAL void ctl_submit(plush_ctl *c, peer *p, plush_frame *f);
+PLUSH_INTERNAL void ctl_schedule(plush_ctl *c);
+/* Tasks whose dependencies are all done leave the waiting list. */
+PLUSH_INTERNAL void ctl_wakedeps(plush_ctl *c);
+/* May engine e run balanced task t (its targets, the engines to avoid)? */
+PLUSH_INTERNAL int ctl_eligible(plush_ctl *c, task *t, peer *e);
+/* Balanced task t goes back to the head of the queue, off its engine. */
+PLUSH_INTERNAL void ctl_requeue(plush_ctl *c, task *t);
+/* Queued tasks restricted to engines that are all gone fail now. */
+PLUSH_INTERNAL void ctl_failunreachable(plush_ctl *c);
+/* A task of e's took secs from its start to its reply (e's pace). */
+PLUSH_INTERNAL void ctl_paced(peer *e, double secs);
+/* Takes the task out of every structure and frees it. */
+PLUSH_INTERNAL void ctl_taskfree(plush_ctl *c, task *t);
 
 /* controller.c */
-void ctl_submit(plush_ctl *c, peer *p, plush_frame *f);
-void ctl_schedule(plush_ctl *c);
-/* Tasks whose dependencies are all done leave the waiting list. */
-void ctl_wakedeps(plush_ctl *c);
-/* May engine e run balanced task t (its targets, the engines to avoid)? */
-int ctl_eligible(plush_ctl *c, task *t, peer *e);
-/* Balanced task t goes back to the head of the queue, off its engine. */
-void ctl_requeue(plush_ctl *c, task *t);
+/* Wall-clock seconds since the epoch (stored with results). */
+PLUSH_INTERNAL double ctl_clock(void);
 
 /* Sends reply f to its client once the store has it (ctl_store_hold);
 ** e, its engine (NULL: the controller's own reply), is paused when the
 ** client falls behind. ctl_deliver_now sends at once. */
-void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f);
-void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f);
-void ctl_taskfree(plush_ctl *c, task *t);
-peer *ctl_client_of(plush_ctl *c, uint64_t id);
+PLUSH_INTERNAL void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f);
+PLUSH_INTERNAL void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f);
+PLUSH_INTERNAL peer *ctl_client_of(plush_ctl *c, uint64_t id);
 /* Back-pressure after a write to client: may pause engine e (forward). */
-void ctl_hold(plush_ctl *c, peer *e, peer *client);
-void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id);
+PLUSH_INTERNAL void ctl_hold(plush_ctl *c, peer *e, peer *client);
+PLUSH_INTERNAL void ctl_interrupt(plush_ctl *c, peer *e, uint64_t id);
 /* Sends a header-only frame of type to engine e. */
-void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id);
-void ctl_sorted_ids(plush_ctl *c, uint32_t *ids);
+PLUSH_INTERNAL void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id);
+PLUSH_INTERNAL void ctl_sorted_ids(plush_ctl *c, uint32_t *ids);
 
 #endif

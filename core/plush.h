@@ -11,23 +11,42 @@
 
 #define PLUSH_VERSION "0.1.0"
 
-/* Error codes: negative, distinct from libuv's (which are small negatives
-** of errno values), so one int can carry either. */
+/*
+** Error codes: negative, distinct from libuv's (which are small negatives
+** of errno values), so one int can carry either. One table (libuv's
+** UV_ERRNO_MAP) makes the enum, plush_err_name and plush_strerror.
+*/
+#define PLUSH_ERRNO_MAP(XX)                                          \
+  XX(ENOMEM, -10001, "out of memory")                                \
+  XX(ETRUNC, -10002, "input ends inside a value or frame")           \
+  XX(ECORRUPT, -10003, "input is not a valid encoding")              \
+  XX(ETOOBIG, -10004, "frame or value over the configured limit")    \
+  XX(EUNSER, -10005, "value cannot be serialised")                   \
+  XX(EAUTH, -10006, "handshake failed: wrong key or protocol")       \
+  XX(EDEPTH, -10007, "nesting too deep")                             \
+  XX(EPROTO, -10008, "peer broke the protocol")                      \
+  XX(EINVAL, -10009, "invalid argument")                             \
+  XX(ECLOSED, -10010, "connection closed")
+
 enum {
   PLUSH_OK = 0,
-  PLUSH_ENOMEM = -10001,    /* out of memory */
-  PLUSH_ETRUNC = -10002,    /* input ends inside a value or frame */
-  PLUSH_ECORRUPT = -10003,  /* input is not a valid encoding */
-  PLUSH_ETOOBIG = -10004,   /* frame or value over the configured limit */
-  PLUSH_EUNSER = -10005,    /* value cannot be serialised */
-  PLUSH_EAUTH = -10006,     /* handshake failed: wrong key or protocol */
-  PLUSH_EDEPTH = -10007,    /* nesting deeper than PLUSH_MAX_DEPTH */
-  PLUSH_EPROTO = -10008,    /* peer broke the protocol */
-  PLUSH_EINVAL = -10009,    /* invalid argument */
-  PLUSH_ECLOSED = -10010    /* connection closed */
+#define XX(name, code, text) PLUSH_##name = code,
+  PLUSH_ERRNO_MAP(XX)
+#undef XX
 };
 
+/* "out of memory" for PLUSH_ENOMEM; libuv's text for libuv's codes. */
 const char *plush_strerror(int code);
+/* "ENOMEM" for PLUSH_ENOMEM; libuv's name ("ECONNREFUSED") for libuv's. */
+const char *plush_err_name(int code);
+
+/*
+** Functions shared between the files of one part (the controller's ctl_*,
+** the engine's eng_*) but not part of libplush's API: hidden from the
+** symbol table of anything linked from it, as Lua's LUAI_FUNC.
+*/
+#define PLUSH_INTERNAL __attribute__((visibility("hidden"))) extern
+
 
 /* Nesting limit of the value codec (tables inside tables). */
 #define PLUSH_MAX_DEPTH 200

@@ -26,6 +26,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "sigint.h"
+
 #ifdef PLUSH_HAVE_LIBEDIT
 #include <editline/readline.h>
 #endif
@@ -39,24 +41,21 @@ int luaopen_plush_edit(lua_State *L);
 ** "interrupted" at the state's next instruction. The handler stays
 ** installed for the whole session; it sets the hook only while the
 ** shell runs user code ("armed"), otherwise it just notes the signal
-** for edit.interrupted(). plush.core's catch_sigint, used while waiting
-** on the controller, installs its own handler on top and puts ours back.
+** for edit.interrupted(). It is the SHELL layer of sigint.c: while
+** plush.core waits on the controller (its WAIT layer, above ours), the
+** signal is plush.core's.
 **
 ** The hook does not raise inside the client library (the chunks named
 ** by edit.trap): an error there, between sending a request and recording
 ** it, would leave a task running that the client no longer knows of. It
 ** waits instead, until the code is the user's again, or until the
-** client is about to wait for the controller (plush.core's handler is
-** in place): then it hands the signal over, and the client interrupts
+** client is about to wait for the controller (the WAIT layer is on):
+** then it hands the signal over, and the client interrupts
 ** the engines running its tasks, as it does for a Ctrl-C in the wait.
 */
 static lua_State *mainL;
 static volatile sig_atomic_t armed, gotint;
-static int trapping;
 static int libref = LUA_NOREF; /* set of the library's chunk sources */
-static struct sigaction oldint;
-
-static void onint(int sig);
 
 /* Whether the running Lua function (under C functions: the innermost
 ** Lua one, as in pcall(conn.submit, ...)) is the library's. */
@@ -76,13 +75,11 @@ static int inlibrary(lua_State *L) {
 }
 
 static void lstop(lua_State *L, lua_Debug *ar) {
-  struct sigaction cur;
   (void)ar;
   if (inlibrary(L)) {
-    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler != onint &&
-        cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN) {
+    if (plush_sigint_active(PLUSH_SIGINT_WAIT)) {
       lua_sethook(L, NULL, 0, 0);
-      raise(SIGINT);
+      plush_sigint_post();
     }
     return;
   }
@@ -90,8 +87,7 @@ static void lstop(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted");
 }
 
-static void onint(int sig) {
-  (void)sig;
+static void onint(void) {
   gotint = 1;
   if (armed && mainL != NULL)
     lua_sethook(mainL, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -103,8 +99,7 @@ static void onint(int sig) {
 ** client library, where an interrupt waits (see above).
 */
 static int l_trap(lua_State *L) {
-  int on = lua_toboolean(L, 1);
-  struct sigaction sa;
+  int r, on = lua_toboolean(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_unref(L, LUA_REGISTRYINDEX, libref);
@@ -116,18 +111,9 @@ static int l_trap(lua_State *L) {
     lua_pop(L, 1);
     libref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (on && !trapping) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = onint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, &oldint) < 0)
-      return luaL_error(L, "cannot catch SIGINT: %s", strerror(errno));
-    trapping = 1;
-  } else if (!on && trapping) {
-    sigaction(SIGINT, &oldint, NULL);
-    trapping = 0;
-  }
+  plush_sigint_shellfn(onint);
+  if ((r = plush_sigint_on(PLUSH_SIGINT_SHELL, on)) < 0)
+    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
   return 0;
 }
 

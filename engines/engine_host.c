@@ -47,51 +47,10 @@
 static void finish(plush_engine *e, int status, const char *why);
 static void maybedone(plush_engine *e);
 
-/* ---- queues ------------------------------------------------------ */
-
-int eng_outpush(outvec *q, plush_frame *f) {
-  if (q->n == q->cap) {
-    size_t cap = q->cap ? q->cap * 2 : 64;
-    plush_frame **v = realloc(q->v, cap * sizeof *v);
-    if (v == NULL) return PLUSH_ENOMEM;
-    q->v = v;
-    q->cap = cap;
-  }
-  q->v[q->n++] = f;
-  return 0;
-}
-
-/*
-** A ring, so that popping from the front costs nothing; it only grows
-** (by unwrapping into a buffer twice the size) when full.
-*/
-int eng_inpush(inring *q, plush_frame *f) {
-  if (q->n == q->cap) {
-    size_t cap = q->cap ? q->cap * 2 : 16;
-    inreq *v = malloc(cap * sizeof *v);
-    if (v == NULL) return PLUSH_ENOMEM;
-    for (size_t i = 0; i < q->n; i++) v[i] = q->v[(q->head + i) & (q->cap - 1)];
-    free(q->v);
-    q->v = v;
-    q->cap = cap;
-    q->head = 0;
-  }
-  q->v[(q->head + q->n) & (q->cap - 1)] = (inreq){f, 0};
-  q->n++;
-  return 0;
-}
-
 static void freequeues(plush_engine *e) {
-  for (size_t i = 0; i < e->in.n; i++)
-    plush_frame_unref(e->in.v[(e->in.head + i) & (e->in.cap - 1)].f);
-  for (size_t i = 0; i < e->out.n; i++) plush_frame_unref(e->out.v[i]);
-  for (size_t i = 0; i < e->spare.n; i++) plush_frame_unref(e->spare.v[i]);
-  free(e->in.v);
-  free(e->out.v);
-  free(e->spare.v);
-  memset(&e->in, 0, sizeof e->in);
-  memset(&e->out, 0, sizeof e->out);
-  memset(&e->spare, 0, sizeof e->spare);
+  eng_infree(&e->in);
+  eng_outfree(&e->out);
+  eng_outfree(&e->spare);
 }
 
 /* ---- messages from the controller -------------------------------- */
@@ -256,7 +215,7 @@ static void interrupt(plush_engine *e, uint64_t id) {
     uv_cond_broadcast(&e->outc);
   } else if (id != 0) {
     for (size_t i = 0; i < e->in.n; i++) {
-      inreq *r = &e->in.v[(e->in.head + i) & (e->in.cap - 1)];
+      inreq *r = eng_inat(&e->in, i);
       if (r->f->hdr.id == id) r->cancelled = 1;
     }
   }
@@ -282,7 +241,7 @@ static void restart(plush_engine *e, plush_frame *f) {
   }
   uv_mutex_lock(&e->mu);
   for (size_t i = 0; i < e->in.n; i++) {
-    inreq *q = &e->in.v[(e->in.head + i) & (e->in.cap - 1)];
+    inreq *q = eng_inat(&e->in, i);
     if (q->f->hdr.type == PLUSH_T_REQ) q->cancelled = CANCEL_RESTART;
   }
   r = eng_inpush(&e->in, f);
@@ -315,12 +274,12 @@ static void reclaim(plush_engine *e, uint64_t id) {
   plush_hdr h = {.type = PLUSH_T_RECLAIMED, .id = id};
   uv_mutex_lock(&e->mu);
   for (size_t i = 0; i < q->n && f == NULL; i++) {
-    inreq *r = &q->v[(q->head + i) & (q->cap - 1)];
+    inreq *r = eng_inat(q, i);
     if (r->f->hdr.type != PLUSH_T_REQ || r->f->hdr.id != id || r->cancelled)
       continue;
     f = r->f;
     for (size_t j = i; j + 1 < q->n; j++)
-      q->v[(q->head + j) & (q->cap - 1)] = q->v[(q->head + j + 1) & (q->cap - 1)];
+      *eng_inat(q, j) = *eng_inat(q, j + 1);
     q->n--;
   }
   uv_mutex_unlock(&e->mu);
@@ -399,12 +358,12 @@ static void offline(plush_engine *e) {
   e->online = 0;
   e->gen++;
   for (size_t i = 0; i < e->in.n; i++) {
-    inreq q = e->in.v[(e->in.head + i) & (e->in.cap - 1)];
+    inreq q = *eng_inat(&e->in, i);
     if (q.f->hdr.type == PLUSH_T_REQ) {
       plush_frame_unref(q.f);
       dropped++;
     } else {
-      e->in.v[(e->in.head + kept++) & (e->in.cap - 1)] = q;
+      *eng_inat(&e->in, kept++) = q;
     }
   }
   e->in.n = kept;

@@ -1,7 +1,8 @@
 /*
 ** lua_core.c — the plush.core Lua C module: the client's transport (a conn
 ** with a private libuv loop, driven from Lua by conn:poll), the wire codec
-** on strings, and the process helpers the launchers need.
+** on strings; with the clock and process helpers of lua_sys.c and the
+** SIGINT layer of sigint.c.
 **
 ** A client is single-threaded: nothing runs on its loop except while Lua
 ** is inside core.connect, conn:poll or conn:close, and no callback of the
@@ -9,6 +10,7 @@
 ** turns them into event tables in the caller's lua_State.
 */
 #include "lua_core.h"
+#include "lua_sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,36 +33,10 @@
 #include "mem.h"
 #include "plush.h"
 #include "proc.h"
+#include "sigint.h"
 
 #define CONN_MT "plush.conn"
 #define CLOSE_GRACE 5.0 /* seconds close() waits for queued writes */
-
-/* ------------------------------------------------------------------ */
-/*
-** SIGINT. The handler only sets a flag and writes a byte to a self-pipe:
-** the flag is what core.sigint() and core.wait() look at, and the pipe,
-** watched by a uv_poll_t on each conn's loop, wakes a poll that is
-** blocked in epoll (which libuv restarts after EINTR, so the signal alone
-** would not end the wait). Process-wide, as signals are.
-*/
-static volatile sig_atomic_t gotint;
-static int intpipe[2] = {-1, -1};
-static int catching;
-static struct sigaction oldint;
-
-static void onsigint(int sig) {
-  int e = errno;
-  (void)sig;
-  gotint = 1;
-  if (intpipe[1] >= 0) (void)!write(intpipe[1], "", 1);
-  errno = e;
-}
-
-static void drainint(void) {
-  char b[64];
-  if (intpipe[0] >= 0)
-    while (read(intpipe[0], b, sizeof b) > 0) {}
-}
 
 /* ------------------------------------------------------------------ */
 /* The client conn. */
@@ -166,13 +142,13 @@ static void settimer(client *c, double t) {
 
 static void onintpipe(uv_poll_t *p, int status, int events) {
   (void)p, (void)status, (void)events;
-  drainint();
+  plush_sigint_drain();
 }
 
 /* Lazily: the pipe may be created after the conn was. */
 static void watchint(client *c) {
-  if (c->haspoll || intpipe[0] < 0 || c->loop == NULL) return;
-  if (uv_poll_init(c->loop, &c->intpoll, intpipe[0]) < 0) return;
+  if (c->haspoll || plush_sigint_fd() < 0 || c->loop == NULL) return;
+  if (uv_poll_init(c->loop, &c->intpoll, plush_sigint_fd()) < 0) return;
   uv_poll_start(&c->intpoll, UV_READABLE, onintpipe);
   c->haspoll = 1;
 }
@@ -390,7 +366,7 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
 ** rest to later polls.
 */
 static void flush(client *c) {
-  while (c->conn && plush_conn_queued(c->conn) > 0 && !gotint)
+  while (c->conn && plush_conn_queued(c->conn) > 0 && !plush_sigint_got)
     uv_run(c->loop, UV_RUN_ONCE);
 }
 
@@ -572,7 +548,7 @@ static int pushevent(lua_State *L, plush_frame *f) {
 }
 
 static int pending(client *c) {
-  return c->qlen > 0 || c->owed || gotint || c->fdready;
+  return c->qlen > 0 || c->owed || plush_sigint_got || c->fdready;
 }
 
 static void onfd(uv_poll_t *p, int status, int events) {
@@ -671,9 +647,7 @@ static int l_poll(lua_State *L) {
     setint(L, "fd", fd);
     lua_rawseti(L, -2, ++n);
   }
-  if (gotint) {
-    gotint = 0;
-    drainint();
+  if (plush_sigint_take()) {
     lua_createtable(L, 0, 1);
     setstr(L, "kind", "sigint");
     lua_rawseti(L, -2, ++n);
@@ -740,238 +714,21 @@ static int l_slice(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Time. */
-
-static double clockf(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int l_now(lua_State *L) {
-  lua_pushnumber(L, clockf(CLOCK_MONOTONIC));
-  return 1;
-}
-
-static int l_time(lua_State *L) {
-  lua_pushnumber(L, clockf(CLOCK_REALTIME));
-  return 1;
-}
-
-/* Sleeps s seconds, or less when SIGINT is being caught and arrives. */
-static int l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  struct timespec ts, rem;
-  if (!(s > 0)) return 0;
-  if (s > 1e9) s = 1e9;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) < 0 && errno == EINTR && !gotint) ts = rem;
-  return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Processes. */
-
-/* Keeps every string on the stack: a converted number lives only there. */
-static const char *fieldstr(lua_State *L, int idx, const char *k) {
-  int t = lua_getfield(L, idx, k);
-  if (t == LUA_TNIL) return NULL;
-  if (t != LUA_TSTRING)
-    luaL_error(L, "bad option '%s' (string expected, got %s)", k,
-               luaL_typename(L, -1));
-  return lua_tostring(L, -1);
-}
-
-static const char *const *envlist(lua_State *L, int opts) {
-  const char **env;
-  int t = lua_getfield(L, opts, "env"), tab = lua_gettop(L);
-  size_t n = 0;
-  if (t == LUA_TNIL) return NULL;
-  if (t != LUA_TTABLE)
-    luaL_error(L, "bad option 'env' (table expected, got %s)",
-               luaL_typename(L, -1));
-  for (lua_pushnil(L); lua_next(L, tab); lua_pop(L, 1)) n++;
-  env = lua_newuserdatauv(L, (n + 1) * sizeof *env, 0);
-  luaL_checkstack(L, (int)n + 8, "too many environment variables");
-  n = 0;
-  for (lua_pushnil(L); lua_next(L, tab); lua_pop(L, 1)) {
-    const char *k = lua_tostring(L, -2);
-    if (lua_type(L, -2) != LUA_TSTRING || strchr(k, '=') || !*k ||
-        !lua_isstring(L, -1))
-      luaL_error(L, "bad option 'env' (string keys and values expected)");
-    lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
-    env[n++] = lua_tostring(L, -1);
-    lua_insert(L, -3); /* keep it below the key and value */
-  }
-  env[n] = NULL;
-  return env;
-}
-
-static int l_spawn(lua_State *L) {
-  plush_spawn_opts o = {0, NULL, NULL, NULL};
-  const char **argv;
-  size_t n, i;
-  char err[512];
-  int pid;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  n = lua_rawlen(L, 1);
-  luaL_argcheck(L, n > 0, 1, "non-empty array of strings expected");
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "detach");
-    o.detach = lua_toboolean(L, -1);
-    o.stdout_path = fieldstr(L, 2, "stdout");
-    o.stderr_path = fieldstr(L, 2, "stderr");
-    o.env = envlist(L, 2);
-  }
-  argv = lua_newuserdatauv(L, (n + 1) * sizeof *argv, 0);
-  luaL_checkstack(L, (int)n + 8, "too many arguments");
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    if (!lua_isstring(L, -1))
-      luaL_argerror(L, 1, "non-empty array of strings expected");
-    argv[i] = lua_tostring(L, -1);
-  }
-  argv[n] = NULL;
-  if ((pid = plush_spawn(argv, &o, err, sizeof err)) < 0)
-    return luaL_error(L, "%s", err);
-  lua_pushinteger(L, pid);
-  return 1;
-}
-
-static int checkpid(lua_State *L) {
-  lua_Integer pid = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "positive pid expected");
-  return (int)pid;
-}
-
-static int l_kill(lua_State *L) {
-  int pid = checkpid(L), sig = SIGTERM;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    if ((sig = plush_signum(lua_tostring(L, 2))) < 0)
-      return luaL_argerror(L, 2, "unknown signal name");
-  } else if (!lua_isnoneornil(L, 2)) {
-    lua_Integer s = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, s >= 0 && s < 65, 2, "signal number out of range");
-    sig = (int)s;
-  }
-  if (kill(pid, sig) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, strerror(errno));
-  return 2;
-}
-
-static int l_alive(lua_State *L) {
-  lua_pushboolean(L, plush_alive(checkpid(L)));
-  return 1;
-}
-
-static int l_wait(lua_State *L) {
-  int pid = checkpid(L), code, r;
-  double t = lua_isnoneornil(L, 2) ? -1 : luaL_checknumber(L, 2);
-  if (t != t) t = 0;
-  if (t > 1e9) t = -1;
-  r = plush_wait(pid, t, &code, catching ? &gotint : NULL);
-  if (r == 0) {
-    lua_pushinteger(L, code);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, r == -ETIMEDOUT ? "timeout"
-                    : r == -EINTR   ? "interrupted"
-                                    : strerror(-r));
-  return 2;
-}
-
-static int l_getpid(lua_State *L) {
-  lua_pushinteger(L, getpid());
-  return 1;
-}
-
-static int l_hostname(lua_State *L) {
-  char h[256];
-  if (gethostname(h, sizeof h) < 0) strcpy(h, "localhost");
-  h[sizeof h - 1] = '\0';
-  lua_pushstring(L, h);
-  return 1;
-}
-
-static int l_ncpu(lua_State *L) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_pushinteger(L, n > 0 ? n : 1);
-  return 1;
-}
-
-static int l_isatty(lua_State *L) {
-  lua_Integer fd = luaL_checkinteger(L, 1);
-  lua_pushboolean(L, fd >= 0 && fd <= INT_MAX && isatty((int)fd));
-  return 1;
-}
-
-static void adddir(lua_State *L, const char *d) {
-  lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
-  if (d == NULL || *d == '\0') return;
-  for (i = 1; i <= n; i++) {
-    int same = (lua_rawgeti(L, -1, i), strcmp(lua_tostring(L, -1), d) == 0);
-    lua_pop(L, 1);
-    if (same) return;
-  }
-  lua_pushstring(L, d);
-  lua_rawseti(L, -2, n + 1);
-}
-
-static int l_bindirs(lua_State *L) {
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  lua_newtable(L);
-  adddir(L, getenv("PLUSH_BIN_DIR"));
-  if (n > 0) {
-    char *slash;
-    exe[n] = '\0';
-    if ((slash = strrchr(exe, '/')) != NULL) {
-      *(slash == exe ? slash + 1 : slash) = '\0';
-      adddir(L, exe);
-    }
-  }
-#ifdef PLUSH_BUILD_DIR
-  adddir(L, PLUSH_BUILD_DIR "/bin");
-#endif
-#ifdef PLUSH_INSTALL_BINDIR
-  adddir(L, PLUSH_INSTALL_BINDIR);
-#endif
-  return 1;
-}
-
+/*
+** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
+** wait) instead of the program; returns whether it was on.
+*/
 static int l_catch_sigint(lua_State *L) {
-  int on = lua_toboolean(L, 1);
-  lua_pushboolean(L, catching);
-  if (on && !catching) {
-    struct sigaction sa;
-    if (intpipe[0] < 0 && pipe2(intpipe, O_CLOEXEC | O_NONBLOCK) < 0)
-      return luaL_error(L, "cannot catch SIGINT: %s", strerror(errno));
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = onsigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, &oldint) < 0)
-      return luaL_error(L, "cannot catch SIGINT: %s", strerror(errno));
-    catching = 1;
-  } else if (!on && catching) {
-    sigaction(SIGINT, &oldint, NULL);
-    catching = 0;
-  }
+  int r, was = plush_sigint_active(PLUSH_SIGINT_WAIT);
+  if ((r = plush_sigint_on(PLUSH_SIGINT_WAIT, lua_toboolean(L, 1))) < 0)
+    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
+  lua_pushboolean(L, was);
   return 1;
 }
 
+/* core.sigint(): whether a Ctrl-C came since the last call. */
 static int l_sigint(lua_State *L) {
-  lua_pushboolean(L, gotint);
-  gotint = 0;
-  drainint();
+  lua_pushboolean(L, plush_sigint_take());
   return 1;
 }
 
@@ -988,13 +745,7 @@ static const luaL_Reg connmethods[] = {
 
 static const luaL_Reg funcs[] = {
     {"connect", l_connect},   {"encode", l_encode},
-    {"decode", l_decode},     {"now", l_now},
-    {"time", l_time},         {"sleep", l_sleep},
-    {"spawn", l_spawn},       {"kill", l_kill},
-    {"alive", l_alive},       {"wait", l_wait},
-    {"getpid", l_getpid},     {"hostname", l_hostname},
-    {"ncpu", l_ncpu},         {"isatty", l_isatty},
-    {"bindirs", l_bindirs},   {"catch_sigint", l_catch_sigint},
+    {"decode", l_decode},     {"catch_sigint", l_catch_sigint},
     {"sigint", l_sigint},     {"slice", l_slice},
     {"mem_stats", plush_lua_mem_stats},
     {NULL, NULL}};
@@ -1023,6 +774,7 @@ int luaopen_plush_core(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  luaL_setfuncs(L, plush_sys_funcs, 0);
   lua_pushliteral(L, PLUSH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

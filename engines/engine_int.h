@@ -31,20 +31,9 @@
 #include "conn.h"
 #include "engine_host.h"
 #include "frame.h"
+#include "queue.h"
 
 #define CODEPTH 16
-
-/*
-** A queued request (or a RESTART marker, f->hdr.type says); cancelled
-** (CANCEL_*) when an INTERRUPT named it, or a RESTART overtook it, before
-** it ran.
-*/
-enum { CANCEL_NONE, CANCEL_INTERRUPT, CANCEL_RESTART };
-
-typedef struct inreq {
-  plush_frame *f;
-  int cancelled;
-} inreq;
 
 /*
 ** What the namespace allocates (engine_lua.c's allocator). Lua thread
@@ -56,16 +45,6 @@ typedef struct memacct {
   size_t used, limit;
   int lifted;
 } memacct;
-
-typedef struct inring {
-  inreq *v;
-  size_t cap, head, n;      /* cap is 0 or a power of two */
-} inring;
-
-typedef struct outvec {
-  plush_frame **v;
-  size_t cap, n;
-} outvec;
 
 struct plush_engine {
   /* ---- loop thread ---- */
@@ -149,16 +128,16 @@ static inline plush_engine *eng_self(lua_State *L) {
 
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
-void eng_capture(lua_State *L);
+PLUSH_INTERNAL void eng_capture(lua_State *L);
 /* Pushes the original of a replaced library function (or io.stdout...). */
-void eng_pushorig(lua_State *L, const char *name);
+PLUSH_INTERNAL void eng_pushorig(lua_State *L, const char *name);
 /* mod[name] = f; the original is kept for eng_pushorig(orig). */
-void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
+PLUSH_INTERNAL void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
                  lua_CFunction f);
 /* Queues a frame of the running task with a copy of data (STARTED,
 ** REPLY): 0, 1 when dropped because the task's link is down, or
 ** PLUSH_ENOMEM. */
-int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
+PLUSH_INTERNAL int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                  const void *data, size_t len);
 
 /*
@@ -168,32 +147,28 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
 ** eng_enc_reset empties it to that prefix; the payload is what follows.
 */
 #define ENG_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
-void eng_enc_reset(plush_engine *e);
+PLUSH_INTERNAL void eng_enc_reset(plush_engine *e);
 static inline size_t eng_enc_len(const plush_engine *e) {
   return e->enc.len - e->encoff;
 }
 /* Queues e->enc's reply to task id like eng_sendcopy (same results); a
 ** big one takes e->enc's memory along, leaving e->enc empty. */
-int eng_sendreply(plush_engine *e, uint64_t id, int status);
+PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
 
 /* engine_lua.c */
-void eng_luamain(void *arg);
-double eng_now(void);
+PLUSH_INTERNAL void eng_luamain(void *arg);
+PLUSH_INTERNAL double eng_now(void);
 /* Sets the interrupt hook on e->L and the coroutines it is resuming.
 ** Caller holds mu and saw a task run. */
-void eng_hook(plush_engine *e);
+PLUSH_INTERNAL void eng_hook(plush_engine *e);
 /* mu held: the running task's link is up (its frames may go out). */
 static inline int eng_live(plush_engine *e) {
   return e->online && e->rungen == e->gen;
 }
 
-/* engine_host.c: growing the queues (0 or PLUSH_ENOMEM). */
-int eng_outpush(outvec *q, plush_frame *f);
-int eng_inpush(inring *q, plush_frame *f);
-
 /* engine_ops.c: a lua_CFunction run under lua_pcall with the task as a
 ** light userdata; leaves the encoded reply in e->enc, its status in
 ** t->status. Raises (a string) only for failures outside user code. */
-int eng_serve(lua_State *L);
+PLUSH_INTERNAL int eng_serve(lua_State *L);
 
 #endif

@@ -1,0 +1,454 @@
+/*
+** codec_dec.c — MessagePack bytes -> Lua values (format: codec.h), the
+** counterpart of codec_enc.c, as Lua's lundump.c of ldump.c.
+*/
+#include <lauxlib.h>
+#include <string.h>
+
+#include "codec_int.h"
+
+/* ---------------------------------------------------------------- decode */
+
+static const uint8_t *take(ctx *c, size_t n) {
+  const uint8_t *p = c->p;
+  if ((size_t)(c->end - p) < n) return NULL;
+  c->p += n;
+  return p;
+}
+
+/* Reads an n-byte big-endian number. */
+static int getnum(ctx *c, int n, uint64_t *v) {
+  const uint8_t *p = take(c, (size_t)n);
+  *v = 0;
+  if (!p) return codec_eof(c);
+  for (; n > 0; n--) *v = *v << 8 | *p++;
+  return 0;
+}
+
+/* Records the object at the top as the next ref (0-based on the wire). */
+static void addref(ctx *c) {
+  lua_pushvalue(c->L, -1);
+  lua_rawseti(c->L, c->refs, ++c->nref);
+}
+
+static int get(ctx *c);
+
+/* An 8-byte big-endian number at p. */
+static uint64_t load64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+/*
+** Items 1..n into the table at t. Fixints and floats, what arrays of
+** numbers are made of, are read here without a call to get.
+*/
+static int fillarr(ctx *c, int t, uint64_t n) {
+  lua_State *L = c->L;
+  seg *s = &c->path[c->depth];
+  lua_Integer i;
+  int rc;
+  s->kind = SEG_INT;
+  for (i = 1; (uint64_t)i <= n; i++) {
+    uint8_t b = c->p < c->end ? *c->p : 0xc1;
+    if (b <= 0x7f || b >= 0xe0) {
+      c->p++;
+      lua_pushinteger(L, (int8_t)b);
+    } else if (b == 0xcb && c->end - c->p >= 9) {
+      uint64_t u = load64(c->p + 1);
+      double d;
+      memcpy(&d, &u, 8);
+      c->p += 9;
+      lua_pushnumber(L, (lua_Number)d);
+    } else if (b >= 0xcc && b <= 0xce && c->end - c->p > 1 << (b - 0xcc)) {
+      int w = 1 << (b - 0xcc);           /* uint 8/16/32: always in range */
+      uint64_t v = 0;
+      for (int j = 1; j <= w; j++) v = v << 8 | c->p[j];
+      c->p += w + 1;
+      lua_pushinteger(L, (lua_Integer)v);
+    } else {
+      s->i = i;
+      if ((rc = get(c))) return rc;
+    }
+    lua_rawseti(L, t, i);
+  }
+  return 0;
+}
+
+/* n key/value pairs into the table at t. */
+static int fillmap(ctx *c, int t, uint64_t n) {
+  lua_State *L = c->L;
+  seg *s = &c->path[c->depth];
+  int rc;
+  for (; n > 0; n--) {
+    s->kind = SEG_MKEY;
+    if ((rc = get(c))) return rc;
+    if (lua_isnil(L, -1) ||
+        (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+      return codec_fail(c, PLUSH_ECORRUPT, "table key is %s", lua_isnil(L, -1) ? "nil" : "NaN");
+    s->kind = SEG_KEY, s->idx = lua_gettop(L);
+    if ((rc = get(c))) return rc;
+    lua_rawset(L, t);
+  }
+  return 0;
+}
+
+/* A new table of narr + nrec slots, registered as the next ref. */
+static int newtab(ctx *c, uint64_t narr, uint64_t nrec) {
+  int rc;
+  if ((rc = codec_enter(c))) return rc;
+  lua_createtable(c->L, narr < 0x7fffffff ? (int)narr : 0,
+                  nrec < 0x7fffffff ? (int)nrec : 0);
+  addref(c);
+  return 0;
+}
+
+static int getarr(ctx *c, uint64_t n) {
+  int rc;
+  if (n > (uint64_t)(c->end - c->p)) return codec_eof(c);
+  if ((rc = newtab(c, n, 0)) || (rc = fillarr(c, lua_gettop(c->L), n))) return rc;
+  c->depth--;
+  return 0;
+}
+
+static int getmap(ctx *c, uint64_t n) {
+  int rc;
+  if (n > (uint64_t)(c->end - c->p) / 2) return codec_eof(c);
+  if ((rc = newtab(c, 0, n)) || (rc = fillmap(c, lua_gettop(c->L), n))) return rc;
+  c->depth--;
+  return 0;
+}
+
+/* An array (fix 0x90) or map (0x80) header: its count in *n. */
+static int gethead(ctx *c, uint8_t fix, uint64_t *n) {
+  const uint8_t *q = take(c, 1);
+  if (!q) return codec_eof(c);
+  if ((*q & 0xf0) == fix) {
+    *n = *q & 0x0f;
+    return 0;
+  }
+  if (*q == (fix == 0x90 ? 0xdc : 0xde)) return getnum(c, 2, n);
+  if (*q == (fix == 0x90 ? 0xdd : 0xdf)) return getnum(c, 4, n);
+  return codec_fail(c, PLUSH_ECORRUPT, "table payload without %s header",
+              fix == 0x90 ? "an array" : "a map");
+}
+
+/*
+** TABLE payload (input already limited to it): the array and map headers
+** first, so that the table is made with room for both -- the items land
+** in its array part, and adding the other keys never rehashes it.
+*/
+static int gettab(ctx *c) {
+  uint64_t k, m;
+  int rc, t;
+  if ((rc = gethead(c, 0x90, &k)) || (rc = gethead(c, 0x80, &m))) return rc;
+  if (k > (uint64_t)(c->end - c->p) || m > ((uint64_t)(c->end - c->p) - k) / 2)
+    return codec_eof(c);
+  if ((rc = newtab(c, k, m))) return rc;
+  t = lua_gettop(c->L);
+  if ((rc = fillarr(c, t, k)) || (rc = fillmap(c, t, m))) return rc;
+  c->depth--;
+  return 0;
+}
+
+/*
+** Walks a Lua 5.4 binary chunk (lundump.c's order) checking every count
+** against the bytes left and the nesting of prototypes, and that counts
+** which must match do (lundump 5.4.4 writes as many upvalue names as the
+** chunk says, past the end of the upvalue array if it says too many).
+*/
+typedef struct bc { const uint8_t *p, *e; } bc;
+
+static int skip(bc *s, size_t n) {
+  if ((size_t)(s->e - s->p) < n) return -1;
+  s->p += n;
+  return 0;
+}
+
+static int getuv(bc *s, size_t lim, size_t *v) {  /* lundump loadUnsigned */
+  size_t x = 0;
+  int b;
+  lim >>= 7;
+  do {
+    if (s->p >= s->e || x >= lim) return -1;
+    b = *s->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while (!(b & 0x80));
+  *v = x;
+  return 0;
+}
+
+static int getvec(bc *s, size_t *n, size_t w) {  /* count of >= w-byte items */
+  return getuv(s, 0x7fffffff, n) || *n > (size_t)(s->e - s->p) / w ? -1 : 0;
+}
+
+static int skipstr(bc *s, int need) {
+  size_t n;
+  if (getuv(s, (size_t)-1, &n) || (need && n == 0)) return -1;
+  return n ? skip(s, n - 1) : 0;
+}
+
+static int walkproto(bc *s, int depth, size_t *nup) {
+  size_t n, i, x, k, ncode;
+  if (depth > PLUSH_MAX_DEPTH || skipstr(s, 0) || getuv(s, 0x7fffffff, &x) ||
+      getuv(s, 0x7fffffff, &x) || skip(s, 3) || getvec(s, &ncode, 4) ||
+      skip(s, 4 * ncode) || getvec(s, &n, 1))
+    return -1;
+  for (i = 0; i < n; i++) {                  /* constants */
+    if (s->p >= s->e) return -1;
+    k = *s->p++;
+    if (k == 3 || k == 19) { if (skip(s, 8)) return -1; }   /* int, float */
+    else if (k == 4 || k == 20) { if (skipstr(s, 1)) return -1; }
+    else if (k != 0 && k != 1 && k != 17) return -1;  /* nil, false, true */
+  }
+  if (getvec(s, nup, 3) || skip(s, 3 * *nup) || getvec(s, &n, 1)) return -1;
+  for (i = 0; i < n; i++)
+    if (walkproto(s, depth + 1, &x)) return -1;
+  if (getvec(s, &n, 1) || (n && n != ncode) || skip(s, n) || getvec(s, &n, 2))
+    return -1;                                /* lineinfo: none or 1 per op */
+  for (i = 0; i < n; i++)
+    if (getuv(s, 0x7fffffff, &x) || getuv(s, 0x7fffffff, &x)) return -1;
+  if (getvec(s, &n, 3)) return -1;
+  for (i = 0; i < n; i++)
+    if (skipstr(s, 0) || getuv(s, 0x7fffffff, &x) || getuv(s, 0x7fffffff, &x)) return -1;
+  if (getuv(s, 0x7fffffff, &n) || (n && n != *nup)) return -1;
+  for (i = 0; i < n; i++)      /* upvalue names: none or all (5.4.4 trusts n) */
+    if (skipstr(s, 0)) return -1;
+  return 0;
+}
+
+static int checkdump(const uint8_t *p, size_t n) {
+  static const uint8_t h[] = {0x1b, 'L', 'u', 'a', 0x54, 0, 0x19, 0x93, '\r',
+    '\n', 0x1a, '\n', 4, sizeof(lua_Integer), sizeof(lua_Number)};
+  bc s = {p, p + n};
+  size_t nup, u;
+  if (n < sizeof h + 17 || memcmp(p, h, sizeof h)) return -1;
+  s.p += sizeof h + 16;                      /* LUAC_INT, LUAC_NUM */
+  nup = *s.p++;
+  return walkproto(&s, 0, &u) || u != nup || s.p != s.e ? -1 : 0;
+}
+
+typedef struct rdr { const char *p; size_t n; } rdr;
+
+static const char *reader(lua_State *L, void *ud, size_t *sz) {
+  rdr *r = ud;
+  (void)L;
+  *sz = r->n;
+  r->n = 0;
+  return *sz ? r->p : NULL;
+}
+
+/*
+** FUNCTION payload (input already limited to it): bytecode, loaded as
+** binary only, registered as a ref before its upvalues are decoded so a
+** function can be its own upvalue; then exactly nups upvalues.
+*/
+static int getfn(ctx *c) {
+  lua_State *L = c->L;
+  lua_Debug ar;
+  const uint8_t *q;
+  uint64_t n;
+  rdr r;
+  int rc, f, st;
+  uint32_t i;
+  if ((rc = codec_enter(c))) return rc;
+  if (!(q = take(c, 1))) return codec_eof(c);
+  if ((*q & 0xe0) == 0xa0) n = *q & 0x1f;
+  else if (*q >= 0xc4 && *q <= 0xc6) { if ((rc = getnum(c, 1 << (*q - 0xc4), &n))) return rc; }
+  else if (*q >= 0xd9 && *q <= 0xdb) { if ((rc = getnum(c, 1 << (*q - 0xd9), &n))) return rc; }
+  else return codec_fail(c, PLUSH_ECORRUPT, "function without bytecode");
+  if (!(q = take(c, n))) return codec_eof(c);
+  if (checkdump(q, n)) return codec_fail(c, PLUSH_ECORRUPT, "bad function bytecode");
+  r.p = (const char *)q, r.n = n;
+  if ((st = lua_load(L, reader, &r, "=(plush)", "b")) != LUA_OK)
+    return codec_fail(c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_ECORRUPT,
+                "bad function bytecode: %s", lua_tostring(L, -1));
+  f = lua_gettop(L);
+  addref(c);
+  lua_pushvalue(L, f);
+  lua_getinfo(L, ">u", &ar);
+  if (!(q = take(c, 1))) return codec_eof(c);
+  if ((*q & 0xf0) == 0x90) n = *q & 0x0f;
+  else if (*q == 0xdc || *q == 0xdd) { if ((rc = getnum(c, *q == 0xdc ? 2 : 4, &n))) return rc; }
+  else return codec_fail(c, PLUSH_ECORRUPT, "function without upvalue array");
+  if (n != ar.nups)
+    return codec_fail(c, PLUSH_ECORRUPT, "function has %d upvalues, got %llu",
+                ar.nups, (unsigned long long)n);
+  c->path[c->depth].kind = SEG_UPV;
+  c->path[c->depth].idx = f;
+  for (i = 1; i <= ar.nups; i++) {
+    c->path[c->depth].i = i;
+    if ((rc = get(c))) return rc;
+    lua_setupvalue(L, f, (int)i);
+  }
+  c->depth--;
+  return 0;
+}
+
+/* Pushes map[which][name] (2: C functions, 3: library tables). */
+static int lookup(ctx *c, const uint8_t *q, size_t n, int which) {
+  lua_State *L = c->L;
+  char t[64];
+  size_t i;
+  codec_loadnames(L);
+  lua_rawgeti(L, -1, which);
+  lua_pushlstring(L, (const char *)q, n);
+  if (lua_rawget(L, -2) != LUA_TNIL) {
+    lua_insert(L, -3);
+    lua_pop(L, 2);
+    return 0;
+  }
+  for (i = 0; i < n && i < sizeof t - 1; i++)
+    t[i] = q[i] >= 32 && q[i] < 127 ? (char)q[i] : '?';
+  t[i] = '\0';
+  return codec_fail(c, PLUSH_ECORRUPT, "unknown %s '%s'",
+              which == 2 ? "C function" : "module", t);
+}
+
+/* An ext payload of n bytes read by get, which must use all of them. */
+static int within(ctx *c, size_t n, int (*get)(ctx *), const char *what) {
+  const uint8_t *end = c->end;
+  int rc;
+  c->end = c->p + n;
+  rc = get(c);
+  if (rc == PLUSH_ETRUNC)
+    rc = codec_fail(c, PLUSH_ECORRUPT, "%s payload overruns its length", what);
+  else if (!rc && c->p != c->end)
+    rc = codec_fail(c, PLUSH_ECORRUPT, "%s payload has extra bytes", what);
+  c->end = end;
+  return rc;
+}
+
+static int getext(ctx *c, size_t n) {
+  lua_State *L = c->L;
+  const uint8_t *q;
+  uint64_t r;
+  int type;
+  if (!(q = take(c, 1))) return codec_eof(c);
+  type = (int8_t)*q;
+  if (n > (size_t)(c->end - c->p)) return codec_eof(c);
+  switch (type) {
+    case PLUSH_EXT_BACKREF:
+      if (n != 4) return codec_fail(c, PLUSH_ECORRUPT, "back-reference of %zu bytes", n);
+      getnum(c, 4, &r);
+      if (r >= (uint64_t)c->nref)
+        return codec_fail(c, PLUSH_ECORRUPT, "back-reference to object %llu of %lld",
+                    (unsigned long long)r, (long long)c->nref);
+      lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
+      return 0;
+    case PLUSH_EXT_FUNCTION:
+      return within(c, n, getfn, "function");
+    case PLUSH_EXT_TABLE:
+      return within(c, n, gettab, "table");
+    case PLUSH_EXT_GLOBALS:
+      q = take(c, n);
+      if (n > 1 || (n == 1 && q[0])) return codec_fail(c, PLUSH_ECORRUPT, "bad globals marker");
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      return 0;
+    case PLUSH_EXT_CFUNC:
+    case PLUSH_EXT_MODULE:
+      q = take(c, n);
+      return lookup(c, q, n, type == PLUSH_EXT_CFUNC ? 2 : 3);
+    default: return codec_fail(c, PLUSH_ECORRUPT, "unknown extension type %d", type);
+  }
+}
+
+static int get(ctx *c) {
+  lua_State *L = c->L;
+  const uint8_t *q;
+  uint64_t v;
+  int rc, w;
+  uint8_t b;
+  if (c->p >= c->end) return codec_eof(c);
+  b = *c->p++;
+  if (b <= 0x7f || b >= 0xe0) {               /* positive, negative fixint */
+    lua_pushinteger(L, (int8_t)b);
+    return 0;
+  }
+  if (b <= 0x8f) return getmap(c, b & 0x0f);
+  if (b <= 0x9f) return getarr(c, b & 0x0f);
+  if (b <= 0xbf) { v = b & 0x1f; goto str; }
+  switch (b) {
+    case 0xc0: lua_pushnil(L); return 0;
+    case 0xc2: case 0xc3: lua_pushboolean(L, b & 1); return 0;
+    case 0xc4: case 0xc5: case 0xc6: w = 1 << (b - 0xc4); break;
+    case 0xd9: case 0xda: case 0xdb: w = 1 << (b - 0xd9); break;
+    case 0xc7: case 0xc8: case 0xc9:
+      if ((rc = getnum(c, 1 << (b - 0xc7), &v))) return rc;
+      return getext(c, v);
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+      return getext(c, (size_t)1 << (b - 0xd4));
+    case 0xca: {
+      float f;
+      uint32_t u;
+      if ((rc = getnum(c, 4, &v))) return rc;
+      u = (uint32_t)v;
+      memcpy(&f, &u, 4);
+      lua_pushnumber(L, (lua_Number)f);
+      return 0;
+    }
+    case 0xcb: {
+      double d;
+      if ((rc = getnum(c, 8, &v))) return rc;
+      memcpy(&d, &v, 8);
+      lua_pushnumber(L, (lua_Number)d);
+      return 0;
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+      if ((rc = getnum(c, 1 << (b - 0xcc), &v))) return rc;
+      if (v > INT64_MAX) return codec_fail(c, PLUSH_ECORRUPT, "integer out of range");
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+      w = 1 << (b - 0xd0);
+      if ((rc = getnum(c, w, &v))) return rc;
+      if (w < 8 && (v >> (8 * w - 1)) & 1) v |= ~(uint64_t)0 << (8 * w);
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case 0xdc: case 0xdd: case 0xde: case 0xdf:
+      if ((rc = getnum(c, b & 1 ? 4 : 2, &v))) return rc;
+      return b < 0xde ? getarr(c, v) : getmap(c, v);
+    default: return codec_fail(c, PLUSH_ECORRUPT, "invalid type byte 0x%02x", b);
+  }
+  if ((rc = getnum(c, w, &v))) return rc;
+str:
+  if (!(q = take(c, v))) return codec_eof(c);
+  lua_pushlstring(L, (const char *)q, v);
+  return 0;
+}
+
+static int decbody(lua_State *L) {
+  ctx *c = lua_touserdata(L, 1);
+  uint8_t b = c->p < c->end ? *c->p : 0;
+  if ((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
+      (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf)) {
+    lua_newtable(L);
+    c->refs = 2;
+  }
+  c->rc = get(c);
+  return c->rc ? 0 : 1;
+}
+
+int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
+                 char *err, size_t errlen) {
+  ctx c;
+  int top = lua_gettop(L), st;
+  codec_init(&c, L, "value", err, errlen);
+  c.p = (const uint8_t *)(data ? data : "");
+  c.end = c.p + (data ? len : 0);
+  if (!lua_checkstack(L, 4)) return codec_fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
+  lua_pushcfunction(L, decbody);
+  lua_pushlightuserdata(L, &c);
+  if ((st = lua_pcall(L, 1, 1, 0)) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    c.rc = codec_fail(&c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_ECORRUPT, "%s",
+                m ? m : "error while decoding");
+  }
+  if (c.rc) {
+    lua_settop(L, top);
+    return c.rc;
+  }
+  if (used) *used = (size_t)(c.p - (const uint8_t *)(data ? data : ""));
+  return 0;
+}

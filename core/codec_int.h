@@ -1,0 +1,91 @@
+/*
+** codec_int.h — the value codec's insides, shared by codec.c (errors,
+** the name map), codec_enc.c (encode) and codec_dec.c (decode): exact
+** Lua values <-> MessagePack bytes (format: codec.h).
+**
+** Both directions are one recursive walk over a context (ctx) that holds
+** the Lua state, the output buffer or the input bytes, two stack slots (the
+** ref table, the name map) and the path of keys from the root to the value
+** at hand, used only to word an error. The bodies run under lua_pcall so a
+** memory error raised by Lua becomes PLUSH_ENOMEM instead of a longjmp
+** through the caller. Choices the header leaves open:
+**   - GLOBALS is written as ext 8 with length 0 (c7 00 04); the decoder
+**     also takes fixext 1 with a 0 byte (d4 04 00).
+**   - BACKREF is fixext 4; FUNCTION is ext 32 whose bytecode is a bin 32,
+**     both lengths patched after lua_dump; CFUNC and MODULE names use the
+**     smallest ext header. Short strings use fixstr (str family).
+**   - MODULE, GLOBALS and CFUNC values take no ref number (nothing is
+**     built for them); tables and Lua functions do.
+**   - TABLE is written as ext 32 with its length patched at the end, then
+**     shrunk to ext 8 or 16 when the payload is short enough (a memmove
+**     of at most 64 KiB). Its array runs to the largest positive integer
+**     key, so the choice depends on the keys alone, not on which border
+**     #t finds.
+**   - An upvalue named _ENV always travels as GLOBALS (spec); others by
+**     value, so closures sharing one upvalue get separate copies.
+**   - The name map (C functions, library tables) is built on first use
+**     and cached in the registry: set up a state (replace print, require
+**     modules) before it first encodes or decodes a function.
+**   - Binary chunks are checked (checkdump) before lua_load so that counts
+**     in them cannot make undump allocate beyond the input or recurse
+**     deeply; the bytecode itself is not verified -- it comes from an
+**     authenticated peer and runs with that peer's authority anyway.
+*/
+#ifndef PLUSH_CODEC_INT_H
+#define PLUSH_CODEC_INT_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "plush.h"
+
+#if LUA_VERSION_NUM != 504
+#error "the codec reads the Lua 5.4 binary chunk format"
+#endif
+
+enum { SEG_KEY, SEG_INT, SEG_UPV, SEG_MKEY };
+typedef struct seg {
+  int kind;       /* KEY: key at stack idx; INT: [i]; UPV: upvalue i of the
+                     function at idx; MKEY: inside a map key */
+  int idx;
+  lua_Integer i;
+} seg;
+
+typedef struct ctx {
+  lua_State *L;
+  plush_buf *b;            /* encode: output */
+  const uint8_t *p, *end;  /* decode: input left */
+  const char *root;
+  char *err;
+  size_t errlen;
+  int refs, names;         /* stack slots of the ref and name tables */
+  int rc, depth;
+  lua_Integer nref;
+  seg path[PLUSH_MAX_DEPTH + 2];  /* path[d]: how depth d reaches d+1 */
+} ctx;
+
+
+typedef struct msg { char *s; size_t n, cap; } msg;
+
+/* Formats the error message (when there is room for one); returns rc. */
+PLUSH_INTERNAL int codec_fail(ctx *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int codec_nomem(ctx *c) {
+  return codec_fail(c, PLUSH_ENOMEM, "out of memory");
+}
+static inline int codec_eof(ctx *c) {
+  return codec_fail(c, PLUSH_ETRUNC, "truncated input");
+}
+/* "cannot serialise t.handlers[3]: thread": PLUSH_EUNSER. */
+PLUSH_INTERNAL int codec_refuse(ctx *c, const char *what);
+/* One level deeper (a table or function): PLUSH_EDEPTH past the limit,
+** else room on the Lua stack for the level. */
+PLUSH_INTERNAL int codec_enter(ctx *c);
+/* Pushes the name map {object -> name, name -> C function, name -> library
+** table}, built on first use and cached in the registry. */
+PLUSH_INTERNAL void codec_loadnames(lua_State *L);
+PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
+                               char *err, size_t n);
+
+#endif

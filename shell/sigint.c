@@ -1,0 +1,71 @@
+/*
+** sigint.c — SIGINT for the whole client process, with one saved
+** disposition (sigint.h says who the layers are).
+*/
+#include "sigint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile sig_atomic_t plush_sigint_got;
+
+static volatile sig_atomic_t layers;
+static void (*shellfn)(void);
+static int intpipe[2] = {-1, -1};
+static struct sigaction saved;
+
+void plush_sigint_post(void) {
+  plush_sigint_got = 1;
+  if (intpipe[1] >= 0) (void)!write(intpipe[1], "", 1);
+}
+
+/* The upper layer that is on takes the signal. */
+static void onsigint(int sig) {
+  int e = errno;
+  (void)sig;
+  if (layers & PLUSH_SIGINT_WAIT)
+    plush_sigint_post();
+  else if ((layers & PLUSH_SIGINT_SHELL) && shellfn)
+    shellfn();
+  errno = e;
+}
+
+int plush_sigint_on(int layer, int on) {
+  int now = on ? (layers | layer) : (layers & ~layer);
+  if (layer == PLUSH_SIGINT_WAIT && on && intpipe[0] < 0 &&
+      pipe2(intpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    return -errno;
+  if (layers == 0 && now != 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = onsigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, &saved) < 0) return -errno;
+  } else if (layers != 0 && now == 0) {
+    sigaction(SIGINT, &saved, NULL);
+  }
+  layers = now;
+  return 0;
+}
+
+int plush_sigint_active(int layer) { return (layers & layer) != 0; }
+
+void plush_sigint_shellfn(void (*fn)(void)) { shellfn = fn; }
+
+void plush_sigint_drain(void) {
+  char b[64];
+  if (intpipe[0] >= 0)
+    while (read(intpipe[0], b, sizeof b) > 0) {}
+}
+
+int plush_sigint_take(void) {
+  int got = plush_sigint_got;
+  plush_sigint_got = 0;
+  plush_sigint_drain();
+  return got;
+}
+
+int plush_sigint_fd(void) { return intpipe[0]; }
