@@ -1,10 +1,7 @@
 /*
-** ctl_ops.c — the controller's control plane: CTRL requests, the result
-** store, and the replies and events the controller writes itself.
-**
-** The store keeps every reply frame by reference (no copy) under its task
-** id, oldest first, within a byte budget: when a new reply would pass it,
-** the oldest are dropped. rc:result(id) of a dropped id says so.
+** ctl_ops.c — the controller's control plane: CTRL requests (dispatched
+** by the ctlops table), and the replies, failures and events the
+** controller writes itself. The result store they read is ctl_store.c.
 */
 #include <lauxlib.h>
 #include <stdarg.h>
@@ -267,60 +264,101 @@ static void op_add(plush_ctl *c, peer *p, uint64_t rid) {
   answer(c, p, rid, 0);
 }
 
+/* shutdown {targets}: those engines; shutdown {}: the whole cluster. */
+static void op_shutdown(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_State *L = c->L;
+  int some = lua_getfield(L, -1, "targets") == LUA_TTABLE;
+  lua_pop(L, 1);
+  if (some) {
+    toengines(c, PLUSH_T_SHUTDOWN, "stopped");
+    answer(c, p, rid, 0);
+    return;
+  }
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "ok");
+  answer(c, p, rid, 0);
+  plush_info("shutdown requested by client %u", p->id);
+  if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
+}
+
+static void op_restart(plush_ctl *c) {
+  toengines(c, PLUSH_T_RESTART, "restarted");
+}
+
+/*
+** The control ops, as Lua's luaL_Reg tables: `fill` pushes the answer
+** (sent with status 0), `run` answers by itself (or refuses).
+*/
+static const struct ctlop {
+  const char *name;
+  void (*fill)(plush_ctl *c);
+  void (*run)(plush_ctl *c, peer *p, uint64_t rid);
+} ctlops[] = {
+    {"ids", op_ids, NULL},           {"engines", op_engines, NULL},
+    {"queue_status", op_queue, NULL}, {"history", op_history, NULL},
+    {"records", ctl_store_records, NULL}, {"status", op_status, NULL},
+    {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
+    {"result", NULL, op_result},     {"add", NULL, op_add},
+    {"shutdown", NULL, op_shutdown}, {NULL, NULL, NULL}};
+
+typedef struct ctlcall {
+  plush_ctl *c;
+  peer *p;
+  uint64_t rid;
+  const struct ctlop *op;
+} ctlcall;
+
+/* Runs one op under lua_pcall: [1] the ctlcall, [2] the request table. */
+static int runop(lua_State *L) {
+  ctlcall *k = lua_touserdata(L, 1);
+  if (k->op->fill) {
+    k->op->fill(k->c);
+    answer(k->c, k->p, k->rid, 0);
+  } else {
+    k->op->run(k->c, k->p, k->rid);
+  }
+  return 0;
+}
+
+/*
+** A CTRL request from an authenticated client: its payload is checked
+** for shape (a table with a string op this controller knows) before any
+** field is read, and the op runs protected, so no request can raise
+** through the controller's loop; a bad one is refused to its sender.
+*/
 void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
   lua_State *L = c->L;
-  uint64_t rid = f->hdr.id;
+  ctlcall k = {c, p, f->hdr.id, NULL};
   int top = lua_gettop(L);
   char err[200];
-  const char *op;
+  const char *op = NULL;
   int r = plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
                        sizeof err);
   plush_frame_unref(f);
   if (r < 0) {
-    refuse(c, p, rid, err);
+    refuse(c, p, k.rid, err);
     return;
   }
-  lua_getfield(L, -1, "op");
-  op = lua_type(L, -2) == LUA_TTABLE ? lua_tostring(L, -1) : NULL;
-  lua_pop(L, 1);
+  if (lua_type(L, -1) == LUA_TTABLE &&
+      lua_getfield(L, -1, "op") == LUA_TSTRING)
+    op = lua_tostring(L, -1);
+  for (k.op = ctlops; op && k.op->name && strcmp(k.op->name, op); k.op++) {}
   if (op == NULL) {
-    refuse(c, p, rid, "control request without an op");
-  } else if (strcmp(op, "ids") == 0) {
-    op_ids(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "engines") == 0) {
-    op_engines(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "queue_status") == 0) {
-    op_queue(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "history") == 0) {
-    op_history(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "records") == 0) {
-    ctl_store_records(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "status") == 0) {
-    op_status(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "result") == 0) {
-    op_result(c, p, rid);
-  } else if (strcmp(op, "interrupt") == 0) {
-    op_interrupt(c), answer(c, p, rid, 0);
-  } else if (strcmp(op, "restart") == 0) {
-    toengines(c, PLUSH_T_RESTART, "restarted"), answer(c, p, rid, 0);
-  } else if (strcmp(op, "add") == 0) {
-    op_add(c, p, rid);
-  } else if (strcmp(op, "shutdown") == 0 &&
-             lua_getfield(L, -1, "targets") == LUA_TTABLE) {
-    lua_pop(L, 1);
-    toengines(c, PLUSH_T_SHUTDOWN, "stopped"), answer(c, p, rid, 0);
-  } else if (strcmp(op, "shutdown") == 0) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "ok");
-    answer(c, p, rid, 0);
-    plush_info("shutdown requested by client %u", p->id);
-    if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
+    refuse(c, p, k.rid, "control request without an op");
+  } else if (k.op->name == NULL) {
+    snprintf(err, sizeof err, "unknown control op '%.60s'", op);
+    refuse(c, p, k.rid, err);
   } else {
-    char m[120];
-    snprintf(m, sizeof m, "unknown control op '%.60s'", op);
-    refuse(c, p, rid, m);
+    lua_pushcfunction(L, runop);
+    lua_pushlightuserdata(L, &k);
+    lua_pushvalue(L, top + 1);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      snprintf(err, sizeof err, "control op '%s' failed: %s", op,
+               lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+      plush_warn("client %u: %s", p->id, err);
+      refuse(c, p, k.rid, err);
+    }
   }
   lua_settop(L, top);
 }
