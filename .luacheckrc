@@ -4,9 +4,6 @@ max_line_length = 100
 -- `self` unused in a method is normal
 self = false
 
--- engine-side code runs in an engine namespace: `engine` always, `mpi`
--- under MPI
-files["lua/plush/engine*.lua"] = {globals = {"engine", "mpi"}}
 files["share/plush/magics"] = {read_globals = {"plush"}}
 
 files["tests/lua"] = {

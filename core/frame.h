@@ -97,6 +97,12 @@ typedef struct plush_frame {
 } plush_frame;
 
 plush_frame *plush_frame_new(const plush_hdr *h); /* refs = 1, payload uninit */
+/*
+** Bytes before a frame's payload in its allocation. A sender that encodes
+** into a buffer starting with this much room can make the buffer itself
+** the frame (plush_frame_repack) instead of copying the payload into one.
+*/
+#define PLUSH_FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
 /* The allocation a frame of payload length len needs. */
 static inline size_t plush_frame_size(size_t len) {
   return sizeof(plush_frame) + PLUSH_HDR_SIZE + len;

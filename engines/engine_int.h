@@ -107,7 +107,7 @@ struct plush_engine {
   uv_thread_t thread;
   plush_buf enc;            /* reply encoding, kept between requests:
                                encoff bytes of frame prefix, then it */
-  size_t encoff;            /* ENG_PREFIX, or 0 when that was refused */
+  size_t encoff;            /* PLUSH_FRAME_PREFIX, or 0 when that was refused */
   uint64_t fired;           /* task the interrupt hook raised in */
   memacct mem;              /* the namespace's allocations */
   int inuser;               /* user code runs (or a request is decoded) */
@@ -146,7 +146,6 @@ PLUSH_INTERNAL int eng_sendcopy(plush_engine *e, int type, uint64_t id, int stat
 ** of being copied into one: 100 MB less to move per 100 MB pulled.
 ** eng_enc_reset empties it to that prefix; the payload is what follows.
 */
-#define ENG_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
 PLUSH_INTERNAL void eng_enc_reset(plush_engine *e);
 static inline size_t eng_enc_len(const plush_engine *e) {
   return e->enc.len - e->encoff;

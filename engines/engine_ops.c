@@ -507,8 +507,18 @@ static void encok(lua_State *L, task *t) {
   encerr(L, t);
 }
 
+/* The request ops, as Lua's luaL_Reg tables: op(L, t, req) runs the
+** request at stack index req and returns the status of the user's call. */
+static const struct engop {
+  const char *name;
+  int (*fn)(lua_State *L, task *t, int req);
+} ops[] = {{"exec", opexec},   {"apply", opapply}, {"push", oppush},
+           {"pull", oppull},   {"map", opmap},     {"names", opnames},
+           {NULL, NULL}};
+
 int eng_serve(lua_State *L) {
   task *t = lua_touserdata(L, 1);
+  const struct engop *o;
   plush_frame *f = t->req;
   char err[256];
   const char *op;
@@ -531,20 +541,9 @@ int eng_serve(lua_State *L) {
   if (lua_getfield(L, 2, "op") != LUA_TSTRING)
     return badreq(L, t, "the request has no 'op'");
   op = lua_tostring(L, 3);
-  if (strcmp(op, "exec") == 0)
-    st = opexec(L, t, 2);
-  else if (strcmp(op, "apply") == 0)
-    st = opapply(L, t, 2);
-  else if (strcmp(op, "push") == 0)
-    st = oppush(L, t, 2);
-  else if (strcmp(op, "pull") == 0)
-    st = oppull(L, t, 2);
-  else if (strcmp(op, "map") == 0)
-    st = opmap(L, t, 2);
-  else if (strcmp(op, "names") == 0)
-    st = opnames(L, t, 2);
-  else
-    return badreq(L, t, "unknown op '%s'", op);
+  for (o = ops; o->name && strcmp(o->name, op); o++) {}
+  if (o->name == NULL) return badreq(L, t, "unknown op '%s'", op);
+  st = o->fn(L, t, 2);
   t->completed = eng_now();
   if (st == LUA_OK)
     encok(L, t);

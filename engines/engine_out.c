@@ -161,7 +161,7 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
 void eng_enc_reset(plush_engine *e) {
   plush_buf *b = &e->enc;
   b->len = 0;
-  e->encoff = plush_buf_reserve(b, ENG_PREFIX) == 0 ? ENG_PREFIX : 0;
+  e->encoff = plush_buf_reserve(b, PLUSH_FRAME_PREFIX) == 0 ? PLUSH_FRAME_PREFIX : 0;
   b->len = e->encoff;
 }
 
@@ -170,7 +170,7 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
   plush_hdr h = hdr(e, PLUSH_T_REPLY, id, status, 0, len);
   plush_frame *f;
   int r = 0;
-  if (PLUSH_HDR_SIZE + len <= SMALL || e->encoff != ENG_PREFIX)
+  if (PLUSH_HDR_SIZE + len <= SMALL || e->encoff != PLUSH_FRAME_PREFIX)
     return eng_sendcopy(e, PLUSH_T_REPLY, id, status,
                         e->enc.data + e->encoff, len);
   f = (plush_frame *)plush_buf_steal(&e->enc, NULL);

@@ -322,7 +322,6 @@ static void needconn(lua_State *L, client *c) {
 ** capacity). The same frame then goes to every target, referenced by each
 ** write.
 */
-#define FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
 
 static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
                                 uint8_t type, int optsidx) {
@@ -330,16 +329,16 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   plush_frame *f;
   char err[256];
   size_t len, cap;
-  if (plush_buf_reserve(&b, FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
-  b.len = FRAME_PREFIX;
+  if (plush_buf_reserve(&b, PLUSH_FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
+  b.len = PLUSH_FRAME_PREFIX;
   if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
                                sizeof err) < 0) ||
       plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
     plush_buf_free(&b);
     luaL_error(L, "%s", err);
   }
-  if (b.len - FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
-    len = b.len - FRAME_PREFIX;
+  if (b.len - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
+    len = b.len - PLUSH_FRAME_PREFIX;
     plush_buf_free(&b);
     luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
                (size_t)PLUSH_DEFAULT_MAX_FRAME);
@@ -354,7 +353,7 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   f->size = cap;
   memset(&f->hdr, 0, sizeof f->hdr);
   f->hdr.type = type;
-  f->hdr.len = (uint32_t)(len - FRAME_PREFIX);
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX);
   plush_frame_repack(f);
   return f;
 }

@@ -8,22 +8,9 @@ local inspect = {}
 -- How deep and how long a table is shown before "{...}" / "...(N more)".
 inspect.limits = {depth = 6, items = 100}
 
-local keywords = {}
-for w in ([[and break do else elseif end false for function goto if in
-  local nil not or repeat return then true until while]]):gmatch("%a+") do
-  keywords[w] = true
-end
-
-local type_rank = {number = 1, string = 2, boolean = 3, table = 4}
-
--- The order plush.pretty uses: numbers, strings, booleans, the rest.
-local function key_less(a, b)
-  local ta, tb = type(a), type(b)
-  if ta ~= tb then return (type_rank[ta] or 9) < (type_rank[tb] or 9) end
-  if ta == "number" or ta == "string" then return a < b end
-  if ta == "boolean" then return not a and b end
-  return tostring(a) < tostring(b)
-end
+-- Keys in plush.pretty's order: numbers, strings, booleans, tables,
+-- functions, userdata, threads.
+local key_less = pretty.key_less
 
 -- The array part the way pretty counts it: to the first nil, or #t when a
 -- __len says so (result arrays with holes).
@@ -36,7 +23,7 @@ local function array_len(t)
 end
 
 local function key_text(k)
-  if type(k) == "string" and k:match("^[%a_][%w_]*$") and not keywords[k] then return k end
+  if pretty.is_name(k) then return k end
   return "[" .. pretty(k) .. "]"
 end
 

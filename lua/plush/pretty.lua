@@ -20,6 +20,11 @@ local function key_less(a, b)
   return tostring(a) < tostring(b)
 end
 
+-- Whether string k reads as a Lua name (keywords excluded): shown as .k
+local function is_name(k)
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil and not keywords[k]
+end
+
 local function number(v)
   if math.type(v) == "integer" then return tostring(v) end
   if v ~= v then return "nan" end
@@ -67,7 +72,7 @@ local function render_table(t, opts, depth, path)
   table.sort(keys, key_less)
   for _, k in ipairs(keys) do
     local ks
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") and not keywords[k] then
+    if is_name(k) then
       ks = k
     else
       ks = "[" .. render(k, opts, depth + 1, path) .. "]"
@@ -92,9 +97,12 @@ function render(v, opts, depth, path)
   return tostring(v)
 end
 
--- pretty(v [, {depth = 8, max_items = 100}]) -> string
-return function(v, opts)
-  opts = opts or {}
-  local o = {depth = opts.depth or 8, max_items = opts.max_items or 100}
-  return render(v, o, 0, {})
-end
+-- pretty(v [, {depth = 8, max_items = 100}]) -> string. Also the key
+-- order and name test that plush.inspect shares.
+return setmetatable({key_less = key_less, is_name = is_name}, {
+  __call = function(_, v, opts)
+    opts = opts or {}
+    local o = {depth = opts.depth or 8, max_items = opts.max_items or 100}
+    return render(v, o, 0, {})
+  end,
+})
