@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,28 +197,53 @@ static void teardown(client *c, double grace) {
 }
 
 /*
+** Operational failures (the controller cannot be reached, refuses us, or
+** the connection is gone) are returned, not raised, as luv does:
+** nil, "ENAME: message", "ENAME". Argument errors and values that cannot
+** travel still raise.
+*/
+static int operr(lua_State *L, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int operr(lua_State *L, const char *name, const char *fmt, ...) {
+  char m[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m, sizeof m, fmt, ap);
+  va_end(ap);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, m);
+  lua_pushstring(L, name);
+  return 3;
+}
+
+/*
 ** The one-line reason a connect failed, from what on_close reported.
 ** A server that rejects our proof just closes the socket, so an EOF in
 ** the middle of the handshake means the key was refused.
 */
-static void whyfailed(client *c, char *out, size_t n) {
+static const char *whyfailed(client *c, char *out, size_t n) {
   const char *w = c->where;
-  if (c->conn != NULL)
+  if (c->conn != NULL) {
     snprintf(out, n, "timed out connecting to %s", w);
-  else if (c->ready)
+    return "ETIMEDOUT";
+  } else if (c->ready) {
     snprintf(out, n, "cannot connect to %s: %s", w, c->msg);
-  else if (c->reason == PLUSH_EAUTH && strncmp(c->msg, "not a plush", 11) == 0)
+  } else if (c->reason == PLUSH_EAUTH &&
+             strncmp(c->msg, "not a plush", 11) == 0) {
     snprintf(out, n, "cannot connect to %s: not a plush controller", w);
-  else if (c->reason == PLUSH_EAUTH)
+  } else if (c->reason == PLUSH_EAUTH) {
     snprintf(out, n, "authentication refused by %s", w);
-  else if (c->reason == UV_ETIMEDOUT)
+  } else if (c->reason == UV_ETIMEDOUT) {
     snprintf(out, n, "timed out connecting to %s", w);
-  else if (strncmp(c->msg, "cannot connect", 14) == 0)
+  } else if (strncmp(c->msg, "cannot connect", 14) == 0) {
     snprintf(out, n, "cannot connect to %s: %s", w, plush_strerror(c->reason));
-  else if (c->reason == UV_EOF || c->reason == UV_ECONNRESET)
+  } else if (c->reason == UV_EOF || c->reason == UV_ECONNRESET) {
     snprintf(out, n, "authentication refused by %s", w);
-  else
+    return "EAUTH";
+  } else {
     snprintf(out, n, "cannot connect to %s: %s", w, c->msg);
+  }
+  return c->reason < 0 ? plush_err_name(c->reason) : "ECLOSED";
 }
 
 /* Reads the client id from WELCOME {id = n}; 0 or -1 with err set. */
@@ -254,6 +280,7 @@ static int l_connect(lua_State *L) {
   char err[640];
   plush_conn_opts o;
   client *c;
+  const char *name = "ECLOSED";
   int r;
   luaL_argcheck(L, port > 0 && port < 65536, 2, "port out of range");
   luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
@@ -264,11 +291,12 @@ static int l_connect(lua_State *L) {
   luaL_setmetatable(L, CONN_MT);
   snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
   if ((c->loop = malloc(sizeof *c->loop)) == NULL)
-    return luaL_error(L, "cannot connect to %s: out of memory", c->where);
+    return operr(L, "ENOMEM", "cannot connect to %s: out of memory", c->where);
   if ((r = uv_loop_init(c->loop)) < 0) {
     free(c->loop);
     c->loop = NULL;
-    return luaL_error(L, "cannot connect to %s: %s", c->where, uv_strerror(r));
+    return operr(L, uv_err_name(r), "cannot connect to %s: %s", c->where,
+                 uv_strerror(r));
   }
   uv_timer_init(c->loop, &c->timer);
   c->timer.data = c;
@@ -282,13 +310,13 @@ static int l_connect(lua_State *L) {
     snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
              plush_strerror(r));
     teardown(c, 0);
-    return luaL_error(L, "%s", err);
+    return operr(L, plush_err_name(r), "%s", err);
   }
   settimer(c, timeout);
   err[0] = '\0';
   for (;;) {
     if (c->welcome != NULL) {
-      welcome(L, c, err, sizeof err);
+      if (welcome(L, c, err, sizeof err) < 0) name = "EPROTO";
       break;
     }
     if (c->conn == NULL || c->fired) break;
@@ -296,9 +324,9 @@ static int l_connect(lua_State *L) {
   }
   uv_timer_stop(&c->timer);
   if (!c->welcomed) {
-    if (err[0] == '\0') whyfailed(c, err, sizeof err);
+    if (err[0] == '\0') name = whyfailed(c, err, sizeof err);
     teardown(c, 0);
-    return luaL_error(L, "%s", err);
+    return operr(L, name, "%s", err);
   }
   plush_frame_unref(c->welcome);
   c->welcome = NULL;
@@ -309,9 +337,11 @@ static client *toclient(lua_State *L) {
   return luaL_checkudata(L, 1, CONN_MT);
 }
 
-static void needconn(lua_State *L, client *c) {
-  if (c->conn == NULL || !plush_conn_is_ready(c->conn))
-    luaL_error(L, "not connected: %s", c->msg[0] ? c->msg : "closed");
+/* 1 when c can send; else pushes nil, "ECLOSED: not connected: why"... */
+static int connected(lua_State *L, client *c) {
+  if (c->conn != NULL && plush_conn_is_ready(c->conn)) return 1;
+  operr(L, "ECLOSED", "not connected: %s", c->msg[0] ? c->msg : "closed");
+  return 0;
 }
 
 /*
@@ -374,11 +404,13 @@ static uint64_t nextid(client *c) {
   return (uint64_t)c->cid << 32 | c->seq;
 }
 
-static void sendfailed(lua_State *L, client *c, plush_frame *f, int r) {
+static int sendfailed(lua_State *L, client *c, plush_frame *f, int r) {
   plush_frame_unref(f);
   if (r == PLUSH_ECLOSED)
-    luaL_error(L, "not connected: %s", c->msg[0] ? c->msg : "closing");
-  luaL_error(L, "cannot send to %s: %s", c->where, plush_strerror(r));
+    return operr(L, "ECLOSED", "not connected: %s",
+                 c->msg[0] ? c->msg : "closing");
+  return operr(L, plush_err_name(r), "cannot send to %s: %s", c->where,
+               plush_strerror(r));
 }
 
 static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
@@ -426,7 +458,7 @@ static int l_submit(lua_State *L) {
   }
   ms = ceil(t * 1000);
   aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-  needconn(L, c);
+  if (!connected(L, c)) return 3;
   if (many) lua_createtable(L, (int)n, 0);
   f = encodeframe(L, 3, "request", PLUSH_T_REQ, opts);
   memset(&h, 0, sizeof h);
@@ -443,7 +475,7 @@ static int l_submit(lua_State *L) {
     if (opts) h.flags |= PLUSH_F_OPTS;
     h.id = nextid(c);
     if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
-      sendfailed(L, c, f, r);
+      return sendfailed(L, c, f, r);
     if (many) {
       lua_pushinteger(L, (lua_Integer)h.id);
       lua_rawseti(L, -2, i);
@@ -461,13 +493,13 @@ static int l_ctrl(lua_State *L) {
   plush_hdr h;
   int r;
   luaL_checkany(L, 2);
-  needconn(L, c);
+  if (!connected(L, c)) return 3;
   f = encodeframe(L, 2, "ctrl", PLUSH_T_CTRL, 0);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_CTRL;
   h.id = nextid(c);
   if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
-    sendfailed(L, c, f, r);
+    return sendfailed(L, c, f, r);
   plush_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)h.id);
   return 1;

@@ -351,16 +351,17 @@ Test(lua_core, connect_gets_client_id_and_closes_idempotently) {
       "c:close()\n"
       "assert(c:connected() == false)\n"
       "c:close()\n"
-      "local ok, err = pcall(function() return c:submit(3, {}) end)\n"
-      "assert(not ok and err:find('not connected: ', 1, true), err)\n"
+      "local id, err, name = c:submit(3, {})\n"
+      "assert(id == nil and name == 'ECLOSED', name)\n"
+      "assert(err:find('ECLOSED: not connected: ', 1, true) == 1, err)\n"
       "assert(#c:poll(0) == 0 and #c:poll() == 0)\n");
 }
 
 Test(lua_core, wrong_key_is_refused) {
-  run("local ok, err = pcall(connect, BADKEY)\n"
-      "assert(not ok)\n"
-      "assert(err:find('authentication refused by 127.0.0.1:' .. PORT, 1, "
-      "true), err)\n"
+  run("local c, err, name = connect(BADKEY)\n"
+      "assert(c == nil and name == 'EAUTH', name)\n"
+      "assert(err:find('EAUTH: authentication refused by 127.0.0.1:' .. PORT, 1, "
+      "true) == 1, err)\n"
       "assert(not err:find('\\n'), err)\n");
 }
 
@@ -368,9 +369,10 @@ Test(lua_core, closed_port_cannot_connect) {
   char code[512];
   int p = freeport();
   snprintf(code, sizeof code,
-           "local ok, err = pcall(core.connect, '127.0.0.1', %d, KEY)\n"
-           "assert(not ok)\n"
-           "assert(err:find('cannot connect to 127.0.0.1:%d: ', 1, true), err)\n",
+           "local c, err, name = core.connect('127.0.0.1', %d, KEY)\n"
+           "assert(c == nil and name == 'ECONNREFUSED', name)\n"
+           "assert(err:find('ECONNREFUSED: cannot connect to 127.0.0.1:%d: ', 1, "
+           "true) == 1, err)\n",
            p, p);
   run(code);
 }
@@ -380,10 +382,10 @@ Test(lua_core, silent_server_times_out) {
   int p = muteport();
   snprintf(code, sizeof code,
            "local t0 = core.now()\n"
-           "local ok, err = pcall(core.connect, '127.0.0.1', %d, KEY, 0.3)\n"
-           "assert(not ok)\n"
-           "assert(err:find('timed out connecting to 127.0.0.1:%d', 1, true), "
-           "err)\n"
+           "local c, err, name = core.connect('127.0.0.1', %d, KEY, 0.3)\n"
+           "assert(c == nil and name == 'ETIMEDOUT', name)\n"
+           "assert(err:find('ETIMEDOUT: timed out connecting to 127.0.0.1:%d', 1, "
+           "true) == 1, err)\n"
            "assert(core.now() - t0 < 5)\n",
            p, p);
   run(code);
@@ -536,10 +538,11 @@ Test(lua_core, output_then_close_by_peer) {
       "assert(o2.kind == 'output' and o2.stream == 2 and o2.text == 'oops')\n"
       "assert(type(ev.message) == 'string' and #ev.message > 0)\n"
       "assert(c:connected() == false)\n"
-      "local ok, err = pcall(function() return c:submit(3, {}) end)\n"
-      "assert(not ok and err:find('not connected: ' .. ev.message, 1, true), err)\n"
-      "ok, err = pcall(function() return c:ctrl{} end)\n"
-      "assert(not ok and err:find('not connected', 1, true), err)\n"
+      "local id, err, name = c:submit(3, {})\n"
+      "assert(id == nil and name == 'ECLOSED', name)\n"
+      "assert(err == 'ECLOSED: not connected: ' .. ev.message, err)\n"
+      "id, err, name = c:ctrl{}\n"
+      "assert(id == nil and name == 'ECLOSED' and err:find('not connected', 1, true), err)\n"
       "assert(#c:poll(0) == 0)\n"
       "assert(#c:poll() == 0)\n"
       "c:close()\n");

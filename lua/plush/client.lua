@@ -69,10 +69,8 @@ local function emit(out, line, engine, stream, id)
     f:write("[engine ", tostring(engine), "] ", line, "\n")
     f:flush()
   elseif type(out) == "function" then
-    local ok, err = pcall(out, line, engine, stream, id)
-    if not ok then
-      io.stderr:write("plush: output handler failed: ", tostring(err), "\n")
-    end
+    local ok, err = errors.call(out, line, engine, stream, id)
+    if not ok then deferred.on_unhandled(err, nil, "output handler") end
   end
 end
 
@@ -189,8 +187,8 @@ function Client:_event(value)
     end
   end
   if self.on_event then
-    local ok, err = pcall(self.on_event, value)
-    if not ok then io.stderr:write("plush: on_event failed: ", tostring(err), "\n") end
+    local ok, err = errors.call(self.on_event, value)
+    if not ok then deferred.on_unhandled(err, nil, "rc.on_event") end
   end
 end
 
@@ -310,8 +308,8 @@ function Client:_check_open()
   end
 end
 
--- Errors from the C side carry its position (a line of ours); the user
--- wants theirs.
+-- Argument errors and values that cannot travel are raised by the C side
+-- (the fake core's carry a position of its own): the user wants theirs.
 local function reraise(e)
   if type(e) == "string" then util.raise(util.strip_where(e)) end
   error(e, 0)
@@ -338,8 +336,10 @@ function Client:submit(target, msg, opts)
   util.check(msg, 2, "submit", "table")
   opts = opts or {}
   self:_check_open()
-  local ok, ids = pcall(self.conn.submit, self.conn, target, msg, opts.timeout, opts.sched)
+  local ok, ids, err, name = pcall(self.conn.submit, self.conn, target, msg, opts.timeout,
+    opts.sched)
   if not ok then reraise(ids) end
+  util.ok(ids, err, name)
   if type(target) ~= "table" then return self:_track(ids, target, opts) end
   local ds = {}
   for i, id in ipairs(ids) do ds[i] = self:_track(id, target[i], opts) end
@@ -349,8 +349,9 @@ end
 -- Send a control request and pump until its answer: status, value.
 function Client:_ctrl(msg, timeout)
   self:_check_open()
-  local ok, rid = pcall(self.conn.ctrl, self.conn, msg)
+  local ok, rid, err, name = pcall(self.conn.ctrl, self.conn, msg)
   if not ok then reraise(rid) end
+  util.ok(rid, err, name)
   local w = {}
   self.waiting[rid] = w
   local limit = timeout or self.timeout

@@ -118,13 +118,7 @@ local function dial(info, timeout)
   local h = info.host
   if h == "0.0.0.0" or h == "*" or h == "" then h = "127.0.0.1" end
   if h == "::" then h = "::1" end
-  local ok, conn = pcall(core.connect, h, info.port, info.key, timeout,
-    info.encrypt == true)
-  if not ok then
-    if type(conn) == "string" then util.raise(util.strip_where(conn)) end
-    error(conn, 0)
-  end
-  return conn
+  return util.ok(core.connect(h, info.port, info.key, timeout, info.encrypt == true))
 end
 
 -- plush-controller: next to us or in the build tree (core.bindirs), else
@@ -171,7 +165,7 @@ local function wait_engines(conn, n, deadline, log, pid, launched)
     if on and not up[id] then count = count + 1 elseif not on and up[id] then count = count - 1 end
     up[id] = on or nil
   end
-  local rid, again = conn:ctrl{op = "ids"}, core.now() + 0.5
+  local rid, again = util.ok(conn:ctrl{op = "ids"}), core.now() + 0.5
   while count < n do
     local now = core.now()
     if now >= deadline then
@@ -194,7 +188,7 @@ local function wait_engines(conn, n, deadline, log, pid, launched)
       end
     end
     if core.now() >= again then
-      rid, again = conn:ctrl{op = "ids"}, core.now() + 0.5
+      rid, again = util.ok(conn:ctrl{op = "ids"}), core.now() + 0.5
     end
   end
   return true
@@ -330,6 +324,7 @@ end
 -- answer (it may just close the connection, which is as good).
 local function ask_shutdown(conn)
   local rid = conn:ctrl{op = "shutdown"}
+  if not rid then return end -- gone already
   local deadline = core.now() + 5
   while core.now() < deadline do
     for _, ev in ipairs(conn:poll(0.1)) do

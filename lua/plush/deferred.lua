@@ -75,17 +75,26 @@ end
   like Twisted's "Unhandled error in Deferred": failures are never silent.
   Replace this function to route the report elsewhere (or silence it).
 ]]
-function deferred.on_unhandled(e, d)
+function deferred.on_unhandled(e, d, where)
+  io.stderr:write("plush: unhandled error in ", deferred.where(d, where), ": ",
+    tostring(e), "\n")
+end
+
+-- "Deferred (task 7)", or `where` ("output handler", "on_event") for a
+-- callback that belongs to no Deferred.
+function deferred.where(d, where)
+  if where then return where end
   local id = ""
-  if type(d.id) == "table" then
+  if type(d) ~= "table" then
+    return "Deferred"
+  elseif type(d.id) == "table" then
     local ids = {}
     for i, x in ipairs(d.id) do ids[i] = tostring(x) end
     id = " (tasks " .. table.concat(ids, ",") .. ")"
   elseif d.id ~= nil then
     id = " (task " .. tostring(d.id) .. ")"
   end
-  io.stderr:write("plush: unhandled error in Deferred", id, ": ",
-    tostring(e), "\n")
+  return "Deferred" .. id
 end
 
 D.__gc = function(self)
@@ -107,16 +116,6 @@ function deferred.new(opts)
   }, D)
 end
 
--- Errors raised by callbacks keep a local traceback; error objects (remote
--- errors re-raised by a callback) pass unchanged.
-local function handler(e)
-  if type(e) == "table" then return e end
-  return errors.CallbackError{
-    message = tostring(e),
-    traceback = debug.traceback(nil, 2),
-    value = e,
-  }
-end
 
 local function settle(self, r)
   if not r[1] then
@@ -137,16 +136,16 @@ function D:_run()
     self.pos = self.pos + 1
     if link.observe then
       if not self.ok and link.take then self._taken = self.res end
-      local ok, err = xpcall(link.observe, handler, self.ok, self.res)
+      local ok, err = errors.call(link.observe, self.ok, self.res)
       if not ok then pcall(deferred.on_unhandled, err, self) end
     else
       local fn = link[self.ok and 1 or 2]
       if fn then
         local r
         if self.ok then
-          r = table.pack(xpcall(fn, handler, table.unpack(self.res, 1, self.res.n)))
+          r = table.pack(errors.call(fn, table.unpack(self.res, 1, self.res.n)))
         else
-          r = table.pack(xpcall(fn, handler, self.res))
+          r = table.pack(errors.call(fn, self.res))
         end
         if r[1] and r.n == 2 and deferred.is(r[2]) and r[2] ~= self then
           self.paused = true

@@ -84,6 +84,27 @@ define("CallbackError", "error in callback", local_error)
 -- Ctrl-C while the client waited; the engines were sent an interrupt.
 define("Interrupted", "interrupted", function() return "interrupted" end)
 
+--[[
+  The one gateway for user callbacks (Deferred callbacks and errbacks,
+  output handlers, rc.on_event): errors.call(fn, ...) runs fn under xpcall
+  with this handler, as luv's cb_pcall does. A Lua error becomes a
+  CallbackError with the local traceback; an error object (a remote error
+  re-raised by a callback) passes unchanged. What nobody can be told of
+  goes to plush.deferred.on_unhandled.
+]]
+function errors.handler(e)
+  if type(e) == "table" then return e end
+  return classes.CallbackError{
+    message = tostring(e),
+    traceback = debug.traceback(nil, 2),
+    value = e,
+  }
+end
+
+function errors.call(fn, ...)
+  return xpcall(fn, errors.handler, ...)
+end
+
 -- True when `e` is a plush error of `kind` (a kind name or a class).
 function errors.is(e, kind)
   if type(kind) == "table" then kind = kind.kind end

@@ -658,9 +658,9 @@ function shell.run(rc, sh, opts)
       end
     end
   end
-  deferred.on_unhandled = function(e, d)
-    local id = d and math.type(d.id) == "integer" and (" (task " .. tostring(d.id) .. ")") or ""
-    self:say(self:paint("error", "unhandled error in Deferred" .. id .. ": " .. tostring(e)))
+  deferred.on_unhandled = function(e, d, where)
+    self:say(self:paint("error", "unhandled error in " .. deferred.where(d, where) .. ": "
+      .. tostring(e)))
   end
   -- os.exit() leaves like Ctrl-D does: the cluster we started stops
   rawset(os, "exit", function(code, close)

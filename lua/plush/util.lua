@@ -33,6 +33,19 @@ function util.strip_where(msg)
   return (msg:gsub("^[^%s]+%.lua:%d+: ", "", 1))
 end
 
+--[[
+  plush.core returns operational failures as luv does: nil, "ENAME:
+  message", "ENAME". util.ok(v, err, name) passes v on, or raises the
+  message (without its name) at the user's level.
+]]
+function util.ok(v, err, name, ...)
+  if v ~= nil then return v, err, name, ... end
+  if type(err) == "string" and type(name) == "string" and err:sub(1, #name + 2) == name .. ": " then
+    err = err:sub(#name + 3)
+  end
+  util.raise(err)
+end
+
 function util.argerror(i, fname, msg)
   util.raise(("bad argument #%d to '%s' (%s)"):format(i, fname, msg))
 end

@@ -137,6 +137,22 @@ describe("client", function()
       assert.same({{"hi 2", 2, 1}, {"hi 3", 3, 1}}, lines)
     end)
 
+    it("a failing handler is reported once per line with its traceback, and the task goes on",
+      function()
+      local reports = {}
+      deferred.on_unhandled = function(e, d, where) reports[#reports + 1] = {e, d, where} end
+      local v = rc:view{2}:with{output = function(line) error("bad line " .. line) end}
+      assert.same({42}, v:execute("print('a') print('b') return 42"))
+      assert.equal(2, #reports)
+      local e, d, where = reports[1][1], reports[1][2], reports[1][3]
+      assert.is_true(errors.is(e, "CallbackError"))
+      assert.matches("bad line a$", e.message)
+      assert.matches("stack traceback:", e.traceback)
+      assert.is_nil(d)
+      assert.equal("output handler", where)
+      assert.matches("bad line b$", reports[2][1].message)
+    end)
+
     it("of several engines interleaves by line", function()
       local out = capture(function()
         rc:view{0, 1}:execute("print(engine.id) sleep(1) print(engine.id)")
@@ -160,6 +176,21 @@ describe("client", function()
       fake.add(9)
       rc:pump(0)
       assert.same({"engine_up 9"}, seen)
+    end)
+
+    it("a failing on_event is reported as an rc.on_event CallbackError, and the ids still update",
+      function()
+      local reports = {}
+      deferred.on_unhandled = function(e, d, where) reports[#reports + 1] = {e, d, where} end
+      rc.on_event = function() error("boom") end
+      rc:ids()
+      fake.add(9)
+      rc:pump(0)
+      assert.equal(1, #reports)
+      assert.equal("CallbackError", reports[1][1].kind)
+      assert.matches("boom$", reports[1][1].message)
+      assert.equal("rc.on_event", reports[1][3])
+      assert.same({0, 1, 2, 3, 9}, rc:_engine_ids())
     end)
   end)
 

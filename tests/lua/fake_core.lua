@@ -225,8 +225,10 @@ end
 -- Scheduling options (retries, after, targets) are the real controller's
 -- business: the fake records them for the specs to check, and runs the
 -- task at once (tests/lua/e2e_farm_spec.lua checks the behaviour).
+-- Operational failures come back as the real core's do: nil, "ENAME:
+-- message", "ENAME".
 function Conn:submit(target, msg, timeout, sched)
-  if not self.open then error("connection closed", 2) end
+  if not self.open then return nil, "ECLOSED: not connected: closed", "ECLOSED" end
   -- encode once, refuse before sending anything
   transfer(msg, copy_ctx(_G), "msg")
   local n0 = #state.submitted
@@ -294,7 +296,7 @@ function ctrl_ops.shutdown()
 end
 
 function Conn:ctrl(msg)
-  if not self.open then error("connection closed", 2) end
+  if not self.open then return nil, "ECLOSED: not connected: closed", "ECLOSED" end
   state.ctrl_seq = state.ctrl_seq + 1
   local rid = state.ctrl_seq
   state.ctrls[#state.ctrls + 1] = msg
@@ -359,7 +361,8 @@ Conn.__close = Conn.close
 
 function core.connect(host, port, key, timeout)
   if state.refuse then
-    error(("cannot connect to %s:%s: connection refused"):format(host, port), 2)
+    return nil, ("ECONNREFUSED: cannot connect to %s:%s: connection refused"):format(host, port),
+      "ECONNREFUSED"
   end
   state.conn_seq = state.conn_seq + 1
   local c = setmetatable({id = state.conn_seq, queue = {}, open = true,
