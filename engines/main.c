@@ -4,7 +4,7 @@
 **   plush-engine [--file CONNECTION.json] [--id N] [--log FILE]
 **                [--reconnect S] [--memory-limit BYTES]
 **
-** The command line is core/engine_main.c, the engine core/engine_host.c.
+** The command line is engine_main.c, the engine engine_host.c.
 */
 #include "engine_main.h"
 

@@ -5,8 +5,8 @@
 **   plush-engine-mpi [--file CONNECTION.json] [--id N] [--log FILE]
 **                    [--reconnect S] [--memory-limit BYTES]
 **
-** The same engine as plush-engine (the command line is core/engine_main.c,
-** the engine core/engine_host.c), with three differences: MPI is
+** The same engine as plush-engine (the command line is engine_main.c,
+** the engine engine_host.c), with three differences: MPI is
 ** initialised on the main thread before the engine starts and finalised
 ** after it ended (MPI_THREAD_SERIALIZED: in between, only the engine's Lua
 ** thread calls MPI); each namespace gets the `mpi` module (engines/mpi.c)

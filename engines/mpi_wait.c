@@ -36,7 +36,7 @@ static int nop(lua_State *L) {
 
 /*
 ** The engine interrupts Lua code by setting a hook on the state (from
-** its I/O thread; see core/engine_lua.c). A C function waiting on MPI
+** its I/O thread; see engine_lua.c). A C function waiting on MPI
 ** never reaches a hook event, so the wait loops look for the hook
 ** themselves and, when one is set, call an empty function under pcall:
 ** its call event runs the hook, which raises "interrupted" when the
