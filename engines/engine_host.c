@@ -17,6 +17,12 @@
 ** with exponential back-off, re-reading the connection file each time,
 ** until a WELCOME comes back (the same namespace, the same id asked for)
 ** or the time is up.
+**
+** Over 600 lines: the I/O thread's four parts (messages from the
+** controller, losing and re-dialling the link, frames from the Lua
+** thread, start and end) all act on the loop-thread fields of one
+** plush_engine and one conn's callbacks; the queue between the threads
+** is queue.c, the Lua side engine_lua.c.
 */
 #include <stdio.h>
 #include <stdlib.h>

@@ -24,6 +24,10 @@
 ** malloc'd, not Lua memory: a userdata handle frees its buffer when
 ** collected unless an abandoned request still holds it, and then the
 ** buffer outlives even the namespace (a RESTART closes it).
+**
+** Over 600 lines: the module's functions are one table of small bindings
+** (point to point, collectives, reductions) over one MPI state; waiting
+** and packing are mpi_wait.c and mpi_pack.c.
 */
 #include <limits.h>
 #include <sched.h>

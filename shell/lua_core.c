@@ -1,16 +1,21 @@
 /*
 ** lua_core.c — the plush.core Lua C module: the client's transport (a conn
 ** with a private libuv loop, driven from Lua by conn:poll), the wire codec
-** on strings; with the clock and process helpers of lua_sys.c and the
-** SIGINT layer of sigint.c.
+** on strings (lua_values.c, with the event tables), the clock and process
+** helpers (lua_sys.c) and the SIGINT layer (sigint.c).
 **
 ** A client is single-threaded: nothing runs on its loop except while Lua
 ** is inside core.connect, conn:poll or conn:close, and no callback of the
 ** loop ever touches Lua. Frames that arrive wait in a C FIFO until poll
 ** turns them into event tables in the caller's lua_State.
+**
+** Over 600 lines: connecting, sending and polling share the client
+** struct, its loop and its callbacks (one owner, one teardown); what does
+** not (values, clock and processes, SIGINT) is in files of its own.
 */
 #include "lua_core.h"
 #include "lua_sys.h"
+#include "lua_values.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -505,79 +510,6 @@ static int l_ctrl(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Events. */
-
-static void setstr(lua_State *L, const char *k, const char *v) {
-  lua_pushstring(L, v);
-  lua_setfield(L, -2, k);
-}
-
-static void setint(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
-/*
-** Pushes the frame's decoded payload; when it does not decode, pushes an
-** error table in its place and returns 0, so that a reply is never lost.
-*/
-static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
-  char err[200];
-  plush_lua_mem_room(L, f->hdr.len);
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) == 0)
-    return 1;
-  lua_createtable(L, 0, 3);
-  setstr(L, "kind", "RemoteError");
-  lua_pushfstring(L, "undecodable %s: %s", what, err);
-  lua_setfield(L, -2, "message");
-  if (f->hdr.engine != PLUSH_ANY) setint(L, "engine", f->hdr.engine);
-  return 0;
-}
-
-static const char *statusname(unsigned s) {
-  static const char *const names[] = {"ok", "error", "engine", "timeout",
-                                      "badreq"};
-  return s < sizeof names / sizeof names[0] ? names[s] : "error";
-}
-
-/* Pushes the event for one frame; 0 (nothing pushed) for other types. */
-static int pushevent(lua_State *L, plush_frame *f) {
-  const plush_hdr *h = &f->hdr;
-  int ok;
-  switch (h->type) {
-  case PLUSH_T_REPLY:
-  case PLUSH_T_CTRL_REPLY:
-    lua_createtable(L, 0, 5);
-    setstr(L, "kind", h->type == PLUSH_T_REPLY ? "reply" : "ctrl");
-    setint(L, "id", (lua_Integer)h->id);
-    if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
-      setint(L, "engine", h->engine);
-    ok = pushpayload(L, f, "reply");
-    lua_setfield(L, -2, "value");
-    setstr(L, "status", ok ? statusname(h->status) : "error");
-    return 1;
-  case PLUSH_T_OUTPUT:
-    lua_createtable(L, 0, 5);
-    setstr(L, "kind", "output");
-    setint(L, "id", (lua_Integer)h->id);
-    if (h->engine != PLUSH_ANY) setint(L, "engine", h->engine);
-    setint(L, "stream", h->aux);
-    lua_pushlstring(L, plush_frame_payload(f), h->len);
-    lua_setfield(L, -2, "text");
-    return 1;
-  case PLUSH_T_EVENT:
-    lua_createtable(L, 0, 2);
-    setstr(L, "kind", "event");
-    if (!pushpayload(L, f, "event")) setstr(L, "event", "error");
-    lua_setfield(L, -2, "value");
-    return 1;
-  default:
-    return 0;
-  }
-}
-
 static int pending(client *c) {
   return c->qlen > 0 || c->owed || plush_sigint_got || c->fdready;
 }
@@ -660,27 +592,27 @@ static int l_poll(lua_State *L) {
   c->cur = NULL;
   while (c->qlen > 0) {
     c->cur = qpop(c);
-    if (pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
+    if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;
   }
   if (c->owed) {
     c->owed = 0;
     lua_createtable(L, 0, 2);
-    setstr(L, "kind", "closed");
-    setstr(L, "message", c->msg);
+    plush_lua_setstr(L, "kind", "closed");
+    plush_lua_setstr(L, "message", c->msg);
     lua_rawseti(L, -2, ++n);
   }
   if (c->fdready) {
     c->fdready = 0;
     lua_createtable(L, 0, 2);
-    setstr(L, "kind", "readable");
-    setint(L, "fd", fd);
+    plush_lua_setstr(L, "kind", "readable");
+    plush_lua_setint(L, "fd", fd);
     lua_rawseti(L, -2, ++n);
   }
   if (plush_sigint_take()) {
     lua_createtable(L, 0, 1);
-    setstr(L, "kind", "sigint");
+    plush_lua_setstr(L, "kind", "sigint");
     lua_rawseti(L, -2, ++n);
   }
   return 1;
@@ -706,42 +638,6 @@ static int l_tostring(lua_State *L) {
   client *c = toclient(L);
   lua_pushfstring(L, "plush.conn (%s, cid %d%s)", c->where, (int)c->cid,
                   c->conn != NULL ? "" : ", closed");
-  return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* Codec. */
-
-static int l_encode(lua_State *L) {
-  const char *root = luaL_optstring(L, 2, "value");
-  plush_buf b = PLUSH_BUF_INIT;
-  char err[256];
-  luaL_checkany(L, 1);
-  if (plush_encode(L, 1, &b, root, err, sizeof err) < 0) {
-    plush_buf_free(&b);
-    return luaL_error(L, "%s", err);
-  }
-  lua_pushlstring(L, b.data ? b.data : "", b.len);
-  plush_buf_free(&b);
-  return 1;
-}
-
-static int l_decode(lua_State *L) {
-  size_t len, used = 0;
-  const char *s = luaL_checklstring(L, 1, &len);
-  char err[256];
-  if (plush_decode(L, s, len, &used, err, sizeof err) < 0)
-    return luaL_error(L, "%s", err);
-  if (used != len)
-    return luaL_error(L, "cannot decode: %d trailing bytes", (int)(len - used));
-  return 1;
-}
-
-/* core.slice(t, i, j): t[i..j] for the codec to send as an array, with
-** no copy into a table of its own (plush_push_slice). */
-static int l_slice(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  plush_push_slice(L, 1, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), 0);
   return 1;
 }
 
@@ -775,10 +671,8 @@ static const luaL_Reg connmethods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-    {"connect", l_connect},   {"encode", l_encode},
-    {"decode", l_decode},     {"catch_sigint", l_catch_sigint},
-    {"sigint", l_sigint},     {"slice", l_slice},
-    {"mem_stats", plush_lua_mem_stats},
+    {"connect", l_connect},   {"catch_sigint", l_catch_sigint},
+    {"sigint", l_sigint},     {"mem_stats", plush_lua_mem_stats},
     {NULL, NULL}};
 
 /*
@@ -806,6 +700,7 @@ int luaopen_plush_core(lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   luaL_setfuncs(L, plush_sys_funcs, 0);
+  luaL_setfuncs(L, plush_codec_funcs, 0);
   lua_pushliteral(L, PLUSH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -1,0 +1,106 @@
+/*
+** lua_values.c — plush.core's values: frames that arrive become event
+** tables (plush_lua_pushevent, for conn:poll in lua_core.c), and the wire
+** codec on strings (core.encode, core.decode, core.slice).
+*/
+#include "lua_values.h"
+
+#include "codec.h"
+#include "lua_mem.h"
+#include "plush.h"
+
+/*
+** Pushes the frame's decoded payload; when it does not decode, pushes an
+** error table in its place and returns 0, so that a reply is never lost.
+*/
+static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
+  char err[200];
+  plush_lua_mem_room(L, f->hdr.len);
+  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                   sizeof err) == 0)
+    return 1;
+  lua_createtable(L, 0, 3);
+  plush_lua_setstr(L, "kind", "RemoteError");
+  lua_pushfstring(L, "undecodable %s: %s", what, err);
+  lua_setfield(L, -2, "message");
+  if (f->hdr.engine != PLUSH_ANY) plush_lua_setint(L, "engine", f->hdr.engine);
+  return 0;
+}
+
+static const char *statusname(unsigned s) {
+  static const char *const names[] = {"ok", "error", "engine", "timeout",
+                                      "badreq"};
+  return s < sizeof names / sizeof names[0] ? names[s] : "error";
+}
+
+int plush_lua_pushevent(lua_State *L, plush_frame *f) {
+  const plush_hdr *h = &f->hdr;
+  int ok;
+  switch (h->type) {
+  case PLUSH_T_REPLY:
+  case PLUSH_T_CTRL_REPLY:
+    lua_createtable(L, 0, 5);
+    plush_lua_setstr(L, "kind", h->type == PLUSH_T_REPLY ? "reply" : "ctrl");
+    plush_lua_setint(L, "id", (lua_Integer)h->id);
+    if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
+      plush_lua_setint(L, "engine", h->engine);
+    ok = pushpayload(L, f, "reply");
+    lua_setfield(L, -2, "value");
+    plush_lua_setstr(L, "status", ok ? statusname(h->status) : "error");
+    return 1;
+  case PLUSH_T_OUTPUT:
+    lua_createtable(L, 0, 5);
+    plush_lua_setstr(L, "kind", "output");
+    plush_lua_setint(L, "id", (lua_Integer)h->id);
+    if (h->engine != PLUSH_ANY) plush_lua_setint(L, "engine", h->engine);
+    plush_lua_setint(L, "stream", h->aux);
+    lua_pushlstring(L, plush_frame_payload(f), h->len);
+    lua_setfield(L, -2, "text");
+    return 1;
+  case PLUSH_T_EVENT:
+    lua_createtable(L, 0, 2);
+    plush_lua_setstr(L, "kind", "event");
+    if (!pushpayload(L, f, "event")) plush_lua_setstr(L, "event", "error");
+    lua_setfield(L, -2, "value");
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int l_encode(lua_State *L) {
+  const char *root = luaL_optstring(L, 2, "value");
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[256];
+  luaL_checkany(L, 1);
+  if (plush_encode(L, 1, &b, root, err, sizeof err) < 0) {
+    plush_buf_free(&b);
+    return luaL_error(L, "%s", err);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  plush_buf_free(&b);
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  size_t len, used = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char err[256];
+  if (plush_decode(L, s, len, &used, err, sizeof err) < 0)
+    return luaL_error(L, "%s", err);
+  if (used != len)
+    return luaL_error(L, "cannot decode: %d trailing bytes", (int)(len - used));
+  return 1;
+}
+
+/* core.slice(t, i, j): t[i..j] for the codec to send as an array, with
+** no copy into a table of its own (plush_push_slice). */
+static int l_slice(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  plush_push_slice(L, 1, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), 0);
+  return 1;
+}
+
+const luaL_Reg plush_codec_funcs[] = {
+    {"encode", l_encode}, {"decode", l_decode}, {"slice", l_slice},
+    {NULL, NULL}};
