@@ -5,6 +5,7 @@
 */
 #include "lua_sys.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -202,6 +203,27 @@ static void adddir(lua_State *L, const char *d) {
   lua_rawseti(L, -2, n + 1);
 }
 
+/*
+** A lua5.4 that loaded this module from an installed tree
+** (PREFIX/lib/lua/5.4/plush/core.so) finds the programs in PREFIX/bin,
+** wherever the tree was moved to.
+*/
+static void moduledir(lua_State *L) {
+  Dl_info info;
+  char d[4096], *p;
+  int up = 4; /* core.so, plush, 5.4, lua: then lib */
+  if (dladdr((void *)moduledir, &info) == 0 || info.dli_fname == NULL ||
+      realpath(info.dli_fname, d) == NULL)
+    return;
+  if (strstr(d, "/" PLUSH_REL_CMODDIR "/plush/") == NULL) return;
+  while (up-- >= 0 && (p = strrchr(d, '/')) != NULL) *p = '\0';
+  if (strlen(d) + sizeof "/" PLUSH_REL_BINDIR > sizeof d) return;
+  strcat(d, "/" PLUSH_REL_BINDIR);
+  adddir(L, d);
+}
+
+/* core.bindirs(): where to look for plush-controller and plush-engine,
+** first first. */
 static int l_bindirs(lua_State *L) {
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -215,6 +237,7 @@ static int l_bindirs(lua_State *L) {
       adddir(L, exe);
     }
   }
+  moduledir(L);
 #ifdef PLUSH_BUILD_DIR
   adddir(L, PLUSH_BUILD_DIR "/bin");
 #endif

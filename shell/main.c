@@ -69,13 +69,32 @@ static void prepend(lua_State *L, const char *field, const char *dirs) {
 }
 
 /*
+** The install prefix this executable sits in: the parent of its
+** directory when that is PLUSH_REL_BINDIR ("bin"), so that a tree moved
+** after `cmake --install` still finds its modules. NULL when the program
+** is not in such a place (then the configured prefix is used).
+*/
+static const char *prefixof(const char *bindir, char *out, size_t n) {
+  size_t len = strlen(bindir), rel = strlen(PLUSH_REL_BINDIR);
+  if (len <= rel || bindir[len - rel - 1] != '/' ||
+      strcmp(bindir + len - rel, PLUSH_REL_BINDIR) != 0 || len - rel >= n)
+    return NULL;
+  memcpy(out, bindir, len - rel - 1);
+  out[len - rel - 1] = '\0';
+  return out;
+}
+
+/*
 ** Where the Lua modules and data are: the source and build trees when
-** this executable is the one in the build tree, the install prefix
-** otherwise. PLUSH_BIN_DIR and PLUSH_DATA_DIR tell the Lua side and the
+** this executable is the one in the build tree, else the prefix it is
+** installed in (found from its own place, the configured one when that
+** fails). PLUSH_BIN_DIR and PLUSH_DATA_DIR tell the Lua side and the
 ** children (plush-controller, plush-engine, magics) the same.
 */
 static void setpaths(lua_State *L) {
-  char exe[PATH_MAX], build[PATH_MAX], *slash;
+  char exe[PATH_MAX], build[PATH_MAX], pre[PATH_MAX], dirs[4 * PATH_MAX];
+  char *slash;
+  const char *prefix = NULL;
   int intree = 0;
   if (realpath("/proc/self/exe", exe) != NULL) {
     if (realpath(PLUSH_BUILD_DIR, build) != NULL) intree = inside(exe, build);
@@ -83,12 +102,21 @@ static void setpaths(lua_State *L) {
     if (slash != NULL) {
       *slash = '\0';
       setenv("PLUSH_BIN_DIR", exe[0] ? exe : "/", 1);
+      prefix = prefixof(exe, pre, sizeof pre);
     }
   }
   if (intree) {
     prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR "/lua/?/init.lua;");
     prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
     setenv("PLUSH_DATA_DIR", PLUSH_SOURCE_DIR "/share/plush", 1);
+  } else if (prefix != NULL) {
+    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_LUADIR "/?.lua;%s/" PLUSH_REL_LUADIR
+             "/?/init.lua;", prefix, prefix);
+    prepend(L, "path", dirs);
+    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_CMODDIR "/?.so;", prefix);
+    prepend(L, "cpath", dirs);
+    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_DATADIR, prefix);
+    setenv("PLUSH_DATA_DIR", dirs, 1);
   } else {
     prepend(L, "path", PLUSH_INSTALL_LUADIR "/?.lua;" PLUSH_INSTALL_LUADIR "/?/init.lua;");
     prepend(L, "cpath", PLUSH_INSTALL_CMODDIR "/?.so;");
