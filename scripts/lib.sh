@@ -14,10 +14,10 @@ PLUSH_BUILD_PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4
   libsqlite3-dev libedit-dev libopenmpi-dev openmpi-bin)
 # What the test suites need on top (clang and its runtime: the libFuzzer
 # targets, tests/fuzz; ip, tcpdump and a private Slurm: tests/e2e/netns.sh
-# and slurm.sh).
+# and slurm.sh; luarocks: tests/e2e/luarocks.sh).
 PLUSH_TEST_PACKAGES=(libmsgpack-dev lua-busted lua-check valgrind tmux procps
   clang-14 libclang-rt-14-dev
-  iproute2 tcpdump slurm-wlm)
+  iproute2 tcpdump slurm-wlm luarocks)
 
 plush_die() {
   printf '%s: %s\n' "${0##*/}" "$*" >&2
