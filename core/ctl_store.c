@@ -369,6 +369,17 @@ void ctl_store_history(plush_ctl *c, lua_Integer limit) {
     lua_pushinteger(L, (lua_Integer)s->id);
     lua_rawseti(L, -2, ++n);
   }
+  if (limit > 0 && n > limit) { /* the memory tier counts in the limit too */
+    lua_Integer i;
+    for (i = 1; i <= limit; i++) {
+      lua_rawgeti(L, -1, n - limit + i);
+      lua_rawseti(L, -2, i);
+    }
+    for (; i <= n; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i);
+    }
+  }
 }
 
 /*
