@@ -66,11 +66,14 @@ int ctl_store_open(plush_ctl *c, const char *path) {
     return PLUSH_EINVAL;
   }
   /* Ids are never reused while results name them: continue after the
-  ** highest client and engine ids a previous controller stored. */
+  ** highest client and engine ids a previous controller stored (whose
+  ** results count as stored). */
   if (sqlite3_prepare_v2(c->db,
-                         "SELECT MAX(client), MAX(engine) FROM results",
+                         "SELECT MAX(client), MAX(engine), COUNT(*) "
+                         "FROM results",
                          -1, &st, NULL) == SQLITE_OK) {
     if (sqlite3_step(st) == SQLITE_ROW) {
+      c->db_count = (size_t)sqlite3_column_int64(st, 2);
       if (sqlite3_column_type(st, 0) != SQLITE_NULL)
         c->next_client = (uint32_t)sqlite3_column_int64(st, 0) + 1;
       if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
