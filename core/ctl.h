@@ -85,6 +85,7 @@ struct peer {
 /* A stored reply: the frame as the engine (or controller) sent it. */
 typedef struct stored {
   uint64_t id;
+  double completed;  /* ctl_clock() when stored, as the database's column */
   plush_frame *f;
   struct stored *prev, *next; /* oldest first */
 } stored;

@@ -246,6 +246,7 @@ static void memput(plush_ctl *c, plush_frame *f) {
   stored *s = malloc(sizeof *s);
   if (s == NULL) return;
   s->id = f->hdr.id;
+  s->completed = ctl_clock();
   s->f = plush_frame_ref(f);
   s->next = NULL;
   if (plush_map_put(&c->store, s->id, s) < 0) {
@@ -343,46 +344,67 @@ size_t ctl_store_count(plush_ctl *c) {
   return c->store.count + c->db_count;
 }
 
+/* A stored reply's place in history: when it was stored, its id. */
+typedef struct entry {
+  double at;
+  uint64_t id;
+} entry;
+
+static int byage(const void *a, const void *b) {
+  const entry *x = a, *y = b;
+  if (x->at != y->at) return x->at < y->at ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Appends (at, id) to *e (n used, *cap allocated): 0, or -1 (no memory). */
+static int add(entry **e, size_t *n, size_t *cap, double at, uint64_t id) {
+  if (*n == *cap) {
+    size_t m = *cap ? 2 * *cap : 64;
+    entry *g = realloc(*e, m * sizeof *g);
+    if (g == NULL) return -1;
+    *e = g;
+    *cap = m;
+  }
+  (*e)[(*n)++] = (entry){at, id};
+  return 0;
+}
+
 /*
 ** Pushes on c->L the array of stored task ids, oldest first (by
-** completion), at most limit of the newest when limit > 0.
+** completion), at most limit of the newest when limit > 0. Both tiers
+** count: the newest limit are among the database's newest limit and the
+** whole memory tier, merged by completion time.
 */
 void ctl_store_history(plush_ctl *c, lua_Integer limit) {
   lua_State *L = c->L;
-  lua_Integer n = 0;
+  entry *e = NULL;
+  size_t n = 0, cap = 0, i, from;
   stored *s;
-  lua_newtable(L);
+  int full = 0;
   if (c->db) {
     sqlite3_stmt *st;
     const char *q =
-        limit > 0 ? "SELECT id FROM (SELECT id, completed FROM results "
-                    "ORDER BY completed DESC, id DESC LIMIT ?) "
-                    "ORDER BY completed, id"
-                  : "SELECT id FROM results ORDER BY completed, id";
+        limit > 0 ? "SELECT id, completed FROM results "
+                    "ORDER BY completed DESC, id DESC LIMIT ?"
+                  : "SELECT id, completed FROM results";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) == SQLITE_OK) {
       if (limit > 0) sqlite3_bind_int64(st, 1, limit);
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        lua_pushinteger(L, sqlite3_column_int64(st, 0));
-        lua_rawseti(L, -2, ++n);
-      }
+      while (!full && sqlite3_step(st) == SQLITE_ROW)
+        full = add(&e, &n, &cap, sqlite3_column_double(st, 1),
+                   (uint64_t)sqlite3_column_int64(st, 0));
       sqlite3_finalize(st);
     }
   }
-  for (s = c->oldest; s; s = s->next) {
-    lua_pushinteger(L, (lua_Integer)s->id);
-    lua_rawseti(L, -2, ++n);
+  for (s = c->oldest; s && !full; s = s->next)
+    full = add(&e, &n, &cap, s->completed, s->id);
+  if (n) qsort(e, n, sizeof *e, byage);
+  from = limit > 0 && (size_t)limit < n ? n - (size_t)limit : 0;
+  lua_createtable(L, (int)(n - from), 0);
+  for (i = from; i < n; i++) {
+    lua_pushinteger(L, (lua_Integer)e[i].id);
+    lua_rawseti(L, -2, (lua_Integer)(i - from + 1));
   }
-  if (limit > 0 && n > limit) { /* the memory tier counts in the limit too */
-    lua_Integer i;
-    for (i = 1; i <= limit; i++) {
-      lua_rawgeti(L, -1, n - limit + i);
-      lua_rawseti(L, -2, i);
-    }
-    for (; i <= n; i++) {
-      lua_pushnil(L);
-      lua_rawseti(L, -2, i);
-    }
-  }
+  free(e);
 }
 
 /*

@@ -233,25 +233,33 @@ Test(db, a_new_controller_continues_after_the_highest_ids_stored) {
   cr_assert_eq(E1->id, 3);
 }
 
-/* History and records read the database first, then the memory tier. */
+/* History merges the two tiers by completion; records read the database,
+** then the memory tier. */
 Test(db, history_and_records_read_both_tiers) {
   plush_frame *a = answered(E0, "{r = {n = 1, 'disk'}}");
   plush_frame *b = answered(E1, "{r = {n = 1, string.rep('m', 2000)}}");
+  plush_frame *c = answered(E0, "{r = {n = 1, 'disk again'}}");
   lua_pushinteger(H.L, (lua_Integer)a->hdr.id);
   lua_setglobal(H.L, "A");
   lua_pushinteger(H.L, (lua_Integer)b->hdr.id);
   lua_setglobal(H.L, "B");
+  lua_pushinteger(H.L, (lua_Integer)c->hdr.id);
+  lua_setglobal(H.L, "C");
   h_expect(h_next(CLI, PLUSH_T_CTRL_REPLY, h_ctrl(CLI, "{op = 'history'}")),
-           "#v == 2 and v[1] == A and v[2] == B");
+           "#v == 3 and v[1] == A and v[2] == B and v[3] == C");
+  h_expect(h_next(CLI, PLUSH_T_CTRL_REPLY,
+                  h_ctrl(CLI, "{op = 'history', limit = 2}")),
+           "#v == 2 and v[1] == B and v[2] == C");
   h_expect(h_next(CLI, PLUSH_T_CTRL_REPLY,
                   h_ctrl(CLI, "{op = 'history', limit = 1}")),
-           "#v == 1 and v[1] == B");
+           "#v == 1 and v[1] == C");
   h_expect(h_next(CLI, PLUSH_T_CTRL_REPLY, h_ctrl(CLI, "{op = 'records'}")),
-           "#v == 2 and v[1].id == A and v[1].engine == 0 and v[1].client == 1"
+           "#v == 3 and v[1].id == A and v[1].engine == 0 and v[1].client == 1"
            " and v[1].status == 0 and math.type(v[1].submitted) == 'float'"
            " and v[1].completed >= v[1].submitted"
            " and v[1].reply:find('disk', 1, true)"
-           " and v[2].id == B and v[2].engine == 1 and #v[2].reply > 2000");
+           " and v[2].id == C and v[3].id == B and v[3].engine == 1"
+           " and #v[3].reply > 2000");
 }
 
 Test(db_open, a_database_that_cannot_be_opened_stops_the_start) {
