@@ -335,10 +335,8 @@ Test(ops, a_task_id_in_use_is_refused_and_not_stored) {
 
 /*
 ** A request whose id names another client is refused to its sender, and
-** the other client hears nothing of it. KNOWN BUG at the time of writing:
-** ctl_submit's refusal (ctl_fail) is routed by the id's client half, so it
-** goes to the other client and the sender waits forever (SPEC: every
-** failure reaches the client that asked).
+** the other client hears nothing of it (the refusal used to be routed by
+** the id's client half: the other client got it, the sender waited).
 */
 Test(ops, a_task_id_of_another_client_is_refused_to_its_sender) {
   h_fake *other = h_client();
