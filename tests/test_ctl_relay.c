@@ -8,7 +8,6 @@
 ** view of the same feature is test_cluster.c's relay suite.
 */
 #include <criterion/criterion.h>
-#include <lauxlib.h>
 #include <string.h>
 
 #include "ctl_harness.h"
@@ -59,16 +58,7 @@ static void send_rest(h_fake *p, plush_frame *f, size_t from, int pong) {
 static int arriving(void *p) { return ((h_fake *)p)->partial > 0; }
 
 static lua_Integer status_field(const char *field) {
-  plush_frame *f = h_next(WATCH, PLUSH_T_CTRL_REPLY,
-                          h_ctrl(WATCH, "{op = 'status'}"));
-  char src[128];
-  lua_Integer n;
-  h_expect(f, "type(v) == 'table'");
-  snprintf(src, sizeof src, "return v.%s", field);
-  luaL_dostring(H.L, src);
-  n = lua_tointeger(H.L, -1);
-  lua_settop(H.L, 0);
-  return n;
+  return h_status(WATCH, field);
 }
 
 static void same_payload(const plush_frame *got, plush_frame *sent) {

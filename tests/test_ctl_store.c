@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
 
 #include "ctl_harness.h"
 #include "plush.h"
@@ -67,16 +66,7 @@ static void gone(uint64_t id) {
 }
 
 static lua_Integer status_field(const char *field) {
-  plush_frame *f = h_next(CLI, PLUSH_T_CTRL_REPLY,
-                          h_ctrl(CLI, "{op = 'status'}"));
-  char src[128];
-  lua_Integer n;
-  h_expect(f, "type(v) == 'table'");
-  snprintf(src, sizeof src, "return v.%s", field);
-  luaL_dostring(H.L, src);
-  n = lua_tointeger(H.L, -1);
-  lua_settop(H.L, 0);
-  return n;
+  return h_status(CLI, field);
 }
 
 /* ---- the memory tier: 1 MiB, of which big replies may hold 64 KiB ------ */

@@ -249,3 +249,16 @@ void h_lua(const char *code) {
     cr_assert_fail("%s", lua_tostring(H.L, -1));
   lua_settop(H.L, 0);
 }
+
+lua_Integer h_status(h_fake *p, const char *field) {
+  plush_frame *f = h_next(p, PLUSH_T_CTRL_REPLY, h_ctrl(p, "{op = 'status'}"));
+  char src[128];
+  lua_Integer n;
+  h_expect(f, "type(v) == 'table'");
+  snprintf(src, sizeof src, "return math.tointeger(v.%s)", field);
+  if (luaL_dostring(H.L, src) != LUA_OK || !lua_isinteger(H.L, -1))
+    cr_assert_fail("status has no integer field %s", field);
+  n = lua_tointeger(H.L, -1);
+  lua_settop(H.L, 0);
+  return n;
+}

@@ -101,6 +101,8 @@ void h_reply(h_fake *p, uint64_t id, int status, const char *expr);
 ** asserts that the Lua expression `cond` is true, showing v when not.
 */
 void h_expect(const plush_frame *f, const char *cond);
+/* Client p asks {op = 'status'}: the integer field of the answer. */
+lua_Integer h_status(h_fake *p, const char *field);
 /* Runs Lua statements in H.L (asserting they raise nothing). */
 void h_lua(const char *code);
 
