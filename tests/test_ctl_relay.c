@@ -167,6 +167,24 @@ Test(relay, an_engine_dying_mid_reply_voids_the_relay_and_fails_the_task_once) {
   plush_frame_unref(r);
 }
 
+/* Sealing is per whole frame: a sealed client gets its big reply whole,
+** once it has arrived. */
+Test(relay, a_sealed_client_gets_a_big_reply_whole) {
+  h_fake *sealed = h_client_sealed();
+  uint64_t t = h_submit(sealed, 0, 0, 0, "{op = 'exec'}");
+  plush_frame *r = bigframe(PLUSH_T_REPLY, 0, t, BIG, 'e'), *f;
+  h_next(E0, PLUSH_T_REQ, t);
+  send_part(E0, r, PART);
+  h_quiet(sealed, 30);
+  send_rest(E0, r, PART, 1);
+  f = h_next(sealed, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.flags, 0);
+  same_payload(f, r);
+  h_quiet(sealed, 10); /* no RELAY_END */
+  cr_assert_eq(status_field("relayed"), 0);
+  plush_frame_unref(r);
+}
+
 /* A task that timed out was answered already: its late big reply goes
 ** nowhere. */
 Test(relay, the_reply_of_a_timed_out_task_is_not_relayed) {

@@ -118,8 +118,8 @@ void h_quiet(h_fake *p, uint64_t ms) {
                p->got[p->seen]->hdr.type);
 }
 
-static h_fake *dial(h_fake *p, int role) {
-  plush_conn_opts o = {.key = H.key, .role = role};
+static h_fake *dial(h_fake *p, int role, int encrypt) {
+  plush_conn_opts o = {.key = H.key, .role = role, .encrypt = encrypt};
   memset(p, 0, sizeof *p);
   p->ping_answer = 1;
   cr_assert_eq(plush_conn_connect(&H.loop, "127.0.0.1", plush_ctl_port(H.ctl),
@@ -131,12 +131,20 @@ static h_fake *dial(h_fake *p, int role) {
 
 h_fake *h_engine(void) {
   cr_assert_lt(H.neng, H_MAXENG);
-  return dial(&H.eng[H.neng++], PLUSH_ROLE_ENGINE);
+  return dial(&H.eng[H.neng++], PLUSH_ROLE_ENGINE, 0);
 }
 
 h_fake *h_client(void) {
   cr_assert_lt(H.ncli, H_MAXCLI);
-  return dial(&H.cli[H.ncli++], PLUSH_ROLE_CLIENT);
+  return dial(&H.cli[H.ncli++], PLUSH_ROLE_CLIENT, 0);
+}
+
+h_fake *h_client_sealed(void) {
+  h_fake *p;
+  cr_assert_lt(H.ncli, H_MAXCLI);
+  p = dial(&H.cli[H.ncli++], PLUSH_ROLE_CLIENT, 1);
+  cr_assert(plush_conn_secure(p->conn));
+  return p;
 }
 
 static void stopped(void *ud) {

@@ -65,6 +65,8 @@ void h_stop(void);
 /* Connects one more fake engine / client, waiting for its WELCOME. */
 h_fake *h_engine(void);
 h_fake *h_client(void);
+/* A client whose connection is sealed (encrypted) even on loopback. */
+h_fake *h_client_sealed(void);
 
 /* Runs the loop until *flag is set (5 s at most: a failure). */
 void h_until(const int *flag, const char *what);
