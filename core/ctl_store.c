@@ -356,32 +356,23 @@ static int byage(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Appends (at, id) to *e (n used, *cap allocated): 0, or -1 (no memory). */
-static int add(entry **e, size_t *n, size_t *cap, double at, uint64_t id) {
-  if (*n == *cap) {
-    size_t m = *cap ? 2 * *cap : 64;
-    entry *g = realloc(*e, m * sizeof *g);
-    if (g == NULL) return -1;
-    *e = g;
-    *cap = m;
-  }
-  (*e)[(*n)++] = (entry){at, id};
-  return 0;
-}
-
 /*
 ** Pushes on c->L the array of stored task ids, oldest first (by
 ** completion), at most limit of the newest when limit > 0. Both tiers
 ** count: the newest limit are among the database's newest limit and the
-** whole memory tier, merged by completion time.
+** whole memory tier, merged by completion time. The entries live in a
+** userdata sized before the query (the collector owns it, and nothing
+** can raise while the statement is open).
 */
 void ctl_store_history(plush_ctl *c, lua_Integer limit) {
   lua_State *L = c->L;
-  entry *e = NULL;
-  size_t n = 0, cap = 0, i, from;
+  size_t fromdb = c->db ? c->db_count : 0, cap, n = 0, i, from;
+  entry *e;
   stored *s;
-  int full = 0;
-  if (c->db) {
+  if (limit > 0 && (size_t)limit < fromdb) fromdb = (size_t)limit;
+  cap = fromdb + c->store.count;
+  e = lua_newuserdatauv(L, (cap ? cap : 1) * sizeof *e, 0);
+  if (c->db && fromdb > 0) {
     sqlite3_stmt *st;
     const char *q =
         limit > 0 ? "SELECT id, completed FROM results "
@@ -389,14 +380,14 @@ void ctl_store_history(plush_ctl *c, lua_Integer limit) {
                   : "SELECT id, completed FROM results";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) == SQLITE_OK) {
       if (limit > 0) sqlite3_bind_int64(st, 1, limit);
-      while (!full && sqlite3_step(st) == SQLITE_ROW)
-        full = add(&e, &n, &cap, sqlite3_column_double(st, 1),
-                   (uint64_t)sqlite3_column_int64(st, 0));
+      while (n < fromdb && sqlite3_step(st) == SQLITE_ROW)
+        e[n++] = (entry){sqlite3_column_double(st, 1),
+                         (uint64_t)sqlite3_column_int64(st, 0)};
       sqlite3_finalize(st);
     }
   }
-  for (s = c->oldest; s && !full; s = s->next)
-    full = add(&e, &n, &cap, s->completed, s->id);
+  for (s = c->oldest; s && n < cap; s = s->next)
+    e[n++] = (entry){s->completed, s->id};
   if (n) qsort(e, n, sizeof *e, byage);
   from = limit > 0 && (size_t)limit < n ? n - (size_t)limit : 0;
   lua_createtable(L, (int)(n - from), 0);
@@ -404,7 +395,7 @@ void ctl_store_history(plush_ctl *c, lua_Integer limit) {
     lua_pushinteger(L, (lua_Integer)e[i].id);
     lua_rawseti(L, -2, (lua_Integer)(i - from + 1));
   }
-  free(e);
+  lua_remove(L, -2); /* the entries */
 }
 
 /*
