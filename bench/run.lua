@@ -139,6 +139,12 @@ local WORKLOADS = {
     phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}},
   {id = "pull_first_100MB", label = "↳ the first pull of 100 MB on a cluster", unit = "B/s",
     phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}},
+  -- what sealing costs: bench/wire.c, one frame between two conns over
+  -- loopback, no cluster (plush only: the peers have no such layer)
+  {id = "wire_plain_100MB", label = "one 100 MiB frame over loopback, plain", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+  {id = "wire_sealed_100MB", label = "one 100 MiB frame over loopback, sealed", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
   -- Dask 2022.12 needs ~20 s to move a 10^6-item list: one sample, first
   -- repetition only, and none in --quick (see performance.md)
   {id = "push_table", label = "push 10^6-number table", unit = "s", phase = 2,
@@ -376,6 +382,28 @@ local function plush_stop(c)
   return clean
 end
 
+-- bench/wire.c's k samples each way: {bytes = n, plain = {s...}, sealed = {s...}};
+-- one more is taken first and left out (its buffers are new pages).
+local WIRE = ROOT .. "/build/bench/plush-bench-wire"
+local function wire_run(k)
+  local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
+  local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
+  live[pid] = "plush-bench-wire"
+  local code = core.wait(pid, 300)
+  if code == nil then
+    core.kill(pid, "KILL")
+    core.wait(pid, 5)
+  end
+  live[pid] = nil
+  if code ~= 0 then
+    error(("plush-bench-wire failed (%s): %s"):format(tostring(code), tail(err, 3)), 0)
+  end
+  local w = cjson.decode(read_file(out))
+  table.remove(w.plain, 1)
+  table.remove(w.sealed, 1)
+  return w
+end
+
 local function timed(k, op, warm)
   for _ = 1, warm or 0 do op() end
   local out = {}
@@ -490,6 +518,14 @@ local function run_plush(phase, rep)
         s = nil -- luacheck: ignore
         e0:execute("x = nil collectgarbage()")
       end
+    end
+
+    local wire
+    for _, way in ipairs{"plain", "sealed"} do
+      run("wire_" .. way .. "_100MB", function(k)
+        wire = wire or wire_run(k)
+        return rates(wire.bytes, wire[way])
+      end)
     end
 
     local seq = {}

@@ -85,6 +85,7 @@ struct peer {
 /* A stored reply: the frame as the engine (or controller) sent it. */
 typedef struct stored {
   uint64_t id;
+  double completed;  /* ctl_clock() when stored, as the database's column */
   plush_frame *f;
   struct stored *prev, *next; /* oldest first */
 } stored;
@@ -193,6 +194,11 @@ PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
 PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
               int status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* Refuses request id to client p, its sender, at once: a BadRequest REPLY,
+** never stored (the id may name another client, or a task of p's). */
+PLUSH_INTERNAL void ctl_refuse(plush_ctl *c, peer *p, uint64_t id,
+                               uint32_t engine, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 

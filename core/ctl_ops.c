@@ -61,6 +61,24 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   plush_frame_unref(f);
 }
 
+void ctl_refuse(plush_ctl *c, peer *p, uint64_t id, uint32_t engine,
+                const char *fmt, ...) {
+  char msg[300];
+  va_list ap;
+  plush_frame *f;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_createtable(c->L, 0, 3);
+  setstr(c->L, "kind", "BadRequest");
+  setstr(c->L, "message", msg);
+  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
+  if ((f = mkframe(c, PLUSH_T_REPLY, PLUSH_S_BADREQ, engine, id)) == NULL)
+    return;
+  if (p->conn) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
+}
+
 void ctl_event(plush_ctl *c) {
   plush_frame *f = mkframe(c, PLUSH_T_EVENT, 0, 0, 0);
   size_t i = 0;

@@ -312,17 +312,16 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
   if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
-    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
-             "task id %llu is not a fresh id of client %u",
-             (unsigned long long)h->id, p->id);
+    ctl_refuse(c, p, h->id, h->engine,
+               "task id %llu is not a fresh id of client %u",
+               (unsigned long long)h->id, p->id);
     plush_frame_unref(f);
     return;
   }
   if ((t = calloc(1, sizeof *t)) == NULL ||
       plush_map_put(&c->tasks, h->id, t) < 0) {
     free(t);
-    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
-             "controller out of memory");
+    ctl_refuse(c, p, h->id, h->engine, "controller out of memory");
     plush_frame_unref(f);
     return;
   }

@@ -66,11 +66,14 @@ int ctl_store_open(plush_ctl *c, const char *path) {
     return PLUSH_EINVAL;
   }
   /* Ids are never reused while results name them: continue after the
-  ** highest client and engine ids a previous controller stored. */
+  ** highest client and engine ids a previous controller stored (whose
+  ** results count as stored). */
   if (sqlite3_prepare_v2(c->db,
-                         "SELECT MAX(client), MAX(engine) FROM results",
+                         "SELECT MAX(client), MAX(engine), COUNT(*) "
+                         "FROM results",
                          -1, &st, NULL) == SQLITE_OK) {
     if (sqlite3_step(st) == SQLITE_ROW) {
+      c->db_count = (size_t)sqlite3_column_int64(st, 2);
       if (sqlite3_column_type(st, 0) != SQLITE_NULL)
         c->next_client = (uint32_t)sqlite3_column_int64(st, 0) + 1;
       if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
@@ -243,6 +246,7 @@ static void memput(plush_ctl *c, plush_frame *f) {
   stored *s = malloc(sizeof *s);
   if (s == NULL) return;
   s->id = f->hdr.id;
+  s->completed = ctl_clock();
   s->f = plush_frame_ref(f);
   s->next = NULL;
   if (plush_map_put(&c->store, s->id, s) < 0) {
@@ -340,35 +344,58 @@ size_t ctl_store_count(plush_ctl *c) {
   return c->store.count + c->db_count;
 }
 
+/* A stored reply's place in history: when it was stored, its id. */
+typedef struct entry {
+  double at;
+  uint64_t id;
+} entry;
+
+static int byage(const void *a, const void *b) {
+  const entry *x = a, *y = b;
+  if (x->at != y->at) return x->at < y->at ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
 /*
 ** Pushes on c->L the array of stored task ids, oldest first (by
-** completion), at most limit of the newest when limit > 0.
+** completion), at most limit of the newest when limit > 0. Both tiers
+** count: the newest limit are among the database's newest limit and the
+** whole memory tier, merged by completion time. The entries live in a
+** userdata sized before the query (the collector owns it, and nothing
+** can raise while the statement is open).
 */
 void ctl_store_history(plush_ctl *c, lua_Integer limit) {
   lua_State *L = c->L;
-  lua_Integer n = 0;
+  size_t fromdb = c->db ? c->db_count : 0, cap, n = 0, i, from;
+  entry *e;
   stored *s;
-  lua_newtable(L);
-  if (c->db) {
+  if (limit > 0 && (size_t)limit < fromdb) fromdb = (size_t)limit;
+  cap = fromdb + c->store.count;
+  e = lua_newuserdatauv(L, (cap ? cap : 1) * sizeof *e, 0);
+  if (c->db && fromdb > 0) {
     sqlite3_stmt *st;
     const char *q =
-        limit > 0 ? "SELECT id FROM (SELECT id, completed FROM results "
-                    "ORDER BY completed DESC, id DESC LIMIT ?) "
-                    "ORDER BY completed, id"
-                  : "SELECT id FROM results ORDER BY completed, id";
+        limit > 0 ? "SELECT id, completed FROM results "
+                    "ORDER BY completed DESC, id DESC LIMIT ?"
+                  : "SELECT id, completed FROM results";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) == SQLITE_OK) {
       if (limit > 0) sqlite3_bind_int64(st, 1, limit);
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        lua_pushinteger(L, sqlite3_column_int64(st, 0));
-        lua_rawseti(L, -2, ++n);
-      }
+      while (n < fromdb && sqlite3_step(st) == SQLITE_ROW)
+        e[n++] = (entry){sqlite3_column_double(st, 1),
+                         (uint64_t)sqlite3_column_int64(st, 0)};
       sqlite3_finalize(st);
     }
   }
-  for (s = c->oldest; s; s = s->next) {
-    lua_pushinteger(L, (lua_Integer)s->id);
-    lua_rawseti(L, -2, ++n);
+  for (s = c->oldest; s && n < cap; s = s->next)
+    e[n++] = (entry){s->completed, s->id};
+  if (n) qsort(e, n, sizeof *e, byage);
+  from = limit > 0 && (size_t)limit < n ? n - (size_t)limit : 0;
+  lua_createtable(L, (int)(n - from), 0);
+  for (i = from; i < n; i++) {
+    lua_pushinteger(L, (lua_Integer)e[i].id);
+    lua_rawseti(L, -2, (lua_Integer)(i - from + 1));
   }
+  lua_remove(L, -2); /* the entries */
 }
 
 /*

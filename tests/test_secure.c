@@ -3,8 +3,8 @@
 ** conns on loopback with a small TCP relay between them that records
 ** every byte and can tamper with what passes (flip a bit, replay, drop or
 ** swap a sealed record, change a handshake byte), then a whole cluster
-** (controller, engine, client) with encryption forced. Last, what a 100 MB
-** frame costs sealed and plain.
+** (controller, engine, client) with encryption forced. What sealing
+** costs is bench/wire.c's to measure (scripts/bench), not a test's.
 */
 #include <criterion/criterion.h>
 
@@ -1053,46 +1053,4 @@ Test(secure, cluster_with_encrypt_forced) {
   plush_ctl_stop(Cl.ctl, ctldone, NULL);
   UNTIL(Cl.ctl_done, 10);
   cr_assert(Cl.ctl_done && Cl.eng_done);
-}
-
-/* ------------------------------------------------------------------ */
-/* What sealing costs: one 100 MB frame, client to server, each way.    */
-
-static double bench(int encrypt, size_t len) {
-  double best = 1e9;
-  int k;
-  T.srv.echo = 0;
-  T.sopts.encrypt = 0;
-  dial(T.port, encrypt);
-  cr_assert(T.cli.ready && T.srv.ready);
-  cr_assert_eq(plush_conn_secure(T.cli.conn), encrypt);
-  for (k = 0; k < 3; k++) {
-    plush_hdr h = hdr_of(0, len);
-    char *p = malloc(len);
-    size_t before = T.srv.g.n;
-    uint64_t t0;
-    memset(p, 'x', len);
-    t0 = uv_hrtime();
-    cr_assert_eq(plush_conn_write_owned(T.cli.conn, &h, p, len), 0);
-    UNTIL(T.srv.g.n > before || T.srv.closed, 60);
-    cr_assert_eq(T.srv.g.n, before + 1, "%s", T.srv.msg);
-    if ((uv_hrtime() - t0) / 1e9 < best) best = (uv_hrtime() - t0) / 1e9;
-    got_free(&T.srv.g);
-  }
-  return best;
-}
-
-Test(secure, throughput_of_a_100mb_frame) {
-  size_t len = (size_t)100 << 20;
-  double plain, sealed;
-  plain = bench(0, len);
-  plush_conn_close(T.cli.conn, 0, NULL);
-  UNTIL(T.srv.closed && T.cli.closed, 10);
-  memset(&T.cli, 0, sizeof T.cli);
-  memset(&T.srv, 0, sizeof T.srv);
-  sealed = bench(1, len);
-  fprintf(stderr,
-          "100 MiB frame over loopback: plain %.3f s (%.0f MB/s), "
-          "sealed %.3f s (%.0f MB/s)\n",
-          plain, len / plain / 1e6, sealed, len / sealed / 1e6);
 }

@@ -12,51 +12,64 @@
 --   fake.install()          -- package.loaded["plush.core"] = fake.core
 --   fake.reset{n = 4}       -- 4 engines, ids 0..3, clock at 0
 --   local rc = fake.client()
+--
+-- What it must not do is drift from the real wire: values cross it through
+-- the real codec (the C module's encode/decode), and the statuses, error
+-- kinds and messages it produces are the real controller's and engines'
+-- (tests/lua/e2e_parity_spec.lua runs the same requests on both and fails
+-- on any difference).
 local fake = {}
-local core = {}
+local core = {_fake = true}
 fake.core = core
+
+-- The real plush.core (build/lua/plush/core.so on package.cpath), for its
+-- codec, even when this fake stands in for it already.
+local real = package.loaded["plush.core"]
+if type(real) ~= "table" or real._fake then
+  local saved = package.loaded["plush.core"]
+  package.loaded["plush.core"] = nil
+  local ok, m = pcall(require, "plush.core")
+  package.loaded["plush.core"] = saved
+  if not ok then
+    error("fake_core needs the real plush.core on package.cpath for its codec: " .. tostring(m))
+  end
+  real = m
+end
+fake.real = real
 
 local state
 
-local function copy_ctx(env) return {seen = {}, env = env} end
-
---[[
-  Copy a value "across the wire": tables deep (cycles and sharing kept,
-  metatables dropped), Lua functions re-loaded from their bytecode with the
-  destination's _ENV and their other upvalues copied by value, C functions
-  as they are; threads and userdata are refused, naming where they sit.
-]]
-local function transfer(v, ctx, path)
+-- Decoded functions see the receiver's globals: here an engine's
+-- namespace (a table of this state), so their _ENV is set to it.
+local function rebind(v, env, seen)
   local t = type(v)
+  if (t ~= "table" and t ~= "function") or seen[v] then return end
+  seen[v] = true
   if t == "table" then
-    if ctx.seen[v] then return ctx.seen[v] end
-    local c = {}
-    ctx.seen[v] = c
     for k, x in next, v do
-      c[transfer(k, ctx, path .. "<key>")] = transfer(x, ctx, path .. "[" .. tostring(k) .. "]")
+      rebind(k, env, seen)
+      rebind(x, env, seen)
     end
-    return c
-  elseif t == "function" then
-    if ctx.seen[v] then return ctx.seen[v] end
-    if debug.getinfo(v, "S").what == "C" then return v end
-    local g = load(string.dump(v), nil, "b", ctx.env)
-    ctx.seen[v] = g
-    local i = 1
-    while true do
+  elseif debug.getinfo(v, "S").what == "Lua" then
+    for i = 1, math.huge do
       local name, x = debug.getupvalue(v, i)
       if not name then break end
-      if name == "_ENV" then
-        debug.setupvalue(g, i, ctx.env)
-      else
-        debug.setupvalue(g, i, transfer(x, ctx, path .. "<upvalue " .. name .. ">"))
-      end
-      i = i + 1
+      if name == "_ENV" then debug.setupvalue(v, i, env) else rebind(x, env, seen) end
     end
-    return g
-  elseif t == "thread" or t == "userdata" then
-    error(("cannot serialise %s: %s"):format(path, t), 0)
   end
-  return v
+end
+
+--[[
+  Copy a value "across the wire": encoded and decoded by the real codec
+  (root names the value in a refusal, as the real core does: "request",
+  "result"), its functions bound to env's globals (nil: this state's).
+]]
+local function transfer(v, root, env)
+  local ok, s = pcall(real.encode, v, root)
+  if not ok then error(s, 0) end
+  local c = real.decode(s)
+  if env and env ~= _G then rebind(c, env, {}) end
+  return c
 end
 
 local function schedule(conn, t, ev)
@@ -70,28 +83,30 @@ end
 local function new_engine(id)
   local e = {id = id, alive = true, busy_until = 0}
   local env = {}
-  local builtin = {}
   env.engine = {id = id, pid = 10000 + id, host = "fakehost"}
   env.print = function(...)
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
     e.emit(1, table.concat(parts, "\t") .. "\n")
   end
+  -- one write, one output event, as the engine's capture sends it
+  local function text(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    return table.concat(parts)
+  end
   env.io = setmetatable({
-    write = function(...)
-      for i = 1, select("#", ...) do e.emit(1, tostring((select(i, ...)))) end
-    end,
-    stderr = {write = function(_, ...)
-      for i = 1, select("#", ...) do e.emit(2, tostring((select(i, ...)))) end
-    end},
+    write = function(...) e.emit(1, text(...)) end,
+    stderr = {write = function(_, ...) e.emit(2, text(...)) end},
   }, {__index = io})
+  local has_cjson, cjson = pcall(require, "cjson")
+  env.cjson = has_cjson and cjson or nil
   -- virtual time spent by the task
   env.sleep = function(s) e.spend(s) end
-  for k in pairs(env) do builtin[k] = true end
   e.env = setmetatable(env, {__index = _G})
-  e.builtin = builtin
   return e
 end
+fake.new_engine = new_engine
 
 local function get_path(env, path)
   local v = env
@@ -104,8 +119,46 @@ end
 
 local Timeout = {}
 
--- Run one request on engine e. Returns status, payload, output list.
-local function execute(e, msg, start, timeout)
+-- The globals of a stock engine state (besides print and io, its own).
+local STANDARD = {}
+for w in ([[_G _VERSION assert cjson collectgarbage coroutine debug dofile
+  error getmetatable ipairs load loadfile math next os package pairs pcall
+  rawequal rawget rawlen rawset require select setmetatable string table
+  tonumber tostring type utf8 warn xpcall]]):gmatch("%S+") do
+  STANDARD[w] = true
+end
+
+-- The engine's "names" op: the identifiers under a dotted prefix, from a
+-- value's own keys and along its __index chain, full names, sorted.
+local function names(e, pre)
+  local path, part = pre:match("^(.*)%.([^.]*)$")
+  local v
+  if path then v = get_path(e.env, path) else part, v = pre, nil end
+  local found = {}
+  local function take(k)
+    if type(k) == "string" and k:sub(1, #part) == part and k:match("^[%a_][%w_]*$") then
+      found[k] = true
+    end
+  end
+  if path then
+    for _ = 1, 8 do
+      if type(v) == "table" then for k in next, v do take(k) end end
+      local mt = getmetatable(v)
+      if not mt then break end
+      v = rawget(mt, "__index")
+    end
+  else
+    for k in next, e.env do if k ~= "sleep" then take(k) end end
+    for k in pairs(STANDARD) do take(k) end
+  end
+  local r = {}
+  for k in pairs(found) do r[#r + 1] = path and path .. "." .. k or k end
+  table.sort(r)
+  return r
+end
+
+-- Run request id on engine e. Returns status, payload, output list.
+local function execute(e, id, msg, start, timeout)
   local outputs, spent = {}, 0
   e.emit = function(stream, text) outputs[#outputs + 1] = {start + spent, stream, text} end
   e.spend = function(s)
@@ -116,11 +169,15 @@ local function execute(e, msg, start, timeout)
     spent = spent + s
   end
   local env = e.env
+  local tb
   local function body()
     local op = msg.op
     if op == "exec" then
       local f, err = load(msg.code, "=" .. (msg.name or "execute"), "t", env)
-      if not f then error(err, 0) end
+      if not f then
+        tb = "" -- no traceback for a chunk that did not compile
+        error(err, 0)
+      end
       return table.pack(f())
     elseif op == "apply" then
       return table.pack(msg.f(table.unpack(msg.args, 1, msg.args.n)))
@@ -136,31 +193,37 @@ local function execute(e, msg, start, timeout)
       for i = 1, msg.n do r[i] = msg.f(msg.items[i]) end
       return r
     elseif op == "names" then
-      local names = {}
-      for k in pairs(env) do
-        if type(k) == "string" and not e.builtin[k] and k:sub(1, #msg.prefix) == msg.prefix then
-          names[#names + 1] = k
-        end
-      end
-      table.sort(names)
-      return {n = 1, names}
+      return names(e, msg.prefix)
     end
-    error("unknown op " .. tostring(op), 0)
   end
-  local tb
+  local times = {started = 1.7e9 + start}
+  if not ({exec = 1, apply = 1, push = 1, pull = 1, map = 1, names = 1})[msg.op] then
+    e.emit, e.spend = nil, nil
+    times.completed = times.started
+    return "badreq", {kind = "BadRequest", engine = e.id,
+      message = ("unknown op '%s'"):format(tostring(msg.op)),
+      started = times.started, completed = times.completed}, outputs, start
+  end
   local ok, r = xpcall(body, function(err)
-    if err ~= Timeout then tb = debug.traceback(nil, 2) end
+    if err ~= Timeout and tb == nil then tb = debug.traceback(nil, 2) end
     return err
   end)
   e.emit, e.spend = nil, nil
   local done = start + spent
   if ok then
-    return "ok", {r = r, started = 1.7e9 + start, completed = 1.7e9 + done}, outputs, done
+    -- the result is encoded on the engine: what cannot travel fails there
+    local sent, why = pcall(real.encode, r, "result")
+    if sent then
+      return "ok", {r = r, started = 1.7e9 + start, completed = 1.7e9 + done}, outputs, done
+    end
+    return "error", {kind = "RemoteError", engine = e.id, message = why, traceback = "",
+      started = 1.7e9 + start, completed = 1.7e9 + done}, outputs, done
   elseif r == Timeout then
     return "timeout", {kind = "TimeoutError", engine = e.id,
-      message = ("task timed out after %g s"):format(timeout)}, outputs, done
+      message = ("task %d timed out; its engine was interrupted"):format(id)}, outputs, done
   end
-  local message = type(r) == "string" and r or ("(error object is a %s value)"):format(type(r))
+  local message = (type(r) == "string" or type(r) == "number") and tostring(r)
+    or ("(error object is a %s value)"):format(type(r))
   local chunk, line = message:match("^([^:\n]+):(%d+):")
   return "error", {kind = "RemoteError", engine = e.id, message = message,
     traceback = tb, chunk = chunk, line = math.tointeger(tonumber(line)),
@@ -200,22 +263,27 @@ function Conn:_one(target, msg, timeout)
   else
     e = state.engines[target]
     if not e or not e.alive then
-      schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "badreq",
-        value = {kind = "BadRequest", message = "unknown engine " .. tostring(target)}})
+      local value = {kind = "EngineError", engine = target,
+        message = ("engine %s is not connected"):format(tostring(target))}
+      state.store[id] = {status = "engine", value = value, engine = target}
+      state.order[#state.order + 1] = id
+      schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "engine",
+        value = transfer(value, "reply")})
       return id
     end
   end
-  local m = transfer(msg, copy_ctx(e.env), "msg")
+  local m = transfer(msg, "request", e.env)
   state.submitted[#state.submitted + 1] = {id = id, engine = e.id, target = target,
     msg = m, timeout = timeout}
   local start = math.max(state.clock, e.busy_until)
-  local status, payload, outputs, done = execute(e, m, start, timeout)
+  local status, payload, outputs, done = execute(e, id, m, start, timeout)
   e.busy_until = done + 1e-6
   for _, o in ipairs(outputs) do
     schedule(self, o[1], {kind = "output", id = id, engine = e.id, stream = o[2], text = o[3]})
   end
-  payload = transfer(payload, copy_ctx(_G), "reply")
-  state.store[id] = {status = status, value = payload}
+  payload = transfer(payload, "reply")
+  state.store[id] = {status = status, value = payload, engine = e.id}
+  state.order[#state.order + 1] = id
   state.tasks[id] = {conn = self, engine = e.id}
   schedule(self, done + 1e-6, {kind = "reply", id = id, engine = e.id, status = status,
     value = payload})
@@ -230,7 +298,7 @@ end
 function Conn:submit(target, msg, timeout, sched)
   if not self.open then return nil, "ECLOSED: not connected: closed", "ECLOSED" end
   -- encode once, refuse before sending anything
-  transfer(msg, copy_ctx(_G), "msg")
+  transfer(msg, "request")
   local n0 = #state.submitted
   local ids
   if type(target) == "table" then
@@ -257,17 +325,36 @@ function ctrl_ops.engines()
   return "ok", list
 end
 
+local function badreq(message) return "badreq", {kind = "BadRequest", message = message} end
+
 function ctrl_ops.result(msg)
-  local r = state.store[msg.id]
-  if not r then
-    return "badreq", {kind = "BadRequest", message = "unknown task " .. tostring(msg.id)}
+  local id = math.tointeger(msg.id) or 0
+  local r = state.store[id]
+  if not r then return badreq(("no result for task %d"):format(id)) end
+  return r.status, transfer(r.value, "result")
+end
+
+-- The ids of msg.targets that are live engines (all of them without).
+local function live_targets(msg)
+  if type(msg.targets) ~= "table" then return fake.ids() end
+  local ids = {}
+  for _, id in ipairs(msg.targets) do
+    local e = math.type(id) == "integer" and state.engines[id]
+    if e and e.alive then ids[#ids + 1] = id end
   end
-  return r.status, transfer(r.value, copy_ctx(_G), "result")
+  return ids
 end
 
 function ctrl_ops.interrupt(msg)
   state.interrupts[#state.interrupts + 1] = {targets = msg.targets}
-  return "ok", {interrupted = msg.targets or fake.ids()}
+  return "ok", {interrupted = live_targets(msg)}
+end
+
+-- A fresh namespace on each target.
+function ctrl_ops.restart(msg)
+  local ids = live_targets(msg)
+  for _, id in ipairs(ids) do state.engines[id] = fake.new_engine(id) end
+  return "ok", {restarted = ids}
 end
 
 function ctrl_ops.queue_status()
@@ -276,38 +363,71 @@ function ctrl_ops.queue_status()
   return "ok", {unassigned = 0, engines = engines}
 end
 
-function ctrl_ops.history()
-  local ids = {}
-  for id in pairs(state.store) do ids[#ids + 1] = id end
-  table.sort(ids)
+-- Stored ids in the order their replies were stored; limit: the newest.
+function ctrl_ops.history(msg)
+  local ids, limit = {}, math.tointeger(msg.limit) or 0
+  local from = limit > 0 and math.max(1, #state.order - limit + 1) or 1
+  for i = from, #state.order do ids[#ids + 1] = state.order[i] end
   return "ok", ids
 end
 
-function ctrl_ops.status()
-  local stored = 0
-  for _ in pairs(state.store) do stored = stored + 1 end
-  return "ok", {engines = #fake.ids(), clients = #state.conns, pending = 0,
-    stored = stored, pid = 4242, uptime = state.clock}
+local CODES = {ok = 0, error = 1, engine = 2, timeout = 3, badreq = 4}
+
+function ctrl_ops.records()
+  local list = {}
+  for _, id in ipairs(state.order) do
+    local r = state.store[id]
+    list[#list + 1] = {id = id, client = id >> 32, engine = r.engine,
+      status = CODES[r.status], reply = real.encode(r.value)}
+  end
+  return "ok", list
 end
 
-function ctrl_ops.shutdown()
+function ctrl_ops.status()
+  return "ok", {engines = #fake.ids(), clients = #state.conns, pending = 0, queued = 0,
+    stored = #state.order, stored_bytes = 0, relayed = 0, relay_void = 0, stolen = 0,
+    pid = 4242, uptime = state.clock}
+end
+
+function ctrl_ops.shutdown(msg)
+  if type(msg.targets) == "table" then
+    local ids = live_targets(msg)
+    for _, id in ipairs(ids) do fake.kill(id, "shut down") end
+    return "ok", {stopped = ids}
+  end
   state.shutdown = true
   return "ok", {ok = true}
 end
 
+function ctrl_ops.add(msg)
+  local n = math.tointeger(msg.n)
+  if not n or n < 1 or n > 4096 then
+    return badreq("add: n must be a count of engines from 1 to 4096")
+  end
+  local next_id = 0
+  for id in pairs(state.engines) do next_id = math.max(next_id, id + 1) end
+  for i = 0, n - 1 do fake.add(next_id + i) end
+  return "ok", {launched = n}
+end
+
+-- Checked for shape as the controller does, then answered.
 function Conn:ctrl(msg)
   if not self.open then return nil, "ECLOSED: not connected: closed", "ECLOSED" end
-  state.ctrl_seq = state.ctrl_seq + 1
-  local rid = state.ctrl_seq
+  msg = transfer(msg, "request")
+  state.task_seq = state.task_seq + 1
+  local rid = (self.id << 32) | state.task_seq
   state.ctrls[#state.ctrls + 1] = msg
-  local f = ctrl_ops[msg.op]
+  local op = type(msg) == "table" and msg.op or nil
   local status, value
-  if f then
-    status, value = f(msg)
+  if type(op) ~= "string" then
+    status, value = badreq("control request without an op")
+  elseif not ctrl_ops[op] then
+    status, value = badreq(("unknown control op '%s'"):format(op:sub(1, 60)))
   else
-    status, value = "badreq", {kind = "BadRequest", message = "unknown op " .. tostring(msg.op)}
+    status, value = ctrl_ops[op](msg)
   end
-  schedule(self, state.clock, {kind = "ctrl", id = rid, status = status, value = value})
+  schedule(self, state.clock, {kind = "ctrl", id = rid, status = status,
+    value = transfer(value, "reply")})
   return rid
 end
 
@@ -389,16 +509,15 @@ function core.sigint()
   state.sigint = false
   return s
 end
-function core.encode(v) return transfer(v, copy_ctx(_G), "v") end
-function core.decode(v) return v end
+core.encode, core.decode, core.slice = real.encode, real.decode, real.slice
 
 -- Test controls ---------------------------------------------------------------
 
 function fake.reset(opts)
   opts = opts or {}
   state = {
-    clock = 0, seq = 0, task_seq = 0, ctrl_seq = 0, conn_seq = 0, polls = 0,
-    engines = {}, conns = {}, store = {}, tasks = {}, submitted = {}, ctrls = {},
+    clock = 0, seq = 0, task_seq = 0, conn_seq = 0, polls = 0,
+    engines = {}, conns = {}, store = {}, order = {}, tasks = {}, submitted = {}, ctrls = {},
     interrupts = {}, alive_pids = {}, catching = false, sigint = false,
   }
   for id = 0, (opts.n or 4) - 1 do state.engines[id] = new_engine(id) end
@@ -429,10 +548,12 @@ end
 -- The namespace of engine `id` (to look at or to set up).
 function fake.env(id) return state.engines[id].env end
 
--- An engine dies: its unfinished tasks fail with "engine", clients hear
+-- An engine dies (why: the controller's reason, "connection closed by
+-- peer" by default): its unfinished tasks fail with "engine", clients hear
 -- engine_down.
-function fake.kill(id)
+function fake.kill(id, why)
   local e = state.engines[id]
+  why = why or "connection closed by peer"
   e.alive = false
   for _, conn in ipairs(state.conns) do
     local keep = {}
@@ -440,7 +561,9 @@ function fake.kill(id)
       if ev.engine == id and ev.t > state.clock then
         if ev.kind == "reply" then
           ev.t, ev.status = state.clock, "engine"
-          ev.value = {kind = "EngineError", engine = id, message = "engine " .. id .. " died"}
+          ev.value = {kind = "EngineError", engine = id,
+            message = ("engine %d died (pid %d): %s"):format(id, 10000 + id, why)}
+          state.store[ev.id] = {status = "engine", value = ev.value, engine = id}
           keep[#keep + 1] = ev
         end
       else
@@ -448,7 +571,8 @@ function fake.kill(id)
       end
     end
     conn.queue = keep
-    schedule(conn, state.clock, {kind = "event", value = {event = "engine_down", id = id}})
+    schedule(conn, state.clock, {kind = "event",
+      value = {event = "engine_down", id = id, reason = why}})
   end
 end
 
