@@ -240,7 +240,8 @@ static void unpark(plush_ctl *c, peer *cl, parked *p) {
 }
 
 int ctl_park_pump(plush_ctl *c, peer *cl) {
-  while (cl->park && cl->conn &&
+  /* a conn closing (a write failed) keeps the rest for ctl_park_close */
+  while (cl->park && cl->conn && plush_conn_is_ready(cl->conn) &&
          plush_conn_queued(cl->conn) <= c->o.client_high_water) {
     parked *p = cl->park;
     if ((cl->park = p->next) == NULL) cl->park_tail = NULL;
