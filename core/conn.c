@@ -59,6 +59,7 @@ struct plush_conn {
   size_t hslen;
   size_t high_water;
   size_t queued;
+  uint64_t sent;        /* bytes the socket has taken (progress) */
   plush_parser parser;  /* plain frames in */
   plush_seal tx;        /* sealed frames out */
   plush_opener rx;      /* sealed frames in */
@@ -146,6 +147,7 @@ static void written(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   plush_conn *c = w->c;
   c->queued -= w->bytes;
+  if (status >= 0) c->sent += w->bytes;
   wfree(w);
   if (status < 0) {
     if (status != UV_ECANCELED)
@@ -181,6 +183,7 @@ static int trywrite(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
     failf(c, r, "write failed: %s", uv_strerror(r));
     return r;
   }
+  c->sent += (size_t)r;
   if ((size_t)r == w->bytes) {
     c->queued -= w->bytes;
     wfree(w);
@@ -195,6 +198,8 @@ static int trywrite(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
   b->base += left;
   b->len -= left;
   *bufs = b;
+  w->bytes -= (size_t)r; /* what written() will count as sent */
+  c->queued -= (size_t)r;
   return 0;
 }
 
@@ -728,3 +733,4 @@ int plush_conn_is_ready(plush_conn *c) { return c->state == S_READY; }
 const char *plush_conn_peer(plush_conn *c) { return c->peer; }
 int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }
+uint64_t plush_conn_sent(plush_conn *c) { return c->sent; }

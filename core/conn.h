@@ -111,6 +111,9 @@ int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer);
 int plush_conn_relaying(plush_conn *c);
 
 size_t plush_conn_queued(plush_conn *c);
+/* Bytes the socket has taken since the connection began: a peer that
+** reads makes this grow (a stalled one does not). */
+uint64_t plush_conn_sent(plush_conn *c);
 /* Stops / resumes reading (back-pressure on the peer). */
 void plush_conn_pause(plush_conn *c);
 void plush_conn_resume(plush_conn *c);

@@ -37,17 +37,19 @@ peer *ctl_client_of(plush_ctl *c, uint64_t id) {
 /* ---- sending ---- */
 
 /*
-** Back-pressure. A client that reads slower than an engine writes (a chunk
-** printing gigabytes, a flood of results) would make the controller buffer
-** without bound. So when a client's queue passes the high-water mark, the
-** engine feeding it stops being read (TCP then pushes back on the engine,
-** whose Lua thread blocks in print); when the client drains, the engines it
-** held are read again. Holds are counted: two slow clients, one engine.
+** Back-pressure. A client that reads slower than the engines write would
+** make the controller buffer without bound. What comes for a client whose
+** queue is past the high-water mark waits in its parking (ctl_park.c:
+** memory, then a spill file) and goes out as it drains; the engines are
+** not paused for it, so one slow client slows only itself. The one
+** exception is a direct task's output, which holds that task's engine
+** (ctl_hold) until the client has taken what was parked. Holds are
+** counted: two slow clients, one engine. Which side may wait for which is
+** ruled at the top of ctl_relay.c.
 */
 static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
   if (client == NULL || client->conn == NULL) return;
-  plush_conn_write_frame(client->conn, f);
-  if (e) ctl_hold(c, e, client);
+  if (!ctl_park(c, e, client, f)) plush_conn_write_frame(client->conn, f);
 }
 
 void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
@@ -60,10 +62,13 @@ void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
   forward(c, e, ctl_client_of(c, f->hdr.id), f);
 }
 
+/* An engine relaying a reply is never paused (ctl_relay.c): its next
+** output frame holds it, once the relay has ended. */
 void ctl_hold(plush_ctl *c, peer *e, peer *client) {
   uint32_t *h;
   int i;
-  if (plush_conn_queued(client->conn) <= c->o.client_high_water) return;
+  (void)c;
+  if (e->relay != NULL) return;
   for (i = 0; i < client->nheld; i++)
     if (client->held[i] == e->id) return;
   h = realloc(client->held, (size_t)(client->nheld + 1) * sizeof *h);
@@ -83,9 +88,11 @@ static void release_holds(plush_ctl *c, peer *client) {
   client->nheld = 0;
 }
 
+/* A client drained: what was parked for it goes; once none is left, the
+** engines it held go on. */
 static void ondrain(plush_conn *conn) {
   peer *p = plush_conn_data(conn);
-  if (p->kind == P_CLIENT) release_holds(p->ctl, p);
+  if (p->kind == P_CLIENT && ctl_park_pump(p->ctl, p)) release_holds(p->ctl, p);
 }
 
 static void sendhdr(peer *p, int type, uint64_t id, uint32_t aux) {
@@ -364,6 +371,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   } else if (p->kind == P_CLIENT) {
     ctl_relay_abort(c, p);
     plush_map_del(&c->clients, p->id);
+    ctl_park_close(c, p);
     release_holds(c, p);
     free(p->held);
     plush_debug("client %u left: %s", p->id, msg);
@@ -409,6 +417,7 @@ static void onconnect(uv_stream_t *server, int status) {
   memset(&co, 0, sizeof co);
   co.key = c->o.key;
   co.max_frame = c->o.max_frame;
+  co.high_water = c->o.client_high_water; /* on_drain as ctl_park counts */
   co.encrypt = c->o.encrypt;
   if (plush_conn_accept(server, &co, &cbs, p, &p->conn) < 0) {
     p->prev->next = p->next;
@@ -433,6 +442,7 @@ static void onbeat(uv_timer_t *tm) {
   void *v;
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   ctl_relay_check(c);            /* relayed requests that stopped coming */
+  ctl_park_check(c);             /* clients that stopped reading */
   c->ping_seq++;
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
@@ -463,6 +473,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   if (c->o.heartbeat <= 0) c->o.heartbeat = 1.0;
   if (c->o.dead_after <= 0) c->o.dead_after = 5.0;
   if (c->o.client_high_water == 0) c->o.client_high_water = (size_t)8 << 20;
+  if (c->o.stall_timeout == 0) c->o.stall_timeout = 300;
   if (c->o.hwm <= 0) c->o.hwm = 2;
   if (c->o.max_deaths <= 0) c->o.max_deaths = 3;
   if (c->o.store_bytes == 0) c->o.store_bytes = (size_t)512 << 20;
@@ -480,6 +491,8 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   luaL_openlibs(c->L);
   c->loop = loop;
   c->next_client = 1;
+  c->spill_fd = -1;
+  plush_map_init(&c->spilled);
   if (ctl_store_open(c, o->db) < 0) {
     lua_close(c->L);
     free(c);
@@ -548,6 +561,7 @@ static void freeall(plush_ctl *c) {
     ctl_taskfree(c, v);
   }
   ctl_store_free(c);
+  ctl_park_free(c);
   plush_map_free(&c->engines);
   plush_map_free(&c->clients);
   plush_map_free(&c->tasks);

@@ -20,8 +20,11 @@ typedef struct plush_ctl_opts {
   int encrypt;              /* 1: seal every connection, even on loopback */
   double heartbeat;         /* seconds between pings; 0: 1 */
   double dead_after;        /* seconds without a pong; 0: 5 */
-  size_t client_high_water; /* bytes queued to a client before the engines
-                               feeding it are paused; 0: 8 MiB */
+  size_t client_high_water; /* bytes queued to a client before what else
+                               comes for it is parked (ctl_park.c); 0: 8 MiB */
+  double stall_timeout;     /* seconds a client may stay behind without
+                               reading before it is disconnected; 0: 300,
+                               < 0: never */
   int hwm;                  /* balanced tasks in flight per engine; 0: 2 */
   int fixed_hwm;            /* 1: exactly hwm; 0: more while an engine's
                                tasks are short (controller.c, limit()) */

@@ -60,6 +60,9 @@ static void usage(FILE *f) {
           "  --hwm N           exactly N balanced tasks in flight per engine (default:\n"
           "                    2, up to 16 while the engine's tasks are short)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
+          "  --stall-timeout S disconnect a client that has read nothing for S\n"
+          "                    seconds while replies wait for it (default 300;\n"
+          "                    0: never)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
           "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
@@ -272,6 +275,13 @@ int main(int argc, char **argv) {
       reconnect = need(argc, argv, i++);
     } else if (!strcmp(a, "--db")) {
       db = need(argc, argv, i++);
+    } else if (!strcmp(a, "--stall-timeout")) {
+      const char *v = need(argc, argv, i++);
+      char *end;
+      double t = strtod(v, &end);
+      if (end == v || *end || !(t >= 0 && t <= 1e9))
+        die("--stall-timeout wants seconds (0: never)");
+      o.stall_timeout = t > 0 ? t : -1;
     } else if (!strcmp(a, "--max-frame")) {
       o.max_frame = strtoull(need(argc, argv, i++), NULL, 10);
     } else if (!strcmp(a, "--encrypt")) {

@@ -6,6 +6,7 @@
 **                 the balanced queue, timeouts
 **   ctl_steal.c   idle engines take back tasks queued behind a long one
 **   ctl_relay.c   big requests and replies passed on as they arrive
+**   ctl_park.c    replies parked for a client that is not reading
 **   ctl_store.c   the result store (SQLite and memory), group commit
 **   ctl_ops.c     control requests (CTRL) and the replies to them
 ** Everything runs on the controller's one loop thread. Functions declared
@@ -25,6 +26,7 @@
 
 typedef struct task task;
 typedef struct peer peer;
+typedef struct parked parked;
 
 enum { P_NEW, P_ENGINE, P_CLIENT };
 
@@ -79,6 +81,9 @@ struct peer {
   int relay_mode;     /* client: RELAY_* (ctl_relay.c) */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
+  parked *park, *park_tail; /* client: frames waiting for it to read */
+  uint64_t park_sent; /* client: plush_conn_sent at the last look */
+  uint64_t park_seen; /* client: uv_now() when it last read (ctl_park_check) */
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -120,6 +125,13 @@ struct plush_ctl {
   uv_timer_t steal;   /* looks again when a running task is old enough */
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
   size_t relay_void;  /* ... of which their engine died mid-way */
+  size_t park_mem;    /* bytes of parked frames held in memory */
+  size_t parked;      /* frames parked so far (ctl_park.c) */
+  size_t spills;      /* ... of which written to the spill file */
+  size_t disconnected;/* clients disconnected for not reading */
+  plush_map spilled;  /* id -> spill record: replies parked on disk */
+  int spill_fd;       /* the spill file (unlinked), -1 until needed */
+  uint64_t spill_end;
   uint32_t next_engine, next_client;
   int conns;          /* open connections */
   int stopping;
@@ -222,6 +234,27 @@ PLUSH_INTERNAL int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
 ** one is given up (voided on the engine, written whole once it arrives),
 ** so a client that stopped sending cannot hold an engine's link. */
 PLUSH_INTERNAL void ctl_relay_check(plush_ctl *c);
+
+/* ctl_park.c: replies parked for a client that is not reading */
+/* Frames parked in memory, all clients together; past it replies go to
+** the spill file and balanced tasks' output is dropped. */
+#define CTL_PARK_MEM(c) ((c)->o.store_bytes / 8)
+/* Frame f for client cl from engine e (NULL: the controller): 1 when it
+** was parked (or dropped), 0 when the caller writes it now. */
+PLUSH_INTERNAL int ctl_park(plush_ctl *c, peer *e, peer *cl, plush_frame *f);
+/* cl drained: parked frames go out while it keeps up; 1 when none is
+** left parked (the engines it held may go on). */
+PLUSH_INTERNAL int ctl_park_pump(plush_ctl *c, peer *cl);
+/* Is cl behind: frames parked, or its queue past the high-water mark? */
+PLUSH_INTERNAL int ctl_park_behind(plush_ctl *c, peer *cl);
+/* cl's connection closed: its parked replies stay fetchable by id. */
+PLUSH_INTERNAL void ctl_park_close(plush_ctl *c, peer *cl);
+/* A reply parked on disk, as a new frame, or NULL (ctl_store_get). */
+PLUSH_INTERNAL plush_frame *ctl_park_get(plush_ctl *c, uint64_t id);
+/* Each heartbeat: clients behind with no progress for stall_timeout
+** seconds are disconnected. */
+PLUSH_INTERNAL void ctl_park_check(plush_ctl *c);
+PLUSH_INTERNAL void ctl_park_free(plush_ctl *c);
 
 /* ctl_steal.c: idle engines take back tasks queued behind a long one */
 #define CTL_STEAL_AFTER 1e-3 /* seconds a task runs before its followers go */

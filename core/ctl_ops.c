@@ -170,7 +170,7 @@ static void op_history(plush_ctl *c) {
 
 static void op_status(plush_ctl *c) {
   lua_State *L = c->L;
-  lua_createtable(L, 0, 11);
+  lua_createtable(L, 0, 14);
   setint(L, "engines", (lua_Integer)c->engines.count);
   setint(L, "clients", (lua_Integer)c->clients.count);
   setint(L, "pending", (lua_Integer)c->tasks.count);
@@ -180,6 +180,9 @@ static void op_status(plush_ctl *c) {
   setint(L, "relayed", (lua_Integer)c->relayed);
   setint(L, "relay_void", (lua_Integer)c->relay_void);
   setint(L, "stolen", (lua_Integer)c->stolen);
+  setint(L, "parked", (lua_Integer)c->parked);      /* ctl_park.c */
+  setint(L, "spilled", (lua_Integer)c->spills);
+  setint(L, "stalled", (lua_Integer)c->disconnected);
   setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
   lua_setfield(L, -2, "uptime");

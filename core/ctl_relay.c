@@ -18,6 +18,29 @@
 ** already happened. Replies that may not reach the client are never
 ** relayed: a balanced task's error with retries left (it runs again), a
 ** task that timed out, sealed connections (sealing is per whole frame).
+**
+** WHO MAY WAIT FOR WHOM. There are two kinds of waiting in the controller:
+**   (a) an engine held (its reads paused, ctl_hold) waits for a client's
+**       socket to drain;
+**   (b) a write to a client queued behind a relay on that client's
+**       connection waits for the relay's source engine to send the rest.
+** A cycle of them is a deadlock, and there was one: engine A relaying to
+** client C was held because C's queue, full of B's replies waiting behind
+** A's relay, was past the mark; C's queue could drain only once A's relay
+** ended, and A would be read again only once C drained. Every process sat
+** idle. So:
+**   1. A relay's source is never held: a relay begins only from an engine
+**      no client holds, and ctl_hold passes over an engine while it is
+**      relaying (its next OUTPUT frame holds it, after the relay's end).
+**   2. Only a direct task's OUTPUT holds an engine; replies never do: what
+**      a client cannot take now is parked (ctl_park.c), not held upstream.
+**   3. A relay begins only to a client that is keeping up (nothing parked,
+**      its queue under the mark); else the reply arrives whole and parks.
+** By 1, a relay's source is always read, so every relay ends (whole, or
+** void when its engine dies) and (b) waits end; so a client that reads
+** drains, and by 2 every hold ends when its client drains (or is
+** disconnected for not reading, ctl_park_check). Nothing in the controller
+** waits for an engine to be read while that engine waits for it.
 */
 #include "ctl.h"
 #include "log.h"
@@ -53,9 +76,10 @@ static void begin(plush_ctl *c, peer *e, plush_frame *f) {
   if (f->hdr.status == PLUSH_S_ERROR && t->balanced && t->retries > 0)
     return;
   cl = ctl_client_of(c, f->hdr.id);
-  if (cl == NULL || cl->conn == NULL || plush_conn_secure(cl->conn) ||
-      plush_conn_relaying(cl->conn))
-    return;
+  if (e->holds > 0 || cl == NULL || cl->conn == NULL ||
+      plush_conn_secure(cl->conn) || plush_conn_relaying(cl->conn) ||
+      ctl_park_behind(c, cl))
+    return; /* rules 1 and 3 above */
   h = header(f, PLUSH_T_REPLY, 0);
   if (plush_conn_relay_begin(cl->conn, &h) < 0) return;
   e->relay = plush_frame_ref(f);
@@ -65,19 +89,18 @@ static void begin(plush_ctl *c, peer *e, plush_frame *f) {
 }
 
 /* Writes what arrived since the last call. */
-static void pass(plush_ctl *c, peer *e, peer *cl, size_t got) {
+static void pass(peer *e, peer *cl, size_t got) {
   if (got <= e->relay_sent) return;
   plush_conn_relay_write(cl->conn, e->relay, e->relay_sent,
                          got - e->relay_sent);
-  e->relay_sent = got;
-  ctl_hold(c, e, cl);
+  e->relay_sent = got; /* never a hold: rule 1 */
 }
 
 void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got) {
   peer *cl;
   if (e->relay == NULL) begin(c, e, f);
   if (e->relay != f || (cl = target(c, e)) == NULL) return;
-  pass(c, e, cl, got);
+  pass(e, cl, got);
 }
 
 /* Ends e's relay: the client gets the rest of the frame (zero padding
@@ -89,11 +112,10 @@ static void end(plush_ctl *c, peer *e, int arrived, int counts) {
     plush_hdr tr = header(f, PLUSH_T_RELAY_END,
                           counts ? PLUSH_S_OK : PLUSH_S_ENGINE);
     if (arrived)
-      pass(c, e, cl, f->hdr.len);
+      pass(e, cl, f->hdr.len);
     else
       plush_conn_relay_pad(cl->conn, f->hdr.len - e->relay_sent);
     plush_conn_relay_end(cl->conn, &tr);
-    ctl_hold(c, e, cl);
   }
   if (!counts) c->relay_void++;
   e->relay = NULL;

@@ -313,7 +313,7 @@ plush_frame *ctl_store_get(plush_ctl *c, uint64_t id) {
   stored *s = plush_map_get(&c->store, id);
   plush_frame *f = NULL;
   if (s) return plush_frame_ref(s->f);
-  if (c->db == NULL) return NULL;
+  if (c->db == NULL) return ctl_park_get(c, id); /* parked, on disk */
   sqlite3_bind_int64(c->sel, 1, (sqlite3_int64)id);
   if (sqlite3_step(c->sel) == SQLITE_ROW) {
     const void *blob = sqlite3_column_blob(c->sel, 2);
@@ -327,7 +327,7 @@ plush_frame *ctl_store_get(plush_ctl *c, uint64_t id) {
       memcpy(plush_frame_payload(f), blob, (size_t)n);
   }
   sqlite3_reset(c->sel);
-  return f;
+  return f ? f : ctl_park_get(c, id);
 }
 
 /* Status of a finished task (PLUSH_S_*), or -1 when none is stored. */

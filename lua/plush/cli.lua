@@ -38,7 +38,7 @@ printed and the status is 1.]],
   cluster = [[
 usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
-                           [--memory-limit BYTES] [--hwm N]
+                           [--memory-limit BYTES] [--hwm N] [--stall-timeout S]
                            [--slurm] [--partition P] [--time T] [--account A]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]
@@ -311,7 +311,7 @@ local function cluster_start(opts)
     mpi = opts["--mpi"], hosts = opts["--hosts"], timeout = timeout,
     slurm = opts["--slurm"], partition = opts["--partition"], time = opts["--time"],
     account = opts["--account"], memory_limit = opts["--memory-limit"],
-    hwm = opts["--hwm"],
+    hwm = opts["--hwm"], stall_timeout = opts["--stall-timeout"],
   }
   conn:close()
   if info.pending then
@@ -396,7 +396,8 @@ local cluster_cmds = {
   start = {cluster_start, {["-n"] = "value", ["--ip"] = "value", ["--port"] = "value",
     ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value",
     ["--slurm"] = "flag", ["--partition"] = "value", ["--time"] = "value",
-    ["--account"] = "value", ["--memory-limit"] = "value", ["--hwm"] = "value"}},
+    ["--account"] = "value", ["--memory-limit"] = "value", ["--hwm"] = "value",
+    ["--stall-timeout"] = "value"}},
   stop = {cluster_stop, {}},
   add = {cluster_add, {["-n"] = "value"}},
   logs = {cluster_logs, {["-n"] = "value"}},

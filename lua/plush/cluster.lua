@@ -261,6 +261,7 @@ function cluster.start(opts)
   if opts.port then add("--port", tostring(opts.port)) end
   if opts.memory_limit then add("--memory-limit", tostring(opts.memory_limit)) end
   if opts.hwm then add("--hwm", tostring(opts.hwm)) end
+  if opts.stall_timeout then add("--stall-timeout", tostring(opts.stall_timeout)) end
   if opts.embedded then add("--parent", tostring(core.getpid())) end
   add("--file", file)
   local pid = core.spawn(argv, {detach = true, stdout = log, stderr = log})
