@@ -143,12 +143,13 @@ end
 
 local handlers = {}
 
-function K:reply(msg, content, sock)
+-- The reply goes back on the socket the request came on.
+function K:reply(msg, content)
   local t = msg.header.msg_type:gsub("_request$", "_reply")
-  self:send(sock or self.shell, msg.idents, t, content, msg.header)
+  self:send(msg.sock, msg.idents, t, content, msg.header)
 end
 
-function handlers.kernel_info_request(self, msg, sock)
+function handlers.kernel_info_request(self, msg)
   self:reply(msg, {
     status = "ok", protocol_version = PROTOCOL,
     implementation = "plush", implementation_version = require("plush").version,
@@ -159,22 +160,22 @@ function handlers.kernel_info_request(self, msg, sock)
       :format(require("plush").version, _VERSION),
     help_links = kernel.array{},
     debugger = false,
-  }, sock)
+  })
 end
 
-function handlers.comm_info_request(self, msg, sock)
-  self:reply(msg, {status = "ok", comms = {}}, sock)
+function handlers.comm_info_request(self, msg)
+  self:reply(msg, {status = "ok", comms = {}})
 end
 
-function handlers.shutdown_request(self, msg, sock)
-  self:reply(msg, {status = "ok", restart = msg.content.restart == true}, sock)
+function handlers.shutdown_request(self, msg)
+  self:reply(msg, {status = "ok", restart = msg.content.restart == true})
   self.done = true
 end
 
 -- Interrupts come as SIGINT (interrupt_mode "signal"). A request by
 -- message is read only between requests, when nothing runs to interrupt.
-function handlers.interrupt_request(self, msg, sock)
-  self:reply(msg, {status = "ok"}, sock)
+function handlers.interrupt_request(self, msg)
+  self:reply(msg, {status = "ok"})
 end
 
 function handlers.is_complete_request(self, msg)
@@ -219,6 +220,7 @@ function K:abort_queued()
     if not msg then
       log("dropped ", why)
     elseif msg.header.msg_type == "execute_request" then
+      msg.sock = self.shell
       self:status("busy", msg.header)
       self:reply(msg, {status = "aborted", execution_count = self.cells.count})
       self:status("idle", msg.header)
@@ -230,12 +232,13 @@ end
 
 function K:handle(msg, sock)
   local f = handlers[msg.header.msg_type]
+  msg.sock = sock
   self.parent = msg.header
   self:status("busy", msg.header)
   if not f then
     log("ignored a ", msg.header.msg_type, " (not a request this kernel knows)")
   else
-    local ok, err = xpcall(f, debug.traceback, self, msg, sock)
+    local ok, err = xpcall(f, debug.traceback, self, msg)
     if not ok then log(msg.header.msg_type, " failed: ", tostring(err)) end
   end
   self.cells:flush()

@@ -395,6 +395,7 @@ function C:execute(code, silent, store)
     self.k:publish("execute_input", {code = code, execution_count = count})
   end
   local reply
+  self.last_parent = self.k.parent
   self:redirect(true)
   progress.sink = function() return self:progress_sink() end
   local ok, chunks = pcall(self.split, self, code)
@@ -534,10 +535,14 @@ end
 function C:idle()
   local rc = self:sync_rc()
   if not rc or rc.closed or next(rc.pending) == nil then return end
+  -- into the last cell's output, whatever request came since
+  local parent = self.k.parent
+  self.k.parent = self.last_parent or parent
   self:redirect(true)
   pcall(rc.pump, rc, 0)
   self:redirect(false)
   self:flush()
+  self.k.parent = parent
 end
 
 --[[
