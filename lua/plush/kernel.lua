@@ -2,8 +2,8 @@
 -- and its kernelspec (`plush kernel install`).
 --
 -- The Jupyter messaging protocol 5.3 over ZeroMQ (plush.zmq, shell/lua_zmq.c):
--- shell and control are ROUTER sockets, iopub a PUB, stdin a ROUTER (bound,
--- unused: no input_request), and the heartbeat a REP echoed on a thread of
+-- shell and control are ROUTER sockets, iopub a PUB, stdin a ROUTER (io.read
+-- in a cell asks the notebook), and the heartbeat a REP echoed on a thread of
 -- its own so that the kernel stays alive while a cell runs. Every message is
 -- signed with HMAC-SHA256 under the connection file's key; one whose
 -- signature is wrong, or that is not a Jupyter message at all, is dropped
@@ -203,7 +203,9 @@ function handlers.execute_request(self, msg)
       evalue = "execute_request without code", traceback = kernel.array{}})
     return
   end
+  self.cells.request = msg
   local reply = self.cells:execute(c.code, c.silent == true, c.store_history ~= false)
+  self.cells.request = nil
   reply.user_expressions = {}
   reply.payload = kernel.array{}
   self:reply(msg, reply)
@@ -239,7 +241,14 @@ function K:handle(msg, sock)
     log("ignored a ", msg.header.msg_type, " (not a request this kernel knows)")
   else
     local ok, err = xpcall(f, debug.traceback, self, msg)
-    if not ok then log(msg.header.msg_type, " failed: ", tostring(err)) end
+    if not ok then
+      -- a request the kernel could not serve (a field of the wrong type):
+      -- said in the log and to the client, which would otherwise wait
+      log(msg.header.msg_type, " failed: ", tostring(err))
+      local why = kernel.utf8(tostring(err):match("^[^\n]*"))
+      pcall(self.reply, self, msg, {status = "error", ename = "KernelError", evalue = why,
+        traceback = {why}})
+    end
   end
   self.cells:flush()
   self:status("idle", msg.header)

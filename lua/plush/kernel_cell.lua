@@ -83,10 +83,59 @@ local function pseudo_file(self, name, real)
   end, __tostring = function() return tostring(real) end})
 end
 
+--[[
+  One line from the notebook: an input_request on the stdin channel to
+  the client that sent the cell, and its input_reply. Refused when that
+  client does not allow stdin (nbclient, most tests). Ctrl-C / the ■
+  interrupts the wait (the hook is armed while the cell runs).
+]]
+function C:input(prompt)
+  local k, req = self.k, self.request
+  if not (req and req.content.allow_stdin == true) then
+    error("io.read: no input here: the notebook's client does not allow stdin", 0)
+  end
+  self:flush()
+  k:send(k.stdin, req.idents, "input_request", {prompt = prompt or "", password = false},
+    req.header)
+  while true do
+    if k.zmq.poll({k.stdin}, 0.1)[1] then
+      local msg = k:parse(k.stdin:recv() or {})
+      if msg and msg.header.msg_type == "input_reply" then
+        return tostring(msg.content.value or "")
+      end
+    end
+  end
+end
+
+-- io.read's formats over lines from the notebook.
+local function reader(self)
+  return function(...)
+    local fmts, out = table.pack(...), {}
+    if fmts.n == 0 then fmts = {n = 1, "l"} end
+    for i = 1, fmts.n do
+      local f = tostring(fmts[i]):gsub("^%*", "")
+      local line = self:input("")
+      if f:sub(1, 1) == "n" then out[i] = tonumber(line)
+      elseif f:sub(1, 1) == "L" then out[i] = line .. "\n"
+      else out[i] = line end
+    end
+    return table.unpack(out, 1, fmts.n)
+  end
+end
+
 function C:redirect(on)
   if on then
     self.saved = {print = print, write = io.write, stdout = io.stdout, stderr = io.stderr,
-      pout = progress.out}
+      pout = progress.out, read = io.read, stdin = io.stdin}
+    local read = reader(self)
+    rawset(io, "read", read)
+    local stdin = pseudo_file(self, "stdout", self.saved.stdin)
+    stdin.read = function(_, ...) return read(...) end
+    stdin.lines = function(_, ...)
+      local fmts = table.pack(...)
+      return function() return read(table.unpack(fmts, 1, fmts.n)) end
+    end
+    rawset(io, "stdin", stdin)
     local function pr(...)
       local n, parts = select("#", ...), {}
       for i = 1, n do parts[i] = tostring((select(i, ...))) end
@@ -105,6 +154,8 @@ function C:redirect(on)
     rawset(io, "write", s.write)
     rawset(io, "stdout", s.stdout)
     rawset(io, "stderr", s.stderr)
+    rawset(io, "read", s.read)
+    rawset(io, "stdin", s.stdin)
     progress.out = s.pout
     self.saved = nil
   end
@@ -123,6 +174,21 @@ function C:progress_sink()
       transient = {display_id = id or self.k.zmq.uuid()}}
     self.k:publish(id and "update_display_data" or "display_data", content)
     id = content.transient.display_id
+  end
+end
+
+-- `!cmd` in a cell: what the command writes (stdout and stderr) streams
+-- into the cell line by line, where the shell leaves it the terminal; it
+-- reads no input (the kernel's stdin is not the notebook's).
+local function system(self, cmd)
+  if not cmd:match("%S") then return end
+  self:flush()
+  local p = io.popen("(" .. cmd .. "\n) </dev/null 2>&1", "r")
+  for l in p:lines("L") do self:stream("stdout", l) end
+  local ok, how, code = p:close()
+  if not ok and how then
+    self:stream("stdout", ("%s %s\n"):format(how == "signal" and "killed by signal" or "exit",
+      tostring(code)))
   end
 end
 
@@ -546,26 +612,30 @@ function C:idle()
 end
 
 --[[
-  new(k, sess) -> the cell runner of kernel k. sess: cli.lua's session
-  (sess.shell the magics' table, sess.rc the Client once used).
+  new(k, sess [, edit]) -> the cell runner of kernel k. sess: cli.lua's
+  session (sess.shell the magics' table, sess.rc the Client once used).
+  edit replaces plush.edit (tests).
 ]]
-function cell.new(k, sess)
+function cell.new(k, sess, edit)
   local sh = sess.shell
   local self = setmetatable({k = k, sess = sess, sh = sh, count = 0, hist = {},
     hist_out = {}, buf = {bytes = 0}, flushed = core.now(), remote = {}}, C)
-  local s = shell.new(nil, sh)
+  local s = shell.new(nil, sh, {edit = edit})
   self.session = s
   s.write = function(_, text) self:stream("stdout", text) end
   s.width = function() return 80 end
   sh.paint = nil
   sh.connected = function() return rawget(sess, "rc") end
   sh.remote_error = function(_, e) self.remote[#self.remote + 1] = e end
+  self.system = magic.system
+  magic.system = function(cmd) return system(self, cmd) end
   -- Ctrl-C and Jupyter's interrupt (SIGINT): the shell's handler, whole session
   s.edit.trap(true, shell.library_sources())
   return self
 end
 
 function C:close()
+  magic.system = self.system
   self:redirect(false)
   self.session.edit.trap(false)
   self.session.edit.arm(false)

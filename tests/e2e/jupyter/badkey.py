@@ -39,6 +39,14 @@ try:
     sock.send_multipart([b"<IDS|MSG>", good.sign([h, p, m, c]), h, p, m, c])
     sock.send_multipart([b"garbage"])
     sock.send_multipart([b"<IDS|MSG>", b"short"])
+    # signed and well formed, but code is not a string: an error reply
+    good.send(sock, "execute_request", dict(content, code=42, stop_on_error=False))
+    if not sock.poll(60000):
+        failures.append("no reply to code = 42")
+    else:
+        msg = good.deserialize(good.feed_identities(sock.recv_multipart())[1])
+        if (msg["content"]["status"], msg["content"]["ename"]) != ("error", "BadRequest"):
+            failures.append("code = 42 answered: %r" % msg["content"])
     # then a good one: answered, so the bad ones before it were dropped
     good.send(sock, "execute_request", dict(content, code="#rc:ids() > 0"))
     if not sock.poll(60000):

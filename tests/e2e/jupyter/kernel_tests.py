@@ -69,6 +69,38 @@ class PlushKernelMore(PlushKernelTests):
         results = [m for m in out if m["msg_type"] == "execute_result"]
         self.assertEqual(results[0]["content"]["data"]["text/plain"], "6")
 
+    def test_plush_system_command(self):
+        reply, out = self.run_cell("!echo out; echo err >&2; exit 3")
+        text = "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream")
+        self.assertEqual(text, "out\nerr\nexit 3\n")
+
+    def test_plush_io_read_asks_the_notebook(self):
+        self.flush_channels()
+        msg_id = self.kc.execute("local a, b = io.read('l', 'n')\nprint('got', a, b + 1)",
+                                 allow_stdin=True)
+        for typed in ("some text", "41"):
+            req = self.kc.get_stdin_msg(timeout=15)
+            self.assertEqual(req["msg_type"], "input_request")
+            self.assertEqual(req["parent_header"]["msg_id"], msg_id)
+            self.kc.input(typed)
+        reply = self.get_non_kernel_info_reply(timeout=15)
+        self.assertEqual(reply["content"]["status"], "ok")
+        text = ""
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=15)
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        self.assertEqual(text, "got\tsome text\t42\n")
+
+    def test_plush_io_read_without_stdin(self):
+        self.flush_channels()
+        self.kc.execute("io.read()", allow_stdin=False)
+        reply = self.get_non_kernel_info_reply(timeout=15)
+        self.assertEqual(reply["content"]["evalue"],
+                         "io.read: no input here: the notebook's client does not allow stdin")
+
     def test_plush_invalid_utf8(self):
         reply, out = self.run_cell("print('a\\255b')")
         self.assertEqual(out[0]["content"]["text"], "a\ufffdb\n")
