@@ -123,7 +123,7 @@ function K:parse(parts)
       break
     end
   end
-  if not d then return nil, "not a Jupyter message (no <IDS|MSG> delimiter)" end
+  if not d then return nil, "a message that is not Jupyter's (no <IDS|MSG> delimiter)" end
   if #parts < d + 5 then return nil, "a message with missing parts" end
   local sig, h, p, m, c = table.unpack(parts, d + 1, d + 5)
   if self.key ~= "" and not self.zmq.verify(self.key, sig, h, p, m, c) then
@@ -336,16 +336,33 @@ function kernel.run(path, sess)
   return 0
 end
 
+--[[
+  Requests, control first; between them, what %block off work sends.
+  Jupyter names its own process in JPY_PARENT_PID: when that process is
+  gone (killed without shutting its kernels down), nobody can reach this
+  kernel any more, and it leaves (as ipykernel's parent poller does),
+  stopping an embedded cluster.
+]]
 function K:loop()
   local socks = {self.control, self.shell}
+  local parent = math.tointeger(tonumber(os.getenv("JPY_PARENT_PID") or ""))
+  local looked = core.now()
   while not self.done do
-    local ready = self.zmq.poll(socks, self.cells:idle_timeout())
+    local ready = self.zmq.poll(socks, math.min(self.cells:idle_timeout() or 1, 1))
     if ready[1] then
       self:serve(self.control)
     elseif ready[2] then
       self:serve(self.shell)
     else
       self.cells:idle()
+    end
+    if parent and parent > 1 and core.now() - looked >= 1 then
+      looked = core.now()
+      if not core.alive(parent) then
+        log(("the Jupyter process that started this kernel (pid %d) is gone: leaving")
+          :format(parent))
+        self.done = true
+      end
     end
   end
 end

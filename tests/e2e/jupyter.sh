@@ -8,6 +8,7 @@
 #                    interrupted loops (remote and local)
 #   badkey.py        wrong-key, unsigned and malformed messages are dropped
 #                    and never run; the embedded cluster stops with the kernel
+#   parent.py        a kernel whose Jupyter process is killed leaves by itself
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 PY=/usr/bin/python3
@@ -36,6 +37,7 @@ case " $specs " in *" plush plush-p "*) ;; *) fail "jupyter_client finds the ker
 cd "$here/jupyter"
 $PY -m unittest -q kernel_tests 2>"$tmp/unittest.log" || { cat "$tmp/unittest.log"; fail "kernel_tests"; }
 $PY badkey.py "$tmp/kernel.log" "$tmp/marker" || fail "badkey"
+$PY parent.py "$PLUSH" "$tmp" || fail "parent"
 start_cluster "$P" 2
 $PY notebook.py plush-p || fail "notebook"
-echo "3 passed, 0 failed"
+echo "4 passed, 0 failed"

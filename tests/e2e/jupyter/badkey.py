@@ -75,7 +75,7 @@ if os.path.exists("/proc/%d" % controller):
 text = open(log_path).read()
 for why in ["dropped a message with a bad signature", "dropped an unsigned message",
             "dropped a malformed message (header or content is not a JSON object)",
-            "dropped not a Jupyter message (no <IDS|MSG> delimiter)",
+            "dropped a message that is not Jupyter's (no <IDS|MSG> delimiter)",
             "dropped a message with missing parts"]:
     if ("plush kernel: " + why) not in text:
         failures.append("no log line %r in:\n%s" % (why, text))
