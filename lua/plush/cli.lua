@@ -64,17 +64,6 @@ show     one task's result (or its error)
 export   every stored task as JSON: id, client, engine, status, the
          submitted/started/completed times, and the result values or the
          error (values JSON cannot carry are written as their tostring)]],
-  kernel = [[
-usage: plush kernel install [--user | --prefix P] [--name N]
-                            [--display-name TEXT] [--profile P]
-       plush kernel [--profile P] --connection-file FILE
-
-install  writes the Jupyter kernelspec N (default "plush"): system-wide
-         (/usr/local/share/jupyter/kernels), for you alone (--user:
-         $JUPYTER_DATA_DIR, else ~/.local/share/jupyter/kernels) or under
-         a prefix (P/share/jupyter/kernels). With --profile the kernel
-         uses that profile's cluster (share/doc/jupyter.md).
-kernel   runs the kernel itself, as Jupyter does with the kernelspec]],
 }
 
 -- A usage error: the message, and exit status 2.
@@ -520,11 +509,12 @@ local function kernel_cmd(argv, i, opts, wants)
   i = parse(argv, i + 1, spec, opts)
   local sub = argv[i]
   if sub == "install" then i = parse(argv, i + 1, spec, opts) end
+  local kernel = require "plush.kernel"
+  help.kernel = kernel.help
   if wants("kernel") then return 0 end
   if argv[i] ~= nil then
     usage_error(("unexpected argument '%s' (see plush kernel --help)"):format(argv[i]))
   end
-  local kernel = require "plush.kernel"
   if sub == "install" then
     if opts["--user"] and opts["--prefix"] then usage_error("--user or --prefix, not both") end
     local dir = kernel.install{user = opts["--user"], prefix = opts["--prefix"],

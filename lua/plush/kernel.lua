@@ -371,6 +371,19 @@ end
 -- plush kernel install
 -------------------------------------------------------------------------------
 
+-- `plush kernel --help` (cli.lua parses the command line).
+kernel.help = [[
+usage: plush kernel install [--user | --prefix P] [--name N]
+                            [--display-name TEXT] [--profile P]
+       plush kernel [--profile P] --connection-file FILE
+
+install  writes the Jupyter kernelspec N (default "plush"): system-wide
+         (/usr/local/share/jupyter/kernels), for you alone (--user:
+         $JUPYTER_DATA_DIR, else ~/.local/share/jupyter/kernels) or under
+         a prefix (P/share/jupyter/kernels). With --profile the kernel
+         uses that profile's cluster (share/doc/jupyter.md).
+kernel   runs the kernel itself, as Jupyter does with the kernelspec]]
+
 -- Where kernelspecs go, as jupyter_client looks for them.
 local function kernels_dir(opts)
   if opts.prefix then return opts.prefix .. "/share/jupyter/kernels" end

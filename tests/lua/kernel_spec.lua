@@ -6,6 +6,7 @@ require("fake_core").install()
 local cjson = require "cjson"
 local kernel = require "plush.kernel"
 local cell = require "plush.kernel_cell"
+local display = require "plush.kernel_display"
 local progress = require "plush.progress"
 local deferred = require "plush.deferred"
 
@@ -158,9 +159,9 @@ describe("kernel cells", function()
     assert.equal("<table><tr><th></th><th>a</th><th>b</th></tr>"
       .. "<tr><th>1</th><td>1</td><td>x&lt;</td></tr>"
       .. "<tr><th>2</th><td>2</td><td></td></tr></table>",
-      cell.html{{a = 1, b = "x<"}, {a = 2}})
+      display.html{{a = 1, b = "x<"}, {a = 2}})
     assert.equal("<table><tr><th>key</th><th>value</th></tr><tr><th>k</th><td>v</td></tr></table>",
-      cell.html{k = "v"})
+      display.html{k = "v"})
   end)
 
   it("draws the progress bar as a display updated in place", function()
