@@ -541,8 +541,16 @@ function cell.new(k, sess, edit)
   sh.remote_error = function(_, e) self.remote[#self.remote + 1] = e end
   self.system = magic.system
   magic.system = function(cmd) return system(self, cmd) end
-  -- Ctrl-C and Jupyter's interrupt (SIGINT): the shell's handler, whole session
-  s.edit.trap(true, shell.library_sources())
+  -- Ctrl-C and Jupyter's interrupt (SIGINT): the shell's handler, whole
+  -- session. The kernel's own code is library code for it: an interrupt
+  -- there waits for the user's code, or for the client's wait (which then
+  -- interrupts the engines), instead of cutting a message in two.
+  local sources = shell.library_sources()
+  for _, name in ipairs{"plush.kernel", "plush.kernel_cell", "plush.kernel_display"} do
+    local path = package.searchpath(name, package.path)
+    if path then sources[#sources + 1] = "@" .. path end
+  end
+  s.edit.trap(true, sources)
   return self
 end
 
