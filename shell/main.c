@@ -24,6 +24,10 @@
 
 /* shell/edit.c: the line editor, for the interactive shell. */
 int luaopen_plush_edit(lua_State *L);
+#ifdef PLUSH_HAVE_ZMQ
+/* shell/lua_zmq.c: ZeroMQ, for the Jupyter kernel (`plush kernel`). */
+int luaopen_plush_zmq(lua_State *L);
+#endif
 
 static const char *progname = "plush";
 
@@ -151,6 +155,10 @@ static int pmain(lua_State *L) {
   lua_setfield(L, -2, "plush.core");
   lua_pushcfunction(L, luaopen_plush_edit);
   lua_setfield(L, -2, "plush.edit");
+#ifdef PLUSH_HAVE_ZMQ
+  lua_pushcfunction(L, luaopen_plush_zmq);
+  lua_setfield(L, -2, "plush.zmq");
+#endif
   lua_pop(L, 1);
   setpaths(L);
   lua_getglobal(L, "require");

@@ -19,6 +19,7 @@ usage: plush [--profile P]                  interactive shell
        plush run FILE.lua [ARGS...]         run a script with `plush` and `rc`
        plush cluster start|stop|status      manage a background cluster
        plush results history|show|export    the cluster's result store
+       plush kernel install [--user|--prefix P]  the Jupyter kernelspec
 
 plush connects to the profile's running cluster; when none runs it starts
 an embedded one (one engine per core) and stops it when it exits.
@@ -499,6 +500,41 @@ local function results_show(opts, id)
   return 0
 end
 
+-------------------------------------------------------------------------------
+-- plush kernel ... (plush.kernel)
+-------------------------------------------------------------------------------
+
+local function kernel_cmd(argv, i, opts, wants)
+  local spec = spec_with{["--user"] = "flag", ["--prefix"] = "value", ["--name"] = "value",
+    ["--display-name"] = "value", ["--connection-file"] = "value", ["-f"] = "value"}
+  i = parse(argv, i + 1, spec, opts)
+  local sub = argv[i]
+  if sub == "install" then i = parse(argv, i + 1, spec, opts) end
+  local kernel = require "plush.kernel"
+  help.kernel = kernel.help
+  if wants("kernel") then return 0 end
+  if argv[i] ~= nil then
+    usage_error(("unexpected argument '%s' (see plush kernel --help)"):format(argv[i]))
+  end
+  if sub == "install" then
+    if opts["--user"] and opts["--prefix"] then usage_error("--user or --prefix, not both") end
+    local dir = kernel.install{user = opts["--user"], prefix = opts["--prefix"],
+      name = opts["--name"], display_name = opts["--display-name"], profile = opts["--profile"],
+      program = (os.getenv("PLUSH_BIN_DIR") or ".") .. "/plush"}
+    io.stdout:write(("installed the kernelspec %s in %s\n"):format(opts["--name"] or "plush", dir))
+    return 0
+  end
+  local file = opts["--connection-file"] or opts["-f"]
+  if not file then
+    usage_error("kernel needs --connection-file FILE, or install (see plush kernel --help)")
+  end
+  local s = session(opts)
+  local ok, r = pcall(kernel.run, file, s)
+  s.close()
+  if not ok then return die(r) end
+  return r
+end
+
 local function version()
   io.stdout:write(("plush %s (%s)\n"):format(plush.version, _VERSION))
   return 0
@@ -559,6 +595,7 @@ local function main(argv)
     end
     usage_error("results needs history, show or export (see plush results --help)")
   end
+  if cmd == "kernel" then return kernel_cmd(argv, i, opts, wants) end
   usage_error(("unknown command '%s' (see plush --help)"):format(cmd))
 end
 

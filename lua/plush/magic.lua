@@ -18,6 +18,9 @@
 --   shell.width    the terminal's width, for %help (default 80)
 --   shell.connected  function() -> the Client when one is connected, so
 --                  that %help asks the engines without starting a cluster
+--   shell.remote_error  function(engine, e): when set, an engine's error
+--                  that %px/%pn/%result would print is handed to it instead
+--                  (the Jupyter kernel makes it an error output)
 -- A magic that returns a value has it printed.
 --
 -- Besides %magics, handle() knows the shell's two other prefixes: `?name`
@@ -158,7 +161,9 @@ local function show(shell, last)
   for i, c in ipairs(children) do
     local engine = engines[i]
     local r = table.pack(pcall(c.get, c))
-    if not r[1] then
+    if not r[1] and shell.remote_error then
+      shell.remote_error(engine, r[2])
+    elseif not r[1] then
       say(shell, tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2])))
     elseif r.n > 1 and r[2] ~= nil then
       local parts = {}

@@ -6,10 +6,13 @@
 --
 -- The bar counts the tasks behind a Deferred (the chunks of a map, the
 -- engines of a broadcast), updates in place on one line, and is erased when
--- the wait ends. Nothing is drawn when the output is not a terminal.
+-- the wait ends. Nothing is drawn when the output is not a terminal,
+-- unless progress.sink is set: then each wait calls sink() for a function
+-- that gets each line instead, the last with the final count (the Jupyter
+-- kernel shows it as a display updated in place).
 local core = require "plush.core"
 
-local progress = {auto = false, delay = 0.5, out = io.stderr, fd = 2}
+local progress = {auto = false, delay = 0.5, out = io.stderr, fd = 2, sink = nil}
 
 local function parts(d)
   return d.deferreds or {d}
@@ -49,7 +52,8 @@ end
 -- Waits for d like d:wait(timeout), drawing the bar when the output is a
 -- terminal and the wait lasts longer than `delay` seconds.
 function progress.wait(d, timeout, delay)
-  if d:ready() then return true end
+  if d:ready() and not progress.sink then return true end
+  if progress.sink then return progress.sink_wait(d, timeout, delay or 0) end
   if not core.isatty(progress.fd) then return d:wait(timeout) end
   delay = delay or 0
   local start = core.now()
@@ -72,6 +76,23 @@ function progress.wait(d, timeout, delay)
     out:write("\r\27[K")
     out:flush()
   end
+  return d:ready()
+end
+
+-- progress.wait with the lines going to progress.sink, every 0.1 s, and
+-- the last one once the wait ends (done or not).
+function progress.sink_wait(d, timeout, delay)
+  local sink, start = progress.sink(), core.now()
+  local deadline = timeout and start + timeout
+  if delay > 0 and d:wait(timeout and math.min(delay, timeout) or delay) then return true end
+  local ds = parts(d)
+  repeat
+    local now = core.now()
+    local done, failed = count(ds)
+    sink(progress.line(done, #ds, now - start, failed))
+    if d:ready() or (deadline and now >= deadline) then break end
+    d:wait(deadline and math.min(0.1, deadline - now) or 0.1)
+  until false
   return d:ready()
 end
 

@@ -435,6 +435,10 @@ function Session:eval(code)
   self:print_values(table.pack(self:load(code)()))
 end
 
+-- The message handler execute runs chunks under (the traceback, without
+-- the shell's own frames), for the Jupyter kernel's cells.
+shell.handler = handler
+
 --[[
   Run one chunk: a magic, ?help, !command, %px under autopx, or Lua.
   Ctrl-C interrupts it (local code by a hook, remote waits in the
