@@ -428,7 +428,10 @@ static void gotframe(void *ud, plush_frame *f) {
 static void readfail(plush_conn *c, int r) {
   const char *why = c->secure ? c->rx.err : c->parser.err;
   if (c->state == S_CLOSING) return;
-  if (c->secure)
+  /* after the handshake the peer is authenticated: an oversized or
+  ** malformed frame from it is news (before, the refusal is logged by
+  ** the conn's owner as a refused peer) */
+  if (c->secure || c->state == S_READY)
     plush_warn("connection with %s: %s; closing it", c->peer, why);
   failf(c, r, "%s", why);
 }
