@@ -197,35 +197,97 @@ static void engineevent(plush_ctl *c, const char *ev, peer *e,
 
 static void enginedied(plush_ctl *c, peer *e, const char *why);
 
-static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
-  lua_State *L = c->L;
+/* REGISTER's fields, read by readreg under ctl_protect. */
+typedef struct reg {
+  plush_ctl *c;
+  plush_frame *f;
+  long pid;
+  char host[128];
+  lua_Integer want;
+  int rank, size, back;
+  const char *bad;
   char err[200];
-  lua_Integer want = -1;
-  int top = lua_gettop(L), back;
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) < 0 ||
-      !lua_istable(L, -1)) {
-    plush_warn("bad REGISTER from %s: %s", plush_conn_peer(p->conn), err);
-    plush_frame_unref(f);
-    plush_conn_close(p->conn, PLUSH_EPROTO, "bad REGISTER");
-    lua_settop(L, top);
+} reg;
+
+/* An optional integer field in [lo, hi]: 1 read, 0 absent, -1 bad. */
+static int optint(lua_State *L, const char *k, lua_Integer lo,
+                  lua_Integer hi, lua_Integer *out) {
+  int t = lua_getfield(L, -1, k), r = 0;
+  if (t != LUA_TNIL) {
+    r = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= lo &&
+                lua_tointeger(L, -1) <= hi ? 1 : -1;
+    if (r > 0) *out = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/*
+** REGISTER {pid, host, id?, rank?, size?, reconnect?}, checked by shape
+** before anything is taken from it.
+*/
+static void readreg(void *ud) {
+  reg *r = ud;
+  lua_State *L = r->c->L;
+  lua_Integer v = -1;
+  if (plush_decode(L, plush_frame_payload(r->f), r->f->hdr.len, NULL,
+                   r->err, sizeof r->err) < 0) {
+    r->bad = r->err;
     return;
   }
+  if (!lua_istable(L, -1)) {
+    r->bad = "REGISTER is not a table";
+    return;
+  }
+  if (optint(L, "pid", 0, INT32_MAX, &v) <= 0) {
+    r->bad = "REGISTER: pid must be a process id";
+    return;
+  }
+  r->pid = (long)v;
+  if (lua_getfield(L, -1, "host") != LUA_TSTRING) {
+    r->bad = "REGISTER: host must be a string";
+    return;
+  }
+  snprintf(r->host, sizeof r->host, "%s", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (optint(L, "id", 0, (lua_Integer)PLUSH_ANY - 1, &r->want) < 0 ||
+      optint(L, "rank", 0, INT32_MAX, &v) < 0 ||
+      (r->rank = v >= 0 ? (int)v : -1, v = -1,
+       optint(L, "size", 1, INT32_MAX, &v) < 0)) {
+    r->bad = "REGISTER: id, rank and size must be counts";
+    return;
+  }
+  r->size = v >= 0 ? (int)v : -1;
+  switch (lua_getfield(L, -1, "reconnect")) {
+  case LUA_TNIL: break;
+  case LUA_TBOOLEAN: r->back = lua_toboolean(L, -1); break;
+  default: r->bad = "REGISTER: reconnect must be a boolean";
+  }
+}
+
+static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
+  reg r;
+  lua_Integer want;
+  int back;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.f = f;
+  r.want = -1;
+  if (ctl_protect(c, readreg, &r, r.err, sizeof r.err) < 0) r.bad = r.err;
   plush_frame_unref(f);
-  lua_getfield(L, -1, "pid");
-  p->pid = (long)lua_tointeger(L, -1);
-  lua_getfield(L, -2, "host");
-  snprintf(p->host, sizeof p->host, "%s",
-           lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-  lua_getfield(L, -3, "id");
-  if (lua_isinteger(L, -1)) want = lua_tointeger(L, -1);
-  lua_getfield(L, -4, "rank");
-  p->rank = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
-  lua_getfield(L, -5, "size");
-  p->size = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
-  lua_getfield(L, -6, "reconnect");
-  back = lua_toboolean(L, -1);
-  lua_settop(L, top);
+  if (r.bad) {
+    char m[240];
+    snprintf(m, sizeof m, "bad REGISTER: %s", r.bad);
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, 0, m);
+    plush_conn_close(p->conn, 0, "bad REGISTER");
+    return;
+  }
+  p->pid = r.pid;
+  memcpy(p->host, r.host, sizeof p->host);
+  p->rank = r.rank;
+  p->size = r.size;
+  want = r.want;
+  back = r.back;
   /* An engine coming back after a cut we have not noticed yet (same
   ** process): its old link is dead; end it first so it keeps its id. */
   if (back && want >= 0) {
@@ -305,14 +367,9 @@ static void protoerr(peer *p, plush_frame *f, const char *what) {
   plush_conn_close(p->conn, PLUSH_EPROTO, "protocol error");
 }
 
-static void onframe(plush_conn *conn, plush_frame *f) {
-  peer *p = plush_conn_data(conn);
+static void dispatch(peer *p, plush_frame *f) {
   plush_ctl *c = p->ctl;
   int type = f->hdr.type;
-  if (c->stopping) {
-    plush_frame_unref(f);
-    return;
-  }
   if (p->kind == P_CLIENT) {
     if (type == PLUSH_T_REQ) {
       if (!ctl_relay_req_done(c, p, f)) ctl_submit(c, p, f);
@@ -324,7 +381,8 @@ static void onframe(plush_conn *conn, plush_frame *f) {
     return;
   }
   if (p->kind == P_NEW) {
-    if (type == PLUSH_T_REGISTER && plush_conn_role(conn) == PLUSH_ROLE_ENGINE)
+    if (type == PLUSH_T_REGISTER &&
+        plush_conn_role(p->conn) == PLUSH_ROLE_ENGINE)
       onregister(c, p, f);
     else
       protoerr(p, f, "unregistered peer");
@@ -338,6 +396,40 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   case PLUSH_T_RECLAIMED: ctl_reclaimed(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
   default: protoerr(p, f, "engine");
+  }
+}
+
+typedef struct framecall {
+  peer *p;
+  plush_frame *f;
+} framecall;
+
+static void dispatchcall(void *ud) {
+  framecall *k = ud;
+  dispatch(k->p, k->f);
+}
+
+/*
+** Every frame is handled under ctl_protect: payloads are checked by
+** shape before use (so nothing raises), and should anything raise all
+** the same (a memory error), its sender hears BadRequest and the
+** controller goes on.
+*/
+static void onframe(plush_conn *conn, plush_frame *f) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  framecall k = {p, f};
+  plush_hdr h = f->hdr;
+  char err[200];
+  if (c->stopping) {
+    plush_frame_unref(f);
+    return;
+  }
+  if (ctl_protect(c, dispatchcall, &k, err, sizeof err) < 0) {
+    char m[260];
+    snprintf(m, sizeof m, "frame type %d failed: %s", h.type, err);
+    ctl_badreq(c, p, h.type == PLUSH_T_REQ ? PLUSH_T_REPLY
+                                          : PLUSH_T_CTRL_REPLY, h.id, m);
   }
 }
 
@@ -397,7 +489,11 @@ static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;
   plush_conn_opts co;
   peer *p;
-  if (status < 0 || c->stopping) return;
+  if (status < 0) {
+    ctl_guard_acceptfail(c, status);
+    return;
+  }
+  if (c->stopping || ctl_guard_full(c, server)) return;
   if ((p = calloc(1, sizeof *p)) == NULL) return;
   p->ctl = c;
   p->kind = P_NEW;
@@ -417,6 +513,7 @@ static void onconnect(uv_stream_t *server, int status) {
     return;
   }
   c->conns++;
+  ctl_guard_admit(c, p);
 }
 
 /*
@@ -479,6 +576,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   }
   luaL_openlibs(c->L);
   c->loop = loop;
+  ctl_guard_init(c);
   c->next_client = 1;
   if (ctl_store_open(c, o->db) < 0) {
     lua_close(c->L);

@@ -47,6 +47,7 @@ struct task {
   int retries;        /* resubmissions left after the task's own error */
   int waiting;        /* in ctl->waiting: dependencies not done yet */
   int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
+  int detached;       /* runs on when its client leaves (else cancelled) */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -127,6 +128,10 @@ struct plush_ctl {
   void *done_ud;
   uint32_t ping_seq;
   uint64_t started;
+  size_t dropped;     /* handshakes dropped over a cap (ctl_guard.c) */
+  size_t refused;     /* connections refused at capacity or on EMFILE */
+  size_t refuse_quiet;
+  uint64_t refuse_logged;
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -152,7 +157,24 @@ static inline void ctl_tlist_remove(task *t) {
   t->prev = t->next = t;
 }
 
+/* ctl_guard.c */
+/* Runs fn(ud) under lua_pcall on c->L: 0, or an error with its message
+** in err (n bytes). Every frame's handling in the controller runs so. */
+PLUSH_INTERNAL int ctl_protect(plush_ctl *c, void (*fn)(void *), void *ud,
+                               char *err, size_t n);
+/* Caps from the options and the descriptor limit; the panic handler. */
+PLUSH_INTERNAL void ctl_guard_init(plush_ctl *c);
+/* Over max_conns: the pending connection is told so; 1. Else 0. */
+PLUSH_INTERNAL int ctl_guard_full(plush_ctl *c, uv_stream_t *server);
+/* New peer p accepted: over a handshake cap, the oldest is dropped. */
+PLUSH_INTERNAL void ctl_guard_admit(plush_ctl *c, peer *p);
+PLUSH_INTERNAL void ctl_guard_acceptfail(plush_ctl *c, int status);
+
 /* ctl_ops.c */
+/* Answers request id of p with {kind = "BadRequest", message} as a
+** frame of type (status PLUSH_S_BADREQ), and logs it. */
+PLUSH_INTERNAL void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
+                               const char *msg);
 PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
 
 /* ctl_store.c */

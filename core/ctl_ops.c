@@ -51,6 +51,9 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (status == PLUSH_S_BADREQ)
+    plush_warn("bad request %llu from client %u: %s", (unsigned long long)id,
+               (unsigned)(id >> 32), msg);
   lua_createtable(c->L, 0, 3);
   setstr(c->L, "kind", kind);
   setstr(c->L, "message", msg);
@@ -86,6 +89,20 @@ static void refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
   setstr(c->L, "kind", "BadRequest");
   setstr(c->L, "message", msg);
   answer(c, p, id, PLUSH_S_BADREQ);
+}
+
+void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
+                const char *msg) {
+  plush_frame *f;
+  plush_warn("bad request from %s %u (%s): %s",
+             p->kind == P_CLIENT ? "client" : "peer", p->id,
+             p->conn ? plush_conn_peer(p->conn) : "gone", msg);
+  lua_createtable(c->L, 0, 2);
+  setstr(c->L, "kind", "BadRequest");
+  setstr(c->L, "message", msg);
+  if ((f = mkframe(c, type, PLUSH_S_BADREQ, 0, id)) == NULL) return;
+  if (p->conn) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
 }
 
 static void op_ids(plush_ctl *c) {
@@ -337,7 +354,7 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
                        sizeof err);
   plush_frame_unref(f);
   if (r < 0) {
-    refuse(c, p, k.rid, err);
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, err);
     return;
   }
   if (lua_type(L, -1) == LUA_TTABLE &&
@@ -345,10 +362,13 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     op = lua_tostring(L, -1);
   for (k.op = ctlops; op && k.op->name && strcmp(k.op->name, op); k.op++) {}
   if (op == NULL) {
-    refuse(c, p, k.rid, "control request without an op");
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid,
+               lua_type(L, top + 1) == LUA_TTABLE
+                   ? "control request without a string op"
+                   : "control request is not a table");
   } else if (k.op->name == NULL) {
     snprintf(err, sizeof err, "unknown control op '%.60s'", op);
-    refuse(c, p, k.rid, err);
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, err);
   } else {
     lua_pushcfunction(L, runop);
     lua_pushlightuserdata(L, &k);
@@ -356,8 +376,7 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
       snprintf(err, sizeof err, "control op '%s' failed: %s", op,
                lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-      plush_warn("client %u: %s", p->id, err);
-      refuse(c, p, k.rid, err);
+      ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, err);
     }
   }
   lua_settop(L, top);

@@ -5,6 +5,7 @@
 ** (onreply); ctl_steal.c moves queued tasks between engines.
 */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "codec.h"
@@ -169,14 +170,52 @@ static void ontimeout(uv_timer_t *tm);
 static void release(plush_ctl *c, task *t);
 
 /*
+** Field k of the table on top: absent (1, nothing set), or a list of
+** integers in [lo, hi] (1, *out a malloc'd copy: uint32_t when hi fits,
+** else uint64_t), or anything else (0). Any other type -- a string
+** "targets" -- is refused rather than read as "no restriction".
+*/
+static int ids(lua_State *L, const char *k, lua_Integer lo, uint64_t hi,
+               void *out, int *nout) {
+  int t = lua_getfield(L, -1, k), ok = 1, wide = hi > UINT32_MAX;
+  size_t n, i;
+  char *v;
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (t != LUA_TTABLE || (n = lua_rawlen(L, -1)) > (1u << 20)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if ((v = malloc((n ? n : 1) * (wide ? 8 : 4))) == NULL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  for (i = 1; ok && i <= n; i++) {
+    lua_Integer x;
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    x = lua_tointeger(L, -1);
+    ok = lua_isinteger(L, -1) && x >= lo && (uint64_t)x <= hi;
+    if (wide) ((uint64_t *)v)[i - 1] = (uint64_t)x;
+    else ((uint32_t *)v)[i - 1] = (uint32_t)x;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  *(char **)out = v;
+  *nout = (int)n;
+  return ok;
+}
+
+/*
 ** Reads the scheduling options ahead of the request (PLUSH_F_OPTS):
-** {targets = {ids}, retries = n, after = {task ids}}. 0, or -1 with the
-** task failed.
+** {targets = {ids}, retries = n, after = {task ids}, detached = b}.
+** 0, or -1 with the task failed.
 */
 static int readopts(plush_ctl *c, task *t, plush_frame *f) {
   lua_State *L = c->L;
-  int top = lua_gettop(L), ok = 1;
-  size_t used = 0, n, i;
+  int top = lua_gettop(L);
+  size_t used = 0;
   char err[200];
   const char *bad = NULL;
   if (plush_decode(L, plush_frame_payload(f), f->hdr.len, &used, err,
@@ -188,35 +227,22 @@ static int readopts(plush_ctl *c, task *t, plush_frame *f) {
   t->off = (uint32_t)used;
   if (!lua_istable(L, -1)) bad = "a table expected";
   if (!bad && lua_getfield(L, -1, "retries") != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+        lua_tointeger(L, -1) > INT32_MAX)
       bad = "retries: a count expected";
     else
       t->retries = (int)lua_tointeger(L, -1);
   }
   lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "targets") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->targets = malloc((n ? n : 1) * sizeof *t->targets);
-    for (i = 1; t->targets && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->targets[t->ntargets++] = (uint32_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "targets: engine ids expected";
+  if (!bad && lua_getfield(L, -1, "detached") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) bad = "detached: a boolean expected";
+    t->detached = lua_toboolean(L, -1);
   }
   lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "after") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->after = malloc((n ? n : 1) * sizeof *t->after);
-    for (i = 1; t->after && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->after[t->nafter++] = (uint64_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "after: task ids expected";
-  }
+  if (!bad && !ids(L, "targets", 0, PLUSH_ANY - 1, &t->targets, &t->ntargets))
+    bad = "targets: a list of engine ids expected";
+  if (!bad && !ids(L, "after", 1, UINT64_MAX >> 1, &t->after, &t->nafter))
+    bad = "after: a list of task ids expected";
   lua_settop(L, top);
   if (bad) {
     ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",
@@ -312,9 +338,11 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
   if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
-    ctl_fail(c, NULL, h->id, h->engine, PLUSH_S_BADREQ, "BadRequest",
-             "task id %llu is not a fresh id of client %u",
+    /* to the sender itself: the id may name another client's task */
+    char m[120];
+    snprintf(m, sizeof m, "task id %llu is not a fresh id of client %u",
              (unsigned long long)h->id, p->id);
+    ctl_badreq(c, p, PLUSH_T_REPLY, h->id, m);
     plush_frame_unref(f);
     return;
   }
