@@ -493,7 +493,7 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
     n -= take;
     if (!c->server && isbusy(c->hs, c->hslen) &&
         c->hslen >= sizeof busymsg) {
-      failf(c, PLUSH_EBUSY, "%s: controller at capacity", c->peer);
+      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
       return;
     }
     if (c->hslen < need) return;
@@ -558,10 +558,10 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) {
     if (n == UV_EOF && !c->server && c->state < S_READY &&
         isbusy(c->hs, c->hslen))
-      failf(c, PLUSH_EBUSY, "%s: controller at capacity", c->peer);
+      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
     else if (n == UV_EOF && !c->server && c->state == S_HELLO)
-      failf(c, PLUSH_ECLOSED,
-            "%s closed the connection before the handshake", c->peer);
+      failf(c, PLUSH_ECLOSED, "%s",
+            "the controller closed the connection before the handshake");
     else if (n == UV_EOF)
       plush_conn_close(c, UV_EOF, "connection closed by peer");
     else

@@ -18,7 +18,10 @@
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
 */
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,9 +41,28 @@ static const char schema[] =
     " status INTEGER, submitted REAL, started REAL, completed REAL,"
     " request BLOB, reply BLOB);";
 
+/*
+** The store holds every result: private like the connection file. It is
+** created 0600 before SQLite opens it (SQLite gives its -wal and -shm
+** files the database's mode), and an older one others could read is
+** made private.
+*/
+static void private(const char *path) {
+  struct stat st;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return; /* sqlite3_open says why */
+  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+    plush_warn("result store %s was mode %04o; made 0600", path,
+               (unsigned)(st.st_mode & 07777));
+    fchmod(fd, 0600);
+  }
+  close(fd);
+}
+
 int ctl_store_open(plush_ctl *c, const char *path) {
   sqlite3_stmt *st;
   if (path == NULL) return 0;
+  private(path);
   if (sqlite3_open(path, &c->db) != SQLITE_OK) {
     plush_error("cannot open result store %s: %s", path,
                 sqlite3_errmsg(c->db));

@@ -77,6 +77,14 @@ function cluster.read(what)
   end
   local f = io.open(file, "rb")
   if not f then return nil, "no connection file " .. file end
+  -- its key is the cluster: a file others may read or write is refused,
+  -- as plush-engine refuses it (core/connfile.c)
+  local mode = core.filemode(file)
+  if mode and mode & 0x3f ~= 0 then
+    f:close()
+    return nil, ("connection file %s is %s by others (mode %04o); chmod 600 it")
+      :format(file, mode & 0x24 ~= 0 and "readable" or "writable", mode)
+  end
   local text = f:read("a")
   f:close()
   local ok, info = pcall(json().decode, text)

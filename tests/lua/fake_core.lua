@@ -374,6 +374,7 @@ function core.sleep(s) state.clock = state.clock + s end
 function core.getpid() return 4242 end
 function core.hostname() return "fakehost" end
 function core.ncpu() return 4 end
+function core.filemode() return 384 end -- 0600: the specs' files are private
 function core.isatty() return false end
 function core.bindirs() return {} end
 function core.alive(pid) return pid == 4242 or state.alive_pids[pid] == true end
