@@ -456,6 +456,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   } else if (p->kind == P_CLIENT) {
     ctl_relay_abort(c, p);
     plush_map_del(&c->clients, p->id);
+    if (!c->stopping) ctl_cancel_client(c, p->id);
     release_holds(c, p);
     free(p->held);
     plush_debug("client %u left: %s", p->id, msg);

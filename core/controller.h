@@ -29,6 +29,8 @@ typedef struct plush_ctl_opts {
   size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
   const char *db;           /* SQLite result store file; NULL: memory only */
   size_t blob_max;          /* larger replies stay in memory; 0: 64 KiB */
+  size_t db_max;            /* reply bytes the database keeps (the oldest
+                               go past it); 0: 256 MiB */
   size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
   /* Capacity (ctl_guard.c): connections in all; 0: 4096, and always 64
   ** under the file-descriptor limit. Handshakes under way, in all and

@@ -65,6 +65,8 @@ static void usage(FILE *f) {
           "  --max-pending N   handshakes under way (default 512)\n"
           "  --max-pending-per-addr N  ... from one address (default 128)\n"
           "  --partial-max B   bytes partial frames may hold (default 2G)\n"
+          "  --db-max B        reply bytes the result store keeps (default 256M;\n"
+          "                    the oldest results are evicted past it)\n"
           "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
           "  --memory-limit B  each launched engine's namespace limit (K, M, G suffixes)\n"
@@ -314,6 +316,8 @@ int main(int argc, char **argv) {
       o.max_pending = count(a, need(argc, argv, i++));
     } else if (!strcmp(a, "--max-pending-per-addr")) {
       o.max_pending_addr = count(a, need(argc, argv, i++));
+    } else if (!strcmp(a, "--db-max")) {
+      o.db_max = bytes(a, need(argc, argv, i++));
     } else if (!strcmp(a, "--partial-max")) {
       o.partial_max = bytes(a, need(argc, argv, i++));
     } else {

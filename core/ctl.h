@@ -108,6 +108,8 @@ struct plush_ctl {
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
   size_t db_count;
+  size_t db_bytes;    /* reply bytes in the database (bounded: db_max) */
+  plush_map evicted;  /* client id -> highest task sequence evicted */
   int txn;            /* a store transaction is open (ctl_store.c) */
   uv_prepare_t commit_before; /* ... committed by these two: before the */
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
@@ -207,6 +209,10 @@ PLUSH_INTERNAL void ctl_store_make_room(plush_ctl *c, size_t len);
 PLUSH_INTERNAL plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
 PLUSH_INTERNAL int ctl_store_status(plush_ctl *c, uint64_t id);
 PLUSH_INTERNAL size_t ctl_store_count(plush_ctl *c);
+/* 1 when id's result was evicted (memory budget, db_max, prune). */
+PLUSH_INTERNAL int ctl_store_evicted(plush_ctl *c, uint64_t id);
+/* Removes all but the newest keep results of each tier; how many went. */
+PLUSH_INTERNAL size_t ctl_store_prune(plush_ctl *c, size_t keep);
 PLUSH_INTERNAL void ctl_store_history(plush_ctl *c, lua_Integer limit);
 PLUSH_INTERNAL void ctl_store_records(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
@@ -259,6 +265,8 @@ PLUSH_INTERNAL void ctl_requeue(plush_ctl *c, task *t);
 PLUSH_INTERNAL void ctl_failunreachable(plush_ctl *c);
 /* A task of e's took secs from its start to its reply (e's pace). */
 PLUSH_INTERNAL void ctl_paced(peer *e, double secs);
+/* Client cid left: its tasks not submitted detached are cancelled. */
+PLUSH_INTERNAL void ctl_cancel_client(plush_ctl *c, uint32_t cid);
 /* Takes the task out of every structure and frees it. */
 PLUSH_INTERNAL void ctl_taskfree(plush_ctl *c, task *t);
 

@@ -204,6 +204,11 @@ static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
     char m[96];
     snprintf(m, sizeof m, "task %lld is still pending", (long long)id);
     refuse(c, p, rid, m);
+  } else if (ctl_store_evicted(c, (uint64_t)id)) {
+    char m[160];
+    snprintf(m, sizeof m, "the result of task %lld was evicted from the "
+             "store (its size bound, or plush results prune)", (long long)id);
+    refuse(c, p, rid, m);
   } else {
     char m[96];
     snprintf(m, sizeof m, "no result for task %lld", (long long)id);
@@ -299,6 +304,17 @@ static void op_shutdown(plush_ctl *c, peer *p, uint64_t rid) {
   if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
 }
 
+/* prune {keep = n}: all but the newest n results (0: all) go. */
+static void op_prune(plush_ctl *c) {
+  lua_Integer keep;
+  lua_getfield(c->L, -1, "keep");
+  keep = lua_tointeger(c->L, -1);
+  lua_pop(c->L, 1);
+  keep = ctl_store_prune(c, keep > 0 ? (size_t)keep : 0);
+  lua_createtable(c->L, 0, 1);
+  setint(c->L, "removed", keep);
+}
+
 static void op_restart(plush_ctl *c) {
   toengines(c, PLUSH_T_RESTART, "restarted");
 }
@@ -317,7 +333,8 @@ static const struct ctlop {
     {"records", ctl_store_records, NULL}, {"status", op_status, NULL},
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
-    {"shutdown", NULL, op_shutdown}, {NULL, NULL, NULL}};
+    {"shutdown", NULL, op_shutdown}, {"prune", op_prune, NULL},
+    {NULL, NULL, NULL}};
 
 typedef struct ctlcall {
   plush_ctl *c;

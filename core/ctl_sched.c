@@ -405,6 +405,42 @@ static void ontimeout(uv_timer_t *tm) {
   ctl_interrupt(c, e, t->id);
 }
 
+/*
+** Client cid left. Its tasks are cancelled unless submitted detached
+** (`detached = true`): a queued or waiting one fails at once (the store
+** keeps the "Cancelled" error by id), a running one is interrupted (and
+** one queued on its engine is answered "interrupted" without running);
+** neither is retried elsewhere. A detached task runs on; its result is
+** kept in the store for rc:result(id) from any client.
+*/
+void ctl_cancel_client(plush_ctl *c, uint32_t cid) {
+  size_t i = 0, n = 0, k;
+  uint64_t key, *ids;
+  void *v;
+  if (c->tasks.count == 0) return;
+  if ((ids = malloc(c->tasks.count * sizeof *ids)) == NULL) return;
+  while (plush_map_next(&c->tasks, &i, &key, &v))
+    if ((uint32_t)(key >> 32) == cid && !((task *)v)->detached) ids[n++] = key;
+  for (k = 0; k < n; k++) {
+    task *t = plush_map_get(&c->tasks, ids[k]);
+    if (t == NULL) continue;
+    t->retries = 0;
+    t->deaths = c->o.max_deaths;
+    if (t->engine) {
+      if (!t->timedout) ctl_interrupt(c, t->engine, t->id);
+      continue;
+    }
+    if (!t->waiting) c->queued--;
+    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ERROR, "Cancelled",
+             "task %llu cancelled: its client %u disconnected",
+             (unsigned long long)t->id, cid);
+    release(c, t);
+  }
+  if (n) plush_info("client %u left: %zu of its tasks cancelled", cid, n);
+  free(ids);
+  if (c->waiting.next != &c->waiting) ctl_wakedeps(c);
+}
+
 /* Frees a task that was answered (or failed) and is in no engine. */
 static void release(plush_ctl *c, task *t) {
   ctl_taskfree(c, t);
