@@ -160,6 +160,20 @@ static inline void ctl_tlist_remove(task *t) {
 }
 
 /* ctl_guard.c */
+/* REGISTER {pid, host, id?, rank?, size?, reconnect?} as read (bad: why
+** it was refused, else NULL). */
+typedef struct ctl_reg {
+  plush_ctl *c;
+  plush_frame *f;
+  long pid;
+  char host[128];
+  lua_Integer want;
+  int rank, size, back;
+  const char *bad;
+  char err[200];
+} ctl_reg;
+PLUSH_INTERNAL void ctl_read_register(plush_ctl *c, plush_frame *f,
+                                      ctl_reg *r);
 /* Runs fn(ud) under lua_pcall on c->L: 0, or an error with its message
 ** in err (n bytes). Every frame's handling in the controller runs so. */
 PLUSH_INTERNAL int ctl_protect(plush_ctl *c, void (*fn)(void *), void *ud,

@@ -1,7 +1,8 @@
 /*
 ** ctl_guard.c — what keeps one peer from stopping the controller for
-** everyone: every Lua call on its state protected, and connections
-** bounded.
+** everyone: every Lua call on its state protected, payloads checked by
+** shape before use (REGISTER here, scheduling options in ctl_sched.c,
+** CTRL in ctl_ops.c), and connections bounded.
 **
 ** Capacity. A connection costs a socket and ~70 KB before it has proved
 ** anything, so unauthenticated ones are capped twice: handshakes under
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "codec.h"
 #include "ctl.h"
 #include "log.h"
 #include "plush.h"
@@ -54,6 +56,70 @@ int ctl_protect(plush_ctl *c, void (*fn)(void *), void *ud, char *err,
   }
   lua_settop(L, top);
   return r;
+}
+
+/* An optional integer field in [lo, hi]: 1 read, 0 absent, -1 bad. */
+static int optint(lua_State *L, const char *k, lua_Integer lo,
+                  lua_Integer hi, lua_Integer *out) {
+  int t = lua_getfield(L, -1, k), r = 0;
+  if (t != LUA_TNIL) {
+    r = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= lo &&
+                lua_tointeger(L, -1) <= hi ? 1 : -1;
+    if (r > 0) *out = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/*
+** REGISTER {pid, host, id?, rank?, size?, reconnect?}, checked by shape
+** before anything is taken from it.
+*/
+static void readreg(void *ud) {
+  ctl_reg *r = ud;
+  lua_State *L = r->c->L;
+  lua_Integer v = -1;
+  if (plush_decode(L, plush_frame_payload(r->f), r->f->hdr.len, NULL,
+                   r->err, sizeof r->err) < 0) {
+    r->bad = r->err;
+    return;
+  }
+  if (!lua_istable(L, -1)) {
+    r->bad = "REGISTER is not a table";
+    return;
+  }
+  if (optint(L, "pid", 0, INT32_MAX, &v) <= 0) {
+    r->bad = "REGISTER: pid must be a process id";
+    return;
+  }
+  r->pid = (long)v;
+  if (lua_getfield(L, -1, "host") != LUA_TSTRING) {
+    r->bad = "REGISTER: host must be a string";
+    return;
+  }
+  snprintf(r->host, sizeof r->host, "%s", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (optint(L, "id", 0, (lua_Integer)PLUSH_ANY - 1, &r->want) < 0 ||
+      optint(L, "rank", 0, INT32_MAX, &v) < 0 ||
+      (r->rank = v >= 0 ? (int)v : -1, v = -1,
+       optint(L, "size", 1, INT32_MAX, &v) < 0)) {
+    r->bad = "REGISTER: id, rank and size must be counts";
+    return;
+  }
+  r->size = v >= 0 ? (int)v : -1;
+  switch (lua_getfield(L, -1, "reconnect")) {
+  case LUA_TNIL: break;
+  case LUA_TBOOLEAN: r->back = lua_toboolean(L, -1); break;
+  default: r->bad = "REGISTER: reconnect must be a boolean";
+  }
+}
+
+void ctl_read_register(plush_ctl *c, plush_frame *f, ctl_reg *r) {
+  memset(r, 0, sizeof *r);
+  r->c = c;
+  r->f = f;
+  r->want = -1;
+  if (ctl_protect(c, readreg, r, r->err, sizeof r->err) < 0) r->bad = r->err;
 }
 
 /* Outside ctl_protect nothing raises but a memory error; should one

@@ -2,7 +2,7 @@
 ** test_siege.c — no frame from an authenticated peer stops the
 ** controller: each hand-made request below once crashed it, was read as
 ** something else, or was answered to nobody. Each now gets BadRequest,
-** to its sender, and the controller goes on serving (fc_sync: a status
+** to its sender, and the controller goes on serving (fz_sync: a status
 ** request is answered). The harness is the controller fuzzer's
 ** (tests/fuzz/fuzz_ctl.c): a live controller, a client and an engine in
 ** this process, over loopback.
@@ -18,8 +18,8 @@
 static lua_State *L;
 
 static void setup(void) {
-  fc_init();
-  fc_connect();
+  fz_init();
+  fz_connect();
   L = luaL_newstate();
 }
 
@@ -70,7 +70,7 @@ static const char *badreq(uint64_t id, int type) {
 
 static uint64_t ctrl(const char *src) {
   char p[256];
-  return fc_send(PLUSH_T_CTRL, 0, p, enc(src, p, sizeof p));
+  return fz_send(PLUSH_T_CTRL, 0, p, enc(src, p, sizeof p));
 }
 
 Test(siege, control_requests_of_the_wrong_shape_are_refused) {
@@ -82,21 +82,21 @@ Test(siege, control_requests_of_the_wrong_shape_are_refused) {
                    "control request without a string op");
   cr_assert_str_eq(badreq(ctrl("return {op = 'nope'}"), PLUSH_T_CTRL_REPLY),
                    "unknown control op 'nope'");
-  fc_sync();
+  fz_sync();
 }
 
 Test(siege, a_register_that_is_not_a_table_is_refused_to_its_sender) {
   char p[64];
-  fc_register(p, enc("return 'engine'", p, sizeof p));
+  fz_register(p, enc("return 'engine'", p, sizeof p));
   cr_assert_str_eq(badreq(0, PLUSH_T_CTRL_REPLY),
                    "bad REGISTER: REGISTER is not a table");
-  fc_register(p, enc("return {pid = 5}", p, sizeof p));
+  fz_register(p, enc("return {pid = 5}", p, sizeof p));
   cr_assert_str_eq(badreq(0, PLUSH_T_CTRL_REPLY),
                    "bad REGISTER: REGISTER: host must be a string");
-  fc_register(p, enc("return {pid = 5, host = 'h', id = -4}", p, sizeof p));
+  fz_register(p, enc("return {pid = 5, host = 'h', id = -4}", p, sizeof p));
   cr_assert_str_eq(badreq(0, PLUSH_T_CTRL_REPLY),
                    "bad REGISTER: REGISTER: id, rank and size must be counts");
-  fc_sync();
+  fz_sync();
 }
 
 /* A REQ with scheduling options opts (Lua) before request {op=...}. */
@@ -104,7 +104,7 @@ static uint64_t req_opts(const char *opts) {
   char p[512];
   size_t n = enc(opts, p, sizeof p);
   n += enc("return {op = 'execute', code = 'return 1'}", p + n, sizeof p - n);
-  return fc_send(PLUSH_T_REQ, PLUSH_F_OPTS | PLUSH_F_BALANCED, p, n);
+  return fz_send(PLUSH_T_REQ, PLUSH_F_OPTS | PLUSH_F_BALANCED, p, n);
 }
 
 Test(siege, scheduling_options_of_the_wrong_shape_are_refused) {
@@ -123,7 +123,7 @@ Test(siege, scheduling_options_of_the_wrong_shape_are_refused) {
                    "bad scheduling options: retries: a count expected");
   cr_assert_str_eq(badreq(req_opts("return {detached = 1}"), PLUSH_T_REPLY),
                    "bad scheduling options: detached: a boolean expected");
-  fc_sync();
+  fz_sync();
 }
 
 Test(siege, a_request_with_another_clients_id_is_refused_to_its_sender) {
@@ -137,5 +137,5 @@ Test(siege, a_request_with_another_clients_id_is_refused_to_its_sender) {
            (unsigned long long)h.id, FC.client_id);
   plush_conn_write(FC.client, &h, p, n);
   cr_assert_str_eq(badreq(h.id, PLUSH_T_REPLY), expect);
-  fc_sync();
+  fz_sync();
 }

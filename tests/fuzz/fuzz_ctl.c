@@ -14,7 +14,7 @@
 **   byte 1  flags, or the frame type for 3 and 5
 **   byte 2-3  payload length n (little-endian), then n payload bytes
 ** (a CTRL, REQ or REGISTER payload is the codec's encoding of a value;
-** tests/fuzz/corpus/ctl has seeds of every kind). fc_* are shared with
+** tests/fuzz/corpus/ctl has seeds of every kind). fz_* are shared with
 ** tests/test_siege.c, which sends hand-made frames through the same
 ** harness and checks every answer.
 */
@@ -43,18 +43,18 @@ static struct {
   uint32_t seq;
   int reg_done;
   int synced;
-  plush_frame *last;      /* the client's last reply (fc_last) */
+  plush_frame *last;      /* the client's last reply (fz_last) */
   uint64_t last_task;     /* the engine's last request */
 } FC;
 
-static void fc_check(int ok, const char *what) {
+static void fz_check(int ok, const char *what) {
   if (!ok) {
     fprintf(stderr, "fuzz_ctl: %s\n", what);
     abort();
   }
 }
 
-static const uint8_t fc_key[PLUSH_KEY_SIZE] = "plush-fuzz-ctl-key-0123456789ab";
+static const uint8_t fz_key[PLUSH_KEY_SIZE] = "plush-fuzz-ctl-key-0123456789ab";
 
 /* ---- the client ---- */
 
@@ -123,11 +123,11 @@ static const plush_conn_cbs encbs = {en_register, en_frame, NULL, en_close,
 
 /* ---- a new engine link whose REGISTER is the input's ---- */
 
-static plush_frame *fc_regframe;
+static plush_frame *fz_regframe;
 
 static void rg_ready(plush_conn *c) {
-  plush_conn_write(c, &fc_regframe->hdr, plush_frame_payload(fc_regframe),
-                   fc_regframe->hdr.len);
+  plush_conn_write(c, &fz_regframe->hdr, plush_frame_payload(fz_regframe),
+                   fz_regframe->hdr.len);
 }
 
 static void rg_frame(plush_conn *c, plush_frame *f) {
@@ -152,58 +152,58 @@ static const plush_conn_cbs rgcbs = {rg_ready, rg_frame, NULL, rg_close,
 /* ---- driving the loop ---- */
 
 /* Runs the loop until *flag (or 5 s: a hang is a finding). */
-static void fc_until(const int *flag) {
+static void fz_until(const int *flag) {
   uint64_t t0 = uv_now(&FC.loop);
   while (!*flag) {
     uv_run(&FC.loop, UV_RUN_ONCE);
-    fc_check(uv_now(&FC.loop) - t0 < 5000, "the controller stopped answering");
+    fz_check(uv_now(&FC.loop) - t0 < 5000, "the controller stopped answering");
   }
 }
 
-static int fc_ready_flag(void) {
+static int fz_ready_flag(void) {
   return FC.client && FC.client_id && FC.engine && FC.engine_in;
 }
 
-static plush_conn *fc_dial(const plush_conn_cbs *cbs, int role) {
+static plush_conn *fz_dial(const plush_conn_cbs *cbs, int role) {
   plush_conn_opts o;
   plush_conn *c = NULL;
   memset(&o, 0, sizeof o);
-  o.key = fc_key;
+  o.key = fz_key;
   o.role = (uint8_t)role;
-  fc_check(plush_conn_connect(&FC.loop, "127.0.0.1", FC.port, &o, cbs, NULL,
+  fz_check(plush_conn_connect(&FC.loop, "127.0.0.1", FC.port, &o, cbs, NULL,
                               &c) == 0, "cannot connect");
   return c;
 }
 
 /* The client and the engine, connected and welcomed. */
-static void fc_connect(void) {
+static void fz_connect(void) {
   uint64_t t0 = uv_now(&FC.loop);
-  while (!fc_ready_flag()) {
-    if (FC.client == NULL) FC.client = fc_dial(&clcbs, PLUSH_ROLE_CLIENT);
-    if (FC.engine == NULL) FC.engine = fc_dial(&encbs, PLUSH_ROLE_ENGINE);
+  while (!fz_ready_flag()) {
+    if (FC.client == NULL) FC.client = fz_dial(&clcbs, PLUSH_ROLE_CLIENT);
+    if (FC.engine == NULL) FC.engine = fz_dial(&encbs, PLUSH_ROLE_ENGINE);
     uv_run(&FC.loop, UV_RUN_ONCE);
-    fc_check(uv_now(&FC.loop) - t0 < 5000, "cannot reach the controller");
+    fz_check(uv_now(&FC.loop) - t0 < 5000, "cannot reach the controller");
   }
 }
 
-static void fc_init(void) {
+static void fz_init(void) {
   plush_ctl_opts o;
   if (FC.ctl) return;
   signal(SIGPIPE, SIG_IGN); /* as the daemons do: a peer may be gone */
   plush_log_level(getenv("FUZZ_CTL_LOG") ? PLUSH_LOG_DEBUG : PLUSH_LOG_ERROR + 1);
   uv_loop_init(&FC.loop);
   memset(&o, 0, sizeof o);
-  memcpy(o.key, fc_key, sizeof o.key);
+  memcpy(o.key, fz_key, sizeof o.key);
   o.heartbeat = 60; /* no engine is declared dead mid-run */
   o.dead_after = 600;
   o.store_bytes = (size_t)8 << 20;
-  fc_check(plush_ctl_start(&FC.loop, &o, &FC.ctl) == 0, "controller start");
+  fz_check(plush_ctl_start(&FC.loop, &o, &FC.ctl) == 0, "controller start");
   FC.port = plush_ctl_port(FC.ctl);
-  fc_connect();
+  fz_connect();
 }
 
 /* Sends a frame of type from the client (to engine for REQ). */
-static uint64_t fc_send(int type, int flags, const void *p, size_t n) {
+static uint64_t fz_send(int type, int flags, const void *p, size_t n) {
   plush_hdr h;
   memset(&h, 0, sizeof h);
   h.type = (uint8_t)type;
@@ -214,46 +214,46 @@ static uint64_t fc_send(int type, int flags, const void *p, size_t n) {
   return h.id;
 }
 
-static int fc_synced_or_gone(void) { return FC.synced || FC.client == NULL; }
+static int fz_synced_or_gone(void) { return FC.synced || FC.client == NULL; }
 
 /* The controller still serves: a status request is answered (on a new
 ** client link when the input's frames had the old one closed). */
-static void fc_sync(void) {
+static void fz_sync(void) {
   static const char st[] = "\x81\xa2op\xa6status";
   int tries;
   for (tries = 0; tries < 3; tries++) {
     plush_hdr h = {.type = PLUSH_T_CTRL};
     uint64_t t0;
-    fc_connect();
+    fz_connect();
     h.id = (uint64_t)FC.client_id << 32 | FC_SYNC;
     FC.synced = 0;
     plush_conn_write(FC.client, &h, st, sizeof st - 1);
     t0 = uv_now(&FC.loop);
-    while (!fc_synced_or_gone()) {
+    while (!fz_synced_or_gone()) {
       uv_run(&FC.loop, UV_RUN_ONCE);
-      fc_check(uv_now(&FC.loop) - t0 < 5000,
+      fz_check(uv_now(&FC.loop) - t0 < 5000,
                "the controller stopped answering");
     }
     if (FC.synced) return;
   }
-  fc_check(0, "the controller closes every client");
+  fz_check(0, "the controller closes every client");
 }
 
 /* A REGISTER with payload p from a new engine link; then it leaves. */
-static void fc_register(const void *p, size_t n) {
+static void fz_register(const void *p, size_t n) {
   plush_hdr h = {.type = PLUSH_T_REGISTER, .len = (uint32_t)n};
-  fc_regframe = plush_frame_new(&h);
-  if (n) memcpy(plush_frame_payload(fc_regframe), p, n);
+  fz_regframe = plush_frame_new(&h);
+  if (n) memcpy(plush_frame_payload(fz_regframe), p, n);
   FC.reg_done = 0;
-  FC.reg = fc_dial(&rgcbs, PLUSH_ROLE_ENGINE);
-  fc_until(&FC.reg_done);
+  FC.reg = fz_dial(&rgcbs, PLUSH_ROLE_ENGINE);
+  fz_until(&FC.reg_done);
   if (FC.reg) plush_conn_close(FC.reg, 0, "done");
   while (FC.reg) uv_run(&FC.loop, UV_RUN_ONCE);
-  plush_frame_unref(fc_regframe);
-  fc_regframe = NULL;
+  plush_frame_unref(fz_regframe);
+  fz_regframe = NULL;
 }
 
-static void fc_engine_frame(int type, const void *p, size_t n) {
+static void fz_engine_frame(int type, const void *p, size_t n) {
   plush_hdr h;
   memset(&h, 0, sizeof h);
   h.type = (uint8_t)type;
@@ -263,25 +263,25 @@ static void fc_engine_frame(int type, const void *p, size_t n) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
-  fc_init();
-  fc_connect();
+  fz_init();
+  fz_connect();
   while (n >= 4) {
     int what = d[0] & 7, b = d[1];
     size_t len = (size_t)d[2] | (size_t)d[3] << 8;
     d += 4, n -= 4;
     if (len > n) len = n;
     switch (what) {
-    case 0: fc_send(PLUSH_T_CTRL, 0, d, len); break;
-    case 1: fc_send(PLUSH_T_REQ, b & PLUSH_F_OPTS, d, len); break;
-    case 2: fc_send(PLUSH_T_REQ, PLUSH_F_BALANCED | PLUSH_F_OPTS, d, len); break;
-    case 3: fc_send(1 + b % (PLUSH_T__MAX - 1), 0, d, len); break;
-    case 4: fc_register(d, len); break;
-    case 5: fc_engine_frame(1 + b % (PLUSH_T__MAX - 1), d, len); break;
+    case 0: fz_send(PLUSH_T_CTRL, 0, d, len); break;
+    case 1: fz_send(PLUSH_T_REQ, b & PLUSH_F_OPTS, d, len); break;
+    case 2: fz_send(PLUSH_T_REQ, PLUSH_F_BALANCED | PLUSH_F_OPTS, d, len); break;
+    case 3: fz_send(1 + b % (PLUSH_T__MAX - 1), 0, d, len); break;
+    case 4: fz_register(d, len); break;
+    case 5: fz_engine_frame(1 + b % (PLUSH_T__MAX - 1), d, len); break;
     default: break;
     }
     d += len, n -= len;
-    if (FC.client == NULL || FC.engine == NULL) fc_connect();
+    if (FC.client == NULL || FC.engine == NULL) fz_connect();
   }
-  fc_sync();
+  fz_sync();
   return 0;
 }
