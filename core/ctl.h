@@ -42,6 +42,7 @@ struct task {
   uint32_t off;       /* the request starts here in req's payload */
   uv_timer_t *timer;
   int deaths;
+  int attempts;       /* times assigned to an engine (engine.task.attempt) */
   int balanced;
   int timedout;
   int retries;        /* resubmissions left after the task's own error */

@@ -91,6 +91,7 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   e->inflight++;
   h.engine = e->id;
   h.flags &= (uint8_t)~PLUSH_F_OPTS;
+  h.status = (uint16_t)(++t->attempts); /* the engine's engine.task.attempt */
   if (ctl_relay_req_assigned(c, t, e)) {
     /* still arriving: relayed as it comes, or written when whole */
   } else if (e->conn)

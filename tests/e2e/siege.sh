@@ -72,6 +72,13 @@ grep -q "was evicted from the store" <<<"$out" || fail "evicted result: $out"
   fail "history after prune"
 alive || fail "the controller stopped serving"
 
+# A task sees its id and attempt (at-least-once execution: idempotence).
+out=$("$PLUSH" --profile "$P" -e '
+  local d = rc:balanced():async():execute("return engine.task.id, engine.task.attempt")
+  local id, attempt = d:get(10)
+  io.write(tostring(id == d.id), " ", attempt)')
+[ "$out" = "true 1" ] || fail "engine.task: $out"
+
 # 5. Connections are bounded, and a client at capacity is told so. A
 # controller of its own (--max-conns 5, --max-pending-per-addr 2): a
 # third idle socket from one address costs the oldest handshake; then 2
