@@ -79,6 +79,16 @@ out=$("$PLUSH" --profile "$P" -e '
   io.write(tostring(id == d.id), " ", attempt)')
 [ "$out" = "true 1" ] || fail "engine.task: $out"
 
+# 7. A killed controller's engines are the restarted cluster's engines:
+# `cluster start -n 2` after a kill gives 2 engines, the same processes.
+pids_before=$(status_field "$P" 'table.concat((function() local t = {} for i, x in ipairs(s.engines) do t[i] = math.tointeger(x.pid) end table.sort(t) return t end)(), " ")')
+kill -KILL "$(status_field "$P" 's.pid')"
+start_cluster "$P" 2
+pids_after=$(status_field "$P" 'table.concat((function() local t = {} for i, x in ipairs(s.engines) do t[i] = math.tointeger(x.pid) end table.sort(t) return t end)(), " ")')
+[ "$pids_after" = "$pids_before" ] ||
+  fail "engines after a restart: $pids_after (before: $pids_before)"
+[ -n "$pids_before" ] && [ "$(wc -w <<<"$pids_after")" = 2 ] || fail "engines: $pids_after"
+
 # 5. Connections are bounded, and a client at capacity is told so. A
 # controller of its own (--max-conns 5, --max-pending-per-addr 2): a
 # third idle socket from one address costs the oldest handshake; then 2
