@@ -276,14 +276,21 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
 
 /* ---- connections ---- */
 
+static void welcomecall(void *ud) {
+  peer *p = ud;
+  welcome(p->ctl, p, p->id);
+}
+
 static void onready(plush_conn *conn) {
   peer *p = plush_conn_data(conn);
   plush_ctl *c = p->ctl;
+  char err[200];
   if (plush_conn_role(conn) == PLUSH_ROLE_CLIENT) {
     p->kind = P_CLIENT;
     p->id = c->next_client++;
     plush_map_put(&c->clients, p->id, p);
-    welcome(c, p, p->id);
+    if (ctl_protect(c, welcomecall, p, err, sizeof err) < 0)
+      plush_error("cannot welcome client %u: %s", p->id, err);
     plush_debug("client %u connected from %s", p->id, plush_conn_peer(conn));
   }
 }
@@ -363,16 +370,22 @@ static void onframe(plush_conn *conn, plush_frame *f) {
 
 static void maybedone(plush_ctl *c);
 
-static void onclose(plush_conn *conn, int reason, const char *msg) {
-  peer *p = plush_conn_data(conn);
+typedef struct leaving {
+  peer *p;
+  int reason;
+  const char *msg;
+} leaving;
+
+/* What a peer's leaving sets off (run under ctl_protect: it may fail
+** tasks, which builds Lua values). */
+static void depart(void *ud) {
+  leaving *k = ud;
+  peer *p = k->p;
   plush_ctl *c = p->ctl;
-  p->conn = NULL;
-  p->prev->next = p->next;
-  p->next->prev = p->prev;
   if (p->kind == P_ENGINE) {
     ctl_relay_abort(c, p);
     if (!c->stopping) {
-      enginedied(c, p, msg);
+      enginedied(c, p, k->msg);
     } else {
       plush_map_del(&c->engines, p->id);
       while (p->tasks.next != &p->tasks) {
@@ -386,11 +399,25 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
     plush_map_del(&c->clients, p->id);
     if (!c->stopping) ctl_cancel_client(c, p->id);
     release_holds(c, p);
-    free(p->held);
-    plush_debug("client %u left: %s", p->id, msg);
-  } else if (reason != 0 && reason != UV_EOF && reason != PLUSH_ECLOSED) {
-    plush_warn("refused peer: %s", msg);
+    plush_debug("client %u left: %s", p->id, k->msg);
+  } else if (k->reason != 0 && k->reason != UV_EOF &&
+             k->reason != PLUSH_ECLOSED) {
+    plush_warn("refused peer: %s", k->msg);
   }
+}
+
+static void onclose(plush_conn *conn, int reason, const char *msg) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  leaving k = {p, reason, msg};
+  char err[200];
+  p->conn = NULL;
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  if (ctl_protect(c, depart, &k, err, sizeof err) < 0)
+    plush_error("after %s %u left: %s", p->kind == P_ENGINE ? "engine"
+                : "client", p->id, err);
+  free(p->held);
   free(p);
   c->conns--;
   maybedone(c);

@@ -386,12 +386,21 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
 ** interrupted and keeps the task (and its slot) until it answers, so the
 ** scheduler does not pile work on an engine still busy with it.
 */
+static void timedout(void *ud);
+
 static void ontimeout(uv_timer_t *tm) {
   task *t = tm->data;
-  peer *e = t->engine;
-  plush_ctl *c = t->ctl;
+  char err[200];
   uv_close((uv_handle_t *)tm, timerclosed);
   t->timer = NULL;
+  if (ctl_protect(t->ctl, timedout, t, err, sizeof err) < 0)
+    plush_error("task %llu timed out: %s", (unsigned long long)t->id, err);
+}
+
+static void timedout(void *ud) {
+  task *t = ud;
+  peer *e = t->engine;
+  plush_ctl *c = t->ctl;
   ctl_fail(c, t, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT,
            "TimeoutError", "task %llu timed out%s",
            (unsigned long long)t->id,

@@ -554,7 +554,8 @@ Test(relay, a_client_leaving_mid_request_runs_nothing) {
 
 /* Big replies are kept within a sixteenth of the store's budget (32 MiB),
 ** counted in the blocks they hold (a 10 MiB reply: 12 MiB): a third one
-** displaces the first; the newer two stay. */
+** displaces the first (which then says "evicted", where an id never
+** used says "no result"); the newer two stay. */
 Test(relay, the_store_keeps_the_newest_big_replies) {
   lua_State *L = client();
   lua_ok(L,
@@ -566,7 +567,9 @@ Test(relay, the_store_keeps_the_newest_big_replies) {
          "  ids[i] = r.id\n"
          "end\n"
          "local r1 = ask({op = 'result', id = ids[1]})\n"
-         "assert(r1.status == 'badreq' and r1.value.message == 'no result for task ' .. ids[1])\n"
+         "assert(r1.status == 'badreq' and r1.value.message == 'the result of task ' .. ids[1]\n"
+         "  .. ' was evicted from the store (its size bound, or plush results prune)', r1.value.message)\n"
+         "assert(ask({op = 'result', id = ids[3] + 1000}).value.message == 'no result for task ' .. ids[3] + 1000)\n"
          "for i = 2, 3 do\n"
          "  local r = ask({op = 'result', id = ids[i]})\n"
          "  assert(r.status == 'ok' and r.value.r[1] == string.rep('q', 10 * 2^20))\n"
