@@ -485,6 +485,7 @@ static void onbeat(uv_timer_t *tm) {
   uint64_t k;
   void *v;
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
+  ctl_guard_beat(c);             /* ... and malloc's, after a flood */
   ctl_relay_check(c);            /* relayed requests that stopped coming */
   c->ping_seq++;
   while (plush_map_next(&c->engines, &i, &k, &v)) {

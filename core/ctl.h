@@ -134,6 +134,7 @@ struct plush_ctl {
   size_t dropped;     /* handshakes dropped over a cap (ctl_guard.c) */
   size_t refused;     /* connections refused at capacity or on EMFILE */
   size_t refuse_quiet;
+  int conns_peak;     /* most connections since the last trim */
   uint64_t refuse_logged;
 };
 
@@ -186,6 +187,8 @@ PLUSH_INTERNAL int ctl_guard_full(plush_ctl *c, uv_stream_t *server);
 /* New peer p accepted: over a handshake cap, the oldest is dropped. */
 PLUSH_INTERNAL void ctl_guard_admit(plush_ctl *c, peer *p);
 PLUSH_INTERNAL void ctl_guard_acceptfail(plush_ctl *c, int status);
+/* Each heartbeat: memory back to the system after a flood. */
+PLUSH_INTERNAL void ctl_guard_beat(plush_ctl *c);
 
 /* ctl_ops.c */
 /* Answers request id of p with {kind = "BadRequest", message} as a

@@ -173,11 +173,11 @@ static void release(plush_ctl *c, task *t);
 /*
 ** Field k of the table on top: absent (1, nothing set), or a list of
 ** integers in [lo, hi] (1, *out a malloc'd copy: uint32_t when hi fits,
-** else uint64_t), or anything else (0). Any other type -- a string
+** else uint64_t; *out stays NULL when absent), or anything else (0). Any other type -- a string
 ** "targets" -- is refused rather than read as "no restriction".
 */
 static int ids(lua_State *L, const char *k, lua_Integer lo, uint64_t hi,
-               void *out, int *nout) {
+               void **out, int *nout) {
   int t = lua_getfield(L, -1, k), ok = 1, wide = hi > UINT32_MAX;
   size_t n, i;
   char *v;
@@ -203,7 +203,7 @@ static int ids(lua_State *L, const char *k, lua_Integer lo, uint64_t hi,
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  *(char **)out = v;
+  *out = v;
   *nout = (int)n;
   return ok;
 }
@@ -240,10 +240,18 @@ static int readopts(plush_ctl *c, task *t, plush_frame *f) {
     t->detached = lua_toboolean(L, -1);
   }
   lua_settop(L, top + 1);
-  if (!bad && !ids(L, "targets", 0, PLUSH_ANY - 1, &t->targets, &t->ntargets))
-    bad = "targets: a list of engine ids expected";
-  if (!bad && !ids(L, "after", 1, UINT64_MAX >> 1, &t->after, &t->nafter))
-    bad = "after: a list of task ids expected";
+  if (!bad) {
+    void *v = NULL;
+    if (!ids(L, "targets", 0, PLUSH_ANY - 1, &v, &t->ntargets))
+      bad = "targets: a list of engine ids expected";
+    t->targets = v;
+  }
+  if (!bad) {
+    void *v = NULL;
+    if (!ids(L, "after", 1, UINT64_MAX >> 1, &v, &t->nafter))
+      bad = "after: a list of task ids expected";
+    t->after = v;
+  }
   lua_settop(L, top);
   if (bad) {
     ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_BADREQ, "BadRequest",

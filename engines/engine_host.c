@@ -106,6 +106,7 @@ static void sendregister(plush_engine *e) {
   plush_hdr h = {.type = PLUSH_T_REGISTER, .engine = PLUSH_ANY};
   regmsg m = {e, PLUSH_BUF_INIT, "out of memory"};
   size_t n;
+  char *d;
   int ok;
   lua_pushcfunction(L, buildregister);
   lua_pushlightuserdata(L, &m);
@@ -116,10 +117,8 @@ static void sendregister(plush_engine *e) {
     finish(e, PLUSH_ENGINE_FAILED, m.err);
     return;
   }
-  {
-    char *d = plush_buf_steal(&m.b, &n);
-    plush_conn_write_owned(e->conn, &h, d, n);
-  }
+  d = plush_buf_steal(&m.b, &n);
+  plush_conn_write_owned(e->conn, &h, d, n);
 }
 
 static void onready(plush_conn *c) {
@@ -177,16 +176,11 @@ static void welcome(plush_engine *e, plush_frame *f) {
   lua_State *L = e->cl;
   welcomemsg m = {f, -1, 0};
   lua_Integer id;
-  lua_Number dead;
   uint32_t old;
   lua_pushcfunction(L, readwelcome);
   lua_pushlightuserdata(L, &m);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    m.id = -1;
-  }
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1), m.id = -1;
   id = m.id;
-  dead = m.dead;
   if (id < 0 || id >= (lua_Integer)PLUSH_ANY) {
     finish(e, PLUSH_ENGINE_FAILED, "bad WELCOME from the controller");
     return;
@@ -211,7 +205,7 @@ static void welcome(plush_engine *e, plush_frame *f) {
   e->registered = 1;
   e->retrying = 0;
   uv_timer_stop(&e->retry);
-  e->silence = dead > 0 && dead < 1e6 ? (uint64_t)(dead * 1000) : 0;
+  e->silence = m.dead > 0 && m.dead < 1e6 ? (uint64_t)(m.dead * 1000) : 0;
   if (e->silence) {
     uint64_t every = e->silence / 4 > 10 ? e->silence / 4 : 10;
     uv_timer_start(&e->watch, onwatch, every, every);
