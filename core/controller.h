@@ -34,7 +34,7 @@ typedef struct plush_ctl_opts {
   size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
   /* Capacity (ctl_guard.c): connections in all; 0: 4096, and always 64
   ** under the file-descriptor limit. Handshakes under way, in all and
-  ** from one address; 0: 512 and 128. Over a handshake cap the oldest
+  ** from one address; 0: 1024 and 256. Over a handshake cap the oldest
   ** handshake is dropped; over the connection cap a newcomer is told
   ** "controller at capacity". */
   int max_conns, max_pending, max_pending_addr;

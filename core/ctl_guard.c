@@ -137,8 +137,8 @@ void ctl_guard_init(plush_ctl *c) {
   int cap;
   lua_atpanic(c->L, panic);
   if (c->o.max_conns <= 0) c->o.max_conns = 4096;
-  if (c->o.max_pending <= 0) c->o.max_pending = 512;
-  if (c->o.max_pending_addr <= 0) c->o.max_pending_addr = 128;
+  if (c->o.max_pending <= 0) c->o.max_pending = 1024;
+  if (c->o.max_pending_addr <= 0) c->o.max_pending_addr = 256;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     cap = rl.rlim_cur > 64 + 16 ? (int)rl.rlim_cur - 64 : 16;
     if (c->o.max_conns > cap) c->o.max_conns = cap;

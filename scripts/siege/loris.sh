@@ -5,4 +5,4 @@
 port=$1 n=$2
 for _ in $(seq 1 "$n"); do exec {fd}<>"/dev/tcp/127.0.0.1/$port" || break; done
 echo opened
-sleep 600
+exec sleep 600
