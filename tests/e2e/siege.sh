@@ -96,7 +96,7 @@ pids_after=$(status_field "$P" 'table.concat((function() local t = {} for i, x i
 # engines and 3 clients fill it, and the next client hears so.
 Q="e2e-siege-cap-$$"
 qf="$HOME/$Q.json"
-"$CTL" --file "$qf" --max-conns 5 --max-pending-per-addr 2 -n 2 \
+"$CTL" --file "$qf" --max-conns 5 --max-pending-per-addr 2 -n 2 --max-frame 65536 \
   --db memory --log "$HOME/$Q.log" --parent $$ >/dev/null 2>&1 &
 PIDS+=($!)
 ids_of() { lua5.4 -e 'local plush = require "plush"
@@ -110,6 +110,13 @@ exec 5<>"/dev/tcp/127.0.0.1/$port" 6<>"/dev/tcp/127.0.0.1/$port" 7<>"/dev/tcp/12
 wait_for 10 grep -q "dropping the handshake of 127.0.0.1" "$HOME/$Q.log" ||
   fail "no handshake dropped over the per-address cap"
 exec 5>&- 6>&- 7>&-
+# 7. an oversized frame after authentication closes its connection with
+# a log line
+lua5.4 -e 'local plush = require "plush"
+  local rc = plush.connect{file = "'"$qf"'"}
+  pcall(rc[0].push, rc[0], {x = string.rep("x", 100000)})' >/dev/null 2>&1 || true
+wait_for 10 grep -q "connection with 127.0.0.1:[0-9]*: frame of [0-9]* bytes over the 65536-byte limit; closing it" "$HOME/$Q.log" ||
+  fail "no log line for an oversized frame"
 # three clients that stay fill it (2 engines + 3); a sixth is told so
 for i in 1 2 3; do
   lua5.4 -e 'local plush = require "plush"
