@@ -90,6 +90,31 @@ pids_after=$(status_field "$P" 'table.concat((function() local t = {} for i, x i
   fail "engines after a restart: $pids_after (before: $pids_before)"
 [ -n "$pids_before" ] && [ "$(wc -w <<<"$pids_after")" = 2 ] || fail "engines: $pids_after"
 
+# 7. The store is bounded on disk: past --db-max the oldest results go,
+# and say so.
+R="e2e-siege-db-$$"
+rf="$HOME/$R.json"
+"$CTL" --file "$rf" --db "$HOME/$R.db" --db-max 100K -n 1 --log "$HOME/$R.log" \
+  --parent $$ >/dev/null 2>&1 &
+PIDS+=($!)
+wait_for 20 grep -q "engine 0 registered" "$HOME/$R.log" || fail "db-max controller"
+out=$(lua5.4 -e 'local plush = require "plush"
+  local rc = plush.connect{file = "'"$rf"'"}
+  local lb, ds = rc:balanced():async(), {}
+  for i = 1, 300 do ds[i] = lb:execute("return string.rep(\"r\", 1000)") end
+  assert(plush.wait_all(ds, 60))
+  local n = #rc:history()
+  local ok, e = pcall(rc.result, rc, ds[1].id)
+  io.write(n, " ", tostring(ok), " ", tostring(e), "\n")
+  io.write(#rc:result(ds[300].id))' 2>&1)
+read -r kept _ <<<"$out"
+(( kept < 300 && kept > 50 )) || fail "db-max kept $kept of 300: $out"
+grep -q "false BadRequest: the result of task [0-9]* was evicted from the store" <<<"$out" ||
+  fail "evicted by db-max: $out"
+grep -q "^1000$" <<<"$out" || fail "the newest result: $out"
+grep -q "result store over its 102400-byte bound" "$HOME/$R.log" || fail "no db-max log line"
+[ "$(stat -c %a "$HOME/$R.db")" = 600 ] || fail "db mode $(stat -c %a "$HOME/$R.db")"
+
 # 5. Connections are bounded, and a client at capacity is told so. A
 # controller of its own (--max-conns 5, --max-pending-per-addr 2): a
 # third idle socket from one address costs the oldest handshake; then 2
