@@ -233,6 +233,19 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   return 0;
 }
 
+/*
+** A server at capacity says so in place of its next handshake message,
+** and closes: "PLSH" and a version byte no protocol has (0xff), then the
+** reason, 32 bytes in all (no longer than PROOF, the shortest message a
+** client waits for), so the client can tell "at capacity" from a refused
+** key instead of reading every close as an authentication failure.
+*/
+static const char busymsg[32] = "PLSH\xff" "controller at capacity";
+
+static int isbusy(const uint8_t *p, size_t n) {
+  return n >= 5 && memcmp(p, busymsg, 5) == 0;
+}
+
 /* Handshake bytes go out as plain owned copies. */
 static int rawwrite(plush_conn *c, const void *p, size_t n) {
   wreq *w = calloc(1, sizeof *w);
@@ -439,7 +452,10 @@ static void gotframe(void *ud, plush_frame *f) {
 static void readfail(plush_conn *c, int r) {
   const char *why = c->secure ? c->rx.err : c->parser.err;
   if (c->state == S_CLOSING) return;
-  if (c->secure)
+  /* after the handshake the peer is authenticated: an oversized or
+  ** malformed frame from it is news (before, the refusal is logged by
+  ** the conn's owner as a refused peer) */
+  if (c->secure || c->state == S_READY)
     plush_warn("connection with %s: %s; closing it", c->peer, why);
   failf(c, r, "%s", why);
 }
@@ -486,6 +502,11 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
     c->hslen += take;
     p += take;
     n -= take;
+    if (!c->server && isbusy(c->hs, c->hslen) &&
+        c->hslen >= sizeof busymsg) {
+      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
+      return;
+    }
     if (c->hslen < need) return;
     c->hslen = 0;
     if (c->state == S_HELLO) {
@@ -546,7 +567,13 @@ static void alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   plush_conn *c = s->data;
   if (n < 0) {
-    if (n == UV_EOF)
+    if (n == UV_EOF && !c->server && c->state < S_READY &&
+        isbusy(c->hs, c->hslen))
+      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
+    else if (n == UV_EOF && !c->server && c->state == S_HELLO)
+      failf(c, PLUSH_ECLOSED, "%s",
+            "the controller closed the connection before the handshake");
+    else if (n == UV_EOF)
       plush_conn_close(c, UV_EOF, "connection closed by peer");
     else
       failf(c, (int)n, "read failed: %s", uv_strerror((int)n));
@@ -627,14 +654,14 @@ static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
 ** The server names its peer, and wants encryption for a peer off this
 ** host (or one it cannot place).
 */
-static void setpeer(plush_conn *c) {
+/* "ip:port" of tcp's peer in out; 1 when it is on this host. */
+static int setpeerof(uv_tcp_t *tcp, char *out, size_t n) {
   struct sockaddr_storage ss;
-  int len = sizeof ss;
+  int len = sizeof ss, local = 0;
   char ip[48] = "?";
   int port = 0;
-  c->want = 1;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (plush_addr_is_loopback((struct sockaddr *)&ss)) c->want = c->wantopt;
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+    local = plush_addr_is_loopback((struct sockaddr *)&ss);
     if (ss.ss_family == AF_INET) {
       struct sockaddr_in *a = (struct sockaddr_in *)&ss;
       uv_ip4_name(a, ip, sizeof ip);
@@ -645,7 +672,42 @@ static void setpeer(plush_conn *c) {
       port = ntohs(a->sin6_port);
     }
   }
-  snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+  snprintf(out, n, "%s:%d", ip, port);
+  return local;
+}
+
+static void setpeer(plush_conn *c) {
+  c->want = setpeerof(&c->tcp, c->peer, sizeof c->peer) ? c->wantopt : 1;
+}
+
+typedef struct refused {
+  uv_tcp_t tcp;
+  uv_write_t req;
+} refused;
+
+static void refusedclosed(uv_handle_t *h) { free(h->data); }
+
+static void refusedwritten(uv_write_t *req, int status) {
+  (void)status;
+  uv_close((uv_handle_t *)req->handle, refusedclosed);
+}
+
+int plush_conn_refuse(uv_stream_t *server, char *peer, size_t n) {
+  refused *r = calloc(1, sizeof *r);
+  uv_buf_t b = uv_buf_init((char *)busymsg, sizeof busymsg);
+  int e;
+  snprintf(peer, n, "?");
+  if (r == NULL) return PLUSH_ENOMEM;
+  uv_tcp_init(server->loop, &r->tcp);
+  r->tcp.data = r;
+  if ((e = uv_accept(server, (uv_stream_t *)&r->tcp)) < 0 ||
+      (e = uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1,
+                    refusedwritten)) < 0) {
+    uv_close((uv_handle_t *)&r->tcp, refusedclosed);
+    return e;
+  }
+  setpeerof(&r->tcp, peer, n);
+  return 0;
 }
 
 int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
@@ -669,6 +731,12 @@ int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
   startread(c);
   *out = c;
   return 0;
+}
+
+void plush_conn_busy(plush_conn *c) {
+  if (c->state == S_CLOSING) return;
+  if (c->server && c->state < S_READY) rawwrite(c, busymsg, sizeof busymsg);
+  plush_conn_close(c, 0, "controller at capacity");
 }
 
 static void connected(uv_connect_t *req, int status) {
@@ -730,6 +798,7 @@ void *plush_conn_data(plush_conn *c) { return c->data; }
 void plush_conn_set_data(plush_conn *c, void *data) { c->data = data; }
 uint8_t plush_conn_role(plush_conn *c) { return c->role; }
 int plush_conn_is_ready(plush_conn *c) { return c->state == S_READY; }
+int plush_conn_pending(plush_conn *c) { return c->state < S_READY; }
 const char *plush_conn_peer(plush_conn *c) { return c->peer; }
 int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }

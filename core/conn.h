@@ -66,6 +66,15 @@ typedef struct plush_conn_opts {
 /* Server side: accepts one pending connection on server. */
 int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
                       const plush_conn_cbs *cbs, void *data, plush_conn **out);
+/*
+** Capacity. plush_conn_refuse accepts one pending connection only to
+** tell it "controller at capacity" (the client's connect fails with
+** PLUSH_EBUSY, not an authentication error) and close it; peer gets its
+** "ip:port". plush_conn_busy does the same to a server conn still in its
+** handshake (or closes any other), for a server dropping a pending one.
+*/
+int plush_conn_refuse(uv_stream_t *server, char *peer, size_t n);
+void plush_conn_busy(plush_conn *c);
 /* Client side: connects to host:port (numeric IPv4/IPv6 or "localhost"). */
 int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
                        const plush_conn_opts *o, const plush_conn_cbs *cbs,
@@ -76,6 +85,8 @@ void plush_conn_set_data(plush_conn *c, void *data);
 uint8_t plush_conn_role(plush_conn *c);  /* after on_ready */
 int plush_conn_is_ready(plush_conn *c);
 const char *plush_conn_peer(plush_conn *c); /* "127.0.0.1:40000" */
+/* 1 while the handshake is under way (server or client). */
+int plush_conn_pending(plush_conn *c);
 int plush_conn_secure(plush_conn *c);     /* 1 when frames are sealed */
 
 /* Writes header h (h->len set by the call to len) and a copy of payload. */

@@ -205,34 +205,23 @@ static void engineevent(plush_ctl *c, const char *ev, peer *e,
 static void enginedied(plush_ctl *c, peer *e, const char *why);
 
 static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
-  lua_State *L = c->L;
-  char err[200];
-  lua_Integer want = -1;
-  int top = lua_gettop(L), back;
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) < 0 ||
-      !lua_istable(L, -1)) {
-    plush_warn("bad REGISTER from %s: %s", plush_conn_peer(p->conn), err);
-    plush_frame_unref(f);
-    plush_conn_close(p->conn, PLUSH_EPROTO, "bad REGISTER");
-    lua_settop(L, top);
+  ctl_reg r;
+  lua_Integer want;
+  int back;
+  ctl_read_register(c, f, &r);
+  plush_frame_unref(f);
+  if (r.bad) {
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, 0, PLUSH_ANY, "bad REGISTER: %s",
+               r.bad);
+    plush_conn_close(p->conn, 0, "bad REGISTER");
     return;
   }
-  plush_frame_unref(f);
-  lua_getfield(L, -1, "pid");
-  p->pid = (long)lua_tointeger(L, -1);
-  lua_getfield(L, -2, "host");
-  snprintf(p->host, sizeof p->host, "%s",
-           lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-  lua_getfield(L, -3, "id");
-  if (lua_isinteger(L, -1)) want = lua_tointeger(L, -1);
-  lua_getfield(L, -4, "rank");
-  p->rank = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
-  lua_getfield(L, -5, "size");
-  p->size = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
-  lua_getfield(L, -6, "reconnect");
-  back = lua_toboolean(L, -1);
-  lua_settop(L, top);
+  p->pid = r.pid;
+  memcpy(p->host, r.host, sizeof p->host);
+  p->rank = r.rank;
+  p->size = r.size;
+  want = r.want;
+  back = r.back;
   /* An engine coming back after a cut we have not noticed yet (same
   ** process): its old link is dead; end it first so it keeps its id. */
   if (back && want >= 0) {
@@ -293,14 +282,21 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
 
 /* ---- connections ---- */
 
+static void welcomecall(void *ud) {
+  peer *p = ud;
+  welcome(p->ctl, p, p->id);
+}
+
 static void onready(plush_conn *conn) {
   peer *p = plush_conn_data(conn);
   plush_ctl *c = p->ctl;
+  char err[200];
   if (plush_conn_role(conn) == PLUSH_ROLE_CLIENT) {
     p->kind = P_CLIENT;
     p->id = c->next_client++;
     plush_map_put(&c->clients, p->id, p);
-    welcome(c, p, p->id);
+    if (ctl_protect(c, welcomecall, p, err, sizeof err) < 0)
+      plush_error("cannot welcome client %u: %s", p->id, err);
     plush_debug("client %u connected from %s", p->id, plush_conn_peer(conn));
   }
 }
@@ -312,14 +308,9 @@ static void protoerr(peer *p, plush_frame *f, const char *what) {
   plush_conn_close(p->conn, PLUSH_EPROTO, "protocol error");
 }
 
-static void onframe(plush_conn *conn, plush_frame *f) {
-  peer *p = plush_conn_data(conn);
+static void dispatch(peer *p, plush_frame *f) {
   plush_ctl *c = p->ctl;
   int type = f->hdr.type;
-  if (c->stopping) {
-    plush_frame_unref(f);
-    return;
-  }
   if (p->kind == P_CLIENT) {
     if (type == PLUSH_T_REQ) {
       if (!ctl_relay_req_done(c, p, f)) ctl_submit(c, p, f);
@@ -331,7 +322,8 @@ static void onframe(plush_conn *conn, plush_frame *f) {
     return;
   }
   if (p->kind == P_NEW) {
-    if (type == PLUSH_T_REGISTER && plush_conn_role(conn) == PLUSH_ROLE_ENGINE)
+    if (type == PLUSH_T_REGISTER &&
+        plush_conn_role(p->conn) == PLUSH_ROLE_ENGINE)
       onregister(c, p, f);
     else
       protoerr(p, f, "unregistered peer");
@@ -348,18 +340,57 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   }
 }
 
-static void maybedone(plush_ctl *c);
+typedef struct framecall {
+  peer *p;
+  plush_frame *f;
+} framecall;
 
-static void onclose(plush_conn *conn, int reason, const char *msg) {
+static void dispatchcall(void *ud) {
+  framecall *k = ud;
+  dispatch(k->p, k->f);
+}
+
+/*
+** Every frame is handled under ctl_protect: payloads are checked by
+** shape before use (so nothing raises), and should anything raise all
+** the same (a memory error), its sender hears BadRequest and the
+** controller goes on.
+*/
+static void onframe(plush_conn *conn, plush_frame *f) {
   peer *p = plush_conn_data(conn);
   plush_ctl *c = p->ctl;
-  p->conn = NULL;
-  p->prev->next = p->next;
-  p->next->prev = p->prev;
+  framecall k = {p, f};
+  plush_hdr h = f->hdr;
+  char err[200];
+  if (c->stopping) {
+    plush_frame_unref(f);
+    return;
+  }
+  if (ctl_protect(c, dispatchcall, &k, err, sizeof err) < 0) {
+    ctl_badreq(c, p, h.type == PLUSH_T_REQ ? PLUSH_T_REPLY
+                                          : PLUSH_T_CTRL_REPLY, h.id,
+               PLUSH_ANY, "frame type %d failed: %s", h.type, err);
+  }
+}
+
+static void maybedone(plush_ctl *c);
+
+typedef struct leaving {
+  peer *p;
+  int reason;
+  const char *msg;
+} leaving;
+
+/* What a peer's leaving sets off (run under ctl_protect: it may fail
+** tasks, which builds Lua values). */
+static void depart(void *ud) {
+  leaving *k = ud;
+  peer *p = k->p;
+  plush_ctl *c = p->ctl;
   if (p->kind == P_ENGINE) {
     ctl_relay_abort(c, p);
     if (!c->stopping) {
-      enginedied(c, p, msg);
+      enginedied(c, p, k->msg);
     } else {
       plush_map_del(&c->engines, p->id);
       while (p->tasks.next != &p->tasks) {
@@ -372,12 +403,29 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
     ctl_relay_abort(c, p);
     plush_map_del(&c->clients, p->id);
     ctl_park_close(c, p);
+    /* a client the controller disconnected for not reading did not
+    ** choose to leave: its tasks run on, their results kept by id */
+    if (!c->stopping && !p->stalled_out) ctl_cancel_client(c, p->id);
     release_holds(c, p);
-    free(p->held);
-    plush_debug("client %u left: %s", p->id, msg);
-  } else if (reason != 0 && reason != UV_EOF && reason != PLUSH_ECLOSED) {
-    plush_warn("refused peer: %s", msg);
+    plush_debug("client %u left: %s", p->id, k->msg);
+  } else if (k->reason != 0 && k->reason != UV_EOF &&
+             k->reason != PLUSH_ECLOSED) {
+    plush_warn("refused peer: %s", k->msg);
   }
+}
+
+static void onclose(plush_conn *conn, int reason, const char *msg) {
+  peer *p = plush_conn_data(conn);
+  plush_ctl *c = p->ctl;
+  leaving k = {p, reason, msg};
+  char err[200];
+  p->conn = NULL;
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  if (ctl_protect(c, depart, &k, err, sizeof err) < 0)
+    plush_error("after %s %u left: %s", p->kind == P_ENGINE ? "engine"
+                : "client", p->id, err);
+  free(p->held);
   free(p);
   c->conns--;
   maybedone(c);
@@ -405,7 +453,11 @@ static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;
   plush_conn_opts co;
   peer *p;
-  if (status < 0 || c->stopping) return;
+  if (status < 0) {
+    ctl_guard_acceptfail(c, status);
+    return;
+  }
+  if (c->stopping || ctl_guard_full(c, server)) return;
   if ((p = calloc(1, sizeof *p)) == NULL) return;
   p->ctl = c;
   p->kind = P_NEW;
@@ -426,6 +478,7 @@ static void onconnect(uv_stream_t *server, int status) {
     return;
   }
   c->conns++;
+  ctl_guard_admit(c, p);
 }
 
 /*
@@ -441,6 +494,7 @@ static void onbeat(uv_timer_t *tm) {
   uint64_t k;
   void *v;
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
+  ctl_guard_beat(c);             /* ... and malloc's, after a flood */
   ctl_relay_check(c);            /* relayed requests that stopped coming */
   ctl_park_check(c);             /* clients that stopped reading */
   c->ping_seq++;
@@ -490,6 +544,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   }
   luaL_openlibs(c->L);
   c->loop = loop;
+  ctl_guard_init(c);
   c->next_client = 1;
   c->spill_fd = -1;
   plush_map_init(&c->spilled);

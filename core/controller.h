@@ -32,7 +32,16 @@ typedef struct plush_ctl_opts {
   size_t store_bytes;       /* in-memory result budget; 0: 512 MiB */
   const char *db;           /* SQLite result store file; NULL: memory only */
   size_t blob_max;          /* larger replies stay in memory; 0: 64 KiB */
+  size_t db_max;            /* reply bytes the database keeps (the oldest
+                               go past it); 0: 256 MiB */
   size_t request_max;       /* larger requests are not kept; 0: 64 KiB */
+  /* Capacity (ctl_guard.c): connections in all; 0: 4096, and always 64
+  ** under the file-descriptor limit. Handshakes under way, in all and
+  ** from one address; 0: 1024 and 256. Over a handshake cap the oldest
+  ** handshake is dropped; over the connection cap a newcomer is told
+  ** "controller at capacity". */
+  int max_conns, max_pending, max_pending_addr;
+  size_t partial_max;       /* bytes partial frames may hold; 0: 2 GiB */
   /* A client asked the cluster to shut down (may be NULL). */
   void (*on_shutdown)(plush_ctl *c, void *ud);
   /* A client asked for n more engines (may be NULL: then refused). 0, or

@@ -64,6 +64,12 @@ static void usage(FILE *f) {
           "                    seconds while replies wait for it (default 300;\n"
           "                    0: never)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
+          "  --max-conns N     connections in all (default 4096, under the fd limit)\n"
+          "  --max-pending N   handshakes under way (default 1024)\n"
+          "  --max-pending-per-addr N  ... from one address (default 256)\n"
+          "  --partial-max B   bytes partial frames may hold (default 2G)\n"
+          "  --db-max B        reply bytes the result store keeps (default 256M;\n"
+          "                    the oldest results are evicted past it)\n"
           "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
           "  --memory-limit B  each launched engine's namespace limit (K, M, G suffixes)\n"
@@ -222,6 +228,34 @@ static const char *need(int argc, char **argv, int i) {
   return argv[i + 1];
 }
 
+/* A count from 1 to 10^6 for option a, or a one-line error. */
+static int count(const char *a, const char *v) {
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (end == v || *end || x < 1 || x > 1000000) {
+    fprintf(stderr, "plush-controller: %s wants a count from 1 to 1000000\n",
+            a);
+    exit(2);
+  }
+  return (int)x;
+}
+
+/* Bytes with an optional K, M or G suffix (powers of 1024). */
+static size_t bytes(const char *a, const char *v) {
+  char *end;
+  unsigned long long x = strtoull(v, &end, 10);
+  int shift = *end == 'K' || *end == 'k' ? 10
+              : *end == 'M' || *end == 'm' ? 20
+              : *end == 'G' || *end == 'g' ? 30 : 0;
+  if (shift) end++;
+  if (end == v || *end || x == 0 || x > (1ull << (63 - shift))) {
+    fprintf(stderr, "plush-controller: %s wants a byte count (K, M, G "
+            "suffixes)\n", a);
+    exit(2);
+  }
+  return (size_t)(x << shift);
+}
+
 int main(int argc, char **argv) {
   plush_ctl_opts o;
   plush_connfile info;
@@ -286,6 +320,16 @@ int main(int argc, char **argv) {
       o.max_frame = strtoull(need(argc, argv, i++), NULL, 10);
     } else if (!strcmp(a, "--encrypt")) {
       o.encrypt = info.encrypt = 1;
+    } else if (!strcmp(a, "--max-conns")) {
+      o.max_conns = count(a, need(argc, argv, i++));
+    } else if (!strcmp(a, "--max-pending")) {
+      o.max_pending = count(a, need(argc, argv, i++));
+    } else if (!strcmp(a, "--max-pending-per-addr")) {
+      o.max_pending_addr = count(a, need(argc, argv, i++));
+    } else if (!strcmp(a, "--db-max")) {
+      o.db_max = bytes(a, need(argc, argv, i++));
+    } else if (!strcmp(a, "--partial-max")) {
+      o.partial_max = bytes(a, need(argc, argv, i++));
     } else {
       fprintf(stderr, "plush-controller: unknown option %s (see --help)\n", a);
       return 2;

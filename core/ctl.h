@@ -44,11 +44,13 @@ struct task {
   uint32_t off;       /* the request starts here in req's payload */
   uv_timer_t *timer;
   int deaths;
+  int attempts;       /* times assigned to an engine (engine.task.attempt) */
   int balanced;
   int timedout;
   int retries;        /* resubmissions left after the task's own error */
   int waiting;        /* in ctl->waiting: dependencies not done yet */
   int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
+  int detached;       /* runs on when its client leaves (else cancelled) */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -63,6 +65,7 @@ struct peer {
   plush_ctl *ctl;
   plush_conn *conn;
   int kind;
+  int stalled_out;    /* client: disconnected for not reading (ctl_park.c) */
   uint32_t id;
   long pid;
   char host[128];
@@ -113,6 +116,8 @@ struct plush_ctl {
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
   size_t db_count;
+  size_t db_bytes;    /* reply bytes in the database (bounded: db_max) */
+  plush_map evicted;  /* client id -> highest task sequence evicted */
   int txn;            /* a store transaction is open (ctl_store.c) */
   uv_prepare_t commit_before; /* ... committed by these two: before the */
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
@@ -140,6 +145,11 @@ struct plush_ctl {
   void *done_ud;
   uint32_t ping_seq;
   uint64_t started;
+  size_t dropped;     /* handshakes dropped over a cap (ctl_guard.c) */
+  size_t refused;     /* connections refused at capacity or on EMFILE */
+  size_t refuse_quiet;
+  int conns_peak;     /* most connections since the last trim */
+  uint64_t refuse_logged;
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -165,7 +175,41 @@ static inline void ctl_tlist_remove(task *t) {
   t->prev = t->next = t;
 }
 
+/* ctl_guard.c */
+/* REGISTER {pid, host, id?, rank?, size?, reconnect?} as read (bad: why
+** it was refused, else NULL). */
+typedef struct ctl_reg {
+  plush_ctl *c;
+  plush_frame *f;
+  long pid;
+  char host[128];
+  lua_Integer want;
+  int rank, size, back;
+  const char *bad;
+  char err[200];
+} ctl_reg;
+PLUSH_INTERNAL void ctl_read_register(plush_ctl *c, plush_frame *f,
+                                      ctl_reg *r);
+/* Runs fn(ud) under lua_pcall on c->L: 0, or an error with its message
+** in err (n bytes). Every frame's handling in the controller runs so. */
+PLUSH_INTERNAL int ctl_protect(plush_ctl *c, void (*fn)(void *), void *ud,
+                               char *err, size_t n);
+/* Caps from the options and the descriptor limit; the panic handler. */
+PLUSH_INTERNAL void ctl_guard_init(plush_ctl *c);
+/* Over max_conns: the pending connection is told so; 1. Else 0. */
+PLUSH_INTERNAL int ctl_guard_full(plush_ctl *c, uv_stream_t *server);
+/* New peer p accepted: over a handshake cap, the oldest is dropped. */
+PLUSH_INTERNAL void ctl_guard_admit(plush_ctl *c, peer *p);
+PLUSH_INTERNAL void ctl_guard_acceptfail(plush_ctl *c, int status);
+/* Each heartbeat: memory back to the system after a flood. */
+PLUSH_INTERNAL void ctl_guard_beat(plush_ctl *c);
+
 /* ctl_ops.c */
+/* Answers request id of p with {kind = "BadRequest", message} as a
+** frame of type (status PLUSH_S_BADREQ), and logs it. */
+PLUSH_INTERNAL void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
+                               uint32_t engine, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
 
 /* ctl_store.c */
@@ -198,6 +242,10 @@ PLUSH_INTERNAL void ctl_store_make_room(plush_ctl *c, size_t len);
 PLUSH_INTERNAL plush_frame *ctl_store_get(plush_ctl *c, uint64_t id);
 PLUSH_INTERNAL int ctl_store_status(plush_ctl *c, uint64_t id);
 PLUSH_INTERNAL size_t ctl_store_count(plush_ctl *c);
+/* 1 when id's result was evicted (memory budget, db_max, prune). */
+PLUSH_INTERNAL int ctl_store_evicted(plush_ctl *c, uint64_t id);
+/* Removes all but the newest keep results of each tier; how many went. */
+PLUSH_INTERNAL size_t ctl_store_prune(plush_ctl *c, size_t keep);
 PLUSH_INTERNAL void ctl_store_history(plush_ctl *c, lua_Integer limit);
 PLUSH_INTERNAL void ctl_store_records(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
@@ -208,9 +256,6 @@ PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine
     __attribute__((format(printf, 7, 8)));
 /* Refuses request id to client p, its sender, at once: a BadRequest REPLY,
 ** never stored (the id may name another client, or a task of p's). */
-PLUSH_INTERNAL void ctl_refuse(plush_ctl *c, peer *p, uint64_t id,
-                               uint32_t engine, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 
@@ -276,6 +321,8 @@ PLUSH_INTERNAL void ctl_requeue(plush_ctl *c, task *t);
 PLUSH_INTERNAL void ctl_failunreachable(plush_ctl *c);
 /* A task of e's took secs from its start to its reply (e's pace). */
 PLUSH_INTERNAL void ctl_paced(peer *e, double secs);
+/* Client cid left: its tasks not submitted detached are cancelled. */
+PLUSH_INTERNAL void ctl_cancel_client(plush_ctl *c, uint32_t cid);
 /* Takes the task out of every structure and frees it. */
 PLUSH_INTERNAL void ctl_taskfree(plush_ctl *c, task *t);
 

@@ -51,6 +51,9 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (status == PLUSH_S_BADREQ)
+    plush_warn("bad request %llu from client %u: %s", (unsigned long long)id,
+               (unsigned)(id >> 32), msg);
   lua_createtable(c->L, 0, 3);
   setstr(c->L, "kind", kind);
   setstr(c->L, "message", msg);
@@ -58,24 +61,6 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
   if (status != PLUSH_S_BADREQ) ctl_store(c, f, t);
   ctl_deliver(c, NULL, f);
-  plush_frame_unref(f);
-}
-
-void ctl_refuse(plush_ctl *c, peer *p, uint64_t id, uint32_t engine,
-                const char *fmt, ...) {
-  char msg[300];
-  va_list ap;
-  plush_frame *f;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  lua_createtable(c->L, 0, 3);
-  setstr(c->L, "kind", "BadRequest");
-  setstr(c->L, "message", msg);
-  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
-  if ((f = mkframe(c, PLUSH_T_REPLY, PLUSH_S_BADREQ, engine, id)) == NULL)
-    return;
-  if (p->conn) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
 }
 
@@ -104,6 +89,33 @@ static void refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
   setstr(c->L, "kind", "BadRequest");
   setstr(c->L, "message", msg);
   answer(c, p, id, PLUSH_S_BADREQ);
+}
+
+/*
+** A bad request is answered to its sender, whoever the id names (a REQ
+** with another client's task id is refused to the one that sent it), and
+** logged: BadRequest, as a REPLY or CTRL_REPLY (type) to id, naming
+** engine unless it is PLUSH_ANY. Never stored.
+*/
+void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
+                uint32_t engine, const char *fmt, ...) {
+  char msg[300];
+  va_list ap;
+  plush_frame *f;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  plush_warn("bad request from %s %u (%s): %s",
+             p->kind == P_CLIENT ? "client" : "peer", p->id,
+             p->conn ? plush_conn_peer(p->conn) : "gone", msg);
+  lua_createtable(c->L, 0, 3);
+  setstr(c->L, "kind", "BadRequest");
+  setstr(c->L, "message", msg);
+  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
+  f = mkframe(c, type, PLUSH_S_BADREQ, engine == PLUSH_ANY ? 0 : engine, id);
+  if (f == NULL) return;
+  if (p->conn) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
 }
 
 static void op_ids(plush_ctl *c) {
@@ -208,6 +220,11 @@ static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
     char m[96];
     snprintf(m, sizeof m, "task %lld is still pending", (long long)id);
     refuse(c, p, rid, m);
+  } else if (ctl_store_evicted(c, (uint64_t)id)) {
+    char m[160];
+    snprintf(m, sizeof m, "the result of task %lld was evicted from the "
+             "store (its size bound, or plush results prune)", (long long)id);
+    refuse(c, p, rid, m);
   } else {
     char m[96];
     snprintf(m, sizeof m, "no result for task %lld", (long long)id);
@@ -303,6 +320,17 @@ static void op_shutdown(plush_ctl *c, peer *p, uint64_t rid) {
   if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
 }
 
+/* prune {keep = n}: all but the newest n results (0: all) go. */
+static void op_prune(plush_ctl *c) {
+  lua_Integer keep;
+  lua_getfield(c->L, -1, "keep");
+  keep = lua_tointeger(c->L, -1);
+  lua_pop(c->L, 1);
+  keep = ctl_store_prune(c, keep > 0 ? (size_t)keep : 0);
+  lua_createtable(c->L, 0, 1);
+  setint(c->L, "removed", keep);
+}
+
 static void op_restart(plush_ctl *c) {
   toengines(c, PLUSH_T_RESTART, "restarted");
 }
@@ -321,7 +349,8 @@ static const struct ctlop {
     {"records", ctl_store_records, NULL}, {"status", op_status, NULL},
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
-    {"shutdown", NULL, op_shutdown}, {NULL, NULL, NULL}};
+    {"shutdown", NULL, op_shutdown}, {"prune", op_prune, NULL},
+    {NULL, NULL, NULL}};
 
 typedef struct ctlcall {
   plush_ctl *c;
@@ -358,7 +387,7 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
                        sizeof err);
   plush_frame_unref(f);
   if (r < 0) {
-    refuse(c, p, k.rid, err);
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY, "%s", err);
     return;
   }
   if (lua_type(L, -1) == LUA_TTABLE &&
@@ -366,19 +395,21 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     op = lua_tostring(L, -1);
   for (k.op = ctlops; op && k.op->name && strcmp(k.op->name, op); k.op++) {}
   if (op == NULL) {
-    refuse(c, p, k.rid, "control request without an op");
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY, "%s",
+               lua_type(L, top + 1) == LUA_TTABLE
+                   ? "control request without a string op"
+                   : "control request is not a table");
   } else if (k.op->name == NULL) {
-    snprintf(err, sizeof err, "unknown control op '%.60s'", op);
-    refuse(c, p, k.rid, err);
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY,
+               "unknown control op '%.60s'", op);
   } else {
     lua_pushcfunction(L, runop);
     lua_pushlightuserdata(L, &k);
     lua_pushvalue(L, top + 1);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-      snprintf(err, sizeof err, "control op '%s' failed: %s", op,
-               lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-      plush_warn("client %u: %s", p->id, err);
-      refuse(c, p, k.rid, err);
+      ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY,
+                 "control op '%s' failed: %s", op,
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
     }
   }
   lua_settop(L, top);

@@ -304,6 +304,7 @@ void ctl_park_check(plush_ctl *c) {
     snprintf(m, sizeof m, "stopped reading for %.0f s",
              (double)(now - p->park_seen) / 1000);
     c->disconnected++;
+    p->stalled_out = 1; /* its tasks run on (controller.c onclose) */
     plush_conn_close(p->conn, UV_ETIMEDOUT, m);
   }
 }

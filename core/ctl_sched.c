@@ -5,6 +5,7 @@
 ** (onreply); ctl_steal.c moves queued tasks between engines.
 */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "codec.h"
@@ -90,6 +91,7 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   e->inflight++;
   h.engine = e->id;
   h.flags &= (uint8_t)~PLUSH_F_OPTS;
+  h.status = (uint16_t)(++t->attempts); /* the engine's engine.task.attempt */
   if (ctl_relay_req_assigned(c, t, e)) {
     /* still arriving: relayed as it comes, or written when whole */
   } else if (e->conn)
@@ -169,14 +171,52 @@ static void ontimeout(uv_timer_t *tm);
 static void release(plush_ctl *c, task *t);
 
 /*
+** Field k of the table on top: absent (1, nothing set), or a list of
+** integers in [lo, hi] (1, *out a malloc'd copy: uint32_t when hi fits,
+** else uint64_t; *out stays NULL when absent), or anything else (0). Any other type -- a string
+** "targets" -- is refused rather than read as "no restriction".
+*/
+static int ids(lua_State *L, const char *k, lua_Integer lo, uint64_t hi,
+               void **out, int *nout) {
+  int t = lua_getfield(L, -1, k), ok = 1, wide = hi > UINT32_MAX;
+  size_t n, i;
+  char *v;
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (t != LUA_TTABLE || (n = lua_rawlen(L, -1)) > (1u << 20)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if ((v = malloc((n ? n : 1) * (wide ? 8 : 4))) == NULL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  for (i = 1; ok && i <= n; i++) {
+    lua_Integer x;
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    x = lua_tointeger(L, -1);
+    ok = lua_isinteger(L, -1) && x >= lo && (uint64_t)x <= hi;
+    if (wide) ((uint64_t *)v)[i - 1] = (uint64_t)x;
+    else ((uint32_t *)v)[i - 1] = (uint32_t)x;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  *out = v;
+  *nout = (int)n;
+  return ok;
+}
+
+/*
 ** Reads the scheduling options ahead of the request (PLUSH_F_OPTS):
-** {targets = {ids}, retries = n, after = {task ids}}. 0, or -1 with the
-** task failed.
+** {targets = {ids}, retries = n, after = {task ids}, detached = b}.
+** 0, or -1 with the task failed.
 */
 static int readopts(plush_ctl *c, task *t, plush_frame *f) {
   lua_State *L = c->L;
-  int top = lua_gettop(L), ok = 1;
-  size_t used = 0, n, i;
+  int top = lua_gettop(L);
+  size_t used = 0;
   char err[200];
   const char *bad = NULL;
   if (plush_decode(L, plush_frame_payload(f), f->hdr.len, &used, err,
@@ -188,34 +228,29 @@ static int readopts(plush_ctl *c, task *t, plush_frame *f) {
   t->off = (uint32_t)used;
   if (!lua_istable(L, -1)) bad = "a table expected";
   if (!bad && lua_getfield(L, -1, "retries") != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+        lua_tointeger(L, -1) > INT32_MAX)
       bad = "retries: a count expected";
     else
       t->retries = (int)lua_tointeger(L, -1);
   }
   lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "targets") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->targets = malloc((n ? n : 1) * sizeof *t->targets);
-    for (i = 1; t->targets && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->targets[t->ntargets++] = (uint32_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "targets: engine ids expected";
+  if (!bad && lua_getfield(L, -1, "detached") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) bad = "detached: a boolean expected";
+    t->detached = lua_toboolean(L, -1);
   }
   lua_settop(L, top + 1);
-  if (!bad && lua_getfield(L, -1, "after") == LUA_TTABLE) {
-    n = lua_rawlen(L, -1);
-    t->after = malloc((n ? n : 1) * sizeof *t->after);
-    for (i = 1; t->after && i <= n; i++) {
-      lua_rawgeti(L, -1, (lua_Integer)i);
-      if (!lua_isinteger(L, -1)) ok = 0;
-      t->after[t->nafter++] = (uint64_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    if (!ok) bad = "after: task ids expected";
+  if (!bad) {
+    void *v = NULL;
+    if (!ids(L, "targets", 0, PLUSH_ANY - 1, &v, &t->ntargets))
+      bad = "targets: a list of engine ids expected";
+    t->targets = v;
+  }
+  if (!bad) {
+    void *v = NULL;
+    if (!ids(L, "after", 1, UINT64_MAX >> 1, &v, &t->nafter))
+      bad = "after: a list of task ids expected";
+    t->after = v;
   }
   lua_settop(L, top);
   if (bad) {
@@ -312,7 +347,8 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
   if ((uint32_t)(h->id >> 32) != p->id || plush_map_get(&c->tasks, h->id)) {
-    ctl_refuse(c, p, h->id, h->engine,
+    /* to the sender itself: the id may name another client's task */
+    ctl_badreq(c, p, PLUSH_T_REPLY, h->id, h->engine,
                "task id %llu is not a fresh id of client %u",
                (unsigned long long)h->id, p->id);
     plush_frame_unref(f);
@@ -321,7 +357,8 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   if ((t = calloc(1, sizeof *t)) == NULL ||
       plush_map_put(&c->tasks, h->id, t) < 0) {
     free(t);
-    ctl_refuse(c, p, h->id, h->engine, "controller out of memory");
+    ctl_badreq(c, p, PLUSH_T_REPLY, h->id, h->engine,
+               "controller out of memory");
     plush_frame_unref(f);
     return;
   }
@@ -356,12 +393,21 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
 ** interrupted and keeps the task (and its slot) until it answers, so the
 ** scheduler does not pile work on an engine still busy with it.
 */
+static void timedout(void *ud);
+
 static void ontimeout(uv_timer_t *tm) {
   task *t = tm->data;
-  peer *e = t->engine;
-  plush_ctl *c = t->ctl;
+  char err[200];
   uv_close((uv_handle_t *)tm, timerclosed);
   t->timer = NULL;
+  if (ctl_protect(t->ctl, timedout, t, err, sizeof err) < 0)
+    plush_error("task %llu timed out: %s", (unsigned long long)t->id, err);
+}
+
+static void timedout(void *ud) {
+  task *t = ud;
+  peer *e = t->engine;
+  plush_ctl *c = t->ctl;
   ctl_fail(c, t, t->id, e ? e->id : PLUSH_ANY, PLUSH_S_TIMEOUT,
            "TimeoutError", "task %llu timed out%s",
            (unsigned long long)t->id,
@@ -374,6 +420,42 @@ static void ontimeout(uv_timer_t *tm) {
   }
   t->timedout = 1;
   ctl_interrupt(c, e, t->id);
+}
+
+/*
+** Client cid left. Its tasks are cancelled unless submitted detached
+** (`detached = true`): a queued or waiting one fails at once (the store
+** keeps the "Cancelled" error by id), a running one is interrupted (and
+** one queued on its engine is answered "interrupted" without running);
+** neither is retried elsewhere. A detached task runs on; its result is
+** kept in the store for rc:result(id) from any client.
+*/
+void ctl_cancel_client(plush_ctl *c, uint32_t cid) {
+  size_t i = 0, n = 0, k;
+  uint64_t key, *ids;
+  void *v;
+  if (c->tasks.count == 0) return;
+  if ((ids = malloc(c->tasks.count * sizeof *ids)) == NULL) return;
+  while (plush_map_next(&c->tasks, &i, &key, &v))
+    if ((uint32_t)(key >> 32) == cid && !((task *)v)->detached) ids[n++] = key;
+  for (k = 0; k < n; k++) {
+    task *t = plush_map_get(&c->tasks, ids[k]);
+    if (t == NULL) continue;
+    t->retries = 0;
+    t->deaths = c->o.max_deaths;
+    if (t->engine) {
+      if (!t->timedout) ctl_interrupt(c, t->engine, t->id);
+      continue;
+    }
+    if (!t->waiting) c->queued--;
+    ctl_fail(c, t, t->id, PLUSH_ANY, PLUSH_S_ERROR, "Cancelled",
+             "task %llu cancelled: its client %u disconnected",
+             (unsigned long long)t->id, cid);
+    release(c, t);
+  }
+  if (n) plush_info("client %u left: %zu of its tasks cancelled", cid, n);
+  free(ids);
+  if (c->waiting.next != &c->waiting) ctl_wakedeps(c);
 }
 
 /* Frees a task that was answered (or failed) and is in no engine. */

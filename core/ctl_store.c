@@ -18,7 +18,10 @@
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
 */
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,9 +41,30 @@ static const char schema[] =
     " status INTEGER, submitted REAL, started REAL, completed REAL,"
     " request BLOB, reply BLOB);";
 
+/*
+** The store holds every result: private like the connection file. It is
+** created 0600 before SQLite opens it (SQLite gives its -wal and -shm
+** files the database's mode), and an older one others could read is
+** made private.
+*/
+static void private(const char *path) {
+  struct stat st;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return; /* sqlite3_open says why */
+  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+    plush_warn("result store %s was mode %04o; made 0600", path,
+               (unsigned)(st.st_mode & 07777));
+    fchmod(fd, 0600);
+  }
+  close(fd);
+}
+
 int ctl_store_open(plush_ctl *c, const char *path) {
   sqlite3_stmt *st;
+  plush_map_init(&c->evicted);
+  if (c->o.db_max == 0) c->o.db_max = (size_t)256 << 20;
   if (path == NULL) return 0;
+  private(path);
   if (sqlite3_open(path, &c->db) != SQLITE_OK) {
     plush_error("cannot open result store %s: %s", path,
                 sqlite3_errmsg(c->db));
@@ -79,6 +103,15 @@ int ctl_store_open(plush_ctl *c, const char *path) {
       if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
           sqlite3_column_int64(st, 1) < PLUSH_ANY)
         c->next_engine = (uint32_t)sqlite3_column_int64(st, 1) + 1;
+    }
+    sqlite3_finalize(st);
+  }
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT COUNT(*), TOTAL(length(reply)) FROM results",
+                         -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      c->db_count = (size_t)sqlite3_column_int64(st, 0);
+      c->db_bytes = (size_t)sqlite3_column_double(st, 1);
     }
     sqlite3_finalize(st);
   }
@@ -135,6 +168,8 @@ static int begin(plush_ctl *c) {
 }
 
 static void memput(plush_ctl *c, plush_frame *f);
+static void mark(plush_ctl *c, uint64_t id);
+static void evict(plush_ctl *c, struct stored *s);
 
 int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
   if (!c->txn) return 0;
@@ -150,6 +185,58 @@ int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
   }
   c->pend[c->npend++] = (held_reply){plush_frame_ref(f), engine};
   return 1;
+}
+
+/*
+** The database tier is bounded too (db_max, 256 MiB of replies by
+** default): past it the oldest results go, down to 90% of the bound, in
+** one statement after a commit. Either bytes (a target of bytes to free)
+** or rows (the count to delete) says how many: the oldest first. Returns
+** the rows deleted.
+*/
+static size_t dbprune(plush_ctl *c, size_t bytes, size_t rows) {
+  sqlite3_stmt *st;
+  size_t n = 0, freed = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT id, length(reply) FROM results "
+                         "ORDER BY completed, id", -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  while ((rows ? n < rows : freed < bytes) && sqlite3_step(st) == SQLITE_ROW) {
+    mark(c, (uint64_t)sqlite3_column_int64(st, 0));
+    freed += (size_t)sqlite3_column_int64(st, 1);
+    n++;
+  }
+  sqlite3_finalize(st);
+  if (n == 0 || sqlite3_prepare_v2(c->db,
+                                   "DELETE FROM results WHERE id IN (SELECT "
+                                   "id FROM results ORDER BY completed, id "
+                                   "LIMIT ?)", -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+  if (sqlite3_step(st) == SQLITE_DONE) {
+    n = (size_t)sqlite3_changes(c->db);
+    c->db_count -= n < c->db_count ? n : c->db_count;
+    c->db_bytes -= freed < c->db_bytes ? freed : c->db_bytes;
+    if (!rows)
+      plush_info("result store over its %zu-byte bound: the %zu oldest "
+                 "results evicted", c->o.db_max, n);
+  } else {
+    n = 0;
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
+size_t ctl_store_prune(plush_ctl *c, size_t keep) {
+  size_t n = 0, mem = c->store.count;
+  ctl_store_commit(c);
+  if (c->db && c->db_count > keep) n = dbprune(c, 0, c->db_count - keep);
+  while (c->oldest && mem-- > keep) {
+    evict(c, c->oldest);
+    n++;
+  }
+  plush_info("result store pruned: %zu results removed", n);
+  return n;
 }
 
 void ctl_store_commit(plush_ctl *c) {
@@ -179,6 +266,8 @@ void ctl_store_commit(plush_ctl *c) {
     ctl_deliver_now(c, c->pend[i].engine, c->pend[i].f);
     plush_frame_unref(c->pend[i].f);
   }
+  if (c->db && c->db_bytes > c->o.db_max && !c->stopping)
+    dbprune(c, c->db_bytes - c->o.db_max / 10 * 9, 0);
 }
 
 void ctl_store_close(plush_ctl *c) {
@@ -205,8 +294,26 @@ static size_t cost(const stored *s) { return footprint(s->f->hdr.len); }
 
 static int big(const stored *s) { return cost(s) >= CTL_BIG_REPLY; }
 
+/*
+** Evicted results are remembered compactly: per client, the highest task
+** sequence number evicted (a client numbers its tasks 1, 2, ...), so
+** that rc:result says "evicted" rather than "no result" for one of them.
+*/
+static void mark(plush_ctl *c, uint64_t id) {
+  uint64_t cl = id >> 32, seq = id & 0xffffffffu;
+  uintptr_t was = (uintptr_t)plush_map_get(&c->evicted, cl);
+  if (seq > was) plush_map_put(&c->evicted, cl, (void *)(uintptr_t)seq);
+}
+
+int ctl_store_evicted(plush_ctl *c, uint64_t id) {
+  uintptr_t was = (uintptr_t)plush_map_get(&c->evicted, id >> 32);
+  uint32_t seq = (uint32_t)(id & 0xffffffffu);
+  return seq != 0 && seq <= was; /* clients number their tasks from 1 */
+}
+
 /* Drops s from the memory tier. */
 static void evict(plush_ctl *c, stored *s) {
+  mark(c, s->id);
   if (s->prev) s->prev->next = s->next;
   else c->oldest = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -297,6 +404,7 @@ void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
       memput(c, f);
     } else {
       c->db_count++;
+      c->db_bytes += f->hdr.len;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -468,5 +576,6 @@ void ctl_store_free(plush_ctl *c) {
   }
   c->newest = NULL;
   c->store_used = c->store_big = 0;
+  plush_map_free(&c->evicted);
   ctl_store_close(c);
 }

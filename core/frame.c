@@ -72,18 +72,26 @@ void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h) {
 ** can be forwarded to another socket as a single buffer without copying.
 ** The size check matters only where size_t is 32 bits wide.
 */
-plush_frame *plush_frame_new(const plush_hdr *h) {
+static plush_frame *newframe(const plush_hdr *h, int lazy) {
   plush_frame *f;
+  size_t n;
 #if SIZE_MAX <= UINT32_MAX
   if (h->len > SIZE_MAX - sizeof(plush_frame) - PLUSH_HDR_SIZE) return NULL;
 #endif
-  f = plush_mem_alloc(plush_frame_size(h->len));
+  n = plush_frame_size(h->len);
+  f = lazy ? plush_mem_alloc_lazy(n) : plush_mem_alloc(n);
   if (f == NULL) return NULL;
   atomic_init(&f->refs, 1);
   f->size = plush_frame_size(h->len);
   f->hdr = *h;
   plush_hdr_pack(h, f->raw);
   return f;
+}
+
+plush_frame *plush_frame_new(const plush_hdr *h) { return newframe(h, 0); }
+
+plush_frame *plush_frame_new_lazy(const plush_hdr *h) {
+  return newframe(h, 1);
 }
 
 void plush_frame_repack(plush_frame *f) {
@@ -132,6 +140,17 @@ int plush_relay_take(plush_frame **held, plush_frame **f) {
 
 /* ------------------------------------------------------------------ */
 
+#define STEP_MIN ((size_t)4 << 20)
+
+static atomic_size_t held;
+static atomic_size_t budget = PLUSH_DEFAULT_PARTIAL_MAX;
+
+void plush_parser_set_budget(size_t bytes) {
+  atomic_store(&budget, bytes ? bytes : PLUSH_DEFAULT_PARTIAL_MAX);
+}
+
+size_t plush_parser_held(void) { return atomic_load(&held); }
+
 void plush_parser_init(plush_parser *p, uint64_t max_frame) {
   memset(p, 0, sizeof *p);
   p->max_frame = max_frame ? max_frame : PLUSH_DEFAULT_MAX_FRAME;
@@ -141,8 +160,10 @@ void plush_parser_init(plush_parser *p, uint64_t max_frame) {
 ** Drops a partial frame; the parser can be re-initialised afterwards.
 */
 void plush_parser_free(plush_parser *p) {
+  atomic_fetch_sub(&held, p->ready);
   plush_frame_unref(p->cur);
   p->cur = NULL;
+  p->ready = 0;
   p->got = 0;
   p->hdrlen = 0;
 }
@@ -163,10 +184,41 @@ static int fail(plush_parser *p, int rc) {
 */
 static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
   plush_frame *f = p->cur;
+  atomic_fetch_sub(&held, p->ready);
+  p->ready = 0;
   p->cur = NULL;
   p->got = 0;
   p->hdrlen = 0;
   cb(ud, f);
+}
+
+/*
+** Backs the current frame's payload up to at least `want` bytes: the
+** whole of a small frame, else the next doubling step (populated ahead:
+** big transfers then write into resident pages), within the budget.
+*/
+static int back(plush_parser *p, size_t want) {
+  size_t len = p->cur->hdr.len, to, extra;
+  if (want <= p->ready) return 0;
+  if (len < PLUSH_MEM_BIG) {
+    to = len;
+  } else {
+    to = p->got + (p->got > STEP_MIN ? p->got : STEP_MIN);
+    if (to < want) to = want;
+    if (to > len) to = len;
+  }
+  extra = to - p->ready;
+  if (atomic_fetch_add(&held, extra) + extra > atomic_load(&budget)) {
+    atomic_fetch_sub(&held, extra);
+    snprintf(p->err, sizeof p->err,
+             "partial frames would hold over %zu bytes (a frame of %zu "
+             "bytes has %zu)", atomic_load(&budget), len, p->got);
+    return fail(p, PLUSH_ENOMEM);
+  }
+  if (len >= PLUSH_MEM_BIG)
+    plush_mem_populate(plush_frame_payload(p->cur) + p->ready, extra);
+  p->ready = to;
+  return 0;
 }
 
 /*
@@ -188,13 +240,13 @@ static int start(plush_parser *p, plush_frame_cb cb, void *ud) {
     return fail(p, PLUSH_ETOOBIG);
   }
   if (p->onhead) p->onhead(p->headud, &h);
-  p->cur = plush_frame_new(&h);
+  p->cur = plush_frame_new_lazy(&h);
   if (p->cur == NULL) {
     snprintf(p->err, sizeof p->err, "no memory for a frame of %" PRIu32 " bytes",
              h.len);
     return fail(p, PLUSH_ENOMEM);
   }
-  p->got = 0;
+  p->got = p->ready = 0;
   if (h.len == 0) finish(p, cb, ud);
   return 0;
 }
@@ -223,6 +275,7 @@ int plush_parser_feed(plush_parser *p, const char *data, size_t len,
     }
     n = p->cur->hdr.len - p->got;
     if (n > len) n = len;
+    if ((rc = back(p, p->got + n)) != 0) return rc;
     memcpy(plush_frame_payload(p->cur) + p->got, data, n);
     p->got += n;
     data += n;
@@ -241,7 +294,12 @@ char *plush_parser_direct(plush_parser *p, size_t *room) {
     *room = 0;
     return NULL;
   }
-  *room = p->cur->hdr.len - p->got;
+  /* the next step once less than a quarter of one is left */
+  if (p->ready - p->got < STEP_MIN / 4 && back(p, p->ready + 1) != 0) {
+    *room = 0;
+    return NULL;
+  }
+  *room = p->ready - p->got;
   return plush_frame_payload(p->cur) + p->got;
 }
 
@@ -255,7 +313,7 @@ int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
   size_t room;
   if (p->rc) return p->rc;
   if (n == 0) return 0;
-  room = p->cur ? p->cur->hdr.len - p->got : 0;
+  room = p->cur ? p->ready - p->got : 0;
   if (n > room) {
     snprintf(p->err, sizeof p->err,
              "advance of %zu bytes over the %zu bytes of room", n, room);

@@ -103,6 +103,9 @@ plush_frame *plush_frame_new(const plush_hdr *h); /* refs = 1, payload uninit */
 ** the frame (plush_frame_repack) instead of copying the payload into one.
 */
 #define PLUSH_FRAME_PREFIX (offsetof(plush_frame, raw) + PLUSH_HDR_SIZE)
+/* The same, its payload's pages not yet touched (mem.h's lazy blocks):
+** for a frame that fills as its bytes arrive. */
+plush_frame *plush_frame_new_lazy(const plush_hdr *h);
 /* The allocation a frame of payload length len needs. */
 static inline size_t plush_frame_size(size_t len) {
   return sizeof(plush_frame) + PLUSH_HDR_SIZE + len;
@@ -145,6 +148,8 @@ typedef struct plush_parser {
   size_t hdrlen;        /* bytes of header gathered so far */
   plush_frame *cur;     /* frame whose payload is being filled */
   size_t got;           /* payload bytes of cur filled so far */
+  size_t ready;         /* payload bytes of cur backed by memory (counted
+                           in plush_parser_held) */
   char err[128];
   int rc;               /* 0, or the error every later call returns */
   /* Optional: told each header before its frame is allocated. */
@@ -152,6 +157,19 @@ typedef struct plush_parser {
   void *headud;
 } plush_parser;
 
+/*
+** Memory: a header commits none. A frame under PLUSH_MEM_BIG bytes is
+** allocated whole; a bigger one is a lazy block (mem.h) populated ahead
+** of its bytes in steps that double (4 MiB, then as much as has come), so
+** it holds at most about twice what arrived and a 100 MB transfer still
+** lands in pages faulted in advance, with O(log n) populate calls. What
+** partial frames hold, across every parser of the process, is bounded by
+** plush_parser_set_budget (default PLUSH_DEFAULT_PARTIAL_MAX): a frame
+** that would pass it fails with PLUSH_ENOMEM ("partial frames ...").
+*/
+#define PLUSH_DEFAULT_PARTIAL_MAX ((size_t)2 << 30)
+void plush_parser_set_budget(size_t bytes); /* 0: the default */
+size_t plush_parser_held(void);
 void plush_parser_init(plush_parser *p, uint64_t max_frame);
 void plush_parser_free(plush_parser *p);
 int plush_parser_feed(plush_parser *p, const char *data, size_t len,

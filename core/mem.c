@@ -63,20 +63,31 @@ static void *populate(void *arg) {
 ** pages took 250-420 ms against 147 ms through 4 KiB pages (zeroing 2 MiB
 ** pages on fault costs more than it saves, and compaction stalls).
 */
-static void *map(size_t size) {
+static void fill(char *p, size_t size) {
   half h;
   pthread_t t;
   int helped;
-  char *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | (size < SPLIT ? MAP_POPULATE : 0),
-                 -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (size < SPLIT) return p;
+  if (size < SPLIT) {
+    madvise(p, size, MADV_POPULATE_WRITE);
+    return;
+  }
   h.p = p + size / 2;
   h.n = size - size / 2;
   helped = pthread_create(&t, NULL, populate, &h) == 0;
   madvise(p, helped ? size / 2 : size, MADV_POPULATE_WRITE);
   if (helped) pthread_join(t, NULL);
+}
+
+/* lazy: the pages are left untouched and uncharged (MAP_NORESERVE): a
+** frame whose header has come, its bytes not yet (plush_mem_alloc_lazy). */
+static void *map(size_t size, int lazy) {
+  int pop = !lazy && size < SPLIT ? MAP_POPULATE : 0;
+  char *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | pop |
+                     (lazy ? MAP_NORESERVE : 0),
+                 -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (!lazy && !pop) fill(p, size);
   return p;
 }
 
@@ -139,7 +150,7 @@ int plush_mem_kept_fits(size_t n) {
 
 /* A big block of at least n bytes: a kept one that fits, else a fresh
 ** mapping. */
-static void *bigalloc(size_t n) {
+static void *bigalloc(size_t n, int lazy) {
   size_t need = round_up(n);
   void *p = NULL;
   int best;
@@ -152,7 +163,7 @@ static void *bigalloc(size_t n) {
     unkeep(best);
   }
   pthread_mutex_unlock(&mu);
-  if (p == NULL && (p = map(need)) == NULL) return NULL;
+  if (p == NULL && (p = map(need, lazy)) == NULL) return NULL;
   pthread_mutex_lock(&mu);
   if (best < 0) nmaps++;
   if (enlist(p, need) < 0) {
@@ -212,7 +223,16 @@ size_t plush_mem_usable(size_t n) {
 }
 
 void *plush_mem_alloc(size_t n) {
-  return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n);
+  return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n, 0);
+}
+
+void *plush_mem_alloc_lazy(size_t n) {
+  return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n, 1);
+}
+
+void plush_mem_populate(void *p, size_t n) {
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+  if (n > 0) fill((char *)a, n + ((uintptr_t)p - a));
 }
 
 void plush_mem_free(void *p, size_t n) {
@@ -228,7 +248,7 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
   if (p == NULL) return plush_mem_alloc(n);
   if (size == 0) { /* malloc's block */
     if (n < PLUSH_MEM_BIG) return realloc(p, n);
-    if ((q = bigalloc(n)) == NULL) return NULL;
+    if ((q = bigalloc(n, 0)) == NULL) return NULL;
     memcpy(q, p, old < n ? old : n);
     free(p);
     return q;

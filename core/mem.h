@@ -34,6 +34,17 @@ void *plush_mem_alloc(size_t n);
 ** as it was) when out of memory. p NULL allocates; n 0 is not allowed. */
 void *plush_mem_realloc(void *p, size_t old, size_t n);
 void plush_mem_free(void *p, size_t n);
+/*
+** The same, but a fresh big block's pages are neither touched nor charged
+** (MAP_NORESERVE): a frame whose header has come and whose bytes have not
+** must not cost memory (a peer may declare 1 GiB and send nothing). The
+** reader then populates ahead of the bytes in bounded steps
+** (plush_mem_populate, frame.c), which keeps the pre-faulting that makes
+** big transfers fast. A kept block, already resident, may serve it.
+*/
+void *plush_mem_alloc_lazy(size_t n);
+/* Faults in n bytes at p (a hint; page faults do it too). */
+void plush_mem_populate(void *p, size_t n);
 /* What a block asked for as n bytes really holds: big blocks are whole
 ** 2 MiB grains, so a buffer may use the rest without growing. */
 size_t plush_mem_usable(size_t n);

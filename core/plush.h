@@ -26,7 +26,8 @@
   XX(EDEPTH, -10007, "nesting too deep")                             \
   XX(EPROTO, -10008, "peer broke the protocol")                      \
   XX(EINVAL, -10009, "invalid argument")                             \
-  XX(ECLOSED, -10010, "connection closed")
+  XX(ECLOSED, -10010, "connection closed")                          \
+  XX(EBUSY, -10011, "controller at capacity")
 
 enum {
   PLUSH_OK = 0,

@@ -131,7 +131,7 @@ static int start(plush_opener *o) {
              "-byte limit", h.len, o->max_frame);
     return fail(o, PLUSH_ETOOBIG);
   }
-  if ((o->cur = plush_frame_new(&h)) == NULL) {
+  if ((o->cur = plush_frame_new_lazy(&h)) == NULL) {
     snprintf(o->err, sizeof o->err,
              "no memory for a frame of %" PRIu32 " bytes", h.len);
     return fail(o, PLUSH_ENOMEM);

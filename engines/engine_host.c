@@ -67,12 +67,17 @@ static void freequeues(plush_engine *e) {
 ** restarted engine asks for its old one, and so does one that lost its
 ** link and comes back, with reconnect = true).
 */
-static void sendregister(plush_engine *e) {
-  lua_State *L = e->cl;
-  plush_buf b = PLUSH_BUF_INIT;
-  plush_hdr h = {.type = PLUSH_T_REGISTER, .engine = PLUSH_ANY};
+typedef struct regmsg {
+  plush_engine *e;
+  plush_buf b;
   char err[200];
-  size_t n;
+} regmsg;
+
+/* Runs under lua_pcall (e->cl's only work is this and welcome's: both
+** protected, so no message can raise through the I/O loop). */
+static int buildregister(lua_State *L) {
+  regmsg *m = lua_touserdata(L, 1);
+  plush_engine *e = m->e;
   lua_Integer want;
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)getpid());
@@ -97,16 +102,29 @@ static void sendregister(plush_engine *e) {
     lua_pushinteger(L, e->size);
     lua_setfield(L, -2, "size");
   }
-  if (plush_encode(L, -1, &b, "register", err, sizeof err) < 0) {
-    lua_pop(L, 1);
-    finish(e, PLUSH_ENGINE_FAILED, err);
+  lua_pushboolean(L, plush_encode(L, -1, &m->b, "register", m->err,
+                                  sizeof m->err) == 0);
+  return 1;
+}
+
+static void sendregister(plush_engine *e) {
+  lua_State *L = e->cl;
+  plush_hdr h = {.type = PLUSH_T_REGISTER, .engine = PLUSH_ANY};
+  regmsg m = {e, PLUSH_BUF_INIT, "out of memory"};
+  size_t n;
+  char *d;
+  int ok;
+  lua_pushcfunction(L, buildregister);
+  lua_pushlightuserdata(L, &m);
+  ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!ok) {
+    plush_buf_free(&m.b);
+    finish(e, PLUSH_ENGINE_FAILED, m.err);
     return;
   }
-  lua_pop(L, 1);
-  {
-    char *d = plush_buf_steal(&b, &n);
-    plush_conn_write_owned(e->conn, &h, d, n);
-  }
+  d = plush_buf_steal(&m.b, &n);
+  plush_conn_write_owned(e->conn, &h, d, n);
 }
 
 static void onready(plush_conn *c) {
@@ -140,23 +158,35 @@ static void onwatch(uv_timer_t *t) {
 ** may have given another id than the one asked for (it was taken): the
 ** Lua thread updates engine.id before the next request.
 */
+typedef struct welcomemsg {
+  plush_frame *f;
+  lua_Integer id;
+  lua_Number dead;
+} welcomemsg;
+
+/* Reads WELCOME's fields under lua_pcall; a bad shape leaves id -1. */
+static int readwelcome(lua_State *L) {
+  welcomemsg *m = lua_touserdata(L, 1);
+  char err[200];
+  if (plush_decode(L, plush_frame_payload(m->f), m->f->hdr.len, NULL, err,
+                   sizeof err) < 0 || !lua_istable(L, -1))
+    return 0;
+  if (lua_getfield(L, -1, "id") == LUA_TNUMBER && lua_isinteger(L, -1))
+    m->id = lua_tointeger(L, -1);
+  if (lua_getfield(L, -2, "dead_after") == LUA_TNUMBER)
+    m->dead = lua_tonumber(L, -1);
+  return 0;
+}
+
 static void welcome(plush_engine *e, plush_frame *f) {
   lua_State *L = e->cl;
-  char err[200];
-  lua_Integer id = -1;
-  lua_Number dead = 0;
+  welcomemsg m = {f, -1, 0};
+  lua_Integer id;
   uint32_t old;
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) == 0) {
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "id");
-      if (lua_isinteger(L, -1)) id = lua_tointeger(L, -1);
-      lua_getfield(L, -2, "dead_after");
-      if (lua_type(L, -1) == LUA_TNUMBER) dead = lua_tonumber(L, -1);
-      lua_pop(L, 2);
-    }
-    lua_pop(L, 1);
-  }
+  lua_pushcfunction(L, readwelcome);
+  lua_pushlightuserdata(L, &m);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1), m.id = -1;
+  id = m.id;
   if (id < 0 || id >= (lua_Integer)PLUSH_ANY) {
     finish(e, PLUSH_ENGINE_FAILED, "bad WELCOME from the controller");
     return;
@@ -181,7 +211,7 @@ static void welcome(plush_engine *e, plush_frame *f) {
   e->registered = 1;
   e->retrying = 0;
   uv_timer_stop(&e->retry);
-  e->silence = dead > 0 && dead < 1e6 ? (uint64_t)(dead * 1000) : 0;
+  e->silence = m.dead > 0 && m.dead < 1e6 ? (uint64_t)(m.dead * 1000) : 0;
   if (e->silence) {
     uint64_t every = e->silence / 4 > 10 ? e->silence / 4 : 10;
     uv_timer_start(&e->watch, onwatch, every, every);

@@ -375,6 +375,27 @@ static void fallback(lua_State *L, task *t) {
 }
 
 /*
+** engine.task = {id = the task's id, attempt = 1, 2, ...}: balanced work
+** runs at least once -- again on another engine when its engine died --
+** so a task that must not act twice can key its effects on id and see a
+** retry in attempt (the controller counts attempts in the REQ's status
+** field, which requests do not otherwise use). Protected: the namespace
+** may be at its memory limit.
+*/
+static int settask(lua_State *L) {
+  task *t = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &enginekey);
+  if (!lua_istable(L, -1)) return 0;
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)t->req->hdr.id);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, t->req->hdr.status > 0 ? t->req->hdr.status : 1);
+  lua_setfield(L, -2, "attempt");
+  lua_setfield(L, -2, "task");
+  return 0;
+}
+
+/*
 ** Serves one request under a protected call: eng_serve (engine_ops.c)
 ** leaves the encoded reply in e->enc and its status in t->status.
 ** Whatever fails, e->enc ends up holding exactly one reply.
@@ -384,6 +405,9 @@ static void serve(lua_State *L, task *t) {
   uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
   int st;
   eng_enc_reset(e);
+  lua_pushcfunction(L, settask);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
   lua_pushcfunction(L, eng_serve);
   lua_pushlightuserdata(L, t);
   st = lua_pcall(L, 1, 0, 0);

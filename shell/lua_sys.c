@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -247,6 +248,19 @@ static int l_bindirs(lua_State *L) {
   return 1;
 }
 
+/* filemode(path) -> the permission bits (0644 ...), or nil, reason. */
+static int l_filemode(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  return 1;
+}
+
 const luaL_Reg plush_sys_funcs[] = {
     {"now", l_now},           {"time", l_time},
     {"sleep", l_sleep},       {"spawn", l_spawn},
@@ -254,4 +268,4 @@ const luaL_Reg plush_sys_funcs[] = {
     {"wait", l_wait},         {"getpid", l_getpid},
     {"hostname", l_hostname}, {"ncpu", l_ncpu},
     {"isatty", l_isatty},     {"bindirs", l_bindirs},
-    {NULL, NULL}};
+    {"filemode", l_filemode}, {NULL, NULL}};

@@ -411,7 +411,8 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "-- one of these lands on engine 2 (it has a free slot) and is stuck there\n"
          "BAL = {}\n"
          "for i = 1, 12 do BAL[i] = conn:submit(nil, {op = 'exec', code = "
-         "'if engine.id == 2 then while true do end end return engine.id'}) end\n"
+         "'if engine.id == 2 then while true do end end "
+         "return engine.id, engine.task.attempt, engine.task.id'}) end\n"
          "local qs = ask({op = 'queue_status'}).value\n"
          "assert(qs.engines[2].queue == 2, 'engine 2 holds a balanced task')\n");
   pthread_mutex_lock(&C.mu);
@@ -422,10 +423,16 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "local d = wait({DIRECT})[1]\n"
          "assert(d.status == 'engine' and d.value.kind == 'EngineError', d.status)\n"
          "assert(d.value.message:find('engine 2', 1, true), d.value.message)\n"
-         "for _, r in ipairs(wait(BAL)) do\n"
+         "local again = 0\n"
+         "for i, r in ipairs(wait(BAL)) do\n"
          "  assert(r.status == 'ok', r.value.message)\n"
          "  assert(r.value.r[1] ~= 2)\n"
+         "  -- engine.task: the task's id, and 2 for the one run again\n"
+         "  assert(r.value.r[3] == BAL[i], r.value.r[3])\n"
+         "  assert(r.value.r[2] == 1 or r.value.r[2] == 2, r.value.r[2])\n"
+         "  if r.value.r[2] == 2 then again = again + 1 end\n"
          "end\n"
+         "assert(again >= 1, 'the task engine 2 held ran again as attempt 2')\n"
          "local ids = ask({op = 'ids'}).value\n"
          "assert(#ids == 2 and ids[1] == 0 and ids[2] == 1)\n"
          "local r = call(2, {op = 'exec', code = 'return 1'})\n"
@@ -554,7 +561,8 @@ Test(relay, a_client_leaving_mid_request_runs_nothing) {
 
 /* Big replies are kept within a sixteenth of the store's budget (32 MiB),
 ** counted in the blocks they hold (a 10 MiB reply: 12 MiB): a third one
-** displaces the first; the newer two stay. */
+** displaces the first (which then says "evicted", where an id never
+** used says "no result"); the newer two stay. */
 Test(relay, the_store_keeps_the_newest_big_replies) {
   lua_State *L = client();
   lua_ok(L,
@@ -566,7 +574,9 @@ Test(relay, the_store_keeps_the_newest_big_replies) {
          "  ids[i] = r.id\n"
          "end\n"
          "local r1 = ask({op = 'result', id = ids[1]})\n"
-         "assert(r1.status == 'badreq' and r1.value.message == 'no result for task ' .. ids[1])\n"
+         "assert(r1.status == 'badreq' and r1.value.message == 'the result of task ' .. ids[1]\n"
+         "  .. ' was evicted from the store (its size bound, or plush results prune)', r1.value.message)\n"
+         "assert(ask({op = 'result', id = ids[3] + 1000}).value.message == 'no result for task ' .. ids[3] + 1000)\n"
          "for i = 2, 3 do\n"
          "  local r = ask({op = 'result', id = ids[i]})\n"
          "  assert(r.status == 'ok' and r.value.r[1] == string.rep('q', 10 * 2^20))\n"

@@ -246,11 +246,11 @@ Test(launcher, add_asks_the_launcher_for_n_engines) {
 /* ---- bad control requests: refused to their sender, nothing changes --- */
 
 Test(ops, a_request_that_is_not_a_table_with_a_string_op_is_refused) {
-  refused("42", "'control request without an op'");
-  refused("'ids'", "'control request without an op'");
-  refused("{}", "'control request without an op'");
-  refused("{op = 7}", "'control request without an op'");
-  refused("{op = {}}", "'control request without an op'");
+  refused("42", "'control request is not a table'");
+  refused("'ids'", "'control request is not a table'");
+  refused("{}", "'control request without a string op'");
+  refused("{op = 7}", "'control request without a string op'");
+  refused("{op = {}}", "'control request without a string op'");
   refused("{op = 'nope'}", "\"unknown control op 'nope'\"");
   refused("{op = string.rep('x', 100)}",
           "\"unknown control op '\" .. string.rep('x', 60) .. \"'\"");

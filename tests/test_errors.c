@@ -18,7 +18,6 @@ static const struct { int code; const char *name, *text; } table[] = {
 #define N (sizeof table / sizeof table[0])
 
 Test(errors, every_code_is_named_and_described_from_the_table) {
-  cr_assert_eq(N, 10);
   for (size_t i = 0; i < N; i++) {
     cr_assert_lt(table[i].code, -10000, "%s is not a plush code", table[i].name);
     cr_assert_str_eq(plush_err_name(table[i].code), table[i].name);
@@ -26,6 +25,7 @@ Test(errors, every_code_is_named_and_described_from_the_table) {
     for (size_t j = 0; j < i; j++) cr_assert_neq(table[i].code, table[j].code);
   }
   cr_assert_str_eq(plush_err_name(PLUSH_ENOMEM), "ENOMEM");
+  cr_assert_str_eq(plush_err_name(PLUSH_EBUSY), "EBUSY");
   cr_assert_str_eq(plush_strerror(PLUSH_EAUTH), "handshake failed: wrong key or protocol");
 }
 

@@ -651,3 +651,87 @@ Test(errors, strerror_names_plush_and_libuv_codes) {
   cr_assert_str_eq(plush_strerror(UV_EOF), uv_strerror(UV_EOF));
   cr_assert_str_eq(plush_strerror(0), "success");
 }
+
+/* ---- a header alone commits no memory (issue 18, item 4) ---- */
+
+/* This process's resident set, in KiB (/proc/self/status VmRSS). */
+static long rss_kib(void) {
+  char line[256];
+  long kib = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  cr_assert_not_null(f);
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  fclose(f);
+  return kib;
+}
+
+static void drop(void *ud, plush_frame *f) {
+  (void)ud;
+  plush_frame_unref(f);
+}
+
+Test(parser, a_header_declaring_1_GiB_commits_almost_nothing) {
+  plush_parser ps[3];
+  unsigned char hdr[PLUSH_HDR_SIZE];
+  plush_hdr h = {.len = 1u << 30, .type = PLUSH_T_REQ};
+  long before = rss_kib();
+  size_t room;
+  int i;
+  plush_hdr_pack(&h, hdr);
+  for (i = 0; i < 3; i++) {
+    plush_parser_init(&ps[i], (uint64_t)1 << 30);
+    cr_assert_eq(plush_parser_feed(&ps[i], (char *)hdr, sizeof hdr, drop, NULL), 0);
+    cr_assert_eq(plush_parser_held(), (size_t)i << 22,
+                 "a header alone holds nothing");
+    /* a reader asks where to receive: the first step is populated */
+    cr_assert_not_null(plush_parser_direct(&ps[i], &room));
+    cr_assert_eq(room, (size_t)4 << 20);
+  }
+  cr_assert_eq(plush_parser_held(), (size_t)12 << 20);
+  /* three 1 GiB headers, 3 GiB declared: resident growth is the steps */
+  cr_assert_lt(rss_kib() - before, 64 * 1024, "RSS grew %ld KiB",
+               rss_kib() - before);
+  for (i = 0; i < 3; i++) plush_parser_free(&ps[i]);
+  cr_assert_eq(plush_parser_held(), 0);
+}
+
+Test(parser, steps_double_as_bytes_arrive_and_the_frame_completes) {
+  plush_parser p;
+  unsigned char hdr[PLUSH_HDR_SIZE];
+  plush_hdr h = {.len = 40u << 20, .type = PLUSH_T_REPLY};
+  size_t room, got = 0, steps = 0;
+  plush_hdr_pack(&h, hdr);
+  plush_parser_init(&p, 0);
+  cr_assert_eq(plush_parser_feed(&p, (char *)hdr, sizeof hdr, drop, NULL), 0);
+  while (got < h.len) {
+    char *d = plush_parser_direct(&p, &room);
+    cr_assert_not_null(d);
+    cr_assert_leq(plush_parser_held(), 2 * got + ((size_t)4 << 20));
+    memset(d, 'x', room);
+    got += room;
+    steps++;
+    cr_assert_eq(plush_parser_advance(&p, room, drop, NULL), 0);
+  }
+  cr_assert_leq(steps, 5, "%zu steps: not doubling", steps);
+  cr_assert_eq(plush_parser_held(), 0);
+}
+
+Test(parser, partial_frames_past_the_budget_fail_plainly) {
+  plush_parser p;
+  unsigned char hdr[PLUSH_HDR_SIZE];
+  plush_hdr h = {.len = 64u << 20, .type = PLUSH_T_REQ};
+  size_t room;
+  plush_hdr_pack(&h, hdr);
+  plush_parser_set_budget((size_t)6 << 20);
+  plush_parser_init(&p, 0);
+  cr_assert_eq(plush_parser_feed(&p, (char *)hdr, sizeof hdr, drop, NULL), 0);
+  cr_assert_not_null(plush_parser_direct(&p, &room));
+  cr_assert_eq(plush_parser_advance(&p, room, drop, NULL), 0);
+  cr_assert_null(plush_parser_direct(&p, &room));
+  cr_assert_eq(plush_parser_feed(&p, "x", 1, drop, NULL), PLUSH_ENOMEM);
+  cr_assert_str_eq(p.err, "partial frames would hold over 6291456 bytes (a "
+                          "frame of 67108864 bytes has 4194304)");
+  plush_parser_set_budget(0);
+  cr_assert_eq(plush_parser_held(), 0);
+}

@@ -21,6 +21,9 @@
 #define LLVMFuzzerTestOneInput fuzz_handshake_one
 #include "fuzz/fuzz_handshake.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_ctl_one
+#include "fuzz/fuzz_ctl.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*harness)(const uint8_t *, size_t);
 
@@ -67,4 +70,9 @@ Test(fuzz, codec_inputs) {
 Test(fuzz, handshake_inputs) {
   cr_assert(replay("corpus/handshake", fuzz_handshake_one) >= 5);
   replay("regress/handshake", fuzz_handshake_one);
+}
+
+Test(fuzz, ctl_inputs) {
+  cr_assert(replay("corpus/ctl", fuzz_ctl_one) >= 20);
+  replay("regress/ctl", fuzz_ctl_one);
 }

@@ -18,7 +18,7 @@ usage: plush [--profile P]                  interactive shell
        plush -e CODE [-e CODE ...]          run Lua (or a %magic) and exit
        plush run FILE.lua [ARGS...]         run a script with `plush` and `rc`
        plush cluster start|stop|status      manage a background cluster
-       plush results history|show|export    the cluster's result store
+       plush results history|show|export|prune  the cluster's result store
        plush kernel install [--user|--prefix P]  the Jupyter kernelspec
 
 plush connects to the profile's running cluster; when none runs it starts
@@ -58,9 +58,13 @@ logs    the last lines of the controller's and engines' log]],
 usage: plush results history [--profile P] [--limit N]
        plush results show ID [--profile P]
        plush results export [--json] [-o FILE] [--profile P]
+       plush results prune [--keep N] [--profile P]
 
 history  the ids of the stored tasks, oldest first
 show     one task's result (or its error)
+prune    removes the stored results, all but the newest N with --keep N
+         (the store also evicts its oldest past its bound on its own:
+         plush-controller --db-max)
 export   every stored task as JSON: id, client, engine, status, the
          submitted/started/completed times, and the result values or the
          error (values JSON cannot carry are written as their tostring)]],
@@ -500,6 +504,19 @@ local function results_show(opts, id)
   return 0
 end
 
+local function results_prune(opts)
+  local keep = 0
+  if opts["--keep"] then
+    keep = math.tointeger(tonumber(opts["--keep"]))
+    if not keep or keep < 0 then usage_error("--keep wants a count") end
+  end
+  local rc = results_rc(opts)
+  local r = rc:_ask{op = "prune", keep = keep}
+  rc:close()
+  io.stdout:write(("%d results removed\n"):format(r.removed))
+  return 0
+end
+
 -------------------------------------------------------------------------------
 -- plush kernel ... (plush.kernel)
 -------------------------------------------------------------------------------
@@ -579,7 +596,8 @@ local function main(argv)
     return c[1](opts)
   end
   if cmd == "results" then
-    local spec = spec_with{["--json"] = "flag", ["-o"] = "value", ["--limit"] = "value"}
+    local spec = spec_with{["--json"] = "flag", ["-o"] = "value", ["--limit"] = "value",
+      ["--keep"] = "value"}
     i = parse(argv, i + 1, spec, opts)
     local sub, id = argv[i], nil
     if sub == "show" then
@@ -592,8 +610,9 @@ local function main(argv)
     if sub == "export" then return results_export(opts)
     elseif sub == "history" then return results_history(opts)
     elseif sub == "show" then return results_show(opts, id)
+    elseif sub == "prune" then return results_prune(opts)
     end
-    usage_error("results needs history, show or export (see plush results --help)")
+    usage_error("results needs history, show, export or prune (see plush results --help)")
   end
   if cmd == "kernel" then return kernel_cmd(argv, i, opts, wants) end
   usage_error(("unknown command '%s' (see plush --help)"):format(cmd))

@@ -77,6 +77,14 @@ function cluster.read(what)
   end
   local f = io.open(file, "rb")
   if not f then return nil, "no connection file " .. file end
+  -- its key is the cluster: a file others may read or write is refused,
+  -- as plush-engine refuses it (core/connfile.c)
+  local mode = core.filemode(file)
+  if mode and mode & 0x3f ~= 0 then
+    f:close()
+    return nil, ("connection file %s is %s by others (mode %04o); chmod 600 it")
+      :format(file, mode & 0x24 ~= 0 and "readable" or "writable", mode)
+  end
   local text = f:read("a")
   f:close()
   local ok, info = pcall(json().decode, text)
@@ -194,6 +202,50 @@ local function wait_engines(conn, n, deadline, log, pid, launched)
   return true
 end
 
+-- The engine ids registered now (a ctrl round trip).
+local function ids_now(conn, limit)
+  local rid = conn:ctrl{op = "ids"}
+  local stop = core.now() + limit
+  while core.now() < stop do
+    for _, ev in ipairs(conn:poll(0.1)) do
+      if ev.kind == "ctrl" and ev.id == rid then return ev.value or {} end
+      if ev.kind == "closed" then util.raise("controller closed the connection") end
+    end
+  end
+  return {}
+end
+
+--[[
+  Restarting a profile whose controller died: its engines come back by
+  themselves (they retry with a back-off of up to ~6 s, for a minute), so
+  the new controller (started with -n 0) adopts up to n of them, stops
+  any beyond n, and launches only the missing ones: `cluster start -n 4`
+  gives 4 engines, namespaces kept where they came back.
+]]
+local function adopt_orphans(conn, n, deadline, log)
+  local stop, ids = math.min(core.now() + 7, deadline), {}
+  while core.now() < stop do
+    ids = ids_now(conn, 1)
+    if #ids >= n then break end
+    core.sleep(0.25)
+  end
+  if #ids > n then
+    local extra = {}
+    for i = n + 1, #ids do extra[#extra + 1] = ids[i] end
+    conn:ctrl{op = "shutdown", targets = extra}
+  elseif #ids < n then
+    conn:ctrl{op = "add", n = n - #ids}
+  end
+  if #ids > 0 then
+    local f = io.open(log, "a")
+    if f then
+      f:write(("plush cluster start: %d engine(s) of the previous controller rejoined\n")
+        :format(math.min(#ids, n)))
+      f:close()
+    end
+  end
+end
+
 --[[
   Engines started by a launcher (plush.launch): mpi, hosts or slurm. The
   controller starts with -n 0 and, for engines on other hosts, on an
@@ -254,8 +306,11 @@ function cluster.start(opts)
   os.remove(file)
   local kind, lc = launcher(opts, n)
   if lc then n = lc.n end
+  -- a controller that died (killed) leaves its engines reconnecting for a
+  -- minute: they join the new one, which then launches only the rest
+  local adopt = old ~= nil and not kind and n > 0
   local argv = {find_binary("plush-controller"), "--profile", profile,
-    "-n", tostring(kind and 0 or n)}
+    "-n", tostring((kind or adopt) and 0 or n)}
   local function add(...) for _, a in ipairs{...} do argv[#argv + 1] = a end end
   if opts.ip or (lc and lc.ip) then add("--ip", opts.ip or lc.ip) end
   if opts.port then add("--port", tostring(opts.port)) end
@@ -294,6 +349,7 @@ function cluster.start(opts)
         patient = function() return launch.patient(st) end}
     end
     local conn = dial(info, math.max(deadline - core.now(), 1))
+    if adopt then adopt_orphans(conn, n, deadline, log) end
     local ok, all = pcall(wait_engines, conn, n, deadline, log, pid, launched)
     if not ok then
       conn:close()

@@ -23,7 +23,7 @@ local balanced_mt = {__name = "plush.LoadBalancedView", __index = Balanced}
 
 local options = {
   block = true, targets = true, timeout = true, retries = true, after = true,
-  chunksize = true, ordered = true, output = true,
+  chunksize = true, ordered = true, output = true, detached = true,
 }
 
 -------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ local function check_option(k, v, i, fname, kind)
   local function bad(what)
     util.argerror(i, fname, ("option '%s' must be %s"):format(k, what))
   end
-  if k == "block" or k == "ordered" then
+  if k == "block" or k == "ordered" or k == "detached" then
     if type(v) ~= "boolean" then bad("a boolean") end
   elseif k == "timeout" then
     if v == false then return nil end
@@ -197,6 +197,12 @@ end
 local function submit_opts(v)
   local o = {timeout = v.timeout, output = v.output}
   if v.after then o.sched = {after = dep_ids(v.after)} end
+  -- detached: the task runs on when this client disconnects (else the
+  -- controller cancels it); its result stays in the store by id
+  if v.detached then
+    o.sched = o.sched or {}
+    o.sched.detached = true
+  end
   return o
 end
 

@@ -421,7 +421,8 @@ function Conn:ctrl(msg)
   local op = type(msg) == "table" and msg.op or nil
   local status, value
   if type(op) ~= "string" then
-    status, value = badreq("control request without an op")
+    status, value = badreq(type(msg) == "table" and "control request without a string op"
+      or "control request is not a table")
   elseif not ctrl_ops[op] then
     status, value = badreq(("unknown control op '%s'"):format(op:sub(1, 60)))
   else
@@ -498,6 +499,7 @@ function core.sleep(s) state.clock = state.clock + s end
 function core.getpid() return 4242 end
 function core.hostname() return "fakehost" end
 function core.ncpu() return 4 end
+function core.filemode() return 384 end -- 0600: the specs' files are private
 function core.isatty() return false end
 function core.bindirs() return {} end
 function core.alive(pid) return pid == 4242 or state.alive_pids[pid] == true end

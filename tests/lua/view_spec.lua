@@ -382,6 +382,22 @@ describe("views", function()
       rc:balanced():apply(function() return 1 end)
       assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
     end)
+
+    it("sends detached to the controller, and refuses a string targets", function()
+      local function message(f)
+        local ok, e = pcall(f)
+        assert.is_false(ok)
+        return tostring(e)
+      end
+      rc:balanced{detached = true}:apply(function() return 1 end)
+      assert.same({detached = true}, fake.state.submitted[#fake.state.submitted].sched)
+      rc[1]:with{detached = true}:execute("return 1")
+      assert.same({detached = true}, fake.state.submitted[#fake.state.submitted].sched)
+      assert.matches("option 'detached' must be a boolean",
+        message(function() rc:balanced{detached = 1} end))
+      assert.matches("engine id, array of ids or 'all' expected, got string",
+        message(function() rc:balanced():with{targets = "x"} end))
+    end)
   end)
 
   describe("async, block and with", function()
