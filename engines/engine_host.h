@@ -66,6 +66,13 @@ typedef struct plush_engine_opts {
   void (*on_exit)(plush_engine *e, int status, const char *reason,
                   void *data);
   void *data;
+  /* The program's command line (NULL-terminated), for a RESTART that
+  ** finds the Lua thread in a C call: the engine then re-executes itself
+  ** with it and --id (engine_intr.c), calling before_exec first (may be
+  ** NULL) to put back what the program changed (fds). NULL: such a
+  ** RESTART waits for the call to return. */
+  char *const *argv;
+  void (*before_exec)(void);
 } plush_engine_opts;
 
 /*

@@ -54,6 +54,9 @@ struct plush_engine {
   uv_async_t wake;          /* Lua thread -> loop: output or "done" */
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
+  uv_timer_t nag;           /* looks again after an interrupt/restart */
+  uint64_t nagged;          /* the task it looks at */
+  int nagrestart;           /* after a RESTART (else an INTERRUPT) */
   int handles;              /* of wake, retry and watch not yet closed */
   lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
   outvec spare;             /* the out queue being written */
@@ -154,6 +157,12 @@ static inline size_t eng_enc_len(const plush_engine *e) {
 /* Queues e->enc's reply to task id like eng_sendcopy (same results); a
 ** big one takes e->enc's memory along, leaving e->enc empty. */
 PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
+
+/* engine_intr.c: the timer that tells a client its interrupt is stuck
+** (in a C call, or caught), and re-executes an engine whose RESTART is
+** (see there). Loop thread. */
+PLUSH_INTERNAL void eng_watch_init(plush_engine *e);
+PLUSH_INTERNAL void eng_watch(plush_engine *e, uint64_t task, int restart);
 
 /* engine_lua.c */
 PLUSH_INTERNAL void eng_luamain(void *arg);

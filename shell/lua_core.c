@@ -38,6 +38,23 @@
 #define CONN_MT "plush.conn"
 #define CLOSE_GRACE 5.0 /* seconds close() waits for queued writes */
 
+/*
+** A budget per conn:poll, and a bound on what waits for it. A task that
+** prints in a loop sends output faster than a terminal shows it; if one
+** poll handed Lua everything that had arrived, the caller would spend
+** seconds printing before it looked at the keyboard or at Ctrl-C again.
+** So poll converts at most POLL_EVENTS frames or POLL_BYTES of payload
+** and leaves the rest queued (the next poll returns at once). And reading
+** stops while QUEUE_HIGH bytes wait here, until Lua has taken them below
+** QUEUE_LOW: the socket, the controller and at last the printing engine
+** then wait for us (their back-pressure), instead of our memory growing
+** with everything the engine printed.
+*/
+#define POLL_EVENTS 256
+#define POLL_BYTES ((size_t)64 << 10)
+#define QUEUE_HIGH ((size_t)4 << 20)
+#define QUEUE_LOW ((size_t)1 << 20)
+
 /* ------------------------------------------------------------------ */
 /* The client conn. */
 
@@ -62,9 +79,43 @@ typedef struct client {
   plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
   plush_frame **q;      /* FIFO ring of received frames */
   size_t qhead, qlen, qcap;
+  size_t qbytes;        /* their payload bytes */
+  int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
+  struct muted *mute;   /* tasks whose output is dropped (conn:mute) */
+  size_t nmute;
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;
+
+/* A task whose output is dropped, and how much was. */
+typedef struct muted {
+  uint64_t id;
+  lua_Integer lines, bytes;
+} muted;
+
+static muted *findmute(client *c, uint64_t id) {
+  for (size_t i = 0; i < c->nmute; i++)
+    if (c->mute[i].id == id) return &c->mute[i];
+  return NULL;
+}
+
+/* Counts and frees f when it is output of a muted task (not a note). */
+static int dropped(client *c, plush_frame *f) {
+  const char *p, *end, *nl;
+  muted *m;
+  if (c->nmute == 0 || f->hdr.type != PLUSH_T_OUTPUT ||
+      f->hdr.aux == PLUSH_STREAM_NOTE || (m = findmute(c, f->hdr.id)) == NULL)
+    return 0;
+  p = plush_frame_payload(f);
+  end = p + f->hdr.len;
+  while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    m->lines++;
+    p = nl + 1;
+  }
+  m->bytes += f->hdr.len;
+  plush_frame_unref(f);
+  return 1;
+}
 
 static int qpush(client *c, plush_frame *f) {
   if (c->qlen == c->qcap) {
@@ -78,6 +129,11 @@ static int qpush(client *c, plush_frame *f) {
     c->qhead = 0;
   }
   c->q[(c->qhead + c->qlen++) % c->qcap] = f;
+  c->qbytes += f->hdr.len;
+  if (c->qbytes > QUEUE_HIGH && !c->rpaused && c->conn != NULL) {
+    plush_conn_pause(c->conn);
+    c->rpaused = 1;
+  }
   return 0;
 }
 
@@ -85,7 +141,16 @@ static plush_frame *qpop(client *c) {
   plush_frame *f = c->q[c->qhead];
   c->qhead = (c->qhead + 1) % c->qcap;
   c->qlen--;
+  c->qbytes -= f->hdr.len;
   return f;
+}
+
+/* Reading again once Lua took the queue below QUEUE_LOW. */
+static void qresume(client *c) {
+  if (c->rpaused && c->qbytes < QUEUE_LOW) {
+    c->rpaused = 0;
+    if (c->conn != NULL) plush_conn_resume(c->conn);
+  }
 }
 
 static void onready(plush_conn *pc) {
@@ -111,6 +176,7 @@ static void onframe(plush_conn *pc, plush_frame *f) {
                      "protocol error: a relayed reply without its end");
     return;
   }
+  if (dropped(c, f)) return;
   if (qpush(c, f) < 0) {
     plush_frame_unref(f);
     plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
@@ -178,6 +244,9 @@ static void teardown(client *c, double grace) {
   free(c->q);
   c->q = NULL;
   c->qcap = 0;
+  free(c->mute);
+  c->mute = NULL;
+  c->nmute = 0;
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
   plush_frame_unref(c->relayed);
@@ -475,7 +544,7 @@ static int l_ctrl(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Events. */
+/* Events (their tables: lua_event.c). */
 
 static void setstr(lua_State *L, const char *k, const char *v) {
   lua_pushstring(L, v);
@@ -485,66 +554,6 @@ static void setstr(lua_State *L, const char *k, const char *v) {
 static void setint(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
-}
-
-/*
-** Pushes the frame's decoded payload; when it does not decode, pushes an
-** error table in its place and returns 0, so that a reply is never lost.
-*/
-static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
-  char err[200];
-  plush_lua_mem_room(L, f->hdr.len);
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) == 0)
-    return 1;
-  lua_createtable(L, 0, 3);
-  setstr(L, "kind", "RemoteError");
-  lua_pushfstring(L, "undecodable %s: %s", what, err);
-  lua_setfield(L, -2, "message");
-  if (f->hdr.engine != PLUSH_ANY) setint(L, "engine", f->hdr.engine);
-  return 0;
-}
-
-static const char *statusname(unsigned s) {
-  static const char *const names[] = {"ok", "error", "engine", "timeout",
-                                      "badreq"};
-  return s < sizeof names / sizeof names[0] ? names[s] : "error";
-}
-
-/* Pushes the event for one frame; 0 (nothing pushed) for other types. */
-static int pushevent(lua_State *L, plush_frame *f) {
-  const plush_hdr *h = &f->hdr;
-  int ok;
-  switch (h->type) {
-  case PLUSH_T_REPLY:
-  case PLUSH_T_CTRL_REPLY:
-    lua_createtable(L, 0, 5);
-    setstr(L, "kind", h->type == PLUSH_T_REPLY ? "reply" : "ctrl");
-    setint(L, "id", (lua_Integer)h->id);
-    if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
-      setint(L, "engine", h->engine);
-    ok = pushpayload(L, f, "reply");
-    lua_setfield(L, -2, "value");
-    setstr(L, "status", ok ? statusname(h->status) : "error");
-    return 1;
-  case PLUSH_T_OUTPUT:
-    lua_createtable(L, 0, 5);
-    setstr(L, "kind", "output");
-    setint(L, "id", (lua_Integer)h->id);
-    if (h->engine != PLUSH_ANY) setint(L, "engine", h->engine);
-    setint(L, "stream", h->aux);
-    lua_pushlstring(L, plush_frame_payload(f), h->len);
-    lua_setfield(L, -2, "text");
-    return 1;
-  case PLUSH_T_EVENT:
-    lua_createtable(L, 0, 2);
-    setstr(L, "kind", "event");
-    if (!pushpayload(L, f, "event")) setstr(L, "event", "error");
-    lua_setfield(L, -2, "value");
-    return 1;
-  default:
-    return 0;
-  }
 }
 
 static int pending(client *c) {
@@ -613,6 +622,7 @@ static void await(client *c, double t, int fd) {
 
 static int l_poll(lua_State *L) {
   client *c = toclient(L);
+  size_t took = 0;
   double t = -1;
   lua_Integer n = 0, fd = luaL_optinteger(L, 3, -1);
   luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
@@ -627,12 +637,14 @@ static int l_poll(lua_State *L) {
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
-  while (c->qlen > 0) {
+  while (c->qlen > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
     c->cur = qpop(c);
-    if (pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
+    took += c->cur->hdr.len;
+    if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;
   }
+  qresume(c);
   if (c->owed) {
     c->owed = 0;
     lua_createtable(L, 0, 2);
@@ -653,6 +665,52 @@ static int l_poll(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   return 1;
+}
+
+/*
+** conn:mute(id): from now on the output of task id is dropped, not
+** delivered, both what is queued here already and what comes later
+** (its notes, stream PLUSH_STREAM_NOTE, still are). The client mutes a
+** task it interrupted on Ctrl-C: the megabytes it printed before the
+** interrupt reached it are of no more use than the rest.
+*/
+static int l_mute(lua_State *L) {
+  client *c = toclient(L);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
+  size_t i, kept = 0;
+  muted *m;
+  if (findmute(c, id) != NULL) return 0;
+  m = realloc(c->mute, (c->nmute + 1) * sizeof *m);
+  if (m == NULL) return luaL_error(L, "out of memory");
+  c->mute = m;
+  c->mute[c->nmute++] = (muted){id, 0, 0};
+  for (i = 0; i < c->qlen; i++) {
+    plush_frame *f = c->q[(c->qhead + i) % c->qcap];
+    size_t len = f->hdr.len;
+    if (dropped(c, f))
+      c->qbytes -= len;
+    else
+      c->q[(c->qhead + kept++) % c->qcap] = f;
+  }
+  c->qlen = kept;
+  qresume(c);
+  return 0;
+}
+
+/* conn:unmute(id) -> lines, bytes of task id's output that were dropped. */
+static int l_unmute(lua_State *L) {
+  client *c = toclient(L);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
+  muted *m = findmute(c, id);
+  lua_Integer lines = 0, bytes = 0;
+  if (m != NULL) {
+    lines = m->lines;
+    bytes = m->bytes;
+    *m = c->mute[--c->nmute];
+  }
+  lua_pushinteger(L, lines);
+  lua_pushinteger(L, bytes);
+  return 2;
 }
 
 static int l_cid(lua_State *L) {
@@ -679,60 +737,6 @@ static int l_tostring(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Codec. */
-
-static int l_encode(lua_State *L) {
-  const char *root = luaL_optstring(L, 2, "value");
-  plush_buf b = PLUSH_BUF_INIT;
-  char err[256];
-  luaL_checkany(L, 1);
-  if (plush_encode(L, 1, &b, root, err, sizeof err) < 0) {
-    plush_buf_free(&b);
-    return luaL_error(L, "%s", err);
-  }
-  lua_pushlstring(L, b.data ? b.data : "", b.len);
-  plush_buf_free(&b);
-  return 1;
-}
-
-static int l_decode(lua_State *L) {
-  size_t len, used = 0;
-  const char *s = luaL_checklstring(L, 1, &len);
-  char err[256];
-  if (plush_decode(L, s, len, &used, err, sizeof err) < 0)
-    return luaL_error(L, "%s", err);
-  if (used != len)
-    return luaL_error(L, "cannot decode: %d trailing bytes", (int)(len - used));
-  return 1;
-}
-
-/* core.slice(t, i, j): t[i..j] for the codec to send as an array, with
-** no copy into a table of its own (plush_push_slice). */
-static int l_slice(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  plush_push_slice(L, 1, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), 0);
-  return 1;
-}
-
-/*
-** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
-** wait) instead of the program; returns whether it was on.
-*/
-static int l_catch_sigint(lua_State *L) {
-  int r, was = plush_sigint_active(PLUSH_SIGINT_WAIT);
-  if ((r = plush_sigint_on(PLUSH_SIGINT_WAIT, lua_toboolean(L, 1))) < 0)
-    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
-  lua_pushboolean(L, was);
-  return 1;
-}
-
-/* core.sigint(): whether a Ctrl-C came since the last call. */
-static int l_sigint(lua_State *L) {
-  lua_pushboolean(L, plush_sigint_take());
-  return 1;
-}
-
-/* ------------------------------------------------------------------ */
 
 static const luaL_Reg connmeta[] = {
     {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
@@ -741,14 +745,10 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {NULL, NULL}};
+    {"mute", l_mute}, {"unmute", l_unmute}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-    {"connect", l_connect},   {"encode", l_encode},
-    {"decode", l_decode},     {"catch_sigint", l_catch_sigint},
-    {"sigint", l_sigint},     {"slice", l_slice},
-    {"mem_stats", plush_lua_mem_stats},
-    {NULL, NULL}};
+    {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};
 
 /*
 ** A write to a controller that has gone raises SIGPIPE, whose default

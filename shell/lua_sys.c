@@ -1,7 +1,9 @@
 /*
 ** lua_sys.c — the clock and process helpers of plush.core (core.now,
 ** core.spawn, core.wait, ...), which the launchers and the shell use;
-** the transport itself is lua_core.c.
+** the codec on strings (core.encode, core.decode, core.slice) and the
+** WAIT layer of SIGINT (core.catch_sigint, core.sigint); the transport
+** itself is lua_core.c.
 */
 #include "lua_sys.h"
 
@@ -14,6 +16,8 @@
 
 #include <lauxlib.h>
 
+#include "buf.h"
+#include "codec.h"
 #include "proc.h"
 #include "sigint.h"
 
@@ -224,6 +228,60 @@ static int l_bindirs(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Codec and SIGINT. */
+
+static int l_encode(lua_State *L) {
+  const char *root = luaL_optstring(L, 2, "value");
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[256];
+  luaL_checkany(L, 1);
+  if (plush_encode(L, 1, &b, root, err, sizeof err) < 0) {
+    plush_buf_free(&b);
+    return luaL_error(L, "%s", err);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  plush_buf_free(&b);
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  size_t len, used = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char err[256];
+  if (plush_decode(L, s, len, &used, err, sizeof err) < 0)
+    return luaL_error(L, "%s", err);
+  if (used != len)
+    return luaL_error(L, "cannot decode: %d trailing bytes", (int)(len - used));
+  return 1;
+}
+
+/* core.slice(t, i, j): t[i..j] for the codec to send as an array, with
+** no copy into a table of its own (plush_push_slice). */
+static int l_slice(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  plush_push_slice(L, 1, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), 0);
+  return 1;
+}
+
+/*
+** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
+** wait) instead of the program; returns whether it was on.
+*/
+static int l_catch_sigint(lua_State *L) {
+  int r, was = plush_sigint_active(PLUSH_SIGINT_WAIT);
+  if ((r = plush_sigint_on(PLUSH_SIGINT_WAIT, lua_toboolean(L, 1))) < 0)
+    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+/* core.sigint(): whether a Ctrl-C came since the last call. */
+static int l_sigint(lua_State *L) {
+  lua_pushboolean(L, plush_sigint_take());
+  return 1;
+}
+
 const luaL_Reg plush_sys_funcs[] = {
     {"now", l_now},           {"time", l_time},
     {"sleep", l_sleep},       {"spawn", l_spawn},
@@ -231,4 +289,6 @@ const luaL_Reg plush_sys_funcs[] = {
     {"wait", l_wait},         {"getpid", l_getpid},
     {"hostname", l_hostname}, {"ncpu", l_ncpu},
     {"isatty", l_isatty},     {"bindirs", l_bindirs},
-    {NULL, NULL}};
+    {"encode", l_encode},     {"decode", l_decode},
+    {"slice", l_slice},       {"catch_sigint", l_catch_sigint},
+    {"sigint", l_sigint},     {NULL, NULL}};

@@ -70,9 +70,14 @@ local function emit(out, line, engine, stream, id)
     f:flush()
   elseif type(out) == "function" then
     local ok, err = pcall(out, line, engine, stream, id)
-    if not ok then
-      io.stderr:write("plush: output handler failed: ", tostring(err), "\n")
+    if ok then return end
+    -- Ctrl-C while a handler ran (the shell's hook raised in it): not the
+    -- handler's failure; pump takes it as a Ctrl-C in its wait
+    if type(err) == "string" and err:match("interrupted$") then
+      client._sigint = true
+      return
     end
+    io.stderr:write("plush: output handler failed: ", tostring(err), "\n")
   end
 end
 
@@ -101,9 +106,25 @@ local function take_partial(rec, stream)
   return table.concat(p, "", 1, p.n)
 end
 
+-- Stream 3 is the engine's note about a task ("in a C call", ...): kept
+-- on the record for whoever waits (the shell says it), and shown on
+-- stderr to other clients.
+local NOTE = 3
+
 function Client:_output(ev)
   local rec = self.pending[ev.id]
   local text, stream = ev.text or "", ev.stream or 1
+  if stream == NOTE then
+    if rec then rec.note, rec.note_engine = text, ev.engine
+    else emit(self.output, text, ev.engine, 2, ev.id) end
+    return
+  end
+  if rec and rec.muted then
+    local _, lines = text:gsub("\n", "")
+    rec.muted.lines = rec.muted.lines + lines
+    rec.muted.bytes = rec.muted.bytes + #text
+    return
+  end
   if not rec then
     for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do
       emit(self.output, line, ev.engine, stream, ev.id)
@@ -141,6 +162,25 @@ local function flush(rec, engine, id)
   end
 end
 
+local function size(n)
+  if n >= 1 << 20 then return ("%.1f MiB"):format(n / (1 << 20)) end
+  if n >= 1 << 10 then return ("%.1f KiB"):format(n / (1 << 10)) end
+  return ("%d bytes"):format(n)
+end
+
+-- A task muted by Ctrl-C ends: one line says what was cut.
+function Client:_unmute(rec, engine, id)
+  local m = rec.muted
+  if not m then return end
+  rec.muted = nil
+  local ok, lines, bytes = pcall(self.conn.unmute, self.conn, id)
+  if ok then m.lines, m.bytes = m.lines + lines, m.bytes + bytes end
+  if m.bytes > 0 then
+    emit(rec.output, ("(%d line%s, %s of output dropped after the interrupt)")
+      :format(m.lines, m.lines == 1 and "" or "s", size(m.bytes)), engine, 2, id)
+  end
+end
+
 -------------------------------------------------------------------------------
 -- Events
 -------------------------------------------------------------------------------
@@ -151,6 +191,7 @@ function Client:_reply(ev)
   self.pending[ev.id] = nil
   local engine = ev.engine
   flush(rec, engine, ev.id)
+  self:_unmute(rec, engine, ev.id)
   local value = type(ev.value) == "table" and ev.value or {}
   local md = rec.d.metadata
   md.engine = engine
@@ -203,6 +244,7 @@ function Client:_fail_all(make)
     local rec = self.pending[id]
     self.pending[id] = nil
     flush(rec, rec.engine, id)
+    self:_unmute(rec, rec.engine, id)
     local e = make(rec)
     e.id = id
     rec.d:errback(e)
@@ -241,10 +283,18 @@ function Client:_dispatch(ev)
 end
 
 -- Ctrl-C while waiting: stop what we asked the engines to run. Balanced
--- tasks may be anywhere, so any of them means every engine.
+-- tasks may be anywhere, so any of them means every engine. Their output
+-- from now on is dropped (what was already on its way too: a task that
+-- printed in a loop has megabytes in flight), counted, and said in one
+-- line when the task ends.
 function Client:_interrupt_pending()
   local targets, seen, all = {}, {}, false
-  for _, rec in pairs(self.pending) do
+  for id, rec in pairs(self.pending) do
+    if not rec.muted then
+      flush(rec, rec.engine, id)
+      rec.muted = {lines = 0, bytes = 0}
+      pcall(self.conn.mute, self.conn, id)
+    end
     if rec.engine == nil then
       all = true
     elseif not seen[rec.engine] then
@@ -273,14 +323,21 @@ function Client:pump(timeout)
   local ok, evs = pcall(self.conn.poll, self.conn, timeout)
   if catch then core.catch_sigint(false) end
   if not ok then error(evs, 0) end
+  -- Ctrl-C first: the output that came with it is already too much
   local sigint = false
   for _, ev in ipairs(evs) do
-    if ev.kind == "sigint" then sigint = true else self:_dispatch(ev) end
+    if ev.kind == "sigint" then sigint = true end
   end
-  if sigint then
-    self:_interrupt_pending()
-    error(errors.Interrupted{}, 0)
+  if sigint then self:_interrupt_pending() end
+  client._sigint = false
+  for _, ev in ipairs(evs) do
+    if ev.kind ~= "sigint" then self:_dispatch(ev) end
+    if client._sigint and not sigint then
+      sigint = true
+      self:_interrupt_pending()
+    end
   end
+  if sigint then error(errors.Interrupted{}, 0) end
   return #evs
 end
 
