@@ -77,7 +77,8 @@ function magic.run(line, shell)
   if not name then util.raise("not a magic: " .. line) end
   local m = registry[name]
   if not m then
-    util.raise(("unknown magic %%%s (%%magic lists them)"):format(name))
+    local why = #magic.broken > 0 and ("; " .. magic.broken[1]) or ""
+    util.raise(("unknown magic %%%s (%%magic lists them)%s"):format(name, why))
   end
   local r = table.pack(m.fn(rest, shell))
   if r.n > 0 and r[1] ~= nil then say(shell, pretty(r[1])) end
@@ -154,11 +155,13 @@ local function show(shell, last)
   local d = last.deferred
   d:wait()
   d:error() -- looked at here, engine by engine
+  last.shown = true
   local children, engines = children_of(last)
   for i, c in ipairs(children) do
     local engine = engines[i]
     local r = table.pack(pcall(c.get, c))
     if not r[1] then
+      shell.failed = true -- `plush -e` and piped input exit non-zero
       say(shell, tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2])))
     elseif r.n > 1 and r[2] ~= nil then
       local parts = {}
@@ -197,6 +200,8 @@ local function px(shell, v, code)
       d:_observe(function()
         -- the shell has ended meanwhile: nothing to print to
         if not shell.async_results then return d:error() end
+        -- a %result that waited for them has printed them already
+        if last.shown then return d:error() end
         local ok, err = pcall(show, shell, last)
         if not ok then say(shell, paint(shell, "error", tostring(err))) end
       end)
@@ -227,10 +232,10 @@ local function parse_ids(s)
   return ids
 end
 
-local function names_of(s)
+local function names_of(s, magicname)
   local names = {}
   for w in s:gmatch("[^%s,]+") do names[#names + 1] = w end
-  if #names == 0 then util.raise("usage: names of globals") end
+  if #names == 0 then util.raise(("usage: %%%s NAME [NAME ...]"):format(magicname)) end
   return names
 end
 
@@ -281,6 +286,14 @@ magic.register("targets", function(line, shell)
     return
   end
   local t = line == "all" and "all" or parse_ids(line)
+  if t ~= "all" then
+    -- an engine that is not up would fail every %px on it: refused now
+    local up = {}
+    for _, id in ipairs(shell.rc:ids()) do up[id] = true end
+    for _, id in ipairs(t) do
+      if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+    end
+  end
   shell.view = shell.rc:view(t, {block = shell.block ~= false})
   shell.targets = t
 end, "the engines %px addresses: %targets all|0,2,...")
@@ -326,14 +339,25 @@ end, "list the magics")
 magic.register("push", function(line, shell)
   local env = shell.env or _G
   local ns = {}
-  for _, name in ipairs(names_of(line)) do ns[name] = env[name] end
+  -- each name checked first: nothing is pushed when one is wrong
+  for _, name in ipairs(names_of(line, "push")) do
+    local v = env[name]
+    if v == nil then util.raise(("cannot push %s: no such global here"):format(name)) end
+    local ok, err = pcall(core.encode, v, name)
+    if not ok then
+      local what = tostring(err):match("cannot serialise [^:]*: (%a+)")
+      util.raise(("cannot push %s: %s"):format(name, what
+        and ("a " .. what .. " value cannot travel") or util.strip_where(tostring(err))))
+    end
+    ns[name] = v
+  end
   current_view(shell):with{block = true}:push(ns)
 end, "copy local globals to the engines: %push x y")
 
 magic.register("pull", function(line, shell)
   local env = shell.env or _G
   local v = current_view(shell):with{block = true}
-  for _, name in ipairs(names_of(line)) do
+  for _, name in ipairs(names_of(line, "pull")) do
     local value = v:pull(name)
     env[name] = value
     say(shell, name .. " = " .. pretty(value))
@@ -538,6 +562,9 @@ builtin = false
   {name = {fn, help}}. A broken file is reported on stderr and skipped.
   Returns the number of files loaded.
 ]]
+-- The magic files that failed to load: "magic file F: why" each.
+magic.broken = {}
+
 function magic.load_dir(dir)
   util.check(dir, 1, "load_dir", "string")
   local p = io.popen("ls -1 " .. util.shquote(dir) .. " 2>/dev/null")
@@ -569,7 +596,9 @@ function magic.load_dir(dir)
     if ok then
       count = count + 1
     else
-      io.stderr:write("plush: magic file ", file, ": ", tostring(err), "\n")
+      -- said once by the interactive shell (magic.broken), not by every
+      -- `plush -e`; an unknown magic names them
+      magic.broken[#magic.broken + 1] = ("magic file %s: %s"):format(file, tostring(err))
     end
   end
   return count

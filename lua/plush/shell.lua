@@ -353,8 +353,36 @@ end
 -- A syntax error is reported as it is: no traceback of the shell's.
 local Syntax = {}
 
+-- Frames of plush's own code are the shell's business, not the user's:
+-- a usage mistake in a magic is one line. PLUSH_DEBUG=1 keeps them all.
+local ours = here:match("^(.*/)") or here
+local function debugging()
+  local d = os.getenv("PLUSH_DEBUG")
+  return d ~= nil and d ~= "" and d ~= "0"
+end
+
+local function user_frames(tb)
+  local msg, frames = tb:match("^(.-)\nstack traceback:\n(.*)$")
+  if not msg then return tb end
+  local keep, user = {}, false
+  for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
+    local src = line:match("^%s*(.-):")
+    if src and src:sub(1, #ours) == ours then
+      -- plush's own frame: dropped
+    elseif user or not (line:match("^%s*%[C%]") or line:match("tail calls")) then
+      user = true
+      keep[#keep + 1] = line
+    end
+  end
+  if #keep == 0 then return msg end
+  return msg .. "\nstack traceback:\n" .. table.concat(keep, "\n")
+end
+
 local function handler(e)
-  if type(e) == "string" then return trim(debug.traceback(e, 2)) end
+  if type(e) == "string" then
+    local tb = trim(debug.traceback(e, 2))
+    return debugging() and tb or user_frames(tb)
+  end
   if getmetatable(e) == Syntax then return e.message end
   return e
 end
@@ -461,6 +489,16 @@ function Session:report(e)
   end
   if errors.is(e, "Interrupted") then
     self:interrupted_remote()
+  elseif errors.is(e, "CompositeError") and type(e.errors) == "table" then
+    -- each failure in full, tracebacks included
+    self:say(self:paint("error", ("CompositeError: %d tasks failed"):format(#e.errors)))
+    for _, err in ipairs(e.errors) do
+      local text = tostring(err)
+      if type(err) == "table" and err.engine ~= nil and not text:find("engine", 1, true) then
+        text = "[engine " .. tostring(err.engine) .. "] " .. text
+      end
+      self:say(self:paint("error", text))
+    end
   elseif type(e) == "string" then
     self:say(self:paint("error", e))
   elseif type(e) == "table" and getmetatable(e) and getmetatable(e).__tostring then
@@ -505,7 +543,8 @@ end
   calls it "main chunk", as `lua` does.
 ]]
 function Session:execute(text)
-  if not text:match("%S") then return end
+  if not text:match("%S") then return true end
+  self.sh.failed = false
   self:remember(text)
   self.sh.width = self:width()
   local E = self.edit
@@ -522,6 +561,7 @@ function Session:execute(text)
   E.arm(false)
   E.interrupted()
   if not r[1] then self:report(r[2]) end
+  return r[1] and not self.sh.failed
 end
 
 function Session:complete(word, line, start)
@@ -746,11 +786,16 @@ function shell.run(rc, sh, opts)
     end)
   end
   if self.tty then self:banner() end
+  local status = 0
   local ok, err = pcall(function()
     while true do
       local text = self:read_chunk()
       if text == nil then break end
-      self:execute(text)
+      -- piped input stops at its first error, as `lua5.4 < file` does
+      if not self:execute(text) and not self.prompts then
+        status = 1
+        break
+      end
     end
     -- a script on stdin wants the results of what it started; a person
     -- who pressed Ctrl-D wants to leave
@@ -758,13 +803,16 @@ function shell.run(rc, sh, opts)
       E.arm(true)
       local done, why = pcall(rc.wait, rc)
       E.arm(false)
-      if not done then self:report(why) end
+      if not done then
+        self:report(why)
+        status = 1
+      end
     end
   end)
   if self.editor then io.stdout:write("\n") end
   self:close()
   if not ok then error(err, 0) end
-  return 0
+  return status
 end
 
 return shell
