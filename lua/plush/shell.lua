@@ -367,9 +367,8 @@ local function user_frames(tb)
   local keep, user = {}, false
   for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
     local src = line:match("^%s*(.-):")
-    if src and src:sub(1, #ours) == ours then
-      -- plush's own frame: dropped
-    elseif user or not (line:match("^%s*%[C%]") or line:match("tail calls")) then
+    local own = src and src:sub(1, #ours) == ours -- plush's frame: dropped
+    if not own and (user or not (line:match("^%s*%[C%]") or line:match("tail calls"))) then
       user = true
       keep[#keep + 1] = line
     end
