@@ -280,23 +280,37 @@ magic.register("block", function(line, shell)
   if shell.view then shell.view = shell.view:with{block = shell.block} end
 end, "blocking or not for %px: %block on|off")
 
+-- Engine ids that are all up: an engine that is not would fail every
+-- %px on it, so it is refused at once.
+local function up_ids(shell, line)
+  local t, up = parse_ids(line), {}
+  for _, id in ipairs(shell.rc:ids()) do up[id] = true end
+  for _, id in ipairs(t) do
+    if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+  end
+  return t
+end
+
 magic.register("targets", function(line, shell)
   if line == "" then
     say(shell, "targets " .. format_targets(shell.targets))
     return
   end
-  local t = line == "all" and "all" or parse_ids(line)
-  if t ~= "all" then
-    -- an engine that is not up would fail every %px on it: refused now
-    local up = {}
-    for _, id in ipairs(shell.rc:ids()) do up[id] = true end
-    for _, id in ipairs(t) do
-      if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
-    end
-  end
+  local t = line == "all" and "all" or up_ids(shell, line)
   shell.view = shell.rc:view(t, {block = shell.block ~= false})
   shell.targets = t
 end, "the engines %px addresses: %targets all|0,2,...")
+
+magic.register("restart", function(line, shell)
+  local t
+  if line == "" then t = shell.targets or "all"
+  elseif line == "all" then t = "all"
+  else t = up_ids(shell, line) end
+  local ids = shell.rc:restart(t ~= "all" and t or nil)
+  table.sort(ids)
+  say(shell, ("restarted %s: a fresh namespace"):format(#ids == 1
+    and ("engine " .. tostring(ids[1])) or ("engines " .. format_targets(ids))))
+end, "fresh namespaces on engines (what runs is stopped): %restart [all|0,2,...]")
 
 magic.register("engines", function(_, shell)
   local list = shell.rc:engines()
