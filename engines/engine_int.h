@@ -123,6 +123,7 @@ typedef struct eng_task {
   plush_frame *req;
   double started, completed;  /* epoch seconds */
   int status;                 /* PLUSH_S_OK / _ERROR / _BADREQ */
+  int autoret;                /* exec of an expression line (auto = true) */
 } eng_task;
 
 static inline plush_engine *eng_self(lua_State *L) {

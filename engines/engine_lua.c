@@ -480,7 +480,7 @@ static int done(plush_engine *e) {
 static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
   while (take(e, &r)) {
-    task t = {e, r.f, eng_now(), 0, PLUSH_S_OK};
+    task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     uint64_t id = r.f->hdr.id;
     int sent;
     if (r.f->hdr.type == PLUSH_T_RESTART) {

@@ -196,6 +196,7 @@ function Client:_reply(ev)
   local md = rec.d.metadata
   md.engine = engine
   md.started, md.completed = value.started, value.completed
+  md.tostring = value.tostring
   md.received = core.time()
   if ev.status == "ok" then
     local r = value.r or {n = 0}

@@ -164,8 +164,13 @@ local function show(shell, last)
       shell.failed = true -- `plush -e` and piped input exit non-zero
       say(shell, tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2])))
     elseif r.n > 1 and r[2] ~= nil then
-      local parts = {}
-      for k = 2, r.n do parts[#parts + 1] = pretty(r[k]) end
+      local parts, shown = {}, {}
+      for _, k in ipairs(c.metadata.tostring or {}) do shown[k + 1] = true end
+      for k = 2, r.n do
+        -- a value that could not travel: its tostring, said to be one
+        parts[#parts + 1] = shown[k] and (tostring(r[k]) .. paint(shell, "note", " (tostring)"))
+          or pretty(r[k])
+      end
       say(shell, tag(shell, engine) .. table.concat(parts, ", "))
     end
   end
@@ -188,11 +193,12 @@ end
 ]]
 local function px(shell, v, code)
   if code == "" then util.raise("usage: %px CODE") end
-  code = magic.chunk(code)
+  local expr = magic.chunk(code)
   local function output(line, engine, stream)
     out(shell, tag(shell, engine, stream == 2 and "error" or "engine") .. line .. "\n")
   end
-  local d = v:with{block = false, output = output}:execute(code)
+  local nb = v:with{block = false, output = output}
+  local d = expr ~= code and nb:_execute_expr(expr) or nb:execute(code)
   local last = {deferred = d, targets = d.targets or {v.targets}}
   shell.last = last
   if shell.block == false then

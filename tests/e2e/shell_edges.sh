@@ -1,0 +1,55 @@
+# The shell without a terminal (issue 12, 3-7): exit statuses that tell
+# the truth, values of an expression line that cannot travel, error values
+# and CompositeErrors shown whole, usage mistakes in one line.
+source "$(dirname "$0")/lib.bash"
+P="e2e-shell-edges-$$"
+start_cluster "$P" 2
+
+run() { "$PLUSH" --profile "$P" "$@" 2>&1; }
+
+# exit status: a remote error, piped input with an error, expressions
+set +e
+out=$(run -e '%px error("boom")')
+st=$?
+[ "$st" = 1 ] || fail "-e with a remote error exited $st"
+out=$(printf 'x = 1\nerror("local")\nprint("not reached")\n' | run)
+st=$?
+[ "$st" = 1 ] || fail "piped input with an error exited $st"
+case $out in *"not reached"*) fail "piped input went on after the error" ;; esac
+out=$(printf '%%px error("remote")\nprint("not reached")\n' | run)
+st=$?
+[ "$st" = 1 ] || fail "piped input with a remote error exited $st"
+case $out in *"not reached"*) fail "piped input went on after the remote error" ;; esac
+set -e
+[ "$(run -e '1+1' -e 'x = 5' -e '= x')" = "$(printf '2\n5')" ] || fail "-e expressions"
+
+# usage mistakes: one line, status 1
+for line in '%pn abc' '%targets foo' '%nosuch' '%px' '%pull' '%targets 0,7' '%push nosuch'; do
+  set +e
+  out=$(run -e "$line")
+  st=$?
+  set -e
+  [ "$st" = 1 ] || fail "'$line' exited $st"
+  [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "'$line' said more than one line: $out"
+done
+[ "$(run -e 'co = coroutine.create(print)' -e '%push co' || true)" = \
+  "plush: cannot push co: a thread value cannot travel" ] || fail "%push of a coroutine"
+
+# an expression line's value that cannot travel: its tostring, marked
+out=$(NO_COLOR=1 run -e '%px io.write("hi\n")')
+printf '%s\n' "$out" | grep -qE '^\[engine 0\] file \(0x[0-9a-f]+\) \(tostring\)$' ||
+  fail "io.write's file: $out"
+set +e
+out=$(run -e '%pn 0 return io.stdout')
+st=$?
+set -e
+[ "$st" = 1 ] || fail "an explicit return of a file exited $st"
+printf '%s\n' "$out" | grep -qF 'cannot serialise result[1]: userdata' || fail "explicit return: $out"
+
+# error values and CompositeErrors shown whole
+out=$(run -e '%pn 0 error({code = 7})' || true)
+printf '%s\n' "$out" | grep -qF 'RemoteError on engine 0: {code = 7}' || fail "error table: $out"
+out=$(printf 'rc:view():execute("error(\\"x\\" .. engine.id)")\n' | run || true)
+printf '%s\n' "$out" | grep -qF 'CompositeError: 2 tasks failed' || fail "composite: $out"
+[ "$(printf '%s\n' "$out" | grep -c 'in main chunk')" = 2 ] || fail "composite tracebacks: $out"
+echo ok
