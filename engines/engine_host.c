@@ -342,6 +342,7 @@ static void ondrain(plush_conn *c) {
   e->sockbytes = plush_conn_queued(c);
   uv_cond_broadcast(&e->outc);
   uv_mutex_unlock(&e->mu);
+  eng_fd_resume(e);
 }
 
 /* ---- losing the link, and reconnecting --------------------------- */
@@ -591,6 +592,7 @@ static void onwake(uv_async_t *a) {
   uv_cond_broadcast(&e->outc);
   done = e->luadone;
   uv_mutex_unlock(&e->mu);
+  eng_fd_resume(e);
   if (done) {
     if (!e->exiting) finish(e, PLUSH_ENGINE_FAILED, e->luaerr);
     maybedone(e);
@@ -629,11 +631,12 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 4;
+  e->handles = 4 + e->fdhandles;
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
   uv_close((uv_handle_t *)&e->nag, closed);
+  eng_fd_stop(e, closed);
 }
 
 /*
@@ -745,6 +748,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
   eng_watch_init(e);
+  e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */
   to.flags = UV_THREAD_HAS_STACK_SIZE;
   to.stack_size = LUA_STACK;

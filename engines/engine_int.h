@@ -55,6 +55,13 @@ struct plush_engine {
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
+  struct {                  /* fd 1 and 2 captured (engine_fd.c) */
+    int on, paused;
+    int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
+    int orig[2];            /* fd 1 and 2 as they were */
+    uv_poll_t poll[2];
+  } fds;
+  int fdhandles;            /* 2 when fds.on */
   uint64_t nagged;          /* the task it looks at */
   int nagrestart;           /* after a RESTART (else an INTERRUPT) */
   int handles;              /* of wake, retry and watch not yet closed */
@@ -164,6 +171,16 @@ PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
 ** (see there). Loop thread. */
 PLUSH_INTERNAL void eng_watch_init(plush_engine *e);
 PLUSH_INTERNAL void eng_watch(plush_engine *e, uint64_t task, int restart);
+
+/* engine_fd.c: fd 1 and 2 as task output (see there). */
+PLUSH_INTERNAL int eng_fd_start(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_resume(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_restore(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_stop(plush_engine *e, uv_close_cb cb);
+PLUSH_INTERNAL void eng_fd_settle(plush_engine *e);
+/* engine_out.c, loop thread: fd output of the running task. */
+PLUSH_INTERNAL int eng_sendout(plush_engine *e, uint32_t stream, const char *data,
+                               size_t n);
 
 /* engine_lua.c */
 PLUSH_INTERNAL void eng_luamain(void *arg);

@@ -67,7 +67,7 @@ static void reexec(plush_engine *e) {
   plush_warn("restart asked while the Lua thread is in a C call: "
              "re-executing (the namespace is lost)");
   fflush(NULL);
-  if (e->o.before_exec) e->o.before_exec();
+  eng_fd_restore(e);
   execv("/proc/self/exe", argv);
   plush_error("cannot re-execute: %s", strerror(errno));
 }

@@ -503,6 +503,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
+    eng_fd_settle(e); /* its subprocesses' output before its reply */
     sent = eng_sendreply(e, id, t.status);
     if (sent < 0)
       sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,

@@ -1,6 +1,7 @@
 # The shell without a terminal (issue 12, 3-7): exit statuses that tell
 # the truth, values of an expression line that cannot travel, error values
-# and CompositeErrors shown whole, usage mistakes in one line.
+# and CompositeErrors shown whole, usage mistakes in one line, the output
+# of subprocesses on the engines (their fd 1 and 2) streamed and tagged.
 source "$(dirname "$0")/lib.bash"
 P="e2e-shell-edges-$$"
 start_cluster "$P" 2
@@ -52,4 +53,19 @@ printf '%s\n' "$out" | grep -qF 'RemoteError on engine 0: {code = 7}' || fail "e
 out=$(printf 'rc:view():execute("error(\\"x\\" .. engine.id)")\n' | run || true)
 printf '%s\n' "$out" | grep -qF 'CompositeError: 2 tasks failed' || fail "composite: $out"
 [ "$(printf '%s\n' "$out" | grep -c 'in main chunk')" = 2 ] || fail "composite tracebacks: $out"
+
+# a subprocess's output, in order with print's, stream by stream
+out=$(NO_COLOR=1 "$PLUSH" --profile "$P" -e '%pn 1 print("a") os.execute("echo b") print("c")' 2>&1)
+[ "$out" = "$(printf '[engine 1] a\n[engine 1] b\n[engine 1] c')" ] ||
+  fail "subprocess output: $out"
+# (two pipes: which of out and err is read first is not fixed, so sorted)
+out=$("$PLUSH" --profile "$P" -e 'rc[1]:with{output = function(l, _, s) print(s, l) end}:execute([[os.execute("echo out; echo err >&2")]])' | sort)
+[ "$out" = "$(printf '1\tout\n2\terr')" ] || fail "subprocess streams: $out"
+# C code's stdio too (io.stdout:setvbuf and the C FILE behind it)
+out=$("$PLUSH" --profile "$P" -e '%pn 0 local f = io.popen("cat >&2", "w") f:write("via popen\n") f:close()' 2>&1)
+printf '%s\n' "$out" | grep -qxF '[engine 0] via popen' || fail "popen's stderr: $out"
+# the engines' log lines still go to their log, not to the tasks
+logs=$("$PLUSH" cluster logs --profile "$P")
+printf '%s\n' "$logs" | grep -q 'plush-engine\[[0-9]*\] info: registered with' || fail "engine log lines: $logs"
+! printf '%s\n' "$out" | grep -q 'plush-engine' || fail "a log line in task output: $out"
 echo ok
