@@ -153,9 +153,15 @@ end
 -- Print each engine's result (non-nil values) or error, in target order.
 local function show(shell, last)
   local d = last.deferred
-  d:wait()
-  d:error() -- looked at here, engine by engine
+  -- while we wait, results that arrive are ours to print, not the async
+  -- observer's (px); if the wait ends early they are its again
   last.shown = true
+  local ok, err = pcall(d.wait, d)
+  if not ok then
+    last.shown = false
+    error(err, 0)
+  end
+  d:error() -- looked at here, engine by engine
   local children, engines = children_of(last)
   for i, c in ipairs(children) do
     local engine = engines[i]

@@ -288,6 +288,27 @@ describe("shell syntax and the newer magics", function()
     assert.equal('[engine 0] "r"\n[engine 1] "r"\n', text())
   end)
 
+  it("with async_results, a %result that waited prints each result once", function()
+    shell.async_results = true
+    handle("%block off")
+    handle("%px sleep(1) return 'r'")
+    assert.equal('[engine 0] "r"\n[engine 1] "r"\n', handle("%result"))
+    rc:wait()
+    assert.equal("", text())
+  end)
+
+  it("%restart gives fresh namespaces, refusing an engine that is not up", function()
+    handle("%px x = 1")
+    assert.equal("restarted engine 1: a fresh namespace\n", handle("%restart 1"))
+    assert.same({op = "restart", targets = {1}}, fake.state.ctrls[#fake.state.ctrls])
+    assert.is_nil(fake.env(1).x)
+    assert.equal(1, fake.env(0).x)
+    assert.equal("restarted engines 0,1: a fresh namespace\n", handle("%restart"))
+    local ok, e = pcall(handle, "%restart 7")
+    assert.is_false(ok)
+    assert.matches("no engine 7 %(%%engines lists them%)$", e)
+  end)
+
   it("paints tags and errors through shell.paint", function()
     shell.paint = function(style, s) return "<" .. style .. ">" .. s end
     assert.equal("<engine>[engine 0] 0\n<engine>[engine 1] 1\n", handle("%px engine.id"))
