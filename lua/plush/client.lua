@@ -305,7 +305,16 @@ function Client:_interrupt_pending()
   end
   if not all and #targets == 0 then return end
   table.sort(targets)
-  pcall(self.conn.ctrl, self.conn, {op = "interrupt", targets = not all and targets or nil})
+  local ok, rid = pcall(self.conn.ctrl, self.conn,
+    {op = "interrupt", targets = not all and targets or nil})
+  -- close() waits for its answer: a client that leaves at once (plush -e
+  -- on Ctrl-C) closes a socket full of unread output, which resets the
+  -- connection, and the controller may never read the interrupt
+  if ok then
+    local w = {}
+    self.waiting[rid] = w
+    self._interrupt_wait = w
+  end
 end
 
 --[[
@@ -319,11 +328,17 @@ end
 function Client:pump(timeout)
   -- nothing will ever come: waiting would spin or hang
   self:_check_open()
-  local catch = self.catch_sigint
-  if catch then core.catch_sigint(true) end
+  local catch, was = self.catch_sigint, nil
+  -- caught while the events are handled too: a Ctrl-C while a flood of
+  -- output is written must interrupt the engines, not kill the client
+  -- and leave them running (a second one, before the first was seen,
+  -- has its usual meaning: sigint.c)
+  if catch then was = core.catch_sigint(true) end
   local ok, evs = pcall(self.conn.poll, self.conn, timeout)
-  if catch then core.catch_sigint(false) end
-  if not ok then error(evs, 0) end
+  if not ok then
+    if catch then core.catch_sigint(was) end
+    error(evs, 0)
+  end
   -- Ctrl-C first: the output that came with it is already too much
   local sigint = false
   for _, ev in ipairs(evs) do
@@ -331,13 +346,23 @@ function Client:pump(timeout)
   end
   if sigint then self:_interrupt_pending() end
   client._sigint = false
-  for _, ev in ipairs(evs) do
-    if ev.kind ~= "sigint" then self:_dispatch(ev) end
-    if client._sigint and not sigint then
+  local dok, err = pcall(function()
+    for _, ev in ipairs(evs) do
+      if ev.kind ~= "sigint" then self:_dispatch(ev) end
+      if (client._sigint or (catch and core.sigint())) and not sigint then
+        sigint = true
+        self:_interrupt_pending()
+      end
+    end
+  end)
+  if catch then
+    if core.sigint() and not sigint then
       sigint = true
       self:_interrupt_pending()
     end
+    core.catch_sigint(was)
   end
+  if not dok then error(err, 0) end
   if sigint then error(errors.Interrupted{}, 0) end
   return #evs
 end
@@ -575,6 +600,15 @@ end
 -- for us). Tasks still in flight fail with EngineError.
 function Client:close()
   if self.closed then return end
+  local w = self._interrupt_wait
+  if w and not w.done and not self.lost then
+    local deadline = core.now() + 2
+    while not w.done and not self.lost and core.now() < deadline do
+      -- another Ctrl-C meanwhile (raised here as Interrupted) changes nothing
+      local ok, e = pcall(self.pump, self, deadline - core.now())
+      if not ok and not errors.is(e, "Interrupted") then break end
+    end
+  end
   if self.owned then
     pcall(function() require("plush.cluster").stop_owned(self) end)
   end

@@ -68,4 +68,23 @@ printf '%s\n' "$out" | grep -qxF '[engine 0] via popen' || fail "popen's stderr:
 logs=$("$PLUSH" cluster logs --profile "$P")
 printf '%s\n' "$logs" | grep -q 'plush-engine\[[0-9]*\] info: registered with' || fail "engine log lines: $logs"
 ! printf '%s\n' "$out" | grep -q 'plush-engine' || fail "a log line in task output: $out"
+
+# Ctrl-C (SIGINT) while -e pumps a flood of output interrupts the engine
+# and exits 130: it is caught while the events are handled, not only while
+# the client blocks in poll (a SIGINT the disposition inherited by a
+# background job ignores is sent again, bounded)
+"$PLUSH" --profile "$P" -e '%pn 1 for i = 1, 1e9 do print(i) end' >/dev/null 2>&1 &
+flood=$!
+PIDS+=("$flood")
+busy1() { [ "$(status_field "$P" 's.engines[2].state')" = busy ]; }
+wait_for 20 busy1 || fail "engine 1 never ran the flood"
+stop_it() { kill -INT "$flood" 2>/dev/null; gone "$flood"; }
+wait_for 20 stop_it || fail "SIGINT did not stop plush -e"
+set +e
+wait "$flood"
+st=$?
+set -e
+[ "$st" = 130 ] || fail "plush -e after SIGINT exited $st"
+idle1() { [ "$(status_field "$P" 's.engines[2].state')" = idle ]; }
+wait_for 20 idle1 || fail "engine 1 still runs the flood"
 echo ok
