@@ -18,7 +18,7 @@ static char name[32] = "plush";
 int plush_log_open(const char *path, const char *who) {
   if (who) snprintf(name, sizeof name, "%s", who);
   if (path) {
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(path, "ae"); /* not inherited by a re-executed engine */
     if (f == NULL) return -errno;
     setvbuf(f, NULL, _IOLBF, 0);
     if (out && out != stderr) fclose(out);
