@@ -272,6 +272,8 @@ function Session:wait_input()
     self:flush_out()
     self:show()
   end
+  -- a Ctrl-C while that output was printed (the SHELL layer had it)
+  if self.edit.interrupted() then sigint = true end
   return readable, sigint
 end
 
