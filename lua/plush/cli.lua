@@ -220,8 +220,10 @@ local function eval(code, chunkname)
   return true
 end
 
--- Each -e as the shell runs a line: a magic, `= EXPR`, an expression
--- (its values printed) or a statement. The first error (raised, or
+-- Each -e: a magic, a Lua statement (run as `lua -e` runs it: a call's
+-- values are not printed, so `-e 'io.write(x)'` writes x alone), or, as
+-- in the shell, an expression that is no statement (`1+1`, `x`) or
+-- `= EXPR`, whose values are printed. The first error (raised, or
 -- reported by a magic: sh.failed) ends the run with status 1.
 local function run_e(codes, opts)
   local s = session(opts)
@@ -229,7 +231,10 @@ local function run_e(codes, opts)
   local ok, err = pcall(function()
     for _, code in ipairs(codes) do
       if not magic.handle(code, s.shell) then
-        local f, lerr = shell.compile(code, "=(command line)", _G)
+        local f, lerr = load(code, "=(command line)", "t", _G)
+        if not f or code:match("^%s*=") then
+          f, lerr = shell.compile(code, "=(command line)", _G)
+        end
         if not f then
           if lerr == "incomplete" then _, lerr = load(code, "=(command line)", "t", _G) end
           error(lerr, 0)
@@ -310,7 +315,7 @@ local function cluster_start(opts)
   local n
   if opts["-n"] then
     n = math.tointeger(tonumber(opts["-n"]))
-    if not n or n < 1 then usage_error("-n needs a number of engines, 1 or more") end
+    if not n or n < 0 then usage_error("-n needs a number of engines (0: the controller alone)") end
   end
   local timeout = opts["--timeout"] and tonumber(opts["--timeout"])
   local port = opts["--port"] and math.tointeger(tonumber(opts["--port"]))
@@ -328,6 +333,14 @@ local function cluster_start(opts)
       .. "its %s engines join when it runs (plush cluster status)\n"):format(
       info.profile, tostring(info.host), tostring(info.port), tostring(info.pid),
       tostring(info.job), tostring(info.n)))
+    return 0
+  end
+  if n == 0 then
+    -- not an empty cluster by mistake: the controller alone, said so
+    io.stdout:write(("cluster '%s' started: the controller alone at %s:%s (pid %s), no engines;"
+      .. " start them with plush-engine --file %s, or plush cluster add\n"):format(
+      info.profile, tostring(info.host), tostring(info.port), tostring(info.pid),
+      tostring(info.file or "the connection file")))
     return 0
   end
   io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)%s\n"):format(
