@@ -64,14 +64,21 @@ static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
 ** it has moved the queue to the socket and the socket is below the mark
 ** again (onwake, ondrain). Output thus costs about high_water plus one
 ** frame of memory, whatever the chunk prints. The wait ends early when
-** the engine stops, the task is interrupted or overtaken by a RESTART, or
+** the engine stops, the task is interrupted (until the hook has raised)
+** or overtaken by a RESTART, or
 ** the link drops (the queue is emptied then), so a controller that stops
 ** reading cannot wedge an interrupt.
 */
+static int pending_intr(plush_engine *e) {
+  uint64_t run = atomic_load(&e->running);
+  /* once raised (e->fired), code that caught it waits like any other: a
+  ** pcall loop that prints must not queue without bound */
+  return atomic_load(&e->intr) == run && e->fired != run;
+}
+
 static void throttle(plush_engine *e) {
   while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
-         eng_live(e) && !atomic_load(&e->restarting) &&
-         atomic_load(&e->intr) != atomic_load(&e->running)) {
+         eng_live(e) && !atomic_load(&e->restarting) && !pending_intr(e)) {
     e->stats.blocked++;
     uv_cond_wait(&e->outc, &e->mu);
   }

@@ -967,6 +967,41 @@ Test(engine, output_back_pressure) {
   shutdown_();
 }
 
+static int blocked_again(void) {
+  plush_engine_stats_get(F.eng, &stats);
+  return stats.blocked >= 2;
+}
+
+/*
+** An interrupt lets a print blocked on back-pressure go, so that the hook
+** can raise; code that catches it (here in a coroutine, where the
+** interrupt stays aimed at the task) and prints on must wait again, not
+** queue without bound.
+*/
+Test(engine, a_caught_interrupt_does_not_lift_back_pressure) {
+  const size_t hw = 256 * 1024, piece = 4096;
+  plush_frame *f;
+  boot(-1, 0, hw);
+  plush_conn_pause(F.conn);
+  exec(1, "local s = string.rep('x', 4096)\n"
+          "coroutine.wrap(function() while true do pcall(function()\n"
+          "  while true do io.write(s) end end) end end)()");
+  until(blocked, "the Lua thread to block on output", 1);
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  until(blocked_again, "the Lua thread to block again", 1);
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_leq(stats.out_peak, hw + 2 * (piece + 24), "peak %zu bytes",
+                stats.out_peak);
+  sendhdr(PLUSH_T_RESTART, 0, 0); /* raises until the task is over */
+  plush_conn_resume(F.conn);
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  while ((f = next())->hdr.type == PLUSH_T_OUTPUT) plush_frame_unref(f);
+  cr_assert_eq(f->hdr.type, PLUSH_T_REPLY);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  plush_frame_unref(f);
+  shutdown_();
+}
+
 /* ---- the connection file ------------------------------------------ */
 
 static void tmpfile_(char *path, size_t n) {
