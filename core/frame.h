@@ -67,7 +67,13 @@ enum {
   PLUSH_S_BADREQ = 4    /* the controller refused the request             */
 };
 
-enum { PLUSH_STREAM_STDOUT = 1, PLUSH_STREAM_STDERR = 2 };
+/*
+** OUTPUT frames' aux. NOTE is the engine speaking about the task, not the
+** task's output: "in a C call: the interrupt waits", "ignored the
+** interrupt" (one line, delivered even when the client drops the task's
+** output after an interrupt).
+*/
+enum { PLUSH_STREAM_STDOUT = 1, PLUSH_STREAM_STDERR = 2, PLUSH_STREAM_NOTE = 3 };
 
 typedef struct plush_hdr {
   uint32_t len;

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,12 +18,26 @@ static char name[32] = "plush";
 int plush_log_open(const char *path, const char *who) {
   if (who) snprintf(name, sizeof name, "%s", who);
   if (path) {
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(path, "ae"); /* not inherited by a re-executed engine */
     if (f == NULL) return -errno;
     setvbuf(f, NULL, _IOLBF, 0);
     if (out && out != stderr) fclose(out);
     out = f;
   }
+  return 0;
+}
+
+int plush_log_keep_stderr(void) {
+  FILE *f;
+  int fd;
+  if (out != NULL && out != stderr) return 0;
+  if ((fd = fcntl(2, F_DUPFD_CLOEXEC, 3)) < 0) return -errno;
+  if ((f = fdopen(fd, "a")) == NULL) {
+    close(fd);
+    return -errno;
+  }
+  setvbuf(f, NULL, _IOLBF, 0);
+  out = f;
   return 0;
 }
 

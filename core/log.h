@@ -9,6 +9,9 @@ enum { PLUSH_LOG_DEBUG, PLUSH_LOG_INFO, PLUSH_LOG_WARN, PLUSH_LOG_ERROR };
 
 /* Appends to path from now on (NULL: stderr); 0 or a negative errno. */
 int plush_log_open(const char *path, const char *who);
+/* Log lines that go to stderr keep going where fd 2 goes now, even after
+** fd 2 is replaced (an engine capturing its fds); 0 or a negative errno. */
+int plush_log_keep_stderr(void);
 void plush_log_level(int level);
 void plush_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

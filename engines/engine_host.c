@@ -249,6 +249,7 @@ static void interrupt(plush_engine *e, uint64_t id) {
     atomic_store(&e->intr, run);
     eng_hook(e);
     uv_cond_broadcast(&e->outc);
+    eng_watch(e, run, 0);
   } else if (id != 0) {
     for (size_t i = 0; i < e->in.n; i++) {
       inreq *r = eng_inat(&e->in, i);
@@ -287,6 +288,7 @@ static void restart(plush_engine *e, plush_frame *f) {
     if (run != 0 && e->L) eng_hook(e);
     uv_cond_signal(&e->inc);
     uv_cond_broadcast(&e->outc);
+    eng_watch(e, run, 1);
   }
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
@@ -376,6 +378,7 @@ static void ondrain(plush_conn *c) {
   e->sockbytes = plush_conn_queued(c);
   uv_cond_broadcast(&e->outc);
   uv_mutex_unlock(&e->mu);
+  eng_fd_resume(e);
 }
 
 /* ---- losing the link, and reconnecting --------------------------- */
@@ -625,6 +628,7 @@ static void onwake(uv_async_t *a) {
   uv_cond_broadcast(&e->outc);
   done = e->luadone;
   uv_mutex_unlock(&e->mu);
+  eng_fd_resume(e);
   if (done) {
     if (!e->exiting) finish(e, PLUSH_ENGINE_FAILED, e->luaerr);
     maybedone(e);
@@ -663,10 +667,12 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 3;
+  e->handles = 4 + e->fdhandles;
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
+  uv_close((uv_handle_t *)&e->nag, closed);
+  eng_fd_stop(e, closed);
 }
 
 /*
@@ -681,6 +687,7 @@ static void finish(plush_engine *e, int status, const char *why) {
   snprintf(e->reason, sizeof e->reason, "%s", why);
   uv_timer_stop(&e->retry);
   uv_timer_stop(&e->watch);
+  uv_timer_stop(&e->nag);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
@@ -776,6 +783,8 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   e->retry.data = e;
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
+  eng_watch_init(e);
+  e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */
   to.flags = UV_THREAD_HAS_STACK_SIZE;
   to.stack_size = LUA_STACK;

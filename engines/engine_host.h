@@ -66,6 +66,14 @@ typedef struct plush_engine_opts {
   void (*on_exit)(plush_engine *e, int status, const char *reason,
                   void *data);
   void *data;
+  /* The program's command line (NULL-terminated), for a RESTART that
+  ** finds the Lua thread in a C call: the engine then re-executes itself
+  ** with it and --id (engine_intr.c). NULL: such a RESTART waits for the
+  ** call to return. */
+  char *const *argv;
+  /* 1: fd 1 and 2 of the process become task output (engine_fd.c); one
+  ** engine per process at most. Log lines keep going to the old stderr. */
+  int capture_fds;
 } plush_engine_opts;
 
 /*

@@ -54,6 +54,16 @@ struct plush_engine {
   uv_async_t wake;          /* Lua thread -> loop: output or "done" */
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
+  uv_timer_t nag;           /* looks again after an interrupt/restart */
+  struct {                  /* fd 1 and 2 captured (engine_fd.c) */
+    int on, paused;
+    int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
+    int orig[2];            /* fd 1 and 2 as they were */
+    uv_poll_t poll[2];
+  } fds;
+  int fdhandles;            /* 2 when fds.on */
+  uint64_t nagged;          /* the task it looks at */
+  int nagrestart;           /* after a RESTART (else an INTERRUPT) */
   int handles;              /* of wake, retry and watch not yet closed */
   lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
   outvec spare;             /* the out queue being written */
@@ -120,6 +130,7 @@ typedef struct eng_task {
   plush_frame *req;
   double started, completed;  /* epoch seconds */
   int status;                 /* PLUSH_S_OK / _ERROR / _BADREQ */
+  int autoret;                /* exec of an expression line (auto = true) */
 } eng_task;
 
 static inline plush_engine *eng_self(lua_State *L) {
@@ -153,6 +164,22 @@ static inline size_t eng_enc_len(const plush_engine *e) {
 /* Queues e->enc's reply to task id like eng_sendcopy (same results); a
 ** big one takes e->enc's memory along, leaving e->enc empty. */
 PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
+
+/* engine_intr.c: the timer that tells a client its interrupt is stuck
+** (in a C call, or caught), and re-executes an engine whose RESTART is
+** (see there). Loop thread. */
+PLUSH_INTERNAL void eng_watch_init(plush_engine *e);
+PLUSH_INTERNAL void eng_watch(plush_engine *e, uint64_t task, int restart);
+
+/* engine_fd.c: fd 1 and 2 as task output (see there). */
+PLUSH_INTERNAL int eng_fd_start(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_resume(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_restore(plush_engine *e);
+PLUSH_INTERNAL void eng_fd_stop(plush_engine *e, uv_close_cb cb);
+PLUSH_INTERNAL void eng_fd_settle(plush_engine *e);
+/* engine_out.c, loop thread: fd output of the running task. */
+PLUSH_INTERNAL int eng_sendout(plush_engine *e, uint32_t stream, const char *data,
+                               size_t n);
 
 /* engine_lua.c */
 PLUSH_INTERNAL void eng_luamain(void *arg);

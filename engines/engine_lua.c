@@ -504,7 +504,7 @@ static int done(plush_engine *e) {
 static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
   while (take(e, &r)) {
-    task t = {e, r.f, eng_now(), 0, PLUSH_S_OK};
+    task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     uint64_t id = r.f->hdr.id;
     int sent;
     if (r.f->hdr.type == PLUSH_T_RESTART) {
@@ -527,6 +527,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
+    eng_fd_settle(e); /* its subprocesses' output before its reply */
     sent = eng_sendreply(e, id, t.status);
     if (sent < 0)
       sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,

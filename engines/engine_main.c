@@ -214,6 +214,9 @@ int plush_engine_main(int argc, char **argv, const plush_engine_program *p) {
   o.reconnect = reconnect;
   o.memory_limit = memlimit;
   o.setup = p->setup;
+  /* An MPI rank cannot be replaced alone: only plush-engine re-executes. */
+  o.argv = p->init ? NULL : argv;
+  o.capture_fds = 1;
   o.on_exit = onexit;
   o.data = &r;
   r.status = PLUSH_ENGINE_FAILED;

@@ -291,6 +291,9 @@ static int opexec(lua_State *L, task *t, int req) {
     return badreq(L, t, "exec needs a string 'code'");
   code = lua_tolstring(L, -1, &len);
   if (lua_getfield(L, req, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
+  lua_getfield(L, req, "auto");
+  t->autoret = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   chunk = lua_pushfstring(L, "=%s", name);
   base = lua_gettop(L);
   if (luaL_loadbufferx(L, code, len, chunk, "t") != LUA_OK) {
@@ -480,9 +483,42 @@ static void encerr(lua_State *L, task *t) {
 }
 
 /*
+** An expression line's values (the shell added the `return`, auto =
+** true) are for a person to look at, as lua.c prints them: one that
+** cannot travel (io.write returns a file) is replaced in r by its
+** tostring, and its index listed in the reply's `tostring`. Returns
+** whether any was; the reply table is on top, r at index r.
+*/
+static int tostrings(lua_State *L, int r) {
+  plush_buf scratch = PLUSH_BUF_INIT;
+  char err[256];
+  lua_Integer n, k = 0;
+  lua_getfield(L, r, "n");
+  n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, r, i);
+    scratch.len = 0;
+    if (plush_encode(L, -1, &scratch, "result", err, sizeof err) < 0) {
+      luaL_tolstring(L, -1, NULL);
+      lua_rawseti(L, r, i);
+      lua_pushinteger(L, i);
+      lua_rawseti(L, -3, ++k);
+    }
+    lua_pop(L, 1);
+  }
+  plush_buf_free(&scratch);
+  if (k > 0) lua_setfield(L, -2, "tostring");
+  else lua_pop(L, 1);
+  return k > 0;
+}
+
+/*
 ** The r on top becomes the OK payload. A result that cannot travel turns
 ** into an ERROR whose message is the codec's, naming the culprit from
-** "result" ("cannot serialise result[1]: thread").
+** "result" ("cannot serialise result[1]: thread"), unless it is an
+** expression line's (tostrings).
 */
 static void encok(lua_State *L, task *t) {
   plush_buf *b = &t->e->enc;
@@ -498,6 +534,14 @@ static void encok(lua_State *L, task *t) {
     return;
   }
   eng_enc_reset(t->e);
+  if (t->autoret && t->e->fired != t->req->hdr.id && lua_istable(L, r) &&
+      tostrings(L, r)) {
+    if (plush_encode(L, -1, b, "reply", err, sizeof err) == 0) {
+      t->status = PLUSH_S_OK;
+      return;
+    }
+    eng_enc_reset(t->e);
+  }
   if (t->e->fired == t->req->hdr.id) /* the hook hit the codec */
     snprintf(err, sizeof err, "interrupted");
   else if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)

@@ -64,14 +64,21 @@ static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
 ** it has moved the queue to the socket and the socket is below the mark
 ** again (onwake, ondrain). Output thus costs about high_water plus one
 ** frame of memory, whatever the chunk prints. The wait ends early when
-** the engine stops, the task is interrupted or overtaken by a RESTART, or
+** the engine stops, the task is interrupted (until the hook has raised)
+** or overtaken by a RESTART, or
 ** the link drops (the queue is emptied then), so a controller that stops
 ** reading cannot wedge an interrupt.
 */
+static int pending_intr(plush_engine *e) {
+  uint64_t run = atomic_load(&e->running);
+  /* once raised (e->fired), code that caught it waits like any other: a
+  ** pcall loop that prints must not queue without bound */
+  return atomic_load(&e->intr) == run && e->fired != run;
+}
+
 static void throttle(plush_engine *e) {
   while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
-         eng_live(e) && !atomic_load(&e->restarting) &&
-         atomic_load(&e->intr) != atomic_load(&e->running)) {
+         eng_live(e) && !atomic_load(&e->restarting) && !pending_intr(e)) {
     e->stats.blocked++;
     uv_cond_wait(&e->outc, &e->mu);
   }
@@ -155,6 +162,38 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
   }
   uv_mutex_unlock(&e->mu);
   if (r != 0) plush_frame_unref(f);
+  return r;
+}
+
+/*
+** Loop thread (engine_fd.c): n bytes a subprocess or C code wrote to fd
+** stream as output of the running task, queued without waiting (the
+** loop cannot; the caller stops reading instead). 0, 1 when no task runs
+** or its link is down (the caller writes it where the fd went before),
+** or PLUSH_ENOMEM.
+*/
+int eng_sendout(plush_engine *e, uint32_t stream, const char *data, size_t n) {
+  plush_frame *f = NULL;
+  plush_hdr h;
+  char *p;
+  int r = 0;
+  uv_mutex_lock(&e->mu);
+  h = hdr(e, PLUSH_T_OUTPUT, atomic_load(&e->running), 0, stream, n);
+  if (h.id == 0 || !eng_live(e)) {
+    r = 1;
+  } else if (PLUSH_HDR_SIZE + n > SMALL) {
+    if ((f = plush_frame_new(&h)) == NULL) {
+      r = PLUSH_ENOMEM;
+    } else {
+      memcpy(plush_frame_payload(f), data, n);
+      if ((r = post(e, f)) != 0) plush_frame_unref(f);
+    }
+  } else if ((p = slot(e, &h)) != NULL) {
+    memcpy(p, data, n);
+  } else {
+    r = PLUSH_ENOMEM;
+  }
+  uv_mutex_unlock(&e->mu);
   return r;
 }
 
@@ -416,6 +455,22 @@ static int iowrite(lua_State *L) {
   return 1;
 }
 
+/*
+** os.execute, io.close and file:close (a popen'd file's close waits for
+** its command) return once the subprocess is done, its output maybe still
+** in the pipes engine_fd.c reads: settled first, so that a print after
+** them comes after that output.
+*/
+static int settled(lua_State *L, const char *orig) {
+  int n = passon(L, orig);
+  eng_fd_settle(eng_self(L));
+  return n;
+}
+
+static int osexecute(lua_State *L) { return settled(L, "osexecute"); }
+static int ioclose(lua_State *L) { return settled(L, "ioclose"); }
+static int fileclose(lua_State *L) { return settled(L, "fileclose"); }
+
 void eng_capture(lua_State *L) {
   int io, methods;
   lua_newtable(L);
@@ -432,11 +487,17 @@ void eng_capture(lua_State *L) {
   lua_setfield(L, -2, "stderr");
   lua_pop(L, 1);
   eng_replace(L, io, "write", "write", iowrite);
+  eng_replace(L, io, "close", "ioclose", ioclose);
   luaL_getmetatable(L, LUA_FILEHANDLE);
   lua_getfield(L, -1, "__index");
   methods = lua_gettop(L);
-  if (lua_istable(L, methods))
+  if (lua_istable(L, methods)) {
     eng_replace(L, methods, "write", "filewrite", filewrite);
+    eng_replace(L, methods, "close", "fileclose", fileclose);
+  }
+  lua_getfield(L, io - 1, LUA_OSLIBNAME);
+  if (lua_istable(L, -1))
+    eng_replace(L, lua_gettop(L), "execute", "osexecute", osexecute);
   lua_settop(L, io - 2);
   lua_register(L, "print", print);
 }

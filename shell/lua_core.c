@@ -44,6 +44,23 @@
 #define CONN_MT "plush.conn"
 #define CLOSE_GRACE 5.0 /* seconds close() waits for queued writes */
 
+/*
+** A budget per conn:poll, and a bound on what waits for it. A task that
+** prints in a loop sends output faster than a terminal shows it; if one
+** poll handed Lua everything that had arrived, the caller would spend
+** seconds printing before it looked at the keyboard or at Ctrl-C again.
+** So poll converts at most POLL_EVENTS frames or POLL_BYTES of payload
+** and leaves the rest queued (the next poll returns at once). And reading
+** stops while QUEUE_HIGH bytes wait here, until Lua has taken them below
+** QUEUE_LOW: the socket, the controller and at last the printing engine
+** then wait for us (their back-pressure), instead of our memory growing
+** with everything the engine printed.
+*/
+#define POLL_EVENTS 256
+#define POLL_BYTES ((size_t)64 << 10)
+#define QUEUE_HIGH ((size_t)4 << 20)
+#define QUEUE_LOW ((size_t)1 << 20)
+
 /* ------------------------------------------------------------------ */
 /* The client conn. */
 
@@ -68,9 +85,43 @@ typedef struct client {
   plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
   plush_frame **q;      /* FIFO ring of received frames */
   size_t qhead, qlen, qcap;
+  size_t qbytes;        /* their payload bytes */
+  int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
+  struct muted *mute;   /* tasks whose output is dropped (conn:mute) */
+  size_t nmute;
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;
+
+/* A task whose output is dropped, and how much was. */
+typedef struct muted {
+  uint64_t id;
+  lua_Integer lines, bytes;
+} muted;
+
+static muted *findmute(client *c, uint64_t id) {
+  for (size_t i = 0; i < c->nmute; i++)
+    if (c->mute[i].id == id) return &c->mute[i];
+  return NULL;
+}
+
+/* Counts and frees f when it is output of a muted task (not a note). */
+static int dropped(client *c, plush_frame *f) {
+  const char *p, *end, *nl;
+  muted *m;
+  if (c->nmute == 0 || f->hdr.type != PLUSH_T_OUTPUT ||
+      f->hdr.aux == PLUSH_STREAM_NOTE || (m = findmute(c, f->hdr.id)) == NULL)
+    return 0;
+  p = plush_frame_payload(f);
+  end = p + f->hdr.len;
+  while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    m->lines++;
+    p = nl + 1;
+  }
+  m->bytes += f->hdr.len;
+  plush_frame_unref(f);
+  return 1;
+}
 
 static int qpush(client *c, plush_frame *f) {
   if (c->qlen == c->qcap) {
@@ -84,6 +135,11 @@ static int qpush(client *c, plush_frame *f) {
     c->qhead = 0;
   }
   c->q[(c->qhead + c->qlen++) % c->qcap] = f;
+  c->qbytes += f->hdr.len;
+  if (c->qbytes > QUEUE_HIGH && !c->rpaused && c->conn != NULL) {
+    plush_conn_pause(c->conn);
+    c->rpaused = 1;
+  }
   return 0;
 }
 
@@ -91,7 +147,16 @@ static plush_frame *qpop(client *c) {
   plush_frame *f = c->q[c->qhead];
   c->qhead = (c->qhead + 1) % c->qcap;
   c->qlen--;
+  c->qbytes -= f->hdr.len;
   return f;
+}
+
+/* Reading again once Lua took the queue below QUEUE_LOW. */
+static void qresume(client *c) {
+  if (c->rpaused && c->qbytes < QUEUE_LOW) {
+    c->rpaused = 0;
+    if (c->conn != NULL) plush_conn_resume(c->conn);
+  }
 }
 
 static void onready(plush_conn *pc) {
@@ -117,6 +182,7 @@ static void onframe(plush_conn *pc, plush_frame *f) {
                      "protocol error: a relayed reply without its end");
     return;
   }
+  if (dropped(c, f)) return;
   if (qpush(c, f) < 0) {
     plush_frame_unref(f);
     plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
@@ -184,6 +250,9 @@ static void teardown(client *c, double grace) {
   free(c->q);
   c->q = NULL;
   c->qcap = 0;
+  free(c->mute);
+  c->mute = NULL;
+  c->nmute = 0;
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
   plush_frame_unref(c->relayed);
@@ -576,6 +645,7 @@ static void await(client *c, double t, int fd) {
 
 static int l_poll(lua_State *L) {
   client *c = toclient(L);
+  size_t took = 0;
   double t = -1;
   lua_Integer n = 0, fd = luaL_optinteger(L, 3, -1);
   luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
@@ -590,12 +660,14 @@ static int l_poll(lua_State *L) {
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
-  while (c->qlen > 0) {
+  while (c->qlen > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
     c->cur = qpop(c);
+    took += c->cur->hdr.len;
     if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;
   }
+  qresume(c);
   if (c->owed) {
     c->owed = 0;
     lua_createtable(L, 0, 2);
@@ -616,6 +688,52 @@ static int l_poll(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   return 1;
+}
+
+/*
+** conn:mute(id): from now on the output of task id is dropped, not
+** delivered, both what is queued here already and what comes later
+** (its notes, stream PLUSH_STREAM_NOTE, still are). The client mutes a
+** task it interrupted on Ctrl-C: the megabytes it printed before the
+** interrupt reached it are of no more use than the rest.
+*/
+static int l_mute(lua_State *L) {
+  client *c = toclient(L);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
+  size_t i, kept = 0;
+  muted *m;
+  if (findmute(c, id) != NULL) return 0;
+  m = realloc(c->mute, (c->nmute + 1) * sizeof *m);
+  if (m == NULL) return luaL_error(L, "out of memory");
+  c->mute = m;
+  c->mute[c->nmute++] = (muted){id, 0, 0};
+  for (i = 0; i < c->qlen; i++) {
+    plush_frame *f = c->q[(c->qhead + i) % c->qcap];
+    size_t len = f->hdr.len;
+    if (dropped(c, f))
+      c->qbytes -= len;
+    else
+      c->q[(c->qhead + kept++) % c->qcap] = f;
+  }
+  c->qlen = kept;
+  qresume(c);
+  return 0;
+}
+
+/* conn:unmute(id) -> lines, bytes of task id's output that were dropped. */
+static int l_unmute(lua_State *L) {
+  client *c = toclient(L);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
+  muted *m = findmute(c, id);
+  lua_Integer lines = 0, bytes = 0;
+  if (m != NULL) {
+    lines = m->lines;
+    bytes = m->bytes;
+    *m = c->mute[--c->nmute];
+  }
+  lua_pushinteger(L, lines);
+  lua_pushinteger(L, bytes);
+  return 2;
 }
 
 static int l_cid(lua_State *L) {
@@ -641,24 +759,6 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-/*
-** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
-** wait) instead of the program; returns whether it was on.
-*/
-static int l_catch_sigint(lua_State *L) {
-  int r, was = plush_sigint_active(PLUSH_SIGINT_WAIT);
-  if ((r = plush_sigint_on(PLUSH_SIGINT_WAIT, lua_toboolean(L, 1))) < 0)
-    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
-  lua_pushboolean(L, was);
-  return 1;
-}
-
-/* core.sigint(): whether a Ctrl-C came since the last call. */
-static int l_sigint(lua_State *L) {
-  lua_pushboolean(L, plush_sigint_take());
-  return 1;
-}
-
 /* ------------------------------------------------------------------ */
 
 static const luaL_Reg connmeta[] = {
@@ -668,29 +768,13 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {NULL, NULL}};
+    {"mute", l_mute}, {"unmute", l_unmute}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-    {"connect", l_connect},   {"catch_sigint", l_catch_sigint},
-    {"sigint", l_sigint},     {"mem_stats", plush_lua_mem_stats},
-    {NULL, NULL}};
-
-/*
-** A write to a controller that has gone raises SIGPIPE, whose default
-** action kills the whole process before the write can fail with EPIPE and
-** the connection close with a message. So, as luasocket does, the module
-** ignores SIGPIPE when nobody handles it yet (a handler the program set
-** stays).
-*/
-static void nopipe(void) {
-  struct sigaction old;
-  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-      !(old.sa_flags & SA_SIGINFO))
-    signal(SIGPIPE, SIG_IGN);
-}
+    {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};
 
 int luaopen_plush_core(lua_State *L) {
-  nopipe();
+  plush_sigpipe_ignore();
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, connmeta, 0);

@@ -1,7 +1,10 @@
 /*
-** lua_sys.c — the clock and process helpers of plush.core (core.now,
-** core.spawn, core.wait, ...), which the launchers and the shell use;
-** the transport itself is lua_core.c.
+** lua_sys.c — the clock, process and SIGINT helpers of plush.core
+** (core.now, core.spawn, core.wait, core.catch_sigint, ...), which the
+** launchers and the shell use;
+** the codec on strings (core.encode, core.decode, core.slice) and the
+** WAIT layer of SIGINT (core.catch_sigint, core.sigint); the transport
+** itself is lua_core.c.
 */
 #include "lua_sys.h"
 
@@ -16,6 +19,8 @@
 
 #include <lauxlib.h>
 
+#include "buf.h"
+#include "codec.h"
 #include "proc.h"
 #include "sigint.h"
 
@@ -261,6 +266,24 @@ static int l_filemode(lua_State *L) {
   return 1;
 }
 
+/*
+** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
+** wait) instead of the program; returns whether it was on.
+*/
+static int l_catch_sigint(lua_State *L) {
+  int r, was = plush_sigint_active(PLUSH_SIGINT_WAIT);
+  if ((r = plush_sigint_on(PLUSH_SIGINT_WAIT, lua_toboolean(L, 1))) < 0)
+    return luaL_error(L, "cannot catch SIGINT: %s", strerror(-r));
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+/* core.sigint(): whether a Ctrl-C came since the last call. */
+static int l_sigint(lua_State *L) {
+  lua_pushboolean(L, plush_sigint_take());
+  return 1;
+}
+
 const luaL_Reg plush_sys_funcs[] = {
     {"now", l_now},           {"time", l_time},
     {"sleep", l_sleep},       {"spawn", l_spawn},
@@ -268,4 +291,5 @@ const luaL_Reg plush_sys_funcs[] = {
     {"wait", l_wait},         {"getpid", l_getpid},
     {"hostname", l_hostname}, {"ncpu", l_ncpu},
     {"isatty", l_isatty},     {"bindirs", l_bindirs},
-    {"filemode", l_filemode}, {NULL, NULL}};
+    {"filemode", l_filemode}, {"catch_sigint", l_catch_sigint},
+    {"sigint", l_sigint},     {NULL, NULL}};

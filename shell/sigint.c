@@ -21,14 +21,24 @@ void plush_sigint_post(void) {
   if (intpipe[1] >= 0) (void)!write(intpipe[1], "", 1);
 }
 
-/* The upper layer that is on takes the signal. */
+/*
+** The upper layer that is on takes the signal. A second Ctrl-C while the
+** WAIT layer has not yet seen the first means the client is stuck outside
+** its wait (a callback in a loop): it goes to the SHELL layer, or without
+** one gets the disposition plush replaced (by default, the end of the
+** program), as a second Ctrl-C does in many programs.
+*/
 static void onsigint(int sig) {
   int e = errno;
-  (void)sig;
-  if (layers & PLUSH_SIGINT_WAIT)
+  if ((layers & PLUSH_SIGINT_WAIT) && !plush_sigint_got) {
     plush_sigint_post();
-  else if ((layers & PLUSH_SIGINT_SHELL) && shellfn)
+  } else if ((layers & PLUSH_SIGINT_SHELL) && shellfn) {
     shellfn();
+  } else if (layers & PLUSH_SIGINT_WAIT) {
+    sigaction(SIGINT, &saved, NULL);
+    layers = 0;
+    raise(sig);
+  }
   errno = e;
 }
 
@@ -69,3 +79,18 @@ int plush_sigint_take(void) {
 }
 
 int plush_sigint_fd(void) { return intpipe[0]; }
+
+/*
+** A write to a controller that has gone raises SIGPIPE, whose default
+** action kills the whole process before the write can fail with EPIPE and
+** the connection close with a message. So, as luasocket does, the module
+** ignores SIGPIPE when nobody handles it yet (a handler the program set
+** stays).
+*/
+void plush_sigpipe_ignore(void) {
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+      !(old.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
+}
+

@@ -41,4 +41,8 @@ int plush_sigint_take(void);
 int plush_sigint_fd(void);
 void plush_sigint_drain(void);
 
+/* Ignores SIGPIPE unless the program handles it (plush.core's opener):
+** a write to a controller that has gone then fails with EPIPE. */
+void plush_sigpipe_ignore(void);
+
 #endif

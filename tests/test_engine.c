@@ -383,6 +383,55 @@ static void output(const char *text, uint32_t stream, uint64_t id) {
   plush_frame_unref(f);
 }
 
+/*
+** An expression line's values (auto = true, the shell's %px x) that
+** cannot travel come back as their tostring, listed in `tostring`; an
+** explicit return (no auto) keeps the codec's error.
+*/
+Test(engine, expression_values_that_cannot_travel_come_back_as_tostring) {
+  boot(-1, 0, 0);
+  sendval(PLUSH_T_REQ, 11, "return {op = 'exec', auto = true,\n"
+                           "  code = 'return 1, io.stdout, {2}, coroutine.create(print)'}");
+  reply(11, PLUSH_S_OK);
+  ok("v.r.n == 4 and v.r[1] == 1 and v.r[3][1] == 2");
+  ok("v.r[2]:match('^file %(0x%x+%)$') and v.r[4]:match('^thread: ')");
+  ok("#v.tostring == 2 and v.tostring[1] == 2 and v.tostring[2] == 4");
+  exec(12, "return io.stdout");
+  reply(12, PLUSH_S_ERROR);
+  ok("v.message == 'cannot serialise result[1]: userdata'");
+  shutdown_();
+}
+
+/* The note on stream 3 that follows an interrupt the task did not obey. */
+static void note(uint64_t id, const char *text) {
+  output(text, PLUSH_STREAM_NOTE, id);
+}
+
+/*
+** An interrupt that cannot act is said: in a C call the hook never fires;
+** a pcall loop catches it and goes on.
+*/
+Test(engine, an_interrupt_that_waits_is_said) {
+  boot(-1, 0, 0);
+  exec(21, "os.execute('sleep 2') return 'slept'");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 21));
+  sendhdr(PLUSH_T_INTERRUPT, 21, 0);
+  note(21, "is in a C call: the interrupt waits for it to return");
+  /* the hook fires once the call returns */
+  plush_frame_unref(expect(PLUSH_T_REPLY, 21));
+  exec(22, "while true do pcall(function() for _ = 1, 1e9 do end end) end");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 22));
+  sendhdr(PLUSH_T_INTERRUPT, 22, 0);
+  note(22, "caught the interrupt and went on");
+  sendhdr(PLUSH_T_RESTART, 0, 0);
+  {
+    plush_frame *f = expect(PLUSH_T_REPLY, 22);
+    cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+    plush_frame_unref(f);
+  }
+  shutdown_();
+}
+
 Test(engine, output_comes_before_the_reply_in_order) {
   plush_frame *f;
   boot(-1, 2, 0);
@@ -915,6 +964,41 @@ Test(engine, output_back_pressure) {
   plush_engine_stats_get(F.eng, &stats);
   cr_assert_leq(stats.out_peak, hw + 2 * (piece + 24), "peak %zu bytes",
                 stats.out_peak);
+  shutdown_();
+}
+
+static int blocked_again(void) {
+  plush_engine_stats_get(F.eng, &stats);
+  return stats.blocked >= 2;
+}
+
+/*
+** An interrupt lets a print blocked on back-pressure go, so that the hook
+** can raise; code that catches it (here in a coroutine, where the
+** interrupt stays aimed at the task) and prints on must wait again, not
+** queue without bound.
+*/
+Test(engine, a_caught_interrupt_does_not_lift_back_pressure) {
+  const size_t hw = 256 * 1024, piece = 4096;
+  plush_frame *f;
+  boot(-1, 0, hw);
+  plush_conn_pause(F.conn);
+  exec(1, "local s = string.rep('x', 4096)\n"
+          "coroutine.wrap(function() while true do pcall(function()\n"
+          "  while true do io.write(s) end end) end end)()");
+  until(blocked, "the Lua thread to block on output", 1);
+  sendhdr(PLUSH_T_INTERRUPT, 1, 0);
+  until(blocked_again, "the Lua thread to block again", 1);
+  plush_engine_stats_get(F.eng, &stats);
+  cr_assert_leq(stats.out_peak, hw + 2 * (piece + 24), "peak %zu bytes",
+                stats.out_peak);
+  sendhdr(PLUSH_T_RESTART, 0, 0); /* raises until the task is over */
+  plush_conn_resume(F.conn);
+  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
+  while ((f = next())->hdr.type == PLUSH_T_OUTPUT) plush_frame_unref(f);
+  cr_assert_eq(f->hdr.type, PLUSH_T_REPLY);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+  plush_frame_unref(f);
   shutdown_();
 }
 

@@ -58,6 +58,8 @@ typedef struct fake {
 
 static fake F;
 
+#define FLOOD 5000 /* output frames engine 94 sends before its reply */
+
 /* ------------------------------------------------------------------ */
 /* The fake controller (runs in its thread). */
 
@@ -90,6 +92,18 @@ static void answer(plush_conn *c, plush_frame *f) {
     plush_hdr ev = {0};
     ev.type = PLUSH_T_EVENT;
     plush_conn_write_hdr_frame(c, &ev, f);
+    plush_conn_write_hdr_frame(c, &h, f);
+  } else if (e == 94) { /* a flood of output, a note, the reply */
+    plush_hdr o = h;
+    char line[32];
+    o.type = PLUSH_T_OUTPUT;
+    o.aux = PLUSH_STREAM_STDOUT;
+    for (int i = 1; i <= FLOOD; i++) {
+      int n = snprintf(line, sizeof line, "line %d\n", i);
+      plush_conn_write(c, &o, line, (size_t)n);
+    }
+    o.aux = PLUSH_STREAM_NOTE;
+    plush_conn_write(c, &o, "caught the interrupt and went on", 32);
     plush_conn_write_hdr_frame(c, &h, f);
   } else if (e == 98) {
     plush_conn_write(c, &h, "\xc1", 1);
@@ -546,6 +560,62 @@ Test(lua_core, output_then_close_by_peer) {
       "assert(#c:poll(0) == 0)\n"
       "assert(#c:poll() == 0)\n"
       "c:close()\n");
+}
+
+/*
+** A flood of output is handed over a few hundred events at a time, so
+** that the caller gets back to its keyboard and Ctrl-C between them.
+*/
+Test(lua_core, poll_hands_over_a_flood_in_bounded_turns) {
+  run("local c = connect()\n"
+      "local id = c:submit(94, {op = 'flood'})\n"
+      "local most, lines, note, done = 0, 0, nil, false\n"
+      "local deadline = core.now() + 20\n"
+      "while not done do\n"
+      "  assert(core.now() < deadline, 'timed out')\n"
+      "  local evs = c:poll(5)\n"
+      "  if #evs > most then most = #evs end\n"
+      "  for _, ev in ipairs(evs) do\n"
+      "    if ev.kind == 'output' and ev.stream == 1 then lines = lines + 1\n"
+      "    elseif ev.kind == 'output' and ev.stream == 3 then note = ev.text\n"
+      "    elseif ev.kind == 'reply' then done = ev.id == id end\n"
+      "  end\n"
+      "end\n"
+      "assert(lines == 5000, lines)\n"
+      "assert(most <= 256, most)\n"
+      "assert(note == 'caught the interrupt and went on', note)\n");
+}
+
+/*
+** conn:mute drops a task's output, queued or still to come, and counts
+** it; its notes still come through.
+*/
+Test(lua_core, mute_drops_and_counts_a_tasks_output) {
+  run("local c = connect()\n"
+      "local id = c:submit(94, {op = 'flood'})\n"
+      "local seen, bytes = 0, 0\n"
+      "local deadline = core.now() + 20\n"
+      "while seen == 0 do\n"
+      "  assert(core.now() < deadline, 'timed out')\n"
+      "  for _, e in ipairs(c:poll(5)) do\n"
+      "    if e.kind == 'output' then seen = seen + 1 bytes = bytes + #e.text end\n"
+      "  end\n"
+      "end\n"
+      "assert(seen < 5000, 'the flood came in one poll')\n"
+      "c:mute(id)\n"
+      "local _, all = reply_for(c, id)\n"
+      "local notes = 0\n"
+      "for _, e in ipairs(all) do\n"
+      "  assert(e.kind ~= 'output' or e.stream == 3, 'output after mute')\n"
+      "  if e.kind == 'output' then notes = notes + 1 end\n"
+      "end\n"
+      "assert(notes == 1, notes)\n"
+      "local lines, dropped = c:unmute(id)\n"
+      "assert(seen + lines == 5000, seen + lines)\n"
+      "local total = 0\n"
+      "for i = 1, 5000 do total = total + #('line ' .. i .. '\\n') end\n"
+      "assert(bytes + dropped == total, bytes + dropped)\n"
+      "assert(select('#', c:unmute(id)) == 2 and c:unmute(id) == 0)\n");
 }
 
 /* A write to a controller that is gone must fail, not kill the process:

@@ -225,21 +225,34 @@ local function eval(code, chunkname)
   return true
 end
 
+-- Each -e: a magic, a Lua statement (run as `lua -e` runs it: a call's
+-- values are not printed, so `-e 'io.write(x)'` writes x alone), or, as
+-- in the shell, an expression that is no statement (`1+1`, `x`) or
+-- `= EXPR`, whose values are printed. The first error (raised, or
+-- reported by a magic: sh.failed) ends the run with status 1.
 local function run_e(codes, opts)
   local s = session(opts)
   s.shell.eval = function(code) eval(code, "=(command line)") end
   local ok, err = pcall(function()
     for _, code in ipairs(codes) do
       if not magic.handle(code, s.shell) then
-        local f, lerr = load(code, "=(command line)")
-        if not f then error(lerr, 0) end
+        local f, lerr = load(code, "=(command line)", "t", _G)
+        if not f or code:match("^%s*=") then
+          f, lerr = shell.compile(code, "=(command line)", _G)
+        end
+        if not f then
+          if lerr == "incomplete" then _, lerr = load(code, "=(command line)", "t", _G) end
+          error(lerr, 0)
+        end
         print_values(table.pack(f()), 1)
       end
+      if s.shell.failed then return false end
     end
+    return true
   end)
   s.close()
   if not ok then return die(err) end
-  return 0
+  return err and 0 or 1
 end
 
 local function run_file(argv, i, opts)
@@ -266,6 +279,7 @@ end
 -- cluster takes a moment: say so first.
 local function interactive(opts)
   local s = session(opts)
+  for _, why in ipairs(magic.broken) do io.stderr:write("plush: ", why, "\n") end
   local ok, r = pcall(function()
     if core.isatty(1) then
       local profile = plush.cluster.profile(opts["--profile"])
@@ -306,7 +320,7 @@ local function cluster_start(opts)
   local n
   if opts["-n"] then
     n = math.tointeger(tonumber(opts["-n"]))
-    if not n or n < 0 then usage_error("-n needs a number of engines") end
+    if not n or n < 0 then usage_error("-n needs a number of engines (0: the controller alone)") end
   end
   local timeout = opts["--timeout"] and tonumber(opts["--timeout"])
   local port = opts["--port"] and math.tointeger(tonumber(opts["--port"]))
@@ -324,6 +338,14 @@ local function cluster_start(opts)
       .. "its %s engines join when it runs (plush cluster status)\n"):format(
       info.profile, tostring(info.host), tostring(info.port), tostring(info.pid),
       tostring(info.job), tostring(info.n)))
+    return 0
+  end
+  if n == 0 then
+    -- not an empty cluster by mistake: the controller alone, said so
+    io.stdout:write(("cluster '%s' started: the controller alone at %s:%s (pid %s), no engines;"
+      .. " start them with plush-engine --file %s, or plush cluster add\n"):format(
+      info.profile, tostring(info.host), tostring(info.port), tostring(info.pid),
+      tostring(info.file or "the connection file")))
     return 0
   end
   io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)%s\n"):format(
@@ -586,7 +608,7 @@ local function main(argv)
     local sub = argv[i]
     if sub == nil then
       if wants("cluster") then return 0 end
-      usage_error("cluster needs start, stop or status (see plush cluster --help)")
+      usage_error("cluster needs start, stop, status, add or logs (see plush cluster --help)")
     end
     local c = cluster_cmds[sub]
     if not c then usage_error(("unknown cluster command '%s'"):format(sub)) end
@@ -602,7 +624,8 @@ local function main(argv)
     local sub, id = argv[i], nil
     if sub == "show" then
       id = argv[i + 1]
-      i = i + 1
+      -- `results show --help`: the option, not an id
+      if id and id:match("^%-") then id = nil else i = i + 1 end
     end
     i = parse(argv, i + 1, spec, opts)
     if wants("results") then return 0 end

@@ -70,7 +70,15 @@ local function emit(out, line, engine, stream, id)
     f:flush()
   elseif type(out) == "function" then
     local ok, err = errors.call(out, line, engine, stream, id)
-    if not ok then deferred.on_unhandled(err, nil, "output handler") end
+    if ok then return end
+    -- Ctrl-C while a handler ran (the shell's hook raised in it): not the
+    -- handler's failure; pump takes it as a Ctrl-C in its wait
+    local v = type(err) == "table" and rawget(err, "value") or err
+    if type(v) == "string" and v:match("interrupted$") then
+      client._sigint = true
+      return
+    end
+    deferred.on_unhandled(err, nil, "output handler")
   end
 end
 
@@ -99,9 +107,25 @@ local function take_partial(rec, stream)
   return table.concat(p, "", 1, p.n)
 end
 
+-- Stream 3 is the engine's note about a task ("in a C call", ...): kept
+-- on the record for whoever waits (the shell says it), and shown on
+-- stderr to other clients.
+local NOTE = 3
+
 function Client:_output(ev)
   local rec = self.pending[ev.id]
   local text, stream = ev.text or "", ev.stream or 1
+  if stream == NOTE then
+    if rec then rec.note, rec.note_engine = text, ev.engine
+    else emit(self.output, text, ev.engine, 2, ev.id) end
+    return
+  end
+  if rec and rec.muted then
+    local _, lines = text:gsub("\n", "")
+    rec.muted.lines = rec.muted.lines + lines
+    rec.muted.bytes = rec.muted.bytes + #text
+    return
+  end
   if not rec then
     for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do
       emit(self.output, line, ev.engine, stream, ev.id)
@@ -139,6 +163,25 @@ local function flush(rec, engine, id)
   end
 end
 
+local function size(n)
+  if n >= 1 << 20 then return ("%.1f MiB"):format(n / (1 << 20)) end
+  if n >= 1 << 10 then return ("%.1f KiB"):format(n / (1 << 10)) end
+  return ("%d bytes"):format(n)
+end
+
+-- A task muted by Ctrl-C ends: one line says what was cut.
+function Client:_unmute(rec, engine, id)
+  local m = rec.muted
+  if not m then return end
+  rec.muted = nil
+  local ok, lines, bytes = pcall(self.conn.unmute, self.conn, id)
+  if ok then m.lines, m.bytes = m.lines + lines, m.bytes + bytes end
+  if m.bytes > 0 then
+    emit(rec.output, ("(%d line%s, %s of output dropped after the interrupt)")
+      :format(m.lines, m.lines == 1 and "" or "s", size(m.bytes)), engine, 2, id)
+  end
+end
+
 -------------------------------------------------------------------------------
 -- Events
 -------------------------------------------------------------------------------
@@ -149,10 +192,12 @@ function Client:_reply(ev)
   self.pending[ev.id] = nil
   local engine = ev.engine
   flush(rec, engine, ev.id)
+  self:_unmute(rec, engine, ev.id)
   local value = type(ev.value) == "table" and ev.value or {}
   local md = rec.d.metadata
   md.engine = engine
   md.started, md.completed = value.started, value.completed
+  md.tostring = value.tostring
   md.received = core.time()
   if ev.status == "ok" then
     local r = value.r or {n = 0}
@@ -201,6 +246,7 @@ function Client:_fail_all(make)
     local rec = self.pending[id]
     self.pending[id] = nil
     flush(rec, rec.engine, id)
+    self:_unmute(rec, rec.engine, id)
     local e = make(rec)
     e.id = id
     rec.d:errback(e)
@@ -239,10 +285,18 @@ function Client:_dispatch(ev)
 end
 
 -- Ctrl-C while waiting: stop what we asked the engines to run. Balanced
--- tasks may be anywhere, so any of them means every engine.
+-- tasks may be anywhere, so any of them means every engine. Their output
+-- from now on is dropped (what was already on its way too: a task that
+-- printed in a loop has megabytes in flight), counted, and said in one
+-- line when the task ends.
 function Client:_interrupt_pending()
   local targets, seen, all = {}, {}, false
-  for _, rec in pairs(self.pending) do
+  for id, rec in pairs(self.pending) do
+    if not rec.muted then
+      flush(rec, rec.engine, id)
+      rec.muted = {lines = 0, bytes = 0}
+      pcall(self.conn.mute, self.conn, id)
+    end
     if rec.engine == nil then
       all = true
     elseif not seen[rec.engine] then
@@ -252,7 +306,16 @@ function Client:_interrupt_pending()
   end
   if not all and #targets == 0 then return end
   table.sort(targets)
-  pcall(self.conn.ctrl, self.conn, {op = "interrupt", targets = not all and targets or nil})
+  local ok, rid = pcall(self.conn.ctrl, self.conn,
+    {op = "interrupt", targets = not all and targets or nil})
+  -- close() waits for its answer: a client that leaves at once (plush -e
+  -- on Ctrl-C) closes a socket full of unread output, which resets the
+  -- connection, and the controller may never read the interrupt
+  if ok then
+    local w = {}
+    self.waiting[rid] = w
+    self._interrupt_wait = w
+  end
 end
 
 --[[
@@ -266,19 +329,42 @@ end
 function Client:pump(timeout)
   -- nothing will ever come: waiting would spin or hang
   self:_check_open()
-  local catch = self.catch_sigint
-  if catch then core.catch_sigint(true) end
+  local catch, was = self.catch_sigint, nil
+  -- caught while the events are handled too: a Ctrl-C while a flood of
+  -- output is written must interrupt the engines, not kill the client
+  -- and leave them running (a second one, before the first was seen,
+  -- has its usual meaning: sigint.c)
+  if catch then was = core.catch_sigint(true) end
   local ok, evs = pcall(self.conn.poll, self.conn, timeout)
-  if catch then core.catch_sigint(false) end
-  if not ok then error(evs, 0) end
+  if not ok then
+    if catch then core.catch_sigint(was) end
+    error(evs, 0)
+  end
+  -- Ctrl-C first: the output that came with it is already too much
   local sigint = false
   for _, ev in ipairs(evs) do
-    if ev.kind == "sigint" then sigint = true else self:_dispatch(ev) end
+    if ev.kind == "sigint" then sigint = true end
   end
-  if sigint then
-    self:_interrupt_pending()
-    error(errors.Interrupted{}, 0)
+  if sigint then self:_interrupt_pending() end
+  client._sigint = false
+  local dok, err = pcall(function()
+    for _, ev in ipairs(evs) do
+      if ev.kind ~= "sigint" then self:_dispatch(ev) end
+      if (client._sigint or (catch and core.sigint())) and not sigint then
+        sigint = true
+        self:_interrupt_pending()
+      end
+    end
+  end)
+  if catch then
+    if core.sigint() and not sigint then
+      sigint = true
+      self:_interrupt_pending()
+    end
+    core.catch_sigint(was)
   end
+  if not dok then error(err, 0) end
+  if sigint then error(errors.Interrupted{}, 0) end
   return #evs
 end
 
@@ -518,6 +604,15 @@ end
 -- for us). Tasks still in flight fail with EngineError.
 function Client:close()
   if self.closed then return end
+  local w = self._interrupt_wait
+  if w and not w.done and not self.lost then
+    local deadline = core.now() + 2
+    while not w.done and not self.lost and core.now() < deadline do
+      -- another Ctrl-C meanwhile (raised here as Interrupted) changes nothing
+      local ok, e = pcall(self.pump, self, deadline - core.now())
+      if not ok and not errors.is(e, "Interrupted") then break end
+    end
+  end
   if self.owned then
     pcall(function() require("plush.cluster").stop_owned(self) end)
   end

@@ -19,8 +19,14 @@ end
 
 -- A remote traceback usually starts with "stack traceback:"; when the
 -- engine put the message in front of it, do not print the message twice.
+-- An error value that is not a string (error({code = 7})) is shown as
+-- the table itself, not as "(error object is a table value)".
 local function remote(e)
   local s = plain(e)
+  if type(e.value) == "table" and not getmetatable(e.value) then
+    local ok, text = pcall(require("plush.pretty"), e.value)
+    if ok then s = e.kind .. where(e) .. ": " .. text end
+  end
   local tb = e.traceback
   if type(tb) == "string" and tb ~= "" then
     local msg = tostring(e.message)

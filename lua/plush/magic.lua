@@ -80,7 +80,8 @@ function magic.run(line, shell)
   if not name then util.raise("not a magic: " .. line) end
   local m = registry[name]
   if not m then
-    util.raise(("unknown magic %%%s (%%magic lists them)"):format(name))
+    local why = #magic.broken > 0 and ("; " .. magic.broken[1]) or ""
+    util.raise(("unknown magic %%%s (%%magic lists them)%s"):format(name, why))
   end
   local r = table.pack(m.fn(rest, shell))
   if r.n > 0 and r[1] ~= nil then say(shell, pretty(r[1])) end
@@ -155,19 +156,34 @@ end
 -- Print each engine's result (non-nil values) or error, in target order.
 local function show(shell, last)
   local d = last.deferred
-  d:wait()
+  -- while we wait, results that arrive are ours to print, not the async
+  -- observer's (px); if the wait ends early they are its again
+  last.shown = true
+  local ok, err = pcall(d.wait, d)
+  if not ok then
+    last.shown = false
+    error(err, 0)
+  end
   d:error() -- looked at here, engine by engine
   local children, engines = children_of(last)
   for i, c in ipairs(children) do
     local engine = engines[i]
     local r = table.pack(pcall(c.get, c))
+    if not r[1] then
+      shell.failed = true -- `plush -e` and piped input exit non-zero
+    end
     if not r[1] and shell.remote_error then
       shell.remote_error(engine, r[2])
     elseif not r[1] then
       say(shell, tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2])))
     elseif r.n > 1 and r[2] ~= nil then
-      local parts = {}
-      for k = 2, r.n do parts[#parts + 1] = pretty(r[k]) end
+      local parts, shown = {}, {}
+      for _, k in ipairs(c.metadata.tostring or {}) do shown[k + 1] = true end
+      for k = 2, r.n do
+        -- a value that could not travel: its tostring, said to be one
+        parts[#parts + 1] = shown[k] and (tostring(r[k]) .. paint(shell, "note", " (tostring)"))
+          or pretty(r[k])
+      end
       say(shell, tag(shell, engine) .. table.concat(parts, ", "))
     end
   end
@@ -190,11 +206,12 @@ end
 ]]
 local function px(shell, v, code)
   if code == "" then util.raise("usage: %px CODE") end
-  code = magic.chunk(code)
+  local expr = magic.chunk(code)
   local function output(line, engine, stream)
     out(shell, tag(shell, engine, stream == 2 and "error" or "engine") .. line .. "\n")
   end
-  local d = v:with{block = false, output = output}:execute(code)
+  local nb = v:with{block = false, output = output}
+  local d = expr ~= code and nb:_execute_expr(expr) or nb:execute(code)
   local last = {deferred = d, targets = d.targets or {v.targets}}
   shell.last = last
   if shell.block == false then
@@ -202,6 +219,8 @@ local function px(shell, v, code)
       d:_observe(function()
         -- the shell has ended meanwhile: nothing to print to
         if not shell.async_results then return d:error() end
+        -- a %result that waited for them has printed them already
+        if last.shown then return d:error() end
         local ok, err = pcall(show, shell, last)
         if not ok then say(shell, paint(shell, "error", tostring(err))) end
       end)
@@ -232,10 +251,10 @@ local function parse_ids(s)
   return ids
 end
 
-local function names_of(s)
+local function names_of(s, magicname)
   local names = {}
   for w in s:gmatch("[^%s,]+") do names[#names + 1] = w end
-  if #names == 0 then util.raise("usage: names of globals") end
+  if #names == 0 then util.raise(("usage: %%%s NAME [NAME ...]"):format(magicname)) end
   return names
 end
 
@@ -280,15 +299,37 @@ magic.register("block", function(line, shell)
   if shell.view then shell.view = shell.view:with{block = shell.block} end
 end, "blocking or not for %px: %block on|off")
 
+-- Engine ids that are all up: an engine that is not would fail every
+-- %px on it, so it is refused at once.
+local function up_ids(shell, line)
+  local t, up = parse_ids(line), {}
+  for _, id in ipairs(shell.rc:ids()) do up[id] = true end
+  for _, id in ipairs(t) do
+    if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+  end
+  return t
+end
+
 magic.register("targets", function(line, shell)
   if line == "" then
     say(shell, "targets " .. format_targets(shell.targets))
     return
   end
-  local t = line == "all" and "all" or parse_ids(line)
+  local t = line == "all" and "all" or up_ids(shell, line)
   shell.view = shell.rc:view(t, {block = shell.block ~= false})
   shell.targets = t
 end, "the engines %px addresses: %targets all|0,2,...")
+
+magic.register("restart", function(line, shell)
+  local t
+  if line == "" then t = shell.targets or "all"
+  elseif line == "all" then t = "all"
+  else t = up_ids(shell, line) end
+  local ids = shell.rc:restart(t ~= "all" and t or nil)
+  table.sort(ids)
+  say(shell, ("restarted %s: a fresh namespace"):format(#ids == 1
+    and ("engine " .. tostring(ids[1])) or ("engines " .. format_targets(ids))))
+end, "fresh namespaces on engines (what runs is stopped): %restart [all|0,2,...]")
 
 magic.register("engines", function(_, shell)
   local list = shell.rc:engines()
@@ -331,14 +372,25 @@ end, "list the magics")
 magic.register("push", function(line, shell)
   local env = shell.env or _G
   local ns = {}
-  for _, name in ipairs(names_of(line)) do ns[name] = env[name] end
+  -- each name checked first: nothing is pushed when one is wrong
+  for _, name in ipairs(names_of(line, "push")) do
+    local v = env[name]
+    if v == nil then util.raise(("cannot push %s: no such global here"):format(name)) end
+    local ok, err = pcall(core.encode, v, name)
+    if not ok then
+      local what = tostring(err):match("cannot serialise [^:]*: (%a+)")
+      util.raise(("cannot push %s: %s"):format(name, what
+        and ("a " .. what .. " value cannot travel") or util.strip_where(tostring(err))))
+    end
+    ns[name] = v
+  end
   current_view(shell):with{block = true}:push(ns)
 end, "copy local globals to the engines: %push x y")
 
 magic.register("pull", function(line, shell)
   local env = shell.env or _G
   local v = current_view(shell):with{block = true}
-  for _, name in ipairs(names_of(line)) do
+  for _, name in ipairs(names_of(line, "pull")) do
     local value = v:pull(name)
     env[name] = value
     say(shell, name .. " = " .. pretty(value))
@@ -543,6 +595,9 @@ builtin = false
   {name = {fn, help}}. A broken file is reported on stderr and skipped.
   Returns the number of files loaded.
 ]]
+-- The magic files that failed to load: "magic file F: why" each.
+magic.broken = {}
+
 function magic.load_dir(dir)
   util.check(dir, 1, "load_dir", "string")
   local p = io.popen("ls -1 " .. util.shquote(dir) .. " 2>/dev/null")
@@ -574,7 +629,9 @@ function magic.load_dir(dir)
     if ok then
       count = count + 1
     else
-      io.stderr:write("plush: magic file ", file, ": ", tostring(err), "\n")
+      -- said once by the interactive shell (magic.broken), not by every
+      -- `plush -e`; an unknown magic names them
+      magic.broken[#magic.broken + 1] = ("magic file %s: %s"):format(file, tostring(err))
     end
   end
   return count

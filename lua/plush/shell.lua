@@ -272,6 +272,8 @@ function Session:wait_input()
     self:flush_out()
     self:show()
   end
+  -- a Ctrl-C while that output was printed (the SHELL layer had it)
+  if self.edit.interrupted() then sigint = true end
   return readable, sigint
 end
 
@@ -353,34 +355,42 @@ end
 -- A syntax error is reported as it is: no traceback of the shell's.
 local Syntax = {}
 
+-- Frames of plush's own code are the shell's business, not the user's:
+-- a usage mistake in a magic is one line. PLUSH_DEBUG=1 keeps them all.
+local ours = here:match("^(.*/)") or here
+local function debugging()
+  local d = os.getenv("PLUSH_DEBUG")
+  return d ~= nil and d ~= "" and d ~= "0"
+end
+
+local function user_frames(tb)
+  local msg, frames = tb:match("^(.-)\nstack traceback:\n(.*)$")
+  if not msg then return tb end
+  local keep, user = {}, false
+  for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
+    local src = line:match("^%s*(.-):")
+    local own = src and src:sub(1, #ours) == ours -- plush's frame: dropped
+    if not own and (user or not (line:match("^%s*%[C%]") or line:match("tail calls"))) then
+      user = true
+      keep[#keep + 1] = line
+    end
+  end
+  if #keep == 0 then return msg end
+  return msg .. "\nstack traceback:\n" .. table.concat(keep, "\n")
+end
+
 local function handler(e)
-  if type(e) == "string" then return trim(debug.traceback(e, 2)) end
+  if type(e) == "string" then
+    local tb = trim(debug.traceback(e, 2))
+    return debugging() and tb or user_frames(tb)
+  end
   if getmetatable(e) == Syntax then return e.message end
   return e
 end
 
--- Ctrl-C during a remote wait: the client has interrupted the engines
--- running our tasks; say which, and let their "interrupted" replies in.
-function Session:interrupted_remote()
-  local rc, seen, ids, all = self.rc, {}, {}, false
-  for _, rec in pairs(rc and rc.pending or {}) do
-    if rec.engine == nil then
-      all = true
-    elseif not seen[rec.engine] then
-      seen[rec.engine] = true
-      ids[#ids + 1] = rec.engine
-    end
-  end
-  table.sort(ids)
-  local which
-  if all then
-    which = "all engines"
-  elseif #ids > 0 then
-    which = (#ids > 1 and "engines " or "engine ") .. table.concat(ids, ", ")
-  end
-  self:say(self:paint("error", "interrupted") .. (which and (": " .. which) or ""))
-  if rc and #ids + (all and 1 or 0) > 0 then pcall(rc.wait, rc, 2) end
-end
+-- Ctrl-C during a remote wait: plush.shell_intr says what was interrupted,
+-- waits for the answers, and offers a restart of an engine that cannot obey.
+require("plush.shell_intr").install(Session, shell)
 
 function Session:report(e)
   -- after Ctrl-C the terminal has echoed ^C where the cursor was
@@ -398,6 +408,16 @@ function Session:report(e)
   end
   if errors.is(e, "Interrupted") then
     self:interrupted_remote()
+  elseif errors.is(e, "CompositeError") and type(e.errors) == "table" then
+    -- each failure in full, tracebacks included
+    self:say(self:paint("error", ("CompositeError: %d tasks failed"):format(#e.errors)))
+    for _, err in ipairs(e.errors) do
+      local text = tostring(err)
+      if type(err) == "table" and err.engine ~= nil and not text:find("engine", 1, true) then
+        text = "[engine " .. tostring(err.engine) .. "] " .. text
+      end
+      self:say(self:paint("error", text))
+    end
   elseif type(e) == "string" then
     self:say(self:paint("error", e))
   elseif type(e) == "table" and getmetatable(e) and getmetatable(e).__tostring then
@@ -446,7 +466,8 @@ shell.handler = handler
   calls it "main chunk", as `lua` does.
 ]]
 function Session:execute(text)
-  if not text:match("%S") then return end
+  if not text:match("%S") then return true end
+  self.sh.failed = false
   self:remember(text)
   self.sh.width = self:width()
   local E = self.edit
@@ -463,6 +484,7 @@ function Session:execute(text)
   E.arm(false)
   E.interrupted()
   if not r[1] then self:report(r[2]) end
+  return r[1] and not self.sh.failed
 end
 
 function Session:complete(word, line, start)
@@ -577,12 +599,15 @@ end
 -------------------------------------------------------------------------------
 
 -- The chunk sources of the client library, where a Ctrl-C waits for the
--- client's own handling (see shell/edit.c).
+-- client's own handling (see shell/edit.c). The shell's own code is one:
+-- its output handler runs inside the client's pump, under a pcall that
+-- would otherwise take the interrupt for a failed handler.
 -- (require loads a module as loadfile(path) does: its source is "@path".)
 function shell.library_sources()
   local out = {}
   for _, name in ipairs{"plush", "plush.client", "plush.view", "plush.deferred",
-      "plush.errors", "plush.util", "plush.cluster", "plush.pretty", "plush.progress"} do
+      "plush.errors", "plush.util", "plush.cluster", "plush.pretty", "plush.progress",
+      "plush.shell", "plush.shell_intr", "plush.inspect"} do
     local path = package.searchpath(name, package.path)
     if path then out[#out + 1] = "@" .. path end
   end
@@ -684,11 +709,16 @@ function shell.run(rc, sh, opts)
     end)
   end
   if self.tty then self:banner() end
+  local status = 0
   local ok, err = pcall(function()
     while true do
       local text = self:read_chunk()
       if text == nil then break end
-      self:execute(text)
+      -- piped input stops at its first error, as `lua5.4 < file` does
+      if not self:execute(text) and not self.prompts then
+        status = 1
+        break
+      end
     end
     -- a script on stdin wants the results of what it started; a person
     -- who pressed Ctrl-D wants to leave
@@ -696,13 +726,16 @@ function shell.run(rc, sh, opts)
       E.arm(true)
       local done, why = pcall(rc.wait, rc)
       E.arm(false)
-      if not done then self:report(why) end
+      if not done then
+        self:report(why)
+        status = 1
+      end
     end
   end)
   if self.editor then io.stdout:write("\n") end
   self:close()
   if not ok then error(err, 0) end
-  return 0
+  return status
 end
 
 return shell

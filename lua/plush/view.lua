@@ -291,6 +291,14 @@ function View:execute(code, name)
   return run(self, function() return self:_send(msg) end)
 end
 
+-- The shell's execute of an expression line (it added the `return`):
+-- a value that cannot travel comes back as its tostring, its index in
+-- the Deferred's metadata.tostring (engine.md).
+function View:_execute_expr(code, name)
+  local msg = {op = "exec", code = code, name = name, auto = true}
+  return run(self, function() return self:_send(msg) end)
+end
+
 -- apply(f, ...): call f(...) in the engine; the result is what it returned.
 function View:apply(f, ...)
   util.check(f, 1, "apply", "function")

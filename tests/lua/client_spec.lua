@@ -249,6 +249,29 @@ describe("client", function()
       assert.is_nil(last.targets)
     end)
 
+    it("drops the interrupted tasks' output and says how much in one line", function()
+      local lines = {}
+      local v = rc:view(1, {output = function(line, engine, stream)
+        lines[#lines + 1] = {line, engine, stream}
+      end})
+      fake.sigint()
+      local ok, e = pcall(function()
+        return v:execute("for i = 1, 10 do print(i) sleep(1) end")
+      end)
+      assert.is_false(ok)
+      assert.is_true(errors.is(e, "Interrupted"))
+      assert.is_true(rc:wait())
+      assert.same({{"(10 lines, 21 bytes of output dropped after the interrupt)", 1, 2}}, lines)
+    end)
+
+    it("takes an 'interrupted' raised in an output handler for a Ctrl-C", function()
+      local v = rc:view(1, {output = function() error("stdin:1: interrupted") end})
+      local ok, e = pcall(function() return v:execute("print(1) sleep(10)") end)
+      assert.is_false(ok)
+      assert.is_true(errors.is(e, "Interrupted"))
+      assert.equal("interrupt", fake.state.ctrls[#fake.state.ctrls].op)
+    end)
+
     it("is left alone when catch_sigint is off", function()
       rc.catch_sigint = false
       fake.sigint()

@@ -357,6 +357,19 @@ function ctrl_ops.restart(msg)
   return "ok", {restarted = ids}
 end
 
+-- A fresh namespace on each target (all when none); the ids restarted.
+function ctrl_ops.restart(msg)
+  local ids = msg.targets or fake.ids()
+  local done = {}
+  for _, id in ipairs(ids) do
+    if state.engines[id] and state.engines[id].alive then
+      state.engines[id] = new_engine(id)
+      done[#done + 1] = id
+    end
+  end
+  return "ok", {restarted = done}
+end
+
 function ctrl_ops.queue_status()
   local engines = {}
   for _, id in ipairs(fake.ids()) do engines[id] = {queue = 0} end

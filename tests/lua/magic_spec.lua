@@ -188,11 +188,18 @@ describe("magics", function()
     local se = io.stderr
     local err = {}
     io.stderr = {write = function(_, ...) err[#err + 1] = table.concat({...}) end}
+    magic.broken = {}
     local n = magic.load_dir(dir)
     io.stderr = se
     os.execute("rm -rf " .. dir)
     assert.equal(2, n)
-    assert.matches("c%.lua", table.concat(err))
+    -- kept for the shell to say once, not written by every `plush -e`
+    assert.equal("", table.concat(err))
+    assert.equal(1, #magic.broken)
+    assert.matches("^magic file .*c%.lua: ", magic.broken[1])
+    assert.matches("unknown magic %%nosuch %(%%magic lists them%); magic file .*c%.lua",
+      select(2, pcall(magic.run, "%nosuch", {})))
+    magic.broken = {}
     assert.equal('"a"\n', run("%from_a"))
     assert.equal('"b"\n', run("%from_b"))
   end)
@@ -284,6 +291,27 @@ describe("shell syntax and the newer magics", function()
     assert.matches("the results print when they arrive", handle("%px sleep(1) return 'r'"))
     rc:wait()
     assert.equal('[engine 0] "r"\n[engine 1] "r"\n', text())
+  end)
+
+  it("with async_results, a %result that waited prints each result once", function()
+    shell.async_results = true
+    handle("%block off")
+    handle("%px sleep(1) return 'r'")
+    assert.equal('[engine 0] "r"\n[engine 1] "r"\n', handle("%result"))
+    rc:wait()
+    assert.equal("", text())
+  end)
+
+  it("%restart gives fresh namespaces, refusing an engine that is not up", function()
+    handle("%px x = 1")
+    assert.equal("restarted engine 1: a fresh namespace\n", handle("%restart 1"))
+    assert.same({op = "restart", targets = {1}}, fake.state.ctrls[#fake.state.ctrls])
+    assert.is_nil(fake.env(1).x)
+    assert.equal(1, fake.env(0).x)
+    assert.equal("restarted engines 0,1: a fresh namespace\n", handle("%restart"))
+    local ok, e = pcall(handle, "%restart 7")
+    assert.is_false(ok)
+    assert.matches("no engine 7 %(%%engines lists them%)$", e)
   end)
 
   it("paints tags and errors through shell.paint", function()

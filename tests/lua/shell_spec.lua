@@ -147,12 +147,53 @@ describe("shell", function()
       assert.equal("3\n", out)
     end)
 
-    it("prints errors with the chunk's traceback and carries on", function()
-      local out = session{"error('boom')", "x = = 1", "error({})", "1 + 1"}
-      assert.matches("^stdin:1: boom\nstack traceback:\n.-in main chunk\n", out)
+    -- A session whose input is not a terminal: its output and status.
+    local function piped(lines)
+      local i, st = 0, nil
+      local read = io.read
+      io.read = function()
+        i = i + 1
+        return lines[i]
+      end
+      local out = capture(function() st = shell.run(rc, sh, {edit = fake_edit()}) end)
+      io.read = read
+      return out, st
+    end
+
+    it("prints errors with the chunk's traceback", function()
+      local out, st = piped{"error('boom')", "1 + 1"}
+      assert.matches("^stdin:1: boom\nstack traceback:\n.-in main chunk\n$", out)
       assert.not_matches("shell%.lua", out)
-      assert.matches("\nstdin:1: unexpected symbol near '='\n", out)
-      assert.matches("\n%(error object is a table value%)\n2\n$", out)
+      assert.equal(1, st)
+      out = piped{"x = = 1"}
+      assert.equal("stdin:1: unexpected symbol near '='\n", out)
+      out = piped{"error({})"}
+      assert.equal("(error object is a table value)\n", out)
+    end)
+
+    it("stops piped input at the first error, local or remote, status 1", function()
+      local out, st = piped{"x = 1", "%px error('boom')", "print('not reached')"}
+      assert.equal(1, st)
+      assert.not_matches("not reached", out)
+      assert.matches("boom", out)
+      out, st = piped{"'a'", "'b'"}
+      assert.equal(0, st)
+      assert.equal("a\nb\n", out)
+    end)
+
+    it("says a usage mistake in one line, without plush's frames", function()
+      for _, line in ipairs{"%pn abc", "%targets foo", "%nosuch", "%px", "%pull",
+          "%targets 0,7", "%push nosuch"} do
+        local out, st = piped{line}
+        assert.equal(1, st)
+        assert.matches("^[^\n]+\n$", out)
+        assert.not_matches("traceback", out)
+      end
+      -- (the position is this spec's line: util.raise blames the caller)
+      assert.matches("usage: %%pn ENGINE CODE\n$", (piped{"%pn abc"}))
+      assert.matches("no engine 7 %(%%engines lists them%)\n$", (piped{"%targets 0,7"}))
+      assert.matches("cannot push nosuch: no such global here\n$", (piped{"%push nosuch"}))
+      assert.matches("usage: %%pull NAME %[NAME %.%.%.%]\n$", (piped{"%pull"}))
     end)
 
     it("runs magics, %px output and results tagged", function()
