@@ -248,6 +248,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
   p->last_seen = uv_now(c->loop);
   plush_map_put(&c->engines, p->id, p);
   welcome(c, p, p->id);
+  ctl_peer_event(c, p, 1);
   plush_info("engine %u registered: pid %ld on %s from %s", p->id, p->pid,
              p->host, plush_conn_peer(p->conn));
   engineevent(c, "engine_up", p, NULL);
@@ -262,6 +263,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
 */
 static void enginedied(plush_ctl *c, peer *e, const char *why) {
   plush_map_del(&c->engines, e->id);
+  ctl_peer_event(c, e, 0);
   while (e->tasks.next != &e->tasks) {
     task *t = e->tasks.next;
     if (t->balanced && !t->timedout && ++t->deaths < c->o.max_deaths) {
@@ -337,6 +339,9 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   case PLUSH_T_STARTED: onstarted(c, p, f); break;
   case PLUSH_T_RECLAIMED: ctl_reclaimed(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
+  case PLUSH_T_MSG: ctl_msg(c, p, f); break;
+  case PLUSH_T_PEERS: ctl_peers(c, p, f); break;
+  case PLUSH_T_CTRL: ctl_ctrl(c, p, f); break; /* the tuple space */
   default: protoerr(p, f, "engine");
   }
 }
@@ -364,6 +369,7 @@ static void onclose(plush_conn *conn, int reason, const char *msg) {
   } else if (p->kind == P_CLIENT) {
     ctl_relay_abort(c, p);
     plush_map_del(&c->clients, p->id);
+    ctl_ts_gone(c, p);
     release_holds(c, p);
     free(p->held);
     plush_debug("client %u left: %s", p->id, msg);

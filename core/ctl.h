@@ -8,6 +8,8 @@
 **   ctl_relay.c   big requests and replies passed on as they arrive
 **   ctl_store.c   the result store (SQLite and memory), group commit
 **   ctl_ops.c     control requests (CTRL) and the replies to them
+**   ctl_msg.c     messages between engines (MSG), who is up (PEERS)
+**   ctl_tuples.c  the tuple space: its ops, waiters and persistence
 ** Everything runs on the controller's one loop thread. Functions declared
 ** here are PLUSH_INTERNAL: not part of libplush's API.
 */
@@ -79,6 +81,7 @@ struct peer {
   int relay_mode;     /* client: RELAY_* (ctl_relay.c) */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
+  int msgsub;         /* engine: told of engines up and down (ctl_msg.c) */
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -127,6 +130,7 @@ struct plush_ctl {
   void *done_ud;
   uint32_t ping_seq;
   uint64_t started;
+  struct ctl_ts *ts;  /* the tuple spaces (ctl_tuples.c), NULL until used */
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -154,8 +158,34 @@ static inline void ctl_tlist_remove(task *t) {
 
 /* ctl_ops.c */
 PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
+/* Answers control request rid of p with the value on top of c->L
+** (popped); ctl_refuse with a BadRequest. */
+PLUSH_INTERNAL void ctl_answer(plush_ctl *c, peer *p, uint64_t rid, int status);
+PLUSH_INTERNAL void ctl_refuse(plush_ctl *c, peer *p, uint64_t rid, const char *msg);
+
+/* ctl_msg.c: f is taken */
+PLUSH_INTERNAL void ctl_msg(plush_ctl *c, peer *src, plush_frame *f);
+PLUSH_INTERNAL void ctl_peers(plush_ctl *c, peer *e, plush_frame *f);
+PLUSH_INTERNAL void ctl_peer_event(plush_ctl *c, peer *e, int up);
+
+/* ctl_tuples.c: the ctlops entries (request table on top of c->L) */
+PLUSH_INTERNAL void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_take(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_read(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid);
+/* p (an engine or client) is gone: what it waited for is dropped. */
+PLUSH_INTERNAL void ctl_ts_gone(plush_ctl *c, peer *p);
+/* The store: tuples loaded at open, written in its transactions, their
+** answers sent once it commits; freed with it. */
+PLUSH_INTERNAL int ctl_ts_load(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_committed(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_close(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_free(plush_ctl *c);
 
 /* ctl_store.c */
+/* Opens the loop turn's transaction if none is: 0 when one is open. */
+PLUSH_INTERNAL int ctl_store_begin(plush_ctl *c);
 PLUSH_INTERNAL int ctl_store_open(plush_ctl *c, const char *path);
 PLUSH_INTERNAL void ctl_store_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store(plush_ctl *c, plush_frame *f, task *t);

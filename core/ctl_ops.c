@@ -88,6 +88,14 @@ static void refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
   answer(c, p, id, PLUSH_S_BADREQ);
 }
 
+void ctl_answer(plush_ctl *c, peer *p, uint64_t rid, int status) {
+  answer(c, p, rid, status);
+}
+
+void ctl_refuse(plush_ctl *c, peer *p, uint64_t rid, const char *msg) {
+  refuse(c, p, rid, msg);
+}
+
 static void op_ids(plush_ctl *c) {
   size_t n = c->engines.count, i;
   uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
@@ -300,7 +308,11 @@ static const struct ctlop {
     {"records", ctl_store_records, NULL}, {"status", op_status, NULL},
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
-    {"shutdown", NULL, op_shutdown}, {NULL, NULL, NULL}};
+    {"shutdown", NULL, op_shutdown},
+    /* the tuple space (ctl_tuples.c), the ops engines may use too */
+    {"ts_out", NULL, ctl_ts_out},    {"ts_take", NULL, ctl_ts_take},
+    {"ts_read", NULL, ctl_ts_read},  {"ts_cancel", NULL, ctl_ts_cancel},
+    {"ts_count", NULL, ctl_ts_count}, {NULL, NULL, NULL}};
 
 typedef struct ctlcall {
   plush_ctl *c;
@@ -348,6 +360,9 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
     refuse(c, p, k.rid, "control request without an op");
   } else if (k.op->name == NULL) {
     snprintf(err, sizeof err, "unknown control op '%.60s'", op);
+    refuse(c, p, k.rid, err);
+  } else if (p->kind == P_ENGINE && strncmp(op, "ts_", 3) != 0) {
+    snprintf(err, sizeof err, "engines may not use control op '%.60s'", op);
     refuse(c, p, k.rid, err);
   } else {
     lua_pushcfunction(L, runop);

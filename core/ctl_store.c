@@ -81,7 +81,7 @@ int ctl_store_open(plush_ctl *c, const char *path) {
   }
   plush_info("result store %s (next client id %u, next engine id %u)", path,
              c->next_client, c->next_engine);
-  return 0;
+  return ctl_ts_load(c);
 }
 
 /*
@@ -131,6 +131,8 @@ static int begin(plush_ctl *c) {
   return 0;
 }
 
+int ctl_store_begin(plush_ctl *c) { return begin(c); }
+
 static void memput(plush_ctl *c, plush_frame *f);
 
 int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
@@ -176,9 +178,11 @@ void ctl_store_commit(plush_ctl *c) {
     ctl_deliver_now(c, c->pend[i].engine, c->pend[i].f);
     plush_frame_unref(c->pend[i].f);
   }
+  ctl_ts_committed(c);
 }
 
 void ctl_store_close(plush_ctl *c) {
+  ctl_ts_close(c);
   while (c->npend > 0) plush_frame_unref(c->pend[--c->npend].f);
   free(c->pend);
   c->pend = NULL;
@@ -442,4 +446,5 @@ void ctl_store_free(plush_ctl *c) {
   c->newest = NULL;
   c->store_used = c->store_big = 0;
   ctl_store_close(c);
+  ctl_ts_free(c);
 }

@@ -277,6 +277,8 @@ static int welcomed(lua_State *L) {
     return lua_error(L);
   lua_call(L, 0, 1);
   lua_setfield(L, -2, "memory_used");
+  eng_msg_open(L);
+  eng_ts_open(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");
