@@ -187,11 +187,11 @@ static int l_out(lua_State *L) {
 /* take, read, try_take, try_read: tuple, or nil (try_), or nil, "timeout". */
 static int get(lua_State *L, const char *fn, int take, int wait) {
   const char *name = selfname(L, fn);
-  lua_Number t = 0;
+  lua_Number t = -1;
   checktable(L, fn, "pattern");
   if (wait && !lua_isnoneornil(L, 3)) t = eng_msg_timeout(L, 3, fn);
   newreq(L, take ? "ts_take" : "ts_read", name, "pattern", 2);
-  if (wait && !lua_isnoneornil(L, 3)) {
+  if (t >= 0) {
     lua_pushnumber(L, t);
     lua_setfield(L, -2, "timeout");
   }
