@@ -179,6 +179,7 @@ PLUSH_INTERNAL void ctl_ts_gone(plush_ctl *c, peer *p);
 /* The store: tuples loaded at open, written in its transactions, their
 ** answers sent once it commits; freed with it. */
 PLUSH_INTERNAL int ctl_ts_load(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_precommit(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_committed(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_free(plush_ctl *c);

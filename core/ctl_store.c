@@ -154,6 +154,7 @@ int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
 void ctl_store_commit(plush_ctl *c) {
   size_t i, n = c->npend;
   if (c->txn) {
+    ctl_ts_precommit(c); /* the turn's tuples, written behind */
     c->txn = 0;
     uv_prepare_stop(&c->commit_before);
     uv_check_stop(&c->commit_after);

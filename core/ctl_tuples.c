@@ -36,11 +36,14 @@
 #define DEPTH_MAX 32
 
 typedef struct tup {
-  sqlite3_int64 seq;  /* its row in the store; 0: none */
+  sqlite3_int64 seq;  /* its row in the store (once saved); 0: none */
+  int saved;          /* the row is written (or on its way: unsaved) */
+  struct tup *uprev, *unext; /* in ts->unsaved until saved */
   int ref;            /* the decoded tuple, in c->L's registry */
   int n;              /* its arity */
   size_t len;
   char *data;         /* its encoding */
+  struct space *sp;
   struct tup *prev, *next;
 } tup;
 
@@ -80,6 +83,9 @@ struct ctl_ts {
   sqlite3_int64 seq;  /* the last row number used */
   held *pend;         /* answers waiting for the transaction */
   size_t npend, cap;
+  tup unsaved;        /* sentinel: tuples put out this turn, to write */
+  sqlite3_int64 *dels; /* rows of tuples taken, to delete */
+  size_t ndels, delcap;
 };
 
 static const char nil_enc[] = "\xc0";
@@ -88,9 +94,17 @@ static const char timeout_enc[] = "\xa7timeout";
 static const char cancelled_enc[] = "\xa9"
                                     "cancelled";
 
+static struct ctl_ts *fresh(plush_ctl *c) {
+  struct ctl_ts *ts = calloc(1, sizeof *ts);
+  if (ts) {
+    ts->c = c;
+    ts->unsaved.uprev = ts->unsaved.unext = &ts->unsaved;
+  }
+  return ts;
+}
+
 static struct ctl_ts *state(plush_ctl *c) {
-  if (c->ts == NULL && (c->ts = calloc(1, sizeof *c->ts)) != NULL)
-    c->ts->c = c;
+  if (c->ts == NULL) c->ts = fresh(c);
   if (c->ts == NULL) luaL_error(c->L, "tuple space: out of memory");
   return c->ts;
 }
@@ -104,17 +118,17 @@ static peer *whom(plush_ctl *c, int kind, uint32_t who) {
 
 /*
 ** Answers request rid of (kind, who) with the payload data: at once, or
-** after the loop turn's transaction when one is open.
+** (hold) after the loop turn's transaction when one is open.
 */
-static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
-                  const char *data, size_t len) {
+static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
+                   const char *data, size_t len, int hold) {
   struct ctl_ts *ts = c->ts;
   plush_hdr h = {(uint32_t)len, PLUSH_T_CTRL_REPLY, 0, 0, 0, rid, 0};
   plush_frame *f;
   peer *p;
   if ((f = plush_frame_new(&h)) == NULL) return;
   if (len) memcpy(plush_frame_payload(f), data, len);
-  if (c->txn && ts) {
+  if (hold && ts && c->db && ctl_store_begin(c) == 0) {
     if (ts->npend == ts->cap) {
       size_t n = ts->cap ? 2 * ts->cap : 16;
       held *v = realloc(ts->pend, n * sizeof *v);
@@ -128,6 +142,11 @@ static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
   }
   if ((p = whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
+}
+
+static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
+                  const char *data, size_t len) {
+  answer(c, kind, who, rid, data, len, 0);
 }
 
 void ctl_ts_committed(plush_ctl *c) {
@@ -167,13 +186,17 @@ static void tupdrop(plush_ctl *c, space *sp, tup *t) {
   t->prev->next = t->next;
   t->next->prev = t->prev;
   sp->count--;
-  if (t->seq && ts->del) {
+  if (t->unext) { /* never written: nothing to delete */
+    t->uprev->unext = t->unext;
+    t->unext->uprev = t->uprev;
+  } else if (t->saved && ts->del) {
+    if (ts->ndels == ts->delcap) {
+      size_t n = ts->delcap ? 2 * ts->delcap : 64;
+      sqlite3_int64 *v = realloc(ts->dels, n * sizeof *v);
+      if (v) ts->dels = v, ts->delcap = n;
+    }
+    if (ts->ndels < ts->delcap) ts->dels[ts->ndels++] = t->seq;
     ctl_store_begin(c);
-    sqlite3_bind_int64(ts->del, 1, t->seq);
-    if (sqlite3_step(ts->del) != SQLITE_DONE)
-      plush_error("tuple space: cannot delete a tuple: %s",
-                  sqlite3_errmsg(c->db));
-    sqlite3_reset(ts->del);
   }
   luaL_unref(c->L, LUA_REGISTRYINDEX, t->ref);
   free(t->data);
@@ -398,21 +421,16 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
       luaL_error(L, "tuple space: out of memory");
     }
     t->n = n;
+    t->sp = sp;
     t->data = plush_buf_steal(&b, &t->len);
     lua_pushvalue(L, ti);
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (ts->ins) {
-      ctl_store_begin(c);
-      sqlite3_bind_int64(ts->ins, 1, ts->seq + 1);
-      sqlite3_bind_text(ts->ins, 2, name, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_blob(ts->ins, 3, t->data, (int)t->len, SQLITE_STATIC);
-      if (sqlite3_step(ts->ins) == SQLITE_DONE)
-        t->seq = ++ts->seq;
-      else
-        plush_error("tuple space: cannot store a tuple: %s",
-                    sqlite3_errmsg(c->db));
-      sqlite3_reset(ts->ins);
-      sqlite3_clear_bindings(ts->ins);
+    t->seq = ++ts->seq;
+    if (ts->ins && ctl_store_begin(c) == 0) { /* written at the commit */
+      t->uprev = ts->unsaved.uprev;
+      t->unext = &ts->unsaved;
+      ts->unsaved.uprev->unext = t;
+      ts->unsaved.uprev = t;
     }
     t->prev = sp->tuples.prev;
     t->next = &sp->tuples;
@@ -421,7 +439,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
     sp->count++;
   }
   plush_buf_free(&b);
-  reply(c, p->kind, p->id, rid, true_enc, 1);
+  answer(c, p->kind, p->id, rid, true_enc, 1, 1); /* once stored */
 }
 
 /* take and read: the oldest matching tuple, else wait (or not). */
@@ -460,7 +478,9 @@ static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
     m = match(L, lua_gettop(L), pi, n);
     lua_pop(L, 1);
     if (!m) continue;
-    reply(c, p->kind, p->id, rid, t->data, t->len);
+    /* a take of a stored tuple is answered once its row is deleted: a
+    ** crash in between must not give it to a second taker */
+    answer(c, p->kind, p->id, rid, t->data, t->len, take && t->saved);
     if (take) tupdrop(c, sp, t);
     return;
   }
@@ -544,6 +564,44 @@ void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
   ctl_answer(c, p, rid, 0);
 }
 
+/*
+** Before the loop turn's commit (ctl_store.c): the rows of the tuples put
+** out this turn and still in their space are written, those of the
+** tuples taken are deleted. A tuple put out and taken within one turn
+** never reaches the database. The answers to an out, and to a take of
+** a tuple that had its row, wait for the commit: a crash in between
+** loses no tuple that was acknowledged, and gives none out twice.
+*/
+void ctl_ts_precommit(plush_ctl *c) {
+  struct ctl_ts *ts = c->ts;
+  if (ts == NULL || ts->ins == NULL) return;
+  while (ts->unsaved.unext != &ts->unsaved) {
+    tup *t = ts->unsaved.unext;
+    space *sp = t->sp;
+    t->uprev->unext = t->unext;
+    t->unext->uprev = t->uprev;
+    t->uprev = t->unext = NULL;
+    sqlite3_bind_int64(ts->ins, 1, t->seq);
+    sqlite3_bind_text(ts->ins, 2, sp->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(ts->ins, 3, t->data, (int)t->len, SQLITE_STATIC);
+    if (sqlite3_step(ts->ins) == SQLITE_DONE)
+      t->saved = 1;
+    else
+      plush_error("tuple space: cannot store a tuple: %s",
+                  sqlite3_errmsg(c->db));
+    sqlite3_reset(ts->ins);
+    sqlite3_clear_bindings(ts->ins);
+  }
+  for (size_t i = 0; i < ts->ndels; i++) {
+    sqlite3_bind_int64(ts->del, 1, ts->dels[i]);
+    if (sqlite3_step(ts->del) != SQLITE_DONE)
+      plush_error("tuple space: cannot delete a tuple: %s",
+                  sqlite3_errmsg(c->db));
+    sqlite3_reset(ts->del);
+  }
+  ts->ndels = 0;
+}
+
 /* ---- the store ---------------------------------------------------- */
 
 static const char schema[] =
@@ -558,9 +616,8 @@ int ctl_ts_load(plush_ctl *c) {
   size_t n = 0;
   char err[200];
   if (c->db == NULL) return 0;
-  if ((ts = c->ts) == NULL && (ts = c->ts = calloc(1, sizeof *ts)) == NULL)
+  if ((ts = c->ts) == NULL && (ts = c->ts = fresh(c)) == NULL)
     return PLUSH_ENOMEM;
-  ts->c = c;
   if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(c->db, "INSERT INTO tuples VALUES (?,?,?)", -1,
                          &ts->ins, NULL) != SQLITE_OK ||
@@ -604,6 +661,8 @@ int ctl_ts_load(plush_ctl *c) {
     memcpy(t->data, data, len);
     t->len = len;
     t->seq = ts->seq;
+    t->saved = 1;
+    t->sp = sp;
     t->n = arity(L, lua_gettop(L));
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->prev = sp->tuples.prev;
@@ -644,6 +703,7 @@ void ctl_ts_free(plush_ctl *c) {
   }
   while (ts->npend > 0) plush_frame_unref(ts->pend[--ts->npend].f);
   free(ts->pend);
+  free(ts->dels);
   free(ts);
   c->ts = NULL;
 }

@@ -505,6 +505,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     lua_settop(L, 0);
     plush_frame_unref(r.f);
+    eng_ts_flush(e);
     sent = eng_sendreply(e, id, t.status);
     if (sent < 0)
       sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,

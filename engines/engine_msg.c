@@ -22,6 +22,7 @@
 ** or a recv from one that died, raises an EngineError at once.
 */
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,24 @@ static int nop(lua_State *L) {
 ** raises when the interrupt is for the running task, else clears itself
 ** and the wait goes on.
 */
+#define SPIN 100e-6 /* seconds of yielding before sleeping */
+
 int eng_msg_wait(lua_State *L, plush_engine *e, double deadline) {
+  unsigned long seen = __atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED);
+  if (!atomic_load(&e->halting) && lua_gethook(L) == NULL) {
+    /* A peer that answers within microseconds (a ping-pong) is met
+    ** awake: yielding, the I/O thread gets the core, and no wake-up
+    ** latency is paid; past SPIN the thread sleeps on the condition. */
+    double until = eng_now() + SPIN;
+    uv_mutex_unlock(&e->mu);
+    do sched_yield();
+    while (__atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED) == seen &&
+           lua_gethook(L) == NULL && !atomic_load(&e->halting) &&
+           eng_now() < until &&
+           (deadline == 0 || eng_now() < deadline));
+    uv_mutex_lock(&e->mu);
+    if (__atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED) != seen) return 0;
+  }
   if (atomic_load(&e->halting)) {
     uv_mutex_unlock(&e->mu);
     lua_pushliteral(L, "interrupted");
@@ -168,6 +186,7 @@ void eng_msg_in(plush_engine *e, plush_frame *f) {
       m->bounce_to = f->hdr.engine;
       m->bounce_status = f->hdr.status;
       m->bounced++;
+      __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
       kept = 1;
       uv_cond_broadcast(&e->outc);
     }
@@ -195,6 +214,7 @@ void eng_msg_in(plush_engine *e, plush_frame *f) {
     m->tail = n;
     m->n++;
     m->bytes += f->hdr.len;
+    __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
     uv_cond_broadcast(&e->outc);
   }
   uv_mutex_unlock(&e->mu);
@@ -225,6 +245,7 @@ void eng_msg_peers(plush_engine *e, plush_frame *f) {
       }
       m->known = 1;
       m->known_gen = e->gen;
+      __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
       uv_cond_broadcast(&e->outc);
       uv_mutex_unlock(&e->mu);
       lua_pop(L, 1);
@@ -240,6 +261,7 @@ void eng_msg_peers(plush_engine *e, plush_frame *f) {
       plush_map_del(&m->peers, id);
       plush_map_put(&m->dead, id, m);
     }
+    __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
     uv_cond_broadcast(&e->outc);
     uv_mutex_unlock(&e->mu);
   }

@@ -57,6 +57,9 @@ typedef struct eng_mbox {
   plush_frame *reply;
   eng_tsleft *left;
   size_t nleft;
+  size_t outs;              /* tuples put out, not acknowledged yet */
+  uint64_t outs_gen;        /* ... on this link */
+  unsigned long events;     /* counts what the I/O thread delivered */
   /* Lua thread: encodings of a message, a tag asked for, a request */
   plush_buf sbuf, tbuf;
 } eng_mbox;
@@ -65,6 +68,12 @@ typedef struct eng_mbox {
 PLUSH_INTERNAL void eng_msg_in(plush_engine *e, plush_frame *f);
 PLUSH_INTERNAL void eng_msg_peers(plush_engine *e, plush_frame *f);
 PLUSH_INTERNAL void eng_ts_reply(plush_engine *e, plush_frame *f);
+/*
+** Lua thread, after a task's code and before its reply: waits until the
+** controller has stored every tuple the task put out (tuples:out does not
+** wait for that; the reply does), or the link is gone.
+*/
+PLUSH_INTERNAL void eng_ts_flush(plush_engine *e);
 /* At the end, both threads joined. */
 PLUSH_INTERNAL void eng_msg_free(plush_engine *e);
 /* Lua thread, with the engine table on top (raises on failure):
@@ -83,6 +92,9 @@ PLUSH_INTERNAL int eng_msg_wait(lua_State *L, plush_engine *e, double deadline);
 ** 0, 1 when the task's link is down, or PLUSH_ENOMEM. */
 PLUSH_INTERNAL int eng_sendframe(plush_engine *e, const plush_hdr *h,
                                  const void *data, size_t len);
+/* Outs in flight past which tuples:out waits; their request ids. */
+#define ENG_TS_WINDOW 1024
+#define ENG_TS_OUT ((uint64_t)1 << 63)
 /* Raises a message at the user's line (not the API's own "=engine"). */
 PLUSH_INTERNAL int eng_msg_error(lua_State *L, const char *fmt, ...);
 /* Argument i: an engine id, a timeout; else raises naming fn. */

@@ -177,11 +177,42 @@ static void checktable(lua_State *L, const char *fn, const char *what) {
                   luaL_typename(L, 2));
 }
 
+/*
+** out does not wait for the controller's answer: outs are pipelined (a
+** window of ENG_TS_WINDOW in flight), the controller handles a link's
+** requests in order (a take after an out sees it), and the task's reply
+** waits until they are all stored (eng_ts_flush). What the controller
+** would refuse (not a table, a bad name) is checked here first.
+*/
 static int l_out(lua_State *L) {
+  plush_engine *e = eng_self(L);
+  eng_mbox *m = &e->mbox;
   const char *name = selfname(L, "out");
+  uint64_t rid;
   checktable(L, "out", "tuple");
   newreq(L, "ts_out", name, "tuple", 2);
-  return call(L, name, 0);
+  uv_mutex_lock(&e->mu);
+  if (m->outs_gen != e->gen) m->outs = 0, m->outs_gen = e->gen;
+  while (m->outs >= ENG_TS_WINDOW && m->outs_gen == e->gen)
+    if (eng_msg_wait(L, e, 0) == 2) return lua_error(L);
+  if (m->outs_gen != e->gen) m->outs = 0, m->outs_gen = e->gen;
+  m->outs++;
+  rid = ENG_TS_OUT | ++m->next_rid;
+  uv_mutex_unlock(&e->mu);
+  if (post(L, e, rid) == 1)
+    return eng_msg_raise(L, "EngineError", -1,
+                         "the link to the controller was lost");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void eng_ts_flush(plush_engine *e) {
+  eng_mbox *m = &e->mbox;
+  uv_mutex_lock(&e->mu);
+  while (m->outs > 0 && m->outs_gen == e->gen && !e->stopping)
+    uv_cond_wait(&e->outc, &e->mu);
+  m->outs = 0;
+  uv_mutex_unlock(&e->mu);
 }
 
 /* take, read, try_take, try_read: tuple, or nil (try_), or nil, "timeout". */
@@ -239,8 +270,19 @@ void eng_ts_reply(plush_engine *e, plush_frame *f) {
   char *space = NULL, err[200];
   lua_State *L = e->cl;
   uv_mutex_lock(&e->mu);
+  if (f->hdr.id & ENG_TS_OUT) { /* an out is stored */
+    if (m->outs > 0) m->outs--;
+    __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
+    uv_cond_broadcast(&e->outc);
+    uv_mutex_unlock(&e->mu);
+    if (f->hdr.status != PLUSH_S_OK)
+      plush_warn("the controller refused a tuple put out");
+    plush_frame_unref(f);
+    return;
+  }
   if (f->hdr.id != 0 && f->hdr.id == m->rid && m->reply == NULL) {
     m->reply = f;
+    __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
     uv_cond_broadcast(&e->outc);
     uv_mutex_unlock(&e->mu);
     return;
