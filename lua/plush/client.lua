@@ -545,6 +545,10 @@ function Client:close()
   self:_fail_all(function(rec)
     return errors.EngineError{engine = rec.engine, message = "the client was closed"}
   end)
+  for rid, w in pairs(self.waiting) do
+    self.waiting[rid] = nil
+    if w.d then w.d:errback(errors.EngineError{message = "the client was closed"}) end
+  end
   self.closed = true
   pcall(self.conn.close, self.conn)
 end
