@@ -21,21 +21,30 @@
 #include "log.h"
 #include "plush.h"
 
-/* Sends the request table on top (popped) as CTRL rid; 0 or 1 (link down). */
-static int post(lua_State *L, plush_engine *e, uint64_t rid) {
-  eng_mbox *m = &e->mbox;
+/* Encodes the request table on top (popped) into mbox.tbuf; raises when
+** a value in it cannot travel. */
+static void encode(lua_State *L, plush_engine *e) {
   char err[200];
-  plush_hdr h;
-  int r;
-  m->tbuf.len = 0;
-  if (plush_encode(L, -1, &m->tbuf, "request", err, sizeof err) < 0)
-    return eng_msg_error(L, "tuple space: %s", err);
+  e->mbox.tbuf.len = 0;
+  if (plush_encode(L, -1, &e->mbox.tbuf, "request", err, sizeof err) < 0)
+    eng_msg_error(L, "tuple space: %s", err);
   lua_pop(L, 1);
-  h = (plush_hdr){(uint32_t)m->tbuf.len, PLUSH_T_CTRL, 0, 0,
-                  atomic_load(&e->id), rid, 0};
-  r = eng_sendframe(e, &h, m->tbuf.data, m->tbuf.len);
+}
+
+/* Sends the encoded request as CTRL rid: 0, or 1 when the link is down. */
+static int sendreq(lua_State *L, plush_engine *e, uint64_t rid) {
+  eng_mbox *m = &e->mbox;
+  plush_hdr h = {(uint32_t)m->tbuf.len, PLUSH_T_CTRL, 0, 0,
+                 atomic_load(&e->id), rid, 0};
+  int r = eng_sendframe(e, &h, m->tbuf.data, m->tbuf.len);
   if (r < 0) return eng_msg_error(L, "tuple space: not enough memory");
   return r;
+}
+
+/* Sends the request table on top (popped) as CTRL rid; 0 or 1 (link down). */
+static int post(lua_State *L, plush_engine *e, uint64_t rid) {
+  encode(L, e);
+  return sendreq(L, e, rid);
 }
 
 /* Pushes {op = op, space = name, [field] = value at idx}. */
@@ -191,6 +200,7 @@ static int l_out(lua_State *L) {
   uint64_t rid;
   checktable(L, "out", "tuple");
   newreq(L, "ts_out", name, "tuple", 2);
+  encode(L, e); /* a tuple that cannot travel raises before it counts */
   uv_mutex_lock(&e->mu);
   if (m->outs_gen != e->gen) m->outs = 0, m->outs_gen = e->gen;
   while (m->outs >= ENG_TS_WINDOW && m->outs_gen == e->gen)
@@ -199,9 +209,13 @@ static int l_out(lua_State *L) {
   m->outs++;
   rid = ENG_TS_OUT | ++m->next_rid;
   uv_mutex_unlock(&e->mu);
-  if (post(L, e, rid) == 1)
+  if (sendreq(L, e, rid) != 0) { /* the link is down: it never went */
+    uv_mutex_lock(&e->mu);
+    if (m->outs > 0) m->outs--;
+    uv_mutex_unlock(&e->mu);
     return eng_msg_raise(L, "EngineError", -1,
                          "the link to the controller was lost");
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -534,7 +534,13 @@ Test(cluster, tuple_space_between_engines) {
          "assert(r.status == 'error' and r.value.message:find('no type named int'))\n"
          "r = call(1, {op = 'exec', code = \"return tuples:take{{['plush.type'] = 'x'}}\"})\n"
          "assert(r.status == 'error' and r.value.message:find('BadRequest'))\n"
-         "assert(r.value.message:find('type that does not exist'))");
+         "assert(r.value.message:find('type that does not exist'))\n"
+         "-- a tuple that cannot travel is not counted as put out: the\n"
+         "-- engine's next task is not held up waiting for it\n"
+         "r = call(1, {op = 'exec', code = 'tuples:out{coroutine.create(print)}'})\n"
+         "assert(r.status == 'error' and r.value.message:find('thread'))\n"
+         "r = call(1, {op = 'exec', code = 'return 1'})\n"
+         "assert(r.status == 'ok' and r.value.r[1] == 1)");
   lua_close(L);
 }
 
