@@ -40,7 +40,8 @@ void ctl_msg(plush_ctl *c, peer *src, plush_frame *f) {
   plush_frame_unref(f);
 }
 
-/* PEERS from engine e: the ids of every live engine, e included. */
+/* PEERS from engine e: {ids of every live engine, e included, next =
+** the next id the controller would give}. */
 void ctl_peers(plush_ctl *c, peer *e, plush_frame *f) {
   lua_State *L = c->L;
   size_t n = c->engines.count, i;
@@ -54,12 +55,15 @@ void ctl_peers(plush_ctl *c, peer *e, plush_frame *f) {
     return;
   }
   ctl_sorted_ids(c, ids);
-  lua_createtable(L, (int)n, 0);
+  lua_createtable(L, (int)n, 1);
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, ids[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   free(ids);
+  /* ids below it that are not up have been and are gone (died) */
+  lua_pushinteger(L, c->next_engine);
+  lua_setfield(L, -2, "next");
   if (plush_encode(L, -1, &b, "peers", err, sizeof err) == 0) {
     size_t len;
     char *d = plush_buf_steal(&b, &len);

@@ -234,7 +234,14 @@ void eng_msg_peers(plush_engine *e, plush_frame *f) {
   if (f->hdr.aux == 0) {
     if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
                      sizeof err) == 0) {
-      lua_Integer i, n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+      lua_Integer i, n = 0, next = 0;
+      if (lua_istable(L, -1)) {
+        n = (lua_Integer)lua_rawlen(L, -1);
+        lua_getfield(L, -1, "next");
+        next = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
+      if (next > 1 << 24) next = 1 << 24;
       uv_mutex_lock(&e->mu);
       plush_map_free(&m->peers);
       for (i = 1; i <= n; i++) {
@@ -243,6 +250,10 @@ void eng_msg_peers(plush_engine *e, plush_frame *f) {
           plush_map_put(&m->peers, (uint64_t)lua_tointeger(L, -1), m);
         lua_pop(L, 1);
       }
+      /* the ids given before that are not up any more: died */
+      for (i = 0; i < next; i++)
+        if (plush_map_get(&m->peers, (uint64_t)i) == NULL)
+          plush_map_put(&m->dead, (uint64_t)i, m);
       m->known = 1;
       m->known_gen = e->gen;
       __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
