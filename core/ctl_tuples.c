@@ -28,73 +28,14 @@
 #include <string.h>
 
 #include "codec.h"
-#include "ctl.h"
+#include "ctl_tuples.h"
 #include "log.h"
 #include "plush.h"
 
 #define NAME_MAX_LEN 200
 #define DEPTH_MAX 32
 
-typedef struct tup {
-  sqlite3_int64 seq;  /* its row in the store (once saved); 0: none */
-  int saved;          /* the row is written (or on its way: unsaved) */
-  struct tup *uprev, *unext; /* in ts->unsaved until saved */
-  int ref;            /* the decoded tuple, in c->L's registry */
-  int n;              /* its arity */
-  size_t len;
-  char *data;         /* its encoding */
-  struct space *sp;
-  struct tup *prev, *next;
-} tup;
-
-typedef struct space space;
-
-typedef struct waiter {
-  struct ctl_ts *ts;
-  space *sp;
-  uint64_t rid;
-  int kind;           /* P_CLIENT or P_ENGINE ... */
-  uint32_t who;       /* ... and its id */
-  int take;
-  int ref;            /* the pattern */
-  int n;
-  uv_timer_t *timer;  /* its timeout, or NULL */
-  struct waiter *prev, *next;
-} waiter;
-
-struct space {
-  char *name;
-  tup tuples;         /* sentinel: oldest first */
-  waiter waiters;     /* sentinel: oldest first */
-  size_t count;
-  space *next;
-};
-
-typedef struct held {
-  int kind;
-  uint32_t who;
-  plush_frame *f;
-} held;
-
-struct ctl_ts {
-  plush_ctl *c;
-  space *spaces;
-  sqlite3_stmt *ins, *del;
-  sqlite3_int64 seq;  /* the last row number used */
-  held *pend;         /* answers waiting for the transaction */
-  size_t npend, cap;
-  tup unsaved;        /* sentinel: tuples put out this turn, to write */
-  sqlite3_int64 *dels; /* rows of tuples taken, to delete */
-  size_t ndels, delcap;
-};
-
-static const char nil_enc[] = "\xc0";
-static const char true_enc[] = "\xc3";
-static const char timeout_enc[] = "\xa7timeout";
-static const char cancelled_enc[] = "\xa9"
-                                    "cancelled";
-
-static struct ctl_ts *fresh(plush_ctl *c) {
+struct ctl_ts *ctl_ts_new(plush_ctl *c) {
   struct ctl_ts *ts = calloc(1, sizeof *ts);
   if (ts) {
     ts->c = c;
@@ -104,14 +45,14 @@ static struct ctl_ts *fresh(plush_ctl *c) {
 }
 
 static struct ctl_ts *state(plush_ctl *c) {
-  if (c->ts == NULL) c->ts = fresh(c);
+  if (c->ts == NULL) c->ts = ctl_ts_new(c);
   if (c->ts == NULL) luaL_error(c->L, "tuple space: out of memory");
   return c->ts;
 }
 
 /* ---- answers ------------------------------------------------------ */
 
-static peer *whom(plush_ctl *c, int kind, uint32_t who) {
+peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who) {
   peer *p = plush_map_get(kind == P_CLIENT ? &c->clients : &c->engines, who);
   return p && p->conn && p->kind == kind ? p : NULL;
 }
@@ -140,26 +81,13 @@ static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
     }
     ctl_store_commit(c); /* no room to hold it: commit first */
   }
-  if ((p = whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
+  if ((p = ctl_ts_whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
 }
 
 static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
                   const char *data, size_t len) {
   answer(c, kind, who, rid, data, len, 0);
-}
-
-void ctl_ts_committed(plush_ctl *c) {
-  struct ctl_ts *ts = c->ts;
-  size_t i, n;
-  if (ts == NULL) return;
-  n = ts->npend;
-  ts->npend = 0;
-  for (i = 0; i < n; i++) {
-    peer *p = whom(c, ts->pend[i].kind, ts->pend[i].who);
-    if (p) plush_conn_write_frame(p->conn, ts->pend[i].f);
-    plush_frame_unref(ts->pend[i].f);
-  }
 }
 
 /* ---- spaces, tuples, waiters ------------------------------------- */
@@ -205,7 +133,7 @@ static void tupdrop(plush_ctl *c, space *sp, tup *t) {
 
 static void timerfree(uv_handle_t *h) { free(h); }
 
-static void waitdrop(plush_ctl *c, waiter *w) {
+void ctl_ts_waitdrop(plush_ctl *c, waiter *w) {
   w->prev->next = w->next;
   w->next->prev = w->prev;
   luaL_unref(c->L, LUA_REGISTRYINDEX, w->ref);
@@ -217,7 +145,7 @@ static void ontimeout(uv_timer_t *tm) {
   waiter *w = tm->data;
   plush_ctl *c = w->ts->c;
   reply(c, w->kind, w->who, w->rid, timeout_enc, sizeof timeout_enc - 1);
-  waitdrop(c, w);
+  ctl_ts_waitdrop(c, w);
 }
 
 void ctl_ts_gone(plush_ctl *c, peer *p) {
@@ -227,15 +155,14 @@ void ctl_ts_gone(plush_ctl *c, peer *p) {
     waiter *w = sp->waiters.next, *nx;
     for (; w != &sp->waiters; w = nx) {
       nx = w->next;
-      if (w->kind == p->kind && w->who == p->id) waitdrop(c, w);
+      if (w->kind == p->kind && w->who == p->id) ctl_ts_waitdrop(c, w);
     }
   }
 }
 
 /* ---- matching ----------------------------------------------------- */
 
-/* The arity of the table at idx: its field n when an integer, else #t. */
-static int arity(lua_State *L, int idx) {
+int ctl_ts_arity(lua_State *L, int idx) {
   lua_Integer n;
   if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
     n = lua_tointeger(L, -1);
@@ -392,7 +319,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
   tup *t;
   if (name == NULL || !tablefield(c, p, rid, req, "tuple", "out")) return;
   ti = lua_gettop(L);
-  n = arity(L, ti);
+  n = ctl_ts_arity(L, ti);
   if (plush_encode(L, ti, &b, "tuple", err, sizeof err) < 0) {
     ctl_refuse(c, p, rid, err);
     return;
@@ -402,8 +329,8 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
   for (w = sp->waiters.next; w != &sp->waiters && !taken; w = nx) {
     int m;
     nx = w->next;
-    if (whom(c, w->kind, w->who) == NULL) {
-      waitdrop(c, w);
+    if (ctl_ts_whom(c, w->kind, w->who) == NULL) {
+      ctl_ts_waitdrop(c, w);
       continue;
     }
     if (w->n != n) continue;
@@ -413,7 +340,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
     if (!m) continue;
     reply(c, w->kind, w->who, w->rid, b.data, b.len);
     taken = w->take;
-    waitdrop(c, w);
+    ctl_ts_waitdrop(c, w);
   }
   if (!taken) {
     if ((t = calloc(1, sizeof *t)) == NULL) {
@@ -455,7 +382,7 @@ static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
   waiter *w;
   if (name == NULL || !tablefield(c, p, rid, req, "pattern", what)) return;
   pi = lua_gettop(L);
-  n = arity(L, pi);
+  n = ctl_ts_arity(L, pi);
   if (!checkpattern(c, p, rid, n, what)) return;
   lua_getfield(L, req, "wait");
   wait = lua_toboolean(L, -1);
@@ -531,7 +458,7 @@ void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid) {
           w->rid == (uint64_t)which) {
         reply(c, w->kind, w->who, w->rid, cancelled_enc,
               sizeof cancelled_enc - 1);
-        waitdrop(c, w);
+        ctl_ts_waitdrop(c, w);
         return;
       }
 }
@@ -546,7 +473,7 @@ void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
   if (name == NULL) return;
   if (lua_getfield(L, req, "pattern") == LUA_TTABLE) {
     pi = lua_gettop(L);
-    n = arity(L, pi);
+    n = ctl_ts_arity(L, pi);
     if (!checkpattern(c, p, rid, n, "count")) return;
   }
   sp = findspace(state(c), name, 0);
@@ -562,148 +489,4 @@ void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
   }
   lua_pushinteger(L, count);
   ctl_answer(c, p, rid, 0);
-}
-
-/*
-** Before the loop turn's commit (ctl_store.c): the rows of the tuples put
-** out this turn and still in their space are written, those of the
-** tuples taken are deleted. A tuple put out and taken within one turn
-** never reaches the database. The answers to an out, and to a take of
-** a tuple that had its row, wait for the commit: a crash in between
-** loses no tuple that was acknowledged, and gives none out twice.
-*/
-void ctl_ts_precommit(plush_ctl *c) {
-  struct ctl_ts *ts = c->ts;
-  if (ts == NULL || ts->ins == NULL) return;
-  while (ts->unsaved.unext != &ts->unsaved) {
-    tup *t = ts->unsaved.unext;
-    space *sp = t->sp;
-    t->uprev->unext = t->unext;
-    t->unext->uprev = t->uprev;
-    t->uprev = t->unext = NULL;
-    sqlite3_bind_int64(ts->ins, 1, t->seq);
-    sqlite3_bind_text(ts->ins, 2, sp->name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(ts->ins, 3, t->data, (int)t->len, SQLITE_STATIC);
-    if (sqlite3_step(ts->ins) == SQLITE_DONE)
-      t->saved = 1;
-    else
-      plush_error("tuple space: cannot store a tuple: %s",
-                  sqlite3_errmsg(c->db));
-    sqlite3_reset(ts->ins);
-    sqlite3_clear_bindings(ts->ins);
-  }
-  for (size_t i = 0; i < ts->ndels; i++) {
-    sqlite3_bind_int64(ts->del, 1, ts->dels[i]);
-    if (sqlite3_step(ts->del) != SQLITE_DONE)
-      plush_error("tuple space: cannot delete a tuple: %s",
-                  sqlite3_errmsg(c->db));
-    sqlite3_reset(ts->del);
-  }
-  ts->ndels = 0;
-}
-
-/* ---- the store ---------------------------------------------------- */
-
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS tuples ("
-    " seq INTEGER PRIMARY KEY, space TEXT NOT NULL, data BLOB NOT NULL);";
-
-/* At the store's open: the tuples a previous controller left, in order. */
-int ctl_ts_load(plush_ctl *c) {
-  lua_State *L = c->L;
-  struct ctl_ts *ts;
-  sqlite3_stmt *st;
-  size_t n = 0;
-  char err[200];
-  if (c->db == NULL) return 0;
-  if ((ts = c->ts) == NULL && (ts = c->ts = fresh(c)) == NULL)
-    return PLUSH_ENOMEM;
-  if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(c->db, "INSERT INTO tuples VALUES (?,?,?)", -1,
-                         &ts->ins, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(c->db, "DELETE FROM tuples WHERE seq = ?", -1,
-                         &ts->del, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(c->db, "SELECT seq, space, data FROM tuples "
-                         "ORDER BY seq", -1, &st, NULL) != SQLITE_OK) {
-    plush_error("tuple space: cannot use the store: %s", sqlite3_errmsg(c->db));
-    ctl_store_close(c);
-    ctl_ts_free(c);
-    return PLUSH_EINVAL;
-  }
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(st, 1);
-    const char *data = sqlite3_column_blob(st, 2);
-    size_t len = (size_t)sqlite3_column_bytes(st, 2);
-    tup *t = calloc(1, sizeof *t);
-    space *sp = NULL;
-    for (sp = ts->spaces; sp && name && strcmp(sp->name, name); sp = sp->next) {}
-    if (sp == NULL && name && (sp = calloc(1, sizeof *sp)) != NULL) {
-      if ((sp->name = strdup(name)) == NULL) {
-        free(sp);
-        sp = NULL;
-      } else {
-        sp->tuples.prev = sp->tuples.next = &sp->tuples;
-        sp->waiters.prev = sp->waiters.next = &sp->waiters;
-        sp->next = ts->spaces;
-        ts->spaces = sp;
-      }
-    }
-    ts->seq = sqlite3_column_int64(st, 0);
-    if (t == NULL || sp == NULL || (t->data = malloc(len ? len : 1)) == NULL ||
-        plush_decode(L, data, len, NULL, err, sizeof err) < 0 ||
-        !lua_istable(L, -1)) {
-      plush_error("tuple space: tuple %lld cannot be loaded",
-                  (long long)ts->seq);
-      if (t) free(t->data);
-      free(t);
-      continue;
-    }
-    memcpy(t->data, data, len);
-    t->len = len;
-    t->seq = ts->seq;
-    t->saved = 1;
-    t->sp = sp;
-    t->n = arity(L, lua_gettop(L));
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    t->prev = sp->tuples.prev;
-    t->next = &sp->tuples;
-    sp->tuples.prev->next = t;
-    sp->tuples.prev = t;
-    sp->count++;
-    n++;
-  }
-  sqlite3_finalize(st);
-  if (n) plush_info("tuple space: %zu tuples loaded from the store", n);
-  return 0;
-}
-
-void ctl_ts_close(plush_ctl *c) {
-  if (c->ts == NULL) return;
-  sqlite3_finalize(c->ts->ins);
-  sqlite3_finalize(c->ts->del);
-  c->ts->ins = c->ts->del = NULL;
-}
-
-void ctl_ts_free(plush_ctl *c) {
-  struct ctl_ts *ts = c->ts;
-  if (ts == NULL) return;
-  ctl_ts_close(c);
-  while (ts->spaces) {
-    space *sp = ts->spaces;
-    ts->spaces = sp->next;
-    while (sp->tuples.next != &sp->tuples) {
-      tup *t = sp->tuples.next;
-      sp->tuples.next = t->next;
-      free(t->data);
-      free(t);
-    }
-    while (sp->waiters.next != &sp->waiters) waitdrop(c, sp->waiters.next);
-    free(sp->name);
-    free(sp);
-  }
-  while (ts->npend > 0) plush_frame_unref(ts->pend[--ts->npend].f);
-  free(ts->pend);
-  free(ts->dels);
-  free(ts);
-  c->ts = NULL;
 }

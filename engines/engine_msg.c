@@ -136,20 +136,24 @@ static int nop(lua_State *L) {
 #define SPIN 100e-6 /* seconds of yielding before sleeping */
 
 int eng_msg_wait(lua_State *L, plush_engine *e, double deadline) {
-  unsigned long seen = __atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED);
-  if (!atomic_load(&e->halting) && lua_gethook(L) == NULL) {
+  eng_mbox *m = &e->mbox;
+  unsigned long seen = __atomic_load_n(&m->events, __ATOMIC_RELAXED);
+  if (seen != m->spun && !atomic_load(&e->halting) && lua_gethook(L) == NULL) {
     /* A peer that answers within microseconds (a ping-pong) is met
     ** awake: yielding, the I/O thread gets the core, and no wake-up
-    ** latency is paid; past SPIN the thread sleeps on the condition. */
+    ** latency is paid. Once per state of the mailbox: then back to the
+    ** caller, which looks again at everything a broadcast may have said
+    ** meanwhile (a lost link, a stop), and sleeps on the condition. */
     double until = eng_now() + SPIN;
+    m->spun = seen;
     uv_mutex_unlock(&e->mu);
     do sched_yield();
-    while (__atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED) == seen &&
+    while (__atomic_load_n(&m->events, __ATOMIC_RELAXED) == seen &&
            lua_gethook(L) == NULL && !atomic_load(&e->halting) &&
            eng_now() < until &&
            (deadline == 0 || eng_now() < deadline));
     uv_mutex_lock(&e->mu);
-    if (__atomic_load_n(&e->mbox.events, __ATOMIC_RELAXED) != seen) return 0;
+    return 0;
   }
   if (atomic_load(&e->halting)) {
     uv_mutex_unlock(&e->mu);

@@ -60,6 +60,7 @@ typedef struct eng_mbox {
   size_t outs;              /* tuples put out, not acknowledged yet */
   uint64_t outs_gen;        /* ... on this link */
   unsigned long events;     /* counts what the I/O thread delivered */
+  unsigned long spun;       /* Lua thread: events when it last spun */
   /* Lua thread: encodings of a message, a tag asked for, a request */
   plush_buf sbuf, tbuf;
 } eng_mbox;
