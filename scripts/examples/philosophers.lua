@@ -14,15 +14,16 @@ while ts:try_take{plush.ANY, plush.ANY} do end
 for i = 0, n - 1 do ts:out{"fork", i} end
 for _ = 1, n - 1 do ts:out{"ticket", true} end
 
-local function dine(seat, n, meals)
+-- runs on an engine: what it needs comes as arguments, not upvalues
+local function dine(seat, seats, courses)
   local table_ = engine.tuplespace "dinner"
-  for meal = 1, meals do
+  for meal = 1, courses do
     table_:take{"ticket", true}
     table_:take{"fork", seat}
-    table_:take{"fork", (seat + 1) % n}
+    table_:take{"fork", (seat + 1) % seats}
     table_:out{"ate", seat, meal}       -- eating: both forks held
     table_:out{"fork", seat}
-    table_:out{"fork", (seat + 1) % n}
+    table_:out{"fork", (seat + 1) % seats}
     table_:out{"ticket", true}
   end
   return seat

@@ -3,7 +3,6 @@
 -- tuple space.
 local plush, file = require("real_cluster")("e2e models")
 if not plush then return end
-local errors = plush.errors
 
 describe("e2e models", function()
   local rc, ids
@@ -102,6 +101,7 @@ describe("e2e models", function()
       assert.is_false(ok)
       assert.matches("engine.send: cannot serialise value.co: thread", e.message, 1, true)
       ok, e = pcall(rc[ids[1]].execute, rc[ids[1]], ("engine.send(%d, 1, {})"):format(ids[2]))
+      assert.is_false(ok)
       assert.matches("a tag is a string, a number or a boolean, not a table", e.message, 1, true)
     end)
 
@@ -169,8 +169,8 @@ describe("e2e models", function()
       rc[ids[2]]:execute(("engine.tuplespace(%q):out{'late', true}"):format(ts.name))
       assert.same({"late", true}, d:get(10))
       assert.equal(1, ts:count())
-      assert.same({nil, "timeout"},
-        {rc[ids[2]]:execute(("return engine.tuplespace(%q):take({'never'}, 0.05)"):format(ts.name))})
+      local code = ("return engine.tuplespace(%q):take({'never'}, 0.05)"):format(ts.name)
+      assert.same({nil, "timeout"}, {rc[ids[2]]:execute(code)})
     end)
 
     it("an interrupted take on an engine loses no tuple", function()
@@ -188,14 +188,19 @@ describe("e2e models", function()
       assert.is_false(ok)
       assert.matches("cannot serialise ctrl.tuple[1]: thread", e, 1, true)
       ok, e = pcall(ts.take, ts, {print})
+      assert.is_false(ok)
       assert.matches("take: pattern[1] is a function", e, 1, true)
       ok, e = pcall(plush.type, "colour")
+      assert.is_false(ok)
       assert.matches("no type named colour", e, 1, true)
       ok, e = pcall(ts.out, ts, 42)
+      assert.is_false(ok)
       assert.matches("bad argument #1 to 'out'", e, 1, true)
       ok, e = pcall(rc[ids[1]].execute, rc[ids[1]], "tuples:take{print}")
+      assert.is_false(ok)
       assert.matches("BadRequest: .*take: pattern%[1%] is a function", e.message)
       ok, e = pcall(rc[ids[1]].execute, rc[ids[1]], "tuples:out{coroutine.create(print)}")
+      assert.is_false(ok)
       assert.matches("cannot serialise request.tuple[1]: thread", e.message, 1, true)
       assert.equal(0, ts:count())
     end)
