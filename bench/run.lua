@@ -162,6 +162,16 @@ local WORKLOADS = {
     end},
   {id = "map_serial", label = "  the same map, serial, one Lua state", unit = "s", phase = 2,
     n = {5, 2, 0, 0}, dask = false, plush_only = true},
+  -- the models (share/doc/models.md); n = samples of MODEL_N operations
+  {id = "msg_rt", label = "engine.send/recv round trip, 2 engines", unit = "s", phase = 2,
+    n = {5, 3, 0, 0}, plush_only = true,
+    target = function(S)
+      local ex = S.exec_rt and S.exec_rt.plush
+      if not ex then return nil end
+      return {"<=", ex.median, ("<= execute round trip (%s)"):format(svg.fmt_time(ex.median))}
+    end},
+  {id = "ts_pairs", label = "tuple space out+take pairs, 2 engines", unit = "tasks/s",
+    phase = 2, n = {5, 3, 0, 0}, plush_only = true, target = {">=", 20000}},
   {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
     n = {2, 2, 2, 2}, target = {"<", 4e6}},
   {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
@@ -497,6 +507,45 @@ local function run_plush(phase, rep)
         assert(plush.wait_all(ds, 120), "balanced tasks did not finish in 120 s")
         out[b] = k / (now() - t)
         for i = 1, k do ds[i]:get() end -- raises a task's error
+      end
+      return out
+    end)
+
+    -- models: MODEL_N operations between the first two engines per sample
+    local MODEL_N = 5000
+    local pair = rc:view{rc:ids()[1], rc:ids()[2]}
+    run("msg_rt", function(k)
+      local out = {}
+      for i = 1, k do
+        local t = now()
+        pair:apply(function(peers, n)
+          local other = peers[1] == engine.id and peers[2] or peers[1]
+          for j = 1, n do
+            if engine.id == peers[1] then
+              engine.send(other, j)
+              engine.recv(other)
+            else
+              engine.send(other, (engine.recv(other)))
+            end
+          end
+        end, {rc:ids()[1], rc:ids()[2]}, MODEL_N)
+        out[i] = (now() - t) / MODEL_N
+      end
+      return out
+    end)
+    run("ts_pairs", function(k)
+      local out = {}
+      for i = 1, k do
+        local t = now()
+        pair:apply(function(peers, n)
+          local s = engine.tuplespace "bench"
+          if engine.id == peers[1] then
+            for j = 1, n do s:out{"b", j} end
+          else
+            for _ = 1, n do s:take{"b", s.ANY} end
+          end
+        end, {rc:ids()[1], rc:ids()[2]}, MODEL_N)
+        out[i] = MODEL_N / (now() - t)
       end
       return out
     end)

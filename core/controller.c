@@ -244,6 +244,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
   p->last_seen = uv_now(c->loop);
   plush_map_put(&c->engines, p->id, p);
   welcome(c, p, p->id);
+  ctl_peer_event(c, p, 1);
   plush_info("engine %u registered: pid %ld on %s from %s", p->id, p->pid,
              p->host, plush_conn_peer(p->conn));
   engineevent(c, "engine_up", p, NULL);
@@ -258,6 +259,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
 */
 static void enginedied(plush_ctl *c, peer *e, const char *why) {
   plush_map_del(&c->engines, e->id);
+  ctl_peer_event(c, e, 0);
   while (e->tasks.next != &e->tasks) {
     task *t = e->tasks.next;
     if (t->balanced && !t->timedout && ++t->deaths < c->o.max_deaths) {
@@ -336,6 +338,9 @@ static void dispatch(peer *p, plush_frame *f) {
   case PLUSH_T_STARTED: onstarted(c, p, f); break;
   case PLUSH_T_RECLAIMED: ctl_reclaimed(c, p, f); break;
   case PLUSH_T_PONG: plush_frame_unref(f); break;
+  case PLUSH_T_MSG: ctl_msg(c, p, f); break;
+  case PLUSH_T_PEERS: ctl_peers(c, p, f); break;
+  case PLUSH_T_CTRL: ctl_ctrl(c, p, f); break; /* the tuple space */
   default: protoerr(p, f, "engine");
   }
 }
@@ -406,6 +411,7 @@ static void depart(void *ud) {
     /* a client the controller disconnected for not reading did not
     ** choose to leave: its tasks run on, their results kept by id */
     if (!c->stopping && !p->stalled_out) ctl_cancel_client(c, p->id);
+    ctl_ts_gone(c, p);
     release_holds(c, p);
     plush_debug("client %u left: %s", p->id, k->msg);
   } else if (k->reason != 0 && k->reason != UV_EOF &&

@@ -9,6 +9,8 @@
 **   ctl_park.c    replies parked for a client that is not reading
 **   ctl_store.c   the result store (SQLite and memory), group commit
 **   ctl_ops.c     control requests (CTRL) and the replies to them
+**   ctl_msg.c     messages between engines (MSG), who is up (PEERS)
+**   ctl_tuples.c  the tuple space: its ops, waiters and persistence
 ** Everything runs on the controller's one loop thread. Functions declared
 ** here are PLUSH_INTERNAL: not part of libplush's API.
 */
@@ -87,6 +89,7 @@ struct peer {
   parked *park, *park_tail; /* client: frames waiting for it to read */
   uint64_t park_sent; /* client: plush_conn_sent at the last look */
   uint64_t park_seen; /* client: uv_now() when it last read (ctl_park_check) */
+  int msgsub;         /* engine: told of engines up and down (ctl_msg.c) */
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -150,6 +153,7 @@ struct plush_ctl {
   size_t refuse_quiet;
   int conns_peak;     /* most connections since the last trim */
   uint64_t refuse_logged;
+  struct ctl_ts *ts;  /* the tuple spaces (ctl_tuples.c), NULL until used */
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -211,8 +215,35 @@ PLUSH_INTERNAL void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
                                uint32_t engine, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
+/* Answers control request rid of p with the value on top of c->L
+** (popped); ctl_refuse with a BadRequest. */
+PLUSH_INTERNAL void ctl_answer(plush_ctl *c, peer *p, uint64_t rid, int status);
+PLUSH_INTERNAL void ctl_refuse(plush_ctl *c, peer *p, uint64_t rid, const char *msg);
+
+/* ctl_msg.c: f is taken */
+PLUSH_INTERNAL void ctl_msg(plush_ctl *c, peer *src, plush_frame *f);
+PLUSH_INTERNAL void ctl_peers(plush_ctl *c, peer *e, plush_frame *f);
+PLUSH_INTERNAL void ctl_peer_event(plush_ctl *c, peer *e, int up);
+
+/* ctl_tuples.c: the ctlops entries (request table on top of c->L) */
+PLUSH_INTERNAL void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_take(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_read(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid);
+/* p (an engine or client) is gone: what it waited for is dropped. */
+PLUSH_INTERNAL void ctl_ts_gone(plush_ctl *c, peer *p);
+/* The store: tuples loaded at open, written in its transactions, their
+** answers sent once it commits; freed with it. */
+PLUSH_INTERNAL int ctl_ts_load(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_precommit(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_committed(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_close(plush_ctl *c);
+PLUSH_INTERNAL void ctl_ts_free(plush_ctl *c);
 
 /* ctl_store.c */
+/* Opens the loop turn's transaction if none is: 0 when one is open. */
+PLUSH_INTERNAL int ctl_store_begin(plush_ctl *c);
 PLUSH_INTERNAL int ctl_store_open(plush_ctl *c, const char *path);
 PLUSH_INTERNAL void ctl_store_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store(plush_ctl *c, plush_frame *f, task *t);

@@ -77,18 +77,18 @@ void ctl_event(plush_ctl *c) {
   plush_frame_unref(f);
 }
 
-static void answer(plush_ctl *c, peer *p, uint64_t id, int status) {
+void ctl_answer(plush_ctl *c, peer *p, uint64_t id, int status) {
   plush_frame *f = mkframe(c, PLUSH_T_CTRL_REPLY, status, 0, id);
   if (f == NULL) return;
   if (p->conn) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
 }
 
-static void refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
+void ctl_refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
   lua_createtable(c->L, 0, 2);
   setstr(c->L, "kind", "BadRequest");
   setstr(c->L, "message", msg);
-  answer(c, p, id, PLUSH_S_BADREQ);
+  ctl_answer(c, p, id, PLUSH_S_BADREQ);
 }
 
 /*
@@ -219,16 +219,16 @@ static void op_result(plush_ctl *c, peer *p, uint64_t rid) {
   if (plush_map_get(&c->tasks, (uint64_t)id)) {
     char m[96];
     snprintf(m, sizeof m, "task %lld is still pending", (long long)id);
-    refuse(c, p, rid, m);
+    ctl_refuse(c, p, rid, m);
   } else if (ctl_store_evicted(c, (uint64_t)id)) {
     char m[160];
     snprintf(m, sizeof m, "the result of task %lld was evicted from the "
              "store (its size bound, or plush results prune)", (long long)id);
-    refuse(c, p, rid, m);
+    ctl_refuse(c, p, rid, m);
   } else {
     char m[96];
     snprintf(m, sizeof m, "no result for task %lld", (long long)id);
-    refuse(c, p, rid, m);
+    ctl_refuse(c, p, rid, m);
   }
 }
 
@@ -283,23 +283,23 @@ static void op_add(plush_ctl *c, peer *p, uint64_t rid) {
   n = lua_tointeger(c->L, -1);
   lua_pop(c->L, 1);
   if (n < 1 || n > 4096) {
-    refuse(c, p, rid, "add: n must be a count of engines from 1 to 4096");
+    ctl_refuse(c, p, rid, "add: n must be a count of engines from 1 to 4096");
     return;
   }
   if (c->o.on_add == NULL) {
-    refuse(c, p, rid, "this controller does not launch engines");
+    ctl_refuse(c, p, rid, "this controller does not launch engines");
     return;
   }
   if ((r = c->o.on_add(c, c->o.ud, (int)n)) < 0) {
     char m[160];
     snprintf(m, sizeof m, "cannot launch engines: %s", plush_strerror(r));
-    refuse(c, p, rid, m);
+    ctl_refuse(c, p, rid, m);
     return;
   }
   lua_createtable(c->L, 0, 1);
   lua_pushinteger(c->L, n);
   lua_setfield(c->L, -2, "launched");
-  answer(c, p, rid, 0);
+  ctl_answer(c, p, rid, 0);
 }
 
 /* shutdown {targets}: those engines; shutdown {}: the whole cluster. */
@@ -309,13 +309,13 @@ static void op_shutdown(plush_ctl *c, peer *p, uint64_t rid) {
   lua_pop(L, 1);
   if (some) {
     toengines(c, PLUSH_T_SHUTDOWN, "stopped");
-    answer(c, p, rid, 0);
+    ctl_answer(c, p, rid, 0);
     return;
   }
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "ok");
-  answer(c, p, rid, 0);
+  ctl_answer(c, p, rid, 0);
   plush_info("shutdown requested by client %u", p->id);
   if (c->o.on_shutdown) c->o.on_shutdown(c, c->o.ud);
 }
@@ -350,7 +350,10 @@ static const struct ctlop {
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
     {"shutdown", NULL, op_shutdown}, {"prune", op_prune, NULL},
-    {NULL, NULL, NULL}};
+    /* the tuple space (ctl_tuples.c), the ops engines may use too */
+    {"ts_out", NULL, ctl_ts_out},    {"ts_take", NULL, ctl_ts_take},
+    {"ts_read", NULL, ctl_ts_read},  {"ts_cancel", NULL, ctl_ts_cancel},
+    {"ts_count", NULL, ctl_ts_count}, {NULL, NULL, NULL}};
 
 typedef struct ctlcall {
   plush_ctl *c;
@@ -364,7 +367,7 @@ static int runop(lua_State *L) {
   ctlcall *k = lua_touserdata(L, 1);
   if (k->op->fill) {
     k->op->fill(k->c);
-    answer(k->c, k->p, k->rid, 0);
+    ctl_answer(k->c, k->p, k->rid, 0);
   } else {
     k->op->run(k->c, k->p, k->rid);
   }
@@ -402,6 +405,9 @@ void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f) {
   } else if (k.op->name == NULL) {
     ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY,
                "unknown control op '%.60s'", op);
+  } else if (p->kind == P_ENGINE && strncmp(op, "ts_", 3) != 0) {
+    ctl_badreq(c, p, PLUSH_T_CTRL_REPLY, k.rid, PLUSH_ANY,
+               "engines may not use control op '%.60s'", op);
   } else {
     lua_pushcfunction(L, runop);
     lua_pushlightuserdata(L, &k);

@@ -117,7 +117,7 @@ int ctl_store_open(plush_ctl *c, const char *path) {
   }
   plush_info("result store %s (next client id %u, next engine id %u)", path,
              c->next_client, c->next_engine);
-  return 0;
+  return ctl_ts_load(c);
 }
 
 /*
@@ -166,6 +166,8 @@ static int begin(plush_ctl *c) {
   uv_check_start(&c->commit_after, oncommit_after);
   return 0;
 }
+
+int ctl_store_begin(plush_ctl *c) { return begin(c); }
 
 static void memput(plush_ctl *c, plush_frame *f);
 static void mark(plush_ctl *c, uint64_t id);
@@ -242,6 +244,7 @@ size_t ctl_store_prune(plush_ctl *c, size_t keep) {
 void ctl_store_commit(plush_ctl *c) {
   size_t i, n = c->npend;
   if (c->txn) {
+    ctl_ts_precommit(c); /* the turn's tuples, written behind */
     c->txn = 0;
     uv_prepare_stop(&c->commit_before);
     uv_check_stop(&c->commit_after);
@@ -268,9 +271,11 @@ void ctl_store_commit(plush_ctl *c) {
   }
   if (c->db && c->db_bytes > c->o.db_max && !c->stopping)
     dbprune(c, c->db_bytes - c->o.db_max / 10 * 9, 0);
+  ctl_ts_committed(c);
 }
 
 void ctl_store_close(plush_ctl *c) {
+  ctl_ts_close(c);
   while (c->npend > 0) plush_frame_unref(c->pend[--c->npend].f);
   free(c->pend);
   c->pend = NULL;
@@ -578,4 +583,5 @@ void ctl_store_free(plush_ctl *c) {
   c->store_used = c->store_big = 0;
   plush_map_free(&c->evicted);
   ctl_store_close(c);
+  ctl_ts_free(c);
 }

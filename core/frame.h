@@ -42,6 +42,13 @@ enum {
                            before it is whole (status 0) or void (else) */
   PLUSH_T_RECLAIM,      /* ctl -> engine: give task id back if not started */
   PLUSH_T_RECLAIMED,    /* engine -> ctl: task id given back, never run   */
+  PLUSH_T_MSG,          /* engine -> ctl -> engine: engine.send; engine =
+                           destination, rewritten to the source; aux = tag
+                           bytes before the value; status != 0: a message
+                           back to its sender undelivered (ctl_msg.c) */
+  PLUSH_T_PEERS,        /* engine -> ctl: tell me who is up (no payload);
+                           ctl -> engine: aux 0: {ids} payload, 1: engine
+                           came up, 2: engine went down */
   PLUSH_T__MAX
 };
 

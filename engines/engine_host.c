@@ -54,6 +54,7 @@ static void finish(plush_engine *e, int status, const char *why);
 static void maybedone(plush_engine *e);
 
 static void freequeues(plush_engine *e) {
+  eng_msg_free(e);
   eng_infree(&e->in);
   eng_outfree(&e->out);
   eng_outfree(&e->spare);
@@ -354,6 +355,9 @@ static void onframe(plush_conn *c, plush_frame *f) {
   switch (f->hdr.type) {
   case PLUSH_T_REQ: request(e, f); return;
   case PLUSH_T_RESTART: restart(e, f); return;
+  case PLUSH_T_MSG: eng_msg_in(e, f); return;
+  case PLUSH_T_CTRL_REPLY: eng_ts_reply(e, f); return;
+  case PLUSH_T_PEERS: eng_msg_peers(e, f); return;
   case PLUSH_T_PING: pong(e, f); break;
   case PLUSH_T_INTERRUPT: interrupt(e, f->hdr.id); break;
   case PLUSH_T_RECLAIM: reclaim(e, f->hdr.id); break;

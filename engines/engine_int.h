@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "engine_host.h"
+#include "engine_msg.h"
 #include "frame.h"
 #include "queue.h"
 
@@ -105,6 +106,7 @@ struct plush_engine {
   lua_State *costack[CODEPTH]; /* coroutines being resumed, outermost first */
   int codepth;
   plush_engine_stats stats;
+  eng_mbox mbox;            /* engine_msg.h: messages, the tuple space */
 
   /* ---- lock-free ---- */
   _Atomic uint64_t running; /* id of the task in Lua, 0 when idle */

@@ -277,6 +277,8 @@ static int welcomed(lua_State *L) {
     return lua_error(L);
   lua_call(L, 0, 1);
   lua_setfield(L, -2, "memory_used");
+  eng_msg_open(L);
+  eng_ts_open(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");
@@ -528,6 +530,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     lua_settop(L, 0);
     plush_frame_unref(r.f);
     eng_fd_settle(e); /* its subprocesses' output before its reply */
+    eng_ts_flush(e);
     sent = eng_sendreply(e, id, t.status);
     if (sent < 0)
       sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,

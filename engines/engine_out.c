@@ -225,6 +225,36 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
   return r;
 }
 
+/*
+** A frame of engine.send or the tuple space (engine_msg.h): like
+** eng_sendcopy, but a sender that outruns the link waits here, as a print
+** does (throttle), rather than queueing without bound.
+*/
+int eng_sendframe(plush_engine *e, const plush_hdr *h, const void *data,
+                  size_t len) {
+  plush_frame *f = NULL;
+  char *p;
+  int r = 0;
+  if (PLUSH_HDR_SIZE + len > SMALL) {
+    if ((f = plush_frame_new(h)) == NULL) return PLUSH_ENOMEM;
+    memcpy(plush_frame_payload(f), data, len);
+  }
+  uv_mutex_lock(&e->mu);
+  throttle(e);
+  if (!eng_live(e)) {
+    r = 1;
+  } else if (f) {
+    r = post(e, f);
+  } else if ((p = slot(e, h)) != NULL) {
+    if (len) memcpy(p, data, len);
+  } else {
+    r = PLUSH_ENOMEM;
+  }
+  uv_mutex_unlock(&e->mu);
+  if (r != 0) plush_frame_unref(f);
+  return r;
+}
+
 /* ---- output capture ---------------------------------------------- */
 
 /* Copies the strings at first..last to dst, print style or write style. */

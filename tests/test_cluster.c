@@ -440,6 +440,140 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
   lua_close(L);
 }
 
+/* ---- models: messages between engines, the tuple space ----------- */
+
+/*
+** engine.send / engine.recv through the controller: a ring of the three
+** engines 200 times round, tags filtering with the rest kept in order,
+** exact values, a timeout, a send to an engine that does not exist, and
+** a blocked recv interrupted (the engine then serves on).
+*/
+Test(cluster, engines_message_each_other) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local ring = [[\n"
+         "  local n, me = 3, engine.id\n"
+         "  local nxt, prev = (me + 1) % n, (me - 1) % n\n"
+         "  if me == 0 then engine.send(nxt, {hops = 0}) end\n"
+         "  local t\n"
+         "  for round = 1, 200 do\n"
+         "    t = engine.recv(prev)\n"
+         "    t.hops = t.hops + 1\n"
+         "    if me ~= 0 or round < 200 then engine.send(nxt, t) end\n"
+         "  end\n"
+         "  return me == 0 and t.hops or nil]]\n"
+         "local rs = wait(conn:submit({0, 1, 2}, {op = 'exec', code = ring}))\n"
+         "assert(rs[1].status == 'ok', rs[1].value.message)\n"
+         "assert(rs[1].value.r[1] == 600, tostring(rs[1].value.r[1]))\n"
+         "local r = call(1, {op = 'exec', code = [[\n"
+         "  engine.send(2, 'a', 'x') engine.send(2, {0.1, 1 << 62}, 'y')\n"
+         "  engine.send(2, 'b', 'x')]]})\n"
+         "assert(r.status == 'ok')\n"
+         "r = call(2, {op = 'exec', code = [[\n"
+         "  local v, from, tag = engine.recv(1, 'y')\n"
+         "  local a = engine.recv(nil, 'x')\n"
+         "  local b, f2, t2 = engine.recv()\n"
+         "  local none, why = engine.recv(nil, nil, 0.01)\n"
+         "  local ok, e = pcall(engine.send, 77, 1)\n"
+         "  return v[1] == 0.1 and v[2] == 1 << 62, from, tag, a, b, t2,\n"
+         "    none, why, ok, e.kind, e.engine]]})\n"
+         "assert(r.status == 'ok', r.value.message)\n"
+         "local v = r.value.r\n"
+         "assert(v[1] == true and v[2] == 1 and v[3] == 'y' and v[4] == 'a')\n"
+         "assert(v[5] == 'b' and v[6] == 'x' and v[7] == nil and v[8] == 'timeout')\n"
+         "assert(v[9] == false and v[10] == 'EngineError' and v[11] == 77)\n"
+         "local id = conn:submit(0, {op = 'exec', code = 'return engine.recv(2, 9)'})\n"
+         "local deadline = core.now() + 10\n"
+         "repeat\n"
+         "  local info = ask({op = 'engines'}).value\n"
+         "until info[1].running == id or core.now() > deadline\n"
+         "assert(ask({op = 'interrupt', targets = {0}}).status == 'ok')\n"
+         "r = wait({id})[1]\n"
+         "assert(r.status == 'error' and r.value.message:find('interrupted'), r.status)\n"
+         "r = call(0, {op = 'exec', code = 'return engine.id'})\n"
+         "assert(r.value.r[1] == 0)");
+  lua_close(L);
+}
+
+/*
+** The tuple space (a memory store here): an engine's blocked take gets
+** the tuple another engine puts out; patterns with ANY and types; an
+** interrupted take leaves the next tuple to the next taker; bad patterns
+** are refused; engines may use no other control op.
+*/
+Test(cluster, tuple_space_between_engines) {
+  lua_State *L = client();
+  lua_ok(L,
+         "local waiting = conn:submit(0, {op = 'exec', code = [[\n"
+         "  local t = tuples:take{'job', tuples.type 'integer', tuples.ANY}\n"
+         "  return t[2], t[3].x]]})\n"
+         "local r = call(1, {op = 'exec', code = [[\n"
+         "  tuples:out{'job', 1.5, {x = 0}} tuples:out{'job', 7, {x = 3}}]]})\n"
+         "assert(r.status == 'ok', r.value.message)\n"
+         "r = wait({waiting})[1]\n"
+         "assert(r.status == 'ok' and r.value.r[1] == 7 and r.value.r[2] == 3)\n"
+         "r = call(2, {op = 'exec', code = [[\n"
+         "  local a = tuples:try_read{'job', tuples.type 'float', {x = 0}}\n"
+         "  local b = tuples:try_take{'job', tuples.ANY, tuples.ANY}\n"
+         "  local c = tuples:try_take{'job', tuples.ANY, tuples.ANY}\n"
+         "  local none, why = tuples:take({'job'}, 0.01)\n"
+         "  return a[2], b[2], c, none, why, tuples:count()]]})\n"
+         "assert(r.status == 'ok', r.value.message)\n"
+         "local v = r.value.r\n"
+         "assert(v[1] == 1.5 and v[2] == 1.5 and v[3] == nil and v[4] == nil)\n"
+         "assert(v[5] == 'timeout' and v[6] == 0)\n"
+         "local id = conn:submit(0, {op = 'exec', code = \"return tuples:take{'p'}\"})\n"
+         "local deadline = core.now() + 10\n"
+         "repeat\n"
+         "  local info = ask({op = 'engines'}).value\n"
+         "until info[1].running == id or core.now() > deadline\n"
+         "assert(ask({op = 'interrupt', targets = {0}}).status == 'ok')\n"
+         "r = wait({id})[1]\n"
+         "assert(r.status == 'error' and r.value.message:find('interrupted'))\n"
+         "assert(ask({op = 'ts_out', tuple = {'p'}}).status == 'ok')\n"
+         "r = ask({op = 'ts_take', pattern = {'p'}})\n"
+         "assert(r.status == 'ok' and r.value[1] == 'p', 'the tuple is not lost')\n"
+         "r = ask({op = 'ts_take', pattern = {print}})\n"
+         "assert(r.status == 'badreq' and r.value.message:find('is a function'))\n"
+         "r = ask({op = 'ts_out', space = '', tuple = {}})\n"
+         "assert(r.status == 'badreq' and r.value.message:find('1 to 200 bytes'))\n"
+         "r = call(1, {op = 'exec', code = \"return tuples:take{tuples.type 'int'}\"})\n"
+         "assert(r.status == 'error' and r.value.message:find('no type named int'))\n"
+         "r = call(1, {op = 'exec', code = \"return tuples:take{{['plush.type'] = 'x'}}\"})\n"
+         "assert(r.status == 'error' and r.value.message:find('BadRequest'))\n"
+         "assert(r.value.message:find('type that does not exist'))\n"
+         "-- a tuple that cannot travel is not counted as put out: the\n"
+         "-- engine's next task is not held up waiting for it\n"
+         "r = call(1, {op = 'exec', code = 'tuples:out{coroutine.create(print)}'})\n"
+         "assert(r.status == 'error' and r.value.message:find('thread'))\n"
+         "r = call(1, {op = 'exec', code = 'return 1'})\n"
+         "assert(r.status == 'ok' and r.value.r[1] == 1)");
+  lua_close(L);
+}
+
+/* A recv waiting on an engine that dies raises EngineError. */
+Test(cluster, recv_from_an_engine_that_died) {
+  lua_State *L = client();
+  lua_ok(L,
+         "ID = conn:submit(0, {op = 'exec', code = [[\n"
+         "  local first = engine.recv(2)\n"
+         "  local ok, e = pcall(engine.recv, 2)\n"
+         "  return first, ok, e.kind, e.message]]})\n"
+         "local r = call(2, {op = 'exec', code = 'engine.send(0, \"last\")'})\n"
+         "assert(r.status == 'ok')");
+  pthread_mutex_lock(&C.mu);
+  C.kill_engine = 2;
+  pthread_mutex_unlock(&C.mu);
+  uv_async_send(&C.cmd);
+  lua_ok(L,
+         "local r = wait({ID})[1]\n"
+         "assert(r.status == 'ok', r.value.message)\n"
+         "local v = r.value.r\n"
+         "assert(v[1] == 'last' and v[2] == false and v[3] == 'EngineError')\n"
+         "assert(v[4]:find('engine 2 died'), v[4])");
+  lua_close(L);
+}
+
 /* ---- big replies relayed while they arrive (ctl_relay.c) ---------- */
 
 TestSuite(relay, .init = setup_relay, .fini = teardown);

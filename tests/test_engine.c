@@ -133,7 +133,7 @@ static const char *tname(int t) {
                                 "OUTPUT", "CTRL", "CTRL_REPLY", "INTERRUPT",
                                 "PING", "PONG", "EVENT", "SHUTDOWN",
                                 "STARTED", "RESTART", "RELAY_END",
-                                "RECLAIM", "RECLAIMED"};
+                                "RECLAIM", "RECLAIMED", "MSG", "PEERS"};
   _Static_assert(sizeof names / sizeof *names == PLUSH_T__MAX,
                  "a name for every frame type");
   return t > 0 && t < PLUSH_T__MAX ? names[t] : "?";

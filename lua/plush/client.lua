@@ -258,6 +258,9 @@ function Client:_lost(message)
   for rid, w in pairs(self.waiting) do
     self.waiting[rid] = nil
     w.done, w.status, w.value = true, "closed", self.lost
+    if w.d then
+      w.d:errback(errors.EngineError{message = "controller connection lost: " .. self.lost})
+    end
   end
   self:_fail_all(function(rec)
     return errors.EngineError{engine = rec.engine,
@@ -276,6 +279,7 @@ function Client:_dispatch(ev)
     if w then
       self.waiting[ev.id] = nil
       w.done, w.status, w.value = true, ev.status, ev.value
+      if w.d then w.settle(w.d, ev.status, ev.value) end
     end
   elseif kind == "event" then
     self:_event(ev.value)
@@ -457,6 +461,23 @@ function Client:_ctrl(msg, timeout)
   return w.status, w.value
 end
 
+--[[
+  A control request answered whenever the controller can (a blocked take
+  of the tuple space): returns a Deferred, fired by settle(d, status,
+  value) when the answer comes, or failed with EngineError when the
+  connection is lost first.
+]]
+function Client:_ctrl_deferred(msg, settle)
+  self:_check_open()
+  local ok, rid, err, name = pcall(self.conn.ctrl, self.conn, msg)
+  if not ok then reraise(rid) end
+  util.ok(rid, err, name)
+  local d = deferred.new{pump = self._pump, clock = core.now, id = rid,
+    metadata = {op = msg.op, submitted = core.time()}}
+  self.waiting[rid] = {d = d, settle = settle}
+  return d
+end
+
 -- A control request whose answer must be "ok": its value, or raises.
 function Client:_ask(msg, timeout)
   local status, value = self:_ctrl(msg, timeout)
@@ -619,6 +640,10 @@ function Client:close()
   self:_fail_all(function(rec)
     return errors.EngineError{engine = rec.engine, message = "the client was closed"}
   end)
+  for rid, waiter in pairs(self.waiting) do
+    self.waiting[rid] = nil
+    if waiter.d then waiter.d:errback(errors.EngineError{message = "the client was closed"}) end
+  end
   self.closed = true
   pcall(self.conn.close, self.conn)
 end

@@ -34,6 +34,12 @@ function plush.connect(opts)
   return cluster.connect(opts)
 end
 
+-- plush.tuplespace(rc [, name]): Linda's tuple space (share/doc/models.md)
+local tuplespace = require "plush.tuplespace"
+plush.tuplespace = tuplespace.new
+plush.ANY = tuplespace.ANY
+plush.type = tuplespace.type
+
 plush.gather_results = deferred.gather
 plush.wait_all = deferred.wait_all
 plush.as_completed = deferred.as_completed

@@ -22,6 +22,12 @@ local ok, e = pcall(function()
 end)
 assert(not ok and e.message:find("not enough memory", 1, true), tostring(e))
 assert(rc[0]:execute("return engine.memory_limit") == 64 << 20)
+-- tuples put out survive the controller, in order; a take blocked on an
+-- engine fails with the link, and takes nothing
+local ts = plush.tuplespace(rc, "kept")
+for i = 1, 100 do ts:out{"t", i} end
+assert(ts:try_take{"t", 1}[2] == 1)
+local blocked = rc[0]:async():execute("return tuples:take{'never'}")
 -- in flight when the controller dies
 local inflight = rc[1]:async():execute("local t = os.clock() + 3 while os.clock() < t do end return 1")
 core.kill($ctl, "KILL")
@@ -41,6 +47,11 @@ assert(#ids == 2 and ids[1] == 0 and ids[2] == 1, "engines back: " .. #ids)
 local xs = all:execute("return x")
 assert(xs[1] == 40 and xs[2] == 41, "namespaces kept")
 assert(rc:result(kept.id) == "kept", "finished result kept")
+local okb, eb = pcall(blocked.get, blocked, 20)
+assert(not okb and tostring(eb):find("controller", 1, true), tostring(eb))
+assert(ts:count() == 99, "tuples kept: " .. ts:count())
+assert(ts:try_take{"t", plush.ANY}[2] == 2, "oldest first")
+assert(rc[1]:execute("return engine.tuplespace('kept'):take{'t', 3}")[2] == 3)
 print("ok")
 LUA
 out=$("$PLUSH" --profile "$P" run "$script")

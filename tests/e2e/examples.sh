@@ -3,7 +3,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 ex=$(cd "$here/../../scripts/examples" && pwd)
 P="e2e-ex-$$"
-start_cluster "$P" 2
+start_cluster "$P" 4
 
 set +e
 "$PLUSH" --profile "$P" run "$ex/primes.lua" 100000 8 >primes.out; rc=$?
@@ -19,4 +19,12 @@ lua5.4 -e '
 "$PLUSH" --profile "$P" run "$ex/sweep.lua" 12 >sweep.out
 [ "$(wc -l <sweep.out)" = 13 ] || fail "sweep table: $(cat sweep.out)"
 grep -q '^2.8000   1 ' sweep.out || fail "r = 2.8 has a fixed point: $(head -3 sweep.out)"
+# the models: a ring of messages, dinner and a farm on the tuple space
+"$PLUSH" --profile "$P" run "$ex/ring.lua" 1000 >ring.out
+grep -q '^4000 hops around 4 engines in .*; count 4000, last ' ring.out || fail "ring: $(cat ring.out)"
+"$PLUSH" --profile "$P" run "$ex/philosophers.lua" 25 >dinner.out
+grep -q '^4 philosophers ate 100 meals in .*; all 4 forks back on the table' dinner.out ||
+  fail "philosophers: $(cat dinner.out)"
+"$PLUSH" --profile "$P" run "$ex/bagoftasks.lua" 100000 30 >bag.out
+grep -q '^9592 primes up to 100000: 30 tasks on 4 workers' bag.out || fail "bag of tasks: $(cat bag.out)"
 echo "1 passed, 0 failed"

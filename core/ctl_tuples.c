@@ -1,0 +1,492 @@
+/*
+** ctl_tuples.c — the tuple space (Linda), kept by the controller: named
+** spaces of tuples, the requests waiting for one, and their persistence
+** in the result store's database. See share/doc/models.md.
+**
+** Clients and engines reach it with control requests (the ts_* entries
+** of ctl_ops.c's ctlops): {op = "ts_out", space, tuple},
+** {op = "ts_take" | "ts_read", space, pattern, wait, timeout},
+** {op = "ts_cancel", rid}, {op = "ts_count", space, pattern?}. A take or
+** read is answered with the tuple's encoding exactly as it was put out
+** (a table), nil when a try_ found none, the string "timeout" or
+** "cancelled". A tuple is kept decoded in c->L (matching compares Lua
+** values) and encoded (what the answers carry, and what is stored).
+**
+** Never losing a tuple: one that is put out goes to the waiters that
+** match it (reads all get it; the oldest take consumes it), else into
+** its space and its row in the database, in the loop turn's transaction;
+** the answers of that turn (the out's, a take's) leave once the
+** transaction commits (ctl_store.c), as results do. A waiter whose
+** engine or client is gone is dropped before anything reaches it; a
+** blocked take that its engine abandons (interrupted) is cancelled, and
+** a tuple that was already on its way is put back by that engine
+** (engines/engine_tuples.c).
+*/
+#include <lauxlib.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ctl_tuples.h"
+#include "log.h"
+#include "plush.h"
+
+#define NAME_MAX_LEN 200
+#define DEPTH_MAX 32
+
+struct ctl_ts *ctl_ts_new(plush_ctl *c) {
+  struct ctl_ts *ts = calloc(1, sizeof *ts);
+  if (ts) {
+    ts->c = c;
+    ts->unsaved.uprev = ts->unsaved.unext = &ts->unsaved;
+  }
+  return ts;
+}
+
+static struct ctl_ts *state(plush_ctl *c) {
+  if (c->ts == NULL) c->ts = ctl_ts_new(c);
+  if (c->ts == NULL) luaL_error(c->L, "tuple space: out of memory");
+  return c->ts;
+}
+
+/* ---- answers ------------------------------------------------------ */
+
+peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who) {
+  peer *p = plush_map_get(kind == P_CLIENT ? &c->clients : &c->engines, who);
+  return p && p->conn && p->kind == kind ? p : NULL;
+}
+
+/*
+** Answers request rid of (kind, who) with the payload data: at once, or
+** (hold) after the loop turn's transaction when one is open.
+*/
+static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
+                   const char *data, size_t len, int hold) {
+  struct ctl_ts *ts = c->ts;
+  plush_hdr h = {(uint32_t)len, PLUSH_T_CTRL_REPLY, 0, 0, 0, rid, 0};
+  plush_frame *f;
+  peer *p;
+  if ((f = plush_frame_new(&h)) == NULL) return;
+  if (len) memcpy(plush_frame_payload(f), data, len);
+  if (hold && ts && c->db && ctl_store_begin(c) == 0) {
+    if (ts->npend == ts->cap) {
+      size_t n = ts->cap ? 2 * ts->cap : 16;
+      held *v = realloc(ts->pend, n * sizeof *v);
+      if (v != NULL) ts->pend = v, ts->cap = n;
+    }
+    if (ts->npend < ts->cap) {
+      ts->pend[ts->npend++] = (held){kind, who, f};
+      return;
+    }
+    ctl_store_commit(c); /* no room to hold it: commit first */
+  }
+  if ((p = ctl_ts_whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
+  plush_frame_unref(f);
+}
+
+static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
+                  const char *data, size_t len) {
+  answer(c, kind, who, rid, data, len, 0);
+}
+
+/* ---- spaces, tuples, waiters ------------------------------------- */
+
+static space *findspace(struct ctl_ts *ts, const char *name, int make) {
+  space *sp;
+  for (sp = ts->spaces; sp; sp = sp->next)
+    if (strcmp(sp->name, name) == 0) return sp;
+  if (!make) return NULL;
+  if ((sp = calloc(1, sizeof *sp)) == NULL ||
+      (sp->name = strdup(name)) == NULL) {
+    free(sp);
+    luaL_error(ts->c->L, "tuple space: out of memory");
+  }
+  sp->tuples.prev = sp->tuples.next = &sp->tuples;
+  sp->waiters.prev = sp->waiters.next = &sp->waiters;
+  sp->next = ts->spaces;
+  ts->spaces = sp;
+  return sp;
+}
+
+static void tupdrop(plush_ctl *c, space *sp, tup *t) {
+  struct ctl_ts *ts = c->ts;
+  t->prev->next = t->next;
+  t->next->prev = t->prev;
+  sp->count--;
+  if (t->unext) { /* never written: nothing to delete */
+    t->uprev->unext = t->unext;
+    t->unext->uprev = t->uprev;
+  } else if (t->saved && ts->del) {
+    if (ts->ndels == ts->delcap) {
+      size_t n = ts->delcap ? 2 * ts->delcap : 64;
+      sqlite3_int64 *v = realloc(ts->dels, n * sizeof *v);
+      if (v) ts->dels = v, ts->delcap = n;
+    }
+    if (ts->ndels < ts->delcap) ts->dels[ts->ndels++] = t->seq;
+    ctl_store_begin(c);
+  }
+  luaL_unref(c->L, LUA_REGISTRYINDEX, t->ref);
+  free(t->data);
+  free(t);
+}
+
+static void timerfree(uv_handle_t *h) { free(h); }
+
+void ctl_ts_waitdrop(plush_ctl *c, waiter *w) {
+  w->prev->next = w->next;
+  w->next->prev = w->prev;
+  luaL_unref(c->L, LUA_REGISTRYINDEX, w->ref);
+  if (w->timer) uv_close((uv_handle_t *)w->timer, timerfree);
+  free(w);
+}
+
+static void ontimeout(uv_timer_t *tm) {
+  waiter *w = tm->data;
+  plush_ctl *c = w->ts->c;
+  reply(c, w->kind, w->who, w->rid, timeout_enc, sizeof timeout_enc - 1);
+  ctl_ts_waitdrop(c, w);
+}
+
+void ctl_ts_gone(plush_ctl *c, peer *p) {
+  space *sp;
+  if (c->ts == NULL) return;
+  for (sp = c->ts->spaces; sp; sp = sp->next) {
+    waiter *w = sp->waiters.next, *nx;
+    for (; w != &sp->waiters; w = nx) {
+      nx = w->next;
+      if (w->kind == p->kind && w->who == p->id) ctl_ts_waitdrop(c, w);
+    }
+  }
+}
+
+/* ---- matching ----------------------------------------------------- */
+
+int ctl_ts_arity(lua_State *L, int idx) {
+  lua_Integer n;
+  if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
+    n = lua_tointeger(L, -1);
+  else
+    n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pop(L, 1);
+  return n < 0 ? 0 : n > 1 << 20 ? 1 << 20 : (int)n;
+}
+
+static const char *const typenames[] = {
+    "nil", "boolean", "number", "string", "table", "function", "integer",
+    "float", NULL};
+
+/*
+** What pattern field v (at idx) asks: 0 the value itself, 1 anything
+** (plush.ANY, a table {["plush.ANY"] = true}), 2 + i a type
+** (plush.type(typenames[i]), {["plush.type"] = name}); -1 a bad type name.
+*/
+static int fieldkind(lua_State *L, int idx) {
+  int k = 0;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  if (lua_getfield(L, idx, "plush.ANY") != LUA_TNIL) k = 1;
+  lua_pop(L, 1);
+  if (k) return 1;
+  if (lua_getfield(L, idx, "plush.type") != LUA_TNIL) {
+    const char *s = lua_tostring(L, -1);
+    k = -1;
+    for (int i = 0; s && typenames[i]; i++)
+      if (strcmp(s, typenames[i]) == 0) k = 2 + i;
+  }
+  lua_pop(L, 1);
+  return k;
+}
+
+static int istype(lua_State *L, int idx, const char *name) {
+  if (strcmp(name, "integer") == 0) return lua_isinteger(L, idx);
+  if (strcmp(name, "float") == 0)
+    return lua_type(L, idx) == LUA_TNUMBER && !lua_isinteger(L, idx);
+  return strcmp(luaL_typename(L, idx), name) == 0;
+}
+
+/* Deep equality of the values at a and b: what a pattern's value needs. */
+static int same(lua_State *L, int a, int b, int depth) {
+  int ok = 1;
+  lua_Integer na = 0, nb = 0;
+  if (lua_rawequal(L, a, b)) return 1;
+  if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
+      depth > DEPTH_MAX)
+    return 0;
+  a = lua_absindex(L, a);
+  b = lua_absindex(L, b);
+  luaL_checkstack(L, 6, "tuple space: values nested too deep");
+  lua_pushnil(L);
+  while (ok && lua_next(L, a)) {
+    na++;
+    lua_pushvalue(L, -2);
+    lua_rawget(L, b);
+    ok = same(L, -1, -2, depth + 1);
+    lua_pop(L, 2);
+  }
+  if (!ok) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, b)) nb++, lua_pop(L, 1);
+  return na == nb;
+}
+
+/* Does tuple t (at ti, arity n) match pattern p (at pi, same arity)? */
+static int match(lua_State *L, int ti, int pi, int n) {
+  int ok = 1;
+  for (int i = 1; ok && i <= n; i++) {
+    int k;
+    lua_rawgeti(L, pi, i);
+    lua_rawgeti(L, ti, i);
+    k = fieldkind(L, -2);
+    if (k == 0) ok = same(L, -1, -2, 0);
+    else if (k >= 2) ok = istype(L, -1, typenames[k - 2]);
+    lua_pop(L, 2);
+  }
+  return ok;
+}
+
+/* ---- requests ----------------------------------------------------- */
+
+/* The request's space name (held by the request table at req), or NULL
+** after refusing it. */
+static const char *spacename(plush_ctl *c, peer *p, uint64_t rid, int req) {
+  lua_State *L = c->L;
+  int t = lua_getfield(L, req, "space");
+  size_t len = 0;
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  lua_pop(L, 1);
+  if (t == LUA_TNIL) return "default";
+  if (s && len >= 1 && len <= NAME_MAX_LEN && strlen(s) == len) return s;
+  ctl_refuse(c, p, rid, "tuple space: its name must be a string of 1 to 200 "
+                        "bytes");
+  return NULL;
+}
+
+/* The request's table field (tuple or pattern) pushed, or refused (0). */
+static int tablefield(plush_ctl *c, peer *p, uint64_t rid, int req,
+                      const char *field, const char *what) {
+  lua_State *L = c->L;
+  int t = lua_getfield(L, req, field);
+  char m[160];
+  if (t == LUA_TTABLE) return 1;
+  snprintf(m, sizeof m, "%s: the %s must be a table, not a %s", what, field,
+           lua_typename(L, t));
+  lua_pop(L, 1);
+  ctl_refuse(c, p, rid, m);
+  return 0;
+}
+
+/* Checks the pattern on top; refuses it (0) when a field asks for a type
+** that does not exist or is a function (which equals nothing). */
+static int checkpattern(plush_ctl *c, peer *p, uint64_t rid, int n,
+                        const char *what) {
+  lua_State *L = c->L;
+  int pi = lua_gettop(L);
+  char m[200];
+  for (int i = 1; i <= n; i++) {
+    int k, t;
+    lua_rawgeti(L, pi, i);
+    k = fieldkind(L, -1);
+    t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (k == -1) {
+      snprintf(m, sizeof m, "%s: pattern[%d] asks for a type that does not "
+               "exist (nil, boolean, number, string, table, function, "
+               "integer, float)", what, i);
+    } else if (k == 0 && t == LUA_TFUNCTION) {
+      snprintf(m, sizeof m, "%s: pattern[%d] is a function, which equals "
+               "nothing: use plush.ANY or plush.type \"function\"", what, i);
+    } else {
+      continue;
+    }
+    ctl_refuse(c, p, rid, m);
+    return 0;
+  }
+  return 1;
+}
+
+void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_State *L = c->L;
+  int req = lua_gettop(L), ti, n, taken = 0;
+  const char *name = spacename(c, p, rid, req);
+  struct ctl_ts *ts = state(c);
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[200];
+  space *sp;
+  waiter *w, *nx;
+  tup *t;
+  if (name == NULL || !tablefield(c, p, rid, req, "tuple", "out")) return;
+  ti = lua_gettop(L);
+  n = ctl_ts_arity(L, ti);
+  if (plush_encode(L, ti, &b, "tuple", err, sizeof err) < 0) {
+    ctl_refuse(c, p, rid, err);
+    return;
+  }
+  sp = findspace(ts, name, 1);
+  /* the waiters first, oldest first: every read matching, one take */
+  for (w = sp->waiters.next; w != &sp->waiters && !taken; w = nx) {
+    int m;
+    nx = w->next;
+    if (ctl_ts_whom(c, w->kind, w->who) == NULL) {
+      ctl_ts_waitdrop(c, w);
+      continue;
+    }
+    if (w->n != n) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref);
+    m = match(L, ti, lua_gettop(L), n);
+    lua_pop(L, 1);
+    if (!m) continue;
+    reply(c, w->kind, w->who, w->rid, b.data, b.len);
+    taken = w->take;
+    ctl_ts_waitdrop(c, w);
+  }
+  if (!taken) {
+    if ((t = calloc(1, sizeof *t)) == NULL) {
+      plush_buf_free(&b);
+      luaL_error(L, "tuple space: out of memory");
+    }
+    t->n = n;
+    t->sp = sp;
+    t->data = plush_buf_steal(&b, &t->len);
+    lua_pushvalue(L, ti);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->seq = ++ts->seq;
+    if (ts->ins && ctl_store_begin(c) == 0) { /* written at the commit */
+      t->uprev = ts->unsaved.uprev;
+      t->unext = &ts->unsaved;
+      ts->unsaved.uprev->unext = t;
+      ts->unsaved.uprev = t;
+    }
+    t->prev = sp->tuples.prev;
+    t->next = &sp->tuples;
+    sp->tuples.prev->next = t;
+    sp->tuples.prev = t;
+    sp->count++;
+  }
+  plush_buf_free(&b);
+  answer(c, p->kind, p->id, rid, true_enc, 1, 1); /* once stored */
+}
+
+/* take and read: the oldest matching tuple, else wait (or not). */
+static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
+  lua_State *L = c->L;
+  const char *what = take ? "take" : "read";
+  int req = lua_gettop(L), pi, n, wait;
+  const char *name = spacename(c, p, rid, req);
+  struct ctl_ts *ts = state(c);
+  lua_Number timeout = -1;
+  space *sp;
+  tup *t;
+  waiter *w;
+  if (name == NULL || !tablefield(c, p, rid, req, "pattern", what)) return;
+  pi = lua_gettop(L);
+  n = ctl_ts_arity(L, pi);
+  if (!checkpattern(c, p, rid, n, what)) return;
+  lua_getfield(L, req, "wait");
+  wait = lua_toboolean(L, -1);
+  lua_getfield(L, req, "timeout");
+  if (lua_type(L, -1) == LUA_TNUMBER) timeout = lua_tonumber(L, -1);
+  else if (!lua_isnil(L, -1)) timeout = -2;
+  lua_pop(L, 2);
+  if (timeout == -2 || (timeout != -1 && !(timeout >= 0 && timeout < 1e9))) {
+    char m[120];
+    snprintf(m, sizeof m, "%s: the timeout must be a number of seconds from "
+             "0 to 1e9", what);
+    ctl_refuse(c, p, rid, m);
+    return;
+  }
+  sp = findspace(ts, name, wait);
+  for (t = sp ? sp->tuples.next : NULL; sp && t != &sp->tuples; t = t->next) {
+    int m;
+    if (t->n != n) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    m = match(L, lua_gettop(L), pi, n);
+    lua_pop(L, 1);
+    if (!m) continue;
+    /* a take of a stored tuple is answered once its row is deleted: a
+    ** crash in between must not give it to a second taker */
+    answer(c, p->kind, p->id, rid, t->data, t->len, take && t->saved);
+    if (take) tupdrop(c, sp, t);
+    return;
+  }
+  if (!wait) {
+    reply(c, p->kind, p->id, rid, nil_enc, 1);
+    return;
+  }
+  if (timeout == 0) {
+    reply(c, p->kind, p->id, rid, timeout_enc, sizeof timeout_enc - 1);
+    return;
+  }
+  if ((w = calloc(1, sizeof *w)) == NULL)
+    luaL_error(L, "tuple space: out of memory");
+  *w = (waiter){ts, sp, rid, p->kind, p->id, take, LUA_NOREF, n, NULL,
+                sp->waiters.prev, &sp->waiters};
+  if (timeout > 0 && (w->timer = malloc(sizeof *w->timer)) != NULL) {
+    uv_timer_init(c->loop, w->timer);
+    w->timer->data = w;
+    uv_timer_start(w->timer, ontimeout, (uint64_t)(timeout * 1000 + 0.5), 0);
+  }
+  lua_pushvalue(L, pi);
+  w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  sp->waiters.prev->next = w;
+  sp->waiters.prev = w;
+}
+
+void ctl_ts_take(plush_ctl *c, peer *p, uint64_t rid) { get(c, p, rid, 1); }
+void ctl_ts_read(plush_ctl *c, peer *p, uint64_t rid) { get(c, p, rid, 0); }
+
+/*
+** ts_cancel {rid}: p gives up its blocked request rid (an interrupted
+** take). Still waiting: answered "cancelled" and dropped. Already
+** answered: nothing (the engine puts back what it no longer wants). The
+** cancel itself is not answered.
+*/
+void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_State *L = c->L;
+  lua_Integer which;
+  space *sp;
+  (void)rid;
+  lua_getfield(L, -1, "rid");
+  which = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (c->ts == NULL) return;
+  for (sp = c->ts->spaces; sp; sp = sp->next)
+    for (waiter *w = sp->waiters.next; w != &sp->waiters; w = w->next)
+      if (w->kind == p->kind && w->who == p->id &&
+          w->rid == (uint64_t)which) {
+        reply(c, w->kind, w->who, w->rid, cancelled_enc,
+              sizeof cancelled_enc - 1);
+        ctl_ts_waitdrop(c, w);
+        return;
+      }
+}
+
+/* ts_count {space, pattern?}: how many tuples (matching) it holds. */
+void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
+  lua_State *L = c->L;
+  int req = lua_gettop(L), pi = 0, n = 0;
+  const char *name = spacename(c, p, rid, req);
+  lua_Integer count = 0;
+  space *sp;
+  if (name == NULL) return;
+  if (lua_getfield(L, req, "pattern") == LUA_TTABLE) {
+    pi = lua_gettop(L);
+    n = ctl_ts_arity(L, pi);
+    if (!checkpattern(c, p, rid, n, "count")) return;
+  }
+  sp = findspace(state(c), name, 0);
+  for (tup *t = sp ? sp->tuples.next : NULL; sp && t != &sp->tuples;
+       t = t->next) {
+    int m = 1;
+    if (pi) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+      m = t->n == n && match(L, lua_gettop(L), pi, n);
+      lua_pop(L, 1);
+    }
+    count += m;
+  }
+  lua_pushinteger(L, count);
+  ctl_answer(c, p, rid, 0);
+}

@@ -1,0 +1,82 @@
+/*
+** ctl_tuples.h — the insides of the tuple space, shared by ctl_tuples.c
+** (requests, waiters, matching) and ctl_tuples_db.c (its rows in the
+** store, answers held for the commit, the end). Controller loop only.
+*/
+#ifndef PLUSH_CTL_TUPLES_H
+#define PLUSH_CTL_TUPLES_H
+
+#include <sqlite3.h>
+
+#include "ctl.h"
+
+typedef struct tup {
+  sqlite3_int64 seq;  /* its row in the store (once saved); 0: none */
+  int saved;          /* the row is written (or on its way: unsaved) */
+  struct tup *uprev, *unext; /* in ts->unsaved until saved */
+  int ref;            /* the decoded tuple, in c->L's registry */
+  int n;              /* its arity */
+  size_t len;
+  char *data;         /* its encoding */
+  struct space *sp;
+  struct tup *prev, *next;
+} tup;
+
+typedef struct space space;
+
+typedef struct waiter {
+  struct ctl_ts *ts;
+  space *sp;
+  uint64_t rid;
+  int kind;           /* P_CLIENT or P_ENGINE ... */
+  uint32_t who;       /* ... and its id */
+  int take;
+  int ref;            /* the pattern */
+  int n;
+  uv_timer_t *timer;  /* its timeout, or NULL */
+  struct waiter *prev, *next;
+} waiter;
+
+struct space {
+  char *name;
+  tup tuples;         /* sentinel: oldest first */
+  waiter waiters;     /* sentinel: oldest first */
+  size_t count;
+  space *next;
+};
+
+typedef struct held {
+  int kind;
+  uint32_t who;
+  plush_frame *f;
+} held;
+
+struct ctl_ts {
+  plush_ctl *c;
+  space *spaces;
+  sqlite3_stmt *ins, *del;
+  sqlite3_int64 seq;  /* the last row number used */
+  held *pend;         /* answers waiting for the transaction */
+  size_t npend, cap;
+  tup unsaved;        /* sentinel: tuples put out this turn, to write */
+  sqlite3_int64 *dels; /* rows of tuples taken, to delete */
+  size_t ndels, delcap;
+};
+
+static const char nil_enc[] = "\xc0";
+static const char true_enc[] = "\xc3";
+static const char timeout_enc[] = "\xa7timeout";
+static const char cancelled_enc[] = "\xa9"
+                                    "cancelled";
+
+
+/* A new, empty state (NULL without memory). */
+PLUSH_INTERNAL struct ctl_ts *ctl_ts_new(plush_ctl *c);
+/* The engine or client (kind, who) while connected, else NULL. */
+PLUSH_INTERNAL peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who);
+/* Takes w out of its space and frees it (its timer closes). */
+PLUSH_INTERNAL void ctl_ts_waitdrop(plush_ctl *c, waiter *w);
+/* The arity of the table at idx: its field n when an integer, else #t. */
+PLUSH_INTERNAL int ctl_ts_arity(lua_State *L, int idx);
+
+#endif
