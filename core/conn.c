@@ -10,12 +10,8 @@
 ** on the socket (a sealed copy, made by sealwrite) and who parses what
 ** arrives (the opener instead of the frame parser). The plain path keeps
 ** its zero-copy writes and direct reads untouched; each costs one branch.
-**
-** Over 600 lines, on purpose: the handshake, the reads (plain and
-** sealed) and the writes (zero-copy, copied, sealed) all change one
-** struct's state machine and share its one close path; split, each file
-** would need the others' insides. The relay of big frames and the frame
-** parser already live apart (ctl_relay.c, frame.c).
+** How a conn is accepted, refused or dialled is conn_open.c; the struct
+** they share, conn_int.h.
 */
 #include "conn.h"
 
@@ -28,71 +24,13 @@
 #include "log.h"
 #include "plush.h"
 #include "secure.h"
-
-enum { S_HELLO, S_PROVE, S_PROOF, S_READY, S_CLOSING };
-
-#define READBUF 65536
-#define DIRECT_MIN 16384
-
-struct plush_conn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  uv_connect_t creq;
-  uv_shutdown_t sreq;
-  plush_conn_cbs cbs;
-  void *data;
-  uint8_t key[PLUSH_KEY_SIZE];
-  uint8_t role;
-  int server;
-  int state;
-  int open_handles;
-  int reading;
-  int paused;
-  int above_high;
-  int relaying;         /* a relayed frame has the socket (relay_begin) */
-  struct wreq *dhead, *dtail; /* writes waiting for the relay's end */
-  int wantopt;          /* opts said encrypt */
-  int want;             /* this side asks for sealed frames */
-  int secure;           /* the handshake chose them */
-  plush_shake shake;
-  uint8_t hs[PLUSH_PROVE_SIZE]; /* the largest handshake message */
-  size_t hslen;
-  size_t high_water;
-  size_t queued;
-  uint64_t sent;        /* bytes the socket has taken (progress) */
-  plush_parser parser;  /* plain frames in */
-  plush_seal tx;        /* sealed frames out */
-  plush_opener rx;      /* sealed frames in */
-  int reason;
-  char msg[200];
-  char peer[64];
-  char readbuf[READBUF];
-};
-
-/*
-** A write request owns what it writes until libuv is done with it: a copy
-** or a malloc'd payload (owned), or a reference to a received frame.
-*/
-typedef struct wreq {
-  uv_write_t req;
-  plush_conn *c;
-  char *owned;
-  plush_frame *frame;
-  size_t bytes;
-  int relay;            /* part of the relayed frame: never deferred */
-  int nbufs;            /* deferred: what to write at the relay's end */
-  uv_buf_t bufs[2];
-  struct wreq *next;
-  unsigned char hdr[PLUSH_HDR_SIZE];
-} wreq;
+#include "conn_int.h"
 
 static void wfree(wreq *w) {
   free(w->owned);
   plush_frame_unref(w->frame);
   free(w);
 }
-
-static void startread(plush_conn *c);
 
 static void closed(uv_handle_t *h) {
   plush_conn *c = h->data;
@@ -137,7 +75,7 @@ void plush_conn_close(plush_conn *c, int reason, const char *msg) {
   closehandles(c);
 }
 
-static void failf(plush_conn *c, int code, const char *fmt, const char *a) {
+void conn_failf(plush_conn *c, int code, const char *fmt, const char *a) {
   char m[200];
   snprintf(m, sizeof m, fmt, a);
   plush_conn_close(c, code, m);
@@ -151,7 +89,7 @@ static void written(uv_write_t *req, int status) {
   wfree(w);
   if (status < 0) {
     if (status != UV_ECANCELED)
-      failf(c, status, "write failed: %s", uv_strerror(status));
+      conn_failf(c, status, "write failed: %s", uv_strerror(status));
     return;
   }
   if (c->above_high && c->queued <= c->high_water / 2) {
@@ -180,7 +118,7 @@ static int trywrite(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
   if (r < 0) {
     c->queued -= w->bytes;
     wfree(w);
-    failf(c, r, "write failed: %s", uv_strerror(r));
+    conn_failf(c, r, "write failed: %s", uv_strerror(r));
     return r;
   }
   c->sent += (size_t)r;
@@ -226,28 +164,22 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   if (r < 0) {
     c->queued -= w->bytes;
     wfree(w);
-    failf(c, r, "write failed: %s", uv_strerror(r));
+    conn_failf(c, r, "write failed: %s", uv_strerror(r));
     return r;
   }
   if (c->queued > c->high_water) c->above_high = 1;
   return 0;
 }
 
-/*
-** A server at capacity says so in place of its next handshake message,
-** and closes: "PLSH" and a version byte no protocol has (0xff), then the
-** reason, 32 bytes in all (no longer than PROOF, the shortest message a
-** client waits for), so the client can tell "at capacity" from a refused
-** key instead of reading every close as an authentication failure.
-*/
-static const char busymsg[32] = "PLSH\xff" "controller at capacity";
+/* The "at capacity" message (conn_int.h). */
+const char conn_busymsg[CONN_BUSY_SIZE] = "PLSH\xff" "controller at capacity";
 
 static int isbusy(const uint8_t *p, size_t n) {
-  return n >= 5 && memcmp(p, busymsg, 5) == 0;
+  return n >= 5 && memcmp(p, conn_busymsg, 5) == 0;
 }
 
 /* Handshake bytes go out as plain owned copies. */
-static int rawwrite(plush_conn *c, const void *p, size_t n) {
+int conn_rawwrite(plush_conn *c, const void *p, size_t n) {
   wreq *w = calloc(1, sizeof *w);
   uv_buf_t b;
   if (w == NULL || (w->owned = malloc(n)) == NULL) {
@@ -457,7 +389,7 @@ static void readfail(plush_conn *c, int r) {
   ** the conn's owner as a refused peer) */
   if (c->secure || c->state == S_READY)
     plush_warn("connection with %s: %s; closing it", c->peer, why);
-  failf(c, r, "%s", why);
+  conn_failf(c, r, "%s", why);
 }
 
 static void feed(plush_conn *c, const char *p, size_t n) {
@@ -503,8 +435,8 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
     p += take;
     n -= take;
     if (!c->server && isbusy(c->hs, c->hslen) &&
-        c->hslen >= sizeof busymsg) {
-      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
+        c->hslen >= sizeof conn_busymsg) {
+      conn_failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
       return;
     }
     if (c->hslen < need) return;
@@ -513,30 +445,30 @@ static void handshake(plush_conn *c, const char *p, size_t n) {
       uint8_t out[PLUSH_PROVE_SIZE];
       if (plush_auth_prove(c->key, c->hs, c->role, c->want, &c->shake,
                            out) < 0) {
-        failf(c, PLUSH_EAUTH, "not a plush controller at %s", c->peer);
+        conn_failf(c, PLUSH_EAUTH, "not a plush controller at %s", c->peer);
         return;
       }
-      if (rawwrite(c, out, sizeof out) < 0) return;
+      if (conn_rawwrite(c, out, sizeof out) < 0) return;
       c->state = S_PROOF;
     } else if (c->state == S_PROVE) {
       uint8_t out[PLUSH_PROOF_SIZE];
       int r = plush_auth_check(c->key, &c->shake, c->hs, out);
       if (r == PLUSH_EPROTO) {
-        failf(c, PLUSH_EAUTH, "peer %s refused the encryption asked for",
+        conn_failf(c, PLUSH_EAUTH, "peer %s refused the encryption asked for",
               c->peer);
         return;
       }
       if (r < 0) {
-        failf(c, PLUSH_EAUTH, "authentication failed for peer %s", c->peer);
+        conn_failf(c, PLUSH_EAUTH, "authentication failed for peer %s", c->peer);
         return;
       }
       c->role = c->shake.role;
-      if (rawwrite(c, out, sizeof out) < 0) return;
+      if (conn_rawwrite(c, out, sizeof out) < 0) return;
       startsecure(c);
       ready(c);
     } else {
       if (plush_auth_verify(c->key, &c->shake, c->hs) < 0) {
-        failf(c, PLUSH_EAUTH, "authentication refused by %s", c->peer);
+        conn_failf(c, PLUSH_EAUTH, "authentication refused by %s", c->peer);
         return;
       }
       startsecure(c);
@@ -569,14 +501,14 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) {
     if (n == UV_EOF && !c->server && c->state < S_READY &&
         isbusy(c->hs, c->hslen))
-      failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
+      conn_failf(c, PLUSH_EBUSY, "%s", "controller at capacity");
     else if (n == UV_EOF && !c->server && c->state == S_HELLO)
-      failf(c, PLUSH_ECLOSED, "%s",
+      conn_failf(c, PLUSH_ECLOSED, "%s",
             "the controller closed the connection before the handshake");
     else if (n == UV_EOF)
       plush_conn_close(c, UV_EOF, "connection closed by peer");
     else
-      failf(c, (int)n, "read failed: %s", uv_strerror((int)n));
+      conn_failf(c, (int)n, "read failed: %s", uv_strerror((int)n));
     return;
   }
   if (n == 0 || c->state == S_CLOSING) return;
@@ -593,7 +525,7 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   partial(c);
 }
 
-static void startread(plush_conn *c) {
+void conn_startread(plush_conn *c) {
   if (c->reading || c->paused || c->state == S_CLOSING) return;
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc, onread) == 0)
     c->reading = 1;
@@ -607,191 +539,7 @@ void plush_conn_pause(plush_conn *c) {
 
 void plush_conn_resume(plush_conn *c) {
   c->paused = 0;
-  startread(c);
-}
-
-static void hstimeout(uv_timer_t *t) {
-  plush_conn *c = t->data;
-  failf(c, UV_ETIMEDOUT, "handshake with %s timed out", c->peer);
-}
-
-static void onhead(void *ud, const plush_hdr *h) {
-  plush_conn *c = ud;
-  if (c->cbs.on_header && c->state == S_READY && h->len >= PLUSH_RELAY_MIN)
-    c->cbs.on_header(c, h);
-}
-
-static plush_conn *newconn(uv_loop_t *loop, const plush_conn_opts *o,
-                           const plush_conn_cbs *cbs, void *data) {
-  plush_conn *c = calloc(1, sizeof *c);
-  double t;
-  if (c == NULL) return NULL;
-  if (plush_auth_init() < 0) {
-    free(c);
-    return NULL;
-  }
-  uv_tcp_init(loop, &c->tcp);
-  uv_timer_init(loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
-  c->cbs = *cbs;
-  c->data = data;
-  memcpy(c->key, o->key, PLUSH_KEY_SIZE);
-  c->role = o->role;
-  c->want = c->wantopt = o->encrypt != 0;
-  c->high_water = o->high_water ? o->high_water : (size_t)8 << 20;
-  plush_parser_init(&c->parser,
-                    o->max_frame ? o->max_frame : PLUSH_DEFAULT_MAX_FRAME);
-  c->parser.onhead = onhead;
-  c->parser.headud = c;
-  snprintf(c->peer, sizeof c->peer, "?");
-  t = o->handshake_timeout > 0 ? o->handshake_timeout : 10.0;
-  uv_timer_start(&c->timer, hstimeout, (uint64_t)(t * 1000), 0);
-  return c;
-}
-
-/*
-** The server names its peer, and wants encryption for a peer off this
-** host (or one it cannot place).
-*/
-/* "ip:port" of tcp's peer in out; 1 when it is on this host. */
-static int setpeerof(uv_tcp_t *tcp, char *out, size_t n) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss, local = 0;
-  char ip[48] = "?";
-  int port = 0;
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
-    local = plush_addr_is_loopback((struct sockaddr *)&ss);
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      uv_ip4_name(a, ip, sizeof ip);
-      port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, ip, sizeof ip);
-      port = ntohs(a->sin6_port);
-    }
-  }
-  snprintf(out, n, "%s:%d", ip, port);
-  return local;
-}
-
-static void setpeer(plush_conn *c) {
-  c->want = setpeerof(&c->tcp, c->peer, sizeof c->peer) ? c->wantopt : 1;
-}
-
-typedef struct refused {
-  uv_tcp_t tcp;
-  uv_write_t req;
-} refused;
-
-static void refusedclosed(uv_handle_t *h) { free(h->data); }
-
-static void refusedwritten(uv_write_t *req, int status) {
-  (void)status;
-  uv_close((uv_handle_t *)req->handle, refusedclosed);
-}
-
-int plush_conn_refuse(uv_stream_t *server, char *peer, size_t n) {
-  refused *r = calloc(1, sizeof *r);
-  uv_buf_t b = uv_buf_init((char *)busymsg, sizeof busymsg);
-  int e;
-  snprintf(peer, n, "?");
-  if (r == NULL) return PLUSH_ENOMEM;
-  uv_tcp_init(server->loop, &r->tcp);
-  r->tcp.data = r;
-  if ((e = uv_accept(server, (uv_stream_t *)&r->tcp)) < 0 ||
-      (e = uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1,
-                    refusedwritten)) < 0) {
-    uv_close((uv_handle_t *)&r->tcp, refusedclosed);
-    return e;
-  }
-  setpeerof(&r->tcp, peer, n);
-  return 0;
-}
-
-int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
-                      const plush_conn_cbs *cbs, void *data,
-                      plush_conn **out) {
-  plush_conn *c = newconn(server->loop, o, cbs, data);
-  uint8_t hello[PLUSH_HELLO_SIZE];
-  int r;
-  *out = NULL;
-  if (c == NULL) return PLUSH_ENOMEM;
-  c->server = 1;
-  c->state = S_PROVE;
-  if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
-    plush_conn_close(c, r, "accept failed");
-    return r;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  setpeer(c);
-  plush_auth_hello(&c->shake, c->want, hello);
-  if ((r = rawwrite(c, hello, sizeof hello)) < 0) return r;
-  startread(c);
-  *out = c;
-  return 0;
-}
-
-void plush_conn_busy(plush_conn *c) {
-  if (c->state == S_CLOSING) return;
-  if (c->server && c->state < S_READY) rawwrite(c, busymsg, sizeof busymsg);
-  plush_conn_close(c, 0, "controller at capacity");
-}
-
-static void connected(uv_connect_t *req, int status) {
-  plush_conn *c = req->data;
-  if (c->state == S_CLOSING) return;
-  if (status < 0) {
-    failf(c, status, "cannot connect to %s", c->peer);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  startread(c);
-}
-
-static int resolve(uv_loop_t *loop, const char *host, int port,
-                   struct sockaddr_storage *ss) {
-  struct addrinfo hints, *res = NULL;
-  uv_getaddrinfo_t req;
-  char ports[16];
-  int r;
-  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(ports, sizeof ports, "%d", port);
-  r = uv_getaddrinfo(loop, &req, NULL, host, ports, &hints);
-  if (r < 0) return r;
-  res = req.addrinfo;
-  memcpy(ss, res->ai_addr, res->ai_addrlen);
-  uv_freeaddrinfo(res);
-  return 0;
-}
-
-int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
-                       const plush_conn_opts *o, const plush_conn_cbs *cbs,
-                       void *data, plush_conn **out) {
-  struct sockaddr_storage ss;
-  plush_conn *c;
-  int r;
-  *out = NULL;
-  if ((r = resolve(loop, host, port, &ss)) < 0) return r;
-  if ((c = newconn(loop, o, cbs, data)) == NULL) return PLUSH_ENOMEM;
-  c->state = S_HELLO;
-  if (!plush_addr_is_loopback((struct sockaddr *)&ss)) c->want = 1;
-  snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-  c->creq.data = c;
-  r = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss, connected);
-  if (r < 0) {
-    c->cbs.on_close = NULL; /* the caller hears of it through r */
-    plush_conn_close(c, r, "connect failed");
-    return r;
-  }
-  *out = c;
-  return 0;
+  conn_startread(c);
 }
 
 void *plush_conn_data(plush_conn *c) { return c->data; }

@@ -1,0 +1,90 @@
+/*
+** conn_int.h — a connection's insides, shared by conn.c (writes, reads,
+** the handshake, relaying) and conn_open.c (accepting, refusing and
+** dialling connections). Loop thread only, as every conn.
+*/
+#ifndef PLUSH_CONN_INT_H
+#define PLUSH_CONN_INT_H
+
+#include "auth.h"
+#include "conn.h"
+#include "frame.h"
+#include "plush.h"
+#include "secure.h"
+
+enum { S_HELLO, S_PROVE, S_PROOF, S_READY, S_CLOSING };
+
+#define READBUF 65536
+#define DIRECT_MIN 16384
+
+struct plush_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  plush_conn_cbs cbs;
+  void *data;
+  uint8_t key[PLUSH_KEY_SIZE];
+  uint8_t role;
+  int server;
+  int state;
+  int open_handles;
+  int reading;
+  int paused;
+  int above_high;
+  int relaying;         /* a relayed frame has the socket (relay_begin) */
+  struct wreq *dhead, *dtail; /* writes waiting for the relay's end */
+  int wantopt;          /* opts said encrypt */
+  int want;             /* this side asks for sealed frames */
+  int secure;           /* the handshake chose them */
+  plush_shake shake;
+  uint8_t hs[PLUSH_PROVE_SIZE]; /* the largest handshake message */
+  size_t hslen;
+  size_t high_water;
+  size_t queued;
+  uint64_t sent;        /* bytes the socket has taken (progress) */
+  plush_parser parser;  /* plain frames in */
+  plush_seal tx;        /* sealed frames out */
+  plush_opener rx;      /* sealed frames in */
+  int reason;
+  char msg[200];
+  char peer[64];
+  char readbuf[READBUF];
+};
+
+/*
+** A write request owns what it writes until libuv is done with it: a copy
+** or a malloc'd payload (owned), or a reference to a received frame.
+*/
+typedef struct wreq {
+  uv_write_t req;
+  plush_conn *c;
+  char *owned;
+  plush_frame *frame;
+  size_t bytes;
+  int relay;            /* part of the relayed frame: never deferred */
+  int nbufs;            /* deferred: what to write at the relay's end */
+  uv_buf_t bufs[2];
+  struct wreq *next;
+  unsigned char hdr[PLUSH_HDR_SIZE];
+} wreq;
+
+/*
+** A server at capacity says so in place of its next handshake message,
+** and closes: "PLSH" and a version byte no protocol has (0xff), then the
+** reason, 32 bytes in all (no longer than PROOF, the shortest message a
+** client waits for), so the client can tell "at capacity" from a refused
+** key instead of reading every close as an authentication failure.
+*/
+#define CONN_BUSY_SIZE 32
+PLUSH_INTERNAL const char conn_busymsg[CONN_BUSY_SIZE];
+
+/* conn.c */
+/* Fails c: closes it with code and the message fmt (one %s: a). */
+PLUSH_INTERNAL void conn_failf(plush_conn *c, int code, const char *fmt,
+                               const char *a);
+/* Writes a copy of p[0..n) as is (handshake messages): 0 or an error. */
+PLUSH_INTERNAL int conn_rawwrite(plush_conn *c, const void *p, size_t n);
+PLUSH_INTERNAL void conn_startread(plush_conn *c);
+
+#endif
