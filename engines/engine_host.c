@@ -18,11 +18,11 @@
 ** until a WELCOME comes back (the same namespace, the same id asked for)
 ** or the time is up.
 **
-** Over 600 lines: the I/O thread's four parts (messages from the
-** controller, losing and re-dialling the link, frames from the Lua
-** thread, start and end) all act on the loop-thread fields of one
-** plush_engine and one conn's callbacks; the queue between the threads
-** is queue.c, the Lua side engine_lua.c.
+** Over 600 lines: the I/O thread's three parts here (messages from the
+** controller, frames from the Lua thread, start and end) share the
+** loop-thread fields of one plush_engine and one conn's callbacks;
+** reconnecting is engine_link.c, the queue between the threads queue.c,
+** the Lua side engine_lua.c.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +43,7 @@
 #define DEFAULT_HIGH_WATER ((size_t)8 << 20)
 #define LUA_STACK ((size_t)8 << 20)
 
-/* Reconnection: the first wait, the longest, the longest one attempt may
-** take to get its WELCOME. */
-#define RETRY_FIRST 100
-#define RETRY_MAX 5000
-#define ATTEMPT_MAX 10000
-#define ATTEMPT_MIN 200
 
-static void finish(plush_engine *e, int status, const char *why);
 static void maybedone(plush_engine *e);
 
 static void freequeues(plush_engine *e) {
@@ -121,7 +114,7 @@ static void sendregister(plush_engine *e) {
   lua_pop(L, 1);
   if (!ok) {
     plush_buf_free(&m.b);
-    finish(e, PLUSH_ENGINE_FAILED, m.err);
+    eng_finish(e, PLUSH_ENGINE_FAILED, m.err);
     return;
   }
   d = plush_buf_steal(&m.b, &n);
@@ -189,7 +182,7 @@ static void welcome(plush_engine *e, plush_frame *f) {
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1), m.id = -1;
   id = m.id;
   if (id < 0 || id >= (lua_Integer)PLUSH_ANY) {
-    finish(e, PLUSH_ENGINE_FAILED, "bad WELCOME from the controller");
+    eng_finish(e, PLUSH_ENGINE_FAILED, "bad WELCOME from the controller");
     return;
   }
   old = atomic_load(&e->id);
@@ -231,7 +224,7 @@ static void request(plush_engine *e, plush_frame *f) {
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
     plush_frame_unref(f);
-    finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a request");
+    eng_finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a request");
   }
 }
 
@@ -294,7 +287,7 @@ static void restart(plush_engine *e, plush_frame *f) {
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
     plush_frame_unref(f);
-    finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a restart");
+    eng_finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a restart");
     return;
   }
   plush_info("restart asked: a fresh namespace follows");
@@ -363,7 +356,7 @@ static void onframe(plush_conn *c, plush_frame *f) {
   case PLUSH_T_RECLAIM: reclaim(e, f->hdr.id); break;
   case PLUSH_T_WELCOME: welcome(e, f); break;
   case PLUSH_T_SHUTDOWN:
-    finish(e, PLUSH_ENGINE_DONE, "shut down by the controller");
+    eng_finish(e, PLUSH_ENGINE_DONE, "shut down by the controller");
     break;
   default:
     plush_warn("ignoring a frame of type %d from the controller",
@@ -385,176 +378,6 @@ static void ondrain(plush_conn *c) {
   eng_fd_resume(e);
 }
 
-/* ---- losing the link, and reconnecting --------------------------- */
-
-static const plush_conn_cbs cbs;
-
-/*
-** The link is down: what was queued for or from the controller that is
-** gone is dropped (RESTART markers stay: the namespace is renewed all the
-** same), a print waiting on back-pressure is let go, and whatever the
-** running task still produces is dropped (gen moves on).
-*/
-static void offline(plush_engine *e) {
-  size_t kept = 0, dropped = 0;
-  uv_mutex_lock(&e->mu);
-  e->online = 0;
-  e->gen++;
-  for (size_t i = 0; i < e->in.n; i++) {
-    inreq q = *eng_inat(&e->in, i);
-    if (q.f->hdr.type == PLUSH_T_REQ) {
-      plush_frame_unref(q.f);
-      dropped++;
-    } else {
-      *eng_inat(&e->in, kept++) = q;
-    }
-  }
-  e->in.n = kept;
-  for (size_t i = 0; i < e->out.n; i++) plush_frame_unref(e->out.v[i]);
-  e->out.n = 0;
-  e->outbytes = 0;
-  e->batch = NULL;
-  e->sockbytes = 0;
-  uv_cond_broadcast(&e->outc);
-  uv_mutex_unlock(&e->mu);
-  if (dropped)
-    plush_warn("dropped %zu queued request%s: the controller that sent them "
-               "is gone", dropped, dropped == 1 ? "" : "s");
-}
-
-/* d ms give or take a quarter, so that engines cut off together do not
-** all come back in the same millisecond. */
-static uint64_t jitter(plush_engine *e, uint64_t d) {
-  uint64_t x = e->rng;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  e->rng = x;
-  return d - d / 4 + (d >= 2 ? x % (d / 2 + 1) : 0);
-}
-
-static void onretry(uv_timer_t *t);
-
-/*
-** The next attempt after the back-off, or the end when the time is up.
-** why: the reason the last attempt (or the link) failed.
-*/
-static void schedule(plush_engine *e, const char *why) {
-  uint64_t now = uv_now(e->loop), d;
-  if (now >= e->deadline) {
-    char msg[640];
-    snprintf(msg, sizeof msg,
-             "gave up reconnecting to the controller after %g s: %s",
-             e->o.reconnect, why);
-    finish(e, PLUSH_ENGINE_FAILED, msg);
-    return;
-  }
-  d = jitter(e, e->delay);
-  if (d > e->deadline - now) d = e->deadline - now;
-  e->delay = e->delay * 2 < RETRY_MAX ? e->delay * 2 : RETRY_MAX;
-  uv_timer_start(&e->retry, onretry, d, 0);
-  plush_info("retrying in %.2f s", (double)d / 1000);
-}
-
-/* Connects to ctlhost:port; an attempt's handshake gets at most hs ms. */
-static int dial(plush_engine *e, uint64_t hs) {
-  plush_conn_opts co;
-  memset(&co, 0, sizeof co);
-  co.key = e->key;
-  co.role = PLUSH_ROLE_ENGINE;
-  co.max_frame = e->o.max_frame;
-  co.encrypt = e->o.encrypt;
-  co.high_water = e->high_water;
-  co.handshake_timeout = hs ? (double)hs / 1000 : 0;
-  return plush_conn_connect(e->loop, e->ctlhost, e->o.port, &co, &cbs, e,
-                            &e->conn);
-}
-
-/*
-** The retry timer: either the back-off is over (dial again, the timer
-** then guards the attempt until its WELCOME) or the attempt in flight
-** took too long (close it; its on_close schedules the next).
-*/
-static void onretry(uv_timer_t *t) {
-  plush_engine *e = t->data;
-  uint64_t now = uv_now(e->loop), left, guard;
-  char err[512];
-  int r;
-  if (e->exiting || !e->retrying) return;
-  if (e->conn) {
-    plush_conn_close(e->conn, UV_ETIMEDOUT, "no WELCOME from the controller");
-    return;
-  }
-  if (e->file) {
-    plush_connfile cf;
-    if (plush_connfile_read(e->file, &cf, err, sizeof err) < 0) {
-      plush_warn("cannot reconnect: %s", err);
-      schedule(e, err);
-      return;
-    }
-    if (strcmp(cf.host, e->ctlhost) != 0 || cf.port != e->o.port)
-      plush_info("the connection file now says %s:%d", cf.host, cf.port);
-    snprintf(e->ctlhost, sizeof e->ctlhost, "%s", cf.host);
-    e->o.port = cf.port;
-    memcpy(e->key, cf.key, PLUSH_KEY_SIZE);
-    if (cf.encrypt) e->o.encrypt = 1; /* never less than asked at start */
-    sodium_memzero(cf.key, sizeof cf.key);
-  }
-  left = e->deadline > now ? e->deadline - now : 0;
-  guard = left < ATTEMPT_MAX ? left : ATTEMPT_MAX;
-  if (guard < ATTEMPT_MIN) guard = ATTEMPT_MIN;
-  if ((r = dial(e, guard)) < 0) {
-    snprintf(err, sizeof err, "cannot connect to %s:%d: %s", e->ctlhost,
-             e->o.port, plush_strerror(r));
-    plush_warn("%s", err);
-    schedule(e, err);
-    return;
-  }
-  uv_timer_start(&e->retry, onretry, guard, 0);
-}
-
-/*
-** The connection closed without finish() asking. Before the first
-** WELCOME, or with o.reconnect 0, that ends the engine (status 1). A
-** link that was up starts the reconnection; a failed attempt schedules
-** the next one.
-*/
-static void lost(plush_engine *e, int reason, const char *msg) {
-  char why[640], detail[320];
-  if (!e->registered) {
-    snprintf(why, sizeof why, "cannot reach the controller at %s:%d: %s",
-             e->ctlhost, e->o.port,
-             reason < 0 && reason > -4096 ? uv_strerror(reason) : msg);
-    finish(e, PLUSH_ENGINE_FAILED, why);
-    return;
-  }
-  /* conn.c words a failed connect "cannot connect to H:P": the code says
-  ** why. */
-  if (reason < 0 && reason > -4096 && strncmp(msg, "cannot connect", 14) == 0)
-    snprintf(detail, sizeof detail, "%s", uv_strerror(reason));
-  else
-    snprintf(detail, sizeof detail, "%s", msg);
-  if (e->retrying) { /* an attempt failed */
-    snprintf(why, sizeof why, "cannot reconnect to %s:%d: %s", e->ctlhost,
-             e->o.port, detail);
-    plush_warn("%s", why);
-    schedule(e, why);
-    return;
-  }
-  snprintf(why, sizeof why, "lost the controller at %s:%d: %s", e->ctlhost,
-           e->o.port, detail);
-  if (e->o.reconnect <= 0) {
-    finish(e, PLUSH_ENGINE_FAILED, why);
-    return;
-  }
-  offline(e);
-  plush_warn("%s; reconnecting for up to %g s", why, e->o.reconnect);
-  e->retrying = 1;
-  e->delay = RETRY_FIRST;
-  e->deadline = uv_now(e->loop) + (uint64_t)(e->o.reconnect * 1000);
-  schedule(e, why);
-}
-
 static void onclose(plush_conn *c, int reason, const char *msg) {
   plush_engine *e = plush_conn_data(c);
   e->conn = NULL;
@@ -562,12 +385,12 @@ static void onclose(plush_conn *c, int reason, const char *msg) {
   e->relayed = NULL;
   uv_timer_stop(&e->watch);
   if (!e->exiting)
-    lost(e, reason, msg);
+    eng_lost(e, reason, msg);
   else
     maybedone(e);
 }
 
-static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose, NULL, NULL};
+const plush_conn_cbs eng_cbs = {onready, onframe, ondrain, onclose, NULL, NULL};
 
 /* ---- frames from the Lua thread ---------------------------------- */
 
@@ -634,7 +457,7 @@ static void onwake(uv_async_t *a) {
   uv_mutex_unlock(&e->mu);
   eng_fd_resume(e);
   if (done) {
-    if (!e->exiting) finish(e, PLUSH_ENGINE_FAILED, e->luaerr);
+    if (!e->exiting) eng_finish(e, PLUSH_ENGINE_FAILED, e->luaerr);
     maybedone(e);
   }
 }
@@ -684,7 +507,7 @@ static void maybedone(plush_engine *e) {
 ** that keeps raising while the engine halts, so a pcall in a loop cannot
 ** hold the engine up; a print blocked on back-pressure is released.
 */
-static void finish(plush_engine *e, int status, const char *why) {
+void eng_finish(plush_engine *e, int status, const char *why) {
   if (e->exiting) return;
   e->exiting = 1;
   e->status = status;
@@ -708,7 +531,7 @@ static void finish(plush_engine *e, int status, const char *why) {
 }
 
 void plush_engine_stop(plush_engine *e) {
-  finish(e, PLUSH_ENGINE_DONE, "stopped");
+  eng_finish(e, PLUSH_ENGINE_DONE, "stopped");
 }
 
 /* ---- start ------------------------------------------------------- */
@@ -771,7 +594,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   uv_mutex_init(&e->mu);
   uv_cond_init(&e->inc);
   uv_cond_init(&e->outc);
-  r = dial(e, 0);
+  r = eng_dial(e, 0);
   if (r < 0) {
     lua_close(e->cl);
     uv_cond_destroy(&e->inc);
@@ -795,7 +618,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   if (uv_thread_create_ex(&e->thread, &to, eng_luamain, e) == 0)
     e->thread_started = 1;
   else
-    finish(e, PLUSH_ENGINE_FAILED, "cannot start the Lua thread");
+    eng_finish(e, PLUSH_ENGINE_FAILED, "cannot start the Lua thread");
   *out = e;
   return 0;
 }

@@ -199,4 +199,15 @@ static inline int eng_live(plush_engine *e) {
 ** t->status. Raises (a string) only for failures outside user code. */
 PLUSH_INTERNAL int eng_serve(lua_State *L);
 
+/* engine_host.c: the conn's callbacks; the end of the engine (status,
+** why), asked once. */
+PLUSH_INTERNAL const plush_conn_cbs eng_cbs;
+PLUSH_INTERNAL void eng_finish(plush_engine *e, int status, const char *why);
+
+/* engine_link.c: dials the controller (hs: ms an attempt's handshake may
+** take, 0 the default); the connection closed without eng_finish asking
+** (reconnects, or ends the engine). */
+PLUSH_INTERNAL int eng_dial(plush_engine *e, uint64_t hs);
+PLUSH_INTERNAL void eng_lost(plush_engine *e, int reason, const char *msg);
+
 #endif
