@@ -17,12 +17,22 @@ PIDS+=("$ctl")
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 client=$(mktemp --suffix=.lua)
+gate=$(mktemp -u --suffix=.gate)
 cat >"$client" <<'LUA'
-local n = tonumber(arg[1])
+local n, gate = tonumber(arg[1]), arg[2]
 local lb = rc:balanced():async()
 local ds = {}
+-- the second half waits for the gate (a file the test makes once its
+-- chaos is done), so the chaos always meets tasks still out
+local function task(x, g)
+  while g do
+    local f = io.open(g)
+    if f then f:close() break end
+  end
+  return x * 2, engine.id
+end
 for i = 1, n do
-  ds[i] = lb:apply(function(x) return x * 2, engine.id end, i)
+  ds[i] = lb:apply(task, i, i > n // 2 and gate or nil)
 end
 local ok, failed, fired = 0, 0, {}
 for i, d in ipairs(ds) do
@@ -43,7 +53,7 @@ LUA
 before=$(rss "$ctl")
 cpids=()
 for c in 1 2 3; do
-  "$PLUSH" --profile "$P" run "$client" "$TASKS" >"out.$c" 2>"err.$c" &
+  "$PLUSH" --profile "$P" run "$client" "$TASKS" "$gate" >"out.$c" 2>"err.$c" &
   cpids+=($!)
   PIDS+=($!)
 done
@@ -52,9 +62,8 @@ done
 engines=$(status_field "$P" 'table.concat((function() local t = {} for i, e in ipairs(s.engines) do t[i] = math.tointeger(e.pid) end return t end)(), " ")')
 read -r -a epids <<<"$engines"
 PIDS+=("${epids[@]}")
-# Going: results coming in, tasks still out. (Not "pending > 100": the
-# engines hold up to 16 tasks each while tasks are short, so with 4 of
-# them keeping pace with the clients fewer than 100 may ever be pending.)
+# Going: results coming in, tasks still out (the gated half waits, so
+# this holds until the test opens the gate, however fast the engines).
 busy() { [ "$(status_field "$P" 's.status.stored > 300 and s.status.pending > 0')" = true ]; }
 wait_for 20 busy || fail "the clients never got going: $(cat err.1)"
 kill -KILL "${epids[0]}"
@@ -64,6 +73,7 @@ for p in $(status_field "$P" 'table.concat((function() local t = {} for i, e in 
   PIDS+=("$p")
 done
 
+touch "$gate"
 for i in 0 1 2; do
   wait "${cpids[$i]}" || fail "client $((i + 1)) failed: $(cat "err.$((i + 1))")"
 done
@@ -80,5 +90,5 @@ echo "controller RSS: $before kB before, $after kB after $((3 * TASKS)) tasks"
 # (under ASan, freed memory sits in quarantine: the figure means nothing)
 [ -n "${PLUSH_SANITIZED:-}" ] || [ "$after" -lt $((before + 32768)) ] ||
   fail "controller memory grew by $((after - before)) kB"
-rm -f "$client"
+rm -f "$client" "$gate"
 echo "1 passed, 0 failed"
