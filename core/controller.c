@@ -9,6 +9,11 @@
 ** decoded only for control messages (REGISTER, CTRL) and for a REQ's
 ** scheduling options (the prefix PLUSH_F_OPTS announces, ctl_sched.c
 ** readopts), in a private lua_State that never runs user code.
+**
+** Over 600 lines: connections, routing and engines coming and going share
+** the peer records and the loop's callbacks; a task's life, stealing,
+** relaying, parking, the store and the control ops are files of their own
+** (ctl.h names them).
 */
 #include "controller.h"
 

@@ -2,6 +2,11 @@
 -- plush.core preloaded, calls require("plush.cli").main(arg) and exits
 -- with what it returns. Failures print one line, "plush: REASON", on
 -- stderr: 1 for a failure, 2 for a usage error.
+--
+-- Over 600 lines: one parser and one help table for every command
+-- (run, -e, cluster, results, kernel) keep their options and usage
+-- messages alike; the work itself is in plush.cluster, plush.shell,
+-- plush.kernel.
 local plush = require "plush"
 local core = require "plush.core"
 local errors = require "plush.errors"

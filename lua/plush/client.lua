@@ -6,6 +6,10 @@
 -- conn:poll, which runs only inside rc:pump; so callbacks, output handlers
 -- and cache updates all run there, one at a time, never concurrently with
 -- other Lua code of the client.
+--
+-- Over 600 lines: the task records, the control waiters and the output
+-- assembly all live and die with one connection and its pump; the views
+-- (plush.view), Deferreds and errors are modules of their own.
 local core = require "plush.core"
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"

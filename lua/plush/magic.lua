@@ -25,6 +25,10 @@
 --
 -- Besides %magics, handle() knows the shell's two other prefixes: `?name`
 -- (or `name?`) is %help name, and `!cmd` runs cmd in the system shell.
+--
+-- Over 600 lines: the magics share the shell table and its view, and
+-- each is a few lines; the REPL itself is plush.shell, Ctrl-C's second
+-- thoughts plush.shell_intr.
 local core = require "plush.core"
 local pretty = require "plush.pretty"
 local util = require "plush.util"

@@ -9,6 +9,11 @@
 -- lines, like `lua` does.
 --
 --   require("plush.shell").run(rc, sh)   -- sh: the magics' shell table
+--
+-- Over 600 lines: the line editor's callbacks, the wait on terminal and
+-- controller together, and running a line (magics, =, auto-print) share
+-- one session; the magics are plush.magic, Ctrl-C's offers
+-- plush.shell_intr.
 local core = require "plush.core"
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"
