@@ -375,10 +375,15 @@ local function user_frames(tb)
   for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
     local src = line:match("^%s*(.-):")
     local own = src and src:sub(1, #ours) == ours -- plush's frame: dropped
-    if not own and (user or not (line:match("^%s*%[C%]") or line:match("tail calls"))) then
+    local plumbing = line:match("^%s*%[C%]") or line:match("tail calls")
+    if not own and (user or not plumbing) then
       user = true
       keep[#keep + 1] = line
     end
+  end
+  -- the C calls below the user's last frame: plush's calling it
+  while #keep > 0 and (keep[#keep]:match("^%s*%[C%]") or keep[#keep]:match("tail calls")) do
+    keep[#keep] = nil
   end
   if #keep == 0 then return msg end
   return msg .. "\nstack traceback:\n" .. table.concat(keep, "\n")

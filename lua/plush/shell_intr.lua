@@ -14,8 +14,16 @@ local M = {
 
 local Session_ = {}
 
+-- "engine 1" / "engines 0, 2" / nil for none.
+local function engines(ids)
+  if #ids == 0 then return nil end
+  return (#ids > 1 and "engines " or "engine ") .. table.concat(ids, ", ")
+end
+
 -- Ctrl-C during a remote wait: the client has interrupted the engines
--- running our tasks; say which, and let their "interrupted" replies in.
+-- running our tasks. Their answers are let in first, so that "interrupted"
+-- is said only of the engines that were: one whose task goes on (in a C
+-- call, or it caught the interrupt) is told apart, with its offer.
 function Session_:interrupted_remote()
   local rc, seen, ids, all = self.rc, {}, {}, false
   for _, rec in pairs(rc and rc.pending or {}) do
@@ -27,14 +35,19 @@ function Session_:interrupted_remote()
     end
   end
   table.sort(ids)
-  local which
-  if all then
-    which = "all engines"
-  elseif #ids > 0 then
-    which = (#ids > 1 and "engines " or "engine ") .. table.concat(ids, ", ")
+  local list = {}
+  if rc and (#ids > 0 or all) then list = self:await_answers() end
+  local going, done = {}, {}
+  for _, st in ipairs(list) do going[st.id] = true end
+  for _, id in ipairs(ids) do
+    if not going[id] then done[#done + 1] = id end
   end
-  self:say(self:paint("error", "interrupted") .. (which and (": " .. which) or ""))
-  if rc and #ids + (all and 1 or 0) > 0 then self:await_interrupted() end
+  local which = engines(done)
+  if all and #list == 0 then which = "all engines" end
+  if #list == 0 or which then
+    self:say(self:paint("error", "interrupted") .. (which and (": " .. which) or ""))
+  end
+  if #list > 0 then self:offer_restart(list) end
 end
 
 -- The engines whose interrupted task is still running, and why (the
@@ -59,7 +72,7 @@ end
   Ctrl-C within M.restart_window s restarts its engine (rc:restart;
   a C call is ended with the engine's process, see engine.md).
 ]]
-function Session_:await_interrupted()
+function Session_:await_answers()
   local rc = self.rc
   local deadline = core.now() + M.interrupt_wait
   while next(rc.pending) ~= nil and core.now() < deadline do
@@ -68,15 +81,19 @@ function Session_:await_interrupted()
     if #stuck(rc) >= n then break end
     if not pcall(rc.pump, rc, deadline - core.now()) then break end
   end
-  local list = stuck(rc)
-  if #list == 0 then return end
-  local ids = {}
-  for i, s in ipairs(list) do
-    ids[i] = s.id
+  return stuck(rc)
+end
+
+-- Says why each engine of list goes on, and restarts them on a second
+-- Ctrl-C within M.restart_window s.
+function Session_:offer_restart(list)
+  local rc, ids = self.rc, {}
+  for i, st in ipairs(list) do
+    ids[i] = st.id
     self:say(self:paint("error", ("engine %d %s; Ctrl-C again within %g s restarts it"
-      .. " \u{2014} its namespace will be lost"):format(s.id, s.why, M.restart_window)))
+      .. " \u{2014} its namespace will be lost"):format(st.id, st.why, M.restart_window)))
   end
-  deadline = core.now() + M.restart_window
+  local deadline = core.now() + M.restart_window
   local again = false
   while core.now() < deadline and next(rc.pending) ~= nil do
     local ok, e = pcall(rc.pump, rc, deadline - core.now())
