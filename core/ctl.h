@@ -2,6 +2,8 @@
 ** ctl.h — the controller's insides, shared by its files:
 **   controller.c  connections, routing, replies, engines, heartbeats
 **   controller_main.c  the plush-controller program (options, signals)
+**   ctl_guard.c   protected calls, payloads checked by shape, caps on
+**                 handshakes and connections
 **   ctl_sched.c   a task's life: submission, options, dependencies,
 **                 the balanced queue, timeouts
 **   ctl_steal.c   idle engines take back tasks queued behind a long one
@@ -10,7 +12,8 @@
 **   ctl_store.c   the result store (SQLite and memory), group commit
 **   ctl_ops.c     control requests (CTRL) and the replies to them
 **   ctl_msg.c     messages between engines (MSG), who is up (PEERS)
-**   ctl_tuples.c  the tuple space: its ops, waiters and persistence
+**   ctl_tuples.c  the tuple space: its ops and waiters (ctl_tuples.h);
+**   ctl_tuples_db.c  its persistence in the store's database
 ** Everything runs on the controller's one loop thread. Functions declared
 ** here are PLUSH_INTERNAL: not part of libplush's API.
 */
