@@ -240,6 +240,36 @@ static const char *reader(lua_State *L, void *ud, size_t *sz) {
 }
 
 /*
+** UPVALUE (c7 05 07, a 4-byte function ref and a 1-byte upvalue index) in
+** place of upvalue i of the function at f: the two closures share that
+** upvalue from now on, whatever either is given later. The ref must name
+** a Lua function decoded before (or f itself) and the index one of its
+** upvalues: lua_upvaluejoin checks neither.
+*/
+static int joinupv(ctx *c, int f, int i) {
+  lua_State *L = c->L;
+  uint64_t r;
+  int n;
+  if (c->p[1] != 5) return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference of %d bytes", c->p[1]);
+  if (c->end - c->p < 8) return codec_eof(c);
+  c->p += 3;
+  getnum(c, 4, &r);
+  n = *c->p++;
+  if (r >= (uint64_t)c->nref)
+    return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference to object %llu of %lld",
+                (unsigned long long)r, (long long)c->nref);
+  lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
+  if (!lua_isfunction(L, -1) || lua_iscfunction(L, -1) || n < 1 ||
+      lua_getupvalue(L, -1, n) == NULL)
+    return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference to no upvalue (%d of object %llu)",
+                n, (unsigned long long)r);
+  lua_pop(L, 1);
+  lua_upvaluejoin(L, f, i, lua_gettop(L), n);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/*
 ** FUNCTION payload (input already limited to it): bytecode, loaded as
 ** binary only, registered as a ref before its upvalues are decoded so a
 ** function can be its own upvalue; then exactly nups upvalues.
@@ -279,6 +309,10 @@ static int getfn(ctx *c) {
   c->path[c->depth].idx = f;
   for (i = 1; i <= ar.nups; i++) {
     c->path[c->depth].i = i;
+    if (c->end - c->p >= 3 && c->p[0] == 0xc7 && c->p[2] == PLUSH_EXT_UPVALUE) {
+      if ((rc = joinupv(c, f, (int)i))) return rc;
+      continue;
+    }
     if ((rc = get(c))) return rc;
     lua_setupvalue(L, f, (int)i);
   }
@@ -346,6 +380,8 @@ static int getext(ctx *c, size_t n) {
       if (n > 1 || (n == 1 && q[0])) return codec_fail(c, PLUSH_ECORRUPT, "bad globals marker");
       lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
       return 0;
+    case PLUSH_EXT_UPVALUE:
+      return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference outside a function's upvalues");
     case PLUSH_EXT_CFUNC:
     case PLUSH_EXT_MODULE:
       q = take(c, n);
