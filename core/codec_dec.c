@@ -272,7 +272,10 @@ static int joinupv(ctx *c, int f, int i) {
 /*
 ** FUNCTION payload (input already limited to it): bytecode, loaded as
 ** binary only, registered as a ref before its upvalues are decoded so a
-** function can be its own upvalue; then exactly nups upvalues.
+** function can be its own upvalue; then exactly nups upvalues. One named
+** _ENV must be the global table (GLOBALS) or joined to another upvalue:
+** the encoder writes nothing else there, so what decodes re-encodes to
+** the same value (an _ENV of 118 would come back as the globals).
 */
 static int getfn(ctx *c) {
   lua_State *L = c->L;
@@ -280,7 +283,7 @@ static int getfn(ctx *c) {
   const uint8_t *q;
   uint64_t n;
   rdr r;
-  int rc, f, st;
+  int rc, f, st, env;
   uint32_t i;
   if ((rc = codec_enter(c))) return rc;
   if (!(q = take(c, 1))) return codec_eof(c);
@@ -314,6 +317,14 @@ static int getfn(ctx *c) {
       continue;
     }
     if ((rc = get(c))) return rc;
+    env = strcmp(lua_getupvalue(L, f, (int)i), "_ENV") == 0;
+    lua_pop(L, 1);
+    if (env) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      if (!lua_rawequal(L, -1, -2))
+        return codec_fail(c, PLUSH_ECORRUPT, "function's _ENV is not the global table");
+      lua_pop(L, 1);
+    }
     lua_setupvalue(L, f, (int)i);
   }
   c->depth--;

@@ -450,9 +450,9 @@ static int putslice(ctx *c, int idx, const slice *sl) {
 ** was first met, so the receiver joins the two (lua_upvaluejoin) and the
 ** closures keep sharing it. Else the upvalue is recorded in the ref table
 ** (a light userdata key, so no clash with the objects there) and its
-** value written: the global table as GLOBALS when the upvalue is named
-** _ENV (it binds to the receiver's globals), anything else by value -- an
-** _ENV set to another table travels as that table.
+** value written: an upvalue named _ENV as GLOBALS whatever it holds (the
+** function binds to the receiver's globals: a client's sandbox or test
+** runner environment does not travel), any other by value.
 */
 static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
   lua_State *L = c->L;
@@ -475,10 +475,8 @@ static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
   lua_pushinteger(L, fref << 8 | i);
   lua_rawset(L, c->refs);
   nm = lua_getupvalue(L, idx, i);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-  if (strcmp(nm, "_ENV") == 0 && lua_rawequal(L, -1, -2)) rc = putglobals(c);
-  else rc = put(c, lua_gettop(L) - 1);
-  lua_pop(L, 2);
+  rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
+  lua_pop(L, 1);
   return rc;
 }
 
