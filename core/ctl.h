@@ -193,6 +193,9 @@ PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
 PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
               int status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* EngineError "engine N is not connected", left = true: a direct task for
+** an engine that had an id and is gone. */
+PLUSH_INTERNAL void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine);
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 

@@ -398,6 +398,16 @@ function Client:_engine_ids()
   return self._ids
 end
 
+-- Drops engine id from the cached ids (a view of every engine learnt that
+-- it had left before its event came).
+function Client:_forget(id)
+  local ids = self._ids
+  if not ids then return end
+  for i, v in ipairs(ids) do
+    if v == id then table.remove(ids, i) return end
+  end
+end
+
 function Client:view(targets, opts)
   return views().direct(self, targets, opts)
 end
