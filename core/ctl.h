@@ -42,6 +42,7 @@ struct task {
   uint32_t off;       /* the request starts here in req's payload */
   uv_timer_t *timer;
   int deaths;
+  int runs;           /* times it started on an engine (STARTED frames) */
   int balanced;
   int timedout;
   int retries;        /* resubmissions left after the task's own error */
@@ -85,6 +86,7 @@ struct peer {
 /* A stored reply: the frame as the engine (or controller) sent it. */
 typedef struct stored {
   uint64_t id;
+  double completed;           /* when stored (ctl_clock), as SQLite's rows */
   plush_frame *f;
   struct stored *prev, *next; /* oldest first */
 } stored;

@@ -18,6 +18,7 @@
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
 */
+#include <lauxlib.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,15 @@ int ctl_store_open(plush_ctl *c, const char *path) {
     }
     sqlite3_finalize(st);
   }
-  plush_info("result store %s (next client id %u, next engine id %u)", path,
-             c->next_client, c->next_engine);
+  /* The rows a previous controller stored are served: count them. */
+  if (sqlite3_prepare_v2(c->db, "SELECT COUNT(*) FROM results", -1, &st,
+                         NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      c->db_count = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  plush_info("result store %s: %zu results (next client id %u, next engine "
+             "id %u)", path, c->db_count, c->next_client, c->next_engine);
   return 0;
 }
 
@@ -243,6 +251,7 @@ static void memput(plush_ctl *c, plush_frame *f) {
   stored *s = malloc(sizeof *s);
   if (s == NULL) return;
   s->id = f->hdr.id;
+  s->completed = ctl_clock();
   s->f = plush_frame_ref(f);
   s->next = NULL;
   if (plush_map_put(&c->store, s->id, s) < 0) {
@@ -292,7 +301,7 @@ void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
       plush_error("result store write failed: %s", sqlite3_errmsg(c->db));
       memput(c, f);
     } else {
-      c->db_count++;
+      c->db_count += (size_t)sqlite3_changes(c->db); /* 0: the id was there */
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -340,35 +349,64 @@ size_t ctl_store_count(plush_ctl *c) {
   return c->store.count + c->db_count;
 }
 
+typedef struct hist { double completed; uint64_t id; } hist;
+
+static int byage(const void *a, const void *b) {
+  const hist *x = a, *y = b;
+  if (x->completed != y->completed) return x->completed < y->completed ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
 /*
 ** Pushes on c->L the array of stored task ids, oldest first (by
-** completion), at most limit of the newest when limit > 0.
+** completion), at most limit of the newest when limit > 0: both tiers
+** together, the rows of SQLite and the replies kept in memory (the big
+** ones) merged by completion time.
 */
 void ctl_store_history(plush_ctl *c, lua_Integer limit) {
   lua_State *L = c->L;
-  lua_Integer n = 0;
+  size_t n = 0, cap = 64, i, from = 0;
+  hist *h = malloc(cap * sizeof *h), *g;
   stored *s;
-  lua_newtable(L);
+  lua_Integer k = 0;
+  if (h == NULL) luaL_error(L, "out of memory");
+#define ADD(t, x)                                                 \
+  do {                                                            \
+    if (n == cap) {                                               \
+      if ((g = realloc(h, 2 * cap * sizeof *h)) == NULL) goto nomem; \
+      h = g, cap *= 2;                                            \
+    }                                                             \
+    h[n].completed = (t), h[n].id = (x), n++;                     \
+  } while (0)
   if (c->db) {
     sqlite3_stmt *st;
     const char *q =
-        limit > 0 ? "SELECT id FROM (SELECT id, completed FROM results "
-                    "ORDER BY completed DESC, id DESC LIMIT ?) "
-                    "ORDER BY completed, id"
-                  : "SELECT id FROM results ORDER BY completed, id";
+        limit > 0 ? "SELECT id, completed FROM results "
+                    "ORDER BY completed DESC, id DESC LIMIT ?"
+                  : "SELECT id, completed FROM results";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) == SQLITE_OK) {
       if (limit > 0) sqlite3_bind_int64(st, 1, limit);
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        lua_pushinteger(L, sqlite3_column_int64(st, 0));
-        lua_rawseti(L, -2, ++n);
-      }
+      while (sqlite3_step(st) == SQLITE_ROW)
+        ADD(sqlite3_column_double(st, 1), (uint64_t)sqlite3_column_int64(st, 0));
       sqlite3_finalize(st);
     }
   }
-  for (s = c->oldest; s; s = s->next) {
-    lua_pushinteger(L, (lua_Integer)s->id);
-    lua_rawseti(L, -2, ++n);
+  /* the newest limit of memory's, walking from the newest */
+  for (s = c->newest; s && (limit <= 0 || k < limit); s = s->prev, k++)
+    ADD(s->completed, s->id);
+#undef ADD
+  qsort(h, n, sizeof *h, byage);
+  if (limit > 0 && n > (size_t)limit) from = n - (size_t)limit;
+  lua_createtable(L, (int)(n - from), 0);
+  for (i = from, k = 0; i < n; i++) {
+    lua_pushinteger(L, (lua_Integer)h[i].id);
+    lua_rawseti(L, -2, ++k);
   }
+  free(h);
+  return;
+nomem:
+  free(h);
+  luaL_error(L, "out of memory");
 }
 
 /*

@@ -523,6 +523,7 @@ static int pushevent(lua_State *L, plush_frame *f) {
     setint(L, "id", (lua_Integer)h->id);
     if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
       setint(L, "engine", h->engine);
+    if (h->type == PLUSH_T_REPLY && h->aux > 0) setint(L, "attempts", h->aux);
     ok = pushpayload(L, f, "reply");
     lua_setfield(L, -2, "value");
     setstr(L, "status", ok ? statusname(h->status) : "error");

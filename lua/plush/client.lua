@@ -156,6 +156,10 @@ function Client:_reply(ev)
   md.engine = engine
   md.started, md.completed = value.started, value.completed
   md.received = core.time()
+  -- how many times the controller saw the task start on an engine (1, or
+  -- more after retries or an engine's death); nil for replies the
+  -- controller made itself (the task never ran)
+  rec.d.attempts = ev.attempts
   if ev.status == "ok" then
     local r = value.r or {n = 0}
     -- `whole` requests (map chunks) fire with the packed table itself
