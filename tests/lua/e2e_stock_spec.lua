@@ -172,7 +172,8 @@ local raising = {
   {"a float", [[error(4.5)]]},
   {"false", [[error(false)]]},
   {"a table", [[error({code = 7})]]},
-  {"a table with __tostring", [[error(setmetatable({}, {__tostring = function() return "custom" end}))]]},
+  {"a table with __tostring",
+   [[error(setmetatable({}, {__tostring = function() return "custom" end}))]]},
   {"an error replaced by __close's", [[
     local x <close> = setmetatable({}, {__close = function() error("in close", 0) end})
     error("boom")
@@ -219,8 +220,8 @@ describe("e2e stock", function()
       error("boom")
     ]]
     here(code)
-    local want = CLOSE_SAW -- luacheck: globals CLOSE_SAW
-    CLOSE_SAW = nil
+    local want = rawget(_G, "CLOSE_SAW")
+    rawset(_G, "CLOSE_SAW", nil)
     there(e, code)
     assert.equal("execute:2: boom", want)
     assert.equal(want, e:execute("local v = CLOSE_SAW CLOSE_SAW = nil return v"))
