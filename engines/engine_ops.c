@@ -122,33 +122,37 @@ static void errtable(lua_State *L, const char *msg) {
 ** not raw-equal to itself, so numbers compare by bits).
 */
 static void toerror(lua_State *L) {
-  int v = lua_gettop(L);
+  int v = lua_gettop(L), same;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &errkey);
-  int same = lua_rawequal(L, v, -1);
+  same = lua_rawequal(L, v, -1);
   if (!same && lua_type(L, v) == LUA_TNUMBER && lua_type(L, -1) == LUA_TNUMBER &&
       !lua_isinteger(L, v) && !lua_isinteger(L, -1)) {
     lua_Number a = lua_tonumber(L, v), b = lua_tonumber(L, -1);
     same = memcmp(&a, &b, sizeof a) == 0;
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, errobj);
-  lua_pushvalue(L, v);
   if (!same || lua_rawgetp(L, LUA_REGISTRYINDEX, &tbkey) != LUA_TSTRING) {
-    lua_settop(L, v + 2);
+    lua_settop(L, v);
     lua_pushliteral(L, "");
   }
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) { /* __tostring failed, or memory */
-    const char *m = lua_tostring(L, -1);
-    errtable(L, lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
-                                luaL_typename(L, v), m ? m : "?"));
-    lua_replace(L, v + 1);
-    lua_settop(L, v + 1);
-  }
-  lua_replace(L, v);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  lua_pushcfunction(L, errobj); /* v: value, v + 1: traceback */
+  lua_pushvalue(L, v);
+  lua_pushvalue(L, v + 1);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) { /* __tostring failed, or memory */
+    const char *m = lua_tostring(L, -1);
+    errtable(L, lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
+                                luaL_typename(L, v), m ? m : "?"));
+    lua_pushvalue(L, v);
+    lua_setfield(L, -2, "value");
+    lua_pushvalue(L, v + 1);
+    lua_setfield(L, -2, "traceback");
+  }
+  lua_replace(L, v);
+  lua_settop(L, v);
 }
 
 /*

@@ -227,6 +227,17 @@ describe("e2e stock", function()
     assert.equal(want, e:execute("local v = CLOSE_SAW CLOSE_SAW = nil return v"))
   end)
 
+  it("an error object whose __tostring fails still comes back whole", function()
+    local ok, err = pcall(e.execute, e, [[
+      error(setmetatable({code = 3}, {__tostring = function() error("bad tostring", 0) end}))
+    ]])
+    assert.is_false(ok)
+    assert.equal("(error object is a table value; its __tostring failed: bad tostring)",
+                 err.message)
+    assert.same({code = 3}, err.value)
+    assert.matches("^stack traceback:\n", err.traceback)
+  end)
+
   it("the traceback of a failed execute is the error's", function()
     local ok, err = pcall(e.execute, e, "local function deep() error('d') end\ndeep()")
     assert.is_false(ok)
