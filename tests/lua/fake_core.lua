@@ -199,7 +199,12 @@ function Conn:_one(target, msg, timeout)
     end
   else
     e = state.engines[target]
-    if not e or not e.alive then
+    if e and not e.alive then -- as the controller: an engine that left
+      schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "engine",
+        value = {kind = "EngineError", engine = target, left = true,
+                 message = "engine " .. tostring(target) .. " is not connected"}})
+      return id
+    elseif not e then
       schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "badreq",
         value = {kind = "BadRequest", message = "unknown engine " .. tostring(target)}})
       return id
@@ -427,8 +432,9 @@ end
 function fake.env(id) return state.engines[id].env end
 
 -- An engine dies: its unfinished tasks fail with "engine", clients hear
--- engine_down.
-function fake.kill(id)
+-- engine_down (not yet with {unheard = true}: the event is still on its
+-- way when the client next sends).
+function fake.kill(id, opts)
   local e = state.engines[id]
   e.alive = false
   for _, conn in ipairs(state.conns) do
@@ -445,7 +451,9 @@ function fake.kill(id)
       end
     end
     conn.queue = keep
-    schedule(conn, state.clock, {kind = "event", value = {event = "engine_down", id = id}})
+    if not (opts and opts.unheard) then
+      schedule(conn, state.clock, {kind = "event", value = {event = "engine_down", id = id}})
+    end
   end
 end
 

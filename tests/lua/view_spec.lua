@@ -457,5 +457,32 @@ describe("views", function()
       assert.same({0, 1, 3, 7}, all:ids())
       assert.same({0, 1, 3, 7}, all:execute("return engine.id"))
     end)
+
+    it("means the engines alive when the request is routed", function()
+      assert.same({0, 1, 2, 3}, all:execute("return engine.id"))
+      fake.kill(2, {unheard = true})
+      assert.same({0, 1, 2, 3}, all:ids()) -- the client has not heard yet
+      local d = all:async():execute("return engine.id")
+      assert.same({0, 1, 3}, d:get())
+      assert.same({0, 1, 3}, d.targets)
+      assert.equal(3, #d.id)
+      assert.same({0, 1, 3}, all:ids()) -- and now it has
+      local ok, e = pcall(rc[2].execute, rc[2], "return 1")
+      assert.is_false(ok)
+      assert.is_true(errors.is(e, "EngineError") and e.left)
+      assert.equal("EngineError on engine 2: engine 2 is not connected", tostring(e))
+      -- a list of engines named by the caller still fails
+      ok, e = pcall(function() return rc:view{1, 2}:execute("return 1") end)
+      assert.is_false(ok)
+      assert.is_true(errors.is(e, "EngineError"))
+    end)
+
+    it("fails when every engine it addressed has left", function()
+      assert.same({0, 1, 2, 3}, all:ids())
+      for id = 0, 3 do fake.kill(id, {unheard = true}) end
+      local ok, e = pcall(all.execute, all, "return 1")
+      assert.is_false(ok)
+      assert.equal("EngineError: every engine of the view has left", tostring(e))
+    end)
   end)
 end)
