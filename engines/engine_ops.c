@@ -184,6 +184,12 @@ static int call(lua_State *L, int nargs, int nres) {
     errtable(L, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
+  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  }
   return st;
 }
 
