@@ -19,7 +19,9 @@
 **                  debug info) followed by an array of the upvalues'
 **                  values (encoded with this codec, same ref numbering).
 **                  A function counts in the ref numbering before its
-**                  upvalues are encoded.
+**                  upvalues are encoded. An upvalue named _ENV is
+**                  GLOBALS (whatever it held); the decoder refuses any
+**                  other value for it.
 **   ext 3 CFUNC    payload: the name of a standard C function, "print",
 **                  "math.sin", "string.format" (looked up in
 **                  package.loaded on both sides).
@@ -33,6 +35,13 @@
 **                  first so the receiver makes the table with room for
 **                  both (items in its array part, no rehash). The table
 **                  takes its ref number before its values, as an array's.
+**   ext 7 UPVALUE  only as an item of a FUNCTION's upvalue array: an
+**                  upvalue met before in this value (lua_upvalueid), e.g.
+**                  two closures over one local. Payload: the 4-byte
+**                  big-endian ref number of the function where it was
+**                  first met and its 1-byte upvalue index (1-based),
+**                  always c7 05 07 r r r r i. The receiver joins the two
+**                  (lua_upvaluejoin), so the closures keep sharing it.
 ** A slice (plush_push_slice) is written as the array of the items it
 ** views. Metatables are not carried. Threads, other userdata, C functions
 ** that are not named library functions, and C closures are refused:
@@ -52,7 +61,8 @@ enum {
   PLUSH_EXT_CFUNC = 3,
   PLUSH_EXT_GLOBALS = 4,
   PLUSH_EXT_MODULE = 5,
-  PLUSH_EXT_TABLE = 6
+  PLUSH_EXT_TABLE = 6,
+  PLUSH_EXT_UPVALUE = 7
 };
 
 /*

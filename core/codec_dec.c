@@ -240,9 +240,42 @@ static const char *reader(lua_State *L, void *ud, size_t *sz) {
 }
 
 /*
+** UPVALUE (c7 05 07, a 4-byte function ref and a 1-byte upvalue index) in
+** place of upvalue i of the function at f: the two closures share that
+** upvalue from now on, whatever either is given later. The ref must name
+** a Lua function decoded before (or f itself) and the index one of its
+** upvalues: lua_upvaluejoin checks neither.
+*/
+static int joinupv(ctx *c, int f, int i) {
+  lua_State *L = c->L;
+  uint64_t r;
+  int n;
+  if (c->p[1] != 5) return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference of %d bytes", c->p[1]);
+  if (c->end - c->p < 8) return codec_eof(c);
+  c->p += 3;
+  getnum(c, 4, &r);
+  n = *c->p++;
+  if (r >= (uint64_t)c->nref)
+    return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference to object %llu of %lld",
+                (unsigned long long)r, (long long)c->nref);
+  lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
+  if (!lua_isfunction(L, -1) || lua_iscfunction(L, -1) || n < 1 ||
+      lua_getupvalue(L, -1, n) == NULL)
+    return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference to no upvalue (%d of object %llu)",
+                n, (unsigned long long)r);
+  lua_pop(L, 1);
+  lua_upvaluejoin(L, f, i, lua_gettop(L), n);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/*
 ** FUNCTION payload (input already limited to it): bytecode, loaded as
 ** binary only, registered as a ref before its upvalues are decoded so a
-** function can be its own upvalue; then exactly nups upvalues.
+** function can be its own upvalue; then exactly nups upvalues. One named
+** _ENV must be the global table (GLOBALS) or joined to another upvalue:
+** the encoder writes nothing else there, so what decodes re-encodes to
+** the same value (an _ENV of 118 would come back as the globals).
 */
 static int getfn(ctx *c) {
   lua_State *L = c->L;
@@ -250,7 +283,7 @@ static int getfn(ctx *c) {
   const uint8_t *q;
   uint64_t n;
   rdr r;
-  int rc, f, st;
+  int rc, f, st, env;
   uint32_t i;
   if ((rc = codec_enter(c))) return rc;
   if (!(q = take(c, 1))) return codec_eof(c);
@@ -279,7 +312,19 @@ static int getfn(ctx *c) {
   c->path[c->depth].idx = f;
   for (i = 1; i <= ar.nups; i++) {
     c->path[c->depth].i = i;
+    if (c->end - c->p >= 3 && c->p[0] == 0xc7 && c->p[2] == PLUSH_EXT_UPVALUE) {
+      if ((rc = joinupv(c, f, (int)i))) return rc;
+      continue;
+    }
     if ((rc = get(c))) return rc;
+    env = strcmp(lua_getupvalue(L, f, (int)i), "_ENV") == 0;
+    lua_pop(L, 1);
+    if (env) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      if (!lua_rawequal(L, -1, -2))
+        return codec_fail(c, PLUSH_ECORRUPT, "function's _ENV is not the global table");
+      lua_pop(L, 1);
+    }
     lua_setupvalue(L, f, (int)i);
   }
   c->depth--;
@@ -346,6 +391,8 @@ static int getext(ctx *c, size_t n) {
       if (n > 1 || (n == 1 && q[0])) return codec_fail(c, PLUSH_ECORRUPT, "bad globals marker");
       lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
       return 0;
+    case PLUSH_EXT_UPVALUE:
+      return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference outside a function's upvalues");
     case PLUSH_EXT_CFUNC:
     case PLUSH_EXT_MODULE:
       q = take(c, n);

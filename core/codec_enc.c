@@ -443,6 +443,43 @@ static int putslice(ctx *c, int idx, const slice *sl) {
   return 0;
 }
 
+/*
+** Upvalue i of the Lua function at idx (ref number fref). An upvalue met
+** before in this value (another closure over the same variable: same
+** lua_upvalueid) is written as UPVALUE, the function and index where it
+** was first met, so the receiver joins the two (lua_upvaluejoin) and the
+** closures keep sharing it. Else the upvalue is recorded in the ref table
+** (a light userdata key, so no clash with the objects there) and its
+** value written: an upvalue named _ENV as GLOBALS whatever it holds (the
+** function binds to the receiver's globals: a client's sandbox or test
+** runner environment does not travel), any other by value.
+*/
+static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
+  lua_State *L = c->L;
+  const char *nm;
+  int rc;
+  lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
+  if (lua_rawget(L, c->refs) == LUA_TNUMBER) {
+    lua_Integer at = lua_tointeger(L, -1);
+    uint8_t *p = room(c, 8);
+    lua_pop(L, 1);
+    if (!p) return codec_nomem(c);
+    p[0] = 0xc7, p[1] = 5, p[2] = PLUSH_EXT_UPVALUE;
+    store(p + 3, (uint64_t)(at >> 8), 4);
+    p[7] = (uint8_t)(at & 0xff);
+    c->b->len += 8;
+    return 0;
+  }
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
+  lua_pushinteger(L, fref << 8 | i);
+  lua_rawset(L, c->refs);
+  nm = lua_getupvalue(L, idx, i);
+  rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
+  lua_pop(L, 1);
+  return rc;
+}
+
 static int writer(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
   return plush_buf_append(ud, p, n) ? 1 : 0;
@@ -457,6 +494,7 @@ static int putfn(ctx *c, int idx) {
   lua_State *L = c->L;
   lua_Debug ar;
   size_t at = c->b->len, n;
+  lua_Integer fref;
   int rc, i;
   if (lua_iscfunction(L, idx)) {
     lua_pushvalue(L, idx);
@@ -466,6 +504,7 @@ static int putfn(ctx *c, int idx) {
     return rc;
   }
   if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  fref = c->nref - 1;
   if ((rc = codec_enter(c))) return rc;
   if (!room(c, 11)) return codec_nomem(c);
   c->b->data[at] = (char)0xc9;
@@ -483,11 +522,8 @@ static int putfn(ctx *c, int idx) {
   c->path[c->depth].kind = SEG_UPV;
   c->path[c->depth].idx = idx;
   for (i = 1; i <= ar.nups; i++) {
-    const char *nm = lua_getupvalue(L, idx, i);
     c->path[c->depth].i = i;
-    rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
-    if (rc) return rc;
-    lua_pop(L, 1);
+    if ((rc = putupv(c, idx, fref, i))) return rc;
   }
   if ((n = c->b->len - at - 6) > 0xffffffff) return codec_refuse(c, "function over 4 GiB");
   store((uint8_t *)c->b->data + at + 1, n, 4);

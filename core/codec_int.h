@@ -21,8 +21,10 @@
 **     of at most 64 KiB). Its array runs to the largest positive integer
 **     key, so the choice depends on the keys alone, not on which border
 **     #t finds.
-**   - An upvalue named _ENV always travels as GLOBALS (spec); others by
-**     value, so closures sharing one upvalue get separate copies.
+**   - An upvalue named _ENV always travels as GLOBALS; others by value,
+**     the first time an upvalue (lua_upvalueid) is met: later meetings are
+**     UPVALUE references, kept in the ref table under light userdata keys
+**     (value: function ref << 8 | index).
 **   - The name map (C functions, library tables) is built on first use
 **     and cached in the registry: set up a state (replace print, require
 **     modules) before it first encodes or decodes a function.

@@ -141,6 +141,10 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
     return;
   }
   if (t->balanced && t->started > 0) ctl_paced(e, ctl_clock() - t->started);
+  /* The client learns how many times the task ran (d.attempts): aux of
+  ** the REPLY, which the engine leaves 0. Not kept by the store. */
+  f->hdr.aux = (uint32_t)t->runs;
+  plush_hdr_pack(&f->hdr, f->raw); /* what is written is the packed copy */
   if (!t->timedout) {
     ctl_store(c, f, t);
     if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
@@ -158,7 +162,10 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
 static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
   e->running = f->hdr.id;
-  if (t) t->started = ctl_clock();
+  if (t && t->engine == e) {
+    t->started = ctl_clock();
+    t->runs++;
+  }
   plush_frame_unref(f);
   if (e->inflight >= 2) ctl_steal(c);
 }

@@ -50,6 +50,7 @@ struct task {
   uv_timer_t *timer;
   int deaths;
   int attempts;       /* times assigned to an engine (engine.task.attempt) */
+  int runs;           /* times it started on an engine (STARTED frames) */
   int balanced;
   int timedout;
   int retries;        /* resubmissions left after the task's own error */
@@ -288,8 +289,9 @@ PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
 PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
               int status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
-/* Refuses request id to client p, its sender, at once: a BadRequest REPLY,
-** never stored (the id may name another client, or a task of p's). */
+/* EngineError "engine N is not connected", left = true: a direct task for
+** an engine that had an id and is gone. */
+PLUSH_INTERNAL void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine);
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 

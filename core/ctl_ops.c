@@ -43,11 +43,21 @@ static plush_frame *mkframe(plush_ctl *c, int type, int status,
   return f;
 }
 
+/* The failure whose fields are on top of c->L (popped), stored unless a
+** BadRequest, and delivered. */
+static void failwith(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
+                     int status) {
+  plush_frame *f;
+  if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
+  if (status != PLUSH_S_BADREQ) ctl_store(c, f, t);
+  ctl_deliver(c, NULL, f);
+  plush_frame_unref(f);
+}
+
 void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
               int status, const char *kind, const char *fmt, ...) {
   char msg[300];
   va_list ap;
-  plush_frame *f;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
@@ -58,10 +68,25 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
   setstr(c->L, "kind", kind);
   setstr(c->L, "message", msg);
   if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
-  if ((f = mkframe(c, PLUSH_T_REPLY, status, engine, id)) == NULL) return;
-  if (status != PLUSH_S_BADREQ) ctl_store(c, f, t);
-  ctl_deliver(c, NULL, f);
-  plush_frame_unref(f);
+  failwith(c, t, id, engine, status);
+}
+
+/*
+** A direct task for an engine that has left the cluster (its id was given
+** once): EngineError with left = true. The client's view of every engine
+** drops such an engine from its answer -- it was not alive when the
+** controller routed the request -- where a request to that engine alone
+** fails.
+*/
+void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine) {
+  lua_createtable(c->L, 0, 4);
+  setstr(c->L, "kind", "EngineError");
+  lua_pushfstring(c->L, "engine %d is not connected", (int)engine);
+  lua_setfield(c->L, -2, "message");
+  setint(c->L, "engine", engine);
+  lua_pushboolean(c->L, 1);
+  lua_setfield(c->L, -2, "left");
+  failwith(c, t, t->id, engine, PLUSH_S_ENGINE);
 }
 
 void ctl_event(plush_ctl *c) {

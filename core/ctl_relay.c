@@ -81,6 +81,7 @@ static void begin(plush_ctl *c, peer *e, plush_frame *f) {
       ctl_park_behind(c, cl))
     return; /* rules 1 and 3 above */
   h = header(f, PLUSH_T_REPLY, 0);
+  h.aux = (uint32_t)t->runs; /* as onreply sets it (d.attempts) */
   if (plush_conn_relay_begin(cl->conn, &h) < 0) return;
   e->relay = plush_frame_ref(f);
   e->relay_to = cl->id;

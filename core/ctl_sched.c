@@ -318,9 +318,15 @@ static void enqueue(plush_ctl *c, task *t) {
     c->queued++;
     return;
   }
+  /* No such engine now: one that never had this id (the controller gives
+  ** ids in order, and never twice) is a bad request; one that left is an
+  ** EngineError marked left. */
   if (plush_map_get(&c->engines, t->req->hdr.engine) == NULL) {
-    ctl_fail(c, t, t->id, t->req->hdr.engine, PLUSH_S_ENGINE, "EngineError",
-             "engine %u is not connected", t->req->hdr.engine);
+    if (t->req->hdr.engine >= c->next_engine)
+      ctl_fail(c, t, t->id, t->req->hdr.engine, PLUSH_S_BADREQ, "BadRequest",
+               "unknown engine %u", t->req->hdr.engine);
+    else
+      ctl_fail_left(c, t, t->req->hdr.engine);
     release(c, t);
     return;
   }

@@ -19,6 +19,7 @@
 ** reuses the displaced reply's block instead of fresh pages.
 */
 #include <fcntl.h>
+#include <lauxlib.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,8 +116,8 @@ int ctl_store_open(plush_ctl *c, const char *path) {
     }
     sqlite3_finalize(st);
   }
-  plush_info("result store %s (next client id %u, next engine id %u)", path,
-             c->next_client, c->next_engine);
+  plush_info("result store %s: %zu results (next client id %u, next engine "
+             "id %u)", path, c->db_count, c->next_client, c->next_engine);
   return ctl_ts_load(c);
 }
 
@@ -408,8 +409,10 @@ void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
       plush_error("result store write failed: %s", sqlite3_errmsg(c->db));
       memput(c, f);
     } else {
-      c->db_count++;
-      c->db_bytes += f->hdr.len;
+      if (sqlite3_changes(c->db) > 0) { /* 0: the id was there */
+        c->db_count++;
+        c->db_bytes += f->hdr.len;
+      }
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);

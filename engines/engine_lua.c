@@ -140,46 +140,110 @@ void eng_hook(plush_engine *e) {
 ** While published a coroutine cannot be collected: it is on our stack.
 ** Past CODEPTH nested resumes only the outer ones are hooked.
 */
-static int cocall(lua_State *L, lua_State *co) {
-  plush_engine *e = eng_self(L);
-  int st;
+static void publish(plush_engine *e, lua_State *co) {
   uv_mutex_lock(&e->mu);
   if (e->codepth < CODEPTH) e->costack[e->codepth] = co;
   e->codepth++;
   uv_mutex_unlock(&e->mu);
-  st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+}
+
+static void unpublish(plush_engine *e) {
   uv_mutex_lock(&e->mu);
   e->codepth--;
   uv_mutex_unlock(&e->mu);
-  if (st != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
+}
+
+/*
+** The three below are lcorolib.c's auxresume, luaB_coresume and auxwrap
+** (Lua 5.4.4), with the coroutine published while it runs: the messages
+** and values user code sees are the stock ones (a wrap's error gets its
+** caller's position, as stock: calling the originals from C lost it).
+** lua_resume does not raise, so the unpublish always happens.
+*/
+static int auxresume(lua_State *L, lua_State *co, int narg) {
+  int status, nres;
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+  lua_xmove(L, co, narg);
+  publish(eng_self(L), co);
+  status = lua_resume(co, L, narg, &nres);
+  unpublish(eng_self(L));
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return -1;
 }
 
 static int coresume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  eng_pushorig(L, "resume");
-  lua_insert(L, 1);
-  return cocall(L, co);
+  int r;
+  luaL_argexpected(L, co, 1, "thread");
+  r = auxresume(L, co, lua_gettop(L) - 1);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
 }
 
-/* What coroutine.wrap returns; upvalues: the original's function, its
-** coroutine. */
+/* What coroutine.wrap returns; upvalue: its coroutine. */
 static int cowrapped(lua_State *L) {
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  return cocall(L, lua_tothread(L, lua_upvalueindex(2)));
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int r = auxresume(L, co, lua_gettop(L));
+  if (r < 0) {
+    int stat = lua_status(co);
+    if (stat != LUA_OK && stat != LUA_YIELD) { /* close its tbc variables */
+      stat = lua_resetthread(co);
+      lua_xmove(co, L, 1);
+    }
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    return lua_error(L);
+  }
+  return r;
 }
 
 static int cowrap(lua_State *L) {
-  eng_pushorig(L, "wrap");
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  if (lua_getupvalue(L, -1, 1) == NULL || !lua_isthread(L, -1)) {
-    lua_settop(L, 1); /* not the closure we know: leave it be */
-    return 1;
-  }
-  lua_pushcclosure(L, cowrapped, 2);
+  lua_State *co;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, cowrapped, 1);
   return 1;
+}
+
+/*
+** os.exit ends the engine process, as it ends lua5.4's: the controller
+** sees the engine die, the request fails with EngineError and the engine
+** leaves the cluster (share/doc/engine.md). Not silently: the engine's
+** log says who ended it. Output not yet sent is lost, as it would be.
+*/
+static int osexit(lua_State *L) {
+  plush_engine *e = eng_self(L);
+  int status = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? 0 : 1)
+                                   : (int)luaL_optinteger(L, 1, 0);
+  plush_warn("engine %u: os.exit(%d) called by user code: the engine ends",
+             e->nsid, status);
+  eng_pushorig(L, "os.exit");
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 0);
+  return 0;
 }
 
 static void cotrack(lua_State *L) {
@@ -188,6 +252,9 @@ static void cotrack(lua_State *L) {
     eng_replace(L, lua_gettop(L), "resume", "resume", coresume);
     eng_replace(L, lua_gettop(L), "wrap", "wrap", cowrap);
   }
+  lua_pop(L, 1);
+  if (lua_getfield(L, -1, LUA_OSLIBNAME) == LUA_TTABLE)
+    eng_replace(L, lua_gettop(L), "exit", "os.exit", osexit);
   lua_pop(L, 2);
 }
 

@@ -48,17 +48,44 @@ static void trim(lua_State *L) {
 }
 
 /*
-** The message handler, after lua.c's msghandler, but keeping the pieces
-** apart for the reply: the error becomes {message, traceback, value?}.
-** Error objects with __tostring give the message; any other non-string
-** error value is kept whole in `value` (sent when the codec can).
+** The message handler. It runs where an error is raised, the only place
+** a traceback can be taken, and for every error raised while it is the
+** current handler: the one that ends the user's call, but also errors
+** that user code sees again without a pcall of its own -- a load
+** reader's (load returns it), or the error a __close metamethod is given
+** while the stack unwinds. So it leaves the error value as it is, as in
+** a stock Lua state, and keeps the traceback beside it in the registry,
+** with the value it belongs to; call() pairs them once the call is over.
+** The last error raised under the handler is the one the call ends with
+** (an error in a __close replaces the one before); memory errors and
+** errors in the handler come without a handler run.
 */
+static const char tbkey = 't', errkey = 'e';
+
 static int handler(lua_State *L) {
-  const char *msg;
-  int t;
   plush_engine *e = eng_self(L);
-  e->mem.lifted = 1; /* the error report is the engine's */
+  int lifted = e->mem.lifted, inuser = e->inuser;
+  e->mem.lifted = 1; /* the traceback is the engine's */
   e->inuser = 0;
+  lua_settop(L, 1);
+  luaL_traceback(L, L, NULL, 1);
+  trim(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+  e->mem.lifted = lifted;
+  e->inuser = inuser;
+  return 1;
+}
+
+/*
+** {message, traceback, value?} from an error value and its traceback
+** (arguments 1 and 2). Error objects with __tostring give the message;
+** any other non-string error value is kept whole in `value` (sent when
+** the codec can).
+*/
+static int errobj(lua_State *L) {
+  const char *msg;
   if (lua_type(L, 1) == LUA_TSTRING)
     msg = lua_tostring(L, 1);
   else if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -69,16 +96,14 @@ static int handler(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)",
                           luaL_typename(L, 1));
   lua_createtable(L, 0, 3);
-  t = lua_gettop(L);
   lua_pushstring(L, msg);
-  lua_setfield(L, t, "message");
+  lua_setfield(L, -2, "message");
   if (lua_type(L, 1) != LUA_TSTRING && !lua_isnil(L, 1)) {
     lua_pushvalue(L, 1);
-    lua_setfield(L, t, "value");
+    lua_setfield(L, -2, "value");
   }
-  luaL_traceback(L, L, NULL, 1);
-  trim(L);
-  lua_setfield(L, t, "traceback");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "traceback");
   return 1;
 }
 
@@ -89,6 +114,45 @@ static void errtable(lua_State *L, const char *msg) {
   lua_setfield(L, -2, "message");
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "traceback");
+}
+
+/*
+** The error value on top becomes its error table, with the traceback the
+** handler kept for it (none if it kept none for this value: a NaN is
+** not raw-equal to itself, so numbers compare by bits).
+*/
+static void toerror(lua_State *L) {
+  int v = lua_gettop(L), same;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &errkey);
+  same = lua_rawequal(L, v, -1);
+  if (!same && lua_type(L, v) == LUA_TNUMBER && lua_type(L, -1) == LUA_TNUMBER &&
+      !lua_isinteger(L, v) && !lua_isinteger(L, -1)) {
+    lua_Number a = lua_tonumber(L, v), b = lua_tonumber(L, -1);
+    same = memcmp(&a, &b, sizeof a) == 0;
+  }
+  lua_pop(L, 1);
+  if (!same || lua_rawgetp(L, LUA_REGISTRYINDEX, &tbkey) != LUA_TSTRING) {
+    lua_settop(L, v);
+    lua_pushliteral(L, "");
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  lua_pushcfunction(L, errobj); /* v: value, v + 1: traceback */
+  lua_pushvalue(L, v);
+  lua_pushvalue(L, v + 1);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) { /* __tostring failed, or memory */
+    const char *m = lua_tostring(L, -1);
+    errtable(L, lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
+                                luaL_typename(L, v), m ? m : "?"));
+    lua_pushvalue(L, v);
+    lua_setfield(L, -2, "value");
+    lua_pushvalue(L, v + 1);
+    lua_setfield(L, -2, "traceback");
+  }
+  lua_replace(L, v);
+  lua_settop(L, v);
 }
 
 /*
@@ -114,9 +178,17 @@ static int call(lua_State *L, int nargs, int nres) {
   e->mem.lifted = 1;
   e->inuser = 0;
   lua_remove(L, fn);
-  if (st != LUA_OK && !(st == LUA_ERRRUN && lua_istable(L, -1))) {
+  if (st == LUA_ERRRUN) {
+    toerror(L);
+  } else if (st != LUA_OK) {
     errtable(L, lua_tostring(L, -1));
     lua_remove(L, -2);
+  }
+  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
   }
   return st;
 }

@@ -44,6 +44,8 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f) {
     plush_lua_setint(L, "id", (lua_Integer)h->id);
     if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)
       plush_lua_setint(L, "engine", h->engine);
+    if (h->type == PLUSH_T_REPLY && h->aux > 0)
+      plush_lua_setint(L, "attempts", h->aux); /* starts of the task */
     ok = pushpayload(L, f, "reply");
     lua_setfield(L, -2, "value");
     plush_lua_setstr(L, "status", ok ? statusname(h->status) : "error");

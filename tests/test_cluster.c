@@ -436,7 +436,11 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "local ids = ask({op = 'ids'}).value\n"
          "assert(#ids == 2 and ids[1] == 0 and ids[2] == 1)\n"
          "local r = call(2, {op = 'exec', code = 'return 1'})\n"
-         "assert(r.status == 'engine' and r.value.message == 'engine 2 is not connected')");
+         "assert(r.status == 'engine' and r.value.message == 'engine 2 is not connected')\n"
+         "assert(r.value.left == true, 'marked as an engine that left')\n"
+         "r = call(7, {op = 'exec', code = 'return 1'})\n"
+         "assert(r.status == 'badreq' and r.value.message == 'unknown engine 7', r.status)\n"
+         "assert(r.value.kind == 'BadRequest' and r.value.left == nil)");
   lua_close(L);
 }
 

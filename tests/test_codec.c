@@ -501,6 +501,95 @@ Test(codec, function_upvalues_by_value) {
   check("v() == 'upvalue with\\0nul'");
 }
 
+/* Two counters over one local: what one does, the other sees (ext 7). */
+Test(codec, closures_keep_sharing_upvalues) {
+  send("local n = 0 local function inc() n = n + 1 return n end"
+       " local function add10() n = n + 10 return n end return {inc, add10}");
+  cr_assert(has("\xc7\x05\x07", 3), "UPVALUE in encoding");
+  check("v[1]() == 1 and v[2]() == 11 and v[1]() == 12");
+  check("debug.upvalueid(v[1], 1) == debug.upvalueid(v[2], 1)");
+  /* two locals stay two */
+  send("local a, b = 0, 0 return {function() a = a + 1 return a end,"
+       " function() b = b + 1 return b end}");
+  cr_assert(!has("\xc7\x05\x07", 3), "no UPVALUE when nothing is shared");
+  check("v[1]() == 1 and v[1]() == 2 and v[2]() == 1");
+  /* first met while its own value is being written: f's n holds g, which
+  ** shares n; and the _ENV of one chunk's closures stays one */
+  send("local n local function f() return n end local function g() n = 5 end"
+       " n = {g} return f");
+  check("type(v()) == 'table' and (v()[1]() or true) and v() == 5");
+  send("local function f() return x end local function g() x = 1 end return {f, g}");
+  check("debug.upvalueid(v[1], 1) == debug.upvalueid(v[2], 1)");
+  check("(v[2]() or true) and v[1]() == 1 and x == 1");
+  /* upvalues of different positions: b's 2nd is a's 1st */
+  send("local p, q = 1, 2 local function a() p = p * 3 return p end"
+       " local function b() return q + p end return {a, b}");
+  check("v[2]() == 3 and v[1]() == 3 and v[2]() == 5");
+}
+
+/*
+** An _ENV upvalue binds to the receiver's globals whatever it held (a
+** sandbox does not travel); one that decodes to anything else is refused,
+** so that decode -> encode -> decode is exact (the fuzzer's find).
+*/
+Test(codec, env_binds_to_globals_and_nothing_else_decodes) {
+  static const char *regress = PLUSH_SOURCE_DIR
+      "/tests/fuzz/regress/codec/env_upvalue_not_globals";
+  char bytes[512];
+  size_t n;
+  FILE *f;
+  send("local _ENV = {x = 7} return function() return x end");
+  cr_assert(has("\xc7\x00\x04", 3), "GLOBALS marker");
+  check("v() == nil and rawequal(select(2, debug.getupvalue(v, 1)), _G)");
+  cr_assert_not_null(f = fopen(regress, "rb"));
+  n = fread(bytes, 1, sizeof bytes, f);
+  fclose(f);
+  cr_assert_eq(decode_bytes(B, bytes, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "function's _ENV is not the global table");
+  /* the same function with GLOBALS where the 118 was decodes */
+  cr_assert(n > 8 && memcmp(bytes + n - 8, "\x91\xcd\x00\x76", 4) == 0);
+  memcpy(bytes + n - 8, "\x91\xc7\x00\x04", 4);
+  cr_assert_eq(decode_bytes(B, bytes, n), 0, "%s", err);
+  cr_assert(lua_isfunction(B, -1));
+}
+
+Test(codec, corrupt_upvalue_references) {
+  static const char stray[] = "\x91\xc7\x05\x07\x00\x00\x00\x00\x01";
+  uint8_t *p;
+  char *good;
+  size_t n, at;
+  cr_assert_eq(decode_bytes(B, stray, sizeof stray - 1), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference outside a function's upvalues");
+  send("local n = 0 return {function() n = n + 1 end, function() return n end}");
+  lua_pop(B, 1);
+  n = buf.len;
+  p = memmem(buf.data, n, "\xc7\x05\x07", 3);
+  cr_assert_not_null(p);
+  at = (size_t)(p - (uint8_t *)buf.data);
+  cr_assert_eq(p[6], 1); /* object 1 (the first function), upvalue 1 */
+  cr_assert_eq(p[7], 1);
+  good = malloc(n);
+  memcpy(good, buf.data, n);
+  good[at + 7] = 9;
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference to no upvalue (9 of object 1)");
+  good[at + 7] = 0;
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference to no upvalue (0 of object 1)");
+  memcpy(good, buf.data, n);
+  good[at + 6] = 0; /* object 0: the table */
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference to no upvalue (1 of object 0)");
+  good[at + 6] = 99;
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference to object 99 of 3");
+  memcpy(good, buf.data, n);
+  good[at + 1] = 4;
+  cr_assert_eq(decode_bytes(B, good, n), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "upvalue reference of 4 bytes");
+  free(good);
+}
+
 Test(codec, recursive_function_is_its_own_upvalue) {
   send("local function f(n) if n == 0 then return 0 end return n + f(n - 1) end return f");
   check("v(10) == 55");

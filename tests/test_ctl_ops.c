@@ -299,10 +299,11 @@ Test(ops, every_client_hears_engines_come_and_go) {
 Test(ops, the_controller_s_own_failures_name_their_kind_and_reason) {
   uint64_t t = h_submit(CLI, 7, 0, 0, "{op = 'exec'}");
   plush_frame *f = h_next(CLI, PLUSH_T_REPLY, t);
-  cr_assert_eq(f->hdr.status, PLUSH_S_ENGINE);
+  /* an id no engine ever had is a bad request (lua-api.md) */
+  cr_assert_eq(f->hdr.status, PLUSH_S_BADREQ);
   cr_assert_eq(f->hdr.engine, 7);
-  h_expect(f, "v.kind == 'EngineError' and v.engine == 7"
-              " and v.message == 'engine 7 is not connected'");
+  h_expect(f, "v.kind == 'BadRequest' and v.engine == 7"
+              " and v.message == 'unknown engine 7'");
   t = h_submit(CLI, 0, 0, 0, "{op = 'exec'}");
   h_next(E0, PLUSH_T_REQ, t);
   plush_conn_close(E0->conn, 0, "dies");

@@ -203,6 +203,10 @@ function Client:_reply(ev)
   md.started, md.completed = value.started, value.completed
   md.tostring = value.tostring
   md.received = core.time()
+  -- how many times the controller saw the task start on an engine (1, or
+  -- more after retries or an engine's death); nil for replies the
+  -- controller made itself (the task never ran)
+  rec.d.attempts = ev.attempts
   if ev.status == "ok" then
     local r = value.r or {n = 0}
     -- `whole` requests (map chunks) fire with the packed table itself
@@ -508,6 +512,16 @@ end
 function Client:_engine_ids()
   if not self._ids then self:ids() end
   return self._ids
+end
+
+-- Drops engine id from the cached ids (a view of every engine learnt that
+-- it had left before its event came).
+function Client:_forget(id)
+  local ids = self._ids
+  if not ids then return end
+  for i, v in ipairs(ids) do
+    if v == id then table.remove(ids, i) return end
+  end
 end
 
 function Client:view(targets, opts)

@@ -156,6 +156,8 @@ function errors.from_reply(status, payload, engine)
   if kind == "RemoteError" then
     e.traceback, e.chunk, e.line, e.value = p.traceback, p.chunk, p.line, p.value
     e.started, e.completed = p.started, p.completed
+  elseif kind == "EngineError" and p.left == true then
+    e.left = true -- the engine had left when the controller routed the task
   end
   return classes[kind](e)
 end

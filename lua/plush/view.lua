@@ -254,10 +254,52 @@ function Direct:ids()
   return (self:_targets())
 end
 
+--[[
+  A view of every engine means the engines alive when the controller
+  routes the request. The client sends to the engines it knows of; one
+  that had left by then (the controller answers EngineError with `left`:
+  the task never reached it) is dropped from the answer and from the
+  client's list, as if the request had been sent after the client heard
+  of its leaving. An engine that dies while running the task is still an
+  EngineError.
+]]
+local LEFT = setmetatable({}, {__name = "plush.left"})
+
+local function combine_alive(rc, ds, list, entry)
+  for i, d in ipairs(ds) do
+    if entry then d:add_callback(entry) end
+    d:add_errback(function(e)
+      if not (errors.is(e, "EngineError") and e.left) then return deferred.fail(e) end
+      rc:_forget(list[i])
+      return LEFT
+    end)
+  end
+  local g = combine(ds, list)
+  return g:add_callback(function(r)
+    local out, ids, keep, n = {}, {}, {}, 0
+    for i = 1, #list do
+      if r[i] ~= LEFT then
+        n = n + 1
+        out[n], ids[n], keep[n] = r[i], list[i], i
+      end
+    end
+    if n == #list then return r end
+    if n == 0 then
+      return deferred.fail(errors.EngineError{message = "every engine of the view has left"})
+    end
+    local tid, md, dd = {}, {}, {}
+    for j, i in ipairs(keep) do tid[j], md[j], dd[j] = g.id[i], g.metadata[i], ds[i] end
+    g.targets, g.id, g.metadata, g.deferreds = ids, tid, md, dd
+    return util.results(out, n)
+  end)
+end
+
 function Direct:_send(msg, entry)
   local list, single = self:_targets()
   if single then return self.rc:submit(list[1], msg, submit_opts(self)) end
-  return combine(self.rc:submit(list, msg, submit_opts(self)), list, entry)
+  local ds = self.rc:submit(list, msg, submit_opts(self))
+  if self.targets == "all" then return combine_alive(self.rc, ds, list, entry) end
+  return combine(ds, list, entry)
 end
 
 --[[

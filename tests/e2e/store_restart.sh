@@ -32,6 +32,11 @@ out=$("$PLUSH" results show "$burst_first" --profile "$P")
 [ "$out" = 2 ] || fail "first of a burst after restart: $out"
 n=$("$PLUSH" --profile "$P" -e 'io.write(#rc:history())')
 [ "$n" = 501 ] || fail "history after restart: $n tasks, not 501"
+# the status counts the rows a previous controller stored
+n=$(status_field "$P" 's.status.stored')
+[ "$n" = 501 ] || fail "status after restart: stored $n, not 501"
+"$PLUSH" cluster status --profile "$P" | grep -Eq 'stored[ :]+501' ||
+  fail "cluster status: $("$PLUSH" cluster status --profile "$P")"
 "$PLUSH" results export --profile "$P" -o export.json
 lua5.4 -e '
   local r = require("cjson").decode(io.open("export.json"):read("a"))

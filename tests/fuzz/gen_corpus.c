@@ -102,6 +102,9 @@ static void codec(void) {
     {"closure", "local n, t = 10, {5}; return function(x) n = n + x;"
                 " return n + t[1] end"},
     {"env", "return function(...) print(...) return math.sin(1) end"},
+    {"env_table", "local _ENV = {x = 7}; return function() return x end"},
+    {"shared_upvalue", "local n = 0; local function inc() n = n + 1 end;"
+                       " return {inc, function() return n end, inc}"},
     {"recursive", "local f; f = function(n) return n > 0 and f(n - 1) end;"
                   " return f"},
     {"cfuncs", "return {print, math.sin, string.format, table.concat}"},
@@ -118,6 +121,7 @@ static void codec(void) {
     {"raw_backref_bad", "\x91\xd6\x01\x00\x00\x00\x05", 7},
     {"raw_str8", "\xd9\x05hello", 7},
     {"raw_map16", "\xde\x00\x01\xa1k\xc0", 6},
+    {"raw_upvalue_stray", "\x91\xc7\x05\x07\x00\x00\x00\x00\x01", 9},
   };
   lua_State *L = luaL_newstate();
   char err[256];

@@ -154,4 +154,36 @@ describe("e2e farm", function()
     assert.is_true(found, "the task is in the history")
     other:close()
   end)
+
+  it("d.attempts counts the times the task ran", function()
+    local id = rc:ids()[1]
+    rc[id]:execute("ATTEMPT_N = 0")
+    local d = rc:balanced{targets = {id}, retries = 3}:async():execute(
+      "ATTEMPT_N = ATTEMPT_N + 1 if ATTEMPT_N < 3 then error('try') end return ATTEMPT_N")
+    assert.equal(3, d:get(20))
+    assert.equal(3, d.attempts)
+    local d2 = lb:async():execute("return 1")
+    d2:get(20)
+    assert.equal(1, d2.attempts)
+    local d3 = rc[id]:async():execute("error('once')")
+    assert.is_false((pcall(d3.get, d3, 20)))
+    assert.equal(1, d3.attempts)
+  end)
+
+  it("history(k) is the k newest stored tasks, oldest first, big replies among them", function()
+    local e = rc[rc:ids()[1]]
+    local ds = {}
+    -- replies over 64 KiB are kept in the controller's memory, the
+    -- others in its SQLite store: history merges both
+    for i, code in ipairs{"return 1", "return ('x'):rep(100000)", "return 3",
+                           "return ('y'):rep(100000)", "return 5"} do
+      ds[i] = e:async():execute(code)
+      ds[i]:get(20)
+    end
+    assert.same({ds[3].id, ds[4].id, ds[5].id}, rc:history(3))
+    assert.same({ds[4].id, ds[5].id}, rc:history(2))
+    local all = rc:history()
+    assert.same({ds[1].id, ds[2].id, ds[3].id, ds[4].id, ds[5].id},
+                {table.unpack(all, #all - 4, #all)})
+  end)
 end)

@@ -262,13 +262,18 @@ function Conn:_one(target, msg, timeout)
     end
   else
     e = state.engines[target]
-    if not e or not e.alive then
-      local value = {kind = "EngineError", engine = target,
+    if e and not e.alive then -- as the controller: an engine that left
+      local value = {kind = "EngineError", engine = target, left = true,
         message = ("engine %s is not connected"):format(tostring(target))}
       state.store[id] = {status = "engine", value = value, engine = target}
       state.order[#state.order + 1] = id
       schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "engine",
         value = transfer(value, "reply")})
+      return id
+    elseif not e then
+      schedule(self, state.clock, {kind = "reply", id = id, engine = target, status = "badreq",
+        value = {kind = "BadRequest", engine = target,
+                 message = "unknown engine " .. tostring(target)}})
       return id
     end
   end
@@ -285,8 +290,10 @@ function Conn:_one(target, msg, timeout)
   state.store[id] = {status = status, value = payload, engine = e.id}
   state.order[#state.order + 1] = id
   state.tasks[id] = {conn = self, engine = e.id}
+  -- attempts: how many times the task started (the real controller's
+  -- count, in the reply's header)
   schedule(self, done + 1e-6, {kind = "reply", id = id, engine = e.id, status = status,
-    value = payload})
+    value = payload, attempts = status ~= "timeout" and 1 or nil})
   return id
 end
 
@@ -564,12 +571,14 @@ end
 -- The namespace of engine `id` (to look at or to set up).
 function fake.env(id) return state.engines[id].env end
 
--- An engine dies (why: the controller's reason, "connection closed by
--- peer" by default): its unfinished tasks fail with "engine", clients hear
--- engine_down.
-function fake.kill(id, why)
+-- An engine dies (opts.why: the controller's reason, "connection closed
+-- by peer" by default): its unfinished tasks fail with "engine", clients
+-- hear engine_down (not yet with opts.unheard: the event is still on its
+-- way when the client next sends). A string opts is the reason.
+function fake.kill(id, opts)
+  if type(opts) == "string" then opts = {why = opts} end
+  local why = opts and opts.why or "connection closed by peer"
   local e = state.engines[id]
-  why = why or "connection closed by peer"
   e.alive = false
   for _, conn in ipairs(state.conns) do
     local keep = {}
@@ -587,8 +596,10 @@ function fake.kill(id, why)
       end
     end
     conn.queue = keep
-    schedule(conn, state.clock, {kind = "event",
-      value = {event = "engine_down", id = id, reason = why}})
+    if not (opts and opts.unheard) then
+      schedule(conn, state.clock, {kind = "event",
+        value = {event = "engine_down", id = id, reason = why}})
+    end
   end
 end
 
