@@ -12,7 +12,7 @@
 
 static const char cachekey = 'n';  /* registry key of the name map */
 
-/* ---------------------------------------------------------------- errors */
+/* ---- errors ------------------------------------------------------ */
 
 static void add(msg *m, const char *p, size_t n) {
   if (m->cap == 0) return;
@@ -136,7 +136,7 @@ int codec_enter(ctx *c) {
   return 0;
 }
 
-/* -------------------------------------------------------------- name map */
+/* ---- name map ---------------------------------------------------- */
 
 /*
 ** Keeps the better of two names for one object: lower rank (0: field of

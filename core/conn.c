@@ -291,7 +291,7 @@ int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
   return dowrite(c, w, &b, 1);
 }
 
-/* ---- relaying: a frame written on while it still arrives ---------- */
+/* ---- relaying: a frame written on while it still arrives --------- */
 
 int plush_conn_relaying(plush_conn *c) { return c->relaying; }
 

@@ -150,7 +150,7 @@ int plush_connfile_write(const char *path, const plush_connfile *info,
   return 0;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- reading ----------------------------------------------------- */
 
 /* Context of one parse, handed to the protected function. */
 typedef struct parse {
@@ -310,7 +310,7 @@ int plush_connfile_read(const char *path, plush_connfile *info, char *err,
   return 0;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- writing ----------------------------------------------------- */
 
 static int mkdirp(char *path) {
   for (char *s = path + 1; *s; s++) {

@@ -39,7 +39,7 @@ peer *ctl_client_of(plush_ctl *c, uint64_t id) {
   return plush_map_get(&c->clients, id >> 32);
 }
 
-/* ---- sending ---- */
+/* ---- sending ----------------------------------------------------- */
 
 /*
 ** Back-pressure. A client that reads slower than the engines write would
@@ -115,7 +115,7 @@ void ctl_send(plush_ctl *c, peer *e, int type, uint64_t id) {
   sendhdr(e, type, id, 0);
 }
 
-/* ---- replies ---- */
+/* ---- replies ----------------------------------------------------- */
 
 static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
@@ -176,7 +176,7 @@ static void onoutput(plush_ctl *c, peer *e, plush_frame *f) {
   plush_frame_unref(f);
 }
 
-/* ---- engines ---- */
+/* ---- engines ----------------------------------------------------- */
 
 static void welcome(plush_ctl *c, peer *p, uint32_t id) {
   lua_State *L = c->L;
@@ -294,7 +294,7 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
   ctl_schedule(c);
 }
 
-/* ---- connections ---- */
+/* ---- connections ------------------------------------------------- */
 
 static void welcomecall(void *ud) {
   peer *p = ud;
@@ -621,7 +621,7 @@ void ctl_sorted_ids(plush_ctl *c, uint32_t *ids) {
     }
 }
 
-/* ---- stopping ---- */
+/* ---- stopping ---------------------------------------------------- */
 
 /* Every connection is closed by now, so no task points at an engine. */
 static void freeall(plush_ctl *c) {

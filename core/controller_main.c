@@ -44,6 +44,8 @@ static struct {
   const char *db;
 } g;
 
+/* ---- usage ------------------------------------------------------- */
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: plush-controller [options]\n"
@@ -83,6 +85,8 @@ static void die(const char *msg) {
   fprintf(stderr, "plush-controller: %s\n", msg);
   exit(1);
 }
+
+/* ---- stopping ---------------------------------------------------- */
 
 static void finish(void) {
   if (!g.ctl_done || g.live > 0) return;
@@ -154,6 +158,8 @@ static void onwatch(uv_timer_t *t) {
     stop("parent process exited");
 }
 
+/* ---- engines it launches ----------------------------------------- */
+
 static void kidclosed(uv_handle_t *h) { free(h); }
 
 static void kidexit(uv_process_t *p, int64_t status, int sig) {
@@ -219,6 +225,8 @@ static int onadd(plush_ctl *c, void *ud, int n) {
   plush_info("launching %d more engines", n);
   return launch(n);
 }
+
+/* ---- options ----------------------------------------------------- */
 
 static const char *need(int argc, char **argv, int i) {
   if (i + 1 >= argc) {

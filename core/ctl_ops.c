@@ -14,6 +14,8 @@
 #include "log.h"
 #include "plush.h"
 
+/* ---- replies the controller writes ------------------------------- */
+
 static void setint(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
@@ -142,6 +144,8 @@ void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
   if (p->conn) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
 }
+
+/* ---- the ops ----------------------------------------------------- */
 
 static void op_ids(plush_ctl *c) {
   size_t n = c->engines.count, i;
@@ -359,6 +363,8 @@ static void op_prune(plush_ctl *c) {
 static void op_restart(plush_ctl *c) {
   toengines(c, PLUSH_T_RESTART, "restarted");
 }
+
+/* ---- dispatch ---------------------------------------------------- */
 
 /*
 ** The control ops, as Lua's luaL_Reg tables: `fill` pushes the answer

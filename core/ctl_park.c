@@ -79,7 +79,7 @@ static parked *push(peer *cl, int kind, uint64_t id) {
   return p;
 }
 
-/* ---- the spill file ---- */
+/* ---- the spill file ---------------------------------------------- */
 
 static int spillfile(plush_ctl *c) {
   const char *dirs[3] = {getenv("TMPDIR"), "/var/tmp", "/tmp"};
@@ -162,7 +162,7 @@ static void unspill(plush_ctl *c, uint64_t id) {
   }
 }
 
-/* ---- parking and unparking ---- */
+/* ---- parking and unparking --------------------------------------- */
 
 /* Balanced output past the memory bound: counted in place of its bytes. */
 static void drop(peer *cl, plush_frame *f) {

@@ -130,7 +130,7 @@ int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t) {
   return 1;
 }
 
-/* ---- big requests, client -> engine -------------------------------- */
+/* ---- big requests, client -> engine ------------------------------ */
 
 /*
 ** A direct request (one engine, no scheduling options) is submitted on its

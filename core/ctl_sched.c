@@ -13,6 +13,8 @@
 #include "log.h"
 #include "plush.h"
 
+/* ---- freeing and requeueing -------------------------------------- */
+
 static void timerclosed(uv_handle_t *h) { free(h); }
 
 /* Takes the task out of every structure and frees it. */
@@ -48,6 +50,8 @@ void ctl_requeue(plush_ctl *c, task *t) {
   c->queued++;
 }
 
+
+/* ---- choosing an engine ------------------------------------------ */
 
 static int has(const uint32_t *ids, int n, uint32_t id) {
   int i;
@@ -170,6 +174,8 @@ void ctl_schedule(plush_ctl *c) {
 static void ontimeout(uv_timer_t *tm);
 static void release(plush_ctl *c, task *t);
 
+/* ---- scheduling options ------------------------------------------ */
+
 /*
 ** Field k of the table on top: absent (1, nothing set), or a list of
 ** integers in [lo, hi] (1, *out a malloc'd copy: uint32_t when hi fits,
@@ -261,6 +267,8 @@ static int readopts(plush_ctl *c, task *t, plush_frame *f) {
   return 0;
 }
 
+/* ---- dependencies and the queue ---------------------------------- */
+
 /*
 ** Checks t's dependencies: 1 when all succeeded, 0 while some are still
 ** pending, -1 after failing t because one failed or is unknown.
@@ -349,6 +357,8 @@ void ctl_wakedeps(plush_ctl *c) {
   }
 }
 
+/* ---- submission -------------------------------------------------- */
+
 void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   plush_hdr *h = &f->hdr;
   task *t;
@@ -393,6 +403,8 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   enqueue(c, t);
   ctl_schedule(c);
 }
+
+/* ---- timeouts and cancelling ------------------------------------- */
 
 /*
 ** A task out of time fails at once with TimeoutError; its engine is

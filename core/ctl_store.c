@@ -42,6 +42,8 @@ static const char schema[] =
     " status INTEGER, submitted REAL, started REAL, completed REAL,"
     " request BLOB, reply BLOB);";
 
+/* ---- opening and closing ----------------------------------------- */
+
 /*
 ** The store holds every result: private like the connection file. It is
 ** created 0600 before SQLite opens it (SQLite gives its -wal and -shm
@@ -146,6 +148,8 @@ void ctl_store_start(plush_ctl *c) {
   c->commit_before.data = c->commit_after.data = c;
   c->open_handles += 2;
 }
+
+/* ---- group commit ------------------------------------------------ */
 
 /* Runs a prepared statement that returns no rows. */
 static int run(sqlite3_stmt *st) {
@@ -290,6 +294,8 @@ void ctl_store_close(plush_ctl *c) {
   c->db = NULL;
 }
 
+/* ---- the memory tier --------------------------------------------- */
+
 /* What a reply of len payload bytes holds in memory, its frame's block
 ** (a big one is whole 2 MiB grains) and its entry. */
 static size_t footprint(size_t len) {
@@ -382,6 +388,8 @@ static void memput(plush_ctl *c, plush_frame *f) {
   }
 }
 
+/* ---- storing and reading ----------------------------------------- */
+
 /*
 ** Stores reply f of task t (t may be NULL for a reply the controller made
 ** for a request it never accepted). The first answer of a task wins.
@@ -465,6 +473,8 @@ typedef struct entry {
   double at;
   uint64_t id;
 } entry;
+
+/* ---- history and records ----------------------------------------- */
 
 static int byage(const void *a, const void *b) {
   const entry *x = a, *y = b;

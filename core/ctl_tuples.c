@@ -50,7 +50,7 @@ static struct ctl_ts *state(plush_ctl *c) {
   return c->ts;
 }
 
-/* ---- answers ------------------------------------------------------ */
+/* ---- answers ----------------------------------------------------- */
 
 peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who) {
   peer *p = plush_map_get(kind == P_CLIENT ? &c->clients : &c->engines, who);
@@ -160,7 +160,7 @@ void ctl_ts_gone(plush_ctl *c, peer *p) {
   }
 }
 
-/* ---- matching ----------------------------------------------------- */
+/* ---- matching ---------------------------------------------------- */
 
 int ctl_ts_arity(lua_State *L, int idx) {
   lua_Integer n;
@@ -247,7 +247,7 @@ static int match(lua_State *L, int ti, int pi, int n) {
   return ok;
 }
 
-/* ---- requests ----------------------------------------------------- */
+/* ---- requests ---------------------------------------------------- */
 
 /* The request's space name (held by the request table at req), or NULL
 ** after refusing it. */

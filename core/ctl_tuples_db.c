@@ -64,7 +64,7 @@ void ctl_ts_precommit(plush_ctl *c) {
   ts->ndels = 0;
 }
 
-/* ---- the store ---------------------------------------------------- */
+/* ---- the store --------------------------------------------------- */
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS tuples ("

@@ -138,7 +138,7 @@ int plush_relay_take(plush_frame **held, plush_frame **f) {
   return PLUSH_EPROTO;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- the parser -------------------------------------------------- */
 
 #define STEP_MIN ((size_t)4 << 20)
 

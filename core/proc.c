@@ -23,7 +23,7 @@
 
 extern char **environ;
 
-/* ------------------------------------------------------------------ */
+/* ---- children reaped --------------------------------------------- */
 /* Exit statuses of children reaped by plush_alive, kept for plush_wait. */
 
 #define NREAPED 64
@@ -60,8 +60,7 @@ static int exitcode(int status) {
   return -1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Spawning. */
+/* ---- spawning ---------------------------------------------------- */
 
 /*
 ** Opens path close-on-exec at a descriptor above 2, so that installing it
@@ -218,8 +217,7 @@ done:
   return e ? -e : pid;
 }
 
-/* ------------------------------------------------------------------ */
-/* Signals, liveness, reaping. */
+/* ---- signals, liveness, reaping ---------------------------------- */
 
 int plush_signum(const char *name) {
   static const struct { const char *name; int sig; } names[] = {

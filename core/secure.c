@@ -84,7 +84,7 @@ int plush_seal_frame(plush_seal *s, const unsigned char *hdr,
   return 0;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- the opener: sealed frames in -------------------------------- */
 
 void plush_opener_init(plush_opener *o, const uint8_t key[PLUSH_KEY_SIZE],
                        uint64_t max_frame) {
@@ -240,7 +240,7 @@ int plush_opener_advance(plush_opener *o, size_t n, plush_frame_cb cb,
   return 0;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- addresses --------------------------------------------------- */
 
 int plush_addr_is_loopback(const struct sockaddr *sa) {
   if (sa->sa_family == AF_INET) {

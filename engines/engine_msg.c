@@ -36,7 +36,7 @@
 
 static int errmeta; /* registry: the metatable of the errors raised here */
 
-/* ---- errors -------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------ */
 
 static int errtostring(lua_State *L) {
   lua_getfield(L, 1, "kind");
@@ -119,7 +119,7 @@ lua_Number eng_msg_timeout(lua_State *L, int i, const char *fn) {
   return t;
 }
 
-/* ---- waiting --------------------------------------------------------- */
+/* ---- waiting ----------------------------------------------------- */
 
 static int nop(lua_State *L) {
   (void)L;

@@ -21,6 +21,8 @@
 #include "log.h"
 #include "plush.h"
 
+/* ---- requests to the controller ---------------------------------- */
+
 /* Encodes the request table on top (popped) into mbox.tbuf; raises when
 ** a value in it cannot travel. */
 static void encode(lua_State *L, plush_engine *e) {
@@ -166,6 +168,8 @@ static int call(lua_State *L, const char *space, int take) {
   if (r < 0) return eng_msg_error(L, "tuple space: %s", err);
   return 1;
 }
+
+/* ---- the tuples table -------------------------------------------- */
 
 /* The space name of self (argument 1). */
 static const char *selfname(lua_State *L, const char *fn) {

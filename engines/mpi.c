@@ -51,7 +51,7 @@
 
 struct eng_mpi_state eng_mpi;
 
-/* ---- arguments ---------------------------------------------------- */
+/* ---- arguments --------------------------------------------------- */
 
 static int checkrank(lua_State *L, int arg) {
   lua_Integer r = luaL_checkinteger(L, arg);
@@ -81,7 +81,7 @@ static int count(lua_State *L, const char *fn, int64_t n) {
   return (int)n;
 }
 
-/* ---- point to point ----------------------------------------------- */
+/* ---- point to point ---------------------------------------------- */
 
 /* mpi.send(value, dest [, tag]) */
 static int l_send(lua_State *L) {
@@ -134,7 +134,7 @@ static int l_recv(lua_State *L) {
   return 3;
 }
 
-/* ---- collectives -------------------------------------------------- */
+/* ---- collectives ------------------------------------------------- */
 
 /* mpi.barrier() */
 static int l_barrier(lua_State *L) {
@@ -342,7 +342,7 @@ static int l_scatter(lua_State *L) {
   return 1;
 }
 
-/* ---- reductions: the fast path ------------------------------------ */
+/* ---- reductions: the fast path ----------------------------------- */
 
 static const char *const opnames[] = {"sum", "prod", "min", "max", NULL};
 
@@ -414,7 +414,7 @@ static int l_fast(lua_State *L) {
   return 2;
 }
 
-/* ---- the module --------------------------------------------------- */
+/* ---- the module -------------------------------------------------- */
 
 static int l_wtime(lua_State *L) {
   lua_pushnumber(L, (lua_Number)MPI_Wtime());

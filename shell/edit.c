@@ -34,7 +34,7 @@
 
 int luaopen_plush_edit(lua_State *L);
 
-/* ------------------------------------------------------------------ */
+/* ---- Ctrl-C for local code --------------------------------------- */
 /*
 ** Ctrl-C while local code runs. A signal handler cannot touch a Lua
 ** state, except to set a hook (lua.c's trick): the hook then raises
@@ -160,7 +160,7 @@ static int l_width(lua_State *L) {
 }
 
 #ifdef PLUSH_HAVE_LIBEDIT
-/* ------------------------------------------------------------------ */
+/* ---- the line editor --------------------------------------------- */
 /* The line editor. One per process, as libedit's readline interface is. */
 
 static char *prompt;   /* the current prompt (malloc'd) */

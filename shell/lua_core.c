@@ -61,8 +61,7 @@
 #define QUEUE_HIGH ((size_t)4 << 20)
 #define QUEUE_LOW ((size_t)1 << 20)
 
-/* ------------------------------------------------------------------ */
-/* The client conn. */
+/* ---- the client conn --------------------------------------------- */
 
 typedef struct client {
   uv_loop_t *loop;      /* malloc'd; NULL once closed */
@@ -759,7 +758,7 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- the module -------------------------------------------------- */
 
 static const luaL_Reg connmeta[] = {
     {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},

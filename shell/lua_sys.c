@@ -24,8 +24,7 @@
 #include "proc.h"
 #include "sigint.h"
 
-/* ------------------------------------------------------------------ */
-/* Time. */
+/* ---- time -------------------------------------------------------- */
 
 static double clockf(clockid_t id) {
   struct timespec ts;
@@ -55,8 +54,7 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Processes. */
+/* ---- processes --------------------------------------------------- */
 
 /* Keeps every string on the stack: a converted number lives only there. */
 static const char *fieldstr(lua_State *L, int idx, const char *k) {

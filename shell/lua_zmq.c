@@ -84,7 +84,7 @@ static void sockclose(Sock *s) {
   s->next = s->prev = NULL;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- the heartbeat ----------------------------------------------- */
 /* The heartbeat: whatever comes is sent back, until the context ends. */
 
 static void *echo(void *arg) {
@@ -133,8 +133,7 @@ static int l_heartbeat(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* The context. */
+/* ---- the context ------------------------------------------------- */
 
 static int l_context(lua_State *L) {
   Ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
@@ -190,8 +189,7 @@ static int l_socket(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Sockets. */
+/* ---- sockets ----------------------------------------------------- */
 
 static int endpoint(lua_State *L, int bind) {
   Sock *s = checksock(L, 1);
@@ -297,7 +295,7 @@ static int l_poll(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
+/* ---- signatures -------------------------------------------------- */
 /* Signatures: HMAC-SHA256 over the parts, as lowercase hex. */
 
 static void digest(lua_State *L, int from, char hex[65]) {
