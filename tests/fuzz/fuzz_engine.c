@@ -5,8 +5,10 @@
 ** handshake to a minimal fake controller on the same loop, and the input
 ** turned into frames that controller sends it. After each input the
 ** controller sends {op = "exec", code = "return 1"} and the engine must
-** answer it within 5 s: a crash, a hang, a leak, a dropped link or an
-** engine that stopped serving is a finding.
+** answer it within 5 s, and every request of the input must have had
+** exactly one answer (REPLY, or RECLAIMED) before it: a crash, a hang, a
+** leak, a dropped link, a lost or doubled answer or an engine that
+** stopped serving is a finding.
 **
 ** The engine runs only code from a fixed menu (fe_code, fe_funcs) picked
 ** by input bytes, never code from the input: the fuzzer explores request
@@ -48,6 +50,7 @@
 #define FE_SYNC 0x7fffffffu /* the check request's id */
 #define FE_ID 1u            /* the engine's id */
 #define FE_WAIT 5000        /* ms any wait may take */
+#define FE_MAXREQ 4096      /* requests one input may send (records >= 4 B) */
 
 static const uint8_t fe_key[PLUSH_KEY_SIZE] = "plush-fuzz-eng-key-0123456789ab";
 
@@ -114,6 +117,10 @@ static struct {
   int welcomed, exited, synced;
   uint64_t seq, sent[8];
   int tolerant;        /* the input sent frames the engine may close on */
+  /* this input's requests: each is answered once (REPLY or RECLAIMED) */
+  uint64_t out[FE_MAXREQ];
+  unsigned char answered[FE_MAXREQ];
+  size_t nout;
 } FE;
 
 static void fe_check(int ok, const char *what) {
@@ -143,6 +150,13 @@ static void ct_frame(plush_conn *c, plush_frame *f) {
     static const char welcome[] = "\x81\xa2id\x01"; /* {id = 1} */
     fe_send(PLUSH_T_WELCOME, 0, 0, 0, welcome, sizeof welcome - 1);
     FE.welcomed = 1;
+  } else if ((f->hdr.type == PLUSH_T_REPLY ||
+              f->hdr.type == PLUSH_T_RECLAIMED) && f->hdr.id != FE_SYNC) {
+    size_t i;
+    for (i = 0; i < FE.nout && FE.out[i] != f->hdr.id; i++) {}
+    fe_check(i < FE.nout, "an answer to a request never sent");
+    fe_check(!FE.answered[i], "a request answered twice");
+    FE.answered[i] = 1;
   } else if (f->hdr.type == PLUSH_T_REPLY && f->hdr.id == FE_SYNC) {
     fe_check(f->hdr.status == PLUSH_S_OK, "the check request failed");
     fe_check(f->hdr.len > 0, "the check request's reply is empty");
@@ -276,14 +290,22 @@ static int fe_value(const uint8_t *p, size_t n) {
   return 1;
 }
 
+/* A request sent: one answer is due before the check request's. */
+static void fe_sent(uint64_t id) {
+  memmove(FE.sent + 1, FE.sent, sizeof FE.sent - sizeof *FE.sent);
+  FE.sent[0] = id;
+  fe_check(FE.nout < FE_MAXREQ, "too many requests");
+  FE.answered[FE.nout] = 0;
+  FE.out[FE.nout++] = id;
+}
+
 /* Encodes the value on top of our state (popped) as a REQ. */
 static void fe_req(int flags, const char *what) {
   plush_buf b = PLUSH_BUF_INIT;
   char err[128];
   uint64_t id = ++FE.seq;
   if (plush_encode(FE.L, -1, &b, "request", err, sizeof err) == 0) {
-    memmove(FE.sent + 1, FE.sent, sizeof FE.sent - sizeof *FE.sent);
-    FE.sent[0] = id;
+    fe_sent(id);
     fe_send(PLUSH_T_REQ, flags, id, 0, b.data, b.len);
   } else {
     fe_check(what == NULL, what ? what : "");
@@ -324,8 +346,7 @@ static void fe_raw(const uint8_t *p, size_t n) {
   lua_pop(FE.L, 1);
   if (send) {
     uint64_t id = ++FE.seq;
-    memmove(FE.sent + 1, FE.sent, sizeof FE.sent - sizeof *FE.sent);
-    FE.sent[0] = id;
+    fe_sent(id);
     fe_send(PLUSH_T_REQ, 0, id, 0, p, n);
   }
 }
@@ -338,6 +359,7 @@ static void fe_sync(void) {
   if (!fe_ready()) {
     fe_check(FE.tolerant, "the engine left after well-formed frames");
     fe_restart();
+    FE.nout = 0;
   }
   FE.synced = 0;
   fe_send(PLUSH_T_REQ, 0, FE_SYNC, 0, req, sizeof req - 1);
@@ -349,10 +371,15 @@ static void fe_sync(void) {
   if (!FE.synced && FE.tolerant && !fe_ready()) {
     fe_restart();
     FE.tolerant = 0;
+    FE.nout = 0; /* the link they went on is gone */
     fe_sync();
     return;
   }
   fe_check(FE.synced, "the engine stopped answering");
+  /* the engine runs its requests in order: all answered by now (those
+  ** of a link that closed were forgotten with it) */
+  for (size_t i = 0; i < FE.nout; i++)
+      fe_check(FE.answered[i], "a request left unanswered");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
@@ -361,6 +388,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   if (!fe_ready()) fe_restart();
   FE.tolerant = 0;
   memset(FE.sent, 0, sizeof FE.sent); /* an input names only its own tasks */
+  FE.nout = 0;
   while (n >= 4) {
     int what = d[0] & 7, b = d[1];
     size_t len = (size_t)d[2] | (size_t)d[3] << 8;
@@ -384,7 +412,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
       /* SHUTDOWN ends the engine, a bad WELCOME too: as designed */
       if (type == PLUSH_T_SHUTDOWN || type == PLUSH_T_WELCOME) break;
       FE.tolerant = 1; /* a protocol error may close the link */
-      fe_send(type, b >> 5, FE.seq, 0, d, len);
+      if (type == PLUSH_T_REQ) { /* a request of its own: answered too */
+        fe_sent(++FE.seq);
+        fe_send(type, b >> 5, FE.seq, 0, d, len);
+      } else {
+        fe_send(type, b >> 5, FE.seq, 0, d, len);
+      }
       break;
     }
     case 7:
