@@ -5,7 +5,8 @@
 ** handshake to a minimal fake controller on the same loop, and the input
 ** turned into frames that controller sends it. After each input the
 ** controller sends {op = "exec", code = "return 1"} and the engine must
-** answer it within 5 s, and every request of the input must have had
+** answer it within 5 s (a request still running after 500 ms is
+** interrupted, every 250 ms: the engine must stop it), and every request of the input must have had
 ** exactly one answer (REPLY, or RECLAIMED) before it: a crash, a hang, a
 ** leak, a dropped link, a lost or doubled answer or an engine that
 ** stopped serving is a finding.
@@ -109,7 +110,8 @@ static const char *const fe_funcs[] = {
 static struct {
   uv_loop_t loop;
   uv_tcp_t server;
-  uv_timer_t timer;
+  uv_timer_t timer, nudge;
+  uint64_t running;    /* the last request STARTED and not answered */
   int port, timedout;
   lua_State *L;        /* ours: builds and encodes requests */
   plush_conn *conn;    /* our end of the engine's link */
@@ -150,6 +152,8 @@ static void ct_frame(plush_conn *c, plush_frame *f) {
     static const char welcome[] = "\x81\xa2id\x01"; /* {id = 1} */
     fe_send(PLUSH_T_WELCOME, 0, 0, 0, welcome, sizeof welcome - 1);
     FE.welcomed = 1;
+  } else if (f->hdr.type == PLUSH_T_STARTED && f->hdr.id != FE_SYNC) {
+    FE.running = f->hdr.id;
   } else if ((f->hdr.type == PLUSH_T_REPLY ||
               f->hdr.type == PLUSH_T_RECLAIMED) && f->hdr.id != FE_SYNC) {
     size_t i;
@@ -157,6 +161,7 @@ static void ct_frame(plush_conn *c, plush_frame *f) {
     fe_check(i < FE.nout, "an answer to a request never sent");
     fe_check(!FE.answered[i], "a request answered twice");
     FE.answered[i] = 1;
+    if (FE.running == f->hdr.id) FE.running = 0;
   } else if (f->hdr.type == PLUSH_T_REPLY && f->hdr.id == FE_SYNC) {
     fe_check(f->hdr.status == PLUSH_S_OK, "the check request failed");
     fe_check(f->hdr.len > 0, "the check request's reply is empty");
@@ -199,6 +204,13 @@ static void fe_exit(plush_engine *e, int status, const char *reason,
 static void fe_timeout(uv_timer_t *t) {
   (void)t;
   FE.timedout = 1;
+}
+
+/* A request may legitimately run long (a map over 2^30 items): while
+** the check waits, the running one is interrupted every 250 ms. */
+static void fe_nudge(uv_timer_t *t) {
+  (void)t;
+  if (FE.running) fe_send(PLUSH_T_INTERRUPT, 0, FE.running, 0, NULL, 0);
 }
 
 /* Runs the loop until *flag, or FE_WAIT ms (a finding). */
@@ -244,6 +256,7 @@ static void fe_init(void) {
   fe_check(plush_auth_init() == 0, "auth init");
   uv_loop_init(&FE.loop);
   uv_timer_init(&FE.loop, &FE.timer);
+  uv_timer_init(&FE.loop, &FE.nudge);
   uv_tcp_init(&FE.loop, &FE.server);
   uv_ip4_addr("127.0.0.1", 0, &a);
   fe_check(uv_tcp_bind(&FE.server, (struct sockaddr *)&a, 0) == 0, "bind");
@@ -365,9 +378,11 @@ static void fe_sync(void) {
   fe_send(PLUSH_T_REQ, 0, FE_SYNC, 0, req, sizeof req - 1);
   FE.timedout = 0;
   uv_timer_start(&FE.timer, fe_timeout, FE_WAIT, 0);
+  uv_timer_start(&FE.nudge, fe_nudge, 500, 250);
   while (!FE.synced && !FE.timedout && fe_ready())
     uv_run(&FE.loop, UV_RUN_ONCE);
   uv_timer_stop(&FE.timer);
+  uv_timer_stop(&FE.nudge);
   if (!FE.synced && FE.tolerant && !fe_ready()) {
     fe_restart();
     FE.tolerant = 0;
@@ -389,6 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   FE.tolerant = 0;
   memset(FE.sent, 0, sizeof FE.sent); /* an input names only its own tasks */
   FE.nout = 0;
+  FE.running = 0;
   while (n >= 4) {
     int what = d[0] & 7, b = d[1];
     size_t len = (size_t)d[2] | (size_t)d[3] << 8;

@@ -254,6 +254,7 @@ static void engine(void) {
     {"map_n", 4, 3, "return {items = {1, nil, 3}, n = 5}"},
     {"map_error", 4, 2, "return {items = {'x', 'y'}}"},
     {"map_huge_n", 4, 0, "return {items = {}, n = 2^31|0}"},
+    {"map_long", 4, 0, "return {items = {}, n = 0x6f708000}"}, /* interrupted */
     {"names", 5, 0, "return {prefix = 'ma'}"},
     {"names_all", 5, 0, "return {}"},
     {"names_bad", 5, 0, "return {prefix = 3}"},
