@@ -24,6 +24,9 @@
 #define LLVMFuzzerTestOneInput fuzz_ctl_one
 #include "fuzz/fuzz_ctl.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_engine_one
+#include "fuzz/fuzz_engine.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*harness)(const uint8_t *, size_t);
 
@@ -75,4 +78,9 @@ Test(fuzz, handshake_inputs) {
 Test(fuzz, ctl_inputs) {
   cr_assert(replay("corpus/ctl", fuzz_ctl_one) >= 20);
   replay("regress/ctl", fuzz_ctl_one);
+}
+
+Test(fuzz, engine_inputs) {
+  cr_assert(replay("corpus/engine", fuzz_engine_one) >= 30);
+  replay("regress/engine", fuzz_engine_one);
 }

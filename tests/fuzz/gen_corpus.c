@@ -2,7 +2,8 @@
 ** gen_corpus.c — writes the fuzzers' seed corpora: a handful of small,
 ** valid inputs per target, in the layout each target's header describes.
 **
-**   gen_corpus DIR     (DIR/frame, DIR/codec, DIR/handshake must exist)
+**   gen_corpus DIR     (DIR/frame, DIR/codec, DIR/handshake, DIR/engine
+**                       must exist)
 **
 ** `cmake --build build --target fuzz_corpus` runs it over
 ** tests/fuzz/corpus; the outputs are committed. Seeds that depend on
@@ -210,6 +211,122 @@ static void handshake(void) {
   plush_buf_free(&b);
 }
 
+/* engine: records [what][b][len lo][len hi][payload], see fuzz_engine.c */
+static void rec(plush_buf *b, int what, int sel, const void *p, size_t n) {
+  plush_buf_putc(b, (uint8_t)what);
+  plush_buf_putc(b, (uint8_t)sel);
+  plush_buf_putc(b, (uint8_t)(n & 0xff));
+  plush_buf_putc(b, (uint8_t)(n >> 8));
+  plush_buf_append(b, p, n);
+}
+
+/* Encodes the value the Lua source returns into *out (reset first). */
+static void enc(lua_State *L, const char *src, plush_buf *out) {
+  char err[256];
+  out->len = 0;
+  if (luaL_dostring(L, src) != LUA_OK ||
+      plush_encode(L, -1, out, "value", err, sizeof err) != 0) {
+    fprintf(stderr, "gen_corpus: %s: %s\n", src, lua_tostring(L, -1));
+    exit(1);
+  }
+  lua_settop(L, 0);
+}
+
+static void engine(void) {
+  /* menu requests: op (of fe_ops), code/function entry, the fields */
+  static const struct { const char *name; int op, k; const char *fields; } m[] = {
+    {"exec", 0, 0, "return {}"},
+    {"exec_named", 0, 2, "return {name = 'job.lua', auto = true}"},
+    {"exec_varargs", 0, 1, "return {auto = 1}"},
+    {"exec_output", 0, 6, "return {}"},
+    {"exec_error_table", 0, 3, "return {name = ''}"},
+    {"exec_syntax", 0, 20, "return {name = ('n'):rep(300)}"},
+    {"exec_gc_error", 0, 12, "return {}"},
+    {"exec_yield", 0, 15, "return {}"},
+    {"exec_cycle", 0, 8, "return {}"},
+    {"exec_big", 0, 10, "return {}"},
+    {"apply", 1, 0, "return {args = {1, 'two', {3}, n = 3}}"},
+    {"apply_nargs", 1, 3, "return {args = {n = 1000}}"},
+    {"apply_badargs", 1, 1, "return {args = 5}"},
+    {"apply_negative", 1, 0, "return {args = {n = -1}}"},
+    {"apply_nof", 1, 16, "return {args = {}}"},
+    {"push", 2, 0, "return {ns = {a = 1, ['b.c'] = {d = 2}, s = 'x'}}"},
+    {"push_bad", 2, 0, "return {ns = 'x'}"},
+    {"pull", 3, 0, "return {names = {'a', 'b.c', 'math.pi', 'nope.x'}}"},
+    {"pull_bad", 3, 0, "return {names = {1, true, {}}}"},
+    {"map", 4, 0, "return {items = {1, 2, 3, 4}}"},
+    {"map_n", 4, 3, "return {items = {1, nil, 3}, n = 5}"},
+    {"map_error", 4, 2, "return {items = {'x', 'y'}}"},
+    {"map_huge_n", 4, 0, "return {items = {}, n = 2^31|0}"},
+    {"map_long", 4, 0, "return {items = {}, n = 0x6f708000}"}, /* interrupted */
+    {"names", 5, 0, "return {prefix = 'ma'}"},
+    {"names_all", 5, 0, "return {}"},
+    {"names_bad", 5, 0, "return {prefix = 3}"},
+    {"unknown_op", 7, 0, "return {}"},
+  };
+  /* payloads sent as they are */
+  static const struct { const char *name, *lua; } raw[] = {
+    {"raw_number", "return 42"},
+    {"raw_no_op", "return {x = 1}"},
+    {"raw_op_number", "return {op = 3}"},
+    {"raw_pull", "return {op = 'pull', names = {'string.format'}}"},
+    {"raw_names", "return {op = 'names', prefix = ''}"},
+    {"raw_apply_nof", "return {op = 'apply', f = 1, args = {}}"},
+    {"raw_map_nof", "return {op = 'map', items = {1}}"},
+  };
+  lua_State *L = luaL_newstate();
+  plush_buf b = PLUSH_BUF_INIT, v = PLUSH_BUF_INIT;
+  size_t i;
+  luaL_openlibs(L);
+  for (i = 0; i < sizeof m / sizeof m[0]; i++) {
+    b.len = 0;
+    enc(L, m[i].fields, &v);
+    rec(&b, 0, m[i].op | m[i].k << 3, v.data, v.len);
+    put("engine", m[i].name, b.data, b.len);
+  }
+  for (i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+    b.len = 0;
+    enc(L, raw[i].lua, &v);
+    rec(&b, 1, 0, v.data, v.len);
+    put("engine", raw[i].name, b.data, b.len);
+  }
+  /* a slow task, then frames about it */
+  enc(L, "return {}", &v);
+  b.len = 0;
+  rec(&b, 0, 19 << 3, v.data, v.len);
+  rec(&b, 2, 0, NULL, 0);
+  put("engine", "interrupt_running", b.data, b.len);
+  b.len = 0;
+  rec(&b, 0, 19 << 3, v.data, v.len);
+  rec(&b, 0, 0, v.data, v.len);
+  rec(&b, 2, 1, NULL, 0);  /* the queued one */
+  rec(&b, 4, 1, NULL, 0);  /* reclaim it */
+  rec(&b, 5, 9, NULL, 0);
+  put("engine", "queued_interrupt_reclaim", b.data, b.len);
+  b.len = 0;
+  rec(&b, 0, 19 << 3, v.data, v.len);
+  rec(&b, 0, 9 << 3, v.data, v.len);
+  rec(&b, 3, 0, NULL, 0);
+  rec(&b, 0, 9 << 3, v.data, v.len);
+  put("engine", "restart", b.data, b.len);
+  b.len = 0;
+  rec(&b, 6, PLUSH_T_MSG - 1, "\x01\x02", 2);
+  rec(&b, 6, PLUSH_T_PEERS - 1, "\x90", 1);
+  rec(&b, 6, PLUSH_T_CTRL_REPLY - 1, "\xc0", 1);
+  rec(&b, 6, PLUSH_T_REPLY - 1, NULL, 0);
+  rec(&b, 6, PLUSH_T_RELAY_END - 1, NULL, 0);
+  put("engine", "other_types", b.data, b.len);
+  b.len = 0;
+  rec(&b, 7, PLUSH_F_BALANCED | PLUSH_F_OPTS, v.data, v.len);
+  put("engine", "flags", b.data, b.len);
+  b.len = 0;
+  rec(&b, 7, PLUSH_F_RELAYED, v.data, v.len);
+  put("engine", "flag_relayed", b.data, b.len);
+  plush_buf_free(&b);
+  plush_buf_free(&v);
+  lua_close(L);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_corpus DIR\n");
@@ -220,5 +337,6 @@ int main(int argc, char **argv) {
   frames();
   codec();
   handshake();
+  engine();
   return 0;
 }
