@@ -136,26 +136,26 @@ static int post(plush_engine *e, plush_frame *f) {
 }
 
 /*
-** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
-** task's reply must not be held up by its own output. 0, 1 when the
-** task's link is down (nothing sent), or PLUSH_ENOMEM.
+** Queues a frame of header h carrying a copy of data: 0, 1 when the
+** task's link is down (nothing sent), or PLUSH_ENOMEM. With wait, a
+** sender that outruns the link first waits as a print does (throttle).
 */
-int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
-                    const void *data, size_t len) {
-  plush_hdr h = hdr(e, type, id, status, 0, len);
+static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
+                     size_t len, int wait) {
   plush_frame *f = NULL;
   char *p;
   int r = 0;
   if (PLUSH_HDR_SIZE + len > SMALL) {
-    if ((f = plush_frame_new(&h)) == NULL) return PLUSH_ENOMEM;
+    if ((f = plush_frame_new(h)) == NULL) return PLUSH_ENOMEM;
     memcpy(plush_frame_payload(f), data, len);
   }
   uv_mutex_lock(&e->mu);
+  if (wait) throttle(e);
   if (!eng_live(e)) {
     r = 1;
   } else if (f) {
     r = post(e, f);
-  } else if ((p = slot(e, &h)) != NULL) {
+  } else if ((p = slot(e, h)) != NULL) {
     if (len) memcpy(p, data, len);
   } else {
     r = PLUSH_ENOMEM;
@@ -163,6 +163,17 @@ int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
   uv_mutex_unlock(&e->mu);
   if (r != 0) plush_frame_unref(f);
   return r;
+}
+
+/*
+** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
+** task's reply must not be held up by its own output. 0, 1 when the
+** task's link is down (nothing sent), or PLUSH_ENOMEM.
+*/
+int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
+                 const void *data, size_t len) {
+  plush_hdr h = hdr(e, type, id, status, 0, len);
+  return queuecopy(e, &h, data, len, 0);
 }
 
 /*
@@ -232,27 +243,7 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
 */
 int eng_sendframe(plush_engine *e, const plush_hdr *h, const void *data,
                   size_t len) {
-  plush_frame *f = NULL;
-  char *p;
-  int r = 0;
-  if (PLUSH_HDR_SIZE + len > SMALL) {
-    if ((f = plush_frame_new(h)) == NULL) return PLUSH_ENOMEM;
-    memcpy(plush_frame_payload(f), data, len);
-  }
-  uv_mutex_lock(&e->mu);
-  throttle(e);
-  if (!eng_live(e)) {
-    r = 1;
-  } else if (f) {
-    r = post(e, f);
-  } else if ((p = slot(e, h)) != NULL) {
-    if (len) memcpy(p, data, len);
-  } else {
-    r = PLUSH_ENOMEM;
-  }
-  uv_mutex_unlock(&e->mu);
-  if (r != 0) plush_frame_unref(f);
-  return r;
+  return queuecopy(e, h, data, len, 1);
 }
 
 /* ---- output capture ---------------------------------------------- */
