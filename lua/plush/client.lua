@@ -301,14 +301,11 @@ end
 -- from now on is dropped (what was already on its way too: a task that
 -- printed in a loop has megabytes in flight), counted, and said in one
 -- line when the task ends.
-function Client:_interrupt_pending()
+-- The engines running this client's tasks, sorted, and whether a balanced
+-- one (which may be anywhere) is among them.
+function Client:_pending_engines()
   local targets, seen, all = {}, {}, false
-  for id, rec in pairs(self.pending) do
-    if not rec.muted then
-      flush(rec, rec.engine, id)
-      rec.muted = {lines = 0, bytes = 0}
-      pcall(self.conn.mute, self.conn, id)
-    end
+  for _, rec in pairs(self.pending) do
     if rec.engine == nil then
       all = true
     elseif not seen[rec.engine] then
@@ -316,8 +313,20 @@ function Client:_interrupt_pending()
       targets[#targets + 1] = rec.engine
     end
   end
-  if not all and #targets == 0 then return end
   table.sort(targets)
+  return targets, all
+end
+
+function Client:_interrupt_pending()
+  for id, rec in pairs(self.pending) do
+    if not rec.muted then
+      flush(rec, rec.engine, id)
+      rec.muted = {lines = 0, bytes = 0}
+      pcall(self.conn.mute, self.conn, id)
+    end
+  end
+  local targets, all = self:_pending_engines()
+  if not all and #targets == 0 then return end
   local ok, rid = pcall(self.conn.ctrl, self.conn,
     {op = "interrupt", targets = not all and targets or nil})
   -- close() waits for its answer: a client that leaves at once (plush -e

@@ -25,16 +25,8 @@ end
 -- is said only of the engines that were: one whose task goes on (in a C
 -- call, or it caught the interrupt) is told apart, with its offer.
 function Session_:interrupted_remote()
-  local rc, seen, ids, all = self.rc, {}, {}, false
-  for _, rec in pairs(rc and rc.pending or {}) do
-    if rec.engine == nil then
-      all = true
-    elseif not seen[rec.engine] then
-      seen[rec.engine] = true
-      ids[#ids + 1] = rec.engine
-    end
-  end
-  table.sort(ids)
+  local rc, ids, all = self.rc, {}, false
+  if rc then ids, all = rc:_pending_engines() end
   local list = {}
   if rc and (#ids > 0 or all) then list = self:await_answers() end
   local going, done = {}, {}
