@@ -190,6 +190,15 @@ static void oncmd(uv_async_t *a) {
   }
 }
 
+/* Asks the loop thread to stop engine id (a death, as the controller
+** sees it: its connection closes). */
+static void stop_engine(int id) {
+  pthread_mutex_lock(&C.mu);
+  C.kill_engine = id;
+  pthread_mutex_unlock(&C.mu);
+  uv_async_send(&C.cmd);
+}
+
 static void *run(void *arg) {
   (void)arg;
   uv_run(&C.loop, UV_RUN_DEFAULT);
@@ -415,10 +424,7 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "return engine.id, engine.task.attempt, engine.task.id'}) end\n"
          "local qs = ask({op = 'queue_status'}).value\n"
          "assert(qs.engines[2].queue == 2, 'engine 2 holds a balanced task')\n");
-  pthread_mutex_lock(&C.mu);
-  C.kill_engine = 2;
-  pthread_mutex_unlock(&C.mu);
-  uv_async_send(&C.cmd);
+  stop_engine(2);
   lua_ok(L,
          "local d = wait({DIRECT})[1]\n"
          "assert(d.status == 'engine' and d.value.kind == 'EngineError', d.status)\n"
@@ -565,10 +571,7 @@ Test(cluster, recv_from_an_engine_that_died) {
          "  return first, ok, e.kind, e.message]]})\n"
          "local r = call(2, {op = 'exec', code = 'engine.send(0, \"last\")'})\n"
          "assert(r.status == 'ok')");
-  pthread_mutex_lock(&C.mu);
-  C.kill_engine = 2;
-  pthread_mutex_unlock(&C.mu);
-  uv_async_send(&C.cmd);
+  stop_engine(2);
   lua_ok(L,
          "local r = wait({ID})[1]\n"
          "assert(r.status == 'ok', r.value.message)\n"
