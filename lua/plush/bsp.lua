@@ -9,6 +9,7 @@
   through the client but the start and the halt values. The run ends
   after the first superstep in which every engine voted to halt.
 ]]
+-- luacheck: read globals engine
 local spmd = require "plush.spmd"
 local util = require "plush.util"
 
@@ -18,10 +19,11 @@ local bsp = {}
 
 -- The task of every engine (travels to the engines, with its upvalues).
 local function supersteps(step, init, peers, tag)
-  local stop <close> = guard(peers, tag)
+  local stop <close> = guard(peers, tag) -- luacheck: ignore stop
   local me, rank, n = engine.id, {}, #peers
   for i, id in ipairs(peers) do rank[id] = i end
-  local out, inbox, from, voted, value = {}, {n = 0}, {n = 0}, false, nil
+  local out, inbox, from = {}, {n = 0}, {n = 0}
+  local voted, value
   local ctx = {step = 0, id = me, peers = peers, state = init}
 
   function ctx.send(_, to, v)

@@ -14,6 +14,7 @@
   tells every peer with an abort message (a to-be-closed guard), so no
   peer waits for it forever; a peer that died makes engine.recv raise.
 ]]
+-- luacheck: read globals engine
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local util = require "plush.util"

@@ -6,6 +6,7 @@
 -- serial prefix sum.
 --
 --   scripts/plush run scripts/examples/bsp_prefix_sum.lua [N]
+-- luacheck: read globals block
 local n = math.tointeger(tonumber(arg[1] or "")) or 100000
 local numbers = {}
 for i = 1, n do numbers[i] = (i * 7919) % 1000 - 500 end
