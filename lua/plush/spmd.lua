@@ -49,14 +49,18 @@ local function recv(from, tag)
 end
 
 -- A message handler for the user's functions: the error with its
--- traceback where it was raised, and `what` (the input item, the
--- superstep) for the client to show.
+-- traceback where it was raised, and `what` (the superstep, the input
+-- item...) for the client to show; `what` may be a function giving it
+-- and the item, called only when an error comes.
 local function catch(what)
   return function(e)
+    local item
+    if type(what) == "function" then what, item = what() end
     -- the user's frames: what is below the xpcall is plush's
     local tb = debug.traceback(nil, 2)
     local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
-    local r = {["plush.spmd"] = "error", what = what, traceback = cut and tb:sub(1, cut - 1) or tb}
+    local r = {["plush.spmd"] = "error", what = what, item = item,
+      traceback = cut and tb:sub(1, cut - 1) or tb}
     if type(e) == "string" then
       r.message = e
     elseif type(e) == "table" and type(e.message) == "string" and e.kind then
@@ -131,7 +135,7 @@ local function pick(fname, errs, list)
         local msg = tostring(val.message)
         if what ~= nil then msg = msg .. " (" .. fname .. " " .. tostring(what) .. ")" end
         raised = errors.RemoteError{engine = e.engine, message = msg,
-          traceback = val.traceback, value = val.value, what = what,
+          traceback = val.traceback, value = val.value, what = what, item = val.item,
           started = e.started, completed = e.completed}
       elseif not (type(val) == "table" and val["plush.spmd"] == "abort") and not raised then
         raised = e
@@ -179,6 +183,12 @@ function spmd.run(v, fname, list, tag, f, args)
     end, true)
   end
   if not v.block then return g end
+  return spmd.wait(g)
+end
+
+-- The values of Deferred g; on Ctrl-C the engines were interrupted and
+-- g's own error, when it comes, is no news.
+function spmd.wait(g)
   local r = table.pack(pcall(g.get, g))
   if not r[1] then
     if errors.is(r[2], "Interrupted") then g:_observe(function() end, true) end

@@ -35,4 +35,9 @@ grep -q '^prefix sum of 100000 numbers on 4 engines in .*: last -50000, equal to
 "$PLUSH" --profile "$P" run "$ex/bsp_pagerank.lua" 5000 >pagerank.out
 grep -q '^pagerank of 5000 vertices on 4 engines in .* within 1e-09 of the serial ranks' pagerank.out ||
   fail "bsp pagerank: $(cat pagerank.out)"
+# MapReduce: word count over the machine's copyright and license files,
+# checked against a serial count by the example itself
+"$PLUSH" --profile "$P" run "$ex/wordcount.lua" 3 >wordcount.out
+grep -q '^[0-9]* files, [0-9]* bytes: [0-9]* words, [0-9]* distinct; mapreduce on 4 engines .*; equal counts$' wordcount.out ||
+  fail "wordcount: $(cat wordcount.out)"
 echo "1 passed, 0 failed"
