@@ -13,7 +13,13 @@ describe("e2e mapreduce", function()
     ids = {all[1], all[2], all[3]}
     v = rc:view(ids)
   end)
-  teardown(function() rc:close() end)
+  local killed
+  teardown(function()
+    -- an engine this spec killed is gone already; should the kill have
+    -- been skipped by a failure, it is ended here, by its PID
+    if killed then os.execute(("kill -KILL %d 2>/dev/null"):format(killed)) end
+    rc:close()
+  end)
 
   local function words(s, emit)
     for w in s:gmatch("%a+") do emit(w, 1) end
@@ -138,6 +144,28 @@ describe("e2e mapreduce", function()
       e.message)
     mailboxes_empty()
     assert.same({a = 1}, v:mapreduce{input = {"a"}, map = words, reduce = sum})
+  end)
+
+  it("an engine killed while mapping fails the call with EngineError naming it", function()
+    local victim = rc:add(1, 60)[1]
+    killed = rc[victim]:execute("return engine.pid")
+    local d = rc:view{ids[1], victim, ids[2]}:async():mapreduce{input = {1, 2, 3},
+      map = function(x, emit)
+        if x == 2 then
+          engine.tuplespace():out{"mr-at", engine.id}
+          engine.recv(nil, "never")
+        end
+        emit("k", x)
+      end, reduce = sum}
+    local ts = plush.tuplespace(rc)
+    assert.same({"mr-at", victim}, ts:take({"mr-at", plush.ANY}):get(30))
+    assert.is_true(os.execute(("kill -KILL %d"):format(killed)))
+    local ok, e = pcall(d.get, d, 60)
+    assert.is_false(ok)
+    assert.is_true(plush.errors.is(e, "EngineError"))
+    assert.equal(victim, e.engine)
+    assert.equal(("mapreduce: engine %d died or left during the run"):format(victim), e.message)
+    mailboxes_empty()
   end)
 
   it("refuses bad input with one line, sending nothing", function()
