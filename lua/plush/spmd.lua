@@ -165,7 +165,27 @@ function spmd.run(v, fname, list, tag, f, args)
   local ds, n = {}, #list
   local opts = {timeout = v.timeout, output = v.output}
   for i, id in ipairs(list) do
-    ds[i] = rc:submit(id, {op = "apply", f = f, args = table.pack(args(i, id))}, opts)
+    local ok, d = pcall(rc.submit, rc, id, {op = "apply", f = f,
+      args = table.pack(args(i, id))}, opts)
+    if not ok then
+      -- (a part that cannot travel) the engines started already wait for
+      -- this one: it tells them the run is off; once they stopped, the
+      -- mailboxes are emptied, before the caller can send anything else
+      for j = 1, i - 1 do ds[j]:_observe(function() end, true) end
+      if i > 1 then
+        local ok2, a = pcall(rc.submit, rc, id, {op = "apply", args = {n = 2, list, tag},
+          f = function(peers, t)
+            for _, p in ipairs(peers) do
+              if p ~= engine.id then pcall(engine.send, p, {["plush.abort"] = engine.id}, t) end
+            end
+          end})
+        if ok2 then a:_observe(function() end, true) end
+        pcall(deferred.wait_all, ds, 60)
+        drain(rc, list, tag)
+      end
+      error(d, 0)
+    end
+    ds[i] = d
   end
   local g = deferred.new{pump = ds[1].pump, clock = ds[1].clock}
   local ids = {}

@@ -193,5 +193,15 @@ describe("e2e mapreduce", function()
     assert.matches("cannot serialise .*thread",
       tostring(err{input = {coroutine.create(print)}, map = words, reduce = sum}))
     mailboxes_empty()
+    -- the part of the last engine cannot travel, those of the others could
+    assert.matches("cannot serialise .*thread",
+      tostring(err{input = {"a", "b", coroutine.create(print)}, map = words, reduce = sum}))
+    -- the engines that had started stopped; the next run works
+    assert.same({0, 0, 0}, v:apply(function()
+      local n = 0
+      while engine.recv(nil, nil, 0) ~= nil do n = n + 1 end
+      return n
+    end))
+    assert.same({a = 1, b = 1}, v:mapreduce{input = {"a", "b"}, map = words, reduce = sum})
   end)
 end)
