@@ -427,6 +427,7 @@ end
 -- Stop the embedded cluster of a Client that owns it (rc:close()).
 function cluster.stop_owned(rc)
   local owned = rc.owned
+  if owned.threads then return require("plush.threads").stop_owned(rc) end
   rc.owned = nil
   pcall(ask_shutdown, rc.conn)
   pcall(rc.conn.close, rc.conn)
