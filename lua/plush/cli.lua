@@ -46,6 +46,7 @@ usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
                            [--memory-limit BYTES] [--hwm N] [--stall-timeout S]
                            [--slurm] [--partition P] [--time T] [--account A]
+                           [--threads N]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]
        plush cluster add [-n K] [--profile P]
@@ -54,7 +55,9 @@ usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
 start   starts a controller and N engines (default: one per core) in the
         background, writes the connection file, returns once all N are up;
         --mpi starts them with mpiexec, --hosts FILE over ssh ("HOST [COUNT]"
-        a line), --slurm as a Slurm batch job (share/doc/scale-out.md)
+        a line), --slurm as a Slurm batch job (share/doc/scale-out.md);
+        --threads N runs the N engines as threads of the controller's
+        process instead (share/doc/models.md, "Engines as threads")
 stop    stops the profile's cluster
 status  shows its engines, queues and addresses
 add     launches K more engines (ids are never reused)
@@ -323,7 +326,11 @@ end
 
 local function cluster_start(opts)
   local n
-  if opts["-n"] then
+  if opts["--threads"] then
+    if opts["-n"] then usage_error("--threads N replaces -n N: give one of them") end
+    n = math.tointeger(tonumber(opts["--threads"]))
+    if not n or n < 1 then usage_error("--threads needs a number of engines from 1") end
+  elseif opts["-n"] then
     n = math.tointeger(tonumber(opts["-n"]))
     if not n or n < 0 then usage_error("-n needs a number of engines (0: the controller alone)") end
   end
@@ -336,6 +343,7 @@ local function cluster_start(opts)
     slurm = opts["--slurm"], partition = opts["--partition"], time = opts["--time"],
     account = opts["--account"], memory_limit = opts["--memory-limit"],
     hwm = opts["--hwm"], stall_timeout = opts["--stall-timeout"],
+    threads = opts["--threads"] and true or nil,
   }
   conn:close()
   if info.pending then
@@ -353,8 +361,9 @@ local function cluster_start(opts)
       tostring(info.file or "the connection file")))
     return 0
   end
-  io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)%s\n"):format(
-    info.profile, tostring(n or info.n or core.ncpu()), tostring(info.host),
+  io.stdout:write(("cluster '%s' started: %s engine%s at %s:%s (pid %s)%s\n"):format(
+    info.profile, tostring(n or info.n or core.ncpu()),
+    opts["--threads"] and " threads" or "s", tostring(info.host),
     tostring(info.port), tostring(info.pid),
     info.job and (" in Slurm job " .. tostring(info.job)) or ""))
   return 0
@@ -429,7 +438,7 @@ local cluster_cmds = {
     ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value",
     ["--slurm"] = "flag", ["--partition"] = "value", ["--time"] = "value",
     ["--account"] = "value", ["--memory-limit"] = "value", ["--hwm"] = "value",
-    ["--stall-timeout"] = "value"}},
+    ["--stall-timeout"] = "value", ["--threads"] = "value"}},
   stop = {cluster_stop, {}},
   add = {cluster_add, {["-n"] = "value"}},
   logs = {cluster_logs, {["-n"] = "value"}},
