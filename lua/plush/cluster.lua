@@ -313,7 +313,9 @@ function cluster.start(opts)
   local argv = {find_binary("plush-controller"), "--profile", profile,
     "-n", tostring((kind or adopt) and 0 or n)}
   if opts.threads then -- engines as threads of the controller's process
-    if kind then util.raise("--threads runs the engines in the controller: no --mpi, --hosts or --slurm") end
+    if kind then
+      util.raise("--threads runs the engines in the controller: no --mpi, --hosts or --slurm")
+    end
     if n < 1 then util.raise("--threads needs a number of engines from 1") end
     argv[#argv - 1], argv[#argv], adopt = "--threads", tostring(n), false
   end
