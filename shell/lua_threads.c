@@ -361,8 +361,16 @@ static int l_threads(lua_State *L) {
   uv_mutex_init(&t->mu);
   uv_cond_init(&t->cond);
   /* Signals stay the caller's: the cluster thread and the engines' Lua
-  ** threads it starts inherit a mask that blocks them all. */
+  ** threads it starts inherit a mask that blocks them all, but those a
+  ** fault raises in the thread itself. */
   sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  sigdelset(&all, SIGTRAP);
+  sigdelset(&all, SIGABRT);
+  sigdelset(&all, SIGSYS);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   to.flags = UV_THREAD_HAS_STACK_SIZE;
   to.stack_size = (size_t)1 << 20;

@@ -31,6 +31,7 @@ an embedded one (one engine per core) and stops it when it exits.
 
 options:
   --profile P     the cluster profile (default: $PLUSH_PROFILE, else "default")
+  --threads N     no cluster: N engines as threads of plush itself (models.md)
   -e CODE         Lua code or a %magic, run in order; may be repeated
   -h, --help      this help (also after any command)
   -V, --version   the version]],
@@ -165,7 +166,11 @@ local function session(opts)
   local s = {}
   local function get_rc()
     if not s.rc then
-      s.rc = plush.connect{profile = opts["--profile"]}
+      if opts["--threads"] then -- plush --threads N: engines as threads of plush
+        s.rc = plush.connect{threads = math.tointeger(tonumber(opts["--threads"]))}
+      else
+        s.rc = plush.connect{profile = opts["--profile"]}
+      end
       rawset(_G, "rc", s.rc)
     end
     return s.rc
@@ -289,7 +294,7 @@ local function interactive(opts)
   local s = session(opts)
   for _, why in ipairs(magic.broken) do io.stderr:write("plush: ", why, "\n") end
   local ok, r = pcall(function()
-    if core.isatty(1) then
+    if core.isatty(1) and not opts["--threads"] then
       local profile = plush.cluster.profile(opts["--profile"])
       local info = plush.cluster.read(profile)
       if not (info and plush.cluster.running(info)) then
@@ -595,8 +600,13 @@ end
 
 local function main(argv)
   local opts = {}
-  local i = parse(argv, 1, spec_with{["-e"] = "list"}, opts)
+  local i = parse(argv, 1, spec_with{["-e"] = "list", ["--threads"] = "value"}, opts)
   local cmd = argv[i]
+  if opts["--threads"] then -- plush [-e CODE | run FILE] --threads N
+    local n = math.tointeger(tonumber(opts["--threads"]))
+    if not n or n < 1 then usage_error("--threads needs a number of engines from 1") end
+    if opts["--profile"] then usage_error("--threads does not go with --profile") end
+  end
   local function wants(name)
     if opts["-h"] or opts["--help"] then
       io.stdout:write(help[name], "\n")
@@ -613,6 +623,9 @@ local function main(argv)
     return interactive(opts)
   end
   if opts["-e"] then usage_error("-e does not go with a command") end
+  if opts["--threads"] and cmd ~= "run" then
+    usage_error("--threads goes with the shell, -e or run (plush cluster start --threads N)")
+  end
   if cmd == "run" then
     i = parse(argv, i + 1, common, opts)
     if wants("run") then return 0 end
