@@ -70,6 +70,28 @@ rm -f "$script"
 [ "$out" = ok ] || fail "plush.connect{threads = 2} script: $out"
 ls "$(dirname "$file")"/*.json 2>/dev/null && fail "a connection file was written"
 
+# plush --threads N: the shell's -e and run on engines that are its threads
+out=$("$PLUSH" --threads 2 -e '%px return engine.id, (1 << 53) + 1')
+expected=$'[engine 0] 0, 9007199254740993\n[engine 1] 1, 9007199254740993'
+[ "$out" = "$expected" ] || fail "plush --threads 2 -e printed: $out"
+out=$("$PLUSH" --threads 3 run /dev/stdin <<<'print(#rc:ids(), rc:engines()[3].pid == require("plush.core").getpid())')
+[ "$out" = $'3\ttrue' ] || fail "plush --threads 3 run printed: $out"
+set +e
+err=$("$PLUSH" --threads 1 -e 'rc[0]:execute("error(\"boom\")")' 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a remote error under --threads gave status $rc"
+grep -q 'RemoteError on engine 0: execute:1: boom' <<<"$err" || fail "error text: $err"
+for bad in "--threads 0 -e 1" "--threads x -e 1" "--threads 2 --profile p -e 1" \
+    "--threads 2 cluster status"; do
+  set +e
+  # shellcheck disable=SC2086
+  err=$("$PLUSH" $bad 2>&1); rc=$?
+  set -e
+  [ "$rc" = 2 ] || fail "plush $bad gave status $rc"
+  [ "$(wc -l <<<"$err")" = 1 ] && [[ "$err" == "plush: --threads "* ]] ||
+    fail "plush $bad said: $err"
+done
+
 set +e
 err=$("$PLUSH" cluster start --threads 0 --profile "$P" 2>&1); rc=$?
 set -e
