@@ -344,12 +344,8 @@ static int welcome(lua_State *L, client *c, char *err, size_t n) {
   return 0;
 }
 
-/*
-** core.connect(host, port, key [, timeout [, encrypt]]), or
-** core.connect(fd, nil, key, ...): over fd, a socketpair end of the
-** in-process cluster (lua_threads.c), which the conn then owns (closed
-** here on a failure too).
-*/
+/* core.connect(host, port, key [, timeout [, encrypt]]), or (fd, nil, key
+** ...) over a socketpair end of lua_threads.c, then the conn's. */
 static int l_connect(lua_State *L) {
   int byfd = lua_type(L, 1) == LUA_TNUMBER;
   lua_Integer fd = byfd ? luaL_checkinteger(L, 1) : -1;
@@ -365,18 +361,15 @@ static int l_connect(lua_State *L) {
   const char *name = "ECLOSED";
   int r;
   luaL_argcheck(L, byfd ? fd >= 0 && fd <= INT_MAX : port > 0 && port < 65536,
-                byfd ? 1 : 2, byfd ? "file descriptor expected"
-                                   : "port out of range");
+                byfd ? 1 : 2, byfd ? "descriptor expected" : "port out of range");
   luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
                 "key of 64 hex digits expected");
   luaL_argcheck(L, timeout > 0, 4, "positive number expected");
   c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_MT);
-  if (byfd)
-    snprintf(c->where, sizeof c->where, "%s", host);
-  else
-    snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
+  snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
+  if (byfd) snprintf(c->where, sizeof c->where, "%s", host);
   if ((c->loop = malloc(sizeof *c->loop)) == NULL)
     return operr(L, "ENOMEM", "cannot connect to %s: out of memory", c->where);
   if ((r = uv_loop_init(c->loop)) < 0) {
@@ -392,12 +385,9 @@ static int l_connect(lua_State *L) {
   o.role = PLUSH_ROLE_CLIENT;
   o.handshake_timeout = timeout + 1; /* our own timer speaks first */
   o.encrypt = encrypt;
-  if (byfd) {
-    r = plush_conn_open(c->loop, (uv_os_sock_t)fd, 0, &o, &cbs, c, &c->conn);
-    if (r < 0) close((int)fd);
-  } else {
-    r = plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
-  }
+  r = byfd ? plush_conn_open(c->loop, (uv_os_sock_t)fd, 0, &o, &cbs, c, &c->conn)
+           : plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
+  if (r < 0 && byfd) close((int)fd);
   if (r < 0) {
     snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
              plush_strerror(r));
