@@ -195,3 +195,23 @@ Test(threads, bad_input) {
       "assert(tostring(e):find('not enough memory', 1, true), tostring(e))\n"
       "eq(5, rc[0]:execute('return 5'), 'alive after')\n");
 }
+
+Test(threads, engine_messages_and_tuple_space) {
+  run(PRELUDE
+      "local rc <close> = plush.connect{threads = 2}\n"
+      "local r = rc:view():apply(function()\n"
+      "  local other = 1 - engine.id\n"
+      "  engine.send(other, {engine.id, -0.0})\n"
+      "  local v, from = engine.recv(other)\n"
+      "  return {from * 10 + v[1], 1 / v[2]}\n"
+      "end)\n"
+      "eq(11, r[1][1], 'engine 0 heard engine 1')\n"
+      "eq(0, r[2][1], 'engine 1 heard engine 0')\n"
+      "eq(-math.huge, r[1][2], '-0.0 between engines')\n"
+      "local ts = plush.tuplespace(rc)\n"
+      "ts:out{'job', (1 << 53) + 1}\n"
+      "eq((1 << 53) + 1, rc[1]:execute(\"return tuples:take{'job', "
+      "tuples.ANY}[2]\"), 'taken on an engine')\n"
+      "rc[0]:execute(\"tuples:out{'done', 7}\")\n"
+      "eq(7, ts:take({'done', plush.ANY}):get()[2], 'taken by the client')\n");
+}
