@@ -51,6 +51,7 @@ typedef struct tcluster {
   size_t memory_limit;
   int hwm;
   int n;
+  sigset_t sigmask;          /* the caller's: the engines' Lua threads too */
   /* ---- the Lua side ---- */
   uv_thread_t thread;
   int joined;
@@ -139,9 +140,12 @@ static int noexit(lua_State *L) {
                        "process (plush.connect{threads = n}): it cannot exit");
 }
 
-/* Each namespace the engine builds (and RESTART rebuilds). */
+/* Each namespace the engine builds (and RESTART rebuilds), on its Lua
+** thread: the caller's signal mask back (the cluster thread's blocks all),
+** so that what os.execute and io.popen start gets the usual one. */
 static int setup(lua_State *L, void *data) {
-  (void)data;
+  tcluster *t = data;
+  pthread_sigmask(SIG_SETMASK, &t->sigmask, NULL);
   if (lua_getglobal(L, "os") == LUA_TTABLE) {
     lua_pushcfunction(L, noexit);
     lua_setfield(L, -2, "exit");
@@ -360,9 +364,9 @@ static int l_threads(lua_State *L) {
   t->wake.data = t;
   uv_mutex_init(&t->mu);
   uv_cond_init(&t->cond);
-  /* Signals stay the caller's: the cluster thread and the engines' Lua
-  ** threads it starts inherit a mask that blocks them all, but those a
-  ** fault raises in the thread itself. */
+  /* Signals stay the caller's: the cluster thread inherits a mask that
+  ** blocks them all, but those a fault raises in the thread itself (its
+  ** engines' Lua threads put the caller's back: setup). */
   sigfillset(&all);
   sigdelset(&all, SIGSEGV);
   sigdelset(&all, SIGBUS);
@@ -372,6 +376,7 @@ static int l_threads(lua_State *L) {
   sigdelset(&all, SIGABRT);
   sigdelset(&all, SIGSYS);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  t->sigmask = old;
   to.flags = UV_THREAD_HAS_STACK_SIZE;
   to.stack_size = (size_t)1 << 20;
   r = uv_thread_create_ex(&t->thread, &to, clustermain, t);
