@@ -93,10 +93,8 @@ function shell.incomplete(text, sh)
   if magic.is_magic(text) then
     local name, rest = text:match("^%s*%%([%w_]+)%s*(.*)$")
     local code
-    if name == "px" then
-      code = rest
-    elseif name == "pn" then
-      code = rest:match("^%S+%s+(.*)$")
+    if name == "px" or name == "pn" then
+      code = require("plush.magic_px").code_of(name, rest)
     end
     return code ~= nil and code:match("%S") ~= nil and lua_incomplete(code)
   end
@@ -152,7 +150,7 @@ end
 
 -- Lines whose word under the cursor is remote code or a remote name.
 local function remote_context(before, sh)
-  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+%d+%s")
+  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+[%d,-]+%s")
     or before:match("^%s*%%time%s+%%px%s") or before:match("^%s*%%pull%s")
     or before:match("^%s*%%who%s") then
     return true

@@ -190,7 +190,7 @@ describe("shell", function()
         assert.not_matches("traceback", out)
       end
       -- (the position is this spec's line: util.raise blames the caller)
-      assert.matches("usage: %%pn ENGINE CODE\n$", (piped{"%pn abc"}))
+      assert.matches("usage: %%pn ENGINE%[,ENGINE%.%.%.%] %[options%] CODE\n$", (piped{"%pn abc"}))
       assert.matches("no engine 7 %(%%engines lists them%)\n$", (piped{"%targets 0,7"}))
       assert.matches("cannot push nosuch: no such global here\n$", (piped{"%push nosuch"}))
       assert.matches("usage: %%pull NAME %[NAME %.%.%.%]\n$", (piped{"%pull"}))
@@ -239,7 +239,8 @@ describe("shell", function()
     after_each(function() rc:close() end)
 
     it("completes magic names at the start of a line", function()
-      assert.same({"%pn", "%pull", "%push", "%px"}, s:complete("%p", "%p", 0))
+      assert.same({"%pn", "%pull", "%push", "%px", "%pxconfig", "%pxresult"},
+        s:complete("%p", "%p", 0))
       assert.same({}, s:complete("%p", "x = %p", 4))
     end)
 
