@@ -385,17 +385,27 @@ magic.register("who", function(line, shell)
   local rest = line:gsub("^%-a%f[%s\0]%s*", function() all = true return "" end)
   local ids = current_view(shell):ids()
   local seen, names = {}, {}
-  for _, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do
+  for i, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do
     for _, name in ipairs(d:get()) do
       if not seen[name] and (all or not standard[name]) then
-        seen[name] = true
+        seen[name] = {}
         names[#names + 1] = name
       end
+      if seen[name] then table.insert(seen[name], ids[i]) end
     end
   end
   table.sort(names)
+  -- a name that only some engines hold says which
+  for i, name in ipairs(names) do
+    local on = seen[name]
+    if #on < #ids then
+      table.sort(on)
+      names[i] = ("%s (engine%s %s)"):format(name, #on > 1 and "s" or "", format_targets(on))
+    end
+  end
   say(shell, #names > 0 and table.concat(names, "  ") or "no names")
-end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones)")
+end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones);"
+  .. " a name only some engines hold is followed by theirs")
 
 -- Each engine's run time of the last %px (from the replies' metadata).
 local function engine_times(shell, last)
