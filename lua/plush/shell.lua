@@ -114,19 +114,34 @@ for w in ([[and break do else elseif end false for function goto if in
   keywords[#keywords + 1] = w
 end
 
--- The identifiers reachable from `t`: its keys and its __index chain's.
+--[[
+  The identifiers reachable from `t`: its keys and its __index chain's.
+  A class whose __index is a function (the Client, a Deferred) cannot be
+  listed through it: its metatable's __complete table is, else the
+  metatable's own fields (the methods a function __index hands out).
+]]
 local function keys_of(t, methods_only)
   local out, depth = {}, 0
   if type(t) == "string" then t = string end
-  while type(t) == "table" and depth < 8 do
-    for k, v in next, t do
+  local function add(tbl, skip_meta)
+    for k, v in next, tbl do
       if type(k) == "string" and k:match("^[%a_][%w_]*$")
+        and not (skip_meta and k:match("^__"))
         and (not methods_only or type(v) == "function") then
         out[k] = true
       end
     end
+  end
+  while type(t) == "table" and depth < 8 do
+    add(t)
     local mt = getmetatable(t)
-    t = mt and rawget(mt, "__index")
+    if type(mt) ~= "table" then break end
+    t = rawget(mt, "__index")
+    if type(t) == "function" then
+      local listed = rawget(mt, "__complete")
+      add(type(listed) == "table" and listed or mt, true)
+      break
+    end
     depth = depth + 1
   end
   return out
@@ -517,7 +532,11 @@ function Session:complete(word, line, start)
   end
   local out = {}
   for name in pairs(names) do
-    if name:sub(1, #part) == part then out[#out + 1] = prefix .. sep .. name end
+    -- a field's or method's leading '_' says "internal": shown when typed
+    if name:sub(1, #part) == part and (prefix == "" or part:sub(1, 1) == "_"
+      or name:sub(1, 1) ~= "_") then
+      out[#out + 1] = prefix .. sep .. name
+    end
   end
   table.sort(out)
   return out

@@ -30,6 +30,13 @@ local function capture(f)
   return table.concat(buf)
 end
 
+local function util_has(list, x)
+  for _, v in ipairs(list) do
+    if v == x then return true end
+  end
+  return false
+end
+
 describe("shell", function()
   describe("compile", function()
     it("compiles expressions as returns, statements as they are", function()
@@ -248,6 +255,29 @@ describe("shell", function()
       assert.same({"my_local"}, s:complete("my_", "my_", 0))
       assert.same({"tbl.field_a", "tbl.field_b"}, s:complete("tbl.fi", "x = tbl.fi", 4))
       assert.same({"string.format"}, s:complete("string.for", "string.for", 0))
+    end)
+
+    it("completes methods through metatables: the client, views, Deferreds", function()
+      sh.env.rc = rc
+      local got = s:complete("rc:", "rc:", 0)
+      for _, m in ipairs{"rc:view", "rc:balanced", "rc:interrupt", "rc:restart", "rc:ids",
+          "rc:wait"} do
+        assert.truthy(util_has(got, m), m)
+      end
+      -- '_' names are internal: listed only when typed
+      assert.falsy(util_has(got, "rc:_pump"))
+      assert.truthy(util_has(s:complete("rc:_pu", "rc:_pu", 0), "rc:_pump"))
+      assert.same({"rc:restart"}, s:complete("rc:rest", "rc:rest", 0))
+      sh.env.v = rc:view()
+      assert.same({"v:execute"}, s:complete("v:exe", "v:exe", 0))
+      assert.truthy(util_has(s:complete("v:", "v:", 0), "v:scatter"))
+      sh.env.d = rc:view{block = false}:execute("return 1")
+      assert.same({"d:get"}, s:complete("d:ge", "d:ge", 0))
+      assert.truthy(util_has(s:complete("d:", "d:", 0), "d:add_callbacks"))
+      -- a function __index without __complete lists its metatable's fields
+      sh.env.obj = setmetatable({}, {__index = function() end, hop = print, __len = print})
+      assert.same({"obj:hop"}, s:complete("obj:", "obj:", 0))
+      sh.env.d:wait()
     end)
 
     it("completes remote names after %px, %pn, %pull, %who and under %autopx", function()
