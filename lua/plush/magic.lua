@@ -358,7 +358,7 @@ local standard = {}
 for w in ([[_G _VERSION assert cjson collectgarbage coroutine debug dofile engine
   error getmetatable io ipairs load loadfile math mpi next os package pairs pcall
   print rawequal rawget rawlen rawset require select setmetatable string table
-  tonumber tostring type utf8 warn xpcall]]):gmatch("%S+") do
+  tonumber tostring tuples type utf8 warn xpcall]]):gmatch("%S+") do
   standard[w] = true
 end
 
@@ -406,6 +406,10 @@ magic.register("who", function(line, shell)
   say(shell, #names > 0 and table.concat(names, "  ") or "no names")
 end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones);"
   .. " a name only some engines hold is followed by theirs")
+
+-- numbered input/output, %history, %rerun, %reset
+require("plush.magic_session").install(magic, {say = say, paint = paint,
+  current_view = current_view, format_targets = format_targets, standard = standard})
 
 -- Each engine's run time of the last %px (from the replies' metadata).
 local function engine_times(shell, last)

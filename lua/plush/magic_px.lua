@@ -81,9 +81,8 @@ function M.parse(line, magicname)
     name = name or word
     local o = OPTIONS[name]
     if not o then
-      bad(magicname, ("unknown option %s (%s; `%%%s -- CODE` runs code that starts"
-        .. " with '-')"):format(word, magicname == "px" and M.usage or "see ?%" .. magicname,
-        magicname))
+      bad(magicname, ("unknown option %s (?%%%s lists them; `%%%s -- CODE` runs code"
+        .. " that starts with '-')"):format(word, magicname, magicname))
     end
     pos = s + #word
     if o.arg then

@@ -19,6 +19,7 @@ local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local inspect = require "plush.inspect"
 local magic = require "plush.magic"
+local session_magics = require "plush.magic_session"
 local util = require "plush.util"
 
 local shell = {}
@@ -208,6 +209,7 @@ end
 -- "plush [2 up | all]> ": the engines up, the targets, async mode.
 function Session:prompt_text(cont)
   local p = self.prompt_paint
+  if self.asking then return self.asking end
   if cont then return p("cont", ">>") .. " " end
   local rc = self.rc
   local status
@@ -221,7 +223,9 @@ function Session:prompt_text(cont)
     t = type(t) == "table" and table.concat(t, ",") or tostring(t or "all")
     status = ("[%d up | %s%s]"):format(#ids, t, self.sh.block == false and " | async" or "")
   end
-  return p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
+  -- "[n] ": the number the line will have (In[n], %history)
+  return ("[%d] "):format((self.sh.count or 0) + 1)
+    .. p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
 end
 
 function Session:hide()
@@ -304,7 +308,7 @@ function Session:read_line(cont)
   local E = self.edit
   if not self.editor then
     if self.prompts then
-      io.stdout:write(cont and ">> " or self:prompt_text(false))
+      io.stdout:write(self.asking or (cont and ">> " or self:prompt_text(false)))
       io.stdout:flush()
     end
     return io.read("l")
@@ -411,6 +415,9 @@ local function handler(e)
   return e
 end
 
+-- %rerun's and %reset's: Session:rerun(text), Session:ask(question).
+session_magics.install_session(Session, magic)
+
 -- Ctrl-C during a remote wait: plush.shell_intr says what was interrupted,
 -- waits for the answers, and offers a restart of an engine that cannot obey.
 require("plush.shell_intr").install(Session, shell)
@@ -492,6 +499,7 @@ function Session:execute(text)
   if not text:match("%S") then return true end
   self.sh.failed = false
   self:remember(text)
+  session_magics.number(self.sh, text)
   self.sh.width = self:width()
   local E = self.edit
   E.arm(true)
@@ -502,7 +510,11 @@ function Session:execute(text)
   if r[1] and r[2] == false then
     r = table.pack(xpcall(r[3], handler))
     E.arm(false)
-    if r[1] then self:print_values(table.pack(table.unpack(r, 2, r.n))) end
+    if r[1] then
+      local values = table.pack(table.unpack(r, 2, r.n))
+      self:print_values(values)
+      session_magics.record(self.sh, values)
+    end
   end
   E.arm(false)
   E.interrupted()
@@ -691,6 +703,9 @@ function shell.new(rc, sh, opts)
   sh.eval = function(code) self:eval(code) end
   sh.async_results = true
   sh.connected = function() return self:connected() and rc or nil end
+  sh.rerun = function(text) self:rerun(text) end
+  sh.ask = function(question) return self:ask(question) end
+  sh.history_all = self.editor and E.history and function() return E.history() end or nil
   return self
 end
 
@@ -736,6 +751,9 @@ function shell.run(rc, sh, opts)
     end)
   end
   if self.tty then self:banner() end
+  -- the user's init.lua: magics, %pxconfig defaults, globals
+  local why = session_magics.load_init(sh)
+  if why then self:say(self:paint("error", why)) end
   local status = 0
   local ok, err = pcall(function()
     while true do

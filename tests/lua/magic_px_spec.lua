@@ -52,8 +52,8 @@ describe("%px options", function()
     end)
 
     it("refuses an unknown option, a missing or a bad value", function()
-      assert.equal("%px: unknown option --nope (" .. mpx.usage
-        .. "; `%px -- CODE` runs code that starts with '-')", err("--nope x = 1"))
+      assert.equal("%px: unknown option --nope (?%px lists them; `%px -- CODE` runs code"
+        .. " that starts with '-')", err("--nope x = 1"))
       assert.matches("^%%px: unknown option %-%-%[%[c%]%] ", err("--[[c]] x = 1"))
       assert.matches("^%%px: unknown option %-x ", err("-x"))
       assert.matches("^%%px: unknown option %-%-targetz ", err("--targetz 1 x"))
@@ -65,7 +65,7 @@ describe("%px options", function()
         err("--group-outputs all code"))
       assert.equal("%px: --out: '1x' is not a Lua name", err("--out 1x code"))
       assert.equal("%px: --block takes no value", err("--block=yes code"))
-      assert.matches("^%%pn: unknown option %-%-zz %(see %?%%pn;", err("--zz", "pn"))
+      assert.matches("^%%pn: unknown option %-%-zz %(%?%%pn lists them;", err("--zz", "pn"))
     end)
 
     it("code_of gives the code after the options, nil when they are wrong", function()
