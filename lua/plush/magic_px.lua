@@ -13,6 +13,7 @@
 --
 -- Installed by plush.magic (install(magic, internals)), which hands over
 -- what %result shares with %px: show(), the current view, tag/paint.
+local pretty = require "plush.pretty"
 local util = require "plush.util"
 
 local M = {}
@@ -185,10 +186,14 @@ function M.install(magic, I)
       -- here too, as a plain line would run (after sending, so that both run
       -- at once); its error is raised once the engines' results are shown
       local ok, err = pcall(function()
-        if shell.eval then return shell.eval(code) end
         local f, lerr = load(expr, "=(local)", "t", shell.env or _G)
         if not f then error(lerr, 0) end
-        f()
+        local r = table.pack(f())
+        if r.n > 0 and r[1] ~= nil then
+          local parts = {}
+          for k = 1, r.n do parts[k] = pretty(r[k]) end
+          say(shell, paint(shell, "name", "[local]") .. " " .. table.concat(parts, ", "))
+        end
       end)
       if not ok then last.local_error = err end
     end

@@ -151,8 +151,15 @@ describe("%px options", function()
     end)
 
     it("--local runs the code here too", function()
-      assert.equal("[engine 0] 2\n[engine 1] 2\n[engine 2] 2\n", run("%px --local y = 2 return y"))
+      assert.equal("[local] 2\n[engine 0] 2\n[engine 1] 2\n[engine 2] 2\n",
+        run("%px --local y = 2 return y"))
       assert.equal(2, shell.env.y)
+      -- an error here is raised once the engines' results are shown
+      shell.env.error = error
+      local ok, e = pcall(run, "%px --local error('here only', 0)")
+      assert.is_false(ok)
+      assert.equal("here only", e)
+      assert.matches("^%[engine 0%] RemoteError on engine 0: here only", text())
       assert.equal(2, fake.env(1).y)
     end)
 
