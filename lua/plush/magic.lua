@@ -127,7 +127,7 @@ function magic.handle(line, shell)
     return true
   end
   if shell.autopx and line:match("%S") then
-    return magic.run("%px " .. line, shell)
+    return magic.run("%px -- " .. line, shell) -- code, never options
   end
   return false
 end
@@ -429,7 +429,7 @@ magic.register("time", function(line, shell)
   if magic.is_magic(line) then
     magic.run(line, shell)
   elseif shell.autopx then
-    magic.run("%px " .. line, shell)
+    magic.run("%px -- " .. line, shell)
   elseif shell.eval then
     shell.eval(line)
   else
