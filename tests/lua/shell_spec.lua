@@ -71,6 +71,13 @@ describe("shell", function()
       assert.is_true(shell.incomplete("%px for i = 1, 3 do", sh))
       assert.is_false(shell.incomplete("%px for i = 1, 3 do end", sh))
       assert.is_true(shell.incomplete("%pn 2 if x then", sh))
+      -- after %px's options, and %pn's list
+      assert.is_true(shell.incomplete("%px -t 0,1 --no-stream for i = 1, 3 do", sh))
+      assert.is_true(shell.incomplete("%pn 0,2 -a if x then", sh))
+      assert.is_true(shell.incomplete("%px -- --[[c]] while x do", sh))
+      assert.is_false(shell.incomplete("%px -t 0 x = 1", sh))
+      -- wrong options: not continued, the error comes at once
+      assert.is_false(shell.incomplete("%px --nope for i = 1, 3 do", sh))
       assert.is_false(shell.incomplete("%px x", sh))
       assert.is_false(shell.incomplete("%who", sh))
       assert.is_false(shell.incomplete("%time for", sh))
