@@ -63,7 +63,7 @@ function M.range(spec, last)
       util.raise(("not a range of input numbers: '%s' (N, N-M, N- or -K)"):format(w))
     end
     if a < 1 or b > last or a > b then
-      util.raise(last == 0 and "no input yet"
+      util.raise(last < 1 and "no input yet"
         or ("no input %s here (this session has 1-%d)"):format(w, last))
     end
     for i = a, b do out[#out + 1] = i end
@@ -95,7 +95,8 @@ function M.install(magic, I)
       end
       rest = after
     end
-    local current = shell.count or 0
+    if not shell.In then util.raise("%history: only the interactive shell keeps its input") end
+    local current = shell.count
     if pattern then
       -- every session's: the history file's entries and this session's
       local all = shell.history_all and shell.history_all() or {}

@@ -74,9 +74,12 @@ describe("session magics", function()
     assert.equal("not a range of input numbers: 'x' (N, N-M, N- or -K)",
       err(function() ms.range("x", 5) end))
     assert.equal("no input yet", err(function() ms.range("1", 0) end))
+    assert.equal("no input yet", err(function() ms.range("1", -1) end))
   end)
 
   it("%history lists this session's input, numbered with -n", function()
+    assert.equal("%history: only the interactive shell keeps its input",
+      err(function() magic.run("%history", shell) end))
     line("x = 1")
     line("for i = 1, 2 do\n  z = i\nend")
     line("y")
