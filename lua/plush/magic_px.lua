@@ -208,7 +208,10 @@ function M.install(magic, I)
           error(err, 0)
         end
       end
-      if not o.stream then lines_of = held_output(shell, held, last.targets, o.group) end
+      if not o.stream then
+        lines_of = held_output(shell, held, last.targets, o.group)
+        last.printed = o.group ~= "engine" -- engine: show prints them, once it has waited
+      end
       show(shell, last, lines_of and function(engine) lines_of(engine) end)
     end
     if not o.block then
@@ -228,6 +231,12 @@ function M.install(magic, I)
     else
       local ok, err = pcall(results)
       if not ok then
+        -- the wait ended early (Ctrl-C): what was held is shown as it came
+        if not o.stream and not last.printed and #held > 0 then
+          -- (after the ^C the terminal echoed)
+          if shell.async_results then I.out(shell, "\n") end
+          held_output(shell, held, last.targets, "order")
+        end
         d:_observe(function() end, true)
         error(err, 0)
       end

@@ -113,6 +113,21 @@ run_line "$S" '?%px'
 last_output_of "$S" '?%px' | grep -qF -- '[-t IDS] [-b|-a] [--group-outputs engine|order|type] [-o NAME]' ||
   fail "?%px"
 
+# Ctrl-C while output is held: the engines are interrupted, and what they
+# printed is shown (each engine has printed once its flag file exists)
+rm -f "$HOME/flag0" "$HOME/flag1" "$HOME/flag2"
+type_text "$S" "%px --no-stream print('held ' .. engine.id) io.open('$HOME/flag' .. engine.id, 'w'):close() while true do end"
+press "$S" Enter
+flags() { [ -e "$HOME/flag0" ] && [ -e "$HOME/flag1" ] && [ -e "$HOME/flag2" ]; }
+wait_for 30 flags || fail "the engines did not start"
+press "$S" C-c
+wait_text "$S" "interrupted: engines 0, 1, 2"
+[ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
+wait_text "$S" "[32] plush [3 up | all]> "
+run_line "$S" '%px engine.id'
+[ "$(last_output_of "$S" '%px engine.id')" = "$(printf '[engine 0] 0\n[engine 1] 1\n[engine 2] 2')" ] ||
+  fail "after Ctrl-C"
+
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "exit status"
 echo ok
