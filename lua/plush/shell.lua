@@ -752,8 +752,8 @@ function shell.run(rc, sh, opts)
   end
   if self.tty then self:banner() end
   -- the user's init.lua: magics, %pxconfig defaults, globals
-  local why = session_magics.load_init(sh)
-  if why then self:say(self:paint("error", why)) end
+  local init_error = session_magics.load_init(sh)
+  if init_error then self:say(self:paint("error", init_error)) end
   local status = 0
   local ok, err = pcall(function()
     while true do

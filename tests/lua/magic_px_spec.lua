@@ -48,6 +48,7 @@ describe("%px options", function()
       assert.same({}, o)
       assert.equal("--[[note]] y = 1", code)
       o, code = mpx.parse("--")
+      assert.same({}, o)
       assert.equal("", code)
     end)
 
@@ -109,7 +110,8 @@ describe("%px options", function()
       assert.equal("[engine 0] 0\n[engine 2] 2\n", run("%px --targets 0,2 engine.id"))
       assert.equal("[engine 1] 1\n", run("%px -t 1 engine.id"))
       assert.equal("[engine 0] 0\n[engine 1] 1\n[engine 2] 2\n", run("%px engine.id"))
-      assert.has_error(function() run("%px -t 7 engine.id") end, "no engine 7 (%engines lists them)")
+      assert.has_error(function() run("%px -t 7 engine.id") end,
+        "no engine 7 (%engines lists them)")
     end)
 
     it("an unknown option runs nothing", function()
@@ -133,7 +135,8 @@ describe("%px options", function()
     end)
 
     it("--no-stream groups output by engine, order or type", function()
-      local code = "print('out ' .. engine.id) io.stderr:write('err ' .. engine.id) return engine.id"
+      local code = "print('out ' .. engine.id) io.stderr:write('err ' .. engine.id)"
+        .. " return engine.id"
       assert.equal(table.concat{
         "[engine 0] out 0\n[engine 0] err 0\n[engine 0] 0\n",
         "[engine 1] out 1\n[engine 1] err 1\n[engine 1] 1\n",
