@@ -76,6 +76,13 @@ wait_text "$S" "[engine 2] 4"
 run_line "$S" 'later:get()'
 [ "$(last_output_of "$S" 'later:get()')" = "{0, 2, 4}" ] || fail "--out: $(last_output_of "$S" 'later:get()')"
 
+# a line that wraps: the results arriving later leave the lines above it
+# as they were (the "submitted" note stays)
+run_line "$S" '%px -a local t = os.time() + 1 repeat until os.time() > t return engine.id * 3 -- a comment that makes it wrap'
+wait_text "$S" "[engine 2] 6"
+[ "$(count_text "$S" "submitted to 3 engine(s); the results print when they arrive")" = 2 ] ||
+  fail "the note above a wrapped line was erased"
+
 # --local: here too
 run_line "$S" '%px --local y = 7 return y + 1'
 [ "$(last_output_of "$S" '%px --local y = 7 return y + 1')" = \
@@ -123,7 +130,7 @@ wait_for 30 flags || fail "the engines did not start"
 press "$S" C-c
 wait_text "$S" "interrupted: engines 0, 1, 2"
 [ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
-wait_text "$S" "[32] plush [3 up | all]> "
+wait_text "$S" "[33] plush [3 up | all]> "
 run_line "$S" '%px engine.id'
 [ "$(last_output_of "$S" '%px engine.id')" = "$(printf '[engine 0] 0\n[engine 1] 1\n[engine 2] 2')" ] ||
   fail "after Ctrl-C"
