@@ -19,6 +19,7 @@ local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local inspect = require "plush.inspect"
 local magic = require "plush.magic"
+local session_magics = require "plush.magic_session"
 local util = require "plush.util"
 
 local shell = {}
@@ -93,10 +94,8 @@ function shell.incomplete(text, sh)
   if magic.is_magic(text) then
     local name, rest = text:match("^%s*%%([%w_]+)%s*(.*)$")
     local code
-    if name == "px" then
-      code = rest
-    elseif name == "pn" then
-      code = rest:match("^%S+%s+(.*)$")
+    if name == "px" or name == "pn" then
+      code = require("plush.magic_px").code_of(name, rest)
     end
     return code ~= nil and code:match("%S") ~= nil and lua_incomplete(code)
   end
@@ -116,19 +115,34 @@ for w in ([[and break do else elseif end false for function goto if in
   keywords[#keywords + 1] = w
 end
 
--- The identifiers reachable from `t`: its keys and its __index chain's.
+--[[
+  The identifiers reachable from `t`: its keys and its __index chain's.
+  A class whose __index is a function (the Client, a Deferred) cannot be
+  listed through it: its metatable's __complete table is, else the
+  metatable's own fields (the methods a function __index hands out).
+]]
 local function keys_of(t, methods_only)
   local out, depth = {}, 0
   if type(t) == "string" then t = string end
-  while type(t) == "table" and depth < 8 do
-    for k, v in next, t do
+  local function add(tbl, skip_meta)
+    for k, v in next, tbl do
       if type(k) == "string" and k:match("^[%a_][%w_]*$")
+        and not (skip_meta and k:match("^__"))
         and (not methods_only or type(v) == "function") then
         out[k] = true
       end
     end
+  end
+  while type(t) == "table" and depth < 8 do
+    add(t)
     local mt = getmetatable(t)
-    t = mt and rawget(mt, "__index")
+    if type(mt) ~= "table" then break end
+    t = rawget(mt, "__index")
+    if type(t) == "function" then
+      local listed = rawget(mt, "__complete")
+      add(type(listed) == "table" and listed or mt, true)
+      break
+    end
     depth = depth + 1
   end
   return out
@@ -152,7 +166,7 @@ end
 
 -- Lines whose word under the cursor is remote code or a remote name.
 local function remote_context(before, sh)
-  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+%d+%s")
+  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+[%d,-]+%s")
     or before:match("^%s*%%time%s+%%px%s") or before:match("^%s*%%pull%s")
     or before:match("^%s*%%who%s") then
     return true
@@ -195,6 +209,7 @@ end
 -- "plush [2 up | all]> ": the engines up, the targets, async mode.
 function Session:prompt_text(cont)
   local p = self.prompt_paint
+  if self.asking then return self.asking end
   if cont then return p("cont", ">>") .. " " end
   local rc = self.rc
   local status
@@ -208,7 +223,9 @@ function Session:prompt_text(cont)
     t = type(t) == "table" and table.concat(t, ",") or tostring(t or "all")
     status = ("[%d up | %s%s]"):format(#ids, t, self.sh.block == false and " | async" or "")
   end
-  return p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
+  -- "[n] ": the number the line will have (In[n], %history)
+  return ("[%d] "):format((self.sh.count or 0) + 1)
+    .. p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
 end
 
 function Session:hide()
@@ -291,7 +308,7 @@ function Session:read_line(cont)
   local E = self.edit
   if not self.editor then
     if self.prompts then
-      io.stdout:write(cont and ">> " or self:prompt_text(false))
+      io.stdout:write(self.asking or (cont and ">> " or self:prompt_text(false)))
       io.stdout:flush()
     end
     return io.read("l")
@@ -398,6 +415,9 @@ local function handler(e)
   return e
 end
 
+-- %rerun's and %reset's: Session:rerun(text), Session:ask(question).
+session_magics.install_session(Session, magic)
+
 -- Ctrl-C during a remote wait: plush.shell_intr says what was interrupted,
 -- waits for the answers, and offers a restart of an engine that cannot obey.
 require("plush.shell_intr").install(Session, shell)
@@ -479,6 +499,7 @@ function Session:execute(text)
   if not text:match("%S") then return true end
   self.sh.failed = false
   self:remember(text)
+  session_magics.number(self.sh, text)
   self.sh.width = self:width()
   local E = self.edit
   E.arm(true)
@@ -489,7 +510,11 @@ function Session:execute(text)
   if r[1] and r[2] == false then
     r = table.pack(xpcall(r[3], handler))
     E.arm(false)
-    if r[1] then self:print_values(table.pack(table.unpack(r, 2, r.n))) end
+    if r[1] then
+      local values = table.pack(table.unpack(r, 2, r.n))
+      self:print_values(values)
+      session_magics.record(self.sh, values)
+    end
   end
   E.arm(false)
   E.interrupted()
@@ -519,7 +544,11 @@ function Session:complete(word, line, start)
   end
   local out = {}
   for name in pairs(names) do
-    if name:sub(1, #part) == part then out[#out + 1] = prefix .. sep .. name end
+    -- a field's or method's leading '_' says "internal": shown when typed
+    if name:sub(1, #part) == part and (prefix == "" or part:sub(1, 1) == "_"
+      or name:sub(1, 1) ~= "_") then
+      out[#out + 1] = prefix .. sep .. name
+    end
   end
   table.sort(out)
   return out
@@ -676,6 +705,9 @@ function shell.new(rc, sh, opts)
   sh.eval = function(code) self:eval(code) end
   sh.async_results = true
   sh.connected = function() return self:connected() and rc or nil end
+  sh.rerun = function(text) self:rerun(text) end
+  sh.ask = function(question) return self:ask(question) end
+  sh.history_all = self.editor and E.history and function() return E.history() end or nil
   return self
 end
 
@@ -721,6 +753,9 @@ function shell.run(rc, sh, opts)
     end)
   end
   if self.tty then self:banner() end
+  -- the user's init.lua: magics, %pxconfig defaults, globals
+  local init_error = session_magics.load_init(sh)
+  if init_error then self:say(self:paint("error", init_error)) end
   local status = 0
   local ok, err = pcall(function()
     while true do
