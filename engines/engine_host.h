@@ -74,6 +74,12 @@ typedef struct plush_engine_opts {
   /* 1: fd 1 and 2 of the process become task output (engine_fd.c); one
   ** engine per process at most. Log lines keep going to the old stderr. */
   int capture_fds;
+  /* 1: the link is fd, a connected socket of this process (a socketpair
+  ** end, the in-process cluster: shell/lua_threads.c), the engine's once
+  ** started (on an error return still the caller's); host, port, file,
+  ** reconnect and argv are unused: a lost link ends the engine. */
+  int has_fd;
+  uv_os_sock_t fd;
 } plush_engine_opts;
 
 /*

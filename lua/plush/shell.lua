@@ -602,7 +602,9 @@ end
 function Session:banner()
   local rc = self.rc
   local where = ""
-  if rc and rc.owned then
+  if rc and rc.owned and rc.owned.threads then
+    where = " (threads of this process, stopped when you leave)"
+  elseif rc and rc.owned then
     where = " (an embedded cluster, stopped when you leave)"
   elseif rc and rc.info then
     where = (" (cluster '%s' at %s:%s)"):format(tostring(rc.info.profile or "default"),
