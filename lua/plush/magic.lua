@@ -609,6 +609,7 @@ end
 
 magic.register("help", help, "help; what a name is, here and on the engines: %help [NAME]")
 require("plush.debugger").register(magic.register) -- %debug
+require("plush.prun").register(magic.register) -- %prun
 
 builtin = false
 
