@@ -239,7 +239,7 @@ describe("shell", function()
     after_each(function() rc:close() end)
 
     it("completes magic names at the start of a line", function()
-      assert.same({"%pn", "%pull", "%push", "%px"}, s:complete("%p", "%p", 0))
+      assert.same({"%pn", "%prun", "%pull", "%push", "%px"}, s:complete("%p", "%p", 0))
       assert.same({}, s:complete("%p", "x = %p", 4))
     end)
 
