@@ -472,8 +472,7 @@ local function debug_magic(line, sh)
         :format(table.concat(t, ","), tostring(target))))
     end
   end
-  local rc = rawget(sh, "rc") or (sh.connected and sh.connected())
-  if not rc then util.raise("%debug ENGINE: not connected to a cluster") end
+  local rc = sh.rc
   return debugger.session(sh, remote_call(rc, target), "engine " .. target)
 end
 

@@ -40,11 +40,13 @@ local function profile(code, every)
   end
   local function hook(ev)
     if ev ~= "count" then -- "call", "tail call"
-      local info = getinfo(2, "nSf")
-      if info.func ~= sethook then
-        local e = entry(info)
-        e.calls = e.calls + 1
+      local f = getinfo(2, "f").func
+      local e = funcs[f]
+      if not e then
+        if f == sethook then return end
+        e = entry(getinfo(2, "nSf"))
       end
+      e.calls = e.calls + 1
       return
     end
     local now = clock()
@@ -160,8 +162,7 @@ end
 
 local function prun_magic(line, sh)
   local opts = parse(line)
-  local rc = rawget(sh, "rc") or (sh.connected and sh.connected())
-  if not rc then util.raise("%prun: not connected to a cluster") end
+  local rc = sh.rc
   local ids = opts.engines
   if not ids then
     ids = (sh.view or rc:view(sh.targets or "all")):ids()
