@@ -268,12 +268,19 @@ function debugger.capture(err, level, stop_src)
   pending = cap
 end
 
--- After a line failed: what %debug looks at next (sh.debug_last).
-function debugger.note(sh, err)
+-- After a line failed: what %debug looks at next (sh.debug_last). A
+-- magic's own failure (a usage mistake) is not the user's code: the
+-- error before it stays the one to debug.
+function debugger.note(sh, err, text)
   local cap = pending
   pending = nil
   local engines = {}
-  if type(err) == "table" and (err.kind == "RemoteError" or err.kind == "CompositeError") then
+  local remote = type(err) == "table"
+    and (err.kind == "RemoteError" or err.kind == "CompositeError")
+  local magicline = type(text) == "string"
+    and (text:match("^%s*[%%?!]") or text:match("%?%s*$"))
+  if magicline and not remote then return end
+  if remote then
     for _, e in ipairs(err.kind == "CompositeError" and err.errors or {err}) do
       if type(e) == "table" and e.kind == "RemoteError" and e.engine ~= nil then
         engines[#engines + 1] = e.engine
@@ -377,7 +384,10 @@ function debugger.session(sh, call, label)
   out(sh, frame_line(info[cur], cur, cur))
   while true do
     local line = sh.ask("(debug) ")
-    if line == nil then break end
+    if line == nil then -- Ctrl-D
+      out(sh, "")
+      break
+    end
     local cmd, rest = line:match("^%s*(%S*)%s*(.-)%s*$")
     local f = info[cur]
     if cmd == "q" or cmd == "quit" or cmd == "exit" then
@@ -462,6 +472,11 @@ local function debug_magic(line, sh)
       engines = dl.engines
     else
       engines = failed_engines(sh.last)
+      if #engines == 0 and dl and dl.cap then -- the last %px went well
+        return debugger.session(sh, function(op, a, b)
+          return frames_fn(dl.cap, chunks, op, a, b)
+        end, "here")
+      end
     end
     if #engines == 0 then util.raise("%debug: no error to debug") end
     target = engines[1]

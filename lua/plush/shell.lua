@@ -509,7 +509,7 @@ function Session:execute(text)
   E.arm(false)
   E.interrupted()
   if not r[1] then self:report(r[2]) end
-  if not r[1] then debugger.note(self.sh, r[2]) end
+  if not r[1] then debugger.note(self.sh, r[2], text) end
   return r[1] and not self.sh.failed
 end
 

@@ -107,8 +107,17 @@ dline 'l'
 [ "$(dout l)" = '   1 -> function lf(n) local twice = n * 2; return nil + twice end' ] ||
   fail "local list: $(dout l)"
 press "$S" C-d
-wait_text "$S" "plush [2 up | all]> " 
+wait_text "$S" "plush [2 up | all]> "
 run_line "$S" 'print("back")'
+# a magic's usage mistake and a %px that went well leave it the one to debug
+run_line "$S" '%nosuchmagic'
+run_line "$S" '%px return 1'
+type_text "$S" '%debug'
+press "$S" Enter
+wait_count "$S" "here: stdin:1: attempt to perform arithmetic on a nil value" 2
+dline 'p n'
+[ "$(dout 'p n')" = "21" ] || fail "local again: $(dout 'p n')"
+leave
 
 # ---- ??name: functions typed here and defined on the engines
 run_line "$S" '??lf'
