@@ -138,7 +138,7 @@ do
   end
 
   -- (cap, chunks, op, a): cap and chunks nil on an engine (its registry's)
-  frames_fn = function(cap, chunks, op, a, b)
+  local function impl(cap, chunks, op, a, b)
     if cap == nil then
       local reg = debug.getregistry()
       cap, chunks = reg["plush.debug"], reg["plush.chunks"]
@@ -188,6 +188,14 @@ do
       for i = 2, r.n do parts[i - 1] = show(r[i]) end
       return {ok = true, text = table.concat(parts, ", "), n = r.n - 1}
     end
+  end
+
+  -- All of it under pcall: nothing it meets (an interrupt, say) may
+  -- become the engine's next error, which would replace the kept frames.
+  frames_fn = function(...)
+    local r = table.pack(pcall(impl, ...))
+    if r[1] then return r[2] end
+    return {ok = false, text = tostring(r[2])}
   end
 end
 
@@ -422,7 +430,9 @@ function debugger.session(sh, call, label)
       if expr == "" then
         out(sh, paint(sh, "error", "usage: p EXPR"))
       else
-        local r = call("eval", cur, expr)
+        local got, r = pcall(call, "eval", cur, expr)
+        if not got then r = {ok = false, text = tostring(r)} end
+        if r.intr then out(sh, "") end -- after the ^C the terminal echoed
         if not r.ok then
           out(sh, paint(sh, "error", "*** " .. tostring(r.text)))
         elseif r.n and r.n > 0 then
@@ -451,7 +461,14 @@ end
 local function remote_call(rc, id)
   return function(op, a, b)
     local d = rc:submit(id, {op = "apply", f = frames_fn, args = {n = 5, nil, nil, op, a, b}})
-    return d:get(60)
+    local ok, r = pcall(d.get, d)
+    if not ok and not d:ready() then
+      -- Ctrl-C: the client interrupted the task; its answer follows
+      ok, r = pcall(d.get, d, 10)
+      if ok and type(r) == "table" then r.intr = true end
+    end
+    if not ok then error(r, 0) end
+    return r
   end
 end
 

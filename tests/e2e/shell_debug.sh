@@ -91,6 +91,20 @@ press "$S" Enter
 wait_text "$S" "engine 1: execute:1: failed on 1"
 dline 'p who'
 [ "$(dout 'p who')" = "10" ] || fail "%debug 1: $(dout 'p who')"
+# Ctrl-C stops an expression that does not end; the debugger stays
+busy1() {
+  [ "$(status_field "$P" '(function() for _, e in ipairs(s.engines) do
+    if math.tointeger(e.id) == 1 then return e.state end end end)()')" = busy ]
+}
+type_text "$S" 'while true do end'
+press "$S" Enter
+wait_for 20 busy1 || fail "the endless expression never ran"
+before=$(count_text "$S" "$DBG")
+press "$S" C-c
+wait_count "$S" "$DBG" $((before + 1))
+[ "$(dout 'while true do end')" = "$(printf '^C\n*** interrupted')" ] || fail "Ctrl-C in %debug: $(dout 'while true do end')"
+dline 'p who + 1'
+[ "$(dout 'p who + 1')" = "11" ] || fail "after Ctrl-C the frame is still kept: $(dout 'p who + 1')"
 leave
 run_line "$S" '%debug x'
 [ "$(output_of "$S" '%debug x')" = "usage: %debug [ENGINE]" ] || fail "bad engine: $(output_of "$S" '%debug x')"
