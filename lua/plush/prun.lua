@@ -106,6 +106,8 @@ local function parse(line)
     line = rest
   end
   if not line:match("%S") then util.raise("usage: %prun [--engines IDS] [--out FILE] CODE") end
+  local ok, err = load(line, "=prun")
+  if not ok then util.raise(err) end -- a syntax error: one line, nothing sent
   opts.code = line
   return opts
 end

@@ -51,6 +51,9 @@ run_line "$S" '%prun --engines a,b x()'
 run_line "$S" '%prun'
 [ "$(screen "$S" | grep -A1 -xF 'plush [2 up | all]> %prun' | tail -n 1)" = \
   "usage: %prun [--engines IDS] [--out FILE] CODE" ] || fail "no code"
+run_line "$S" '%prun x = = 1'
+[ "$(output_of "$S" '%prun x = = 1')" = "prun:1: unexpected symbol near '='" ] ||
+  fail "syntax error: $(output_of "$S" '%prun x = = 1')"
 run_line "$S" '%prun nosuch()'
 output_of "$S" '%prun nosuch()' | grep -q "^\[engine 0\] RemoteError on engine 0: prun:1: attempt to call a nil value (global 'nosuch')$" ||
   fail "an error in CODE: $(output_of "$S" '%prun nosuch()')"
