@@ -180,6 +180,10 @@ local function prun_magic(line, sh)
   local results, got = {}, {}
   for i, d in ipairs(ds) do
     local ok, r = pcall(d.get, d)
+    if not ok and type(r) == "table" and r.kind == "Interrupted" then
+      if out then out:close() end
+      error(r, 0) -- Ctrl-C: the shell says what was interrupted, as for %px
+    end
     if ok then
       results[#results + 1], got[#got + 1] = r, ids[i]
     else

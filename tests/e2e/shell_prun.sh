@@ -62,6 +62,20 @@ output_of "$S" '?%prun' | grep -q '^%prun: profile CODE on the engines' || fail 
 run_line "$S" '?%debug'
 output_of "$S" '?%debug' | grep -q '^%debug: post-mortem debugger' || fail "?%debug"
 
+# Ctrl-C interrupts the profiled code on every engine, as for %px
+busy2() {
+  [ "$(status_field "$P" '(function() local n = 0 for _, e in ipairs(s.engines) do
+    if e.state == "busy" then n = n + 1 end end return n end)()')" = 2 ]
+}
+type_text "$S" '%prun while true do end'
+press "$S" Enter
+wait_for 20 busy2 || fail "the endless %prun never ran"
+before=$(count_text "$S" "$PROMPT_MARK")
+press "$S" C-c
+wait_count "$S" "$PROMPT_MARK" $((before + 1))
+[ "$(output_of "$S" '%prun while true do end')" = "$(printf '^C\ninterrupted: engines 0, 1')" ] ||
+  fail "Ctrl-C in %prun: $(output_of "$S" '%prun while true do end')"
+
 # %time still works, here and remote
 run_line "$S" '%time %px hot(1000)'
 output_of "$S" '%time %px hot(1000)' | grep -qE '^Wall time: [0-9.]+ s$' || fail "%time"
