@@ -373,7 +373,7 @@ static int opexec(lua_State *L, task *t, int req) {
     errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }
-  eng_dbg_keep(L, base - 2, chunk); /* for ??name (engine_debug.c) */
+  if (!t->autoret) eng_dbg_keep(L, base - 2, chunk); /* ??name's source */
   if (call(L, 0, LUA_MULTRET) != LUA_OK) return LUA_ERRRUN;
   pack(L, base);
   return LUA_OK;
