@@ -139,6 +139,12 @@ static inline plush_engine *eng_self(lua_State *L) {
   return *(plush_engine **)lua_getextraspace(L);
 }
 
+/* engine_debug.c */
+/* Keeps the frames above `level` (the handler's caller: 1) of an error. */
+PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level);
+/* Keeps the text of a chunk an exec ran, for ??name. */
+PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
+
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
 PLUSH_INTERNAL void eng_capture(lua_State *L);

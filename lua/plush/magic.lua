@@ -494,6 +494,23 @@ local function ranges(ids)
   return table.concat(parts, ",")
 end
 
+-- ??name: the source of the functions the engines hold under `path`,
+-- from the chunks they ran (plush.debugger), engines that agree together.
+function magic.remote_sources(shell, path, found)
+  local rc = rawget(shell, "rc") or (shell.connected and shell.connected())
+  local ids = {}
+  for _, f in ipairs(found) do
+    if f[2]:match("^function") then ids[#ids + 1] = f[1] end
+  end
+  if not rc or #ids == 0 then return end
+  table.sort(ids)
+  for _, g in ipairs(require("plush.debugger").remote_sources(rc, ids, path)) do
+    say(shell, paint(shell, "note", ("source on engine%s %s:"):format(#g[2] > 1 and "s" or "",
+      ranges(g[2]))))
+    say(shell, g[1])
+  end
+end
+
 --[[
   %help NAME: the local value (its type, signature or size, the value),
   then what the engines hold under that name, engines that agree on one
@@ -546,6 +563,7 @@ local function help(line, shell)
         ("  on engine%s %s"):format(#ids > 1 and "s" or "", ranges(ids))))
       say(shell, "  " .. text)
     end
+    if detail then magic.remote_sources(shell, line, found) end
   end
   if #silent > 0 then
     say(shell, paint(shell, "note", ("engines %s are busy: no answer"):format(ranges(silent))))
@@ -556,6 +574,8 @@ local function help(line, shell)
 end
 
 magic.register("help", help, "help; what a name is, here and on the engines: %help [NAME]")
+require("plush.debugger").register(magic.register) -- %debug
+require("plush.prun").register(magic.register) -- %prun
 
 builtin = false
 

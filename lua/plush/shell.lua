@@ -15,6 +15,7 @@
 -- one session; the magics are plush.magic, Ctrl-C's offers
 -- plush.shell_intr.
 local core = require "plush.core"
+local debugger = require "plush.debugger"
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local inspect = require "plush.inspect"
@@ -211,6 +212,7 @@ function Session:prompt_text(cont)
   local p = self.prompt_paint
   if self.asking then return self.asking end
   if cont then return p("cont", ">>") .. " " end
+  if self.ask_prompt then return self.ask_prompt end
   local rc = self.rc
   local status
   if rc == nil or rc.lost or rc.closed then
@@ -340,6 +342,17 @@ function Session:read_line(cont)
   end
 end
 
+-- A line typed at another prompt (%debug's): the line, nil at its end.
+function Session:ask(prompt)
+  self.ask_prompt = prompt
+  self.edit.arm(false)
+  local ok, line = pcall(self.read_line, self, false)
+  self.edit.arm(true)
+  self.ask_prompt = nil
+  if not ok then error(line, 0) end
+  return line
+end
+
 -- A whole chunk: the first line and its continuation lines.
 function Session:read_chunk()
   local text = self:read_line(false)
@@ -407,6 +420,7 @@ local function user_frames(tb)
 end
 
 local function handler(e)
+  debugger.capture(e, 2, here) -- the frames %debug walks
   if type(e) == "string" then
     local tb = trim(debug.traceback(e, 2))
     return debugging() and tb or user_frames(tb)
@@ -477,6 +491,7 @@ function Session:load(code)
     end
     error(setmetatable({message = err}, Syntax), 0)
   end
+  debugger.keep_chunk(code, "=stdin") -- ??name shows its functions' source
   return f
 end
 
@@ -519,6 +534,7 @@ function Session:execute(text)
   E.arm(false)
   E.interrupted()
   if not r[1] then self:report(r[2]) end
+  if not r[1] then debugger.note(self.sh, r[2], text) end
   return r[1] and not self.sh.failed
 end
 
@@ -703,6 +719,7 @@ function shell.new(rc, sh, opts)
   self.prompt_paint = shell.painter(colors, self.editor) or plain
   sh.out = function(text) self:write(text) end
   sh.eval = function(code) self:eval(code) end
+  sh.ask = function(prompt) return self:ask(prompt) end
   sh.async_results = true
   sh.connected = function() return self:connected() and rc or nil end
   sh.rerun = function(text) self:rerun(text) end

@@ -253,7 +253,7 @@ describe("shell", function()
     after_each(function() rc:close() end)
 
     it("completes magic names at the start of a line", function()
-      assert.same({"%pn", "%pull", "%push", "%px", "%pxconfig", "%pxresult"},
+      assert.same({"%pn", "%prun", "%pull", "%push", "%px", "%pxconfig", "%pxresult"},
         s:complete("%p", "%p", 0))
       assert.same({}, s:complete("%p", "x = %p", 4))
     end)
