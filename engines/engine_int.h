@@ -194,6 +194,14 @@ static inline int eng_live(plush_engine *e) {
   return e->online && e->rungen == e->gen;
 }
 
+/* engine_embed.c: an embedder's state (o.state) as the namespace. Lua
+** thread, under o.statelock. eng_adopt builds it with build (NULL and
+** luaerr on failure, the state given back); eng_giveback undoes it; eng_keep
+** answers a RESTART (the state is kept). */
+PLUSH_INTERNAL lua_State *eng_adopt(plush_engine *e, lua_CFunction build);
+PLUSH_INTERNAL void eng_giveback(plush_engine *e, lua_State *L);
+PLUSH_INTERNAL void eng_keep(plush_engine *e);
+
 /* engine_ops.c: a lua_CFunction run under lua_pcall with the task as a
 ** light userdata; leaves the encoded reply in e->enc, its status in
 ** t->status. Raises (a string) only for failures outside user code. */
