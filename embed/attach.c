@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "plush.h" /* embed/plush.h: this directory's, the public one */
+#include "embed_int.h"
 
 #include "../core/plush.h" /* the internal one: plush_strerror */
 #include "connfile.h"
@@ -109,6 +110,16 @@ static void unlist(plush_attachment *a) {
       break;
     }
   uv_mutex_unlock(&listmu);
+}
+
+int embed_attached(lua_State *L) {
+  int r = 0;
+  uv_once(&once, initlist);
+  uv_mutex_lock(&listmu);
+  for (plush_attachment *p = live; p; p = p->next)
+    if (p->L == L) r = 1;
+  uv_mutex_unlock(&listmu);
+  return r;
 }
 
 static int onserving(plush_attachment *a) {

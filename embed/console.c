@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "embed_int.h"
 #include "plush.h"
 
 int luaopen_plush_core(lua_State *L);
@@ -118,6 +119,11 @@ int plush_console(lua_State *L, int argc, char **argv) {
     return 1;
   }
   if (argc <= 0 || argv == NULL) argc = 1, argv = dflt;
+  if (embed_attached(L)) {
+    fprintf(stderr, "%s: plush_console: this lua_State is attached as an "
+            "engine: detach it first\n", argv[0]);
+    return 1;
+  }
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
     signal(SIGPIPE, SIG_IGN);
   top = lua_gettop(L);

@@ -75,7 +75,9 @@ chmod 600 "$tmp/wrongkey.json" "$tmp/malformed.json"
 cmp -s "$conn" "$tmp/wrongkey.json" && fail "the wrong key is the key"
 "$tmp/check" bad "$conn" "$tmp/wrongkey.json" "$tmp/malformed.json" >"$tmp/bad.out" 2>&1 ||
   fail "check bad: $(grep -v '^ok' "$tmp/bad.out")"
-[ "$(grep -c "^ok" "$tmp/bad.out")" = 28 ] || fail "check bad ran: $(cat "$tmp/bad.out")"
+[ "$(grep -c "^ok" "$tmp/bad.out")" = 29 ] || fail "check bad ran: $(cat "$tmp/bad.out")"
+grep -qx 'check: plush_console: this lua_State is attached as an engine: detach it first' "$tmp/bad.out" ||
+  fail "plush_console on an attached state said: $(cat "$tmp/bad.out")"
 PL -e "rc[$sid]:execute('quit = true')" >/dev/null
 wait "$serve" || fail "check serve: $(cat "$tmp/serve.out")"
 

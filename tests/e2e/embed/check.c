@@ -82,6 +82,10 @@ static int bad(char **files) {
   expect("id", plush_attach_id(a) >= 0, 1);
   expect("attach twice", plush_engine_attach(L, files[0], &q, &b),
          PLUSH_EMBED_EATTACHED);
+  {
+    char *cargv[] = {"check", "-e", "1", NULL};
+    expect("console on an attached state", plush_console(L, 3, cargv), 1);
+  }
   expect("unlock not held", plush_engine_unlock(a), PLUSH_EMBED_ELOCK);
   expect("lock", plush_engine_lock(a), 0);
   expect("lock twice", plush_engine_lock(a), PLUSH_EMBED_ELOCK);

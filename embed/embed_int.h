@@ -1,0 +1,12 @@
+/*
+** embed_int.h — between the files of embed/ (not in plush.h).
+*/
+#ifndef PLUSH_EMBED_INT_H
+#define PLUSH_EMBED_INT_H
+
+#include <lua.h>
+
+/* 1 when L is attached (attach.c's live list). Any thread. */
+__attribute__((visibility("hidden"))) extern int embed_attached(lua_State *L);
+
+#endif
