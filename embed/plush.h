@@ -20,7 +20,8 @@
 ** Errors. Functions return 0 (or a count) on success and a negative
 ** PLUSH_EMBED_* code on failure; nothing is changed then, and
 ** plush_embed_errmsg() gives the calling thread's last failure as one
-** line ("cannot read /x.json: No such file or directory").
+** line ("cannot open connection file /x.json: No such file or
+** directory").
 */
 #ifndef PLUSH_EMBED_H
 #define PLUSH_EMBED_H
