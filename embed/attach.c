@@ -132,7 +132,7 @@ static int onserving(plush_attachment *a) {
 }
 
 /* A live handle the caller may use: 0, or the code (errmsg set). */
-static int check(plush_attachment *a, const char *what) {
+static int check2(plush_attachment *a, const char *what, int anythread) {
   int ok;
   uv_once(&once, initlist);
   uv_mutex_lock(&listmu);
@@ -142,11 +142,15 @@ static int check(plush_attachment *a, const char *what) {
     return fail(PLUSH_EMBED_ENOTATTACHED,
                 "%s: not an attached handle (never attached, or detached)",
                 what);
-  if (onserving(a))
+  if (!anythread && onserving(a))
     return fail(PLUSH_EMBED_ETHREAD,
                 "%s: called from the engine's serving thread (inside a "
                 "request)", what);
   return 0;
+}
+
+static int check(plush_attachment *a, const char *what) {
+  return check2(a, what, 0);
 }
 
 /* ---- the engine's callbacks ---- */
@@ -414,7 +418,7 @@ int plush_engine_wait(plush_attachment *a, double seconds) {
 }
 
 int plush_attach_id(plush_attachment *a) {
-  int rc = check(a, "plush_attach_id");
+  int rc = check2(a, "plush_attach_id", 1);
   if (rc < 0) return rc;
   uv_mutex_lock(&a->mu);
   rc = a->ended ? fail(PLUSH_EMBED_EENDED, "the engine has ended: %s",

@@ -118,7 +118,8 @@ int plush_engine_call(plush_attachment *a, int (*fn)(lua_State *L, void *ud),
 */
 int plush_engine_wait(plush_attachment *a, double seconds);
 
-/* The engine id the controller gave (engine.id), or a negative code. */
+/* The engine id the controller gave (engine.id), or a negative code.
+** Any thread, the serving one too. */
 int plush_attach_id(plush_attachment *a);
 
 /*

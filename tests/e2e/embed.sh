@@ -58,8 +58,8 @@ serve=$!
 PIDS+=("$serve")
 wait_for 60 grep -q '^serving as engine' "$tmp/serve.out" || fail "check serve: $(cat "$tmp/serve.out")"
 sid=$(sed -n 's/^serving as engine \([0-9]*\)$/\1/p' "$tmp/serve.out")
-out=$(PL -e "print(rc[$sid]:execute('return try_detach(), try_lock()'))")
-[ "$out" = "-20005	-20005" ] || fail "detach/lock from a request gave: $out"
+out=$(PL -e "print(rc[$sid]:execute('return try_detach(), try_lock(), try_id() == engine.id'))")
+[ "$out" = "-20005	-20005	true" ] || fail "detach/lock from a request gave: $out"
 lua5.4 - "$conn" "$tmp/wrongkey.json" <<'LUA'
 local f = assert(io.open(arg[1]))
 local s = f:read("a")

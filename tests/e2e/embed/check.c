@@ -4,7 +4,7 @@
 **
 **   check bad GOOD.json WRONGKEY.json MALFORMED.json   misuse, one line each
 **   check serve GOOD.json        attaches, then serves until `quit`; the
-**                                state has try_detach() and try_lock()
+**                                state has try_detach(), try_lock() and try_id()
 **   check console ARGS...        plush_console(L, ARGS)
 **
 ** Every check prints "ok <what>" or "FAIL <what>: ..." and the exit
@@ -117,6 +117,11 @@ static int try_lock(lua_State *L) {
   return 1;
 }
 
+static int try_id(lua_State *L) {
+  lua_pushinteger(L, plush_attach_id(att));
+  return 1;
+}
+
 static int quit(lua_State *L, void *ud) {
   int q;
   (void)ud;
@@ -131,6 +136,7 @@ static int serve(const char *file) {
   luaL_openlibs(L);
   lua_register(L, "try_detach", try_detach);
   lua_register(L, "try_lock", try_lock);
+  lua_register(L, "try_id", try_id);
   expect("attach", plush_engine_attach(L, file, NULL, &att), 0);
   if (failures) return failures;
   printf("serving as engine %d\n", plush_attach_id(att));
