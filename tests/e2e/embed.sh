@@ -29,6 +29,11 @@ make -s -C "$tmp/ex" CFLAGS="-O1 -g -Wall -Wextra -Werror $san" \
 cc -O1 -g -Wall -Wextra -Werror $san "$here/embed/check.c" -o "$tmp/check" \
   $(pkg-config --cflags --libs plush) -Wl,-rpath,"$tmp/prefix/lib" || fail "check.c does not build"
 
+if [ -n "$san" ]; then
+  ldd "$tmp/check" | grep -q libasan || fail "check is not built with ASan"
+  ldd "$tmp/prefix/lib/libplush.so" | grep -q libasan || fail "libplush is not the ASan one"
+fi
+
 start_cluster "$P" 0
 conn=$(conn_file "$P")
 PL() { "$PLUSH" --profile "$P" "$@"; }
