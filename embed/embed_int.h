@@ -6,7 +6,9 @@
 
 #include <lua.h>
 
+#include "../core/plush.h" /* the internal one: PLUSH_INTERNAL */
+
 /* 1 when L is attached (attach.c's live list). Any thread. */
-__attribute__((visibility("hidden"))) extern int embed_attached(lua_State *L);
+PLUSH_INTERNAL int embed_attached(lua_State *L);
 
 #endif

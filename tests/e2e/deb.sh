@@ -39,6 +39,7 @@ dpkg-deb -x "$deb" "$tmp/root"
 out=$(env -u LUA_PATH -u LUA_CPATH "$tmp/root/usr/bin/plush" -e '%px return engine.id + 40')
 [ "${out%%$'\n'*}" = "[engine 0] 40" ] || fail "the unpacked plush printed: $out"
 libs=$(PKG_CONFIG_PATH="$tmp/root/usr/lib/$multi/pkgconfig" pkg-config --libs plush)
+libs=${libs% }
 case $libs in
   "-L$tmp/root/usr/lib/$multi/pkgconfig/../../../lib/$multi -lplush -llua5.4") ;;
   *) fail "pkg-config --libs plush from the package: $libs" ;;
