@@ -30,8 +30,8 @@ cc -O1 -g -Wall -Wextra -Werror $san "$here/embed/check.c" -o "$tmp/check" \
   $(pkg-config --cflags --libs plush) -Wl,-rpath,"$tmp/prefix/lib" || fail "check.c does not build"
 
 if [ -n "$san" ]; then
-  ldd "$tmp/check" | grep -q libasan || fail "check is not built with ASan"
-  ldd "$tmp/prefix/lib/libplush.so" | grep -q libasan || fail "libplush is not the ASan one"
+  ldd "$tmp/check" | grep libasan >/dev/null || fail "check is not built with ASan"
+  ldd "$tmp/prefix/lib/libplush.so" | grep libasan >/dev/null || fail "libplush is not the ASan one"
 fi
 
 start_cluster "$P" 0
@@ -85,6 +85,25 @@ grep -qx 'check: plush_console: this lua_State is attached as an engine: detach 
   fail "plush_console on an attached state said: $(cat "$tmp/bad.out")"
 PL -e "rc[$sid]:execute('quit = true')" >/dev/null
 wait "$serve" || fail "check serve: $(cat "$tmp/serve.out")"
+
+# ---- detach while a request runs: it is interrupted, the program goes on ----
+mkfifo "$tmp/go"
+"$tmp/check" busy "$conn" <"$tmp/go" >"$tmp/busy.out" 2>&1 &
+busy=$!
+PIDS+=("$busy")
+exec 3>"$tmp/go"
+wait_for 60 grep -q '^busy as engine' "$tmp/busy.out" || fail "check busy: $(cat "$tmp/busy.out")"
+bid=$(sed -n 's/^busy as engine \([0-9]*\)$/\1/p' "$tmp/busy.out")
+PL -e "%px print('spinning') io.stdout:flush() while true do end" >"$tmp/spin.out" 2>&1 &
+spin=$!
+PIDS+=("$spin")
+wait_for 60 grep -q 'spinning' "$tmp/spin.out" || fail "the endless request did not start: $(cat "$tmp/spin.out")"
+echo go >&3
+exec 3>&-
+wait "$busy" || fail "check busy: $(cat "$tmp/busy.out")"
+grep -q '^ok detach during a request$' "$tmp/busy.out" || fail "check busy: $(cat "$tmp/busy.out")"
+wait "$spin" || true
+grep -q "^\[engine $bid\] EngineError on engine $bid: engine $bid died (pid $busy)" "$tmp/spin.out" || fail "the client of the endless request saw: $(cat "$tmp/spin.out")"
 
 # ---- plush_console: the shell on a program's state ----
 out=$("$tmp/check" console --profile "$P" -e 'print(package.searchpath("plush.cli", package.path))' -e '1 + 1' </dev/null)

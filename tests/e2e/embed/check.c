@@ -5,6 +5,8 @@
 **   check bad GOOD.json WRONGKEY.json MALFORMED.json   misuse, one line each
 **   check serve GOOD.json        attaches, then serves until `quit`; the
 **                                state has try_detach(), try_lock() and try_id()
+**   check busy GOOD.json         attaches; on a line of stdin detaches
+**                                (whatever runs on the state) and exits
 **   check console ARGS...        plush_console(L, ARGS)
 **
 ** Every check prints "ok <what>" or "FAIL <what>: ..." and the exit
@@ -148,9 +150,27 @@ static int serve(const char *file) {
   return failures;
 }
 
+/* Detach must end a request that never ends by itself. */
+static int busy(const char *file) {
+  lua_State *L = luaL_newstate();
+  char line[64];
+  luaL_openlibs(L);
+  expect("attach", plush_engine_attach(L, file, NULL, &att), 0);
+  if (failures) return failures;
+  printf("busy as engine %d\n", plush_attach_id(att));
+  fflush(stdout);
+  if (fgets(line, sizeof line, stdin) == NULL) return 1;
+  expect("detach during a request", plush_engine_detach(att), 0);
+  lua_getglobal(L, "engine");
+  expect("engine gone", lua_isnil(L, -1), 1);
+  lua_close(L);
+  return failures;
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "bad") == 0) return bad(argv + 2);
   if (argc == 3 && strcmp(argv[1], "serve") == 0) return serve(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "busy") == 0) return busy(argv[2]);
   if (argc >= 2 && strcmp(argv[1], "console") == 0) {
     lua_State *L = luaL_newstate();
     int st;
