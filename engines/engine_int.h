@@ -8,6 +8,9 @@
 **   Lua thread    L's contents, enc, mem, nsid
 **   both          everything under mu; running/intr/id/halting/restarting
 **                 (atomic)
+** With o.state (an embedder's lua_State, engine_embed.c) the Lua thread
+** also holds o.statelock whenever it uses L; the embedder takes it to use
+** L between requests.
 ** The two sides meet in two queues under one mutex: `in` carries REQ
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
