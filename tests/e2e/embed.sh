@@ -39,7 +39,7 @@ conn=$(conn_file "$P")
 PL() { "$PLUSH" --profile "$P" "$@"; }
 
 # ---- the example: %px, a pushed value, quit ----
-"$tmp/ex/host" "$conn" >"$tmp/host.out" 2>"$tmp/host.err" &
+"$tmp/ex/host" "$conn" >"$tmp/host.out" 2>>"$tmp/host.err" &
 host=$!
 PIDS+=("$host")
 wait_for 60 grep -q '^attached as engine' "$tmp/host.out" || fail "example did not attach: $(cat "$tmp/host.err")"
@@ -48,6 +48,12 @@ out=$(PL -e '%px return engine.id')
 [ "$out" = "[engine $id] $id" ] || fail "%px return engine.id printed: $out"
 out=$(PL -e "rc[$id]:push{x = 21}" -e "print(rc[$id]:pull('x') * 2, rc[$id]:pull('greeting'))")
 [ "$out" = "42	hello from the host program" ] || fail "push/pull printed: $out"
+out=$(PL -e '%restart all' -e '%px return x, greeting ~= nil' 2>&1)
+[ "$out" = "restarted engine $id: a fresh namespace
+[engine $id] 21, true" ] || fail "%restart on the attached engine: $out"
+grep -q "RESTART: an attached program's state is kept" "$tmp/host.err" ||
+  fail "no warning of the kept state: $(cat "$tmp/host.err")"
+: >"$tmp/host.err"
 out=$(PL -e '%px print("out", 1); return ticks > 0')
 [ "$out" = "[engine $id] out	1
 [engine $id] true" ] || fail "%px print printed: $out"
