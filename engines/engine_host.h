@@ -80,6 +80,17 @@ typedef struct plush_engine_opts {
   ** reconnect and argv are unused: a lost link ends the engine. */
   int has_fd;
   uv_os_sock_t fd;
+  /* An embedder's own state (embed/plush.h, plush_engine_attach), or
+  ** NULL: a new namespace. The engine then serves on it instead: opens
+  ** the standard libraries that are missing, captures print and
+  ** io.write, sets `engine`, keeps its allocator (memory_limit is not
+  ** applied), never closes it, keeps it on RESTART, and gives it back
+  ** as it found it when the engine ends (engine_embed.c). */
+  lua_State *state;
+  /* With state: held by the Lua thread from taking a request until its
+  ** reply is queued (and while it adopts or gives back the state): the
+  ** embedder takes it to use the state between requests. */
+  uv_mutex_t *statelock;
 } plush_engine_opts;
 
 /*
