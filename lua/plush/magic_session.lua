@@ -10,7 +10,7 @@
 --   shell.history_all()   every entry of the history file and this session,
 --                         oldest first (absent: only In is known)
 --   shell.rerun(text)     runs text as a line typed at the prompt
---   shell.ask(question)   the user's answer, nil when nobody can answer
+--   shell.confirm(question) the user's answer, nil when nobody can answer
 -- Installed by plush.magic (install(magic, internals)).
 local util = require "plush.util"
 
@@ -153,7 +153,7 @@ function M.install(magic, I)
     local ids = v:ids()
     local which = ("engine%s %s"):format(#ids == 1 and "" or "s", I.format_targets(ids))
     if line ~= "-f" then
-      local answer = shell.ask and shell.ask(
+      local answer = shell.confirm and shell.confirm(
         ("clear every global on %s (engine and the standard libraries stay)? [y/N] "):format(which))
       if answer == nil then
         util.raise("%reset: nobody to confirm it here: %reset -f clears without asking")
@@ -171,6 +171,8 @@ function M.install(magic, I)
         if not kept[k] then gone[#gone + 1] = k end
       end
       for _, k in ipairs(gone) do _ENV[k] = nil end
+      -- what %debug kept of the last error holds values of the old namespace
+      debug.getregistry()["plush.debug"] = nil
       return #gone
     end, keep)
     local n = 0
@@ -193,7 +195,7 @@ function M.install_session(Session, magic)
 
   -- A question for the user (%reset): the line answered, or nil when
   -- there is nobody to ask (piped input); "" after Ctrl-C / Ctrl-D.
-  function Session:ask(question)
+  function Session:confirm(question)
     if not self.prompts then return nil end
     self.edit.arm(false)
     self.asking = question

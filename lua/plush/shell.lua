@@ -429,7 +429,7 @@ local function handler(e)
   return e
 end
 
--- %rerun's and %reset's: Session:rerun(text), Session:ask(question).
+-- %rerun's and %reset's: Session:rerun(text), Session:confirm(question).
 session_magics.install_session(Session, magic)
 
 -- Ctrl-C during a remote wait: plush.shell_intr says what was interrupted,
@@ -723,7 +723,7 @@ function shell.new(rc, sh, opts)
   sh.async_results = true
   sh.connected = function() return self:connected() and rc or nil end
   sh.rerun = function(text) self:rerun(text) end
-  sh.ask = function(question) return self:ask(question) end
+  sh.confirm = function(question) return self:confirm(question) end
   sh.history_all = self.editor and E.history and function() return E.history() end or nil
   return self
 end

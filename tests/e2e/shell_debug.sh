@@ -44,7 +44,7 @@ wait_text "$S" "boom 84"
 type_text "$S" '%debug'
 press "$S" Enter
 wait_text "$S" "$DBG"
-out=$(screen "$S" | awk '/^plush .*> %debug$/ { on = 1; next } on && index($0, "(debug) ") == 1 { exit } on')
+out=$(screen "$S" | awk '/^(\[[0-9]+\] )?plush .*> %debug$/ { on = 1; next } on && index($0, "(debug) ") == 1 { exit } on')
 [ "$out" = "$(printf 'engine 1: execute:1: boom 84\n> #2  execute:1 in global '"'"'inner'"'"'')" ] ||
   fail "%debug opens on the failing frame: $out"
 dline 'p y'

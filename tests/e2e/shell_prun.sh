@@ -49,7 +49,7 @@ run_line "$S" '%prun --engines a,b x()'
 [ "$(output_of "$S" '%prun --engines a,b')" = "%prun: --engines takes ids like 0,2: a,b" ] ||
   fail "bad ids: $(output_of "$S" '%prun --engines a,b')"
 run_line "$S" '%prun'
-[ "$(screen "$S" | grep -A1 -xF 'plush [2 up | all]> %prun' | tail -n 1)" = \
+[ "$(screen "$S" | grep -A1 -xE '(\[[0-9]+\] )?plush \[2 up \| all\]> %prun' | tail -n 1)" = \
   "usage: %prun [--engines IDS] [--out FILE] CODE" ] || fail "no code"
 run_line "$S" '%prun x = = 1'
 [ "$(output_of "$S" '%prun x = = 1')" = "prun:1: unexpected symbol near '='" ] ||

@@ -132,17 +132,17 @@ describe("session magics", function()
     assert.equal(1, fake.env(1).engine.id)
     -- asked first; no answer but y clears nothing
     rc:view():execute("a = 1")
-    shell.ask = function() return "n" end
+    shell.confirm = function() return "n" end
     assert.equal("nothing cleared\n", line("%reset"))
     assert.equal(1, rawget(fake.env(0), "a"))
-    shell.ask = function(q)
+    shell.confirm = function(q)
       assert.equal("clear every global on engines 0,1 (engine and the standard libraries"
         .. " stay)? [y/N] ", q)
       return "y"
     end
     assert.equal("reset engines 0,1: 2 names cleared\n", line("%reset"))
     -- nobody to ask (plush -e, piped input): refused, nothing cleared
-    shell.ask = nil
+    shell.confirm = nil
     rc:view():execute("a = 1")
     assert.equal("%reset: nobody to confirm it here: %reset -f clears without asking",
       err(function() line("%reset") end))
