@@ -12,7 +12,8 @@
 ** answer is a few arrays, not thousands of tables); events the ring
 ** overwrote before they were read are counted in `lost`. The answer also
 ** carries each client's tasks in flight, and what each engine runs (with
-** a label: the first line of an `exec`'s code, else the request's op),
+** a label for a balanced task: the first line of an `exec`'s code,
+** else the request's op),
 ** all read from the controller's own tables: no store query.
 */
 #include <lauxlib.h>
@@ -90,33 +91,52 @@ static int str(peek *k, const char **s, size_t *n) {
   return 1;
 }
 
-/* Skips a scalar (nil, boolean, number, string, bin); 0 on anything else
-** (a table, an extension): the peek stops there. */
-static int skip(peek *k) {
+/* Skips one value (ext framing is standard: its length covers it);
+** containers to depth 4 and 10,000 items at most. 0 when it cannot. */
+static int skip(peek *k, int depth) {
   const char *s;
-  size_t n;
+  size_t n, items = 0, hl = 1, i;
   unsigned char b;
   if (str(k, &s, &n)) return 1;
   if (!need(k, 1)) return 0;
   b = k->p[0];
   if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) n = 1;
   else if (b == 0xcc || b == 0xd0) n = 2;
-  else if (b == 0xcd || b == 0xd1) n = 3;
+  else if (b == 0xcd || b == 0xd1 || b == 0xd4) n = 3;
+  else if (b == 0xd5) n = 4;
   else if (b == 0xca || b == 0xce || b == 0xd2) n = 5;
+  else if (b == 0xd6) n = 6;
   else if (b == 0xcb || b == 0xcf || b == 0xd3) n = 9;
+  else if (b == 0xd7) n = 10;
+  else if (b == 0xd8) n = 18;
   else if (b == 0xc4 && need(k, 2)) n = 2 + (size_t)k->p[1];
   else if (b == 0xc5 && need(k, 3)) n = 3 + (size_t)be(k->p + 1, 2);
   else if (b == 0xc6 && need(k, 5)) n = 5 + (size_t)be(k->p + 1, 4);
+  else if (b == 0xc7 && need(k, 3)) n = 3 + (size_t)k->p[1];
+  else if (b == 0xc8 && need(k, 4)) n = 4 + (size_t)be(k->p + 1, 2);
+  else if (b == 0xc9 && need(k, 6)) n = 6 + (size_t)be(k->p + 1, 4);
+  else if ((b & 0xf0) == 0x90) items = b & 0x0f, n = 0;
+  else if ((b & 0xf0) == 0x80) items = 2 * (size_t)(b & 0x0f), n = 0;
+  else if (b == 0xdc && need(k, 3)) items = be(k->p + 1, 2), hl = 3, n = 0;
+  else if (b == 0xde && need(k, 3)) items = 2 * be(k->p + 1, 2), hl = 3, n = 0;
   else return 0;
-  if (!need(k, n)) return 0;
-  k->p += n;
+  if (n > 0) {
+    if (!need(k, n)) return 0;
+    k->p += n;
+    return 1;
+  }
+  if (depth >= 4 || items > 10000) return 0;
+  k->p += hl;
+  for (i = 0; i < items; i++)
+    if (!skip(k, depth + 1)) return 0;
   return 1;
 }
 
 /*
 ** Pushes a label for the request payload data[0..len): the first line of
-** an exec's code (at most 80 bytes), else the op, else "task". Only the
-** top-level map's leading scalar fields are looked at.
+** an exec's code (at most 80 bytes), else the op, else "task". The
+** top-level map's fields are walked, not decoded (nothing is built, no
+** function loaded); a value too deep or too big to skip ends the walk.
 */
 static void pushlabel(lua_State *L, const unsigned char *data, size_t len) {
   peek k = {data, data + len};
@@ -131,7 +151,7 @@ static void pushlabel(lua_State *L, const unsigned char *data, size_t len) {
     if (str(&k, &v, &vn)) {
       if (kn == 2 && memcmp(key, "op", 2) == 0) op = v, opn = vn;
       if (kn == 4 && memcmp(key, "code", 4) == 0) code = v, coden = vn;
-    } else if (!skip(&k)) {
+    } else if (!skip(&k, 0)) {
       break;
     }
   }
@@ -240,12 +260,11 @@ static void pushrunning(plush_ctl *c, lua_State *L) {
     lua_setfield(L, -2, "id");
     lua_pushnumber(L, t->started > 0 ? t->started : t->submitted);
     lua_setfield(L, -2, "started");
-    if (t->req)
+    if (t->req) { /* kept for balanced tasks only */
       pushlabel(L, (const unsigned char *)plush_frame_payload(t->req) + t->off,
                 t->req->hdr.len - t->off);
-    else
-      lua_pushliteral(L, "task");
-    lua_setfield(L, -2, "label");
+      lua_setfield(L, -2, "label");
+    }
     lua_rawseti(L, -2, e->id);
   }
 }
