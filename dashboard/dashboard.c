@@ -250,7 +250,7 @@ static void onsignal(uv_signal_t *h, int sig) {
 /* ---- main ------------------------------------------------------------ */
 
 static int usage(void) {
-  fputs("usage: plush-dashboard --dir DIR [--port N] [--bind ADDR]\n"
+  fputs("usage: plush-dashboard --dir DIR [--port N] [--bind ADDR] [--open]\n"
         "  (started by `plush dashboard`, which feeds it on stdin; the token\n"
         "  is in $PLUSH_DASHBOARD_TOKEN)\n",
         stderr);
@@ -266,7 +266,7 @@ int main(int argc, char **argv) {
   struct lws_context_creation_info info;
   void *loops[1];
   const char *bind = "127.0.0.1", *tok = getenv("PLUSH_DASHBOARD_TOKEN");
-  int port = 0, i, listen_port;
+  int port = 0, i, listen_port, open = 0;
   memset(&info, 0, sizeof info);
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -275,13 +275,19 @@ int main(int argc, char **argv) {
       port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
       bind = argv[++i];
+    else if (strcmp(argv[i], "--open") == 0)
+      open = 1;
     else
       return usage();
   }
-  if (S.dir[0] == '\0' || port < 0 || port > 65535) return usage();
-  if (tok == NULL || strlen(tok) < 16 || strlen(tok) >= sizeof S.token) {
+  if (S.dir[0] == '\0' || port < 0 || port > 65535 ||
+      strspn(bind, "0123456789abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.:-") != strlen(bind))
+    return usage();
+  if (tok == NULL || strlen(tok) < 16 || strlen(tok) >= sizeof S.token ||
+      strspn(tok, "0123456789abcdefABCDEF") != strlen(tok)) {
     fputs("plush-dashboard: PLUSH_DASHBOARD_TOKEN must hold a token of 16 "
-          "to 127 characters\n", stderr);
+          "to 127 hex digits\n", stderr);
     return 2;
   }
   snprintf(S.token, sizeof S.token, "%s", tok);
@@ -322,6 +328,16 @@ int main(int argc, char **argv) {
            "is NOT encrypted (plain HTTP); anyone who sees the URL can read "
            "the cluster's state\n", bind);
   fflush(stdout);
+  if (open) { /* the token is hex, the address checked above */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "xdg-open 'http://%s:%d/?token=%s' >/dev/null 2>&1 </dev/null &",
+             strcmp(bind, "0.0.0.0") == 0 ? "127.0.0.1" : bind, listen_port,
+             S.token);
+    if (system(cmd) != 0)
+      fputs("plush dashboard: cannot run xdg-open; open the URL yourself\n",
+            stderr);
+  }
 
   uv_run(&S.loop, UV_RUN_DEFAULT);
 

@@ -23,7 +23,7 @@ local dashboard = {}
 
 dashboard.help = {
   dashboard = [[
-usage: plush dashboard [--profile P] [--port N] [--bind ADDR] [--open]
+usage: plush dashboard [--profile P | --file CONN.json] [--port N] [--bind ADDR] [--open]
 
 Serves a live web dashboard of the profile's running cluster and prints its
 URL, which carries a random token: without it (or with a wrong one) the
@@ -31,6 +31,7 @@ server answers 403. Views: engines, task stream, progress of farms,
 throughput and latency, clients, logs; they update twice a second.
 Runs until Ctrl-C; the cluster is not affected by its stopping.
 
+  --file F      the cluster of connection file F rather than a profile's
   --port N      the port (default: any free one)
   --bind ADDR   listen on ADDR instead of 127.0.0.1 (0.0.0.0: every
                 interface). The connection is plain HTTP, NOT encrypted:
@@ -164,9 +165,15 @@ function dashboard.run(opts)
   if not bind:match("^[%w%.:%-]+$") then error({usage = "--bind wants an address"}, 0) end
   local server = dashboard.find_server()
   local static = dashboard.find_static()
-  local rc = plush.connect{profile = opts["--profile"], embedded = false}
-  local profile = plush.cluster.profile(opts["--profile"])
-  local logpath = plush.cluster.log_path(profile)
+  local rc, profile, logpath
+  if opts["--file"] then -- a connection file rather than a profile
+    rc = plush.connect{file = opts["--file"]}
+    profile = opts["--file"]
+  else
+    rc = plush.connect{profile = opts["--profile"], embedded = false}
+    profile = plush.cluster.profile(opts["--profile"])
+    logpath = plush.cluster.log_path(profile)
+  end
   local host = core.hostname()
   -- memory and CPU: read from /proc for the engines on this host
   local st = dash_state.new{proc = function(pid, on)
@@ -176,14 +183,11 @@ function dashboard.run(opts)
     if ev.event == "engine_down" then st:engine_down(ev.id, ev.reason, core.time()) end
   end
   local token = dashboard.token()
-  local cmd = ("exec env PLUSH_DASHBOARD_TOKEN=%s '%s' --dir '%s' --port %s --bind %s")
-    :format(token, server:gsub("'", "'\\''"), static:gsub("'", "'\\''"), port, bind)
+  local cmd = ("exec env PLUSH_DASHBOARD_TOKEN=%s '%s' --dir '%s' --port %s --bind %s%s")
+    :format(token, server:gsub("'", "'\\''"), static:gsub("'", "'\\''"), port, bind,
+      opts["--open"] and " --open" or "")
   local pipe = assert(io.popen(cmd, "w"))
   pipe:setvbuf("full")
-  if opts["--open"] then
-    os.execute(("sleep 0.5; xdg-open 'http://%s:%s/?token=%s' >/dev/null 2>&1 &")
-      :format(bind == "0.0.0.0" and "127.0.0.1" or bind, port, token))
-  end
   local width = 1100
   local was = core.catch_sigint(true)
   local ok, err = pcall(function()
@@ -299,7 +303,8 @@ end
 -------------------------------------------------------------------------------
 
 dashboard.options = {
-  dashboard = {["--port"] = "value", ["--bind"] = "value", ["--open"] = "flag"},
+  dashboard = {["--port"] = "value", ["--bind"] = "value", ["--open"] = "flag",
+    ["--file"] = "value"},
   timeline = {["--since"] = "value", ["--svg"] = "value", ["--html"] = "value"},
 }
 

@@ -79,7 +79,9 @@ describe("dash_state", function()
   it("stays bounded with 256 engines and 100,000 tasks", function()
     local st = dash_state.new{}
     local list = {}
-    for e = 0, 255 do list[#list + 1] = {id = e, pid = 1000 + e, host = "h", state = "busy", queue = 2} end
+    for e = 0, 255 do
+      list[#list + 1] = {id = e, pid = 1000 + e, host = "h", state = "busy", queue = 2}
+    end
     st:engines(list, 1000)
     local seq = 0
     for batch = 0, 4 do
