@@ -86,19 +86,21 @@ function State:feed(a, now)
     self.tasks[self.first] = nil
     self.first = self.first + 1
   end
-  -- clients and their batches: a batch ends when nothing of it is pending
+  -- clients and their batches: a batch ends when nothing of it is
+  -- pending and its client has left or finished nothing for a second (a
+  -- client still submitting may have nothing in flight for a moment)
   self.clients = {}
+  local connected = {}
   for _, c in ipairs(a.clients or {}) do
     self.clients[#self.clients + 1] = c
+    connected[c.id] = c
     if c.pending > 0 then run_for(self, c.id, now).pending = c.pending end
   end
   for cid, r in pairs(self.runs) do
-    local pending = 0
-    for _, c in ipairs(a.clients or {}) do
-      if c.id == cid then pending = c.pending end
-    end
+    local c = connected[cid]
+    local pending = c and c.pending or 0
     r.pending = pending
-    if pending == 0 then
+    if pending == 0 and (not c or now - (r.last or r.started) >= 1) then
       r.finished = r.last or now
       self.done_runs[#self.done_runs + 1] = r
       if #self.done_runs > 10 then table.remove(self.done_runs, 1) end

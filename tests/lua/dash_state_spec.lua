@@ -34,8 +34,14 @@ describe("dash_state", function()
     for i = 41, 100 do
       tasks[#tasks + 1] = {C + i, i % 2, i == 50 and 1 or 0, 100 + i * 0.01, 100 + i * 0.01 + 0.005}
     end
-    st:feed(answer(100, tasks, {{id = 7, addr = "x", pending = 0}}, 102), 102)
-    s = st:snapshot(102)
+    -- nothing in flight for a moment while the client is still there: the
+    -- same batch, until it has finished nothing for a second
+    st:feed(answer(100, tasks, {{id = 7, addr = "x", pending = 0}}, 102), 101.5)
+    s = st:snapshot(101.5)
+    assert.are.same({100, 100, false}, {s.progress[1].done, s.progress[1].total,
+      s.progress[1].finished})
+    st:feed(answer(100, {}, {{id = 7, addr = "x", pending = 0}}, 102.5), 102.5)
+    s = st:snapshot(102.5)
     p = s.progress[1]
     assert.are.same({7, 100, 100, 100, true, 1}, {p.client, p.done, p.total, p.percent,
       p.finished, p.failed})
@@ -45,6 +51,11 @@ describe("dash_state", function()
     assert.are.equal(1, s.failed)
     assert.are.same({C + 50}, st:take_detail_wanted(20))
     assert.are.same({}, st:take_detail_wanted(20))
+    -- a client that left ends its batch at once
+    st:feed(answer(101, {{(8 << 32) + 1, 0, 0, 102, 102.1}}, {}, 102.6), 102.6)
+    s = st:snapshot(102.6)
+    assert.are.same({8, 1, true}, {s.progress[1].client, s.progress[1].done,
+      s.progress[1].finished})
   end)
 
   it("greys an engine that died, with how, and one that vanished", function()
