@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define STATE_MAX ((size_t)64 << 20) /* one state line, at most */
@@ -264,6 +265,7 @@ static int loopback(const char *a) {
 
 int main(int argc, char **argv) {
   struct lws_context_creation_info info;
+  struct lws_vhost *vh;
   void *loops[1];
   const char *bind = "127.0.0.1", *tok = getenv("PLUSH_DASHBOARD_TOKEN");
   int port = 0, i, listen_port, open = 0;
@@ -305,13 +307,18 @@ int main(int argc, char **argv) {
   info.max_http_header_data = 4096; /* longer headers: the request fails */
   info.timeout_secs = 10;
   info.ka_time = 0;
-  if ((S.ctx = lws_create_context(&info)) == NULL) {
-    fprintf(stderr, "plush-dashboard: cannot listen on %s port %d\n", bind,
-            port);
-    uv_loop_close(&S.loop);
-    return 1;
+  S.ctx = lws_create_context(&info);
+  /* a port in use: the context is made, its vhost is not */
+  vh = S.ctx ? lws_get_vhost_by_name(S.ctx, "default") : NULL;
+  listen_port = vh ? lws_get_vhost_listen_port(vh) : 0;
+  if (listen_port <= 0) {
+    fprintf(stderr, "plush dashboard: cannot listen on %s port %d (in use?)\n",
+            bind, port);
+    /* lws 4.1 crashes destroying a context whose vhost failed on a
+    ** foreign loop: the process ends here instead, freeing it all */
+    fflush(stderr);
+    _exit(1);
   }
-  listen_port = lws_get_vhost_listen_port(lws_get_vhost_by_name(S.ctx, "default"));
 
   uv_pipe_init(&S.loop, &S.in, 0);
   uv_pipe_open(&S.in, 0);

@@ -198,7 +198,10 @@ function dashboard.run(opts)
       snap.host = host
       local line = cjson.encode(snap)
       local wok = pipe:write(line, "\n")
-      if not wok or not pipe:flush() then error("the dashboard's web server stopped", 0) end
+      if not wok or not pipe:flush() then
+        -- it said why on stderr (a port in use...)
+        error("the dashboard's web server stopped", 0)
+      end
       -- half a second, hearing events (engine deaths) meanwhile
       local until_ = core.now() + 0.5
       repeat

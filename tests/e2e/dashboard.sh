@@ -33,6 +33,15 @@ wait_for 30 grep -q '^plush dashboard: http://127.0.0.1:[0-9]*/?token=[0-9a-f]\{
 server=$(cat "/proc/$dash/task/$dash/children")
 [ -n "$server" ] && PIDS+=($server)
 url=$(grep -o 'http://[^ ]*' "$out")
+port=$(sed 's|.*:\([0-9]*\)/.*|\1|' <<<"$url")
+
+# a second dashboard on the same port: a clear error, status 1
+set +e
+err=$("$PLUSH" dashboard --profile "$P" --port "$port" 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a port in use gave status $rc: $err"
+grep -qx "plush dashboard: cannot listen on 127.0.0.1 port $port (in use?)" <<<"$err" ||
+  fail "a port in use said: $err"
 
 victim_id=$(status_field "$P" 's.engines[2].id')
 victim_pid=$(status_field "$P" 's.engines[2].pid')
