@@ -276,11 +276,30 @@ function State:snapshot(now, width)
     latency = taskstream.line_chart{points = lp, from = nowsec - 300, to = nowsec,
       title = "latency (submitted to done), s", color = "#e15759"},
   }
+  -- clients: what each runs now ("apply on engines 0, 3")
+  local runs_of = {}
+  for eid, run in pairs(self.running) do
+    local cid = run.id >> 32
+    local by = runs_of[cid] or {}
+    runs_of[cid] = by
+    local label = run.label or "task"
+    by[label] = by[label] or {}
+    table.insert(by[label], eid)
+  end
   snap.clients = {}
   for _, c in ipairs(self.clients) do
     local r = self.runs[c.id]
+    local what = {}
+    for label, engines in pairs(runs_of[c.id] or {}) do
+      table.sort(engines)
+      local ids = {}
+      for k = 1, math.min(#engines, 8) do ids[k] = tostring(engines[k]) end
+      what[#what + 1] = ("%s on engine%s %s%s"):format(label, #engines > 1 and "s" or "",
+        table.concat(ids, ", "), #engines > 8 and (" and %d more"):format(#engines - 8) or "")
+    end
+    table.sort(what)
     snap.clients[#snap.clients + 1] = {id = c.id, addr = c.addr, pending = c.pending,
-      done = r and r.done or 0}
+      done = r and r.done or 0, running = table.concat(what, "; ")}
   end
   snap.logs = self.logs
   return snap

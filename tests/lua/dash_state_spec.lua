@@ -76,6 +76,19 @@ describe("dash_state", function()
     assert.are.equal("left the cluster", s.engines[3].dead)
   end)
 
+  it("says what each client runs, and where", function()
+    local st = dash_state.new{}
+    local a = answer(0, {}, {{id = 7, addr = "127.0.0.1:5", pending = 3}}, 20)
+    a.running = {[0] = {id = C + 1, started = 19, label = "apply"},
+      [3] = {id = C + 2, started = 19.5, label = "apply"},
+      [1] = {id = C + 3, started = 19.9, label = "local x = 1"}}
+    st:feed(a, 20)
+    local s = st:snapshot(20)
+    assert.are.same({id = 7, addr = "127.0.0.1:5", pending = 3, done = 0,
+      running = "apply on engines 0, 3; local x = 1 on engine 1"}, s.clients[1])
+    assert.are.equal(3, s.stream.running)
+  end)
+
   it("shows a failure's message on its bar, as a red bar of its own", function()
     local st = dash_state.new{}
     st:feed(answer(2, {{C + 1, 0, 0, 10, 11}, {C + 2, 0, 1, 11, 11.5}}, {}, 12), 12)

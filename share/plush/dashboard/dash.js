@@ -107,6 +107,7 @@ function renderRest(s) {
     const tr = document.createElement('tr');
     tr.id = 'client-' + c.id;
     cell(tr, c.id); cell(tr, c.addr); cell(tr, c.pending); cell(tr, c.done);
+    cell(tr, c.running, 'task');
     return tr;
   });
   $('logs-text').textContent = (s.logs || []).join('\n');
