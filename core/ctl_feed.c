@@ -8,7 +8,7 @@
 ** first asks (a cluster without a dashboard pays one NULL test per task);
 ** then the ring (CTL_FEED_CAP events) lives until the controller stops. A
 ** reader asks with `since` (the last seq it saw) and gets what came after,
-** at most CTL_FEED_MAX a call, columnar (one array per field, so a big
+** at most CTL_FEED_MAX (4,096) a call, columnar (one array per field, so a big
 ** answer is a few arrays, not thousands of tables); events the ring
 ** overwrote before they were read are counted in `lost`. The answer also
 ** carries each client's tasks in flight, and what each engine runs (with
@@ -24,7 +24,7 @@
 #include "plush.h"
 
 #define CTL_FEED_CAP 65536
-#define CTL_FEED_MAX 20000
+#define CTL_FEED_MAX 4096 /* events a call: keeps each call short */
 
 typedef struct feed_ev {
   uint64_t id;
