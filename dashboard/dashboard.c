@@ -266,6 +266,7 @@ static int loopback(const char *a) {
 int main(int argc, char **argv) {
   struct lws_context_creation_info info;
   struct lws_vhost *vh;
+  char host[256];
   void *loops[1];
   const char *bind = "127.0.0.1", *tok = getenv("PLUSH_DASHBOARD_TOKEN");
   int port = 0, i, listen_port, open = 0;
@@ -328,8 +329,14 @@ int main(int argc, char **argv) {
   uv_signal_init(&S.loop, &S.sigterm);
   uv_signal_start(&S.sigterm, onsignal, SIGTERM);
 
-  printf("plush dashboard: http://%s:%d/?token=%s\n",
-         strcmp(bind, "0.0.0.0") == 0 ? "HOST" : bind, listen_port, S.token);
+  if (strcmp(bind, "0.0.0.0") == 0) { /* every interface: name this host */
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "HOST");
+    host[sizeof host - 1] = '\0';
+  } else {
+    snprintf(host, sizeof host, "%s", bind);
+  }
+  printf("plush dashboard: http://%s:%d/?token=%s\n", host, listen_port,
+         S.token);
   if (!loopback(bind))
     printf("plush dashboard: listening on %s beyond loopback: the connection "
            "is NOT encrypted (plain HTTP); anyone who sees the URL can read "

@@ -62,6 +62,36 @@ wait_for 10 gone "$dash" || fail "plush dashboard did not stop on TERM"
 for s in $server; do wait_for 10 gone "$s" || fail "plush-dashboard $s outlived its feeder"; done
 [ "$("$PLUSH" --profile "$P" -e 'return 1 + 1')" = 2 ] || fail "the cluster does not answer"
 
+# its web server killed by PID: the dashboard says so and stops (status
+# 1), the cluster answers
+"$PLUSH" dashboard --profile "$P" >"$out" 2>&1 &
+dash=$!
+PIDS+=("$dash")
+wait_for 30 grep -q '^plush dashboard: http' "$out" || fail "no URL: $(cat "$out")"
+server=$(cat "/proc/$dash/task/$dash/children")
+PIDS+=($server)
+kill -KILL $server
+set +e
+wait "$dash"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "the dashboard whose server died gave status $rc"
+grep -qx "plush: the dashboard's web server stopped" "$out" || fail "server death: $(cat "$out")"
+[ "$("$PLUSH" --profile "$P" -e 'return 3 + 4')" = 7 ] || fail "the cluster does not answer"
+
+# beyond loopback only when asked, and then told plainly it is not encrypted
+"$PLUSH" dashboard --profile "$P" --bind 0.0.0.0 >"$out" 2>&1 &
+dash=$!
+PIDS+=("$dash")
+wait_for 30 grep -q 'NOT encrypted' "$out" || fail "no warning: $(cat "$out")"
+grep -q "^plush dashboard: http://$(hostname):[0-9]*/?token=" "$out" || fail "bind URL: $(cat "$out")"
+port=$(grep -o 'http://[^ ]*' "$out" | sed 's|.*:\([0-9]*\)/.*|\1|')
+code=$(/usr/bin/python3 -c "import urllib.request,urllib.error,sys
+try: urllib.request.urlopen('http://127.0.0.1:$port/'); print(200)
+except urllib.error.HTTPError as e: print(e.code)")
+[ "$code" = 403 ] || fail "beyond loopback, no token: $code"
+kill -INT "$dash"
+wait_for 10 gone "$dash" || fail "plush dashboard did not stop on Ctrl-C"
+
 # plush timeline: the stored farm, as SVG and as HTML
 svg=$PLUSH_BUILD_DIR/dashboard-shots/timeline.svg
 html=$PLUSH_BUILD_DIR/dashboard-shots/timeline.html

@@ -224,9 +224,19 @@ return ok
     except OSError:
         pass
     s.close()
+    # a slow reader: a WebSocket that never reads while states pile up
+    slow = socket.create_connection((HOST, PORT), timeout=10)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(upgrade("/ws?token=" + TOKEN))
+    seen = driver.execute_script("return document.body.dataset.updated")
+    for _ in range(3):  # three fresh states reach the page meanwhile
+        wait(10, "the page stopped updating beside a slow reader",
+             lambda: driver.execute_script("return document.body.dataset.updated") != seen)
+        seen = driver.execute_script("return document.body.dataset.updated")
     ok, out = cluster_answers()
     if not ok:
         fail("the cluster does not answer after the bad input: " + out)
+    slow.close()
     code, _ = http_status(URL)
     if code != 200:
         fail("the dashboard stopped serving after the bad input: %d" % code)
