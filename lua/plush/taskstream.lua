@@ -88,7 +88,7 @@ function taskstream.svg(spec)
   local step = tick_step(to - from)
   -- ticks at round times before `to` (ago) or after `from`
   local first = spec.ago and to - math.floor((to - from) / step) * step
-    or from + step
+    or from
   local axis_y = top + #lanes * lane_h
   for tk = first, to, step do
     local x = left + (tk - from) * scale
