@@ -192,6 +192,7 @@ function dashboard.run(opts)
   local was = core.catch_sigint(true)
   local ok, err = pcall(function()
     while true do
+      local began = core.now()
       local now = poll(rc, st, logpath)
       local snap = st:snapshot(now, width)
       snap.profile = profile
@@ -202,8 +203,9 @@ function dashboard.run(opts)
         -- it said why on stderr (a port in use...)
         error("the dashboard's web server stopped", 0)
       end
-      -- half a second, hearing events (engine deaths) meanwhile
-      local until_ = core.now() + 0.5
+      -- a round each half second (whatever the round took, at least a
+      -- twentieth of one between two), hearing events (deaths) meanwhile
+      local until_ = math.max(began + 0.5, core.now() + 0.05)
       repeat
         rc:pump(math.max(0, until_ - core.now()))
         if core.sigint() then error(errors.Interrupted{}, 0) end
