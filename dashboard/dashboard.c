@@ -125,6 +125,8 @@ static int serve(struct lws *wsi, const char *uri) {
   snprintf(path, sizeof path, "%s/%s", S.dir, name);
   n = lws_serve_http_file(wsi, path, mime(name),
                           "Cache-Control: no-store\r\n"
+                          "Content-Security-Policy: default-src 'self'; "
+                          "connect-src 'self'; frame-ancestors 'none'\r\n"
                           "X-Content-Type-Options: nosniff\r\n"
                           "Referrer-Policy: no-referrer\r\n", 0);
   if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
