@@ -197,6 +197,7 @@ function dashboard.run(opts)
       local snap = st:snapshot(now, width)
       snap.profile = profile
       snap.host = host
+      snap.self = rc.conn:cid() -- its own client row says so
       local line = cjson.encode(snap)
       local wok = pipe:write(line, "\n")
       if not wok or not pipe:flush() then

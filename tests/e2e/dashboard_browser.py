@@ -193,9 +193,34 @@ return ok
     detail = text("detail")
     if "boom" not in detail or "stack traceback" not in detail:
         fail("the failure's detail: %r" % detail)
+    if not any(td.text.endswith("(this dashboard)") for td in
+               driver.find_elements(By.CSS_SELECTOR, "#clients-body td")):
+        fail("the clients view does not show the dashboard's own connection")
     for view in ("engines", "stream", "progress", "throughput", "clients", "logs"):
         shot(view, view)
     driver.save_screenshot(os.path.join(SHOTS, "page.png"))
+
+    # ---- what runs: its first line on its engine's row and its client's ---
+    busy = subprocess.Popen([PLUSH, "--profile", PROFILE, "-e",
+                             'rc:balanced():execute("local t = os.clock() '
+                             'while os.clock() - t < 3 do end")'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        label = "local t = os.clock() while os.clock() - t < 3 do end"
+        wait(30, "no engine row says what it runs",
+             lambda: any(td.text.startswith(label) for td in
+                         driver.find_elements(By.CSS_SELECTOR, "#engines-body td.task")))
+        wait(10, "no client row says what it runs",
+             lambda: any(td.text.startswith(label + " on engine ") for td in
+                         driver.find_elements(By.CSS_SELECTOR, "#clients-body td.task")))
+        shot("engines", "engines-running")
+        shot("clients", "clients-running")
+        if busy.wait(timeout=60) != 0:
+            fail("the busy task failed")
+    finally:
+        if busy.poll() is None:
+            os.kill(busy.pid, signal.SIGKILL)
+            busy.wait()
 
     # ---- an engine killed by PID turns grey within 2 s --------------------
     os.kill(VICTIM_PID, signal.SIGKILL)

@@ -24,6 +24,7 @@ function cell(tr, text, cls) {
   const td = document.createElement('td');
   td.textContent = text == null ? '' : String(text);
   if (cls) td.className = cls;
+  if (cls === 'task') td.title = td.textContent; // cut short on screen
   tr.appendChild(td);
   return td;
 }
@@ -106,7 +107,8 @@ function renderRest(s) {
   fill($('clients-body'), s.clients, c => {
     const tr = document.createElement('tr');
     tr.id = 'client-' + c.id;
-    cell(tr, c.id); cell(tr, c.addr); cell(tr, c.pending); cell(tr, c.done);
+    cell(tr, c.id === s.self ? c.id + ' (this dashboard)' : c.id);
+    cell(tr, c.addr); cell(tr, c.pending); cell(tr, c.done);
     cell(tr, c.running, 'task');
     return tr;
   });
