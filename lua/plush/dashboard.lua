@@ -21,6 +21,9 @@ local taskstream = require "plush.taskstream"
 
 local dashboard = {}
 
+-- Seconds a lost controller is waited for before the dashboard gives up.
+dashboard.LOST_WAIT = 30
+
 dashboard.help = {
   dashboard = [[
 usage: plush dashboard [--profile P | --file CONN.json] [--port N] [--bind ADDR] [--open]
@@ -190,14 +193,32 @@ function dashboard.run(opts)
   pipe:setvbuf("full")
   local width = 1100
   local was = core.catch_sigint(true)
+  -- A lost controller (killed, restarted): the page says so and the
+  -- dashboard dials again each second (rc._redial re-reads the connection
+  -- file); after LOST_WAIT seconds it gives up with the error.
+  local lost_since
+  local function lost(e)
+    if errors.is(e, "Interrupted") or not (rc.lost and rc._redial) then error(e, 0) end
+    lost_since = lost_since or core.now()
+    if core.now() - lost_since > dashboard.LOST_WAIT then error(e, 0) end
+    st.controller_lost = errors.is_error(e) and tostring(e.message) or tostring(e)
+  end
   local ok, err = pcall(function()
     while true do
       local began = core.now()
-      local now = poll(rc, st, logpath)
+      local rok, now = pcall(poll, rc, st, logpath)
+      if rok then
+        lost_since, st.controller_lost = nil, nil
+      else
+        lost(now)
+        now = core.time()
+      end
       local snap = st:snapshot(now, width)
       snap.profile = profile
       snap.host = host
-      snap.self = rc.conn:cid() -- its own client row says so
+      local cok, cid = pcall(rc.conn.cid, rc.conn)
+      snap.self = cok and cid or nil -- its own client row says so
+      snap.controller_lost = st.controller_lost
       local line = cjson.encode(snap)
       local wok = pipe:write(line, "\n")
       if not wok or not pipe:flush() then
@@ -205,10 +226,16 @@ function dashboard.run(opts)
         error("the dashboard's web server stopped", 0)
       end
       -- a round each half second (whatever the round took, at least a
-      -- twentieth of one between two), hearing events (deaths) meanwhile
-      local until_ = math.max(began + 0.5, core.now() + 0.05)
+      -- twentieth of one between two), hearing events (deaths) meanwhile;
+      -- a second between tries while the controller is lost
+      local until_ = math.max(began + (lost_since and 1 or 0.5), core.now() + 0.05)
       repeat
-        rc:pump(math.max(0, until_ - core.now()))
+        if lost_since then
+          core.sleep(math.max(0, until_ - core.now()))
+        else
+          local pok, e = pcall(rc.pump, rc, math.max(0, until_ - core.now()))
+          if not pok then lost(e) end
+        end
         if core.sigint() then error(errors.Interrupted{}, 0) end
       until core.now() >= until_
     end

@@ -92,6 +92,27 @@ except urllib.error.HTTPError as e: print(e.code)")
 kill -INT "$dash"
 wait_for 10 gone "$dash" || fail "plush dashboard did not stop on Ctrl-C"
 
+# the controller killed by PID and started again: the page says it is
+# lost, then live again with its engines (they reconnect by themselves)
+"$PLUSH" dashboard --profile "$P" >"$out" 2>&1 &
+dash=$!
+PIDS+=("$dash")
+wait_for 30 grep -q '^plush dashboard: http' "$out" || fail "no URL: $(cat "$out")"
+states=$(mktemp)
+/usr/bin/python3 "$here/dashboard_states.py" "$(grep -o 'http://[^ ]*' "$out")" >"$states" &
+PIDS+=("$!")
+wait_for 30 grep -qx 'live 2' "$states" || fail "states: $(cat "$states")"
+ctl=$(status_field "$P" 's.pid')
+kill -KILL "$ctl"
+wait_for 30 grep -qx 'lost' "$states" || fail "the page never said the controller was lost"
+rm -f "$(conn_file "$P")"
+"$PLUSH" cluster start -n 0 --profile "$P" >/dev/null
+PIDS+=("$(status_field "$P" 's.pid')")
+wait_for 30 bash -c '[ "$(tail -n 1 "$0")" = "live 2" ]' "$states" ||
+  fail "the page never came back live with 2 engines: $(cat "$states")"
+kill -TERM "$dash"
+wait_for 10 gone "$dash" || fail "plush dashboard did not stop on TERM"
+
 # plush timeline: the stored farm, as SVG and as HTML
 svg=$PLUSH_BUILD_DIR/dashboard-shots/timeline.svg
 html=$PLUSH_BUILD_DIR/dashboard-shots/timeline.html

@@ -127,6 +127,14 @@ function render(s) {
   renderProgress(s);
   renderRest(s);
   document.body.dataset.updated = String(s.now);
+  const conn = $('conn');
+  if (s.controller_lost) {
+    conn.textContent = 'controller lost (' + s.controller_lost + '): dialling again';
+    conn.className = 'off';
+  } else if (conn.className === 'off' && conn.textContent.startsWith('controller')) {
+    conn.textContent = 'live';
+    conn.className = 'on';
+  }
 }
 
 function connect() {
