@@ -60,6 +60,8 @@ set -e
 kill -TERM "$dash"
 wait_for 10 gone "$dash" || fail "plush dashboard did not stop on TERM"
 for s in $server; do wait_for 10 gone "$s" || fail "plush-dashboard $s outlived its feeder"; done
+# (under the sanitizers: what they found in either process is printed here)
+! grep -q 'Sanitizer' "$out" || fail "the sanitizers: $(cat "$out")"
 [ "$("$PLUSH" --profile "$P" -e 'return 1 + 1')" = 2 ] || fail "the cluster does not answer"
 
 # its web server killed by PID: the dashboard says so and stops (status
@@ -112,6 +114,7 @@ wait_for 30 bash -c '[ "$(tail -n 1 "$0")" = "live 2" ]' "$states" ||
   fail "the page never came back live with 2 engines: $(cat "$states")"
 kill -TERM "$dash"
 wait_for 10 gone "$dash" || fail "plush dashboard did not stop on TERM"
+! grep -q 'Sanitizer' "$out" || fail "the sanitizers: $(cat "$out")"
 
 # plush timeline: the stored farm, as SVG and as HTML
 svg=$PLUSH_BUILD_DIR/dashboard-shots/timeline.svg
