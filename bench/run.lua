@@ -114,6 +114,14 @@ local WORKLOADS = {
     n = {1, 0, 1, 0}, target = {"<", 2}},
   {id = "exec_rt", label = "execute round trip, 1 engine", unit = "s", phase = 2,
     n = {2000, 500, 200, 50}, dask = false, target = {"<=", 200e-6}},
+  -- the same with `plush dashboard` open and a page reading it (bench/dash.lua)
+  {id = "exec_rt_dash", label = "  the same, a dashboard open", unit = "s", phase = 2,
+    n = {2000, 500, 0, 0}, plush_only = true,
+    target = function(S)
+      local ex = S.exec_rt and S.exec_rt.plush
+      if not ex then return nil end
+      return {"<=", 1.1 * ex.median, ("<= 1.1× without (%s)"):format(svg.fmt_time(1.1 * ex.median))}
+    end},
   {id = "apply_rt", label = "apply round trip, 1 engine", unit = "s", phase = 2,
     n = {2000, 500, 200, 50}, dask = {100, 30}},
   {id = "bcast_exec_8", label = "broadcast execute, 8 engines", unit = "s", phase = 8,
@@ -339,7 +347,7 @@ local function plush_start(n)
   local argv = {CONTROLLER, "--file", file, "-n", tostring(n), "--log", dir .. "/log",
     "--parent", tostring(core.getpid())}
   for a in (opt.controller_args or ""):gmatch("%S+") do argv[#argv + 1] = a end
-  local c = {dir = dir}
+  local c = {dir = dir, file = file}
   local t0 = now()
   c.pid = core.spawn(argv, {stdout = dir .. "/out", stderr = dir .. "/out"})
   live[c.pid] = "plush-controller"
@@ -496,6 +504,10 @@ local function run_plush(phase, rep)
     local noop = function() end
 
     run("exec_rt", function(k) return timed(k, function() e0:execute("a=1") end, 50) end)
+    run("exec_rt_dash", function(k)
+      return dofile(ROOT .. "/bench/dash.lua").with(ROOT, TMP, c.file,
+        function() return timed(k, function() e0:execute("a=1") end, 50) end)
+    end)
     run("apply_rt", function(k) return timed(k, function() e0:apply(noop) end, 50) end)
     run("bcast_exec_8", function(k) return timed(k, function() all:execute("a=1") end, 20) end)
 
