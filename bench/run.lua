@@ -411,6 +411,9 @@ end
 local WIRE = ROOT .. "/build/bench/plush-bench-wire"
 local function wire_run(k)
   local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
+  -- core.spawn appends (O_APPEND): a second phase would leave two objects
+  os.remove(out)
+  os.remove(err)
   local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
   live[pid] = "plush-bench-wire"
   local code = core.wait(pid, 300)
