@@ -114,6 +114,14 @@ local WORKLOADS = {
     n = {1, 0, 1, 0}, target = {"<", 2}},
   {id = "exec_rt", label = "execute round trip, 1 engine", unit = "s", phase = 2,
     n = {2000, 500, 200, 50}, dask = false, target = {"<=", 200e-6}},
+  -- the same with `plush dashboard` open and a page reading it (bench/dash.lua)
+  {id = "exec_rt_dash", label = "  the same, a dashboard open", unit = "s", phase = 2,
+    n = {2000, 500, 0, 0}, plush_only = true,
+    target = function(S)
+      local ex = S.exec_rt and S.exec_rt.plush
+      if not ex then return nil end
+      return {"<=", 1.1 * ex.median, ("<= 1.1× without (%s)"):format(svg.fmt_time(1.1 * ex.median))}
+    end},
   {id = "apply_rt", label = "apply round trip, 1 engine", unit = "s", phase = 2,
     n = {2000, 500, 200, 50}, dask = {100, 30}},
   {id = "bcast_exec_8", label = "broadcast execute, 8 engines", unit = "s", phase = 8,
@@ -184,6 +192,12 @@ local WORKLOADS = {
     end},
   {id = "mr_wordcount_serial", label = "  the same word count, serial, one Lua state",
     unit = "s", phase = 2, n = {3, 1, 0, 0}, plush_only = true},
+  -- engines as threads (plush.connect{threads = 2}): exec_rt and lb_noop
+  -- again on an in-process cluster, the process cluster stopped first
+  {id = "exec_rt_threads", label = "execute round trip, engines as threads", unit = "s",
+    phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
+  {id = "lb_noop_threads", label = "balanced no-op tasks, 2 engine threads", unit = "tasks/s",
+    phase = 2, n = {20000, 20000, 0, 0}, plush_only = true},
   {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
     n = {2, 2, 2, 2}, target = {"<", 4e6}},
   {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
@@ -345,7 +359,7 @@ local function plush_start(n)
   local argv = {CONTROLLER, "--file", file, "-n", tostring(n), "--log", dir .. "/log",
     "--parent", tostring(core.getpid())}
   for a in (opt.controller_args or ""):gmatch("%S+") do argv[#argv + 1] = a end
-  local c = {dir = dir}
+  local c = {dir = dir, file = file}
   local t0 = now()
   c.pid = core.spawn(argv, {stdout = dir .. "/out", stderr = dir .. "/out"})
   live[c.pid] = "plush-controller"
@@ -409,6 +423,9 @@ end
 local WIRE = ROOT .. "/build/bench/plush-bench-wire"
 local function wire_run(k)
   local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
+  -- core.spawn appends (O_APPEND): a second phase would leave two objects
+  os.remove(out)
+  os.remove(err)
   local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
   live[pid] = "plush-bench-wire"
   local code = core.wait(pid, 300)
@@ -502,6 +519,10 @@ local function run_plush(phase, rep)
     local noop = function() end
 
     run("exec_rt", function(k) return timed(k, function() e0:execute("a=1") end, 50) end)
+    run("exec_rt_dash", function(k)
+      return dofile(ROOT .. "/bench/dash.lua").with(ROOT, TMP, c.file,
+        function() return timed(k, function() e0:execute("a=1") end, 50) end)
+    end)
     run("apply_rt", function(k) return timed(k, function() e0:apply(noop) end, 50) end)
     run("bcast_exec_8", function(k) return timed(k, function() all:execute("a=1") end, 20) end)
 
@@ -675,6 +696,37 @@ local function run_plush(phase, rep)
   end
   if c then
     plush_stop(c)
+  end
+  -- engines as threads of this process: the same round trip and no-op
+  -- rate through plush.connect{threads = 2} (socketpairs, no processes)
+  if want("exec_rt_threads") or want("lb_noop_threads") then
+    local trc
+    local tok, terr = xpcall(function()
+      trc = plush.connect{threads = 2}
+      local noop = function() end
+      run("exec_rt_threads", function(k)
+        return timed(k, function() trc[0]:execute("a=1") end, 50)
+      end)
+      run("lb_noop_threads", function(k)
+        local lb = trc:balanced():async()
+        local out = {}
+        for b = 0, QUICK and 1 or 3 do -- batch 0 warms up, not counted
+          collectgarbage()
+          local ds, t = {}, now()
+          for i = 1, b == 0 and 100 or k do ds[i] = lb:apply(noop) end
+          assert(plush.wait_all(ds, 120), "balanced tasks did not finish in 120 s")
+          if b > 0 then out[b] = k / (now() - t) end
+          for i = 1, #ds do ds[i]:get() end
+        end
+        return out
+      end)
+    end, debug.traceback)
+    if trc then pcall(trc.close, trc) end
+    if not tok then
+      if is_interrupt(terr) then error("interrupted", 0) end
+      res.errors.threads = tostring(terr)
+      say("bench: plush engines as threads failed: %s", tostring(terr))
+    end
   end
   return res
 end

@@ -163,6 +163,8 @@ struct plush_ctl {
   int conns_peak;     /* most connections since the last trim */
   uint64_t refuse_logged;
   struct ctl_ts *ts;  /* the tuple spaces (ctl_tuples.c), NULL until used */
+  struct ctl_feed *feed; /* finished tasks for the dashboard (ctl_feed.c),
+                            NULL until a client asks */
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -299,6 +301,11 @@ PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine
 PLUSH_INTERNAL void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine);
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
+
+/* ctl_feed.c: the dashboard's feed of finished tasks (op `feed`) */
+PLUSH_INTERNAL void ctl_feed_task(plush_ctl *c, plush_frame *f, task *t);
+PLUSH_INTERNAL void ctl_feed_op(plush_ctl *c);
+PLUSH_INTERNAL void ctl_feed_free(plush_ctl *c);
 
 /* ctl_relay.c: big replies passed on to their client as they arrive */
 PLUSH_INTERNAL void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);

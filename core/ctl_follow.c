@@ -11,6 +11,7 @@
 ** it lost (dropped). See share/doc/models.md, "Collaboration".
 */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,33 +51,44 @@ void ctl_op_clients(plush_ctl *c, peer *p, uint64_t rid) {
   size_t n = c->clients.count, i = 0, k = 0, j;
   uint64_t key;
   void *v;
+  plush_map pending, running; /* client id -> count (as a pointer) */
   peer **list = malloc((n ? n : 1) * sizeof *list);
   if (list == NULL) {
     ctl_refuse(c, p, rid, "clients: out of memory");
     return;
   }
+  plush_map_init(&pending);
+  plush_map_init(&running);
+  while (plush_map_next(&c->tasks, &i, &key, &v)) {
+    uint32_t cl = (uint32_t)(key >> 32);
+    uintptr_t was = (uintptr_t)plush_map_get(&pending, cl);
+    plush_map_put(&pending, cl, (void *)(was + 1));
+  }
+  i = 0;
+  while (plush_map_next(&c->engines, &i, &key, &v)) {
+    peer *e = v;
+    task *t = e->running ? plush_map_get(&c->tasks, e->running) : NULL;
+    if (t != NULL && t->engine == e) {
+      uint32_t cl = (uint32_t)(t->id >> 32);
+      uintptr_t was = (uintptr_t)plush_map_get(&running, cl);
+      plush_map_put(&running, cl, (void *)(was + 1));
+    }
+  }
+  i = 0;
   while (k < n && plush_map_next(&c->clients, &i, &key, &v)) list[k++] = v;
   qsort(list, k, sizeof *list, byid);
   lua_createtable(L, (int)k, 0);
   for (j = 0; j < k; j++) {
     peer *q = list[j];
-    lua_Integer running = 0, queued = 0;
-    size_t t = 0;
-    while (plush_map_next(&c->tasks, &t, &key, &v)) {
-      task *tk = v;
-      if ((uint32_t)(tk->id >> 32) != q->id) continue;
-      if (tk->engine != NULL && tk->engine->running == tk->id)
-        running++;
-      else
-        queued++;
-    }
+    lua_Integer all = (lua_Integer)(uintptr_t)plush_map_get(&pending, q->id);
+    lua_Integer run = (lua_Integer)(uintptr_t)plush_map_get(&running, q->id);
     lua_createtable(L, 0, 7);
     setint(L, "id", q->id);
     setstr(L, "address", q->conn ? plush_conn_peer(q->conn) : "");
     lua_pushnumber(L, q->since);
     lua_setfield(L, -2, "since");
-    setint(L, "running", running);
-    setint(L, "queued", queued);
+    setint(L, "running", run);
+    setint(L, "queued", all - run);
     if (q->following) {
       if (q->follows == PLUSH_ANY)
         setstr(L, "follows", "all");
@@ -89,6 +101,8 @@ void ctl_op_clients(plush_ctl *c, peer *p, uint64_t rid) {
     }
     lua_rawseti(L, -2, (lua_Integer)j + 1);
   }
+  plush_map_free(&pending);
+  plush_map_free(&running);
   free(list);
   ctl_answer(c, p, rid, 0);
 }

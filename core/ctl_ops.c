@@ -381,6 +381,7 @@ static const struct ctlop {
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
     {"shutdown", NULL, op_shutdown}, {"prune", op_prune, NULL},
+    {"feed", ctl_feed_op, NULL}, /* the dashboard (ctl_feed.c) */
     /* the tuple space (ctl_tuples.c), the ops engines may use too */
     {"ts_out", NULL, ctl_ts_out},    {"ts_take", NULL, ctl_ts_take},
     {"ts_read", NULL, ctl_ts_read},  {"ts_cancel", NULL, ctl_ts_cancel},

@@ -397,6 +397,7 @@ static void memput(plush_ctl *c, plush_frame *f) {
 void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
   sqlite3_stmt *st = c->ins;
   if (plush_map_get(&c->store, f->hdr.id)) return;
+  if (c->feed) ctl_feed_task(c, f, t);
   if (c->db && f->hdr.len <= c->o.blob_max) {
     begin(c);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)f->hdr.id);
@@ -597,4 +598,5 @@ void ctl_store_free(plush_ctl *c) {
   plush_map_free(&c->evicted);
   ctl_store_close(c);
   ctl_ts_free(c);
+  ctl_feed_free(c);
 }

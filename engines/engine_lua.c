@@ -277,6 +277,7 @@ static lua_State *newstate(plush_engine *e) {
   lua_State *L;
   int st;
   char lim[64] = "";
+  if (e->o.state) return eng_adopt(e, build); /* an embedder's state */
   if (e->mem.limit)
     snprintf(lim, sizeof lim, " within the memory limit of %zu bytes",
              e->mem.limit);
@@ -360,7 +361,7 @@ static int ready(plush_engine *e, lua_State *L) {
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
     snprintf(e->luaerr, sizeof e->luaerr, "engine setup failed: %s",
              lua_tostring(L, -1));
-    lua_settop(L, 0);
+    lua_settop(L, e->o.state ? lua_gettop(L) - 1 : 0);
     return 0;
   }
   return 1;
@@ -506,10 +507,27 @@ static void serve(lua_State *L, task *t) {
 ** task is tied to the link it came on. Returns 0 when stopping.
 */
 static int take(plush_engine *e, inreq *r) {
+  int held = 0;
   uv_mutex_lock(&e->mu);
-  while (!e->stopping && e->in.n == 0) uv_cond_wait(&e->inc, &e->mu);
+  for (;;) { /* an embedder's state: its lock too, never waited for under mu */
+    while (!e->stopping && e->in.n == 0) {
+      if (held) {
+        uv_mutex_unlock(&e->mu);
+        uv_mutex_unlock(e->o.statelock);
+        held = 0;
+        uv_mutex_lock(&e->mu);
+      } else
+        uv_cond_wait(&e->inc, &e->mu);
+    }
+    if (e->stopping || held || !e->o.statelock) break;
+    uv_mutex_unlock(&e->mu);
+    uv_mutex_lock(e->o.statelock);
+    held = 1;
+    uv_mutex_lock(&e->mu);
+  }
   if (e->stopping) {
     uv_mutex_unlock(&e->mu);
+    if (held) uv_mutex_unlock(e->o.statelock);
     return 0;
   }
   *r = e->in.v[e->in.head];
@@ -575,9 +593,14 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
   while (take(e, &r)) {
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     uint64_t id = r.f->hdr.id;
-    int sent;
+    int sent, base = lua_gettop(L); /* an embedder's state may hold values */
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
+      if (e->o.state) { /* an embedder's state is kept */
+        eng_keep(e);
+        if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+        continue;
+      }
       if ((L = renew(e, L)) == NULL) return NULL;
       continue;
     }
@@ -594,7 +617,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       eng_sendcopy(e, PLUSH_T_STARTED, id, 0, NULL, 0);
       serve(L, &t);
     }
-    lua_settop(L, 0);
+    lua_settop(L, base);
     plush_frame_unref(r.f);
     eng_fd_settle(e); /* its subprocesses' output before its reply */
     eng_ts_flush(e);
@@ -612,6 +635,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
         e->encoff = 0;
       }
     }
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
   }
   return L;
 }
@@ -635,15 +659,22 @@ void eng_luamain(void *arg) {
   go = ok && !e->stopping;
   uv_mutex_unlock(&e->mu);
   if (go) {
-    if (!ready(e, L))
-      ok = 0;
-    else if ((L = loop(e, L)) == NULL)
-      ok = 0;
+    if (e->o.statelock) uv_mutex_lock(e->o.statelock);
+    ok = ready(e, L);
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+    if (ok && (L = loop(e, L)) == NULL) ok = 0;
   }
   uv_mutex_lock(&e->mu);
   e->L = NULL;
   uv_mutex_unlock(&e->mu);
-  if (L) lua_close(L);
+  if (L && e->o.state) {
+    if (e->o.statelock) uv_mutex_lock(e->o.statelock);
+    lua_pushnil(L); /* the key is there: no allocation */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
+    eng_giveback(e, L);
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+  } else if (L)
+    lua_close(L);
   plush_buf_free(&e->enc);
   uv_mutex_lock(&e->mu);
   e->luadone = 1;
