@@ -180,6 +180,18 @@ local WORKLOADS = {
     end},
   {id = "ts_pairs", label = "tuple space out+take pairs, 2 engines", unit = "tasks/s",
     phase = 2, n = {5, 3, 0, 0}, plush_only = true, target = {">=", 20000}},
+  -- the word count of scripts/examples/wordcount.lua over every
+  -- /usr/share/doc/*/copyright and /usr/share/common-licenses/*
+  {id = "mr_wordcount", label = "MapReduce word count, 2 engines", unit = "s", phase = 2,
+    n = {3, 1, 0, 0}, plush_only = true,
+    target = function(S)
+      local serial = S.mr_wordcount_serial and S.mr_wordcount_serial.plush
+      if not serial then return nil end
+      return {"<=", 0.7 * serial.median,
+        ("≤ 0.7× serial (%s)"):format(svg.fmt_time(0.7 * serial.median))}
+    end},
+  {id = "mr_wordcount_serial", label = "  the same word count, serial, one Lua state",
+    unit = "s", phase = 2, n = {3, 1, 0, 0}, plush_only = true},
   -- engines as threads (plush.connect{threads = 2}): exec_rt and lb_noop
   -- again on an in-process cluster, the process cluster stopped first
   {id = "exec_rt_threads", label = "execute round trip, engines as threads", unit = "s",
@@ -625,6 +637,46 @@ local function run_plush(phase, rep)
         assert(v[NUMBERS] == expect, "map result is wrong")
       end)
     end)
+    -- MapReduce word count (the map of scripts/examples/wordcount.lua)
+    if want("mr_wordcount") or want("mr_wordcount_serial") then
+      local files = {}
+      local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
+        [ -f "$f" ] && [ -r "$f" ] && printf '%s\n' "$f"; done]])
+      for name in p:lines() do files[#files + 1] = name end
+      p:close()
+      local function words(text, emit)
+        local seen = {}
+        for w in text:lower():gmatch("%a+") do seen[w] = (seen[w] or 0) + 1 end
+        for w, n in pairs(seen) do emit(w, n) end
+      end
+      local function sum(_, counts)
+        local n = 0
+        for _, x in ipairs(counts) do n = n + x end
+        return n
+      end
+      local the
+      run("mr_wordcount", function(k)
+        return timed(k, function()
+          local r = all:mapreduce{input = {files = files}, map = words, combine = sum,
+            reduce = sum}
+          assert(r.the and (the == nil or r.the == the), "the word counts differ")
+          the = r.the
+        end)
+      end)
+      run("mr_wordcount_serial", function(k)
+        return timed(k, function()
+          local counts = {}
+          for _, name in ipairs(files) do
+            local fh = assert(io.open(name, "rb"))
+            local text = fh:read("a")
+            fh:close()
+            for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
+          end
+          assert(counts.the and (the == nil or counts.the == the), "the word counts differ")
+          the = counts.the
+        end)
+      end)
+    end
     run("map_serial", function(k)
       return timed(k, function()
         local v = {}

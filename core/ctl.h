@@ -94,6 +94,10 @@ struct peer {
   uint64_t park_sent; /* client: plush_conn_sent at the last look */
   uint64_t park_seen; /* client: uv_now() when it last read (ctl_park_check) */
   int msgsub;         /* engine: told of engines up and down (ctl_msg.c) */
+  double since;       /* client: ctl_clock() when it connected */
+  int following;      /* client: follows another's work (ctl_follow.c) */
+  uint32_t follows;   /* ... that client's, or PLUSH_ANY: every other's */
+  int follow_dropped; /* ... events lost while it did not keep up */
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -146,6 +150,7 @@ struct plush_ctl {
   uint64_t spill_end;
   uint32_t next_engine, next_client;
   int conns;          /* open connections */
+  int nfollow;        /* clients following others (ctl_follow.c) */
   int stopping;
   int open_handles;
   void (*done)(void *);
@@ -322,6 +327,14 @@ PLUSH_INTERNAL int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
 ** one is given up (voided on the engine, written whole once it arrives),
 ** so a client that stopped sending cannot hold an engine's link. */
 PLUSH_INTERNAL void ctl_relay_check(plush_ctl *c);
+
+/* ctl_follow.c: collaboration. The ops "clients" and "follow"; each
+** request, output and reply of a client copied to its followers (frame f
+** of client owner; nothing to do while no one follows); p left. */
+PLUSH_INTERNAL void ctl_op_clients(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_op_follow(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_follow(plush_ctl *c, uint32_t owner, plush_frame *f);
+PLUSH_INTERNAL void ctl_follow_gone(plush_ctl *c, peer *p);
 
 /* ctl_park.c: replies parked for a client that is not reading */
 /* Frames parked in memory, all clients together; past it replies go to

@@ -576,6 +576,11 @@ function Balanced:map(f, seq)
   end)
 end
 
+-- The models over engine-to-engine messages (plush.bsp, plush.mapreduce;
+-- share/doc/models.md), loaded when first used.
+function View:bsp(step, init) return require("plush.bsp").run(self, step, init) end
+function View:mapreduce(spec) return require("plush.mapreduce").run(self, spec) end
+
 function direct_mt.__tostring(v)
   local t = v.targets
   if type(t) == "table" then
