@@ -422,6 +422,7 @@ end
 local WIRE = ROOT .. "/build/bench/plush-bench-wire"
 local function wire_run(k)
   local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
+  os.remove(out) -- spawn appends: one repetition's JSON per file
   local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
   live[pid] = "plush-bench-wire"
   local code = core.wait(pid, 300)
@@ -444,6 +445,7 @@ end
 local FLOOR = ROOT .. "/build/bench/plush-bench-floor"
 local function floor_run(n, k)
   local out, err = TMP .. "/floor.json", TMP .. "/floor.err"
+  os.remove(out) -- spawn appends: one repetition's JSON per file
   local pid = core.spawn({FLOOR, tostring(n), tostring(k), "100"}, {stdout = out, stderr = err})
   live[pid] = "plush-bench-floor"
   local code = core.wait(pid, 300)
