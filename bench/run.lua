@@ -11,7 +11,10 @@ plush client API, and — when /usr/bin/python3 has them — runs the same
 workloads on ipyparallel and Dask (bench/peers_ipp.py, bench/peers_dask.py,
 read as JSON lines from their output). Repetitions alternate: in each one,
 every phase (a cluster of 2, 8 or 64 engines) runs on plush, then on each
-peer. At the end it prints one table (median, spread, ratio to each peer,
+peer. Each repetition first measures the machine's floors
+(build/bench/plush-bench-floor, bench/floor.c: a relay round trip, loopback
+TCP, memcpy) before its 2-engine cluster starts. At the end it prints one
+table (median, spread, ratio to the row's floor, ratio to each peer,
 target, met?), writes DIR/table.md, DIR/latency.svg and, with --json, every
 sample and summary. Every process it started is ended by PID, on success,
 on error and on Ctrl-C.
