@@ -19,6 +19,9 @@
 ** reply on its way makes its room before its frame is allocated
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
+** Over 600 lines: the two tiers, the group commit and the bounds on both
+** tiers share the store's state and its eviction; apart, each would need
+** the others' insides.
 */
 #include <fcntl.h>
 #include <lauxlib.h>
