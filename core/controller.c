@@ -63,6 +63,12 @@ void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
   if (!ctl_store_hold(c, engine, f)) ctl_deliver_now(c, engine, f);
 }
 
+void ctl_deliver_early(plush_ctl *c, peer *e, plush_frame *f, task *t) {
+  ctl_deliver_now(c, e->id, f);
+  ctl_store(c, f, t);
+  ctl_store_sent(c, f);
+}
+
 void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
   peer *e = engine == PLUSH_ANY ? NULL : plush_map_get(&c->engines, engine);
   forward(c, e, ctl_client_of(c, f->hdr.id), f);
@@ -147,8 +153,12 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   f->hdr.aux = (uint32_t)t->runs;
   plush_hdr_pack(&f->hdr, f->raw); /* what is written is the packed copy */
   if (!t->timedout) {
-    ctl_store(c, f, t);
-    if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
+    if (!t->durable && e->relay != f) {
+      ctl_deliver_early(c, e, f, t); /* stored after, committed this turn */
+    } else {
+      ctl_store(c, f, t);
+      if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
+    }
   } else {
     ctl_relay_done(c, e, f, t);
   }

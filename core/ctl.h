@@ -57,6 +57,7 @@ struct task {
   int waiting;        /* in ctl->waiting: dependencies not done yet */
   int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
   int detached;       /* runs on when its client leaves (else cancelled) */
+  int durable;        /* PLUSH_F_DURABLE: its reply waits for the commit */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -265,6 +266,9 @@ PLUSH_INTERNAL void ctl_store_commit(plush_ctl *c);
 /* Reply f (from engine, PLUSH_ANY: the controller's own) waits for the
 ** open transaction: 1, f referenced; 0 when none is open. */
 PLUSH_INTERNAL int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
+/* Reply f was sent before the open transaction commits (not durable):
+** referenced until the commit, kept in memory if the commit fails. */
+PLUSH_INTERNAL void ctl_store_sent(plush_ctl *c, plush_frame *f);
 /*
 ** Replies of CTL_BIG_REPLY bytes or more (those beyond the SQLite store's
 ** blob_max; frames of 1 MiB or more are mem.h's big blocks, whole 2 MiB
@@ -388,8 +392,12 @@ PLUSH_INTERNAL double ctl_clock(void);
 
 /* Sends reply f to its client once the store has it (ctl_store_hold);
 ** e, its engine (NULL: the controller's own reply), is paused when the
-** client falls behind. ctl_deliver_now sends at once. */
+** client falls behind. ctl_deliver_now sends at once. ctl_deliver_early
+** sends task t's reply at once, then stores it in the open transaction
+** (ctl_store_sent): for a client that did not ask for durability. */
 PLUSH_INTERNAL void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f);
+PLUSH_INTERNAL void ctl_deliver_early(plush_ctl *c, peer *e, plush_frame *f,
+                                      task *t);
 PLUSH_INTERNAL void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f);
 PLUSH_INTERNAL peer *ctl_client_of(plush_ctl *c, uint64_t id);
 /* Back-pressure after a write to client: may pause engine e (forward). */
