@@ -26,7 +26,16 @@
 typedef struct kid {
   uv_process_t proc;
   struct kid *next;
+  int starting; /* launched, not registered yet */
 } kid;
+
+/* Engines launched but not registered yet, at most: the rest of -n waits
+** in g.queued. 1,000 engines started at once would all handshake at
+** once, over the controller's 256 handshakes per address (ctl_guard.c),
+** and fight over the CPUs while they load; a window keeps the handshakes
+** under the cap and the start as fast (share/doc/performance.md). Half
+** the per-address cap when that is under 128. */
+#define LAUNCH_WINDOW 64
 
 static struct {
   uv_loop_t *loop;
@@ -35,6 +44,9 @@ static struct {
   uv_timer_t watch, grace;
   kid *kids;          /* running engines we launched */
   int live;
+  int queued;         /* engines of -n / add still to launch */
+  int starting;       /* launched, not registered yet */
+  int window;         /* ... at most (LAUNCH_WINDOW) */
   const char *engine; /* plush-engine binary */
   const char *log;
   const char *extra[8]; /* extra engine arguments (--memory-limit ...) */
@@ -175,6 +187,8 @@ static void onwatch(uv_timer_t *t) {
 
 static void kidclosed(uv_handle_t *h) { free(h); }
 
+static int topup(void);
+
 static void kidexit(uv_process_t *p, int64_t status, int sig) {
   kid *k = (kid *)p, **pp;
   for (pp = &g.kids; *pp; pp = &(*pp)->next)
@@ -187,48 +201,88 @@ static void kidexit(uv_process_t *p, int64_t status, int sig) {
     plush_warn("engine pid %d exited (status %d, signal %d)", p->pid,
                (int)status, sig);
   uv_close((uv_handle_t *)p, kidclosed);
+  if (k->starting) { /* its place in the window goes to the next one */
+    g.starting--;
+    topup();
+  }
   finish();
 }
 
-/* Starts n engines as our children; 0 or a libuv error. */
-static int launch(int n) {
-  int i, j, r;
-  for (i = 0; i < n; i++) {
-    char *args[16];
-    int a = 0;
-    uv_process_options_t o;
-    uv_stdio_container_t io[3];
-    kid *k = calloc(1, sizeof *k);
-    if (k == NULL) return UV_ENOMEM;
-    args[a++] = (char *)g.engine;
-    args[a++] = "--file";
-    args[a++] = g.file;
-    if (g.log) {
-      args[a++] = "--log";
-      args[a++] = (char *)g.log;
-    }
-    for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
-    args[a] = NULL;
-    memset(&o, 0, sizeof o);
-    io[0].flags = UV_IGNORE;
-    io[1].flags = io[2].flags = UV_INHERIT_FD;
-    io[1].data.fd = 1;
-    io[2].data.fd = 2;
-    o.file = g.engine;
-    o.args = args;
-    o.exit_cb = kidexit;
-    o.stdio = io;
-    o.stdio_count = 3;
-    if ((r = uv_spawn(g.loop, &k->proc, &o)) < 0) {
-      plush_error("cannot start %s: %s", g.engine, uv_strerror(r));
-      uv_close((uv_handle_t *)&k->proc, kidclosed);
+/* Starts one engine as our child; 0 or a libuv error. */
+static int spawn1(void) {
+  char *args[16];
+  int a = 0, j, r;
+  uv_process_options_t o;
+  uv_stdio_container_t io[3];
+  kid *k = calloc(1, sizeof *k);
+  if (k == NULL) return UV_ENOMEM;
+  args[a++] = (char *)g.engine;
+  args[a++] = "--file";
+  args[a++] = g.file;
+  if (g.log) {
+    args[a++] = "--log";
+    args[a++] = (char *)g.log;
+  }
+  for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
+  args[a] = NULL;
+  memset(&o, 0, sizeof o);
+  io[0].flags = UV_IGNORE;
+  io[1].flags = io[2].flags = UV_INHERIT_FD;
+  io[1].data.fd = 1;
+  io[2].data.fd = 2;
+  o.file = g.engine;
+  o.args = args;
+  o.exit_cb = kidexit;
+  o.stdio = io;
+  o.stdio_count = 3;
+  if ((r = uv_spawn(g.loop, &k->proc, &o)) < 0) {
+    plush_error("cannot start %s: %s", g.engine, uv_strerror(r));
+    uv_close((uv_handle_t *)&k->proc, kidclosed);
+    return r;
+  }
+  k->next = g.kids;
+  k->starting = 1;
+  g.kids = k;
+  g.live++;
+  g.starting++;
+  return 0;
+}
+
+/* Launches queued engines while fewer than g.window are starting;
+** 0, or the libuv error that ended the queue. */
+static int topup(void) {
+  int r;
+  while (g.queued > 0 && g.starting < g.window && !g.stopping) {
+    if ((r = spawn1()) < 0) {
+      g.queued = 0;
       return r;
     }
-    k->next = g.kids;
-    g.kids = k;
-    g.live++;
+    g.queued--;
   }
   return 0;
+}
+
+/* Starts n engines as our children, LAUNCH_WINDOW at a time: 0 or the
+** libuv error of the first one that could not start. */
+static int launch(int n) {
+  g.queued += n;
+  return topup();
+}
+
+/* An engine registered: if it is one of ours still starting, the next
+** queued one takes its place. */
+static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
+  kid *k;
+  (void)c;
+  (void)ud;
+  (void)id;
+  for (k = g.kids; k; k = k->next)
+    if (k->starting && (long)k->proc.pid == pid) {
+      k->starting = 0;
+      g.starting--;
+      topup();
+      return;
+    }
 }
 
 /* ---- engines as threads (--threads) ------------------------------ */
@@ -438,6 +492,10 @@ int main(int argc, char **argv) {
   memcpy(g.key, o.key, sizeof g.key);
   o.on_shutdown = onshutdown;
   o.on_add = onadd;
+  o.on_engine = onengine;
+  g.window = (o.max_pending_addr > 0 ? o.max_pending_addr : 256) / 2;
+  if (g.window > LAUNCH_WINDOW) g.window = LAUNCH_WINDOW;
+  if (g.window < 1) g.window = 1;
   g.loop = uv_default_loop();
   signal(SIGPIPE, SIG_IGN);
   if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {
