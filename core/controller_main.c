@@ -68,7 +68,7 @@ static void usage(FILE *f) {
           "usage: plush-controller [options]\n"
           "  --profile P       profile name (default: $PLUSH_PROFILE or default)\n"
           "  --file PATH       connection file to write (default: the profile's)\n"
-          "  -n N              launch N local engines and own them\n"
+          "  -n N              launch N local engines and own them (64 at a time)\n"
           "  --ip IP           address to listen on (default 127.0.0.1)\n"
           "  --port PORT       port (default: any free port)\n"
           "  --engine PATH     plush-engine binary for -n (default: beside this one)\n"

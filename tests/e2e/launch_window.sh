@@ -11,6 +11,7 @@ P="e2e-window-$$"
 cf=$(conn_file "$P")
 mkdir -p "$(dirname "$cf")"
 log="$PWD/window.log"
+rm -f "$log" # the controller appends: a log of this run only
 
 "$CTL" --profile "$P" --file "$cf" -n 40 --max-pending-per-addr 4 \
   --log "$log" &
