@@ -4,14 +4,17 @@
 ** (by PID) until it stops.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -22,9 +25,11 @@
 #include "log.h"
 #include "plush.h"
 
-/* A launched engine process; freed when its handle has closed. */
+extern char **environ;
+
+/* A launched engine process; freed once reaped. */
 typedef struct kid {
-  uv_process_t proc;
+  pid_t pid;
   struct kid *next;
   int starting; /* launched, not registered yet */
 } kid;
@@ -40,7 +45,7 @@ typedef struct kid {
 static struct {
   uv_loop_t *loop;
   plush_ctl *ctl;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sigchld;
   uv_timer_t watch, grace;
   kid *kids;          /* running engines we launched */
   int live;
@@ -111,6 +116,7 @@ static void finish(void) {
   if (!g.ctl_done || g.live > 0) return;
   uv_close((uv_handle_t *)&g.sigterm, NULL);
   uv_close((uv_handle_t *)&g.sigint, NULL);
+  uv_close((uv_handle_t *)&g.sigchld, NULL);
   uv_close((uv_handle_t *)&g.watch, NULL);
   uv_close((uv_handle_t *)&g.grace, NULL);
 }
@@ -151,8 +157,8 @@ static void ongrace(uv_timer_t *t) {
     _exit(0);
   }
   for (k = g.kids; k; k = k->next) {
-    plush_warn("engine pid %d did not exit; killing it", k->proc.pid);
-    uv_process_kill(&k->proc, SIGKILL);
+    plush_warn("engine pid %d did not exit; killing it", (int)k->pid);
+    kill(k->pid, SIGKILL);
   }
 }
 
@@ -185,35 +191,49 @@ static void onwatch(uv_timer_t *t) {
 
 /* ---- engines it launches ----------------------------------------- */
 
-static void kidclosed(uv_handle_t *h) { free(h); }
-
 static int topup(void);
 
-static void kidexit(uv_process_t *p, int64_t status, int sig) {
-  kid *k = (kid *)p, **pp;
-  for (pp = &g.kids; *pp; pp = &(*pp)->next)
-    if (*pp == k) {
-      *pp = k->next;
-      break;
+/*
+** SIGCHLD: every child that ended is reaped (our only children are the
+** engines: libuv spawns none here, --threads starts no process).
+*/
+static void onsigchld(uv_signal_t *h, int signum) {
+  int st;
+  pid_t pid;
+  kid *k, **pp;
+  (void)h;
+  (void)signum;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (pp = &g.kids; *pp && (*pp)->pid != pid; pp = &(*pp)->next) {}
+    if ((k = *pp) == NULL) continue;
+    *pp = k->next;
+    g.live--;
+    if (!g.stopping)
+      plush_warn("engine pid %d exited (status %d, signal %d)", (int)pid,
+                 WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+                 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    if (k->starting) { /* its place in the window goes to the next one */
+      g.starting--;
+      topup();
     }
-  g.live--;
-  if (!g.stopping)
-    plush_warn("engine pid %d exited (status %d, signal %d)", p->pid,
-               (int)status, sig);
-  uv_close((uv_handle_t *)p, kidclosed);
-  if (k->starting) { /* its place in the window goes to the next one */
-    g.starting--;
-    topup();
+    free(k);
   }
   finish();
 }
 
-/* Starts one engine as our child; 0 or a libuv error. */
+/*
+** Starts one engine as our child; 0 or a libuv error. posix_spawn, not
+** uv_spawn: libuv 1.44 forks, copying the page tables of a controller
+** that grows with its engines, which its child then throws away at exec;
+** glibc's posix_spawn shares the memory until the exec (vfork).
+** Stdin is /dev/null, stdout and stderr ours, signals at their defaults.
+*/
 static int spawn1(void) {
   char *args[16];
   int a = 0, j, r;
-  uv_process_options_t o;
-  uv_stdio_container_t io[3];
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
   kid *k = calloc(1, sizeof *k);
   if (k == NULL) return UV_ENOMEM;
   args[a++] = (char *)g.engine;
@@ -225,20 +245,21 @@ static int spawn1(void) {
   }
   for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
   args[a] = NULL;
-  memset(&o, 0, sizeof o);
-  io[0].flags = UV_IGNORE;
-  io[1].flags = io[2].flags = UV_INHERIT_FD;
-  io[1].data.fd = 1;
-  io[2].data.fd = 2;
-  o.file = g.engine;
-  o.args = args;
-  o.exit_cb = kidexit;
-  o.stdio = io;
-  o.stdio_count = 3;
-  if ((r = uv_spawn(g.loop, &k->proc, &o)) < 0) {
-    plush_error("cannot start %s: %s", g.engine, uv_strerror(r));
-    uv_close((uv_handle_t *)&k->proc, kidclosed);
-    return r;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  r = posix_spawn(&k->pid, g.engine, &fa, &at, args, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (r != 0) {
+    plush_error("cannot start %s: %s", g.engine, strerror(r));
+    free(k);
+    return uv_translate_sys_error(r);
   }
   k->next = g.kids;
   k->starting = 1;
@@ -277,7 +298,7 @@ static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
   (void)ud;
   (void)id;
   for (k = g.kids; k; k = k->next)
-    if (k->starting && (long)k->proc.pid == pid) {
+    if (k->starting && (long)k->pid == pid) {
       k->starting = 0;
       g.starting--;
       topup();
@@ -527,6 +548,8 @@ int main(int argc, char **argv) {
   uv_signal_init(g.loop, &g.sigint);
   uv_signal_start(&g.sigterm, onsignal, SIGTERM);
   uv_signal_start(&g.sigint, onsignal, SIGINT);
+  uv_signal_init(g.loop, &g.sigchld);
+  uv_signal_start(&g.sigchld, onsigchld, SIGCHLD);
   uv_timer_init(g.loop, &g.watch);
   uv_timer_init(g.loop, &g.grace);
   if (g.parent > 0) uv_timer_start(&g.watch, onwatch, 250, 250);
