@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -357,6 +358,23 @@ static int onadd(plush_ctl *c, void *ud, int n) {
   return g.threads ? launch_threads(n) : launch(n);
 }
 
+/*
+** A connection is a descriptor: the soft limit (1024 on many systems,
+** under 1,000 engines and their clients) goes up to the hard one, so
+** that --max-conns is what caps connections (ctl_guard.c keeps it 64
+** under the limit).
+*/
+static void raisefds(void) {
+  struct rlimit rl;
+  rlim_t was;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) return;
+  was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1 << 20 : rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    plush_info("descriptor limit raised from %llu to %llu",
+               (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 /* ---- options ----------------------------------------------------- */
 
 static const char *need(int argc, char **argv, int i) {
@@ -511,6 +529,7 @@ int main(int argc, char **argv) {
   plush_key_generate(o.key, info.keyhex);
   memcpy(info.key, o.key, sizeof info.key);
   memcpy(g.key, o.key, sizeof g.key);
+  raisefds();
   o.on_shutdown = onshutdown;
   o.on_add = onadd;
   o.on_engine = onengine;
