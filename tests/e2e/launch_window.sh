@@ -45,7 +45,7 @@ hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=1048576
 if [ "$hard" -gt 128 ]; then
   cf2="$PWD/fds.json"
-  rm -f "$PWD/fds.log"
+  rm -f "$PWD/fds.log" "$cf2"
   (ulimit -Sn 128 && exec "$CTL" --file "$cf2" --db memory -n 0 --log "$PWD/fds.log") &
   PIDS+=("$!")
   wait_for 30 test -s "$cf2" || fail "no connection file (descriptor limit)"
