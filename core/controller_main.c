@@ -4,14 +4,18 @@
 ** (by PID) until it stops.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -22,19 +26,33 @@
 #include "log.h"
 #include "plush.h"
 
-/* A launched engine process; freed when its handle has closed. */
+extern char **environ;
+
+/* A launched engine process; freed once reaped. */
 typedef struct kid {
-  uv_process_t proc;
+  pid_t pid;
   struct kid *next;
+  int starting; /* launched, not registered yet */
 } kid;
+
+/* Engines launched but not registered yet, at most: the rest of -n waits
+** in g.queued. 1,000 engines started at once would all handshake at
+** once, over the controller's 256 handshakes per address (ctl_guard.c),
+** and fight over the CPUs while they load; a window keeps the handshakes
+** under the cap and the start as fast (share/doc/performance.md). Half
+** the per-address cap when that is under 128. */
+#define LAUNCH_WINDOW 64
 
 static struct {
   uv_loop_t *loop;
   plush_ctl *ctl;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sigchld;
   uv_timer_t watch, grace;
   kid *kids;          /* running engines we launched */
   int live;
+  int queued;         /* engines of -n / add still to launch */
+  int starting;       /* launched, not registered yet */
+  int window;         /* ... at most (LAUNCH_WINDOW) */
   const char *engine; /* plush-engine binary */
   const char *log;
   const char *extra[8]; /* extra engine arguments (--memory-limit ...) */
@@ -56,7 +74,7 @@ static void usage(FILE *f) {
           "usage: plush-controller [options]\n"
           "  --profile P       profile name (default: $PLUSH_PROFILE or default)\n"
           "  --file PATH       connection file to write (default: the profile's)\n"
-          "  -n N              launch N local engines and own them\n"
+          "  -n N              launch N local engines and own them (64 at a time)\n"
           "  --ip IP           address to listen on (default 127.0.0.1)\n"
           "  --port PORT       port (default: any free port)\n"
           "  --engine PATH     plush-engine binary for -n (default: beside this one)\n"
@@ -72,8 +90,8 @@ static void usage(FILE *f) {
           "                    0: never)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
           "  --max-conns N     connections in all (default 4096, under the fd limit)\n"
-          "  --max-pending N   handshakes under way (default 1024 + -n)\n"
-          "  --max-pending-per-addr N  ... from one address (default 256 + -n)\n"
+          "  --max-pending N   handshakes under way (default 1024)\n"
+          "  --max-pending-per-addr N  ... from one address (default 256)\n"
           "  --partial-max B   bytes partial frames may hold (default 2G)\n"
           "  --db-max B        reply bytes the result store keeps (default 256M;\n"
           "                    the oldest results are evicted past it)\n"
@@ -99,6 +117,7 @@ static void finish(void) {
   if (!g.ctl_done || g.live > 0) return;
   uv_close((uv_handle_t *)&g.sigterm, NULL);
   uv_close((uv_handle_t *)&g.sigint, NULL);
+  uv_close((uv_handle_t *)&g.sigchld, NULL);
   uv_close((uv_handle_t *)&g.watch, NULL);
   uv_close((uv_handle_t *)&g.grace, NULL);
 }
@@ -139,8 +158,8 @@ static void ongrace(uv_timer_t *t) {
     _exit(0);
   }
   for (k = g.kids; k; k = k->next) {
-    plush_warn("engine pid %d did not exit; killing it", k->proc.pid);
-    uv_process_kill(&k->proc, SIGKILL);
+    plush_warn("engine pid %d did not exit; killing it", (int)k->pid);
+    kill(k->pid, SIGKILL);
   }
 }
 
@@ -173,62 +192,119 @@ static void onwatch(uv_timer_t *t) {
 
 /* ---- engines it launches ----------------------------------------- */
 
-static void kidclosed(uv_handle_t *h) { free(h); }
+static int topup(void);
 
-static void kidexit(uv_process_t *p, int64_t status, int sig) {
-  kid *k = (kid *)p, **pp;
-  for (pp = &g.kids; *pp; pp = &(*pp)->next)
-    if (*pp == k) {
-      *pp = k->next;
-      break;
+/*
+** SIGCHLD: every child that ended is reaped (our only children are the
+** engines: libuv spawns none here, --threads starts no process).
+*/
+static void onsigchld(uv_signal_t *h, int signum) {
+  int st;
+  pid_t pid;
+  kid *k, **pp;
+  (void)h;
+  (void)signum;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (pp = &g.kids; *pp && (*pp)->pid != pid; pp = &(*pp)->next) {}
+    if ((k = *pp) == NULL) continue;
+    *pp = k->next;
+    g.live--;
+    if (!g.stopping)
+      plush_warn("engine pid %d exited (status %d, signal %d)", (int)pid,
+                 WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+                 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    if (k->starting) { /* its place in the window goes to the next one */
+      g.starting--;
+      topup();
     }
-  g.live--;
-  if (!g.stopping)
-    plush_warn("engine pid %d exited (status %d, signal %d)", p->pid,
-               (int)status, sig);
-  uv_close((uv_handle_t *)p, kidclosed);
+    free(k);
+  }
   finish();
 }
 
-/* Starts n engines as our children; 0 or a libuv error. */
-static int launch(int n) {
-  int i, j, r;
-  for (i = 0; i < n; i++) {
-    char *args[16];
-    int a = 0;
-    uv_process_options_t o;
-    uv_stdio_container_t io[3];
-    kid *k = calloc(1, sizeof *k);
-    if (k == NULL) return UV_ENOMEM;
-    args[a++] = (char *)g.engine;
-    args[a++] = "--file";
-    args[a++] = g.file;
-    if (g.log) {
-      args[a++] = "--log";
-      args[a++] = (char *)g.log;
-    }
-    for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
-    args[a] = NULL;
-    memset(&o, 0, sizeof o);
-    io[0].flags = UV_IGNORE;
-    io[1].flags = io[2].flags = UV_INHERIT_FD;
-    io[1].data.fd = 1;
-    io[2].data.fd = 2;
-    o.file = g.engine;
-    o.args = args;
-    o.exit_cb = kidexit;
-    o.stdio = io;
-    o.stdio_count = 3;
-    if ((r = uv_spawn(g.loop, &k->proc, &o)) < 0) {
-      plush_error("cannot start %s: %s", g.engine, uv_strerror(r));
-      uv_close((uv_handle_t *)&k->proc, kidclosed);
+/*
+** Starts one engine as our child; 0 or a libuv error. posix_spawn, not
+** uv_spawn: libuv 1.44 forks, copying the page tables of a controller
+** that grows with its engines, which its child then throws away at exec;
+** glibc's posix_spawn shares the memory until the exec (vfork).
+** Stdin is /dev/null, stdout and stderr ours, signals at their defaults.
+*/
+static int spawn1(void) {
+  char *args[16];
+  int a = 0, j, r;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
+  kid *k = calloc(1, sizeof *k);
+  if (k == NULL) return UV_ENOMEM;
+  args[a++] = (char *)g.engine;
+  args[a++] = "--file";
+  args[a++] = g.file;
+  if (g.log) {
+    args[a++] = "--log";
+    args[a++] = (char *)g.log;
+  }
+  for (j = 0; j < g.nextra; j++) args[a++] = (char *)g.extra[j];
+  args[a] = NULL;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  r = posix_spawn(&k->pid, g.engine, &fa, &at, args, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (r != 0) {
+    plush_error("cannot start %s: %s", g.engine, strerror(r));
+    free(k);
+    return uv_translate_sys_error(r);
+  }
+  k->next = g.kids;
+  k->starting = 1;
+  g.kids = k;
+  g.live++;
+  g.starting++;
+  return 0;
+}
+
+/* Launches queued engines while fewer than g.window are starting;
+** 0, or the libuv error that ended the queue. */
+static int topup(void) {
+  int r;
+  while (g.queued > 0 && g.starting < g.window && !g.stopping) {
+    if ((r = spawn1()) < 0) {
+      g.queued = 0;
       return r;
     }
-    k->next = g.kids;
-    g.kids = k;
-    g.live++;
+    g.queued--;
   }
   return 0;
+}
+
+/* Starts n engines as our children, LAUNCH_WINDOW at a time: 0 or the
+** libuv error of the first one that could not start. */
+static int launch(int n) {
+  g.queued += n;
+  return topup();
+}
+
+/* An engine registered: if it is one of ours still starting, the next
+** queued one takes its place. */
+static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
+  kid *k;
+  (void)c;
+  (void)ud;
+  (void)id;
+  for (k = g.kids; k; k = k->next)
+    if (k->starting && (long)k->pid == pid) {
+      k->starting = 0;
+      g.starting--;
+      topup();
+      return;
+    }
 }
 
 /* ---- engines as threads (--threads) ------------------------------ */
@@ -280,6 +356,23 @@ static int onadd(plush_ctl *c, void *ud, int n) {
   if (g.stopping) return UV_ECANCELED;
   plush_info("launching %d more engines%s", n, g.threads ? " (threads)" : "");
   return g.threads ? launch_threads(n) : launch(n);
+}
+
+/*
+** A connection is a descriptor: the soft limit (1024 on many systems,
+** under 1,000 engines and their clients) goes up to the hard one, so
+** that --max-conns is what caps connections (ctl_guard.c keeps it 64
+** under the limit).
+*/
+static void raisefds(void) {
+  struct rlimit rl;
+  rlim_t was;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) return;
+  was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1 << 20 : rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    plush_info("descriptor limit raised from %llu to %llu",
+               (unsigned long long)was, (unsigned long long)rl.rlim_cur);
 }
 
 /* ---- options ----------------------------------------------------- */
@@ -436,15 +529,13 @@ int main(int argc, char **argv) {
   plush_key_generate(o.key, info.keyhex);
   memcpy(info.key, o.key, sizeof info.key);
   memcpy(g.key, o.key, sizeof g.key);
+  raisefds();
   o.on_shutdown = onshutdown;
   o.on_add = onadd;
-  /* The n engines it starts all handshake at once, from this host: the
-  ** caps on handshakes under way (ctl_guard.c, 256 from one address, 1024
-  ** in all, unless given) leave room for them on top. Else, past 256, the
-  ** engines and the first client are refused and retry with back-off: 1,000
-  ** engines were not all registered after 120 s (issue 14). */
-  if (n > 0 && o.max_pending_addr == 0) o.max_pending_addr = 256 + n;
-  if (n > 0 && o.max_pending == 0) o.max_pending = 1024 + n;
+  o.on_engine = onengine;
+  g.window = (o.max_pending_addr > 0 ? o.max_pending_addr : 256) / 2;
+  if (g.window > LAUNCH_WINDOW) g.window = LAUNCH_WINDOW;
+  if (g.window < 1) g.window = 1;
   g.loop = uv_default_loop();
   signal(SIGPIPE, SIG_IGN);
   if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {
@@ -476,6 +567,8 @@ int main(int argc, char **argv) {
   uv_signal_init(g.loop, &g.sigint);
   uv_signal_start(&g.sigterm, onsignal, SIGTERM);
   uv_signal_start(&g.sigint, onsignal, SIGINT);
+  uv_signal_init(g.loop, &g.sigchld);
+  uv_signal_start(&g.sigchld, onsigchld, SIGCHLD);
   uv_timer_init(g.loop, &g.watch);
   uv_timer_init(g.loop, &g.grace);
   if (g.parent > 0) uv_timer_start(&g.watch, onwatch, 250, 250);
