@@ -127,6 +127,7 @@ void eng_hook(plush_engine *e) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   int n = e->codepth < CODEPTH ? e->codepth : CODEPTH;
   lua_sethook(e->L, stop, mask, 1);
+  if (e->co.taskco) lua_sethook(e->co.taskco, stop, mask, 1);
   for (int i = 0; i < n; i++) lua_sethook(e->costack[i], stop, mask, 1);
 }
 
@@ -346,6 +347,7 @@ static int welcomed(lua_State *L) {
   lua_setfield(L, -2, "memory_used");
   eng_msg_open(L);
   eng_ts_open(L);
+  eng_co_open(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");
@@ -464,22 +466,21 @@ static int settask(lua_State *L) {
   return 0;
 }
 
-/*
-** Serves one request under a protected call: eng_serve (engine_ops.c)
-** leaves the encoded reply in e->enc and its status in t->status.
-** Whatever fails, e->enc ends up holding exactly one reply.
-*/
-static void serve(lua_State *L, task *t) {
-  plush_engine *e = t->e;
-  uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
-  int st;
-  eng_enc_reset(e);
+void eng_settask(lua_State *L, task *t) {
   lua_pushcfunction(L, settask);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  lua_pushcfunction(L, eng_serve);
-  lua_pushlightuserdata(L, t);
-  st = lua_pcall(L, 1, 0, 0);
+}
+
+/*
+** The end of serving one request: eng_serve (engine_ops.c), run as the
+** task's coroutine (engine_co.c), left the encoded reply in e->enc and
+** its status in t->status, or failed with st (its error on top).
+** Whatever failed, e->enc ends up holding exactly one reply.
+*/
+static void served(lua_State *L, task *t, int st) {
+  plush_engine *e = t->e;
+  uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
   e->mem.lifted = 1; /* in case an error skipped call()'s reset */
   e->inuser = 0;
   if (st == LUA_OK && eng_enc_len(e) > limit) {
@@ -503,14 +504,20 @@ static void serve(lua_State *L, task *t) {
 ** with making it the running task, in one critical section: an INTERRUPT
 ** sees each request either queued or running, never in between. Stale
 ** hooks are cleared here too, before the task's id is published, and the
-** task is tied to the link it came on. Returns 0 when stopping.
+** task is tied to the link it came on. Returns 0 when stopping; without
+** wait, -1 when nothing is queued (co.waiting then set).
 */
-static int take(plush_engine *e, inreq *r) {
+static int take(plush_engine *e, inreq *r, int wait) {
   uv_mutex_lock(&e->mu);
-  while (!e->stopping && e->in.n == 0) uv_cond_wait(&e->inc, &e->mu);
+  while (wait && !e->stopping && e->in.n == 0) uv_cond_wait(&e->inc, &e->mu);
   if (e->stopping) {
     uv_mutex_unlock(&e->mu);
     return 0;
+  }
+  if (e->in.n == 0) { /* !wait: the caller polls efd, kicked from here on */
+    e->co.waiting = 1;
+    uv_mutex_unlock(&e->mu);
+    return -1;
   }
   *r = e->in.v[e->in.head];
   e->in.head = (e->in.head + 1) & (e->in.cap - 1);
@@ -565,19 +572,63 @@ static int done(plush_engine *e) {
 }
 
 /*
+** A task ends: its reply (in e->enc) goes out. A reply whose link went
+** down while the task ran is dropped (the controller that asked is
+** gone), with a log line.
+*/
+static void answer(plush_engine *e, lua_State *L, task *t) {
+  uint64_t id = t->req->hdr.id;
+  int sent;
+  lua_settop(L, 0);
+  plush_frame_unref(t->req);
+  t->req = NULL;
+  eng_fd_settle(e); /* its subprocesses' output before its reply */
+  eng_ts_flush(e);
+  sent = eng_sendreply(e, id, t->status);
+  if (sent < 0)
+    sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
+                        sizeof oom - 1);
+  if (sent == 1)
+    plush_warn("task %llu ended after the link to the controller was "
+               "lost: its reply is dropped", (unsigned long long)id);
+  if (done(e)) {
+    lua_gc(L, LUA_GCSTEP, 0);
+    if (e->enc.cap > ENC_KEEP) {
+      plush_buf_free(&e->enc);
+      e->encoff = 0;
+    }
+  }
+}
+
+void eng_served(plush_engine *e, lua_State *L, task *t, int st) {
+  served(L, t, st);
+  answer(e, L, t);
+}
+
+/*
 ** Serves requests until stopping; returns the state it ends with (a
-** RESTART replaces it), NULL when a RESTART could not build one. A reply
-** whose link went down while the task ran is dropped (the controller
-** that asked is gone), with a log line.
+** RESTART replaces it), NULL when a RESTART could not build one. While
+** tasks are parked (engine_co.c) the wait for a request is also a wait
+** for their subtasks' replies.
 */
 static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
-  while (take(e, &r)) {
+  int got;
+  for (;;) {
+    if (e->co.nparked > 0) {
+      eng_co_poll(e, L, 0);
+      if ((got = take(e, &r, 0)) < 0) {
+        eng_co_poll(e, L, 1);
+        continue;
+      }
+    } else {
+      got = take(e, &r, 1);
+    }
+    if (got == 0) break;
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
-    uint64_t id = r.f->hdr.id;
-    int sent;
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
+      eng_co_reset(e, L, "interrupted: the engine is restarting");
       if ((L = renew(e, L)) == NULL) return NULL;
       continue;
     }
@@ -590,29 +641,15 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       else
         lua_pushliteral(L, "interrupted");
       fallback(L, &t);
+      answer(e, L, &t);
     } else {
-      eng_sendcopy(e, PLUSH_T_STARTED, id, 0, NULL, 0);
-      serve(L, &t);
-    }
-    lua_settop(L, 0);
-    plush_frame_unref(r.f);
-    eng_fd_settle(e); /* its subprocesses' output before its reply */
-    eng_ts_flush(e);
-    sent = eng_sendreply(e, id, t.status);
-    if (sent < 0)
-      sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
-                          sizeof oom - 1);
-    if (sent == 1)
-      plush_warn("task %llu ended after the link to the controller was "
-                 "lost: its reply is dropped", (unsigned long long)id);
-    if (done(e)) {
-      lua_gc(L, LUA_GCSTEP, 0);
-      if (e->enc.cap > ENC_KEEP) {
-        plush_buf_free(&e->enc);
-        e->encoff = 0;
-      }
+      eng_sendcopy(e, PLUSH_T_STARTED, r.f->hdr.id, 0, NULL, 0);
+      eng_enc_reset(e);
+      eng_settask(L, &t);
+      eng_co_serve(e, L, &t);
     }
   }
+  eng_co_reset(e, L, NULL);
   return L;
 }
 
@@ -644,6 +681,7 @@ void eng_luamain(void *arg) {
   e->L = NULL;
   uv_mutex_unlock(&e->mu);
   if (L) lua_close(L);
+  eng_co_free(e);
   plush_buf_free(&e->enc);
   uv_mutex_lock(&e->mu);
   e->luadone = 1;
