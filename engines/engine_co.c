@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "engine_int.h"
 #include "log.h"
@@ -385,6 +386,65 @@ static int l_link(lua_State *L) {
 }
 
 /*
+** The task's coroutine is the engine's business: to user code its top
+** level is the main thread, as in stock Lua. coroutine.running() there
+** gives the main thread (and true), isyieldable() false, yield() fails
+** as it fails outside a coroutine, and status(main) is "running".
+*/
+static int intask(lua_State *L) {
+  return L == eng_self(L)->co.taskco;
+}
+
+static int co_running(lua_State *L) {
+  if (!intask(L)) {
+    lua_pushboolean(L, lua_pushthread(L));
+    return 2;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_pushboolean(L, 1);
+  return 2;
+}
+
+static int co_isyieldable(lua_State *L) {
+  lua_State *co = lua_isnone(L, 1) ? L : lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "thread");
+  lua_pushboolean(L, co != eng_self(L)->co.taskco && lua_isyieldable(co));
+  return 1;
+}
+
+static int co_yield(lua_State *L) {
+  if (intask(L)) return luaL_error(L, "attempt to yield from outside a coroutine");
+  return lua_yield(L, lua_gettop(L));
+}
+
+static int co_status(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "thread");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  if (intask(L) && lua_tothread(L, -1) == co) {
+    lua_pushliteral(L, "running");
+    return 1;
+  }
+  lua_pop(L, 1);
+  eng_pushorig(L, "coroutine.status");
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static void costock(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, LUA_COLIBNAME) == LUA_TTABLE) {
+    int co = lua_gettop(L);
+    eng_replace(L, co, "running", "coroutine.running", co_running);
+    eng_replace(L, co, "isyieldable", "coroutine.isyieldable", co_isyieldable);
+    eng_replace(L, co, "yield", "coroutine.yield", co_yield);
+    eng_replace(L, co, "status", "coroutine.status", co_status);
+  }
+  lua_pop(L, 2);
+}
+
+/*
 ** engine.client is a Lua function (the `engine` table travels): it
 ** loads plush.nested, found the way the plush program finds its modules
 ** (the paths below).
@@ -463,4 +523,5 @@ void eng_co_open(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   paths(L);
+  costock(L);
 }

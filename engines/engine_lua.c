@@ -94,7 +94,8 @@ static void warnoff(void *ud, const char *msg, int tocont) {
 ** The hook set by the I/O thread. It clears itself (one interrupt, one
 ** error) and raises only if the task it was aimed at is still the one
 ** running: an interrupt that arrives as a task ends must not hit the
-** next. In a coroutine it raises without using the interrupt up, so that
+** next. In a coroutine (other than the task's own, engine_co.c, which
+** stands for the main state) it raises without using the interrupt up, so that
 ** each resumer on the way back to the main state raises too (a resume
 ** that returns false must not swallow it). While the engine halts the
 ** hook stays and raises at every event, so user code that catches
@@ -116,7 +117,8 @@ static void stop(lua_State *L, lua_Debug *ar) {
   }
   if (!halting) {
     lua_sethook(L, NULL, 0, 0);
-    t = L == e->L ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
+    t = L == e->L || L == e->co.taskco ? atomic_exchange(&e->intr, 0)
+                                        : atomic_load(&e->intr);
     if (t == 0 || t != run) return;
   }
   e->fired = run;
