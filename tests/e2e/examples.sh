@@ -27,4 +27,8 @@ grep -q '^4 philosophers ate 100 meals in .*; all 4 forks back on the table' din
   fail "philosophers: $(cat dinner.out)"
 "$PLUSH" --profile "$P" run "$ex/bagoftasks.lua" 100000 30 >bag.out
 grep -q '^9592 primes up to 100000: 30 tasks on 4 workers' bag.out || fail "bag of tasks: $(cat bag.out)"
+# tasks that submit tasks: fib(15) as nested balanced tasks
+"$PLUSH" --profile "$P" run "$ex/nested_fib.lua" 15 >fib.out || fail "nested_fib: $(cat fib.out)"
+grep -q '^fib(15) = 610 (serial 610): 986 nested tasks on 4 engines in ' fib.out ||
+  fail "nested_fib: $(cat fib.out)"
 echo "1 passed, 0 failed"
