@@ -3,8 +3,11 @@
 ** the standard libraries, cjson and the `engine` table, on a counting
 ** allocator that enforces the memory limit), interrupts, restarts, and
 ** the request loop. The ops themselves are in engine_ops.c, output and
-** frames out in engine_out.c. Only this thread touches the state, except
-** for the interrupt hook that the I/O side sets (engine_host.c).
+** frames out in engine_out.c, tasks as coroutines in engine_co.c. Only
+** this thread touches the state, except for the interrupt hook that the
+** I/O side sets (engine_host.c). Over 600 lines: the state's making, its
+** interrupt hook and the request loop share the engine's private
+** registry keys and the serve/answer path.
 */
 #include <stdio.h>
 #include <stdlib.h>

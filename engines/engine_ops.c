@@ -5,7 +5,10 @@
 **   OK     {r = {n = k, ...}, started, completed}
 **   ERROR  {kind = "RemoteError", message, traceback, chunk, line, engine,
 **           started, completed, value?}
-** Runs on the Lua thread, inside the lua_pcall of engine_lua.c's serve.
+** Runs on the Lua thread, as the body of the task's coroutine
+** (engine_co.c). Over 600 lines: the ops share the calling and reply
+** machinery here (the message handler, the error tables, the
+** yieldable call of exec and apply), which splitting would expose.
 */
 #include <ctype.h>
 #include <limits.h>

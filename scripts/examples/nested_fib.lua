@@ -22,11 +22,9 @@ local function serial(k) if k < 2 then return k end return serial(k - 1) + seria
 local t0 = plush.now()
 local r = rc:balanced():apply(fib, n, cutoff)
 local dt = plush.now() - t0
-local tasks = 0
-do -- how many tasks that was: one per call at or above the cutoff
-  local function count(k) if k < cutoff then return 0 end return 1 + count(k - 1) + count(k - 2) end
-  tasks = count(n)
-end
+-- how many tasks that was: one per call at or above the cutoff
+local function count(k) if k < cutoff then return 0 end return 1 + count(k - 1) + count(k - 2) end
+local tasks = count(n)
 print(("fib(%d) = %d (serial %d): %d nested tasks on %d engines in %.2f s")
   :format(n, r, serial(n), tasks, #rc:ids(), dt))
 return r == serial(n) and 0 or 1
