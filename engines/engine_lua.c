@@ -571,7 +571,7 @@ static int done(plush_engine *e) {
   atomic_store(&e->running, 0);
   lua_sethook(e->L, NULL, 0, 0);
   e->stats.tasks++;
-  idle = e->in.n == 0;
+  idle = e->in.n == 0 && e->co.nparked == 0; /* parked tasks: not idle */
   uv_mutex_unlock(&e->mu);
   return idle;
 }
