@@ -413,7 +413,10 @@ static int co_isyieldable(lua_State *L) {
 }
 
 static int co_yield(lua_State *L) {
-  if (intask(L)) return luaL_error(L, "attempt to yield from outside a coroutine");
+  if (intask(L)) { /* as lua_yieldk says it: no position */
+    lua_pushliteral(L, "attempt to yield from outside a coroutine");
+    return lua_error(L);
+  }
   return lua_yield(L, lua_gettop(L));
 }
 

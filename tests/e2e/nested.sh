@@ -6,6 +6,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 P="e2e-nested-$$"
+# engines find the plush modules by themselves, not through LUA_PATH
+unset LUA_PATH LUA_CPATH LUA_PATH_5_4 LUA_CPATH_5_4
 start_cluster "$P" 2
 
 cat >nested.lua <<'LUA'
@@ -14,10 +16,11 @@ local function check(cond, ...)
 end
 
 -- require "plush" and engine.client() on an engine, no package.path set
-local v, ids = rc:balanced():apply(function()
+local v, ids, env = rc:balanced():apply(function()
   local p = require "plush"
-  return p.version, engine.client():ids()
+  return p.version, engine.client():ids(), os.getenv("LUA_PATH") or os.getenv("LUA_CPATH")
 end)
+check(env == nil, "the engine has LUA_PATH or LUA_CPATH:", tostring(env))
 check(v == plush.version, "version on the engine:", tostring(v))
 check(#ids == 2 and ids[1] == 0 and ids[2] == 1, "ids from the engine")
 
@@ -102,6 +105,21 @@ check(rc[0]:apply(function() return 7 end) == 7, "engine 0 after the timeout")
 drained(0) -- the INTERRUPT the timeout sent ended the parked parent
 rc:interrupt{1}
 drained(1)
+-- a RESTART ends a parked task; the new namespace makes a new client
+local r = rc[0]:async():apply(parent)
+deadline = plush.now() + 60
+while rc:queue_status().engines[1].running == nil do
+  check(plush.now() < deadline, "the child never started")
+  rc:pump(0.05)
+end
+rc:restart{0}
+ok, err = pcall(r.get, r, 60)
+check(not ok and tostring(err.message):match("interrupted: the engine is restarting"),
+  "parked task after a restart:", tostring(err))
+rc:interrupt{1}
+drained(1)
+local after = rc[0]:apply(function() return engine.client():ids()[2] end)
+check(after == 1, "engine.client() after the restart:", tostring(after))
 print("interrupts ok")
 LUA
 out=$(timeout 300 "$PLUSH" --profile "$P" run intr.lua 2>intr.err) || fail "intr.lua: $out $(cat intr.err)"

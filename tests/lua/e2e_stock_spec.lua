@@ -127,6 +127,9 @@ local cases = {
     return main, coroutine.status(co), coroutine.isyieldable(),
       coroutine.isyieldable(co), pcall(coroutine.yield, 1)
   ]]},
+  {"coroutine.yield called at the top level", [[
+    return pcall(load("coroutine.yield(1)"))
+  ]]},
   {"warn", [[warn("@on") warn("from ", "the test") warn("@off") warn("unseen") return true]]},
   {"collectgarbage options", [[
     -- the lua5.4 program switches its state to generational mode; a
