@@ -34,9 +34,15 @@ end
 
 -- The pump of this client's Deferreds: (timeout, the Deferred that waits
 -- or nil for "any event").
+local SLICE = 0.05
+
 local function pump(timeout, d)
   local id = park(false)
-  if not id then return rc:pump(timeout) end
+  if not id then
+    -- a wait that cannot park blocks, in slices: between them the
+    -- interrupt hook gets its Lua instruction (a wait loops on pump)
+    return rc:pump((timeout and timeout < SLICE) and timeout or SLICE)
+  end
   local w = {d = d or false, deadline = timeout and core.now() + timeout}
   waiting[id] = w
   if not d then nany = nany + 1 end
