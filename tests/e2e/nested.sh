@@ -105,6 +105,28 @@ check(rc[0]:apply(function() return 7 end) == 7, "engine 0 after the timeout")
 drained(0) -- the INTERRUPT the timeout sent ended the parked parent
 rc:interrupt{1}
 drained(1)
+-- a wait that cannot park (in table.sort's comparator) holds its engine;
+-- an interrupt still ends it
+local function held()
+  local c, r = engine.client(), nil
+  table.sort({2, 1}, function(x, y)
+    r = c[1]:apply(function() while true do end end)
+    return x < y
+  end)
+  return r
+end
+local h = rc[0]:async():apply(held)
+deadline = plush.now() + 60
+while rc:queue_status().engines[1].running == nil do
+  check(plush.now() < deadline, "the child never started")
+  rc:pump(0.05)
+end
+rc:interrupt{0}
+ok, err = pcall(h.get, h, 60)
+check(not ok and tostring(err.message):match("interrupted"), "held wait not interrupted:", tostring(err))
+drained(0)
+rc:interrupt{1}
+drained(1)
 -- a RESTART ends a parked task; the new namespace makes a new client
 local r = rc[0]:async():apply(parent)
 deadline = plush.now() + 60
