@@ -172,6 +172,12 @@ local WORKLOADS = {
     end},
   {id = "ts_pairs", label = "tuple space out+take pairs, 2 engines", unit = "tasks/s",
     phase = 2, n = {5, 3, 0, 0}, plush_only = true, target = {">=", 20000}},
+  -- engines as threads (plush.connect{threads = 2}): exec_rt and lb_noop
+  -- again on an in-process cluster, the process cluster stopped first
+  {id = "exec_rt_threads", label = "execute round trip, engines as threads", unit = "s",
+    phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
+  {id = "lb_noop_threads", label = "balanced no-op tasks, 2 engine threads", unit = "tasks/s",
+    phase = 2, n = {20000, 20000, 0, 0}, plush_only = true},
   -- tasks that submit tasks (engine.client(), models.md "Hierarchies"):
   -- a sample is 1,000 balanced parents each waiting on 2 balanced children
   {id = "nested", label = "nested tasks: 1,000 parents × 2 children, 2 engines",
@@ -650,6 +656,37 @@ local function run_plush(phase, rep)
   end
   if c then
     plush_stop(c)
+  end
+  -- engines as threads of this process: the same round trip and no-op
+  -- rate through plush.connect{threads = 2} (socketpairs, no processes)
+  if want("exec_rt_threads") or want("lb_noop_threads") then
+    local trc
+    local tok, terr = xpcall(function()
+      trc = plush.connect{threads = 2}
+      local noop = function() end
+      run("exec_rt_threads", function(k)
+        return timed(k, function() trc[0]:execute("a=1") end, 50)
+      end)
+      run("lb_noop_threads", function(k)
+        local lb = trc:balanced():async()
+        local out = {}
+        for b = 0, QUICK and 1 or 3 do -- batch 0 warms up, not counted
+          collectgarbage()
+          local ds, t = {}, now()
+          for i = 1, b == 0 and 100 or k do ds[i] = lb:apply(noop) end
+          assert(plush.wait_all(ds, 120), "balanced tasks did not finish in 120 s")
+          if b > 0 then out[b] = k / (now() - t) end
+          for i = 1, #ds do ds[i]:get() end
+        end
+        return out
+      end)
+    end, debug.traceback)
+    if trc then pcall(trc.close, trc) end
+    if not tok then
+      if is_interrupt(terr) then error("interrupted", 0) end
+      res.errors.threads = tostring(terr)
+      say("bench: plush engines as threads failed: %s", tostring(terr))
+    end
   end
   return res
 end

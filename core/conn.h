@@ -80,6 +80,14 @@ int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
                        const plush_conn_opts *o, const plush_conn_cbs *cbs,
                        void *data, plush_conn **out);
 
+/* Either side over fd, a connected stream socket of this process (a
+** socketpair end; the conn owns and closes it): no address, peer
+** "in-process", the same handshake. server: this side says hello. On
+** an error nothing was made and fd is still the caller's. */
+int plush_conn_open(uv_loop_t *loop, uv_os_sock_t fd, int server,
+                    const plush_conn_opts *o, const plush_conn_cbs *cbs,
+                    void *data, plush_conn **out);
+
 void *plush_conn_data(plush_conn *c);
 void plush_conn_set_data(plush_conn *c, void *data);
 uint8_t plush_conn_role(plush_conn *c);  /* after on_ready */

@@ -133,6 +133,37 @@ int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
   return 0;
 }
 
+/*
+** A conn over a socket already connected (one end of a socketpair made by
+** this process: the in-process cluster, shell/lua_threads.c): no address,
+** no listener; the same handshake and frames. Its peer is in this process,
+** so it is never sealed unless the opts say encrypt.
+*/
+int plush_conn_open(uv_loop_t *loop, uv_os_sock_t fd, int server,
+                    const plush_conn_opts *o, const plush_conn_cbs *cbs,
+                    void *data, plush_conn **out) {
+  plush_conn *c;
+  uint8_t hello[PLUSH_HELLO_SIZE];
+  int r;
+  *out = NULL;
+  if ((c = newconn(loop, o, cbs, data)) == NULL) return PLUSH_ENOMEM;
+  snprintf(c->peer, sizeof c->peer, "in-process");
+  c->server = server != 0;
+  c->state = server ? S_PROVE : S_HELLO;
+  if ((r = uv_tcp_open(&c->tcp, fd)) < 0) {
+    c->cbs.on_close = NULL; /* the caller hears of it through r */
+    plush_conn_close(c, r, "open failed");
+    return r;
+  }
+  *out = c; /* from here a failure closes it (or its handshake times out) */
+  if (server) {
+    plush_auth_hello(&c->shake, c->want, hello);
+    if (conn_rawwrite(c, hello, sizeof hello) < 0) return 0;
+  }
+  conn_startread(c);
+  return 0;
+}
+
 void plush_conn_busy(plush_conn *c) {
   if (c->state == S_CLOSING) return;
   if (c->server && c->state < S_READY) conn_rawwrite(c, conn_busymsg, sizeof conn_busymsg);

@@ -472,6 +472,31 @@ static void onheader(plush_conn *conn, const plush_hdr *h) {
 static const plush_conn_cbs cbs = {onready, onframe, ondrain, onclose,
                                    onpartial, onheader};
 
+/* A new peer of c, in c->peers, with the options of its conn in co. */
+static peer *newpeer(plush_ctl *c, plush_conn_opts *co) {
+  peer *p = calloc(1, sizeof *p);
+  if (p == NULL) return NULL;
+  p->ctl = c;
+  p->kind = P_NEW;
+  ctl_tlist_init(&p->tasks);
+  p->next = c->peers.next;
+  p->prev = &c->peers;
+  c->peers.next->prev = p;
+  c->peers.next = p;
+  memset(co, 0, sizeof *co);
+  co->key = c->o.key;
+  co->max_frame = c->o.max_frame;
+  co->high_water = c->o.client_high_water; /* on_drain as ctl_park counts */
+  co->encrypt = c->o.encrypt;
+  return p;
+}
+
+static void droppeer(peer *p) {
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  free(p);
+}
+
 static void onconnect(uv_stream_t *server, int status) {
   plush_ctl *c = server->data;
   plush_conn_opts co;
@@ -481,27 +506,28 @@ static void onconnect(uv_stream_t *server, int status) {
     return;
   }
   if (c->stopping || ctl_guard_full(c, server)) return;
-  if ((p = calloc(1, sizeof *p)) == NULL) return;
-  p->ctl = c;
-  p->kind = P_NEW;
-  ctl_tlist_init(&p->tasks);
-  p->next = c->peers.next;
-  p->prev = &c->peers;
-  c->peers.next->prev = p;
-  c->peers.next = p;
-  memset(&co, 0, sizeof co);
-  co.key = c->o.key;
-  co.max_frame = c->o.max_frame;
-  co.high_water = c->o.client_high_water; /* on_drain as ctl_park counts */
-  co.encrypt = c->o.encrypt;
+  if ((p = newpeer(c, &co)) == NULL) return;
   if (plush_conn_accept(server, &co, &cbs, p, &p->conn) < 0) {
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
-    free(p);
+    droppeer(p);
     return;
   }
   c->conns++;
   ctl_guard_admit(c, p);
+}
+
+int plush_ctl_adopt(plush_ctl *c, uv_os_sock_t fd) {
+  plush_conn_opts co;
+  peer *p;
+  int r;
+  if (c->stopping) return PLUSH_ECLOSED;
+  if ((p = newpeer(c, &co)) == NULL) return PLUSH_ENOMEM;
+  if ((r = plush_conn_open(c->loop, fd, 1, &co, &cbs, p, &p->conn)) < 0) {
+    droppeer(p);
+    return r;
+  }
+  c->conns++;
+  ctl_guard_admit(c, p);
+  return 0;
 }
 
 /*
@@ -590,8 +616,9 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   c->open_handles = 2;
   ctl_store_start(c);
   ctl_steal_start(c);
-  if ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
-      (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0) {
+  if (!o->no_listen &&
+      ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
+       (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0)) {
     plush_ctl_stop(c, NULL, NULL);
     return r;
   }

@@ -50,12 +50,19 @@ typedef struct plush_ctl_opts {
   /* An engine registered (may be NULL): for launchers waiting on it. */
   void (*on_engine)(plush_ctl *c, void *ud, unsigned id, long pid);
   void *ud;
+  /* 1: no TCP listener (ip and port unused): peers come only through
+  ** plush_ctl_adopt (the in-process cluster, shell/lua_threads.c). */
+  int no_listen;
 } plush_ctl_opts;
 
 int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
                     plush_ctl **out);
 /* The port actually bound (useful with port 0). */
 int plush_ctl_port(plush_ctl *c);
+/* A peer (engine or client) over fd, a connected socket of this process
+** (a socketpair end), with the usual handshake; the conn then owns fd.
+** Loop thread. 0, or an error (fd still the caller's). */
+int plush_ctl_adopt(plush_ctl *c, uv_os_sock_t fd);
 /* Live engines. */
 int plush_ctl_engine_count(plush_ctl *c);
 /* Asks every engine to exit, closes every connection and the listener;

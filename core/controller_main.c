@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -17,6 +18,7 @@
 #include "auth.h"
 #include "connfile.h"
 #include "controller.h"
+#include "engine_host.h"
 #include "log.h"
 #include "plush.h"
 
@@ -42,6 +44,9 @@ static struct {
   int stopping;
   int ctl_done;
   const char *db;
+  int threads;        /* --threads: engines are threads of this process */
+  size_t memlimit;    /* ... each one's namespace limit */
+  uint8_t key[PLUSH_KEY_SIZE];
 } g;
 
 /* ---- usage ------------------------------------------------------- */
@@ -75,6 +80,8 @@ static void usage(FILE *f) {
           "                    (connections beyond loopback always are)\n"
           "  --db PATH|memory  result store (default: PROFILE.db beside the connection file)\n"
           "  --memory-limit B  each launched engine's namespace limit (K, M, G suffixes)\n"
+          "  --threads N       run N engines as threads of this process (socketpairs,\n"
+          "                    no engine processes); `add` then adds threads\n"
           "  --reconnect S     launched engines try S seconds to reach a restarted\n"
           "                    controller (default 60; 0 with --parent)\n"
 
@@ -125,6 +132,12 @@ static void ctldone(void *ud) {
 static void ongrace(uv_timer_t *t) {
   kid *k;
   (void)t;
+  if (g.threads && g.live > 0) {
+    /* an engine thread stuck in a C call cannot be joined: the process
+    ** ends, and its threads with it */
+    plush_warn("%d engine threads did not stop; exiting", g.live);
+    _exit(0);
+  }
   for (k = g.kids; k; k = k->next) {
     plush_warn("engine pid %d did not exit; killing it", k->proc.pid);
     uv_process_kill(&k->proc, SIGKILL);
@@ -218,12 +231,55 @@ static int launch(int n) {
   return 0;
 }
 
+/* ---- engines as threads (--threads) ------------------------------ */
+
+static void threadexit(plush_engine *e, int status, const char *reason,
+                       void *data) {
+  (void)e;
+  (void)data;
+  g.live--;
+  if (!g.stopping)
+    plush_warn("engine thread ended (status %d): %s", status, reason);
+  finish();
+}
+
+/* n engine threads, each linked by a socketpair adopted by the
+** controller (shell/lua_threads.c does the same for a client's own
+** cluster): 0, or an error (those started run on). */
+static int launch_threads(int n) {
+  int i, r, sv[2];
+  for (i = 0; i < n; i++) {
+    plush_engine_opts eo;
+    plush_engine *e;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+      return uv_translate_sys_error(errno);
+    if ((r = plush_ctl_adopt(g.ctl, sv[0])) < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      return r;
+    }
+    memset(&eo, 0, sizeof eo);
+    eo.has_fd = 1;
+    eo.fd = sv[1];
+    eo.key = g.key;
+    eo.id = -1;
+    eo.memory_limit = g.memlimit;
+    eo.on_exit = threadexit;
+    if ((r = plush_engine_start(g.loop, &eo, &e)) < 0) {
+      close(sv[1]);
+      return r;
+    }
+    g.live++;
+  }
+  return 0;
+}
+
 static int onadd(plush_ctl *c, void *ud, int n) {
   (void)c;
   (void)ud;
   if (g.stopping) return UV_ECANCELED;
-  plush_info("launching %d more engines", n);
-  return launch(n);
+  plush_info("launching %d more engines%s", n, g.threads ? " (threads)" : "");
+  return g.threads ? launch_threads(n) : launch(n);
 }
 
 /* ---- options ----------------------------------------------------- */
@@ -313,6 +369,9 @@ int main(int argc, char **argv) {
       o.fixed_hwm = 1;
     } else if (!strcmp(a, "--memory-limit")) {
       memlimit = need(argc, argv, i++);
+    } else if (!strcmp(a, "--threads")) {
+      n = count(a, need(argc, argv, i++));
+      g.threads = 1;
     } else if (!strcmp(a, "--reconnect")) {
       reconnect = need(argc, argv, i++);
     } else if (!strcmp(a, "--db")) {
@@ -344,6 +403,7 @@ int main(int argc, char **argv) {
     }
   }
   if (n < 0 || n > 100000) die("-n wants a count from 0 to 100000");
+  if (g.threads && memlimit) g.memlimit = bytes("--memory-limit", memlimit);
   if (profile == NULL || *profile == 0) profile = "default";
   if (g.file[0] == 0 &&
       plush_connfile_path(profile, 1, g.file, sizeof g.file) < 0)
@@ -375,6 +435,7 @@ int main(int argc, char **argv) {
   if (plush_auth_init() < 0) die("libsodium failed to initialise");
   plush_key_generate(o.key, info.keyhex);
   memcpy(info.key, o.key, sizeof info.key);
+  memcpy(g.key, o.key, sizeof g.key);
   o.on_shutdown = onshutdown;
   o.on_add = onadd;
   g.loop = uv_default_loop();
@@ -421,7 +482,7 @@ int main(int argc, char **argv) {
     g.extra[g.nextra++] = "--memory-limit";
     g.extra[g.nextra++] = memlimit;
   }
-  if (n > 0 && (r = launch(n)) < 0) {
+  if (n > 0 && (r = g.threads ? launch_threads(n) : launch(n)) < 0) {
     char m[PATH_MAX + 64];
     snprintf(m, sizeof m, "cannot start %s: %s", engine, uv_strerror(r));
     die(m);

@@ -102,9 +102,15 @@ void eng_co_free(plush_engine *e) {
 
 /* ---- running a task ---------------------------------------------- */
 
+/* An interrupt that came before the task's coroutine was published hooked
+** the main state only: the coroutine takes that hook over. Under mu, as
+** eng_hook runs: one or the other sees the coroutine. */
 static void setcur(plush_engine *e, cotask *c) {
   uv_mutex_lock(&e->mu);
   e->co.taskco = c ? c->co : NULL;
+  if (c && lua_gethook(e->L) != NULL)
+    lua_sethook(c->co, lua_gethook(e->L), lua_gethookmask(e->L),
+                lua_gethookcount(e->L));
   uv_mutex_unlock(&e->mu);
   e->co.cur = c;
 }
@@ -268,7 +274,7 @@ void eng_co_poll(plush_engine *e, lua_State *L, int block) {
       lua_pop(L, 1);
     }
   }
-  lua_settop(L, 0);
+  lua_settop(L, e->co.base);
   for (size_t i = 0; ids && i < n; i++) {
     cotask *c = plush_map_get(e->co.parked, ids[i]);
     if (c) resume(e, L, c, 0);
@@ -330,7 +336,9 @@ static int l_park(lua_State *L) {
   plush_engine *e = eng_self(L);
   cotask *c = e->co.cur;
   int go = lua_toboolean(L, 1);
-  if (c == NULL || c->co != L || !lua_isyieldable(L) ||
+  /* an embedder's state is used under its lock, which a wait on the
+  ** connection would hold: its tasks wait without parking */
+  if (c == NULL || c->co != L || !lua_isyieldable(L) || e->o.state ||
       lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) != LUA_TFUNCTION)
     return 0;
   lua_pop(L, 1);

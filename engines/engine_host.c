@@ -564,8 +564,9 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   size_t hl;
   int r;
   *out = NULL;
-  if (o->host == NULL || o->key == NULL || o->port <= 0 || o->port > 65535 ||
-      strlen(o->host) >= sizeof e->ctlhost)
+  if (o->has_fd ? o->fd < 0 || o->key == NULL
+                : o->host == NULL || o->key == NULL || o->port <= 0 ||
+                      o->port > 65535 || strlen(o->host) >= sizeof e->ctlhost)
     return PLUSH_EINVAL;
   if ((e = calloc(1, sizeof *e)) == NULL) return PLUSH_ENOMEM;
   if (o->file && (e->file = strdup(o->file)) == NULL) {
@@ -574,7 +575,9 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   }
   e->loop = loop;
   e->o = *o;
-  snprintf(e->ctlhost, sizeof e->ctlhost, "%s", o->host);
+  snprintf(e->ctlhost, sizeof e->ctlhost, "%s",
+           o->has_fd ? "in-process" : o->host);
+  if (o->has_fd) e->o.reconnect = 0, e->o.file = NULL, e->o.argv = NULL;
   memcpy(e->key, o->key, PLUSH_KEY_SIZE);
   e->o.host = e->ctlhost;
   e->o.key = e->key;

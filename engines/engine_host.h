@@ -74,6 +74,23 @@ typedef struct plush_engine_opts {
   /* 1: fd 1 and 2 of the process become task output (engine_fd.c); one
   ** engine per process at most. Log lines keep going to the old stderr. */
   int capture_fds;
+  /* 1: the link is fd, a connected socket of this process (a socketpair
+  ** end, the in-process cluster: shell/lua_threads.c), the engine's once
+  ** started (on an error return still the caller's); host, port, file,
+  ** reconnect and argv are unused: a lost link ends the engine. */
+  int has_fd;
+  uv_os_sock_t fd;
+  /* An embedder's own state (embed/plush.h, plush_engine_attach), or
+  ** NULL: a new namespace. The engine then serves on it instead: opens
+  ** the standard libraries that are missing, captures print and
+  ** io.write, sets `engine`, keeps its allocator (memory_limit is not
+  ** applied), never closes it, keeps it on RESTART, and gives it back
+  ** as it found it when the engine ends (engine_embed.c). */
+  lua_State *state;
+  /* With state: held by the Lua thread from taking a request until its
+  ** reply is queued (and while it adopts or gives back the state): the
+  ** embedder takes it to use the state between requests. */
+  uv_mutex_t *statelock;
 } plush_engine_opts;
 
 /*

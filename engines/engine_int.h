@@ -8,6 +8,9 @@
 **   Lua thread    L's contents, enc, mem, nsid
 **   both          everything under mu; running/intr/id/halting/restarting
 **                 (atomic)
+** With o.state (an embedder's lua_State, engine_embed.c) the Lua thread
+** also holds o.statelock whenever it uses L; the embedder takes it to use
+** L between requests.
 ** The two sides meet in two queues under one mutex: `in` carries REQ
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
@@ -51,6 +54,8 @@ typedef struct eng_costate {
   int intrall;              /* mu: an INTERRUPT 0 came */
   lua_State *taskco;        /* mu: the task coroutine being resumed */
   void *cur;                /* Lua thread: its eng_cotask */
+  int base;                 /* Lua thread: L's stack between tasks (an
+                               embedder's state may hold values there) */
   struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
 } eng_costate;
 
@@ -158,6 +163,12 @@ static inline plush_engine *eng_self(lua_State *L) {
   return *(plush_engine **)lua_getextraspace(L);
 }
 
+/* engine_debug.c */
+/* Keeps the frames above `level` (the handler's caller: 1) of an error. */
+PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level);
+/* Keeps the text of a chunk an exec ran, for ??name. */
+PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
+
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
 PLUSH_INTERNAL void eng_capture(lua_State *L);
@@ -212,6 +223,14 @@ PLUSH_INTERNAL void eng_hook(plush_engine *e);
 static inline int eng_live(plush_engine *e) {
   return e->online && e->rungen == e->gen;
 }
+
+/* engine_embed.c: an embedder's state (o.state) as the namespace. Lua
+** thread, under o.statelock. eng_adopt builds it with build (NULL and
+** luaerr on failure, the state given back); eng_giveback undoes it; eng_keep
+** answers a RESTART (the state is kept). */
+PLUSH_INTERNAL lua_State *eng_adopt(plush_engine *e, lua_CFunction build);
+PLUSH_INTERNAL void eng_giveback(plush_engine *e, lua_State *L);
+PLUSH_INTERNAL void eng_keep(plush_engine *e);
 
 /* engine_co.c */
 PLUSH_INTERNAL void eng_co_init(plush_engine *e);

@@ -99,6 +99,12 @@ int eng_dial(plush_engine *e, uint64_t hs) {
   co.encrypt = e->o.encrypt;
   co.high_water = e->high_water;
   co.handshake_timeout = hs ? (double)hs / 1000 : 0;
+  if (e->o.has_fd) { /* in-process: the one socket, once */
+    int fd = e->o.fd;
+    if (fd < 0) return PLUSH_ECLOSED;
+    e->o.fd = -1;
+    return plush_conn_open(e->loop, fd, 0, &co, &eng_cbs, e, &e->conn);
+  }
   return plush_conn_connect(e->loop, e->ctlhost, e->o.port, &co, &eng_cbs, e,
                             &e->conn);
 }

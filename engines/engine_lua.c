@@ -113,6 +113,13 @@ static void stop(lua_State *L, lua_Debug *ar) {
   uint64_t t, run = atomic_load(&e->running);
   int halting = atomic_load(&e->halting);
   (void)ar;
+  /* The main state runs only the engine's own work (tasks are coroutines,
+  ** engine_co.c), and so does a task's coroutine around the user's code
+  ** (its engine.task, %debug's records): the hook stays until user code
+  ** runs, where the error reaches the user's call -- in the engine's own
+  ** protected calls it would be swallowed. The task's coroutine takes the
+  ** main state's hook over when it is made or resumed. */
+  if (!halting && (L == e->L || !e->inuser)) return;
   if (!halting && atomic_load(&e->restarting) && run != 0) {
     if (!e->inuser) return; /* the engine's own work: the reply must go */
     e->fired = run;
@@ -120,8 +127,7 @@ static void stop(lua_State *L, lua_Debug *ar) {
   }
   if (!halting) {
     lua_sethook(L, NULL, 0, 0);
-    t = L == e->L || L == e->co.taskco ? atomic_exchange(&e->intr, 0)
-                                        : atomic_load(&e->intr);
+    t = L == e->co.taskco ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
     if (t == 0 || t != run) return;
   }
   e->fired = run;
@@ -283,6 +289,7 @@ static lua_State *newstate(plush_engine *e) {
   lua_State *L;
   int st;
   char lim[64] = "";
+  if (e->o.state) return eng_adopt(e, build); /* an embedder's state */
   if (e->mem.limit)
     snprintf(lim, sizeof lim, " within the memory limit of %zu bytes",
              e->mem.limit);
@@ -367,7 +374,7 @@ static int ready(plush_engine *e, lua_State *L) {
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
     snprintf(e->luaerr, sizeof e->luaerr, "engine setup failed: %s",
              lua_tostring(L, -1));
-    lua_settop(L, 0);
+    lua_settop(L, e->o.state ? lua_gettop(L) - 1 : 0);
     return 0;
   }
   return 1;
@@ -513,16 +520,30 @@ static void served(lua_State *L, task *t, int st) {
 ** wait, -1 when nothing is queued (co.waiting then set).
 */
 static int take(plush_engine *e, inreq *r, int wait) {
+  int held = 0;
   uv_mutex_lock(&e->mu);
-  while (wait && !e->stopping && e->in.n == 0) uv_cond_wait(&e->inc, &e->mu);
-  if (e->stopping) {
+  for (;;) { /* an embedder's state: its lock too, never waited for under mu */
+    while (wait && !e->stopping && e->in.n == 0) {
+      if (held) {
+        uv_mutex_unlock(&e->mu);
+        uv_mutex_unlock(e->o.statelock);
+        held = 0;
+        uv_mutex_lock(&e->mu);
+      } else
+        uv_cond_wait(&e->inc, &e->mu);
+    }
+    if (e->stopping || held || !e->o.statelock || e->in.n == 0) break;
     uv_mutex_unlock(&e->mu);
-    return 0;
+    uv_mutex_lock(e->o.statelock);
+    held = 1;
+    uv_mutex_lock(&e->mu);
   }
-  if (e->in.n == 0) { /* !wait: the caller polls efd, kicked from here on */
-    e->co.waiting = 1;
+  if (e->stopping || e->in.n == 0) {
+    /* !wait and nothing queued: the caller polls efd, kicked from here on */
+    int r0 = e->stopping ? 0 : (e->co.waiting = 1, -1);
     uv_mutex_unlock(&e->mu);
-    return -1;
+    if (held) uv_mutex_unlock(e->o.statelock);
+    return r0;
   }
   *r = e->in.v[e->in.head];
   e->in.head = (e->in.head + 1) & (e->in.cap - 1);
@@ -584,7 +605,7 @@ static int done(plush_engine *e) {
 static void answer(plush_engine *e, lua_State *L, task *t) {
   uint64_t id = t->req->hdr.id;
   int sent;
-  lua_settop(L, 0);
+  lua_settop(L, e->co.base);
   plush_frame_unref(t->req);
   t->req = NULL;
   eng_fd_settle(e); /* its subprocesses' output before its reply */
@@ -620,6 +641,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
   int got;
   for (;;) {
+    e->co.base = lua_gettop(L); /* an embedder's state may hold values */
     if (e->co.nparked > 0) {
       eng_co_poll(e, L, 0);
       if ((got = take(e, &r, 0)) < 0) {
@@ -633,6 +655,11 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
+      if (e->o.state) { /* an embedder's state is kept */
+        eng_keep(e);
+        if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+        continue;
+      }
       eng_co_reset(e, L, "interrupted: the engine is restarting");
       if ((L = renew(e, L)) == NULL) return NULL;
       continue;
@@ -653,6 +680,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       eng_settask(L, &t);
       eng_co_serve(e, L, &t);
     }
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
   }
   eng_co_reset(e, L, NULL);
   return L;
@@ -677,15 +705,22 @@ void eng_luamain(void *arg) {
   go = ok && !e->stopping;
   uv_mutex_unlock(&e->mu);
   if (go) {
-    if (!ready(e, L))
-      ok = 0;
-    else if ((L = loop(e, L)) == NULL)
-      ok = 0;
+    if (e->o.statelock) uv_mutex_lock(e->o.statelock);
+    ok = ready(e, L);
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+    if (ok && (L = loop(e, L)) == NULL) ok = 0;
   }
   uv_mutex_lock(&e->mu);
   e->L = NULL;
   uv_mutex_unlock(&e->mu);
-  if (L) lua_close(L);
+  if (L && e->o.state) {
+    if (e->o.statelock) uv_mutex_lock(e->o.statelock);
+    lua_pushnil(L); /* the key is there: no allocation */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
+    eng_giveback(e, L);
+    if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+  } else if (L)
+    lua_close(L);
   eng_co_free(e);
   plush_buf_free(&e->enc);
   uv_mutex_lock(&e->mu);

@@ -71,6 +71,7 @@ static int handler(lua_State *L) {
   e->mem.lifted = 1; /* the traceback is the engine's */
   e->inuser = 0;
   lua_settop(L, 1);
+  eng_dbg_capture(L, 1, 1); /* %debug's frames (engine_debug.c) */
   luaL_traceback(L, L, NULL, 1);
   trim(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
@@ -431,6 +432,7 @@ static int opexec(lua_State *L, task *t, int req) {
     errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }
+  if (!t->autoret) eng_dbg_keep(L, base - 2, chunk); /* ??name's source */
   (void)base;
   callk(L, t, 0);
   return ENDED;

@@ -166,6 +166,8 @@ static int l_width(lua_State *L) {
 static char *prompt;   /* the current prompt (malloc'd) */
 static int installed;  /* the callback handler is installed */
 static int state;      /* what the handler saw: 0 nothing, 1 a line, 2 EOF */
+static int fresh;      /* nothing read since start: rl_line_buffer still holds
+                          the previous line, which is no longer on screen */
 static char *line;     /* the line it got (malloc'd by libedit) */
 static int lastcols;   /* width at the last look, to notice resizes */
 static lua_State *active; /* the state inside edit.feed (for completion) */
@@ -215,6 +217,7 @@ static int l_start(lua_State *L) {
   free(prompt);
   prompt = strdup(p);
   state = 0;
+  fresh = 1;
   checkwidth();
   fflush(stdout);
   install();
@@ -241,6 +244,7 @@ static int l_feed(lua_State *L) {
   active = L;
   rl_callback_read_char();
   active = NULL;
+  fresh = 0;
   if (state == 1) {
     state = 0;
     lua_pushstring(L, line);
@@ -267,7 +271,8 @@ static int l_hide(lua_State *L) {
   (void)L;
   if (!installed) return 0;
   rows = advance(prompt, (int)strlen(prompt), cols, &col);
-  if (rl_line_buffer != NULL) rows += advance(rl_line_buffer, rl_point, cols, &col);
+  if (rl_line_buffer != NULL && !fresh)
+    rows += advance(rl_line_buffer, rl_point, cols, &col);
   fputs("\r", stdout);
   if (rows > 0) fprintf(stdout, "\033[%dA", rows);
   fputs("\033[J", stdout);
@@ -308,12 +313,13 @@ static int l_cancel(lua_State *L) {
   fflush(stdout);
   rl_callback_handler_remove();
   install();
+  fresh = 1;
   return 0;
 }
 
 /* edit.line(): the text being edited and the cursor's byte offset. */
 static int l_line(lua_State *L) {
-  if (!installed || rl_line_buffer == NULL) {
+  if (!installed || rl_line_buffer == NULL || fresh) {
     lua_pushliteral(L, "");
     lua_pushinteger(L, 0);
     return 2;

@@ -15,6 +15,7 @@
 */
 #include "lua_core.h"
 #include "lua_sys.h"
+#include "lua_threads.h"
 #include "lua_values.h"
 
 #include <errno.h>
@@ -343,9 +344,13 @@ static int welcome(lua_State *L, client *c, char *err, size_t n) {
   return 0;
 }
 
+/* core.connect(host, port, key [, timeout [, encrypt]]), or (fd, nil, key
+** ...) over a socketpair end of lua_threads.c, then the conn's. */
 static int l_connect(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
-  lua_Integer port = luaL_checkinteger(L, 2);
+  int byfd = lua_type(L, 1) == LUA_TNUMBER;
+  lua_Integer fd = byfd ? luaL_checkinteger(L, 1) : -1;
+  const char *host = byfd ? "in-process cluster" : luaL_checkstring(L, 1);
+  lua_Integer port = byfd ? 0 : luaL_checkinteger(L, 2);
   const char *keyhex = luaL_checkstring(L, 3);
   double timeout = luaL_optnumber(L, 4, 10);
   int encrypt = lua_toboolean(L, 5); /* true: sealed even on loopback */
@@ -355,7 +360,8 @@ static int l_connect(lua_State *L) {
   client *c;
   const char *name = "ECLOSED";
   int r;
-  luaL_argcheck(L, port > 0 && port < 65536, 2, "port out of range");
+  luaL_argcheck(L, byfd ? fd >= 0 && fd <= INT_MAX : port > 0 && port < 65536,
+                byfd ? 1 : 2, byfd ? "descriptor expected" : "port out of range");
   luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
                 "key of 64 hex digits expected");
   luaL_argcheck(L, timeout > 0, 4, "positive number expected");
@@ -363,6 +369,7 @@ static int l_connect(lua_State *L) {
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_MT);
   snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
+  if (byfd) snprintf(c->where, sizeof c->where, "%s", host);
   if ((c->loop = malloc(sizeof *c->loop)) == NULL)
     return operr(L, "ENOMEM", "cannot connect to %s: out of memory", c->where);
   if ((r = uv_loop_init(c->loop)) < 0) {
@@ -378,7 +385,9 @@ static int l_connect(lua_State *L) {
   o.role = PLUSH_ROLE_CLIENT;
   o.handshake_timeout = timeout + 1; /* our own timer speaks first */
   o.encrypt = encrypt;
-  r = plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
+  r = byfd ? plush_conn_open(c->loop, (uv_os_sock_t)fd, 0, &o, &cbs, c, &c->conn)
+           : plush_conn_connect(c->loop, host, (int)port, &o, &cbs, c, &c->conn);
+  if (r < 0 && byfd) close((int)fd);
   if (r < 0) {
     snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
              plush_strerror(r));
@@ -784,6 +793,7 @@ int luaopen_plush_core(lua_State *L) {
   luaL_newlib(L, funcs);
   luaL_setfuncs(L, plush_sys_funcs, 0);
   luaL_setfuncs(L, plush_codec_funcs, 0);
+  plush_threads_open(L);
   lua_pushliteral(L, PLUSH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -31,6 +31,7 @@ an embedded one (one engine per core) and stops it when it exits.
 
 options:
   --profile P     the cluster profile (default: $PLUSH_PROFILE, else "default")
+  --threads N     no cluster: N engines as threads of plush itself (models.md)
   -e CODE         Lua code or a %magic, run in order; may be repeated
   -h, --help      this help (also after any command)
   -V, --version   the version]],
@@ -46,6 +47,7 @@ usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
                            [--mpi] [--hosts FILE] [--timeout S]
                            [--memory-limit BYTES] [--hwm N] [--stall-timeout S]
                            [--slurm] [--partition P] [--time T] [--account A]
+                           [--threads N]
        plush cluster stop [--profile P]
        plush cluster status [--profile P] [--json]
        plush cluster add [-n K] [--profile P]
@@ -54,7 +56,9 @@ usage: plush cluster start [-n N] [--profile P] [--ip IP] [--port PORT]
 start   starts a controller and N engines (default: one per core) in the
         background, writes the connection file, returns once all N are up;
         --mpi starts them with mpiexec, --hosts FILE over ssh ("HOST [COUNT]"
-        a line), --slurm as a Slurm batch job (share/doc/scale-out.md)
+        a line), --slurm as a Slurm batch job (share/doc/scale-out.md);
+        --threads N runs the N engines as threads of the controller's
+        process instead (share/doc/models.md, "Engines as threads")
 stop    stops the profile's cluster
 status  shows its engines, queues and addresses
 add     launches K more engines (ids are never reused)
@@ -162,7 +166,11 @@ local function session(opts)
   local s = {}
   local function get_rc()
     if not s.rc then
-      s.rc = plush.connect{profile = opts["--profile"]}
+      if opts["--threads"] then -- plush --threads N: engines as threads of plush
+        s.rc = plush.connect{threads = math.tointeger(tonumber(opts["--threads"]))}
+      else
+        s.rc = plush.connect{profile = opts["--profile"]}
+      end
       rawset(_G, "rc", s.rc)
     end
     return s.rc
@@ -286,7 +294,7 @@ local function interactive(opts)
   local s = session(opts)
   for _, why in ipairs(magic.broken) do io.stderr:write("plush: ", why, "\n") end
   local ok, r = pcall(function()
-    if core.isatty(1) then
+    if core.isatty(1) and not opts["--threads"] then
       local profile = plush.cluster.profile(opts["--profile"])
       local info = plush.cluster.read(profile)
       if not (info and plush.cluster.running(info)) then
@@ -323,7 +331,11 @@ end
 
 local function cluster_start(opts)
   local n
-  if opts["-n"] then
+  if opts["--threads"] then
+    if opts["-n"] then usage_error("--threads N replaces -n N: give one of them") end
+    n = math.tointeger(tonumber(opts["--threads"]))
+    if not n or n < 1 then usage_error("--threads needs a number of engines from 1") end
+  elseif opts["-n"] then
     n = math.tointeger(tonumber(opts["-n"]))
     if not n or n < 0 then usage_error("-n needs a number of engines (0: the controller alone)") end
   end
@@ -336,6 +348,7 @@ local function cluster_start(opts)
     slurm = opts["--slurm"], partition = opts["--partition"], time = opts["--time"],
     account = opts["--account"], memory_limit = opts["--memory-limit"],
     hwm = opts["--hwm"], stall_timeout = opts["--stall-timeout"],
+    threads = opts["--threads"] and true or nil,
   }
   conn:close()
   if info.pending then
@@ -353,8 +366,9 @@ local function cluster_start(opts)
       tostring(info.file or "the connection file")))
     return 0
   end
-  io.stdout:write(("cluster '%s' started: %s engines at %s:%s (pid %s)%s\n"):format(
-    info.profile, tostring(n or info.n or core.ncpu()), tostring(info.host),
+  io.stdout:write(("cluster '%s' started: %s engine%s at %s:%s (pid %s)%s\n"):format(
+    info.profile, tostring(n or info.n or core.ncpu()),
+    opts["--threads"] and " threads" or "s", tostring(info.host),
     tostring(info.port), tostring(info.pid),
     info.job and (" in Slurm job " .. tostring(info.job)) or ""))
   return 0
@@ -429,7 +443,7 @@ local cluster_cmds = {
     ["--mpi"] = "flag", ["--hosts"] = "value", ["--timeout"] = "value",
     ["--slurm"] = "flag", ["--partition"] = "value", ["--time"] = "value",
     ["--account"] = "value", ["--memory-limit"] = "value", ["--hwm"] = "value",
-    ["--stall-timeout"] = "value"}},
+    ["--stall-timeout"] = "value", ["--threads"] = "value"}},
   stop = {cluster_stop, {}},
   add = {cluster_add, {["-n"] = "value"}},
   logs = {cluster_logs, {["-n"] = "value"}},
@@ -586,8 +600,13 @@ end
 
 local function main(argv)
   local opts = {}
-  local i = parse(argv, 1, spec_with{["-e"] = "list"}, opts)
+  local i = parse(argv, 1, spec_with{["-e"] = "list", ["--threads"] = "value"}, opts)
   local cmd = argv[i]
+  if opts["--threads"] then -- plush [-e CODE | run FILE] --threads N
+    local n = math.tointeger(tonumber(opts["--threads"]))
+    if not n or n < 1 then usage_error("--threads needs a number of engines from 1") end
+    if opts["--profile"] then usage_error("--threads does not go with --profile") end
+  end
   local function wants(name)
     if opts["-h"] or opts["--help"] then
       io.stdout:write(help[name], "\n")
@@ -604,6 +623,9 @@ local function main(argv)
     return interactive(opts)
   end
   if opts["-e"] then usage_error("-e does not go with a command") end
+  if opts["--threads"] and cmd ~= "run" then
+    usage_error("--threads goes with the shell, -e or run (plush cluster start --threads N)")
+  end
   if cmd == "run" then
     i = parse(argv, i + 1, common, opts)
     if wants("run") then return 0 end

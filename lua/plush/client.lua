@@ -32,6 +32,8 @@ mt.__index = function(rc, k)
   if math.type(k) == "integer" then return views().direct(rc, k) end
   return Client[k]
 end
+-- what the shell's Tab lists after `rc:` (__index, a function, cannot say)
+mt.__complete = Client
 
 --[[
   new(conn [, {timeout = s, owned = {...}, output = ..., catch_sigint = b}])

@@ -281,14 +281,15 @@ end
 
 --[[
   start{n =, profile =, ip =, port =, embedded =, timeout =, mpi =, hosts =,
-  slurm =, partition =, time =, account =} -> info, conn. Spawns
+  slurm =, partition =, time =, account =, threads =} -> info, conn. Spawns
   plush-controller detached (its output in dir()/PROFILE.log), waits for
   its connection file and for n engines, and returns the file's contents
   and the open connection (close it if unused). An embedded cluster gets
   --parent: it goes away with us. With mpi / hosts / slurm the engines
   come from mpiexec / ssh / a Slurm job (plush.launch, share/doc/
   scale-out.md); a job still queued when the timeout comes leaves the
-  cluster up, info.pending set.
+  cluster up, info.pending set. threads = true: the n engines are threads
+  of the controller's process (plush-controller --threads n).
 ]]
 function cluster.start(opts)
   opts = opts or {}
@@ -311,6 +312,13 @@ function cluster.start(opts)
   local adopt = old ~= nil and not kind and n > 0
   local argv = {find_binary("plush-controller"), "--profile", profile,
     "-n", tostring((kind or adopt) and 0 or n)}
+  if opts.threads then -- engines as threads of the controller's process
+    if kind then
+      util.raise("--threads runs the engines in the controller: no --mpi, --hosts or --slurm")
+    end
+    if n < 1 then util.raise("--threads needs a number of engines from 1") end
+    argv[#argv - 1], argv[#argv], adopt = "--threads", tostring(n), false
+  end
   local function add(...) for _, a in ipairs{...} do argv[#argv + 1] = a end end
   if opts.ip or (lc and lc.ip) then add("--ip", opts.ip or lc.ip) end
   if opts.port then add("--port", tostring(opts.port)) end
@@ -427,6 +435,7 @@ end
 -- Stop the embedded cluster of a Client that owns it (rc:close()).
 function cluster.stop_owned(rc)
   local owned = rc.owned
+  if owned.threads then return require("plush.threads").stop_owned(rc) end
   rc.owned = nil
   pcall(ask_shutdown, rc.conn)
   pcall(rc.conn.close, rc.conn)

@@ -25,12 +25,14 @@ local plush = {
 local connect_opts = {
   file = true, profile = true, timeout = true, n = true, embedded = true,
   start_timeout = true, output = true,
+  threads = true, memory_limit = true, log = true, -- plush.threads
 }
 
 -- connect{file =, profile =, timeout =, n =, embedded =} -> Client
 function plush.connect(opts)
   opts = util.check_opts(opts, 1, "connect", connect_opts)
   util.check(opts.file, 1, "connect", "string", "nil")
+  if opts.threads ~= nil then return require("plush.threads").connect(opts) end
   return cluster.connect(opts)
 end
 

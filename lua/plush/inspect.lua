@@ -146,12 +146,14 @@ function inspect.describe(v, width)
   return lines
 end
 
--- The source text of a Lua function defined in a file, or nil.
+-- The source text of a Lua function defined in a file or typed in the
+-- shell, or nil.
 function inspect.source(f)
   if type(f) ~= "function" then return nil end
   local info = debug.getinfo(f, "S")
   local file = info.source:match("^@(.*)$")
-  if not file or info.linedefined < 1 then return nil end
+  if not file then return require("plush.debugger").source_of(f) end -- typed here
+  if info.linedefined < 1 then return nil end
   local h = io.open(file)
   if not h then return nil end
   local lines, i = {}, 0

@@ -127,7 +127,7 @@ function magic.handle(line, shell)
     return true
   end
   if shell.autopx and line:match("%S") then
-    return magic.run("%px " .. line, shell)
+    return magic.run("%px -- " .. line, shell) -- code, never options
   end
   return false
 end
@@ -157,8 +157,9 @@ local function children_of(last)
   return list, engines
 end
 
--- Print each engine's result (non-nil values) or error, in target order.
-local function show(shell, last)
+-- Print each engine's result (non-nil values) or error, in target order;
+-- before(engine), when given, is called before each (held output).
+local function show(shell, last, before)
   local d = last.deferred
   -- while we wait, results that arrive are ours to print, not the async
   -- observer's (px); if the wait ends early they are its again
@@ -172,6 +173,7 @@ local function show(shell, last)
   local children, engines = children_of(last)
   for i, c in ipairs(children) do
     local engine = engines[i]
+    if before then before(engine) end
     local r = table.pack(pcall(c.get, c))
     if not r[1] then
       shell.failed = true -- `plush -e` and piped input exit non-zero
@@ -202,49 +204,6 @@ function magic.chunk(code)
   return code
 end
 
---[[
-  %px on `v`: output is tagged and written as it arrives, through
-  shell.out, then the results. Ctrl-C while waiting interrupts the engines
-  (the client does that) and leaves through here: the Deferred is marked
-  seen, since its "interrupted" errors are no news.
-]]
-local function px(shell, v, code)
-  if code == "" then util.raise("usage: %px CODE") end
-  local expr = magic.chunk(code)
-  local function output(line, engine, stream)
-    out(shell, tag(shell, engine, stream == 2 and "error" or "engine") .. line .. "\n")
-  end
-  local nb = v:with{block = false, output = output}
-  local d = expr ~= code and nb:_execute_expr(expr) or nb:execute(code)
-  local last = {deferred = d, targets = d.targets or {v.targets}}
-  shell.last = last
-  if shell.block == false then
-    if shell.async_results then
-      d:_observe(function()
-        -- the shell has ended meanwhile: nothing to print to
-        if not shell.async_results then return d:error() end
-        -- a %result that waited for them has printed them already
-        if last.shown then return d:error() end
-        local ok, err = pcall(show, shell, last)
-        if not ok then say(shell, paint(shell, "error", tostring(err))) end
-      end)
-      say(shell, paint(shell, "note",
-        ("submitted to %d engine(s); the results print when they arrive"):format(#last.targets)))
-    else
-      say(shell, ("submitted to %d engine(s); %%result shows the results")
-        :format(#last.targets))
-    end
-    return
-  end
-  local ok, err = pcall(show, shell, last)
-  if not ok then
-    -- show raises only when the wait ends early (Ctrl-C, the controller
-    -- gone): what d then gets, the caller hears about as that error
-    d:_observe(function() end, true)
-    error(err, 0)
-  end
-end
-
 local function parse_ids(s)
   local ids = {}
   for w in s:gmatch("[^%s,]+") do
@@ -269,16 +228,9 @@ local function format_targets(t)
   return table.concat(s, ",")
 end
 
-magic.register("px", function(line, shell)
-  px(shell, current_view(shell), line)
-end, "run CODE on the current targets: %px CODE")
-
-magic.register("pn", function(line, shell)
-  local n, code = line:match("^(%S+)%s*(.*)$")
-  local id = math.tointeger(tonumber(n or ""))
-  if not id then util.raise("usage: %pn ENGINE CODE") end
-  px(shell, shell.rc:view{id}, code)
-end, "run CODE on one engine: %pn N CODE")
+-- %px, %pn (options as ipyparallel's), %pxconfig, %pxresult
+require("plush.magic_px").install(magic, {say = say, out = out, paint = paint, tag = tag,
+  show = show, current_view = current_view, format_targets = format_targets})
 
 magic.register("result", function(_, shell)
   if not shell.last then
@@ -406,7 +358,7 @@ local standard = {}
 for w in ([[_G _VERSION assert cjson collectgarbage coroutine debug dofile engine
   error getmetatable io ipairs load loadfile math mpi next os package pairs pcall
   print rawequal rawget rawlen rawset require select setmetatable string table
-  tonumber tostring type utf8 warn xpcall]]):gmatch("%S+") do
+  tonumber tostring tuples type utf8 warn xpcall]]):gmatch("%S+") do
   standard[w] = true
 end
 
@@ -433,17 +385,31 @@ magic.register("who", function(line, shell)
   local rest = line:gsub("^%-a%f[%s\0]%s*", function() all = true return "" end)
   local ids = current_view(shell):ids()
   local seen, names = {}, {}
-  for _, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do
+  for i, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do
     for _, name in ipairs(d:get()) do
       if not seen[name] and (all or not standard[name]) then
-        seen[name] = true
+        seen[name] = {}
         names[#names + 1] = name
       end
+      if seen[name] then table.insert(seen[name], ids[i]) end
     end
   end
   table.sort(names)
+  -- a name that only some engines hold says which
+  for i, name in ipairs(names) do
+    local on = seen[name]
+    if #on < #ids then
+      table.sort(on)
+      names[i] = ("%s (engine%s %s)"):format(name, #on > 1 and "s" or "", format_targets(on))
+    end
+  end
   say(shell, #names > 0 and table.concat(names, "  ") or "no names")
-end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones)")
+end, "names defined on the engines: %who [-a] [prefix] (-a: with the standard ones);"
+  .. " a name only some engines hold is followed by theirs")
+
+-- numbered input/output, %history, %rerun, %reset
+require("plush.magic_session").install(magic, {say = say, paint = paint,
+  current_view = current_view, format_targets = format_targets, standard = standard})
 
 -- Each engine's run time of the last %px (from the replies' metadata).
 local function engine_times(shell, last)
@@ -463,7 +429,7 @@ magic.register("time", function(line, shell)
   if magic.is_magic(line) then
     magic.run(line, shell)
   elseif shell.autopx then
-    magic.run("%px " .. line, shell)
+    magic.run("%px -- " .. line, shell)
   elseif shell.eval then
     shell.eval(line)
   else
@@ -528,6 +494,23 @@ local function ranges(ids)
   return table.concat(parts, ",")
 end
 
+-- ??name: the source of the functions the engines hold under `path`,
+-- from the chunks they ran (plush.debugger), engines that agree together.
+function magic.remote_sources(shell, path, found)
+  local rc = rawget(shell, "rc") or (shell.connected and shell.connected())
+  local ids = {}
+  for _, f in ipairs(found) do
+    if f[2]:match("^function") then ids[#ids + 1] = f[1] end
+  end
+  if not rc or #ids == 0 then return end
+  table.sort(ids)
+  for _, g in ipairs(require("plush.debugger").remote_sources(rc, ids, path)) do
+    say(shell, paint(shell, "note", ("source on engine%s %s:"):format(#g[2] > 1 and "s" or "",
+      ranges(g[2]))))
+    say(shell, g[1])
+  end
+end
+
 --[[
   %help NAME: the local value (its type, signature or size, the value),
   then what the engines hold under that name, engines that agree on one
@@ -580,6 +563,7 @@ local function help(line, shell)
         ("  on engine%s %s"):format(#ids > 1 and "s" or "", ranges(ids))))
       say(shell, "  " .. text)
     end
+    if detail then magic.remote_sources(shell, line, found) end
   end
   if #silent > 0 then
     say(shell, paint(shell, "note", ("engines %s are busy: no answer"):format(ranges(silent))))
@@ -590,6 +574,8 @@ local function help(line, shell)
 end
 
 magic.register("help", help, "help; what a name is, here and on the engines: %help [NAME]")
+require("plush.debugger").register(magic.register) -- %debug
+require("plush.prun").register(magic.register) -- %prun
 
 builtin = false
 

@@ -15,10 +15,12 @@
 -- one session; the magics are plush.magic, Ctrl-C's offers
 -- plush.shell_intr.
 local core = require "plush.core"
+local debugger = require "plush.debugger"
 local deferred = require "plush.deferred"
 local errors = require "plush.errors"
 local inspect = require "plush.inspect"
 local magic = require "plush.magic"
+local session_magics = require "plush.magic_session"
 local util = require "plush.util"
 
 local shell = {}
@@ -93,10 +95,8 @@ function shell.incomplete(text, sh)
   if magic.is_magic(text) then
     local name, rest = text:match("^%s*%%([%w_]+)%s*(.*)$")
     local code
-    if name == "px" then
-      code = rest
-    elseif name == "pn" then
-      code = rest:match("^%S+%s+(.*)$")
+    if name == "px" or name == "pn" then
+      code = require("plush.magic_px").code_of(name, rest)
     end
     return code ~= nil and code:match("%S") ~= nil and lua_incomplete(code)
   end
@@ -116,19 +116,34 @@ for w in ([[and break do else elseif end false for function goto if in
   keywords[#keywords + 1] = w
 end
 
--- The identifiers reachable from `t`: its keys and its __index chain's.
+--[[
+  The identifiers reachable from `t`: its keys and its __index chain's.
+  A class whose __index is a function (the Client, a Deferred) cannot be
+  listed through it: its metatable's __complete table is, else the
+  metatable's own fields (the methods a function __index hands out).
+]]
 local function keys_of(t, methods_only)
   local out, depth = {}, 0
   if type(t) == "string" then t = string end
-  while type(t) == "table" and depth < 8 do
-    for k, v in next, t do
+  local function add(tbl, skip_meta)
+    for k, v in next, tbl do
       if type(k) == "string" and k:match("^[%a_][%w_]*$")
+        and not (skip_meta and k:match("^__"))
         and (not methods_only or type(v) == "function") then
         out[k] = true
       end
     end
+  end
+  while type(t) == "table" and depth < 8 do
+    add(t)
     local mt = getmetatable(t)
-    t = mt and rawget(mt, "__index")
+    if type(mt) ~= "table" then break end
+    t = rawget(mt, "__index")
+    if type(t) == "function" then
+      local listed = rawget(mt, "__complete")
+      add(type(listed) == "table" and listed or mt, true)
+      break
+    end
     depth = depth + 1
   end
   return out
@@ -152,7 +167,7 @@ end
 
 -- Lines whose word under the cursor is remote code or a remote name.
 local function remote_context(before, sh)
-  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+%d+%s")
+  if before:match("^%s*%%px%s") or before:match("^%s*%%pn%s+[%d,-]+%s")
     or before:match("^%s*%%time%s+%%px%s") or before:match("^%s*%%pull%s")
     or before:match("^%s*%%who%s") then
     return true
@@ -195,7 +210,9 @@ end
 -- "plush [2 up | all]> ": the engines up, the targets, async mode.
 function Session:prompt_text(cont)
   local p = self.prompt_paint
+  if self.asking then return self.asking end
   if cont then return p("cont", ">>") .. " " end
+  if self.ask_prompt then return self.ask_prompt end
   local rc = self.rc
   local status
   if rc == nil or rc.lost or rc.closed then
@@ -208,7 +225,9 @@ function Session:prompt_text(cont)
     t = type(t) == "table" and table.concat(t, ",") or tostring(t or "all")
     status = ("[%d up | %s%s]"):format(#ids, t, self.sh.block == false and " | async" or "")
   end
-  return p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
+  -- "[n] ": the number the line will have (In[n], %history)
+  return ("[%d] "):format((self.sh.count or 0) + 1)
+    .. p("prompt", self.sh.autopx and "%px" or "plush") .. " " .. p("note", status) .. "> "
 end
 
 function Session:hide()
@@ -291,7 +310,7 @@ function Session:read_line(cont)
   local E = self.edit
   if not self.editor then
     if self.prompts then
-      io.stdout:write(cont and ">> " or self:prompt_text(false))
+      io.stdout:write(self.asking or (cont and ">> " or self:prompt_text(false)))
       io.stdout:flush()
     end
     return io.read("l")
@@ -321,6 +340,17 @@ function Session:read_line(cont)
       end
     end
   end
+end
+
+-- A line typed at another prompt (%debug's): the line, nil at its end.
+function Session:ask(prompt)
+  self.ask_prompt = prompt
+  self.edit.arm(false)
+  local ok, line = pcall(self.read_line, self, false)
+  self.edit.arm(true)
+  self.ask_prompt = nil
+  if not ok then error(line, 0) end
+  return line
 end
 
 -- A whole chunk: the first line and its continuation lines.
@@ -390,6 +420,7 @@ local function user_frames(tb)
 end
 
 local function handler(e)
+  debugger.capture(e, 2, here) -- the frames %debug walks
   if type(e) == "string" then
     local tb = trim(debug.traceback(e, 2))
     return debugging() and tb or user_frames(tb)
@@ -397,6 +428,9 @@ local function handler(e)
   if getmetatable(e) == Syntax then return e.message end
   return e
 end
+
+-- %rerun's and %reset's: Session:rerun(text), Session:confirm(question).
+session_magics.install_session(Session, magic)
 
 -- Ctrl-C during a remote wait: plush.shell_intr says what was interrupted,
 -- waits for the answers, and offers a restart of an engine that cannot obey.
@@ -457,6 +491,7 @@ function Session:load(code)
     end
     error(setmetatable({message = err}, Syntax), 0)
   end
+  debugger.keep_chunk(code, "=stdin") -- ??name shows its functions' source
   return f
 end
 
@@ -479,6 +514,7 @@ function Session:execute(text)
   if not text:match("%S") then return true end
   self.sh.failed = false
   self:remember(text)
+  session_magics.number(self.sh, text)
   self.sh.width = self:width()
   local E = self.edit
   E.arm(true)
@@ -489,11 +525,16 @@ function Session:execute(text)
   if r[1] and r[2] == false then
     r = table.pack(xpcall(r[3], handler))
     E.arm(false)
-    if r[1] then self:print_values(table.pack(table.unpack(r, 2, r.n))) end
+    if r[1] then
+      local values = table.pack(table.unpack(r, 2, r.n))
+      self:print_values(values)
+      session_magics.record(self.sh, values)
+    end
   end
   E.arm(false)
   E.interrupted()
   if not r[1] then self:report(r[2]) end
+  if not r[1] then debugger.note(self.sh, r[2], text) end
   return r[1] and not self.sh.failed
 end
 
@@ -519,7 +560,11 @@ function Session:complete(word, line, start)
   end
   local out = {}
   for name in pairs(names) do
-    if name:sub(1, #part) == part then out[#out + 1] = prefix .. sep .. name end
+    -- a field's or method's leading '_' says "internal": shown when typed
+    if name:sub(1, #part) == part and (prefix == "" or part:sub(1, 1) == "_"
+      or name:sub(1, 1) ~= "_") then
+      out[#out + 1] = prefix .. sep .. name
+    end
   end
   table.sort(out)
   return out
@@ -573,7 +618,9 @@ end
 function Session:banner()
   local rc = self.rc
   local where = ""
-  if rc and rc.owned then
+  if rc and rc.owned and rc.owned.threads then
+    where = " (threads of this process, stopped when you leave)"
+  elseif rc and rc.owned then
     where = " (an embedded cluster, stopped when you leave)"
   elseif rc and rc.info then
     where = (" (cluster '%s' at %s:%s)"):format(tostring(rc.info.profile or "default"),
@@ -672,8 +719,12 @@ function shell.new(rc, sh, opts)
   self.prompt_paint = shell.painter(colors, self.editor) or plain
   sh.out = function(text) self:write(text) end
   sh.eval = function(code) self:eval(code) end
+  sh.ask = function(prompt) return self:ask(prompt) end
   sh.async_results = true
   sh.connected = function() return self:connected() and rc or nil end
+  sh.rerun = function(text) self:rerun(text) end
+  sh.confirm = function(question) return self:confirm(question) end
+  sh.history_all = self.editor and E.history and function() return E.history() end or nil
   return self
 end
 
@@ -719,6 +770,9 @@ function shell.run(rc, sh, opts)
     end)
   end
   if self.tty then self:banner() end
+  -- the user's init.lua: magics, %pxconfig defaults, globals
+  local init_error = session_magics.load_init(sh)
+  if init_error then self:say(self:paint("error", init_error)) end
   local status = 0
   local ok, err = pcall(function()
     while true do

@@ -23,7 +23,7 @@ press "$S" Tab
 type_text "$S" 'Z'
 wait_match "$S" "remote_(on|only_value)Z"
 line=$(cursor_line "$S")
-[ "$line" = "plush [2 up | all]> x = remote_onZ" ] || fail "local line completed remotely: '$line'"
+[ "$line" = "[3] plush [2 up | all]> x = remote_onZ" ] || fail "local line completed remotely: '$line'"
 press "$S" C-c
 
 # a table field on the engines

@@ -119,3 +119,13 @@ output_of() { # name fixed-string-of-the-command-line
     started { print }
     !started && index($0, from) { started = 1 }'
 }
+
+# The output of the LAST command line containing TEXT (the same command may
+# run several times): the lines between that prompt line and the next.
+last_output_of() { # name fixed-string-of-the-command-line
+  screen "$1" | awk -v from="$2" -v mark="$PROMPT_MARK" '
+    index($0, mark) && on { on = 0 }
+    index($0, mark) && index($0, from) { buf = ""; on = 1; next }
+    on { buf = buf $0 "\n" }
+    END { printf "%s", buf }'
+}

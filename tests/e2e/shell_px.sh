@@ -64,7 +64,7 @@ wait_text "$S" "the results print when they arrive"
 type_text "$S" 'typed_meanwhile = 7'
 wait_text "$S" '[engine 1] "late 1"'
 line=$(cursor_line "$S")
-[ "$line" = "plush [2 up | all | async]> typed_meanwhile = 7" ] || fail "line being typed: '$line'"
+[ "$line" = "[17] plush [2 up | all | async]> typed_meanwhile = 7" ] || fail "line being typed: '$line'"
 submit "$S"
 run_line "$S" 'typed_meanwhile + 1'
 [ "$(output_of "$S" 'typed_meanwhile + 1')" = 8 ] || fail "the typed line ran"

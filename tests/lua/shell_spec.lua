@@ -30,6 +30,13 @@ local function capture(f)
   return table.concat(buf)
 end
 
+local function util_has(list, x)
+  for _, v in ipairs(list) do
+    if v == x then return true end
+  end
+  return false
+end
+
 describe("shell", function()
   describe("compile", function()
     it("compiles expressions as returns, statements as they are", function()
@@ -64,6 +71,13 @@ describe("shell", function()
       assert.is_true(shell.incomplete("%px for i = 1, 3 do", sh))
       assert.is_false(shell.incomplete("%px for i = 1, 3 do end", sh))
       assert.is_true(shell.incomplete("%pn 2 if x then", sh))
+      -- after %px's options, and %pn's list
+      assert.is_true(shell.incomplete("%px -t 0,1 --no-stream for i = 1, 3 do", sh))
+      assert.is_true(shell.incomplete("%pn 0,2 -a if x then", sh))
+      assert.is_true(shell.incomplete("%px -- --[[c]] while x do", sh))
+      assert.is_false(shell.incomplete("%px -t 0 x = 1", sh))
+      -- wrong options: not continued, the error comes at once
+      assert.is_false(shell.incomplete("%px --nope for i = 1, 3 do", sh))
       assert.is_false(shell.incomplete("%px x", sh))
       assert.is_false(shell.incomplete("%who", sh))
       assert.is_false(shell.incomplete("%time for", sh))
@@ -190,7 +204,7 @@ describe("shell", function()
         assert.not_matches("traceback", out)
       end
       -- (the position is this spec's line: util.raise blames the caller)
-      assert.matches("usage: %%pn ENGINE CODE\n$", (piped{"%pn abc"}))
+      assert.matches("usage: %%pn ENGINE%[,ENGINE%.%.%.%] %[options%] CODE\n$", (piped{"%pn abc"}))
       assert.matches("no engine 7 %(%%engines lists them%)\n$", (piped{"%targets 0,7"}))
       assert.matches("cannot push nosuch: no such global here\n$", (piped{"%push nosuch"}))
       assert.matches("usage: %%pull NAME %[NAME %.%.%.%]\n$", (piped{"%pull"}))
@@ -239,7 +253,8 @@ describe("shell", function()
     after_each(function() rc:close() end)
 
     it("completes magic names at the start of a line", function()
-      assert.same({"%pn", "%pull", "%push", "%px"}, s:complete("%p", "%p", 0))
+      assert.same({"%pn", "%prun", "%pull", "%push", "%px", "%pxconfig", "%pxresult"},
+        s:complete("%p", "%p", 0))
       assert.same({}, s:complete("%p", "x = %p", 4))
     end)
 
@@ -247,6 +262,29 @@ describe("shell", function()
       assert.same({"my_local"}, s:complete("my_", "my_", 0))
       assert.same({"tbl.field_a", "tbl.field_b"}, s:complete("tbl.fi", "x = tbl.fi", 4))
       assert.same({"string.format"}, s:complete("string.for", "string.for", 0))
+    end)
+
+    it("completes methods through metatables: the client, views, Deferreds", function()
+      sh.env.rc = rc
+      local got = s:complete("rc:", "rc:", 0)
+      for _, m in ipairs{"rc:view", "rc:balanced", "rc:interrupt", "rc:restart", "rc:ids",
+          "rc:wait"} do
+        assert.truthy(util_has(got, m), m)
+      end
+      -- '_' names are internal: listed only when typed
+      assert.falsy(util_has(got, "rc:_pump"))
+      assert.truthy(util_has(s:complete("rc:_pu", "rc:_pu", 0), "rc:_pump"))
+      assert.same({"rc:restart"}, s:complete("rc:rest", "rc:rest", 0))
+      sh.env.v = rc:view()
+      assert.same({"v:execute"}, s:complete("v:exe", "v:exe", 0))
+      assert.truthy(util_has(s:complete("v:", "v:", 0), "v:scatter"))
+      sh.env.d = rc:view{block = false}:execute("return 1")
+      assert.same({"d:get"}, s:complete("d:ge", "d:ge", 0))
+      assert.truthy(util_has(s:complete("d:", "d:", 0), "d:add_callbacks"))
+      -- a function __index without __complete lists its metatable's fields
+      sh.env.obj = setmetatable({}, {__index = function() end, hop = print, __len = print})
+      assert.same({"obj:hop"}, s:complete("obj:", "obj:", 0))
+      sh.env.d:wait()
     end)
 
     it("completes remote names after %px, %pn, %pull, %who and under %autopx", function()
