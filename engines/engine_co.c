@@ -382,6 +382,9 @@ static int l_setpoll(lua_State *L) {
 static int l_link(lua_State *L) {
   plush_engine *e = eng_self(L);
   char hex[2 * PLUSH_KEY_SIZE + 1];
+  if (e->o.has_fd) /* engines as threads: a socket pair, no address */
+    return luaL_error(L, "engine.client(): not available on engines as "
+                         "threads (they have no address to connect to)");
   uv_mutex_lock(&e->mu);
   lua_pushstring(L, e->ctlhost);
   lua_pushinteger(L, e->o.port);

@@ -96,7 +96,8 @@ end
 -- namespace; a new one after its connection was lost).
 function nested.client()
   if rc and not rc.closed and not rc.lost then return rc end
-  local host, port, key, encrypt = reg["plush.co.link"]()
+  local ok, host, port, key, encrypt = pcall(reg["plush.co.link"])
+  if not ok then error(host, 2) end
   local conn, err = core.connect(host, port, key, 10, encrypt)
   if not conn then error("engine.client(): " .. tostring(err), 2) end
   rc = client.new(conn, {output = false, catch_sigint = false})
