@@ -227,6 +227,10 @@ local WORKLOADS = {
     phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
   {id = "lb_noop_threads", label = "balanced no-op tasks, 2 engine threads", unit = "tasks/s",
     phase = 2, n = {20000, 20000, 0, 0}, plush_only = true},
+  -- tasks that submit tasks (engine.client(), models.md "Hierarchies"):
+  -- a sample is 1,000 balanced parents each waiting on 2 balanced children
+  {id = "nested", label = "nested tasks: 1,000 parents × 2 children, 2 engines",
+    unit = "tasks/s", phase = 2, n = {3, 2, 0, 0}, plush_only = true, target = {">=", 5000}},
   {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
     n = {2, 2, 2, 2}, target = {"<", 4e6}},
   {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
@@ -636,6 +640,29 @@ local function run_plush(phase, rep)
           end
         end, {rc:ids()[1], rc:ids()[2]}, MODEL_N)
         out[i] = MODEL_N / (now() - t)
+      end
+      return out
+    end)
+
+    -- nested tasks: 3,000 tasks a sample, the parents parked while they wait
+    run("nested", function(k)
+      local lb = rc:balanced{block = false, output = false}
+      local function parent(i)
+        local c = engine.client():balanced():async()
+        local a, b = c:apply(function(x) return x end, i), c:apply(function(x) return -x end, i)
+        return a:get() + b:get()
+      end
+      local warm = {}
+      for i = 1, 100 do warm[i] = lb:apply(parent, i) end
+      assert(plush.wait_all(warm, 120), "nested tasks did not finish in 120 s")
+      local out = {}
+      for s = 1, k do
+        collectgarbage()
+        local ds, t = {}, now()
+        for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
+        assert(plush.wait_all(ds, 120), "nested tasks did not finish in 120 s")
+        out[s] = 3000 / (now() - t)
+        for i = 1, 1000 do assert(ds[i]:get() == 0, "a parent's sum is wrong") end
       end
       return out
     end)

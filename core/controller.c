@@ -172,6 +172,11 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
 ** want them once it has run a while (ctl_steal arms its timer). */
 static void onstarted(plush_ctl *c, peer *e, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
+  if (f->hdr.status == PLUSH_STARTED_PARKED) {
+    if (t && t->engine == e) ctl_parked(c, t);
+    plush_frame_unref(f);
+    return;
+  }
   e->running = f->hdr.id;
   if (t && t->engine == e) {
     t->started = ctl_clock();

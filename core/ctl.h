@@ -58,6 +58,7 @@ struct task {
   int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
   int detached;       /* runs on when its client leaves (else cancelled) */
   int durable;        /* PLUSH_F_DURABLE: its reply waits for the commit */
+  int parked;         /* its engine said it waits on subtasks (ctl_sched.c) */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -79,6 +80,7 @@ struct peer {
   int rank, size;
   int inflight;
   double pace;        /* engine: recent seconds per task (EWMA), 0 unknown */
+  int parked;         /* engine: of inflight, tasks parked on subtasks */
   uint64_t running;
   uint64_t last_seen; /* uv_now() of the last frame from this engine */
   task tasks;         /* sentinel of the engine's task list */
@@ -375,6 +377,8 @@ PLUSH_INTERNAL void ctl_schedule(plush_ctl *c);
 PLUSH_INTERNAL void ctl_wakedeps(plush_ctl *c);
 /* May engine e run balanced task t (its targets, the engines to avoid)? */
 PLUSH_INTERNAL int ctl_eligible(plush_ctl *c, task *t, peer *e);
+/* ctl_sched.c: t's engine said it is parked on subtasks. */
+PLUSH_INTERNAL void ctl_parked(plush_ctl *c, task *t);
 /* Balanced task t goes back to the head of the queue, off its engine. */
 PLUSH_INTERNAL void ctl_requeue(plush_ctl *c, task *t);
 /* Queued tasks restricted to engines that are all gone fail now. */

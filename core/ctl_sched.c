@@ -24,6 +24,7 @@ void ctl_taskfree(plush_ctl *c, task *t) {
   ctl_unreclaim(c, t);
   if (t->engine) {
     t->engine->inflight--;
+    if (t->parked) t->engine->parked--;
     if (t->engine->running == t->id) t->engine->running = 0;
   }
   if (t->timer) {
@@ -42,8 +43,10 @@ void ctl_requeue(plush_ctl *c, task *t) {
   ctl_unreclaim(c, t);
   if (e) {
     e->inflight--;
+    if (t->parked) e->parked--;
     if (e->running == t->id) e->running = 0;
   }
+  t->parked = 0;
   t->engine = NULL;
   ctl_tlist_remove(t);
   ctl_tlist_unshift(&c->queue, t);
@@ -132,6 +135,22 @@ static int limit(plush_ctl *c, peer *e) {
   return n >= CTL_HWM_MAX ? CTL_HWM_MAX : (int)n;
 }
 
+/*
+** Task t waits on subtasks, parked on its engine, which runs other tasks
+** meanwhile: it no longer counts against the engine's limit, so that
+** the tasks it waits for (and other work) can be sent there. Without
+** this, nested tasks deadlock once every slot holds a waiting parent.
+*/
+void ctl_parked(plush_ctl *c, task *t) {
+  if (t->parked) return;
+  t->parked = 1;
+  t->engine->parked++;
+  ctl_schedule(c);
+}
+
+/* Tasks that hold e's Lua thread or its queue: parked ones do not. */
+static int busy(const peer *e) { return e->inflight - e->parked; }
+
 /* A task of e's took secs from its start to its reply. */
 void ctl_paced(peer *e, double secs) {
   if (secs < 0) secs = 0;
@@ -154,11 +173,11 @@ void ctl_schedule(plush_ctl *c) {
     void *v;
     while (plush_map_next(&c->engines, &i, &k, &v)) {
       peer *e = v;
-      if (e->inflight >= limit(c, e)) continue;
+      if (busy(e) >= limit(c, e)) continue;
       room++;
       if (!ctl_eligible(c, t, e)) continue;
-      if (best == NULL || e->inflight < best->inflight ||
-          (e->inflight == best->inflight && e->id < best->id))
+      if (best == NULL || busy(e) < busy(best) ||
+          (busy(e) == busy(best) && e->id < best->id))
         best = e;
     }
     if (room == 0) break;

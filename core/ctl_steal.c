@@ -44,7 +44,8 @@ static int wanted(plush_ctl *c, task *t) {
   void *v;
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
-    if (e->inflight == 0 && e->conn && ctl_eligible(c, t, e)) return 1;
+    if (e->inflight - e->parked == 0 && e->conn && ctl_eligible(c, t, e))
+      return 1;
   }
   return 0;
 }
@@ -57,7 +58,7 @@ void ctl_steal(plush_ctl *c) {
   if (c->stopping) return;
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
-    if (e->inflight == 0 && e->conn) idle++;
+    if (e->inflight - e->parked == 0 && e->conn) idle++; /* parked: waiting */
   }
   if (idle <= c->reclaims) return;
   now = ctl_clock();
@@ -65,7 +66,8 @@ void ctl_steal(plush_ctl *c) {
   while (idle > c->reclaims && plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
     task *run, *t;
-    if (e->inflight < 2 || e->running == 0 || e->conn == NULL) continue;
+    if (e->inflight - e->parked < 2 || e->running == 0 || e->conn == NULL)
+      continue;
     run = plush_map_get(&c->tasks, e->running);
     if (run == NULL || run->started <= 0) continue;
     if (now - run->started < CTL_STEAL_AFTER) {

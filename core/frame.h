@@ -52,6 +52,10 @@ enum {
   PLUSH_T__MAX
 };
 
+/* STARTED's status: 0 the task started; PLUSH_STARTED_PARKED it waits on
+** subtasks and its engine runs other tasks meanwhile (engines/engine_co.c). */
+#define PLUSH_STARTED_PARKED 1
+
 enum {
   PLUSH_F_BALANCED = 1, /* REQ: any engine may run it (engine = PLUSH_ANY) */
   /* REQ from a client: the payload starts with a scheduling options value

@@ -220,7 +220,7 @@ static void request(plush_engine *e, plush_frame *f) {
   }
   uv_mutex_lock(&e->mu);
   r = eng_inpush(&e->in, f);
-  if (r == 0) uv_cond_signal(&e->inc);
+  if (r == 0) uv_cond_signal(&e->inc), eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
     plush_frame_unref(f);
@@ -250,6 +250,7 @@ static void interrupt(plush_engine *e, uint64_t id) {
       if (r->f->hdr.id == id) r->cancelled = 1;
     }
   }
+  if (!e->stopping) eng_co_interrupt(e, id); /* a parked task (engine_co.c) */
   uv_mutex_unlock(&e->mu);
 }
 
@@ -282,6 +283,7 @@ static void restart(plush_engine *e, plush_frame *f) {
     if (run != 0 && e->L) eng_hook(e);
     uv_cond_signal(&e->inc);
     uv_cond_broadcast(&e->outc);
+    eng_co_kick(e);
     eng_watch(e, run, 1);
   }
   uv_mutex_unlock(&e->mu);
@@ -525,6 +527,7 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   if (atomic_load(&e->running) != 0 && e->L) eng_hook(e);
   uv_cond_broadcast(&e->inc);
   uv_cond_broadcast(&e->outc);
+  eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
   if (e->conn) plush_conn_close(e->conn, 0, why);
   maybedone(e);
@@ -584,6 +587,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   atomic_init(&e->id, PLUSH_ANY);
   atomic_init(&e->halting, 0);
   atomic_init(&e->restarting, 0);
+  eng_co_init(e);
   e->rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)e) | 1;
   hl = sizeof e->hostname;
   if (uv_os_gethostname(e->hostname, &hl) < 0)

@@ -40,6 +40,26 @@
 #define CODEPTH 16
 
 /*
+** Tasks as coroutines (engine_co.c): a task that waits on its subtasks
+** (a Deferred of engine.client()) is parked, and the Lua thread serves
+** other requests meanwhile. Fields marked mu are shared with the I/O
+** side, which kicks efd while the Lua thread waits on it.
+*/
+typedef struct eng_costate {
+  int efd;                  /* eventfd, -1 until engine.client() */
+  int waiting;              /* mu: the Lua thread polls efd */
+  size_t nparked;           /* mu: tasks parked */
+  uint64_t *intr;           /* mu: INTERRUPTs for parked tasks */
+  size_t nintr, capintr;
+  int intrall;              /* mu: an INTERRUPT 0 came */
+  lua_State *taskco;        /* mu: the task coroutine being resumed */
+  void *cur;                /* Lua thread: its eng_cotask */
+  int base;                 /* Lua thread: L's stack between tasks (an
+                               embedder's state may hold values there) */
+  struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
+} eng_costate;
+
+/*
 ** What the namespace allocates (engine_lua.c's allocator). Lua thread
 ** only. limit 0: none. While lifted the limit is not enforced: the
 ** engine's own work in the state (building replies, error tables) must
@@ -110,6 +130,7 @@ struct plush_engine {
   int codepth;
   plush_engine_stats stats;
   eng_mbox mbox;            /* engine_msg.h: messages, the tuple space */
+  eng_costate co;           /* engine_co.c: parked tasks */
 
   /* ---- lock-free ---- */
   _Atomic uint64_t running; /* id of the task in Lua, 0 when idle */
@@ -210,6 +231,31 @@ static inline int eng_live(plush_engine *e) {
 PLUSH_INTERNAL lua_State *eng_adopt(plush_engine *e, lua_CFunction build);
 PLUSH_INTERNAL void eng_giveback(plush_engine *e, lua_State *L);
 PLUSH_INTERNAL void eng_keep(plush_engine *e);
+
+/* engine_co.c */
+PLUSH_INTERNAL void eng_co_init(plush_engine *e);
+PLUSH_INTERNAL void eng_co_free(plush_engine *e);
+/* mu held (I/O side): a request, stop or restart came: wake a poll. */
+PLUSH_INTERNAL void eng_co_kick(plush_engine *e);
+/* mu held (I/O side): INTERRUPT id for a task that may be parked. */
+PLUSH_INTERNAL void eng_co_interrupt(plush_engine *e, uint64_t id);
+/* Lua thread: the C side of engine.client() in a new namespace. */
+PLUSH_INTERNAL void eng_co_open(lua_State *L);
+/* Runs task t (a fresh request) as a coroutine: 1 when it parked, else
+** it ended and eng_served was called. */
+PLUSH_INTERNAL int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t);
+/* Resumes the parked tasks that are ready; block: wait for a reply, an
+** interrupt or a request (efd) first. */
+PLUSH_INTERNAL void eng_co_poll(plush_engine *e, lua_State *L, int block);
+/* Ends every parked task with an error reply (msg), or silently when
+** msg is NULL (the engine stops). */
+PLUSH_INTERNAL void eng_co_reset(plush_engine *e, lua_State *L, const char *msg);
+
+/* engine_lua.c, for engine_co.c: engine.task of t; the end of a task
+** whose call returned st (error value on top of L when not LUA_OK):
+** its reply is built and sent, the frame freed. */
+PLUSH_INTERNAL void eng_settask(lua_State *L, eng_task *t);
+PLUSH_INTERNAL void eng_served(plush_engine *e, lua_State *L, eng_task *t, int st);
 
 /* engine_ops.c: a lua_CFunction run under lua_pcall with the task as a
 ** light userdata; leaves the encoded reply in e->enc, its status in

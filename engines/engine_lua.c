@@ -3,8 +3,11 @@
 ** the standard libraries, cjson and the `engine` table, on a counting
 ** allocator that enforces the memory limit), interrupts, restarts, and
 ** the request loop. The ops themselves are in engine_ops.c, output and
-** frames out in engine_out.c. Only this thread touches the state, except
-** for the interrupt hook that the I/O side sets (engine_host.c).
+** frames out in engine_out.c, tasks as coroutines in engine_co.c. Only
+** this thread touches the state, except for the interrupt hook that the
+** I/O side sets (engine_host.c). Over 600 lines: the state's making, its
+** interrupt hook and the request loop share the engine's private
+** registry keys and the serve/answer path.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +97,8 @@ static void warnoff(void *ud, const char *msg, int tocont) {
 ** The hook set by the I/O thread. It clears itself (one interrupt, one
 ** error) and raises only if the task it was aimed at is still the one
 ** running: an interrupt that arrives as a task ends must not hit the
-** next. In a coroutine it raises without using the interrupt up, so that
+** next. In a coroutine (other than the task's own, engine_co.c, which
+** stands for the main state) it raises without using the interrupt up, so that
 ** each resumer on the way back to the main state raises too (a resume
 ** that returns false must not swallow it). While the engine halts the
 ** hook stays and raises at every event, so user code that catches
@@ -109,6 +113,13 @@ static void stop(lua_State *L, lua_Debug *ar) {
   uint64_t t, run = atomic_load(&e->running);
   int halting = atomic_load(&e->halting);
   (void)ar;
+  /* The main state runs only the engine's own work (tasks are coroutines,
+  ** engine_co.c), and so does a task's coroutine around the user's code
+  ** (its engine.task, %debug's records): the hook stays until user code
+  ** runs, where the error reaches the user's call -- in the engine's own
+  ** protected calls it would be swallowed. The task's coroutine takes the
+  ** main state's hook over when it is made or resumed. */
+  if (!halting && (L == e->L || !e->inuser)) return;
   if (!halting && atomic_load(&e->restarting) && run != 0) {
     if (!e->inuser) return; /* the engine's own work: the reply must go */
     e->fired = run;
@@ -116,7 +127,7 @@ static void stop(lua_State *L, lua_Debug *ar) {
   }
   if (!halting) {
     lua_sethook(L, NULL, 0, 0);
-    t = L == e->L ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
+    t = L == e->co.taskco ? atomic_exchange(&e->intr, 0) : atomic_load(&e->intr);
     if (t == 0 || t != run) return;
   }
   e->fired = run;
@@ -127,6 +138,7 @@ void eng_hook(plush_engine *e) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   int n = e->codepth < CODEPTH ? e->codepth : CODEPTH;
   lua_sethook(e->L, stop, mask, 1);
+  if (e->co.taskco) lua_sethook(e->co.taskco, stop, mask, 1);
   for (int i = 0; i < n; i++) lua_sethook(e->costack[i], stop, mask, 1);
 }
 
@@ -347,6 +359,7 @@ static int welcomed(lua_State *L) {
   lua_setfield(L, -2, "memory_used");
   eng_msg_open(L);
   eng_ts_open(L);
+  eng_co_open(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");
@@ -465,22 +478,21 @@ static int settask(lua_State *L) {
   return 0;
 }
 
-/*
-** Serves one request under a protected call: eng_serve (engine_ops.c)
-** leaves the encoded reply in e->enc and its status in t->status.
-** Whatever fails, e->enc ends up holding exactly one reply.
-*/
-static void serve(lua_State *L, task *t) {
-  plush_engine *e = t->e;
-  uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
-  int st;
-  eng_enc_reset(e);
+void eng_settask(lua_State *L, task *t) {
   lua_pushcfunction(L, settask);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  lua_pushcfunction(L, eng_serve);
-  lua_pushlightuserdata(L, t);
-  st = lua_pcall(L, 1, 0, 0);
+}
+
+/*
+** The end of serving one request: eng_serve (engine_ops.c), run as the
+** task's coroutine (engine_co.c), left the encoded reply in e->enc and
+** its status in t->status, or failed with st (its error on top).
+** Whatever failed, e->enc ends up holding exactly one reply.
+*/
+static void served(lua_State *L, task *t, int st) {
+  plush_engine *e = t->e;
+  uint64_t limit = e->o.max_frame ? e->o.max_frame : PLUSH_DEFAULT_MAX_FRAME;
   e->mem.lifted = 1; /* in case an error skipped call()'s reset */
   e->inuser = 0;
   if (st == LUA_OK && eng_enc_len(e) > limit) {
@@ -504,13 +516,14 @@ static void serve(lua_State *L, task *t) {
 ** with making it the running task, in one critical section: an INTERRUPT
 ** sees each request either queued or running, never in between. Stale
 ** hooks are cleared here too, before the task's id is published, and the
-** task is tied to the link it came on. Returns 0 when stopping.
+** task is tied to the link it came on. Returns 0 when stopping; without
+** wait, -1 when nothing is queued (co.waiting then set).
 */
-static int take(plush_engine *e, inreq *r) {
+static int take(plush_engine *e, inreq *r, int wait) {
   int held = 0;
   uv_mutex_lock(&e->mu);
   for (;;) { /* an embedder's state: its lock too, never waited for under mu */
-    while (!e->stopping && e->in.n == 0) {
+    while (wait && !e->stopping && e->in.n == 0) {
       if (held) {
         uv_mutex_unlock(&e->mu);
         uv_mutex_unlock(e->o.statelock);
@@ -519,16 +532,18 @@ static int take(plush_engine *e, inreq *r) {
       } else
         uv_cond_wait(&e->inc, &e->mu);
     }
-    if (e->stopping || held || !e->o.statelock) break;
+    if (e->stopping || held || !e->o.statelock || e->in.n == 0) break;
     uv_mutex_unlock(&e->mu);
     uv_mutex_lock(e->o.statelock);
     held = 1;
     uv_mutex_lock(&e->mu);
   }
-  if (e->stopping) {
+  if (e->stopping || e->in.n == 0) {
+    /* !wait and nothing queued: the caller polls efd, kicked from here on */
+    int r0 = e->stopping ? 0 : (e->co.waiting = 1, -1);
     uv_mutex_unlock(&e->mu);
     if (held) uv_mutex_unlock(e->o.statelock);
-    return 0;
+    return r0;
   }
   *r = e->in.v[e->in.head];
   e->in.head = (e->in.head + 1) & (e->in.cap - 1);
@@ -577,23 +592,67 @@ static int done(plush_engine *e) {
   atomic_store(&e->running, 0);
   lua_sethook(e->L, NULL, 0, 0);
   e->stats.tasks++;
-  idle = e->in.n == 0;
+  idle = e->in.n == 0 && e->co.nparked == 0; /* parked tasks: not idle */
   uv_mutex_unlock(&e->mu);
   return idle;
 }
 
 /*
+** A task ends: its reply (in e->enc) goes out. A reply whose link went
+** down while the task ran is dropped (the controller that asked is
+** gone), with a log line.
+*/
+static void answer(plush_engine *e, lua_State *L, task *t) {
+  uint64_t id = t->req->hdr.id;
+  int sent;
+  lua_settop(L, e->co.base);
+  plush_frame_unref(t->req);
+  t->req = NULL;
+  eng_fd_settle(e); /* its subprocesses' output before its reply */
+  eng_ts_flush(e);
+  sent = eng_sendreply(e, id, t->status);
+  if (sent < 0)
+    sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
+                        sizeof oom - 1);
+  if (sent == 1)
+    plush_warn("task %llu ended after the link to the controller was "
+               "lost: its reply is dropped", (unsigned long long)id);
+  if (done(e)) {
+    lua_gc(L, LUA_GCSTEP, 0);
+    if (e->enc.cap > ENC_KEEP) {
+      plush_buf_free(&e->enc);
+      e->encoff = 0;
+    }
+  }
+}
+
+void eng_served(plush_engine *e, lua_State *L, task *t, int st) {
+  served(L, t, st);
+  answer(e, L, t);
+}
+
+/*
 ** Serves requests until stopping; returns the state it ends with (a
-** RESTART replaces it), NULL when a RESTART could not build one. A reply
-** whose link went down while the task ran is dropped (the controller
-** that asked is gone), with a log line.
+** RESTART replaces it), NULL when a RESTART could not build one. While
+** tasks are parked (engine_co.c) the wait for a request is also a wait
+** for their subtasks' replies.
 */
 static lua_State *loop(plush_engine *e, lua_State *L) {
   inreq r;
-  while (take(e, &r)) {
+  int got;
+  for (;;) {
+    e->co.base = lua_gettop(L); /* an embedder's state may hold values */
+    if (e->co.nparked > 0) {
+      eng_co_poll(e, L, 0);
+      if ((got = take(e, &r, 0)) < 0) {
+        eng_co_poll(e, L, 1);
+        continue;
+      }
+    } else {
+      got = take(e, &r, 1);
+    }
+    if (got == 0) break;
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
-    uint64_t id = r.f->hdr.id;
-    int sent, base = lua_gettop(L); /* an embedder's state may hold values */
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
       if (e->o.state) { /* an embedder's state is kept */
@@ -601,6 +660,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
         if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
         continue;
       }
+      eng_co_reset(e, L, "interrupted: the engine is restarting");
       if ((L = renew(e, L)) == NULL) return NULL;
       continue;
     }
@@ -613,30 +673,16 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       else
         lua_pushliteral(L, "interrupted");
       fallback(L, &t);
+      answer(e, L, &t);
     } else {
-      eng_sendcopy(e, PLUSH_T_STARTED, id, 0, NULL, 0);
-      serve(L, &t);
-    }
-    lua_settop(L, base);
-    plush_frame_unref(r.f);
-    eng_fd_settle(e); /* its subprocesses' output before its reply */
-    eng_ts_flush(e);
-    sent = eng_sendreply(e, id, t.status);
-    if (sent < 0)
-      sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
-                          sizeof oom - 1);
-    if (sent == 1)
-      plush_warn("task %llu ended after the link to the controller was "
-                 "lost: its reply is dropped", (unsigned long long)id);
-    if (done(e)) {
-      lua_gc(L, LUA_GCSTEP, 0);
-      if (e->enc.cap > ENC_KEEP) {
-        plush_buf_free(&e->enc);
-        e->encoff = 0;
-      }
+      eng_sendcopy(e, PLUSH_T_STARTED, r.f->hdr.id, 0, NULL, 0);
+      eng_enc_reset(e);
+      eng_settask(L, &t);
+      eng_co_serve(e, L, &t);
     }
     if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
   }
+  eng_co_reset(e, L, NULL);
   return L;
 }
 
@@ -675,6 +721,7 @@ void eng_luamain(void *arg) {
     if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
   } else if (L)
     lua_close(L);
+  eng_co_free(e);
   plush_buf_free(&e->enc);
   uv_mutex_lock(&e->mu);
   e->luadone = 1;

@@ -5,7 +5,10 @@
 **   OK     {r = {n = k, ...}, started, completed}
 **   ERROR  {kind = "RemoteError", message, traceback, chunk, line, engine,
 **           started, completed, value?}
-** Runs on the Lua thread, inside the lua_pcall of engine_lua.c's serve.
+** Runs on the Lua thread, as the body of the task's coroutine
+** (engine_co.c). Over 600 lines: the ops share the calling and reply
+** machinery here (the message handler, the error tables, the
+** yieldable call of exec and apply), which splitting would expose.
 */
 #include <ctype.h>
 #include <limits.h>
@@ -194,6 +197,62 @@ static int call(lua_State *L, int nargs, int nres) {
   return st;
 }
 
+/*
+** exec and apply may wait on subtasks (engine.client()): their call is
+** yieldable, so the task's coroutine (engine_co.c) can park and be
+** resumed while other tasks run. After a yield C frames are gone: the
+** rest of the request -- call()'s ending, pack, the reply's encoding --
+** is this continuation, which the first run takes as well. ctx: the
+** handler's index (the function's results, when OK, start there once it
+** is removed).
+*/
+static void pack(lua_State *L, int base);
+static void encok(lua_State *L, task *t);
+static void encerr(lua_State *L, task *t);
+
+static int tailk(lua_State *L, int st, lua_KContext ctx) {
+  task *t = lua_touserdata(L, 1);
+  plush_engine *e = t->e;
+  int fn = (int)ctx;
+  if (st == LUA_YIELD) st = LUA_OK;
+  e->mem.lifted = 1;
+  e->inuser = 0;
+  lua_remove(L, fn);
+  if (st == LUA_ERRRUN) {
+    toerror(L);
+  } else if (st != LUA_OK) {
+    errtable(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  }
+  if (st != LUA_ERRRUN) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  }
+  if (st == LUA_OK) pack(L, fn - 1);
+  t->completed = eng_now();
+  if (st == LUA_OK)
+    encok(L, t);
+  else
+    encerr(L, t);
+  return 0;
+}
+
+/* Calls the function below its nargs arguments, yieldably; the request
+** ends in tailk. Returns what eng_serve returns. */
+static int callk(lua_State *L, task *t, int nargs) {
+  plush_engine *e = t->e;
+  int fn = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, handler);
+  lua_insert(L, fn);
+  e->mem.lifted = 0;
+  e->inuser = 1;
+  return tailk(L, lua_pcallk(L, nargs, LUA_MULTRET, fn, fn, tailk), fn);
+}
+
+#define ENDED 100 /* an op's status: the request ended in tailk */
+
 /* The values above base become {n = k, ...}, left at base + 1. */
 static void pack(lua_State *L, int base) {
   int n = lua_gettop(L) - base;
@@ -374,9 +433,9 @@ static int opexec(lua_State *L, task *t, int req) {
     return LUA_ERRSYNTAX;
   }
   if (!t->autoret) eng_dbg_keep(L, base - 2, chunk); /* ??name's source */
-  if (call(L, 0, LUA_MULTRET) != LUA_OK) return LUA_ERRRUN;
-  pack(L, base);
-  return LUA_OK;
+  (void)base;
+  callk(L, t, 0);
+  return ENDED;
 }
 
 static int opapply(lua_State *L, task *t, int req) {
@@ -401,9 +460,9 @@ static int opapply(lua_State *L, task *t, int req) {
   base = lua_gettop(L);
   lua_pushvalue(L, f);
   for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, args, i);
-  if (call(L, (int)n, LUA_MULTRET) != LUA_OK) return LUA_ERRRUN;
-  pack(L, base);
-  return LUA_OK;
+  (void)base;
+  callk(L, t, (int)n);
+  return ENDED;
 }
 
 static int oppush(lua_State *L, task *t, int req) {
@@ -662,6 +721,7 @@ int eng_serve(lua_State *L) {
   for (o = ops; o->name && strcmp(o->name, op); o++) {}
   if (o->name == NULL) return badreq(L, t, "unknown op '%s'", op);
   st = o->fn(L, t, 2);
+  if (st == ENDED) return 0;
   t->completed = eng_now();
   if (st == LUA_OK)
     encok(L, t);

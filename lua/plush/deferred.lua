@@ -243,7 +243,7 @@ function D:wait(timeout)
         left = 0
       end
     end
-    self.pump(left)
+    self.pump(left, self) -- which Deferred waits: an engine parks on it
     looked = true
   end
   return true

@@ -40,4 +40,8 @@ grep -q '^pagerank of 5000 vertices on 4 engines in .* within 1e-09 of the seria
 "$PLUSH" --profile "$P" run "$ex/wordcount.lua" 3 >wordcount.out
 grep -q '^[0-9]* files, [0-9]* bytes: [0-9]* words, [0-9]* distinct; mapreduce on 4 engines .*; equal counts$' wordcount.out ||
   fail "wordcount: $(cat wordcount.out)"
+# tasks that submit tasks: fib(15) as nested balanced tasks
+"$PLUSH" --profile "$P" run "$ex/nested_fib.lua" 15 >fib.out || fail "nested_fib: $(cat fib.out)"
+grep -q '^fib(15) = 610 (serial 610): 986 nested tasks on 4 engines in ' fib.out ||
+  fail "nested_fib: $(cat fib.out)"
 echo "1 passed, 0 failed"

@@ -32,6 +32,12 @@ case $src in
   *) fail "the moved plush loaded plush.cli from $src" ;;
 esac
 
+# its engines find the moved tree's modules too: require "plush" there
+src=$(env -u LUA_PATH -u LUA_CPATH "$PLUSH" -e 'print(rc[0]:apply(function()
+  return require("plush").version .. " " .. package.searchpath("plush.core", package.cpath)
+end))')
+[ "$src" = "0.1.0 $tmp/moved/lib/lua/5.4/plush/core.so" ] || fail "an engine of the moved tree: $src"
+
 # a plain lua5.4 with only LUA_PATH/LUA_CPATH into the moved tree
 start_cluster "$P" 2
 script=$(mktemp --suffix=.lua -p "$tmp")

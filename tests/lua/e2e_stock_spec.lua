@@ -122,6 +122,14 @@ local cases = {
     r[7] = {coroutine.isyieldable(), coroutine.running() ~= nil}
     return r
   ]]},
+  {"the main thread's coroutine functions (a task runs in a coroutine)", [[
+    local co, main = coroutine.running()
+    return main, coroutine.status(co), coroutine.isyieldable(),
+      coroutine.isyieldable(co), pcall(coroutine.yield, 1)
+  ]]},
+  {"coroutine.yield called at the top level", [[
+    return pcall(load("coroutine.yield(1)"))
+  ]]},
   {"warn", [[warn("@on") warn("from ", "the test") warn("@off") warn("unseen") return true]]},
   {"collectgarbage options", [[
     -- the lua5.4 program switches its state to generational mode; a
