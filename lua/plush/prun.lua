@@ -168,6 +168,12 @@ local function prun_magic(line, sh)
   local ids = opts.engines
   if not ids then
     ids = (sh.view or rc:view(sh.targets or "all")):ids()
+  else
+    local up = {}
+    for _, id in ipairs(rc:ids()) do up[id] = true end
+    for _, id in ipairs(ids) do
+      if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+    end
   end
   if #ids == 0 then util.raise("%prun: no engines") end
   local out
