@@ -771,7 +771,7 @@ function shell.run(rc, sh, opts)
   end
   if self.tty then self:banner() end
   -- the user's init.lua: magics, %pxconfig defaults, globals
-  local init_error = session_magics.load_init(sh)
+  local init_error = session_magics.load_init(sh, nil, E) -- E: Ctrl-C interrupts it
   if init_error then self:say(self:paint("error", init_error)) end
   local status = 0
   local ok, err = pcall(function()

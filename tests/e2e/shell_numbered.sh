@@ -145,6 +145,23 @@ run_line "$S" '%history -g no such text anywhere'
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "second run's exit status"
 
+# an init.lua that never ends: Ctrl-C interrupts it and the shell starts
+cat > "$HOME/cfg/plush/init.lua" <<'EOF'
+before_loop = 1
+while true do end
+EOF
+S="num3_$$"
+start_shell "$S" --profile "$P"
+wait_text "$S" "Ctrl-D leaves"
+press "$S" C-c
+wait_text "$S" "[1] plush [2 up | all]> "
+[ "$(screen "$S" | grep -c "^error in $init: interrupted$")" = 1 ] ||
+  fail "interrupted init.lua: $(screen "$S")"
+run_line "$S" 'before_loop'
+[ "$(last_output_of "$S" 'before_loop')" = 1 ] || fail "what ran before the interrupt"
+press "$S" C-d
+[ "$(wait_exit "$S")" = 0 ] || fail "third run's exit status"
+
 # without a terminal %reset needs -f: one line, status 1, nothing cleared
 "$PLUSH" --profile "$P" -e '%px kept = 1' >/dev/null || fail "-e"
 out=$(printf '%%reset\n' | env NO_COLOR=1 XDG_CONFIG_HOME="$HOME/none" "$PLUSH" --profile "$P" 2>&1) &&
