@@ -401,6 +401,7 @@ end
 local function user_frames(tb)
   local msg, frames = tb:match("^(.-)\nstack traceback:\n(.*)$")
   if not msg then return tb end
+  if msg:sub(1, #ours) == ours then msg = msg:match("^[^:]*:%d+: (interrupted)$") or msg end -- %rerun's Ctrl-C
   local keep, user = {}, false
   for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
     local src = line:match("^%s*(.-):")

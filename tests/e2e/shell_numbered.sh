@@ -121,6 +121,24 @@ type_text "$S" '()'
 submit "$S"
 [ "$(last_output_of "$S" 'd:get()')" = "{5, 5}" ] || fail "d:get()"
 
+# Ctrl-C in a %rerun: "interrupted" and the user's frames, as for the line
+type_text "$S" 'print("spinning") for i = 1, 1e12 do end'
+press "$S" Enter
+wait_count "$S" "spinning" 1
+before=$(count_text "$S" "$PROMPT_MARK")
+press "$S" C-c
+wait_count "$S" "$PROMPT_MARK" $((before + 1))
+want="$(printf '%s\n' spinning '^C' interrupted 'stack traceback:' '        stdin:1: in main chunk')"
+[ "$(last_output_of "$S" 'print("spinning")')" = "$want" ] ||
+  fail "Ctrl-C in the line: $(last_output_of "$S" 'print("spinning")')"
+type_text "$S" '%rerun -1'
+press "$S" Enter
+wait_count "$S" "spinning" 2
+press "$S" C-c
+wait_count "$S" "$PROMPT_MARK" $((before + 2))
+[ "$(last_output_of "$S" '%rerun -1' | sed 1d)" = "$want" ] ||
+  fail "Ctrl-C in %rerun: $(last_output_of "$S" '%rerun -1')"
+
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "first run's exit status"
 
