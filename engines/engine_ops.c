@@ -6,6 +6,8 @@
 **   ERROR  {kind = "RemoteError", message, traceback, chunk, line, engine,
 **           started, completed, value?}
 ** Runs on the Lua thread, inside the lua_pcall of engine_lua.c's serve.
+** Over 600 lines: every op and the one call() they share (the handler,
+** its traceback and error table) are kept together, as the ops' contract.
 */
 #include <ctype.h>
 #include <limits.h>
