@@ -85,6 +85,10 @@ local function parse(line)
   while true do
     local opt, val, rest = line:match("^%-%-(%a+)[%s=]+(%S+)%s*(.*)$")
     if not opt then
+      local bare = line:match("^%-%-(%a+)%s*$")
+      if bare == "engines" or bare == "out" then
+        util.raise(("%%prun: --%s needs %s"):format(bare, bare == "out" and "FILE" or "IDS"))
+      end
       if line:match("^%-%-?%a") then
         util.raise(("%%prun: unknown option %s"):format(line:match("^(%S+)")))
       end
