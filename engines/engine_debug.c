@@ -110,13 +110,15 @@ static void frame(lua_State *L, lua_Debug *ar) {
 */
 static int capture(lua_State *L) {
   lua_Debug ar;
+  lua_Debug below;
   int level = (int)lua_tointeger(L, 2), n = 0, keep = 0;
+  int bottom = (int)lua_tointeger(L, 3); /* the last levels are not the call's */
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, capkey); /* the old one goes first */
   lua_createtable(L, DBG_LEVELS, 3);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "err");
-  for (; lua_getstack(L, level, &ar); level++) {
+  for (; lua_getstack(L, level, &ar) && lua_getstack(L, level + bottom, &below); level++) {
     if (n == DBG_LEVELS) {
       lua_pushboolean(L, 1);
       lua_setfield(L, -2, "more");
@@ -139,13 +141,14 @@ static int capture(lua_State *L) {
   return 0;
 }
 
-void eng_dbg_capture(lua_State *L, int value, int level) {
+void eng_dbg_capture(lua_State *L, int value, int level, int bottom) {
   value = lua_absindex(L, value);
-  if (!lua_checkstack(L, 4)) return;
+  if (!lua_checkstack(L, 5)) return;
   lua_pushcfunction(L, capture);
   lua_pushvalue(L, value);
   lua_pushinteger(L, level + 1); /* capture's own frame is one more */
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  lua_pushinteger(L, bottom);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
 /* ---- the chunks run ---------------------------------------------- */

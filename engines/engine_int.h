@@ -147,6 +147,8 @@ struct plush_engine {
   uint64_t fired;           /* task the interrupt hook raised in */
   memacct mem;              /* the namespace's allocations */
   int inuser;               /* user code runs (or a request is decoded) */
+  int base;                 /* stack levels below the user's call: an
+                               embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */
 };
 
@@ -164,8 +166,9 @@ static inline plush_engine *eng_self(lua_State *L) {
 }
 
 /* engine_debug.c */
-/* Keeps the frames above `level` (the handler's caller: 1) of an error. */
-PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level);
+/* Keeps the frames above `level` (the handler's caller: 1) of an error,
+** but for the `bottom` levels at the bottom of the stack. */
+PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level, int bottom);
 /* Keeps the text of a chunk an exec ran, for ??name. */
 PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
 

@@ -50,6 +50,37 @@ static void trim(lua_State *L) {
   }
 }
 
+/* How many levels the stack has (the running function's is level 0);
+** lua_getstack walks from the top, so levels are probed by halving. */
+static int depth(lua_State *L) {
+  lua_Debug ar;
+  int lo = 0, hi = 1;
+  if (!lua_getstack(L, 0, &ar)) return 0;
+  while (lua_getstack(L, hi, &ar)) lo = hi, hi *= 2;
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (lua_getstack(L, mid, &ar)) lo = mid; else hi = mid;
+  }
+  return lo + 1;
+}
+
+/*
+** Drops the last `levels` lines of a traceback: the frames below the
+** user's call, an embedding host's (its main chunk, plush.engine's
+** serve). luaL_traceback shows the last 11 levels in full.
+*/
+static void cut(lua_State *L, int levels) {
+  size_t len, n;
+  const char *s = lua_tolstring(L, -1, &len);
+  if (levels > 11) levels = 11;
+  for (n = len; levels > 0 && n > 1; n--)
+    if (s[n - 2] == '\n' && s[n - 1] == '\t' && --levels == 0) break;
+  if (levels == 0 && n >= 2) {
+    lua_pushlstring(L, s, n - 2);
+    lua_remove(L, -2);
+  }
+}
+
 /*
 ** The message handler. It runs where an error is raised, the only place
 ** a traceback can be taken, and for every error raised while it is the
@@ -71,8 +102,9 @@ static int handler(lua_State *L) {
   e->mem.lifted = 1; /* the traceback is the engine's */
   e->inuser = 0;
   lua_settop(L, 1);
-  eng_dbg_capture(L, 1, 1); /* %debug's frames (engine_debug.c) */
+  eng_dbg_capture(L, 1, 1, e->base); /* %debug's frames (engine_debug.c) */
   luaL_traceback(L, L, NULL, 1);
+  cut(L, e->base);
   trim(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
   lua_pushvalue(L, 1);
@@ -173,14 +205,16 @@ static void toerror(lua_State *L) {
 static int call(lua_State *L, int nargs, int nres) {
   plush_engine *e = eng_self(L);
   int fn = lua_gettop(L) - nargs;
-  int st;
+  int st, base = e->base;
   lua_pushcfunction(L, handler);
   lua_insert(L, fn);
+  e->base = depth(L);
   e->mem.lifted = 0;
   e->inuser = 1;
   st = lua_pcall(L, nargs, nres, fn);
   e->mem.lifted = 1;
   e->inuser = 0;
+  e->base = base;
   lua_remove(L, fn);
   if (st == LUA_ERRRUN) {
     toerror(L);

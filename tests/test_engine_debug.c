@@ -19,7 +19,7 @@ static lua_State *L;
 
 static int handler(lua_State *L_) {
   lua_settop(L_, 1);
-  eng_dbg_capture(L_, 1, 1);
+  eng_dbg_capture(L_, 1, 1, 0);
   return 1;
 }
 

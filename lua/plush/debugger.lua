@@ -478,6 +478,9 @@ local function debug_magic(line, sh)
   if line ~= "" then
     target = line:match("^%d+$") and math.tointeger(tonumber(line))
     if not target then util.raise("usage: %debug [ENGINE]") end
+    local up = false
+    for _, id in ipairs(sh.rc:ids()) do up = up or id == target end
+    if not up then util.raise(("no engine %d (%%engines lists them)"):format(target)) end
   else
     local dl = sh.debug_last
     local engines

@@ -382,7 +382,10 @@ end
 
 magic.register("who", function(line, shell)
   local all = false
-  local rest = line:gsub("^%-a%f[%s\0]%s*", function() all = true return "" end)
+  local rest = line:gsub("^%-a%f[%s\0]%s*", function() all = true return "" end):match("^(.-)%s*$")
+  if rest ~= "" and not rest:match("^[%a_][%w_]*$") then
+    util.raise(("%%who: '%s' is not a name prefix (usage: %%who [-a] [prefix])"):format(rest))
+  end
   local ids = current_view(shell):ids()
   local seen, names = {}, {}
   for i, d in ipairs(magic.ask_names(shell.rc, ids, rest)) do

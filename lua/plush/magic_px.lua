@@ -20,6 +20,11 @@ local M = {}
 
 local GROUPS = {engine = true, order = true, type = true}
 
+-- Output --no-stream holds at most (bytes, lines: a held line costs some
+-- 250 bytes besides its text): past either, what is held is shown in
+-- arrival order and the rest streams, so a flood cannot eat the memory.
+M.HOLD_MAX, M.HOLD_LINES = 32 * 1024 * 1024, 150000
+
 -- "all", "3", "0,2", "0-3,5" -> "all" or an array of ids; nil and why.
 function M.parse_ids(s)
   if s == "all" then return "all" end
@@ -169,17 +174,27 @@ function M.install(magic, I)
   local function px(shell, v, code, o)
     if code == "" then util.raise("usage: " .. M.usage) end
     local expr = magic.chunk(code)
-    local held = {}
+    local held, held_bytes, last = {}, 0, nil
     local function output(line, engine, stream)
       if o.stream then
         I.out(shell, tag(shell, engine, stream == 2 and "error" or "engine") .. line .. "\n")
       else
         held[#held + 1] = {engine, stream, line}
+        held_bytes = held_bytes + #line + 1
+        if held_bytes > M.HOLD_MAX or #held > M.HOLD_LINES then
+          say(shell, paint(shell, "note", ("(over %s or %d lines of output held:"
+            .. " the rest is shown as it comes)"):format(M.HOLD_MAX >= 1 << 20
+              and ("%d MiB"):format(M.HOLD_MAX >> 20) or ("%d bytes"):format(M.HOLD_MAX),
+            M.HOLD_LINES)))
+          held_output(shell, held, last and last.targets or {}, "order")
+          for k = #held, 1, -1 do held[k] = nil end -- in place: lines_of reads it
+          o.stream = true
+        end
       end
     end
     local nb = v:with{block = false, output = output}
     local d = expr ~= code and nb:_execute_expr(expr) or nb:execute(code)
-    local last = {deferred = d, targets = d.targets or {v.targets}}
+    last = {deferred = d, targets = d.targets or {v.targets}}
     shell.last = last
     if o.out then (shell.env or _G)[o.out] = d end
     if o.localrun then

@@ -211,8 +211,9 @@ end
 --[[
   init_path() -> $XDG_CONFIG_HOME/plush/init.lua (~/.config/plush/init.lua).
   load_init(shell [, path]) runs it, if it exists, with `...` = shell (the
-  magics' shell table) in the shell's globals. Returns nil, or the one-line
-  reason it failed.
+  magics' shell table) in the shell's globals; with `edit` (the line
+  editor), Ctrl-C interrupts it as it does a line. Returns nil, or the
+  one-line reason it failed.
 ]]
 function M.init_path()
   local config = os.getenv("XDG_CONFIG_HOME")
@@ -220,19 +221,25 @@ function M.init_path()
   return config .. "/plush/init.lua"
 end
 
-function M.load_init(shell, path)
+function M.load_init(shell, path, edit)
   path = path or M.init_path()
   local f = io.open(path, "r")
   if not f then return nil end
   f:close()
   local chunk, err = loadfile(path, "t", shell.env or _G)
+  local interrupted = false
   if chunk then
+    if edit then edit.arm(true) end
     local ok, e = pcall(chunk, shell)
+    if edit then
+      edit.arm(false)
+      interrupted = edit.interrupted() -- (then a line after the ^C echoed)
+    end
     if ok then return nil end
     err = e
   end
   if type(err) ~= "string" then err = ("(error object is a %s value)"):format(type(err)) end
-  return ("error in %s: %s"):format(path, (err:gsub("\n.*", "")))
+  return ("%serror in %s: %s"):format(interrupted and "\n" or "", path, (err:gsub("\n.*", "")))
 end
 
 return M

@@ -85,6 +85,10 @@ local function parse(line)
   while true do
     local opt, val, rest = line:match("^%-%-(%a+)[%s=]+(%S+)%s*(.*)$")
     if not opt then
+      local bare = line:match("^%-%-(%a+)%s*$")
+      if bare == "engines" or bare == "out" then
+        util.raise(("%%prun: --%s needs %s"):format(bare, bare == "out" and "FILE" or "IDS"))
+      end
       if line:match("^%-%-?%a") then
         util.raise(("%%prun: unknown option %s"):format(line:match("^(%S+)")))
       end
@@ -168,6 +172,12 @@ local function prun_magic(line, sh)
   local ids = opts.engines
   if not ids then
     ids = (sh.view or rc:view(sh.targets or "all")):ids()
+  else
+    local up = {}
+    for _, id in ipairs(rc:ids()) do up[id] = true end
+    for _, id in ipairs(ids) do
+      if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+    end
   end
   if #ids == 0 then util.raise("%prun: no engines") end
   local out

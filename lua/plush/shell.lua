@@ -401,6 +401,7 @@ end
 local function user_frames(tb)
   local msg, frames = tb:match("^(.-)\nstack traceback:\n(.*)$")
   if not msg then return tb end
+  if msg:sub(1, #ours) == ours then msg = msg:match("^[^:]*:%d+: (interrupted)$") or msg end -- %rerun's Ctrl-C
   local keep, user = {}, false
   for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
     local src = line:match("^%s*(.-):")
@@ -771,7 +772,7 @@ function shell.run(rc, sh, opts)
   end
   if self.tty then self:banner() end
   -- the user's init.lua: magics, %pxconfig defaults, globals
-  local init_error = session_magics.load_init(sh)
+  local init_error = session_magics.load_init(sh, nil, E) -- E: Ctrl-C interrupts it
   if init_error then self:say(self:paint("error", init_error)) end
   local status = 0
   local ok, err = pcall(function()

@@ -143,6 +143,14 @@ wait_for 60 grep -q '^lua host is engine' "$tmp/lua.out" || fail "lua host: $(ca
 lid=$(sed -n 's/^lua host is engine \([0-9]*\)$/\1/p' "$tmp/lua.out")
 out=$(PL -e "rc[$lid]:push{y = 'pushed'}" -e "%px return engine.id, y")
 [ "$out" = "[engine $lid] $lid, \"pushed\"" ] || fail "lua host answered: $out"
+# an error's traceback and %debug's frames end at the chunk: the host's own
+# frames (its main chunk, h:serve) are not the request's
+out=$(NO_COLOR=1 PL -e "%pn $lid local a = 1 error('deep')" 2>&1) && fail "the error exited 0"
+[ "$out" = "$(printf '%s\n%s\n\t%s\n\t%s' "[engine $lid] RemoteError on engine $lid: execute:1: deep" \
+  'stack traceback:' "[C]: in function 'error'" 'execute:1: in main chunk')" ] ||
+  fail "host frames in the traceback: $out"
+out=$(PL -e "%pn $lid local c = debug.getregistry()['plush.debug'] return c.n, c[c.n].what")
+[ "$out" = "[engine $lid] 2, \"main\"" ] || fail "host frames in %debug's: $out"
 PL -e '%px done = true' >/dev/null
 wait "$lhost" || fail "lua host: $(cat "$tmp/lua.out")"
 [ "$(tail -1 "$tmp/lua.out")" = "lua host done	pushed" ] || fail "lua host ended: $(cat "$tmp/lua.out")"

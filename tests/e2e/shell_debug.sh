@@ -108,6 +108,9 @@ dline 'p who + 1'
 leave
 run_line "$S" '%debug x'
 [ "$(output_of "$S" '%debug x')" = "usage: %debug [ENGINE]" ] || fail "bad engine: $(output_of "$S" '%debug x')"
+run_line "$S" '%debug 7'
+[ "$(output_of "$S" '%debug 7')" = "no engine 7 (%engines lists them)" ] ||
+  fail "engine not up: $(output_of "$S" '%debug 7')"
 
 # ---- a local error: the same commands
 run_line "$S" 'function lf(n) local twice = n * 2; return nil + twice end'

@@ -121,6 +121,24 @@ type_text "$S" '()'
 submit "$S"
 [ "$(last_output_of "$S" 'd:get()')" = "{5, 5}" ] || fail "d:get()"
 
+# Ctrl-C in a %rerun: "interrupted" and the user's frames, as for the line
+type_text "$S" 'print("spinning") for i = 1, 1e12 do end'
+press "$S" Enter
+wait_count "$S" "spinning" 1
+before=$(count_text "$S" "$PROMPT_MARK")
+press "$S" C-c
+wait_count "$S" "$PROMPT_MARK" $((before + 1))
+want="$(printf '%s\n' spinning '^C' interrupted 'stack traceback:' '        stdin:1: in main chunk')"
+[ "$(last_output_of "$S" 'print("spinning")')" = "$want" ] ||
+  fail "Ctrl-C in the line: $(last_output_of "$S" 'print("spinning")')"
+type_text "$S" '%rerun -1'
+press "$S" Enter
+wait_count "$S" "spinning" 2
+press "$S" C-c
+wait_count "$S" "$PROMPT_MARK" $((before + 2))
+[ "$(last_output_of "$S" '%rerun -1' | sed 1d)" = "$want" ] ||
+  fail "Ctrl-C in %rerun: $(last_output_of "$S" '%rerun -1')"
+
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "first run's exit status"
 
@@ -144,6 +162,23 @@ run_line "$S" '%history -g no such text anywhere'
 [ "$(last_output_of "$S" '%history -g no such text anywhere')" = "no match" ] || fail "-g no match"
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "second run's exit status"
+
+# an init.lua that never ends: Ctrl-C interrupts it and the shell starts
+cat > "$HOME/cfg/plush/init.lua" <<'EOF'
+before_loop = 1
+while true do end
+EOF
+S="num3_$$"
+start_shell "$S" --profile "$P"
+wait_text "$S" "Ctrl-D leaves"
+press "$S" C-c
+wait_text "$S" "[1] plush [2 up | all]> "
+[ "$(screen "$S" | grep -c "^error in $init: interrupted$")" = 1 ] ||
+  fail "interrupted init.lua: $(screen "$S")"
+run_line "$S" 'before_loop'
+[ "$(last_output_of "$S" 'before_loop')" = 1 ] || fail "what ran before the interrupt"
+press "$S" C-d
+[ "$(wait_exit "$S")" = 0 ] || fail "third run's exit status"
 
 # without a terminal %reset needs -f: one line, status 1, nothing cleared
 "$PLUSH" --profile "$P" -e '%px kept = 1' >/dev/null || fail "-e"

@@ -48,6 +48,16 @@ run_line "$S" '%prun --bogus 1 x()'
 run_line "$S" '%prun --engines a,b x()'
 [ "$(output_of "$S" '%prun --engines a,b')" = "%prun: --engines takes ids like 0,2: a,b" ] ||
   fail "bad ids: $(output_of "$S" '%prun --engines a,b')"
+run_line "$S" "%prun --engines 1,9 --out $FOLDED.9 x()"
+[ "$(output_of "$S" '%prun --engines 1,9')" = "no engine 9 (%engines lists them)" ] ||
+  fail "engine not up: $(output_of "$S" '%prun --engines 1,9')"
+[ ! -e "$FOLDED.9" ] || fail "--out written for engines that are not up"
+run_line "$S" '%prun --out'
+[ "$(last_output_of "$S" '%prun --out')" = "%prun: --out needs FILE" ] ||
+  fail "--out alone: $(last_output_of "$S" '%prun --out')"
+run_line "$S" '%prun --engines'
+[ "$(last_output_of "$S" '%prun --engines')" = "%prun: --engines needs IDS" ] ||
+  fail "--engines alone: $(last_output_of "$S" '%prun --engines')"
 run_line "$S" '%prun'
 [ "$(screen "$S" | grep -A1 -xE '(\[[0-9]+\] )?plush \[2 up \| all\]> %prun' | tail -n 1)" = \
   "usage: %prun [--engines IDS] [--out FILE] CODE" ] || fail "no code"

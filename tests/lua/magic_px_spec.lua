@@ -153,6 +153,28 @@ describe("%px options", function()
       assert.matches("%[engine 0%] 0\n%[engine 1%] 1\n%[engine 2%] 2\n$", out)
     end)
 
+    it("--no-stream holds a bounded amount, then streams the rest", function()
+      local saved_max, saved_lines = mpx.HOLD_MAX, mpx.HOLD_LINES
+      local code = " for i = 1, 5 do print('line ' .. i) end return 'r'"
+      local function flood(max, lines)
+        mpx.HOLD_MAX, mpx.HOLD_LINES = max, lines
+        local ok, out = pcall(run, "%pn 1 --group-outputs engine" .. code)
+        mpx.HOLD_MAX, mpx.HOLD_LINES = saved_max, saved_lines
+        assert.is_true(ok, out)
+        return out
+      end
+      local rest = table.concat{
+        "[engine 1] line 1\n[engine 1] line 2\n[engine 1] line 3\n",
+        "[engine 1] line 4\n[engine 1] line 5\n", '[engine 1] "r"\n'}
+      -- "line 1\n".."line 2\n".."line 3\n" is 21 bytes
+      assert.equal("(over 20 bytes or 100 lines of output held: the rest is shown as it comes)\n"
+        .. rest, flood(20, 100))
+      assert.equal("(over 32 MiB or 2 lines of output held: the rest is shown as it comes)\n"
+        .. rest, flood(32 << 20, 2))
+      -- under both: held, then grouped, no note
+      assert.equal(rest, flood(32 << 20, 100))
+    end)
+
     it("--local runs the code here too", function()
       assert.equal("[local] 2\n[engine 0] 2\n[engine 1] 2\n[engine 2] 2\n",
         run("%px --local y = 2 return y"))

@@ -286,6 +286,12 @@ describe("shell syntax and the newer magics", function()
       .. "setmetatable  string  table  tonumber  tostring  type  utf8  warn  xpcall\n",
       handle("%who -a"))
     assert.equal("no names\n", handle("%who x"))
+    assert.equal("mine\n", handle("%who -a mi "))
+    -- an unknown option or two words: refused, not taken as a prefix
+    assert.has_error(function() handle("%who -z") end,
+      "%who: '-z' is not a name prefix (usage: %who [-a] [prefix])")
+    assert.has_error(function() handle("%who a b") end,
+      "%who: 'a b' is not a name prefix (usage: %who [-a] [prefix])")
   end)
 
   it("%time gives each engine's time for %px", function()
