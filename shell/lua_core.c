@@ -1,19 +1,20 @@
 /*
 ** lua_core.c — the plush.core Lua C module: the client's transport (a conn
-** with a private libuv loop, driven from Lua by conn:poll), the wire codec
-** on strings (lua_values.c, with the event tables), the clock and process
+** with a private libuv loop, driven from Lua by conn:poll), the wire codec on
+** strings (lua_values.c, with the event tables), the clock and process
 ** helpers (lua_sys.c) and the SIGINT layer (sigint.c).
 **
-** A client is single-threaded: nothing runs on its loop except while Lua
-** is inside core.connect, conn:poll or conn:close, and no callback of the
-** loop ever touches Lua. Frames that arrive wait in a C FIFO until poll
-** turns them into event tables in the caller's lua_State.
+** A client is single-threaded: nothing runs on its loop except while Lua is
+** inside core.connect, conn:poll or conn:close, and no callback of the loop
+** ever touches Lua. Frames that arrive wait in a C FIFO until poll turns them
+** into event tables in the caller's lua_State.
 **
-** Over 600 lines: connecting, sending and polling share the client
-** struct, its loop and its callbacks (one owner, one teardown); what does
-** not (values, clock and processes, SIGINT) is in files of its own.
+** Over 600 lines: connecting, sending and polling share the client struct,
+** its loop and its callbacks (one owner, one teardown); what does not
+** (values, clock and processes, SIGINT) is in files of its own.
 */
 #include "lua_core.h"
+#include "lua_mute.h"
 #include "lua_sys.h"
 #include "lua_threads.h"
 #include "lua_values.h"
@@ -87,41 +88,10 @@ typedef struct client {
   size_t qhead, qlen, qcap;
   size_t qbytes;        /* their payload bytes */
   int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
-  struct muted *mute;   /* tasks whose output is dropped (conn:mute) */
-  size_t nmute;
+  plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;
-
-/* A task whose output is dropped, and how much was. */
-typedef struct muted {
-  uint64_t id;
-  lua_Integer lines, bytes;
-} muted;
-
-static muted *findmute(client *c, uint64_t id) {
-  for (size_t i = 0; i < c->nmute; i++)
-    if (c->mute[i].id == id) return &c->mute[i];
-  return NULL;
-}
-
-/* Counts and frees f when it is output of a muted task (not a note). */
-static int dropped(client *c, plush_frame *f) {
-  const char *p, *end, *nl;
-  muted *m;
-  if (c->nmute == 0 || f->hdr.type != PLUSH_T_OUTPUT ||
-      f->hdr.aux == PLUSH_STREAM_NOTE || (m = findmute(c, f->hdr.id)) == NULL)
-    return 0;
-  p = plush_frame_payload(f);
-  end = p + f->hdr.len;
-  while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-    m->lines++;
-    p = nl + 1;
-  }
-  m->bytes += f->hdr.len;
-  plush_frame_unref(f);
-  return 1;
-}
 
 static int qpush(client *c, plush_frame *f) {
   if (c->qlen == c->qcap) {
@@ -182,7 +152,7 @@ static void onframe(plush_conn *pc, plush_frame *f) {
                      "protocol error: a relayed reply without its end");
     return;
   }
-  if (dropped(c, f)) return;
+  if (plush_mutes_drop(&c->mutes, f)) return;
   if (qpush(c, f) < 0) {
     plush_frame_unref(f);
     plush_conn_close(pc, PLUSH_ENOMEM, "out of memory queueing a frame");
@@ -250,9 +220,7 @@ static void teardown(client *c, double grace) {
   free(c->q);
   c->q = NULL;
   c->qcap = 0;
-  free(c->mute);
-  c->mute = NULL;
-  c->nmute = 0;
+  plush_mutes_free(&c->mutes);
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
   plush_frame_unref(c->relayed);
@@ -607,13 +575,13 @@ static void onfdclose(uv_handle_t *h) {
 }
 
 /*
-** poll's optional fd: the interactive shell waits on its terminal and on
-** the controller in one call. One handle, kept while the fd stays the
-** same. uv_poll_init puts the fd in non-blocking mode; on a terminal that
-** flag belongs to the open file every process on it shares (stdout too,
-** whose writes would then fail with EAGAIN), and epoll does not need it,
-** so the old flags are put back. An fd epoll refuses (a regular file) is
-** always readable: fdready = -1 says so.
+** poll's optional fd: the interactive shell waits on its terminal and on the
+** controller in one call. One handle, kept while the fd stays the same.
+** uv_poll_init puts the fd in non-blocking mode; on a terminal that flag
+** belongs to the open file every process on it shares (stdout too, whose
+** writes would then fail with EAGAIN), and epoll does not need it, so the old
+** flags are put back. An fd epoll refuses (a regular file) is always
+** readable: fdready = -1 says so.
 */
 static void watchfd(client *c, int fd) {
   int flags, r;
@@ -703,26 +671,23 @@ static int l_poll(lua_State *L) {
 }
 
 /*
-** conn:mute(id): from now on the output of task id is dropped, not
-** delivered, both what is queued here already and what comes later
-** (its notes, stream PLUSH_STREAM_NOTE, still are). The client mutes a
-** task it interrupted on Ctrl-C: the megabytes it printed before the
-** interrupt reached it are of no more use than the rest.
+** conn:mute(id): from now on the output of task id is dropped, not delivered,
+** both what is queued here already and what comes later (its notes, stream
+** PLUSH_STREAM_NOTE, still are). The client mutes a task it interrupted on
+** Ctrl-C: the megabytes it printed before the interrupt reached it are of no
+** more use than the rest.
 */
 static int l_mute(lua_State *L) {
   client *c = toclient(L);
   uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
   size_t i, kept = 0;
-  muted *m;
-  if (findmute(c, id) != NULL) return 0;
-  m = realloc(c->mute, (c->nmute + 1) * sizeof *m);
-  if (m == NULL) return luaL_error(L, "out of memory");
-  c->mute = m;
-  c->mute[c->nmute++] = (muted){id, 0, 0};
+  int r = plush_mutes_add(&c->mutes, id);
+  if (r < 0) return luaL_error(L, "out of memory");
+  if (r > 0) return 0;
   for (i = 0; i < c->qlen; i++) {
     plush_frame *f = c->q[(c->qhead + i) % c->qcap];
     size_t len = f->hdr.len;
-    if (dropped(c, f))
+    if (plush_mutes_drop(&c->mutes, f))
       c->qbytes -= len;
     else
       c->q[(c->qhead + kept++) % c->qcap] = f;
@@ -736,15 +701,10 @@ static int l_mute(lua_State *L) {
 static int l_unmute(lua_State *L) {
   client *c = toclient(L);
   uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
-  muted *m = findmute(c, id);
-  lua_Integer lines = 0, bytes = 0;
-  if (m != NULL) {
-    lines = m->lines;
-    bytes = m->bytes;
-    *m = c->mute[--c->nmute];
-  }
-  lua_pushinteger(L, lines);
-  lua_pushinteger(L, bytes);
+  long long lines, bytes;
+  plush_mutes_take(&c->mutes, id, &lines, &bytes);
+  lua_pushinteger(L, (lua_Integer)lines);
+  lua_pushinteger(L, (lua_Integer)bytes);
   return 2;
 }
 
