@@ -76,13 +76,43 @@ static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
       if (v != NULL) ts->pend = v, ts->cap = n;
     }
     if (ts->npend < ts->cap) {
-      ts->pend[ts->npend++] = (held){kind, who, f};
+      ts->pend[ts->npend++] = (held){kind, who, f, 0, rid};
       return;
     }
     ctl_store_commit(c); /* no room to hold it: commit first */
   }
   if ((p = ctl_ts_whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
+}
+
+/*
+** Acknowledges an out once stored. An engine's pipelined outs (rid with
+** CTL_TS_PIPED) held for the same commit share one answer, the count: a
+** turn that stores a batch of outs writes one frame per engine, not one
+** per tuple. The merge looks at the last few held answers only.
+*/
+static void ack(plush_ctl *c, peer *p, uint64_t rid) {
+  struct ctl_ts *ts = c->ts;
+  if ((rid & CTL_TS_PIPED) && ts && c->db && ctl_store_begin(c) == 0) {
+    size_t i = ts->npend, low = i > 8 ? i - 8 : 0;
+    while (i-- > low)
+      if (ts->pend[i].f == NULL && ts->pend[i].kind == p->kind &&
+          ts->pend[i].who == p->id) {
+        ts->pend[i].acks++;
+        ts->pend[i].rid = rid;
+        return;
+      }
+    if (ts->npend == ts->cap) {
+      size_t n = ts->cap ? 2 * ts->cap : 16;
+      held *v = realloc(ts->pend, n * sizeof *v);
+      if (v != NULL) ts->pend = v, ts->cap = n;
+    }
+    if (ts->npend < ts->cap) {
+      ts->pend[ts->npend++] = (held){p->kind, p->id, NULL, 1, rid};
+      return;
+    }
+  }
+  answer(c, p->kind, p->id, rid, true_enc, 1, 1);
 }
 
 static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
@@ -366,7 +396,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
     sp->count++;
   }
   plush_buf_free(&b);
-  answer(c, p->kind, p->id, rid, true_enc, 1, 1); /* once stored */
+  ack(c, p, rid); /* once stored */
 }
 
 /* take and read: the oldest matching tuple, else wait (or not). */

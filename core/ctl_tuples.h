@@ -45,11 +45,20 @@ struct space {
   space *next;
 };
 
+/* An answer held for the transaction: the frame f, or (f NULL) the
+** acknowledgement of acks pipelined outs of an engine, the last rid. */
 typedef struct held {
   int kind;
   uint32_t who;
   plush_frame *f;
+  uint32_t acks;
+  uint64_t rid;
 } held;
+
+/* The bit of a request id that marks an engine's pipelined out
+** (engines/engine_msg.h ENG_TS_OUT): its acknowledgements are merged,
+** one answer per engine and commit, whose value is how many it acks. */
+#define CTL_TS_PIPED ((uint64_t)1 << 63)
 
 struct ctl_ts {
   plush_ctl *c;
