@@ -113,16 +113,9 @@ int ctl_ts_load(plush_ctl *c) {
     tup *t = calloc(1, sizeof *t);
     space *sp = NULL;
     for (sp = ts->spaces; sp && name && strcmp(sp->name, name); sp = sp->next) {}
-    if (sp == NULL && name && (sp = calloc(1, sizeof *sp)) != NULL) {
-      if ((sp->name = strdup(name)) == NULL) {
-        free(sp);
-        sp = NULL;
-      } else {
-        sp->tuples.prev = sp->tuples.next = &sp->tuples;
-        sp->waiters.prev = sp->waiters.next = &sp->waiters;
-        sp->next = ts->spaces;
-        ts->spaces = sp;
-      }
+    if (sp == NULL && name && (sp = ctl_ts_space(name)) != NULL) {
+      sp->next = ts->spaces;
+      ts->spaces = sp;
     }
     ts->seq = sqlite3_column_int64(st, 0);
     if (t == NULL || sp == NULL || (t->data = malloc(len ? len : 1)) == NULL ||
@@ -140,12 +133,8 @@ int ctl_ts_load(plush_ctl *c) {
     t->saved = 1;
     t->sp = sp;
     t->n = ctl_ts_arity(L, lua_gettop(L));
+    ctl_ts_append(L, sp, t, lua_gettop(L));
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    t->prev = sp->tuples.prev;
-    t->next = &sp->tuples;
-    sp->tuples.prev->next = t;
-    sp->tuples.prev = t;
-    sp->count++;
     n++;
   }
   sqlite3_finalize(st);
