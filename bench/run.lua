@@ -11,7 +11,10 @@ plush client API, and — when /usr/bin/python3 has them — runs the same
 workloads on ipyparallel and Dask (bench/peers_ipp.py, bench/peers_dask.py,
 read as JSON lines from their output). Repetitions alternate: in each one,
 every phase (a cluster of 2, 8 or 64 engines) runs on plush, then on each
-peer. At the end it prints one table (median, spread, ratio to each peer,
+peer. Each repetition first measures the machine's floors
+(build/bench/plush-bench-floor, bench/floor.c: a relay round trip, loopback
+TCP, memcpy) before its 2-engine cluster starts. At the end it prints one
+table (median, spread, ratio to the row's floor, ratio to each peer,
 target, met?), writes DIR/table.md, DIR/latency.svg and, with --json, every
 sample and summary. Every process it started is ended by PID, on success,
 on error and on Ctrl-C.
@@ -105,7 +108,30 @@ end
   dask = the same for Dask when it differs; false = not run there.
   target: {op, value} or a function of the summaries giving {op, value, text}.
 ]]
+local BY_ID = {}
+local fmt -- (w, x): x in w's unit, as the table shows it; defined below
+
+-- A target relative to another row's plush median (a floor, the serial
+-- map) or to a peer's median: {op, factor × that median, text}.
+local function relative(id, op, factor, text, sys)
+  return function(S)
+    local f = S[id] and S[id][sys or "plush"]
+    if not f then return nil end
+    local v = factor * f.median
+    return {op, v, ("%s %s (%s)"):format(op:gsub("<=", "≤"):gsub(">=", "≥"), text,
+      fmt(BY_ID[id], v))}
+  end
+end
+
 local WORKLOADS = {
+  -- the machine's floors (bench/floor.c, issue 14), measured in the same
+  -- run; `floor` of a row names the floor its "× floor" column divides by
+  {id = "floor_relay", label = "floor: relay round trip over loopback TCP", unit = "s",
+    phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
+  {id = "floor_tcp", label = "floor: 100 MiB over loopback TCP", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+  {id = "floor_memcpy", label = "floor: memcpy of 100 MiB", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
   {id = "start_2", label = "cluster start, 2 engines", unit = "s", phase = 2,
     n = {1, 1, 1, 1}, target = {"<", 0.2}},
   {id = "start_8", label = "cluster start, 8 engines", unit = "s", phase = 8,
@@ -113,53 +139,64 @@ local WORKLOADS = {
   {id = "start_64", label = "cluster start, 64 engines", unit = "s", phase = 64,
     n = {1, 0, 1, 0}, target = {"<", 2}},
   {id = "exec_rt", label = "execute round trip, 1 engine", unit = "s", phase = 2,
-    n = {2000, 500, 200, 50}, dask = false, target = {"<=", 200e-6}},
+    n = {2000, 500, 200, 50}, dask = false, floor = "floor_relay",
+    target = relative("floor_relay", "<=", 2, "2× relay floor")},
+  -- the same with `plush dashboard` open and a page reading it (bench/dash.lua)
+  {id = "exec_rt_dash", label = "  the same, a dashboard open", unit = "s", phase = 2,
+    n = {2000, 500, 0, 0}, plush_only = true,
+    target = function(S)
+      local ex = S.exec_rt and S.exec_rt.plush
+      if not ex then return nil end
+      return {"<=", 1.1 * ex.median, ("<= 1.1× without (%s)"):format(svg.fmt_time(1.1 * ex.median))}
+    end},
   {id = "apply_rt", label = "apply round trip, 1 engine", unit = "s", phase = 2,
-    n = {2000, 500, 200, 50}, dask = {100, 30}},
+    n = {2000, 500, 200, 50}, dask = {100, 30}, floor = "floor_relay"},
   {id = "bcast_exec_8", label = "broadcast execute, 8 engines", unit = "s", phase = 8,
-    n = {500, 100, 100, 30}, dask = {100, 30}},
+    n = {500, 100, 100, 30}, dask = {100, 30}, floor = "floor_relay"},
   -- n = tasks per batch; batches: lb_noop_batches
   {id = "lb_noop", label = "balanced no-op tasks, 2 engines", unit = "tasks/s", phase = 2,
-    n = {20000, 20000, 1000, 300}, dask = {2000, 500}, target = {">=", 20000}},
+    n = {20000, 20000, 1000, 300}, dask = {2000, 500}, target = {">=", 100000}},
   {id = "push_1MB", label = "push 1 MB string", unit = "B/s", phase = 2, bytes = MB,
-    n = {50, 10, 10, 3}},
+    n = {50, 10, 10, 3}, floor = "floor_tcp"},
   {id = "pull_1MB", label = "pull 1 MB string", unit = "B/s", phase = 2, bytes = MB,
-    n = {50, 10, 10, 3}},
+    n = {50, 10, 10, 3}, floor = "floor_tcp"},
   {id = "push_10MB", label = "push 10 MB string", unit = "B/s", phase = 2, bytes = 10 * MB,
-    n = {10, 3, 3, 1}},
+    n = {10, 3, 3, 1}, floor = "floor_tcp"},
   {id = "pull_10MB", label = "pull 10 MB string", unit = "B/s", phase = 2, bytes = 10 * MB,
-    n = {10, 3, 3, 1}},
+    n = {10, 3, 3, 1}, floor = "floor_tcp"},
   {id = "push_100MB", label = "push 100 MB string", unit = "B/s", phase = 2, bytes = 100 * MB,
-    n = {3, 0, 2, 0}, target = {">=", 1e9}},
+    n = {3, 0, 2, 0}, floor = "floor_tcp", target = relative("floor_tcp", ">=", 0.6, "0.6× TCP floor")},
   {id = "pull_100MB", label = "pull 100 MB string", unit = "B/s", phase = 2, bytes = 100 * MB,
-    n = {3, 0, 2, 0}, target = {">=", 1e9}},
+    n = {3, 0, 2, 0}, floor = "floor_tcp", target = relative("floor_tcp", ">=", 0.6, "0.6× TCP floor")},
   -- each size's first transfer is not among its samples (buffers warm);
   -- 100 MB's is shown on its own: every process's buffers are new pages
   {id = "push_first_100MB", label = "↳ the first push of 100 MB on a cluster", unit = "B/s",
-    phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}},
+    phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}, floor = "floor_tcp",
+    target = relative("floor_tcp", ">=", 0.4, "0.4× TCP floor")},
   {id = "pull_first_100MB", label = "↳ the first pull of 100 MB on a cluster", unit = "B/s",
-    phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}},
+    phase = 2, bytes = 100 * MB, n = {1, 0, 1, 0}, floor = "floor_tcp",
+    target = relative("floor_tcp", ">=", 0.4, "0.4× TCP floor")},
   -- what sealing costs: bench/wire.c, one frame between two conns over
   -- loopback, no cluster (plush only: the peers have no such layer)
   {id = "wire_plain_100MB", label = "one 100 MiB frame over loopback, plain", unit = "B/s",
-    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true,
+    floor = "floor_tcp"},
   {id = "wire_sealed_100MB", label = "one 100 MiB frame over loopback, sealed", unit = "B/s",
-    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true,
+    floor = "floor_tcp"},
   -- Dask 2022.12 needs ~20 s to move a 10^6-item list: one sample, first
   -- repetition only, and none in --quick (see performance.md)
   {id = "push_table", label = "push 10^6-number table", unit = "s", phase = 2,
-    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true,
+    target = relative("push_table", "<=", 1 / 3, "ipyparallel / 3", "ipyparallel")},
   {id = "pull_table", label = "pull 10^6-number table", unit = "s", phase = 2,
-    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true,
+    target = relative("pull_table", "<=", 1 / 3, "ipyparallel / 3", "ipyparallel")},
   {id = "scatter_gather", label = "scatter+gather 10^6 numbers, 2 engines", unit = "s",
     phase = 2, n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true},
   {id = "map", label = "map x^10 over 10^6, 2 engines", unit = "s", phase = 2,
-    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true,
-    target = function(S)
-      local serial = S.map_serial and S.map_serial.plush
-      if not serial then return nil end
-      return {"<", 2 * serial.median, ("< 2× serial (%s)"):format(svg.fmt_time(2 * serial.median))}
-    end},
+    n = {5, 2, 2, 1}, dask = {1, 0}, dask_first_rep_only = true, floor = "map_serial",
+    target = relative("map_serial", "<=", 1, "serial")},
   {id = "map_serial", label = "  the same map, serial, one Lua state", unit = "s", phase = 2,
     n = {5, 2, 0, 0}, dask = false, plush_only = true},
   -- the models (share/doc/models.md); n = samples of MODEL_N operations
@@ -172,6 +209,18 @@ local WORKLOADS = {
     end},
   {id = "ts_pairs", label = "tuple space out+take pairs, 2 engines", unit = "tasks/s",
     phase = 2, n = {5, 3, 0, 0}, plush_only = true, target = {">=", 20000}},
+  -- the word count of scripts/examples/wordcount.lua over every
+  -- /usr/share/doc/*/copyright and /usr/share/common-licenses/*
+  {id = "mr_wordcount", label = "MapReduce word count, 2 engines", unit = "s", phase = 2,
+    n = {3, 1, 0, 0}, plush_only = true,
+    target = function(S)
+      local serial = S.mr_wordcount_serial and S.mr_wordcount_serial.plush
+      if not serial then return nil end
+      return {"<=", 0.7 * serial.median,
+        ("≤ 0.7× serial (%s)"):format(svg.fmt_time(0.7 * serial.median))}
+    end},
+  {id = "mr_wordcount_serial", label = "  the same word count, serial, one Lua state",
+    unit = "s", phase = 2, n = {3, 1, 0, 0}, plush_only = true},
   -- engines as threads (plush.connect{threads = 2}): exec_rt and lb_noop
   -- again on an in-process cluster, the process cluster stopped first
   {id = "exec_rt_threads", label = "execute round trip, engines as threads", unit = "s",
@@ -187,7 +236,6 @@ local WORKLOADS = {
   {id = "rss_controller_64", label = "RSS of the controller, 64 engines", unit = "B", phase = 64,
     n = {1, 0, 1, 0}, dask = false, target = {"<", 10e6}},
 }
-local BY_ID = {}
 for _, w in ipairs(WORKLOADS) do BY_ID[w.id] = w end
 
 local function higher_better(w) return w.unit == "B/s" or w.unit == "tasks/s" end
@@ -299,8 +347,8 @@ end
 
 local function end_everything()
   for pid, what in pairs(live) do
-    if what == "plush-controller" or what == "plush-engine" then
-      finish(pid, what == "plush-controller")
+    if what == "plush-controller" or what == "plush-engine" or what:match("^plush%-bench") then
+      finish(pid, what ~= "plush-engine")
     else
       -- a peer script: TERM makes it stop its cluster, which takes a while
       say("bench: stopping the %s run (pid %d)", what, pid)
@@ -339,7 +387,7 @@ local function plush_start(n)
   local argv = {CONTROLLER, "--file", file, "-n", tostring(n), "--log", dir .. "/log",
     "--parent", tostring(core.getpid())}
   for a in (opt.controller_args or ""):gmatch("%S+") do argv[#argv + 1] = a end
-  local c = {dir = dir}
+  local c = {dir = dir, file = file}
   local t0 = now()
   c.pid = core.spawn(argv, {stdout = dir .. "/out", stderr = dir .. "/out"})
   live[c.pid] = "plush-controller"
@@ -403,6 +451,9 @@ end
 local WIRE = ROOT .. "/build/bench/plush-bench-wire"
 local function wire_run(k)
   local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
+  -- core.spawn appends (O_APPEND): a second phase would leave two objects
+  os.remove(out)
+  os.remove(err)
   local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
   live[pid] = "plush-bench-wire"
   local code = core.wait(pid, 300)
@@ -418,6 +469,26 @@ local function wire_run(k)
   table.remove(w.plain, 1)
   table.remove(w.sealed, 1)
   return w
+end
+
+-- bench/floor.c: n relay round trips, k samples each of TCP and memcpy
+-- (their first, on new pages, is left out by the program itself).
+local FLOOR = ROOT .. "/build/bench/plush-bench-floor"
+local function floor_run(n, k)
+  local out, err = TMP .. "/floor.json", TMP .. "/floor.err"
+  os.remove(out) -- spawn appends: one repetition's JSON per file
+  local pid = core.spawn({FLOOR, tostring(n), tostring(k), "100"}, {stdout = out, stderr = err})
+  live[pid] = "plush-bench-floor"
+  local code = core.wait(pid, 300)
+  if code == nil then
+    core.kill(pid, "KILL")
+    core.wait(pid, 5)
+  end
+  live[pid] = nil
+  if code ~= 0 then
+    error(("plush-bench-floor failed (%s): %s"):format(tostring(code), tail(err, 3)), 0)
+  end
+  return cjson.decode(read_file(out))
 end
 
 local function timed(k, op, warm)
@@ -481,6 +552,15 @@ local function run_plush(phase, rep)
   end
   local c
   local ok, err = xpcall(function()
+    -- the floors first, before any cluster of this phase exists
+    local floor
+    local function floors()
+      floor = floor or floor_run(want("floor_relay") or 1, want("floor_tcp") or 1)
+      return floor
+    end
+    run("floor_relay", function() return floors().relay end)
+    run("floor_tcp", function() return rates(floors().bytes, floors().tcp) end)
+    run("floor_memcpy", function() return rates(floors().bytes, floors().memcpy) end)
     c = plush_start(phase)
     res.samples["start_" .. phase] = {c.start}
     run("rss_engine", function(k)
@@ -496,6 +576,10 @@ local function run_plush(phase, rep)
     local noop = function() end
 
     run("exec_rt", function(k) return timed(k, function() e0:execute("a=1") end, 50) end)
+    run("exec_rt_dash", function(k)
+      return dofile(ROOT .. "/bench/dash.lua").with(ROOT, TMP, c.file,
+        function() return timed(k, function() e0:execute("a=1") end, 50) end)
+    end)
     run("apply_rt", function(k) return timed(k, function() e0:apply(noop) end, 50) end)
     run("bcast_exec_8", function(k) return timed(k, function() all:execute("a=1") end, 20) end)
 
@@ -610,6 +694,46 @@ local function run_plush(phase, rep)
         assert(v[NUMBERS] == expect, "map result is wrong")
       end)
     end)
+    -- MapReduce word count (the map of scripts/examples/wordcount.lua)
+    if want("mr_wordcount") or want("mr_wordcount_serial") then
+      local files = {}
+      local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
+        [ -f "$f" ] && [ -r "$f" ] && printf '%s\n' "$f"; done]])
+      for name in p:lines() do files[#files + 1] = name end
+      p:close()
+      local function words(text, emit)
+        local seen = {}
+        for w in text:lower():gmatch("%a+") do seen[w] = (seen[w] or 0) + 1 end
+        for w, n in pairs(seen) do emit(w, n) end
+      end
+      local function sum(_, counts)
+        local n = 0
+        for _, x in ipairs(counts) do n = n + x end
+        return n
+      end
+      local the
+      run("mr_wordcount", function(k)
+        return timed(k, function()
+          local r = all:mapreduce{input = {files = files}, map = words, combine = sum,
+            reduce = sum}
+          assert(r.the and (the == nil or r.the == the), "the word counts differ")
+          the = r.the
+        end)
+      end)
+      run("mr_wordcount_serial", function(k)
+        return timed(k, function()
+          local counts = {}
+          for _, name in ipairs(files) do
+            local fh = assert(io.open(name, "rb"))
+            local text = fh:read("a")
+            fh:close()
+            for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
+          end
+          assert(counts.the and (the == nil or counts.the == the), "the word counts differ")
+          the = counts.the
+        end)
+      end)
+    end
     run("map_serial", function(k)
       return timed(k, function()
         local v = {}
@@ -766,7 +890,7 @@ local function sig3(x)
   return ("%.2f"):format(x)
 end
 
-local function fmt(w, x)
+function fmt(w, x)
   if x == nil then return "—" end
   if w.unit == "s" then return svg.fmt_time(x) end
   if w.unit == "B/s" then
@@ -938,7 +1062,7 @@ local function main()
   local peers = {}
   for _, sys in ipairs(systems) do if sys.script then peers[#peers + 1] = sys.name end end
 
-  local header = {"workload", "plush median", "spread"}
+  local header = {"workload", "plush median", "spread", "× floor"}
   for _, p in ipairs(peers) do
     header[#header + 1] = p .. " median"
     header[#header + 1] = "ratio"
@@ -953,9 +1077,12 @@ local function main()
     if any then
       local t = target_of(w, S)
       local m = met(t, ps and ps.median)
-      local row = {w.label, fmt(w, ps and ps.median), fmt_spread(w, ps)}
+      local fs = w.floor and S[w.floor].plush
+      local xf = ps and fs and fs.median > 0 and ps.median / fs.median or nil
+      local row = {w.label, fmt(w, ps and ps.median), fmt_spread(w, ps), fmt_ratio(xf)}
       local entry = {id = w.id, label = w.label, unit = w.unit, bytes = w.bytes,
         samples = samples[w.id], summary = S[w.id], ratio = {},
+        floor = w.floor, floor_ratio = xf,
         target = t and {op = t.op, value = t.value, text = t.text} or nil,
         met = m}
       for _, p in ipairs(peers) do
@@ -995,6 +1122,8 @@ local function main()
     "median over all samples of all repetitions; spread: p10 – p90 (min – max below 10 samples)",
     "ratio: how many times better plush is than the peer "
       .. "(peer time / plush time, plush rate / peer rate)",
+    "× floor: plush median / the median of the row's floor measured in this run "
+      .. "(relay round trip, loopback TCP; the serial map for the map)",
     ("%d × %s, Linux %s, %s; %s; %.0f s; load average %s at the start, %s at the end")
       :format(M.nproc, M.cpu, M.kernel, M.os, M.date, elapsed, M.loadavg or "?",
         M.loadavg_end or "?"),

@@ -54,11 +54,12 @@ local ok, err = pcall(function()
   rc:close()
   stop("bench-scale")
   local per = (idle - base) / n
-  print(("%d engines registered in %.2f s (target < 5 s: %s)"):format(n, reg,
-    reg < 5 and "met" or "MISSED"))
+  -- issue 14's targets, for 1,000 engines: < 3 s, < 100 ms, < 100 kB
+  print(("%d engines registered in %.2f s (target < 3 s: %s)"):format(n, reg,
+    reg < 3 and "met" or "MISSED"))
   print(("%%px return engine.id across %d engines: median %.1f ms, p90 %.1f ms"
-    .. " (target < 50 ms: %s)"):format(n, ts[15] * 1e3, ts[27] * 1e3,
-    ts[15] < 0.05 and "met" or "MISSED"))
+    .. " (target < 100 ms: %s)"):format(n, ts[15] * 1e3, ts[27] * 1e3,
+    ts[15] < 0.1 and "met" or "MISSED"))
   print(("controller RSS %d kB alone, %d kB with %d idle engines: %.0f kB per engine"
     .. " (target < 100 kB: %s)"):format(base, idle, n, per, per < 100 and "met" or "MISSED"))
 end)

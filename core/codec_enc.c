@@ -2,6 +2,11 @@
 ** codec_enc.c — Lua values -> MessagePack bytes (format: codec.h; the
 ** choices it leaves open: codec_int.h). As Lua's ldump.c beside
 ** lundump.c: the decoder is codec_dec.c.
+** Over 600 lines: one recursive walk whose parts (tables, slices,
+** functions, upvalues) share its context and writers; apart, they would
+** need those writers in a header. (putrun's number loop has its own
+** integer writer, intat: with putint using it too, the loop ran 12%
+** slower, 30 -> 34 ms for 10^6 integers.)
 */
 #include <lauxlib.h>
 #include <string.h>
@@ -178,28 +183,68 @@ static int putscalar(ctx *c, int idx, int t) {
 }
 
 /*
+** An integer's encoding at p (9 bytes of room), as putint writes it;
+** returns its length. Inline, for the loop of putrun.
+*/
+static inline size_t intat(uint8_t *p, lua_Integer v) {
+  uint8_t op;
+  int n;
+  if (v >= 0) {
+    if (v <= 0x7f) return *p = (uint8_t)v, 1;
+    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
+    n = 1 << (op - 0xcc);
+  } else {
+    if (v >= -32) return *p = (uint8_t)v, 1;
+    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
+    n = 1 << (op - 0xd0);
+  }
+  p[0] = op;
+  store(p + 1, (uint64_t)v, n);
+  return (size_t)n + 1;
+}
+
+/*
 ** The common table is an array filled in order, and lua_next walks an
 ** array part first, keys 1, 2, 3, ...: while the walk yields those keys
 ** (up to n) with scalar values, they are written as they come, so such a
-** table costs one pass. The walk stops before the first key out of that
-** order and before the first value that would take a ref number (a table
-** or function): nothing inside this table is marked yet, so the caller
-** may still move or drop what was written. Returns 0 when the walk ended,
-** 1 when it stopped (that key and value on the stack), or an error; *next
-** is the key that was expected next.
+** table costs one pass; numbers, what big arrays are made of, are written
+** right here, into room made for many at a time. The walk stops before
+** the first key out of that order and before the first value that would
+** take a ref number (a table or function): nothing inside this table is
+** marked yet, so the caller may still move or drop what was written.
+** Returns 0 when the walk ended, 1 when it stopped (that key and value on
+** the stack), or an error; *next is the key that was expected next.
 */
 static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
   lua_State *L = c->L;
+  plush_buf *b = c->b;
   lua_Integer i = 1;
   int rc = 0, t;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (i > n || !lua_isinteger(L, -2) || lua_tointeger(L, -2) != i ||
-        !isscalar(t = lua_type(L, -1))) {
+    if (i > n || !lua_isinteger(L, -2) || lua_tointeger(L, -2) != i) {
       rc = 1;
       break;
     }
-    if ((rc = putscalar(c, -1, t))) return rc;
+    if (b->cap - b->len < 9 &&
+        plush_buf_reserve(b, 9 * (size_t)(n - i < 65536 ? n - i + 1 : 65536)))
+      return codec_nomem(c);
+    if (lua_isinteger(L, -1)) {
+      b->len += intat((uint8_t *)b->data + b->len, lua_tointeger(L, -1));
+    } else if ((t = lua_type(L, -1)) == LUA_TNUMBER) {
+      double d = (double)lua_tonumber(L, -1);
+      uint64_t u;
+      uint8_t *p = (uint8_t *)b->data + b->len;
+      memcpy(&u, &d, 8);
+      p[0] = 0xcb;
+      store(p + 1, u, 8);
+      b->len += 9;
+    } else if (!isscalar(t)) {
+      rc = 1;
+      break;
+    } else if ((rc = putscalar(c, -1, t))) {
+      return rc;
+    }
     lua_pop(L, 1);
     i++;
   }

@@ -53,6 +53,7 @@ peer *ctl_client_of(plush_ctl *c, uint64_t id) {
 ** ruled at the top of ctl_relay.c.
 */
 static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
+  if (c->nfollow > 0) ctl_follow(c, (uint32_t)(f->hdr.id >> 32), f);
   if (client == NULL || client->conn == NULL) return;
   if (!ctl_park(c, e, client, f)) plush_conn_write_frame(client->conn, f);
 }
@@ -60,6 +61,12 @@ static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
 void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
   uint32_t engine = e ? e->id : PLUSH_ANY;
   if (!ctl_store_hold(c, engine, f)) ctl_deliver_now(c, engine, f);
+}
+
+void ctl_deliver_early(plush_ctl *c, peer *e, plush_frame *f, task *t) {
+  ctl_deliver_now(c, e->id, f);
+  ctl_store(c, f, t);
+  ctl_store_sent(c, f);
 }
 
 void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f) {
@@ -146,8 +153,12 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   f->hdr.aux = (uint32_t)t->runs;
   plush_hdr_pack(&f->hdr, f->raw); /* what is written is the packed copy */
   if (!t->timedout) {
-    ctl_store(c, f, t);
-    if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
+    if (!t->durable && e->relay != f) {
+      ctl_deliver_early(c, e, f, t); /* stored after, committed this turn */
+    } else {
+      ctl_store(c, f, t);
+      if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
+    }
   } else {
     ctl_relay_done(c, e, f, t);
   }
@@ -308,6 +319,7 @@ static void onready(plush_conn *conn) {
   if (plush_conn_role(conn) == PLUSH_ROLE_CLIENT) {
     p->kind = P_CLIENT;
     p->id = c->next_client++;
+    p->since = ctl_clock();
     plush_map_put(&c->clients, p->id, p);
     if (ctl_protect(c, welcomecall, p, err, sizeof err) < 0)
       plush_error("cannot welcome client %u: %s", p->id, err);
@@ -327,7 +339,10 @@ static void dispatch(peer *p, plush_frame *f) {
   int type = f->hdr.type;
   if (p->kind == P_CLIENT) {
     if (type == PLUSH_T_REQ) {
-      if (!ctl_relay_req_done(c, p, f)) ctl_submit(c, p, f);
+      if (!ctl_relay_req_done(c, p, f)) {
+        if (c->nfollow > 0) ctl_follow(c, p->id, f);
+        ctl_submit(c, p, f);
+      }
     }
     else if (type == PLUSH_T_CTRL)
       ctl_ctrl(c, p, f);
@@ -424,6 +439,7 @@ static void depart(void *ud) {
     ** choose to leave: its tasks run on, their results kept by id */
     if (!c->stopping && !p->stalled_out) ctl_cancel_client(c, p->id);
     ctl_ts_gone(c, p);
+    ctl_follow_gone(c, p);
     release_holds(c, p);
     plush_debug("client %u left: %s", p->id, k->msg);
   } else if (k->reason != 0 && k->reason != UV_EOF &&

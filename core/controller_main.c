@@ -72,8 +72,8 @@ static void usage(FILE *f) {
           "                    0: never)\n"
           "  --encrypt         encrypt every connection, loopback included\n"
           "  --max-conns N     connections in all (default 4096, under the fd limit)\n"
-          "  --max-pending N   handshakes under way (default 1024)\n"
-          "  --max-pending-per-addr N  ... from one address (default 256)\n"
+          "  --max-pending N   handshakes under way (default 1024 + -n)\n"
+          "  --max-pending-per-addr N  ... from one address (default 256 + -n)\n"
           "  --partial-max B   bytes partial frames may hold (default 2G)\n"
           "  --db-max B        reply bytes the result store keeps (default 256M;\n"
           "                    the oldest results are evicted past it)\n"
@@ -438,6 +438,13 @@ int main(int argc, char **argv) {
   memcpy(g.key, o.key, sizeof g.key);
   o.on_shutdown = onshutdown;
   o.on_add = onadd;
+  /* The n engines it starts all handshake at once, from this host: the
+  ** caps on handshakes under way (ctl_guard.c, 256 from one address, 1024
+  ** in all, unless given) leave room for them on top. Else, past 256, the
+  ** engines and the first client are refused and retry with back-off: 1,000
+  ** engines were not all registered after 120 s (issue 14). */
+  if (n > 0 && o.max_pending_addr == 0) o.max_pending_addr = 256 + n;
+  if (n > 0 && o.max_pending == 0) o.max_pending = 1024 + n;
   g.loop = uv_default_loop();
   signal(SIGPIPE, SIG_IGN);
   if ((r = plush_ctl_start(g.loop, &o, &g.ctl)) < 0) {

@@ -57,6 +57,7 @@ struct task {
   int waiting;        /* in ctl->waiting: dependencies not done yet */
   int reclaiming;     /* RECLAIM sent to its engine, no answer yet */
   int detached;       /* runs on when its client leaves (else cancelled) */
+  int durable;        /* PLUSH_F_DURABLE: its reply waits for the commit */
   uint32_t *targets;  /* balanced: the engines allowed (NULL: any) */
   int ntargets;
   uint32_t *avoid;    /* engines where it failed */
@@ -94,6 +95,10 @@ struct peer {
   uint64_t park_sent; /* client: plush_conn_sent at the last look */
   uint64_t park_seen; /* client: uv_now() when it last read (ctl_park_check) */
   int msgsub;         /* engine: told of engines up and down (ctl_msg.c) */
+  double since;       /* client: ctl_clock() when it connected */
+  int following;      /* client: follows another's work (ctl_follow.c) */
+  uint32_t follows;   /* ... that client's, or PLUSH_ANY: every other's */
+  int follow_dropped; /* ... events lost while it did not keep up */
   peer *prev, *next;  /* every connection, for shutdown */
 };
 
@@ -146,6 +151,7 @@ struct plush_ctl {
   uint64_t spill_end;
   uint32_t next_engine, next_client;
   int conns;          /* open connections */
+  int nfollow;        /* clients following others (ctl_follow.c) */
   int stopping;
   int open_handles;
   void (*done)(void *);
@@ -158,6 +164,8 @@ struct plush_ctl {
   int conns_peak;     /* most connections since the last trim */
   uint64_t refuse_logged;
   struct ctl_ts *ts;  /* the tuple spaces (ctl_tuples.c), NULL until used */
+  struct ctl_feed *feed; /* finished tasks for the dashboard (ctl_feed.c),
+                            NULL until a client asks */
 };
 
 /* Task lists: circular, with a sentinel head. */
@@ -258,6 +266,9 @@ PLUSH_INTERNAL void ctl_store_commit(plush_ctl *c);
 /* Reply f (from engine, PLUSH_ANY: the controller's own) waits for the
 ** open transaction: 1, f referenced; 0 when none is open. */
 PLUSH_INTERNAL int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f);
+/* Reply f was sent before the open transaction commits (not durable):
+** referenced until the commit, kept in memory if the commit fails. */
+PLUSH_INTERNAL void ctl_store_sent(plush_ctl *c, plush_frame *f);
 /*
 ** Replies of CTL_BIG_REPLY bytes or more (those beyond the SQLite store's
 ** blob_max; frames of 1 MiB or more are mem.h's big blocks, whole 2 MiB
@@ -295,6 +306,11 @@ PLUSH_INTERNAL void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine);
 /* Sends value at the top of c->L (popped) to every client as EVENT. */
 PLUSH_INTERNAL void ctl_event(plush_ctl *c);
 
+/* ctl_feed.c: the dashboard's feed of finished tasks (op `feed`) */
+PLUSH_INTERNAL void ctl_feed_task(plush_ctl *c, plush_frame *f, task *t);
+PLUSH_INTERNAL void ctl_feed_op(plush_ctl *c);
+PLUSH_INTERNAL void ctl_feed_free(plush_ctl *c);
+
 /* ctl_relay.c: big replies passed on to their client as they arrive */
 PLUSH_INTERNAL void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got);
 /* Reply f of task t (NULL if none) arrived whole from e: 1 when it was
@@ -315,6 +331,14 @@ PLUSH_INTERNAL int ctl_relay_req_assigned(plush_ctl *c, task *t, peer *e);
 ** one is given up (voided on the engine, written whole once it arrives),
 ** so a client that stopped sending cannot hold an engine's link. */
 PLUSH_INTERNAL void ctl_relay_check(plush_ctl *c);
+
+/* ctl_follow.c: collaboration. The ops "clients" and "follow"; each
+** request, output and reply of a client copied to its followers (frame f
+** of client owner; nothing to do while no one follows); p left. */
+PLUSH_INTERNAL void ctl_op_clients(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_op_follow(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_follow(plush_ctl *c, uint32_t owner, plush_frame *f);
+PLUSH_INTERNAL void ctl_follow_gone(plush_ctl *c, peer *p);
 
 /* ctl_park.c: replies parked for a client that is not reading */
 /* Frames parked in memory, all clients together; past it replies go to
@@ -368,8 +392,12 @@ PLUSH_INTERNAL double ctl_clock(void);
 
 /* Sends reply f to its client once the store has it (ctl_store_hold);
 ** e, its engine (NULL: the controller's own reply), is paused when the
-** client falls behind. ctl_deliver_now sends at once. */
+** client falls behind. ctl_deliver_now sends at once. ctl_deliver_early
+** sends task t's reply at once, then stores it in the open transaction
+** (ctl_store_sent): for a client that did not ask for durability. */
 PLUSH_INTERNAL void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f);
+PLUSH_INTERNAL void ctl_deliver_early(plush_ctl *c, peer *e, plush_frame *f,
+                                      task *t);
 PLUSH_INTERNAL void ctl_deliver_now(plush_ctl *c, uint32_t engine, plush_frame *f);
 PLUSH_INTERNAL peer *ctl_client_of(plush_ctl *c, uint64_t id);
 /* Back-pressure after a write to client: may pause engine e (forward). */

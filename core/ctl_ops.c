@@ -381,10 +381,14 @@ static const struct ctlop {
     {"interrupt", op_interrupt, NULL}, {"restart", op_restart, NULL},
     {"result", NULL, op_result},     {"add", NULL, op_add},
     {"shutdown", NULL, op_shutdown}, {"prune", op_prune, NULL},
+    {"feed", ctl_feed_op, NULL}, /* the dashboard (ctl_feed.c) */
     /* the tuple space (ctl_tuples.c), the ops engines may use too */
     {"ts_out", NULL, ctl_ts_out},    {"ts_take", NULL, ctl_ts_take},
     {"ts_read", NULL, ctl_ts_read},  {"ts_cancel", NULL, ctl_ts_cancel},
-    {"ts_count", NULL, ctl_ts_count}, {NULL, NULL, NULL}};
+    {"ts_count", NULL, ctl_ts_count},
+    /* collaboration (ctl_follow.c) */
+    {"clients", NULL, ctl_op_clients}, {"follow", NULL, ctl_op_follow},
+    {NULL, NULL, NULL}};
 
 typedef struct ctlcall {
   plush_ctl *c;

@@ -94,7 +94,7 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   t->started = 0; /* of this attempt: STARTED sets it */
   e->inflight++;
   h.engine = e->id;
-  h.flags &= (uint8_t)~PLUSH_F_OPTS;
+  h.flags &= (uint8_t)~(PLUSH_F_OPTS | PLUSH_F_DURABLE);
   h.status = (uint16_t)(++t->attempts); /* the engine's engine.task.attempt */
   if (ctl_relay_req_assigned(c, t, e)) {
     /* still arriving: relayed as it comes, or written when whole */
@@ -383,6 +383,7 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
   t->req = f;
   t->submitted = ctl_clock();
   t->balanced = (h->flags & PLUSH_F_BALANCED) != 0;
+  t->durable = (h->flags & PLUSH_F_DURABLE) != 0;
   ctl_tlist_init(t);
   if ((h->flags & PLUSH_F_OPTS) && readopts(c, t, f) < 0) {
     release(c, t);

@@ -11,12 +11,17 @@
 ** times what the whole pull costs without it; a 100 MB one would cost
 ** more than the transfer itself); so does everything with --db memory.
 ** Writes are grouped: one transaction per turn of the event loop, and the
-** replies it holds reach their clients when it has committed. The memory tier
+** replies it holds reach their clients when it has committed -- those whose
+** client asked for durability (PLUSH_F_DURABLE); the others go at once, the
+** commit following in the same turn (ctl_store_sent). The memory tier
 ** keeps frames by reference (no copy), oldest first, within a byte budget
 ** (512 MiB), and replies of 64 KiB or more within a sixteenth of it: a big
 ** reply on its way makes its room before its frame is allocated
 ** (ctl_store_make_room, from the controller's on_header), so the frame
 ** reuses the displaced reply's block instead of fresh pages.
+** Over 600 lines: the two tiers, the group commit and the bounds on both
+** tiers share the store's state and its eviction; apart, each would need
+** the others' insides.
 */
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -131,12 +136,16 @@ int ctl_store_open(plush_ctl *c, const char *path) {
 ** check handle after the I/O callbacks that stored, the prepare handle
 ** before the loop would block after timers or close callbacks stored. The
 ** replies stored meanwhile are held and go to their clients after the
-** commit, in order, so a client still never hears of a result that a crash
-** of the controller could take from the store.
+** commit, in order, so a client that asked for durability never hears of
+** a result that a crash of the controller could take from the store. A
+** reply without it is sent at once (the commit, ~half of an execute's
+** round trip here: share/doc/performance.md) and listed as sent, so that
+** a failed commit still keeps it in memory.
 */
 typedef struct held_reply {
   plush_frame *f;
   uint32_t engine;
+  int sent;
 } held_reply;
 
 static void oncommit_before(uv_prepare_t *h) { ctl_store_commit(h->data); }
@@ -178,20 +187,31 @@ static void memput(plush_ctl *c, plush_frame *f);
 static void mark(plush_ctl *c, uint64_t id);
 static void evict(plush_ctl *c, struct stored *s);
 
-int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
-  if (!c->txn) return 0;
+/* Room for one more held reply: 0, or -1 without memory. */
+static int pendroom(plush_ctl *c) {
   if (c->npend == c->pendcap) {
     size_t n = c->pendcap ? 2 * c->pendcap : 16;
     held_reply *h = realloc(c->pend, n * sizeof *h);
-    if (h == NULL) { /* sent now rather than lost: commit first */
-      ctl_store_commit(c);
-      return 0;
-    }
+    if (h == NULL) return -1;
     c->pend = h;
     c->pendcap = n;
   }
-  c->pend[c->npend++] = (held_reply){plush_frame_ref(f), engine};
+  return 0;
+}
+
+int ctl_store_hold(plush_ctl *c, uint32_t engine, plush_frame *f) {
+  if (!c->txn) return 0;
+  if (pendroom(c) < 0) { /* sent now rather than lost: commit first */
+    ctl_store_commit(c);
+    return 0;
+  }
+  c->pend[c->npend++] = (held_reply){plush_frame_ref(f), engine, 0};
   return 1;
+}
+
+void ctl_store_sent(plush_ctl *c, plush_frame *f) {
+  if (c->txn && pendroom(c) == 0)
+    c->pend[c->npend++] = (held_reply){plush_frame_ref(f), PLUSH_ANY, 1};
 }
 
 /*
@@ -271,7 +291,7 @@ void ctl_store_commit(plush_ctl *c) {
   }
   c->npend = 0;
   for (i = 0; i < n; i++) {
-    ctl_deliver_now(c, c->pend[i].engine, c->pend[i].f);
+    if (!c->pend[i].sent) ctl_deliver_now(c, c->pend[i].engine, c->pend[i].f);
     plush_frame_unref(c->pend[i].f);
   }
   if (c->db && c->db_bytes > c->o.db_max && !c->stopping)
@@ -397,6 +417,7 @@ static void memput(plush_ctl *c, plush_frame *f) {
 void ctl_store(plush_ctl *c, plush_frame *f, task *t) {
   sqlite3_stmt *st = c->ins;
   if (plush_map_get(&c->store, f->hdr.id)) return;
+  if (c->feed) ctl_feed_task(c, f, t);
   if (c->db && f->hdr.len <= c->o.blob_max) {
     begin(c);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)f->hdr.id);
@@ -597,4 +618,5 @@ void ctl_store_free(plush_ctl *c) {
   plush_map_free(&c->evicted);
   ctl_store_close(c);
   ctl_ts_free(c);
+  ctl_feed_free(c);
 }

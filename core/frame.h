@@ -63,7 +63,12 @@ enum {
   ** the engine (big replies). It counts only once the RELAY_END frame
   ** that follows it says so: an engine that dies mid-reply leaves a
   ** zero-padded frame, voided by its RELAY_END, then its EngineError. */
-  PLUSH_F_RELAYED = 4
+  PLUSH_F_RELAYED = 4,
+  /* REQ from a client: its reply reaches the client only once the result
+  ** store has committed it (a controller crash cannot take a result the
+  ** client saw). Without it the reply goes at once and the commit follows
+  ** in the same turn of the controller's loop (ctl_store.c). */
+  PLUSH_F_DURABLE = 8
 };
 
 enum {

@@ -11,15 +11,17 @@ PLUSH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # registers the C tests, and configuring build/ looks for it).
 PLUSH_BUILD_PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4
   libuv1-dev lua-cjson-dev lua-cjson libcriterion-dev libsodium-dev
-  libsqlite3-dev libedit-dev libopenmpi-dev openmpi-bin libzmq3-dev)
+  libsqlite3-dev libedit-dev libopenmpi-dev openmpi-bin libzmq3-dev
+  libwebsockets-dev)
 # What the test suites need on top (clang and its runtime: the libFuzzer
 # targets, tests/fuzz; ip, tcpdump and a private Slurm: tests/e2e/netns.sh
 # and slurm.sh; luarocks: tests/e2e/luarocks.sh; the Jupyter packages:
-# tests/e2e/jupyter.sh).
+# tests/e2e/jupyter.sh; chromium and selenium: tests/e2e/dashboard.sh).
 PLUSH_TEST_PACKAGES=(libmsgpack-dev lua-busted lua-check valgrind tmux procps
   clang-14 libclang-rt-14-dev
   iproute2 tcpdump slurm-wlm luarocks
-  python3-jupyter-kernel-test python3-jupyter-client python3-nbclient jupyter-console)
+  python3-jupyter-kernel-test python3-jupyter-client python3-nbclient jupyter-console
+  chromium chromium-driver python3-selenium)
 
 plush_die() {
   printf '%s: %s\n' "${0##*/}" "$*" >&2

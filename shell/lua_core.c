@@ -506,13 +506,14 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 ** and msg encoded before the first byte is written: a bad argument or a
 ** value that cannot travel sends nothing. opts are the controller's
 ** scheduling options (targets and retries for balanced tasks, after for
-** any), sent ahead of the request.
+** any), sent ahead of the request; opts.durable also sets PLUSH_F_DURABLE
+** (the reply waits for the store's commit).
 */
 static int l_submit(lua_State *L) {
   client *c = toclient(L);
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
-  int opts = 0;
+  int opts = 0, durable = 0;
   uint32_t one = PLUSH_ANY, aux;
   double t = luaL_optnumber(L, 4, 0), ms;
   plush_frame *f;
@@ -537,6 +538,8 @@ static int l_submit(lua_State *L) {
   if (!lua_isnoneornil(L, 5)) {
     luaL_checktype(L, 5, LUA_TTABLE);
     opts = 5;
+    durable = lua_getfield(L, 5, "durable") != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
   }
   ms = ceil(t * 1000);
   aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
@@ -555,6 +558,7 @@ static int l_submit(lua_State *L) {
     h.engine = one;
     h.flags = one == PLUSH_ANY ? PLUSH_F_BALANCED : 0;
     if (opts) h.flags |= PLUSH_F_OPTS;
+    if (durable) h.flags |= PLUSH_F_DURABLE;
     h.id = nextid(c);
     if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
       return sendfailed(L, c, f, r);

@@ -301,6 +301,11 @@ Test(codec, arrays_of_numbers_are_exact) {
   check("math.type(v[3]) == 'float' and v[3] == 0.75 and math.type(v[4]) == 'integer'");
   send("return {1, 'two', true, false, 2.5, ''}");
   check("#v == 6 and v[2] == 'two' and v[3] == true and v[4] == false and v[6] == ''");
+  /* the array loop writes each number in its smallest form, as putint */
+  send("return {128, -33, 65536, -1, 0.5}");
+  cr_assert_eq(buf.len, 20);
+  cr_assert(memcmp(buf.data, "\x95\xcc\x80\xd0\xdf\xce\x00\x01\x00\x00\xff"
+                   "\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 20) == 0);
 }
 
 /* A table filled out of order, or with keys past its border, still goes whole. */

@@ -109,6 +109,64 @@ Test(ops, status_counts_what_the_controller_holds) {
            "v.pending == 0 and v.stored == 1 and v.stored_bytes > 0");
 }
 
+/* ---- collaboration (ctl_follow.c) ------------------------------------ */
+
+static void setg(const char *name, lua_Integer v) {
+  lua_pushinteger(H.L, v);
+  lua_setglobal(H.L, name);
+}
+
+Test(ops, clients_lists_each_client_and_follow_copies_its_work) {
+  h_fake *b = h_client();
+  char expr[128];
+  uint64_t t;
+  setg("A", CLI->id);
+  setg("B", b->id);
+  h_expect(ask_ok("{op = 'clients'}"),
+           "#v == 2 and v[1].id == A and v[1].me == true and v[2].id == B"
+           " and v[2].me == nil and v[1].running == 0 and v[2].queued == 0"
+           " and v[1].address:match('^127%.0%.0%.1:%d+$')"
+           " and math.type(v[1].since) == 'float' and v[1].follows == nil");
+  snprintf(expr, sizeof expr, "{op = 'follow', client = %u}", b->id);
+  h_expect(ask_ok(expr), "v.following == B");
+  h_expect(ask(b, "{op = 'clients'}"), "v[1].follows == B and v[2].me");
+  /* b's request, its output and its reply, copied to the follower */
+  t = h_submit(b, 0, 0, 0, "{op = 'exec', code = 'print(1) return 1'}");
+  setg("T", (lua_Integer)t);
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0),
+           "v.event == 'follow' and v.what == 'request' and v.client == B"
+           " and v.id == T and v.engine == 0 and v.status == 0"
+           " and v.data:find('print(1) return 1', 1, true)");
+  h_next(E0, PLUSH_T_REQ, t);
+  h_send(E0, PLUSH_T_OUTPUT, 0, 0, t, 1, 0, NULL);
+  h_next(b, PLUSH_T_OUTPUT, t);
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0),
+           "v.what == 'output' and v.id == T and v.stream == 1 and v.data == ''");
+  h_reply(E0, t, 0, "{r = {n = 1, 1}}");
+  h_next(b, PLUSH_T_REPLY, t);
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0),
+           "v.what == 'reply' and v.id == T and v.engine == 0 and v.status == 0"
+           " and #v.data > 0");
+  /* the follower's own work is not copied back to it */
+  t = h_submit(CLI, 1, 0, 0, "{op = 'exec'}");
+  h_next(E1, PLUSH_T_REQ, t);
+  h_quiet(CLI, 50);
+  /* refusals */
+  refused("{op = 'follow', client = 99}", "'follow: no client 99 is connected'");
+  refused("{op = 'follow', client = A}", "'follow: a client cannot follow itself'");
+  refused("{op = 'follow', client = 'x'}", "'follow: client must be a client id'");
+  h_expect(ask_ok("{op = 'follow', stop = true}"), "v.following == false");
+  h_submit(b, 0, 0, 0, "{op = 'exec'}");
+  h_next(E0, PLUSH_T_REQ, ~(uint64_t)0);
+  h_quiet(CLI, 50);
+  /* every other client; one that leaves is said to */
+  h_expect(ask_ok("{op = 'follow'}"), "v.following == 'all'");
+  plush_conn_close(b->conn, 0, "the fake client leaves");
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0),
+           "v.event == 'follow' and v.what == 'left' and v.client == B"
+           " and v.id == nil and v.data == nil");
+}
+
 /* A stored reply comes back with its own status, engine and payload. */
 Test(ops, result_returns_the_stored_reply_as_is) {
   uint64_t t = h_submit(CLI, 1, 0, 0, "{op = 'exec'}");

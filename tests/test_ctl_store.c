@@ -216,6 +216,33 @@ Test(db, a_result_in_the_database_outlives_its_controller) {
   plush_frame_unref(b);
 }
 
+/*
+** Two replies read in one turn of the controller's loop: the one whose
+** client asked for durability (PLUSH_F_DURABLE) waits for the turn's
+** commit, the other goes at once -- so the second overtakes the first.
+** Both are in the database for the next controller. Engines never see
+** the flag.
+*/
+Test(db, a_durable_reply_waits_for_the_commit_an_early_one_does_not) {
+  uint64_t a = h_submit(CLI, E0->id, PLUSH_F_DURABLE, 0, "{op = 'exec'}");
+  uint64_t b = h_submit(CLI, E0->id, 0, 0, "{op = 'exec'}");
+  plush_frame *ra, *rb;
+  cr_assert_eq(h_next(E0, PLUSH_T_REQ, a)->hdr.flags, 0);
+  h_next(E0, PLUSH_T_REQ, b);
+  h_reply(E0, a, 0, "{r = {n = 1, 'durable'}}");
+  h_reply(E0, b, 0, "{r = {n = 1, 'early'}}"); /* both before the loop runs */
+  rb = keep(h_next(CLI, PLUSH_T_REPLY, b));
+  ra = keep(h_next(CLI, PLUSH_T_REPLY, a));
+  h_expect(ra, "v.r[1] == 'durable'");
+  h_expect(rb, "v.r[1] == 'early'");
+  h_stop();
+  start_db();
+  kept(ra);
+  kept(rb);
+  plush_frame_unref(ra);
+  plush_frame_unref(rb);
+}
+
 Test(db, a_reply_over_blob_max_lives_in_memory_only) {
   plush_frame *big = answered(E0, "{r = {n = 1, string.rep('m', 2000)}}");
   uint64_t id = big->hdr.id;

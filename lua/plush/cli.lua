@@ -25,6 +25,8 @@ usage: plush [--profile P]                  interactive shell
        plush cluster start|stop|status      manage a background cluster
        plush results history|show|export|prune  the cluster's result store
        plush kernel install [--user|--prefix P]  the Jupyter kernelspec
+       plush dashboard [--port N] [--open]  a live web dashboard of the cluster
+       plush timeline [--svg F | --html F]  the stored tasks drawn as a task stream
 
 plush connects to the profile's running cluster; when none runs it starts
 an embedded one (one engine per core) and stops it when it exits.
@@ -665,6 +667,17 @@ local function main(argv)
     usage_error("results needs history, show, export or prune (see plush results --help)")
   end
   if cmd == "kernel" then return kernel_cmd(argv, i, opts, wants) end
+  if cmd == "dashboard" or cmd == "timeline" then
+    -- plush.dashboard: the commands' options, help and work
+    local dashboard = require "plush.dashboard"
+    help[cmd] = dashboard.help[cmd]
+    i = parse(argv, i + 1, spec_with(dashboard.options[cmd]), opts)
+    if wants(cmd) then return 0 end
+    if argv[i] ~= nil then usage_error(("unexpected argument '%s'"):format(argv[i])) end
+    local r, usage = dashboard.main(cmd, opts)
+    if usage then usage_error(usage) end
+    return r
+  end
   usage_error(("unknown command '%s' (see plush --help)"):format(cmd))
 end
 

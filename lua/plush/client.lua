@@ -231,6 +231,14 @@ end
 
 function Client:_event(value)
   if type(value) ~= "table" then return end
+  -- another client's work, followed (plush.follow)
+  if value.event == "follow" then
+    if self._on_follow then
+      local ok, err = errors.call(self._on_follow, value)
+      if not ok then deferred.on_unhandled(err, nil, "rc:follow") end
+    end
+    return
+  end
   local ids = self._ids
   if ids and value.id ~= nil then
     if value.event == "engine_up" then
@@ -568,6 +576,9 @@ function Client:result(id)
 end
 
 function Client:engines() return self:_ask{op = "engines"} end
+-- collaboration (plush.follow): the clients; another client's work, live
+function Client:clients() return require("plush.follow").clients(self) end
+function Client:follow(who, fn) return require("plush.follow").follow(self, who, fn) end
 -- history([limit]): stored task ids, oldest first (the newest `limit`).
 function Client:history(limit)
   util.check(limit, 1, "history", "integer", "nil")

@@ -24,6 +24,7 @@ local balanced_mt = {__name = "plush.LoadBalancedView", __index = Balanced}
 local options = {
   block = true, targets = true, timeout = true, retries = true, after = true,
   chunksize = true, ordered = true, output = true, detached = true,
+  durable = true,
 }
 
 -------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ local function check_option(k, v, i, fname, kind)
   local function bad(what)
     util.argerror(i, fname, ("option '%s' must be %s"):format(k, what))
   end
-  if k == "block" or k == "ordered" or k == "detached" then
+  if k == "block" or k == "ordered" or k == "detached" or k == "durable" then
     if type(v) ~= "boolean" then bad("a boolean") end
   elseif k == "timeout" then
     if v == false then return nil end
@@ -202,6 +203,12 @@ local function submit_opts(v)
   if v.detached then
     o.sched = o.sched or {}
     o.sched.detached = true
+  end
+  -- durable: the reply comes once the controller's store has committed
+  -- it (else at once, the commit following: share/doc/performance.md)
+  if v.durable then
+    o.sched = o.sched or {}
+    o.sched.durable = true
   end
   return o
 end
@@ -575,6 +582,11 @@ function Balanced:map(f, seq)
     end)
   end)
 end
+
+-- The models over engine-to-engine messages (plush.bsp, plush.mapreduce;
+-- share/doc/models.md), loaded when first used.
+function View:bsp(step, init) return require("plush.bsp").run(self, step, init) end
+function View:mapreduce(spec) return require("plush.mapreduce").run(self, spec) end
 
 function direct_mt.__tostring(v)
   local t = v.targets

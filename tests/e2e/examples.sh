@@ -27,4 +27,17 @@ grep -q '^4 philosophers ate 100 meals in .*; all 4 forks back on the table' din
   fail "philosophers: $(cat dinner.out)"
 "$PLUSH" --profile "$P" run "$ex/bagoftasks.lua" 100000 30 >bag.out
 grep -q '^9592 primes up to 100000: 30 tasks on 4 workers' bag.out || fail "bag of tasks: $(cat bag.out)"
+# BSP: a prefix sum and PageRank, each checked against the serial result
+# by the example itself (it fails when they differ)
+"$PLUSH" --profile "$P" run "$ex/bsp_prefix_sum.lua" 100000 >prefix.out
+grep -q '^prefix sum of 100000 numbers on 4 engines in .*: last -50000, equal to the serial one' prefix.out ||
+  fail "bsp prefix sum: $(cat prefix.out)"
+"$PLUSH" --profile "$P" run "$ex/bsp_pagerank.lua" 5000 >pagerank.out
+grep -q '^pagerank of 5000 vertices on 4 engines in .* within 1e-09 of the serial ranks' pagerank.out ||
+  fail "bsp pagerank: $(cat pagerank.out)"
+# MapReduce: word count over the machine's copyright and license files,
+# checked against a serial count by the example itself
+"$PLUSH" --profile "$P" run "$ex/wordcount.lua" 3 >wordcount.out
+grep -q '^[0-9]* files, [0-9]* bytes: [0-9]* words, [0-9]* distinct; mapreduce on 4 engines .*; equal counts$' wordcount.out ||
+  fail "wordcount: $(cat wordcount.out)"
 echo "1 passed, 0 failed"

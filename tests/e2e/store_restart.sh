@@ -6,13 +6,16 @@ P="e2e-store-$$"
 
 start_cluster "$P" 2
 id=$("$PLUSH" --profile "$P" -e 'local d = rc:balanced():async():execute("return \"kept\", 42") d:get(10) io.write(d.id)')
+# (its reply went before the commit: no durability asked; the commit
+# followed in the same turn of the controller's loop, long before the kill)
 [ -n "$id" ] || fail "no task id"
-# a burst: replies are written in one transaction per turn of the loop and
-# reach the client only once it has committed, so every one the client got
-# must be there after SIGKILL; the last id is printed once all are in
+# a burst asking for durability: replies are written in one transaction per
+# turn of the loop and reach the client only once it has committed, so
+# every one the client got must be there after SIGKILL; the last id is
+# printed once all are in
 last=$("$PLUSH" --profile "$P" -e '
   local plush = require "plush"
-  local lb, ds = rc:balanced(), {}
+  local lb, ds = rc:balanced():with{durable = true}, {}
   for i = 1, 500 do ds[i] = lb:async():apply(function(x) return x * 2 end, i) end
   assert(plush.wait_all(ds, 60))
   for i, d in ipairs(ds) do assert(d:get() == 2 * i) end

@@ -398,6 +398,18 @@ describe("views", function()
       assert.matches("engine id, array of ids or 'all' expected, got string",
         message(function() rc:balanced():with{targets = "x"} end))
     end)
+
+    it("sends durable to the controller, alone or with other options", function()
+      rc[1]:with{durable = true}:execute("return 1")
+      assert.same({durable = true}, fake.state.submitted[#fake.state.submitted].sched)
+      rc:balanced{durable = true, retries = 1}:apply(function() return 1 end)
+      assert.same({durable = true, retries = 1}, fake.state.submitted[#fake.state.submitted].sched)
+      rc[1]:with{durable = false}:execute("return 1")
+      assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
+      local ok, e = pcall(function() rc[1]:with{durable = "yes"} end)
+      assert.is_false(ok)
+      assert.matches("option 'durable' must be a boolean", tostring(e))
+    end)
   end)
 
   describe("async, block and with", function()

@@ -1,0 +1,256 @@
+/*
+** bench/floor.c — the machine's own limits, measured in the same run as
+** plush (issue 14): the floors every plush row of scripts/bench is
+** compared with.
+**
+**   relay   a ping-pong of 64-byte messages over loopback TCP through one
+**           relay process, the hops of an execute: client → relay →
+**           server → relay → client (TCP_NODELAY everywhere; the relay
+**           waits in poll() on both sockets, as an event loop would). Each
+**           round trip is one sample.
+**   tcp     `mb` MiB written by one process to another over one loopback
+**           TCP connection, timed by the reader from its "go" to the last
+**           byte (both buffers touched before).
+**   memcpy  `mb` MiB copied between two touched buffers in one process.
+**
+** Prints one JSON object:
+**   {"relay": [s, ...], "bytes": N, "tcp": [s, ...], "memcpy": [s, ...]}
+** The first sample of tcp and memcpy is taken and left out (new pages).
+** bench/run.lua runs it (the "floor:" rows); it is no test.
+**
+**   build/bench/plush-bench-floor [round-trips] [samples] [mb]
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+
+static void die(const char *what) {
+  fprintf(stderr, "plush-bench-floor: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- sockets ---- */
+
+static int listener(int *port) {
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t n = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0)
+    die("listen");
+  if (getsockname(fd, (struct sockaddr *)&a, &n) < 0) die("getsockname");
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static void nodelay(int fd) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+    die("TCP_NODELAY");
+}
+
+static int dial(int port) {
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+  nodelay(fd);
+  return fd;
+}
+
+static int take(int lfd) {
+  int fd = accept(lfd, NULL, NULL);
+  if (fd < 0) die("accept");
+  nodelay(fd);
+  close(lfd);
+  return fd;
+}
+
+/* Reads exactly n bytes; 0 at end of stream before any. */
+static int readn(int fd, void *p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) die("read");
+    if (r == 0) {
+      if (got == 0) return 0;
+      errno = EPIPE;
+      die("read");
+    }
+    got += (size_t)r;
+  }
+  return 1;
+}
+
+static void writen(int fd, const void *p, size_t n) {
+  size_t put = 0;
+  while (put < n) {
+    ssize_t r = write(fd, (const char *)p + put, n - put);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) die("write");
+    put += (size_t)r;
+  }
+}
+
+/* ---- relay round trip ---- */
+
+static void echo_server(int fd) {
+  char m[MSG];
+  while (readn(fd, m, MSG)) writen(fd, m, MSG);
+  _exit(0);
+}
+
+static void relay(int cfd, int sfd) {
+  struct pollfd p[2] = {{cfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+  char m[MSG];
+  for (;;) {
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (p[0].revents) {
+      if (!readn(cfd, m, MSG)) break;
+      writen(sfd, m, MSG);
+    }
+    if (p[1].revents) {
+      if (!readn(sfd, m, MSG)) break;
+      writen(cfd, m, MSG);
+    }
+  }
+  _exit(0);
+}
+
+static void relay_run(int n, double *out) {
+  int sport, rport, fd, status;
+  int sl = listener(&sport), rl = listener(&rport);
+  pid_t server, rel;
+  char m[MSG];
+  if ((server = fork()) < 0) die("fork");
+  if (server == 0) {
+    close(rl);
+    echo_server(take(sl));
+  }
+  close(sl);
+  if ((rel = fork()) < 0) die("fork");
+  if (rel == 0) {
+    int sfd = dial(sport);
+    relay(take(rl), sfd);
+  }
+  close(rl);
+  fd = dial(rport);
+  memset(m, 'x', MSG);
+  for (int i = -50; i < n; i++) { /* 50 untimed first */
+    double t = now();
+    writen(fd, m, MSG);
+    readn(fd, m, MSG);
+    if (i >= 0) out[i] = now() - t;
+  }
+  close(fd);
+  waitpid(rel, &status, 0);
+  waitpid(server, &status, 0);
+}
+
+/* ---- loopback TCP bandwidth ---- */
+
+static void tcp_run(int k, size_t len, double *out) {
+  int port, lfd = listener(&port), fd, status;
+  char *buf = malloc(len), go = 'g';
+  pid_t writer;
+  if (buf == NULL) die("malloc");
+  memset(buf, 'x', len);
+  if ((writer = fork()) < 0) die("fork");
+  if (writer == 0) {
+    int w = dial(port);
+    close(lfd);
+    while (readn(w, &go, 1)) writen(w, buf, len);
+    _exit(0);
+  }
+  fd = take(lfd);
+  for (int i = 0; i < k; i++) {
+    double t = now();
+    writen(fd, &go, 1);
+    readn(fd, buf, len);
+    out[i] = now() - t;
+  }
+  close(fd);
+  waitpid(writer, &status, 0);
+  free(buf);
+}
+
+/* ---- memcpy bandwidth ---- */
+
+static void memcpy_run(int k, size_t len, double *out) {
+  char *a = malloc(len), *b = malloc(len);
+  if (a == NULL || b == NULL) die("malloc");
+  memset(a, 'x', len);
+  memset(b, 'y', len);
+  for (int i = 0; i < k; i++) {
+    double t = now();
+    memcpy(i % 2 ? a : b, i % 2 ? b : a, len);
+    __asm__ volatile("" : : "r"(a), "r"(b) : "memory");
+    out[i] = now() - t;
+  }
+  free(a);
+  free(b);
+}
+
+static void print(const char *name, const double *s, int k) {
+  printf("\"%s\": [", name);
+  for (int i = 0; i < k; i++) printf("%s%.9f", i ? ", " : "", s[i]);
+  printf("]");
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 2000;
+  int k = argc > 2 ? atoi(argv[2]) : 3;
+  size_t len = (size_t)(argc > 3 ? atoi(argv[3]) : 100) << 20;
+  double *rt, *tcp, *mem;
+  if (n < 1 || n > 1000000 || k < 1 || k > 1000 || len == 0 ||
+      len > ((size_t)1 << 30)) {
+    fprintf(stderr, "usage: plush-bench-floor [round-trips 1-1000000] "
+                    "[samples 1-1000] [MiB 1-1024]\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  rt = calloc((size_t)n, sizeof *rt);
+  tcp = calloc((size_t)k + 1, sizeof *tcp);
+  mem = calloc((size_t)k + 1, sizeof *mem);
+  if (rt == NULL || tcp == NULL || mem == NULL) die("calloc");
+  relay_run(n, rt);
+  tcp_run(k + 1, len, tcp);
+  memcpy_run(k + 1, len, mem);
+  printf("{");
+  print("relay", rt, n);
+  printf(", \"bytes\": %zu, ", len);
+  print("tcp", tcp + 1, k);
+  printf(", ");
+  print("memcpy", mem + 1, k);
+  printf("}\n");
+  free(rt);
+  free(tcp);
+  free(mem);
+  return 0;
+}

@@ -1,0 +1,275 @@
+--[[
+  plush.mapreduce: view:mapreduce{input, map, reduce, combine, partitions}
+  on every engine of a DirectView (share/doc/models.md, "MapReduce").
+
+  One task per engine: map its share of the input (values, or files it
+  reads itself), group what map emitted by key (combine folding each
+  group as it grows), send every other engine the groups of the
+  partitions it owns (engine.send: the shuffle goes engine to engine),
+  receive its own from every engine in target order, reduce them, and
+  return key -> value for its partitions. The client sends the input and
+  merges the engines' tables; nothing else passes through it.
+]]
+-- luacheck: read globals engine
+local spmd = require "plush.spmd"
+local util = require "plush.util"
+
+local guard, recv, catch = spmd.guard, spmd.recv, spmd.catch
+
+local mapreduce = {}
+
+-- How many keys one shuffle message carries at most.
+local CHUNK = 8192
+-- A key's group is folded by combine when it reaches this many values.
+local FOLD = 64
+
+-- The task of every engine (travels to the engines, with its upvalues).
+local function task(items, index, files, map, reduce, combine, nparts, peers, tag)
+  local stop <close> = guard(peers, tag) -- luacheck: ignore stop
+  local me, n = engine.id, #peers
+  local groups = {}
+
+  -- what the handlers say about the item or key they failed on
+  local cur, stage
+  local function item_what(i)
+    local x = items[i]
+    if files then return ("map of input file %d (%s)"):format(index[i], x), x end
+    local s = type(x) == "string" and ("%q"):format(x) or tostring(x)
+    if #s > 60 then s = s:sub(1, 57) .. "..." end
+    return ("map of input item %d (%s)"):format(index + i - 1, s), x
+  end
+  local on_map = catch(function() return item_what(cur) end)
+  local on_key = catch(function()
+    local s = type(cur) == "string" and ("%q"):format(cur) or tostring(cur)
+    if #s > 60 then s = s:sub(1, 57) .. "..." end
+    return ("%s of key %s"):format(stage, s), cur
+  end)
+
+  local function emit(k, v)
+    local g = groups[k]
+    if g == nil then
+      groups[k] = {v}
+    else
+      local m = #g + 1
+      g[m] = v
+      if combine and m >= FOLD then groups[k] = {combine(k, g)} end
+    end
+  end
+
+  -- map
+  for i = 1, #items do
+    cur = i
+    local item, name = items[i], nil
+    if files then
+      name = item
+      local f, err = io.open(name, "rb")
+      if not f then
+        error({["plush.spmd"] = "error", message = "cannot read input file: " .. err,
+          what = (item_what(i)), item = name, traceback = ""}, 0)
+      end
+      item = f:read("a")
+      f:close()
+    end
+    local ok, e = xpcall(map, on_map, item, emit, name)
+    if not ok then error(e, 0) end
+  end
+
+  -- the partition of a key; partition p belongs to engine p % n + 1
+  local function owner(k)
+    local h, t = 0, type(k)
+    if t == "string" then
+      local len = #k
+      h = len
+      for i = 1, len < 16 and len or 16 do h = (h * 31 + k:byte(i)) & 0x7fffffff end
+      for i = len > 16 and len - 7 or len + 1, len do h = (h * 31 + k:byte(i)) & 0x7fffffff end
+    elseif math.type(k) == "integer" then
+      h = k
+    elseif t == "number" then
+      h = math.tointeger(k) or string.unpack("<i8", string.pack("<d", k))
+    elseif t == "boolean" then
+      h = k and 1 or 0
+    else
+      error({["plush.spmd"] = "error", traceback = "", what = "emit",
+        message = "a key is a string, a number or a boolean, not a " .. t}, 0)
+    end
+    return (h % nparts) % n + 1
+  end
+
+  -- the shuffle: each engine's groups, folded once more
+  local outbox = {}
+  for i = 1, n do outbox[i] = {} end
+  stage = "combine"
+  for k, g in pairs(groups) do
+    if combine and #g > 1 then
+      cur = k
+      local ok, v = xpcall(combine, on_key, k, g)
+      if not ok then error(v, 0) end
+      g = {v}
+    end
+    outbox[owner(k)][k] = g
+  end
+  groups = nil
+  for i, id in ipairs(peers) do
+    if id ~= me then
+      local chunk, c = {}, 0
+      for k, g in pairs(outbox[i]) do
+        c = c + 1
+        chunk[k] = g
+        if c == CHUNK then
+          engine.send(id, {m = chunk, more = true}, tag)
+          chunk, c = {}, 0
+        end
+      end
+      engine.send(id, {m = chunk}, tag)
+      outbox[i] = nil
+    end
+  end
+
+  -- this engine's groups, from every engine in target order
+  local mine = {}
+  local function merge(chunk)
+    for k, g in pairs(chunk) do
+      local have = mine[k]
+      if have then table.move(g, 1, #g, #have + 1, have) else mine[k] = g end
+    end
+  end
+  for i, id in ipairs(peers) do
+    if id == me then
+      merge(outbox[i])
+    else
+      repeat
+        local m = recv(id, tag)
+        merge(m.m)
+      until not m.more
+    end
+  end
+
+  stage = "reduce"
+  local out = {}
+  for k, g in pairs(mine) do
+    cur = k
+    local ok, v = xpcall(reduce, on_key, k, g)
+    if not ok then error(v, 0) end
+    out[k] = v
+  end
+  return out
+end
+
+-------------------------------------------------------------------------------
+-- Client side
+-------------------------------------------------------------------------------
+
+local KNOWN = {input = true, map = true, reduce = true, combine = true, partitions = true}
+
+local function bad(msg) util.raise("mapreduce: " .. msg) end
+
+local function check(spec)
+  if type(spec) ~= "table" then
+    util.argerror(1, "mapreduce", "table expected, got " .. type(spec))
+  end
+  for k in pairs(spec) do
+    if not KNOWN[k] then bad(("unknown field '%s'"):format(tostring(k))) end
+  end
+  if type(spec.map) ~= "function" then bad("'map' must be a function, got " .. type(spec.map)) end
+  if type(spec.reduce) ~= "function" then
+    bad("'reduce' must be a function, got " .. type(spec.reduce))
+  end
+  if spec.combine ~= nil and type(spec.combine) ~= "function" then
+    bad("'combine' must be a function or nil, got " .. type(spec.combine))
+  end
+  local p = spec.partitions
+  if p ~= nil and (math.type(p) ~= "integer" or p < 1) then
+    bad("'partitions' must be a positive integer")
+  end
+  local input = spec.input
+  if type(input) ~= "table" then
+    bad("'input' must be a sequence of values or {files = {names}}, got " .. type(input))
+  end
+  if input.files ~= nil then
+    if type(input.files) ~= "table" then bad("'input.files' must be a sequence of file names") end
+    for i = 1, util.len(input.files) do
+      if type(input.files[i]) ~= "string" then
+        bad(("'input.files[%d]' must be a file name, got %s"):format(i, type(input.files[i])))
+      end
+    end
+  end
+end
+
+-- The size of a file as the client sees it (0 when it cannot: the engine
+-- reading it will say why).
+local function size(name)
+  local f = io.open(name, "rb")
+  if not f then return 0 end
+  local s = f:seek("end") or 0
+  f:close()
+  return s
+end
+
+--[[
+  Files go to the engine with the fewest bytes so far, largest first;
+  each engine reads its files in input order. Values are split in
+  contiguous parts.
+]]
+local function share_files(files, n)
+  local order, sizes = {}, {}
+  for i = 1, util.len(files) do order[i], sizes[i] = i, size(files[i]) end
+  table.sort(order, function(a, b)
+    if sizes[a] ~= sizes[b] then return sizes[a] > sizes[b] end
+    return a < b
+  end)
+  local load, idx = {}, {}
+  for e = 1, n do load[e], idx[e] = 0, {} end
+  for _, i in ipairs(order) do
+    local best = 1
+    for e = 2, n do if load[e] < load[best] then best = e end end
+    load[best] = load[best] + sizes[i]
+    idx[best][#idx[best] + 1] = i
+  end
+  local parts = {}
+  for e = 1, n do
+    table.sort(idx[e])
+    local names = {}
+    for j, i in ipairs(idx[e]) do names[j] = files[i] end
+    parts[e] = {names, idx[e]}
+  end
+  return parts
+end
+
+local function share_values(seq, n)
+  local len, parts, pos = util.len(seq), {}, 1
+  local base, extra = len // n, len % n
+  for e = 1, n do
+    local m = base + (e <= extra and 1 or 0)
+    parts[e] = {table.move(seq, pos, pos + m - 1, 1, {}), pos}
+    pos = pos + m
+  end
+  return parts
+end
+
+--[[
+  mapreduce(v, spec): the table key -> reduce(key, values), or a Deferred
+  of it when v does not block.
+]]
+function mapreduce.run(v, spec)
+  check(spec)
+  local list = spmd.targets(v, "mapreduce")
+  local tag = spmd.tag("mapreduce")
+  local files = spec.input.files ~= nil
+  local parts = files and share_files(spec.input.files, #list) or share_values(spec.input, #list)
+  local nparts = spec.partitions or #list
+  local r = spmd.run(v:with{block = false}, "mapreduce", list, tag, task, function(i)
+    return parts[i][1], parts[i][2], files, spec.map, spec.reduce, spec.combine, nparts,
+      list, tag
+  end)
+  r:add_callback(function(tables)
+    local out = {}
+    for i = 1, #list do
+      for k, x in pairs(tables[i]) do out[k] = x end
+    end
+    return out
+  end)
+  if not v.block then return r end
+  return spmd.wait(r)
+end
+
+return mapreduce
