@@ -116,6 +116,30 @@ local ok, err = xpcall(function()
       return v
     end},
     {"encode_table", 5, function() return core.encode(seq) end},
+    -- the models rows of bench/run.lua: 5,000 operations per run
+    {"msg_rt_5000", 3, function()
+      rc:view{ids[1], ids[2]}:apply(function(peers, n)
+        local other = peers[1] == engine.id and peers[2] or peers[1]
+        for j = 1, n do
+          if engine.id == peers[1] then
+            engine.send(other, j)
+            engine.recv(other)
+          else
+            engine.send(other, (engine.recv(other)))
+          end
+        end
+      end, {ids[1], ids[2]}, 5000)
+    end},
+    {"ts_pairs_5000", 3, function()
+      rc:view{ids[1], ids[2]}:apply(function(peers, n)
+        local s = engine.tuplespace "bench"
+        if engine.id == peers[1] then
+          for j = 1, n do s:out{"b", j} end
+        else
+          for _ = 1, n do s:take{"b", s.ANY} end
+        end
+      end, {ids[1], ids[2]}, 5000)
+    end},
     {"decode_table", 5, function() return core.decode(encoded) end},
   }
   io.write(("%-16s %6s %11s %11s %11s %11s %11s\n"):format("per operation", "n",

@@ -10,7 +10,10 @@
 ** read is answered with the tuple's encoding exactly as it was put out
 ** (a table), nil when a try_ found none, the string "timeout" or
 ** "cancelled". A tuple is kept decoded in c->L (matching compares Lua
-** values) and encoded (what the answers carry, and what is stored).
+** values) and encoded (what the answers carry, and what is stored), in
+** its space's list (oldest first) and in one of its index buckets (by
+** arity and first field): a take or read whose pattern starts with a
+** value walks that bucket only.
 **
 ** Never losing a tuple: one that is put out goes to the waiters that
 ** match it (reads all get it; the oldest take consumes it), else into
@@ -76,13 +79,43 @@ static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
       if (v != NULL) ts->pend = v, ts->cap = n;
     }
     if (ts->npend < ts->cap) {
-      ts->pend[ts->npend++] = (held){kind, who, f};
+      ts->pend[ts->npend++] = (held){kind, who, f, 0, rid};
       return;
     }
     ctl_store_commit(c); /* no room to hold it: commit first */
   }
   if ((p = ctl_ts_whom(c, kind, who)) != NULL) plush_conn_write_frame(p->conn, f);
   plush_frame_unref(f);
+}
+
+/*
+** Acknowledges an out once stored. An engine's pipelined outs (rid with
+** CTL_TS_PIPED) held for the same commit share one answer, the count: a
+** turn that stores a batch of outs writes one frame per engine, not one
+** per tuple. The merge looks at the last few held answers only.
+*/
+static void ack(plush_ctl *c, peer *p, uint64_t rid) {
+  struct ctl_ts *ts = c->ts;
+  if ((rid & CTL_TS_PIPED) && ts && c->db && ctl_store_begin(c) == 0) {
+    size_t i = ts->npend, low = i > 8 ? i - 8 : 0;
+    while (i-- > low)
+      if (ts->pend[i].f == NULL && ts->pend[i].kind == p->kind &&
+          ts->pend[i].who == p->id) {
+        ts->pend[i].acks++;
+        ts->pend[i].rid = rid;
+        return;
+      }
+    if (ts->npend == ts->cap) {
+      size_t n = ts->cap ? 2 * ts->cap : 16;
+      held *v = realloc(ts->pend, n * sizeof *v);
+      if (v != NULL) ts->pend = v, ts->cap = n;
+    }
+    if (ts->npend < ts->cap) {
+      ts->pend[ts->npend++] = (held){p->kind, p->id, NULL, 1, rid};
+      return;
+    }
+  }
+  answer(c, p->kind, p->id, rid, true_enc, 1, 1);
 }
 
 static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
@@ -92,27 +125,102 @@ static void reply(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
 
 /* ---- spaces, tuples, waiters ------------------------------------- */
 
+space *ctl_ts_space(const char *name) {
+  space *sp = calloc(1, sizeof *sp);
+  if (sp == NULL || (sp->name = strdup(name)) == NULL) {
+    free(sp);
+    return NULL;
+  }
+  sp->tuples.prev = sp->tuples.next = &sp->tuples;
+  sp->waiters.prev = sp->waiters.next = &sp->waiters;
+  return sp;
+}
+
 static space *findspace(struct ctl_ts *ts, const char *name, int make) {
   space *sp;
   for (sp = ts->spaces; sp; sp = sp->next)
     if (strcmp(sp->name, name) == 0) return sp;
   if (!make) return NULL;
-  if ((sp = calloc(1, sizeof *sp)) == NULL ||
-      (sp->name = strdup(name)) == NULL) {
-    free(sp);
+  if ((sp = ctl_ts_space(name)) == NULL)
     luaL_error(ts->c->L, "tuple space: out of memory");
-  }
-  sp->tuples.prev = sp->tuples.next = &sp->tuples;
-  sp->waiters.prev = sp->waiters.next = &sp->waiters;
   sp->next = ts->spaces;
   ts->spaces = sp;
   return sp;
+}
+
+/* ---- the index --------------------------------------------------- */
+
+/*
+** The bucket of arity n and first field v (at idx): values that are
+** equal (rawequal: 1 and 1.0 too) share it; a first field that is a
+** table, a function or NaN goes by its type alone (a pattern's table
+** matches by content, so such patterns scan the whole space).
+*/
+static unsigned key(lua_State *L, int n, int idx) {
+  uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15u, v = 0;
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) {
+    size_t len;
+    const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
+    v = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) v = (v ^ s[i]) * 1099511628211u;
+  } else if (t == LUA_TNUMBER) {
+    lua_Integer i;
+    if (lua_isinteger(L, idx)) {
+      v = (uint64_t)lua_tointeger(L, idx);
+    } else if (lua_numbertointeger(lua_tonumber(L, idx), &i)) {
+      v = (uint64_t)i; /* 2.0 equals 2 */
+    } else {
+      lua_Number d = lua_tonumber(L, idx);
+      memcpy(&v, &d, sizeof v < sizeof d ? sizeof v : sizeof d);
+    }
+    t = LUA_TSTRING + 16; /* integers and floats alike */
+  } else if (t == LUA_TBOOLEAN) {
+    v = (uint64_t)lua_toboolean(L, idx);
+  }
+  h ^= v + (uint64_t)t * 0xbf58476d1ce4e5b9u + (h << 6) + (h >> 2);
+  h ^= h >> 31;
+  return (unsigned)(h % CTL_TS_BUCKETS);
+}
+
+/* The bucket a pattern (at pi, arity n) needs, or -1: look at every tuple. */
+static int patternkey(lua_State *L, int pi, int n) {
+  int b = -1, t;
+  if (n < 1) return -1;
+  t = lua_rawgeti(L, pi, 1);
+  if ((t == LUA_TSTRING || t == LUA_TBOOLEAN ||
+       (t == LUA_TNUMBER && lua_tonumber(L, -1) == lua_tonumber(L, -1))))
+    b = (int)key(L, n, lua_gettop(L));
+  lua_pop(L, 1);
+  return b;
+}
+
+void ctl_ts_append(lua_State *L, space *sp, tup *t, int idx) {
+  bucket *b;
+  lua_rawgeti(L, idx, 1);
+  t->bkt = key(L, t->n, lua_gettop(L));
+  lua_pop(L, 1);
+  b = &sp->bk[t->bkt];
+  t->bnext = NULL;
+  t->bprev = b->tail;
+  if (b->tail) b->tail->bnext = t;
+  else b->head = t;
+  b->tail = t;
+  t->prev = sp->tuples.prev;
+  t->next = &sp->tuples;
+  sp->tuples.prev->next = t;
+  sp->tuples.prev = t;
+  sp->count++;
 }
 
 static void tupdrop(plush_ctl *c, space *sp, tup *t) {
   struct ctl_ts *ts = c->ts;
   t->prev->next = t->next;
   t->next->prev = t->prev;
+  if (t->bprev) t->bprev->bnext = t->bnext;
+  else sp->bk[t->bkt].head = t->bnext;
+  if (t->bnext) t->bnext->bprev = t->bprev;
+  else sp->bk[t->bkt].tail = t->bprev;
   sp->count--;
   if (t->unext) { /* never written: nothing to delete */
     t->uprev->unext = t->unext;
@@ -359,21 +467,17 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
       ts->unsaved.uprev->unext = t;
       ts->unsaved.uprev = t;
     }
-    t->prev = sp->tuples.prev;
-    t->next = &sp->tuples;
-    sp->tuples.prev->next = t;
-    sp->tuples.prev = t;
-    sp->count++;
+    ctl_ts_append(L, sp, t, ti);
   }
   plush_buf_free(&b);
-  answer(c, p->kind, p->id, rid, true_enc, 1, 1); /* once stored */
+  ack(c, p, rid); /* once stored */
 }
 
 /* take and read: the oldest matching tuple, else wait (or not). */
 static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
   lua_State *L = c->L;
   const char *what = take ? "take" : "read";
-  int req = lua_gettop(L), pi, n, wait;
+  int req = lua_gettop(L), pi, n, wait, bk;
   const char *name = spacename(c, p, rid, req);
   struct ctl_ts *ts = state(c);
   lua_Number timeout = -1;
@@ -398,7 +502,10 @@ static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
     return;
   }
   sp = findspace(ts, name, wait);
-  for (t = sp ? sp->tuples.next : NULL; sp && t != &sp->tuples; t = t->next) {
+  bk = sp ? patternkey(L, pi, n) : -1;
+  t = sp == NULL ? NULL : bk >= 0 ? sp->bk[bk].head : sp->tuples.next;
+  /* its bucket (oldest first) when the first field is a value, else all */
+  for (; t && t != &sp->tuples; t = bk >= 0 ? t->bnext : t->next) {
     int m;
     if (t->n != n) continue;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);

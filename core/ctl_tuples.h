@@ -20,6 +20,8 @@ typedef struct tup {
   char *data;         /* its encoding */
   struct space *sp;
   struct tup *prev, *next;
+  struct tup *bprev, *bnext; /* in its bucket of sp->bk: oldest first */
+  unsigned bkt;       /* that bucket */
 } tup;
 
 typedef struct space space;
@@ -37,19 +39,38 @@ typedef struct waiter {
   struct waiter *prev, *next;
 } waiter;
 
+/* Buckets of a space's index: a tuple is in the one of its arity and
+** first field (ctl_tuples.c, key), so that a pattern whose first field
+** is a value looks at those tuples only. */
+#define CTL_TS_BUCKETS 64
+
+typedef struct bucket {
+  tup *head, *tail;
+} bucket;
+
 struct space {
   char *name;
   tup tuples;         /* sentinel: oldest first */
+  bucket bk[CTL_TS_BUCKETS];
   waiter waiters;     /* sentinel: oldest first */
   size_t count;
   space *next;
 };
 
+/* An answer held for the transaction: the frame f, or (f NULL) the
+** acknowledgement of acks pipelined outs of an engine, the last rid. */
 typedef struct held {
   int kind;
   uint32_t who;
   plush_frame *f;
+  uint32_t acks;
+  uint64_t rid;
 } held;
+
+/* The bit of a request id that marks an engine's pipelined out
+** (engines/engine_msg.h ENG_TS_OUT): its acknowledgements are merged,
+** one answer per engine and commit, whose value is how many it acks. */
+#define CTL_TS_PIPED ((uint64_t)1 << 63)
 
 struct ctl_ts {
   plush_ctl *c;
@@ -76,6 +97,10 @@ PLUSH_INTERNAL struct ctl_ts *ctl_ts_new(plush_ctl *c);
 PLUSH_INTERNAL peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who);
 /* Takes w out of its space and frees it (its timer closes). */
 PLUSH_INTERNAL void ctl_ts_waitdrop(plush_ctl *c, waiter *w);
+/* A new space (not yet in ts->spaces), or NULL without memory. */
+PLUSH_INTERNAL space *ctl_ts_space(const char *name);
+/* Puts t, the decoded tuple at idx, last in sp (its list and bucket). */
+PLUSH_INTERNAL void ctl_ts_append(lua_State *L, space *sp, tup *t, int idx);
 /* The arity of the table at idx: its field n when an integer, else #t. */
 PLUSH_INTERNAL int ctl_ts_arity(lua_State *L, int idx);
 

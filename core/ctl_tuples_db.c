@@ -20,9 +20,23 @@ void ctl_ts_committed(plush_ctl *c) {
   n = ts->npend;
   ts->npend = 0;
   for (i = 0; i < n; i++) {
-    peer *p = ctl_ts_whom(c, ts->pend[i].kind, ts->pend[i].who);
-    if (p) plush_conn_write_frame(p->conn, ts->pend[i].f);
-    plush_frame_unref(ts->pend[i].f);
+    held *h = &ts->pend[i];
+    peer *p = ctl_ts_whom(c, h->kind, h->who);
+    if (h->f == NULL && p) { /* merged acks: their count */
+      char d[8];
+      size_t len = 0;
+      if (h->acks < 128) {
+        d[len++] = (char)h->acks;
+      } else {
+        d[len++] = (char)0xce; /* uint32, big-endian */
+        for (int k = 3; k >= 0; k--) d[len++] = (char)(h->acks >> (8 * k));
+      }
+      plush_hdr hd = {(uint32_t)len, PLUSH_T_CTRL_REPLY, 0, 0, 0, h->rid, 0};
+      if ((h->f = plush_frame_new(&hd)) != NULL)
+        memcpy(plush_frame_payload(h->f), d, len);
+    }
+    if (p && h->f) plush_conn_write_frame(p->conn, h->f);
+    plush_frame_unref(h->f);
   }
 }
 
@@ -99,16 +113,9 @@ int ctl_ts_load(plush_ctl *c) {
     tup *t = calloc(1, sizeof *t);
     space *sp = NULL;
     for (sp = ts->spaces; sp && name && strcmp(sp->name, name); sp = sp->next) {}
-    if (sp == NULL && name && (sp = calloc(1, sizeof *sp)) != NULL) {
-      if ((sp->name = strdup(name)) == NULL) {
-        free(sp);
-        sp = NULL;
-      } else {
-        sp->tuples.prev = sp->tuples.next = &sp->tuples;
-        sp->waiters.prev = sp->waiters.next = &sp->waiters;
-        sp->next = ts->spaces;
-        ts->spaces = sp;
-      }
+    if (sp == NULL && name && (sp = ctl_ts_space(name)) != NULL) {
+      sp->next = ts->spaces;
+      ts->spaces = sp;
     }
     ts->seq = sqlite3_column_int64(st, 0);
     if (t == NULL || sp == NULL || (t->data = malloc(len ? len : 1)) == NULL ||
@@ -126,12 +133,8 @@ int ctl_ts_load(plush_ctl *c) {
     t->saved = 1;
     t->sp = sp;
     t->n = ctl_ts_arity(L, lua_gettop(L));
+    ctl_ts_append(L, sp, t, lua_gettop(L));
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    t->prev = sp->tuples.prev;
-    t->next = &sp->tuples;
-    sp->tuples.prev->next = t;
-    sp->tuples.prev = t;
-    sp->count++;
     n++;
   }
   sqlite3_finalize(st);
@@ -163,7 +166,10 @@ void ctl_ts_free(plush_ctl *c) {
     free(sp->name);
     free(sp);
   }
-  while (ts->npend > 0) plush_frame_unref(ts->pend[--ts->npend].f);
+  while (ts->npend > 0) {
+    plush_frame *f = ts->pend[--ts->npend].f;
+    if (f) plush_frame_unref(f);
+  }
   free(ts->pend);
   free(ts->dels);
   free(ts);

@@ -280,6 +280,23 @@ void eng_ts_open(lua_State *L) {
 }
 
 /*
+** How many pipelined outs an answer acknowledges: the controller merges
+** those stored by one commit into one answer whose value is their count
+** (an integer: fixint or uint32); true (or a refusal) is one.
+*/
+static size_t acked(plush_frame *f) {
+  const unsigned char *p = (const unsigned char *)plush_frame_payload(f);
+  size_t n = 0;
+  if (f->hdr.status != PLUSH_S_OK || f->hdr.len == 0) return 1;
+  if (f->hdr.len == 1 && p[0] >= 1 && p[0] <= 0x7f) return p[0];
+  if (f->hdr.len == 5 && p[0] == 0xce) {
+    for (int i = 1; i < 5; i++) n = n << 8 | p[i];
+    return n ? n : 1;
+  }
+  return 1;
+}
+
+/*
 ** I/O thread: the answer to the Lua thread's request, or to one it gave
 ** up on: a tuple that came for an abandoned take goes back to its space.
 */
@@ -288,8 +305,9 @@ void eng_ts_reply(plush_engine *e, plush_frame *f) {
   char *space = NULL, err[200];
   lua_State *L = e->cl;
   uv_mutex_lock(&e->mu);
-  if (f->hdr.id & ENG_TS_OUT) { /* an out is stored */
-    if (m->outs > 0) m->outs--;
+  if (f->hdr.id & ENG_TS_OUT) { /* outs are stored: how many it acks */
+    size_t k = acked(f);
+    m->outs = m->outs > k ? m->outs - k : 0;
     __atomic_add_fetch(&m->events, 1, __ATOMIC_RELAXED);
     uv_cond_broadcast(&e->outc);
     uv_mutex_unlock(&e->mu);

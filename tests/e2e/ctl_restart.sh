@@ -27,6 +27,9 @@ assert(rc[0]:execute("return engine.memory_limit") == 64 << 20)
 local ts = plush.tuplespace(rc, "kept")
 for i = 1, 100 do ts:out{"t", i} end
 assert(ts:try_take{"t", 1}[2] == 1)
+-- an engine's outs are pipelined: its task ends once all are stored (the
+-- controller acknowledges them in counts), so all survive a kill -9
+rc[1]:execute("local s = engine.tuplespace 'piped' for i = 1, 1500 do s:out{'e', i} end")
 local blocked = rc[0]:async():execute("return tuples:take{'never'}")
 -- in flight when the controller dies
 local inflight = rc[1]:async():execute("local t = os.clock() + 3 while os.clock() < t do end return 1")
@@ -50,6 +53,10 @@ assert(rc:result(kept.id) == "kept", "finished result kept")
 local okb, eb = pcall(blocked.get, blocked, 20)
 assert(not okb and tostring(eb):find("controller", 1, true), tostring(eb))
 assert(ts:count() == 99, "tuples kept: " .. ts:count())
+local piped = plush.tuplespace(rc, "piped")
+assert(piped:count() == 1500, "engine's tuples kept: " .. piped:count())
+assert(piped:try_take{"e", plush.ANY}[2] == 1, "oldest first")
+assert(rc[0]:execute("return engine.tuplespace('piped'):take{'e', 1500}")[2] == 1500)
 assert(ts:try_take{"t", plush.ANY}[2] == 2, "oldest first")
 assert(rc[1]:execute("return engine.tuplespace('kept'):take{'t', 3}")[2] == 3)
 print("ok")
