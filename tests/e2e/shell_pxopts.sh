@@ -121,16 +121,24 @@ last_output_of "$S" '?%px' | grep -qF -- '[-t IDS] [-b|-a] [--group-outputs engi
   fail "?%px"
 
 # Ctrl-C while output is held: the engines are interrupted, and what they
-# printed is shown (each engine has printed once its flag file exists)
+# printed is shown. Output that reaches the shell after Ctrl-C is dropped
+# (the client mutes interrupted tasks), so the key waits until each line
+# is in the shell: an engine's flag file exists once the controller has
+# handled its print (a tuple-space round trip after it: the controller
+# takes an engine's frames in order and writes the line to the shell's
+# socket at once), and the shell then sleeps in epoll_wait only once it
+# has read and dispatched all that came.
 rm -f "$HOME/flag0" "$HOME/flag1" "$HOME/flag2"
-type_text "$S" "%px --no-stream print('held ' .. engine.id) io.open('$HOME/flag' .. engine.id, 'w'):close() while true do end"
+type_text "$S" "%px --no-stream print('held ' .. engine.id) tuples:out{'held', engine.id} tuples:take{'held', engine.id} io.open('$HOME/flag' .. engine.id, 'w'):close() while true do end"
 press "$S" Enter
 flags() { [ -e "$HOME/flag0" ] && [ -e "$HOME/flag1" ] && [ -e "$HOME/flag2" ]; }
 wait_for 30 flags || fail "the engines did not start"
+shell_waits() { grep -q epoll "/proc/$SHELL_PID/wchan"; }
+wait_for 30 shell_waits || fail "the shell never went back to waiting"
 press "$S" C-c
 wait_text "$S" "interrupted: engines 0, 1, 2"
-[ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
 wait_text "$S" "[33] plush [3 up | all]> "
+[ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
 run_line "$S" '%px engine.id'
 [ "$(last_output_of "$S" '%px engine.id')" = "$(printf '[engine 0] 0\n[engine 1] 1\n[engine 2] 2')" ] ||
   fail "after Ctrl-C"
