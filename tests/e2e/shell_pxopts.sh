@@ -72,14 +72,14 @@ out=$(last_output_of "$S" "%px --stream print(")
 # --out NAME keeps the Deferred here; --noblock returns at once
 run_line "$S" '%px --noblock --out later local t = os.time() + 1 repeat until os.time() > t return engine.id * 2'
 wait_text "$S" "submitted to 3 engine(s); the results print when they arrive"
-wait_text "$S" "[engine 2] 4"
+wait_async "$S" "[engine 2] 4"
 run_line "$S" 'later:get()'
 [ "$(last_output_of "$S" 'later:get()')" = "{0, 2, 4}" ] || fail "--out: $(last_output_of "$S" 'later:get()')"
 
 # a line that wraps: the results arriving later leave the lines above it
 # as they were (the "submitted" note stays)
 run_line "$S" '%px -a local t = os.time() + 1 repeat until os.time() > t return engine.id * 3 -- a comment that makes it wrap'
-wait_text "$S" "[engine 2] 6"
+wait_async "$S" "[engine 2] 6"
 [ "$(count_text "$S" "submitted to 3 engine(s); the results print when they arrive")" = 2 ] ||
   fail "the note above a wrapped line was erased"
 
