@@ -65,7 +65,10 @@ for s in $server; do wait_for 10 gone "$s" || fail "plush-dashboard $s outlived 
 [ "$("$PLUSH" --profile "$P" -e 'return 1 + 1')" = 2 ] || fail "the cluster does not answer"
 
 # its web server killed by PID: the dashboard says so and stops (status
-# 1), the cluster answers
+# 1), the cluster answers. ($out is emptied here first: the background
+# job's own >"$out" happens later, in the child, and until then the
+# previous dashboard's URL would be read as this one's.)
+: >"$out"
 "$PLUSH" dashboard --profile "$P" >"$out" 2>&1 &
 dash=$!
 PIDS+=("$dash")
@@ -81,6 +84,7 @@ grep -qx "plush: the dashboard's web server stopped" "$out" || fail "server deat
 [ "$("$PLUSH" --profile "$P" -e 'return 3 + 4')" = 7 ] || fail "the cluster does not answer"
 
 # beyond loopback only when asked, and then told plainly it is not encrypted
+: >"$out"
 "$PLUSH" dashboard --profile "$P" --bind 0.0.0.0 >"$out" 2>&1 &
 dash=$!
 PIDS+=("$dash")
@@ -96,6 +100,7 @@ wait_for 10 gone "$dash" || fail "plush dashboard did not stop on Ctrl-C"
 
 # the controller killed by PID and started again: the page says it is
 # lost, then live again with its engines (they reconnect by themselves)
+: >"$out"
 "$PLUSH" dashboard --profile "$P" >"$out" 2>&1 &
 dash=$!
 PIDS+=("$dash")

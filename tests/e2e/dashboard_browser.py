@@ -193,9 +193,11 @@ return ok
     detail = text("detail")
     if "boom" not in detail or "stack traceback" not in detail:
         fail("the failure's detail: %r" % detail)
-    if not any(td.text.endswith("(this dashboard)") for td in
-               driver.find_elements(By.CSS_SELECTOR, "#clients-body td")):
-        fail("the clients view does not show the dashboard's own connection")
+    # (through wait: the table is rendered again as updates come, so a
+    # cell found may be gone when read; wait looks again)
+    wait(30, "the clients view does not show the dashboard's own connection",
+         lambda: any(td.text.endswith("(this dashboard)") for td in
+                     driver.find_elements(By.CSS_SELECTOR, "#clients-body td")))
     for view in ("engines", "stream", "progress", "throughput", "clients", "logs"):
         shot(view, view)
     driver.save_screenshot(os.path.join(SHOTS, "page.png"))

@@ -29,6 +29,20 @@ dout() { # cmd
     on { out[++k] = $0 }
     END { for (i = 1; i <= k; i++) print out[i] }'
 }
+# opens the debugger with LINE (%debug ...): the next (debug) prompt is
+# awaited by count, as dline does -- the prompts of earlier sessions are
+# still on the screen, and the header is printed before the prompt
+dopen() { # line
+  dline "$1"
+}
+# back to the shell by Ctrl-D: one more shell prompt (the last one is
+# still on the screen)
+dctrl_d() {
+  local before
+  before=$(count_text "$S" "$PROMPT_MARK")
+  press "$S" C-d
+  wait_count "$S" "$PROMPT_MARK" $((before + 1))
+}
 leave() { # quits the debugger
   type_text "$S" "q"
   submit "$S"
@@ -41,9 +55,7 @@ type_text "$S" '%pn 1 function outer() local secret = {41, name = "s"}; mid(secr
 submit "$S"
 run_line "$S" '%pn 1 local r = outer()'
 wait_text "$S" "boom 84"
-type_text "$S" '%debug'
-press "$S" Enter
-wait_text "$S" "$DBG"
+dopen '%debug'
 out=$(screen "$S" | awk '/^(\[[0-9]+\] )?plush .*> %debug$/ { on = 1; next } on && index($0, "(debug) ") == 1 { exit } on')
 [ "$out" = "$(printf 'engine 1: execute:1: boom 84\n> #2  execute:1 in global '"'"'inner'"'"'')" ] ||
   fail "%debug opens on the failing frame: $out"
@@ -81,14 +93,11 @@ run_line "$S" '%pn 1 return secret == nil and type(outer)'
 # ---- a CompositeError: both engines fail, %debug 0 picks engine 0
 run_line "$S" '%px local who = engine.id * 10; error("failed on " .. engine.id)'
 wait_text "$S" "failed on 0"
-type_text "$S" '%debug'
-press "$S" Enter
-wait_text "$S" "$DBG"
+dopen '%debug'
 has_text "$S" "engines 0,1 failed: engine 0 here (%debug ENGINE for another)" || fail "several failed"
 leave
-type_text "$S" '%debug 1'
-press "$S" Enter
-wait_text "$S" "engine 1: execute:1: failed on 1"
+dopen '%debug 1'
+has_text "$S" "engine 1: execute:1: failed on 1" || fail "%debug 1 header"
 dline 'p who'
 [ "$(dout 'p who')" = "10" ] || fail "%debug 1: $(dout 'p who')"
 # Ctrl-C stops an expression that does not end; the debugger stays
@@ -115,23 +124,22 @@ run_line "$S" '%debug 7'
 # ---- a local error: the same commands
 run_line "$S" 'function lf(n) local twice = n * 2; return nil + twice end'
 run_line "$S" 'lf(21)'
-type_text "$S" '%debug'
-press "$S" Enter
-wait_text "$S" "here: stdin:1: attempt to perform arithmetic on a nil value"
+dopen '%debug'
+has_text "$S" "here: stdin:1: attempt to perform arithmetic on a nil value" || fail "local header"
 dline 'p twice, n'
 [ "$(dout 'p twice')" = "42, 21" ] || fail "local p: $(dout 'p twice')"
 dline 'l'
 [ "$(dout l)" = '   1 -> function lf(n) local twice = n * 2; return nil + twice end' ] ||
   fail "local list: $(dout l)"
-press "$S" C-d
-wait_text "$S" "plush [2 up | all]> "
+dctrl_d
+has_text "$S" "plush [2 up | all]> " || fail "prompt after Ctrl-D"
 run_line "$S" 'print("back")'
 # a magic's usage mistake and a %px that went well leave it the one to debug
 run_line "$S" '%nosuchmagic'
 run_line "$S" '%px return 1'
-type_text "$S" '%debug'
-press "$S" Enter
-wait_count "$S" "here: stdin:1: attempt to perform arithmetic on a nil value" 2
+dopen '%debug'
+[ "$(count_text "$S" "here: stdin:1: attempt to perform arithmetic on a nil value")" = 2 ] ||
+  fail "local header again"
 dline 'p n'
 [ "$(dout 'p n')" = "21" ] || fail "local again: $(dout 'p n')"
 leave

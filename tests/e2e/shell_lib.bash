@@ -82,6 +82,19 @@ wait_count() { # name text n [seconds]
   wait_for "${4:-30}" at_least || fail "timed out waiting for '$text' ($n times)"
 }
 
+# Waits until results that arrive while the prompt is up (a --noblock
+# %px, %block off) have printed: TEXT (their last line) on the screen,
+# then the prompt drawn again under them. The shell erases the prompt
+# line, prints what came and draws the prompt again: a count of prompts
+# (submit) taken in between would come up one short.
+wait_async() { # name text [seconds]
+  local name=$1
+  wait_text "$name" "$2" "${3:-30}"
+  # (capture-pane drops the prompt's trailing blank)
+  prompt_back() { cursor_line "$name" | grep -qF -- "${PROMPT_MARK% }"; }
+  wait_for "${3:-30}" prompt_back || fail "the prompt did not come back after '$2'"
+}
+
 type_text() { tm send-keys -t "$1" -l -- "$2"; }
 press() { # name key...
   local name=$1

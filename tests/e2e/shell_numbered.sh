@@ -98,6 +98,14 @@ run_line "$S" '%who'
 [ "$(last_output_of "$S" '%who')" = "w (engine 0)" ] || fail "after %restart: $(last_output_of "$S" '%who')"
 
 # Tab through metatables: the client's methods, a view's, a Deferred's
+# (Ctrl-C drops the line typed: awaited as the next prompt, which the
+# next run_line must not count as its own)
+cancel_line() {
+  local before
+  before=$(count_text "$S" "$PROMPT_MARK")
+  press "$S" C-c
+  wait_count "$S" "$PROMPT_MARK" $((before + 1))
+}
 type_text "$S" 'rc:'
 press "$S" Tab Tab
 wait_text "$S" "rc:balanced"
@@ -107,12 +115,12 @@ has_text "$S" "rc:_pump" && fail "rc: lists internal names"
 type_text "$S" 'rest'
 press "$S" Tab
 wait_text "$S" "> rc:restart"
-press "$S" C-c
+cancel_line
 run_line "$S" 'v = rc:view()'
 type_text "$S" 'v:exe'
 press "$S" Tab
 wait_text "$S" "> v:execute"
-press "$S" C-c
+cancel_line
 run_line "$S" 'd = rc:view{block = false}:execute("return 5")'
 type_text "$S" 'd:ge'
 press "$S" Tab
@@ -122,9 +130,13 @@ submit "$S"
 [ "$(last_output_of "$S" 'd:get()')" = "{5, 5}" ] || fail "d:get()"
 
 # Ctrl-C in a %rerun: "interrupted" and the user's frames, as for the line
+# ("spinning" alone on a line: the output, not the line typed, which
+# holds the word too and shows before the code runs -- a Ctrl-C from
+# before the code runs is not for it)
+spun() { [ "$(screen "$S" | grep -cx spinning)" -ge "$1" ]; }
 type_text "$S" 'print("spinning") for i = 1, 1e12 do end'
 press "$S" Enter
-wait_count "$S" "spinning" 1
+wait_for 30 spun 1 || fail "the line never ran"
 before=$(count_text "$S" "$PROMPT_MARK")
 press "$S" C-c
 wait_count "$S" "$PROMPT_MARK" $((before + 1))
@@ -133,7 +145,7 @@ want="$(printf '%s\n' spinning '^C' interrupted 'stack traceback:' '        stdi
   fail "Ctrl-C in the line: $(last_output_of "$S" 'print("spinning")')"
 type_text "$S" '%rerun -1'
 press "$S" Enter
-wait_count "$S" "spinning" 2
+wait_for 30 spun 2 || fail "the %rerun never ran"
 press "$S" C-c
 wait_count "$S" "$PROMPT_MARK" $((before + 2))
 [ "$(last_output_of "$S" '%rerun -1' | sed 1d)" = "$want" ] ||
@@ -164,13 +176,17 @@ press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "second run's exit status"
 
 # an init.lua that never ends: Ctrl-C interrupts it and the shell starts
-cat > "$HOME/cfg/plush/init.lua" <<'EOF'
+# (the key waits for the loop: a Ctrl-C before init.lua runs is not for it)
+rm -f "$HOME/init-looping"
+cat > "$HOME/cfg/plush/init.lua" <<EOF
 before_loop = 1
+io.open("$HOME/init-looping", "w"):close()
 while true do end
 EOF
 S="num3_$$"
 start_shell "$S" --profile "$P"
 wait_text "$S" "Ctrl-D leaves"
+wait_for 30 test -e "$HOME/init-looping" || fail "init.lua never ran"
 press "$S" C-c
 wait_text "$S" "[1] plush [2 up | all]> "
 [ "$(screen "$S" | grep -c "^error in $init: interrupted$")" = 1 ] ||

@@ -63,8 +63,9 @@ run_line "$S" '%px local t = os.time() + 2 while os.time() < t do end return "la
 wait_text "$S" "the results print when they arrive"
 type_text "$S" 'typed_meanwhile = 7'
 wait_text "$S" '[engine 1] "late 1"'
-line=$(cursor_line "$S")
-[ "$line" = "[17] plush [2 up | all | async]> typed_meanwhile = 7" ] || fail "line being typed: '$line'"
+# the line is drawn again after the results (erased, printed, redrawn)
+typed_back() { [ "$(cursor_line "$S")" = "[17] plush [2 up | all | async]> typed_meanwhile = 7" ]; }
+wait_for 30 typed_back || fail "line being typed: '$(cursor_line "$S")'"
 submit "$S"
 run_line "$S" 'typed_meanwhile + 1'
 [ "$(output_of "$S" 'typed_meanwhile + 1')" = 8 ] || fail "the typed line ran"

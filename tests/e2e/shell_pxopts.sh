@@ -72,14 +72,14 @@ out=$(last_output_of "$S" "%px --stream print(")
 # --out NAME keeps the Deferred here; --noblock returns at once
 run_line "$S" '%px --noblock --out later local t = os.time() + 1 repeat until os.time() > t return engine.id * 2'
 wait_text "$S" "submitted to 3 engine(s); the results print when they arrive"
-wait_text "$S" "[engine 2] 4"
+wait_async "$S" "[engine 2] 4"
 run_line "$S" 'later:get()'
 [ "$(last_output_of "$S" 'later:get()')" = "{0, 2, 4}" ] || fail "--out: $(last_output_of "$S" 'later:get()')"
 
 # a line that wraps: the results arriving later leave the lines above it
 # as they were (the "submitted" note stays)
 run_line "$S" '%px -a local t = os.time() + 1 repeat until os.time() > t return engine.id * 3 -- a comment that makes it wrap'
-wait_text "$S" "[engine 2] 6"
+wait_async "$S" "[engine 2] 6"
 [ "$(count_text "$S" "submitted to 3 engine(s); the results print when they arrive")" = 2 ] ||
   fail "the note above a wrapped line was erased"
 
@@ -121,16 +121,24 @@ last_output_of "$S" '?%px' | grep -qF -- '[-t IDS] [-b|-a] [--group-outputs engi
   fail "?%px"
 
 # Ctrl-C while output is held: the engines are interrupted, and what they
-# printed is shown (each engine has printed once its flag file exists)
+# printed is shown. Output that reaches the shell after Ctrl-C is dropped
+# (the client mutes interrupted tasks), so the key waits until each line
+# is in the shell: an engine's flag file exists once the controller has
+# handled its print (a tuple-space round trip after it: the controller
+# takes an engine's frames in order and writes the line to the shell's
+# socket at once), and the shell then sleeps in epoll_wait only once it
+# has read and dispatched all that came.
 rm -f "$HOME/flag0" "$HOME/flag1" "$HOME/flag2"
-type_text "$S" "%px --no-stream print('held ' .. engine.id) io.open('$HOME/flag' .. engine.id, 'w'):close() while true do end"
+type_text "$S" "%px --no-stream print('held ' .. engine.id) tuples:out{'held', engine.id} tuples:take{'held', engine.id} io.open('$HOME/flag' .. engine.id, 'w'):close() while true do end"
 press "$S" Enter
 flags() { [ -e "$HOME/flag0" ] && [ -e "$HOME/flag1" ] && [ -e "$HOME/flag2" ]; }
 wait_for 30 flags || fail "the engines did not start"
+shell_waits() { grep -q epoll "/proc/$SHELL_PID/wchan"; }
+wait_for 30 shell_waits || fail "the shell never went back to waiting"
 press "$S" C-c
 wait_text "$S" "interrupted: engines 0, 1, 2"
-[ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
 wait_text "$S" "[33] plush [3 up | all]> "
+[ "$(screen "$S" | grep -c '^\[engine [012]\] held [012]$')" = 3 ] || fail "held output after Ctrl-C"
 run_line "$S" '%px engine.id'
 [ "$(last_output_of "$S" '%px engine.id')" = "$(printf '[engine 0] 0\n[engine 1] 1\n[engine 2] 2')" ] ||
   fail "after Ctrl-C"
