@@ -280,6 +280,10 @@ static int callk(lua_State *L, task *t, int nargs) {
   int fn = lua_gettop(L) - nargs;
   lua_pushcfunction(L, handler);
   lua_insert(L, fn);
+  /* the levels below the user's function: the task coroutine's entry, or
+  ** an embedding host's frames (an attached state runs tasks on its own
+  ** stack); the same for every task of this engine, so no restore */
+  e->base = depth(L);
   e->mem.lifted = 0;
   e->inuser = 1;
   return tailk(L, lua_pcallk(L, nargs, LUA_MULTRET, fn, fn, tailk), fn);
