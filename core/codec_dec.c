@@ -40,9 +40,21 @@ static uint64_t load64(const uint8_t *p) {
   return v;
 }
 
+/* An n-byte big-endian number at p (n of 1, 2, 4, 8). */
+static inline uint64_t loadn(const uint8_t *p, int n) {
+  switch (n) {
+    case 1: return p[0];
+    case 2: return (uint64_t)p[0] << 8 | p[1];
+    case 4: return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    default: return load64(p);
+  }
+}
+
 /*
-** Items 1..n into the table at t. Fixints and floats, what arrays of
-** numbers are made of, are read here without a call to get.
+** Items 1..n into the table at t. Numbers, what big arrays are made of,
+** are read here without a call to get: fixints, floats 32 and 64, ints and
+** uints of 8 to 64 bits (a uint 64 over INT64_MAX, or any item cut short,
+** goes to get, which words the error).
 */
 static int fillarr(ctx *c, int t, uint64_t n) {
   lua_State *L = c->L;
@@ -51,22 +63,31 @@ static int fillarr(ctx *c, int t, uint64_t n) {
   int rc;
   s->kind = SEG_INT;
   for (i = 1; (uint64_t)i <= n; i++) {
-    uint8_t b = c->p < c->end ? *c->p : 0xc1;
+    const uint8_t *p = c->p;
+    size_t left = (size_t)(c->end - p);
+    uint8_t b = left ? *p : 0xc1;
+    int w;
     if (b <= 0x7f || b >= 0xe0) {
       c->p++;
       lua_pushinteger(L, (int8_t)b);
-    } else if (b == 0xcb && c->end - c->p >= 9) {
-      uint64_t u = load64(c->p + 1);
+    } else if (b == 0xcb && left >= 9) {
+      uint64_t u = load64(p + 1);
       double d;
       memcpy(&d, &u, 8);
       c->p += 9;
       lua_pushnumber(L, (lua_Number)d);
-    } else if (b >= 0xcc && b <= 0xce && c->end - c->p > 1 << (b - 0xcc)) {
-      int w = 1 << (b - 0xcc);           /* uint 8/16/32: always in range */
-      uint64_t v = 0;
-      for (int j = 1; j <= w; j++) v = v << 8 | c->p[j];
+    } else if (b >= 0xcc && b <= 0xd3 && left > (size_t)(w = 1 << (b & 3)) &&
+               (b != 0xcf || p[1] < 0x80)) {
+      uint64_t v = loadn(p + 1, w);      /* uint 8..64 (63 bits), int 8..64 */
+      if (b >= 0xd0 && w < 8 && (v >> (8 * w - 1)) & 1) v |= ~(uint64_t)0 << (8 * w);
       c->p += w + 1;
       lua_pushinteger(L, (lua_Integer)v);
+    } else if (b == 0xca && left >= 5) {
+      uint32_t u = (uint32_t)loadn(p + 1, 4);
+      float f;
+      memcpy(&f, &u, 4);
+      c->p += 5;
+      lua_pushnumber(L, (lua_Number)f);
     } else {
       s->i = i;
       if ((rc = get(c))) return rc;

@@ -308,6 +308,58 @@ Test(codec, arrays_of_numbers_are_exact) {
                    "\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 20) == 0);
 }
 
+/*
+** The decoder's array loop reads every number form itself (the encoder
+** writes only the smallest forms, other writers may not): each must give
+** what get gives, and an item it cannot take goes to get for the error.
+*/
+Test(codec, array_loop_reads_every_number_form) {
+  static const uint8_t in[] = {0x9b,
+    0xca, 0x3f, 0xc0, 0x00, 0x00,                          /* float 32 1.5 */
+    0xd0, 0x80, 0xd0, 0x7f, 0xd1, 0x80, 0x00,              /* -128 127 -32768 */
+    0xd2, 0xff, 0xff, 0xff, 0xff,                          /* -1 */
+    0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0,                       /* mininteger */
+    0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  /* maxinteger */
+    0xcc, 0xff, 0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0,           /* 255 -0.0 */
+    0xd1, 0x7f, 0xff, 0xcd, 0xff, 0xfe, 0xe0};             /* 32767 65534 -32 */
+  cr_assert_eq(decode_bytes(B, in, sizeof in), 0, "%s", err);
+  check("#v == 11 and v[1] == 1.5 and math.type(v[1]) == 'float'");
+  check("v[2] == -128 and v[3] == 127 and v[4] == -32768 and v[5] == -1");
+  check("v[6] == math.mininteger and v[7] == math.maxinteger and v[8] == 255");
+  check("math.type(v[9]) == 'float' and 1 / v[9] == -1/0");
+  check("v[10] == 32767 and v[11] == 65534 and math.type(v[11]) == 'integer'");
+  lua_pop(B, 1);
+  cr_assert_eq(decode_bytes(B, "\x92\x01\xcf\x80\0\0\0\0\0\0\0", 11), PLUSH_ECORRUPT);
+  cr_assert_str_eq(err, "integer out of range");
+  cr_assert_eq(decode_bytes(B, "\x92\x01\xd2\xff\xff", 5), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "\x91\xca\x00", 3), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "\x91\xcb\0\0\0\0\0\0\0", 9), PLUSH_ETRUNC);
+  cr_assert_eq(decode_bytes(B, "\x91\xd3\0\0\0\0\0\0\0", 9), PLUSH_ETRUNC);
+}
+
+/* Arrays of numbers with holes, a nil at the end, and over 2^20 items. */
+Test(codec, arrays_of_numbers_holes_and_huge) {
+  send("return {1, 2.5, nil, 4, -0.0}");                /* a hole: ext TABLE */
+  cr_assert_eq((uint8_t)buf.data[0], 0xc7);
+  check("v[1] == 1 and v[2] == 2.5 and v[3] == nil and v[4] == 4 and 1 / v[5] == -1/0");
+  check("math.type(v[4]) == 'integer' and math.type(v[2]) == 'float'");
+  send("local t = {1, 2.0, 3} t[3] = nil return t");      /* a nil at the end */
+  cr_assert_eq(buf.len, 11);
+  cr_assert(memcmp(buf.data, "\x92\x01\xcb\x40\0\0\0\0\0\0", 11) == 0);
+  check("#v == 2 and v[3] == nil and math.type(v[2]) == 'float'");
+  send("local t = {} for i = 1, 1100000 do"
+       " t[i] = i % 5 == 0 and (i - 550000) * 1000000000 or i % 5 == 1 and -i"
+       " or i % 5 == 2 and i / 7 or i % 5 == 3 and 2^53 + i or (-i) * 2^40 end"
+       " t[7] = 0/0 t[8] = (1 << 53) + 1 t[9] = -0.0 t[10] = 1/0 return t");
+  cr_assert_eq((uint8_t)buf.data[0], 0xdd);
+  check("#v == 1100000 and v[8] == (1 << 53) + 1 and math.type(v[8]) == 'integer'");
+  check("v[7] ~= v[7] and 1 / v[9] == -1/0 and v[10] == 1/0");
+  check("(function() for i = 11, #v do local w = i % 5 == 0 and (i - 550000) * 1000000000"
+        " or i % 5 == 1 and -i or i % 5 == 2 and i / 7 or i % 5 == 3 and 2^53 + i"
+        " or (-i) * 2^40 if v[i] ~= w or math.type(v[i]) ~= math.type(w) then"
+        " return false end end return true end)()");
+}
+
 /* A table filled out of order, or with keys past its border, still goes whole. */
 Test(codec, arrays_out_of_order_and_past_the_border) {
   send("return {[3] = 'c', [1] = 'a', [2] = 'b'}");  /* all in the hash part */
