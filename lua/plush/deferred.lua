@@ -18,13 +18,22 @@ local D = {__name = "plush.Deferred"}
 --[[
   d.stdout / d.stderr: the output captured so far. A task may print
   megabytes in many small pieces; appending to one string would copy it
-  each time, so pieces are kept in a list and joined when read.
+  each time, so pieces are kept in a list and joined when read. Most
+  Deferreds never see output: they look their methods up in D, a table
+  (no function call per method), and read "" for both streams; the first
+  output moves a Deferred to DO, the same methods behind an __index
+  function that joins the pieces.
 ]]
-function D.__index(d, k)
+D.__index = D
+D.stdout, D.stderr = "", ""
+
+local DO = {}
+function DO.__index(d, k)
   if k == "stdout" or k == "stderr" then
-    local parts = rawget(d, "_out")[k]
+    local out = rawget(d, "_out")
+    local parts = out[k]
     local s = table.concat(parts)
-    if #parts > 1 then rawget(d, "_out")[k] = {s} end
+    if #parts > 1 then out[k] = {s} end
     return s
   end
   return D[k]
@@ -36,7 +45,12 @@ deferred.max_capture = 16 << 20
 
 -- Internal: captured output of `stream` ("stdout" or "stderr").
 function D:_append(stream, text)
-  local out = self._out
+  local out = rawget(self, "_out")
+  if not out then
+    out = {stdout = {}, stderr = {}}
+    self._out = out
+    setmetatable(self, DO)
+  end
   local kept = (out[stream .. "_bytes"] or 0)
   local room = deferred.max_capture - kept
   if room <= 0 then
@@ -67,7 +81,8 @@ function deferred.fail(e)
 end
 
 function deferred.is(v)
-  return getmetatable(v) == D
+  local mt = getmetatable(v)
+  return mt == D or mt == DO
 end
 
 --[[
@@ -107,7 +122,6 @@ function deferred.new(opts)
   return setmetatable({
     id = opts.id,
     metadata = opts.metadata or {},
-    _out = {stdout = {}, stderr = {}},
     pump = opts.pump,
     clock = opts.clock or default_clock,
     chain = {},
@@ -174,6 +188,12 @@ end
 -- Fire with values.
 function D:callback(...)
   return fire(self, true, table.pack(...))
+end
+
+-- Internal: fire with values already packed ({n = k, ...}), a table
+-- nobody else holds.
+function D:_callback_packed(r)
+  return fire(self, true, r)
 end
 
 -- Fire with an error.
@@ -384,6 +404,12 @@ function deferred.as_completed(ds, timeout)
     end
     return order[k]
   end
+end
+
+-- DO's metamethods are D's (its __gc still runs: the object was marked
+-- for finalization by D's)
+for k, v in pairs(D) do
+  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k] = v end
 end
 
 return deferred
