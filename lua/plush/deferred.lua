@@ -116,6 +116,10 @@ D.__gc = function(self)
   if self._unhandled then pcall(deferred.on_unhandled, self.res, self) end
 end
 
+-- The chain of a Deferred nobody added to yet (most of the many a batch of
+-- tasks makes): shared, never written (links go to a chain of its own).
+local NO_LINKS = setmetatable({}, {__newindex = function() error("NO_LINKS written", 2) end})
+
 -- new{pump = fn(timeout), clock = fn() -> seconds, id = ..., metadata = {}}
 function deferred.new(opts)
   opts = opts or {}
@@ -124,7 +128,7 @@ function deferred.new(opts)
     metadata = opts.metadata or {},
     pump = opts.pump,
     clock = opts.clock or default_clock,
-    chain = {},
+    chain = NO_LINKS,
     pos = 1,
     fired = false,
   }, D)
@@ -205,6 +209,7 @@ end
 function D:add_callbacks(cb, eb)
   util.check(cb, 1, "add_callbacks", "function", "nil")
   util.check(eb, 2, "add_callbacks", "function", "nil")
+  if self.chain == NO_LINKS then self.chain = {} end
   self.chain[#self.chain + 1] = {cb, eb}
   if self.fired then self:_run() end
   return self
@@ -231,6 +236,7 @@ end
   error is then handled as far as the unhandled-error report goes.
 ]]
 function D:_observe(fn, take)
+  if self.chain == NO_LINKS then self.chain = {} end
   self.chain[#self.chain + 1] = {observe = fn, take = take}
   if self.fired then self:_run() end
   return self
