@@ -123,6 +123,8 @@ local NO_LINKS = setmetatable({}, {__newindex = function() error("NO_LINKS writt
 -- new{pump = fn(timeout), clock = fn() -> seconds, id = ..., metadata = {}}
 function deferred.new(opts)
   opts = opts or {}
+  -- the fields set later are named too (nil): the table is made with room
+  -- for them, not grown twice while it fires
   return setmetatable({
     id = opts.id,
     metadata = opts.metadata or {},
@@ -131,6 +133,7 @@ function deferred.new(opts)
     chain = NO_LINKS,
     pos = 1,
     fired = false,
+    ok = nil, res = nil, running = nil, _unhandled = nil, attempts = nil,
   }, D)
 end
 
