@@ -425,7 +425,10 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   }
   cap = b.cap;
   f = (plush_frame *)plush_buf_steal(&b, &len);
-  if (cap - len > len / 8) { /* give back doubling slack */
+  /* give back doubling slack; a small frame (most requests) keeps its few
+  ** hundred bytes: it is freed when written, and a realloc per request
+  ** cost more than the slack */
+  if (cap > 4096 && cap - len > len / 8) {
     plush_frame *g = plush_mem_realloc(f, cap, len);
     if (g != NULL) f = g, cap = len;
   }

@@ -17,6 +17,8 @@ local util = require "plush.util"
 
 local client = {}
 
+local math_type = math.type
+
 local Client = {}
 local mt = {__name = "plush.Client"}
 
@@ -28,9 +30,13 @@ local function views()
 end
 
 -- rc[i] is a one-engine DirectView; everything else is a method.
+-- (methods first: Client has no integer keys, and a method lookup is
+-- what the hot paths do)
 mt.__index = function(rc, k)
-  if math.type(k) == "integer" then return views().direct(rc, k) end
-  return Client[k]
+  local m = Client[k]
+  if m ~= nil then return m end
+  if math_type(k) == "integer" then return views().direct(rc, k) end
+  return nil
 end
 -- what the shell's Tab lists after `rc:` (__index, a function, cannot say)
 mt.__complete = Client
@@ -96,10 +102,15 @@ end
 local max_line = 64 << 10
 
 local function pending_piece(rec, stream, text)
-  local p = rec.partial[stream]
+  local partial = rec.partial
+  if not partial then
+    partial = {}
+    rec.partial = partial
+  end
+  local p = partial[stream]
   if not p then
     p = {n = 0, bytes = 0}
-    rec.partial[stream] = p
+    partial[stream] = p
   end
   p.n = p.n + 1
   p[p.n] = text
@@ -107,9 +118,10 @@ local function pending_piece(rec, stream, text)
 end
 
 local function take_partial(rec, stream)
-  local p = rec.partial[stream]
-  rec.partial[stream] = nil
+  local partial = rec.partial
+  local p = partial and partial[stream]
   if not p then return "" end
+  partial[stream] = nil
   return table.concat(p, "", 1, p.n)
 end
 
@@ -163,6 +175,7 @@ function Client:_output(ev)
 end
 
 local function flush(rec, engine, id)
+  if not rec.partial then return end
   for stream = 1, 2 do
     local rest = take_partial(rec, stream)
     if rest ~= "" then emit(rec.output, rest, engine, stream, id) end
@@ -198,7 +211,7 @@ function Client:_reply(ev)
   self.pending[ev.id] = nil
   local engine = ev.engine
   flush(rec, engine, ev.id)
-  self:_unmute(rec, engine, ev.id)
+  if rec.muted then self:_unmute(rec, engine, ev.id) end
   local value = type(ev.value) == "table" and ev.value or {}
   local md = rec.d.metadata
   md.engine = engine
@@ -213,7 +226,12 @@ function Client:_reply(ev)
     local r = value.r or {n = 0}
     -- `whole` requests (map chunks) fire with the packed table itself
     if rec.whole then rec.d:callback(r)
-    else rec.d:callback(table.unpack(r, 1, r.n or #r)) end
+    else
+      -- r is ours alone (just decoded): the Deferred keeps it as its
+      -- packed values instead of a copy
+      if math_type(r.n) ~= "integer" then r.n = #r end
+      rec.d:_callback_packed(r)
+    end
   else
     local e = errors.from_reply(ev.status, ev.value, engine)
     e.id = ev.id
@@ -289,9 +307,9 @@ end
 function Client:_dispatch(ev)
   local kind = ev.kind
   if kind == "reply" then
-    self:_reply(ev)
+    Client._reply(self, ev)
   elseif kind == "output" then
-    self:_output(ev)
+    Client._output(self, ev)
   elseif kind == "ctrl" then
     local w = self.waiting[ev.id]
     if w then
@@ -380,7 +398,7 @@ function Client:pump(timeout)
   client._sigint = false
   local dok, err = pcall(function()
     for _, ev in ipairs(evs) do
-      if ev.kind ~= "sigint" then self:_dispatch(ev) end
+      if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
       if (client._sigint or (catch and core.sigint())) and not sigint then
         sigint = true
         self:_interrupt_pending()
@@ -434,11 +452,13 @@ end
 
 function Client:_track(id, engine, opts)
   local d = deferred.new{pump = self._pump, clock = core.now, id = id,
-    metadata = {engine = engine, submitted = core.time()}}
+    -- room for what the reply adds (_reply)
+    metadata = {engine = engine, submitted = core.time(), started = nil,
+      completed = nil, received = nil, tostring = nil}}
   local out = opts.output
   if out == nil then out = self.output end
-  self.pending[id] = {d = d, engine = engine, output = out, partial = {},
-    whole = opts.whole}
+  -- rec.partial (the unfinished lines of its output) is made when needed
+  self.pending[id] = {d = d, engine = engine, output = out, whole = opts.whole}
   return d
 end
 
@@ -452,14 +472,14 @@ function Client:submit(target, msg, opts)
   util.check(target, 1, "submit", "integer", "table", "nil")
   util.check(msg, 2, "submit", "table")
   opts = opts or {}
-  self:_check_open()
+  if self.closed or self.lost then Client._check_open(self) end
   local ok, ids, err, name = pcall(self.conn.submit, self.conn, target, msg, opts.timeout,
     opts.sched)
   if not ok then reraise(ids) end
   util.ok(ids, err, name)
-  if type(target) ~= "table" then return self:_track(ids, target, opts) end
+  if type(target) ~= "table" then return Client._track(self, ids, target, opts) end
   local ds = {}
-  for i, id in ipairs(ids) do ds[i] = self:_track(id, target[i], opts) end
+  for i, id in ipairs(ids) do ds[i] = Client._track(self, id, target[i], opts) end
   return ds
 end
 

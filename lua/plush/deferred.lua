@@ -18,13 +18,22 @@ local D = {__name = "plush.Deferred"}
 --[[
   d.stdout / d.stderr: the output captured so far. A task may print
   megabytes in many small pieces; appending to one string would copy it
-  each time, so pieces are kept in a list and joined when read.
+  each time, so pieces are kept in a list and joined when read. Most
+  Deferreds never see output: they look their methods up in D, a table
+  (no function call per method), and read "" for both streams; the first
+  output moves a Deferred to DO, the same methods behind an __index
+  function that joins the pieces.
 ]]
-function D.__index(d, k)
+D.__index = D
+D.stdout, D.stderr = "", ""
+
+local DO = {}
+function DO.__index(d, k)
   if k == "stdout" or k == "stderr" then
-    local parts = rawget(d, "_out")[k]
+    local out = rawget(d, "_out")
+    local parts = out[k]
     local s = table.concat(parts)
-    if #parts > 1 then rawget(d, "_out")[k] = {s} end
+    if #parts > 1 then out[k] = {s} end
     return s
   end
   return D[k]
@@ -36,7 +45,12 @@ deferred.max_capture = 16 << 20
 
 -- Internal: captured output of `stream` ("stdout" or "stderr").
 function D:_append(stream, text)
-  local out = self._out
+  local out = rawget(self, "_out")
+  if not out then
+    out = {stdout = {}, stderr = {}}
+    self._out = out
+    setmetatable(self, DO)
+  end
   local kept = (out[stream .. "_bytes"] or 0)
   local room = deferred.max_capture - kept
   if room <= 0 then
@@ -67,7 +81,8 @@ function deferred.fail(e)
 end
 
 function deferred.is(v)
-  return getmetatable(v) == D
+  local mt = getmetatable(v)
+  return mt == D or mt == DO
 end
 
 --[[
@@ -101,18 +116,24 @@ D.__gc = function(self)
   if self._unhandled then pcall(deferred.on_unhandled, self.res, self) end
 end
 
+-- The chain of a Deferred nobody added to yet (most of the many a batch of
+-- tasks makes): shared, never written (links go to a chain of its own).
+local NO_LINKS = setmetatable({}, {__newindex = function() error("NO_LINKS written", 2) end})
+
 -- new{pump = fn(timeout), clock = fn() -> seconds, id = ..., metadata = {}}
 function deferred.new(opts)
   opts = opts or {}
+  -- the fields set later are named too (nil): the table is made with room
+  -- for them, not grown twice while it fires
   return setmetatable({
     id = opts.id,
     metadata = opts.metadata or {},
-    _out = {stdout = {}, stderr = {}},
     pump = opts.pump,
     clock = opts.clock or default_clock,
-    chain = {},
+    chain = NO_LINKS,
     pos = 1,
     fired = false,
+    ok = nil, res = nil, running = nil, _unhandled = nil, attempts = nil,
   }, D)
 end
 
@@ -176,6 +197,12 @@ function D:callback(...)
   return fire(self, true, table.pack(...))
 end
 
+-- Internal: fire with values already packed ({n = k, ...}), a table
+-- nobody else holds.
+function D:_callback_packed(r)
+  return fire(self, true, r)
+end
+
 -- Fire with an error.
 function D:errback(e)
   if e == nil then e = errors.CallbackError{message = "errback called without an error"} end
@@ -185,6 +212,7 @@ end
 function D:add_callbacks(cb, eb)
   util.check(cb, 1, "add_callbacks", "function", "nil")
   util.check(eb, 2, "add_callbacks", "function", "nil")
+  if self.chain == NO_LINKS then self.chain = {} end
   self.chain[#self.chain + 1] = {cb, eb}
   if self.fired then self:_run() end
   return self
@@ -211,6 +239,7 @@ end
   error is then handled as far as the unhandled-error report goes.
 ]]
 function D:_observe(fn, take)
+  if self.chain == NO_LINKS then self.chain = {} end
   self.chain[#self.chain + 1] = {observe = fn, take = take}
   if self.fired then self:_run() end
   return self
@@ -384,6 +413,12 @@ function deferred.as_completed(ds, timeout)
     end
     return order[k]
   end
+end
+
+-- DO's metamethods are D's (its __gc still runs: the object was marked
+-- for finalization by D's)
+for k, v in pairs(D) do
+  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k] = v end
 end
 
 return deferred

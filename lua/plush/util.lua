@@ -51,7 +51,18 @@ function util.argerror(i, fname, msg)
 end
 
 -- Check that `v` has one of the `types` ("string", "integer", "table", ...).
-function util.check(v, i, fname, ...)
+function util.check(v, i, fname, a, b, c, ...)
+  local t = type(v)
+  -- the common cases, one of the first three names: no vararg walk
+  if t == a or t == b or t == c then return v end
+  if t == "number" and (a == "integer" or b == "integer" or c == "integer")
+    and math.type(v) == "integer" then
+    return v
+  end
+  return util._check(v, i, fname, a, b, c, ...)
+end
+
+function util._check(v, i, fname, ...)
   local t = type(v)
   for k = 1, select("#", ...) do
     local want = select(k, ...)

@@ -215,8 +215,10 @@ end
 
 -- Submit, then wait or hand back the
 -- Deferred. `quiet` operations (push, scatter) return nothing when blocking.
+-- `submit` is a function that submits, or the Deferred it returned.
 local function run(v, submit, quiet)
-  local d = submit()
+  local d = submit
+  if type(d) == "function" then d = d() end
   if not v.block then return d end
   if progress.auto then progress.wait(d, nil, progress.delay) end
   local r = table.pack(pcall(d.get, d))
@@ -337,7 +339,7 @@ function View:execute(code, name)
   util.check(code, 1, "execute", "string")
   util.check(name, 2, "execute", "string", "nil")
   local msg = {op = "exec", code = code, name = name}
-  return run(self, function() return self:_send(msg) end)
+  return run(self, self:_send(msg))
 end
 
 -- The shell's execute of an expression line (it added the `return`):
@@ -345,14 +347,14 @@ end
 -- the Deferred's metadata.tostring (engine.md).
 function View:_execute_expr(code, name)
   local msg = {op = "exec", code = code, name = name, auto = true}
-  return run(self, function() return self:_send(msg) end)
+  return run(self, self:_send(msg))
 end
 
 -- apply(f, ...): call f(...) in the engine; the result is what it returned.
 function View:apply(f, ...)
   util.check(f, 1, "apply", "function")
   local msg = {op = "apply", f = f, args = table.pack(...)}
-  return run(self, function() return self:_send(msg) end)
+  return run(self, self:_send(msg))
 end
 
 -- push{name = value, ...}: assign globals in every target's namespace.
@@ -364,7 +366,7 @@ function Direct:push(ns)
     end
   end
   local msg = {op = "push", ns = ns}
-  return run(self, function() return self:_send(msg) end, true)
+  return run(self, self:_send(msg), true)
 end
 
 --[[
@@ -389,14 +391,14 @@ function Direct:pull(names)
     util.argerror(1, "pull", "string or array of strings expected, got " .. type(names))
   end
   local msg = {op = "pull", names = list}
-  return run(self, function() return self:_send(msg, entry) end)
+  return run(self, self:_send(msg, entry))
 end
 
 -- names([prefix]): the names defined in each target's namespace.
 function Direct:names(prefix)
   util.check(prefix, 1, "names", "string", "nil")
   local msg = {op = "names", prefix = prefix or ""}
-  return run(self, function() return self:_send(msg) end)
+  return run(self, self:_send(msg))
 end
 
 --[[

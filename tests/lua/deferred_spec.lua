@@ -149,6 +149,38 @@ describe("Deferred", function()
     end)
   end)
 
+  describe("captured output", function()
+    it("reads empty until the first piece, then joins the pieces", function()
+      local d = deferred.new{id = 3}
+      assert.equal("", d.stdout)
+      assert.equal("", d.stderr)
+      d:_append("stdout", "a")
+      d:_append("stdout", "b\n")
+      d:_append("stderr", "e")
+      assert.equal("ab\n", d.stdout)
+      assert.equal("ab\n", d.stdout)
+      assert.equal("e", d.stderr)
+      -- the same Deferred as before: methods, is, tostring
+      assert.is_true(deferred.is(d))
+      assert.equal("<Deferred 3 pending>", tostring(d))
+      d:add_callback(function(x) return x * 2 end)
+      d:callback(21)
+      assert.equal(42, d:get())
+    end)
+
+    it("of many Deferreds stays apart (no shared chain or output)", function()
+      local a, b = deferred.new(), deferred.new()
+      a:add_callback(function(x) return x + 1 end)
+      a:_append("stdout", "only a")
+      b:callback(1)
+      a:callback(1)
+      assert.equal(1, b:get())
+      assert.equal(2, a:get())
+      assert.equal("", b.stdout)
+      assert.equal("only a", a.stdout)
+    end)
+  end)
+
   describe("waiting", function()
     it("reports ready and state", function()
       local d = deferred.new()
@@ -202,6 +234,19 @@ describe("Deferred", function()
       collectgarbage()
       collectgarbage()
       assert.equal("lost", reported)
+    end)
+
+    it("are reported for a Deferred that captured output", function()
+      local reported
+      deferred.on_unhandled = function(e, d) reported = e .. " " .. d.stderr end
+      do
+        local d = deferred.new()
+        d:_append("stderr", "printed")
+        d:errback("lost")
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.equal("lost printed", reported)
     end)
 
     it("are not reported once get raised them", function()
