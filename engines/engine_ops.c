@@ -191,6 +191,23 @@ static void toerror(lua_State *L) {
   lua_settop(L, v);
 }
 
+/* After the user's call ended with st: an error becomes its error table
+** (on top); what the handler kept for errors the call caught is dropped. */
+static void settle(lua_State *L, int st) {
+  if (st == LUA_ERRRUN) {
+    toerror(L);
+  } else if (st != LUA_OK) {
+    errtable(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  }
+  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  }
+}
+
 /*
 ** Calls the function below its nargs arguments under the handler.
 ** LUA_OK: its results replace it. Otherwise an error table replaces it
@@ -216,18 +233,7 @@ static int call(lua_State *L, int nargs, int nres) {
   e->inuser = 0;
   e->base = base;
   lua_remove(L, fn);
-  if (st == LUA_ERRRUN) {
-    toerror(L);
-  } else if (st != LUA_OK) {
-    errtable(L, lua_tostring(L, -1));
-    lua_remove(L, -2);
-  }
-  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
-  }
+  settle(L, st);
   return st;
 }
 
@@ -252,18 +258,7 @@ static int tailk(lua_State *L, int st, lua_KContext ctx) {
   e->mem.lifted = 1;
   e->inuser = 0;
   lua_remove(L, fn);
-  if (st == LUA_ERRRUN) {
-    toerror(L);
-  } else if (st != LUA_OK) {
-    errtable(L, lua_tostring(L, -1));
-    lua_remove(L, -2);
-  }
-  if (st != LUA_ERRRUN) {
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
-  }
+  settle(L, st);
   if (st == LUA_OK) pack(L, fn - 1);
   t->completed = eng_now();
   if (st == LUA_OK)
