@@ -232,6 +232,9 @@ PLUSH_INTERNAL void ctl_ctrl(plush_ctl *c, peer *p, plush_frame *f);
 /* Answers control request rid of p with the value on top of c->L
 ** (popped); ctl_refuse with a BadRequest. */
 PLUSH_INTERNAL void ctl_answer(plush_ctl *c, peer *p, uint64_t rid, int status);
+/* t[k] = v on the table on top of L's stack (ctl_ops.c) */
+PLUSH_INTERNAL void ctl_setint(lua_State *L, const char *k, lua_Integer v);
+PLUSH_INTERNAL void ctl_setstr(lua_State *L, const char *k, const char *v);
 PLUSH_INTERNAL void ctl_refuse(plush_ctl *c, peer *p, uint64_t rid, const char *msg);
 
 /* ctl_msg.c: f is taken */

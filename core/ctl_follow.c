@@ -23,16 +23,6 @@
 /* Payloads longer than this are announced by their size only. */
 #define FOLLOW_DATA (64 * 1024)
 
-static void setint(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
-static void setstr(lua_State *L, const char *k, const char *v) {
-  lua_pushstring(L, v);
-  lua_setfield(L, -2, k);
-}
-
 static int byid(const void *a, const void *b) {
   uint32_t x = (*(peer *const *)a)->id, y = (*(peer *const *)b)->id;
   return x < y ? -1 : x > y;
@@ -83,17 +73,17 @@ void ctl_op_clients(plush_ctl *c, peer *p, uint64_t rid) {
     lua_Integer all = (lua_Integer)(uintptr_t)plush_map_get(&pending, q->id);
     lua_Integer run = (lua_Integer)(uintptr_t)plush_map_get(&running, q->id);
     lua_createtable(L, 0, 7);
-    setint(L, "id", q->id);
-    setstr(L, "address", q->conn ? plush_conn_peer(q->conn) : "");
+    ctl_setint(L, "id", q->id);
+    ctl_setstr(L, "address", q->conn ? plush_conn_peer(q->conn) : "");
     lua_pushnumber(L, q->since);
     lua_setfield(L, -2, "since");
-    setint(L, "running", run);
-    setint(L, "queued", all - run);
+    ctl_setint(L, "running", run);
+    ctl_setint(L, "queued", all - run);
     if (q->following) {
       if (q->follows == PLUSH_ANY)
-        setstr(L, "follows", "all");
+        ctl_setstr(L, "follows", "all");
       else
-        setint(L, "follows", q->follows);
+        ctl_setint(L, "follows", q->follows);
     }
     if (q == p) {
       lua_pushboolean(L, 1);
@@ -168,21 +158,21 @@ static plush_frame *event(plush_ctl *c, uint32_t owner, const char *what,
   plush_frame *ev = NULL;
   char err[200];
   lua_createtable(L, 0, 8);
-  setstr(L, "event", "follow");
-  setint(L, "client", owner);
-  setstr(L, "what", what);
-  if (dropped > 0) setint(L, "dropped", dropped);
+  ctl_setstr(L, "event", "follow");
+  ctl_setint(L, "client", owner);
+  ctl_setstr(L, "what", what);
+  if (dropped > 0) ctl_setint(L, "dropped", dropped);
   if (f != NULL) {
     size_t len = f->hdr.len - off;
-    setint(L, "id", (lua_Integer)f->hdr.id);
-    if (f->hdr.engine != PLUSH_ANY) setint(L, "engine", f->hdr.engine);
-    setint(L, "status", f->hdr.status);
-    if (f->hdr.type == PLUSH_T_OUTPUT) setint(L, "stream", f->hdr.aux);
+    ctl_setint(L, "id", (lua_Integer)f->hdr.id);
+    if (f->hdr.engine != PLUSH_ANY) ctl_setint(L, "engine", f->hdr.engine);
+    ctl_setint(L, "status", f->hdr.status);
+    if (f->hdr.type == PLUSH_T_OUTPUT) ctl_setint(L, "stream", f->hdr.aux);
     if (len <= FOLLOW_DATA) {
       lua_pushlstring(L, (const char *)plush_frame_payload(f) + off, len);
       lua_setfield(L, -2, "data");
     } else {
-      setint(L, "size", (lua_Integer)len);
+      ctl_setint(L, "size", (lua_Integer)len);
     }
   }
   if (plush_encode(L, -1, &b, "follow", err, sizeof err) == 0) {

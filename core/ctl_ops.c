@@ -16,12 +16,12 @@
 
 /* ---- replies the controller writes ------------------------------- */
 
-static void setint(lua_State *L, const char *k, lua_Integer v) {
+void ctl_setint(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
 }
 
-static void setstr(lua_State *L, const char *k, const char *v) {
+void ctl_setstr(lua_State *L, const char *k, const char *v) {
   lua_pushstring(L, v);
   lua_setfield(L, -2, k);
 }
@@ -67,9 +67,9 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
     plush_warn("bad request %llu from client %u: %s", (unsigned long long)id,
                (unsigned)(id >> 32), msg);
   lua_createtable(c->L, 0, 3);
-  setstr(c->L, "kind", kind);
-  setstr(c->L, "message", msg);
-  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
+  ctl_setstr(c->L, "kind", kind);
+  ctl_setstr(c->L, "message", msg);
+  if (engine != PLUSH_ANY) ctl_setint(c->L, "engine", engine);
   failwith(c, t, id, engine, status);
 }
 
@@ -82,10 +82,10 @@ void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
 */
 void ctl_fail_left(plush_ctl *c, task *t, uint32_t engine) {
   lua_createtable(c->L, 0, 4);
-  setstr(c->L, "kind", "EngineError");
+  ctl_setstr(c->L, "kind", "EngineError");
   lua_pushfstring(c->L, "engine %d is not connected", (int)engine);
   lua_setfield(c->L, -2, "message");
-  setint(c->L, "engine", engine);
+  ctl_setint(c->L, "engine", engine);
   lua_pushboolean(c->L, 1);
   lua_setfield(c->L, -2, "left");
   failwith(c, t, t->id, engine, PLUSH_S_ENGINE);
@@ -113,8 +113,8 @@ void ctl_answer(plush_ctl *c, peer *p, uint64_t id, int status) {
 
 void ctl_refuse(plush_ctl *c, peer *p, uint64_t id, const char *msg) {
   lua_createtable(c->L, 0, 2);
-  setstr(c->L, "kind", "BadRequest");
-  setstr(c->L, "message", msg);
+  ctl_setstr(c->L, "kind", "BadRequest");
+  ctl_setstr(c->L, "message", msg);
   ctl_answer(c, p, id, PLUSH_S_BADREQ);
 }
 
@@ -136,9 +136,9 @@ void ctl_badreq(plush_ctl *c, peer *p, int type, uint64_t id,
              p->kind == P_CLIENT ? "client" : "peer", p->id,
              p->conn ? plush_conn_peer(p->conn) : "gone", msg);
   lua_createtable(c->L, 0, 3);
-  setstr(c->L, "kind", "BadRequest");
-  setstr(c->L, "message", msg);
-  if (engine != PLUSH_ANY) setint(c->L, "engine", engine);
+  ctl_setstr(c->L, "kind", "BadRequest");
+  ctl_setstr(c->L, "message", msg);
+  if (engine != PLUSH_ANY) ctl_setint(c->L, "engine", engine);
   f = mkframe(c, type, PLUSH_S_BADREQ, engine == PLUSH_ANY ? 0 : engine, id);
   if (f == NULL) return;
   if (p->conn) plush_conn_write_frame(p->conn, f);
@@ -170,14 +170,14 @@ static void op_engines(plush_ctl *c) {
   for (i = 0; i < n; i++) {
     peer *e = plush_map_get(&c->engines, ids[i]);
     lua_createtable(L, 0, 8);
-    setint(L, "id", e->id);
-    setint(L, "pid", e->pid);
-    setstr(L, "host", e->host);
-    setstr(L, "state", e->inflight > 0 ? "busy" : "idle");
-    setint(L, "queue", e->inflight);
-    if (e->running) setint(L, "running", (lua_Integer)e->running);
-    if (e->rank >= 0) setint(L, "rank", e->rank);
-    if (e->size >= 0) setint(L, "size", e->size);
+    ctl_setint(L, "id", e->id);
+    ctl_setint(L, "pid", e->pid);
+    ctl_setstr(L, "host", e->host);
+    ctl_setstr(L, "state", e->inflight > 0 ? "busy" : "idle");
+    ctl_setint(L, "queue", e->inflight);
+    if (e->running) ctl_setint(L, "running", (lua_Integer)e->running);
+    if (e->rank >= 0) ctl_setint(L, "rank", e->rank);
+    if (e->size >= 0) ctl_setint(L, "size", e->size);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   free(ids);
@@ -189,13 +189,13 @@ static void op_queue(plush_ctl *c) {
   uint64_t k;
   void *v;
   lua_createtable(L, 0, 2);
-  setint(L, "unassigned", (lua_Integer)c->queued);
+  ctl_setint(L, "unassigned", (lua_Integer)c->queued);
   lua_newtable(L);
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
     lua_createtable(L, 0, 2);
-    setint(L, "queue", e->inflight);
-    if (e->running) setint(L, "running", (lua_Integer)e->running);
+    ctl_setint(L, "queue", e->inflight);
+    if (e->running) ctl_setint(L, "running", (lua_Integer)e->running);
     lua_rawseti(L, -2, e->id);
   }
   lua_setfield(L, -2, "engines");
@@ -212,19 +212,19 @@ static void op_history(plush_ctl *c) {
 static void op_status(plush_ctl *c) {
   lua_State *L = c->L;
   lua_createtable(L, 0, 14);
-  setint(L, "engines", (lua_Integer)c->engines.count);
-  setint(L, "clients", (lua_Integer)c->clients.count);
-  setint(L, "pending", (lua_Integer)c->tasks.count);
-  setint(L, "queued", (lua_Integer)c->queued);
-  setint(L, "stored", (lua_Integer)ctl_store_count(c));
-  setint(L, "stored_bytes", (lua_Integer)c->store_used);
-  setint(L, "relayed", (lua_Integer)c->relayed);
-  setint(L, "relay_void", (lua_Integer)c->relay_void);
-  setint(L, "stolen", (lua_Integer)c->stolen);
-  setint(L, "parked", (lua_Integer)c->parked);      /* ctl_park.c */
-  setint(L, "spilled", (lua_Integer)c->spills);
-  setint(L, "stalled", (lua_Integer)c->disconnected);
-  setint(L, "pid", (lua_Integer)uv_os_getpid());
+  ctl_setint(L, "engines", (lua_Integer)c->engines.count);
+  ctl_setint(L, "clients", (lua_Integer)c->clients.count);
+  ctl_setint(L, "pending", (lua_Integer)c->tasks.count);
+  ctl_setint(L, "queued", (lua_Integer)c->queued);
+  ctl_setint(L, "stored", (lua_Integer)ctl_store_count(c));
+  ctl_setint(L, "stored_bytes", (lua_Integer)c->store_used);
+  ctl_setint(L, "relayed", (lua_Integer)c->relayed);
+  ctl_setint(L, "relay_void", (lua_Integer)c->relay_void);
+  ctl_setint(L, "stolen", (lua_Integer)c->stolen);
+  ctl_setint(L, "parked", (lua_Integer)c->parked);      /* ctl_park.c */
+  ctl_setint(L, "spilled", (lua_Integer)c->spills);
+  ctl_setint(L, "stalled", (lua_Integer)c->disconnected);
+  ctl_setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
   lua_setfield(L, -2, "uptime");
 }
@@ -357,7 +357,7 @@ static void op_prune(plush_ctl *c) {
   lua_pop(c->L, 1);
   keep = ctl_store_prune(c, keep > 0 ? (size_t)keep : 0);
   lua_createtable(c->L, 0, 1);
-  setint(c->L, "removed", keep);
+  ctl_setint(c->L, "removed", keep);
 }
 
 static void op_restart(plush_ctl *c) {

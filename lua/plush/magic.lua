@@ -228,9 +228,22 @@ local function format_targets(t)
   return table.concat(s, ",")
 end
 
+-- Engine ids ("all" passes) that are all up: an engine that is not would
+-- fail every %px on it, so it is refused at once.
+local function check_up(shell, ids)
+  if ids == "all" then return ids end
+  local up = {}
+  for _, id in ipairs(shell.rc:ids()) do up[id] = true end
+  for _, id in ipairs(ids) do
+    if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
+  end
+  return ids
+end
+
 -- %px, %pn (options as ipyparallel's), %pxconfig, %pxresult
 require("plush.magic_px").install(magic, {say = say, out = out, paint = paint, tag = tag,
-  show = show, current_view = current_view, format_targets = format_targets})
+  show = show, current_view = current_view, format_targets = format_targets,
+  check_up = check_up})
 
 magic.register("result", function(_, shell)
   if not shell.last then
@@ -255,16 +268,7 @@ magic.register("block", function(line, shell)
   if shell.view then shell.view = shell.view:with{block = shell.block} end
 end, "blocking or not for %px: %block on|off")
 
--- Engine ids that are all up: an engine that is not would fail every
--- %px on it, so it is refused at once.
-local function up_ids(shell, line)
-  local t, up = parse_ids(line), {}
-  for _, id in ipairs(shell.rc:ids()) do up[id] = true end
-  for _, id in ipairs(t) do
-    if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
-  end
-  return t
-end
+local function up_ids(shell, line) return check_up(shell, parse_ids(line)) end
 
 magic.register("targets", function(line, shell)
   if line == "" then

@@ -132,17 +132,7 @@ end
 function M.install(magic, I)
   local say, paint, tag, show, current_view = I.say, I.paint, I.tag, I.show, I.current_view
 
-  -- Engine ids that are all up: an engine that is not would fail every
-  -- %px on it, so it is refused at once.
-  local function check_up(shell, ids)
-    if ids == "all" then return ids end
-    local up = {}
-    for _, id in ipairs(shell.rc:ids()) do up[id] = true end
-    for _, id in ipairs(ids) do
-      if not up[id] then util.raise(("no engine %d (%%engines lists them)"):format(id)) end
-    end
-    return ids
-  end
+  local check_up = I.check_up
 
   -- Output held back (--no-stream), printed in the order `group` asks.
   local function held_output(shell, held, engines, group)
