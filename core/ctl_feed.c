@@ -189,13 +189,14 @@ static void pushevents(plush_ctl *c, lua_State *L, uint64_t since) {
   lua_pushinteger(L, (lua_Integer)(since < first ? first - since : 0));
   lua_setfield(L, -2, "lost");
   if (since < first) since = first;
-  if (d->seq - since > CTL_FEED_MAX) since = d->seq - CTL_FEED_MAX;
-  n = (int)(d->seq - since);
+  /* the oldest first: a reader behind by more than a call's worth gets
+  ** the rest on its next calls (none skipped, none counted twice) */
+  n = d->seq - since > CTL_FEED_MAX ? CTL_FEED_MAX : (int)(d->seq - since);
   lua_pushinteger(L, (lua_Integer)(since + (uint64_t)n));
   lua_setfield(L, -2, "seq");
   base = lua_gettop(L);
   for (col = 0; col < 7; col++) lua_createtable(L, n, 0);
-  for (k = since; k < d->seq; k++) {
+  for (k = since; k < since + (uint64_t)n; k++) {
     const feed_ev *e = &d->ring[k % CTL_FEED_CAP];
     lua_Integer i = (lua_Integer)(k - since) + 1;
     lua_pushinteger(L, (lua_Integer)e->id);

@@ -69,6 +69,26 @@ Test(feed, records_only_once_asked_then_every_task_in_order) {
   feed("{op = 'feed', since = 99}", "v.seq == 3 and #v.id == 0");
 }
 
+/* A reader more than one call's worth behind gets the oldest 4,096 first
+** and the rest on its next call: none skipped, none lost. */
+Test(feed, a_reader_far_behind_gets_every_task_over_several_calls) {
+  uint64_t first = 0, last = 0;
+  feed("{op = 'feed'}", "v.seq == 0");
+  for (int i = 0; i < 4100; i++) {
+    last = run(CLI, E0, PLUSH_S_OK, "{r = {n = 1, 1}}");
+    if (i == 0) first = last;
+    h_forget(CLI);
+    h_forget(E0);
+  }
+  setid("FIRST", first);
+  setid("LAST", last);
+  feed("{op = 'feed', since = 0}",
+       "v.seq == 4096 and v.lost == 0 and #v.id == 4096 and v.id[1] == FIRST"
+       " and #v.completed == 4096");
+  feed("{op = 'feed', since = 4096}",
+       "v.seq == 4100 and v.lost == 0 and #v.id == 4 and v.id[4] == LAST");
+}
+
 Test(feed, counts_each_clients_tasks_in_flight) {
   uint64_t t1, t2;
   feed("{op = 'feed'}", "#v.clients == 2");

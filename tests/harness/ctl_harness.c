@@ -104,6 +104,14 @@ plush_frame *h_next(h_fake *p, int type, uint64_t id) {
   return f;
 }
 
+void h_forget(h_fake *p) {
+  int i;
+  for (i = 0; i < p->seen; i++) plush_frame_unref(p->got[i]);
+  for (i = p->seen; i < p->ngot; i++) p->got[i - p->seen] = p->got[i];
+  p->ngot -= p->seen;
+  p->seen = 0;
+}
+
 static void noop(uv_timer_t *t) { (void)t; }
 
 void h_quiet(h_fake *p, uint64_t ms) {

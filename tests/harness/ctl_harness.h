@@ -75,6 +75,9 @@ void h_until_fn(int (*cond)(void *), void *ud, const char *what);
 /* The next frame p was sent, waiting for it, its type and id checked
 ** (id ~0: any id). p keeps it. */
 plush_frame *h_next(h_fake *p, int type, uint64_t id);
+/* Frees the frames p's test has looked at (h_next returned them: no
+** pointer to them may be kept), for tests that send more than H_MAXF. */
+void h_forget(h_fake *p);
 /* Runs the loop for ms milliseconds: nothing may arrive at p meanwhile. */
 void h_quiet(h_fake *p, uint64_t ms);
 

@@ -117,7 +117,8 @@ function renderRest(s) {
   $('where').textContent = 'profile ' + s.profile + ' on ' + s.host;
   $('summary').textContent = (st.engines || 0) + ' engines, ' + (st.clients || 0) + ' clients, ' +
     (st.pending || 0) + ' pending, ' + (st.queued || 0) + ' queued; ' + s.total + ' done, ' +
-    s.failed + ' failed';
+    s.failed + ' failed' +
+    (s.lost ? ' (' + s.lost + ' more finished while the feed was behind: not shown)' : '');
 }
 
 function render(s) {
