@@ -150,6 +150,25 @@ static plush_frame *expect(int type, uint64_t id) {
   return f;
 }
 
+/* The REPLY for id, past the notes (stream PLUSH_STREAM_NOTE) an
+** interrupt may cause first: where the hook lands is a race (inside a
+** coroutine whose resume catches it, the engine says so and raises again
+** at the task's level). */
+static plush_frame *reply_past_notes(uint64_t id) {
+  for (;;) {
+    plush_frame *f = next();
+    if (f->hdr.type == PLUSH_T_OUTPUT && f->hdr.id == id &&
+        f->hdr.aux == PLUSH_STREAM_NOTE) {
+      plush_frame_unref(f);
+      continue;
+    }
+    cr_assert_eq(f->hdr.type, PLUSH_T_REPLY, "expected REPLY, got %s",
+                 tname(f->hdr.type));
+    cr_assert_eq(f->hdr.id, id);
+    return f;
+  }
+}
+
 /* Decodes f's payload into the global `v` of the test's state. */
 static void decode(plush_frame *f) {
   char err[256];
@@ -685,7 +704,7 @@ Test(engine, map_names_the_failing_item) {
                           "  items = {1, 2, 3}, n = 3}");
   plush_frame_unref(expect(PLUSH_T_STARTED, 5));
   sendhdr(PLUSH_T_INTERRUPT, 5, 0);
-  f = expect(PLUSH_T_REPLY, 5);
+  f = reply_past_notes(5);
   cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
   decode(f);
   plush_frame_unref(f);
@@ -746,7 +765,7 @@ Test(engine, pong_while_busy_and_interrupt) {
   cr_assert_eq(f->hdr.engine, 1);
   plush_frame_unref(f);
   sendhdr(PLUSH_T_INTERRUPT, 100, 0);
-  f = expect(PLUSH_T_REPLY, 100);
+  f = reply_past_notes(100);
   decode(f);
   ok("v.message");
   cr_assert_eq(f->hdr.status, PLUSH_S_ERROR, "status %d", f->hdr.status);
@@ -767,7 +786,7 @@ Test(engine, interrupt_zero_stops_whatever_runs) {
   sendhdr(PLUSH_T_PING, 0, 1);
   plush_frame_unref(expect(PLUSH_T_PONG, 0));
   sendhdr(PLUSH_T_INTERRUPT, 0, 0);
-  f = expect(PLUSH_T_REPLY, 1);
+  f = reply_past_notes(1);
   decode(f);
   plush_frame_unref(f);
   ok("v.message:find('interrupted')");
@@ -782,7 +801,7 @@ Test(engine, interrupt_a_queued_request) {
   plush_frame_unref(expect(PLUSH_T_STARTED, 1));
   sendhdr(PLUSH_T_INTERRUPT, 2, 0);
   sendhdr(PLUSH_T_INTERRUPT, 1, 0);
-  f = expect(PLUSH_T_REPLY, 1);
+  f = reply_past_notes(1);
   cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
   plush_frame_unref(f);
   f = expect(PLUSH_T_REPLY, 2); /* no STARTED: it never ran */
@@ -819,7 +838,7 @@ Test(engine, reclaim_a_queued_request) {
   cr_assert_eq(f->hdr.aux, 7);
   plush_frame_unref(f);
   sendhdr(PLUSH_T_INTERRUPT, 1, 0);
-  f = expect(PLUSH_T_REPLY, 1);
+  f = reply_past_notes(1);
   plush_frame_unref(f);
   reply(2, PLUSH_S_OK);
   reply(4, PLUSH_S_OK);
@@ -861,7 +880,7 @@ Test(engine, interrupt_inside_a_coroutine) {
   sendhdr(PLUSH_T_PING, 0, 1);
   plush_frame_unref(expect(PLUSH_T_PONG, 0));
   sendhdr(PLUSH_T_INTERRUPT, 1, 0);
-  f = expect(PLUSH_T_REPLY, 1);
+  f = reply_past_notes(1);
   decode(f);
   plush_frame_unref(f);
   ok("v.message:find('interrupted')");
@@ -872,7 +891,7 @@ Test(engine, interrupt_inside_a_coroutine) {
   sendhdr(PLUSH_T_PING, 0, 2);
   plush_frame_unref(expect(PLUSH_T_PONG, 0));
   sendhdr(PLUSH_T_INTERRUPT, 2, 0);
-  f = expect(PLUSH_T_REPLY, 2);
+  f = reply_past_notes(2);
   decode(f);
   plush_frame_unref(f);
   ok("v.message:find('interrupted')");
