@@ -450,16 +450,17 @@ local function plush_stop(c)
   return clean
 end
 
--- bench/wire.c's k samples each way: {bytes = n, plain = {s...}, sealed = {s...}};
--- one more is taken first and left out (its buffers are new pages).
-local WIRE = ROOT .. "/build/bench/plush-bench-wire"
-local function wire_run(k)
-  local out, err = TMP .. "/wire.json", TMP .. "/wire.err"
-  -- core.spawn appends (O_APPEND): a second phase would leave two objects
+-- Runs one of bench/'s C programs with args; its stdout, a JSON object,
+-- decoded. core.spawn appends (O_APPEND), so the files of a previous
+-- repetition go first.
+local function run_json(prog, args)
+  local out, err = TMP .. "/" .. prog .. ".json", TMP .. "/" .. prog .. ".err"
   os.remove(out)
   os.remove(err)
-  local pid = core.spawn({WIRE, tostring(k + 1), "100"}, {stdout = out, stderr = err})
-  live[pid] = "plush-bench-wire"
+  local argv = {ROOT .. "/build/bench/" .. prog}
+  for i, a in ipairs(args) do argv[i + 1] = tostring(a) end
+  local pid = core.spawn(argv, {stdout = out, stderr = err})
+  live[pid] = prog
   local code = core.wait(pid, 300)
   if code == nil then
     core.kill(pid, "KILL")
@@ -467,9 +468,15 @@ local function wire_run(k)
   end
   live[pid] = nil
   if code ~= 0 then
-    error(("plush-bench-wire failed (%s): %s"):format(tostring(code), tail(err, 3)), 0)
+    error(("%s failed (%s): %s"):format(prog, tostring(code), tail(err, 3)), 0)
   end
-  local w = cjson.decode(read_file(out))
+  return cjson.decode(read_file(out))
+end
+
+-- bench/wire.c's k samples each way: {bytes = n, plain = {s...}, sealed = {s...}};
+-- one more is taken first and left out (its buffers are new pages).
+local function wire_run(k)
+  local w = run_json("plush-bench-wire", {k + 1, 100})
   table.remove(w.plain, 1)
   table.remove(w.sealed, 1)
   return w
@@ -477,22 +484,8 @@ end
 
 -- bench/floor.c: n relay round trips, k samples each of TCP and memcpy
 -- (their first, on new pages, is left out by the program itself).
-local FLOOR = ROOT .. "/build/bench/plush-bench-floor"
 local function floor_run(n, k)
-  local out, err = TMP .. "/floor.json", TMP .. "/floor.err"
-  os.remove(out) -- spawn appends: one repetition's JSON per file
-  local pid = core.spawn({FLOOR, tostring(n), tostring(k), "100"}, {stdout = out, stderr = err})
-  live[pid] = "plush-bench-floor"
-  local code = core.wait(pid, 300)
-  if code == nil then
-    core.kill(pid, "KILL")
-    core.wait(pid, 5)
-  end
-  live[pid] = nil
-  if code ~= 0 then
-    error(("plush-bench-floor failed (%s): %s"):format(tostring(code), tail(err, 3)), 0)
-  end
-  return cjson.decode(read_file(out))
+  return run_json("plush-bench-floor", {n, k, 100})
 end
 
 local function timed(k, op, warm)
