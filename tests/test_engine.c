@@ -432,8 +432,11 @@ static void note(uint64_t id, const char *text) {
 */
 Test(engine, an_interrupt_that_waits_is_said) {
   boot(-1, 0, 0);
-  exec(21, "os.execute('sleep 2') return 'slept'");
+  /* interrupted once the chunk runs (one that comes before its first
+  ** instruction ends the task at once, as it should) */
+  exec(21, "print('in') os.execute('sleep 2') return 'slept'");
   plush_frame_unref(expect(PLUSH_T_STARTED, 21));
+  output("in\n", PLUSH_STREAM_STDOUT, 21);
   sendhdr(PLUSH_T_INTERRUPT, 21, 0);
   note(21, "is in a C call: the interrupt waits for it to return");
   /* the hook fires once the call returns */
