@@ -703,9 +703,12 @@ Test(engine, map_names_the_failing_item) {
   reply(40, PLUSH_S_ERROR);
   ok("v.message == 'cannot serialise result[2]: thread'");
   sendval(PLUSH_T_REQ, 5, "return {op = 'map', f = function(x)\n"
-                          "  if x == 2 then while true do end end return x end,\n"
-                          "  items = {1, 2, 3}, n = 3}");
+                          "  if x == 2 then print('in') while true do end end\n"
+                          "  return x end, items = {1, 2, 3}, n = 3}");
   plush_frame_unref(expect(PLUSH_T_STARTED, 5));
+  /* interrupted once item 2 runs (an interrupt that comes before it ends
+  ** the map earlier, as it should, and names no item) */
+  output("in\n", PLUSH_STREAM_STDOUT, 5);
   sendhdr(PLUSH_T_INTERRUPT, 5, 0);
   f = reply_past_notes(5);
   cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
