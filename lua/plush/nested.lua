@@ -8,16 +8,23 @@
 -- wait_all, ...) parks -- its coroutine yields to the engine's loop
 -- (engines/engine_co.c), which runs other tasks meanwhile -- and is
 -- resumed when its Deferred fired (or its timeout passed). The engine's
--- loop drives this client's connection through `poll` below. Where the
--- wait cannot yield (inside a C call, a map op, a coroutine of the
--- user's) it blocks on the connection as a client's wait does.
+-- loop drives this client's connection through `poll`, `waitfor` and
+-- `close` below. Where the wait cannot yield (inside a C call, a map op,
+-- a coroutine of the user's) it blocks on the connection as a client's
+-- wait does.
+local reg = debug.getregistry()
+local park = reg["plush.co.park"]
+
+-- An engine inside a process that has plush.core already (a thread of a
+-- client, an attached program) gives its own opener: the same code, no
+-- second copy loaded from package.cpath.
+if not package.loaded["plush.core"] and reg["plush.co.core"] then
+  package.loaded["plush.core"] = reg["plush.co.core"]("plush.core")
+end
 local client = require "plush.client"
 local core = require "plush.core"
 
 local nested = {}
-
-local reg = debug.getregistry()
-local park = reg["plush.co.park"]
 
 local rc            -- the engine's client, made once per namespace
 local waiting = {}  -- task id -> {d = Deferred or false, deadline = t or false}
@@ -57,21 +64,10 @@ local function pump(timeout, d)
   if not ok then error(err, 0) end
 end
 
--- Called by the engine's loop: run the connection's loop (block: until
--- an event, efd readable or the nearest deadline; else just look) and
--- return the ids of the parked tasks to resume.
-local function poll(block, efd)
-  local timeout = not block and 0 or nil
-  if ntimed > 0 then
-    local now = core.now()
-    for _, w in pairs(waiting) do
-      if w.deadline then
-        local left = math.max(w.deadline - now, 0)
-        if not timeout or left < timeout then timeout = left end
-      end
-    end
-  end
-  local evs = rc.conn:poll(timeout, efd)
+-- Called by the engine's loop: one turn of the connection's loop, no
+-- waiting; the ids of the parked tasks to resume.
+local function poll()
+  local evs = rc.conn:poll(0)
   local any = false
   for _, ev in ipairs(evs) do
     if ev.kind ~= "readable" and ev.kind ~= "sigint" then
@@ -92,17 +88,42 @@ local function poll(block, efd)
   return out
 end
 
+-- Called by the engine's loop before it waits: the connection's fd to
+-- wait on (-1: none) and the ms until the nearest deadline (-1: none).
+local function waitfor()
+  local fd, ms = rc.conn:waitfd()
+  if ntimed > 0 then
+    local now = core.now()
+    for _, w in pairs(waiting) do
+      if w.deadline then
+        local left = math.ceil(math.max(w.deadline - now, 0) * 1000)
+        if ms < 0 or left < ms then ms = left end
+      end
+    end
+  end
+  return fd, ms
+end
+
+-- Called when an embedder's state is given back: the client goes.
+local function close()
+  if rc then pcall(rc.close, rc) end
+  rc = nil
+end
+
 -- engine.client() -> the client (the same one for every task of this
 -- namespace; a new one after its connection was lost).
 function nested.client()
   if rc and not rc.closed and not rc.lost then return rc end
+  -- host, port: the engine's controller; or an fd, nil (an engine thread)
   local ok, host, port, key, encrypt = pcall(reg["plush.co.link"])
   if not ok then error(host, 2) end
   local conn, err = core.connect(host, port, key, 10, encrypt)
   if not conn then error("engine.client(): " .. tostring(err), 2) end
+  -- a Ctrl-C is for the client of this process, not this one's
+  conn:nosigint()
   rc = client.new(conn, {output = false, catch_sigint = false})
   rc._pump = pump
-  reg["plush.co.setpoll"](poll)
+  reg["plush.co.setpoll"](poll, waitfor, close)
   return rc
 end
 
