@@ -104,9 +104,14 @@ local function waitfor()
   return fd, ms
 end
 
--- Called when an embedder's state is given back: the client goes.
+-- Called when an embedder's state is given back: the connection goes.
+-- The Deferreds still pending stay so, silently: the tasks that waited
+-- on them have ended with the engine.
 local function close()
-  if rc then pcall(rc.close, rc) end
+  if rc then
+    rc.closed = true
+    pcall(rc.conn.close, rc.conn)
+  end
   rc = nil
 end
 
