@@ -165,6 +165,7 @@ int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t) {
     eng_served(e, L, t, LUA_ERRMEM);
     return 0;
   }
+  e->co.base = lua_gettop(L); /* under an embedder's lock, from here on */
   c->t = *t;
   c->id = t->req->hdr.id;
   c->gen = e->rungen;

@@ -83,6 +83,7 @@ static void maybeend(tcluster *t) {
   if (!t->stopping || t->ctl != NULL || t->live > 0) return;
   uv_mutex_lock(&t->mu);
   t->over = 1;
+  uv_cond_broadcast(&t->cond);
   uv_mutex_unlock(&t->mu);
   uv_close((uv_handle_t *)&t->wake, NULL);
 }
@@ -225,6 +226,7 @@ static void onwake(uv_async_t *a) {
   memcpy(fds, t->fds, (size_t)n * sizeof *fds);
   t->nfds = 0;
   stop = t->stopreq;
+  uv_cond_broadcast(&t->cond); /* room for the links tlink waits to queue */
   uv_mutex_unlock(&t->mu);
   for (int i = 0; i < n; i++)
     if (t->stopping || t->ctl == NULL || plush_ctl_adopt(t->ctl, fds[i]) < 0)
@@ -302,13 +304,16 @@ static int fail(lua_State *L, const char *msg) {
 
 /* A new link, from any thread (the caller's Lua side, an engine's Lua
 ** thread): a socketpair whose first end the cluster thread adopts; the
-** second, or a negative code. */
+** second, or a negative code. A full queue (a thousand engines asking at
+** once) is waited out: the cluster thread empties it. */
 static int tlink(tcluster *t) {
   int sv[2], ok;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return uv_translate_sys_error(errno);
   uv_mutex_lock(&t->mu);
-  ok = !t->over && !t->stopreq && t->nfds < MAXFDS;
+  while (!t->over && !t->stopreq && t->nfds == MAXFDS)
+    uv_cond_wait(&t->cond, &t->mu);
+  ok = !t->over && !t->stopreq;
   if (ok) {
     t->fds[t->nfds++] = sv[0];
     uv_async_send(&t->wake);
@@ -328,7 +333,7 @@ static int l_socket(lua_State *L) {
   int fd;
   if (t->joined) return fail(L, "the in-process cluster is stopped");
   if ((fd = tlink(t)) == PLUSH_ECLOSED)
-    return fail(L, "the in-process cluster is stopped or busy");
+    return fail(L, "the in-process cluster is stopped");
   if (fd < 0) return fail(L, uv_strerror(fd));
   lua_pushinteger(L, fd);
   lua_pushstring(L, t->keyhex);
