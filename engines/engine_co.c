@@ -43,6 +43,7 @@
 #include "engine_int.h"
 #include "log.h"
 #include "map.h"
+#include "places.h"
 #include "plush.h"
 
 #define PARKED_STATUS 1 /* STARTED's status: the task waits, parked */
@@ -563,7 +564,7 @@ static void costock(lua_State *L) {
 /*
 ** engine.client is a Lua function (the `engine` table travels): it
 ** loads plush.nested, found the way the plush program finds its modules
-** (the paths below).
+** (paths below).
 */
 static const char api[] =
     "local engine = ...\n"
@@ -571,60 +572,15 @@ static const char api[] =
     "  return require('plush.nested').client()\n"
     "end\n";
 
-/* package.path and cpath start with the plush modules' places, as in
-** shell/main.c: the build tree for an engine of the build tree, else the
-** prefix it is installed in (found from its own place), else the
-** configured one. */
-static int inside(const char *path, const char *dir) {
-  size_t n = strlen(dir);
-  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-static void prepend(lua_State *L, const char *field, const char *dirs) {
-  lua_getglobal(L, "package");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_getfield(L, -1, field);
-  lua_pushfstring(L, "%s%s", dirs, lua_tostring(L, -1));
-  lua_setfield(L, -3, field);
-  lua_pop(L, 2);
-}
-
-#ifndef PLUSH_SOURCE_DIR /* built outside the project's CMake (fuzzers) */
-static void paths(lua_State *L) { (void)L; (void)prepend; (void)inside; }
-#else
+/* package.path and cpath start with the plush modules' places, seen
+** from the program or library holding the engine (core/places.c): the
+** plush-engine program, the plush program or plush.core (engines as
+** threads), libplush or plush/engine.so (attached engines). */
 static void paths(lua_State *L) {
-  char exe[4096], build[4096];
-  char *slash;
-  size_t rel = strlen(PLUSH_REL_BINDIR), len;
-  if (realpath("/proc/self/exe", exe) == NULL) exe[0] = '\0';
-  if (exe[0] && realpath(PLUSH_BUILD_DIR, build) != NULL && inside(exe, build)) {
-    prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR
-            "/lua/?/init.lua;");
-    prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
-    return;
-  }
-  if ((slash = strrchr(exe, '/')) != NULL) *slash = '\0';
-  len = strlen(exe);
-  if (len > rel && exe[len - rel - 1] == '/' &&
-      strcmp(exe + len - rel, PLUSH_REL_BINDIR) == 0) {
-    exe[len - rel - 1] = '\0';
-    lua_pushfstring(L, "%s/" PLUSH_REL_LUADIR "/?.lua;%s/" PLUSH_REL_LUADIR
-                    "/?/init.lua;", exe, exe);
-    prepend(L, "path", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_pushfstring(L, "%s/" PLUSH_REL_CMODDIR "/?.so;", exe);
-    prepend(L, "cpath", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return;
-  }
-  prepend(L, "path", PLUSH_INSTALL_LUADIR "/?.lua;" PLUSH_INSTALL_LUADIR
-          "/?/init.lua;");
-  prepend(L, "cpath", PLUSH_INSTALL_CMODDIR "/?.so;");
+  plush_places p;
+  plush_places_find((const void *)eng_co_open, &p);
+  plush_places_prepend(L, &p);
 }
-#endif
 
 /* The engine table on top. */
 void eng_co_open(lua_State *L) {

@@ -47,6 +47,11 @@ wait_for 60 grep -q '^attached as engine' "$tmp/host.out" || fail "example did n
 id=$(sed -n 's/^attached as engine \([0-9]*\)$/\1/p' "$tmp/host.out")
 out=$(PL -e '%px return engine.id')
 [ "$out" = "[engine $id] $id" ] || fail "%px return engine.id printed: $out"
+# engine.client() on a program linked with libplush: plush's modules are
+# found beside libplush (core/places.c), ahead of the test's LUA_PATH
+out=$(PL -e "print(rc[$id]:apply(function()
+  return package.searchpath('plush.nested', package.path), #engine.client():ids() end))")
+[ "$out" = "$tmp/prefix/share/lua/5.4/plush/nested.lua	1" ] || fail "engine.client() on the example: $out"
 out=$(PL -e "rc[$id]:push{x = 21}" -e "print(rc[$id]:pull('x') * 2, rc[$id]:pull('greeting'))")
 [ "$out" = "42	hello from the host program" ] || fail "push/pull printed: $out"
 out=$(PL -e '%restart all' -e '%px return x, greeting ~= nil' 2>&1)
