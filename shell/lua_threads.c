@@ -145,8 +145,8 @@ static int noexit(lua_State *L) {
 /* Each namespace the engine builds (and RESTART rebuilds), on its Lua
 ** thread: the caller's signal mask back (the cluster thread's blocks all),
 ** so that what os.execute and io.popen start gets the usual one; and
-** this plush.core for engine.client() (lua/plush/nested.lua), rather than
-** a second copy from package.cpath. */
+** this plush.core preloaded (require "plush", engine.client()), rather
+** than a second copy from package.cpath. */
 static int setup(lua_State *L, void *data) {
   tcluster *t = data;
   pthread_sigmask(SIG_SETMASK, &t->sigmask, NULL);
@@ -155,8 +155,10 @@ static int setup(lua_State *L, void *data) {
     lua_setfield(L, -2, "exit");
   }
   lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_plush_core);
-  lua_setfield(L, LUA_REGISTRYINDEX, "plush.co.core");
+  lua_setfield(L, -2, "plush.core");
+  lua_pop(L, 1);
   return 0;
 }
 

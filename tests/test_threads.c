@@ -234,6 +234,8 @@ Test(threads, tasks_that_submit_tasks) {
       "  local a, b = lb:apply(fib, k - 1), lb:apply(fib, k - 2)\n"
       "  return a:get() + b:get()\n"
       "end\n"
+      "eq(true, rc[0]:apply(function()\n"
+      "  return package.preload['plush.core'] ~= nil end), 'plush.core preloaded')\n"
       "eq(610, rc:balanced():async():apply(fib, 15):get(300), 'fib(15)')\n"
       "local function parent(i)\n"
       "  local lb = engine.client():balanced():async()\n"

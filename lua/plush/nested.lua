@@ -3,7 +3,9 @@
 -- "Hierarchies").
 --
 -- The client is an ordinary plush.client on a connection of its own,
--- made with the engine's own controller address and key. What differs is
+-- made with the engine's own controller address and key (on an engine
+-- that is a thread, over a new socketpair its host links to the
+-- controller; its Ctrl-C is not this client's). What differs is
 -- how its Deferreds wait: a task that waits (d:get(), d:wait(),
 -- wait_all, ...) parks -- its coroutine yields to the engine's loop
 -- (engines/engine_co.c), which runs other tasks meanwhile -- and is
@@ -12,19 +14,13 @@
 -- `close` below. Where the wait cannot yield (inside a C call, a map op,
 -- a coroutine of the user's) it blocks on the connection as a client's
 -- wait does.
-local reg = debug.getregistry()
-local park = reg["plush.co.park"]
-
--- An engine inside a process that has plush.core already (a thread of a
--- client, an attached program) gives its own opener: the same code, no
--- second copy loaded from package.cpath.
-if not package.loaded["plush.core"] and reg["plush.co.core"] then
-  package.loaded["plush.core"] = reg["plush.co.core"]("plush.core")
-end
 local client = require "plush.client"
 local core = require "plush.core"
 
 local nested = {}
+
+local reg = debug.getregistry()
+local park = reg["plush.co.park"]
 
 local rc            -- the engine's client, made once per namespace
 local waiting = {}  -- task id -> {d = Deferred or false, deadline = t or false}
