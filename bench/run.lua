@@ -231,6 +231,8 @@ local WORKLOADS = {
   -- a sample is 1,000 balanced parents each waiting on 2 balanced children
   {id = "nested", label = "nested tasks: 1,000 parents × 2 children, 2 engines",
     unit = "tasks/s", phase = 2, n = {3, 2, 0, 0}, plush_only = true, target = {">=", 5000}},
+  {id = "nested_threads", label = "  the same, 2 engine threads",
+    unit = "tasks/s", phase = 2, n = {3, 2, 0, 0}, plush_only = true},
   {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
     n = {2, 2, 2, 2}, target = {"<", 4e6}},
   {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
@@ -507,6 +509,30 @@ end
 
 -- Ctrl-C: lua5.4's "interrupted!" or the client library's Interrupted
 -- error. It ends the whole run, never just the workload it hit.
+-- k samples of 1,000 balanced parents each waiting on 2 balanced
+-- children (engine.client()): 3,000 tasks per second of the batch
+local function nested_rates(rc, k)
+  local lb = rc:balanced{block = false, output = false}
+  local function parent(i)
+    local c = engine.client():balanced():async()
+    local a, b = c:apply(function(x) return x end, i), c:apply(function(x) return -x end, i)
+    return a:get() + b:get()
+  end
+  local warm = {}
+  for i = 1, 100 do warm[i] = lb:apply(parent, i) end
+  assert(plush.wait_all(warm, 120), "nested tasks did not finish in 120 s")
+  local out = {}
+  for s = 1, k do
+    collectgarbage()
+    local ds, t = {}, now()
+    for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
+    assert(plush.wait_all(ds, 120), "nested tasks did not finish in 120 s")
+    out[s] = 3000 / (now() - t)
+    for i = 1, 1000 do assert(ds[i]:get() == 0, "a parent's sum is wrong") end
+  end
+  return out
+end
+
 local function is_interrupt(e)
   if type(e) == "table" and plush.is_error then
     local ok, yes = pcall(plush.is_error, e, "Interrupted")
@@ -638,27 +664,7 @@ local function run_plush(phase, rep)
     end)
 
     -- nested tasks: 3,000 tasks a sample, the parents parked while they wait
-    run("nested", function(k)
-      local lb = rc:balanced{block = false, output = false}
-      local function parent(i)
-        local c = engine.client():balanced():async()
-        local a, b = c:apply(function(x) return x end, i), c:apply(function(x) return -x end, i)
-        return a:get() + b:get()
-      end
-      local warm = {}
-      for i = 1, 100 do warm[i] = lb:apply(parent, i) end
-      assert(plush.wait_all(warm, 120), "nested tasks did not finish in 120 s")
-      local out = {}
-      for s = 1, k do
-        collectgarbage()
-        local ds, t = {}, now()
-        for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
-        assert(plush.wait_all(ds, 120), "nested tasks did not finish in 120 s")
-        out[s] = 3000 / (now() - t)
-        for i = 1, 1000 do assert(ds[i]:get() == 0, "a parent's sum is wrong") end
-      end
-      return out
-    end)
+    run("nested", function(k) return nested_rates(rc, k) end)
 
     for _, tag in ipairs{"1MB", "10MB", "100MB"} do
       if want("push_" .. tag) or want("pull_" .. tag) then
@@ -776,7 +782,7 @@ local function run_plush(phase, rep)
   end
   -- engines as threads of this process: the same round trip and no-op
   -- rate through plush.connect{threads = 2} (socketpairs, no processes)
-  if want("exec_rt_threads") or want("lb_noop_threads") then
+  if want("exec_rt_threads") or want("lb_noop_threads") or want("nested_threads") then
     local trc
     local tok, terr = xpcall(function()
       trc = plush.connect{threads = 2}
@@ -797,6 +803,7 @@ local function run_plush(phase, rep)
         end
         return out
       end)
+      run("nested_threads", function(k) return nested_rates(trc, k) end)
     end, debug.traceback)
     if trc then pcall(trc.close, trc) end
     if not tok then

@@ -251,8 +251,13 @@ PLUSH_INTERNAL int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t);
 ** interrupt or a request (efd) first. */
 PLUSH_INTERNAL void eng_co_poll(plush_engine *e, lua_State *L, int block);
 /* Ends every parked task with an error reply (msg), or silently when
-** msg is NULL (the engine stops). */
+** msg is NULL (the engine stops: an embedder's state lock is taken). */
 PLUSH_INTERNAL void eng_co_reset(plush_engine *e, lua_State *L, const char *msg);
+/* An embedder's state lock held: a RESTART ends the parked tasks. */
+PLUSH_INTERNAL void eng_co_restarted(plush_engine *e, lua_State *L);
+/* An embedder's state lock held: engine.client()'s connection closes
+** (the state is given back). */
+PLUSH_INTERNAL void eng_co_close(plush_engine *e, lua_State *L);
 
 /* engine_lua.c, for engine_co.c: engine.task of t; the end of a task
 ** whose call returned st (error value on top of L when not LUA_OK):
