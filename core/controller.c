@@ -297,6 +297,7 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
     ctl_tlist_remove(t);
     t->engine = NULL;
     e->inflight--;
+    if (t->balanced) c->bal_assigned--;
     if (!t->timedout)
       ctl_fail(c, t, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
                "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
@@ -434,6 +435,7 @@ static void depart(void *ud) {
         task *t = p->tasks.next;
         ctl_tlist_remove(t);
         t->engine = NULL;
+        if (t->balanced) c->bal_assigned--;
       }
     }
   } else if (p->kind == P_CLIENT) {

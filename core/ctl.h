@@ -140,6 +140,7 @@ struct plush_ctl {
   peer peers;         /* sentinel: every connection */
   size_t queued;
   size_t reclaims;    /* tasks with RECLAIM sent, not answered yet */
+  size_t bal_assigned;/* balanced tasks on an engine (ctl_steal: none, nothing to take back) */
   size_t stolen;      /* tasks given back by one engine for another */
   uv_timer_t steal;   /* looks again when a running task is old enough */
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
