@@ -52,14 +52,15 @@ describe("fanout", function()
   end)
 
   it("one engine's error is the group's, reported once when nobody takes it", function()
-    local g = all:async():execute("if engine.id == 2 then error('two', 0) end return 1")
-    assert.is_true(g:wait(5))
-    local e = g:error()
-    assert.is_true(errors.is(e, "RemoteError"))
-    assert.equal("two", e.message)
-    assert.equal(e, g.deferreds[3]:error())
-    assert.equal("ok", g.deferreds[1]:state())
-    g, e = nil, nil
+    do
+      local g = all:async():execute("if engine.id == 2 then error('two', 0) end return 1")
+      assert.is_true(g:wait(5))
+      local e = g:error()
+      assert.is_true(errors.is(e, "RemoteError"))
+      assert.equal("two", e.message)
+      assert.equal(e, g.deferreds[3]:error())
+      assert.equal("ok", g.deferreds[1]:state())
+    end
     collectgarbage()
     collectgarbage()
     assert.same({}, reported)
