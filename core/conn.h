@@ -129,6 +129,18 @@ int plush_conn_relay_pad(plush_conn *c, size_t len);
 int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer);
 int plush_conn_relaying(plush_conn *c);
 
+/*
+** Corking (conn_cork.c): after plush_conn_cork, small writes wait (by
+** reference, counted in plush_conn_queued) until plush_conn_uncork
+** writes them all with one writev; a big one, or more than 64 kB
+** waiting, writes what waits first. The owner must uncork before its
+** loop waits again: nothing else sends what waits. uncork returns 0 or
+** an error (the conn then fails as on any failed write).
+*/
+void plush_conn_cork(plush_conn *c);
+int plush_conn_corked(plush_conn *c);
+int plush_conn_uncork(plush_conn *c);
+
 size_t plush_conn_queued(plush_conn *c);
 /* Bytes the socket has taken since the connection began: a peer that
 ** reads makes this grow (a stalled one does not). */

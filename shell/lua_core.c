@@ -521,6 +521,8 @@ static int l_submit(lua_State *L) {
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;
+  /* the frames of many targets leave in one writev (conn_cork.c) */
+  if (many) plush_conn_cork(c->conn);
   for (i = 1; i <= n; i++) {
     if (many) {
       lua_rawgeti(L, 2, i);
@@ -532,13 +534,16 @@ static int l_submit(lua_State *L) {
     if (opts) h.flags |= PLUSH_F_OPTS;
     if (durable) h.flags |= PLUSH_F_DURABLE;
     h.id = nextid(c);
-    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
+    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0) {
+      if (many && c->conn) plush_conn_uncork(c->conn);
       return sendfailed(L, c, f, r);
+    }
     if (many) {
       lua_pushinteger(L, (lua_Integer)h.id);
       lua_rawseti(L, -2, i);
     }
   }
+  if (many && (r = plush_conn_uncork(c->conn)) < 0) return sendfailed(L, c, f, r);
   if (f->hdr.len >= PLUSH_RELAY_MIN) flush(c);
   plush_frame_unref(f);
   if (!many) lua_pushinteger(L, (lua_Integer)h.id);

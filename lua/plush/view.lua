@@ -9,6 +9,7 @@
 -- array with one entry per engine, in target order.
 
 local deferred = require "plush.deferred"
+local fanout = require "plush.fanout"
 local progress = require "plush.progress"
 local errors = require "plush.errors"
 local util = require "plush.util"
@@ -307,6 +308,8 @@ function Direct:_send(msg, entry)
   local list, single = self:_targets()
   if single then return self.rc:submit(list[1], msg, submit_opts(self)) end
   local ds = self.rc:submit(list, msg, submit_opts(self))
+  -- the common case: one Deferred over them with no chain per engine
+  if entry == nil then return fanout.new(self.rc, ds, list, self.targets == "all") end
   if self.targets == "all" then return combine_alive(self.rc, ds, list, entry) end
   return combine(ds, list, entry)
 end
