@@ -270,11 +270,11 @@ static int l_range(lua_State *L) {
 }
 
 /* plush.array.concat(list [, type]): one array of the arrays of list, of
-** type (default: the first one's; others converted). */
+** type (default: theirs when they share one, else f64; others converted). */
 static int l_concat(lua_State *L) {
   lua_Integer m, i;
   size_t total = 0, at = 0;
-  int type;
+  int type, common = 0;
   plush_array *r;
   luaL_checktype(L, 1, LUA_TTABLE);
   m = (lua_Integer)lua_rawlen(L, 1);
@@ -285,10 +285,10 @@ static int l_concat(lua_State *L) {
       return luaL_argerror(L, 1, lua_pushfstring(L, "item %I: plush.array expected, got %s",
                                                  (LUAI_UACINT)i, luaL_typename(L, -1)));
     total += a->n;
-    if (i == 1 && lua_isnoneornil(L, 2)) lua_pushstring(L, names[a->type]), lua_replace(L, 2);
+    common = i == 1 || a->type == common ? a->type : PLUSH_AF64;
     lua_pop(L, 1);
   }
-  type = checktype(L, 2, PLUSH_AF64);
+  type = checktype(L, 2, common ? common : PLUSH_AF64);
   r = plush_array_new(L, type, total);
   for (i = 1; i <= m; i++) {
     plush_array *a;

@@ -395,7 +395,8 @@ static int getarray(ctx *c, size_t n) {
   const uint8_t *q = take(c, n);
   size_t w = n ? plush_array_width(q[0]) : 0;
   plush_array *a;
-  if (!w) return codec_fail(c, PLUSH_ECORRUPT, "array of unknown element type %d", n ? q[0] : -1);
+  if (!n) return codec_fail(c, PLUSH_ECORRUPT, "array payload without an element type");
+  if (!w) return codec_fail(c, PLUSH_ECORRUPT, "array of unknown element type %d", q[0]);
   if ((n - 1) % w)
     return codec_fail(c, PLUSH_ECORRUPT, "array payload of %zu bytes is not a whole number of %s",
                       n - 1, plush_array_typename(q[0]));
