@@ -154,8 +154,9 @@ static int fc_same(lua_State *L, int a, int b, int seen, int depth) {
     while (ok && lua_next(L, a)) {
       int k = lua_gettop(L) - 1, kt = lua_type(L, k);
       na++;
-      if (kt == LUA_TTABLE || kt == LUA_TFUNCTION) {
-        /* a key that is an object: its partner, if already met */
+      if (kt == LUA_TTABLE || kt == LUA_TFUNCTION || kt == LUA_TUSERDATA) {
+        /* a key that is an object (a plush.array too): its partner, if
+        ** already met */
         lua_pushvalue(L, k);
         if (lua_rawget(L, seen) == LUA_TNIL) {
           lua_pop(L, 2);
