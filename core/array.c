@@ -4,6 +4,9 @@
 ** Compiled into the engine and into plush.core, so both ends of the
 ** wire know the type; the codec writes and reads its bytes (codec_enc.c,
 ** codec_dec.c).
+** Over 600 lines: every function here reads and writes elements through
+** pushel and store (the per-type conversions and their errors); apart,
+** those would need a header of their own for one module.
 */
 #include "array.h"
 
@@ -348,8 +351,8 @@ static void range(lua_State *L, const plush_array *a, size_t *from, size_t *cnt)
   else if (i == 0) i = 1;
   if (j < 0) j = j < -n ? 0 : n + j + 1;
   else if (j > n) j = n;
-  *from = (size_t)i - 1;
   *cnt = i > j ? 0 : (size_t)(j - i + 1);
+  *from = *cnt ? (size_t)i - 1 : 0; /* an empty part points at the start */
 }
 
 /* a:sub([i [, j]]): a new array, a copy of elements i..j. */
