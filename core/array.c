@@ -389,10 +389,15 @@ static int m_sum(lua_State *L) {
   size_t k;
   if (isint(a->type)) {
     lua_Unsigned s = 0; /* wraps around as Lua's integer + does */
-    for (k = 0; k < a->n; k++) {
-      pushel(L, a, k);
-      s += (lua_Unsigned)lua_tointeger(L, -1);
-      lua_pop(L, 1);
+    if (a->type == PLUSH_AI64) {
+      const int64_t *p = (const int64_t *)(void *)a->data;
+      for (k = 0; k < a->n; k++) s += (lua_Unsigned)p[k];
+    } else {
+      for (k = 0; k < a->n; k++) {
+        pushel(L, a, k);
+        s += (lua_Unsigned)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
     }
     lua_pushinteger(L, (lua_Integer)s);
   } else if (a->type == PLUSH_AF64) {

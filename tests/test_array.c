@@ -219,6 +219,7 @@ Test(array, making_and_reading) {
        "local t = f:totable() assert(#t == 2 and t[2] == 2.5 and getmetatable(t) == nil) "
        "assert(A(f, 'f32'):type() == 'f32' and A(a, 'u8')[3] == 3) "
        "assert(A.range(100):sum() == 5050 and math.type(A{1.5, 2}:sum()) == 'float') "
+       "assert(A{math.maxinteger, 1}:sum() == math.mininteger and A({7, 8}, 'u8'):sum() == 15) "
        "assert(A.concat{a, A{4}} == A{1, 2, 3, 4} and A.concat{a, f}:type() == 'f64') "
        "assert(A.frombytes(f:bytes()) == f and A.is(f) and not A.is({})) "
        "return true");
