@@ -199,6 +199,21 @@ local WORKLOADS = {
     target = relative("map_serial", "<=", 1, "serial")},
   {id = "map_serial", label = "  the same map, serial, one Lua state", unit = "s", phase = 2,
     n = {5, 2, 0, 0}, dask = false, plush_only = true},
+  -- the same over a plush.array of 10^6 float64 (share/doc/performance.md,
+  -- "plush.array"); the peers' reference is their own list's row above
+  {id = "push_array", label = "push 10^6-number plush.array (f64)", unit = "s", phase = 2,
+    n = {5, 2, 0, 0}, plush_only = true,
+    target = relative("push_table", "<=", 1 / 3, "ipyparallel's list / 3", "ipyparallel")},
+  {id = "pull_array", label = "pull 10^6-number plush.array (f64)", unit = "s", phase = 2,
+    n = {5, 2, 0, 0}, plush_only = true,
+    target = relative("pull_table", "<=", 1 / 3, "ipyparallel's list / 3", "ipyparallel")},
+  {id = "scatter_gather_array", label = "scatter+gather a 10^6 plush.array, 2 engines",
+    unit = "s", phase = 2, n = {5, 2, 0, 0}, plush_only = true},
+  {id = "map_array", label = "map x^10 over a 10^6 plush.array, 2 engines", unit = "s",
+    phase = 2, n = {5, 2, 0, 0}, plush_only = true, floor = "map_serial",
+    target = relative("map_serial", "<=", 1, "serial over a table")},
+  {id = "map_serial_array", label = "  the same map, serial, a:map(f) in one Lua state",
+    unit = "s", phase = 2, n = {5, 2, 0, 0}, plush_only = true},
   -- the models (share/doc/models.md); n = samples of MODEL_N operations
   {id = "msg_rt", label = "engine.send/recv round trip, 2 engines", unit = "s", phase = 2,
     n = {5, 3, 0, 0}, plush_only = true,
@@ -764,6 +779,37 @@ local function run_plush(phase, rep)
       return timed(k, function()
         local v = {}
         for i = 1, #seq do v[i] = f(seq[i]) end
+        assert(v[NUMBERS] == expect)
+      end)
+    end)
+    -- plush.array rows: 10^6 float64 (1.0 .. 10^6)
+    local arr = plush.array.range(1, NUMBERS, 1.0)
+    run("push_array", function(k) return timed(k, function() e0:push{t = arr} end) end)
+    run("pull_array", function(k)
+      e0:push{t = arr}
+      return timed(k, function()
+        local v = e0:pull("t")
+        assert(#v == NUMBERS and v[NUMBERS] == NUMBERS, "pulled array is wrong")
+      end)
+    end)
+    e0:execute("t = nil collectgarbage()")
+    run("scatter_gather_array", function(k)
+      return timed(k, function()
+        all:scatter("part", arr)
+        local v = all:gather("part")
+        assert(#v == NUMBERS and v[NUMBERS] == NUMBERS and v[1] == 1, "gathered array is wrong")
+      end)
+    end)
+    all:execute("part = nil collectgarbage()")
+    run("map_array", function(k)
+      return timed(k, function()
+        local v = all:map(f, arr)
+        assert(plush.array.is(v) and v[NUMBERS] == expect, "map result is wrong")
+      end)
+    end)
+    run("map_serial_array", function(k)
+      return timed(k, function()
+        local v = arr:map(f)
         assert(v[NUMBERS] == expect)
       end)
     end)

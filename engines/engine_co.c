@@ -40,6 +40,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "array.h"
 #include "engine_int.h"
 #include "log.h"
 #include "map.h"
@@ -595,5 +596,6 @@ void eng_co_open(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   paths(L);
+  plush_array_preload(L); /* require "plush.array": the engine's own */
   costock(L);
 }
