@@ -51,6 +51,8 @@ static void freequeues(plush_engine *e) {
   eng_infree(&e->in);
   eng_outfree(&e->out);
   eng_outfree(&e->spare);
+  eng_outfree(&e->lout);
+  eng_wdrop(e);
 }
 
 /* ---- messages from the controller -------------------------------- */
@@ -118,7 +120,8 @@ static void sendregister(plush_engine *e) {
     return;
   }
   d = plush_buf_steal(&m.b, &n);
-  plush_conn_write_owned(e->conn, &h, d, n);
+  plush_conn_write_owned(eng_wbegin(e), &h, d, n);
+  eng_wend(e);
 }
 
 static void onready(plush_conn *c) {
@@ -202,6 +205,7 @@ static void welcome(plush_engine *e, plush_frame *f) {
   else
     plush_warn("reconnected to %s:%d as engine %lld (id %u was not granted "
                "again)", e->ctlhost, e->o.port, (long long)id, old);
+  eng_wopen(e); /* the Lua thread may write to this link too */
   e->registered = 1;
   e->retrying = 0;
   uv_timer_stop(&e->retry);
@@ -320,7 +324,8 @@ static void reclaim(plush_engine *e, uint64_t id) {
   if (f == NULL) return;
   plush_frame_unref(f);
   h.engine = atomic_load(&e->id);
-  plush_conn_write(e->conn, &h, NULL, 0);
+  plush_conn_write(eng_wbegin(e), &h, NULL, 0);
+  eng_wend(e);
 }
 
 /* PONG straight from the loop: a busy Lua thread does not delay it. */
@@ -329,7 +334,8 @@ static void pong(plush_engine *e, plush_frame *f) {
                  .engine = atomic_load(&e->id),
                  .id = f->hdr.id,
                  .aux = f->hdr.aux};
-  plush_conn_write(e->conn, &h, NULL, 0);
+  plush_conn_write(eng_wbegin(e), &h, NULL, 0);
+  eng_wend(e);
 }
 
 /*
@@ -373,6 +379,8 @@ static void onframe(plush_conn *c, plush_frame *f) {
 */
 static void ondrain(plush_conn *c) {
   plush_engine *e = plush_conn_data(c);
+  eng_wbegin(e); /* the socket may have emptied: direct writes again */
+  eng_wend(e);
   uv_mutex_lock(&e->mu);
   e->sockbytes = plush_conn_queued(c);
   uv_cond_broadcast(&e->outc);
@@ -382,6 +390,7 @@ static void ondrain(plush_conn *c) {
 
 static void onclose(plush_conn *c, int reason, const char *msg) {
   plush_engine *e = plush_conn_data(c);
+  eng_wdrop(e);
   e->conn = NULL;
   plush_frame_unref(e->relayed); /* half a request: never to be whole */
   e->relayed = NULL;
@@ -434,12 +443,14 @@ static void onwake(uv_async_t *a) {
   plush_engine *e = a->data;
   outvec t;
   int done;
+  eng_wbegin(e);
   uv_mutex_lock(&e->mu);
   t = e->out;
   e->out = e->spare;
   e->spare = t;
   e->outbytes = 0;
   e->batch = NULL;
+  e->woken = 0;
   uv_mutex_unlock(&e->mu);
   for (size_t i = 0; i < e->spare.n; i++) {
     plush_frame *f = e->spare.v[i];
@@ -452,6 +463,7 @@ static void onwake(uv_async_t *a) {
     plush_frame_unref(f);
   }
   e->spare.n = 0;
+  eng_wend(e);
   uv_mutex_lock(&e->mu);
   e->sockbytes = e->conn ? plush_conn_queued(e->conn) : 0;
   uv_cond_broadcast(&e->outc);
@@ -474,6 +486,7 @@ static void closed(uv_handle_t *h) {
   uv_cond_destroy(&e->inc);
   uv_cond_destroy(&e->outc);
   uv_mutex_destroy(&e->mu);
+  uv_mutex_destroy(&e->wmu);
   free(e);
 }
 
@@ -529,6 +542,7 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   uv_cond_broadcast(&e->outc);
   eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
+  eng_wdrop(e); /* the Lua thread writes no more */
   if (e->conn) plush_conn_close(e->conn, 0, why);
   maybedone(e);
 }
@@ -599,6 +613,8 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     return PLUSH_ENOMEM;
   }
   uv_mutex_init(&e->mu);
+  uv_mutex_init(&e->wmu);
+  e->wfd = -1;
   uv_cond_init(&e->inc);
   uv_cond_init(&e->outc);
   r = eng_dial(e, 0);
@@ -607,6 +623,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     uv_cond_destroy(&e->inc);
     uv_cond_destroy(&e->outc);
     uv_mutex_destroy(&e->mu);
+    uv_mutex_destroy(&e->wmu);
     free(e->file);
     free(e);
     return r;
