@@ -216,6 +216,28 @@ static void welcome(plush_engine *e, plush_frame *f) {
   }
 }
 
+static void onwake(uv_async_t *a);
+
+/*
+** The Lua thread holds a task's STARTED back (e->lazy) so that a quick
+** task's STARTED and REPLY go out in one write when it next waits; a
+** task still running LAZY_MS after its request came gets it written from
+** here. Armed by the first request of a burst, not pushed back by the
+** next ones; while it is not armed (lazyarmed) the Lua thread writes its
+** STARTED at once.
+*/
+#define LAZY_MS 1
+
+static void onlazy(uv_timer_t *t) {
+  plush_engine *e = t->data;
+  int any;
+  uv_mutex_lock(&e->mu);
+  any = e->out.n > 0;
+  e->lazyarmed = 0;
+  uv_mutex_unlock(&e->mu);
+  if (any) onwake(&e->wake);
+}
+
 static void request(plush_engine *e, plush_frame *f) {
   int r;
   if (e->exiting) {
@@ -224,6 +246,10 @@ static void request(plush_engine *e, plush_frame *f) {
   }
   uv_mutex_lock(&e->mu);
   r = eng_inpush(&e->in, f);
+  if (r == 0 && !e->lazyarmed) {
+    e->lazyarmed = 1;
+    uv_timer_start(&e->lazyt, onlazy, LAZY_MS, 0);
+  }
   if (r == 0) uv_cond_signal(&e->inc), eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
@@ -509,7 +535,8 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 4 + e->fdhandles;
+  e->handles = 5 + e->fdhandles;
+  uv_close((uv_handle_t *)&e->lazyt, closed);
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
@@ -530,12 +557,14 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   uv_timer_stop(&e->retry);
   uv_timer_stop(&e->watch);
   uv_timer_stop(&e->nag);
+  uv_timer_stop(&e->lazyt);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
     plush_error("%s", why);
   uv_mutex_lock(&e->mu);
   e->stopping = 1;
+  e->lazyarmed = 0; /* lazyt is stopped */
   atomic_store(&e->halting, 1);
   if (atomic_load(&e->running) != 0 && e->L) eng_hook(e);
   uv_cond_broadcast(&e->inc);
@@ -634,6 +663,8 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   e->retry.data = e;
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
+  uv_timer_init(loop, &e->lazyt);
+  e->lazyt.data = e;
   eng_watch_init(e);
   e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */

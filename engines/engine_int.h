@@ -83,6 +83,7 @@ struct plush_engine {
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
+  uv_timer_t lazyt;         /* writes a STARTED the Lua thread held back */
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
@@ -144,6 +145,7 @@ struct plush_engine {
   char *tail;               /* wmu: what a direct write left unwritten, */
   size_t ntail;             /* for the loop to write before anything */
   int woken;                /* mu: a wake-up of the loop is on its way */
+  int lazyarmed;            /* mu: lazyt will fire (engine_host.c) */
   int lazy;                 /* Lua thread: STARTED/REPLY wait for eng_flush */
   outvec lout;              /* Lua thread: frames being written directly */
 

@@ -674,8 +674,9 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     e->fired = 0;
     syncid(e, L);
     /* STARTED and REPLY wait in the out queue (e->lazy) until eng_flush
-    ** writes them, with the replies before them, in one write: before the
-    ** task's code runs, and when the thread waits for work (take). */
+    ** writes them in one write: before the task's code runs when earlier
+    ** replies wait, and when the thread waits for work (take); a STARTED
+    ** held back longer is written by the loop (engine_host.c, onlazy). */
     e->lazy = 1;
     if (r.cancelled) {
       t.status = PLUSH_S_ERROR;
@@ -686,8 +687,15 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       fallback(L, &t);
       answer(e, L, &t);
     } else {
+      int more;
+      uv_mutex_lock(&e->mu);
+      more = e->out.n > 0; /* earlier replies: out now, with STARTED */
+      uv_mutex_unlock(&e->mu);
       eng_sendcopy(e, PLUSH_T_STARTED, r.f->hdr.id, 0, NULL, 0);
-      eng_flush(e);
+      uv_mutex_lock(&e->mu);
+      more = more || !e->lazyarmed; /* no timer to write it: now */
+      uv_mutex_unlock(&e->mu);
+      if (more) eng_flush(e);
       eng_enc_reset(e);
       eng_settask(L, &t);
       eng_co_serve(e, L, &t);

@@ -144,6 +144,7 @@ void eng_flush(plush_engine *e) {
       e->lout = t;
       e->outbytes = 0;
       e->batch = NULL;
+      e->stats.direct++;
       go = 1;
     } else {
       eng_wake(e);
