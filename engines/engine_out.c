@@ -1,7 +1,8 @@
 /*
 ** engine_out.c — what leaves the Lua thread: print, io.write and
 ** file:write captured as OUTPUT frames, STARTED and REPLY frames, all
-** through the out queue to the I/O side, with batching and back-pressure.
+** through the out queue to the I/O side, with batching and back-pressure
+** (STARTED and REPLY often written by the Lua thread itself: engine_wire.c).
 */
 #include <stdio.h>
 #include <string.h>
