@@ -47,6 +47,8 @@ usage: scripts/bench [--quick] [--json FILE] [--peers] [options]
   --keep           keep the temporary folder (logs, connection files)
   --controller-args "ARGS"  extra plush-controller arguments (diagnosis:
                    e.g. "--db memory"); recorded in the JSON and the notes
+  --only LIST      comma-separated row ids (exec_rt,floor_relay,...): only
+                   those rows are measured (comparing two builds quickly)
 ]])
   os.exit(code)
 end
@@ -74,6 +76,9 @@ do
     elseif a == "--out" then opt.out = value(a)
     elseif a == "--keep" then opt.keep = true
     elseif a == "--controller-args" then opt.controller_args = value(a)
+    elseif a == "--only" then
+      opt.only = {}
+      for id in value(a):gmatch("[^,]+") do opt.only[id] = true end
     elseif a == "-h" or a == "--help" then usage(0)
     else
       io.stderr:write("bench: unknown argument ", a, "\n")
@@ -269,6 +274,7 @@ local SYSTEMS = {
 
 -- Samples per repetition of workload w on system sys (0: not run).
 local function count(w, sys, rep)
+  if opt.only and not opt.only[w.id] then return 0 end
   if sys == "plush" then return w.n[QUICK and 2 or 1] end
   if w.plush_only then return 0 end
   local n = w.n
