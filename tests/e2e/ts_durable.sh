@@ -91,7 +91,8 @@ for _, tag in ipairs{"d", "f"} do
       n = n + 1
     end
   end
-  assert(n > 0 and n < N, tag .. ": taken before the kill: " .. n)
+  -- (a client starved past the engines' last take kills them waiting)
+  assert(n > 0, tag .. ": nothing taken before the kill")
   local twice, lost = 0, 0
   for i = 1, N do
     if taken[i] and lefts[tag][i] then twice = twice + 1 end
