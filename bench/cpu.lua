@@ -106,6 +106,26 @@ local ok, err = xpcall(function()
   local f = function(x) return x ^ 10 end
   local noop = function() end
   local lb = rc:balanced():async()
+  local files
+  local function corpus()
+    if files then return files end
+    files = {}
+    local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
+      [ -f "$f" ] && [ -r "$f" ] && printf '%s\n' "$f"; done]])
+    for name in p:lines() do files[#files + 1] = name end
+    p:close()
+    return files
+  end
+  local function words(text, emit)
+    local seen = {}
+    for w in text:lower():gmatch("%a+") do seen[w] = (seen[w] or 0) + 1 end
+    for w, n in pairs(seen) do emit(w, n) end
+  end
+  local function sum(_, counts)
+    local n = 0
+    for _, x in ipairs(counts) do n = n + x end
+    return n
+  end
   local ops = {
     {"execute", 5000, function() e0:execute("a=1") end},
     {"apply", 5000, function() e0:apply(noop) end},
@@ -157,6 +177,21 @@ local ok, err = xpcall(function()
       end, {ids[1], ids[2]}, 5000)
     end},
     {"decode_table", 5, function() return core.decode(encoded) end},
+    -- bench/run.lua's MapReduce word count, and the same count serially
+    {"mr_wordcount", 3, function()
+      return all:mapreduce{input = {files = corpus()}, map = words, combine = sum,
+        reduce = sum}
+    end},
+    {"mr_serial", 3, function()
+      local counts = {}
+      for _, name in ipairs(corpus()) do
+        local fh = assert(io.open(name, "rb"))
+        local text = fh:read("a")
+        fh:close()
+        for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
+      end
+      return counts
+    end},
   }
   io.write(("%-16s %6s %11s %11s %11s %11s %11s\n"):format("per operation", "n",
     "wall", "client", "controller", "engine 1", "engine 2"))

@@ -5,7 +5,7 @@
 **
 ** Clients and engines reach it with control requests (the ts_* entries
 ** of ctl_ops.c's ctlops): {op = "ts_out", space, tuple},
-** {op = "ts_take" | "ts_read", space, pattern, wait, timeout},
+** {op = "ts_take" | "ts_read", space, pattern, wait, timeout, durable},
 ** {op = "ts_cancel", rid}, {op = "ts_count", space, pattern?}. A take or
 ** read is answered with the tuple's encoding exactly as it was put out
 ** (a table), nil when a try_ found none, the string "timeout" or
@@ -18,8 +18,10 @@
 ** Never losing a tuple: one that is put out goes to the waiters that
 ** match it (reads all get it; the oldest take consumes it), else into
 ** its space and its row in the database, in the loop turn's transaction;
-** the answers of that turn (the out's, a take's) leave once the
-** transaction commits (ctl_store.c), as results do. A waiter whose
+** the out's answer leaves once the transaction commits (ctl_store.c). A
+** take is answered at once and its row deleted by that commit, as results
+** go before theirs; a durable take (durable = true) is answered after the
+** commit, as durable results are. A waiter whose
 ** engine or client is gone is dropped before anything reaches it; a
 ** blocked take that its engine abandons (interrupted) is cancelled, and
 ** a tuple that was already on its way is put back by that engine
@@ -36,7 +38,6 @@
 #include "plush.h"
 
 #define NAME_MAX_LEN 200
-#define DEPTH_MAX 32
 
 struct ctl_ts *ctl_ts_new(plush_ctl *c) {
   struct ctl_ts *ts = calloc(1, sizeof *ts);
@@ -148,57 +149,12 @@ static space *findspace(struct ctl_ts *ts, const char *name, int make) {
   return sp;
 }
 
-/* ---- the index --------------------------------------------------- */
-
-/*
-** The bucket of arity n and first field v (at idx): values that are
-** equal (rawequal: 1 and 1.0 too) share it; a first field that is a
-** table, a function or NaN goes by its type alone (a pattern's table
-** matches by content, so such patterns scan the whole space).
-*/
-static unsigned key(lua_State *L, int n, int idx) {
-  uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15u, v = 0;
-  int t = lua_type(L, idx);
-  if (t == LUA_TSTRING) {
-    size_t len;
-    const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
-    v = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) v = (v ^ s[i]) * 1099511628211u;
-  } else if (t == LUA_TNUMBER) {
-    lua_Integer i;
-    if (lua_isinteger(L, idx)) {
-      v = (uint64_t)lua_tointeger(L, idx);
-    } else if (lua_numbertointeger(lua_tonumber(L, idx), &i)) {
-      v = (uint64_t)i; /* 2.0 equals 2 */
-    } else {
-      lua_Number d = lua_tonumber(L, idx);
-      memcpy(&v, &d, sizeof v < sizeof d ? sizeof v : sizeof d);
-    }
-    t = LUA_TSTRING + 16; /* integers and floats alike */
-  } else if (t == LUA_TBOOLEAN) {
-    v = (uint64_t)lua_toboolean(L, idx);
-  }
-  h ^= v + (uint64_t)t * 0xbf58476d1ce4e5b9u + (h << 6) + (h >> 2);
-  h ^= h >> 31;
-  return (unsigned)(h % CTL_TS_BUCKETS);
-}
-
-/* The bucket a pattern (at pi, arity n) needs, or -1: look at every tuple. */
-static int patternkey(lua_State *L, int pi, int n) {
-  int b = -1, t;
-  if (n < 1) return -1;
-  t = lua_rawgeti(L, pi, 1);
-  if ((t == LUA_TSTRING || t == LUA_TBOOLEAN ||
-       (t == LUA_TNUMBER && lua_tonumber(L, -1) == lua_tonumber(L, -1))))
-    b = (int)key(L, n, lua_gettop(L));
-  lua_pop(L, 1);
-  return b;
-}
+/* ---- tuples in a space ------------------------------------------ */
 
 void ctl_ts_append(lua_State *L, space *sp, tup *t, int idx) {
   bucket *b;
   lua_rawgeti(L, idx, 1);
-  t->bkt = key(L, t->n, lua_gettop(L));
+  t->bkt = ctl_ts_key(L, t->n, lua_gettop(L));
   lua_pop(L, 1);
   b = &sp->bk[t->bkt];
   t->bnext = NULL;
@@ -280,81 +236,6 @@ int ctl_ts_arity(lua_State *L, int idx) {
   return n < 0 ? 0 : n > 1 << 20 ? 1 << 20 : (int)n;
 }
 
-static const char *const typenames[] = {
-    "nil", "boolean", "number", "string", "table", "function", "integer",
-    "float", NULL};
-
-/*
-** What pattern field v (at idx) asks: 0 the value itself, 1 anything
-** (plush.ANY, a table {["plush.ANY"] = true}), 2 + i a type
-** (plush.type(typenames[i]), {["plush.type"] = name}); -1 a bad type name.
-*/
-static int fieldkind(lua_State *L, int idx) {
-  int k = 0;
-  if (lua_type(L, idx) != LUA_TTABLE) return 0;
-  if (lua_getfield(L, idx, "plush.ANY") != LUA_TNIL) k = 1;
-  lua_pop(L, 1);
-  if (k) return 1;
-  if (lua_getfield(L, idx, "plush.type") != LUA_TNIL) {
-    const char *s = lua_tostring(L, -1);
-    k = -1;
-    for (int i = 0; s && typenames[i]; i++)
-      if (strcmp(s, typenames[i]) == 0) k = 2 + i;
-  }
-  lua_pop(L, 1);
-  return k;
-}
-
-static int istype(lua_State *L, int idx, const char *name) {
-  if (strcmp(name, "integer") == 0) return lua_isinteger(L, idx);
-  if (strcmp(name, "float") == 0)
-    return lua_type(L, idx) == LUA_TNUMBER && !lua_isinteger(L, idx);
-  return strcmp(luaL_typename(L, idx), name) == 0;
-}
-
-/* Deep equality of the values at a and b: what a pattern's value needs. */
-static int same(lua_State *L, int a, int b, int depth) {
-  int ok = 1;
-  lua_Integer na = 0, nb = 0;
-  if (lua_rawequal(L, a, b)) return 1;
-  if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
-      depth > DEPTH_MAX)
-    return 0;
-  a = lua_absindex(L, a);
-  b = lua_absindex(L, b);
-  luaL_checkstack(L, 6, "tuple space: values nested too deep");
-  lua_pushnil(L);
-  while (ok && lua_next(L, a)) {
-    na++;
-    lua_pushvalue(L, -2);
-    lua_rawget(L, b);
-    ok = same(L, -1, -2, depth + 1);
-    lua_pop(L, 2);
-  }
-  if (!ok) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, b)) nb++, lua_pop(L, 1);
-  return na == nb;
-}
-
-/* Does tuple t (at ti, arity n) match pattern p (at pi, same arity)? */
-static int match(lua_State *L, int ti, int pi, int n) {
-  int ok = 1;
-  for (int i = 1; ok && i <= n; i++) {
-    int k;
-    lua_rawgeti(L, pi, i);
-    lua_rawgeti(L, ti, i);
-    k = fieldkind(L, -2);
-    if (k == 0) ok = same(L, -1, -2, 0);
-    else if (k >= 2) ok = istype(L, -1, typenames[k - 2]);
-    lua_pop(L, 2);
-  }
-  return ok;
-}
-
 /* ---- requests ---------------------------------------------------- */
 
 /* The request's space name (held by the request table at req), or NULL
@@ -396,7 +277,7 @@ static int checkpattern(plush_ctl *c, peer *p, uint64_t rid, int n,
   for (int i = 1; i <= n; i++) {
     int k, t;
     lua_rawgeti(L, pi, i);
-    k = fieldkind(L, -1);
+    k = ctl_ts_fieldkind(L, -1);
     t = lua_type(L, -1);
     lua_pop(L, 1);
     if (k == -1) {
@@ -443,7 +324,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
     }
     if (w->n != n) continue;
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref);
-    m = match(L, ti, lua_gettop(L), n);
+    m = ctl_ts_match(L, ti, lua_gettop(L), n);
     lua_pop(L, 1);
     if (!m) continue;
     reply(c, w->kind, w->who, w->rid, b.data, b.len);
@@ -477,7 +358,7 @@ void ctl_ts_out(plush_ctl *c, peer *p, uint64_t rid) {
 static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
   lua_State *L = c->L;
   const char *what = take ? "take" : "read";
-  int req = lua_gettop(L), pi, n, wait, bk;
+  int req = lua_gettop(L), pi, n, wait, durable, bk;
   const char *name = spacename(c, p, rid, req);
   struct ctl_ts *ts = state(c);
   lua_Number timeout = -1;
@@ -490,10 +371,12 @@ static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
   if (!checkpattern(c, p, rid, n, what)) return;
   lua_getfield(L, req, "wait");
   wait = lua_toboolean(L, -1);
+  lua_getfield(L, req, "durable");
+  durable = lua_toboolean(L, -1);
   lua_getfield(L, req, "timeout");
   if (lua_type(L, -1) == LUA_TNUMBER) timeout = lua_tonumber(L, -1);
   else if (!lua_isnil(L, -1)) timeout = -2;
-  lua_pop(L, 2);
+  lua_pop(L, 3);
   if (timeout == -2 || (timeout != -1 && !(timeout >= 0 && timeout < 1e9))) {
     char m[120];
     snprintf(m, sizeof m, "%s: the timeout must be a number of seconds from "
@@ -502,19 +385,21 @@ static void get(plush_ctl *c, peer *p, uint64_t rid, int take) {
     return;
   }
   sp = findspace(ts, name, wait);
-  bk = sp ? patternkey(L, pi, n) : -1;
+  bk = sp ? ctl_ts_patternkey(L, pi, n) : -1;
   t = sp == NULL ? NULL : bk >= 0 ? sp->bk[bk].head : sp->tuples.next;
   /* its bucket (oldest first) when the first field is a value, else all */
   for (; t && t != &sp->tuples; t = bk >= 0 ? t->bnext : t->next) {
     int m;
     if (t->n != n) continue;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-    m = match(L, lua_gettop(L), pi, n);
+    m = ctl_ts_match(L, lua_gettop(L), pi, n);
     lua_pop(L, 1);
     if (!m) continue;
-    /* a take of a stored tuple is answered once its row is deleted: a
-    ** crash in between must not give it to a second taker */
-    answer(c, p->kind, p->id, rid, t->data, t->len, take && t->saved);
+    /* a take of a stored tuple: answered now, its row deleted by the
+    ** turn's commit that follows; a durable one once that commit is done
+    ** (a crash in between must not give it to a second taker) */
+    answer(c, p->kind, p->id, rid, t->data, t->len,
+           take && durable && t->saved);
     if (take) tupdrop(c, sp, t);
     return;
   }
@@ -589,7 +474,7 @@ void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
     int m = 1;
     if (pi) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-      m = t->n == n && match(L, lua_gettop(L), pi, n);
+      m = t->n == n && ctl_ts_match(L, lua_gettop(L), pi, n);
       lua_pop(L, 1);
     }
     count += m;

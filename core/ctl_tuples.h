@@ -101,6 +101,16 @@ PLUSH_INTERNAL void ctl_ts_waitdrop(plush_ctl *c, waiter *w);
 PLUSH_INTERNAL space *ctl_ts_space(const char *name);
 /* Puts t, the decoded tuple at idx, last in sp (its list and bucket). */
 PLUSH_INTERNAL void ctl_ts_append(lua_State *L, space *sp, tup *t, int idx);
+/* The bucket of arity n and first field at idx (ctl_tuples_match.c). */
+PLUSH_INTERNAL unsigned ctl_ts_key(lua_State *L, int n, int idx);
+/* The bucket a pattern (at pi, arity n) needs, or -1: every tuple. */
+PLUSH_INTERNAL int ctl_ts_patternkey(lua_State *L, int pi, int n);
+/* What pattern field at idx asks: 0 the value, 1 anything, 2 + i a type
+** (the i-th name of nil, boolean, number, string, table, function,
+** integer, float); -1 a type that does not exist. */
+PLUSH_INTERNAL int ctl_ts_fieldkind(lua_State *L, int idx);
+/* Does tuple t (at ti, arity n) match pattern p (at pi, same arity)? */
+PLUSH_INTERNAL int ctl_ts_match(lua_State *L, int ti, int pi, int n);
 /* The arity of the table at idx: its field n when an integer, else #t. */
 PLUSH_INTERNAL int ctl_ts_arity(lua_State *L, int idx);
 

@@ -1,6 +1,6 @@
 /*
 ** engine_tuples.c — the tuple space from an engine: the global `tuples`
-** (the cluster's default space) and engine.tuplespace(name), whose
+** (the cluster's default space) and engine.tuplespace([name] [, opts]), whose
 ** methods send control requests to the controller (core/ctl_tuples.c)
 ** and wait for the answer. See share/doc/models.md.
 **
@@ -246,6 +246,13 @@ static int get(lua_State *L, const char *fn, int take, int wait) {
   }
   lua_pushboolean(L, wait);
   lua_setfield(L, -2, "wait");
+  /* a durable space's take is answered once its removal is committed */
+  if (take) {
+    if (lua_getfield(L, 1, "durable") == LUA_TBOOLEAN && lua_toboolean(L, -1))
+      lua_setfield(L, -2, "durable");
+    else
+      lua_pop(L, 1);
+  }
   call(L, name, take);
   if (lua_type(L, -1) == LUA_TSTRING) { /* "timeout" */
     lua_pushnil(L);

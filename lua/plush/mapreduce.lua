@@ -44,15 +44,20 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     if #s > 60 then s = s:sub(1, 57) .. "..." end
     return ("%s of key %s"):format(stage, s), cur
   end)
+  -- the same, letting plush's own errors (a bad key) through as they are
+  local function pass_on_key(e)
+    if type(e) == "table" and e["plush.spmd"] then return e end
+    return on_key(e)
+  end
 
   local function emit(k, v)
     local g = groups[k]
     if g == nil then
-      groups[k] = {v}
+      groups[k] = {v, nil, nil, nil} -- room for 4: no resize up to 4 values
     else
       local m = #g + 1
       g[m] = v
-      if combine and m >= FOLD then groups[k] = {combine(k, g)} end
+      if m >= FOLD and combine then groups[k] = {combine(k, g)} end
     end
   end
 
@@ -74,14 +79,23 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     if not ok then error(e, 0) end
   end
 
-  -- the partition of a key; partition p belongs to engine p % n + 1
+  -- the partition of a key; partition p belongs to engine p % n + 1. A
+  -- string hashes its length and first and last 8 bytes (two calls of
+  -- string.byte: a call a byte cost more than the rest of the shuffle).
+  local byte = string.byte
   local function owner(k)
     local h, t = 0, type(k)
     if t == "string" then
       local len = #k
-      h = len
-      for i = 1, len < 16 and len or 16 do h = (h * 31 + k:byte(i)) & 0x7fffffff end
-      for i = len > 16 and len - 7 or len + 1, len do h = (h * 31 + k:byte(i)) & 0x7fffffff end
+      local a, b, c, d, e, f, g, i = byte(k, 1, 8)
+      h = ((((((((len * 31 + (a or 0)) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
+        * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
+      if len > 8 then
+        a, b, c, d, e, f, g, i = byte(k, len > 16 and len - 7 or 9, len)
+        h = ((((((((h * 31 + a) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
+          * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
+      end
+      h = h & 0x7fffffff
     elseif math.type(k) == "integer" then
       h = k
     elseif t == "number" then
@@ -95,63 +109,77 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     return (h % nparts) % n + 1
   end
 
-  -- the shuffle: each engine's groups, folded once more
-  local outbox = {}
-  for i = 1, n do outbox[i] = {} end
+  -- the shuffle: each engine's groups, folded once more. A group of one
+  -- value travels as the value (in v), the others as lists (in m): no
+  -- table a key when combine folds them all
+  local vals, lists = {}, {}
+  for i = 1, n do vals[i], lists[i] = {}, {} end
   stage = "combine"
-  for k, g in pairs(groups) do
-    if combine and #g > 1 then
+  local ok, err = xpcall(function()
+    for k, g in pairs(groups) do
       cur = k
-      local ok, v = xpcall(combine, on_key, k, g)
-      if not ok then error(v, 0) end
-      g = {v}
+      local o, x, m = owner(k), nil, #g
+      if m == 1 then
+        x = g[1]
+      elseif m > 1 and combine then
+        x = combine(k, g)
+        if x == nil then g = {} end
+      end
+      if x ~= nil then vals[o][k] = x else lists[o][k] = g end
     end
-    outbox[owner(k)][k] = g
-  end
+  end, pass_on_key)
+  if not ok then error(err, 0) end
   groups = nil
   for i, id in ipairs(peers) do
     if id ~= me then
-      local chunk, c = {}, 0
-      for k, g in pairs(outbox[i]) do
-        c = c + 1
-        chunk[k] = g
-        if c == CHUNK then
-          engine.send(id, {m = chunk, more = true}, tag)
-          chunk, c = {}, 0
+      for _, part in ipairs{"v", "m"} do
+        local chunk, c = {}, 0
+        for k, x in pairs(part == "v" and vals[i] or lists[i]) do
+          c = c + 1
+          chunk[k] = x
+          if c == CHUNK then
+            engine.send(id, {[part] = chunk, more = true}, tag)
+            chunk, c = {}, 0
+          end
         end
+        if c > 0 or part == "m" then engine.send(id, {[part] = chunk, more = part == "v"}, tag) end
       end
-      engine.send(id, {m = chunk}, tag)
-      outbox[i] = nil
+      vals[i], lists[i] = nil, nil
     end
   end
 
   -- this engine's groups, from every engine in target order
   local mine = {}
-  local function merge(chunk)
-    for k, g in pairs(chunk) do
+  local function merge(v, m)
+    for k, x in pairs(v or {}) do
+      local have = mine[k]
+      if have then have[#have + 1] = x else mine[k] = {x} end
+    end
+    for k, g in pairs(m or {}) do
       local have = mine[k]
       if have then table.move(g, 1, #g, #have + 1, have) else mine[k] = g end
     end
   end
   for i, id in ipairs(peers) do
     if id == me then
-      merge(outbox[i])
+      merge(vals[i], lists[i])
     else
       repeat
         local m = recv(id, tag)
-        merge(m.m)
+        merge(m.v, m.m)
       until not m.more
     end
   end
 
   stage = "reduce"
   local out = {}
-  for k, g in pairs(mine) do
-    cur = k
-    local ok, v = xpcall(reduce, on_key, k, g)
-    if not ok then error(v, 0) end
-    out[k] = v
-  end
+  ok, err = xpcall(function()
+    for k, g in pairs(mine) do
+      cur = k
+      out[k] = reduce(k, g)
+    end
+  end, on_key)
+  if not ok then error(err, 0) end
   return out
 end
 
@@ -262,8 +290,9 @@ function mapreduce.run(v, spec)
       list, tag
   end)
   r:add_callback(function(tables)
-    local out = {}
-    for i = 1, #list do
+    -- the first table takes the others' keys (no rehash of its own)
+    local out = tables[1] or {}
+    for i = 2, #list do
       for k, x in pairs(tables[i]) do out[k] = x end
     end
     return out

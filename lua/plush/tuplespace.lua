@@ -2,13 +2,16 @@
 -- share/doc/models.md). The same space is the global `tuples` on engines.
 --
 --   local ts = plush.tuplespace(rc)          -- the cluster's default space
+--   local d = plush.tuplespace(rc, "jobs", {durable = true}) -- see below
 --   ts:out{"task", 1, {x = 2}}
 --   local t = ts:take{"result", plush.ANY, plush.type "number"}:get()
 --
 -- A tuple is a table whose fields 1..n (n = t.n, or #t) are matched; a
 -- pattern has as many fields, each a value that must be equal (tables
 -- compare by content), plush.ANY, or plush.type(name). Blocking calls
--- (take, read) return Deferreds; the others answer at once.
+-- (take, read) return Deferreds; the others answer at once. A take is
+-- answered before the controller's store commits its removal (a crash in
+-- between can give that tuple out again); with {durable = true} only after.
 local client = require "plush.client"
 local errors = require "plush.errors"
 local util = require "plush.util"
@@ -33,15 +36,30 @@ local TS = {__name = "plush.TupleSpace"}
 TS.__index = TS
 TS.ANY, TS.type = M.ANY, M.type
 
-function M.new(rc, name)
+-- new(rc [, name] [, opts]): opts.durable = true answers a take only once
+-- the controller's store has committed its removal (models.md).
+function M.new(rc, name, opts)
   if not client.is(rc) then
     util.argerror(1, "tuplespace", "a client (plush.connect()) expected, got " .. type(rc))
   end
+  if type(name) == "table" and opts == nil then name, opts = nil, name end
   util.check(name, 2, "tuplespace", "string", "nil")
   if name and (#name < 1 or #name > 200) then
     util.argerror(2, "tuplespace", "a name is a string of 1 to 200 bytes")
   end
-  return setmetatable({rc = rc, name = name or "default"}, TS)
+  util.check(opts, 3, "tuplespace", "table", "nil")
+  local durable = false
+  for k, v in pairs(opts or {}) do
+    if k ~= "durable" then
+      util.argerror(3, "tuplespace", ("unknown option '%s' (durable)"):format(tostring(k)))
+    end
+    if type(v) ~= "boolean" then
+      util.argerror(3, "tuplespace", "durable is true or false, not a " .. type(v))
+    end
+    durable = v
+  end
+  -- durable travels in take requests only (true, else left out)
+  return setmetatable({rc = rc, name = name or "default", durable = durable or nil}, TS)
 end
 
 function M.is(v) return getmetatable(v) == TS end
@@ -84,7 +102,8 @@ end
 
 function TS:try_take(p)
   check_pattern(p, "try_take")
-  return now_or_nil(self.rc:_ask{op = "ts_take", space = self.name, pattern = p})
+  return now_or_nil(self.rc:_ask{op = "ts_take", space = self.name, pattern = p,
+    durable = self.durable})
 end
 
 function TS:try_read(p)
@@ -110,7 +129,8 @@ local function blocking(self, op, p, timeout, fname)
   check_pattern(p, fname)
   check_timeout(timeout, fname)
   return self.rc:_ctrl_deferred({op = op, space = self.name, pattern = p,
-    wait = true, timeout = timeout}, settle)
+    wait = true, timeout = timeout, durable = op == "ts_take" and self.durable or nil},
+    settle)
 end
 
 -- take(pattern [, timeout]) -> Deferred of the tuple (removed from the
@@ -126,7 +146,7 @@ function TS:count(p)
 end
 
 function TS:__tostring()
-  return ("<plush.TupleSpace %s>"):format(self.name)
+  return ("<plush.TupleSpace %s%s>"):format(self.name, self.durable and " durable" or "")
 end
 
 return M
