@@ -47,6 +47,8 @@ usage: scripts/bench [--quick] [--json FILE] [--peers] [options]
   --keep           keep the temporary folder (logs, connection files)
   --controller-args "ARGS"  extra plush-controller arguments (diagnosis:
                    e.g. "--db memory"); recorded in the JSON and the notes
+  --only LIST      comma-separated row ids (e.g. push_100MB,pull_100MB):
+                   only those rows and the floors (A/B runs of a few rows)
 ]])
   os.exit(code)
 end
@@ -74,6 +76,9 @@ do
     elseif a == "--out" then opt.out = value(a)
     elseif a == "--keep" then opt.keep = true
     elseif a == "--controller-args" then opt.controller_args = value(a)
+    elseif a == "--only" then
+      opt.only = {}
+      for id in value(a):gmatch("[^,]+") do opt.only[id] = true end
     elseif a == "-h" or a == "--help" then usage(0)
     else
       io.stderr:write("bench: unknown argument ", a, "\n")
@@ -520,6 +525,7 @@ local function run_plush(phase, rep)
   local res = {samples = {}, errors = {}}
   local function want(id)
     local w = BY_ID[id]
+    if opt.only and not opt.only[id] and not id:match("^floor_") then return false end
     return w and w.phase == phase and count(w, "plush", rep) > 0 and count(w, "plush", rep)
   end
   local function run(id, fn)

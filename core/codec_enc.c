@@ -77,6 +77,31 @@ static int putint(ctx *c, lua_Integer v) {
   return putop(c, 0xd3, (uint64_t)v, 8);
 }
 
+/*
+** Segments (buf.h): a big string may stay where it is, its bytes counted
+** at its offset in the buffer. The places that move or rewind what was
+** written, or patch a byte length over it, keep them in step.
+*/
+static size_t segsafter(const plush_buf *b, size_t at) {
+  size_t n = 0;
+  for (int i = b->nsegs - 1; i >= 0 && b->segs[i].at > at; i--)
+    n += b->segs[i].len;
+  return n;
+}
+
+/* The bytes after at moved by d (memmove): so do their segments. */
+static void shiftsegs(plush_buf *b, size_t at, ptrdiff_t d) {
+  for (int i = b->nsegs - 1; i >= 0 && b->segs[i].at > at; i--)
+    b->segs[i].at = (size_t)((ptrdiff_t)b->segs[i].at + d);
+}
+
+/* What was written after at is dropped: so are its segments. */
+static void cutsegs(plush_buf *b, size_t at) {
+  int k = b->nsegs;
+  while (k > 0 && b->segs[k - 1].at > at) k--;
+  plush_buf_dropsegs(b, k);
+}
+
 /* str, array and map headers: fix form, then 8 (if op8), 16, 32 bits. */
 static int puthead(ctx *c, size_t n, uint8_t fix, size_t fixmax, uint8_t op8) {
   uint8_t op16 = fix == 0xa0 ? 0xda : fix == 0x90 ? 0xdc : 0xde;
@@ -176,6 +201,8 @@ static int putscalar(ctx *c, int idx, int t) {
     const char *s = lua_tolstring(L, idx, &n);
     int rc = puthead(c, n, 0xa0, 31, 0xd9);
     if (rc) return rc;
+    if (n >= c->b->segmin && c->b->segmin && plush_buf_addseg(c->b, s, n))
+      return 0;
     return plush_buf_append(c->b, s, n) ? codec_nomem(c) : 0;
   }
   if (t == LUA_TBOOLEAN) return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
@@ -305,12 +332,13 @@ static void settab(uint8_t *p, lua_Unsigned k, lua_Unsigned m) {
 ** shrunk to ext 8 or 16 when the payload is short enough.
 */
 static int closetab(ctx *c, size_t at) {
-  size_t n = c->b->len - at - 6;
+  size_t d = c->b->len - at - 6, n = d + segsafter(c->b, at);
   uint8_t *p = (uint8_t *)c->b->data + at;
   if (n > 0xffffffff) return codec_refuse(c, "table over 4 GiB");
   if (n <= 0xffff) {                     /* ext 8 or 16: 2 or 1 bytes less */
     size_t w = n <= 0xff ? 1 : 2;
-    memmove(p + 2 + w, p + 6, n);
+    memmove(p + 2 + w, p + 6, d);
+    shiftsegs(c->b, at, -(ptrdiff_t)(4 - w));
     p[0] = (uint8_t)(0xc7 + w - 1);
     store(p + 1, n, (int)w);
     p[1 + w] = PLUSH_EXT_TABLE;
@@ -340,6 +368,7 @@ static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
   if (!room(c, h1 - h0)) return codec_nomem(c);
   p = (uint8_t *)c->b->data + at;
   memmove(p + h1, p + h0, c->b->len - at - h0);
+  shiftsegs(c->b, at, (ptrdiff_t)(h1 - h0));
   settab(p, k, m);
   c->b->len += h1 - h0;
   if ((rc = putitems(c, idx, i, (lua_Integer)k)) || (rc = putpairs(c, idx, 1)))
@@ -379,6 +408,7 @@ static int putrest(ctx *c, int idx, size_t at, lua_Unsigned n, lua_Integer i) {
   if (pos > 0 && k - pos <= pos)
     return putmixed(c, idx, at, n > 0 ? headlen(n) : 0, i, k, rest + (lua_Unsigned)i - 1, pos);
   c->b->len = at;
+  cutsegs(c->b, at);
   lua_pop(L, 1);
   lua_pushnil(L);
   if ((rc = puthead(c, rest + (lua_Unsigned)i - 1, 0x80, 15, 0))) return rc;
@@ -570,7 +600,8 @@ static int putfn(ctx *c, int idx) {
     c->path[c->depth].i = i;
     if ((rc = putupv(c, idx, fref, i))) return rc;
   }
-  if ((n = c->b->len - at - 6) > 0xffffffff) return codec_refuse(c, "function over 4 GiB");
+  if ((n = c->b->len - at - 6 + segsafter(c->b, at)) > 0xffffffff)
+    return codec_refuse(c, "function over 4 GiB");
   store((uint8_t *)c->b->data + at + 1, n, 4);
   c->depth--;
   return 0;
@@ -610,7 +641,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen) {
   ctx c;
   size_t len0 = out->len;
-  int top = lua_gettop(L), t, st;
+  int top = lua_gettop(L), t, st, segs0 = out->nsegs;
   codec_init(&c, L, root, err, errlen);
   c.b = out;
   idx = lua_absindex(L, idx);
@@ -628,7 +659,10 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
     }
   }
   lua_settop(L, top);
-  if (c.rc) out->len = len0;
+  if (c.rc) {
+    out->len = len0;
+    plush_buf_dropsegs(out, segs0);
+  }
   return c.rc;
 }
 

@@ -25,6 +25,14 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static plush_map live;        /* address -> mapping size, of blocks in use */
 static size_t live_bytes;
 static kept keep[NKEEP];      /* freed blocks, oldest first */
+typedef struct pinned {
+  char *p;                    /* the block (NULL: a free slot) */
+  size_t size;                /* its mapping size */
+  int count;                  /* pins held */
+  int dead;                   /* freed while pinned: the last unpin frees */
+} pinned;
+static pinned pins[PLUSH_MEM_PINS];
+static int npins;             /* slots in use */
 static int nkeep;
 static size_t kept_bytes, nmaps;
 
@@ -177,12 +185,19 @@ static void *bigalloc(size_t n, int lazy) {
 
 /* A live big block goes to the kept list (the oldest make room), or back
 ** to the system when it alone is over the budget. */
+static pinned *pinof(const void *p);
 static void bigfree(void *p) {
   kept out[NKEEP + 1];
   int n = 0;
   size_t size;
+  pinned *pn;
   pthread_mutex_lock(&mu);
   size = delist(p);
+  if ((pn = pinof(p)) != NULL) { /* still being written: the unpin frees */
+    pn->dead = 1;
+    pthread_mutex_unlock(&mu);
+    return;
+  }
   n = expire(PLUSH_MEM_AGE, out);
   if (size > PLUSH_MEM_KEEP) {
     out[n++] = (kept){p, size, 0};
@@ -196,6 +211,64 @@ static void bigfree(void *p) {
   }
   pthread_mutex_unlock(&mu);
   unmap_all(out, n);
+}
+
+/* ---- pins -------------------------------------------------------- */
+
+/* mu held: the pin slot of block p, or NULL. */
+static pinned *pinof(const void *p) {
+  if (npins == 0) return NULL;
+  for (int i = 0; i < PLUSH_MEM_PINS; i++)
+    if (pins[i].p == p) return &pins[i];
+  return NULL;
+}
+
+/*
+** A big block starts a mapping, so it is page-aligned, and the bytes of
+** a Lua string (or a frame's payload) start within its first page: the
+** block holding p is at p rounded down to its page, if anywhere.
+*/
+void *plush_mem_pin(const void *p, size_t n) {
+  char *base = (char *)((uintptr_t)p & ~(uintptr_t)4095);
+  size_t size;
+  pinned *pn;
+  if (p == NULL) return NULL;
+  pthread_mutex_lock(&mu);
+  size = (size_t)(uintptr_t)plush_map_get(&live, (uintptr_t)base);
+  if (size == 0 || (size_t)((const char *)p - base) > size ||
+      n > size - (size_t)((const char *)p - base)) {
+    pthread_mutex_unlock(&mu);
+    return NULL;
+  }
+  if ((pn = pinof(base)) == NULL && npins < PLUSH_MEM_PINS) {
+    for (pn = pins; pn->p != NULL; pn++) {}
+    *pn = (pinned){base, size, 0, 0};
+    npins++;
+  }
+  if (pn) pn->count++;
+  pthread_mutex_unlock(&mu);
+  return pn ? base : NULL;
+}
+
+void plush_mem_unpin(void *token) {
+  pinned *pn, was;
+  if (token == NULL) return;
+  pthread_mutex_lock(&mu);
+  pn = pinof(token);
+  if (pn == NULL || --pn->count > 0) {
+    pthread_mutex_unlock(&mu);
+    return;
+  }
+  was = *pn;
+  *pn = (pinned){NULL, 0, 0, 0};
+  npins--;
+  if (was.dead && enlist(was.p, was.size) < 0) { /* cannot keep it: gone */
+    pthread_mutex_unlock(&mu);
+    munmap(was.p, was.size);
+    return;
+  }
+  pthread_mutex_unlock(&mu);
+  if (was.dead) bigfree(was.p); /* re-listed just now: kept or unmapped */
 }
 
 int plush_mem_owns(const void *p) {
@@ -261,6 +334,15 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
   }
   if ((need = round_up(n)) == 0) return NULL;
   if (need == size) return p;
+  pthread_mutex_lock(&mu);
+  q = pinof(p);
+  pthread_mutex_unlock(&mu);
+  if (q != NULL) { /* its pages are being written: no mremap under them */
+    if ((q = bigalloc(n, 0)) == NULL) return NULL;
+    memcpy(q, p, old < n ? old : n);
+    bigfree(p);
+    return q;
+  }
   /* mremap moves the pages, not the bytes */
   q = mremap(p, size, need, MREMAP_MAYMOVE);
   if (q == MAP_FAILED) return need < size ? p : NULL;
@@ -292,5 +374,6 @@ void plush_mem_get_stats(plush_mem_stats *s) {
   s->kept = (size_t)nkeep;
   s->kept_bytes = kept_bytes;
   s->maps = nmaps;
+  s->pinned = (size_t)npins;
   pthread_mutex_unlock(&mu);
 }

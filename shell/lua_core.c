@@ -411,14 +411,15 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   size_t len, cap;
   if (plush_buf_reserve(&b, PLUSH_FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
   b.len = PLUSH_FRAME_PREFIX;
+  b.segmin = PLUSH_MEM_BIG; /* big strings are sent from where they are */
   if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
                                sizeof err) < 0) ||
       plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
     plush_buf_free(&b);
     luaL_error(L, "%s", err);
   }
-  if (b.len - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
-    len = b.len - PLUSH_FRAME_PREFIX;
+  if (plush_buf_total(&b) - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
+    len = plush_buf_total(&b) - PLUSH_FRAME_PREFIX;
     plush_buf_free(&b);
     luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
                (size_t)PLUSH_DEFAULT_MAX_FRAME);
@@ -434,9 +435,14 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   }
   atomic_init(&f->refs, 1);
   f->size = cap;
+  if (plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX) < 0) {
+    plush_buf_free(&b); /* the segments' pins */
+    plush_mem_free(f, cap);
+    luaL_error(L, "out of memory");
+  }
   memset(&f->hdr, 0, sizeof f->hdr);
   f->hdr.type = type;
-  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX);
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
   plush_frame_repack(f);
   return f;
 }

@@ -1,0 +1,439 @@
+/*
+** test_bigval.c — big strings sent from where they are (buf.h segments):
+** pins (mem.h) keep a freed block's bytes until the write is done; the
+** encoder's segments give exactly the bytes of a plain encode, at sizes
+** around the threshold, in every table form that moves or rewinds what
+** was written; segmented frames cross real loopback connections, plain
+** and sealed, byte for byte.
+*/
+#include <criterion/criterion.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "codec.h"
+#include "conn.h"
+#include "frame.h"
+#include "lua_mem.h"
+#include "mem.h"
+
+#define MiB ((size_t)1 << 20)
+
+static plush_mem_stats stats(void) {
+  plush_mem_stats s;
+  plush_mem_get_stats(&s);
+  return s;
+}
+
+/* ---- pins ---------------------------------------------------------- */
+
+Test(pin, a_block_freed_while_pinned_keeps_its_bytes_until_unpinned) {
+  char *p = plush_mem_alloc(3 * MiB), *q;
+  void *tok;
+  memset(p, 'a', 3 * MiB);
+  tok = plush_mem_pin(p + 24, 3 * MiB - 24);
+  cr_assert_eq(tok, p);
+  cr_assert_eq(stats().pinned, 1);
+  plush_mem_free(p, 3 * MiB);
+  cr_assert_not(plush_mem_owns(p));
+  cr_assert_eq(stats().kept, 0, "a pinned block is not kept for reuse");
+  q = plush_mem_alloc(3 * MiB); /* cannot be p: p is still mapped */
+  cr_assert_neq(q, p);
+  memset(q, 'b', 3 * MiB);
+  cr_assert_eq(p[24], 'a');
+  cr_assert_eq(p[3 * MiB - 1], 'a');
+  plush_mem_unpin(tok);
+  cr_assert_eq(stats().pinned, 0);
+  cr_assert_eq(stats().kept, 1, "the deferred free keeps it");
+  plush_mem_free(q, 3 * MiB);
+}
+
+Test(pin, a_live_block_unpinned_stays_live) {
+  char *p = plush_mem_alloc(2 * MiB);
+  void *a = plush_mem_pin(p, 10), *b = plush_mem_pin(p + 100, 10);
+  cr_assert_eq(a, p);
+  cr_assert_eq(b, p);
+  cr_assert_eq(stats().pinned, 1, "one slot per block");
+  plush_mem_unpin(a);
+  plush_mem_unpin(b);
+  cr_assert(plush_mem_owns(p));
+  cr_assert_eq(stats().pinned, 0);
+  plush_mem_free(p, 2 * MiB);
+  cr_assert_eq(stats().kept, 1);
+}
+
+Test(pin, only_bytes_inside_a_big_block_pin) {
+  char *small = plush_mem_alloc(100), *p = plush_mem_alloc(2 * MiB);
+  cr_assert_null(plush_mem_pin(small, 10), "malloc's memory");
+  cr_assert_null(plush_mem_pin(p + 10, 2 * MiB), "past the block's end");
+  cr_assert_null(plush_mem_pin(p + 4096, 10), "not in the block's first page");
+  cr_assert_null(plush_mem_pin(NULL, 0));
+  cr_assert_eq(stats().pinned, 0);
+  plush_mem_free(small, 100);
+  plush_mem_free(p, 2 * MiB);
+}
+
+Test(pin, a_full_pin_table_says_no) {
+  char *v[PLUSH_MEM_PINS + 1];
+  void *tok[PLUSH_MEM_PINS + 1];
+  for (int i = 0; i <= PLUSH_MEM_PINS; i++) {
+    v[i] = plush_mem_alloc_lazy(MiB);
+    tok[i] = plush_mem_pin(v[i], 1);
+  }
+  for (int i = 0; i < PLUSH_MEM_PINS; i++) cr_assert_eq(tok[i], v[i]);
+  cr_assert_null(tok[PLUSH_MEM_PINS]);
+  for (int i = 0; i <= PLUSH_MEM_PINS; i++) {
+    plush_mem_unpin(tok[i]);
+    plush_mem_free(v[i], MiB);
+  }
+  cr_assert_eq(stats().pinned, 0);
+}
+
+Test(pin, a_pinned_block_grown_by_realloc_moves_by_copy) {
+  char *p = plush_mem_alloc(2 * MiB), *q;
+  void *tok;
+  memset(p, 'c', 2 * MiB);
+  tok = plush_mem_pin(p, 2 * MiB);
+  q = plush_mem_realloc(p, 2 * MiB, 5 * MiB);
+  cr_assert_neq(q, p);
+  cr_assert_eq(q[2 * MiB - 1], 'c');
+  cr_assert_eq(p[2 * MiB - 1], 'c', "the pinned bytes stay");
+  plush_mem_unpin(tok);
+  plush_mem_free(q, 5 * MiB);
+}
+
+/* ---- the encoder's segments ------------------------------------------ */
+
+static lua_State *newstate(void) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  plush_lua_mem_install(L);
+  return L;
+}
+
+/* Runs chunk (which returns one value) and leaves its value on top. */
+static void value(lua_State *L, const char *chunk) {
+  cr_assert_eq(luaL_dostring(L, chunk), LUA_OK, "%s", lua_tostring(L, -1));
+}
+
+/*
+** Encodes the value on top plainly and with segments (the latter into a
+** frame, as the client's encodeframe does); the frame's pieces, read
+** whole and in slices, must be the plain bytes exactly. Returns how many
+** segments the frame had. The value stays on top.
+*/
+static int both_ways(lua_State *L, size_t prefix) {
+  plush_buf plain = PLUSH_BUF_INIT, b = PLUSH_BUF_INIT;
+  plush_piece pc[PLUSH_FRAME_PIECES];
+  plush_frame *f;
+  char err[256], *flat;
+  size_t len, cap, at;
+  int n, nsegs;
+  cr_assert_eq(plush_encode(L, -1, &plain, "v", err, sizeof err), 0, "%s", err);
+  cr_assert_eq(plush_buf_reserve(&b, prefix), 0);
+  b.len = prefix;
+  b.segmin = PLUSH_MEM_BIG;
+  cr_assert_eq(plush_encode(L, -1, &b, "v", err, sizeof err), 0, "%s", err);
+  cr_assert_eq(plush_buf_total(&b) - prefix, plain.len);
+  cap = b.cap;
+  f = (plush_frame *)plush_buf_steal(&b, &len);
+  cr_assert_eq(plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX), 0);
+  cr_assert_eq(b.nsegs, 0);
+  atomic_init(&f->refs, 1);
+  f->size = cap;
+  memset(&f->hdr, 0, sizeof f->hdr);
+  f->hdr.type = PLUSH_T_REQ;
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
+  plush_frame_repack(f);
+  cr_assert_eq(f->hdr.len, plain.len);
+  nsegs = f->nsegs;
+  /* whole, then slices that start and end inside segments and raw runs */
+  flat = malloc(plain.len);
+  n = plush_frame_pieces(f, 0, plain.len, pc);
+  at = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(flat + at, pc[i].p, pc[i].n);
+    at += pc[i].n;
+  }
+  cr_assert_eq(at, plain.len);
+  cr_assert(memcmp(flat, plain.data, plain.len) == 0, "bytes differ");
+  for (size_t off = 0; off < plain.len; off += plain.len / 7 + 1) {
+    size_t sl = plain.len - off < 4099 ? plain.len - off : 4099, k = 0;
+    n = plush_frame_pieces(f, off, sl, pc);
+    for (int i = 0; i < n; i++) {
+      cr_assert(memcmp(plain.data + off + k, pc[i].p, pc[i].n) == 0);
+      k += pc[i].n;
+    }
+    cr_assert_eq(k, sl);
+  }
+  /* and it decodes to an equal value (checked by the caller's chunk) */
+  cr_assert_eq(plush_decode(L, flat, plain.len, NULL, err, sizeof err), 0, "%s",
+               err);
+  lua_setglobal(L, "back");
+  free(flat);
+  plush_buf_free(&plain);
+  plush_frame_unref(f);
+  cr_assert_eq(stats().pinned, 0, "the frame's pins go with it");
+  return nsegs;
+}
+
+static const char *const shapes[] = {
+    "return s",
+    "return {op = 'push', ns = {x = s}}",
+    "return {n = 1, s}",                      /* ext TABLE */
+    "return {s, s:upper(), [4] = s, k = 'v'}", /* putmixed moves items */
+    "return {s, 'a', [100] = 1}",             /* putrest: rewound to a map */
+    "return {r = {n = 2, s, s}, started = 1.5}",
+    "local u = s return {function() return u end}", /* an upvalue */
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+static const char *const checks[] = {
+    "return back == s",
+    "return back.op == 'push' and back.ns.x == s",
+    "return back.n == 1 and back[1] == s",
+    "return back[1] == s and back[2] == s:upper() and back[3] == nil and back[4] == s and back.k == 'v'",
+    "return back[1] == s and back[2] == 'a' and back[100] == 1",
+    "return back.r.n == 2 and back.r[1] == s and back.r[2] == s and back.started == 1.5",
+    "return back[1]() == s",
+};
+
+Test(segs, exact_bytes_at_every_size_around_the_threshold_in_every_form) {
+  static const size_t sizes[] = {PLUSH_MEM_BIG - 25, PLUSH_MEM_BIG - 1,
+                                 PLUSH_MEM_BIG,      PLUSH_MEM_BIG + 1,
+                                 2 * MiB - 24,       3 * MiB + 7};
+  lua_State *L = newstate();
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char chunk[128];
+    snprintf(chunk, sizeof chunk,
+             "s = string.rep('0123456789abcdef', %zu // 16 + 1):sub(1, %zu)",
+             sizes[i], sizes[i]);
+    value(L, chunk);
+    for (size_t k = 0; k < NSHAPES; k++) {
+      int nsegs;
+      value(L, shapes[k]);
+      nsegs = both_ways(L, PLUSH_FRAME_PREFIX);
+      if (sizes[i] < PLUSH_MEM_BIG)
+        cr_assert_eq(nsegs, 0, "size %zu shape %zu", sizes[i], k);
+      else
+        cr_assert_gt(nsegs, 0, "size %zu shape %zu", sizes[i], k);
+      lua_pop(L, 1);
+      value(L, checks[k]);
+      cr_assert(lua_toboolean(L, -1), "size %zu shape %zu decoded wrong",
+                sizes[i], k);
+      lua_pop(L, 1);
+    }
+  }
+  lua_close(L);
+  cr_assert_eq(stats().pinned, 0);
+}
+
+Test(segs, more_big_strings_than_segments_are_copied) {
+  lua_State *L = newstate();
+  value(L, "s = string.rep('z', 1 << 20) "
+           "return {s .. 1, s .. 2, s .. 3, s .. 4, s .. 5, s .. 6}");
+  cr_assert_eq(both_ways(L, PLUSH_FRAME_PREFIX), PLUSH_BUF_SEGS);
+  lua_pop(L, 1);
+  value(L, "for i = 1, 6 do if back[i] ~= s .. i then return false end end "
+           "return #back == 6");
+  cr_assert(lua_toboolean(L, -1));
+  lua_close(L);
+}
+
+Test(segs, a_failed_encode_releases_its_pins) {
+  plush_buf b = PLUSH_BUF_INIT;
+  char err[256];
+  lua_State *L = newstate();
+  b.segmin = PLUSH_MEM_BIG;
+  value(L, "s = string.rep('y', 2 << 20) return s");
+  cr_assert_eq(plush_encode(L, -1, &b, "first", err, sizeof err), 0);
+  cr_assert_eq(b.nsegs, 1);
+  lua_pop(L, 1);
+  value(L, "return {s, s, coroutine.create(print)}");
+  cr_assert_lt(plush_encode(L, -1, &b, "v", err, sizeof err), 0);
+  cr_assert_str_eq(err, "cannot serialise v[3]: thread");
+  cr_assert_eq(b.nsegs, 1, "the first value's segment stays");
+  cr_assert_eq(stats().pinned, 1);
+  plush_buf_free(&b);
+  cr_assert_eq(stats().pinned, 0);
+  lua_close(L);
+}
+
+Test(segs, a_string_collected_while_its_frame_lives_keeps_its_bytes) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_piece pc[PLUSH_FRAME_PIECES];
+  plush_frame *f;
+  char err[256];
+  size_t len, cap;
+  int n;
+  lua_State *L = newstate();
+  cr_assert_eq(plush_buf_reserve(&b, PLUSH_FRAME_PREFIX), 0);
+  b.len = PLUSH_FRAME_PREFIX;
+  b.segmin = PLUSH_MEM_BIG;
+  value(L, "return string.rep('q', 5 << 20)");
+  cr_assert_eq(plush_encode(L, -1, &b, "v", err, sizeof err), 0);
+  cap = b.cap;
+  f = (plush_frame *)plush_buf_steal(&b, &len);
+  cr_assert_eq(plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX), 0);
+  atomic_init(&f->refs, 1);
+  f->size = cap;
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
+  lua_close(L); /* the string is freed: its block waits for the frame */
+  n = plush_frame_pieces(f, 0, f->hdr.len, pc);
+  cr_assert_eq(n, 2);
+  cr_assert_eq(pc[1].n, 5 * MiB);
+  for (size_t i = 0; i < pc[1].n; i += 4093) cr_assert_eq(pc[1].p[i], 'q');
+  cr_assert_eq(stats().pinned, 1);
+  plush_frame_unref(f);
+  cr_assert_eq(stats().pinned, 0);
+}
+
+/* ---- over real connections --------------------------------------------- */
+
+static struct {
+  uv_loop_t loop;
+  uv_tcp_t listener;
+  uint8_t key[PLUSH_KEY_SIZE];
+  plush_conn_opts sopts;
+  plush_conn *cli, *srv;
+  int ready;
+  plush_frame *got[4];
+  int ngot;
+} T;
+
+#define UNTIL(cond, secs)                                              \
+  do {                                                                 \
+    uint64_t dl_ = uv_now(&T.loop) + (uint64_t)((secs) * 1000);        \
+    while (!(cond) && uv_now(&T.loop) < dl_) uv_run(&T.loop, UV_RUN_ONCE); \
+  } while (0)
+
+static void onready(plush_conn *c) {
+  (void)c;
+  T.ready++;
+}
+
+static void onframe(plush_conn *c, plush_frame *f) {
+  (void)c;
+  cr_assert_lt(T.ngot, 4);
+  T.got[T.ngot++] = f;
+}
+
+static void onclose(plush_conn *c, int reason, const char *msg) {
+  (void)reason, (void)msg;
+  if (c == T.cli) T.cli = NULL;
+  if (c == T.srv) T.srv = NULL;
+}
+
+static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL, NULL};
+
+static void onaccept(uv_stream_t *server, int status) {
+  cr_assert_eq(status, 0);
+  cr_assert_eq(plush_conn_accept(server, &T.sopts, &cbs, NULL, &T.srv), 0);
+}
+
+static void pair(int encrypt) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  plush_conn_opts o;
+  signal(SIGPIPE, SIG_IGN);
+  cr_assert_eq(plush_auth_init(), 0);
+  plush_key_generate(T.key, NULL);
+  uv_loop_init(&T.loop);
+  uv_tcp_init(&T.loop, &T.listener);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_bind(&T.listener, (struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&T.listener, 8, onaccept), 0);
+  uv_tcp_getsockname(&T.listener, (struct sockaddr *)&ss, &len);
+  T.sopts.key = T.key;
+  memset(&o, 0, sizeof o);
+  o.key = T.key;
+  o.role = PLUSH_ROLE_ENGINE;
+  o.encrypt = encrypt;
+  cr_assert_eq(plush_conn_connect(&T.loop, "127.0.0.1",
+                                  ntohs(((struct sockaddr_in *)&ss)->sin_port),
+                                  &o, &cbs, NULL, &T.cli), 0);
+  UNTIL(T.ready == 2, 20);
+  cr_assert_eq(T.ready, 2, "both ends ready");
+  cr_assert_eq(plush_conn_secure(T.cli), encrypt);
+}
+
+static void unpair(void) {
+  for (int i = 0; i < T.ngot; i++) plush_frame_unref(T.got[i]);
+  if (T.cli) plush_conn_close(T.cli, 0, NULL);
+  if (T.srv) plush_conn_close(T.srv, 0, NULL);
+  uv_close((uv_handle_t *)&T.listener, NULL);
+  uv_run(&T.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&T.loop), 0);
+}
+
+/* A frame of a table holding two big strings, as the client encodes it. */
+static plush_frame *segframe(lua_State *L, plush_buf *plain) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_frame *f;
+  char err[256];
+  size_t len, cap;
+  value(L, "local a = string.rep('ab', 3 << 19) .. 'end' "
+           "local c = string.rep('c', (1 << 20) + 1) "
+           "return {op = 'push', ns = {a = a, c = c, n = 42}}");
+  cr_assert_eq(plush_encode(L, -1, plain, "v", err, sizeof err), 0);
+  cr_assert_eq(plush_buf_reserve(&b, PLUSH_FRAME_PREFIX), 0);
+  b.len = PLUSH_FRAME_PREFIX;
+  b.segmin = PLUSH_MEM_BIG;
+  cr_assert_eq(plush_encode(L, -1, &b, "v", err, sizeof err), 0);
+  lua_pop(L, 1);
+  cap = b.cap;
+  f = (plush_frame *)plush_buf_steal(&b, &len);
+  cr_assert_eq(plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX), 0);
+  cr_assert_eq(f->nsegs, 2);
+  atomic_init(&f->refs, 1);
+  f->size = cap;
+  memset(&f->hdr, 0, sizeof f->hdr);
+  f->hdr.type = PLUSH_T_REQ;
+  f->hdr.id = 7;
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
+  plush_frame_repack(f);
+  return f;
+}
+
+/* Both ways of writing a frame, then the same bytes must arrive. */
+static void crossing(int encrypt) {
+  plush_buf plain = PLUSH_BUF_INIT;
+  lua_State *L = newstate();
+  plush_frame *f;
+  plush_hdr h;
+  pair(encrypt);
+  f = segframe(L, &plain);
+  lua_close(L); /* the strings go: the frame's pins hold their bytes */
+  cr_assert_eq(plush_conn_write_frame(T.cli, f), 0);
+  memset(&h, 0, sizeof h);
+  h.type = PLUSH_T_REQ;
+  h.id = 8;
+  cr_assert_eq(plush_conn_write_hdr_frame(T.cli, &h, f), 0);
+  plush_frame_unref(f);
+  UNTIL(T.ngot == 2, 60);
+  cr_assert_eq(T.ngot, 2);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(T.got[i]->hdr.id, (uint64_t)(7 + i));
+    cr_assert_eq(T.got[i]->hdr.len, plain.len);
+    cr_assert(memcmp(plush_frame_payload(T.got[i]), plain.data, plain.len) == 0,
+              "frame %d differs", i);
+  }
+  plush_buf_free(&plain);
+  unpair();
+  cr_assert_eq(stats().pinned, 0, "written: unpinned");
+}
+
+Test(wire, a_segmented_frame_crosses_a_plain_connection, .timeout = 120) {
+  crossing(0);
+}
+
+Test(wire, a_segmented_frame_crosses_a_sealed_connection, .timeout = 120) {
+  crossing(1);
+}
