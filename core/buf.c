@@ -32,6 +32,7 @@ int plush_buf_addseg(plush_buf *b, const char *p, size_t n) {
   s->p = p;
   s->len = n;
   s->pin = pin;
+  s->pad = 0;
   b->segbytes += n;
   return 1;
 }

@@ -25,6 +25,7 @@ typedef struct plush_seg {
   const char *p;
   size_t len;
   void *pin;        /* plush_mem_pin's token */
+  size_t pad;       /* zeros before it in its BIGSTR window (codec.h) */
 } plush_seg;
 
 typedef struct plush_buf {
@@ -37,7 +38,7 @@ typedef struct plush_buf {
   plush_seg segs[PLUSH_BUF_SEGS];
 } plush_buf;
 
-#define PLUSH_BUF_INIT {NULL, 0, 0, 0, 0, 0, {{0, NULL, 0, NULL}}}
+#define PLUSH_BUF_INIT {NULL, 0, 0, 0, 0, 0, {{0, NULL, 0, NULL, 0}}}
 
 void plush_buf_init(plush_buf *b);
 void plush_buf_free(plush_buf *b);

@@ -184,6 +184,35 @@ static int isscalar(int t) {
   return t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN;
 }
 
+/*
+** A big string in a buffer with segments: a BIGSTR (codec.h) whose bytes
+** stay in the string (a segment), its window of zeros written here and
+** its place in the window chosen when the frame is made (frame.c); a
+** plain str 32 with a copy when the string cannot be pinned.
+*/
+static int putbig(ctx *c, const char *s, size_t n) {
+  plush_buf *b = c->b;
+  size_t at = b->len, ext = 2 + PLUSH_BIGSTR_PAD + (size_t)n;
+  uint8_t *p;
+  int rc;
+  if (n <= 0xffffffff - 2 - PLUSH_BIGSTR_PAD) {
+    if (!(p = room(c, 8 + PLUSH_BIGSTR_PAD))) return codec_nomem(c);
+    p[0] = 0xc9;
+    store(p + 1, ext, 4);
+    p[5] = PLUSH_EXT_BIGSTR;
+    p[6] = p[7] = 0;
+    b->len += 8;
+    if (plush_buf_addseg(b, s, n)) {
+      memset(b->data + b->len, 0, PLUSH_BIGSTR_PAD);
+      b->len += PLUSH_BIGSTR_PAD;
+      return 0;
+    }
+    b->len = at;
+  }
+  if ((rc = puthead(c, n, 0xa0, 31, 0xd9))) return rc;
+  return plush_buf_append(b, s, n) ? codec_nomem(c) : 0;
+}
+
 /* A nil, boolean, number or string at idx, whose type is t. */
 static int putscalar(ctx *c, int idx, int t) {
   lua_State *L = c->L;
@@ -199,10 +228,9 @@ static int putscalar(ctx *c, int idx, int t) {
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    int rc = puthead(c, n, 0xa0, 31, 0xd9);
-    if (rc) return rc;
-    if (n >= c->b->segmin && c->b->segmin && plush_buf_addseg(c->b, s, n))
-      return 0;
+    int rc;
+    if (c->b->segmin && n >= c->b->segmin) return putbig(c, s, n);
+    if ((rc = puthead(c, n, 0xa0, 31, 0xd9))) return rc;
     return plush_buf_append(c->b, s, n) ? codec_nomem(c) : 0;
   }
   if (t == LUA_TBOOLEAN) return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);

@@ -125,14 +125,29 @@ _Static_assert(PLUSH_FRAME_PIECES == 2 * PLUSH_BUF_SEGS + 1,
                "a piece before each segment, the segment, and the rest");
 
 int plush_frame_take_segs(plush_frame *f, plush_buf *b, size_t off) {
+  size_t segbytes = 0; /* of the segments before */
   f->segs = NULL;
   f->nsegs = 0;
   if (b->nsegs == 0) return 0;
   if ((f->segs = malloc((size_t)b->nsegs * sizeof *f->segs)) == NULL)
     return PLUSH_ENOMEM;
   for (int i = 0; i < b->nsegs; i++) {
-    f->segs[i] = b->segs[i];
-    f->segs[i].at -= off; /* buffer offsets to payload offsets */
+    plush_seg *s = &f->segs[i];
+    unsigned char *pp;
+    size_t win, pad;
+    *s = b->segs[i];
+    s->at -= off; /* buffer offsets to payload offsets */
+    /* its BIGSTR window (codec.h) starts at win: place the bytes so that
+    ** a receiver's frame holds them at PLUSH_FRAME_STRALIGN in a page */
+    win = s->at - s->pad;
+    pad = (PLUSH_FRAME_STRALIGN + 4096 * 2 -
+           (PLUSH_FRAME_PREFIX + win + segbytes) % 4096) % 4096;
+    pp = (unsigned char *)f + off + win - 2;
+    pp[0] = (unsigned char)(pad >> 8);
+    pp[1] = (unsigned char)pad;
+    s->at = win + pad;
+    s->pad = pad;
+    segbytes += s->len;
   }
   f->nsegs = b->nsegs;
   b->nsegs = 0;

@@ -145,12 +145,17 @@ void plush_frame_unref(plush_frame *f);
 /*
 ** A frame made for sending from an encode buffer with segments (buf.h):
 ** its payload is raw's bytes with each segment's bytes inserted at its
-** offset, hdr.len counting both. Only writes read it (conn.c gathers the
+** offset, hdr.len counting both. Each segment is a BIGSTR's string
+** (codec.h), placed in its window so that it starts at
+** PLUSH_FRAME_STRALIGN in a page of the receiver's frame. Only writes read it (conn.c gathers the
 ** pieces); the frame owns the segments' pins until it is freed. Moves
 ** b's segments to f (0), or PLUSH_ENOMEM (b keeps them). A frame without
 ** segments reads as one piece.
 */
 struct plush_buf;
+/* Where a Lua string's first byte sits in its block (Lua 5.4, 64 bits;
+** a receiver that finds otherwise copies, lua_mem.c). */
+#define PLUSH_FRAME_STRALIGN 24
 int plush_frame_take_segs(plush_frame *f, struct plush_buf *b, size_t off);
 /* The bytes of f's segments. */
 size_t plush_frame_segbytes(const plush_frame *f);

@@ -67,6 +67,25 @@ void plush_mem_trim(double age);
 void *plush_mem_pin(const void *p, size_t n);
 void plush_mem_unpin(void *token);
 
+/*
+** Moves the n bytes at from (page-aligned, inside the live big block
+** `block`) into a new big block of at least total bytes (total >= n),
+** where they start at offset 0: whole pages by mremap (no copy; the old
+** range stays mapped, empty, reading as zeros), the last partial page by
+** copy. NULL when that cannot be done (the caller copies instead). What
+** makes a received 100 MB string without copying it (lua_mem.h).
+*/
+void *plush_mem_move(void *block, char *from, size_t n, size_t total);
+
+/*
+** Hands the live big block p to this thread's next plush_mem_alloc of
+** exactly n bytes (so a Lua string can be made in a block that already
+** holds its bytes, lua_mem.h). plush_mem_handoff_take ends it: the block
+** if it was not taken (the caller's again, *n its size), else NULL.
+*/
+void plush_mem_handoff(void *p, size_t n);
+void *plush_mem_handoff_take(size_t *n);
+
 /* For tests and `scripts/bench`: what the module holds now. */
 typedef struct plush_mem_stats {
   size_t live, live_bytes;  /* big blocks in use */

@@ -119,28 +119,34 @@ static lua_State *newstate(void) {
 
 /* Runs chunk (which returns one value) and leaves its value on top. */
 static void value(lua_State *L, const char *chunk) {
-  cr_assert_eq(luaL_dostring(L, chunk), LUA_OK, "%s", lua_tostring(L, -1));
+  cr_assert_eq(luaL_dostring(L, chunk), LUA_OK, "%s: %s", chunk, lua_tostring(L, -1));
 }
 
 /*
 ** Encodes the value on top plainly and with segments (the latter into a
-** frame, as the client's encodeframe does); the frame's pieces, read
-** whole and in slices, must be the plain bytes exactly. Returns how many
+** frame, as the client's encodeframe does). The frame's pieces, read
+** whole and in slices, must agree; its big strings (BIGSTR) must sit at
+** PLUSH_FRAME_STRALIGN in a page of a receiver's frame; the whole must
+** decode (into the global `back`, checked by the caller) from a received
+** frame, big strings taking that frame's pages. Returns how many
 ** segments the frame had. The value stays on top.
 */
 static int both_ways(lua_State *L, size_t prefix) {
   plush_buf plain = PLUSH_BUF_INIT, b = PLUSH_BUF_INIT;
   plush_piece pc[PLUSH_FRAME_PIECES];
-  plush_frame *f;
+  plush_frame *f, *rx;
+  plush_hdr h;
   char err[256], *flat;
-  size_t len, cap, at;
+  size_t len, cap, at, before = 0;
   int n, nsegs;
   cr_assert_eq(plush_encode(L, -1, &plain, "v", err, sizeof err), 0, "%s", err);
   cr_assert_eq(plush_buf_reserve(&b, prefix), 0);
   b.len = prefix;
   b.segmin = PLUSH_MEM_BIG;
   cr_assert_eq(plush_encode(L, -1, &b, "v", err, sizeof err), 0, "%s", err);
-  cr_assert_eq(plush_buf_total(&b) - prefix, plain.len);
+  cr_assert_eq(plush_buf_total(&b) - prefix,
+               plain.len + (size_t)b.nsegs * (8 + PLUSH_BIGSTR_PAD - 5),
+               "a BIGSTR is 8 + 4095 bytes of header and window, a str 32 5");
   cap = b.cap;
   f = (plush_frame *)plush_buf_steal(&b, &len);
   cr_assert_eq(plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX), 0);
@@ -151,31 +157,39 @@ static int both_ways(lua_State *L, size_t prefix) {
   f->hdr.type = PLUSH_T_REQ;
   f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
   plush_frame_repack(f);
-  cr_assert_eq(f->hdr.len, plain.len);
   nsegs = f->nsegs;
+  for (int i = 0; i < nsegs; i++) { /* where each lands on the receiver */
+    cr_assert_eq((PLUSH_FRAME_PREFIX + f->segs[i].at + before) % 4096,
+                 PLUSH_FRAME_STRALIGN);
+    before += f->segs[i].len;
+  }
   /* whole, then slices that start and end inside segments and raw runs */
-  flat = malloc(plain.len);
-  n = plush_frame_pieces(f, 0, plain.len, pc);
+  flat = malloc(f->hdr.len);
+  n = plush_frame_pieces(f, 0, f->hdr.len, pc);
   at = 0;
   for (int i = 0; i < n; i++) {
     memcpy(flat + at, pc[i].p, pc[i].n);
     at += pc[i].n;
   }
-  cr_assert_eq(at, plain.len);
-  cr_assert(memcmp(flat, plain.data, plain.len) == 0, "bytes differ");
-  for (size_t off = 0; off < plain.len; off += plain.len / 7 + 1) {
-    size_t sl = plain.len - off < 4099 ? plain.len - off : 4099, k = 0;
+  cr_assert_eq(at, f->hdr.len);
+  for (size_t off = 0; off < f->hdr.len; off += f->hdr.len / 7 + 1) {
+    size_t sl = f->hdr.len - off < 4099 ? f->hdr.len - off : 4099, k = 0;
     n = plush_frame_pieces(f, off, sl, pc);
     for (int i = 0; i < n; i++) {
-      cr_assert(memcmp(plain.data + off + k, pc[i].p, pc[i].n) == 0);
+      cr_assert(memcmp(flat + off + k, pc[i].p, pc[i].n) == 0);
       k += pc[i].n;
     }
     cr_assert_eq(k, sl);
   }
-  /* and it decodes to an equal value (checked by the caller's chunk) */
-  cr_assert_eq(plush_decode(L, flat, plain.len, NULL, err, sizeof err), 0, "%s",
-               err);
+  /* received: a frame of its own, as a conn's parser makes one */
+  h = f->hdr;
+  cr_assert_not_null(rx = plush_frame_new(&h));
+  memcpy(plush_frame_payload(rx), flat, h.len);
+  cr_assert_eq(plush_decode_frame(L, rx, err, sizeof err), 0, "%s", err);
   lua_setglobal(L, "back");
+  if (nsegs > 0) /* the first string's bytes left the received frame */
+    cr_assert_eq(plush_frame_payload(rx)[f->segs[0].at + 1], 0);
+  plush_frame_unref(rx);
   free(flat);
   plush_buf_free(&plain);
   plush_frame_unref(f);
@@ -286,7 +300,7 @@ Test(segs, a_string_collected_while_its_frame_lives_keeps_its_bytes) {
   f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
   lua_close(L); /* the string is freed: its block waits for the frame */
   n = plush_frame_pieces(f, 0, f->hdr.len, pc);
-  cr_assert_eq(n, 2);
+  cr_assert_eq(n, 3, "header and window, the string, the window's rest");
   cr_assert_eq(pc[1].n, 5 * MiB);
   for (size_t i = 0; i < pc[1].n; i += 4093) cr_assert_eq(pc[1].p[i], 'q');
   cr_assert_eq(stats().pinned, 1);
@@ -373,16 +387,18 @@ static void unpair(void) {
   cr_assert_eq(uv_loop_close(&T.loop), 0);
 }
 
-/* A frame of a table holding two big strings, as the client encodes it. */
-static plush_frame *segframe(lua_State *L, plush_buf *plain) {
+/* A frame of a table holding two big strings, as the client encodes it;
+** *flat gets its bytes (malloc'd). */
+static plush_frame *segframe(lua_State *L, char **flat) {
   plush_buf b = PLUSH_BUF_INIT;
+  plush_piece pc[PLUSH_FRAME_PIECES];
   plush_frame *f;
   char err[256];
-  size_t len, cap;
+  size_t len, cap, at = 0;
+  int n;
   value(L, "local a = string.rep('ab', 3 << 19) .. 'end' "
            "local c = string.rep('c', (1 << 20) + 1) "
            "return {op = 'push', ns = {a = a, c = c, n = 42}}");
-  cr_assert_eq(plush_encode(L, -1, plain, "v", err, sizeof err), 0);
   cr_assert_eq(plush_buf_reserve(&b, PLUSH_FRAME_PREFIX), 0);
   b.len = PLUSH_FRAME_PREFIX;
   b.segmin = PLUSH_MEM_BIG;
@@ -399,33 +415,50 @@ static plush_frame *segframe(lua_State *L, plush_buf *plain) {
   f->hdr.id = 7;
   f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
   plush_frame_repack(f);
+  *flat = malloc(f->hdr.len);
+  n = plush_frame_pieces(f, 0, f->hdr.len, pc);
+  for (int i = 0; i < n; i++) {
+    memcpy(*flat + at, pc[i].p, pc[i].n);
+    at += pc[i].n;
+  }
   return f;
 }
 
-/* Both ways of writing a frame, then the same bytes must arrive. */
+/* Both ways of writing a frame, then the same bytes must arrive, and
+** decode to the strings (the receiver's frame giving its pages). */
 static void crossing(int encrypt) {
-  plush_buf plain = PLUSH_BUF_INIT;
   lua_State *L = newstate();
   plush_frame *f;
   plush_hdr h;
+  char *flat, err[256];
+  size_t len;
   pair(encrypt);
-  f = segframe(L, &plain);
-  lua_close(L); /* the strings go: the frame's pins hold their bytes */
+  f = segframe(L, &flat);
+  len = f->hdr.len;
   cr_assert_eq(plush_conn_write_frame(T.cli, f), 0);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.id = 8;
   cr_assert_eq(plush_conn_write_hdr_frame(T.cli, &h, f), 0);
   plush_frame_unref(f);
+  lua_gc(L, LUA_GCCOLLECT); /* the strings go: the frame's pins hold them */
   UNTIL(T.ngot == 2, 60);
   cr_assert_eq(T.ngot, 2);
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(T.got[i]->hdr.id, (uint64_t)(7 + i));
-    cr_assert_eq(T.got[i]->hdr.len, plain.len);
-    cr_assert(memcmp(plush_frame_payload(T.got[i]), plain.data, plain.len) == 0,
+    cr_assert_eq(T.got[i]->hdr.len, len);
+    cr_assert(memcmp(plush_frame_payload(T.got[i]), flat, len) == 0,
               "frame %d differs", i);
+    cr_assert_eq(plush_decode_frame(L, T.got[i], err, sizeof err), 0, "%s", err);
+    lua_setglobal(L, "back");
+    value(L, "return back.op == 'push' and back.ns.n == 42 and "
+             "back.ns.a == string.rep('ab', 3 << 19) .. 'end' and "
+             "back.ns.c == string.rep('c', (1 << 20) + 1)");
+    cr_assert(lua_toboolean(L, -1), "frame %d decodes wrong", i);
+    lua_pop(L, 1);
   }
-  plush_buf_free(&plain);
+  free(flat);
+  lua_close(L);
   unpair();
   cr_assert_eq(stats().pinned, 0, "written: unpinned");
 }
