@@ -470,3 +470,137 @@ Test(wire, a_segmented_frame_crosses_a_plain_connection, .timeout = 120) {
 Test(wire, a_segmented_frame_crosses_a_sealed_connection, .timeout = 120) {
   crossing(1);
 }
+
+/* ---- receiving: when the pages can move, and when not ------------------- */
+
+/* A received frame holding a BIGSTR of n bytes at window place pre. */
+static plush_frame *bigstr_frame(size_t n, size_t pre, char fillc) {
+  plush_hdr h;
+  plush_frame *f;
+  unsigned char *p;
+  memset(&h, 0, sizeof h);
+  h.type = PLUSH_T_REPLY;
+  h.len = (uint32_t)(8 + PLUSH_BIGSTR_PAD + n);
+  cr_assert_not_null(f = plush_frame_new(&h));
+  p = (unsigned char *)plush_frame_payload(f);
+  memset(p, 0, h.len);
+  p[0] = 0xc9;
+  p[1] = (unsigned char)((h.len - 6) >> 24);
+  p[2] = (unsigned char)((h.len - 6) >> 16);
+  p[3] = (unsigned char)((h.len - 6) >> 8);
+  p[4] = (unsigned char)(h.len - 6);
+  p[5] = PLUSH_EXT_BIGSTR;
+  p[6] = (unsigned char)(pre >> 8);
+  p[7] = (unsigned char)pre;
+  memset(p + 8 + pre, fillc, n);
+  return f;
+}
+
+/* The window place that puts the bytes at PLUSH_FRAME_STRALIGN. */
+static size_t aligned_pre(void) {
+  return (PLUSH_FRAME_STRALIGN + 8192 - (PLUSH_FRAME_PREFIX + 8) % 4096) % 4096;
+}
+
+Test(recv, an_aligned_big_string_takes_the_frame_s_pages) {
+  lua_State *L = newstate();
+  char err[256];
+  size_t pre = aligned_pre(), n = 3 * MiB + 5;
+  plush_frame *f = bigstr_frame(n, pre, 'm');
+  const char *s;
+  size_t len;
+  cr_assert_eq(plush_decode_frame(L, f, err, sizeof err), 0, "%s", err);
+  s = lua_tolstring(L, -1, &len);
+  cr_assert_eq(len, n);
+  cr_assert_eq(s[0], 'm');
+  cr_assert_eq(s[n - 1], 'm');
+  cr_assert_eq(s[n], '\0');
+  cr_assert_eq((uintptr_t)s % 4096, PLUSH_FRAME_STRALIGN, "made in place");
+  cr_assert(plush_mem_owns(s - PLUSH_FRAME_STRALIGN), "its own big block");
+  cr_assert_eq(plush_frame_payload(f)[8 + pre], 0, "gone from the frame");
+  plush_frame_unref(f);
+  cr_assert_eq(stats().kept, 0, "a frame pages left is not kept");
+  lua_setglobal(L, "got");
+  value(L, "return #got == 3 * 2^20 + 5 and got == string.rep('m', #got)");
+  cr_assert(lua_toboolean(L, -1));
+  lua_close(L);
+}
+
+Test(recv, a_misplaced_or_small_big_string_is_copied) {
+  static const size_t ns[] = {MiB - 1, MiB, 2 * MiB};
+  lua_State *L = newstate();
+  char err[256];
+  for (size_t i = 0; i < 3; i++) {
+    for (int shift = 0; shift < 2; shift++) {
+      size_t pre = aligned_pre() + (size_t)shift;
+      plush_frame *f = bigstr_frame(ns[i], pre, 'k');
+      const char *s;
+      size_t len;
+      int moved = ns[i] >= MiB && shift == 0;
+      cr_assert_eq(plush_decode_frame(L, f, err, sizeof err), 0, "%s", err);
+      s = lua_tolstring(L, -1, &len);
+      cr_assert_eq(len, ns[i]);
+      cr_assert(s[0] == 'k' && s[len - 1] == 'k');
+      cr_assert_eq(plush_frame_payload(f)[8 + pre] == 0, moved,
+                   "size %zu shift %d", ns[i], shift);
+      lua_pop(L, 1);
+      plush_frame_unref(f);
+    }
+  }
+  lua_close(L);
+}
+
+Test(recv, plush_decode_reads_a_big_string_without_taking_pages) {
+  lua_State *L = newstate();
+  char err[256];
+  size_t pre = aligned_pre();
+  plush_frame *f = bigstr_frame(2 * MiB, pre, 'd');
+  cr_assert_eq(plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
+                            sizeof err), 0, "%s", err);
+  cr_assert_eq(lua_rawlen(L, -1), 2 * MiB);
+  cr_assert_eq(plush_frame_payload(f)[8 + pre], 'd', "the frame keeps its bytes");
+  plush_frame_unref(f);
+  lua_close(L);
+}
+
+Test(recv, a_bad_big_string_is_refused_with_a_reason) {
+  lua_State *L = newstate();
+  char err[256];
+  plush_frame *f = bigstr_frame(10, 0, 'x');
+  plush_frame_payload(f)[6] = 0x10; /* window place 4096: past the window */
+  cr_assert_lt(plush_decode_frame(L, f, err, sizeof err), 0);
+  cr_assert_str_eq(err, "big string padded by 4096");
+  cr_assert_eq(lua_gettop(L), 0);
+  plush_frame_unref(f);
+  /* a window too short for itself */
+  {
+    static const unsigned char bad[] = {0xc7, 3, PLUSH_EXT_BIGSTR, 0, 0, 0};
+    cr_assert_lt(plush_decode(L, (const char *)bad, sizeof bad, NULL, err,
+                              sizeof err), 0);
+    cr_assert_str_eq(err, "big string of 3 bytes");
+  }
+  lua_close(L);
+}
+
+/* An allocator that refuses big blocks, as an engine's memory limit does. */
+static void *stingy(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud, (void)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  return nsize >= MiB ? NULL : realloc(ptr, nsize);
+}
+
+Test(recv, a_memory_error_while_taking_pages_leaves_nothing_behind) {
+  lua_State *L = lua_newstate(stingy, NULL);
+  char err[256];
+  plush_frame *f = bigstr_frame(2 * MiB, aligned_pre(), 'e');
+  size_t n, live0 = stats().live;
+  cr_assert_eq(plush_decode_frame(L, f, err, sizeof err), PLUSH_ENOMEM);
+  cr_assert_str_eq(err, "not enough memory");
+  cr_assert_eq(lua_gettop(L), 0);
+  cr_assert_null(plush_mem_handoff_take(&n), "no hand-over left over");
+  cr_assert_eq(stats().live, live0, "the moved block went back");
+  plush_frame_unref(f);
+  lua_close(L);
+}
