@@ -316,8 +316,7 @@ void *plush_mem_move(void *block, char *from, size_t n, size_t total) {
     munmap(to, need);
     return NULL;
   }
-  nmaps++;
-  pthread_mutex_unlock(&mu);
+  pthread_mutex_unlock(&mu); /* (no fresh memory: not counted in maps) */
   if (mremap(from, whole, whole,
              MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to) ==
       MAP_FAILED) {

@@ -87,6 +87,7 @@ typedef struct client {
   plush_frame **q;      /* FIFO ring of received frames */
   size_t qhead, qlen, qcap;
   size_t qbytes;        /* their payload bytes */
+  size_t bigseen;       /* the largest big frame the last poll decoded */
   int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
   plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
   char where[280];      /* "host:port" as given */
@@ -646,12 +647,20 @@ static int l_poll(lua_State *L) {
   }
   lua_newtable(L);
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
+  /* A big value the last poll made (a pulled string) usually replaced an
+  ** older one the program has dropped by now: collected before the next
+  ** big frame comes, its block is that frame's, already resident (the
+  ** frame's own pages became the string, lua_mem.h). */
+  if (c->bigseen) plush_lua_mem_room(L, c->bigseen);
+  c->bigseen = 0;
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
   while (c->qlen > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
     c->cur = qpop(c);
     took += c->cur->hdr.len;
+    if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
+      c->bigseen = c->cur->hdr.len;
     if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;
