@@ -147,8 +147,9 @@ void plush_frame_unref(plush_frame *f);
 ** its payload is raw's bytes with each segment's bytes inserted at its
 ** offset, hdr.len counting both. Each segment is a BIGSTR's string
 ** (codec.h), placed in its window so that it starts at
-** PLUSH_FRAME_STRALIGN in a page of the receiver's frame. Only writes read it (conn.c gathers the
-** pieces); the frame owns the segments' pins until it is freed. Moves
+** PLUSH_FRAME_STRALIGN in a page of the receiver's frame. Only writes
+** read it (conn.c gathers the pieces); the frame owns the segments' pins
+** until it is freed. Moves
 ** b's segments to f (0), or PLUSH_ENOMEM (b keeps them). A frame without
 ** segments reads as one piece.
 */

@@ -2,6 +2,7 @@
 ** lua_mem.c — a running Lua state's big blocks from mem.h.
 */
 #include "lua_mem.h"
+#include "frame.h"
 #include "mem.h"
 
 #include <dlfcn.h>
@@ -99,7 +100,7 @@ void plush_lua_mem_room(lua_State *L, size_t n) {
 */
 int plush_lua_mem_pushmoved(lua_State *L, void *block, const char *q,
                             size_t n) {
-  const size_t off = PLUSH_LUA_STROFF;
+  const size_t off = PLUSH_FRAME_STRALIGN;
   size_t nsize;
   char *p;
 #if LUA_VERSION_NUM != 504

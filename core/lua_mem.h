@@ -48,8 +48,6 @@ int plush_lua_mem_stats(lua_State *L);
 */
 int plush_lua_mem_pushmoved(lua_State *L, void *block, const char *q,
                             size_t n);
-/* Where a long string's bytes start in its block (Lua 5.4, 64 bits). */
-#define PLUSH_LUA_STROFF 24
 /* A hand-over a Lua error cut short is undone (the decoder's error path). */
 void plush_lua_mem_handoff_end(void);
 
