@@ -9,7 +9,9 @@ CPU time (user + system, from /proc/PID/stat) that the client (this
 process), the controller and each engine spent. CPU time is what a busy
 machine does not inflate much, so this works where wall clock numbers are
 noisy; a process whose CPU time is close to the wall time is the bottleneck
-of a serial path.
+of a serial path. Under each operation, "switches/op": the context switches
+of the controller's and each engine's threads per operation (thread
+hand-offs, wake-ups).
 ]]
 local core = require "plush.core"
 local plush = require "plush"
@@ -56,6 +58,20 @@ local function cpu(pid)
   local f = {}
   for x in s:match("%) (.*)"):gmatch("%S+") do f[#f + 1] = x end
   return (tonumber(f[12]) + tonumber(f[13])) / TICK
+end
+
+-- context switches (voluntary and not) of all the threads of pid
+local function switches(pid)
+  local n = 0
+  local p = io.popen("cat /proc/" .. pid .. "/task/*/status 2>/dev/null")
+  if not p then return 0 end
+  for l in p:lines() do
+    local v = l:match("^voluntary_ctxt_switches:%s+(%d+)")
+      or l:match("^nonvoluntary_ctxt_switches:%s+(%d+)")
+    if v then n = n + tonumber(v) end
+  end
+  p:close()
+  return n
 end
 
 local dir = os.tmpname()
@@ -152,6 +168,7 @@ local ok, err = xpcall(function()
       if setup then setup() end
       fn()
       collectgarbage()
+      local s0 = {switches(pid), switches(engines[1]), switches(engines[2])}
       local c0, k0, a0, b0 = cpu(me), cpu(pid), cpu(engines[1]), cpu(engines[2])
       local t = core.now()
       for _ = 1, n do fn() end
@@ -159,6 +176,9 @@ local ok, err = xpcall(function()
       local c1, k1, a1, b1 = cpu(me), cpu(pid), cpu(engines[1]), cpu(engines[2])
       io.write(("%-16s %6d %11s %11s %11s %11s %11s\n"):format(name, n, ms(w / n),
         ms((c1 - c0) / n), ms((k1 - k0) / n), ms((a1 - a0) / n), ms((b1 - b0) / n)))
+      local s1 = {switches(pid), switches(engines[1]), switches(engines[2])}
+      io.write(("%-16s %6s %11s %11s %11.2f %11.2f %11.2f\n"):format("  switches/op", "",
+        "", "", (s1[1] - s0[1]) / n, (s1[2] - s0[2]) / n, (s1[3] - s0[3]) / n))
       io.stdout:flush()
       -- the next operation starts from engines that hold nothing of this
       -- one's (as in bench/run.lua): a 10^6 table left in a namespace makes

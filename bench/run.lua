@@ -47,8 +47,8 @@ usage: scripts/bench [--quick] [--json FILE] [--peers] [options]
   --keep           keep the temporary folder (logs, connection files)
   --controller-args "ARGS"  extra plush-controller arguments (diagnosis:
                    e.g. "--db memory"); recorded in the JSON and the notes
-  --only LIST      comma-separated row ids (e.g. push_100MB,pull_100MB):
-                   only those rows and the floors (A/B runs of a few rows)
+  --only LIST      comma-separated row ids (exec_rt,floor_relay,...): only
+                   those rows are measured (comparing two builds quickly)
 ]])
   os.exit(code)
 end
@@ -204,6 +204,21 @@ local WORKLOADS = {
     target = relative("map_serial", "<=", 1, "serial")},
   {id = "map_serial", label = "  the same map, serial, one Lua state", unit = "s", phase = 2,
     n = {5, 2, 0, 0}, dask = false, plush_only = true},
+  -- the same over a plush.array of 10^6 float64 (share/doc/performance.md,
+  -- "plush.array"); the peers' reference is their own list's row above
+  {id = "push_array", label = "push 10^6-number plush.array (f64)", unit = "s", phase = 2,
+    n = {5, 2, 0, 0}, plush_only = true,
+    target = relative("push_table", "<=", 1 / 3, "ipyparallel's list / 3", "ipyparallel")},
+  {id = "pull_array", label = "pull 10^6-number plush.array (f64)", unit = "s", phase = 2,
+    n = {5, 2, 0, 0}, plush_only = true,
+    target = relative("pull_table", "<=", 1 / 3, "ipyparallel's list / 3", "ipyparallel")},
+  {id = "scatter_gather_array", label = "scatter+gather a 10^6 plush.array, 2 engines",
+    unit = "s", phase = 2, n = {5, 2, 0, 0}, plush_only = true},
+  {id = "map_array", label = "map x^10 over a 10^6 plush.array, 2 engines", unit = "s",
+    phase = 2, n = {5, 2, 0, 0}, plush_only = true, floor = "map_serial",
+    target = relative("map_serial", "<=", 1, "serial over a table")},
+  {id = "map_serial_array", label = "  the same map, serial, a:map(f) in one Lua state",
+    unit = "s", phase = 2, n = {5, 2, 0, 0}, plush_only = true},
   -- the models (share/doc/models.md); n = samples of MODEL_N operations
   {id = "msg_rt", label = "engine.send/recv round trip, 2 engines", unit = "s", phase = 2,
     n = {5, 3, 0, 0}, plush_only = true,
@@ -236,6 +251,8 @@ local WORKLOADS = {
   -- a sample is 1,000 balanced parents each waiting on 2 balanced children
   {id = "nested", label = "nested tasks: 1,000 parents × 2 children, 2 engines",
     unit = "tasks/s", phase = 2, n = {3, 2, 0, 0}, plush_only = true, target = {">=", 5000}},
+  {id = "nested_threads", label = "  the same, 2 engine threads",
+    unit = "tasks/s", phase = 2, n = {3, 2, 0, 0}, plush_only = true},
   {id = "rss_engine", label = "RSS of an idle engine", unit = "B", phase = 2,
     n = {2, 2, 2, 2}, target = {"<", 4e6}},
   {id = "rss_controller_2", label = "RSS of the controller, 2 engines", unit = "B", phase = 2,
@@ -257,6 +274,7 @@ local SYSTEMS = {
 
 -- Samples per repetition of workload w on system sys (0: not run).
 local function count(w, sys, rep)
+  if opt.only and not opt.only[w.id] then return 0 end
   if sys == "plush" then return w.n[QUICK and 2 or 1] end
   if w.plush_only then return 0 end
   local n = w.n
@@ -512,6 +530,30 @@ end
 
 -- Ctrl-C: lua5.4's "interrupted!" or the client library's Interrupted
 -- error. It ends the whole run, never just the workload it hit.
+-- k samples of 1,000 balanced parents each waiting on 2 balanced
+-- children (engine.client()): 3,000 tasks per second of the batch
+local function nested_rates(rc, k)
+  local lb = rc:balanced{block = false, output = false}
+  local function parent(i)
+    local c = engine.client():balanced():async()
+    local a, b = c:apply(function(x) return x end, i), c:apply(function(x) return -x end, i)
+    return a:get() + b:get()
+  end
+  local warm = {}
+  for i = 1, 100 do warm[i] = lb:apply(parent, i) end
+  assert(plush.wait_all(warm, 120), "nested tasks did not finish in 120 s")
+  local out = {}
+  for s = 1, k do
+    collectgarbage()
+    local ds, t = {}, now()
+    for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
+    assert(plush.wait_all(ds, 120), "nested tasks did not finish in 120 s")
+    out[s] = 3000 / (now() - t)
+    for i = 1, 1000 do assert(ds[i]:get() == 0, "a parent's sum is wrong") end
+  end
+  return out
+end
+
 local function is_interrupt(e)
   if type(e) == "table" and plush.is_error then
     local ok, yes = pcall(plush.is_error, e, "Interrupted")
@@ -525,7 +567,6 @@ local function run_plush(phase, rep)
   local res = {samples = {}, errors = {}}
   local function want(id)
     local w = BY_ID[id]
-    if opt.only and not opt.only[id] and not id:match("^floor_") then return false end
     return w and w.phase == phase and count(w, "plush", rep) > 0 and count(w, "plush", rep)
   end
   local function run(id, fn)
@@ -644,27 +685,7 @@ local function run_plush(phase, rep)
     end)
 
     -- nested tasks: 3,000 tasks a sample, the parents parked while they wait
-    run("nested", function(k)
-      local lb = rc:balanced{block = false, output = false}
-      local function parent(i)
-        local c = engine.client():balanced():async()
-        local a, b = c:apply(function(x) return x end, i), c:apply(function(x) return -x end, i)
-        return a:get() + b:get()
-      end
-      local warm = {}
-      for i = 1, 100 do warm[i] = lb:apply(parent, i) end
-      assert(plush.wait_all(warm, 120), "nested tasks did not finish in 120 s")
-      local out = {}
-      for s = 1, k do
-        collectgarbage()
-        local ds, t = {}, now()
-        for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
-        assert(plush.wait_all(ds, 120), "nested tasks did not finish in 120 s")
-        out[s] = 3000 / (now() - t)
-        for i = 1, 1000 do assert(ds[i]:get() == 0, "a parent's sum is wrong") end
-      end
-      return out
-    end)
+    run("nested", function(k) return nested_rates(rc, k) end)
 
     for _, tag in ipairs{"1MB", "10MB", "100MB"} do
       if want("push_" .. tag) or want("pull_" .. tag) then
@@ -767,6 +788,37 @@ local function run_plush(phase, rep)
         assert(v[NUMBERS] == expect)
       end)
     end)
+    -- plush.array rows: 10^6 float64 (1.0 .. 10^6)
+    local arr = plush.array.range(1, NUMBERS, 1.0)
+    run("push_array", function(k) return timed(k, function() e0:push{t = arr} end) end)
+    run("pull_array", function(k)
+      e0:push{t = arr}
+      return timed(k, function()
+        local v = e0:pull("t")
+        assert(#v == NUMBERS and v[NUMBERS] == NUMBERS, "pulled array is wrong")
+      end)
+    end)
+    e0:execute("t = nil collectgarbage()")
+    run("scatter_gather_array", function(k)
+      return timed(k, function()
+        all:scatter("part", arr)
+        local v = all:gather("part")
+        assert(#v == NUMBERS and v[NUMBERS] == NUMBERS and v[1] == 1, "gathered array is wrong")
+      end)
+    end)
+    all:execute("part = nil collectgarbage()")
+    run("map_array", function(k)
+      return timed(k, function()
+        local v = all:map(f, arr)
+        assert(plush.array.is(v) and v[NUMBERS] == expect, "map result is wrong")
+      end)
+    end)
+    run("map_serial_array", function(k)
+      return timed(k, function()
+        local v = arr:map(f)
+        assert(v[NUMBERS] == expect)
+      end)
+    end)
   end, debug.traceback)
   if not ok and is_interrupt(err) then
     if c then plush_stop(c) end
@@ -782,7 +834,7 @@ local function run_plush(phase, rep)
   end
   -- engines as threads of this process: the same round trip and no-op
   -- rate through plush.connect{threads = 2} (socketpairs, no processes)
-  if want("exec_rt_threads") or want("lb_noop_threads") then
+  if want("exec_rt_threads") or want("lb_noop_threads") or want("nested_threads") then
     local trc
     local tok, terr = xpcall(function()
       trc = plush.connect{threads = 2}
@@ -803,6 +855,7 @@ local function run_plush(phase, rep)
         end
         return out
       end)
+      run("nested_threads", function(k) return nested_rates(trc, k) end)
     end, debug.traceback)
     if trc then pcall(trc.close, trc) end
     if not tok then

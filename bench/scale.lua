@@ -98,6 +98,20 @@ local ok, err = pcall(function()
   c_ctl = (cpu(info.pid) - c_ctl - i_ctl * t_all) / REPS
   c_eng = (cpus(pids) - c_eng - i_eng * t_all) / REPS
   table.sort(ts)
+  -- the same through the shell's %px magic (what a user types), its
+  -- lines formatted and written to a sink: the client's share of that
+  local magic = require "plush.magic"
+  local sink = 0
+  local sh = {rc = rc, out = function(text) sink = sink + #text end}
+  local ms, m_cli = {}, os.clock()
+  for i = 1, REPS do
+    local t = core.now()
+    magic.run("%px return engine.id", sh)
+    ms[i] = core.now() - t
+  end
+  m_cli = (os.clock() - m_cli) / REPS
+  assert(sink > 0 and not sh.failed)
+  table.sort(ms)
   local idle = rss(info.pid)
   rc:close()
   stop("bench-scale")
@@ -115,6 +129,9 @@ local ok, err = pcall(function()
     .. " (%.1f us each); on %d cores at least %.1f ms"):format(c_cli * 1e3,
     c_ctl * 1e3, c_eng * 1e3, c_eng / n * 1e6, ncpu,
     math.max(c_cli, c_ctl, (c_cli + c_ctl + c_eng) / ncpu) * 1e3))
+  print(("  through the shell's %%px magic (%d lines each, to a sink): median %.1f ms,"
+    .. " p90 %.1f ms, client CPU %.1f ms"):format(n, ms[REPS // 2] * 1e3,
+    ms[math.ceil(REPS * 0.9)] * 1e3, m_cli * 1e3))
   print(("  idle heartbeats: controller %.0f ms, engines %.0f ms of CPU a second;"
     .. " load average %s"):format(i_ctl * 1e3, i_eng * 1e3,
     (io.open("/proc/loadavg"):read("l"):match("^(%S+)"))))

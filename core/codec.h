@@ -42,6 +42,15 @@
 **                  first met and its 1-byte upvalue index (1-based),
 **                  always c7 05 07 r r r r i. The receiver joins the two
 **                  (lua_upvaluejoin), so the closures keep sharing it.
+**   ext 8 ARRAY    a plush.array (core/array.h): payload the element type
+**                  byte (1 f64, 2 i64, 3 f32, 4 i32, 5 u8) then the
+**                  elements, little-endian, as many as the payload
+**                  length minus 1 holds (a remainder is refused): {1.5}
+**                  as f64 is c7 09 08 01 00 00 00 00 00 00 f8 3f. Bytes
+**                  copied as they are (NaN payloads, -0.0 kept). Takes a
+**                  ref number, as a table does: one array met twice in a
+**                  value arrives as one array. Written with the smallest
+**                  ext header (ext 8, 16 or 32).
 **   ext 16 BIGSTR  a string, as written by the encoders of requests and
 **                  replies for strings sent from their own memory (buf.h
 **                  segments): payload: a 2-byte big-endian count p <=
@@ -52,7 +61,8 @@
 **                  make the string from the frame's pages without a copy
 **                  (plush_decode_frame). Any decoder reads it as a string.
 ** A slice (plush_push_slice) is written as the array of the items it
-** views. Metatables are not carried. Threads, other userdata, C functions
+** views. Metatables are not carried. Threads, userdata other than
+** plush.array, C functions
 ** that are not named library functions, and C closures are refused:
 ** nothing is written, and err says what and where, e.g.
 **   "cannot serialise t.handlers[3]: thread"
@@ -72,6 +82,7 @@ enum {
   PLUSH_EXT_MODULE = 5,
   PLUSH_EXT_TABLE = 6,
   PLUSH_EXT_UPVALUE = 7,
+  PLUSH_EXT_ARRAY = 8,
   PLUSH_EXT_BIGSTR = 16
 };
 /* BIGSTR's window of zeros around the string's bytes (below). */

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "codec_int.h"
 #include "frame.h"
 #include "lua_mem.h"
@@ -409,6 +410,31 @@ static int getbig(ctx *c, size_t n) {
   return 0;
 }
 
+/*
+** ARRAY payload of n bytes: the element type byte, then the elements,
+** little-endian, a whole number of them. The array takes a ref number.
+*/
+static int getarray(ctx *c, size_t n) {
+  const uint8_t *q = take(c, n);
+  size_t w = n ? plush_array_width(q[0]) : 0;
+  plush_array *a;
+  if (!n) return codec_fail(c, PLUSH_ECORRUPT, "array payload without an element type");
+  if (!w) return codec_fail(c, PLUSH_ECORRUPT, "array of unknown element type %d", q[0]);
+  if ((n - 1) % w)
+    return codec_fail(c, PLUSH_ECORRUPT, "array payload of %zu bytes is not a whole number of %s",
+                      n - 1, plush_array_typename(q[0]));
+  if (!lua_checkstack(c->L, 4)) return codec_fail(c, PLUSH_ENOMEM, "Lua stack overflow");
+  a = plush_array_new(c->L, q[0], (n - 1) / w);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (n > 1) memcpy(a->data, q + 1, n - 1);
+#else
+  for (size_t i = 0; i < n - 1; i += w)
+    for (size_t j = 0; j < w; j++) a->data[i + j] = (char)q[1 + i + w - 1 - j];
+#endif
+  if (c->refs) addref(c);
+  return 0;
+}
+
 static int getext(ctx *c, size_t n) {
   lua_State *L = c->L;
   const uint8_t *q;
@@ -435,6 +461,8 @@ static int getext(ctx *c, size_t n) {
       if (n > 1 || (n == 1 && q[0])) return codec_fail(c, PLUSH_ECORRUPT, "bad globals marker");
       lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
       return 0;
+    case PLUSH_EXT_ARRAY:
+      return getarray(c, n);
     case PLUSH_EXT_UPVALUE:
       return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference outside a function's upvalues");
     case PLUSH_EXT_BIGSTR:

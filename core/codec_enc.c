@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "codec_int.h"
 
 /* ---- encode ------------------------------------------------------ */
@@ -635,6 +636,36 @@ static int putfn(ctx *c, int idx) {
   return 0;
 }
 
+/* ---- arrays ------------------------------------------------------ */
+
+/*
+** A plush.array: a ref number (as a table takes), then ext ARRAY -- the
+** smallest ext header for 1 + n * width bytes, the element type byte and
+** the elements little-endian: one memcpy on a little-endian host.
+*/
+static int putarray(ctx *c, int idx, const plush_array *a) {
+  size_t w = plush_array_width(a->type), n = a->n * w, h;
+  uint8_t *p;
+  int rc;
+  if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
+  if (n >= 0xffffffff) return codec_refuse(c, "array over 4 GiB");
+  h = n + 1 <= 0xff ? 2 : n + 1 <= 0xffff ? 3 : 5;
+  if (!(p = room(c, h + 2 + n))) return codec_nomem(c);
+  p[0] = (uint8_t)(h == 2 ? 0xc7 : h == 3 ? 0xc8 : 0xc9);
+  store(p + 1, n + 1, (int)h - 1);
+  p[h] = PLUSH_EXT_ARRAY;
+  p[h + 1] = (uint8_t)a->type;
+  p += h + 2;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (n) memcpy(p, a->data, n);
+#else
+  for (size_t i = 0; i < n; i += w)
+    for (size_t j = 0; j < w; j++) p[i + j] = (uint8_t)a->data[i + w - 1 - j];
+#endif
+  c->b->len += h + 2 + n;
+  return 0;
+}
+
 static int put(ctx *c, int idx) {
   int t = lua_type(c->L, idx);
   switch (t) {
@@ -643,7 +674,10 @@ static int put(ctx *c, int idx) {
     case LUA_TTHREAD: return codec_refuse(c, "thread");
     case LUA_TUSERDATA: {
       const slice *sl = luaL_testudata(c->L, idx, slicemt);
-      return sl ? putslice(c, idx, sl) : codec_refuse(c, "userdata");
+      const plush_array *a;
+      if (sl) return putslice(c, idx, sl);
+      a = plush_array_test(c->L, idx);
+      return a ? putarray(c, idx, a) : codec_refuse(c, "userdata");
     }
     case LUA_TLIGHTUSERDATA: return codec_refuse(c, "userdata");
     default: return putscalar(c, idx, t);

@@ -32,6 +32,8 @@ static void wfree(wreq *w) {
   free(w);
 }
 
+void conn_wfree(wreq *w) { wfree(w); }
+
 static void closed(uv_handle_t *h) {
   plush_conn *c = h->data;
   if (--c->open_handles > 0) return;
@@ -40,6 +42,7 @@ static void closed(uv_handle_t *h) {
     c->dhead = w->next;
     wfree(w);
   }
+  conn_cork_drop(c);
   if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
   plush_parser_free(&c->parser);
   plush_opener_free(&c->rx);
@@ -60,6 +63,8 @@ static void shutdowndone(uv_shutdown_t *req, int status) {
 
 void plush_conn_close(plush_conn *c, int reason, const char *msg) {
   if (c->state == S_CLOSING) return;
+  /* what a cork holds goes first (a write that fails closes c: done) */
+  if (reason == 0 && c->khead && conn_cork_flush(c) < 0) return;
   c->state = S_CLOSING;
   c->reason = reason;
   snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "closed");
@@ -159,6 +164,8 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
     if (c->queued > c->high_water) c->above_high = 1;
     return 0;
   }
+  if (c->corked && !w->relay && (r = conn_cork_take(c, w, bufs, n)) != 0)
+    return r < 0 ? r : 0;
   if ((r = trywrite(c, w, &bufs, &n)) != 0) return r < 0 ? r : 0;
   r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, written);
   if (r < 0) {
@@ -169,6 +176,10 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   }
   if (c->queued > c->high_water) c->above_high = 1;
   return 0;
+}
+
+int conn_dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
+  return dowrite(c, w, bufs, n);
 }
 
 /* The "at capacity" message (conn_int.h). */
@@ -334,6 +345,7 @@ int plush_conn_relay_begin(plush_conn *c, const plush_hdr *h) {
   wreq *w;
   if (c->state != S_READY) return PLUSH_ECLOSED;
   if (c->secure || c->relaying) return PLUSH_EINVAL;
+  if (c->khead && conn_cork_flush(c) < 0) return PLUSH_ECLOSED;
   if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
   plush_hdr_pack(h, w->hdr);
   c->relaying = 1;
@@ -578,3 +590,16 @@ const char *plush_conn_peer(plush_conn *c) { return c->peer; }
 int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }
 uint64_t plush_conn_sent(plush_conn *c) { return c->sent; }
+
+int plush_conn_fileno(plush_conn *c) {
+  uv_os_fd_t fd;
+  if (c->state == S_CLOSING || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
+    return -1;
+  return (int)fd;
+}
+
+int plush_conn_write_raw(plush_conn *c, const void *p, size_t n) {
+  if (c->state != S_READY) return PLUSH_ECLOSED;
+  if (c->secure) return PLUSH_EINVAL;
+  return n ? conn_rawwrite(c, p, n) : 0;
+}

@@ -34,6 +34,9 @@ struct plush_conn {
   int above_high;
   int relaying;         /* a relayed frame has the socket (relay_begin) */
   struct wreq *dhead, *dtail; /* writes waiting for the relay's end */
+  int corked;           /* small writes wait for uncork (conn_cork.c) */
+  struct wreq *khead, *ktail; /* ... here, in order */
+  size_t kbytes;        /* ... that many bytes (counted in queued too) */
   int wantopt;          /* opts said encrypt */
   int want;             /* this side asks for sealed frames */
   int secure;           /* the handshake chose them */
@@ -86,5 +89,20 @@ PLUSH_INTERNAL void conn_failf(plush_conn *c, int code, const char *fmt,
 /* Writes a copy of p[0..n) as is (handshake messages): 0 or an error. */
 PLUSH_INTERNAL int conn_rawwrite(plush_conn *c, const void *p, size_t n);
 PLUSH_INTERNAL void conn_startread(plush_conn *c);
+/* Writes w's n buffers (w->bytes in all), in order after what is queued;
+** w is freed when written. 0 or an error (w freed, the conn failed). */
+PLUSH_INTERNAL int conn_dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs,
+                                int n);
+PLUSH_INTERNAL void conn_wfree(wreq *w);
+
+/* conn_cork.c */
+/* A write while corked: 1 when w was taken (it waits for the uncork),
+** 0 when it is written now (too big to wait), < 0 an error (w freed). */
+PLUSH_INTERNAL int conn_cork_take(plush_conn *c, wreq *w, uv_buf_t *bufs,
+                                  int n);
+/* Writes out what waits (the corked flag stays as it is): 0 or an error. */
+PLUSH_INTERNAL int conn_cork_flush(plush_conn *c);
+/* Frees what waits, unwritten (the conn is closed). */
+PLUSH_INTERNAL void conn_cork_drop(plush_conn *c);
 
 #endif

@@ -55,7 +55,10 @@ peer *ctl_client_of(plush_ctl *c, uint64_t id) {
 static void forward(plush_ctl *c, peer *e, peer *client, plush_frame *f) {
   if (c->nfollow > 0) ctl_follow(c, (uint32_t)(f->hdr.id >> 32), f);
   if (client == NULL || client->conn == NULL) return;
-  if (!ctl_park(c, e, client, f)) plush_conn_write_frame(client->conn, f);
+  if (!ctl_park(c, e, client, f)) {
+    ctl_cork(c, client); /* one writev per turn: ctl_flush.c */
+    plush_conn_write_frame(client->conn, f);
+  }
 }
 
 void ctl_deliver(plush_ctl *c, peer *e, plush_frame *f) {
@@ -297,6 +300,7 @@ static void enginedied(plush_ctl *c, peer *e, const char *why) {
     ctl_tlist_remove(t);
     t->engine = NULL;
     e->inflight--;
+    if (t->balanced) c->bal_assigned--;
     if (!t->timedout)
       ctl_fail(c, t, t->id, e->id, PLUSH_S_ENGINE, "EngineError",
                "engine %u died (pid %ld): %s%s", e->id, e->pid, why,
@@ -434,6 +438,7 @@ static void depart(void *ud) {
         task *t = p->tasks.next;
         ctl_tlist_remove(t);
         t->engine = NULL;
+        if (t->balanced) c->bal_assigned--;
       }
     }
   } else if (p->kind == P_CLIENT) {
@@ -632,6 +637,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   c->open_handles = 2;
   ctl_store_start(c);
   ctl_steal_start(c);
+  ctl_flush_start(c);
   if (!o->no_listen &&
       ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
        (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0)) {
@@ -683,6 +689,7 @@ static void freeall(plush_ctl *c) {
   }
   ctl_store_free(c);
   ctl_park_free(c);
+  ctl_flush_free(c);
   plush_map_free(&c->engines);
   plush_map_free(&c->clients);
   plush_map_free(&c->tasks);
@@ -719,6 +726,9 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   c->done = done;
   c->done_ud = ud;
   ctl_store_commit(c); /* held replies go out before the close flushes */
+  ctl_flush(c);
+  uv_close((uv_handle_t *)&c->flush_before, handleclosed);
+  uv_close((uv_handle_t *)&c->flush_after, handleclosed);
   uv_close((uv_handle_t *)&c->commit_before, handleclosed);
   uv_close((uv_handle_t *)&c->commit_after, handleclosed);
   uv_close((uv_handle_t *)&c->steal, handleclosed);

@@ -2,6 +2,10 @@
 ** controller_main.c — the plush-controller daemon: listens, writes the
 ** connection file, optionally launches N local engines and owns them
 ** (by PID) until it stops.
+**
+** Over 600 lines: the options, the launch window and the engines as
+** threads all act on the one daemon state `g`; the thread-safe links of
+** engine threads are in ctl_links.c.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,7 @@
 #include "auth.h"
 #include "connfile.h"
 #include "controller.h"
+#include "ctl_links.h"
 #include "engine_host.h"
 #include "log.h"
 #include "plush.h"
@@ -64,6 +69,8 @@ static struct {
   const char *db;
   int threads;        /* --threads: engines are threads of this process */
   size_t memlimit;    /* ... each one's namespace limit */
+  plush_ctl_links links; /* ... their engine.client() links, if haslinks */
+  int haslinks;
   uint8_t key[PLUSH_KEY_SIZE];
 } g;
 
@@ -142,6 +149,7 @@ static void ctldone(void *ud) {
   (void)ud;
   g.ctl_done = 1;
   g.ctl = NULL;
+  if (g.haslinks) plush_ctl_links_close(&g.links);
   dropstore();
   finish();
 }
@@ -341,6 +349,7 @@ static int launch_threads(int n) {
     eo.id = -1;
     eo.memory_limit = g.memlimit;
     eo.on_exit = threadexit;
+    if (g.haslinks) eo.newlink = plush_ctl_links_cb, eo.data = &g.links;
     if ((r = plush_engine_start(g.loop, &eo, &e)) < 0) {
       close(sv[1]);
       return r;
@@ -547,6 +556,8 @@ int main(int argc, char **argv) {
                plush_strerror(r));
     die(m);
   }
+  if (g.threads && plush_ctl_links_init(&g.links, g.loop, g.ctl) == 0)
+    g.haslinks = 1;
   if (strcmp(o.ip, "127.0.0.1") != 0 && strcmp(o.ip, "::1") != 0)
     plush_info("listening on %s beyond loopback: peers off this host get "
                "encrypted connections", o.ip);
@@ -589,6 +600,7 @@ int main(int argc, char **argv) {
   }
   uv_run(g.loop, UV_RUN_DEFAULT);
   uv_loop_close(g.loop);
+  if (g.haslinks) plush_ctl_links_free(&g.links);
   plush_info("stopped");
   return 0;
 }

@@ -135,11 +135,16 @@ struct plush_ctl {
   int txn;            /* a store transaction is open (ctl_store.c) */
   uv_prepare_t commit_before; /* ... committed by these two: before the */
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
+  uv_prepare_t flush_before;  /* clients' corked replies written (ctl_flush.c) */
+  uv_check_t flush_after;
+  uint32_t *corked;           /* ... the ids of those clients */
+  size_t ncorked, corkcap;
   struct held_reply *pend;    /* replies waiting for that commit */
   size_t npend, pendcap;
   peer peers;         /* sentinel: every connection */
   size_t queued;
   size_t reclaims;    /* tasks with RECLAIM sent, not answered yet */
+  size_t bal_assigned;/* balanced tasks on an engine (ctl_steal: none, nothing to take back) */
   size_t stolen;      /* tasks given back by one engine for another */
   uv_timer_t steal;   /* looks again when a running task is old enough */
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
@@ -365,6 +370,12 @@ PLUSH_INTERNAL plush_frame *ctl_park_get(plush_ctl *c, uint64_t id);
 ** seconds are disconnected. */
 PLUSH_INTERNAL void ctl_park_check(plush_ctl *c);
 PLUSH_INTERNAL void ctl_park_free(plush_ctl *c);
+
+/* ctl_flush.c: what goes to a client in one loop turn, in one writev */
+PLUSH_INTERNAL void ctl_flush_start(plush_ctl *c); /* 2 in open_handles */
+PLUSH_INTERNAL void ctl_cork(plush_ctl *c, peer *cl); /* before a write to cl */
+PLUSH_INTERNAL void ctl_flush(plush_ctl *c);       /* writes what waits */
+PLUSH_INTERNAL void ctl_flush_free(plush_ctl *c);
 
 /* ctl_steal.c: idle engines take back tasks queued behind a long one */
 #define CTL_STEAL_AFTER 1e-3 /* seconds a task runs before its followers go */

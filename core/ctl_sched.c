@@ -23,6 +23,7 @@ void ctl_taskfree(plush_ctl *c, task *t) {
   ctl_tlist_remove(t);
   ctl_unreclaim(c, t);
   if (t->engine) {
+    if (t->balanced) c->bal_assigned--;
     t->engine->inflight--;
     if (t->parked) t->engine->parked--;
     if (t->engine->running == t->id) t->engine->running = 0;
@@ -42,6 +43,7 @@ void ctl_requeue(plush_ctl *c, task *t) {
   peer *e = t->engine;
   ctl_unreclaim(c, t);
   if (e) {
+    if (t->balanced) c->bal_assigned--;
     e->inflight--;
     if (t->parked) e->parked--;
     if (e->running == t->id) e->running = 0;
@@ -96,6 +98,7 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   t->engine = e;
   t->started = 0; /* of this attempt: STARTED sets it */
   e->inflight++;
+  if (t->balanced) c->bal_assigned++;
   h.engine = e->id;
   h.flags &= (uint8_t)~(PLUSH_F_OPTS | PLUSH_F_DURABLE);
   h.status = (uint16_t)(++t->attempts); /* the engine's engine.task.attempt */

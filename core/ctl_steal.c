@@ -55,7 +55,11 @@ void ctl_steal(plush_ctl *c) {
   uint64_t k;
   void *v;
   double now, soonest = 0;
-  if (c->stopping) return;
+  /* Only balanced tasks are taken back: with none on an engine (direct
+  ** work, %px on 1,000 engines) there is nothing to look for, and the
+  ** walks below, over every engine after every request and reply, were
+  ** most of the controller's time (share/doc/performance.md). */
+  if (c->stopping || c->bal_assigned == 0) return;
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;
     if (e->inflight - e->parked == 0 && e->conn) idle++; /* parked: waiting */

@@ -297,6 +297,7 @@ void ctl_store_commit(plush_ctl *c) {
   if (c->db && c->db_bytes > c->o.db_max && !c->stopping)
     dbprune(c, c->db_bytes - c->o.db_max / 10 * 9, 0);
   ctl_ts_committed(c);
+  ctl_flush(c); /* what that delivered: this may run after ctl_flush.c's handles */
 }
 
 void ctl_store_close(plush_ctl *c) {

@@ -1,9 +1,10 @@
 /*
 ** console.c — plush_console (plush.h): the plush shell's REPL on a
 ** program's own lua_State, as shell/main.c runs it on a state of its own.
-** The Lua modules are found from where libplush is: the source and build
-** trees when it is the one in the build tree, else the install prefix it
-** sits in (PREFIX/PLUSH_REL_LIBDIR/libplush.so), so a moved tree works.
+** The Lua modules are found from where libplush is (core/places.c): the
+** source and build trees when it is the one in the build tree, else the
+** install prefix it sits in (PREFIX/<libdir>/libplush.so), so a moved
+** tree works.
 */
 #include <dlfcn.h>
 #include <limits.h>
@@ -18,60 +19,21 @@
 #include "embed_int.h"
 #include "plush.h"
 
+#include "places.h"
+
 int luaopen_plush_core(lua_State *L);
 #ifdef PLUSH_HAVE_LIBEDIT
 int luaopen_plush_edit(lua_State *L);
 #endif
 
-static void prepend(lua_State *L, const char *field, const char *dirs) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, field);
-  lua_pushfstring(L, "%s%s", dirs, lua_tostring(L, -1));
-  lua_setfield(L, -3, field);
-  lua_pop(L, 2);
-}
-
-static int inside(const char *path, const char *dir) {
-  size_t n = strlen(dir);
-  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-/* Module paths and PLUSH_BIN_DIR/PLUSH_DATA_DIR for the shell's children. */
+/* Module paths and PLUSH_BIN_DIR/PLUSH_DATA_DIR for the shell's children,
+** from where libplush is (core/places.c). */
 static void setpaths(lua_State *L) {
-  Dl_info info;
-  char lib[PATH_MAX], build[PATH_MAX], dirs[4 * PATH_MAX];
-  const char *prefix = PLUSH_INSTALL_PREFIX;
-  char *slash;
-  size_t rel = strlen(PLUSH_REL_LIBDIR), len;
-  if (dladdr((void *)plush_console, &info) && info.dli_fname &&
-      realpath(info.dli_fname, lib) != NULL) {
-    if (realpath(PLUSH_BUILD_DIR, build) != NULL && inside(lib, build)) {
-      prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR
-              "/lua/?/init.lua;");
-      prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
-      setenv("PLUSH_DATA_DIR", PLUSH_SOURCE_DIR "/share/plush", 1);
-      setenv("PLUSH_BIN_DIR", PLUSH_BUILD_DIR "/bin", 1);
-      return;
-    }
-    if ((slash = strrchr(lib, '/')) != NULL) {
-      *slash = '\0';
-      len = strlen(lib);
-      if (len > rel && lib[len - rel - 1] == '/' &&
-          strcmp(lib + len - rel, PLUSH_REL_LIBDIR) == 0) {
-        lib[len - rel - 1] = '\0';
-        prefix = lib;
-      }
-    }
-  }
-  snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_LUADIR "/?.lua;%s/" PLUSH_REL_LUADIR
-           "/?/init.lua;", prefix, prefix);
-  prepend(L, "path", dirs);
-  snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_CMODDIR "/?.so;", prefix);
-  prepend(L, "cpath", dirs);
-  snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_DATADIR, prefix);
-  setenv("PLUSH_DATA_DIR", dirs, 1);
-  snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_BINDIR, prefix);
-  setenv("PLUSH_BIN_DIR", dirs, 1);
+  plush_places p;
+  plush_places_find((const void *)plush_console, &p);
+  plush_places_prepend(L, &p);
+  setenv("PLUSH_DATA_DIR", p.data, 1);
+  setenv("PLUSH_BIN_DIR", p.bin, 1);
 }
 
 static int pconsole(lua_State *L) {

@@ -13,12 +13,17 @@
 ** engine's share of balanced work (core/ctl_sched.c).
 **
 ** While tasks are parked the loop polls: eng_co_poll calls the Lua
-** function `plush.co.poll(block, efd)` (registered by engine.client()),
-** which runs the client connection's loop -- also waking when efd, an
-** eventfd the I/O thread writes for a request, an interrupt or a stop,
-** becomes readable -- and returns the ids of the tasks whose wait is
-** over. Those are resumed one by one, each as the running task (output,
-** engine.task, interrupts and the hook follow it).
+** functions engine.client() registered (l_setpoll): poll runs the
+** client connection's loop once and returns the ids of the tasks whose
+** wait is over, resumed one by one, each as the running task (output,
+** engine.task, interrupts and the hook follow it). When none can go on
+** it waits in poll(2) on efd (an eventfd the I/O thread writes for a
+** request, an interrupt or a stop), the connection's loop (conn:waitfd)
+** and the nearest deadline -- with an embedder's state unlocked
+** (plush_engine_attach): the program may use it meanwhile, as between
+** requests. On an engine that is a thread of its host's process
+** (has_fd) engine.client() connects through a new socketpair the host
+** makes (opts.newlink).
 **
 ** An INTERRUPT for a parked task (or INTERRUPT 0, all of them) is queued
 ** under mu by the I/O thread; the task is resumed and its wait raises
@@ -26,6 +31,7 @@
 ** table.sort's comparator, a map op, a coroutine of the user's) it
 ** blocks on the connection as any client does, holding the engine.
 */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -34,9 +40,11 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "array.h"
 #include "engine_int.h"
 #include "log.h"
 #include "map.h"
+#include "places.h"
 #include "plush.h"
 
 #define PARKED_STATUS 1 /* STARTED's status: the task waits, parked */
@@ -159,6 +167,7 @@ int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t) {
     eng_served(e, L, t, LUA_ERRMEM);
     return 0;
   }
+  e->co.base = lua_gettop(L); /* under an embedder's lock, from here on */
   c->t = *t;
   c->id = t->req->hdr.id;
   c->gen = e->rungen;
@@ -227,44 +236,49 @@ static void interrupts(plush_engine *e, lua_State *L) {
   free(ids);
 }
 
-/*
-** Calls plush.co.poll(block, efd) and resumes the tasks whose ids it
-** returns. Under pcall: the client's dispatch runs callbacks.
-*/
-static int callpoll(lua_State *L) {
-  plush_engine *e = eng_self(L);
-  int block = lua_toboolean(L, 1);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) != LUA_TFUNCTION) return 0;
-  lua_pushboolean(L, block);
-  lua_pushinteger(L, e->co.efd);
-  lua_call(L, 2, 1);
-  return 1;
+/* An embedder's state is used under its lock (engine_int.h): taken
+** while the engine uses L here, released while it waits. */
+static void lockstate(plush_engine *e) {
+  if (e->o.statelock) uv_mutex_lock(e->o.statelock);
 }
 
-void eng_co_poll(plush_engine *e, lua_State *L, int block) {
-  uint64_t drain, *ids = NULL;
-  size_t n = 0;
-  int st;
-  if (e->co.parked == NULL) return;
-  interrupts(e, L);
-  if (e->co.nparked == 0) block = 0;
-  lua_pushcfunction(L, callpoll);
-  lua_pushboolean(L, block);
-  st = lua_pcall(L, 1, 1, 0);
-  uv_mutex_lock(&e->mu);
-  if (e->co.waiting) {
-    e->co.waiting = 0;
-    if (e->co.efd >= 0 && read(e->co.efd, &drain, sizeof drain) < 0) {
-      /* nothing to drain: EAGAIN */
-    }
-  }
-  uv_mutex_unlock(&e->mu);
-  if (st != LUA_OK) {
-    plush_warn("engine.client(): polling its connection failed: %s",
-               lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return;
-  }
+static void unlockstate(plush_engine *e) {
+  if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
+}
+
+/* Under pcall: function i (POLL, WAIT, CLOSE) of engine.client()'s
+** connection (l_setpoll), two results. */
+enum { POLL = 1, WAIT, CLOSE };
+
+static int callfn(lua_State *L) {
+  lua_Integer i = lua_tointeger(L, 1);
+  lua_settop(L, 0);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) != LUA_TTABLE) return 0;
+  lua_rawgeti(L, -1, i);
+  lua_call(L, 0, 2);
+  return 2;
+}
+
+/* 0 with the two results on L, or -1 (logged, nothing pushed). */
+static int pcallfn(plush_engine *e, lua_State *L, int i) {
+  (void)e;
+  lua_pushcfunction(L, callfn);
+  lua_pushinteger(L, i);
+  if (lua_pcall(L, 1, 2, 0) == LUA_OK) return 0;
+  plush_warn("engine.client(): %s its connection failed: %s",
+             i == POLL ? "polling" : i == WAIT ? "waiting on" : "closing",
+             lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return -1;
+}
+
+/* Runs the connection's loop once (no waiting) and resumes the tasks
+** whose wait is over: how many. */
+static size_t pollrun(plush_engine *e, lua_State *L) {
+  uint64_t *ids = NULL;
+  size_t n = 0, k = 0;
+  if (pcallfn(e, L, POLL) < 0) return 0;
+  lua_pop(L, 1);
   /* the ids first: a task that ends empties L's stack */
   if (lua_istable(L, -1) && (n = lua_rawlen(L, -1)) > 0 &&
       (ids = malloc(n * sizeof *ids)) != NULL) {
@@ -277,13 +291,67 @@ void eng_co_poll(plush_engine *e, lua_State *L, int block) {
   lua_settop(L, e->co.base);
   for (size_t i = 0; ids && i < n; i++) {
     cotask *c = plush_map_get(e->co.parked, ids[i]);
-    if (c) resume(e, L, c, 0);
+    if (c) resume(e, L, c, 0), k++;
   }
   free(ids);
-  interrupts(e, L);
+  return k;
 }
 
-void eng_co_reset(plush_engine *e, lua_State *L, const char *msg) {
+/* Waits, L left alone (unlocked), until efd or fd is readable or ms
+** pass (-1: no limit). A signal just ends the wait early. */
+static void waitfds(plush_engine *e, int fd, int ms) {
+  struct pollfd p[2];
+  nfds_t n = 0;
+  if (e->co.efd >= 0) p[n].fd = e->co.efd, p[n].events = POLLIN, n++;
+  if (fd >= 0) p[n].fd = fd, p[n].events = POLLIN, n++;
+  if (n > 0 || ms >= 0) (void)poll(p, n, ms);
+}
+
+/*
+** The parked tasks' turn: interrupts, then the connection's events. With
+** block, when none of them could go on, it waits (on efd, the
+** connection's loop and the nearest deadline: the WAIT function) with
+** an embedder's state unlocked, and looks again.
+*/
+void eng_co_poll(plush_engine *e, lua_State *L, int block) {
+  uint64_t drain;
+  size_t n;
+  if (e->co.parked == NULL) return;
+  lockstate(e);
+  e->co.base = lua_gettop(L);
+  interrupts(e, L);
+  n = pollrun(e, L);
+  interrupts(e, L);
+  if (block && n == 0 && e->co.nparked > 0) {
+    int fd = -1, ms = 50; /* a WAIT that failed: look again soon */
+    if (pcallfn(e, L, WAIT) == 0) {
+      fd = lua_isinteger(L, -2) ? (int)lua_tointeger(L, -2) : -1;
+      ms = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+      lua_settop(L, e->co.base);
+    }
+    if (ms != 0) {
+      unlockstate(e);
+      waitfds(e, fd, ms);
+      lockstate(e);
+      e->co.base = lua_gettop(L);
+    }
+    interrupts(e, L);
+    pollrun(e, L);
+    interrupts(e, L);
+  }
+  uv_mutex_lock(&e->mu);
+  if (e->co.waiting) {
+    e->co.waiting = 0;
+    if (e->co.efd >= 0 && read(e->co.efd, &drain, sizeof drain) < 0) {
+      /* nothing to drain: EAGAIN */
+    }
+  }
+  uv_mutex_unlock(&e->mu);
+  unlockstate(e);
+}
+
+/* Every parked task ends (with an error reply msg, or silently). */
+static void reset(plush_engine *e, lua_State *L, const char *msg) {
   size_t i = 0;
   uint64_t key;
   void *v;
@@ -311,6 +379,26 @@ void eng_co_reset(plush_engine *e, lua_State *L, const char *msg) {
   uv_mutex_unlock(&e->mu);
 }
 
+void eng_co_reset(plush_engine *e, lua_State *L, const char *msg) {
+  if (msg == NULL) lockstate(e); /* the loop's end: unlocked there */
+  reset(e, L, msg);
+  if (msg == NULL) unlockstate(e);
+}
+
+void eng_co_restarted(plush_engine *e, lua_State *L) {
+  reset(e, L, "interrupted: the engine is restarting");
+}
+
+void eng_co_close(plush_engine *e, lua_State *L) {
+  int top = lua_gettop(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) == LUA_TTABLE &&
+      pcallfn(e, L, CLOSE) == 0) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pollkey);
+  }
+  lua_settop(L, top);
+}
+
 /* ---- the Lua side ------------------------------------------------- */
 
 /*
@@ -336,10 +424,8 @@ static int l_park(lua_State *L) {
   plush_engine *e = eng_self(L);
   cotask *c = e->co.cur;
   int go = lua_toboolean(L, 1);
-  /* an embedder's state is used under its lock, which a wait on the
-  ** connection would hold: its tasks wait without parking */
-  if (c == NULL || c->co != L || !lua_isyieldable(L) || e->o.state ||
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) != LUA_TFUNCTION)
+  if (c == NULL || c->co != L || !lua_isyieldable(L) ||
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &pollkey) != LUA_TTABLE)
     return 0;
   lua_pop(L, 1);
   if (!go) {
@@ -364,33 +450,51 @@ static int l_park(lua_State *L) {
   return lua_yieldk(L, 0, 0, parkk);
 }
 
-/* plush.co.setpoll(fn): the poll function (see eng_co_poll). */
+/* plush.co.setpoll(poll, wait, close): engine.client()'s connection as
+** eng_co_poll drives it. poll() runs its loop once without waiting and
+** returns the ids of the parked tasks to resume; wait() returns what to
+** wait on (conn:waitfd's fd, and ms to the nearest deadline or -1);
+** close() closes it (an embedder's state given back). */
 static int l_setpoll(lua_State *L) {
   plush_engine *e = eng_self(L);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  for (int i = 1; i <= 3; i++) luaL_checktype(L, i, LUA_TFUNCTION);
   uv_mutex_lock(&e->mu);
   if (e->co.efd < 0) e->co.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   uv_mutex_unlock(&e->mu);
   if (e->co.efd < 0) return luaL_error(L, "engine.client(): no eventfd");
-  lua_settop(L, 1);
+  lua_createtable(L, 3, 0);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i);
+  }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &pollkey);
   return 0;
 }
 
-/* plush.co.link(): host, port, key (hex), encrypt of the engine's own
-** link to its controller: engine.client() connects the same way. */
+/* plush.co.link(): how engine.client() reaches the engine's controller:
+** host, port, key (hex), encrypt of the engine's own link; or, on an
+** engine that is a thread linked by a socketpair, the fd of a new link
+** (opts.newlink), nil, key. */
 static int l_link(lua_State *L) {
   plush_engine *e = eng_self(L);
   char hex[2 * PLUSH_KEY_SIZE + 1];
-  if (e->o.has_fd) /* engines as threads: a socket pair, no address */
-    return luaL_error(L, "engine.client(): not available on engines as "
-                         "threads (they have no address to connect to)");
+  int fd = -1;
+  if (e->o.has_fd && e->o.newlink == NULL)
+    return luaL_error(L, "engine.client(): not available on this engine "
+                         "(a thread whose host makes no new links)");
+  if (e->o.has_fd && (fd = e->o.newlink(e->o.data)) < 0)
+    return luaL_error(L, "engine.client(): no new link to the controller: %s",
+                      plush_strerror(fd));
   uv_mutex_lock(&e->mu);
-  lua_pushstring(L, e->ctlhost);
-  lua_pushinteger(L, e->o.port);
   for (int i = 0; i < PLUSH_KEY_SIZE; i++)
     snprintf(hex + 2 * i, 3, "%02x", e->key[i]);
+  if (fd < 0) lua_pushstring(L, e->ctlhost);
   uv_mutex_unlock(&e->mu);
+  if (fd >= 0) {
+    lua_pushinteger(L, fd);
+    lua_pushnil(L);
+  } else
+    lua_pushinteger(L, e->o.port);
   lua_pushstring(L, hex);
   lua_pushboolean(L, e->o.encrypt);
   return 4;
@@ -461,7 +565,7 @@ static void costock(lua_State *L) {
 /*
 ** engine.client is a Lua function (the `engine` table travels): it
 ** loads plush.nested, found the way the plush program finds its modules
-** (the paths below).
+** (paths below).
 */
 static const char api[] =
     "local engine = ...\n"
@@ -469,60 +573,15 @@ static const char api[] =
     "  return require('plush.nested').client()\n"
     "end\n";
 
-/* package.path and cpath start with the plush modules' places, as in
-** shell/main.c: the build tree for an engine of the build tree, else the
-** prefix it is installed in (found from its own place), else the
-** configured one. */
-static int inside(const char *path, const char *dir) {
-  size_t n = strlen(dir);
-  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-static void prepend(lua_State *L, const char *field, const char *dirs) {
-  lua_getglobal(L, "package");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_getfield(L, -1, field);
-  lua_pushfstring(L, "%s%s", dirs, lua_tostring(L, -1));
-  lua_setfield(L, -3, field);
-  lua_pop(L, 2);
-}
-
-#ifndef PLUSH_SOURCE_DIR /* built outside the project's CMake (fuzzers) */
-static void paths(lua_State *L) { (void)L; (void)prepend; (void)inside; }
-#else
+/* package.path and cpath start with the plush modules' places, seen
+** from the program or library holding the engine (core/places.c): the
+** plush-engine program, the plush program or plush.core (engines as
+** threads), libplush or plush/engine.so (attached engines). */
 static void paths(lua_State *L) {
-  char exe[4096], build[4096];
-  char *slash;
-  size_t rel = strlen(PLUSH_REL_BINDIR), len;
-  if (realpath("/proc/self/exe", exe) == NULL) exe[0] = '\0';
-  if (exe[0] && realpath(PLUSH_BUILD_DIR, build) != NULL && inside(exe, build)) {
-    prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR
-            "/lua/?/init.lua;");
-    prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
-    return;
-  }
-  if ((slash = strrchr(exe, '/')) != NULL) *slash = '\0';
-  len = strlen(exe);
-  if (len > rel && exe[len - rel - 1] == '/' &&
-      strcmp(exe + len - rel, PLUSH_REL_BINDIR) == 0) {
-    exe[len - rel - 1] = '\0';
-    lua_pushfstring(L, "%s/" PLUSH_REL_LUADIR "/?.lua;%s/" PLUSH_REL_LUADIR
-                    "/?/init.lua;", exe, exe);
-    prepend(L, "path", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_pushfstring(L, "%s/" PLUSH_REL_CMODDIR "/?.so;", exe);
-    prepend(L, "cpath", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return;
-  }
-  prepend(L, "path", PLUSH_INSTALL_LUADIR "/?.lua;" PLUSH_INSTALL_LUADIR
-          "/?/init.lua;");
-  prepend(L, "cpath", PLUSH_INSTALL_CMODDIR "/?.so;");
+  plush_places p;
+  plush_places_find((const void *)eng_co_open, &p);
+  plush_places_prepend(L, &p);
 }
-#endif
 
 /* The engine table on top. */
 void eng_co_open(lua_State *L) {
@@ -537,5 +596,6 @@ void eng_co_open(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   paths(L);
+  plush_array_preload(L); /* require "plush.array": the engine's own */
   costock(L);
 }

@@ -115,6 +115,7 @@ static int restore(lua_State *L) {
 void eng_giveback(plush_engine *e, lua_State *L) {
   int top = lua_gettop(L);
   lua_sethook(L, NULL, 0, 0);
+  eng_co_close(e, L);
   lua_pushcfunction(L, restore);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK)
     plush_warn("engine %u: giving the state back: %s", e->nsid,
@@ -123,6 +124,7 @@ void eng_giveback(plush_engine *e, lua_State *L) {
 }
 
 void eng_keep(plush_engine *e) {
+  if (e->L) eng_co_restarted(e, e->L); /* parked tasks end as elsewhere */
   uv_mutex_lock(&e->mu);
   atomic_fetch_sub(&e->restarting, 1);
   uv_mutex_unlock(&e->mu);

@@ -80,6 +80,11 @@ typedef struct plush_engine_opts {
   ** reconnect and argv are unused: a lost link ends the engine. */
   int has_fd;
   uv_os_sock_t fd;
+  /* With has_fd: a new link to the same controller, for engine.client()
+  ** (engine_co.c). Called on the Lua thread with data: a connected socket
+  ** of this process whose peer the controller adopts (the caller's then),
+  ** or a negative code. NULL: engine.client() is refused with one line. */
+  int (*newlink)(void *data);
   /* An embedder's own state (embed/plush.h, plush_engine_attach), or
   ** NULL: a new namespace. The engine then serves on it instead: opens
   ** the standard libraries that are missing, captures print and
@@ -119,6 +124,8 @@ typedef struct plush_engine_stats {
   unsigned long reconnects;/* links re-established after a loss */
   unsigned long restarts;  /* fresh namespaces built for RESTART */
   size_t dropped;          /* output bytes dropped: their link was down */
+  unsigned long direct;    /* writes the Lua thread made to the socket
+                              itself (engine_wire.c) */
   int online;              /* 1 while a link to the controller is up */
 } plush_engine_stats;
 

@@ -15,7 +15,11 @@
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
-** allocated per message: both queues keep their capacity.
+** allocated per message: both queues keep their capacity. STARTED and
+** REPLY frames do not wake the loop: the Lua thread writes them to the
+** socket itself when it is idle, before user code runs and when it waits
+** for a request, under wmu, the lock of every write to the link
+** (engine_wire.c).
 **
 ** Links. Every connection that got a WELCOME is one link, numbered by
 ** gen. A task belongs to the link it arrived on (rungen): its STARTED,
@@ -79,6 +83,7 @@ struct plush_engine {
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
+  uv_timer_t lazyt;         /* writes a STARTED the Lua thread held back */
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
@@ -131,6 +136,18 @@ struct plush_engine {
   plush_engine_stats stats;
   eng_mbox mbox;            /* engine_msg.h: messages, the tuple space */
   eng_costate co;           /* engine_co.c: parked tasks */
+
+  /* ---- the link's writes, both threads (engine_wire.c) ---- */
+  uv_mutex_t wmu;           /* held around every write; taken before mu */
+  int wfd;                  /* wmu: the link's socket (a dup), or -1 */
+  int widle;                /* wmu: the conn had nothing queued at its last
+                               write: the Lua thread may write directly */
+  char *tail;               /* wmu: what a direct write left unwritten, */
+  size_t ntail;             /* for the loop to write before anything */
+  int woken;                /* mu: a wake-up of the loop is on its way */
+  int lazyarmed;            /* mu: lazyt will fire (engine_host.c) */
+  int lazy;                 /* Lua thread: STARTED/REPLY wait for eng_flush */
+  outvec lout;              /* Lua thread: frames being written directly */
 
   /* ---- lock-free ---- */
   _Atomic uint64_t running; /* id of the task in Lua, 0 when idle */
@@ -200,6 +217,24 @@ static inline size_t eng_enc_len(const plush_engine *e) {
 ** big one takes e->enc's memory along, leaving e->enc empty. */
 PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
 
+/* engine_wire.c. Loop thread: every write to e->conn is made between
+** eng_wbegin (takes wmu, writes a direct write's tail first; returns
+** e->conn, maybe NULL) and eng_wend; eng_wopen when a link is up,
+** eng_wdrop when it goes. Lua thread: eng_flush writes what the out queue
+** holds, directly when the socket is idle, else wakes the loop. */
+PLUSH_INTERNAL plush_conn *eng_wbegin(plush_engine *e);
+PLUSH_INTERNAL void eng_wend(plush_engine *e);
+PLUSH_INTERNAL void eng_wopen(plush_engine *e);
+PLUSH_INTERNAL void eng_wdrop(plush_engine *e);
+PLUSH_INTERNAL void eng_flush(plush_engine *e);
+/* mu held: wakes the loop unless a wake-up is on its way. */
+static inline void eng_wake(plush_engine *e) {
+  if (!e->woken) {
+    e->woken = 1;
+    uv_async_send(&e->wake);
+  }
+}
+
 /* engine_intr.c: the timer that tells a client its interrupt is stuck
 ** (in a C call, or caught), and re-executes an engine whose RESTART is
 ** (see there). Loop thread. */
@@ -251,8 +286,13 @@ PLUSH_INTERNAL int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t);
 ** interrupt or a request (efd) first. */
 PLUSH_INTERNAL void eng_co_poll(plush_engine *e, lua_State *L, int block);
 /* Ends every parked task with an error reply (msg), or silently when
-** msg is NULL (the engine stops). */
+** msg is NULL (the engine stops: an embedder's state lock is taken). */
 PLUSH_INTERNAL void eng_co_reset(plush_engine *e, lua_State *L, const char *msg);
+/* An embedder's state lock held: a RESTART ends the parked tasks. */
+PLUSH_INTERNAL void eng_co_restarted(plush_engine *e, lua_State *L);
+/* An embedder's state lock held: engine.client()'s connection closes
+** (the state is given back). */
+PLUSH_INTERNAL void eng_co_close(plush_engine *e, lua_State *L);
 
 /* engine_lua.c, for engine_co.c: engine.task of t; the end of a task
 ** whose call returned st (error value on top of L when not LUA_OK):

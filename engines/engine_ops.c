@@ -19,6 +19,7 @@
 
 #include <lauxlib.h>
 
+#include "array.h"
 #include "codec.h"
 #include "engine_int.h"
 #include "lua_mem.h"
@@ -548,14 +549,33 @@ static int domap(lua_State *L) {
   return 0;
 }
 
+/*
+** map over a plush.array (a chunk the client sent as one): the results
+** come back as an array when all are numbers (plush_array_map).
+*/
+static int maparray(lua_State *L, int f) {
+  plush_amap m = {1, (lua_Integer)plush_array_test(L, f + 1)->n};
+  lua_pushcfunction(L, plush_array_map);
+  lua_pushlightuserdata(L, &m);
+  lua_pushvalue(L, f);
+  lua_pushvalue(L, f + 1);
+  if (call(L, 3, 1) != LUA_OK) {
+    lua_pushinteger(L, m.i);
+    lua_setfield(L, -2, "item");
+    return LUA_ERRRUN;
+  }
+  return LUA_OK;
+}
+
 static int opmap(lua_State *L, task *t, int req) {
   mapat m = {1, 0};
   int f, items;
   if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
     return badreq(L, t, "map needs a function 'f'");
   f = lua_gettop(L);
-  if (lua_getfield(L, req, "items") != LUA_TTABLE)
-    return badreq(L, t, "map needs a table 'items'");
+  if (lua_getfield(L, req, "items") == LUA_TUSERDATA && plush_array_test(L, -1))
+    return maparray(L, f);
+  if (!lua_istable(L, -1)) return badreq(L, t, "map needs a table 'items'");
   items = f + 1;
   if (lua_getfield(L, req, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
     m.n = lua_tointeger(L, -1);

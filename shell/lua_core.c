@@ -71,6 +71,7 @@ typedef struct client {
   uv_timer_t timer;     /* poll / connect / close deadlines */
   uv_poll_t intpoll;    /* watches intpipe[0] */
   int haspoll;
+  int nosigint;         /* conn:nosigint(): Ctrl-C is not this conn's */
   uv_poll_t fdpoll;     /* watches the fd poll was given (the shell's tty) */
   int hasfd, fd;        /* fdpoll is initialised, for fd */
   int fdready;          /* fd became readable; -1: fd cannot be watched */
@@ -190,7 +191,7 @@ static void onintpipe(uv_poll_t *p, int status, int events) {
 
 /* Lazily: the pipe may be created after the conn was. */
 static void watchint(client *c) {
-  if (c->haspoll || plush_sigint_fd() < 0 || c->loop == NULL) return;
+  if (c->haspoll || c->nosigint || plush_sigint_fd() < 0 || c->loop == NULL) return;
   if (uv_poll_init(c->loop, &c->intpoll, plush_sigint_fd()) < 0) return;
   uv_poll_start(&c->intpoll, UV_READABLE, onintpipe);
   c->haspoll = 1;
@@ -527,6 +528,8 @@ static int l_submit(lua_State *L) {
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;
+  /* the frames of many targets leave in one writev (conn_cork.c) */
+  if (many) plush_conn_cork(c->conn);
   for (i = 1; i <= n; i++) {
     if (many) {
       lua_rawgeti(L, 2, i);
@@ -538,13 +541,16 @@ static int l_submit(lua_State *L) {
     if (opts) h.flags |= PLUSH_F_OPTS;
     if (durable) h.flags |= PLUSH_F_DURABLE;
     h.id = nextid(c);
-    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
+    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0) {
+      if (many && c->conn) plush_conn_uncork(c->conn);
       return sendfailed(L, c, f, r);
+    }
     if (many) {
       lua_pushinteger(L, (lua_Integer)h.id);
       lua_rawseti(L, -2, i);
     }
   }
+  if (many && (r = plush_conn_uncork(c->conn)) < 0) return sendfailed(L, c, f, r);
   if (f->hdr.len >= PLUSH_RELAY_MIN) flush(c);
   plush_frame_unref(f);
   if (!many) lua_pushinteger(L, (lua_Integer)h.id);
@@ -680,7 +686,7 @@ static int l_poll(lua_State *L) {
     plush_lua_setint(L, "fd", fd);
     lua_rawseti(L, -2, ++n);
   }
-  if (plush_sigint_take()) {
+  if (!c->nosigint && plush_sigint_take()) {
     lua_createtable(L, 0, 1);
     plush_lua_setstr(L, "kind", "sigint");
     lua_rawseti(L, -2, ++n);
@@ -726,6 +732,31 @@ static int l_unmute(lua_State *L) {
   return 2;
 }
 
+/* conn:nosigint(): its polls neither wake for nor take a Ctrl-C (the
+** engine.client() of an engine thread: Ctrl-C is its process's client's). */
+static int l_nosigint(lua_State *L) {
+  toclient(L)->nosigint = 1;
+  return 0;
+}
+
+/* conn:waitfd() -> fd, ms, for a poll(2) instead of conn:poll (engine_co.c):
+** after a non-blocking turn (what was written since is watched too), fd is
+** readable once the loop has work (-1: gone, nothing more comes), ms is the
+** time to its next timer (-1: none; 0: events are queued). */
+static int l_waitfd(lua_State *L) {
+  client *c = toclient(L);
+  int fd = -1, ms = -1;
+  if (c->loop != NULL) uv_run(c->loop, UV_RUN_NOWAIT);
+  if (c->loop != NULL && c->conn != NULL) { /* else nothing more comes */
+    fd = uv_backend_fd(c->loop);
+    ms = uv_backend_timeout(c->loop);
+  }
+  if (c->qlen > 0 || c->owed) ms = 0;
+  lua_pushinteger(L, fd);
+  lua_pushinteger(L, ms);
+  return 2;
+}
+
 static int l_cid(lua_State *L) {
   lua_pushinteger(L, toclient(L)->cid);
   return 1;
@@ -758,7 +789,8 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {"mute", l_mute}, {"unmute", l_unmute}, {NULL, NULL}};
+    {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
+    {"waitfd", l_waitfd}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
     {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};

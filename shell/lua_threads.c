@@ -23,6 +23,7 @@
 ** stop request, and waits on cond for the thread's answers.
 */
 #include "lua_threads.h"
+#include "lua_core.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -82,6 +83,7 @@ static void maybeend(tcluster *t) {
   if (!t->stopping || t->ctl != NULL || t->live > 0) return;
   uv_mutex_lock(&t->mu);
   t->over = 1;
+  uv_cond_broadcast(&t->cond);
   uv_mutex_unlock(&t->mu);
   uv_close((uv_handle_t *)&t->wake, NULL);
 }
@@ -142,7 +144,9 @@ static int noexit(lua_State *L) {
 
 /* Each namespace the engine builds (and RESTART rebuilds), on its Lua
 ** thread: the caller's signal mask back (the cluster thread's blocks all),
-** so that what os.execute and io.popen start gets the usual one. */
+** so that what os.execute and io.popen start gets the usual one; and
+** this plush.core preloaded (require "plush", engine.client()), rather
+** than a second copy from package.cpath. */
 static int setup(lua_State *L, void *data) {
   tcluster *t = data;
   pthread_sigmask(SIG_SETMASK, &t->sigmask, NULL);
@@ -151,7 +155,18 @@ static int setup(lua_State *L, void *data) {
     lua_setfield(L, -2, "exit");
   }
   lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_plush_core);
+  lua_setfield(L, -2, "plush.core");
+  lua_pop(L, 1);
   return 0;
+}
+
+static int tlink(tcluster *t);
+
+/* An engine's engine.client() (its Lua thread): a link as a client's. */
+static int enginelink(void *data) {
+  return tlink(data);
 }
 
 /* n more engines: 0, or the first error (those started run on). */
@@ -172,6 +187,7 @@ static int addengines(tcluster *t, int n) {
     o.id = -1;
     o.memory_limit = t->memory_limit;
     o.setup = setup;
+    o.newlink = enginelink;
     o.on_exit = engexit;
     o.data = t;
     if ((r = plush_engine_start(&t->loop, &o, &t->eng[t->neng])) < 0) {
@@ -212,6 +228,7 @@ static void onwake(uv_async_t *a) {
   memcpy(fds, t->fds, (size_t)n * sizeof *fds);
   t->nfds = 0;
   stop = t->stopreq;
+  uv_cond_broadcast(&t->cond); /* room for the links tlink waits to queue */
   uv_mutex_unlock(&t->mu);
   for (int i = 0; i < n; i++)
     if (t->stopping || t->ctl == NULL || plush_ctl_adopt(t->ctl, fds[i]) < 0)
@@ -287,15 +304,18 @@ static int fail(lua_State *L, const char *msg) {
   return 2;
 }
 
-/* cluster:socket() -> fd, key; or nil, why. */
-static int l_socket(lua_State *L) {
-  tcluster *t = tocluster(L);
+/* A new link, from any thread (the caller's Lua side, an engine's Lua
+** thread): a socketpair whose first end the cluster thread adopts; the
+** second, or a negative code. A full queue (a thousand engines asking at
+** once) is waited out: the cluster thread empties it. */
+static int tlink(tcluster *t) {
   int sv[2], ok;
-  if (t->joined) return fail(L, "the in-process cluster is stopped");
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-    return fail(L, strerror(errno));
+    return uv_translate_sys_error(errno);
   uv_mutex_lock(&t->mu);
-  ok = !t->over && !t->stopreq && t->nfds < MAXFDS;
+  while (!t->over && !t->stopreq && t->nfds == MAXFDS)
+    uv_cond_wait(&t->cond, &t->mu);
+  ok = !t->over && !t->stopreq;
   if (ok) {
     t->fds[t->nfds++] = sv[0];
     uv_async_send(&t->wake);
@@ -304,9 +324,20 @@ static int l_socket(lua_State *L) {
   if (!ok) {
     close(sv[0]);
     close(sv[1]);
-    return fail(L, "the in-process cluster is stopped or busy");
+    return PLUSH_ECLOSED;
   }
-  lua_pushinteger(L, sv[1]);
+  return sv[1];
+}
+
+/* cluster:socket() -> fd, key; or nil, why. */
+static int l_socket(lua_State *L) {
+  tcluster *t = tocluster(L);
+  int fd;
+  if (t->joined) return fail(L, "the in-process cluster is stopped");
+  if ((fd = tlink(t)) == PLUSH_ECLOSED)
+    return fail(L, "the in-process cluster is stopped");
+  if (fd < 0) return fail(L, uv_strerror(fd));
+  lua_pushinteger(L, fd);
   lua_pushstring(L, t->keyhex);
   return 2;
 }

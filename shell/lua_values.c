@@ -5,6 +5,7 @@
 */
 #include "lua_values.h"
 
+#include "array.h"
 #include "codec.h"
 #include "lua_mem.h"
 #include "plush.h"
@@ -104,4 +105,5 @@ static int l_slice(lua_State *L) {
 
 const luaL_Reg plush_codec_funcs[] = {
     {"encode", l_encode}, {"decode", l_decode}, {"slice", l_slice},
+    {"array_open", plush_array_open}, /* plush.array: lua/plush/array.lua */
     {NULL, NULL}};

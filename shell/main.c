@@ -21,6 +21,7 @@
 #include <lualib.h>
 
 #include "lua_core.h"
+#include "places.h"
 
 /* shell/edit.c: the line editor, for the interactive shell. */
 int luaopen_plush_edit(lua_State *L);
@@ -52,80 +53,22 @@ static int msghandler(lua_State *L) {
 }
 
 /*
-** True when path lies inside dir (both canonical). A plain prefix test
-** would take /x/build-asan/bin for a part of /x/build.
-*/
-static int inside(const char *path, const char *dir) {
-  size_t n = strlen(dir);
-  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-/*
-** Prepends dirs to package[field], keeping what LUA_PATH/LUA_CPATH and
-** the defaults put there: a user's own paths still work, ours win.
-*/
-static void prepend(lua_State *L, const char *field, const char *dirs) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, field);
-  lua_pushfstring(L, "%s%s", dirs, lua_tostring(L, -1));
-  lua_setfield(L, -3, field);
-  lua_pop(L, 2);
-}
-
-/*
-** The install prefix this executable sits in: the parent of its
-** directory when that is PLUSH_REL_BINDIR ("bin"), so that a tree moved
-** after `cmake --install` still finds its modules. NULL when the program
-** is not in such a place (then the configured prefix is used).
-*/
-static const char *prefixof(const char *bindir, char *out, size_t n) {
-  size_t len = strlen(bindir), rel = strlen(PLUSH_REL_BINDIR);
-  if (len <= rel || bindir[len - rel - 1] != '/' ||
-      strcmp(bindir + len - rel, PLUSH_REL_BINDIR) != 0 || len - rel >= n)
-    return NULL;
-  memcpy(out, bindir, len - rel - 1);
-  out[len - rel - 1] = '\0';
-  return out;
-}
-
-/*
-** Where the Lua modules and data are: the source and build trees when
-** this executable is the one in the build tree, else the prefix it is
-** installed in (found from its own place, the configured one when that
-** fails). PLUSH_BIN_DIR and PLUSH_DATA_DIR tell the Lua side and the
-** children (plush-controller, plush-engine, magics) the same.
+** Where the Lua modules and data are (core/places.c: the source and build
+** trees for this executable of the build tree, else the prefix it is
+** installed in, else the configured one). PLUSH_BIN_DIR (this program's
+** directory) and PLUSH_DATA_DIR tell the Lua side and the children
+** (plush-controller, plush-engine, magics) the same.
 */
 static void setpaths(lua_State *L) {
-  char exe[PATH_MAX], build[PATH_MAX], pre[PATH_MAX], dirs[4 * PATH_MAX];
+  plush_places p;
   char *slash;
-  const char *prefix = NULL;
-  int intree = 0;
-  if (realpath("/proc/self/exe", exe) != NULL) {
-    if (realpath(PLUSH_BUILD_DIR, build) != NULL) intree = inside(exe, build);
-    slash = strrchr(exe, '/');
-    if (slash != NULL) {
-      *slash = '\0';
-      setenv("PLUSH_BIN_DIR", exe[0] ? exe : "/", 1);
-      prefix = prefixof(exe, pre, sizeof pre);
-    }
+  plush_places_find(NULL, &p);
+  if (p.self[0] && (slash = strrchr(p.self, '/')) != NULL) {
+    *slash = '\0';
+    setenv("PLUSH_BIN_DIR", p.self[0] ? p.self : "/", 1);
   }
-  if (intree) {
-    prepend(L, "path", PLUSH_SOURCE_DIR "/lua/?.lua;" PLUSH_SOURCE_DIR "/lua/?/init.lua;");
-    prepend(L, "cpath", PLUSH_BUILD_DIR "/lua/?.so;");
-    setenv("PLUSH_DATA_DIR", PLUSH_SOURCE_DIR "/share/plush", 1);
-  } else if (prefix != NULL) {
-    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_LUADIR "/?.lua;%s/" PLUSH_REL_LUADIR
-             "/?/init.lua;", prefix, prefix);
-    prepend(L, "path", dirs);
-    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_CMODDIR "/?.so;", prefix);
-    prepend(L, "cpath", dirs);
-    snprintf(dirs, sizeof dirs, "%s/" PLUSH_REL_DATADIR, prefix);
-    setenv("PLUSH_DATA_DIR", dirs, 1);
-  } else {
-    prepend(L, "path", PLUSH_INSTALL_LUADIR "/?.lua;" PLUSH_INSTALL_LUADIR "/?/init.lua;");
-    prepend(L, "cpath", PLUSH_INSTALL_CMODDIR "/?.so;");
-    setenv("PLUSH_DATA_DIR", PLUSH_INSTALL_DATADIR, 1);
-  }
+  plush_places_prepend(L, &p);
+  setenv("PLUSH_DATA_DIR", p.data, 1);
 }
 
 /* arg[0] the program, arg[1..] its arguments, as lua.c does for a script. */

@@ -221,3 +221,51 @@ Test(threads, engine_messages_and_tuple_space) {
       "rc[0]:execute(\"tuples:out{'done', 7}\")\n"
       "eq(7, ts:take({'done', plush.ANY}):get()[2], 'taken by the client')\n");
 }
+
+/* engine.client() on engine threads (models.md, "Hierarchies"): a new
+** socketpair link per namespace; tasks waiting on subtasks park. */
+Test(threads, tasks_that_submit_tasks) {
+  run(PRELUDE
+      "local core = require 'plush.core'\n"
+      "local rc <close> = plush.connect{threads = 2}\n"
+      "local function fib(k)\n"
+      "  if k < 2 then return k end\n"
+      "  local lb = engine.client():balanced():async()\n"
+      "  local a, b = lb:apply(fib, k - 1), lb:apply(fib, k - 2)\n"
+      "  return a:get() + b:get()\n"
+      "end\n"
+      "eq(true, rc[0]:apply(function()\n"
+      "  return package.preload['plush.core'] ~= nil end), 'plush.core preloaded')\n"
+      "eq(610, rc:balanced():async():apply(fib, 15):get(300), 'fib(15)')\n"
+      "local function parent(i)\n"
+      "  local lb = engine.client():balanced():async()\n"
+      "  local a, b = lb:apply(function(x) return 2 * x end, i),\n"
+      "               lb:apply(function(x) return 3 * x end, i)\n"
+      "  local s = a:get() + b:get()\n"
+      "  print('parent ' .. i)\n"
+      "  return s\n"
+      "end\n"
+      "local ds, lb = {}, rc:balanced{block = false, output = false}\n"
+      "for i = 1, 1000 do ds[i] = lb:apply(parent, i) end\n"
+      "for i = 1, 1000 do\n"
+      "  eq(5 * i, ds[i]:get(300), 'parent ' .. i)\n"
+      "  eq('parent ' .. i .. '\\n', ds[i].stdout, 'output of parent ' .. i)\n"
+      "end\n"
+      /* Ctrl-C while a parent is parked: the waiting client gets it (the
+      ** engine's own client, in this process too, leaves it alone) */
+      "core.catch_sigint(true)\n"
+      "local ok, e = pcall(function()\n"
+      "  return rc[0]:apply(function(pid)\n"
+      "    return engine.client()[1]:async():apply(function(p)\n"
+      "      io.popen('kill -INT ' .. p):close()\n"
+      "      while true do end\n"
+      "    end, pid):get()\n"
+      "  end, core.getpid())\n"
+      "end)\n"
+      "core.catch_sigint(false)\n"
+      "eq(false, ok, 'Ctrl-C raised')\n"
+      "assert(errors.is(e, 'Interrupted'), tostring(e))\n"
+      "rc:interrupt{1}\n"
+      "eq(3, rc[1]:execute('return 3'), 'engine 1 after Ctrl-C')\n"
+      "eq(0, rc[0]:execute('return engine.id'), 'engine 0 after Ctrl-C')\n");
+}

@@ -222,6 +222,7 @@ function Client:_reply(ev)
   -- more after retries or an engine's death); nil for replies the
   -- controller made itself (the task never ran)
   rec.d.attempts = ev.attempts
+  local fan = rec.fanout -- a request to many engines (plush.fanout)
   if ev.status == "ok" then
     local r = value.r or {n = 0}
     -- `whole` requests (map chunks) fire with the packed table itself
@@ -231,11 +232,12 @@ function Client:_reply(ev)
       -- packed values instead of a copy
       if math_type(r.n) ~= "integer" then r.n = #r end
       rec.d:_callback_packed(r)
+      if fan then fan:ok(rec.index, r[1]) end
     end
   else
     local e = errors.from_reply(ev.status, ev.value, engine)
     e.id = ev.id
-    rec.d:errback(e)
+    if fan then fan:fail(rec.index, rec.d, e) else rec.d:errback(e) end
   end
 end
 
@@ -285,7 +287,7 @@ function Client:_fail_all(make)
     self:_unmute(rec, rec.engine, id)
     local e = make(rec)
     e.id = id
-    rec.d:errback(e)
+    if rec.fanout then rec.fanout:fail(rec.index, rec.d, e) else rec.d:errback(e) end
   end
 end
 
@@ -458,7 +460,8 @@ function Client:_track(id, engine, opts)
   local out = opts.output
   if out == nil then out = self.output end
   -- rec.partial (the unfinished lines of its output) is made when needed
-  self.pending[id] = {d = d, engine = engine, output = out, whole = opts.whole}
+  self.pending[id] = {d = d, engine = engine, output = out, whole = opts.whole,
+    fanout = nil, index = nil}
   return d
 end
 

@@ -20,6 +20,7 @@ local plush = {
   pretty = require "plush.pretty",
   progress = require "plush.progress",
   now = core.now,
+  array = require "plush.array",
 }
 
 local connect_opts = {

@@ -3,14 +3,17 @@
 -- "Hierarchies").
 --
 -- The client is an ordinary plush.client on a connection of its own,
--- made with the engine's own controller address and key. What differs is
+-- made with the engine's own controller address and key (on an engine
+-- that is a thread, over a new socketpair its host links to the
+-- controller; its Ctrl-C is not this client's). What differs is
 -- how its Deferreds wait: a task that waits (d:get(), d:wait(),
 -- wait_all, ...) parks -- its coroutine yields to the engine's loop
 -- (engines/engine_co.c), which runs other tasks meanwhile -- and is
 -- resumed when its Deferred fired (or its timeout passed). The engine's
--- loop drives this client's connection through `poll` below. Where the
--- wait cannot yield (inside a C call, a map op, a coroutine of the
--- user's) it blocks on the connection as a client's wait does.
+-- loop drives this client's connection through `poll`, `waitfor` and
+-- `close` below. Where the wait cannot yield (inside a C call, a map op,
+-- a coroutine of the user's) it blocks on the connection as a client's
+-- wait does.
 local client = require "plush.client"
 local core = require "plush.core"
 
@@ -57,21 +60,10 @@ local function pump(timeout, d)
   if not ok then error(err, 0) end
 end
 
--- Called by the engine's loop: run the connection's loop (block: until
--- an event, efd readable or the nearest deadline; else just look) and
--- return the ids of the parked tasks to resume.
-local function poll(block, efd)
-  local timeout = not block and 0 or nil
-  if ntimed > 0 then
-    local now = core.now()
-    for _, w in pairs(waiting) do
-      if w.deadline then
-        local left = math.max(w.deadline - now, 0)
-        if not timeout or left < timeout then timeout = left end
-      end
-    end
-  end
-  local evs = rc.conn:poll(timeout, efd)
+-- Called by the engine's loop: one turn of the connection's loop, no
+-- waiting; the ids of the parked tasks to resume.
+local function poll()
+  local evs = rc.conn:poll(0)
   local any = false
   for _, ev in ipairs(evs) do
     if ev.kind ~= "readable" and ev.kind ~= "sigint" then
@@ -92,17 +84,47 @@ local function poll(block, efd)
   return out
 end
 
+-- Called by the engine's loop before it waits: the connection's fd to
+-- wait on (-1: none) and the ms until the nearest deadline (-1: none).
+local function waitfor()
+  local fd, ms = rc.conn:waitfd()
+  if ntimed > 0 then
+    local now = core.now()
+    for _, w in pairs(waiting) do
+      if w.deadline then
+        local left = math.ceil(math.max(w.deadline - now, 0) * 1000)
+        if ms < 0 or left < ms then ms = left end
+      end
+    end
+  end
+  return fd, ms
+end
+
+-- Called when an embedder's state is given back: the connection goes.
+-- The Deferreds still pending stay so, silently: the tasks that waited
+-- on them have ended with the engine.
+local function close()
+  if rc then
+    rc.closed = true
+    pcall(rc.conn.close, rc.conn)
+  end
+  rc = nil
+end
+
 -- engine.client() -> the client (the same one for every task of this
 -- namespace; a new one after its connection was lost).
 function nested.client()
   if rc and not rc.closed and not rc.lost then return rc end
+  -- host, port: the engine's controller; or an fd, nil (an engine thread)
   local ok, host, port, key, encrypt = pcall(reg["plush.co.link"])
   if not ok then error(host, 2) end
   local conn, err = core.connect(host, port, key, 10, encrypt)
   if not conn then error("engine.client(): " .. tostring(err), 2) end
+  -- a Ctrl-C is for the client of this process, not this one's
+  conn:nosigint()
   rc = client.new(conn, {output = false, catch_sigint = false})
   rc._pump = pump
-  reg["plush.co.setpoll"](poll)
+  reg["plush.co.setpoll"](poll, waitfor, close)
   return rc
 end
 

@@ -7,8 +7,11 @@
 -- values: a view on one engine (rc[0], rc:view(0), a balanced view) gives
 -- what the task returned, all of it; a view on a list of engines gives an
 -- array with one entry per engine, in target order.
+-- Over 600 lines: both views share run, combine and the splitting and
+-- joining helpers (split, chunk, concat, map_chunks).
 
 local deferred = require "plush.deferred"
+local fanout = require "plush.fanout"
 local progress = require "plush.progress"
 local errors = require "plush.errors"
 local util = require "plush.util"
@@ -307,6 +310,8 @@ function Direct:_send(msg, entry)
   local list, single = self:_targets()
   if single then return self.rc:submit(list[1], msg, submit_opts(self)) end
   local ds = self.rc:submit(list, msg, submit_opts(self))
+  -- the common case: one Deferred over them with no chain per engine
+  if entry == nil then return fanout.new(self.rc, ds, list, self.targets == "all") end
   if self.targets == "all" then return combine_alive(self.rc, ds, list, entry) end
   return combine(ds, list, entry)
 end
@@ -412,7 +417,17 @@ do
   local ok, core = pcall(require, "plush.core")
   core_slice = ok and type(core) == "table" and core.slice or nil
 end
+-- plush.array (when the real plush.core is there): arrays travel as
+-- arrays, their parts as views of them (no copy until the encoding).
+local array
+do
+  local ok, a = pcall(require, "plush.array")
+  array = ok and type(a) == "table" and a.is and a or nil
+end
+local function is_array(v) return array ~= nil and array.is(v) end
+
 local function slice(seq, i, j)
+  if is_array(seq) then return seq:view(i, j) end
   if core_slice and getmetatable(seq) == nil then return core_slice(seq, i, j) end
   return table.move(seq, i, j, 1, {})
 end
@@ -441,12 +456,26 @@ local function chunk(seq, size)
   return parts, sizes
 end
 
+-- Parts that are all plush.arrays join as one (of their type, f64 when
+-- they differ); else nil, and each array's elements go into a table.
+local function join_arrays(parts, k)
+  if not array or k == 0 then return nil end
+  for i = 1, k do
+    if not array.is(parts[i]) then return nil end
+  end
+  return array.concat(parts)
+end
+
 -- Concatenate arrays (result arrays know their length even with holes);
--- a value that is not a table counts as one item.
+-- a value that is not a table counts as one item; plush.arrays of
+-- gathered parts join as one array (join_arrays).
 local function concat(parts, k)
+  local joined = join_arrays(parts, k)
+  if joined then return joined end
   local out, n = {}, 0
   for i = 1, k do
     local p = parts[i]
+    if is_array(p) then p = p:totable() end
     if type(p) == "table" then
       local m = util.len(p)
       table.move(p, 1, m, n + 1, out)
@@ -460,9 +489,14 @@ local function concat(parts, k)
 end
 
 -- scatter(name, seq): part i of seq becomes `name` on target i.
+-- A sequence: a table or a plush.array.
+local function check_seq(seq, i, fname)
+  if not is_array(seq) then util.check(seq, i, fname, "table") end
+end
+
 function Direct:scatter(name, seq)
   util.check(name, 1, "scatter", "string")
-  util.check(seq, 2, "scatter", "table")
+  check_seq(seq, 2, "scatter")
   return run(self, function()
     local list, single = self:_targets()
     local parts = split(seq, #list)
@@ -495,9 +529,17 @@ end
   the engines' work on the other chunks, and after the last reply only its
   own items are left to append.
 ]]
-local function map_chunks(v, f, chunks, sizes, submit)
+local function map_chunks(v, f, chunks, sizes, submit, seq)
   local ds, ready, out, n, nextk = {}, {}, {}, 0, 1
+  -- over a plush.array the chunks' results (arrays when all numbers)
+  -- are kept and joined at the end
+  local parts = is_array(seq) and {} or nil
   local function append(r, m)
+    if parts then
+      parts[nextk] = r
+      nextk = nextk + 1
+      return
+    end
     if nextk == 1 then
       out, n = r, m
       out.n = nil
@@ -531,6 +573,10 @@ local function map_chunks(v, f, chunks, sizes, submit)
   local g = combine(ds, nil)
   g.targets = nil
   return g:add_callback(function()
+    if parts then
+      if #parts == 0 then return array.new(0, seq:type()) end
+      return concat(parts, #parts)
+    end
     return util.results(out, n)
   end)
 end
@@ -550,7 +596,7 @@ end
 -- dealt round-robin (per_target, or chunks of `chunksize`); results in order.
 function Direct:map(f, seq)
   util.check(f, 1, "map", "function")
-  util.check(seq, 2, "map", "table")
+  check_seq(seq, 2, "map")
   return run(self, function()
     local list = self:_targets()
     local chunks, sizes
@@ -563,7 +609,7 @@ function Direct:map(f, seq)
     opts.whole = true
     return map_chunks(self, f, chunks, sizes, function(j, msg)
       return self.rc:submit(list[(j - 1) % #list + 1], msg, opts)
-    end)
+    end, seq)
   end)
 end
 
@@ -571,7 +617,7 @@ end
 -- #seq / (4 * engines), at least 1), each a balanced task.
 function Balanced:map(f, seq)
   util.check(f, 1, "map", "function")
-  util.check(seq, 2, "map", "table")
+  check_seq(seq, 2, "map")
   return run(self, function()
     local size = self.chunksize
     if not size then
@@ -581,7 +627,7 @@ function Balanced:map(f, seq)
     local chunks, sizes = chunk(seq, size)
     return map_chunks(self, f, chunks, sizes, function(_, msg)
       return self:_send(msg, true)
-    end)
+    end, seq)
   end)
 end
 

@@ -85,7 +85,7 @@ set +e
 "$PLUSH" --bogus >/dev/null 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "unknown option gave $rc"
-"$PLUSH" --version | grep -q '^plush 0\.' || fail "--version"
-"$PLUSH_BIN/plush-controller" --version | grep -q '^plush-controller 0\.' || fail "controller --version"
-"$PLUSH_BIN/plush-engine" --version | grep -q 'plush-engine' || fail "engine --version"
+"$PLUSH" --version | grepq '^plush 0\.' || fail "--version"
+"$PLUSH_BIN/plush-controller" --version | grepq '^plush-controller 0\.' || fail "controller --version"
+"$PLUSH_BIN/plush-engine" --version | grepq 'plush-engine' || fail "engine --version"
 echo "1 passed, 0 failed"

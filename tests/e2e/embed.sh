@@ -5,7 +5,8 @@
 # told to quit and gives its state back; then the example again, ended by
 # the cluster's stop; plush.h's bad input and threads (tests/e2e/embed/
 # check.c); plush_console; and require "plush.engine".attach from a plain
-# lua5.4. Under PLUSH_SANITIZED the C programs are built with ASan too.
+# lua5.4, and tasks that submit tasks on it (they park). Under
+# PLUSH_SANITIZED the C programs are built with ASan too.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 P="e2e-embed-$$"
@@ -46,6 +47,11 @@ wait_for 60 grep -q '^attached as engine' "$tmp/host.out" || fail "example did n
 id=$(sed -n 's/^attached as engine \([0-9]*\)$/\1/p' "$tmp/host.out")
 out=$(PL -e '%px return engine.id')
 [ "$out" = "[engine $id] $id" ] || fail "%px return engine.id printed: $out"
+# engine.client() on a program linked with libplush: plush's modules are
+# found beside libplush (core/places.c), ahead of the test's LUA_PATH
+out=$(PL -e "print(rc[$id]:apply(function()
+  return package.searchpath('plush.nested', package.path), #engine.client():ids() end))")
+[ "$out" = "$tmp/prefix/share/lua/5.4/plush/nested.lua	1" ] || fail "engine.client() on the example: $out"
 out=$(PL -e "rc[$id]:push{x = 21}" -e "print(rc[$id]:pull('x') * 2, rc[$id]:pull('greeting'))")
 [ "$out" = "42	hello from the host program" ] || fail "push/pull printed: $out"
 out=$(PL -e '%restart all' -e '%px return x, greeting ~= nil' 2>&1)
@@ -154,6 +160,90 @@ out=$(PL -e "%pn $lid local c = debug.getregistry()['plush.debug'] return c.n, c
 PL -e '%px done = true' >/dev/null
 wait "$lhost" || fail "lua host: $(cat "$tmp/lua.out")"
 [ "$(tail -1 "$tmp/lua.out")" = "lua host done	pushed" ] || fail "lua host ended: $(cat "$tmp/lua.out")"
+
+# ---- tasks that submit tasks on an attached engine: a waiting task parks,
+# with the state unlocked (the program's own code runs meanwhile) ----
+cat >"$tmp/nhost.lua" <<'LUA'
+local E = require "plush.engine"
+local h = assert(E.attach(arg[1], {quiet = true}))
+ticks = 0
+io.stdout:write("nested host is engine ", h:id(), "\n")
+io.stdout:flush()
+while not done and h:serve(0.02) do ticks = ticks + 1 end
+assert(h:detach() == true)
+print("nested host done", engine == nil, ticks > 0)
+LUA
+LUA_PATH="$tmp/prefix/share/lua/5.4/?.lua;$tmp/prefix/share/lua/5.4/?/init.lua;;" \
+  LUA_CPATH="$tmp/prefix/lib/lua/5.4/?.so;;" lua5.4 "$tmp/nhost.lua" "$conn" >"$tmp/nhost.out" 2>&1 &
+nhost=$!
+PIDS+=("$nhost")
+wait_for 60 grep -q '^nested host is engine' "$tmp/nhost.out" || fail "nested host: $(cat "$tmp/nhost.out")"
+nid=$(sed -n 's/^nested host is engine \([0-9]*\)$/\1/p' "$tmp/nhost.out")
+cat >"$tmp/nested.lua" <<LUA
+local id = $nid
+LUA
+cat >>"$tmp/nested.lua" <<'LUA'
+local function check(cond, ...)
+  if not cond then error(table.concat({...}, " "), 2) end
+end
+-- the only engine: the children of a waiting task run where it waits
+check(#rc:ids() == 1 and rc:ids()[1] == id, "engines:", table.concat(rc:ids(), ","))
+local function fib(k)
+  if k < 2 then return k end
+  local lb = engine.client():balanced():async()
+  local a, b = lb:apply(fib, k - 1), lb:apply(fib, k - 2)
+  return a:get() + b:get()
+end
+local f = rc[id]:async():apply(fib, 12):get(300)
+check(f == 144, "fib(12) =", tostring(f))
+local function parent(i)
+  local lb = engine.client():balanced():async()
+  local a, b = lb:apply(function(x) return 2 * x end, i),
+               lb:apply(function(x) return 3 * x end, i)
+  return a:get() + b:get()
+end
+local ds = {}
+for i = 1, 200 do ds[i] = rc:balanced{block = false}:apply(parent, i) end
+for i = 1, 200 do
+  local s = ds[i]:get(300)
+  check(s == 5 * i, "parent", tostring(i), "returned", tostring(s))
+end
+-- while a task is parked the program has its state: its ticks go on
+local function ticking()
+  local ts = require("plush").tuplespace(engine.client(), "gate")
+  local t0, deadline = ticks, os.time() + 60
+  while ticks == t0 and os.time() < deadline do ts:take({"none"}, 0.1):get() end
+  return ticks > t0
+end
+check(rc[id]:async():apply(ticking):get(120) == true,
+  "the program's code did not run while a task was parked")
+-- a RESTART ends a parked task (the attached state is kept)
+local function forever()
+  return require("plush").tuplespace(engine.client(), "gate"):take({"none"}):get()
+end
+local p = rc[id]:async():apply(forever)
+local deadline = plush.now() + 60
+while rc:queue_status().engines[id].running == nil do
+  check(plush.now() < deadline, "the parked task never started")
+  rc:pump(0.05)
+end
+check(rc[id]:apply(function() return 7 end) == 7, "the engine is held by a parked task")
+rc:restart{id}
+local ok, err = pcall(p.get, p, 60)
+check(not ok and tostring(err.message):match("interrupted: the engine is restarting"),
+  "parked task after a restart:", tostring(err))
+-- one left parked when the program detaches: it ends with its engine
+p = rc[id]:async():apply(forever)
+check(rc[id]:apply(function() return ticks > 0 end) == true, "the engine after the restart")
+rc[id]:execute("done = true")
+ok, err = pcall(p.get, p, 60)
+check(not ok and plush.is_error(err, "EngineError"), "parked task at detach:", tostring(err))
+print("attached nested ok")
+LUA
+out=$(timeout 300 "$PLUSH" --profile "$P" run "$tmp/nested.lua" 2>&1) || fail "nested on an attached engine: $out"
+[ "$out" = "attached nested ok" ] || fail "nested on an attached engine said: $out"
+wait "$nhost" || fail "nested host: $(cat "$tmp/nhost.out")"
+[ "$(tail -1 "$tmp/nhost.out")" = "nested host done	true	true" ] || fail "nested host ended: $(cat "$tmp/nhost.out")"
 
 # ---- the example again, ended by the cluster's stop ----
 "$tmp/ex/host" "$conn" >"$tmp/host2.out" 2>"$tmp/host2.err" &

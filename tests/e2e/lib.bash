@@ -10,6 +10,11 @@ PROFILES=()
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# grep -q for the end of a pipeline: reads all its input (grep -q stops at
+# the first match, and under pipefail a writer still writing, such as
+# bash's line-buffered printf, then dies of SIGPIPE and fails the test)
+grepq() { grep "$@" >/dev/null; }
+
 cleanup() {
   local p
   for p in "${PROFILES[@]}"; do

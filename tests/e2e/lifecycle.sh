@@ -35,7 +35,7 @@ print("ok")
 LUA
 out=$("$PLUSH" --profile "$P" run "$script")
 [ "$out" = ok ] || fail "lifecycle: $out"
-"$PLUSH" cluster logs -n 200 --profile "$P" | grep -q 'engine 2 registered' || fail "logs"
+"$PLUSH" cluster logs -n 200 --profile "$P" | grepq 'engine 2 registered' || fail "logs"
 
 # Back-pressure: the client stalls (does not read) for 2 s while engine 0
 # writes 512 MB; the controller must not buffer it.

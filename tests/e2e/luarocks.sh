@@ -19,7 +19,7 @@ rm -rf "$tmp/src/build" "$tmp/src/build-"*
   >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log" >&2; fail "luarocks make failed"; }
 grep -q "plush scm-1 is now installed in $tmp/tree" "$tmp/make.log" ||
   fail "luarocks did not say it installed plush"
-luarocks --lua-version 5.4 --tree "$tmp/tree" list --porcelain | grep -q '^plush	scm-1	installed' ||
+luarocks --lua-version 5.4 --tree "$tmp/tree" list --porcelain | grepq '^plush	scm-1	installed' ||
   fail "luarocks list does not show plush"
 
 PLUSH=$tmp/tree/bin/plush

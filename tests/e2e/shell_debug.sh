@@ -82,7 +82,7 @@ dline 'down 3'
 dline '...'
 [ "$(dout '...')" = '"v1"' ] || fail "varargs in scope: $(dout '...')"
 dline 'p nosuch.field'
-dout 'p nosuch.field' | grep -q "^\*\*\* debug:1: attempt to index a nil value (global 'nosuch')$" ||
+dout 'p nosuch.field' | grepq "^\*\*\* debug:1: attempt to index a nil value (global 'nosuch')$" ||
   fail "an error in p: $(dout 'p nosuch.field')"
 leave
 # the engine is as before: its namespace and the kept frames untouched
@@ -146,7 +146,7 @@ leave
 
 # ---- ??name: functions typed here and defined on the engines
 run_line "$S" '??lf'
-output_of "$S" '??lf' | grep -qxF 'function lf(n) local twice = n * 2; return nil + twice end' ||
+output_of "$S" '??lf' | grepq -xF 'function lf(n) local twice = n * 2; return nil + twice end' ||
   fail "??lf: $(output_of "$S" '??lf')"
 type_text "$S" '%px function ef(a)'
 press "$S" Enter
@@ -156,8 +156,8 @@ type_text "$S" 'end'
 submit "$S"
 run_line "$S" '??ef'
 out=$(output_of "$S" '??ef')
-printf '%s\n' "$out" | grep -qxF 'source on engines 0,1:' || fail "??ef: $out"
-printf '%s\n' "$out" | grep -A2 -xF 'source on engines 0,1:' | tail -n 2 | grep -qxF '  return a + engine.id' ||
+printf '%s\n' "$out" | grepq -xF 'source on engines 0,1:' || fail "??ef: $out"
+printf '%s\n' "$out" | grep -A2 -xF 'source on engines 0,1:' | tail -n 2 | grepq -xF '  return a + engine.id' ||
   fail "??ef body: $out"
 
 press "$S" C-d

@@ -38,20 +38,20 @@ done
 
 # an expression line's value that cannot travel: its tostring, marked
 out=$(NO_COLOR=1 run -e '%px io.write("hi\n")')
-printf '%s\n' "$out" | grep -qE '^\[engine 0\] file \(0x[0-9a-f]+\) \(tostring\)$' ||
+printf '%s\n' "$out" | grepq -E '^\[engine 0\] file \(0x[0-9a-f]+\) \(tostring\)$' ||
   fail "io.write's file: $out"
 set +e
 out=$(run -e '%pn 0 return io.stdout')
 st=$?
 set -e
 [ "$st" = 1 ] || fail "an explicit return of a file exited $st"
-printf '%s\n' "$out" | grep -qF 'cannot serialise result[1]: userdata' || fail "explicit return: $out"
+printf '%s\n' "$out" | grepq -F 'cannot serialise result[1]: userdata' || fail "explicit return: $out"
 
 # error values and CompositeErrors shown whole
 out=$(run -e '%pn 0 error({code = 7})' || true)
-printf '%s\n' "$out" | grep -qF 'RemoteError on engine 0: {code = 7}' || fail "error table: $out"
+printf '%s\n' "$out" | grepq -F 'RemoteError on engine 0: {code = 7}' || fail "error table: $out"
 out=$(printf 'rc:view():execute("error(\\"x\\" .. engine.id)")\n' | run || true)
-printf '%s\n' "$out" | grep -qF 'CompositeError: 2 tasks failed' || fail "composite: $out"
+printf '%s\n' "$out" | grepq -F 'CompositeError: 2 tasks failed' || fail "composite: $out"
 [ "$(printf '%s\n' "$out" | grep -c 'in main chunk')" = 2 ] || fail "composite tracebacks: $out"
 
 # a subprocess's output, in order with print's, stream by stream
@@ -63,11 +63,11 @@ out=$("$PLUSH" --profile "$P" -e 'rc[1]:with{output = function(l, _, s) print(s,
 [ "$out" = "$(printf '1\tout\n2\terr')" ] || fail "subprocess streams: $out"
 # C code's stdio too (io.stdout:setvbuf and the C FILE behind it)
 out=$("$PLUSH" --profile "$P" -e '%pn 0 local f = io.popen("cat >&2", "w") f:write("via popen\n") f:close()' 2>&1)
-printf '%s\n' "$out" | grep -qxF '[engine 0] via popen' || fail "popen's stderr: $out"
+printf '%s\n' "$out" | grepq -xF '[engine 0] via popen' || fail "popen's stderr: $out"
 # the engines' log lines still go to their log, not to the tasks
 logs=$("$PLUSH" cluster logs --profile "$P")
-printf '%s\n' "$logs" | grep -q 'plush-engine\[[0-9]*\] info: registered with' || fail "engine log lines: $logs"
-! printf '%s\n' "$out" | grep -q 'plush-engine' || fail "a log line in task output: $out"
+printf '%s\n' "$logs" | grepq 'plush-engine\[[0-9]*\] info: registered with' || fail "engine log lines: $logs"
+! printf '%s\n' "$out" | grepq 'plush-engine' || fail "a log line in task output: $out"
 
 # Ctrl-C (SIGINT) while -e pumps a flood of output interrupts the engine
 # and exits 130: it is caught while the events are handled, not only while

@@ -32,10 +32,13 @@ press "$S" C-c
 wait_text "$S" "interrupted: engine 1"
 
 # local code
-type_text "$S" 'n = 0 while true do n = n + 1 end'
+type_text "$S" 'print(("spin"):upper()) n = 0 while true do n = n + 1 end'
 press "$S" Enter
 before=$(count_text "$S" "$PROMPT_MARK")
-# the shell's process is running the loop, not waiting at a prompt
+# the chunk runs (a Ctrl-C before it, while the line is still read, is
+# the line editor's, not the loop's) ...
+wait_match "$S" '^SPIN$'
+# ... and the shell's process is running the loop, not waiting at a prompt
 spinning() { [ "$(awk '{print $3}' "/proc/$SHELL_PID/stat")" = R ]; }
 wait_for 30 spinning || fail "the local loop did not run"
 press "$S" C-c

@@ -61,8 +61,8 @@ cursor_line() { # name
   tm capture-pane -p -t "$1" -S "$y" -E "$y"
 }
 
-has_text() { screen "$1" | grep -qF -- "$2"; }
-has_match() { screen "$1" | grep -qE -- "$2"; }
+has_text() { screen "$1" | grepq -F -- "$2"; }
+has_match() { screen "$1" | grepq -E -- "$2"; }
 count_text() { screen "$1" | grep -cF -- "$2" || true; }
 
 # Waits (bounded) until the screen shows TEXT (a fixed string).
@@ -91,7 +91,7 @@ wait_async() { # name text [seconds]
   local name=$1
   wait_text "$name" "$2" "${3:-30}"
   # (capture-pane drops the prompt's trailing blank)
-  prompt_back() { cursor_line "$name" | grep -qF -- "${PROMPT_MARK% }"; }
+  prompt_back() { cursor_line "$name" | grepq -F -- "${PROMPT_MARK% }"; }
   wait_for "${3:-30}" prompt_back || fail "the prompt did not come back after '$2'"
 }
 

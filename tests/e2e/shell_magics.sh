@@ -24,11 +24,11 @@ has_text "$S" "broken.lua" || fail "a broken magic file is reported"
 
 run_line "$S" '%magic'
 out=$(output_of "$S" 'all]> %magic')
-printf '%s\n' "$out" | grep -q '^built-in magics:$' || fail "%magic: $out"
-printf '%s\n' "$out" | grep -qE '^  %px +run CODE on the current targets' || fail "%magic: $out"
-printf '%s\n' "$out" | grep -qE '^  %greet +greets from every engine  \(greet\.lua\)$' ||
+printf '%s\n' "$out" | grepq '^built-in magics:$' || fail "%magic: $out"
+printf '%s\n' "$out" | grepq -E '^  %px +run CODE on the current targets' || fail "%magic: $out"
+printf '%s\n' "$out" | grepq -E '^  %greet +greets from every engine  \(greet\.lua\)$' ||
   fail "%magic lists the user magic: $out"
-printf '%s\n' "$out" | grep -qE '^  %timeit ' || fail "%magic lists the shipped magics: $out"
+printf '%s\n' "$out" | grepq -E '^  %timeit ' || fail "%magic lists the shipped magics: $out"
 run_line "$S" '%greet world'
 [ "$(output_of "$S" '%greet world')" = "hello world from 2 engines" ] || fail "%greet"
 run_line "$S" '%timeit -n 10 -r 2 %px local s = 0 for i = 1, 100 do s = s + i end'
@@ -41,7 +41,7 @@ out=$(output_of "$S" '?remote_table')
 [ "$out" = "$(printf 'remote_table  on engines 0,1\n  table: 3 array items, 0 other keys')" ] ||
   fail "?remote_table: $out"
 run_line "$S" 'string.format?'
-output_of "$S" 'string.format?' | grep -q 'builtin function string.format' || fail "name?"
+output_of "$S" 'string.format?' | grepq 'builtin function string.format' || fail "name?"
 
 # the system shell
 run_line "$S" '!echo from-the-system-shell; exit 4'

@@ -15,16 +15,16 @@ run_line "$S" '%px function hot(n) local s = 0 for i = 1, n do s = s + i % 7 end
 run_line "$S" '%px function cold(n) local s = 0 for i = 1, n do s = s + i end return s end'
 run_line "$S" "%prun --out $FOLDED for k = 1, 20 do hot(200000) cold(20000) end"
 out=$(output_of "$S" "%prun --out")
-printf '%s\n' "$out" | grep -qE '^engine 0: [0-9]+ samples, [0-9.]+ s CPU; engine 1: [0-9]+ samples, [0-9.]+ s CPU$' ||
+printf '%s\n' "$out" | grepq -E '^engine 0: [0-9]+ samples, [0-9.]+ s CPU; engine 1: [0-9]+ samples, [0-9.]+ s CPU$' ||
   fail "%prun header: $out"
-printf '%s\n' "$out" | sed -n 2p | grep -qE '^ +ncalls +tottime +cumtime +function +tottime per engine$' ||
+printf '%s\n' "$out" | sed -n 2p | grepq -E '^ +ncalls +tottime +cumtime +function +tottime per engine$' ||
   fail "%prun columns: $out"
 # the hot function first, its calls summed over both engines (20 each)
 printf '%s\n' "$out" | sed -n 3p |
   grep -qE '^ +40 +[0-9.]+ +[0-9.]+  hot \(execute:1\) +0:[0-9.]+ 1:[0-9.]+$' ||
   fail "%prun top row: $out"
-printf '%s\n' "$out" | grep -qE '^ +40 +[0-9.]+ +[0-9.]+  cold \(execute:1\) ' || fail "%prun cold: $out"
-printf '%s\n' "$out" | grep -qxF "folded stacks written to $FOLDED" || fail "%prun --out: $out"
+printf '%s\n' "$out" | grepq -E '^ +40 +[0-9.]+ +[0-9.]+  cold \(execute:1\) ' || fail "%prun cold: $out"
+printf '%s\n' "$out" | grepq -xF "folded stacks written to $FOLDED" || fail "%prun --out: $out"
 # folded stacks: "engine N;(prun main chunk);f;g COUNT", both engines
 [ -s "$FOLDED" ] || fail "no folded file"
 bad=$(grep -vE '^engine [01];\(prun main chunk\)(;[^;]+)* [0-9]+$' "$FOLDED" || true)
@@ -38,8 +38,8 @@ cold=$(awk '/;cold / { n += $NF } END { print n + 0 }' "$FOLDED")
 # one engine
 run_line "$S" '%prun --engines 1 hot(100000) hot(100000)'
 out=$(output_of "$S" '%prun --engines 1')
-printf '%s\n' "$out" | sed -n 1p | grep -qE '^engine 1: [0-9]+ samples' || fail "--engines 1: $out"
-printf '%s\n' "$out" | sed -n 3p | grep -qE '^ +2 +[0-9.]+ +[0-9.]+  hot \(execute:1\) +1:[0-9.]+$' ||
+printf '%s\n' "$out" | sed -n 1p | grepq -E '^engine 1: [0-9]+ samples' || fail "--engines 1: $out"
+printf '%s\n' "$out" | sed -n 3p | grepq -E '^ +2 +[0-9.]+ +[0-9.]+  hot \(execute:1\) +1:[0-9.]+$' ||
   fail "--engines 1 row: $out"
 
 # mistakes: one line each, nothing run
@@ -65,12 +65,12 @@ run_line "$S" '%prun x = = 1'
 [ "$(output_of "$S" '%prun x = = 1')" = "prun:1: unexpected symbol near '='" ] ||
   fail "syntax error: $(output_of "$S" '%prun x = = 1')"
 run_line "$S" '%prun nosuch()'
-output_of "$S" '%prun nosuch()' | grep -q "^\[engine 0\] RemoteError on engine 0: prun:1: attempt to call a nil value (global 'nosuch')$" ||
+output_of "$S" '%prun nosuch()' | grepq "^\[engine 0\] RemoteError on engine 0: prun:1: attempt to call a nil value (global 'nosuch')$" ||
   fail "an error in CODE: $(output_of "$S" '%prun nosuch()')"
 run_line "$S" '?%prun'
-output_of "$S" '?%prun' | grep -q '^%prun: profile CODE on the engines' || fail "?%prun"
+output_of "$S" '?%prun' | grepq '^%prun: profile CODE on the engines' || fail "?%prun"
 run_line "$S" '?%debug'
-output_of "$S" '?%debug' | grep -q '^%debug: post-mortem debugger' || fail "?%debug"
+output_of "$S" '?%debug' | grepq '^%debug: post-mortem debugger' || fail "?%debug"
 
 # Ctrl-C interrupts the profiled code on every engine, as for %px
 busy2() {
@@ -88,7 +88,7 @@ wait_count "$S" "$PROMPT_MARK" $((before + 1))
 
 # %time still works, here and remote
 run_line "$S" '%time %px hot(1000)'
-output_of "$S" '%time %px hot(1000)' | grep -qE '^Wall time: [0-9.]+ s$' || fail "%time"
+output_of "$S" '%time %px hot(1000)' | grepq -E '^Wall time: [0-9.]+ s$' || fail "%time"
 
 press "$S" C-d
 [ "$(wait_exit "$S")" = 0 ] || fail "exit status"

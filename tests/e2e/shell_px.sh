@@ -23,7 +23,7 @@ run_line "$S" '%pn 1 x + 1'
 
 run_line "$S" '%px error("bad " .. engine.id)'
 out=$(output_of "$S" '%px error("bad " .. engine.id)')
-printf '%s\n' "$out" | grep -q '^\[engine 0\] RemoteError on engine 0: execute:1: bad 0$' ||
+printf '%s\n' "$out" | grepq '^\[engine 0\] RemoteError on engine 0: execute:1: bad 0$' ||
   fail "remote error: $out"
 
 run_line "$S" '%targets 1'
@@ -52,8 +52,8 @@ run_line "$S" 'local_y * 2'
 # a local error prints its traceback; the shell carries on
 run_line "$S" 'error("local boom")'
 out=$(output_of "$S" 'error("local boom")')
-printf '%s\n' "$out" | grep -q '^stdin:1: local boom$' || fail "local error: $out"
-printf '%s\n' "$out" | grep -q 'in main chunk' || fail "traceback: $out"
+printf '%s\n' "$out" | grepq '^stdin:1: local boom$' || fail "local error: $out"
+printf '%s\n' "$out" | grepq 'in main chunk' || fail "traceback: $out"
 
 # %block off: the prompt comes back at once; the results print when they
 # come, above the line being typed, which stays as it was

@@ -17,7 +17,7 @@ run_line "$S" '%px --target 1 x = 1'
   "%px: unknown option --target (?%px lists them; \`%px -- CODE\` runs code that starts with '-')" ] ||
   fail "unknown option: $(last_output_of "$S" '%px --target 1 x = 1')"
 run_line "$S" '%px -z'
-last_output_of "$S" '%px -z' | grep -qF '%px: unknown option -z (' || fail "-z"
+last_output_of "$S" '%px -z' | grepq -F '%px: unknown option -z (' || fail "-z"
 run_line "$S" '%px --targets'
 [ "$(last_output_of "$S" '%px --targets')" = "%px: --targets needs IDS" ] || fail "missing value"
 run_line "$S" '%px --targets 0,9 x = 1'
@@ -117,7 +117,7 @@ run_line "$S" '%who'
 [ "$(last_output_of "$S" '%who')" = "x (engines 1,2)  y" ] || fail "%who: $(last_output_of "$S" '%who')"
 # ?%px: the options in its help
 run_line "$S" '?%px'
-last_output_of "$S" '?%px' | grep -qF -- '[-t IDS] [-b|-a] [--group-outputs engine|order|type] [-o NAME]' ||
+last_output_of "$S" '?%px' | grepq -F -- '[-t IDS] [-b|-a] [--group-outputs engine|order|type] [-o NAME]' ||
   fail "?%px"
 
 # Ctrl-C while output is held: the engines are interrupted, and what they

@@ -1,7 +1,8 @@
 # plush cluster start --threads N: a background cluster whose engines are
 # threads of the controller's process, reached through the connection file
 # as any cluster; a script's own plush.connect{threads = n} (no cluster, no
-# connection file); bad --threads values refused with one line.
+# connection file); engine.client() on engine threads (tasks that submit
+# tasks); bad --threads values refused with one line.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.bash"
 P="e2e-threads-$$"
@@ -19,6 +20,20 @@ PIDS+=("$ctl")
 out=$("$PLUSH" --profile "$P" -e '%px return engine.id * 10, (1 << 53) + 1')
 expected=$'[engine 0] 0, 9007199254740993\n[engine 1] 10, 9007199254740993'
 [ "$out" = "$expected" ] || fail "%px printed: $out"
+
+# Tasks that submit tasks (engine.client()) on the controller's engine
+# threads: recursive fib(15) as nested balanced tasks on 2 of them.
+cat >"$HOME/nested.lua" <<'LUA'
+local function fib(k)
+  if k < 2 then return k end
+  local lb = engine.client():balanced():async()
+  local a, b = lb:apply(fib, k - 1), lb:apply(fib, k - 2)
+  return a:get() + b:get()
+end
+print(rc:balanced():async():apply(fib, 15):get(300))
+LUA
+out=$(timeout 300 "$PLUSH" --profile "$P" run "$HOME/nested.lua" 2>&1) || fail "nested on cluster threads: $out"
+[ "$out" = 610 ] || fail "fib(15) on cluster threads printed: $out"
 
 "$PLUSH" cluster add -n 1 --profile "$P" >/dev/null
 [ "$(status_field "$P" '#s.engines')" = 3 ] || fail "add did not add a thread"
@@ -76,6 +91,22 @@ expected=$'[engine 0] 0, 9007199254740993\n[engine 1] 1, 9007199254740993'
 [ "$out" = "$expected" ] || fail "plush --threads 2 -e printed: $out"
 out=$("$PLUSH" --threads 3 run /dev/stdin <<<'print(#rc:ids(), rc:engines()[3].pid == require("plush.core").getpid())')
 [ "$out" = $'3\ttrue' ] || fail "plush --threads 3 run printed: $out"
+# ... and engine.client() on them: 1,000 parents each waiting on 2 children
+cat >"$HOME/parents.lua" <<'LUA'
+local function parent(i)
+  local lb = engine.client():balanced():async()
+  local a, b = lb:apply(function(x) return 2 * x end, i),
+               lb:apply(function(x) return 3 * x end, i)
+  return a:get() + b:get()
+end
+local ds, lb = {}, rc:balanced{block = false}
+for i = 1, 1000 do ds[i] = lb:apply(parent, i) end
+local total = 0
+for i = 1, 1000 do total = total + ds[i]:get(300) end
+print(total)
+LUA
+out=$(timeout 300 "$PLUSH" --threads 2 run "$HOME/parents.lua" 2>&1) || fail "parents under --threads: $out"
+[ "$out" = 2502500 ] || fail "1,000 parents under --threads printed: $out"
 set +e
 err=$("$PLUSH" --threads 1 -e 'rc[0]:execute("error(\"boom\")")' 2>&1); rc=$?
 set -e

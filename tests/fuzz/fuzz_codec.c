@@ -9,7 +9,7 @@
 ** decoder builds must be encodable -- and enc1 decoded (v2) and encoded
 ** (enc2): v2 must be the same value as v1 (same types and subtypes, bits
 ** of floats, strings, table contents, sharing and cycles, closures'
-** shared upvalues); enc2 byte for byte enc1 when the value holds no
+** shared upvalues, plush.arrays' element types and bytes); enc2 byte for byte enc1 when the value holds no
 ** function and no table with two keys or more outside its array (the
 ** only two places where the encoder's output depends on more than the
 ** value: bytecode, and the order of a hash table's keys), else enc2 must
@@ -24,6 +24,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "array.h"
 #include "buf.h"
 #include "codec.h"
 #include "plush.h"
@@ -106,6 +107,23 @@ static int fc_same(lua_State *L, int a, int b, int seen, int depth) {
       lua_pushvalue(L, b);
       lua_rawset(L, seen);
       break;
+    case LUA_TUSERDATA: { /* plush.arrays: type and bytes, sharing kept */
+      const plush_array *x = plush_array_test(L, a), *y = plush_array_test(L, b);
+      if (!x || !y || x->type != y->type || x->n != y->n ||
+          memcmp(x->data, y->data, x->n * plush_array_width(x->type)))
+        return 0;
+      lua_pushvalue(L, a);
+      if (lua_rawget(L, seen) != LUA_TNIL) {
+        ok = lua_rawequal(L, -1, b);
+        lua_settop(L, top);
+        return ok;
+      }
+      lua_pop(L, 1);
+      lua_pushvalue(L, a);
+      lua_pushvalue(L, b);
+      lua_rawset(L, seen);
+      return 1;
+    }
     default: return 0; /* the decoder makes nothing else */
   }
   if (t == LUA_TFUNCTION) {
@@ -136,8 +154,9 @@ static int fc_same(lua_State *L, int a, int b, int seen, int depth) {
     while (ok && lua_next(L, a)) {
       int k = lua_gettop(L) - 1, kt = lua_type(L, k);
       na++;
-      if (kt == LUA_TTABLE || kt == LUA_TFUNCTION) {
-        /* a key that is an object: its partner, if already met */
+      if (kt == LUA_TTABLE || kt == LUA_TFUNCTION || kt == LUA_TUSERDATA) {
+        /* a key that is an object (a plush.array too): its partner, if
+        ** already met */
         lua_pushvalue(L, k);
         if (lua_rawget(L, seen) == LUA_TNIL) {
           lua_pop(L, 2);

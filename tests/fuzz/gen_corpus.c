@@ -18,6 +18,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "array.h"
 #include "auth.h"
 #include "buf.h"
 #include "codec.h"
@@ -113,6 +114,12 @@ static void codec(void) {
     {"deep", "local t = {} for i = 1, 40 do t = {t} end return t"},
     {"packed", "return table.pack(1, 'two', nil, 4.5)"}, /* ext TABLE */
     {"array_mixed", "local s = {} return {1, 2.5, s, s, 'x', {n = 2}}"},
+    /* plush.array (ext 8 ARRAY): every element type, shared, a view */
+    {"plush_array", "local A = require 'plush.array' local f = A{0/0, -0.0,"
+                    " 1/0, 5e-324, 0.1} return {f, f, A{math.mininteger,"
+                    " math.maxinteger, -1}, A({1.5, -2}, 'f32'), A({-2^31|0,"
+                    " 2^31 - 1 | 0}, 'i32'), A({0, 255}, 'u8'), A.new(0),"
+                    " A.range(40):view(3, 35)}"},
   };
   static const struct { const char *name; const char *bytes; size_t n; } raw[] = {
     {"raw_float32", "\xca\x3f\xc0\x00\x00", 5},
@@ -123,11 +130,16 @@ static void codec(void) {
     {"raw_str8", "\xd9\x05hello", 7},
     {"raw_map16", "\xde\x00\x01\xa1k\xc0", 6},
     {"raw_upvalue_stray", "\x91\xc7\x05\x07\x00\x00\x00\x00\x01", 9},
+    {"raw_array_f64", "\xc7\x09\x08\x01\x00\x00\x00\x00\x00\x00\xf8\x3f", 12},
+    {"raw_array_ragged", "\xc7\x04\x08\x02\x01\x02\x03", 7},
+    {"raw_array_badtype", "\x92\xc7\x01\x08\x09\xc0", 6},
+    {"raw_array_shared", "\x92\xd4\x08\x05\xd6\x01\x00\x00\x00\x01", 10},
   };
   lua_State *L = luaL_newstate();
   char err[256];
   size_t i;
   luaL_openlibs(L);
+  plush_array_preload(L);
   for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
     plush_buf b = PLUSH_BUF_INIT;
     if (luaL_dostring(L, vals[i].lua) != LUA_OK ||

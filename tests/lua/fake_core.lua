@@ -189,6 +189,8 @@ local function execute(e, id, msg, start, timeout)
       for i, name in ipairs(msg.names) do r[i] = get_path(env, name) end
       return r
     elseif op == "map" then
+      -- a plush.array chunk: the engine's array map (core/array.c)
+      if type(msg.items) == "userdata" then return msg.items:map(msg.f) end
       local r = {n = msg.n}
       for i = 1, msg.n do r[i] = msg.f(msg.items[i]) end
       return r
@@ -533,6 +535,7 @@ function core.sigint()
   return s
 end
 core.encode, core.decode, core.slice = real.encode, real.decode, real.slice
+core.array_open = real.array_open
 
 -- Test controls ---------------------------------------------------------------
 
