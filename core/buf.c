@@ -10,11 +10,39 @@
 void plush_buf_init(plush_buf *b) {
   b->data = NULL;
   b->len = b->cap = 0;
+  b->segmin = b->segbytes = 0;
+  b->nsegs = 0;
 }
 
 void plush_buf_free(plush_buf *b) {
+  plush_buf_dropsegs(b, 0);
   if (b->data) plush_mem_free(b->data, b->cap);
   plush_buf_init(b);
+}
+
+int plush_buf_addseg(plush_buf *b, const char *p, size_t n) {
+  plush_seg *s;
+  void *pin;
+  if (b->segmin == 0 || n < b->segmin || b->nsegs == PLUSH_BUF_SEGS ||
+      n > SIZE_MAX - b->len - b->segbytes)
+    return 0;
+  if ((pin = plush_mem_pin(p, n)) == NULL) return 0;
+  s = &b->segs[b->nsegs++];
+  s->at = b->len;
+  s->p = p;
+  s->len = n;
+  s->pin = pin;
+  s->pad = 0;
+  b->segbytes += n;
+  return 1;
+}
+
+void plush_buf_dropsegs(plush_buf *b, int k) {
+  while (b->nsegs > k) {
+    plush_seg *s = &b->segs[--b->nsegs];
+    b->segbytes -= s->len;
+    plush_mem_unpin(s->pin);
+  }
 }
 
 int plush_buf_reserve(plush_buf *b, size_t n) {
@@ -47,6 +75,7 @@ int plush_buf_append(plush_buf *b, const void *p, size_t n) {
 char *plush_buf_steal(plush_buf *b, size_t *len) {
   char *p = b->data;
   if (len) *len = b->len;
-  plush_buf_init(b);
+  b->data = NULL;
+  b->len = b->cap = 0;
   return p;
 }

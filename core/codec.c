@@ -265,4 +265,5 @@ void codec_init(ctx *c, lua_State *L, const char *root, char *err, size_t n) {
   if (c->errlen) err[0] = '\0';
   c->refs = c->names = c->rc = c->depth = 0;
   c->nref = 0;
+  c->block = NULL;
 }

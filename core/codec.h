@@ -51,6 +51,15 @@
 **                  ref number, as a table does: one array met twice in a
 **                  value arrives as one array. Written with the smallest
 **                  ext header (ext 8, 16 or 32).
+**   ext 16 BIGSTR  a string, as written by the encoders of requests and
+**                  replies for strings sent from their own memory (buf.h
+**                  segments): payload: a 2-byte big-endian count p <=
+**                  4095, then p zero bytes, the string's bytes, and 4095
+**                  - p zero bytes. The sender chooses p when the frame
+**                  is made (frame.h) so that the bytes land where a Lua
+**                  string's bytes sit in their block: the receiver can
+**                  make the string from the frame's pages without a copy
+**                  (plush_decode_frame). Any decoder reads it as a string.
 ** A slice (plush_push_slice) is written as the array of the items it
 ** views. Metatables are not carried. Threads, userdata other than
 ** plush.array, C functions
@@ -73,8 +82,11 @@ enum {
   PLUSH_EXT_MODULE = 5,
   PLUSH_EXT_TABLE = 6,
   PLUSH_EXT_UPVALUE = 7,
-  PLUSH_EXT_ARRAY = 8
+  PLUSH_EXT_ARRAY = 8,
+  PLUSH_EXT_BIGSTR = 16
 };
+/* BIGSTR's window of zeros around the string's bytes (below). */
+#define PLUSH_BIGSTR_PAD 4095
 
 /*
 ** Appends the encoding of the value at stack index idx to out. root names
@@ -107,5 +119,15 @@ void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
 */
 int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
                  char *err, size_t errlen);
+
+/*
+** The same for the payload of a received frame f that is not read again
+** (the engine's request, the client's reply): a BIGSTR of PLUSH_MEM_BIG
+** bytes or more that sits where a Lua string's bytes would becomes the
+** string by taking f's pages (lua_mem.h), and reads as zeros in f after.
+*/
+struct plush_frame;
+int plush_decode_frame(lua_State *L, struct plush_frame *f, char *err,
+                       size_t errlen);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "array.h"
 #include "codec_int.h"
+#include "frame.h"
+#include "lua_mem.h"
 
 /* ---- decode ------------------------------------------------------ */
 
@@ -387,6 +389,27 @@ static int within(ctx *c, size_t n, int (*get)(ctx *), const char *what) {
   return rc;
 }
 
+/* BIGSTR (codec.h), its n bytes known to be there: the string in its
+** window, made from the frame's pages when it can be. */
+static int getbig(ctx *c, size_t n) {
+  const uint8_t *q;
+  uint64_t pre;
+  size_t len;
+  if (n < 2 + PLUSH_BIGSTR_PAD)
+    return codec_fail(c, PLUSH_ECORRUPT, "big string of %zu bytes", n);
+  getnum(c, 2, &pre);
+  if (pre > PLUSH_BIGSTR_PAD)
+    return codec_fail(c, PLUSH_ECORRUPT, "big string padded by %u",
+                      (unsigned)pre);
+  len = n - 2 - PLUSH_BIGSTR_PAD;
+  take(c, (size_t)pre);
+  q = take(c, len);
+  if (!c->block || !plush_lua_mem_pushmoved(c->L, c->block, (const char *)q, len))
+    lua_pushlstring(c->L, (const char *)q, len);
+  take(c, PLUSH_BIGSTR_PAD - (size_t)pre);
+  return 0;
+}
+
 /*
 ** ARRAY payload of n bytes: the element type byte, then the elements,
 ** little-endian, a whole number of them. The array takes a ref number.
@@ -442,6 +465,8 @@ static int getext(ctx *c, size_t n) {
       return getarray(c, n);
     case PLUSH_EXT_UPVALUE:
       return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference outside a function's upvalues");
+    case PLUSH_EXT_BIGSTR:
+      return getbig(c, n);
     case PLUSH_EXT_CFUNC:
     case PLUSH_EXT_MODULE:
       q = take(c, n);
@@ -526,11 +551,12 @@ static int decbody(lua_State *L) {
   return c->rc ? 0 : 1;
 }
 
-int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
-                 char *err, size_t errlen) {
+static int decode(lua_State *L, const char *data, size_t len, size_t *used,
+                  char *err, size_t errlen, void *block) {
   ctx c;
   int top = lua_gettop(L), st;
   codec_init(&c, L, "value", err, errlen);
+  c.block = block;
   c.p = (const uint8_t *)(data ? data : "");
   c.end = c.p + (data ? len : 0);
   if (!lua_checkstack(L, 4)) return codec_fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
@@ -542,9 +568,20 @@ int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
                 m ? m : "error while decoding");
   }
   if (c.rc) {
+    if (block) plush_lua_mem_handoff_end(); /* a memory error in the middle */
     lua_settop(L, top);
     return c.rc;
   }
   if (used) *used = (size_t)(c.p - (const uint8_t *)(data ? data : ""));
   return 0;
+}
+
+int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
+                 char *err, size_t errlen) {
+  return decode(L, data, len, used, err, errlen, NULL);
+}
+
+int plush_decode_frame(lua_State *L, plush_frame *f, char *err,
+                       size_t errlen) {
+  return decode(L, plush_frame_payload(f), f->hdr.len, NULL, err, errlen, f);
 }

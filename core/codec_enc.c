@@ -78,6 +78,31 @@ static int putint(ctx *c, lua_Integer v) {
   return putop(c, 0xd3, (uint64_t)v, 8);
 }
 
+/*
+** Segments (buf.h): a big string may stay where it is, its bytes counted
+** at its offset in the buffer. The places that move or rewind what was
+** written, or patch a byte length over it, keep them in step.
+*/
+static size_t segsafter(const plush_buf *b, size_t at) {
+  size_t n = 0;
+  for (int i = b->nsegs - 1; i >= 0 && b->segs[i].at > at; i--)
+    n += b->segs[i].len;
+  return n;
+}
+
+/* The bytes after at moved by d (memmove): so do their segments. */
+static void shiftsegs(plush_buf *b, size_t at, ptrdiff_t d) {
+  for (int i = b->nsegs - 1; i >= 0 && b->segs[i].at > at; i--)
+    b->segs[i].at = (size_t)((ptrdiff_t)b->segs[i].at + d);
+}
+
+/* What was written after at is dropped: so are its segments. */
+static void cutsegs(plush_buf *b, size_t at) {
+  int k = b->nsegs;
+  while (k > 0 && b->segs[k - 1].at > at) k--;
+  plush_buf_dropsegs(b, k);
+}
+
 /* str, array and map headers: fix form, then 8 (if op8), 16, 32 bits. */
 static int puthead(ctx *c, size_t n, uint8_t fix, size_t fixmax, uint8_t op8) {
   uint8_t op16 = fix == 0xa0 ? 0xda : fix == 0x90 ? 0xdc : 0xde;
@@ -160,6 +185,35 @@ static int isscalar(int t) {
   return t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN;
 }
 
+/*
+** A big string in a buffer with segments: a BIGSTR (codec.h) whose bytes
+** stay in the string (a segment), its window of zeros written here and
+** its place in the window chosen when the frame is made (frame.c); a
+** plain str 32 with a copy when the string cannot be pinned.
+*/
+static int putbig(ctx *c, const char *s, size_t n) {
+  plush_buf *b = c->b;
+  size_t at = b->len, ext = 2 + PLUSH_BIGSTR_PAD + (size_t)n;
+  uint8_t *p;
+  int rc;
+  if (n <= 0xffffffff - 2 - PLUSH_BIGSTR_PAD) {
+    if (!(p = room(c, 8 + PLUSH_BIGSTR_PAD))) return codec_nomem(c);
+    p[0] = 0xc9;
+    store(p + 1, ext, 4);
+    p[5] = PLUSH_EXT_BIGSTR;
+    p[6] = p[7] = 0;
+    b->len += 8;
+    if (plush_buf_addseg(b, s, n)) {
+      memset(b->data + b->len, 0, PLUSH_BIGSTR_PAD);
+      b->len += PLUSH_BIGSTR_PAD;
+      return 0;
+    }
+    b->len = at;
+  }
+  if ((rc = puthead(c, n, 0xa0, 31, 0xd9))) return rc;
+  return plush_buf_append(b, s, n) ? codec_nomem(c) : 0;
+}
+
 /* A nil, boolean, number or string at idx, whose type is t. */
 static int putscalar(ctx *c, int idx, int t) {
   lua_State *L = c->L;
@@ -175,8 +229,9 @@ static int putscalar(ctx *c, int idx, int t) {
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    int rc = puthead(c, n, 0xa0, 31, 0xd9);
-    if (rc) return rc;
+    int rc;
+    if (c->b->segmin && n >= c->b->segmin) return putbig(c, s, n);
+    if ((rc = puthead(c, n, 0xa0, 31, 0xd9))) return rc;
     return plush_buf_append(c->b, s, n) ? codec_nomem(c) : 0;
   }
   if (t == LUA_TBOOLEAN) return put1(c, lua_toboolean(L, idx) ? 0xc3 : 0xc2);
@@ -306,12 +361,13 @@ static void settab(uint8_t *p, lua_Unsigned k, lua_Unsigned m) {
 ** shrunk to ext 8 or 16 when the payload is short enough.
 */
 static int closetab(ctx *c, size_t at) {
-  size_t n = c->b->len - at - 6;
+  size_t d = c->b->len - at - 6, n = d + segsafter(c->b, at);
   uint8_t *p = (uint8_t *)c->b->data + at;
   if (n > 0xffffffff) return codec_refuse(c, "table over 4 GiB");
   if (n <= 0xffff) {                     /* ext 8 or 16: 2 or 1 bytes less */
     size_t w = n <= 0xff ? 1 : 2;
-    memmove(p + 2 + w, p + 6, n);
+    memmove(p + 2 + w, p + 6, d);
+    shiftsegs(c->b, at, -(ptrdiff_t)(4 - w));
     p[0] = (uint8_t)(0xc7 + w - 1);
     store(p + 1, n, (int)w);
     p[1 + w] = PLUSH_EXT_TABLE;
@@ -341,6 +397,7 @@ static int putmixed(ctx *c, int idx, size_t at, size_t h0, lua_Integer i,
   if (!room(c, h1 - h0)) return codec_nomem(c);
   p = (uint8_t *)c->b->data + at;
   memmove(p + h1, p + h0, c->b->len - at - h0);
+  shiftsegs(c->b, at, (ptrdiff_t)(h1 - h0));
   settab(p, k, m);
   c->b->len += h1 - h0;
   if ((rc = putitems(c, idx, i, (lua_Integer)k)) || (rc = putpairs(c, idx, 1)))
@@ -380,6 +437,7 @@ static int putrest(ctx *c, int idx, size_t at, lua_Unsigned n, lua_Integer i) {
   if (pos > 0 && k - pos <= pos)
     return putmixed(c, idx, at, n > 0 ? headlen(n) : 0, i, k, rest + (lua_Unsigned)i - 1, pos);
   c->b->len = at;
+  cutsegs(c->b, at);
   lua_pop(L, 1);
   lua_pushnil(L);
   if ((rc = puthead(c, rest + (lua_Unsigned)i - 1, 0x80, 15, 0))) return rc;
@@ -571,7 +629,8 @@ static int putfn(ctx *c, int idx) {
     c->path[c->depth].i = i;
     if ((rc = putupv(c, idx, fref, i))) return rc;
   }
-  if ((n = c->b->len - at - 6) > 0xffffffff) return codec_refuse(c, "function over 4 GiB");
+  if ((n = c->b->len - at - 6 + segsafter(c->b, at)) > 0xffffffff)
+    return codec_refuse(c, "function over 4 GiB");
   store((uint8_t *)c->b->data + at + 1, n, 4);
   c->depth--;
   return 0;
@@ -644,7 +703,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen) {
   ctx c;
   size_t len0 = out->len;
-  int top = lua_gettop(L), t, st;
+  int top = lua_gettop(L), t, st, segs0 = out->nsegs;
   codec_init(&c, L, root, err, errlen);
   c.b = out;
   idx = lua_absindex(L, idx);
@@ -662,7 +721,10 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
     }
   }
   lua_settop(L, top);
-  if (c.rc) out->len = len0;
+  if (c.rc) {
+    out->len = len0;
+    plush_buf_dropsegs(out, segs0);
+  }
   return c.rc;
 }
 

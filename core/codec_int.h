@@ -65,6 +65,7 @@ typedef struct ctx {
   int rc, depth;
   lua_Integer nref;
   seg path[PLUSH_MAX_DEPTH + 2];  /* path[d]: how depth d reaches d+1 */
+  void *block;             /* decode: the frame big strings may move out of */
 } ctx;
 
 

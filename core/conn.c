@@ -208,14 +208,15 @@ int conn_rawwrite(plush_conn *c, const void *p, size_t n) {
 ** one buffer; whatever the caller gave (an owned payload, a shared frame)
 ** is not needed once it is made.
 */
-static int sealwrite(plush_conn *c, const unsigned char *hdr, const char *p,
-                     size_t len) {
+static int sealwrite(plush_conn *c, const unsigned char *hdr,
+                     const plush_piece *pc, int npc, size_t len) {
   wreq *w;
   uv_buf_t b;
   char *rec;
   size_t n;
   int r;
-  if ((r = plush_seal_frame(&c->tx, hdr, p, len, &rec, &n)) < 0) return r;
+  if ((r = plush_seal_pieces(&c->tx, hdr, pc, npc, len, &rec, &n)) < 0)
+    return r;
   if ((w = calloc(1, sizeof *w)) == NULL) {
     free(rec);
     return PLUSH_ENOMEM;
@@ -226,10 +227,25 @@ static int sealwrite(plush_conn *c, const unsigned char *hdr, const char *p,
   return dowrite(c, w, &b, 1);
 }
 
+/*
+** The payload as pieces: p[0..len) itself, or, when f has segments
+** (frame.h), the pieces of f's payload from p on.
+*/
+static int piecesof(plush_frame *f, const char *p, size_t len,
+                    plush_piece *pc) {
+  if (f && f->nsegs)
+    return plush_frame_pieces(f, (size_t)(p - plush_frame_payload(f)), len,
+                              pc);
+  pc[0] = (plush_piece){p, len};
+  return len ? 1 : 0;
+}
+
 static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
                     plush_frame *f, const char *p, size_t len) {
   wreq *w;
-  uv_buf_t b[2];
+  uv_buf_t b[1 + PLUSH_FRAME_PIECES];
+  plush_piece pc[PLUSH_FRAME_PIECES];
+  int npc;
   if (c->state != S_READY) {
     free(owned);
     return PLUSH_ECLOSED;
@@ -238,12 +254,13 @@ static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
     free(owned);
     return PLUSH_ETOOBIG;
   }
+  npc = piecesof(f, p, len, pc);
   if (c->secure) {
     unsigned char hb[PLUSH_HDR_SIZE];
     int r;
     h->len = (uint32_t)len;
     plush_hdr_pack(h, hb);
-    r = sealwrite(c, hb, p, len);
+    r = sealwrite(c, hb, pc, npc, len);
     free(owned);
     return r;
   }
@@ -258,8 +275,9 @@ static int hdrwrite(plush_conn *c, plush_hdr *h, char *owned,
   w->frame = f ? plush_frame_ref(f) : NULL;
   w->bytes = PLUSH_HDR_SIZE + len;
   b[0] = uv_buf_init((char *)w->hdr, PLUSH_HDR_SIZE);
-  b[1] = uv_buf_init((char *)p, (unsigned)len);
-  return dowrite(c, w, b, len ? 2 : 1);
+  for (int i = 0; i < npc; i++)
+    b[1 + i] = uv_buf_init((char *)pc[i].p, (unsigned)pc[i].n);
+  return dowrite(c, w, b, 1 + npc);
 }
 
 int plush_conn_write(plush_conn *c, plush_hdr *h, const void *payload,
@@ -291,15 +309,24 @@ int plush_conn_write_hdr_slice(plush_conn *c, plush_hdr *h, plush_frame *f,
 
 int plush_conn_write_frame(plush_conn *c, plush_frame *f) {
   wreq *w;
-  uv_buf_t b;
+  uv_buf_t b[1 + PLUSH_FRAME_PIECES];
+  plush_piece pc[PLUSH_FRAME_PIECES];
+  int npc = 0;
   if (c->state != S_READY) return PLUSH_ECLOSED;
-  if (c->secure)
-    return sealwrite(c, f->raw, plush_frame_payload(f), f->hdr.len);
+  if (c->secure || f->nsegs)
+    npc = piecesof(f, plush_frame_payload(f), f->hdr.len, pc);
+  if (c->secure) return sealwrite(c, f->raw, pc, npc, f->hdr.len);
   if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;
   w->frame = plush_frame_ref(f);
   w->bytes = PLUSH_HDR_SIZE + f->hdr.len;
-  b = uv_buf_init((char *)f->raw, (unsigned)w->bytes);
-  return dowrite(c, w, &b, 1);
+  if (f->nsegs == 0) {
+    b[0] = uv_buf_init((char *)f->raw, (unsigned)w->bytes);
+    return dowrite(c, w, b, 1);
+  }
+  b[0] = uv_buf_init((char *)f->raw, PLUSH_HDR_SIZE);
+  for (int i = 0; i < npc; i++)
+    b[1 + i] = uv_buf_init((char *)pc[i].p, (unsigned)pc[i].n);
+  return dowrite(c, w, b, 1 + npc);
 }
 
 /* ---- relaying: a frame written on while it still arrives --------- */
@@ -330,7 +357,7 @@ int plush_conn_relay_write(plush_conn *c, plush_frame *f, size_t off,
   wreq *w;
   if (c->state != S_READY) return PLUSH_ECLOSED;
   if (!c->relaying || off > f->hdr.len || len > f->hdr.len - off ||
-      len > UINT32_MAX)
+      len > UINT32_MAX || f->nsegs)
     return PLUSH_EINVAL;
   if (len == 0) return 0;
   if ((w = calloc(1, sizeof *w)) == NULL) return PLUSH_ENOMEM;

@@ -67,7 +67,7 @@ typedef struct wreq {
   size_t bytes;
   int relay;            /* part of the relayed frame: never deferred */
   int nbufs;            /* deferred: what to write at the relay's end */
-  uv_buf_t bufs[2];
+  uv_buf_t bufs[1 + PLUSH_FRAME_PIECES]; /* header, then the pieces */
   struct wreq *next;
   unsigned char hdr[PLUSH_HDR_SIZE];
 } wreq;

@@ -2,6 +2,7 @@
 ** frame.c — wire header packing, shared frames, the incremental parser.
 */
 #include "frame.h"
+#include "buf.h"
 #include "mem.h"
 #include "plush.h"
 
@@ -83,6 +84,8 @@ static plush_frame *newframe(const plush_hdr *h, int lazy) {
   if (f == NULL) return NULL;
   atomic_init(&f->refs, 1);
   f->size = plush_frame_size(h->len);
+  f->segs = NULL;
+  f->nsegs = 0;
   f->hdr = *h;
   plush_hdr_pack(h, f->raw);
   return f;
@@ -109,8 +112,77 @@ plush_frame *plush_frame_ref(plush_frame *f) {
 }
 
 void plush_frame_unref(plush_frame *f) {
-  if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+  if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+    for (int i = 0; i < f->nsegs; i++) plush_mem_unpin(f->segs[i].pin);
+    free(f->segs);
     plush_mem_free(f, f->size);
+  }
+}
+
+/* ---- frames with segments ------------------------------------------ */
+
+_Static_assert(PLUSH_FRAME_PIECES == 2 * PLUSH_BUF_SEGS + 1,
+               "a piece before each segment, the segment, and the rest");
+
+int plush_frame_take_segs(plush_frame *f, plush_buf *b, size_t off) {
+  size_t segbytes = 0; /* of the segments before */
+  f->segs = NULL;
+  f->nsegs = 0;
+  if (b->nsegs == 0) return 0;
+  if ((f->segs = malloc((size_t)b->nsegs * sizeof *f->segs)) == NULL)
+    return PLUSH_ENOMEM;
+  for (int i = 0; i < b->nsegs; i++) {
+    plush_seg *s = &f->segs[i];
+    unsigned char *pp;
+    size_t win, pad;
+    *s = b->segs[i];
+    s->at -= off; /* buffer offsets to payload offsets */
+    /* its BIGSTR window (codec.h) starts at win: place the bytes so that
+    ** a receiver's frame holds them at PLUSH_FRAME_STRALIGN in a page */
+    win = s->at - s->pad;
+    pad = (PLUSH_FRAME_STRALIGN + 4096 * 2 -
+           (PLUSH_FRAME_PREFIX + win + segbytes) % 4096) % 4096;
+    pp = (unsigned char *)f + off + win - 2;
+    pp[0] = (unsigned char)(pad >> 8);
+    pp[1] = (unsigned char)pad;
+    s->at = win + pad;
+    s->pad = pad;
+    segbytes += s->len;
+  }
+  f->nsegs = b->nsegs;
+  b->nsegs = 0;
+  b->segbytes = 0;
+  return 0;
+}
+
+size_t plush_frame_segbytes(const plush_frame *f) {
+  size_t n = 0;
+  for (int i = 0; i < f->nsegs; i++) n += f->segs[i].len;
+  return n;
+}
+
+/*
+** The payload is raw bytes r0, segment 0, raw bytes r1, segment 1, ...:
+** walked in that order, each piece clipped to [off, off + len).
+*/
+int plush_frame_pieces(const plush_frame *f, size_t off, size_t len,
+                       plush_piece *out) {
+  const char *raw = (const char *)f->raw + PLUSH_HDR_SIZE;
+  size_t pos = 0, rawat = 0, end = off + len;
+  int n = 0;
+  for (int i = 0; i <= f->nsegs && pos < end; i++) {
+    /* raw bytes up to the segment (or to the end), then the segment */
+    size_t rn = (i < f->nsegs ? f->segs[i].at : f->hdr.len - pos + rawat) - rawat;
+    const char *pp[2] = {raw + rawat, i < f->nsegs ? f->segs[i].p : NULL};
+    size_t pn[2] = {rn, i < f->nsegs ? f->segs[i].len : 0};
+    for (int k = 0; k < 2; k++) {
+      size_t a = pos > off ? pos : off, z = pos + pn[k] < end ? pos + pn[k] : end;
+      if (z > a) out[n++] = (plush_piece){pp[k] + (a - pos), z - a};
+      pos += pn[k];
+    }
+    rawat += rn;
+  }
+  return n;
 }
 
 int plush_relay_take(plush_frame **held, plush_frame **f) {

@@ -114,6 +114,8 @@ void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h);
 typedef struct plush_frame {
   atomic_int refs;
   size_t size;         /* bytes allocated (mem.h), freed with them */
+  struct plush_seg *segs; /* NULL, or nsegs pinned segments (buf.h) */
+  int nsegs;
   plush_hdr hdr;
   unsigned char raw[]; /* PLUSH_HDR_SIZE + hdr.len bytes */
 } plush_frame;
@@ -139,6 +141,34 @@ static inline char *plush_frame_payload(plush_frame *f) {
 void plush_frame_repack(plush_frame *f);
 plush_frame *plush_frame_ref(plush_frame *f);
 void plush_frame_unref(plush_frame *f);
+
+/*
+** A frame made for sending from an encode buffer with segments (buf.h):
+** its payload is raw's bytes with each segment's bytes inserted at its
+** offset, hdr.len counting both. Each segment is a BIGSTR's string
+** (codec.h), placed in its window so that it starts at
+** PLUSH_FRAME_STRALIGN in a page of the receiver's frame. Only writes
+** read it (conn.c gathers the pieces); the frame owns the segments' pins
+** until it is freed. Moves
+** b's segments to f (0), or PLUSH_ENOMEM (b keeps them). A frame without
+** segments reads as one piece.
+*/
+struct plush_buf;
+/* Where a Lua string's first byte sits in its block (Lua 5.4, 64 bits;
+** a receiver that finds otherwise copies, lua_mem.c). */
+#define PLUSH_FRAME_STRALIGN 24
+int plush_frame_take_segs(plush_frame *f, struct plush_buf *b, size_t off);
+/* The bytes of f's segments. */
+size_t plush_frame_segbytes(const plush_frame *f);
+typedef struct plush_piece {
+  const char *p;
+  size_t n;
+} plush_piece;
+#define PLUSH_FRAME_PIECES (2 * 4 + 1) /* 2 * PLUSH_BUF_SEGS + 1 */
+/* The pieces of payload bytes [off, off + len) in order, at most
+** PLUSH_FRAME_PIECES; returns how many (0 for len 0). */
+int plush_frame_pieces(const plush_frame *f, size_t off, size_t len,
+                       plush_piece *out);
 
 /*
 ** The receiving end of a relay (PLUSH_F_RELAYED): *held keeps a relayed

@@ -2,10 +2,12 @@
 ** lua_mem.c — a running Lua state's big blocks from mem.h.
 */
 #include "lua_mem.h"
+#include "frame.h"
 #include "mem.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 /* A state's previous allocator. A few distinct ones per process at most
@@ -85,6 +87,41 @@ void plush_lua_mem_room(lua_State *L, size_t n) {
   plush_mem_get_stats(&s);
   if (heap <= s.live_bytes || heap - s.live_bytes <= 4 * n)
     lua_gc(L, LUA_GCCOLLECT);
+}
+
+/* ---- strings made from moved pages ------------------------------ */
+
+/*
+** Lua 5.4 makes a string of n bytes in one block of offsetof(TString,
+** contents) + n + 1 bytes, its bytes at that offset: a block of exactly
+** that size handed over (mem.h) can only be taken there, so a size that
+** matches proves the offset, and any other layout just leaves the block
+** untaken (the string is then a copy of its bytes).
+*/
+int plush_lua_mem_pushmoved(lua_State *L, void *block, const char *q,
+                            size_t n) {
+  const size_t off = PLUSH_FRAME_STRALIGN;
+  size_t nsize;
+  char *p;
+#if LUA_VERSION_NUM != 504
+  return 0;
+#endif
+  if (n < PLUSH_MEM_BIG || ((uintptr_t)(q - off) & 4095) ||
+      n > SIZE_MAX - off - 1)
+    return 0;
+  nsize = off + n + 1;
+  if ((p = plush_mem_move(block, (char *)q - off, off + n, nsize)) == NULL)
+    return 0;
+  plush_mem_handoff(p, nsize);
+  lua_pushlstring(L, p + off, n); /* takes p; copies the bytes onto themselves */
+  plush_lua_mem_handoff_end();
+  return 1;
+}
+
+void plush_lua_mem_handoff_end(void) {
+  size_t n;
+  void *p = plush_mem_handoff_take(&n);
+  if (p != NULL) plush_mem_free(p, n); /* not taken: the string is a copy */
 }
 
 int plush_lua_mem_stats(lua_State *L) {

@@ -35,4 +35,20 @@ void plush_lua_mem_room(lua_State *L, size_t n);
 ** process's big blocks (mem.h), for tests and benchmarks. */
 int plush_lua_mem_stats(lua_State *L);
 
+/*
+** Pushes the n bytes at q as a Lua string without copying them, when q
+** lies in the big block `block` (a received frame, mem.h) at the offset
+** a Lua string's bytes have in their own block (the sender aligned it:
+** codec.h's BIGSTR): the pages under q become the string's block
+** (plush_mem_move) and mem.h hands that block to the string
+** lua_pushlstring makes (plush_mem_handoff: any allocator of L that takes
+** big blocks from mem.h, lua_mem's or the engine's), whose copy of the
+** bytes onto themselves is then a no-op. 1 when pushed so; 0 (nothing pushed) when not possible: the
+** caller pushes a copy. The bytes at q read as zeros afterwards.
+*/
+int plush_lua_mem_pushmoved(lua_State *L, void *block, const char *q,
+                            size_t n);
+/* A hand-over a Lua error cut short is undone (the decoder's error path). */
+void plush_lua_mem_handoff_end(void);
+
 #endif

@@ -25,6 +25,14 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static plush_map live;        /* address -> mapping size, of blocks in use */
 static size_t live_bytes;
 static kept keep[NKEEP];      /* freed blocks, oldest first */
+typedef struct pinned {
+  char *p;                    /* the block (NULL: a free slot) */
+  size_t size;                /* its mapping size */
+  int count;                  /* pins held */
+  int dead;                   /* freed while pinned: the last unpin frees */
+} pinned;
+static pinned pins[PLUSH_MEM_PINS];
+static int npins;             /* slots in use */
 static int nkeep;
 static size_t kept_bytes, nmaps;
 
@@ -121,10 +129,23 @@ static int enlist(void *p, size_t size) {
   return 0;
 }
 
+/*
+** A live block's map value is its size, plus HOLLOW once plush_mem_move
+** took pages from it: such a block is unmapped when freed, not kept (its
+** pages would have to be faulted in again: a kept block is for being
+** resident already).
+*/
+#define HOLLOW ((size_t)1)
+
 static size_t delist(void *p) {
   size_t size = (size_t)(uintptr_t)plush_map_del(&live, (uintptr_t)p);
-  live_bytes -= size;
+  live_bytes -= size & ~HOLLOW;
   return size;
+}
+
+/* mu held: the size of live block p, 0 if none. */
+static size_t livesize(const void *p) {
+  return (size_t)(uintptr_t)plush_map_get(&live, (uintptr_t)p) & ~HOLLOW;
 }
 
 /* mu held: the kept block that fits need bytes best without wasting more
@@ -177,14 +198,23 @@ static void *bigalloc(size_t n, int lazy) {
 
 /* A live big block goes to the kept list (the oldest make room), or back
 ** to the system when it alone is over the budget. */
+static pinned *pinof(const void *p);
 static void bigfree(void *p) {
   kept out[NKEEP + 1];
   int n = 0;
   size_t size;
+  pinned *pn;
   pthread_mutex_lock(&mu);
   size = delist(p);
+  if ((pn = pinof(p)) != NULL) { /* still being written: the unpin frees */
+    pn->dead = 1;
+    pthread_mutex_unlock(&mu);
+    return;
+  }
   n = expire(PLUSH_MEM_AGE, out);
-  if (size > PLUSH_MEM_KEEP) {
+  if (size & HOLLOW) {
+    out[n++] = (kept){p, size & ~HOLLOW, 0};
+  } else if (size > PLUSH_MEM_KEEP) {
     out[n++] = (kept){p, size, 0};
   } else {
     while (nkeep > 0 && (nkeep == NKEEP || kept_bytes + size > PLUSH_MEM_KEEP)) {
@@ -196,6 +226,108 @@ static void bigfree(void *p) {
   }
   pthread_mutex_unlock(&mu);
   unmap_all(out, n);
+}
+
+/* ---- pins -------------------------------------------------------- */
+
+/* mu held: the pin slot of block p, or NULL. */
+static pinned *pinof(const void *p) {
+  if (npins == 0) return NULL;
+  for (int i = 0; i < PLUSH_MEM_PINS; i++)
+    if (pins[i].p == p) return &pins[i];
+  return NULL;
+}
+
+/*
+** A big block starts a mapping, so it is page-aligned, and the bytes of
+** a Lua string (or a frame's payload) start within its first page: the
+** block holding p is at p rounded down to its page, if anywhere.
+*/
+void *plush_mem_pin(const void *p, size_t n) {
+  char *base = (char *)((uintptr_t)p & ~(uintptr_t)4095);
+  size_t size;
+  pinned *pn;
+  if (p == NULL) return NULL;
+  pthread_mutex_lock(&mu);
+  size = livesize(base);
+  if (size == 0 || (size_t)((const char *)p - base) > size ||
+      n > size - (size_t)((const char *)p - base)) {
+    pthread_mutex_unlock(&mu);
+    return NULL;
+  }
+  if ((pn = pinof(base)) == NULL && npins < PLUSH_MEM_PINS) {
+    for (pn = pins; pn->p != NULL; pn++) {}
+    *pn = (pinned){base, size, 0, 0};
+    npins++;
+  }
+  if (pn) pn->count++;
+  pthread_mutex_unlock(&mu);
+  return pn ? base : NULL;
+}
+
+void plush_mem_unpin(void *token) {
+  pinned *pn, was;
+  if (token == NULL) return;
+  pthread_mutex_lock(&mu);
+  pn = pinof(token);
+  if (pn == NULL || --pn->count > 0) {
+    pthread_mutex_unlock(&mu);
+    return;
+  }
+  was = *pn;
+  *pn = (pinned){NULL, 0, 0, 0};
+  npins--;
+  if (was.dead && enlist(was.p, was.size) < 0) { /* cannot keep it: gone */
+    pthread_mutex_unlock(&mu);
+    munmap(was.p, was.size);
+    return;
+  }
+  pthread_mutex_unlock(&mu);
+  if (was.dead) bigfree(was.p); /* re-listed just now: kept or unmapped */
+}
+
+/* ---- moving pages ------------------------------------------------ */
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7 */
+#endif
+
+void *plush_mem_move(void *block, char *from, size_t n, size_t total) {
+  size_t bsize, whole = n & ~(size_t)4095, need = round_up(total);
+  char *to, *b = block;
+  if (((uintptr_t)from & 4095) || whole == 0 || need == 0 || total < n)
+    return NULL;
+  pthread_mutex_lock(&mu);
+  bsize = livesize(b);
+  if (bsize == 0 || from < b || (size_t)(from - b) > bsize ||
+      n > bsize - (size_t)(from - b)) {
+    pthread_mutex_unlock(&mu);
+    return NULL;
+  }
+  /* hollow from now on (even if the move fails: it may have moved some) */
+  (void)plush_map_put(&live, (uintptr_t)b, (void *)(uintptr_t)(bsize | HOLLOW));
+  pthread_mutex_unlock(&mu);
+  to = mmap(NULL, need, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (to == MAP_FAILED) return NULL;
+  pthread_mutex_lock(&mu); /* listed first: nothing can fail after the move */
+  if (enlist(to, need) < 0) {
+    pthread_mutex_unlock(&mu);
+    munmap(to, need);
+    return NULL;
+  }
+  pthread_mutex_unlock(&mu); /* (no fresh memory: not counted in maps) */
+  if (mremap(from, whole, whole,
+             MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to) ==
+      MAP_FAILED) {
+    pthread_mutex_lock(&mu);
+    delist(to);
+    pthread_mutex_unlock(&mu);
+    munmap(to, need);
+    return NULL;
+  }
+  memcpy(to + whole, from + whole, n - whole);
+  return to;
 }
 
 int plush_mem_owns(const void *p) {
@@ -212,7 +344,7 @@ static size_t bigsize(const void *p, size_t n) {
   size_t size;
   if (p == NULL || n < PLUSH_MEM_BIG) return 0;
   pthread_mutex_lock(&mu);
-  size = (size_t)(uintptr_t)plush_map_get(&live, (uintptr_t)p);
+  size = livesize(p);
   pthread_mutex_unlock(&mu);
   return size;
 }
@@ -222,7 +354,29 @@ size_t plush_mem_usable(size_t n) {
   return r ? r : n;
 }
 
+static __thread struct {
+  void *p;
+  size_t n;
+} ho;
+
+void plush_mem_handoff(void *p, size_t n) {
+  ho.p = p;
+  ho.n = n;
+}
+
+void *plush_mem_handoff_take(size_t *n) {
+  void *p = ho.p;
+  *n = ho.n;
+  ho.p = NULL;
+  return p;
+}
+
 void *plush_mem_alloc(size_t n) {
+  if (ho.p != NULL && n == ho.n) {
+    void *p = ho.p;
+    ho.p = NULL;
+    return p;
+  }
   return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n, 0);
 }
 
@@ -261,9 +415,26 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
   }
   if ((need = round_up(n)) == 0) return NULL;
   if (need == size) return p;
+  pthread_mutex_lock(&mu);
+  q = pinof(p);
+  pthread_mutex_unlock(&mu);
+  if (q != NULL) { /* its pages are being written: no mremap under them */
+    if ((q = bigalloc(n, 0)) == NULL) return NULL;
+    memcpy(q, p, old < n ? old : n);
+    bigfree(p);
+    return q;
+  }
   /* mremap moves the pages, not the bytes */
   q = mremap(p, size, need, MREMAP_MAYMOVE);
-  if (q == MAP_FAILED) return need < size ? p : NULL;
+  if (q == MAP_FAILED && need > size) {
+    /* a block made of several mappings (plush_mem_move's) cannot be
+    ** remapped whole: a new one, by copy */
+    if ((q = bigalloc(n, 0)) == NULL) return NULL;
+    memcpy(q, p, old < n ? old : n);
+    bigfree(p);
+    return q;
+  }
+  if (q == MAP_FAILED) return p;
   if (need > size) /* the new pages, populated like map()'s (a hint) */
     madvise((char *)q + size, need - size, MADV_POPULATE_WRITE);
   pthread_mutex_lock(&mu);
@@ -292,5 +463,6 @@ void plush_mem_get_stats(plush_mem_stats *s) {
   s->kept = (size_t)nkeep;
   s->kept_bytes = kept_bytes;
   s->maps = nmaps;
+  s->pinned = (size_t)npins;
   pthread_mutex_unlock(&mu);
 }

@@ -53,11 +53,45 @@ int plush_mem_kept_fits(size_t n);
 /* Gives back kept blocks unused for `age` seconds (0: all of them). */
 void plush_mem_trim(double age);
 
+/*
+** Pins: a big block whose bytes are being written out (a Lua string sent
+** straight from its own memory, buf.h's segments) stays mapped and is not
+** reused until unpinned, even if its owner frees it meanwhile (the Lua
+** collector may take the string while the socket still reads it): that
+** free is then carried out by the last unpin. plush_mem_pin returns a
+** token for the live big block holding p[0..n), or NULL when there is
+** none (memory not from this module) or the pin table is full; the
+** caller then copies the bytes instead. Any thread.
+*/
+#define PLUSH_MEM_PINS 64
+void *plush_mem_pin(const void *p, size_t n);
+void plush_mem_unpin(void *token);
+
+/*
+** Moves the n bytes at from (page-aligned, inside the live big block
+** `block`) into a new big block of at least total bytes (total >= n),
+** where they start at offset 0: whole pages by mremap (no copy; the old
+** range stays mapped, empty, reading as zeros), the last partial page by
+** copy. NULL when that cannot be done (the caller copies instead). What
+** makes a received 100 MB string without copying it (lua_mem.h).
+*/
+void *plush_mem_move(void *block, char *from, size_t n, size_t total);
+
+/*
+** Hands the live big block p to this thread's next plush_mem_alloc of
+** exactly n bytes (so a Lua string can be made in a block that already
+** holds its bytes, lua_mem.h). plush_mem_handoff_take ends it: the block
+** if it was not taken (the caller's again, *n its size), else NULL.
+*/
+void plush_mem_handoff(void *p, size_t n);
+void *plush_mem_handoff_take(size_t *n);
+
 /* For tests and `scripts/bench`: what the module holds now. */
 typedef struct plush_mem_stats {
   size_t live, live_bytes;  /* big blocks in use */
   size_t kept, kept_bytes;  /* big blocks kept for reuse */
   size_t maps;              /* mmap calls so far (reuse does not count) */
+  size_t pinned;            /* blocks pinned now (freed ones included) */
 } plush_mem_stats;
 void plush_mem_get_stats(plush_mem_stats *s);
 int plush_mem_owns(const void *p);

@@ -62,6 +62,14 @@ void plush_seal_wipe(plush_seal *s) {
 int plush_seal_frame(plush_seal *s, const unsigned char *hdr,
                      const char *payload, size_t len, char **out,
                      size_t *outlen) {
+  plush_piece one = {payload, len};
+  return plush_seal_pieces(s, hdr, &one, len ? 1 : 0, len, out, outlen);
+}
+
+int plush_seal_pieces(plush_seal *s, const unsigned char *hdr,
+                      const plush_piece *pc, int npc, size_t len, char **out,
+                      size_t *outlen) {
+  size_t at = 0;
   unsigned char nb[NONCE], *buf, *body;
   size_t total;
   *out = NULL;
@@ -73,7 +81,10 @@ int plush_seal_frame(plush_seal *s, const unsigned char *hdr,
   put32(buf, (uint32_t)(total - PLUSH_SEAL_PREFIX));
   body = buf + PLUSH_SEAL_PREFIX;
   memcpy(body, hdr, PLUSH_HDR_SIZE);
-  if (len) memcpy(body + PLUSH_HDR_SIZE, payload, len);
+  for (int i = 0; i < npc; i++) {
+    memcpy(body + PLUSH_HDR_SIZE + at, pc[i].p, pc[i].n);
+    at += pc[i].n;
+  }
   nonce(nb, s->seq);
   crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
       body, body + PLUSH_HDR_SIZE + len, NULL, body, PLUSH_HDR_SIZE + len,

@@ -58,6 +58,10 @@ void plush_seal_wipe(plush_seal *s);
 int plush_seal_frame(plush_seal *s, const unsigned char *hdr,
                      const char *payload, size_t len, char **out,
                      size_t *outlen);
+/* The same, the payload given as pieces (frame.h) of len bytes in all. */
+int plush_seal_pieces(plush_seal *s, const unsigned char *hdr,
+                      const plush_piece *pc, int npc, size_t len, char **out,
+                      size_t *outlen);
 
 /*
 ** The receiving end: an incremental parser like plush_parser (frame.h),

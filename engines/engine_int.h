@@ -211,7 +211,7 @@ PLUSH_INTERNAL int eng_sendcopy(plush_engine *e, int type, uint64_t id, int stat
 */
 PLUSH_INTERNAL void eng_enc_reset(plush_engine *e);
 static inline size_t eng_enc_len(const plush_engine *e) {
-  return e->enc.len - e->encoff;
+  return plush_buf_total(&e->enc) - e->encoff; /* big strings: segments */
 }
 /* Queues e->enc's reply to task id like eng_sendcopy (same results); a
 ** big one takes e->enc's memory along, leaving e->enc empty. */

@@ -756,8 +756,7 @@ int eng_serve(lua_State *L) {
   plush_lua_mem_room(L, f->hdr.len);
   t->e->mem.lifted = 0;
   t->e->inuser = 1;
-  st = plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                    sizeof err);
+  st = plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
   t->e->mem.lifted = 1;
   t->e->inuser = 0;
   if (st == PLUSH_ENOMEM) {

@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "engine_int.h"
+#include "mem.h"
 #include "log.h"
 #include "plush.h"
 
@@ -215,8 +216,12 @@ int eng_sendout(plush_engine *e, uint32_t stream, const char *data, size_t n) {
 void eng_enc_reset(plush_engine *e) {
   plush_buf *b = &e->enc;
   b->len = 0;
+  plush_buf_dropsegs(b, 0);
   e->encoff = plush_buf_reserve(b, PLUSH_FRAME_PREFIX) == 0 ? PLUSH_FRAME_PREFIX : 0;
   b->len = e->encoff;
+  /* a big string of the reply is sent from the string itself (buf.h),
+  ** when the buffer can become the frame */
+  b->segmin = e->encoff ? PLUSH_MEM_BIG : 0;
 }
 
 int eng_sendreply(plush_engine *e, uint64_t id, int status) {
@@ -224,13 +229,19 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
   plush_hdr h = hdr(e, PLUSH_T_REPLY, id, status, 0, len);
   plush_frame *f;
   int r = 0;
-  if (PLUSH_HDR_SIZE + len <= SMALL || e->encoff != PLUSH_FRAME_PREFIX)
+  if (e->enc.nsegs == 0 &&
+      (PLUSH_HDR_SIZE + len <= SMALL || e->encoff != PLUSH_FRAME_PREFIX))
     return eng_sendcopy(e, PLUSH_T_REPLY, id, status,
                         e->enc.data + e->encoff, len);
   f = (plush_frame *)plush_buf_steal(&e->enc, NULL);
   e->encoff = 0;
   atomic_init(&f->refs, 1);
   f->size = cap;
+  if (plush_frame_take_segs(f, &e->enc, PLUSH_FRAME_PREFIX) < 0) {
+    plush_buf_dropsegs(&e->enc, 0);
+    plush_mem_free(f, cap);
+    return PLUSH_ENOMEM;
+  }
   f->hdr = h;
   plush_frame_repack(f);
   uv_mutex_lock(&e->mu);

@@ -34,9 +34,13 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "mem.h"
 
 #define DIRECT_MAX ((size_t)64 << 10) /* bytes a direct write may carry */
 #define DIRECT_IOV 64                 /* frames per direct write */
+/* direct() writes f->raw whole: a frame with segments (a big string sent
+** from its own memory, buf.h) is 1 MiB or more, so never comes here */
+_Static_assert(DIRECT_MAX < PLUSH_MEM_BIG, "segmented frames go by the loop");
 
 /* wmu held, loop thread: whether the Lua thread may write directly. */
 static void idle(plush_engine *e) {

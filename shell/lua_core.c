@@ -88,6 +88,7 @@ typedef struct client {
   plush_frame **q;      /* FIFO ring of received frames */
   size_t qhead, qlen, qcap;
   size_t qbytes;        /* their payload bytes */
+  size_t bigseen;       /* the largest big frame the last poll decoded */
   int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
   plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
   char where[280];      /* "host:port" as given */
@@ -412,14 +413,15 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   size_t len, cap;
   if (plush_buf_reserve(&b, PLUSH_FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
   b.len = PLUSH_FRAME_PREFIX;
+  b.segmin = PLUSH_MEM_BIG; /* big strings are sent from where they are */
   if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
                                sizeof err) < 0) ||
       plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
     plush_buf_free(&b);
     luaL_error(L, "%s", err);
   }
-  if (b.len - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
-    len = b.len - PLUSH_FRAME_PREFIX;
+  if (plush_buf_total(&b) - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
+    len = plush_buf_total(&b) - PLUSH_FRAME_PREFIX;
     plush_buf_free(&b);
     luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
                (size_t)PLUSH_DEFAULT_MAX_FRAME);
@@ -435,9 +437,14 @@ static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
   }
   atomic_init(&f->refs, 1);
   f->size = cap;
+  if (plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX) < 0) {
+    plush_buf_free(&b); /* the segments' pins */
+    plush_mem_free(f, cap);
+    luaL_error(L, "out of memory");
+  }
   memset(&f->hdr, 0, sizeof f->hdr);
   f->hdr.type = type;
-  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX);
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
   plush_frame_repack(f);
   return f;
 }
@@ -646,12 +653,20 @@ static int l_poll(lua_State *L) {
   }
   lua_newtable(L);
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
+  /* A big value the last poll made (a pulled string) usually replaced an
+  ** older one the program has dropped by now: collected before the next
+  ** big frame comes, its block is that frame's, already resident (the
+  ** frame's own pages became the string, lua_mem.h). */
+  if (c->bigseen) plush_lua_mem_room(L, c->bigseen);
+  c->bigseen = 0;
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
   while (c->qlen > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
     c->cur = qpop(c);
     took += c->cur->hdr.len;
+    if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
+      c->bigseen = c->cur->hdr.len;
     if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;

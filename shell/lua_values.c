@@ -17,8 +17,7 @@
 static int pushpayload(lua_State *L, plush_frame *f, const char *what) {
   char err[200];
   plush_lua_mem_room(L, f->hdr.len);
-  if (plush_decode(L, plush_frame_payload(f), f->hdr.len, NULL, err,
-                   sizeof err) == 0)
+  if (plush_decode_frame(L, f, err, sizeof err) == 0) /* read once */
     return 1;
   lua_createtable(L, 0, 3);
   plush_lua_setstr(L, "kind", "RemoteError");

@@ -59,6 +59,20 @@ describe("e2e client", function()
     e:execute("big = nil")
   end)
 
+  -- sent from the string itself, made from the received frame's pages
+  it("big strings round-trip exactly around the 1 MiB line", function()
+    local e = rc[ids[1]]
+    for _, n in ipairs{2^20 - 1, 2^20, 2^20 + 1, 3 * 2^20 + 7} do
+      local s = string.rep("ab", n // 2 + 1):sub(1, n)
+      e:push{bs = s, bt = {s, s:upper(), n = 2}}
+      assert.equal(s, e:pull("bs"))
+      local t = e:pull("bt")
+      assert.is_true(t[1] == s and t[2] == s:upper() and t.n == 2)
+      assert.same({n, true}, {e:apply(function(a) return #a, a == _G.bs end, s)})
+    end
+    e:execute("bs, bt = nil")
+  end)
+
   it("apply with upvalues and nil arguments", function()
     local k = 100
     local r = all:apply(function(n, _, m) return n + m + k + engine.id end, 1, nil, 2)
