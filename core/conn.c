@@ -590,16 +590,3 @@ const char *plush_conn_peer(plush_conn *c) { return c->peer; }
 int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }
 uint64_t plush_conn_sent(plush_conn *c) { return c->sent; }
-
-int plush_conn_fileno(plush_conn *c) {
-  uv_os_fd_t fd;
-  if (c->state == S_CLOSING || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
-    return -1;
-  return (int)fd;
-}
-
-int plush_conn_write_raw(plush_conn *c, const void *p, size_t n) {
-  if (c->state != S_READY) return PLUSH_ECLOSED;
-  if (c->secure) return PLUSH_EINVAL;
-  return n ? conn_rawwrite(c, p, n) : 0;
-}

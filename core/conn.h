@@ -142,15 +142,6 @@ int plush_conn_corked(plush_conn *c);
 int plush_conn_uncork(plush_conn *c);
 
 size_t plush_conn_queued(plush_conn *c);
-/*
-** For a thread other than the loop's that writes to the socket itself
-** (the engine's Lua thread, engines/engine_wire.c): the socket's fd (-1
-** when there is none), and a copy of n bytes written as they are, ahead
-** of any later write -- the rest of a frame that thread began. Plain
-** conns only (PLUSH_EINVAL on a sealed one). The caller keeps the order.
-*/
-int plush_conn_fileno(plush_conn *c);
-int plush_conn_write_raw(plush_conn *c, const void *p, size_t n);
 /* Bytes the socket has taken since the connection began: a peer that
 ** reads makes this grow (a stalled one does not). */
 uint64_t plush_conn_sent(plush_conn *c);

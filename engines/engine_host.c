@@ -51,8 +51,6 @@ static void freequeues(plush_engine *e) {
   eng_infree(&e->in);
   eng_outfree(&e->out);
   eng_outfree(&e->spare);
-  eng_outfree(&e->lout);
-  eng_wdrop(e);
 }
 
 /* ---- messages from the controller -------------------------------- */
@@ -120,8 +118,7 @@ static void sendregister(plush_engine *e) {
     return;
   }
   d = plush_buf_steal(&m.b, &n);
-  plush_conn_write_owned(eng_wbegin(e), &h, d, n);
-  eng_wend(e);
+  plush_conn_write_owned(e->conn, &h, d, n);
 }
 
 static void onready(plush_conn *c) {
@@ -205,7 +202,6 @@ static void welcome(plush_engine *e, plush_frame *f) {
   else
     plush_warn("reconnected to %s:%d as engine %lld (id %u was not granted "
                "again)", e->ctlhost, e->o.port, (long long)id, old);
-  eng_wopen(e); /* the Lua thread may write to this link too */
   e->registered = 1;
   e->retrying = 0;
   uv_timer_stop(&e->retry);
@@ -216,28 +212,6 @@ static void welcome(plush_engine *e, plush_frame *f) {
   }
 }
 
-static void onwake(uv_async_t *a);
-
-/*
-** The Lua thread holds a task's STARTED back (e->lazy) so that a quick
-** task's STARTED and REPLY go out in one write when it next waits; a
-** task still running LAZY_MS after its request came gets it written from
-** here. Armed by the first request of a burst, not pushed back by the
-** next ones; while it is not armed (lazyarmed) the Lua thread writes its
-** STARTED at once.
-*/
-#define LAZY_MS 1
-
-static void onlazy(uv_timer_t *t) {
-  plush_engine *e = t->data;
-  int any;
-  uv_mutex_lock(&e->mu);
-  any = e->out.n > 0;
-  e->lazyarmed = 0;
-  uv_mutex_unlock(&e->mu);
-  if (any) onwake(&e->wake);
-}
-
 static void request(plush_engine *e, plush_frame *f) {
   int r;
   if (e->exiting) {
@@ -246,10 +220,6 @@ static void request(plush_engine *e, plush_frame *f) {
   }
   uv_mutex_lock(&e->mu);
   r = eng_inpush(&e->in, f);
-  if (r == 0 && !e->lazyarmed) {
-    e->lazyarmed = 1;
-    uv_timer_start(&e->lazyt, onlazy, LAZY_MS, 0);
-  }
   if (r == 0) uv_cond_signal(&e->inc), eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
   if (r < 0) {
@@ -350,8 +320,7 @@ static void reclaim(plush_engine *e, uint64_t id) {
   if (f == NULL) return;
   plush_frame_unref(f);
   h.engine = atomic_load(&e->id);
-  plush_conn_write(eng_wbegin(e), &h, NULL, 0);
-  eng_wend(e);
+  plush_conn_write(e->conn, &h, NULL, 0);
 }
 
 /* PONG straight from the loop: a busy Lua thread does not delay it. */
@@ -360,8 +329,7 @@ static void pong(plush_engine *e, plush_frame *f) {
                  .engine = atomic_load(&e->id),
                  .id = f->hdr.id,
                  .aux = f->hdr.aux};
-  plush_conn_write(eng_wbegin(e), &h, NULL, 0);
-  eng_wend(e);
+  plush_conn_write(e->conn, &h, NULL, 0);
 }
 
 /*
@@ -405,8 +373,6 @@ static void onframe(plush_conn *c, plush_frame *f) {
 */
 static void ondrain(plush_conn *c) {
   plush_engine *e = plush_conn_data(c);
-  eng_wbegin(e); /* the socket may have emptied: direct writes again */
-  eng_wend(e);
   uv_mutex_lock(&e->mu);
   e->sockbytes = plush_conn_queued(c);
   uv_cond_broadcast(&e->outc);
@@ -416,7 +382,6 @@ static void ondrain(plush_conn *c) {
 
 static void onclose(plush_conn *c, int reason, const char *msg) {
   plush_engine *e = plush_conn_data(c);
-  eng_wdrop(e);
   e->conn = NULL;
   plush_frame_unref(e->relayed); /* half a request: never to be whole */
   e->relayed = NULL;
@@ -469,14 +434,12 @@ static void onwake(uv_async_t *a) {
   plush_engine *e = a->data;
   outvec t;
   int done;
-  eng_wbegin(e);
   uv_mutex_lock(&e->mu);
   t = e->out;
   e->out = e->spare;
   e->spare = t;
   e->outbytes = 0;
   e->batch = NULL;
-  e->woken = 0;
   uv_mutex_unlock(&e->mu);
   for (size_t i = 0; i < e->spare.n; i++) {
     plush_frame *f = e->spare.v[i];
@@ -489,7 +452,6 @@ static void onwake(uv_async_t *a) {
     plush_frame_unref(f);
   }
   e->spare.n = 0;
-  eng_wend(e);
   uv_mutex_lock(&e->mu);
   e->sockbytes = e->conn ? plush_conn_queued(e->conn) : 0;
   uv_cond_broadcast(&e->outc);
@@ -512,7 +474,6 @@ static void closed(uv_handle_t *h) {
   uv_cond_destroy(&e->inc);
   uv_cond_destroy(&e->outc);
   uv_mutex_destroy(&e->mu);
-  uv_mutex_destroy(&e->wmu);
   free(e);
 }
 
@@ -535,8 +496,7 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 5 + e->fdhandles;
-  uv_close((uv_handle_t *)&e->lazyt, closed);
+  e->handles = 4 + e->fdhandles;
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
@@ -557,21 +517,18 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   uv_timer_stop(&e->retry);
   uv_timer_stop(&e->watch);
   uv_timer_stop(&e->nag);
-  uv_timer_stop(&e->lazyt);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
     plush_error("%s", why);
   uv_mutex_lock(&e->mu);
   e->stopping = 1;
-  e->lazyarmed = 0; /* lazyt is stopped */
   atomic_store(&e->halting, 1);
   if (atomic_load(&e->running) != 0 && e->L) eng_hook(e);
   uv_cond_broadcast(&e->inc);
   uv_cond_broadcast(&e->outc);
   eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
-  eng_wdrop(e); /* the Lua thread writes no more */
   if (e->conn) plush_conn_close(e->conn, 0, why);
   maybedone(e);
 }
@@ -642,8 +599,6 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     return PLUSH_ENOMEM;
   }
   uv_mutex_init(&e->mu);
-  uv_mutex_init(&e->wmu);
-  e->wfd = -1;
   uv_cond_init(&e->inc);
   uv_cond_init(&e->outc);
   r = eng_dial(e, 0);
@@ -652,7 +607,6 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     uv_cond_destroy(&e->inc);
     uv_cond_destroy(&e->outc);
     uv_mutex_destroy(&e->mu);
-    uv_mutex_destroy(&e->wmu);
     free(e->file);
     free(e);
     return r;
@@ -663,8 +617,6 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   e->retry.data = e;
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
-  uv_timer_init(loop, &e->lazyt);
-  e->lazyt.data = e;
   eng_watch_init(e);
   e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */

@@ -124,8 +124,6 @@ typedef struct plush_engine_stats {
   unsigned long reconnects;/* links re-established after a loss */
   unsigned long restarts;  /* fresh namespaces built for RESTART */
   size_t dropped;          /* output bytes dropped: their link was down */
-  unsigned long direct;    /* writes the Lua thread made to the socket
-                              itself (engine_wire.c) */
   int online;              /* 1 while a link to the controller is up */
 } plush_engine_stats;
 

@@ -15,11 +15,7 @@
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
-** allocated per message: both queues keep their capacity. STARTED and
-** REPLY frames do not wake the loop: the Lua thread writes them to the
-** socket itself when it is idle, before user code runs and when it waits
-** for a request, under wmu, the lock of every write to the link
-** (engine_wire.c).
+** allocated per message: both queues keep their capacity.
 **
 ** Links. Every connection that got a WELCOME is one link, numbered by
 ** gen. A task belongs to the link it arrived on (rungen): its STARTED,
@@ -83,7 +79,6 @@ struct plush_engine {
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
-  uv_timer_t lazyt;         /* writes a STARTED the Lua thread held back */
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
@@ -136,18 +131,6 @@ struct plush_engine {
   plush_engine_stats stats;
   eng_mbox mbox;            /* engine_msg.h: messages, the tuple space */
   eng_costate co;           /* engine_co.c: parked tasks */
-
-  /* ---- the link's writes, both threads (engine_wire.c) ---- */
-  uv_mutex_t wmu;           /* held around every write; taken before mu */
-  int wfd;                  /* wmu: the link's socket (a dup), or -1 */
-  int widle;                /* wmu: the conn had nothing queued at its last
-                               write: the Lua thread may write directly */
-  char *tail;               /* wmu: what a direct write left unwritten, */
-  size_t ntail;             /* for the loop to write before anything */
-  int woken;                /* mu: a wake-up of the loop is on its way */
-  int lazyarmed;            /* mu: lazyt will fire (engine_host.c) */
-  int lazy;                 /* Lua thread: STARTED/REPLY wait for eng_flush */
-  outvec lout;              /* Lua thread: frames being written directly */
 
   /* ---- lock-free ---- */
   _Atomic uint64_t running; /* id of the task in Lua, 0 when idle */
@@ -216,24 +199,6 @@ static inline size_t eng_enc_len(const plush_engine *e) {
 /* Queues e->enc's reply to task id like eng_sendcopy (same results); a
 ** big one takes e->enc's memory along, leaving e->enc empty. */
 PLUSH_INTERNAL int eng_sendreply(plush_engine *e, uint64_t id, int status);
-
-/* engine_wire.c. Loop thread: every write to e->conn is made between
-** eng_wbegin (takes wmu, writes a direct write's tail first; returns
-** e->conn, maybe NULL) and eng_wend; eng_wopen when a link is up,
-** eng_wdrop when it goes. Lua thread: eng_flush writes what the out queue
-** holds, directly when the socket is idle, else wakes the loop. */
-PLUSH_INTERNAL plush_conn *eng_wbegin(plush_engine *e);
-PLUSH_INTERNAL void eng_wend(plush_engine *e);
-PLUSH_INTERNAL void eng_wopen(plush_engine *e);
-PLUSH_INTERNAL void eng_wdrop(plush_engine *e);
-PLUSH_INTERNAL void eng_flush(plush_engine *e);
-/* mu held: wakes the loop unless a wake-up is on its way. */
-static inline void eng_wake(plush_engine *e) {
-  if (!e->woken) {
-    e->woken = 1;
-    uv_async_send(&e->wake);
-  }
-}
 
 /* engine_intr.c: the timer that tells a client its interrupt is stuck
 ** (in a C call, or caught), and re-executes an engine whose RESTART is

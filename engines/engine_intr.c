@@ -46,8 +46,7 @@ static void note(plush_engine *e, uint64_t id, const char *text) {
   live = eng_live(e);
   uv_mutex_unlock(&e->mu);
   h.engine = atomic_load(&e->id);
-  if (eng_wbegin(e) && live) plush_conn_write(e->conn, &h, text, strlen(text));
-  eng_wend(e);
+  if (live && e->conn) plush_conn_write(e->conn, &h, text, strlen(text));
 }
 
 /*

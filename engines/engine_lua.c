@@ -520,16 +520,11 @@ static void served(lua_State *L, task *t, int st) {
 ** wait, -1 when nothing is queued (co.waiting then set).
 */
 static int take(plush_engine *e, inreq *r, int wait) {
-  int held = 0, flushed = 0;
+  int held = 0;
   uv_mutex_lock(&e->mu);
   for (;;) { /* an embedder's state: its lock too, never waited for under mu */
     while (wait && !e->stopping && e->in.n == 0) {
-      if (!flushed && e->out.n > 0) { /* replies out before sleeping */
-        uv_mutex_unlock(&e->mu);
-        eng_flush(e);
-        flushed = 1;
-        uv_mutex_lock(&e->mu);
-      } else if (held) {
+      if (held) {
         uv_mutex_unlock(&e->mu);
         uv_mutex_unlock(e->o.statelock);
         held = 0;
@@ -548,7 +543,6 @@ static int take(plush_engine *e, inreq *r, int wait) {
     int r0 = e->stopping ? 0 : (e->co.waiting = 1, -1);
     uv_mutex_unlock(&e->mu);
     if (held) uv_mutex_unlock(e->o.statelock);
-    if (r0 < 0) eng_flush(e); /* before the caller blocks in a poll */
     return r0;
   }
   *r = e->in.v[e->in.head];
@@ -661,7 +655,6 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
-      eng_flush(e); /* replies of what ran before */
       if (e->o.state) { /* an embedder's state is kept */
         eng_keep(e);
         if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
@@ -673,11 +666,6 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     e->fired = 0;
     syncid(e, L);
-    /* STARTED and REPLY wait in the out queue (e->lazy) until eng_flush
-    ** writes them in one write: before the task's code runs when earlier
-    ** replies wait, and when the thread waits for work (take); a STARTED
-    ** held back longer is written by the loop (engine_host.c, onlazy). */
-    e->lazy = 1;
     if (r.cancelled) {
       t.status = PLUSH_S_ERROR;
       if (r.cancelled == CANCEL_RESTART)
@@ -687,20 +675,11 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       fallback(L, &t);
       answer(e, L, &t);
     } else {
-      int more;
-      uv_mutex_lock(&e->mu);
-      more = e->out.n > 0; /* earlier replies: out now, with STARTED */
-      uv_mutex_unlock(&e->mu);
       eng_sendcopy(e, PLUSH_T_STARTED, r.f->hdr.id, 0, NULL, 0);
-      uv_mutex_lock(&e->mu);
-      more = more || !e->lazyarmed; /* no timer to write it: now */
-      uv_mutex_unlock(&e->mu);
-      if (more) eng_flush(e);
       eng_enc_reset(e);
       eng_settask(L, &t);
       eng_co_serve(e, L, &t);
     }
-    e->lazy = 0;
     if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
   }
   eng_co_reset(e, L, NULL);

@@ -225,8 +225,7 @@ void eng_msg_in(plush_engine *e, plush_frame *f) {
   if (full) { /* back to its sender, whose next send or recv raises */
     plush_hdr h = {0, PLUSH_T_MSG, 0, PLUSH_S_ERROR, f->hdr.engine, f->hdr.id,
                    0};
-    if (eng_wbegin(e)) plush_conn_write(e->conn, &h, NULL, 0);
-    eng_wend(e);
+    if (e->conn) plush_conn_write(e->conn, &h, NULL, 0);
     plush_frame_unref(f);
   }
 }

@@ -1,8 +1,7 @@
 /*
 ** engine_out.c — what leaves the Lua thread: print, io.write and
 ** file:write captured as OUTPUT frames, STARTED and REPLY frames, all
-** through the out queue to the I/O side, with batching and back-pressure
-** (STARTED and REPLY often written by the Lua thread itself: engine_wire.c).
+** through the out queue to the I/O side, with batching and back-pressure.
 */
 #include <stdio.h>
 #include <string.h>
@@ -86,17 +85,13 @@ static void throttle(plush_engine *e) {
   }
 }
 
-/*
-** mu held: n more bytes are queued; the loop is woken unless a wake-up is
-** on its way, or the Lua thread writes them itself (e->lazy: STARTED and
-** REPLY, engine_wire.c; the Lua thread's eng_flush follows).
-*/
-static void account(plush_engine *e, size_t n, int lazy) {
+/* mu held: n more bytes are queued; the loop is woken for the first. */
+static void account(plush_engine *e, size_t n, int wasempty) {
   size_t inflight;
   e->outbytes += n;
   inflight = e->outbytes + e->sockbytes;
   if (inflight > e->stats.out_peak) e->stats.out_peak = inflight;
-  if (!lazy) eng_wake(e);
+  if (wasempty) uv_async_send(&e->wake);
 }
 
 /*
@@ -109,9 +104,10 @@ static void account(plush_engine *e, size_t n, int lazy) {
 ** where h's payload goes, its header written and accounted; NULL without
 ** memory.
 */
-static char *slot(plush_engine *e, const plush_hdr *h, int lazy) {
+static char *slot(plush_engine *e, const plush_hdr *h) {
   plush_frame *b = e->batch;
   size_t need = PLUSH_HDR_SIZE + h->len, used;
+  int wasempty = e->out.n == 0;
   if (b && PLUSH_HDR_SIZE + b->hdr.len + need > BATCH) b = NULL;
   if (b == NULL) {
     plush_hdr bh = {.len = (uint32_t)(BATCH - PLUSH_HDR_SIZE)};
@@ -127,15 +123,16 @@ static char *slot(plush_engine *e, const plush_hdr *h, int lazy) {
   }
   plush_hdr_pack(h, b->raw + used);
   b->hdr.len = (uint32_t)(used + need - PLUSH_HDR_SIZE);
-  account(e, need, lazy);
+  account(e, need, wasempty);
   return (char *)b->raw + used + PLUSH_HDR_SIZE;
 }
 
 /* mu held: queues a big frame as it is; 0 or PLUSH_ENOMEM. */
-static int post(plush_engine *e, plush_frame *f, int lazy) {
+static int post(plush_engine *e, plush_frame *f) {
+  int wasempty = e->out.n == 0;
   if (eng_outpush(&e->out, f) < 0) return PLUSH_ENOMEM;
   e->batch = NULL; /* what follows must go after f */
-  account(e, PLUSH_HDR_SIZE + f->hdr.len, lazy);
+  account(e, PLUSH_HDR_SIZE + f->hdr.len, wasempty);
   return 0;
 }
 
@@ -145,7 +142,7 @@ static int post(plush_engine *e, plush_frame *f, int lazy) {
 ** sender that outruns the link first waits as a print does (throttle).
 */
 static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
-                     size_t len, int wait, int lazy) {
+                     size_t len, int wait) {
   plush_frame *f = NULL;
   char *p;
   int r = 0;
@@ -158,8 +155,8 @@ static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
   if (!eng_live(e)) {
     r = 1;
   } else if (f) {
-    r = post(e, f, lazy);
-  } else if ((p = slot(e, h, lazy)) != NULL) {
+    r = post(e, f);
+  } else if ((p = slot(e, h)) != NULL) {
     if (len) memcpy(p, data, len);
   } else {
     r = PLUSH_ENOMEM;
@@ -171,14 +168,13 @@ static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
 
 /*
 ** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
-** task's reply must not be held up by its own output. Lua thread; with
-** e->lazy it does not wake the loop (eng_flush writes it). 0, 1 when the
+** task's reply must not be held up by its own output. 0, 1 when the
 ** task's link is down (nothing sent), or PLUSH_ENOMEM.
 */
 int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                  const void *data, size_t len) {
   plush_hdr h = hdr(e, type, id, status, 0, len);
-  return queuecopy(e, &h, data, len, 0, e->lazy);
+  return queuecopy(e, &h, data, len, 0);
 }
 
 /*
@@ -202,9 +198,9 @@ int eng_sendout(plush_engine *e, uint32_t stream, const char *data, size_t n) {
       r = PLUSH_ENOMEM;
     } else {
       memcpy(plush_frame_payload(f), data, n);
-      if ((r = post(e, f, 0)) != 0) plush_frame_unref(f);
+      if ((r = post(e, f)) != 0) plush_frame_unref(f);
     }
-  } else if ((p = slot(e, &h, 0)) != NULL) {
+  } else if ((p = slot(e, &h)) != NULL) {
     memcpy(p, data, n);
   } else {
     r = PLUSH_ENOMEM;
@@ -245,7 +241,7 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
   f->hdr = h;
   plush_frame_repack(f);
   uv_mutex_lock(&e->mu);
-  r = eng_live(e) ? post(e, f, e->lazy) : 1;
+  r = eng_live(e) ? post(e, f) : 1;
   uv_mutex_unlock(&e->mu);
   if (r != 0) plush_frame_unref(f);
   return r;
@@ -258,7 +254,7 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
 */
 int eng_sendframe(plush_engine *e, const plush_hdr *h, const void *data,
                   size_t len) {
-  return queuecopy(e, h, data, len, 1, 0);
+  return queuecopy(e, h, data, len, 1);
 }
 
 /* ---- output capture ---------------------------------------------- */
@@ -330,7 +326,7 @@ static void put(sink *s, const char *p, size_t n) {
         s->e->stats.dropped += f->hdr.len;
         s->dead = 1;
         r = 1;
-      } else if ((r = post(s->e, f, 0)) == 0) {
+      } else if ((r = post(s->e, f)) == 0) {
         throttle(s->e);
       }
       uv_mutex_unlock(&s->e->mu);
@@ -399,7 +395,7 @@ static void emit(lua_State *L, uint32_t stream, int first, int last,
     uv_mutex_unlock(&e->mu);
     return;
   }
-  if ((p = slot(e, &h, 0)) != NULL) {
+  if ((p = slot(e, &h)) != NULL) {
     fill(L, p, first, last, isprint);
     throttle(e);
   }

@@ -347,8 +347,7 @@ void eng_ts_reply(plush_engine *e, plush_frame *f) {
       if (plush_encode(L, -1, &b, "request", err, sizeof err) == 0) {
         size_t n;
         char *d = plush_buf_steal(&b, &n);
-        plush_conn_write_owned(eng_wbegin(e), &h, d, n);
-        eng_wend(e);
+        plush_conn_write_owned(e->conn, &h, d, n);
         plush_info("a tuple for an interrupted take went back to space %s",
                    space);
       }

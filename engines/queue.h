@@ -5,9 +5,6 @@
 **
 **     I/O thread --eng_inpush--> inring --pop--> Lua thread
 **     Lua thread --eng_outpush-> outvec --swap-> I/O thread (writes)
-**                                       --swap-> Lua thread (writes
-**                                                STARTED/REPLY itself:
-**                                                engine_wire.c)
 **
 ** Not thread-safe: every call is made under the engine's mutex `mu`
 ** (engine_int.h). Both keep their capacity between messages; only the

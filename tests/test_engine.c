@@ -517,11 +517,6 @@ Test(engine, sealed_connection) {
     lua_setglobal(F.L, "i");
     ok("v.r[1] == i");
   }
-  {
-    plush_engine_stats st;
-    plush_engine_stats_get(F.eng, &st); /* sealing is the loop's */
-    cr_assert_eq(st.direct, 0, "%lu direct writes", st.direct);
-  }
   shutdown_();
 }
 
@@ -1372,81 +1367,5 @@ Test(engine, silent_controller_is_given_up) {
   ok("v.r[1] == 'still here'");
   uv_close((uv_handle_t *)&pinger, NULL);
   uv_close((uv_handle_t *)&span, NULL);
-  shutdown_();
-}
-
-/*
-** On a plain link the Lua thread writes STARTED and REPLY itself when
-** nothing else waits (engines/engine_wire.c): one at a time, in a burst
-** of requests, and with output between them, every frame comes once and
-** in order.
-*/
-Test(engine, replies_written_by_the_lua_thread_keep_their_order) {
-  char src[64];
-  boot(-1, 4, 0);
-  for (int i = 1; i <= 5; i++) {
-    snprintf(src, sizeof src, "return %d * 2", i);
-    exec((uint64_t)i, src);
-    reply((uint64_t)i, PLUSH_S_OK);
-    lua_pushinteger(F.L, i * 2);
-    lua_setglobal(F.L, "want");
-    ok("v.r[1] == want");
-  }
-  plush_engine_stats_get(F.eng, &stats);
-  cr_assert_gt(stats.direct, 0, "no direct write");
-  for (int i = 10; i < 60; i++) {
-    snprintf(src, sizeof src, "%sreturn %d", i % 3 ? "" : "print(1) ", i);
-    exec((uint64_t)i, src);
-  }
-  for (int i = 10; i < 60; i++) {
-    plush_frame *f;
-    plush_frame_unref(expect(PLUSH_T_STARTED, (uint64_t)i));
-    if (i % 3 == 0) output("1\n", PLUSH_STREAM_STDOUT, (uint64_t)i);
-    f = expect(PLUSH_T_REPLY, (uint64_t)i);
-    decode(f);
-    plush_frame_unref(f);
-    lua_pushinteger(F.L, i);
-    lua_setglobal(F.L, "want");
-    ok("v.r[1] == want");
-  }
-  shutdown_();
-}
-
-/*
-** A quick task's STARTED is held back to go out with its REPLY (a timer
-** of the loop writes it when the task runs on); one that runs on still
-** gets its STARTED out while it runs: after another task, and after a
-** RESTART, when nothing else waits to be written and the timer is gone.
-*/
-Test(engine, a_running_task_is_said_started_while_it_runs) {
-  plush_frame *f;
-  boot(-1, 0, 0);
-  exec(1, "local t = os.clock() while os.clock() - t < 0.05 do end");
-  exec(2, "while true do end");
-  plush_frame_unref(expect(PLUSH_T_STARTED, 1));
-  f = expect(PLUSH_T_REPLY, 1);
-  cr_assert_eq(f->hdr.status, PLUSH_S_OK);
-  plush_frame_unref(f);
-  plush_frame_unref(expect(PLUSH_T_STARTED, 2));
-  sendhdr(PLUSH_T_INTERRUPT, 2, 0);
-  f = reply_past_notes(2);
-  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
-  decode(f);
-  plush_frame_unref(f);
-  ok("v.message:find('interrupted')");
-  exec(3, "while true do end");
-  plush_frame_unref(expect(PLUSH_T_STARTED, 3));
-  sendhdr(PLUSH_T_RESTART, 0, 0);
-  exec(4, "while true do end");
-  f = reply_past_notes(3);
-  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
-  plush_frame_unref(f);
-  plush_frame_unref(expect(PLUSH_T_STARTED, 4));
-  sendhdr(PLUSH_T_INTERRUPT, 4, 0);
-  f = reply_past_notes(4);
-  cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
-  decode(f);
-  plush_frame_unref(f);
-  ok("v.message:find('interrupted')");
   shutdown_();
 }
