@@ -268,6 +268,9 @@ size_t ctl_store_prune(plush_ctl *c, size_t keep) {
 
 void ctl_store_commit(plush_ctl *c) {
   size_t i, n = c->npend;
+  /* what was forwarded this turn leaves before the commit, whichever of
+  ** the two check handles libuv runs first (the last one started) */
+  ctl_flush(c);
   if (c->txn) {
     ctl_ts_precommit(c); /* the turn's tuples, written behind */
     c->txn = 0;
