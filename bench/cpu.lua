@@ -106,26 +106,13 @@ local ok, err = xpcall(function()
   local f = function(x) return x ^ 10 end
   local noop = function() end
   local lb = rc:balanced():async()
+  local wc = dofile(ROOT .. "/bench/wordcount.lua")
   local files
   local function corpus()
-    if files then return files end
-    files = {}
-    local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
-      [ -f "$f" ] && [ -r "$f" ] && printf '%s\n' "$f"; done]])
-    for name in p:lines() do files[#files + 1] = name end
-    p:close()
+    files = files or wc.files()
     return files
   end
-  local function words(text, emit)
-    local seen = {}
-    for w in text:lower():gmatch("%a+") do seen[w] = (seen[w] or 0) + 1 end
-    for w, n in pairs(seen) do emit(w, n) end
-  end
-  local function sum(_, counts)
-    local n = 0
-    for _, x in ipairs(counts) do n = n + x end
-    return n
-  end
+  local words, sum = wc.words, wc.sum
   local ops = {
     {"execute", 5000, function() e0:execute("a=1") end},
     {"apply", 5000, function() e0:apply(noop) end},

@@ -743,21 +743,8 @@ local function run_plush(phase, rep)
     end)
     -- MapReduce word count (the map of scripts/examples/wordcount.lua)
     if want("mr_wordcount") or want("mr_wordcount_serial") then
-      local files = {}
-      local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
-        [ -f "$f" ] && [ -r "$f" ] && printf '%s\n' "$f"; done]])
-      for name in p:lines() do files[#files + 1] = name end
-      p:close()
-      local function words(text, emit)
-        local seen = {}
-        for w in text:lower():gmatch("%a+") do seen[w] = (seen[w] or 0) + 1 end
-        for w, n in pairs(seen) do emit(w, n) end
-      end
-      local function sum(_, counts)
-        local n = 0
-        for _, x in ipairs(counts) do n = n + x end
-        return n
-      end
+      local wc = dofile(ROOT .. "/bench/wordcount.lua")
+      local files, words, sum = wc.files(), wc.words, wc.sum
       local the
       run("mr_wordcount", function(k)
         return timed(k, function()
