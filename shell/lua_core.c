@@ -14,6 +14,7 @@
 ** (values, clock and processes, SIGINT) is in files of its own.
 */
 #include "lua_core.h"
+#include "lua_fifo.h"
 #include "lua_mute.h"
 #include "lua_sys.h"
 #include "lua_threads.h"
@@ -85,47 +86,26 @@ typedef struct client {
   plush_frame *welcome;
   plush_frame *cur;     /* frame being converted (freed if Lua errors) */
   plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
-  plush_frame **q;      /* FIFO ring of received frames */
-  size_t qhead, qlen, qcap;
-  size_t qbytes;        /* their payload bytes */
+  plush_fifo q;         /* received frames, oldest first */
   size_t bigseen;       /* the largest big frame the last poll decoded */
-  int rpaused;          /* reading stopped: qbytes passed QUEUE_HIGH */
+  int rpaused;          /* reading stopped: q.bytes passed QUEUE_HIGH */
   plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;
 
 static int qpush(client *c, plush_frame *f) {
-  if (c->qlen == c->qcap) {
-    size_t i, cap = c->qcap ? 2 * c->qcap : 16;
-    plush_frame **q = malloc(cap * sizeof *q);
-    if (q == NULL) return PLUSH_ENOMEM;
-    for (i = 0; i < c->qlen; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
-    free(c->q);
-    c->q = q;
-    c->qcap = cap;
-    c->qhead = 0;
-  }
-  c->q[(c->qhead + c->qlen++) % c->qcap] = f;
-  c->qbytes += f->hdr.len;
-  if (c->qbytes > QUEUE_HIGH && !c->rpaused && c->conn != NULL) {
+  if (plush_fifo_push(&c->q, f) < 0) return PLUSH_ENOMEM;
+  if (c->q.bytes > QUEUE_HIGH && !c->rpaused && c->conn != NULL) {
     plush_conn_pause(c->conn);
     c->rpaused = 1;
   }
   return 0;
 }
 
-static plush_frame *qpop(client *c) {
-  plush_frame *f = c->q[c->qhead];
-  c->qhead = (c->qhead + 1) % c->qcap;
-  c->qlen--;
-  c->qbytes -= f->hdr.len;
-  return f;
-}
-
 /* Reading again once Lua took the queue below QUEUE_LOW. */
 static void qresume(client *c) {
-  if (c->rpaused && c->qbytes < QUEUE_LOW) {
+  if (c->rpaused && c->q.bytes < QUEUE_LOW) {
     c->rpaused = 0;
     if (c->conn != NULL) plush_conn_resume(c->conn);
   }
@@ -218,10 +198,7 @@ static void teardown(client *c, double grace) {
     while (c->conn != NULL)
       if (uv_run(c->loop, UV_RUN_ONCE) == 0 && c->conn != NULL) break;
   }
-  while (c->qlen > 0) plush_frame_unref(qpop(c));
-  free(c->q);
-  c->q = NULL;
-  c->qcap = 0;
+  plush_fifo_free(&c->q);
   plush_mutes_free(&c->mutes);
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
@@ -576,7 +553,7 @@ static int l_ctrl(lua_State *L) {
 }
 
 static int pending(client *c) {
-  return c->qlen > 0 || c->owed || plush_sigint_got || c->fdready;
+  return c->q.len > 0 || c->owed || plush_sigint_got || c->fdready;
 }
 
 static void onfd(uv_poll_t *p, int status, int events) {
@@ -662,8 +639,8 @@ static int l_poll(lua_State *L) {
   if (c->loop != NULL) await(c, t, (int)fd);
   plush_frame_unref(c->cur);
   c->cur = NULL;
-  while (c->qlen > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
-    c->cur = qpop(c);
+  while (c->q.len > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
+    c->cur = plush_fifo_pop(&c->q);
     took += c->cur->hdr.len;
     if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
       c->bigseen = c->cur->hdr.len;
@@ -704,19 +681,10 @@ static int l_poll(lua_State *L) {
 static int l_mute(lua_State *L) {
   client *c = toclient(L);
   uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
-  size_t i, kept = 0;
   int r = plush_mutes_add(&c->mutes, id);
   if (r < 0) return luaL_error(L, "out of memory");
   if (r > 0) return 0;
-  for (i = 0; i < c->qlen; i++) {
-    plush_frame *f = c->q[(c->qhead + i) % c->qcap];
-    size_t len = f->hdr.len;
-    if (plush_mutes_drop(&c->mutes, f))
-      c->qbytes -= len;
-    else
-      c->q[(c->qhead + kept++) % c->qcap] = f;
-  }
-  c->qlen = kept;
+  plush_fifo_drop_muted(&c->q, &c->mutes);
   qresume(c);
   return 0;
 }
@@ -751,7 +719,7 @@ static int l_waitfd(lua_State *L) {
     fd = uv_backend_fd(c->loop);
     ms = uv_backend_timeout(c->loop);
   }
-  if (c->qlen > 0 || c->owed) ms = 0;
+  if (c->q.len > 0 || c->owed) ms = 0;
   lua_pushinteger(L, fd);
   lua_pushinteger(L, ms);
   return 2;
