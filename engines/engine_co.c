@@ -591,10 +591,7 @@ void eng_co_open(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.co.setpoll");
   lua_pushcfunction(L, l_link);
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.co.link");
-  if (luaL_loadbufferx(L, api, sizeof api - 1, "=engine", "t") != LUA_OK)
-    lua_error(L);
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
+  eng_runapi(L, api, sizeof api - 1);
   paths(L);
   plush_array_preload(L); /* require "plush.array": the engine's own */
   costock(L);

@@ -222,6 +222,9 @@ PLUSH_INTERNAL double eng_now(void);
 /* Sets the interrupt hook on e->L and the coroutines it is resuming.
 ** Caller holds mu and saw a task run. */
 PLUSH_INTERNAL void eng_hook(plush_engine *e);
+/* Runs the Lua source api (len bytes, chunk "=engine") with the engine
+** table on top of L as its argument; raises its error. */
+PLUSH_INTERNAL void eng_runapi(lua_State *L, const char *api, size_t len);
 /* mu held: the running task's link is up (its frames may go out). */
 static inline int eng_live(plush_engine *e) {
   return e->online && e->rungen == e->gen;

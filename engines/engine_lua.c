@@ -272,6 +272,12 @@ static void cotrack(lua_State *L) {
 
 /* ---- the state --------------------------------------------------- */
 
+void eng_runapi(lua_State *L, const char *api, size_t len) {
+  if (luaL_loadbufferx(L, api, len, "=engine", "t") != LUA_OK) lua_error(L);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+}
+
 static int build(lua_State *L) {
   luaL_openlibs(L);
   luaL_requiref(L, "cjson", luaopen_cjson, 1);

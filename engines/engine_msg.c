@@ -552,8 +552,5 @@ void eng_msg_open(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.send");
   lua_pushcfunction(L, l_recv);
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.recv");
-  if (luaL_loadbufferx(L, api, sizeof api - 1, "=engine", "t") != LUA_OK)
-    lua_error(L);
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
+  eng_runapi(L, api, sizeof api - 1);
 }
