@@ -73,6 +73,25 @@ static int fc_same_upvalue(lua_State *L, int a, int b, int i, int seen) {
 }
 
 /*
+** seen[a]: 1 when it is b, 0 when another value; -1 when a is new (then
+** seen[a] = b).
+*/
+static int fc_pair(lua_State *L, int a, int b, int seen) {
+  int ok;
+  lua_pushvalue(L, a);
+  if (lua_rawget(L, seen) != LUA_TNIL) {
+    ok = lua_rawequal(L, -1, b);
+    lua_pop(L, 1);
+    return ok;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, a);
+  lua_pushvalue(L, b);
+  lua_rawset(L, seen);
+  return -1;
+}
+
+/*
 ** Whether the values at a and b are the same value. seen maps tables and
 ** functions of the first to their partners in the second: a second visit
 ** must find the same partner (sharing and cycles kept).
@@ -96,33 +115,15 @@ static int fc_same(lua_State *L, int a, int b, int seen, int depth) {
     case LUA_TTABLE:
     case LUA_TFUNCTION:
       if (lua_rawequal(L, a, b)) return 1; /* _G, library tables, C functions */
-      lua_pushvalue(L, a);
-      if (lua_rawget(L, seen) != LUA_TNIL) {
-        ok = lua_rawequal(L, -1, b);
-        lua_settop(L, top);
-        return ok;
-      }
-      lua_pop(L, 1);
-      lua_pushvalue(L, a);
-      lua_pushvalue(L, b);
-      lua_rawset(L, seen);
+      if ((ok = fc_pair(L, a, b, seen)) >= 0) return ok;
+      ok = 1;
       break;
     case LUA_TUSERDATA: { /* plush.arrays: type and bytes, sharing kept */
       const plush_array *x = plush_array_test(L, a), *y = plush_array_test(L, b);
       if (!x || !y || x->type != y->type || x->n != y->n ||
           memcmp(x->data, y->data, x->n * plush_array_width(x->type)))
         return 0;
-      lua_pushvalue(L, a);
-      if (lua_rawget(L, seen) != LUA_TNIL) {
-        ok = lua_rawequal(L, -1, b);
-        lua_settop(L, top);
-        return ok;
-      }
-      lua_pop(L, 1);
-      lua_pushvalue(L, a);
-      lua_pushvalue(L, b);
-      lua_rawset(L, seen);
-      return 1;
+      return fc_pair(L, a, b, seen) != 0;
     }
     default: return 0; /* the decoder makes nothing else */
   }
