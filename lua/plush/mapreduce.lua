@@ -3,7 +3,8 @@
   on every engine of a DirectView (share/doc/models.md, "MapReduce").
 
   One task per engine: map its share of the input (values, or files it
-  reads itself), group what map emitted by key (combine folding each
+  reads itself: up to DEAL_MAX engines, in batches the first engine deals
+  as the others become free), group what map emitted by key (combine folding each
   group as it grows), send every other engine the groups of the
   partitions it owns (engine.send: the shuffle goes engine to engine),
   receive its own from every engine in target order, reduce them, and
