@@ -3,13 +3,13 @@
   on every engine of a DirectView (share/doc/models.md, "MapReduce").
 
   One task per engine: map its share of the input (values, or files it
-  reads itself: up to DEAL_MAX engines, in batches the first engine deals
-  as the others become free), group what map emitted by key (combine folding each
-  group as it grows), send every other engine the groups of the
-  partitions it owns (engine.send: the shuffle goes engine to engine),
-  receive its own from every engine in target order, reduce them, and
-  return key -> value for its partitions. The client sends the input and
-  merges the engines' tables; nothing else passes through it.
+  reads itself: on up to DEAL_MAX engines, in batches the first engine
+  deals as the others become free), group what map emitted by key
+  (combine folding each group as it grows), send every other engine the
+  groups of the partitions it owns (engine.send: the shuffle goes engine
+  to engine), receive its own from every engine in target order, reduce
+  them, and return key -> value for its partitions. The client sends the
+  input and merges the engines' tables; nothing else passes through it.
 ]]
 -- luacheck: read globals engine
 local spmd = require "plush.spmd"
@@ -109,12 +109,7 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     for p = 2, n do open[p] = peers[p] end
     local function serve()
       for p, id in pairs(open) do
-        local m = engine.recv(id, tag, 0)
-        if m ~= nil then
-          if type(m) == "table" and m["plush.abort"] then
-            error({["plush.spmd"] = "abort", from = m["plush.abort"],
-              message = ("engine %d failed"):format(m["plush.abort"])}, 0)
-          end
+        if recv(id, tag, 0) ~= nil then
           if nextb <= nb then
             engine.send(id, {batch = nextb}, tag)
             nextb = nextb + 1
@@ -307,11 +302,11 @@ end
 --[[
   Up to DEAL_MAX engines, every engine gets every file name, largest
   first, cut in batches (of what is left / (4 * n) bytes, at least
-  total / (n * BATCHES)): engine p
-  maps batch p, then the batches the first engine deals it as it becomes
-  free (see task). More engines: files go to the engine with the fewest
-  bytes so far, largest first; each engine reads its files in input
-  order. Values are split in contiguous parts.
+  total / (n * BATCHES)): engine p maps batch p, then the batches the
+  first engine deals it as it becomes free (see task). More engines:
+  files go to the engine with the fewest bytes so far, largest first;
+  each engine reads its files in input order. Values are split in
+  contiguous parts.
 ]]
 local function share_files(files, n)
   local order, sizes, total = {}, {}, 0
