@@ -3,12 +3,13 @@
   on every engine of a DirectView (share/doc/models.md, "MapReduce").
 
   One task per engine: map its share of the input (values, or files it
-  reads itself), group what map emitted by key (combine folding each
-  group as it grows), send every other engine the groups of the
-  partitions it owns (engine.send: the shuffle goes engine to engine),
-  receive its own from every engine in target order, reduce them, and
-  return key -> value for its partitions. The client sends the input and
-  merges the engines' tables; nothing else passes through it.
+  reads itself: on up to DEAL_MAX engines, in batches the first engine
+  deals as the others become free), group what map emitted by key
+  (combine folding each group as it grows), send every other engine the
+  groups of the partitions it owns (engine.send: the shuffle goes engine
+  to engine), receive its own from every engine in target order, reduce
+  them, and return key -> value for its partitions. The client sends the
+  input and merges the engines' tables; nothing else passes through it.
 ]]
 -- luacheck: read globals engine
 local spmd = require "plush.spmd"
@@ -23,8 +24,20 @@ local CHUNK = 8192
 -- A key's group is folded by combine when it reaches this many values.
 local FOLD = 64
 
+-- At most this many engines share files dynamically (one of them deals);
+-- more get a static share each.
+local DEAL_MAX = 8
+-- Files dealt dynamically go in batches of a quarter of what is left
+-- for each engine, down to 1/BATCHES of its bytes: few requests, and
+-- small batches at the end, where the maps should end together.
+local BATCHES = 256
+
 -- The task of every engine (travels to the engines, with its upvalues).
-local function task(items, index, files, map, reduce, combine, nparts, peers, tag)
+-- With `cuts`, items are every engine's files, largest first, in batches
+-- (batch b ends at item cuts[b]): the engine at position p in peers maps
+-- batch p, then asks the first engine (the dealer) for the next one
+-- until none is left.
+local function task(items, index, files, map, reduce, combine, nparts, peers, tag, cuts)
   local stop <close> = guard(peers, tag) -- luacheck: ignore stop
   local me, n = engine.id, #peers
   local groups = {}
@@ -62,7 +75,7 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
   end
 
   -- map
-  for i = 1, #items do
+  local function map_item(i)
     cur = i
     local item, name = items[i], nil
     if files then
@@ -77,6 +90,59 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     end
     local ok, e = xpcall(map, on_map, item, emit, name)
     if not ok then error(e, 0) end
+  end
+
+  -- a message from `from` that is not a request for a batch (the dealer
+  -- may find one left over after it told `from` that none is left)
+  local function recv_data(from)
+    local m
+    repeat m = recv(from, tag) until not m.want
+    return m
+  end
+
+  if not cuts then
+    for i = 1, #items do map_item(i) end
+  elseif me == peers[1] then
+    -- the dealer: between two files, answers the requests of the engines
+    -- it has not told yet that every batch is gone
+    local open, nextb, nb = {}, n + 1, #cuts
+    for p = 2, n do open[p] = peers[p] end
+    local function serve()
+      for p, id in pairs(open) do
+        if recv(id, tag, 0) ~= nil then
+          if nextb <= nb then
+            engine.send(id, {batch = nextb}, tag)
+            nextb = nextb + 1
+          else
+            engine.send(id, {done = true}, tag)
+            open[p] = nil
+          end
+        end
+      end
+    end
+    local b = 1
+    while b <= nb do
+      for i = (cuts[b - 1] or 0) + 1, cuts[b] do
+        serve()
+        map_item(i)
+      end
+      b, nextb = nextb, nextb + 1
+    end
+    for _, id in pairs(open) do engine.send(id, {done = true}, tag) end
+  else
+    -- the others: a batch, asking for the next one before mapping it
+    local dealer, b = peers[1], nil
+    for p = 2, n do if peers[p] == me then b = p end end
+    while true do
+      if b ~= nil and b > #cuts then b = nil end
+      engine.send(dealer, {want = true}, tag)
+      if b ~= nil then
+        for i = (cuts[b - 1] or 0) + 1, cuts[b] do map_item(i) end
+      end
+      local m = recv(dealer, tag)
+      if m.done then break end
+      b = m.batch
+    end
   end
 
   -- the partition of a key; partition p belongs to engine p % n + 1. A
@@ -165,7 +231,7 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
       merge(vals[i], lists[i])
     else
       repeat
-        local m = recv(id, tag)
+        local m = recv_data(id)
         merge(m.v, m.m)
       until not m.more
     end
@@ -234,17 +300,39 @@ local function size(name)
 end
 
 --[[
-  Files go to the engine with the fewest bytes so far, largest first;
+  Up to DEAL_MAX engines, every engine gets every file name, largest
+  first, cut in batches (of what is left / (4 * n) bytes, at least
+  total / (n * BATCHES)): engine p maps batch p, then the batches the
+  first engine deals it as it becomes free (see task). More engines:
+  files go to the engine with the fewest bytes so far, largest first;
   each engine reads its files in input order. Values are split in
   contiguous parts.
 ]]
 local function share_files(files, n)
-  local order, sizes = {}, {}
-  for i = 1, util.len(files) do order[i], sizes[i] = i, size(files[i]) end
+  local order, sizes, total = {}, {}, 0
+  for i = 1, util.len(files) do
+    order[i], sizes[i] = i, size(files[i])
+    total = total + sizes[i]
+  end
   table.sort(order, function(a, b)
     if sizes[a] ~= sizes[b] then return sizes[a] > sizes[b] end
     return a < b
   end)
+  if n > 1 and n <= DEAL_MAX and #order > 0 then
+    local names, cuts, least, left, acc = {}, {}, total / (n * BATCHES), total, 0
+    for j, i in ipairs(order) do
+      names[j] = files[i]
+      acc = acc + sizes[i]
+      if acc >= math.max(left / (4 * n), least) then
+        cuts[#cuts + 1], left, acc = j, left - acc, 0
+      end
+    end
+    if (cuts[#cuts] or 0) < #order then cuts[#cuts + 1] = #order end
+    local part = {names, order, cuts}
+    local parts = {}
+    for e = 1, n do parts[e] = part end
+    return parts
+  end
   local load, idx = {}, {}
   for e = 1, n do load[e], idx[e] = 0, {} end
   for _, i in ipairs(order) do
@@ -287,7 +375,7 @@ function mapreduce.run(v, spec)
   local nparts = spec.partitions or #list
   local r = spmd.run(v:with{block = false}, "mapreduce", list, tag, task, function(i)
     return parts[i][1], parts[i][2], files, spec.map, spec.reduce, spec.combine, nparts,
-      list, tag
+      list, tag, parts[i][3]
   end)
   r:add_callback(function(tables)
     -- the first table takes the others' keys (no rehash of its own)

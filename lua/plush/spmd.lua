@@ -38,9 +38,10 @@ local function guard(peers, tag)
   end})
 end
 
--- The next message of this run from `from`; raises when it is an abort.
-local function recv(from, tag)
-  local m = engine.recv(from, tag)
+-- The next message of this run from `from` (nil after `timeout` seconds
+-- when one is given); raises when it is an abort.
+local function recv(from, tag, timeout)
+  local m = engine.recv(from, tag, timeout)
   if type(m) == "table" and m["plush.abort"] then
     error({["plush.spmd"] = "abort", from = m["plush.abort"],
       message = ("engine %d failed"):format(m["plush.abort"])}, 0)

@@ -13,11 +13,11 @@ describe("e2e mapreduce", function()
     ids = {all[1], all[2], all[3]}
     v = rc:view(ids)
   end)
-  local killed
+  local killed = {}
   teardown(function()
     -- an engine this spec killed is gone already; should the kill have
     -- been skipped by a failure, it is ended here, by its PID
-    if killed then os.execute(("kill -KILL %d 2>/dev/null"):format(killed)) end
+    for _, pid in ipairs(killed) do os.execute(("kill -KILL %d 2>/dev/null"):format(pid)) end
     rc:close()
   end)
 
@@ -117,6 +117,63 @@ describe("e2e mapreduce", function()
       reduce = sum})
   end)
 
+  it("deals files to the engines as they become free: each mapped once, errors name it", function()
+    -- 90 files of 1 to 90 lines, in a directory of this test's own
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local files = {}
+    for i = 1, 90 do
+      files[i] = ("%s/f%02d"):format(dir, i)
+      local f = assert(io.open(files[i], "wb"))
+      f:write(("w%d x\n"):format(i):rep(i))
+      f:close()
+    end
+    local ok, r = pcall(function()
+      return v:mapreduce{input = {files = files},
+        map = function(text, emit, name)
+          emit(name, 1)
+          emit("engine " .. engine.id, 1)
+          for w in text:gmatch("%w+") do emit(w, 1) end
+        end, combine = sum, reduce = sum}
+    end)
+    -- an engine that maps slowly (0.2 s a file, the others 0.02 s) gets
+    -- fewer files (a static share would give each a third of the bytes)
+    local slow = ids[3]
+    local ok3, r3 = pcall(function()
+      return v:mapreduce{input = {files = files},
+        map = function(_, emit)
+          engine.recv(nil, "plush-never", engine.id == slow and 0.2 or 0.02)
+          emit(engine.id, 1)
+        end, reduce = sum}
+    end)
+    local ok2, e = pcall(v.mapreduce, v, {input = {files = files},
+      map = function(_, _, name) if name:match("f57$") then error("bad file") end end,
+      reduce = sum})
+    os.execute("rm -r " .. dir)
+    assert.is_true(ok, r)
+    local engines = 0
+    for i = 1, 90 do
+      assert.equal(1, r[files[i]])
+      assert.equal(i, r["w" .. i])
+    end
+    assert.equal(90 * 91 / 2, r.x)
+    for _, id in ipairs(ids) do
+      assert.is_true((r["engine " .. id] or 0) >= 1, "engine " .. id .. " mapped no file")
+      engines = engines + r["engine " .. id]
+    end
+    assert.equal(90, engines)
+    assert.is_true(ok3, r3)
+    assert.equal(90, r3[ids[1]] + r3[ids[2]] + r3[slow])
+    assert.is_true(r3[slow] < r3[ids[2]], ("the slow engine mapped %d files, another %d")
+      :format(r3[slow], r3[ids[2]]))
+    assert.is_false(ok2)
+    assert.matches("bad file %(mapreduce map of input file 57 %(" .. dir:gsub("%p", "%%%0")
+      .. "/f57%)%)$", e.message)
+    assert.equal(dir .. "/f57", e.item)
+    mailboxes_empty()
+  end)
+
   it("a map that raises fails with the remote traceback and the input item", function()
     local ok, e = pcall(v.mapreduce, v, {input = {1, 2, "x", 4},
       map = function(x, emit) emit("k", x + 1) end, reduce = sum})
@@ -148,7 +205,8 @@ describe("e2e mapreduce", function()
 
   it("an engine killed while mapping fails the call with EngineError naming it", function()
     local victim = rc:add(1, 60)[1]
-    killed = rc[victim]:execute("return engine.pid")
+    local pid = rc[victim]:execute("return engine.pid")
+    killed[#killed + 1] = pid
     local d = rc:view{ids[1], victim, ids[2]}:async():mapreduce{input = {1, 2, 3},
       map = function(x, emit)
         if x == 2 then
@@ -159,7 +217,32 @@ describe("e2e mapreduce", function()
       end, reduce = sum}
     local ts = plush.tuplespace(rc)
     assert.same({"mr-at", victim}, ts:take({"mr-at", plush.ANY}):get(30))
-    assert.is_true(os.execute(("kill -KILL %d"):format(killed)))
+    assert.is_true(os.execute(("kill -KILL %d"):format(pid)))
+    local ok, e = pcall(d.get, d, 60)
+    assert.is_false(ok)
+    assert.is_true(plush.errors.is(e, "EngineError"))
+    assert.equal(victim, e.engine)
+    assert.equal(("mapreduce: engine %d died or left during the run"):format(victim), e.message)
+    mailboxes_empty()
+  end)
+
+  it("the engine dealing the files killed while mapping: EngineError naming it", function()
+    local victim = rc:add(1, 60)[1]
+    local pid = rc[victim]:execute("return engine.pid")
+    killed[#killed + 1] = pid
+    local files = {}
+    for i = 1, 30 do files[i] = "/etc/passwd" end
+    local d = rc:view{victim, ids[1], ids[2]}:async():mapreduce{input = {files = files},
+      map = function(_, emit)
+        if engine.id == victim then
+          engine.tuplespace():out{"mr-deal-at", engine.id}
+          engine.recv(nil, "never")
+        end
+        emit("k", 1)
+      end, reduce = sum}
+    local ts = plush.tuplespace(rc)
+    assert.same({"mr-deal-at", victim}, ts:take({"mr-deal-at", plush.ANY}):get(30))
+    assert.is_true(os.execute(("kill -KILL %d"):format(pid)))
     local ok, e = pcall(d.get, d, 60)
     assert.is_false(ok)
     assert.is_true(plush.errors.is(e, "EngineError"))
