@@ -150,6 +150,12 @@ struct plush_engine {
   int base;                 /* stack levels below the user's call: an
                                embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */
+  struct {                  /* the idle collection (engine_lua.c) */
+    size_t base;            /* the heap's bytes after the last one */
+    size_t mark;            /* ... when the engine last went idle */
+    uint64_t at;            /* uv_hrtime when it is due, if due */
+    int due;
+  } gc;
 };
 
 /* One request while it is being served (Lua thread). */

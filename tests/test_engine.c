@@ -1303,6 +1303,86 @@ Test(engine, memory_limit) {
   shutdown_();
 }
 
+/* ---- the idle collection ---------------------------------------- */
+
+static int paused;
+static void onpause(uv_timer_t *t) {
+  (void)t;
+  paused = 1;
+}
+static int haspaused(void) { return paused; }
+
+/* Runs the loop ms milliseconds, sending nothing: the engine stays idle. */
+static void idlefor(uint64_t ms) {
+  paused = 0;
+  uv_timer_start(&F.tick, onpause, ms, 0);
+  until(haspaused, "a pause", 0);
+}
+
+/* Whether a Lua expression over `v` holds in the test's state. */
+static int holds(const char *expr) {
+  char src[512];
+  int r;
+  snprintf(src, sizeof src, "return %s", expr);
+  cr_assert_eq(luaL_dostring(F.L, src), LUA_OK, "%s", lua_tostring(F.L, -1));
+  r = lua_toboolean(F.L, -1);
+  lua_settop(F.L, 0);
+  return r;
+}
+
+/*
+** Asks for collectgarbage('count') (into `v`) after idle periods longer
+** than the engine's wait (250 ms) until `expr` holds: at most 20 tries.
+** Each ask is a request, which puts the collection off again.
+*/
+static void idle_until(uint64_t *id, const char *expr) {
+  for (int i = 0; i < 20; i++) {
+    idlefor(400);
+    exec(++*id, "return collectgarbage('count'), collectgarbage('isrunning')");
+    reply(*id, PLUSH_S_OK);
+    if (holds(expr)) return;
+  }
+  ok(expr);
+}
+
+/*
+** An engine collects what its tasks left once it has stayed idle, the
+** user calling no collectgarbage; not while the user has stopped the
+** collector; and the collector's mode stays the user's.
+*/
+Test(engine, idle_engine_collects_its_garbage) {
+  uint64_t id = 1;
+  static const char garbage[] =
+      "local t = {} for i = 1, 4000 do t[i] = {i} end\n"
+      "return collectgarbage('count')";
+  boot(-1, 0, 0);
+  exec(id, garbage); /* ~300 kB, all garbage once the task is over */
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] > 0 and (function() before = v.r[1] return true end)()");
+  idle_until(&id, "v.r[1] < before - 200");
+  /* stopped: nothing collected, however long the engine idles */
+  exec(++id, "collectgarbage('stop')\n" "local t = {} for i = 1, 4000 do t[i] = {i} end\n"
+             "return collectgarbage('count')");
+  reply(id, PLUSH_S_OK);
+  ok("(function() before = v.r[1] return true end)()");
+  idlefor(700);
+  exec(++id, "return collectgarbage('count'), collectgarbage('isrunning')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] >= before and v.r[2] == false");
+  /* restarted, in generational mode: collected, and the mode kept */
+  exec(++id, "collectgarbage('restart') return collectgarbage('generational')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] == 'incremental'");
+  exec(++id, garbage);
+  reply(id, PLUSH_S_OK);
+  ok("(function() before = v.r[1] return true end)()");
+  idle_until(&id, "v.r[1] < before - 200 and v.r[2] == true");
+  exec(++id, "return collectgarbage('incremental'), collectgarbage('count')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] == 'generational'");
+  shutdown_();
+}
+
 /* A limit too small for the libraries fails the engine with a reason. */
 Test(engine, memory_limit_too_small) {
   extra.memory_limit = 16 << 10;
