@@ -57,6 +57,8 @@ typedef struct eng_costate {
   int base;                 /* Lua thread: L's stack between tasks (an
                                embedder's state may hold values there) */
   struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
+  lua_State *spare;         /* Lua thread: a finished task's coroutine, */
+  int spareref;             /* kept (registry ref) for the next task */
 } eng_costate;
 
 /*
@@ -156,6 +158,7 @@ struct plush_engine {
     uint64_t at;            /* uv_hrtime when it is due, if due */
     int due;
   } gc;
+  int chunks;               /* entries of exec's chunk cache (engine_chunk.c) */
 };
 
 /* One request while it is being served (Lua thread). */
@@ -177,6 +180,12 @@ static inline plush_engine *eng_self(lua_State *L) {
 PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level, int bottom);
 /* Keeps the text of a chunk an exec ran, for ??name. */
 PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
+
+/* engine_chunk.c */
+/* Pushes the function of the text at index code, named name, as
+** luaL_loadbufferx(..., "t") would (its status; the error pushed on
+** failure), from a cache of the chunks exec ran twice. */
+PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
