@@ -79,7 +79,9 @@ local ok, err = pcall(function()
   local all = rc:view()
   all:execute("return engine.id")
   -- idle CPU (heartbeats: a ping and a pong per engine and second),
-  -- taken off the per-%px figures below
+  -- taken off the per-%px figures below; measured once the engines'
+  -- idle collection (250 ms after their last task) is over
+  core.sleep(1)
   local i_ctl, i_eng, it = cpu(info.pid), cpus(pids), core.now()
   core.sleep(2)
   it = core.now() - it
