@@ -30,6 +30,10 @@
 ** "interrupted". Where the wait cannot yield (inside a C call such as
 ** table.sort's comparator, a map op, a coroutine of the user's) it
 ** blocks on the connection as any client does, holding the engine.
+**
+** Over 600 lines: a task's life (run, park, resume, reset, its coroutine
+** kept for the next) and the coroutine library as user code sees it from
+** a task share the cotask and the engine's co state, private here.
 */
 #include <poll.h>
 #include <stdlib.h>

@@ -152,7 +152,7 @@ struct plush_engine {
   int base;                 /* stack levels below the user's call: an
                                embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */
-  struct {                  /* the idle collection (engine_lua.c) */
+  struct {                  /* the idle collection (engine_gc.c) */
     size_t base;            /* the heap's bytes after the last one */
     size_t mark;            /* ... when the engine last went idle */
     uint64_t at;            /* uv_hrtime when it is due, if due */
@@ -180,6 +180,13 @@ static inline plush_engine *eng_self(lua_State *L) {
 PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level, int bottom);
 /* Keeps the text of a chunk an exec ran, for ??name. */
 PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
+
+/* engine_gc.c */
+/* The engine goes idle: a step if the heap grew much, the idle collection
+** due (gc.due, gc.at) if it grew at all. */
+PLUSH_INTERNAL void eng_gc_idle(plush_engine *e, lua_State *L);
+/* The engine stayed idle until gc.at: the full collection. */
+PLUSH_INTERNAL void eng_gc_collect(plush_engine *e, lua_State *L);
 
 /* engine_chunk.c */
 /* Pushes the function of the text at index code, named name, as

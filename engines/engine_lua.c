@@ -614,57 +614,6 @@ static int done(plush_engine *e) {
   return idle;
 }
 
-/* ---- the idle collection ---------------------------------------- */
-
-/*
-** Between tasks the collector is not charged per task: a small task's
-** garbage waits for the collector's own pace (its steps as the namespace
-** allocates, as in any Lua state). Two things happen as the engine goes
-** idle, unless the user stopped the collector (collectgarbage "stop"):
-** when the heap grew by more than IDLE_STEP since the engine last went
-** idle (a task that built or dropped something big), one collector step
-** at once, as a stock state would take while allocating it; and when it
-** grew by more than IDLE_GC_SLACK since the last full collection, one
-** is due once the engine has stayed idle IDLE_GC_MS (a request that
-** comes first puts it off, the next idle period waits again). The
-** collector's mode and parameters are the user's, untouched.
-*/
-#define IDLE_GC_MS 250
-#define IDLE_GC_SLACK ((size_t)32 << 10)
-#define IDLE_STEP ((size_t)1 << 20)
-
-static size_t heapbytes(lua_State *L) {
-  return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-}
-
-/* The engine has nothing to run: a step if a task grew the heap much,
-** the idle collection due later if the heap grew at all. */
-static void idle(plush_engine *e, lua_State *L) {
-  size_t h = heapbytes(L);
-  if (e->enc.cap > ENC_KEEP) {
-    plush_buf_free(&e->enc);
-    e->encoff = 0;
-  }
-  if (h > e->gc.mark + IDLE_STEP && lua_gc(L, LUA_GCISRUNNING)) {
-    lua_gc(L, LUA_GCSTEP, 0);
-    h = heapbytes(L);
-  }
-  e->gc.mark = h;
-  if (h > e->gc.base + IDLE_GC_SLACK) {
-    e->gc.due = 1;
-    e->gc.at = uv_hrtime() + (uint64_t)IDLE_GC_MS * 1000000;
-  }
-}
-
-/* The engine stayed idle: the collection (take() said it is due). */
-static void collect(plush_engine *e, lua_State *L) {
-  e->gc.due = 0;
-  if (e->o.statelock) uv_mutex_lock(e->o.statelock);
-  if (lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCCOLLECT);
-  e->gc.base = e->gc.mark = heapbytes(L);
-  if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
-}
-
 /*
 ** A task ends: its reply (in e->enc) goes out. A reply whose link went
 ** down while the task ran is dropped (the controller that asked is
@@ -685,7 +634,13 @@ static void answer(plush_engine *e, lua_State *L, task *t) {
   if (sent == 1)
     plush_warn("task %llu ended after the link to the controller was "
                "lost: its reply is dropped", (unsigned long long)id);
-  if (done(e)) idle(e, L);
+  if (done(e)) {
+    if (e->enc.cap > ENC_KEEP) {
+      plush_buf_free(&e->enc);
+      e->encoff = 0;
+    }
+    eng_gc_idle(e, L);
+  }
 }
 
 void eng_served(plush_engine *e, lua_State *L, task *t, int st) {
@@ -715,7 +670,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
     }
     if (got == 0) break;
     if (got == 2) {
-      collect(e, L);
+      eng_gc_collect(e, L);
       continue;
     }
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
