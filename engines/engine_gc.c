@@ -39,9 +39,12 @@ void eng_gc_idle(plush_engine *e, lua_State *L) {
   }
 }
 
+/* An embedder's state (plush_engine_attach) is collected only if its
+** program does not hold it: the engine must not wait on the program
+** without a request to serve (a stop would wait behind it). */
 void eng_gc_collect(plush_engine *e, lua_State *L) {
   e->gc.due = 0;
-  if (e->o.statelock) uv_mutex_lock(e->o.statelock);
+  if (e->o.statelock && uv_mutex_trylock(e->o.statelock) != 0) return;
   if (lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCCOLLECT);
   e->gc.base = e->gc.mark = heapbytes(L);
   if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
