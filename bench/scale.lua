@@ -79,7 +79,9 @@ local ok, err = pcall(function()
   local all = rc:view()
   all:execute("return engine.id")
   -- idle CPU (heartbeats: a ping and a pong per engine and second),
-  -- taken off the per-%px figures below
+  -- taken off the per-%px figures below; measured once the engines'
+  -- idle collection (250 ms after their last task) is over
+  core.sleep(1)
   local i_ctl, i_eng, it = cpu(info.pid), cpus(pids), core.now()
   core.sleep(2)
   it = core.now() - it
@@ -113,6 +115,11 @@ local ok, err = pcall(function()
   assert(sink > 0 and not sh.failed)
   table.sort(ms)
   local idle = rss(info.pid)
+  -- the engines' memory once they ran the 60 %px and stayed idle (their
+  -- idle collection: 250 ms after their last task)
+  core.sleep(1)
+  local erss2 = 0
+  for _, p in ipairs(pids) do erss2 = erss2 + (rss(p) or 0) end
   rc:close()
   stop("bench-scale")
   local per = (idle - base) / n
@@ -136,8 +143,8 @@ local ok, err = pcall(function()
     .. " load average %s"):format(i_ctl * 1e3, i_eng * 1e3,
     (io.open("/proc/loadavg"):read("l"):match("^(%S+)"))))
   print(("controller RSS %d kB alone, %d kB with %d idle engines: %.0f kB per engine"
-    .. " (target < %d kB: %s); an engine's RSS %.0f kB"):format(base, idle, n, per, MEM,
-    verdict(per < MEM), erss / n))
+    .. " (target < %d kB: %s); an engine's RSS %.0f kB, %.0f kB after the %%px runs"):format(
+    base, idle, n, per, MEM, verdict(per < MEM), erss / n, erss2 / n))
 end)
 if not ok then
   stop("bench-scale-0")

@@ -30,6 +30,10 @@
 ** "interrupted". Where the wait cannot yield (inside a C call such as
 ** table.sort's comparator, a map op, a coroutine of the user's) it
 ** blocks on the connection as any client does, holding the engine.
+**
+** Over 600 lines: a task's life (run, park, resume, reset, its coroutine
+** kept for the next) and the coroutine library as user code sees it from
+** a task share the cotask and the engine's co state, private here.
 */
 #include <poll.h>
 #include <stdlib.h>
@@ -129,6 +133,29 @@ static void cofree(lua_State *L, cotask *c) {
 }
 
 /*
+** A task that returned leaves its coroutine as a new one is (status OK,
+** nothing on its stack, no call, no open upvalue): the next task runs on
+** it rather than on a new thread the collector must free later. Its hook
+** goes when it is taken again, so it starts as lua_newthread's would.
+*/
+static void spare(plush_engine *e, lua_State *L, cotask *c) {
+  if (e->co.spare == NULL && lua_status(c->co) == LUA_OK &&
+      lua_gettop(c->co) == 0) {
+    e->co.spare = c->co;
+    e->co.spareref = c->ref;
+    free(c);
+  } else {
+    cofree(L, c);
+  }
+}
+
+static void dropspare(plush_engine *e, lua_State *L) {
+  if (e->co.spare == NULL) return;
+  luaL_unref(L, LUA_REGISTRYINDEX, e->co.spareref);
+  e->co.spare = NULL;
+}
+
+/*
 ** After a resume of c's coroutine returned st: parked (1), or the task
 ** ended and its reply went out (0). A yield that is not a park is a
 ** coroutine.yield at the task's top level, where stock Lua has no
@@ -154,7 +181,10 @@ static int after(plush_engine *e, lua_State *L, cotask *c, int st, int nres) {
     lua_xmove(c->co, L, 1);
   }
   eng_served(e, L, &c->t, st);
-  cofree(L, c);
+  if (st == LUA_OK)
+    spare(e, L, c);
+  else
+    cofree(L, c);
   return 0;
 }
 
@@ -171,8 +201,15 @@ int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t) {
   c->t = *t;
   c->id = t->req->hdr.id;
   c->gen = e->rungen;
-  c->co = lua_newthread(L);
-  c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (e->co.spare) {
+    c->co = e->co.spare;
+    c->ref = e->co.spareref;
+    e->co.spare = NULL;
+    lua_sethook(c->co, NULL, 0, 0); /* not the I/O side's: not published */
+  } else {
+    c->co = lua_newthread(L);
+    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_pushcfunction(c->co, eng_serve);
   lua_pushlightuserdata(c->co, &c->t);
   setcur(e, c);
@@ -382,6 +419,7 @@ static void reset(plush_engine *e, lua_State *L, const char *msg) {
 void eng_co_reset(plush_engine *e, lua_State *L, const char *msg) {
   if (msg == NULL) lockstate(e); /* the loop's end: unlocked there */
   reset(e, L, msg);
+  dropspare(e, L);
   if (msg == NULL) unlockstate(e);
 }
 

@@ -21,8 +21,10 @@
 **                       source, short_src, currentline, linedefined,
 **                       lastlinedefined, func, lnames, lvals, unames, uvals,
 **                       va = {n = k, ...}}}; lvals/uvals have `n`
-**   ["plush.chunks"] = {n = count, [i] = {name = "=execute", code = text}}
-**                       oldest first, at most DBG_CHUNKS, DBG_CHUNK_BYTES
+**   ["plush.chunks"] = {n = count, bytes = their code's bytes,
+**                       [i] = {name = "=execute", code = text}}
+**                       oldest first, at most DBG_CHUNKS, DBG_CHUNK_BYTES;
+**                       a chunk run again right after itself is kept once
 */
 #include <string.h>
 
@@ -153,47 +155,66 @@ void eng_dbg_capture(lua_State *L, int value, int level, int bottom) {
 
 /* ---- the chunks run ---------------------------------------------- */
 
-/* Arguments: the code, its chunk name (a C string, light userdata). */
+/*
+** Arguments: the code, its chunk name (a C string, light userdata). Per
+** run it costs the same whatever the table holds: the bytes of the kept
+** chunks are counted in the table's `bytes` (recounted if missing), only
+** the chunks that must go are looked at, and a run of the chunk kept
+** last (a `%px` repeated) keeps nothing new.
+*/
 static int keep(lua_State *L) {
   size_t len, total = 0;
-  lua_Integer n;
+  lua_Integer n, drop = 0;
   int t;
-  lua_tolstring(L, 1, &len);
+  const char *code = lua_tolstring(L, 1, &len);
+  const char *name = lua_touserdata(L, 2);
   if (lua_getfield(L, LUA_REGISTRYINDEX, chunkkey) != LUA_TTABLE) {
     lua_pop(L, 1);
-    lua_createtable(L, 16, 1);
+    lua_createtable(L, 16, 2);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, chunkkey);
   }
   t = lua_gettop(L);
   n = (lua_getfield(L, t, "n"), lua_tointeger(L, -1));
-  lua_pop(L, 1);
-  for (lua_Integer i = n; i >= 1; i--) { /* what the newest ones hold */
-    lua_rawgeti(L, t, i);
+  if (lua_getfield(L, t, "bytes") == LUA_TNUMBER)
+    total = (size_t)lua_tointeger(L, -1);
+  else
+    for (lua_Integer i = 1; i <= n; i++, lua_pop(L, 2))
+      total += (lua_rawgeti(L, t, i), lua_getfield(L, -1, "code"), lua_rawlen(L, -1));
+  lua_pop(L, 2);
+  if (n > 0 && lua_rawgeti(L, t, n) == LUA_TTABLE) { /* the same again? */
+    size_t l;
+    const char *c = (lua_getfield(L, -1, "code"), lua_tolstring(L, -1, &l));
+    const char *nm = (lua_getfield(L, -2, "name"), lua_tostring(L, -1));
+    if (c && nm && l == len && memcmp(c, code, len) == 0 && strcmp(nm, name) == 0)
+      return 0;
+  }
+  /* the oldest go while there are too many, or too many bytes */
+  while (drop < n && (n - drop >= DBG_CHUNKS || total + len > DBG_CHUNK_BYTES)) {
+    lua_rawgeti(L, t, ++drop);
     lua_getfield(L, -1, "code");
-    total += lua_rawlen(L, -1);
+    total -= lua_rawlen(L, -1);
     lua_pop(L, 2);
-    if (n - i + 1 >= DBG_CHUNKS || total + len > DBG_CHUNK_BYTES) {
-      lua_Integer drop = i; /* i and the older ones go */
-      for (lua_Integer j = drop + 1; j <= n; j++) {
-        lua_rawgeti(L, t, j);
-        lua_rawseti(L, t, j - drop);
-      }
-      for (lua_Integer j = n - drop + 1; j <= n; j++) {
-        lua_pushnil(L);
-        lua_rawseti(L, t, j);
-      }
-      n -= drop;
-      break;
+  }
+  if (drop > 0) {
+    for (lua_Integer j = drop + 1; j <= n; j++) {
+      lua_rawgeti(L, t, j);
+      lua_rawseti(L, t, j - drop);
     }
+    for (lua_Integer j = n - drop + 1; j <= n; j++) {
+      lua_pushnil(L);
+      lua_rawseti(L, t, j);
+    }
+    n -= drop;
   }
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "code");
-  lua_pushstring(L, lua_touserdata(L, 2));
+  lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
   lua_rawseti(L, t, ++n);
   setint(L, t, "n", n);
+  setint(L, t, "bytes", (lua_Integer)(total + len));
   return 0;
 }
 

@@ -220,8 +220,11 @@ static void request(plush_engine *e, plush_frame *f) {
   }
   uv_mutex_lock(&e->mu);
   r = eng_inpush(&e->in, f);
-  if (r == 0) uv_cond_signal(&e->inc), eng_co_kick(e);
+  if (r == 0) eng_co_kick(e);
   uv_mutex_unlock(&e->mu);
+  /* after the unlock: the Lua thread wakes to a free mu, not to wait on
+  ** it again (a futex wait and wake more per request) */
+  if (r == 0) uv_cond_signal(&e->inc);
   if (r < 0) {
     plush_frame_unref(f);
     eng_finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a request");

@@ -57,6 +57,8 @@ typedef struct eng_costate {
   int base;                 /* Lua thread: L's stack between tasks (an
                                embedder's state may hold values there) */
   struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
+  lua_State *spare;         /* Lua thread: a finished task's coroutine, */
+  int spareref;             /* kept (registry ref) for the next task */
 } eng_costate;
 
 /*
@@ -150,6 +152,13 @@ struct plush_engine {
   int base;                 /* stack levels below the user's call: an
                                embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */
+  struct {                  /* the idle collection (engine_gc.c) */
+    size_t base;            /* the heap's bytes after the last one */
+    size_t mark;            /* ... when the engine last went idle */
+    uint64_t at;            /* uv_hrtime when it is due, if due */
+    int due;
+  } gc;
+  int chunks;               /* entries of exec's chunk cache (engine_chunk.c) */
 };
 
 /* One request while it is being served (Lua thread). */
@@ -171,6 +180,19 @@ static inline plush_engine *eng_self(lua_State *L) {
 PLUSH_INTERNAL void eng_dbg_capture(lua_State *L, int value, int level, int bottom);
 /* Keeps the text of a chunk an exec ran, for ??name. */
 PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
+
+/* engine_gc.c */
+/* The engine goes idle: a step if the heap grew much, the idle collection
+** due (gc.due, gc.at) if it grew at all. */
+PLUSH_INTERNAL void eng_gc_idle(plush_engine *e, lua_State *L);
+/* The engine stayed idle until gc.at: the full collection. */
+PLUSH_INTERNAL void eng_gc_collect(plush_engine *e, lua_State *L);
+
+/* engine_chunk.c */
+/* Pushes the function of the text at index code, named name, as
+** luaL_loadbufferx(..., "t") would (its status; the error pushed on
+** failure), from a cache of the chunks exec ran twice. */
+PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */

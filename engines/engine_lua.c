@@ -523,7 +523,8 @@ static void served(lua_State *L, task *t, int st) {
 ** sees each request either queued or running, never in between. Stale
 ** hooks are cleared here too, before the task's id is published, and the
 ** task is tied to the link it came on. Returns 0 when stopping; without
-** wait, -1 when nothing is queued (co.waiting then set).
+** wait, -1 when nothing is queued (co.waiting then set); with wait, 2
+** when the idle collection is due (gc.at passed, nothing queued).
 */
 static int take(plush_engine *e, inreq *r, int wait) {
   int held = 0;
@@ -535,14 +536,23 @@ static int take(plush_engine *e, inreq *r, int wait) {
         uv_mutex_unlock(e->o.statelock);
         held = 0;
         uv_mutex_lock(&e->mu);
+      } else if (e->gc.due) { /* idle: the collection waits its time */
+        uint64_t now = uv_hrtime();
+        if (now >= e->gc.at) break;
+        uv_cond_timedwait(&e->inc, &e->mu, e->gc.at - now);
       } else
         uv_cond_wait(&e->inc, &e->mu);
     }
+    if (wait && !e->stopping && e->in.n == 0) break; /* collection due */
     if (e->stopping || held || !e->o.statelock || e->in.n == 0) break;
     uv_mutex_unlock(&e->mu);
     uv_mutex_lock(e->o.statelock);
     held = 1;
     uv_mutex_lock(&e->mu);
+  }
+  if (wait && !e->stopping && e->in.n == 0) {
+    uv_mutex_unlock(&e->mu);
+    return 2;
   }
   if (e->stopping || e->in.n == 0) {
     /* !wait and nothing queued: the caller polls efd, kicked from here on */
@@ -576,6 +586,7 @@ static lua_State *renew(plush_engine *e, lua_State *L) {
   uv_mutex_unlock(&e->mu);
   lua_close(L);
   e->mem.used = 0; /* lua_close freed it all */
+  memset(&e->gc, 0, sizeof e->gc);
   L = newstate(e);
   if (L && !ready(e, L)) {
     lua_close(L);
@@ -624,11 +635,11 @@ static void answer(plush_engine *e, lua_State *L, task *t) {
     plush_warn("task %llu ended after the link to the controller was "
                "lost: its reply is dropped", (unsigned long long)id);
   if (done(e)) {
-    lua_gc(L, LUA_GCSTEP, 0);
     if (e->enc.cap > ENC_KEEP) {
       plush_buf_free(&e->enc);
       e->encoff = 0;
     }
+    eng_gc_idle(e, L);
   }
 }
 
@@ -658,6 +669,10 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       got = take(e, &r, 1);
     }
     if (got == 0) break;
+    if (got == 2) {
+      eng_gc_collect(e, L);
+      continue;
+    }
     task t = {e, r.f, eng_now(), 0, PLUSH_S_OK, 0};
     if (r.f->hdr.type == PLUSH_T_RESTART) {
       plush_frame_unref(r.f);
@@ -703,6 +718,7 @@ void eng_luamain(void *arg) {
   int ok, go;
   e->mem.limit = e->o.memory_limit;
   e->mem.lifted = 1;
+  memset(&e->gc, 0, sizeof e->gc);
   L = newstate(e);
   ok = L != NULL;
   uv_mutex_lock(&e->mu);

@@ -450,19 +450,18 @@ static int donames(lua_State *L) {
 /* Each leaves r (LUA_OK) or an error table (else) on top of the stack. */
 
 static int opexec(lua_State *L, task *t, int req) {
-  size_t len;
-  const char *code, *name = "execute", *chunk;
-  int base;
+  const char *name = "execute", *chunk;
+  int base, ci;
   if (lua_getfield(L, req, "code") != LUA_TSTRING)
     return badreq(L, t, "exec needs a string 'code'");
-  code = lua_tolstring(L, -1, &len);
+  ci = lua_gettop(L);
   if (lua_getfield(L, req, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
   lua_getfield(L, req, "auto");
   t->autoret = lua_toboolean(L, -1);
   lua_pop(L, 1);
   chunk = lua_pushfstring(L, "=%s", name);
   base = lua_gettop(L);
-  if (luaL_loadbufferx(L, code, len, chunk, "t") != LUA_OK) {
+  if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
     errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }

@@ -45,6 +45,10 @@ void eng_replace(lua_State *L, int mod, const char *name, const char *orig,
 
 #define SMALL ((size_t)8 << 10)    /* frames up to this size are batched */
 #define BATCH ((size_t)32 << 10)   /* room in one batch */
+#define FIRST ((size_t)512)        /* ... started on an empty queue: the
+                                      I/O thread takes it soon (a small
+                                      task's STARTED and REPLY), so a small
+                                      block, not 32 KiB to allocate */
 
 static plush_hdr hdr(plush_engine *e, int type, uint64_t id, int status,
                      uint32_t aux, size_t len) {
@@ -108,9 +112,10 @@ static char *slot(plush_engine *e, const plush_hdr *h) {
   plush_frame *b = e->batch;
   size_t need = PLUSH_HDR_SIZE + h->len, used;
   int wasempty = e->out.n == 0;
-  if (b && PLUSH_HDR_SIZE + b->hdr.len + need > BATCH) b = NULL;
+  if (b && plush_frame_size(b->hdr.len + need) > b->size) b = NULL;
   if (b == NULL) {
-    plush_hdr bh = {.len = (uint32_t)(BATCH - PLUSH_HDR_SIZE)};
+    size_t room = wasempty && need <= FIRST - PLUSH_HDR_SIZE ? FIRST : BATCH;
+    plush_hdr bh = {.len = (uint32_t)(room - PLUSH_HDR_SIZE)};
     if ((b = plush_frame_new(&bh)) == NULL) return NULL;
     if (eng_outpush(&e->out, b) < 0) {
       plush_frame_unref(b);

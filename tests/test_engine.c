@@ -1303,6 +1303,151 @@ Test(engine, memory_limit) {
   shutdown_();
 }
 
+/* ---- the idle collection ---------------------------------------- */
+
+static int paused;
+static void onpause(uv_timer_t *t) {
+  (void)t;
+  paused = 1;
+}
+static int haspaused(void) { return paused; }
+
+/* Runs the loop ms milliseconds, sending nothing: the engine stays idle. */
+static void idlefor(uint64_t ms) {
+  paused = 0;
+  uv_timer_start(&F.tick, onpause, ms, 0);
+  until(haspaused, "a pause", 0);
+}
+
+/* Whether a Lua expression over `v` holds in the test's state. */
+static int holds(const char *expr) {
+  char src[512];
+  int r;
+  snprintf(src, sizeof src, "return %s", expr);
+  cr_assert_eq(luaL_dostring(F.L, src), LUA_OK, "%s", lua_tostring(F.L, -1));
+  r = lua_toboolean(F.L, -1);
+  lua_settop(F.L, 0);
+  return r;
+}
+
+/*
+** Asks for collectgarbage('count') (into `v`) after idle periods longer
+** than the engine's wait (250 ms) until `expr` holds: at most 20 tries.
+** Each ask is a request, which puts the collection off again.
+*/
+static void idle_until(uint64_t *id, const char *expr) {
+  for (int i = 0; i < 20; i++) {
+    idlefor(400);
+    exec(++*id, "return collectgarbage('count'), collectgarbage('isrunning')");
+    reply(*id, PLUSH_S_OK);
+    if (holds(expr)) return;
+  }
+  ok(expr);
+}
+
+/*
+** An engine collects what its tasks left once it has stayed idle, the
+** user calling no collectgarbage; not while the user has stopped the
+** collector; and the collector's mode stays the user's.
+*/
+Test(engine, idle_engine_collects_its_garbage) {
+  uint64_t id = 1;
+  static const char garbage[] =
+      "local t = {} for i = 1, 4000 do t[i] = {i} end\n"
+      "return collectgarbage('count')";
+  boot(-1, 0, 0);
+  exec(id, garbage); /* ~300 kB, all garbage once the task is over */
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] > 0 and (function() before = v.r[1] return true end)()");
+  idle_until(&id, "v.r[1] < before - 200");
+  /* stopped: nothing collected, however long the engine idles */
+  exec(++id, "collectgarbage('stop')\n" "local t = {} for i = 1, 4000 do t[i] = {i} end\n"
+             "return collectgarbage('count')");
+  reply(id, PLUSH_S_OK);
+  ok("(function() before = v.r[1] return true end)()");
+  idlefor(700);
+  exec(++id, "return collectgarbage('count'), collectgarbage('isrunning')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] >= before and v.r[2] == false");
+  /* restarted, in generational mode: collected, and the mode kept */
+  exec(++id, "collectgarbage('restart') return collectgarbage('generational')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] == 'incremental'");
+  exec(++id, garbage);
+  reply(id, PLUSH_S_OK);
+  ok("(function() before = v.r[1] return true end)()");
+  idle_until(&id, "v.r[1] < before - 200 and v.r[2] == true");
+  exec(++id, "return collectgarbage('incremental'), collectgarbage('count')");
+  reply(id, PLUSH_S_OK);
+  ok("v.r[1] == 'generational'");
+  shutdown_();
+}
+
+/* ---- exec's chunk cache ------------------------------------------ */
+
+/* An exec request with a chunk name. */
+static void execnamed(uint64_t id, const char *name, const char *code) {
+  char src[1024];
+  snprintf(src, sizeof src, "return {op = 'exec', name = '%s', code = [==[%s]==]}",
+           name, code);
+  sendval(PLUSH_T_REQ, id, src);
+}
+
+/*
+** The same code run again runs as if compiled anew: a new function each
+** time, its _ENV the globals whatever an earlier run did to its own, the
+** functions an earlier run made keeping theirs; its chunk name and lines
+** as sent; a syntax error each time; past the cache's size still right.
+*/
+Test(engine, repeated_chunks_share_nothing) {
+  static const char same[] =
+      "local before, getinfo = _ENV == _G, debug.getinfo\n"
+      "fs = fs or {}\n"
+      "fs[#fs + 1] = function() return y end\n"
+      "mains = mains or {}\n"
+      "mains[#mains + 1] = getinfo(1, 'f').func\n"
+      "if #fs == 2 then _ENV = {y = 'second'} end\n"
+      "return before, getinfo(1, 'S').source, getinfo(1, 'l').currentline";
+  boot(-1, 0, 0);
+  exec(1, "y = 'global'");
+  reply(1, PLUSH_S_OK);
+  for (uint64_t id = 2; id <= 4; id++) {
+    exec(id, same);
+    reply(id, PLUSH_S_OK);
+    ok("v.r[1] == true and v.r[2] == '=execute' and v.r[3] == 7");
+  }
+  exec(5, "return fs[1](), fs[2](), fs[3](), mains[1] ~= mains[2], "
+          "mains[2] ~= mains[3], mains[1] ~= mains[3]");
+  reply(5, PLUSH_S_OK);
+  ok("v.r[1] == 'global' and v.r[2] == 'second' and v.r[3] == 'global' "
+     "and v.r[4] and v.r[5] and v.r[6]");
+  /* the name is part of what was compiled */
+  execnamed(6, "one", "error('x')");
+  reply(6, PLUSH_S_ERROR);
+  ok("v.message == 'one:1: x'");
+  execnamed(7, "two", "error('x')");
+  reply(7, PLUSH_S_ERROR);
+  ok("v.message == 'two:1: x'");
+  execnamed(8, "one", "error('x')");
+  reply(8, PLUSH_S_ERROR);
+  ok("v.message == 'one:1: x'");
+  for (uint64_t id = 9; id <= 10; id++) {
+    exec(id, "a = = 1");
+    reply(id, PLUSH_S_ERROR);
+    ok("v.message:find('execute:1:', 1, true) == 1");
+  }
+  /* more distinct chunks than the cache holds, each run twice */
+  for (int i = 0; i < 200; i++) {
+    char code[64], want[64];
+    snprintf(code, sizeof code, "return %d", i / 2);
+    exec(11 + (uint64_t)i, code);
+    reply(11 + (uint64_t)i, PLUSH_S_OK);
+    snprintf(want, sizeof want, "v.r.n == 1 and v.r[1] == %d", i / 2);
+    ok(want);
+  }
+  shutdown_();
+}
+
 /* A limit too small for the libraries fails the engine with a reason. */
 Test(engine, memory_limit_too_small) {
   extra.memory_limit = 16 << 10;

@@ -150,3 +150,35 @@ Test(engine_debug, chunks_kept_bounded) {
                LUA_OK);
   cr_assert(lua_toboolean(L, -1));
 }
+
+/* A chunk run again right after itself is kept once; `bytes` counts the
+** kept chunks' code through drops. */
+Test(engine_debug, chunks_repeated_kept_once) {
+  static const char *const runs[][2] = {
+      {"x = 1", "=execute"}, {"x = 1", "=execute"}, {"x = 1", "=other"},
+      {"x = 1", "=other"},   {"y = 22", "=execute"}, {"x = 1", "=execute"}};
+  for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+    lua_pushstring(L, runs[i][0]);
+    eng_dbg_keep(L, -1, runs[i][1]);
+    lua_pop(L, 1);
+  }
+  cr_assert_eq(luaL_dostring(L, "local c = debug.getregistry()['plush.chunks']\n"
+                                "return c.n == 4 and c.bytes == 21 and c[1].name == '=execute' "
+                                "and c[2].name == '=other' and c[3].code == 'y = 22' "
+                                "and c[4].code == 'x = 1' and c[5] == nil"),
+               LUA_OK);
+  cr_assert(lua_toboolean(L, -1));
+  lua_settop(L, 0);
+  for (int i = 1; i <= 300; i++) {
+    char code[32];
+    snprintf(code, sizeof code, "z = %d", i);
+    lua_pushstring(L, code);
+    eng_dbg_keep(L, -1, "=execute");
+    lua_pop(L, 1);
+  }
+  cr_assert_eq(luaL_dostring(L, "local c = debug.getregistry()['plush.chunks']\n"
+                                "local total = 0 for i = 1, c.n do total = total + #c[i].code end\n"
+                                "return c.n == 256 and c.bytes == total and c[1].code == 'z = 45'"),
+               LUA_OK);
+  cr_assert(lua_toboolean(L, -1));
+}
