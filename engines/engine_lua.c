@@ -152,10 +152,16 @@ void eng_hook(plush_engine *e) {
 ** While published a coroutine cannot be collected: it is on our stack.
 ** Past CODEPTH nested resumes only the outer ones are hooked.
 */
-static void publish(plush_engine *e, lua_State *co) {
+static void publish(plush_engine *e, lua_State *L, lua_State *co) {
   uv_mutex_lock(&e->mu);
   if (e->codepth < CODEPTH) e->costack[e->codepth] = co;
   e->codepth++;
+  /* An interrupt that hooked the resumer while it was in this C call, co
+  ** not yet published, reached no thread that runs: co takes it over
+  ** (only the interrupt's hook: a user's debug.sethook stays per thread,
+  ** as stock). Under mu, as eng_hook runs: one or the other sees co. */
+  if (lua_gethook(L) == stop)
+    lua_sethook(co, stop, lua_gethookmask(L), lua_gethookcount(L));
   uv_mutex_unlock(&e->mu);
 }
 
@@ -179,7 +185,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
     return -1;
   }
   lua_xmove(L, co, narg);
-  publish(eng_self(L), co);
+  publish(eng_self(L), L, co);
   status = lua_resume(co, L, narg, &nres);
   unpublish(eng_self(L));
   if (status == LUA_OK || status == LUA_YIELD) {
