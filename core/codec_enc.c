@@ -308,6 +308,49 @@ static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
   return rc;
 }
 
+/*
+** A sequence of numbers -- keys 1..n and no other, every value a number --
+** written straight from the table's array part (codec_slots): no Lua API
+** call per item, room made for 64Ki items at a time. The same bytes as
+** putrun writes. 1 (nothing written) when the table is not such a
+** sequence: a slot is not a number, or lua_next finds a key after n
+** (n is in the array part, so the walk from it covers the rest).
+*/
+static int putnums(ctx *c, int idx, lua_Unsigned n) {
+  lua_State *L = c->L;
+  const codec_slot *a = codec_slots(L, idx, n);
+  lua_Unsigned i, j;
+  uint8_t *p;
+  if (!a || n == 0 || n > 0xffffffff) return 1;
+  for (i = 0; i < n; i++)
+    if (a[i].tt != CODEC_TINT && a[i].tt != CODEC_TFLT) return 1;
+  lua_pushinteger(L, (lua_Integer)n);
+  if (lua_next(L, idx)) {
+    lua_pop(L, 2);
+    return 1;
+  }
+  if (!(p = room(c, 5))) return codec_nomem(c);
+  sethead(p, n, 0x90);
+  c->b->len += headlen(n);
+  for (i = 0; i < n; i = j) {
+    j = n - i > 65536 ? i + 65536 : n;
+    if (!(p = room(c, 9 * (size_t)(j - i)))) return codec_nomem(c);
+    for (; i < j; i++) {
+      if (a[i].tt == CODEC_TINT) {
+        p += intat(p, a[i].v.i);
+      } else {
+        uint64_t u;
+        memcpy(&u, &a[i].v.n, 8);
+        p[0] = 0xcb;
+        store(p + 1, u, 8);
+        p += 9;
+      }
+    }
+    c->b->len = (size_t)(p - (uint8_t *)c->b->data);
+  }
+  return 0;
+}
+
 /* Writes the items i..k of the table at idx by key (absent ones as nil). */
 static int putitems(ctx *c, int idx, lua_Integer i, lua_Integer k) {
   lua_State *L = c->L;
@@ -466,6 +509,11 @@ static int puttab(ctx *c, int idx) {
   if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
   if ((rc = codec_enter(c))) return rc;
   at = c->b->len;
+  if (n > 0 && (rc = putnums(c, idx, n)) <= 0) {
+    if (rc) return rc;
+    c->depth--;
+    return 0;
+  }
   if (n > 0 && (rc = puthead(c, n, 0x90, 15, 0))) return rc;
   if ((rc = putrun(c, idx, (lua_Integer)n, &i)) < 0) return rc;
   if (rc == 0) {            /* the walk ended: keys 1..n in order, or none */
