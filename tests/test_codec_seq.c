@@ -383,3 +383,55 @@ Test(codec_seq, encode_refusal_after_numbers) {
   cr_assert_str_eq(err, "cannot serialise t[1001]: userdata");
   cr_assert_eq(buf.len, 0);
 }
+
+/* Encodes a slice of the table at the top, t[i..j], into buf. */
+static void enc_slice(lua_Integer i, lua_Integer j, int packed) {
+  plush_push_slice(L, -1, i, j, packed);
+  buf.len = 0;
+  cr_assert_eq(plush_encode(L, -1, &buf, "s", err, sizeof err), 0, "%s", err);
+  lua_pop(L, 1);
+}
+
+/* A slice of numbers in the array part is written from the slots: the
+** same bytes as the plain table of its items; one past the array part,
+** over a hole or another value, goes item by item. */
+Test(codec_seq, slices_of_numbers) {
+  static const lua_Integer cases[][2] = {{1, 100}, {5, 50}, {90, 100}, {100, 100},
+    {1, 16}, {2, 17}};
+  plush_buf want;
+  plush_buf_init(&want);
+  eval("local t = {} for i = 1, 100 do t[i] = i % 4 == 0 and i / 4 or i * 1000 - 50000 end"
+       " t[7] = 0/0 t[8] = -0.0 t[9] = math.mininteger return t");
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    lua_Integer i = cases[k][0], j = cases[k][1];
+    char code[128];
+    enc_slice(i, j, 0);
+    snprintf(code, sizeof code, "return table.move(..., %lld, %lld, 1, {})", (long long)i,
+             (long long)j);
+    cr_assert_eq(luaL_loadstring(L, code), 0);
+    lua_pushvalue(L, -2);
+    cr_assert_eq(lua_pcall(L, 1, 1, 0), 0);
+    want.len = 0;
+    cr_assert_eq(plush_encode(L, -1, &want, "t", err, sizeof err), 0);
+    lua_pop(L, 1);
+    cr_assert(want.len == buf.len && memcmp(want.data, buf.data, buf.len) == 0,
+              "slice %lld..%lld", (long long)i, (long long)j);
+  }
+  enc_slice(3, 5, 1);                          /* packed: {n = 3, ...} */
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("v.n == 3 and v[1] == 3000 - 50000 and v[2] == 1.0 and v[3] == 5000 - 50000");
+  lua_pop(L, 1);
+  enc_slice(98, 103, 0);                        /* past the end: nils */
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("v[1] == 98000 - 50000 and v[3] == 25.0 and v[4] == nil and v[6] == nil");
+  lua_pop(L, 1);
+  enc_slice(0, 2, 0);                           /* from key 0 */
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("v[1] == nil and v[2] == -49000 and v[3] == -48000");
+  lua_pop(L, 1);
+  eval("local t = {1, 2, 3, 'x', 5} return t");
+  enc_slice(2, 5, 0);
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("#v == 4 and v[1] == 2 and v[3] == 'x' and v[4] == 5");
+  plush_buf_free(&want);
+}
