@@ -12,6 +12,7 @@
 
 #include "array.h"
 #include "codec_int.h"
+#include "codec_put.h"
 
 /* ---- encode ------------------------------------------------------ */
 
@@ -19,29 +20,6 @@ static uint8_t *room(ctx *c, size_t n) {
   plush_buf *b = c->b;
   if (b->cap - b->len < n && plush_buf_reserve(b, n)) return NULL;
   return (uint8_t *)b->data + b->len;
-}
-
-/*
-** Big-endian, n bytes. Spelled out per width: the compiler turns each
-** into one byte-swapped store, where a loop over n stays a loop.
-*/
-static inline void store(uint8_t *p, uint64_t v, int n) {
-  switch (n) {
-    case 8:
-      p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
-      p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
-      p += 4;
-      /* fall through */
-    case 4:
-      p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
-      p += 2;
-      /* fall through */
-    case 2:
-      p[0] = (uint8_t)(v >> 8);
-      p++;
-      /* fall through */
-    default: p[0] = (uint8_t)v;
-  }
 }
 
 static int put1(ctx *c, uint8_t x) {
@@ -238,27 +216,6 @@ static int putscalar(ctx *c, int idx, int t) {
 }
 
 /*
-** An integer's encoding at p (9 bytes of room), as putint writes it;
-** returns its length. Inline, for the loop of putrun.
-*/
-static inline size_t intat(uint8_t *p, lua_Integer v) {
-  uint8_t op;
-  int n;
-  if (v >= 0) {
-    if (v <= 0x7f) return *p = (uint8_t)v, 1;
-    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
-    n = 1 << (op - 0xcc);
-  } else {
-    if (v >= -32) return *p = (uint8_t)v, 1;
-    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
-    n = 1 << (op - 0xd0);
-  }
-  p[0] = op;
-  store(p + 1, (uint64_t)v, n);
-  return (size_t)n + 1;
-}
-
-/*
 ** The common table is an array filled in order, and lua_next walks an
 ** array part first, keys 1, 2, 3, ...: while the walk yields those keys
 ** (up to n) with scalar values, they are written as they come, so such a
@@ -339,31 +296,6 @@ static int putslots(ctx *c, const codec_slot *a, lua_Unsigned n) {
   return 0;
 }
 
-/*
-** A sequence of numbers -- keys 1..n and no other, every value a number --
-** written straight from the table's array part (codec_slots): the same
-** bytes as putrun writes. 1 (nothing written) when the table is not such
-** a sequence: a slot is not a number, or lua_next finds a key after n
-** (n is in the array part, so the walk from it covers the rest). Nothing
-** between the look at the slots and the last write calls into Lua, so no
-** collector step (and no finalizer) can change the table meanwhile.
-*/
-static int putnums(ctx *c, int idx, lua_Unsigned n) {
-  lua_State *L = c->L;
-  const codec_slot *a = codec_slots(L, idx, n);
-  uint8_t *p;
-  if (!a || n == 0 || n > 0xffffffff || !allnums(a, n)) return 1;
-  lua_pushinteger(L, (lua_Integer)n);
-  if (lua_next(L, idx)) {
-    lua_pop(L, 2);
-    return 1;
-  }
-  if (!(p = room(c, 5))) return codec_nomem(c);
-  sethead(p, n, 0x90);
-  c->b->len += headlen(n);
-  return putslots(c, a, n);
-}
-
 /* Writes the items i..k of the table at idx by key (absent ones as nil). */
 static int putitems(ctx *c, int idx, lua_Integer i, lua_Integer k) {
   lua_State *L = c->L;
@@ -432,6 +364,49 @@ static int closetab(ctx *c, size_t at) {
     store(p + 1, n, 4);
   }
   return 0;
+}
+
+/*
+** A table whose keys 1..n sit in its array part (codec_slots), every value
+** there a number, written straight from the slots: no Lua API call per
+** item. With no other key (lua_next finds nothing after n: n is in the
+** array part, so the walk from it covers the rest), an array; with others
+** but no positive integer among them ({n = n, ...}: table.pack, a map's
+** results), ext TABLE of n items and those pairs, in walk order. The same
+** bytes as putrun and putrest write. 1 (nothing written) for any other
+** table. Nothing between the look at the slots and their last write calls
+** into Lua, so no collector step (no finalizer) can change the table.
+*/
+static int putnums(ctx *c, int idx, lua_Unsigned n) {
+  lua_State *L = c->L;
+  const codec_slot *a = codec_slots(L, idx, n);
+  lua_Unsigned m = 0;
+  size_t at = c->b->len;
+  uint8_t *p;
+  int rc;
+  if (!a || n == 0 || n > 0xffffffff || !allnums(a, n)) return 1;
+  lua_pushinteger(L, (lua_Integer)n);
+  for (; lua_next(L, idx); m++) {
+    lua_pop(L, 1);
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  if (!(p = room(c, 16))) return codec_nomem(c);
+  if (m == 0) {
+    sethead(p, n, 0x90);
+    c->b->len += headlen(n);
+    return putslots(c, a, n);
+  }
+  if (m > 0xffffffff) return codec_refuse(c, "2^32 or more elements");
+  settab(p, n, m);
+  c->b->len += 6 + headlen(n) + headlen(m);
+  if ((rc = putslots(c, a, n))) return rc;
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_next(L, idx);
+  lua_pop(L, 1);
+  return (rc = putpairs(c, idx, 1)) ? rc : closetab(c, at);
 }
 
 /*
