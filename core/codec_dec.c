@@ -1,6 +1,9 @@
 /*
 ** codec_dec.c — MessagePack bytes -> Lua values (format: codec.h), the
 ** counterpart of codec_enc.c, as Lua's lundump.c of ldump.c.
+** Over 600 lines: one recursive walk (get) whose parts -- arrays and
+** their number loop, maps, the ext payloads, functions and the check of
+** their bytecode -- share its context and readers.
 */
 #include <lauxlib.h>
 #include <string.h>
