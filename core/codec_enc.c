@@ -374,8 +374,9 @@ static int closetab(ctx *c, size_t at) {
 ** but no positive integer among them ({n = n, ...}: table.pack, a map's
 ** results), ext TABLE of n items and those pairs, in walk order. The same
 ** bytes as putrun and putrest write. 1 (nothing written) for any other
-** table. Nothing between the look at the slots and their last write calls
-** into Lua, so no collector step (no finalizer) can change the table.
+** table. Nothing between the look at the slots and their last write
+** allocates in Lua, so no collector step (no finalizer) can change the
+** table meanwhile.
 */
 static int putnums(ctx *c, int idx, lua_Unsigned n) {
   lua_State *L = c->L;
