@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec_int.h"
@@ -266,4 +267,66 @@ void codec_init(ctx *c, lua_State *L, const char *root, char *err, size_t n) {
   c->refs = c->names = c->rc = c->depth = 0;
   c->nref = 0;
   c->block = NULL;
+}
+
+/* ---- the array part of a table ----------------------------------- */
+
+/*
+** Lua 5.4's Table, as far as codec_slots reads it: the GC header (a
+** pointer and two bytes), flags, log2 of the hash size, the array limit
+** (never more than the array part's size: a key up to it is an array
+** slot), the array part. Lua keeps the layout to itself, so it is checked
+** once per process on a table made for the purpose; any mismatch turns
+** the fast paths off (the API paths give the same bytes and values).
+*/
+typedef struct ltable {
+  void *next;
+  unsigned char tt, marked, flags, lsizenode;
+  unsigned int alimit;
+  codec_slot *array;
+} ltable;
+
+_Static_assert(sizeof(lua_Integer) == 8 && sizeof(lua_Number) == 8,
+               "the codec's array fast path reads 64-bit integers and floats");
+_Static_assert(sizeof(codec_slot) == 16, "a Lua 5.4 TValue is 16 bytes");
+
+static _Atomic int layout;  /* 0 not checked yet, 1 checked, -1 not Lua's */
+
+static int checklayout(lua_State *L) {
+  const ltable *t;
+  codec_slot *a;
+  lua_Number d = -0.0;
+  int ok;
+  lua_createtable(L, 3, 0);
+  lua_pushinteger(L, (lua_Integer)0x1122334455667788);
+  lua_rawseti(L, -2, 1);
+  lua_pushnumber(L, d);
+  lua_rawseti(L, -2, 2);
+  t = lua_topointer(L, -1);
+  a = t->alimit == 3 ? t->array : NULL;
+  ok = a && a[0].tt == CODEC_TINT && a[0].v.i == 0x1122334455667788 &&
+       a[1].tt == CODEC_TFLT && memcmp(&a[1].v.n, &d, 8) == 0 &&
+       (a[2].tt & 0x0f) == 0 && lua_rawlen(L, -1) == 2;
+  if (ok) {                     /* written here, read back through the API */
+    a[2].v.n = 2.5, a[2].tt = CODEC_TFLT;
+    ok = lua_rawgeti(L, -1, 3) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+         lua_tonumber(L, -1) == 2.5 && lua_rawlen(L, -2) == 3;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ok ? 1 : -1;
+}
+
+/* PLUSH_CODEC_NOSLOTS=1 in the environment: the API paths only (tests,
+** and comparing the two in one build). */
+codec_slot *codec_slots(lua_State *L, int idx, lua_Unsigned n) {
+  const ltable *t;
+  int st = layout;
+  if (st == 0) {
+    const char *off = getenv("PLUSH_CODEC_NOSLOTS");
+    layout = st = off && *off && strcmp(off, "0") ? -1 : checklayout(L);
+  }
+  if (st < 0) return NULL;
+  t = lua_topointer(L, idx);
+  return n <= t->alimit ? t->array : NULL;
 }

@@ -1,6 +1,9 @@
 /*
 ** codec_dec.c — MessagePack bytes -> Lua values (format: codec.h), the
 ** counterpart of codec_enc.c, as Lua's lundump.c of ldump.c.
+** Over 600 lines: one recursive walk (get) whose parts -- arrays and
+** their number loop, maps, the ext payloads, functions and the check of
+** their bytecode -- share its context and readers.
 */
 #include <lauxlib.h>
 #include <string.h>
@@ -36,67 +39,114 @@ static void addref(ctx *c) {
 
 static int get(ctx *c);
 
-/* An 8-byte big-endian number at p. */
-static uint64_t load64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+/* 8-, 2- and 4-byte big-endian numbers at p (one load and a swap). */
+static inline uint64_t load64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
   return v;
 }
 
-/* An n-byte big-endian number at p (n of 1, 2, 4, 8). */
-static inline uint64_t loadn(const uint8_t *p, int n) {
-  switch (n) {
-    case 1: return p[0];
-    case 2: return (uint64_t)p[0] << 8 | p[1];
-    case 4: return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
-    default: return load64(p);
-  }
+static inline uint16_t be16(const uint8_t *p) {
+  return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t be32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  return v;
 }
 
 /*
 ** Items 1..n into the table at t. Numbers, what big arrays are made of,
 ** are read here without a call to get: fixints, floats 32 and 64, ints and
 ** uints of 8 to 64 bits (a uint 64 over INT64_MAX, or any item cut short,
-** goes to get, which words the error).
+** goes to get, which words the error). The table was made with room for
+** n in its array part: a number goes straight into its slot
+** (codec_slots; a number needs no GC barrier), anything else through
+** lua_rawseti, after which the slots are looked up again.
 */
 static int fillarr(ctx *c, int t, uint64_t n) {
   lua_State *L = c->L;
   seg *s = &c->path[c->depth];
+  codec_slot *a = n ? codec_slots(L, t, (lua_Unsigned)n) : NULL;
+  const uint8_t *p = c->p, *end = c->end;  /* in registers: the stores into
+                                              a's tag bytes may alias c */
   lua_Integer i;
   int rc;
   s->kind = SEG_INT;
   for (i = 1; (uint64_t)i <= n; i++) {
-    const uint8_t *p = c->p;
-    size_t left = (size_t)(c->end - p);
+    size_t left = (size_t)(end - p);
     uint8_t b = left ? *p : 0xc1;
-    int w;
+    lua_Integer v;
+    lua_Number d;
     if (b <= 0x7f || b >= 0xe0) {
-      c->p++;
-      lua_pushinteger(L, (int8_t)b);
-    } else if (b == 0xcb && left >= 9) {
-      uint64_t u = load64(p + 1);
-      double d;
-      memcpy(&d, &u, 8);
-      c->p += 9;
-      lua_pushnumber(L, (lua_Number)d);
-    } else if (b >= 0xcc && b <= 0xd3 && left > (size_t)(w = 1 << (b & 3)) &&
-               (b != 0xcf || p[1] < 0x80)) {
-      uint64_t v = loadn(p + 1, w);      /* uint 8..64 (63 bits), int 8..64 */
-      if (b >= 0xd0 && w < 8 && (v >> (8 * w - 1)) & 1) v |= ~(uint64_t)0 << (8 * w);
-      c->p += w + 1;
-      lua_pushinteger(L, (lua_Integer)v);
-    } else if (b == 0xca && left >= 5) {
-      uint32_t u = (uint32_t)loadn(p + 1, 4);
-      float f;
-      memcpy(&f, &u, 4);
-      c->p += 5;
-      lua_pushnumber(L, (lua_Number)f);
-    } else {
-      s->i = i;
-      if ((rc = get(c))) return rc;
+      p++;
+      v = (int8_t)b;
+      goto num;
     }
+    switch (b) {                     /* a width, then whether it is there */
+      case 0xcc: if (left < 2) break; v = p[1]; p += 2; goto num;
+      case 0xcd: if (left < 3) break; v = be16(p + 1); p += 3; goto num;
+      case 0xce: if (left < 5) break; v = be32(p + 1); p += 5; goto num;
+      case 0xcf:                     /* uint 64 over INT64_MAX: get refuses */
+        if (left < 9 || p[1] >= 0x80) break;
+        v = (lua_Integer)load64(p + 1); p += 9; goto num;
+      case 0xd0: if (left < 2) break; v = (int8_t)p[1]; p += 2; goto num;
+      case 0xd1: if (left < 3) break; v = (int16_t)be16(p + 1); p += 3; goto num;
+      case 0xd2: if (left < 5) break; v = (int32_t)be32(p + 1); p += 5; goto num;
+      case 0xd3: if (left < 9) break; v = (lua_Integer)load64(p + 1); p += 9; goto num;
+      case 0xca: {
+        uint32_t u;
+        float f;
+        if (left < 5) break;
+        u = be32(p + 1);
+        memcpy(&f, &u, 4);
+        p += 5;
+        d = (lua_Number)f;
+        goto flt;
+      }
+      case 0xcb: {
+        uint64_t u;
+        double x;
+        if (left < 9) break;
+        u = load64(p + 1);
+        memcpy(&x, &u, 8);
+        p += 9;
+        d = (lua_Number)x;
+        goto flt;
+      }
+      default: break;
+    }
+    s->i = i;                        /* anything else, or cut short */
+    c->p = p;
+    if ((rc = get(c))) return rc;
+    p = c->p;
     lua_rawseti(L, t, i);
+    a = codec_slots(L, t, (lua_Unsigned)n);
+    continue;
+  num:
+    if (a) {
+      a[i - 1].v.i = v, a[i - 1].tt = CODEC_TINT;
+    } else {
+      lua_pushinteger(L, v);
+      lua_rawseti(L, t, i);
+    }
+    continue;
+  flt:
+    if (a) {
+      a[i - 1].v.n = d, a[i - 1].tt = CODEC_TFLT;
+    } else {
+      lua_pushnumber(L, d);
+      lua_rawseti(L, t, i);
+    }
   }
+  c->p = p;
   return 0;
 }
 

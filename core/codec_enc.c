@@ -4,15 +4,15 @@
 ** lundump.c: the decoder is codec_dec.c.
 ** Over 600 lines: one recursive walk whose parts (tables, slices,
 ** functions, upvalues) share its context and writers; apart, they would
-** need those writers in a header. (putrun's number loop has its own
-** integer writer, intat: with putint using it too, the loop ran 12%
-** slower, 30 -> 34 ms for 10^6 integers.)
+** need those writers in a header. (The number loops have their own
+** integer writer, intat: with putint using it too, putrun ran 12% slower.)
 */
 #include <lauxlib.h>
 #include <string.h>
 
 #include "array.h"
 #include "codec_int.h"
+#include "codec_put.h"
 
 /* ---- encode ------------------------------------------------------ */
 
@@ -20,29 +20,6 @@ static uint8_t *room(ctx *c, size_t n) {
   plush_buf *b = c->b;
   if (b->cap - b->len < n && plush_buf_reserve(b, n)) return NULL;
   return (uint8_t *)b->data + b->len;
-}
-
-/*
-** Big-endian, n bytes. Spelled out per width: the compiler turns each
-** into one byte-swapped store, where a loop over n stays a loop.
-*/
-static inline void store(uint8_t *p, uint64_t v, int n) {
-  switch (n) {
-    case 8:
-      p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
-      p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
-      p += 4;
-      /* fall through */
-    case 4:
-      p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
-      p += 2;
-      /* fall through */
-    case 2:
-      p[0] = (uint8_t)(v >> 8);
-      p++;
-      /* fall through */
-    default: p[0] = (uint8_t)v;
-  }
 }
 
 static int put1(ctx *c, uint8_t x) {
@@ -239,27 +216,6 @@ static int putscalar(ctx *c, int idx, int t) {
 }
 
 /*
-** An integer's encoding at p (9 bytes of room), as putint writes it;
-** returns its length. Inline, for the loop of putrun.
-*/
-static inline size_t intat(uint8_t *p, lua_Integer v) {
-  uint8_t op;
-  int n;
-  if (v >= 0) {
-    if (v <= 0x7f) return *p = (uint8_t)v, 1;
-    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
-    n = 1 << (op - 0xcc);
-  } else {
-    if (v >= -32) return *p = (uint8_t)v, 1;
-    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
-    n = 1 << (op - 0xd0);
-  }
-  p[0] = op;
-  store(p + 1, (uint64_t)v, n);
-  return (size_t)n + 1;
-}
-
-/*
 ** The common table is an array filled in order, and lua_next walks an
 ** array part first, keys 1, 2, 3, ...: while the walk yields those keys
 ** (up to n) with scalar values, they are written as they come, so such a
@@ -306,6 +262,38 @@ static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
   }
   *next = i;
   return rc;
+}
+
+static int allnums(const codec_slot *a, lua_Unsigned n) {  /* a[0..n) */
+  for (lua_Unsigned i = 0; i < n; i++)
+    if (a[i].tt != CODEC_TINT && a[i].tt != CODEC_TFLT) return 0;
+  return 1;
+}
+
+/*
+** The numbers in slots a[0..n) (allnums), as putrun writes them, room
+** made for 64Ki at a time: no Lua API call per item.
+*/
+static int putslots(ctx *c, const codec_slot *a, lua_Unsigned n) {
+  lua_Unsigned i, j;
+  uint8_t *p;
+  for (i = 0; i < n; i = j) {
+    j = n - i > 65536 ? i + 65536 : n;
+    if (!(p = room(c, 9 * (size_t)(j - i)))) return codec_nomem(c);
+    for (; i < j; i++) {
+      if (a[i].tt == CODEC_TINT) {
+        p += intat(p, a[i].v.i);
+      } else {
+        uint64_t u;
+        memcpy(&u, &a[i].v.n, 8);
+        p[0] = 0xcb;
+        store(p + 1, u, 8);
+        p += 9;
+      }
+    }
+    c->b->len = (size_t)(p - (uint8_t *)c->b->data);
+  }
+  return 0;
 }
 
 /* Writes the items i..k of the table at idx by key (absent ones as nil). */
@@ -376,6 +364,50 @@ static int closetab(ctx *c, size_t at) {
     store(p + 1, n, 4);
   }
   return 0;
+}
+
+/*
+** A table whose keys 1..n sit in its array part (codec_slots), every value
+** there a number, written straight from the slots: no Lua API call per
+** item. With no other key (lua_next finds nothing after n: n is in the
+** array part, so the walk from it covers the rest), an array; with others
+** but no positive integer among them ({n = n, ...}: table.pack, a map's
+** results), ext TABLE of n items and those pairs, in walk order. The same
+** bytes as putrun and putrest write. 1 (nothing written) for any other
+** table. Nothing between the look at the slots and their last write
+** allocates in Lua, so no collector step (no finalizer) can change the
+** table meanwhile.
+*/
+static int putnums(ctx *c, int idx, lua_Unsigned n) {
+  lua_State *L = c->L;
+  const codec_slot *a = codec_slots(L, idx, n);
+  lua_Unsigned m = 0;
+  size_t at = c->b->len;
+  uint8_t *p;
+  int rc;
+  if (!a || n == 0 || n > 0xffffffff || !allnums(a, n)) return 1;
+  lua_pushinteger(L, (lua_Integer)n);
+  for (; lua_next(L, idx); m++) {
+    lua_pop(L, 1);
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  if (!(p = room(c, 16))) return codec_nomem(c);
+  if (m == 0) {
+    sethead(p, n, 0x90);
+    c->b->len += headlen(n);
+    return putslots(c, a, n);
+  }
+  if (m > 0xffffffff) return codec_refuse(c, "2^32 or more elements");
+  settab(p, n, m);
+  c->b->len += 6 + headlen(n) + headlen(m);
+  if ((rc = putslots(c, a, n))) return rc;
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_next(L, idx);
+  lua_pop(L, 1);
+  return (rc = putpairs(c, idx, 1)) ? rc : closetab(c, at);
 }
 
 /*
@@ -466,6 +498,11 @@ static int puttab(ctx *c, int idx) {
   if ((rc = mark(c, idx))) return rc < 0 ? rc : 0;
   if ((rc = codec_enter(c))) return rc;
   at = c->b->len;
+  if (n > 0 && (rc = putnums(c, idx, n)) <= 0) {
+    if (rc) return rc;
+    c->depth--;
+    return 0;
+  }
   if (n > 0 && (rc = puthead(c, n, 0x90, 15, 0))) return rc;
   if ((rc = putrun(c, idx, (lua_Integer)n, &i)) < 0) return rc;
   if (rc == 0) {            /* the walk ended: keys 1..n in order, or none */
@@ -531,7 +568,15 @@ static int putslice(ctx *c, int idx, const slice *sl) {
   s = &c->path[c->depth];
   s->kind = SEG_INT;
   if (!lua_checkstack(L, 40)) return codec_fail(c, PLUSH_ENOMEM, "Lua stack overflow");
-  for (s->i = 1; (lua_Unsigned)s->i <= n; s->i++) {
+  s->i = 1;
+  if (n > 0 && sl->i >= 1) {        /* numbers in the array part: no API calls */
+    const codec_slot *a = codec_slots(L, tab, (lua_Unsigned)sl->j);
+    if (a && allnums(a + sl->i - 1, n)) {
+      if ((rc = putslots(c, a + sl->i - 1, n))) return rc;
+      s->i = (lua_Integer)n + 1;
+    }
+  }
+  for (; (lua_Unsigned)s->i <= n; s->i++) {
     t = lua_rawgeti(L, tab, sl->i + s->i - 1);
     if ((rc = isscalar(t) ? putscalar(c, -1, t) : put(c, lua_gettop(L)))) return rc;
     if (s->i % 32 == 0) lua_settop(L, tab);  /* items popped 32 at a time */

@@ -91,4 +91,25 @@ PLUSH_INTERNAL void codec_loadnames(lua_State *L);
 PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
                                char *err, size_t n);
 
+/*
+** A slot of a Lua 5.4 table's array part (Lua's TValue): the value, then
+** its type tag -- 3 an integer, 0x13 a float; tag & 0x0f == 0 an empty
+** slot. Read (and, in a table the decoder has just made, written with
+** numbers) only through codec_slots, which checks the layout first.
+*/
+typedef struct codec_slot {
+  union { lua_Integer i; lua_Number n; void *p; } v;
+  unsigned char tt;
+} codec_slot;
+enum { CODEC_TINT = 3, CODEC_TFLT = 0x13 };
+
+/*
+** The array part of the table at idx when keys 1..n all sit in it (n no
+** more than the table's array limit), else NULL. NULL always when this
+** Lua's table layout is not the one checked once per process on a probe
+** table (codec.c): then the codec takes its API-only paths. Makes no
+** allocation after the first call.
+*/
+PLUSH_INTERNAL codec_slot *codec_slots(lua_State *L, int idx, lua_Unsigned n);
+
 #endif

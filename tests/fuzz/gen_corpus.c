@@ -114,6 +114,11 @@ static void codec(void) {
     {"deep", "local t = {} for i = 1, 40 do t = {t} end return t"},
     {"packed", "return table.pack(1, 'two', nil, 4.5)"}, /* ext TABLE */
     {"array_mixed", "local s = {} return {1, 2.5, s, s, 'x', {n = 2}}"},
+    /* sequences of numbers read from and into a table's array part */
+    {"numbers_300", "local t = {} for i = 1, 300 do t[i] = i % 3 == 0 and i / 3"
+                    " or (i - 150) * 99991 end return t"},
+    {"numbers_nested", "local a = {1, 2.5, -3} return {a, {a, 7, 8.5}, a,"
+                       " {n = 3, 1, 2, 3}, {-0.0, 0/0, math.mininteger}}"},
     /* plush.array (ext 8 ARRAY): every element type, shared, a view */
     {"plush_array", "local A = require 'plush.array' local f = A{0/0, -0.0,"
                     " 1/0, 5e-324, 0.1} return {f, f, A{math.mininteger,"
@@ -134,6 +139,11 @@ static void codec(void) {
     {"raw_array_ragged", "\xc7\x04\x08\x02\x01\x02\x03", 7},
     {"raw_array_badtype", "\x92\xc7\x01\x08\x09\xc0", 6},
     {"raw_array_shared", "\x92\xd4\x08\x05\xd6\x01\x00\x00\x00\x01", 10},
+    /* every number form in one array, then one cut short */
+    {"raw_numbers_forms", "\x9a\xca\x3f\xc0\x00\x00\xd0\x80\xd1\x80\x00\xd2\xff\xff"
+     "\xff\xff\xcc\xff\xcd\xff\xfe\xce\x00\x01\x00\x00\xcf\x7f\xff\xff\xff\xff"
+     "\xff\xff\xff\xd3\x80\x00\x00\x00\x00\x00\x00\x00\xe0", 45},
+    {"raw_numbers_cut", "\x93\x01\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\xce\x00\x01", 14},
   };
   lua_State *L = luaL_newstate();
   char err[256];

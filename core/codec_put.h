@@ -1,0 +1,56 @@
+/*
+** codec_put.h — the encoder's byte writers, inline for its loops
+** (codec_enc.c): big-endian stores and an integer's MessagePack form.
+*/
+#ifndef PLUSH_CODEC_PUT_H
+#define PLUSH_CODEC_PUT_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+** Big-endian, n bytes. Spelled out per width: the compiler turns each
+** into one byte-swapped store, where a loop over n stays a loop.
+*/
+static inline void store(uint8_t *p, uint64_t v, int n) {
+  switch (n) {
+    case 8:
+      p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
+      p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
+      p += 4;
+      /* fall through */
+    case 4:
+      p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
+      p += 2;
+      /* fall through */
+    case 2:
+      p[0] = (uint8_t)(v >> 8);
+      p++;
+      /* fall through */
+    default: p[0] = (uint8_t)v;
+  }
+}
+
+/*
+** An integer's encoding at p (9 bytes of room), as putint writes it;
+** returns its length. Inline, for the number loops.
+*/
+static inline size_t intat(uint8_t *p, lua_Integer v) {
+  uint8_t op;
+  int n;
+  if (v >= 0) {
+    if (v <= 0x7f) return *p = (uint8_t)v, 1;
+    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
+    n = 1 << (op - 0xcc);
+  } else {
+    if (v >= -32) return *p = (uint8_t)v, 1;
+    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
+    n = 1 << (op - 0xd0);
+  }
+  p[0] = op;
+  store(p + 1, (uint64_t)v, n);
+  return (size_t)n + 1;
+}
+
+#endif
