@@ -135,6 +135,9 @@ struct plush_ctl {
   int txn;            /* a store transaction is open (ctl_store.c) */
   uv_prepare_t commit_before; /* ... committed by these two: before the */
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
+  uv_timer_t commit_timer;    /* ... or a little later (CTL_COMMIT_WAIT) */
+  uint64_t txn_since;         /* uv_now() when the transaction began */
+  size_t npend_held;          /* of pend: replies not sent before it */
   uv_prepare_t flush_before;  /* peers' corked writes written (ctl_flush.c) */
   uv_check_t flush_after;
   uint64_t *corked;           /* ... those peers: kind << 32 | id */
@@ -269,7 +272,13 @@ PLUSH_INTERNAL int ctl_store_begin(plush_ctl *c);
 PLUSH_INTERNAL int ctl_store_open(plush_ctl *c, const char *path);
 PLUSH_INTERNAL void ctl_store_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store(plush_ctl *c, plush_frame *f, task *t);
-/* Starts the group-commit handles (2 in c->open_handles). */
+/*
+** A transaction nothing waits for (no held reply, no tuple space) is
+** committed at most CTL_COMMIT_WAIT ms after it began rather than at the
+** end of its turn: a client's serial requests share one commit.
+*/
+#define CTL_COMMIT_WAIT 1
+/* Starts the group-commit handles (3 in c->open_handles). */
 PLUSH_INTERNAL void ctl_store_start(plush_ctl *c);
 /* Commits the open transaction, then delivers the replies held for it. */
 PLUSH_INTERNAL void ctl_store_commit(plush_ctl *c);
