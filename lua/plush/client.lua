@@ -369,6 +369,20 @@ function Client:_interrupt_pending()
   end
 end
 
+-- pump's events, in order (a Ctrl-C among them interrupts what is
+-- pending, once): whether one came.
+local function dispatch_all(self, evs, catch, sigint)
+  for i = 1, #evs do
+    local ev = evs[i]
+    if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
+    if not sigint and (client._sigint or (catch and core.sigint())) then
+      sigint = true
+      self:_interrupt_pending()
+    end
+  end
+  return sigint
+end
+
 --[[
   Run the loop once: wait up to `timeout` seconds (0: just look; nil:
   until something happens) and dispatch what came. Returns the number of
@@ -398,15 +412,8 @@ function Client:pump(timeout)
   end
   if sigint then self:_interrupt_pending() end
   client._sigint = false
-  local dok, err = pcall(function()
-    for _, ev in ipairs(evs) do
-      if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
-      if (client._sigint or (catch and core.sigint())) and not sigint then
-        sigint = true
-        self:_interrupt_pending()
-      end
-    end
-  end)
+  local dok, err = pcall(dispatch_all, self, evs, catch, sigint)
+  if dok then sigint = err end
   if catch then
     if core.sigint() and not sigint then
       sigint = true
