@@ -460,10 +460,10 @@ local function reraise(e)
 end
 
 function Client:_track(id, engine, opts)
-  local d = deferred.new{pump = self._pump, clock = core.now, id = id,
+  local d = deferred._new(self._pump, core.now, id,
     -- room for what the reply adds (_reply)
-    metadata = {engine = engine, submitted = core.time(), started = nil,
-      completed = nil, received = nil, tostring = nil}}
+    {engine = engine, submitted = core.time(), started = nil,
+      completed = nil, received = nil, tostring = nil})
   local out = opts.output
   if out == nil then out = self.output end
   -- rec.partial (the unfinished lines of its output) is made when needed

@@ -136,13 +136,18 @@ local NO_LINKS = setmetatable({}, {__newindex = function() error("NO_LINKS writt
 -- new{pump = fn(timeout), clock = fn() -> seconds, id = ..., metadata = {}}
 function deferred.new(opts)
   opts = opts or {}
+  return deferred._new(opts.pump, opts.clock, opts.id, opts.metadata)
+end
+
+-- Internal: new without the options table (the client makes one per task).
+function deferred._new(pump, clock, id, metadata)
   -- the fields set later are named too (nil): the table is made with room
   -- for them, not grown twice while it fires
   return setmetatable({
-    id = opts.id,
-    metadata = opts.metadata or {},
-    pump = opts.pump,
-    clock = opts.clock or default_clock,
+    id = id,
+    metadata = metadata or {},
+    pump = pump,
+    clock = clock or default_clock,
     chain = NO_LINKS,
     pos = 1,
     fired = false,
