@@ -157,7 +157,7 @@ static void onreply(plush_ctl *c, peer *e, plush_frame *f) {
   plush_hdr_pack(&f->hdr, f->raw); /* what is written is the packed copy */
   if (!t->timedout) {
     if (!t->durable && e->relay != f) {
-      ctl_deliver_early(c, e, f, t); /* stored after, committed this turn */
+      ctl_deliver_early(c, e, f, t); /* stored after, committed soon (ctl_store.c) */
     } else {
       ctl_store(c, f, t);
       if (!ctl_relay_done(c, e, f, t)) ctl_deliver(c, e, f);
@@ -731,6 +731,7 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   uv_close((uv_handle_t *)&c->flush_after, handleclosed);
   uv_close((uv_handle_t *)&c->commit_before, handleclosed);
   uv_close((uv_handle_t *)&c->commit_after, handleclosed);
+  uv_close((uv_handle_t *)&c->commit_timer, handleclosed);
   uv_close((uv_handle_t *)&c->steal, handleclosed);
   /* Engines are told to exit; every connection then closes, flushing. */
   while (plush_map_next(&c->engines, &i, &k, &v)) {

@@ -135,9 +135,12 @@ struct plush_ctl {
   int txn;            /* a store transaction is open (ctl_store.c) */
   uv_prepare_t commit_before; /* ... committed by these two: before the */
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
-  uv_prepare_t flush_before;  /* clients' corked replies written (ctl_flush.c) */
+  uv_timer_t commit_timer;    /* ... or a little later (CTL_COMMIT_WAIT) */
+  uint64_t txn_since;         /* uv_now() when the transaction began */
+  size_t npend_held;          /* of pend: replies not sent before it */
+  uv_prepare_t flush_before;  /* peers' corked writes written (ctl_flush.c) */
   uv_check_t flush_after;
-  uint32_t *corked;           /* ... the ids of those clients */
+  uint64_t *corked;           /* ... those peers: kind << 32 | id */
   size_t ncorked, corkcap;
   struct held_reply *pend;    /* replies waiting for that commit */
   size_t npend, pendcap;
@@ -269,7 +272,13 @@ PLUSH_INTERNAL int ctl_store_begin(plush_ctl *c);
 PLUSH_INTERNAL int ctl_store_open(plush_ctl *c, const char *path);
 PLUSH_INTERNAL void ctl_store_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store(plush_ctl *c, plush_frame *f, task *t);
-/* Starts the group-commit handles (2 in c->open_handles). */
+/*
+** A transaction nothing waits for (no held reply, no tuple space) is
+** committed at most CTL_COMMIT_WAIT ms after it began rather than at the
+** end of its turn: a client's serial requests share one commit.
+*/
+#define CTL_COMMIT_WAIT 1
+/* Starts the group-commit handles (3 in c->open_handles). */
 PLUSH_INTERNAL void ctl_store_start(plush_ctl *c);
 /* Commits the open transaction, then delivers the replies held for it. */
 PLUSH_INTERNAL void ctl_store_commit(plush_ctl *c);
@@ -371,9 +380,9 @@ PLUSH_INTERNAL plush_frame *ctl_park_get(plush_ctl *c, uint64_t id);
 PLUSH_INTERNAL void ctl_park_check(plush_ctl *c);
 PLUSH_INTERNAL void ctl_park_free(plush_ctl *c);
 
-/* ctl_flush.c: what goes to a client in one loop turn, in one writev */
+/* ctl_flush.c: what goes to a peer in one loop turn, in one writev */
 PLUSH_INTERNAL void ctl_flush_start(plush_ctl *c); /* 2 in open_handles */
-PLUSH_INTERNAL void ctl_cork(plush_ctl *c, peer *cl); /* before a write to cl */
+PLUSH_INTERNAL void ctl_cork(plush_ctl *c, peer *p); /* before a write to p */
 PLUSH_INTERNAL void ctl_flush(plush_ctl *c);       /* writes what waits */
 PLUSH_INTERNAL void ctl_flush_free(plush_ctl *c);
 

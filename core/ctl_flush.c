@@ -12,6 +12,11 @@
 ** store's commit), before the loop polls again (a prepare handle, and
 ** ctl_store_commit's own call). Both handles run only while some client
 ** is corked.
+**
+** An engine's conn is corked the same way by the tasks assigned to it
+** (ctl_sched.c): a burst of balanced tasks from a client, read in one
+** turn, leaves for each engine in one writev instead of one per task
+** (share/doc/performance.md, "Client and controller: CPU per request").
 */
 #include <stdlib.h>
 
@@ -30,9 +35,10 @@ void ctl_flush_start(plush_ctl *c) {
 
 void ctl_cork(plush_ctl *c, peer *cl) {
   if (c->stopping || cl->conn == NULL || plush_conn_corked(cl->conn)) return;
+  if (cl->kind != P_CLIENT && cl->kind != P_ENGINE) return;
   if (c->ncorked == c->corkcap) {
     size_t cap = c->corkcap ? 2 * c->corkcap : 16;
-    uint32_t *a = realloc(c->corked, cap * sizeof *a);
+    uint64_t *a = realloc(c->corked, cap * sizeof *a);
     if (a == NULL) return; /* written at once, as before */
     c->corked = a;
     c->corkcap = cap;
@@ -43,15 +49,18 @@ void ctl_cork(plush_ctl *c, peer *cl) {
     uv_prepare_start(&c->flush_before, onflush_before);
     uv_check_start(&c->flush_after, onflush_after);
   }
-  c->corked[c->ncorked++] = cl->id;
+  c->corked[c->ncorked++] = (uint64_t)cl->kind << 32 | cl->id;
 }
 
 void ctl_flush(plush_ctl *c) {
   size_t i;
   if (c->ncorked == 0) return;
-  /* by id: a client may have left since (its conn closed, freed) */
+  /* by id: a peer may have left since (its conn closed, freed) */
   for (i = 0; i < c->ncorked; i++) {
-    peer *cl = plush_map_get(&c->clients, c->corked[i]);
+    uint32_t id = (uint32_t)c->corked[i];
+    peer *cl = plush_map_get((c->corked[i] >> 32) == P_ENGINE ? &c->engines
+                                                               : &c->clients,
+                             id);
     if (cl && cl->conn) plush_conn_uncork(cl->conn);
   }
   c->ncorked = 0;

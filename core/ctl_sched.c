@@ -104,9 +104,11 @@ static void assign(plush_ctl *c, task *t, peer *e) {
   h.status = (uint16_t)(++t->attempts); /* the engine's engine.task.attempt */
   if (ctl_relay_req_assigned(c, t, e)) {
     /* still arriving: relayed as it comes, or written when whole */
-  } else if (e->conn)
+  } else if (e->conn) {
+    ctl_cork(c, e); /* a turn's tasks for e in one writev: ctl_flush.c */
     plush_conn_write_hdr_slice(e->conn, &h, t->req, t->off,
                                t->req->hdr.len - t->off);
+  }
   /* A direct task is never resubmitted: drop the request, unless the
   ** store wants to keep it with the result. */
   if (!t->balanced && (c->db == NULL || h.len > c->o.request_max)) {

@@ -606,7 +606,10 @@ static void watchfd(client *c, int fd) {
 static void await(client *c, double t, int fd) {
   watchint(c);
   if (fd >= 0) watchfd(c, fd);
-  uv_run(c->loop, UV_RUN_NOWAIT);
+  /* one look at what is ready, unless it is to wait anyway: a blocking
+  ** turn hands over what is ready as well (one epoll_wait, not two, per
+  ** reply waited for) */
+  if (t == 0 || pending(c) || c->conn == NULL) uv_run(c->loop, UV_RUN_NOWAIT);
   if (t != 0 && !pending(c) && c->conn != NULL) {
     if (t > 0) settimer(c, t);
     while (!pending(c) && !c->fired && c->conn != NULL)

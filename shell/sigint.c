@@ -71,8 +71,12 @@ void plush_sigint_drain(void) {
     while (read(intpipe[0], b, sizeof b) > 0) {}
 }
 
+/* The handler sets the flag before it writes to the pipe: with the flag
+** clear the pipe is empty, and a poll of the client, which asks for every
+** reply it dispatches, makes no read syscall for nothing. */
 int plush_sigint_take(void) {
   int got = plush_sigint_got;
+  if (!got) return 0;
   plush_sigint_got = 0;
   plush_sigint_drain();
   return got;

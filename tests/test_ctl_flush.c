@@ -3,7 +3,10 @@
 ** of its loop leaves corked, in one writev (ctl_flush.c, conn_cork.c):
 ** every reply still arrives, whole and once; one made by a timer arrives
 ** without waiting for another event; a client that leaves with replies
-** waiting for it leaves nothing behind.
+** waiting for it leaves nothing behind. The requests of one turn go to
+** an engine corked too: a burst written by a client in one write reaches
+** its engines whole, in order and once, and each task gets one reply,
+** errors included.
 */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -76,4 +79,64 @@ Test(flush, a_client_that_leaves_with_replies_corked_leaves_nothing_behind) {
   b = h_client();
   cr_assert_eq(h_status(b, "clients"), 1);
   cr_assert_eq(h_status(b, "pending"), 0);
+}
+
+/* A client's burst in one write: direct tasks for the engine, 2 for an
+** engine that does not exist and 2 balanced ones, interleaved; the engine
+** fails one of its tasks. */
+Test(flush, a_burst_of_requests_in_one_write_gets_one_reply_each) {
+  enum { N = 16 };
+  uint64_t t[N];
+  int kind[N]; /* 0: to the engine, 1: to no such engine, 2: balanced */
+  int seen[N] = {0}, got[N] = {0}, i, j, last;
+  char expr[64];
+  h_start(NULL, 1, 1);
+  plush_conn_cork(CLI->conn);
+  for (i = 0; i < N; i++) {
+    kind[i] = i == 3 || i == 9 ? 1 : i == 5 || i == 12 ? 2 : 0;
+    snprintf(expr, sizeof expr, "{op = 'exec', code = 'return %d'}", i);
+    t[i] = kind[i] == 1   ? h_submit(CLI, 777, 0, 0, expr)
+           : kind[i] == 2 ? h_submit(CLI, PLUSH_ANY, PLUSH_F_BALANCED, 0, expr)
+                          : h_submit(CLI, H.eng[0].id, 0, 0, expr);
+  }
+  cr_assert_eq(plush_conn_uncork(CLI->conn), 0);
+  /* the engine gets its 14 once each, the direct ones in the order they
+  ** were written (balanced ones go as the engine has room for them), and
+  ** answers each as it comes */
+  for (i = 0, last = -1; i < N - 2; i++) {
+    plush_frame *f = h_next(&H.eng[0], PLUSH_T_REQ, ~(uint64_t)0);
+    for (j = 0; j < N && t[j] != f->hdr.id; j++) {}
+    cr_assert_lt(j, N, "a request of no task of the burst");
+    cr_assert_neq(kind[j], 1, "task %d has no engine", j);
+    cr_assert_eq(got[j]++, 0, "task %d sent twice", j);
+    if (kind[j] == 0) {
+      cr_assert_gt(j, last, "task %d sent after task %d", j, last);
+      last = j;
+    }
+    snprintf(expr, sizeof expr, "{r = {n = 1, %d}}", 100 + j);
+    if (j == 7)
+      h_reply(&H.eng[0], t[j], PLUSH_S_ERROR, "{kind = 'RemoteError', message = 'boom'}");
+    else
+      h_reply(&H.eng[0], t[j], PLUSH_S_OK, expr);
+  }
+  for (i = 0; i < N; i++) {
+    plush_frame *f = h_next(CLI, PLUSH_T_REPLY, ~(uint64_t)0);
+    for (j = 0; j < N && t[j] != f->hdr.id; j++) {}
+    cr_assert_lt(j, N, "a reply to no task of the burst");
+    cr_assert_eq(seen[j]++, 0, "task %d answered twice", j);
+    if (kind[j] == 1) {
+      cr_assert_eq(f->hdr.status, PLUSH_S_BADREQ, "task %d", j);
+      h_expect(f, "v.kind == 'BadRequest' and v.message:find('unknown engine 777', 1, true)");
+    } else if (j == 7) {
+      cr_assert_eq(f->hdr.status, PLUSH_S_ERROR);
+      h_expect(f, "v.kind == 'RemoteError' and v.message == 'boom'");
+    } else {
+      cr_assert_eq(f->hdr.status, PLUSH_S_OK, "task %d", j);
+      lua_pushinteger(H.L, 100 + j);
+      lua_setglobal(H.L, "want");
+      h_expect(f, "v.r.n == 1 and v.r[1] == want");
+    }
+  }
+  h_quiet(CLI, 50);
+  h_quiet(&H.eng[0], 1);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 
+#include "ctl.h"
 #include "ctl_harness.h"
 #include "plush.h"
 
@@ -241,6 +242,36 @@ Test(db, a_durable_reply_waits_for_the_commit_an_early_one_does_not) {
   kept(rb);
   plush_frame_unref(ra);
   plush_frame_unref(rb);
+}
+
+static int committed(void *ud) {
+  (void)ud;
+  return !H.ctl->txn;
+}
+
+/*
+** A reply nobody waits on the commit for goes at once and its commit may
+** wait a little (CTL_COMMIT_WAIT ms, for the next requests to share it):
+** it still comes with nothing else happening (heartbeats a minute apart),
+** from the store's own timer, and the result is there for the next
+** controller.
+*/
+Test(db, an_early_reply_is_committed_soon_with_nothing_else_happening) {
+  plush_ctl_opts o = {.db = db, .blob_max = 1000, .heartbeat = 60};
+  uint64_t t;
+  plush_frame *r;
+  h_stop();
+  h_start(&o, 2, 1);
+  t = h_submit(CLI, E0->id, 0, 0, "{op = 'exec'}");
+  h_next(E0, PLUSH_T_REQ, t);
+  h_reply(E0, t, 0, "{r = {n = 1, 'soon'}}");
+  r = keep(h_next(CLI, PLUSH_T_REPLY, t));
+  h_until_fn(committed, NULL, "the commit");
+  h_quiet(CLI, 20);
+  h_stop();
+  start_db();
+  kept(r);
+  plush_frame_unref(r);
 }
 
 Test(db, a_reply_over_blob_max_lives_in_memory_only) {

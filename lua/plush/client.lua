@@ -369,6 +369,20 @@ function Client:_interrupt_pending()
   end
 end
 
+-- pump's events, in order (a Ctrl-C among them interrupts what is
+-- pending, once): whether one came.
+local function dispatch_all(self, evs, catch, sigint)
+  for i = 1, #evs do
+    local ev = evs[i]
+    if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
+    if not sigint and (client._sigint or (catch and core.sigint())) then
+      sigint = true
+      self:_interrupt_pending()
+    end
+  end
+  return sigint
+end
+
 --[[
   Run the loop once: wait up to `timeout` seconds (0: just look; nil:
   until something happens) and dispatch what came. Returns the number of
@@ -398,15 +412,8 @@ function Client:pump(timeout)
   end
   if sigint then self:_interrupt_pending() end
   client._sigint = false
-  local dok, err = pcall(function()
-    for _, ev in ipairs(evs) do
-      if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
-      if (client._sigint or (catch and core.sigint())) and not sigint then
-        sigint = true
-        self:_interrupt_pending()
-      end
-    end
-  end)
+  local dok, err = pcall(dispatch_all, self, evs, catch, sigint)
+  if dok then sigint = err end
   if catch then
     if core.sigint() and not sigint then
       sigint = true
@@ -453,10 +460,10 @@ local function reraise(e)
 end
 
 function Client:_track(id, engine, opts)
-  local d = deferred.new{pump = self._pump, clock = core.now, id = id,
+  local d = deferred._new(self._pump, core.now, id,
     -- room for what the reply adds (_reply)
-    metadata = {engine = engine, submitted = core.time(), started = nil,
-      completed = nil, received = nil, tostring = nil}}
+    {engine = engine, submitted = core.time(), started = nil,
+      completed = nil, received = nil, tostring = nil})
   local out = opts.output
   if out == nil then out = self.output end
   -- rec.partial (the unfinished lines of its output) is made when needed

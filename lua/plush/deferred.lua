@@ -28,6 +28,8 @@ D.__index = D
 D.stdout, D.stderr = "", ""
 
 local DO = {}
+-- D's and DO's twins for a Deferred that failed (their __gc: below)
+local DG, DOG = {}, {}
 function DO.__index(d, k)
   if k == "stdout" or k == "stderr" then
     local out = rawget(d, "_out")
@@ -49,7 +51,7 @@ function D:_append(stream, text)
   if not out then
     out = {stdout = {}, stderr = {}}
     self._out = out
-    setmetatable(self, DO)
+    setmetatable(self, getmetatable(self) == DG and DOG or DO)
   end
   local kept = (out[stream .. "_bytes"] or 0)
   local room = deferred.max_capture - kept
@@ -82,7 +84,7 @@ end
 
 function deferred.is(v)
   local mt = getmetatable(v)
-  return mt == D or mt == DO
+  return mt == D or mt == DO or mt == DG or mt == DOG
 end
 
 --[[
@@ -112,8 +114,19 @@ function deferred.where(d, where)
   return "Deferred" .. id
 end
 
-D.__gc = function(self)
+--[[
+  Only a Deferred that failed has a finalizer: one with a __gc metamethod
+  costs the collector a Lua call and an extra cycle, for every task of a
+  batch. The first failure moves it to DG (or DOG, with output), D's (DO's)
+  twin with the __gc that reports the error nobody looked at.
+]]
+local function unhandled_gc(self)
   if self._unhandled then pcall(deferred.on_unhandled, self.res, self) end
+end
+
+local function may_be_unhandled(self)
+  local mt = getmetatable(self)
+  if mt == D then setmetatable(self, DG) elseif mt == DO then setmetatable(self, DOG) end
 end
 
 -- The chain of a Deferred nobody added to yet (most of the many a batch of
@@ -123,13 +136,18 @@ local NO_LINKS = setmetatable({}, {__newindex = function() error("NO_LINKS writt
 -- new{pump = fn(timeout), clock = fn() -> seconds, id = ..., metadata = {}}
 function deferred.new(opts)
   opts = opts or {}
+  return deferred._new(opts.pump, opts.clock, opts.id, opts.metadata)
+end
+
+-- Internal: new without the options table (the client makes one per task).
+function deferred._new(pump, clock, id, metadata)
   -- the fields set later are named too (nil): the table is made with room
   -- for them, not grown twice while it fires
   return setmetatable({
-    id = opts.id,
-    metadata = opts.metadata or {},
-    pump = opts.pump,
-    clock = opts.clock or default_clock,
+    id = id,
+    metadata = metadata or {},
+    pump = pump,
+    clock = clock or default_clock,
     chain = NO_LINKS,
     pos = 1,
     fired = false,
@@ -183,6 +201,7 @@ function D:_run()
   end
   self.running = false
   self._unhandled = not self.ok and not self.paused and self._taken ~= self.res
+  if self._unhandled then may_be_unhandled(self) end
 end
 
 local function fire(self, ok, res)
@@ -415,10 +434,12 @@ function deferred.as_completed(ds, timeout)
   end
 end
 
--- DO's metamethods are D's (its __gc still runs: the object was marked
--- for finalization by D's)
+-- DO's, DG's and DOG's metamethods are D's; DG and DOG add the __gc (a
+-- Deferred marked for finalization by DG stays so under DOG)
 for k, v in pairs(D) do
-  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k] = v end
+  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k], DG[k], DOG[k] = v, v, v end
 end
+DG.__index, DOG.__index = D, DO.__index
+DG.__gc, DOG.__gc = unhandled_gc, unhandled_gc
 
 return deferred

@@ -249,6 +249,31 @@ describe("Deferred", function()
       assert.equal("lost printed", reported)
     end)
 
+    it("are reported for a Deferred whose output came after its failure", function()
+      local reported
+      deferred.on_unhandled = function(e, d) reported = e .. " " .. d.stderr end
+      do
+        local d = deferred.new()
+        d:errback("lost")
+        d:_append("stderr", "late")
+        assert.is_true(deferred.is(d))
+        assert.equal("late", d.stderr)
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.equal("lost late", reported)
+    end)
+
+    it("leave a failed Deferred a Deferred, and other values not", function()
+      local d = deferred.new():errback("x")
+      assert.is_true(deferred.is(d))
+      assert.equal("error", d:state())
+      assert.is_false(deferred.is({}))
+      assert.is_false(deferred.is(5))
+      assert.is_false(deferred.is(nil))
+      d:error()
+    end)
+
     it("are not reported once get raised them", function()
       local reported
       deferred.on_unhandled = function(e) reported = e end

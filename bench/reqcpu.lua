@@ -1,0 +1,123 @@
+--[[
+bench/reqcpu.lua: the CPU and the controller's syscalls per request, for
+profiling the client and the controller (performance.md, "Client and
+controller: CPU per request, fourth session").
+
+  PLUSH_ROOT=. LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua/?.so;;" \
+    lua5.4 bench/reqcpu.lua MODE N
+
+MODE: exec (N executes on one engine, one after the other), lb (N balanced
+no-op applies, 1,000 at a time then plush.wait_all, as the lb_noop row) or
+none (the cluster's start and stop alone: subtract it from an instruction
+count). It starts its own cluster (plush-controller -n 2, ended by PID) and
+prints, per request: the wall time, the CPU time (user + system) of this
+client, the controller and the two engines, and the controller's read and
+write syscalls (/proc/PID/io). RQ_WRAP, when set, is put before the
+controller's command line: RQ_WRAP="valgrind --tool=callgrind" profiles
+the controller; `valgrind --tool=callgrind lua5.4 bench/reqcpu.lua ...`
+profiles the client.
+]]
+local core = require "plush.core"
+local plush = require "plush"
+
+local ROOT = os.getenv("PLUSH_ROOT") or "."
+local mode, N = arg[1], math.tointeger(tonumber(arg[2] or ""))
+if not (mode == "exec" or mode == "lb" or mode == "none") or not N or N < 0 then
+  io.stderr:write("usage: lua5.4 bench/reqcpu.lua exec|lb|none N\n")
+  os.exit(2)
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local TICK = 100
+do
+  local p = io.popen("getconf CLK_TCK 2>/dev/null")
+  if p then
+    TICK = tonumber(p:read("l") or "") or 100
+    p:close()
+  end
+end
+
+-- user + system seconds of pid
+local function cpu(pid)
+  local s = read("/proc/" .. pid .. "/stat")
+  if not s then return 0 end
+  local f = {}
+  for x in s:match("%) (.*)"):gmatch("%S+") do f[#f + 1] = x end
+  return (tonumber(f[12]) + tonumber(f[13])) / TICK
+end
+
+-- read and write syscalls of pid so far
+local function syscalls(pid)
+  local s = read("/proc/" .. pid .. "/io") or ""
+  return tonumber(s:match("syscr: (%d+)")) or 0, tonumber(s:match("syscw: (%d+)")) or 0
+end
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p '" .. dir .. "'")
+local file = dir .. "/bench.json"
+local argv = {}
+for a in (os.getenv("RQ_WRAP") or ""):gmatch("%S+") do argv[#argv + 1] = a end
+for _, a in ipairs{ROOT .. "/build/bin/plush-controller", "--file", file, "-n", "2",
+  "--log", dir .. "/log", "--parent", tostring(core.getpid())} do
+  argv[#argv + 1] = a
+end
+local pid = core.spawn(argv)
+
+local ok, err = xpcall(function()
+  local deadline = core.now() + 60
+  while not read(file) do
+    assert(core.now() < deadline and core.alive(pid), "the controller did not start")
+    core.sleep(0.005)
+  end
+  local rc = plush.connect{file = file}
+  while #rc:ids() < 2 do
+    assert(core.now() < deadline, "the engines did not register")
+    rc:pump(0.01)
+  end
+  local engines = {}
+  for _, e in ipairs(rc:engines()) do engines[#engines + 1] = math.tointeger(e.pid) end
+  local function ecpu()
+    local s = 0
+    for _, p in ipairs(engines) do s = s + cpu(p) end
+    return s
+  end
+  local e0, lb, noop = rc[rc:ids()[1]], rc:balanced():async(), function() end
+  e0:execute("a = 1")
+  local r0, w0 = syscalls(pid)
+  local k0, g0, c0, t0 = cpu(pid), ecpu(), os.clock(), core.now()
+  if mode == "exec" then
+    for _ = 1, N do e0:execute("a = 1") end
+  elseif mode == "lb" then
+    local left = N
+    while left > 0 do
+      local ds = {}
+      for i = 1, math.min(1000, left) do ds[i] = lb:apply(noop) end
+      plush.wait_all(ds)
+      left = left - 1000
+    end
+  end
+  local n = math.max(N, 1)
+  local t, c, k, g = core.now() - t0, os.clock() - c0, cpu(pid) - k0, ecpu() - g0
+  local r1, w1 = syscalls(pid)
+  io.write(("%s %d: per request %.1f us wall; CPU client %.1f, controller %.1f, "
+    .. "engines %.1f us; controller syscalls read %.2f, write %.2f\n"):format(mode, N,
+    t / n * 1e6, c / n * 1e6, k / n * 1e6, g / n * 1e6, (r1 - r0) / n, (w1 - w0) / n))
+  rc:close()
+end, debug.traceback)
+
+core.kill(pid, 15)
+local deadline = core.now() + 30
+while core.alive(pid) and core.now() < deadline do core.sleep(0.01) end
+os.execute("rm -rf '" .. dir .. "'")
+if not ok then
+  io.stderr:write(tostring(err), "\n")
+  os.exit(1)
+end
