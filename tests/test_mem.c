@@ -165,6 +165,40 @@ Test(mem, a_lua_state_swapped_while_it_holds_big_blocks) {
   cr_assert_eq(stats().live, 0);
 }
 
+/* A state marked as allocating from mem.h already (an engine's) is not
+** wrapped: its allocator keeps seeing every block, big ones included (an
+** engine's memory limit counts them). Install marks what it wraps. */
+static size_t seen_big;
+static void *counting(void *ud, void *p, size_t o, size_t n) {
+  (void)ud;
+  (void)o;
+  if (n >= PLUSH_MEM_BIG) seen_big++;
+  if (n == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, n);
+}
+
+Test(mem, a_marked_state_keeps_its_own_allocator) {
+  lua_State *L = lua_newstate(counting, NULL);
+  void *ud;
+  luaL_openlibs(L);
+  plush_lua_mem_mark(L);
+  plush_lua_mem_install(L);
+  cr_assert_eq(lua_getallocf(L, &ud), counting);
+  cr_assert_eq(luaL_dostring(L, "s = string.rep('m', 3 * 2^20)"), LUA_OK);
+  cr_assert_gt(seen_big, 0);
+  cr_assert_eq(stats().live, 0, "not from this module");
+  lua_close(L);
+  L = lua_newstate(counting, NULL);
+  plush_lua_mem_install(L);
+  cr_assert_neq(lua_getallocf(L, &ud), counting, "an unmarked state is wrapped");
+  cr_assert_eq(lua_getfield(L, LUA_REGISTRYINDEX, "plush.mem"), LUA_TBOOLEAN);
+  lua_pop(L, 1);
+  lua_close(L);
+}
+
 /* A buffer that takes one big reservation (a 3 MiB string) then a few
 ** more bytes keeps its block: it owns the whole 2 MiB grain. */
 Test(mem, a_buffer_grows_within_its_grain_before_doubling) {
