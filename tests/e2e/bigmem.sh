@@ -16,11 +16,13 @@ script=$(mktemp --suffix=.lua)
 cat >"$script" <<'LUA'
 local e = rc[1]
 local function roundtrip(tag)
-  for _, n in ipairs{(1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 5} do
+  local M = 1 << 20
+  for _, n in ipairs{M - 1, M, M + 1, 3 * M + 5} do
     local s = string.rep("ab", n // 2) .. (n % 2 == 1 and "z" or "")
     e:push{s = s}
     assert(e:execute("return #s") == n, tag .. ": pushed length " .. n)
-    assert(e:execute("return s:sub(-2)") == s:sub(-2), tag .. ": pushed tail " .. n)
+    assert(e:execute("return s:sub(-2)") == s:sub(-2),
+      tag .. ": pushed tail " .. n)
     local back = e:pull("s")
     assert(back == s, tag .. ": pulled bytes " .. n)
   end
