@@ -58,11 +58,30 @@ static void pin(void) {
     (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/*
+** A state marked in its registry allocates its big blocks from a mem.h
+** already (an engine's counting allocator, or this wrapper), maybe from
+** another copy of this code: the plush-engine program and the plush.core
+** library each hold one, with its own blocks, pins and hand-overs. So a
+** state is never wrapped twice: an engine that loaded plush.core
+** (engine.client()) kept its zero-copy big strings and its memory limit.
+*/
+#define MARK "plush.mem"
+
+void plush_lua_mem_mark(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, MARK);
+}
+
 void plush_lua_mem_install(lua_State *L) {
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);
   prev *o = NULL;
+  int marked;
   if (f == alloc) return;
+  marked = lua_getfield(L, LUA_REGISTRYINDEX, MARK) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (marked) return;
   pthread_mutex_lock(&mu);
   for (int i = 0; i < nprev && o == NULL; i++)
     if (prevs[i].f == f && prevs[i].ud == ud) o = &prevs[i];
@@ -73,7 +92,10 @@ void plush_lua_mem_install(lua_State *L) {
     if (nprev == 1) pin();
   }
   pthread_mutex_unlock(&mu);
-  if (o) lua_setallocf(L, alloc, o);
+  if (o) {
+    lua_setallocf(L, alloc, o);
+    plush_lua_mem_mark(L);
+  }
 }
 
 void plush_lua_mem_room(lua_State *L, size_t n) {
@@ -127,7 +149,7 @@ void plush_lua_mem_handoff_end(void) {
 int plush_lua_mem_stats(lua_State *L) {
   plush_mem_stats s;
   plush_mem_get_stats(&s);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)s.live);
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, (lua_Integer)s.live_bytes);
@@ -138,5 +160,7 @@ int plush_lua_mem_stats(lua_State *L) {
   lua_setfield(L, -2, "kept_bytes");
   lua_pushinteger(L, (lua_Integer)s.maps);
   lua_setfield(L, -2, "maps");
+  lua_pushinteger(L, (lua_Integer)s.pinned);
+  lua_setfield(L, -2, "pinned");
   return 1;
 }

@@ -15,6 +15,13 @@
 ** closed before lua_close frees the last blocks through it.
 */
 void plush_lua_mem_install(lua_State *L);
+/*
+** Marks L as allocating its big blocks from mem.h already (its own
+** allocator does, like an engine's): plush_lua_mem_install then leaves
+** it alone, whichever copy of this code (program or library) is asked.
+** Raises a memory error like lua_setfield.
+*/
+void plush_lua_mem_mark(lua_State *L);
 
 /*
 ** Before a value of n payload bytes is decoded into L. Lua paces its
@@ -31,7 +38,7 @@ void plush_lua_mem_install(lua_State *L);
 */
 void plush_lua_mem_room(lua_State *L, size_t n);
 
-/* core.mem_stats(): {live, live_bytes, kept, kept_bytes, maps} of this
+/* core.mem_stats(): {live, live_bytes, kept, kept_bytes, maps, pinned} of this
 ** process's big blocks (mem.h), for tests and benchmarks. */
 int plush_lua_mem_stats(lua_State *L);
 

@@ -6,7 +6,10 @@
 ** malloc each is a new mapping whose 25,600 first-touch page faults cost
 ** more than copying the bytes. Blocks of PLUSH_MEM_BIG bytes or more come
 ** from here instead:
-**   - each its own mapping, its size rounded up to 2 MiB;
+**   - each its own mapping, its size rounded up to 2 MiB, starting on a
+**     2 MiB boundary and marked MADV_HUGEPAGE (transparent huge pages
+**     where the kernel allows them; PLUSH_MEM_NOHUGE=1 in the
+**     environment: 4 KiB pages);
 **   - kept for reuse when freed, up to PLUSH_MEM_KEEP bytes for about
 **     PLUSH_MEM_AGE seconds, so the next big frame is already resident
 **     (plush_mem_trim, called from each process's periodic timer, gives
@@ -72,8 +75,10 @@ void plush_mem_unpin(void *token);
 ** `block`) into a new big block of at least total bytes (total >= n),
 ** where they start at offset 0: whole pages by mremap (no copy; the old
 ** range stays mapped, empty, reading as zeros), the last partial page by
-** copy. NULL when that cannot be done (the caller copies instead). What
-** makes a received 100 MB string without copying it (lua_mem.h).
+** copy. The new block starts at from's offset in its 2 MiB page, so
+** huge pages move whole. NULL when that cannot be done (the caller copies
+** instead). What makes a received 100 MB string without copying it
+** (lua_mem.h).
 */
 void *plush_mem_move(void *block, char *from, size_t n, size_t total);
 

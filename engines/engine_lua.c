@@ -22,6 +22,7 @@
 #include "codec.h"
 #include "engine_int.h"
 #include "log.h"
+#include "lua_mem.h"
 #include "mem.h"
 #include "plush.h"
 
@@ -285,6 +286,7 @@ void eng_runapi(lua_State *L, const char *api, size_t len) {
 }
 
 static int build(lua_State *L) {
+  if (lua_getallocf(L, NULL) == l_alloc) plush_lua_mem_mark(L); /* lua_mem.h */
   luaL_openlibs(L);
   luaL_requiref(L, "cjson", luaopen_cjson, 1);
   lua_pop(L, 1);

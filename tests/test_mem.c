@@ -8,6 +8,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -163,6 +165,41 @@ Test(mem, a_lua_state_swapped_while_it_holds_big_blocks) {
   cr_assert_eq(stats().live, 0);
 }
 
+/* A state marked as allocating from mem.h already (an engine's) is not
+** wrapped: its allocator keeps seeing every block, big ones included (an
+** engine's memory limit counts them). Install marks what it wraps. */
+static size_t seen_big;
+static void *counting(void *ud, void *p, size_t o, size_t n) {
+  (void)ud;
+  (void)o;
+  if (n >= PLUSH_MEM_BIG) seen_big++;
+  if (n == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, n);
+}
+
+Test(mem, a_marked_state_keeps_its_own_allocator) {
+  lua_State *L = lua_newstate(counting, NULL);
+  void *ud;
+  luaL_openlibs(L);
+  plush_lua_mem_mark(L);
+  plush_lua_mem_install(L);
+  cr_assert_eq(lua_getallocf(L, &ud), counting);
+  cr_assert_eq(luaL_dostring(L, "s = string.rep('m', 3 * 2^20)"), LUA_OK);
+  cr_assert_gt(seen_big, 0);
+  cr_assert_eq(stats().live, 0, "not from this module");
+  lua_close(L);
+  L = lua_newstate(counting, NULL);
+  plush_lua_mem_install(L);
+  cr_assert_neq(lua_getallocf(L, &ud), counting,
+                "an unmarked state is wrapped");
+  cr_assert_eq(lua_getfield(L, LUA_REGISTRYINDEX, "plush.mem"), LUA_TBOOLEAN);
+  lua_pop(L, 1);
+  lua_close(L);
+}
+
 /* A buffer that takes one big reservation (a 3 MiB string) then a few
 ** more bytes keeps its block: it owns the whole 2 MiB grain. */
 Test(mem, a_buffer_grows_within_its_grain_before_doubling) {
@@ -179,5 +216,109 @@ Test(mem, a_buffer_grows_within_its_grain_before_doubling) {
   cr_assert_eq(b.cap, 8 * MiB);
   cr_assert_eq(memcmp(b.data, "ab", 2), 0);
   plush_buf_free(&b);
+  cr_assert_eq(stats().live, 0);
+}
+
+/* ---- huge pages -------------------------------------------------- */
+
+/* The VmFlags of the mapping holding p (from /proc/self/smaps), "" when
+** none is found. */
+static void vmflags(const void *p, char *out, size_t n) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  int in = 0;
+  out[0] = '\0';
+  cr_assert_not_null(f);
+  while (fgets(line, sizeof line, f)) {
+    uintptr_t lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+        strchr(line, '-') < strchr(line, ' ')) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      size_t k = strlen(line + 8);
+      if (k >= n) k = n - 1;
+      memcpy(out, line + 8, k);
+      out[k] = '\0';
+      break;
+    }
+  }
+  fclose(f);
+}
+
+#define HUGE_PAGE (2 * MiB)
+
+/* A kernel built without transparent huge pages refuses MADV_HUGEPAGE
+** (the hint is then ignored): the flag is looked for only where THP is. */
+static int thp(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f) fclose(f);
+  return f != NULL;
+}
+
+Test(huge, a_fresh_big_block_starts_on_a_huge_page_and_asks_for_them) {
+  size_t ns[] = {PLUSH_MEM_BIG, 3 * MiB + 1, 17 * MiB};
+  char fl[256];
+  for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    unsigned char *p = plush_mem_alloc(ns[i]);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % HUGE_PAGE, 0, "block of %zu at %p", ns[i],
+                 (void *)p);
+    vmflags(p, fl, sizeof fl);
+    if (thp())
+      cr_assert_not_null(strstr(fl, " hg"), "MADV_HUGEPAGE on %zu: %s",
+                         ns[i], fl);
+    fill(p, ns[i], (unsigned)i);
+    cr_assert(same(p, ns[i], (unsigned)i));
+    plush_mem_free(p, ns[i]);
+  }
+  plush_mem_trim(0);
+  cr_assert_eq(stats().live, 0);
+}
+
+Test(huge, a_lazy_block_is_aligned_too) {
+  unsigned char *p = plush_mem_alloc_lazy(5 * MiB);
+  char fl[256];
+  cr_assert_eq((uintptr_t)p % HUGE_PAGE, 0);
+  vmflags(p, fl, sizeof fl);
+  if (thp()) cr_assert_not_null(strstr(fl, " hg"), "%s", fl);
+  plush_mem_populate(p, 5 * MiB);
+  fill(p, 5 * MiB, 9);
+  cr_assert(same(p, 5 * MiB, 9));
+  plush_mem_free(p, 5 * MiB);
+}
+
+Test(huge, PLUSH_MEM_NOHUGE_leaves_the_pages_small) {
+  unsigned char *p;
+  char fl[256];
+  cr_assert_eq(setenv("PLUSH_MEM_NOHUGE", "1", 1), 0);
+  p = plush_mem_alloc(4 * MiB);
+  vmflags(p, fl, sizeof fl);
+  cr_assert_null(strstr(fl, " hg"), "%s", fl);
+  cr_assert_eq((uintptr_t)p % HUGE_PAGE, 0);
+  plush_mem_free(p, 4 * MiB);
+}
+
+/* A move keeps the source's offset in its huge page (whole 2 MiB entries
+** move as such) and the exact bytes, at every page offset tried and at
+** lengths one page and one byte around a huge page. */
+Test(huge, a_move_lands_at_the_same_offset_in_a_huge_page_with_the_bytes) {
+  static const size_t offs[] = {0, 4096, 8192, HUGE_PAGE - 4096};
+  static const size_t lens[] = {HUGE_PAGE - 1, HUGE_PAGE, HUGE_PAGE + 1,
+                                HUGE_PAGE + 4096, 9 * MiB + 7};
+  for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
+    for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++) {
+      size_t n = lens[j], total = n + 100;
+      unsigned char *b = plush_mem_alloc(offs[i] + n), *to;
+      unsigned seed = (unsigned)(i * 7 + j);
+      fill(b + offs[i], n, seed);
+      to = plush_mem_move(b, (char *)b + offs[i], n, total);
+      cr_assert_not_null(to, "offset %zu length %zu", offs[i], n);
+      cr_assert_eq((uintptr_t)to % HUGE_PAGE,
+                   ((uintptr_t)b + offs[i]) % HUGE_PAGE);
+      cr_assert(same(to, n, seed), "offset %zu length %zu", offs[i], n);
+      to[total - 1] = 1; /* the rest of the block is there to write */
+      plush_mem_free(b, offs[i] + n);
+      plush_mem_free(to, total);
+    }
   cr_assert_eq(stats().live, 0);
 }
