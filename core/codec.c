@@ -330,3 +330,34 @@ codec_slot *codec_slots(lua_State *L, int idx, lua_Unsigned n) {
   t = lua_topointer(L, idx);
   return n <= t->alimit ? t->array : NULL;
 }
+
+/* Lua 5.4 marks a collectable value's type tag with bit 6. */
+#define TAG_COLLECTABLE 0x40
+
+void plush_seq_append(lua_State *L, int ti, lua_Integer n, int si,
+                      lua_Integer m) {
+  codec_slot *t, *s;
+  lua_Integer i;
+  ti = lua_absindex(L, ti);
+  si = lua_absindex(L, si);
+  if (m <= 0) return;
+  t = n >= 0 ? codec_slots(L, ti, (lua_Unsigned)n + (lua_Unsigned)m) : NULL;
+  s = t ? codec_slots(L, si, (lua_Unsigned)m) : NULL;
+  for (i = 0; s && i < m; i++)
+    if (s[i].tt & TAG_COLLECTABLE) s = NULL;
+  if (s) { /* overlapping (the same table) as table.move: as if by a copy */
+    memmove(t + n, s, (size_t)m * sizeof *s);
+    return;
+  }
+  if (n > 0 && lua_rawequal(L, ti, si)) { /* backwards, as table.move */
+    for (i = m; i >= 1; i--) {
+      lua_rawgeti(L, si, i);
+      lua_rawseti(L, ti, n + i);
+    }
+    return;
+  }
+  for (i = 1; i <= m; i++) {
+    lua_rawgeti(L, si, i);
+    lua_rawseti(L, ti, n + i);
+  }
+}

@@ -111,6 +111,16 @@ void plush_push_slice(lua_State *L, int idx, lua_Integer i, lua_Integer j,
                       int packed);
 
 /*
+** t[n+1..n+m] = s[1..m] for the tables at ti and si (raw, holes as nil):
+** table.move without metamethods. When t's array part already holds
+** n + m slots and s's m items are numbers, booleans or nils, the slots
+** are copied in one memcpy (such values need no collector barrier);
+** else item by item. The joining of a map's chunks (core.append).
+*/
+void plush_seq_append(lua_State *L, int ti, lua_Integer n, int si,
+                      lua_Integer m);
+
+/*
 ** Decodes one value from data[0..len) and pushes it on L's stack. *used
 ** (if not NULL) gets the number of bytes consumed. Returns 0, or
 ** PLUSH_ETRUNC / PLUSH_ECORRUPT / PLUSH_EDEPTH / PLUSH_ENOMEM with a

@@ -1,7 +1,8 @@
 /*
 ** lua_values.c — plush.core's values: frames that arrive become event
 ** tables (plush_lua_pushevent, for conn:poll in lua_core.c), and the wire
-** codec on strings (core.encode, core.decode, core.slice).
+** codec on strings (core.encode, core.decode, core.slice), and the
+** joining of a map's chunks (core.table, core.append).
 */
 #include "lua_values.h"
 
@@ -103,7 +104,30 @@ static int l_slice(lua_State *L) {
   return 1;
 }
 
+/* core.table(narr): a table with room for narr items in its array part
+** (the joined results of a map, filled by core.append). */
+static int l_table(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= (1 << 28), 1, "a size from 0 to 2^28");
+  lua_createtable(L, (int)n, 0);
+  return 1;
+}
+
+/* core.append(t, n, s, m): t[n+1..n+m] = s[1..m], raw (plush_seq_append);
+** returns n + m. */
+static int l_append(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2), m = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_argcheck(L, n >= 0, 2, "a count >= 0");
+  luaL_argcheck(L, m >= 0 && m <= LUA_MAXINTEGER - n, 4, "a count >= 0");
+  plush_seq_append(L, 1, n, 3, m);
+  lua_pushinteger(L, n + m);
+  return 1;
+}
+
 const luaL_Reg plush_codec_funcs[] = {
     {"encode", l_encode}, {"decode", l_decode}, {"slice", l_slice},
+    {"table", l_table}, {"append", l_append},
     {"array_open", plush_array_open}, /* plush.array: lua/plush/array.lua */
     {NULL, NULL}};

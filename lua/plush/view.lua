@@ -412,10 +412,12 @@ end
   submit, before map or scatter returns). A sequence with a metatable is
   copied by table.move instead, which honours its __index.
 ]]
-local core_slice
+local core_slice, core_table, core_append
 do
   local ok, core = pcall(require, "plush.core")
-  core_slice = ok and type(core) == "table" and core.slice or nil
+  if ok and type(core) == "table" then
+    core_slice, core_table, core_append = core.slice, core.table, core.append
+  end
 end
 -- plush.array (when the real plush.core is there): arrays travel as
 -- arrays, their parts as views of them (no copy until the encoding).
@@ -534,13 +536,22 @@ local function map_chunks(v, f, chunks, sizes, submit, seq)
   -- over a plush.array the chunks' results (arrays when all numbers)
   -- are kept and joined at the end
   local parts = is_array(seq) and {} or nil
+  -- with plush.core the result table is made whole at once and each
+  -- chunk copied in by core.append (numbers in one memcpy)
+  if not parts and core_table then
+    local total = 0
+    for _, m in ipairs(sizes) do total = total + m end
+    out = core_table(total)
+  end
   local function append(r, m)
     if parts then
       parts[nextk] = r
       nextk = nextk + 1
       return
     end
-    if nextk == 1 then
+    if core_append then
+      n = core_append(out, n, r, m)
+    elseif nextk == 1 then
       out, n = r, m
       out.n = nil
     else

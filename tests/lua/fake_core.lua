@@ -536,6 +536,7 @@ function core.sigint()
 end
 core.encode, core.decode, core.slice = real.encode, real.decode, real.slice
 core.array_open = real.array_open
+core.table, core.append = real.table, real.append
 
 -- Test controls ---------------------------------------------------------------
 
