@@ -177,15 +177,20 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
 
   -- the shuffle: each engine's groups, folded once more. A group of one
   -- value travels as the value (in v), the others as lists (in m): no
-  -- table a key when combine folds them all
-  local vals, lists = {}, {}
-  for i = 1, n do vals[i], lists[i] = {}, {} end
+  -- table a key when combine folds them all. The groups of this engine's
+  -- own keys do not travel: reduce folds them as they are (no combine)
+  local vals, lists, own = {}, {}, nil
+  for i = 1, n do
+    vals[i], lists[i] = {}, {}
+    if peers[i] == me then own = i end
+  end
   stage = "combine"
   local ok, err = xpcall(function()
     for k, g in pairs(groups) do
       cur = k
       local o, x, m = owner(k), nil, #g
-      if m == 1 then
+      if o == own then -- luacheck: ignore 542 (stays a list)
+      elseif m == 1 then
         x = g[1]
       elseif m > 1 and combine then
         x = combine(k, g)
