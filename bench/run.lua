@@ -594,6 +594,38 @@ local function run_plush(phase, rep)
       return v
     end)
   end
+  -- Two rows whose ratio is a target (a parallel row and its serial
+  -- baseline): their samples taken in alternation, so that the machine's
+  -- drift between minutes (this VM's speed moves by tens of percent)
+  -- weighs on both alike. Either row alone is timed as run would. Before
+  -- each sample, settle (if given) collects the client's and the
+  -- engines' garbage: an engine collects on its own once idle for 250
+  -- ms, which would otherwise land on the serial sample after a parallel one.
+  local function run_pair(id1, op1, id2, op2, settle)
+    settle = settle or collectgarbage
+    local second
+    run(id1, function(k)
+      local k2 = want(id2) or 0
+      local a, b = {}, {}
+      for i = 1, math.max(k, k2) do
+        if i <= k then
+          settle()
+          local t = now()
+          op1()
+          a[i] = now() - t
+        end
+        if i <= k2 then
+          settle()
+          local t = now()
+          op2()
+          b[i] = now() - t
+        end
+      end
+      second = b
+      return a
+    end)
+    run(id2, function(k) return second or timed(k, op2) end)
+  end
   local c
   local ok, err = xpcall(function()
     -- the floors first, before any cluster of this phase exists
@@ -735,46 +767,40 @@ local function run_plush(phase, rep)
     all:execute("part = nil collectgarbage()")
     local f = function(x) return x ^ 10 end
     local expect = NUMBERS ^ 10
-    run("map", function(k)
-      return timed(k, function()
-        local v = all:map(f, seq)
-        assert(v[NUMBERS] == expect, "map result is wrong")
-      end)
-    end)
+    local function settle()
+      collectgarbage()
+      all:execute("collectgarbage()")
+    end
+    run_pair("map", function()
+      local v = all:map(f, seq)
+      assert(v[NUMBERS] == expect, "map result is wrong")
+    end, "map_serial", function()
+      local v = {}
+      for i = 1, #seq do v[i] = f(seq[i]) end
+      assert(v[NUMBERS] == expect)
+    end, settle)
     -- MapReduce word count (the map of scripts/examples/wordcount.lua)
     if want("mr_wordcount") or want("mr_wordcount_serial") then
       local wc = dofile(ROOT .. "/bench/wordcount.lua")
       local files, words, sum = wc.files(), wc.words, wc.sum
       local the
-      run("mr_wordcount", function(k)
-        return timed(k, function()
-          local r = all:mapreduce{input = {files = files}, map = words, combine = sum,
-            reduce = sum}
-          assert(r.the and (the == nil or r.the == the), "the word counts differ")
-          the = r.the
-        end)
-      end)
-      run("mr_wordcount_serial", function(k)
-        return timed(k, function()
-          local counts = {}
-          for _, name in ipairs(files) do
-            local fh = assert(io.open(name, "rb"))
-            local text = fh:read("a")
-            fh:close()
-            for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
-          end
-          assert(counts.the and (the == nil or counts.the == the), "the word counts differ")
-          the = counts.the
-        end)
-      end)
+      run_pair("mr_wordcount", function()
+        local r = all:mapreduce{input = {files = files}, map = words, combine = sum,
+          reduce = sum}
+        assert(r.the and (the == nil or r.the == the), "the word counts differ")
+        the = r.the
+      end, "mr_wordcount_serial", function()
+        local counts = {}
+        for _, name in ipairs(files) do
+          local fh = assert(io.open(name, "rb"))
+          local text = fh:read("a")
+          fh:close()
+          for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
+        end
+        assert(counts.the and (the == nil or counts.the == the), "the word counts differ")
+        the = counts.the
+      end, settle)
     end
-    run("map_serial", function(k)
-      return timed(k, function()
-        local v = {}
-        for i = 1, #seq do v[i] = f(seq[i]) end
-        assert(v[NUMBERS] == expect)
-      end)
-    end)
     -- plush.array rows: 10^6 float64 (1.0 .. 10^6)
     local arr = plush.array.range(1, NUMBERS, 1.0)
     run("push_array", function(k) return timed(k, function() e0:push{t = arr} end) end)
@@ -794,18 +820,13 @@ local function run_plush(phase, rep)
       end)
     end)
     all:execute("part = nil collectgarbage()")
-    run("map_array", function(k)
-      return timed(k, function()
-        local v = all:map(f, arr)
-        assert(plush.array.is(v) and v[NUMBERS] == expect, "map result is wrong")
-      end)
-    end)
-    run("map_serial_array", function(k)
-      return timed(k, function()
-        local v = arr:map(f)
-        assert(v[NUMBERS] == expect)
-      end)
-    end)
+    run_pair("map_array", function()
+      local v = all:map(f, arr)
+      assert(plush.array.is(v) and v[NUMBERS] == expect, "map result is wrong")
+    end, "map_serial_array", function()
+      local v = arr:map(f)
+      assert(v[NUMBERS] == expect)
+    end, settle)
   end, debug.traceback)
   if not ok and is_interrupt(err) then
     if c then plush_stop(c) end
