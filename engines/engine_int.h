@@ -183,9 +183,10 @@ PLUSH_INTERNAL void eng_dbg_keep(lua_State *L, int code, const char *chunkname);
 
 /* engine_gc.c */
 /* The engine goes idle: a step if the heap grew much, the idle collection
-** due (gc.due, gc.at) if it grew at all. */
+** due (gc.due, gc.at). */
 PLUSH_INTERNAL void eng_gc_idle(plush_engine *e, lua_State *L);
-/* The engine stayed idle until gc.at: the full collection. */
+/* The engine stayed idle until gc.at: a full collection if the heap grew,
+** else steps until a cycle ends. */
 PLUSH_INTERNAL void eng_gc_collect(plush_engine *e, lua_State *L);
 
 /* engine_chunk.c */

@@ -1347,7 +1347,8 @@ static void idle_until(uint64_t *id, const char *expr) {
 
 /*
 ** An engine collects what its tasks left once it has stayed idle, the
-** user calling no collectgarbage; not while the user has stopped the
+** user calling no collectgarbage (also what a task let go of that an
+** earlier one made); not while the user has stopped the
 ** collector; and the collector's mode stays the user's.
 */
 Test(engine, idle_engine_collects_its_garbage) {
@@ -1359,6 +1360,16 @@ Test(engine, idle_engine_collects_its_garbage) {
   exec(id, garbage); /* ~300 kB, all garbage once the task is over */
   reply(id, PLUSH_S_OK);
   ok("v.r[1] > 0 and (function() before = v.r[1] return true end)()");
+  idle_until(&id, "v.r[1] < before - 200");
+  /* made by one task, let go of by a later one that allocates nothing:
+  ** collected too, though the heap did not grow since the last collection */
+  exec(++id, "big = {} for i = 1, 4000 do big[i] = {i} end\n"
+             "return collectgarbage('count')");
+  reply(id, PLUSH_S_OK);
+  ok("(function() before = v.r[1] return true end)()");
+  idlefor(400); /* the idle collection finds it alive */
+  exec(++id, "big = nil");
+  reply(id, PLUSH_S_OK);
   idle_until(&id, "v.r[1] < before - 200");
   /* stopped: nothing collected, however long the engine idles */
   exec(++id, "collectgarbage('stop')\n" "local t = {} for i = 1, 4000 do t[i] = {i} end\n"
