@@ -34,45 +34,8 @@ do
   end
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local TICK = 100
-do
-  local p = io.popen("getconf CLK_TCK 2>/dev/null")
-  if p then
-    TICK = tonumber(p:read("l") or "") or 100
-    p:close()
-  end
-end
-
--- user + system seconds of pid
-local function cpu(pid)
-  local s = read("/proc/" .. pid .. "/stat")
-  if not s then return 0 end
-  local f = {}
-  for x in s:match("%) (.*)"):gmatch("%S+") do f[#f + 1] = x end
-  return (tonumber(f[12]) + tonumber(f[13])) / TICK
-end
-
--- context switches (voluntary and not) of all the threads of pid
-local function switches(pid)
-  local n = 0
-  local p = io.popen("cat /proc/" .. pid .. "/task/*/status 2>/dev/null")
-  if not p then return 0 end
-  for l in p:lines() do
-    local v = l:match("^voluntary_ctxt_switches:%s+(%d+)")
-      or l:match("^nonvoluntary_ctxt_switches:%s+(%d+)")
-    if v then n = n + tonumber(v) end
-  end
-  p:close()
-  return n
-end
+local proc = dofile(ROOT .. "/bench/proc.lua")
+local read, cpu, switches, TICK = proc.read, proc.cpu, proc.switches, proc.TICK
 
 local dir = os.tmpname()
 os.remove(dir)

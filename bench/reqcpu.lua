@@ -27,37 +27,8 @@ if not (mode == "exec" or mode == "lb" or mode == "none") or not N or N < 0 then
   os.exit(2)
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local TICK = 100
-do
-  local p = io.popen("getconf CLK_TCK 2>/dev/null")
-  if p then
-    TICK = tonumber(p:read("l") or "") or 100
-    p:close()
-  end
-end
-
--- user + system seconds of pid
-local function cpu(pid)
-  local s = read("/proc/" .. pid .. "/stat")
-  if not s then return 0 end
-  local f = {}
-  for x in s:match("%) (.*)"):gmatch("%S+") do f[#f + 1] = x end
-  return (tonumber(f[12]) + tonumber(f[13])) / TICK
-end
-
--- read and write syscalls of pid so far
-local function syscalls(pid)
-  local s = read("/proc/" .. pid .. "/io") or ""
-  return tonumber(s:match("syscr: (%d+)")) or 0, tonumber(s:match("syscw: (%d+)")) or 0
-end
+local proc = dofile(ROOT .. "/bench/proc.lua")
+local read, cpu, syscalls = proc.read, proc.cpu, proc.syscalls
 
 local dir = os.tmpname()
 os.remove(dir)
