@@ -35,7 +35,7 @@ do
 end
 
 local proc = dofile(ROOT .. "/bench/proc.lua")
-local read, cpu, switches, TICK = proc.read, proc.cpu, proc.switches, proc.TICK
+local cpu, switches, TICK = proc.cpu, proc.switches, proc.TICK
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -48,17 +48,8 @@ local pid = core.spawn(argv)
 local engines = {}
 
 local ok, err = xpcall(function()
-  local deadline = core.now() + 30
-  while not read(file) do
-    assert(core.now() < deadline and core.alive(pid), "the controller did not start")
-    core.sleep(0.001)
-  end
-  local rc = plush.connect{file = file}
-  while #rc:ids() < 2 do
-    assert(core.now() < deadline, "the engines did not register")
-    rc:pump(0.01)
-  end
-  for _, e in ipairs(rc:engines()) do engines[#engines + 1] = math.tointeger(e.pid) end
+  local rc
+  rc, engines = proc.connect(core, plush, file, pid, 2, 30)
   local ids = rc:ids()
   local e0, all = rc[ids[1]], rc:view()
   local s1, s10, s100 = string.rep("x", 10 ^ 6 // 1), string.rep("x", 10 ^ 7 // 1),

@@ -1,6 +1,6 @@
 -- What /proc says of a process, for bench/cpu.lua and bench/reqcpu.lua:
 -- a file's text, the CPU time, the context switches and the read and
--- write syscalls of a pid.
+-- write syscalls of a pid; and their client of the cluster they start.
 local M = {}
 
 function M.read(path)
@@ -48,6 +48,24 @@ end
 function M.syscalls(pid)
   local s = M.read("/proc/" .. pid .. "/io") or ""
   return tonumber(s:match("syscr: (%d+)")) or 0, tonumber(s:match("syscw: (%d+)")) or 0
+end
+
+-- A client of the controller pid started with --file file, once it and
+-- n engines are up (at most timeout s): rc, and the engines' pids.
+function M.connect(core, plush, file, pid, n, timeout)
+  local deadline = core.now() + timeout
+  while not M.read(file) do
+    assert(core.now() < deadline and core.alive(pid), "the controller did not start")
+    core.sleep(0.001)
+  end
+  local rc = plush.connect{file = file}
+  while #rc:ids() < n do
+    assert(core.now() < deadline, "the engines did not register")
+    rc:pump(0.01)
+  end
+  local engines = {}
+  for _, e in ipairs(rc:engines()) do engines[#engines + 1] = math.tointeger(e.pid) end
+  return rc, engines
 end
 
 return M

@@ -28,7 +28,7 @@ if not (mode == "exec" or mode == "lb" or mode == "none") or not N or N < 0 then
 end
 
 local proc = dofile(ROOT .. "/bench/proc.lua")
-local read, cpu, syscalls = proc.read, proc.cpu, proc.syscalls
+local cpu, syscalls = proc.cpu, proc.syscalls
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -43,18 +43,7 @@ end
 local pid = core.spawn(argv)
 
 local ok, err = xpcall(function()
-  local deadline = core.now() + 60
-  while not read(file) do
-    assert(core.now() < deadline and core.alive(pid), "the controller did not start")
-    core.sleep(0.005)
-  end
-  local rc = plush.connect{file = file}
-  while #rc:ids() < 2 do
-    assert(core.now() < deadline, "the engines did not register")
-    rc:pump(0.01)
-  end
-  local engines = {}
-  for _, e in ipairs(rc:engines()) do engines[#engines + 1] = math.tointeger(e.pid) end
+  local rc, engines = proc.connect(core, plush, file, pid, 2, 60)
   local function ecpu()
     local s = 0
     for _, p in ipairs(engines) do s = s + cpu(p) end
