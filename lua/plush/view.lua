@@ -541,7 +541,7 @@ local function map_chunks(v, f, chunks, sizes, submit, seq)
   if not parts and core_table then
     local total = 0
     for _, m in ipairs(sizes) do total = total + m end
-    out = core_table(total)
+    if total <= 1 << 28 then out = core_table(total) end -- core.table's bound
   end
   local function append(r, m)
     if parts then
