@@ -49,13 +49,13 @@ void eng_gc_collect(plush_engine *e, lua_State *L) {
   e->gc.due = 0;
   if (e->o.statelock && uv_mutex_trylock(e->o.statelock) != 0) return;
   if (lua_gc(L, LUA_GCISRUNNING)) {
-    int ended = heapbytes(L) > e->gc.base + IDLE_GC_SLACK;
-    if (ended)
+    int grew = heapbytes(L) > e->gc.base + IDLE_GC_SLACK, ended = grew;
+    if (grew)
       lua_gc(L, LUA_GCCOLLECT);
     else
       for (int i = 0; i < IDLE_STEPS && !ended; i++)
         ended = lua_gc(L, LUA_GCSTEP, 0);
-    if (ended) e->gc.base = heapbytes(L);
+    if (ended) e->gc.base = heapbytes(L); /* after a whole cycle */
   }
   e->gc.mark = heapbytes(L);
   if (e->o.statelock) uv_mutex_unlock(e->o.statelock);
