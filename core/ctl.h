@@ -262,6 +262,9 @@ PLUSH_INTERNAL void ctl_ts_gone(plush_ctl *c, peer *p);
 ** answers sent once it commits; freed with it. */
 PLUSH_INTERNAL int ctl_ts_load(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_precommit(plush_ctl *c);
+/* The tuple spaces have work for the open transaction (answers that wait
+** for it, tuples to write, rows to delete): it commits this turn. */
+PLUSH_INTERNAL int ctl_ts_commit_waits(const plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_committed(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_close(plush_ctl *c);
 PLUSH_INTERNAL void ctl_ts_free(plush_ctl *c);

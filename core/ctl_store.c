@@ -36,7 +36,6 @@
 #include <time.h>
 
 #include "ctl.h"
-#include "ctl_tuples.h"
 #include "log.h"
 #include "mem.h"
 #include "plush.h"
@@ -154,18 +153,11 @@ typedef struct held_reply {
 
 static void oncommit_timer(uv_timer_t *h) { ctl_store_commit(h->data); }
 
-/* The tuple spaces have work for this commit: answers that wait for it,
-** tuples to write, rows to delete (it goes at the end of the turn). */
-static int ts_busy(const struct ctl_ts *ts) {
-  return ts != NULL && (ts->npend > 0 || ts->ndels > 0 ||
-                        ts->unsaved.unext != &ts->unsaved);
-}
-
 /* At the end of a turn: commit now when something waits for it, else
 ** once CTL_COMMIT_WAIT ms have passed since it began (the timer). */
 static void commit_due(plush_ctl *c) {
   uint64_t age = uv_now(c->loop) - c->txn_since;
-  if (!c->txn || c->npend_held > 0 || ts_busy(c->ts) || c->stopping ||
+  if (!c->txn || c->npend_held > 0 || ctl_ts_commit_waits(c) || c->stopping ||
       age >= CTL_COMMIT_WAIT) {
     ctl_store_commit(c);
     return;

@@ -13,6 +13,12 @@
 #include "log.h"
 #include "plush.h"
 
+int ctl_ts_commit_waits(const plush_ctl *c) {
+  const struct ctl_ts *ts = c->ts;
+  return ts != NULL && (ts->npend > 0 || ts->ndels > 0 ||
+                        ts->unsaved.unext != &ts->unsaved);
+}
+
 void ctl_ts_committed(plush_ctl *c) {
   struct ctl_ts *ts = c->ts;
   size_t i, n;
