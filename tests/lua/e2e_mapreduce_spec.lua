@@ -97,26 +97,22 @@ describe("e2e mapreduce", function()
       emit("twice", -x)
     end
     local function list(_, xs) return {table.unpack(xs)} end
+    -- values and lists of values (what combine made) as one list
+    local function flat(xs)
+      local out = {}
+      for _, x in ipairs(xs) do
+        if type(x) == "table" then
+          table.move(x, 1, #x, #out + 1, out)
+        else
+          out[#out + 1] = x
+        end
+      end
+      return out
+    end
     for _, p in ipairs{3, 7} do
       for _, combine in ipairs{false, true} do
         local r = v:mapreduce{input = {1, 2, 3, 4, 5, 6, 7, 8, 9}, map = map, reduce = list,
-          partitions = p,
-          -- a combine that keeps every value (a list of lists, flattened)
-          combine = combine and function(_, xs)
-            local out = {}
-            for _, x in ipairs(xs) do
-              if type(x) == "table" then table.move(x, 1, #x, #out + 1, out)
-              else out[#out + 1] = x end
-            end
-            return out
-          end or nil}
-        local flat = function(xs)
-          local out = {}
-          for _, x in ipairs(xs) do
-            if type(x) == "table" then table.move(x, 1, #x, #out + 1, out) else out[#out + 1] = x end
-          end
-          return out
-        end
+          partitions = p, combine = combine and function(_, xs) return flat(xs) end or nil}
         for c in ("abcdefghijkl"):gmatch(".") do
           assert.same({1, 2, 3, 4, 5, 6, 7, 8, 9}, flat(r[c]))
         end
