@@ -23,7 +23,7 @@ end
 -- combine and reduce: the sum of the counts
 function M.sum(_, counts)
   local n = 0
-  for _, x in ipairs(counts) do n = n + x end
+  for i = 1, #counts do n = n + counts[i] end
   return n
 end
 

@@ -40,7 +40,6 @@ local BATCHES = 256
 local function task(items, index, files, map, reduce, combine, nparts, peers, tag, cuts)
   local stop <close> = guard(peers, tag) -- luacheck: ignore stop
   local me, n = engine.id, #peers
-  local groups = {}
 
   -- what the handlers say about the item or key they failed on
   local cur, stage
@@ -63,14 +62,24 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     return on_key(e)
   end
 
+  -- What map emitted, by key: a key's only value so far in `ones` (no
+  -- table for it: most keys of a word count are emitted once an engine),
+  -- its values from the second on in a list in `lists` (combine folding
+  -- the list when it reaches FOLD values).
+  local ones, lists = {}, {}
   local function emit(k, v)
-    local g = groups[k]
-    if g == nil then
-      groups[k] = {v, nil, nil, nil} -- room for 4: no resize up to 4 values
-    else
+    local g = lists[k]
+    if g ~= nil then
       local m = #g + 1
       g[m] = v
-      if m >= FOLD and combine then groups[k] = {combine(k, g)} end
+      if m >= FOLD and combine then lists[k] = {combine(k, g)} end
+    else
+      local o = ones[k]
+      if o == nil then
+        ones[k] = v
+      else
+        lists[k], ones[k] = {o, v}, nil
+      end
     end
   end
 
@@ -175,83 +184,110 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     return (h % nparts) % n + 1
   end
 
-  -- the shuffle: each engine's groups, folded once more. A group of one
-  -- value travels as the value (in v), the others as lists (in m): no
-  -- table a key when combine folds them all. The groups of this engine's
-  -- own keys do not travel: reduce folds them as they are (no combine)
-  local vals, lists, own = {}, {}, nil
+  -- the shuffle: each engine's groups, folded once more. A key emitted
+  -- once travels as its value (in v), the others as lists (in m), CHUNK
+  -- keys a message at most, sent as they fill. The keys this engine owns
+  -- do not travel: their lists go to `mine` as they are, for reduce (no
+  -- combine), the other engines' values put before or after them in
+  -- target order as they come.
+  local mine, own = {}, nil
+  local vals, lists_of, count = {}, {}, {}
   for i = 1, n do
-    vals[i], lists[i] = {}, {}
+    vals[i], lists_of[i], count[i] = {}, {}, 0
     if peers[i] == me then own = i end
+  end
+  local function full(o)
+    local c = count[o] + 1
+    if c == CHUNK then
+      engine.send(peers[o], {v = vals[o], m = lists_of[o], more = true}, tag)
+      vals[o], lists_of[o], c = {}, {}, 0
+    end
+    count[o] = c
   end
   stage = "combine"
   local ok, err = xpcall(function()
-    for k, g in pairs(groups) do
+    for k, x in pairs(ones) do
       cur = k
-      local o, x, m = owner(k), nil, #g
-      if o == own then -- luacheck: ignore 542 (stays a list)
-      elseif m == 1 then
-        x = g[1]
-      elseif m > 1 and combine then
-        x = combine(k, g)
-        if x == nil then g = {} end
+      local o = owner(k)
+      if o == own then
+        mine[k] = {x}
+      else
+        vals[o][k] = x
+        full(o)
       end
-      if x ~= nil then vals[o][k] = x else lists[o][k] = g end
+    end
+    for k, g in pairs(lists) do
+      cur = k
+      local o = owner(k)
+      if o == own then
+        mine[k] = g
+      else
+        local m, x = #g, nil
+        if m == 1 then
+          x = g[1]
+        elseif m > 1 and combine then
+          x = combine(k, g)
+          if x == nil then g = {} end
+        end
+        if x ~= nil then vals[o][k] = x else lists_of[o][k] = g end
+        full(o)
+      end
     end
   end, pass_on_key)
   if not ok then error(err, 0) end
-  groups = nil
+  ones, lists = nil, nil
   for i, id in ipairs(peers) do
     if id ~= me then
-      for _, part in ipairs{"v", "m"} do
-        local chunk, c = {}, 0
-        for k, x in pairs(part == "v" and vals[i] or lists[i]) do
-          c = c + 1
-          chunk[k] = x
-          if c == CHUNK then
-            engine.send(id, {[part] = chunk, more = true}, tag)
-            chunk, c = {}, 0
-          end
-        end
-        if c > 0 or part == "m" then engine.send(id, {[part] = chunk, more = part == "v"}, tag) end
-      end
-      vals[i], lists[i] = nil, nil
+      engine.send(id, {v = vals[i], m = lists_of[i], more = false}, tag)
+      vals[i], lists_of[i] = nil, nil
     end
   end
 
-  -- this engine's groups, from every engine in target order
-  local mine = {}
-  local function merge(v, m)
+  -- the other engines' values of this engine's keys: those of the
+  -- engines before this one in target order go before its own values
+  -- (taken from the nearest one back), those of the others after
+  local function merge(v, m, before)
     for k, x in pairs(v or {}) do
       local have = mine[k]
-      if have then have[#have + 1] = x else mine[k] = {x} end
+      if have == nil then
+        mine[k] = {x}
+      elseif before then
+        table.insert(have, 1, x)
+      else
+        have[#have + 1] = x
+      end
     end
     for k, g in pairs(m or {}) do
       local have = mine[k]
-      if have then table.move(g, 1, #g, #have + 1, have) else mine[k] = g end
+      if have == nil then
+        mine[k] = g
+      elseif before then
+        mine[k] = table.move(have, 1, #have, #g + 1, g)
+      else
+        table.move(g, 1, #g, #have + 1, have)
+      end
     end
   end
-  for i, id in ipairs(peers) do
-    if id == me then
-      merge(vals[i], lists[i])
-    else
-      repeat
-        local m = recv_data(id)
-        merge(m.v, m.m)
-      until not m.more
-    end
+  local function receive(i)
+    local m
+    repeat
+      m = recv_data(peers[i])
+      merge(m.v, m.m, i < own)
+    until not m.more
   end
+  for i = own - 1, 1, -1 do receive(i) end
+  for i = own + 1, n do receive(i) end
 
   stage = "reduce"
-  local out = {}
   ok, err = xpcall(function()
+    -- the results replace the lists in mine (a key reduced to nil goes)
     for k, g in pairs(mine) do
       cur = k
-      out[k] = reduce(k, g)
+      mine[k] = reduce(k, g)
     end
   end, on_key)
   if not ok then error(err, 0) end
-  return out
+  return mine
 end
 
 -------------------------------------------------------------------------------

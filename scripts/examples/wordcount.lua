@@ -24,7 +24,7 @@ local function words(text, emit)
 end
 local function sum(_, counts)
   local n = 0
-  for _, c in ipairs(counts) do n = n + c end
+  for i = 1, #counts do n = n + counts[i] end
   return n
 end
 

@@ -82,6 +82,49 @@ describe("e2e mapreduce", function()
     assert.is_truthy(({[ids[1]] = 1, [ids[2]] = 1, [ids[3]] = 1})[r.k1.by])
   end)
 
+  it("gives reduce each key's values in target order, then emit order, whoever owns it", function()
+    -- items 1-3 on the first engine, 4-6 on the second, 7-9 on the third:
+    -- keys a..l get every item (a list from each engine), keys q1..q12
+    -- one value from the first engine and one from the third, and o<x>
+    -- one value; the keys' owners are spread over the three engines
+    local function map(x, emit)
+      for c in ("abcdefghijkl"):gmatch(".") do emit(c, x) end
+      if x == 1 or x == 9 then
+        for j = 1, 12 do emit("q" .. j, x) end
+      end
+      emit("o" .. x, x)
+      emit("twice", x)
+      emit("twice", -x)
+    end
+    local function list(_, xs) return {table.unpack(xs)} end
+    -- values and lists of values (what combine made) as one list
+    local function flat(xs)
+      local out = {}
+      for _, x in ipairs(xs) do
+        if type(x) == "table" then
+          table.move(x, 1, #x, #out + 1, out)
+        else
+          out[#out + 1] = x
+        end
+      end
+      return out
+    end
+    for _, p in ipairs{3, 7} do
+      for _, combine in ipairs{false, true} do
+        local r = v:mapreduce{input = {1, 2, 3, 4, 5, 6, 7, 8, 9}, map = map, reduce = list,
+          partitions = p, combine = combine and function(_, xs) return flat(xs) end or nil}
+        for c in ("abcdefghijkl"):gmatch(".") do
+          assert.same({1, 2, 3, 4, 5, 6, 7, 8, 9}, flat(r[c]))
+        end
+        for j = 1, 12 do assert.same({1, 9}, flat(r["q" .. j])) end
+        for x = 1, 9 do assert.same({x}, flat(r["o" .. x])) end
+        assert.same({1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6, 7, -7, 8, -8, 9, -9},
+          flat(r.twice))
+      end
+    end
+    mailboxes_empty()
+  end)
+
   it("counts the words of every copyright and license file exactly as a serial count", function()
     local files = {}
     local p = io.popen([[for f in /usr/share/doc/*/copyright /usr/share/common-licenses/*; do
