@@ -10,6 +10,7 @@
 **   ctl_relay.c   big requests and replies passed on as they arrive
 **   ctl_park.c    replies parked for a client that is not reading
 **   ctl_store.c   the result store (SQLite and memory), group commit
+**   ctl_rows.c    its rows, inserted behind, many per statement
 **   ctl_ops.c     control requests (CTRL) and the replies to them
 **   ctl_msg.c     messages between engines (MSG), who is up (PEERS)
 **   ctl_tuples.c  the tuple space: its ops and waiters (ctl_tuples.h);
@@ -129,6 +130,9 @@ struct plush_ctl {
   task waiting;       /* sentinel: tasks waiting for their dependencies */
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
+  sqlite3_stmt *insmany;      /* CTL_ROWS_PER_INSERT rows (ctl_rows.c) */
+  struct ctl_row *rows;       /* replies not inserted yet (ctl_rows.c) */
+  size_t nrows, rowcap;
   size_t db_count;
   size_t db_bytes;    /* reply bytes in the database (bounded: db_max) */
   plush_map evicted;  /* client id -> highest task sequence evicted */
@@ -317,6 +321,19 @@ PLUSH_INTERNAL size_t ctl_store_prune(plush_ctl *c, size_t keep);
 PLUSH_INTERNAL void ctl_store_history(plush_ctl *c, lua_Integer limit);
 PLUSH_INTERNAL void ctl_store_records(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
+/* Keeps reply f in the memory tier (its row could not be written). */
+PLUSH_INTERNAL void ctl_store_keep(plush_ctl *c, plush_frame *f);
+
+/* ctl_rows.c */
+/* Rows per multi-row INSERT of the waiting replies. */
+#define CTL_ROWS_PER_INSERT 16
+PLUSH_INTERNAL int ctl_rows_prepare(plush_ctl *c);
+/* Reply f of task t (or NULL) for the database: waits for the next write
+** while a transaction is open, else is inserted now. */
+PLUSH_INTERNAL void ctl_rows_add(plush_ctl *c, plush_frame *f, task *t);
+/* Inserts the waiting rows (before a commit and before every read). */
+PLUSH_INTERNAL void ctl_rows_write(plush_ctl *c);
+PLUSH_INTERNAL void ctl_rows_free(plush_ctl *c);
 /* Fails task id (t: its task, or NULL) for its client with a reply the
 ** controller writes: stored, and forwarded when the client is connected. */
 PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
