@@ -130,7 +130,7 @@ struct plush_ctl {
   task waiting;       /* sentinel: tasks waiting for their dependencies */
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
-  sqlite3_stmt *insmany;      /* CTL_ROWS_PER_INSERT rows (ctl_rows.c) */
+  sqlite3_stmt *insn[16 + 1]; /* n rows (ctl_rows.c), prepared when used */
   struct ctl_row *rows;       /* replies not inserted yet (ctl_rows.c) */
   size_t nrows, rowcap;
   size_t db_count;
@@ -325,9 +325,8 @@ PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store_keep(plush_ctl *c, plush_frame *f);
 
 /* ctl_rows.c */
-/* Rows per multi-row INSERT of the waiting replies. */
+/* Rows per multi-row INSERT of the waiting replies, at most. */
 #define CTL_ROWS_PER_INSERT 16
-PLUSH_INTERNAL int ctl_rows_prepare(plush_ctl *c);
 /* Reply f of task t (or NULL) for the database: waits for the next write
 ** while a transaction is open, else is inserted now. */
 PLUSH_INTERNAL void ctl_rows_add(plush_ctl *c, plush_frame *f, task *t);

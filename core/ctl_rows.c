@@ -4,7 +4,8 @@
 ** A reply bound for the SQLite store is not inserted when it arrives: it
 ** waits, referenced, in c->rows until the turn's transaction commits (or
 ** something reads the store), and the waiting rows then go in
-** CTL_ROWS_PER_INSERT at a time, one multi-row INSERT each. SQLite's cost
+** up to CTL_ROWS_PER_INSERT at a time, one multi-row INSERT each (a
+** statement for each count of rows, prepared when first used). SQLite's cost
 ** per statement (a step, its halt, a reset, the bindings cleared) is
 ** shared by that many rows, and nothing changes for anyone reading the
 ** store: every read (ctl_store_get, count, history, records, prune)
@@ -33,18 +34,28 @@ typedef struct ctl_row {
 
 /* ---- statements ---------------------------------------------------- */
 
-int ctl_rows_prepare(plush_ctl *c) {
+_Static_assert(CTL_ROWS_PER_INSERT + 1 ==
+                   sizeof ((plush_ctl *)0)->insn / sizeof(sqlite3_stmt *),
+               "one statement per row count");
+
+/* The INSERT of n rows (2 <= n <= CTL_ROWS_PER_INSERT), prepared on its
+** first use and kept; NULL when SQLite cannot prepare it. */
+static sqlite3_stmt *insn(plush_ctl *c, int n) {
   char q[64 + CTL_ROWS_PER_INSERT * 24];
-  size_t n = 0;
+  size_t len;
   int i;
-  n += (size_t)snprintf(q, sizeof q, "INSERT OR IGNORE INTO results VALUES ");
-  for (i = 0; i < CTL_ROWS_PER_INSERT; i++)
-    n += (size_t)snprintf(q + n, sizeof q - n, "%s(?,?,?,?,?,?,?,?,?)",
-                          i ? "," : "");
-  if (sqlite3_prepare_v3(c->db, q, (int)n, SQLITE_PREPARE_PERSISTENT,
-                         &c->insmany, NULL) != SQLITE_OK)
-    return -1;
-  return 0;
+  if (c->insn[n]) return c->insn[n];
+  len = (size_t)snprintf(q, sizeof q, "INSERT OR IGNORE INTO results VALUES ");
+  for (i = 0; i < n; i++)
+    len += (size_t)snprintf(q + len, sizeof q - len, "%s(?,?,?,?,?,?,?,?,?)",
+                            i ? "," : "");
+  if (sqlite3_prepare_v3(c->db, q, (int)len, SQLITE_PREPARE_PERSISTENT,
+                         &c->insn[n], NULL) != SQLITE_OK) {
+    plush_warn("result store: cannot prepare a %d-row insert: %s", n,
+               sqlite3_errmsg(c->db));
+    c->insn[n] = NULL;
+  }
+  return c->insn[n];
 }
 
 /* Binds row r's nine columns to st from parameter o + 1 on. */
@@ -101,7 +112,7 @@ void ctl_rows_add(plush_ctl *c, plush_frame *f, task *t) {
       r.off = t->off;
     }
   }
-  if (!c->txn || c->insmany == NULL) { /* no transaction: written now */
+  if (!c->txn) { /* no transaction: written now */
     insert1(c, &r);
     return;
   }
@@ -120,40 +131,53 @@ void ctl_rows_add(plush_ctl *c, plush_frame *f, task *t) {
   c->rows[c->nrows++] = r;
 }
 
+/* Inserts rows r[0..n) in one statement: 0, or -1 (nothing written). */
+static int insertn(plush_ctl *c, const ctl_row *r, int n) {
+  sqlite3_stmt *st = insn(c, n);
+  size_t k, bytes = 0;
+  int j;
+  if (st == NULL) return -1;
+  for (j = 0; j < n; j++) {
+    bindrow(c, st, j * COLS, &r[j]);
+    bytes += r[j].f->hdr.len;
+  }
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    sqlite3_reset(st);
+    return -1;
+  }
+  sqlite3_reset(st);
+  k = (size_t)sqlite3_changes(c->db);
+  c->db_count += k;
+  /* a duplicate id (ignored: the first answer stays) is rare; the bytes
+  ** of the bound then count pro rata */
+  c->db_bytes += k == (size_t)n ? bytes : bytes / (size_t)n * k;
+  return 0;
+}
+
 void ctl_rows_write(plush_ctl *c) {
-  size_t i = 0, j, n = c->nrows;
+  size_t i, n = c->nrows;
   ctl_row *rows = c->rows;
   if (n == 0) return;
   c->nrows = 0; /* insert1 may keep a reply in memory: nothing re-enters */
-  for (; n - i >= CTL_ROWS_PER_INSERT; i += CTL_ROWS_PER_INSERT) {
-    sqlite3_stmt *st = c->insmany;
-    size_t bytes = 0;
-    for (j = 0; j < CTL_ROWS_PER_INSERT; j++) {
-      bindrow(c, st, (int)j * COLS, &rows[i + j]);
-      bytes += rows[i + j].f->hdr.len;
+  for (i = 0; i < n;) {
+    int k = n - i < CTL_ROWS_PER_INSERT ? (int)(n - i) : CTL_ROWS_PER_INSERT;
+    if (k == 1 || insertn(c, rows + i, k) < 0) {
+      int j; /* one at a time: each failure kept in memory */
+      for (j = 0; j < k; j++) insert1(c, &rows[i + (size_t)j]);
     }
-    if (sqlite3_step(st) == SQLITE_DONE) {
-      size_t k = (size_t)sqlite3_changes(c->db);
-      c->db_count += k;
-      /* a duplicate id (ignored: the first answer stays) is rare; the
-      ** bytes of the bound are then counted pro rata */
-      c->db_bytes += k == CTL_ROWS_PER_INSERT ? bytes
-                                              : bytes / CTL_ROWS_PER_INSERT * k;
-      sqlite3_reset(st);
-    } else {
-      sqlite3_reset(st); /* one at a time: each failure kept in memory */
-      for (j = 0; j < CTL_ROWS_PER_INSERT; j++) insert1(c, &rows[i + j]);
-    }
+    i += (size_t)k;
   }
-  for (; i < n; i++) insert1(c, &rows[i]);
   for (i = 0; i < n; i++) drop(&rows[i]);
 }
 
 void ctl_rows_free(plush_ctl *c) {
+  int n;
   while (c->nrows > 0) drop(&c->rows[--c->nrows]);
   free(c->rows);
   c->rows = NULL;
   c->rowcap = 0;
-  sqlite3_finalize(c->insmany);
-  c->insmany = NULL;
+  for (n = 0; n <= CTL_ROWS_PER_INSERT; n++) {
+    sqlite3_finalize(c->insn[n]);
+    c->insn[n] = NULL;
+  }
 }

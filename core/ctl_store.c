@@ -99,8 +99,7 @@ int ctl_store_open(plush_ctl *c, const char *path) {
                          -1, &c->sel, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(c->db, "BEGIN", -1, &c->begin, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(c->db, "COMMIT", -1, &c->commit, NULL) !=
-          SQLITE_OK ||
-      ctl_rows_prepare(c) < 0) {
+          SQLITE_OK) {
     plush_error("cannot use result store %s: %s", path,
                 sqlite3_errmsg(c->db));
     ctl_store_close(c);
