@@ -688,6 +688,7 @@ static void freeall(plush_ctl *c) {
     ctl_taskfree(c, v);
   }
   ctl_store_free(c);
+  ctl_taskpool_free(c);
   ctl_park_free(c);
   ctl_flush_free(c);
   plush_map_free(&c->engines);

@@ -133,6 +133,8 @@ struct plush_ctl {
   sqlite3_stmt *insn[16 + 1]; /* n rows (ctl_rows.c), prepared when used */
   struct ctl_row *rows;       /* replies not inserted yet (ctl_rows.c) */
   size_t nrows, rowcap;
+  task *tfree;                /* freed tasks kept for reuse (ctl_sched.c) */
+  size_t ntfree;
   size_t db_count;
   size_t db_bytes;    /* reply bytes in the database (bounded: db_max) */
   plush_map evicted;  /* client id -> highest task sequence evicted */
@@ -431,6 +433,8 @@ PLUSH_INTERNAL void ctl_paced(peer *e, double secs);
 PLUSH_INTERNAL void ctl_cancel_client(plush_ctl *c, uint32_t cid);
 /* Takes the task out of every structure and frees it. */
 PLUSH_INTERNAL void ctl_taskfree(plush_ctl *c, task *t);
+/* Frees the tasks kept for reuse (at the controller's end). */
+PLUSH_INTERNAL void ctl_taskpool_free(plush_ctl *c);
 
 /* controller.c */
 /* Wall-clock seconds since the epoch (stored with results). */
