@@ -407,6 +407,14 @@ static void onframe(plush_conn *conn, plush_frame *f) {
     plush_frame_unref(f);
     return;
   }
+  /* An engine's STARTED (one per task) and PONG touch no Lua value
+  ** (onstarted, ctl_parked, ctl_schedule, ctl_steal: keep it so), so
+  ** nothing can raise: no protected call (~270 instructions a frame). */
+  if (p->kind == P_ENGINE &&
+      (h.type == PLUSH_T_STARTED || h.type == PLUSH_T_PONG)) {
+    dispatch(p, f);
+    return;
+  }
   if (ctl_protect(c, dispatchcall, &k, err, sizeof err) < 0) {
     ctl_badreq(c, p, h.type == PLUSH_T_REQ ? PLUSH_T_REPLY
                                           : PLUSH_T_CTRL_REPLY, h.id,
