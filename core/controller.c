@@ -273,7 +273,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
     p->id = (uint32_t)want, c->next_engine = (uint32_t)want + 1;
   p->kind = P_ENGINE;
   p->last_seen = uv_now(c->loop);
-  plush_map_put(&c->engines, p->id, p);
+  ctl_engine_add(c, p);
   welcome(c, p, p->id);
   ctl_peer_event(c, p, 1);
   plush_info("engine %u registered: pid %ld on %s from %s", p->id, p->pid,
@@ -289,7 +289,7 @@ static void onregister(plush_ctl *c, peer *p, plush_frame *f) {
 ** of the queue, up to max_deaths engine deaths per task.
 */
 static void enginedied(plush_ctl *c, peer *e, const char *why) {
-  plush_map_del(&c->engines, e->id);
+  ctl_engine_del(c, e);
   ctl_peer_event(c, e, 0);
   while (e->tasks.next != &e->tasks) {
     task *t = e->tasks.next;
@@ -441,7 +441,7 @@ static void depart(void *ud) {
     if (!c->stopping) {
       enginedied(c, p, k->msg);
     } else {
-      plush_map_del(&c->engines, p->id);
+      ctl_engine_del(c, p);
       while (p->tasks.next != &p->tasks) {
         task *t = p->tasks.next;
         ctl_tlist_remove(t);
@@ -700,6 +700,7 @@ static void freeall(plush_ctl *c) {
   ctl_park_free(c);
   ctl_flush_free(c);
   plush_map_free(&c->engines);
+  free(c->elist);
   plush_map_free(&c->clients);
   plush_map_free(&c->tasks);
   plush_map_free(&c->store);

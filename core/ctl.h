@@ -120,6 +120,8 @@ struct plush_ctl {
   plush_ctl_opts o;
   lua_State *L;       /* for control messages only: never runs user code */
   plush_map engines;  /* id -> peer, live engines */
+  peer **elist;       /* ... the same, in id order, to walk (ctl_sched.c) */
+  size_t nelist, elistcap;
   plush_map clients;  /* id -> peer */
   plush_map tasks;    /* id -> task */
   plush_map store;    /* id -> stored */
@@ -421,6 +423,10 @@ PLUSH_INTERNAL void ctl_schedule(plush_ctl *c);
 PLUSH_INTERNAL void ctl_wakedeps(plush_ctl *c);
 /* May engine e run balanced task t (its targets, the engines to avoid)? */
 PLUSH_INTERNAL int ctl_eligible(plush_ctl *c, task *t, peer *e);
+/* Live engine e joins (0, or -1 without memory: not added) or leaves
+** c->engines and c->elist, the list the scheduler walks. */
+PLUSH_INTERNAL int ctl_engine_add(plush_ctl *c, peer *e);
+PLUSH_INTERNAL void ctl_engine_del(plush_ctl *c, peer *e);
 /* ctl_sched.c: t's engine said it is parked on subtasks. */
 PLUSH_INTERNAL void ctl_parked(plush_ctl *c, task *t);
 /* Balanced task t goes back to the head of the queue, off its engine. */

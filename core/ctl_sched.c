@@ -103,6 +103,42 @@ static int has(const uint32_t *ids, int n, uint32_t id) {
   return 0;
 }
 
+/* ---- the live engines, in id order --------------------------------- */
+
+/*
+** c->elist mirrors c->engines in id order: the scheduler and work
+** stealing walk it after every request and reply, and a walk of the map
+** visits every slot (16 or more for 2 engines: ~700 instructions a
+** balanced task, performance.md "Controller per task, fifth session").
+*/
+int ctl_engine_add(plush_ctl *c, peer *e) {
+  size_t i;
+  if (c->nelist == c->elistcap) {
+    size_t n = c->elistcap ? 2 * c->elistcap : 16;
+    peer **l = realloc(c->elist, n * sizeof *l);
+    if (l == NULL) return -1;
+    c->elist = l;
+    c->elistcap = n;
+  }
+  if (plush_map_put(&c->engines, e->id, e) < 0) return -1;
+  for (i = c->nelist; i > 0 && c->elist[i - 1]->id > e->id; i--)
+    c->elist[i] = c->elist[i - 1];
+  c->elist[i] = e;
+  c->nelist++;
+  return 0;
+}
+
+void ctl_engine_del(plush_ctl *c, peer *e) {
+  size_t i;
+  if (plush_map_get(&c->engines, e->id) != e) return;
+  plush_map_del(&c->engines, e->id);
+  for (i = 0; i < c->nelist && c->elist[i] != e; i++) {}
+  if (i == c->nelist) return;
+  memmove(c->elist + i, c->elist + i + 1,
+          (c->nelist - i - 1) * sizeof *c->elist);
+  c->nelist--;
+}
+
 /* May engine e run task t? Its targets, and not where it failed unless
 ** every live target has failed it (then any target will do). */
 int ctl_eligible(plush_ctl *c, task *t, peer *e) {
@@ -211,11 +247,9 @@ void ctl_schedule(plush_ctl *c) {
   while (t != &c->queue) {
     task *next = t->next;
     peer *best = NULL;
-    size_t i = 0, room = 0;
-    uint64_t k;
-    void *v;
-    while (plush_map_next(&c->engines, &i, &k, &v)) {
-      peer *e = v;
+    size_t i, room = 0;
+    for (i = 0; i < c->nelist; i++) {
+      peer *e = c->elist[i];
       if (busy(e) >= limit(c, e)) continue;
       room++;
       if (!ctl_eligible(c, t, e)) continue;
