@@ -10,6 +10,7 @@
 **   ctl_relay.c   big requests and replies passed on as they arrive
 **   ctl_park.c    replies parked for a client that is not reading
 **   ctl_store.c   the result store (SQLite and memory), group commit
+**   ctl_rows.c    its rows, inserted behind, many per statement
 **   ctl_ops.c     control requests (CTRL) and the replies to them
 **   ctl_msg.c     messages between engines (MSG), who is up (PEERS)
 **   ctl_tuples.c  the tuple space: its ops and waiters (ctl_tuples.h);
@@ -119,6 +120,8 @@ struct plush_ctl {
   plush_ctl_opts o;
   lua_State *L;       /* for control messages only: never runs user code */
   plush_map engines;  /* id -> peer, live engines */
+  peer **elist;       /* ... the same, in id order, to walk (ctl_sched.c) */
+  size_t nelist, elistcap;
   plush_map clients;  /* id -> peer */
   plush_map tasks;    /* id -> task */
   plush_map store;    /* id -> stored */
@@ -129,6 +132,11 @@ struct plush_ctl {
   task waiting;       /* sentinel: tasks waiting for their dependencies */
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
+  sqlite3_stmt *insn[16 + 1]; /* n rows (ctl_rows.c), prepared when used */
+  struct ctl_row *rows;       /* replies not inserted yet (ctl_rows.c) */
+  size_t nrows, rowcap;
+  task *tfree;                /* freed tasks kept for reuse (ctl_sched.c) */
+  size_t ntfree;
   size_t db_count;
   size_t db_bytes;    /* reply bytes in the database (bounded: db_max) */
   plush_map evicted;  /* client id -> highest task sequence evicted */
@@ -317,6 +325,18 @@ PLUSH_INTERNAL size_t ctl_store_prune(plush_ctl *c, size_t keep);
 PLUSH_INTERNAL void ctl_store_history(plush_ctl *c, lua_Integer limit);
 PLUSH_INTERNAL void ctl_store_records(plush_ctl *c);
 PLUSH_INTERNAL void ctl_store_free(plush_ctl *c);
+/* Keeps reply f in the memory tier (its row could not be written). */
+PLUSH_INTERNAL void ctl_store_keep(plush_ctl *c, plush_frame *f);
+
+/* ctl_rows.c */
+/* Rows per multi-row INSERT of the waiting replies, at most. */
+#define CTL_ROWS_PER_INSERT 16
+/* Reply f of task t (or NULL) for the database: waits for the next write
+** while a transaction is open, else is inserted now. */
+PLUSH_INTERNAL void ctl_rows_add(plush_ctl *c, plush_frame *f, task *t);
+/* Inserts the waiting rows (before a commit and before every read). */
+PLUSH_INTERNAL void ctl_rows_write(plush_ctl *c);
+PLUSH_INTERNAL void ctl_rows_free(plush_ctl *c);
 /* Fails task id (t: its task, or NULL) for its client with a reply the
 ** controller writes: stored, and forwarded when the client is connected. */
 PLUSH_INTERNAL void ctl_fail(plush_ctl *c, task *t, uint64_t id, uint32_t engine,
@@ -403,6 +423,10 @@ PLUSH_INTERNAL void ctl_schedule(plush_ctl *c);
 PLUSH_INTERNAL void ctl_wakedeps(plush_ctl *c);
 /* May engine e run balanced task t (its targets, the engines to avoid)? */
 PLUSH_INTERNAL int ctl_eligible(plush_ctl *c, task *t, peer *e);
+/* Live engine e joins (0, or -1 without memory: not added) or leaves
+** c->engines and c->elist, the list the scheduler walks. */
+PLUSH_INTERNAL int ctl_engine_add(plush_ctl *c, peer *e);
+PLUSH_INTERNAL void ctl_engine_del(plush_ctl *c, peer *e);
 /* ctl_sched.c: t's engine said it is parked on subtasks. */
 PLUSH_INTERNAL void ctl_parked(plush_ctl *c, task *t);
 /* Balanced task t goes back to the head of the queue, off its engine. */
@@ -415,6 +439,8 @@ PLUSH_INTERNAL void ctl_paced(peer *e, double secs);
 PLUSH_INTERNAL void ctl_cancel_client(plush_ctl *c, uint32_t cid);
 /* Takes the task out of every structure and frees it. */
 PLUSH_INTERNAL void ctl_taskfree(plush_ctl *c, task *t);
+/* Frees the tasks kept for reuse (at the controller's end). */
+PLUSH_INTERNAL void ctl_taskpool_free(plush_ctl *c);
 
 /* controller.c */
 /* Wall-clock seconds since the epoch (stored with results). */

@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "codec.h"
 #include "ctl.h"
@@ -17,7 +18,10 @@
 
 static void timerclosed(uv_handle_t *h) { free(h); }
 
-/* Takes the task out of every structure and frees it. */
+/* Freed tasks kept for reuse, at most (a task is ~170 bytes). */
+#define CTL_TASK_POOL 1024
+
+/* Takes the task out of every structure and frees it (or keeps it). */
 void ctl_taskfree(plush_ctl *c, task *t) {
   plush_map_del(&c->tasks, t->id);
   ctl_tlist_remove(t);
@@ -36,7 +40,41 @@ void ctl_taskfree(plush_ctl *c, task *t) {
   free(t->targets);
   free(t->avoid);
   free(t->after);
-  free(t);
+  if (c->ntfree < CTL_TASK_POOL) { /* kept for the next submission */
+    t->next = c->tfree;
+    c->tfree = t;
+    c->ntfree++;
+  } else {
+    free(t);
+  }
+}
+
+/*
+** A zeroed task: one kept from an earlier one when there is, else a new
+** block. With 1,000 tasks in flight malloc's thread cache (7 blocks of a
+** size) is always empty, and calloc skips it anyway: ~350 instructions a
+** task for its allocation and free (performance.md, "Controller per
+** task, fifth session").
+*/
+static task *tasknew(plush_ctl *c) {
+  task *t = c->tfree;
+  if (t) {
+    c->tfree = t->next;
+    c->ntfree--;
+  } else if ((t = malloc(sizeof *t)) == NULL) {
+    return NULL;
+  }
+  memset(t, 0, sizeof *t);
+  return t;
+}
+
+void ctl_taskpool_free(plush_ctl *c) {
+  while (c->tfree) {
+    task *t = c->tfree;
+    c->tfree = t->next;
+    free(t);
+  }
+  c->ntfree = 0;
 }
 
 void ctl_requeue(plush_ctl *c, task *t) {
@@ -63,6 +101,42 @@ static int has(const uint32_t *ids, int n, uint32_t id) {
   for (i = 0; i < n; i++)
     if (ids[i] == id) return 1;
   return 0;
+}
+
+/* ---- the live engines, in id order --------------------------------- */
+
+/*
+** c->elist mirrors c->engines in id order: the scheduler and work
+** stealing walk it after every request and reply, and a walk of the map
+** visits every slot (16 or more for 2 engines: ~700 instructions a
+** balanced task, performance.md "Controller per task, fifth session").
+*/
+int ctl_engine_add(plush_ctl *c, peer *e) {
+  size_t i;
+  if (c->nelist == c->elistcap) {
+    size_t n = c->elistcap ? 2 * c->elistcap : 16;
+    peer **l = realloc(c->elist, n * sizeof *l);
+    if (l == NULL) return -1;
+    c->elist = l;
+    c->elistcap = n;
+  }
+  if (plush_map_put(&c->engines, e->id, e) < 0) return -1;
+  for (i = c->nelist; i > 0 && c->elist[i - 1]->id > e->id; i--)
+    c->elist[i] = c->elist[i - 1];
+  c->elist[i] = e;
+  c->nelist++;
+  return 0;
+}
+
+void ctl_engine_del(plush_ctl *c, peer *e) {
+  size_t i;
+  if (plush_map_get(&c->engines, e->id) != e) return;
+  plush_map_del(&c->engines, e->id);
+  for (i = 0; i < c->nelist && c->elist[i] != e; i++) {}
+  if (i == c->nelist) return;
+  memmove(c->elist + i, c->elist + i + 1,
+          (c->nelist - i - 1) * sizeof *c->elist);
+  c->nelist--;
 }
 
 /* May engine e run task t? Its targets, and not where it failed unless
@@ -173,11 +247,9 @@ void ctl_schedule(plush_ctl *c) {
   while (t != &c->queue) {
     task *next = t->next;
     peer *best = NULL;
-    size_t i = 0, room = 0;
-    uint64_t k;
-    void *v;
-    while (plush_map_next(&c->engines, &i, &k, &v)) {
-      peer *e = v;
+    size_t i, room = 0;
+    for (i = 0; i < c->nelist; i++) {
+      peer *e = c->elist[i];
       if (busy(e) >= limit(c, e)) continue;
       room++;
       if (!ctl_eligible(c, t, e)) continue;
@@ -394,7 +466,7 @@ void ctl_submit(plush_ctl *c, peer *p, plush_frame *f) {
     plush_frame_unref(f);
     return;
   }
-  if ((t = calloc(1, sizeof *t)) == NULL ||
+  if ((t = tasknew(c)) == NULL ||
       plush_map_put(&c->tasks, h->id, t) < 0) {
     free(t);
     ctl_badreq(c, p, PLUSH_T_REPLY, h->id, h->engine,

@@ -39,11 +39,9 @@ void ctl_unreclaim(plush_ctl *c, task *t) {
 
 /* Is some idle engine allowed to run t? */
 static int wanted(plush_ctl *c, task *t) {
-  size_t i = 0;
-  uint64_t k;
-  void *v;
-  while (plush_map_next(&c->engines, &i, &k, &v)) {
-    peer *e = v;
+  size_t i;
+  for (i = 0; i < c->nelist; i++) {
+    peer *e = c->elist[i];
     if (e->inflight - e->parked == 0 && e->conn && ctl_eligible(c, t, e))
       return 1;
   }
@@ -51,24 +49,21 @@ static int wanted(plush_ctl *c, task *t) {
 }
 
 void ctl_steal(plush_ctl *c) {
-  size_t i = 0, idle = 0;
-  uint64_t k;
-  void *v;
+  size_t i, idle = 0;
   double now, soonest = 0;
   /* Only balanced tasks are taken back: with none on an engine (direct
   ** work, %px on 1,000 engines) there is nothing to look for, and the
   ** walks below, over every engine after every request and reply, were
   ** most of the controller's time (share/doc/performance.md). */
   if (c->stopping || c->bal_assigned == 0) return;
-  while (plush_map_next(&c->engines, &i, &k, &v)) {
-    peer *e = v;
+  for (i = 0; i < c->nelist; i++) {
+    peer *e = c->elist[i];
     if (e->inflight - e->parked == 0 && e->conn) idle++; /* parked: waiting */
   }
   if (idle <= c->reclaims) return;
   now = ctl_clock();
-  i = 0;
-  while (idle > c->reclaims && plush_map_next(&c->engines, &i, &k, &v)) {
-    peer *e = v;
+  for (i = 0; idle > c->reclaims && i < c->nelist; i++) {
+    peer *e = c->elist[i];
     task *run, *t;
     if (e->inflight - e->parked < 2 || e->running == 0 || e->conn == NULL)
       continue;

@@ -333,3 +333,65 @@ Test(db_open, a_database_that_cannot_be_opened_stops_the_start) {
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0, "every handle closed");
 }
+
+/* ---- rows written behind (core/ctl_rows.c) ---------------------------- */
+
+/* A reply frame for task seq of client 1, as an engine's answer. */
+static plush_frame *row(uint32_t seq, uint16_t status, const char *text) {
+  plush_hdr h = {(uint32_t)strlen(text), PLUSH_T_REPLY, 0, status, 1,
+                 ((uint64_t)1 << 32) | seq, 0};
+  plush_frame *f = plush_frame_new(&h);
+  memcpy(plush_frame_payload(f), text, h.len);
+  return f;
+}
+
+static void same(plush_frame *got, const char *text, uint16_t status) {
+  cr_assert_not_null(got);
+  cr_assert_eq(got->hdr.status, status);
+  cr_assert_eq(got->hdr.engine, 1);
+  cr_assert_eq(got->hdr.len, strlen(text));
+  cr_assert_eq(memcmp(plush_frame_payload(got), text, got->hdr.len), 0);
+  plush_frame_unref(got);
+}
+
+/*
+** Replies stored in one turn wait in memory for the commit; a lookup
+** before it finds them all the same (it writes them first), 40 of them go
+** in multi-row statements and singly (16 + 16 + 8), a second answer for
+** a task (here in the same batch) leaves the first, and all of them are in
+** the database for the next controller.
+*/
+Test(db, a_reply_not_inserted_yet_is_found_and_then_kept) {
+  char text[64];
+  uint32_t i;
+  size_t before = ctl_store_count(H.ctl);
+  plush_frame *f = row(1000, 0, "first");
+  ctl_store(H.ctl, f, NULL);
+  plush_frame_unref(f);
+  cr_assert_eq(H.ctl->nrows, 1, "the row waits for the commit");
+  cr_assert(H.ctl->txn);
+  same(ctl_store_get(H.ctl, ((uint64_t)1 << 32) | 1000), "first", 0);
+  cr_assert_eq(H.ctl->nrows, 0, "the lookup wrote it");
+  cr_assert(H.ctl->txn, "... in the open transaction, not committed yet");
+  for (i = 1; i <= 40; i++) {
+    snprintf(text, sizeof text, "row %u", i);
+    f = row(1000 + i, i % 3 ? 0 : PLUSH_S_ERROR, text);
+    ctl_store(H.ctl, f, NULL);
+    plush_frame_unref(f);
+  }
+  f = row(1005, 0, "a second answer"); /* ignored: the first stays */
+  ctl_store(H.ctl, f, NULL);
+  plush_frame_unref(f);
+  cr_assert_eq(H.ctl->nrows, 41);
+  cr_assert_eq(ctl_store_count(H.ctl), before + 41);
+  same(ctl_store_get(H.ctl, ((uint64_t)1 << 32) | 1005), "row 5", 0);
+  h_stop();
+  start_db();
+  for (i = 1; i <= 40; i++) {
+    snprintf(text, sizeof text, "row %u", i);
+    same(ctl_store_get(H.ctl, ((uint64_t)1 << 32) | (1000 + i)), text,
+         i % 3 ? 0 : PLUSH_S_ERROR);
+  }
+  same(ctl_store_get(H.ctl, ((uint64_t)1 << 32) | 1000), "first", 0);
+  cr_assert_eq(ctl_store_count(H.ctl), before + 41);
+}
