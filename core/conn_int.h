@@ -37,6 +37,8 @@ struct plush_conn {
   int corked;           /* small writes wait for uncork (conn_cork.c) */
   struct wreq *khead, *ktail; /* ... here, in order */
   size_t kbytes;        /* ... that many bytes (counted in queued too) */
+  struct wreq *pool;    /* written requests kept for the next writes */
+  int npool;            /* ... how many (at most CONN_POOL) */
   int wantopt;          /* opts said encrypt */
   int want;             /* this side asks for sealed frames */
   int secure;           /* the handshake chose them */
@@ -94,6 +96,8 @@ PLUSH_INTERNAL void conn_startread(plush_conn *c);
 PLUSH_INTERNAL int conn_dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs,
                                 int n);
 PLUSH_INTERNAL void conn_wfree(wreq *w);
+/* A zeroed write request of c's (from its pool when it has one), or NULL. */
+PLUSH_INTERNAL wreq *conn_walloc(plush_conn *c);
 
 /* conn_cork.c */
 /* A write while corked: 1 when w was taken (it waits for the uncork),
