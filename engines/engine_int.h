@@ -195,6 +195,12 @@ PLUSH_INTERNAL void eng_gc_collect(plush_engine *e, lua_State *L);
 ** failure), from a cache of the chunks exec ran twice. */
 PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 
+/* engine_reply.c */
+/* The OK reply of the n scalar results from index first, written into
+** e->enc without building its tables: 1, or 0 when they are not all
+** scalars (nothing written; encok's general path then). */
+PLUSH_INTERNAL int eng_reply_fast(lua_State *L, eng_task *t, int first, int n);
+
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
 PLUSH_INTERNAL void eng_capture(lua_State *L);

@@ -260,8 +260,10 @@ static int tailk(lua_State *L, int st, lua_KContext ctx) {
   e->inuser = 0;
   lua_remove(L, fn);
   settle(L, st);
-  if (st == LUA_OK) pack(L, fn - 1);
   t->completed = eng_now();
+  if (st == LUA_OK && eng_reply_fast(L, t, fn, lua_gettop(L) - fn + 1))
+    return 0;
+  if (st == LUA_OK) pack(L, fn - 1);
   if (st == LUA_OK)
     encok(L, t);
   else
