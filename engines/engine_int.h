@@ -93,6 +93,7 @@ struct plush_engine {
   int handles;              /* of wake, retry and watch not yet closed */
   lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
   outvec spare;             /* the out queue being written */
+  outvec dropping;          /* drop, being freed */
   plush_engine_opts o;      /* o.host and o.key point at the copies here */
   char ctlhost[256];
   uint8_t key[PLUSH_KEY_SIZE];
@@ -118,6 +119,9 @@ struct plush_engine {
   uv_cond_t outc;           /* Lua waits: output drained */
   inring in;
   outvec out;
+  outvec drop;              /* requests the Lua thread is done with: the
+                               I/O thread frees them (their allocator's
+                               arena), swapped with dropping in onwake */
   plush_frame *batch;       /* open batch: the last of out, or NULL */
   size_t outbytes;          /* bytes in out */
   size_t sockbytes;         /* bytes the conn had queued at last look */
@@ -215,6 +219,11 @@ PLUSH_INTERNAL void eng_replace(lua_State *L, int mod, const char *name, const c
 PLUSH_INTERNAL int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                  const void *data, size_t len);
 
+/* mu held: a small frame or reply queued inside the caller's critical
+** section (engine_out.c); 2 when it is not small (nothing done). */
+PLUSH_INTERNAL int eng_sendsmall(plush_engine *e, int type, uint64_t id,
+                                 int status, const void *data, size_t len);
+PLUSH_INTERNAL int eng_replysmall(plush_engine *e, uint64_t id, int status);
 /*
 ** e->enc starts with room for a frame's bookkeeping and header, so a big
 ** reply is encoded once and becomes its own frame (eng_sendreply) instead
