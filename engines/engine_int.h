@@ -57,8 +57,8 @@ typedef struct eng_costate {
   int base;                 /* Lua thread: L's stack between tasks (an
                                embedder's state may hold values there) */
   struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
-  lua_State *spare;         /* Lua thread: a finished task's coroutine, */
-  int spareref;             /* kept (registry ref) for the next task */
+  void *spare;              /* Lua thread: a finished task's eng_cotask and
+                               its coroutine, kept for the next task */
 } eng_costate;
 
 /*

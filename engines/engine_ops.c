@@ -461,7 +461,8 @@ static int opexec(lua_State *L, task *t, int req) {
   lua_getfield(L, req, "auto");
   t->autoret = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  chunk = lua_pushfstring(L, "=%s", name);
+  chunk = strcmp(name, "execute") == 0 ? lua_pushliteral(L, "=execute")
+                                       : lua_pushfstring(L, "=%s", name);
   base = lua_gettop(L);
   if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
     errtable(L, lua_tostring(L, -1));
