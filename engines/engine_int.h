@@ -153,6 +153,7 @@ struct plush_engine {
   uint64_t fired;           /* task the interrupt hook raised in */
   memacct mem;              /* the namespace's allocations */
   int inuser;               /* user code runs (or a request is decoded) */
+  int errkept;              /* engine_ops.c's handler kept an error value */
   int base;                 /* stack levels below the user's call: an
                                embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */

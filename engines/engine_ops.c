@@ -110,6 +110,7 @@ static int handler(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
   lua_pushvalue(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+  e->errkept = 1;
   e->mem.lifted = lifted;
   e->inuser = inuser;
   return 1;
@@ -176,6 +177,7 @@ static void toerror(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  eng_self(L)->errkept = 0;
   lua_pushcfunction(L, errobj); /* v: value, v + 1: traceback */
   lua_pushvalue(L, v);
   lua_pushvalue(L, v + 1);
@@ -201,11 +203,13 @@ static void settle(lua_State *L, int st) {
     errtable(L, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
-  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
+  if (st != LUA_ERRRUN && eng_self(L)->errkept) { /* what the handler
+                                                     kept for caught errors */
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+    eng_self(L)->errkept = 0;
   }
 }
 
