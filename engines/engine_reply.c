@@ -37,8 +37,8 @@ static size_t dbl(uint8_t *p, double d) {
 
 /*
 ** The n values from index first are the task's results: their OK reply,
-** e->enc reset and filled, t->status OK. Returns 1, or 0 (nothing
-** written) when a value is not one the fast path takes, or out of memory:
+** e->enc reset and filled, t->status OK. Returns 1, or 0 (e->enc left
+** empty) when a value is not one the fast path takes, or out of memory:
 ** the general path then runs as before.
 */
 int eng_reply_fast(lua_State *L, eng_task *t, int first, int n) {
@@ -46,6 +46,7 @@ int eng_reply_fast(lua_State *L, eng_task *t, int first, int n) {
   size_t room = 48, k = 0, len;
   uint8_t *p;
   if (n < 0 || n > MAXFAST) return 0;
+  eng_enc_reset(t->e); /* sets b->segmin */
   for (int i = 0; i < n; i++) {
     switch (lua_type(L, first + i)) {
     case LUA_TNIL: continue;
@@ -59,7 +60,6 @@ int eng_reply_fast(lua_State *L, eng_task *t, int first, int n) {
     }
     k++;
   }
-  eng_enc_reset(t->e);
   if (plush_buf_reserve(b, room)) return 0;
   p = (uint8_t *)b->data + b->len;
   memcpy(p, "\x83\xa1r", 3), p += 3;
