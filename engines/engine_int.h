@@ -3,7 +3,7 @@
 ** I/O side, on the uv loop) and engine_lua.c (the Lua thread).
 **
 ** Ownership, by thread:
-**   loop thread   conn, wake, retry, cl, spare, exiting/status/reason,
+**   loop thread   conn, wake, retry, cl, spare, dropping, exiting/status/reason,
 **                 the reconnection state
 **   Lua thread    L's contents, enc, mem, nsid
 **   both          everything under mu; running/intr/id/halting/restarting
@@ -15,7 +15,9 @@
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
-** allocated per message: both queues keep their capacity.
+** allocated per message: both queues keep their capacity. Requests the
+** Lua thread is done with go back the same way (`drop`, swapped with
+** `dropping`), to be freed by the thread that allocated them.
 **
 ** Links. Every connection that got a WELCOME is one link, numbered by
 ** gen. A task belongs to the link it arrived on (rungen): its STARTED,
