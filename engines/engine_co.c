@@ -140,18 +140,15 @@ static void cofree(lua_State *L, cotask *c) {
 */
 static void spare(plush_engine *e, lua_State *L, cotask *c) {
   if (e->co.spare == NULL && lua_status(c->co) == LUA_OK &&
-      lua_gettop(c->co) == 0) {
-    e->co.spare = c->co;
-    e->co.spareref = c->ref;
-    free(c);
-  } else {
+      lua_gettop(c->co) == 0)
+    e->co.spare = c; /* its allocation too */
+  else
     cofree(L, c);
-  }
 }
 
 static void dropspare(plush_engine *e, lua_State *L) {
   if (e->co.spare == NULL) return;
-  luaL_unref(L, LUA_REGISTRYINDEX, e->co.spareref);
+  cofree(L, e->co.spare);
   e->co.spare = NULL;
 }
 
@@ -189,10 +186,20 @@ static int after(plush_engine *e, lua_State *L, cotask *c, int st, int nres) {
 }
 
 int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t) {
-  cotask *c = calloc(1, sizeof *c);
+  cotask *c = e->co.spare, *s = c;
   int st, nres = 0;
+  if (s) {
+    lua_State *co = s->co;
+    int ref = s->ref;
+    e->co.spare = NULL;
+    memset(s, 0, sizeof *s);
+    s->co = co, s->ref = ref;
+  } else {
+    c = calloc(1, sizeof *c);
+  }
   if (c == NULL || !lua_checkstack(L, 4)) {
-    free(c);
+    if (s) e->co.spare = s;
+    else free(c);
     lua_pushliteral(L, "not enough memory to run the task");
     eng_served(e, L, t, LUA_ERRMEM);
     return 0;
@@ -201,10 +208,7 @@ int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t) {
   c->t = *t;
   c->id = t->req->hdr.id;
   c->gen = e->rungen;
-  if (e->co.spare) {
-    c->co = e->co.spare;
-    c->ref = e->co.spareref;
-    e->co.spare = NULL;
+  if (s) {
     lua_sethook(c->co, NULL, 0, 0); /* not the I/O side's: not published */
   } else {
     c->co = lua_newthread(L);

@@ -39,6 +39,8 @@
 #define DBG_CHUNK_BYTES ((size_t)4 << 20)  /* all kept chunks together */
 
 static const char capkey[] = "plush.debug", chunkkey[] = "plush.chunks";
+static const char lastkey = 'l'; /* registry: {code, name} of the chunk
+                                    kept last, for eng_dbg_keep's check */
 
 /* ---- the stack of a failed call ---------------------------------- */
 
@@ -207,6 +209,8 @@ static int keep(lua_State *L) {
     }
     n -= drop;
   }
+  lua_pushnil(L); /* the check's memo is stale until the end */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lastkey);
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "code");
@@ -215,14 +219,30 @@ static int keep(lua_State *L) {
   lua_rawseti(L, t, ++n);
   setint(L, t, "n", n);
   setint(L, t, "bytes", (lua_Integer)(total + len));
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lastkey);
   return 0;
 }
 
 void eng_dbg_keep(lua_State *L, int code, const char *chunkname) {
   size_t len;
+  int top, same = 0;
   code = lua_absindex(L, code);
   if (!lua_tolstring(L, code, &len) || len > DBG_CHUNK_MAX) return;
   if (!lua_checkstack(L, 4)) return;
+  /* the chunk kept last again (a repeated %px): nothing to keep, known
+  ** without keep's pcall and lookups */
+  top = lua_gettop(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lastkey) == LUA_TTABLE)
+    same = lua_rawgeti(L, top + 1, 1) == LUA_TSTRING && lua_rawequal(L, -1, code) &&
+           lua_rawgeti(L, top + 1, 2) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, -1), chunkname) == 0;
+  lua_settop(L, top);
+  if (same) return;
   lua_pushcfunction(L, keep);
   lua_pushvalue(L, code);
   lua_pushlightuserdata(L, (void *)chunkname);

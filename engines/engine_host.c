@@ -51,6 +51,8 @@ static void freequeues(plush_engine *e) {
   eng_infree(&e->in);
   eng_outfree(&e->out);
   eng_outfree(&e->spare);
+  eng_outfree(&e->drop);
+  eng_outfree(&e->dropping);
 }
 
 /* ---- messages from the controller -------------------------------- */
@@ -406,7 +408,11 @@ const plush_conn_cbs eng_cbs = {onready, onframe, ondrain, onclose, NULL, NULL};
 */
 static plush_frame *trimbatch(plush_frame *f) {
   size_t n = plush_frame_size(f->hdr.len);
-  plush_frame *g = plush_mem_realloc(f, f->size, n);
+  plush_frame *g;
+  /* under 1 KiB to give back (a small task's first batch): not worth a
+  ** realloc, which takes the Lua thread's malloc arena lock */
+  if (f->size - n < 1024) return f;
+  g = plush_mem_realloc(f, f->size, n);
   if (g == NULL) return f;
   g->size = n;
   return g;
@@ -441,9 +447,14 @@ static void onwake(uv_async_t *a) {
   t = e->out;
   e->out = e->spare;
   e->spare = t;
+  t = e->drop;
+  e->drop = e->dropping;
+  e->dropping = t;
   e->outbytes = 0;
   e->batch = NULL;
   uv_mutex_unlock(&e->mu);
+  for (size_t i = 0; i < e->dropping.n; i++) plush_frame_unref(e->dropping.v[i]);
+  e->dropping.n = 0;
   for (size_t i = 0; i < e->spare.n; i++) {
     plush_frame *f = e->spare.v[i];
     if (e->conn && f->hdr.type == 0 && plush_conn_secure(e->conn)) {

@@ -3,7 +3,7 @@
 ** I/O side, on the uv loop) and engine_lua.c (the Lua thread).
 **
 ** Ownership, by thread:
-**   loop thread   conn, wake, retry, cl, spare, exiting/status/reason,
+**   loop thread   conn, wake, retry, cl, spare, dropping, exiting/status/reason,
 **                 the reconnection state
 **   Lua thread    L's contents, enc, mem, nsid
 **   both          everything under mu; running/intr/id/halting/restarting
@@ -15,7 +15,9 @@
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
 ** the socket (uv_async_send on wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
-** allocated per message: both queues keep their capacity.
+** allocated per message: both queues keep their capacity. Requests the
+** Lua thread is done with go back the same way (`drop`, swapped with
+** `dropping`), to be freed by the thread that allocated them.
 **
 ** Links. Every connection that got a WELCOME is one link, numbered by
 ** gen. A task belongs to the link it arrived on (rungen): its STARTED,
@@ -57,8 +59,8 @@ typedef struct eng_costate {
   int base;                 /* Lua thread: L's stack between tasks (an
                                embedder's state may hold values there) */
   struct plush_map *parked; /* Lua thread: id -> eng_cotask (map.h) */
-  lua_State *spare;         /* Lua thread: a finished task's coroutine, */
-  int spareref;             /* kept (registry ref) for the next task */
+  void *spare;              /* Lua thread: a finished task's eng_cotask and
+                               its coroutine, kept for the next task */
 } eng_costate;
 
 /*
@@ -93,6 +95,7 @@ struct plush_engine {
   int handles;              /* of wake, retry and watch not yet closed */
   lua_State *cl;            /* control messages (REGISTER, WELCOME) only */
   outvec spare;             /* the out queue being written */
+  outvec dropping;          /* drop, being freed */
   plush_engine_opts o;      /* o.host and o.key point at the copies here */
   char ctlhost[256];
   uint8_t key[PLUSH_KEY_SIZE];
@@ -118,6 +121,9 @@ struct plush_engine {
   uv_cond_t outc;           /* Lua waits: output drained */
   inring in;
   outvec out;
+  outvec drop;              /* requests the Lua thread is done with: the
+                               I/O thread frees them (their allocator's
+                               arena), swapped with dropping in onwake */
   plush_frame *batch;       /* open batch: the last of out, or NULL */
   size_t outbytes;          /* bytes in out */
   size_t sockbytes;         /* bytes the conn had queued at last look */
@@ -149,6 +155,7 @@ struct plush_engine {
   uint64_t fired;           /* task the interrupt hook raised in */
   memacct mem;              /* the namespace's allocations */
   int inuser;               /* user code runs (or a request is decoded) */
+  int errkept;              /* engine_ops.c's handler kept an error value */
   int base;                 /* stack levels below the user's call: an
                                embedding host's (left out of tracebacks) */
   uint32_t nsid;            /* engine.id as the namespace has it */
@@ -195,6 +202,12 @@ PLUSH_INTERNAL void eng_gc_collect(plush_engine *e, lua_State *L);
 ** failure), from a cache of the chunks exec ran twice. */
 PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 
+/* engine_reply.c */
+/* The OK reply of the n scalar results from index first, written into
+** e->enc without building its tables: 1, or 0 when they are not all
+** scalars (nothing written; encok's general path then). */
+PLUSH_INTERNAL int eng_reply_fast(lua_State *L, eng_task *t, int first, int n);
+
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
 PLUSH_INTERNAL void eng_capture(lua_State *L);
@@ -209,6 +222,11 @@ PLUSH_INTERNAL void eng_replace(lua_State *L, int mod, const char *name, const c
 PLUSH_INTERNAL int eng_sendcopy(plush_engine *e, int type, uint64_t id, int status,
                  const void *data, size_t len);
 
+/* mu held: a small frame or reply queued inside the caller's critical
+** section (engine_out.c); 2 when it is not small (nothing done). */
+PLUSH_INTERNAL int eng_sendsmall(plush_engine *e, int type, uint64_t id,
+                                 int status, const void *data, size_t len);
+PLUSH_INTERNAL int eng_replysmall(plush_engine *e, uint64_t id, int status);
 /*
 ** e->enc starts with room for a frame's bookkeeping and header, so a big
 ** reply is encoded once and becomes its own frame (eng_sendreply) instead

@@ -578,6 +578,8 @@ static int take(plush_engine *e, inreq *r, int wait) {
   atomic_store(&e->running, r->cancelled || r->f->hdr.type != PLUSH_T_REQ
                                 ? 0
                                 : r->f->hdr.id);
+  if (atomic_load(&e->running) != 0) /* its STARTED, under this lock */
+    (void)eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0);
   uv_mutex_unlock(&e->mu);
   return 1;
 }
@@ -610,16 +612,13 @@ static lua_State *renew(plush_engine *e, lua_State *L) {
   return L;
 }
 
-/* The task is over: no hook may reach the state from here on. */
+/* The task is over: no hook may reach the state from here on. mu held;
+** returns whether the engine is idle. */
 static int done(plush_engine *e) {
-  int idle;
-  uv_mutex_lock(&e->mu);
   atomic_store(&e->running, 0);
   lua_sethook(e->L, NULL, 0, 0);
   e->stats.tasks++;
-  idle = e->in.n == 0 && e->co.nparked == 0; /* parked tasks: not idle */
-  uv_mutex_unlock(&e->mu);
-  return idle;
+  return e->in.n == 0 && e->co.nparked == 0; /* parked tasks: not idle */
 }
 
 /*
@@ -629,20 +628,32 @@ static int done(plush_engine *e) {
 */
 static void answer(plush_engine *e, lua_State *L, task *t) {
   uint64_t id = t->req->hdr.id;
-  int sent;
+  int sent, idle = -1;
   lua_settop(L, e->co.base);
-  plush_frame_unref(t->req);
-  t->req = NULL;
   eng_fd_settle(e); /* its subprocesses' output before its reply */
   eng_ts_flush(e);
-  sent = eng_sendreply(e, id, t->status);
+  /* a small reply, the task's end and its request handed to the I/O
+  ** thread to free (its arena's lock not taken from here): one lock */
+  uv_mutex_lock(&e->mu);
+  if ((sent = eng_replysmall(e, id, t->status)) == 0 || sent == 1)
+    idle = done(e);
+  if (e->drop.n < 64 && eng_outpush(&e->drop, t->req) == 0) t->req = NULL;
+  uv_mutex_unlock(&e->mu);
+  plush_frame_unref(t->req);
+  t->req = NULL;
+  if (sent == 2) sent = eng_sendreply(e, id, t->status);
   if (sent < 0)
     sent = eng_sendcopy(e, PLUSH_T_REPLY, id, PLUSH_S_ERROR, oom,
                         sizeof oom - 1);
   if (sent == 1)
     plush_warn("task %llu ended after the link to the controller was "
                "lost: its reply is dropped", (unsigned long long)id);
-  if (done(e)) {
+  if (idle < 0) {
+    uv_mutex_lock(&e->mu);
+    idle = done(e);
+    uv_mutex_unlock(&e->mu);
+  }
+  if (idle) {
     if (e->enc.cap > ENC_KEEP) {
       plush_buf_free(&e->enc);
       e->encoff = 0;
@@ -704,8 +715,7 @@ static lua_State *loop(plush_engine *e, lua_State *L) {
       fallback(L, &t);
       answer(e, L, &t);
     } else {
-      eng_sendcopy(e, PLUSH_T_STARTED, r.f->hdr.id, 0, NULL, 0);
-      eng_enc_reset(e);
+      eng_enc_reset(e); /* its STARTED is queued (take) */
       eng_settask(L, &t);
       eng_co_serve(e, L, &t);
     }

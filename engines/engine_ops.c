@@ -110,6 +110,7 @@ static int handler(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
   lua_pushvalue(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+  e->errkept = 1;
   e->mem.lifted = lifted;
   e->inuser = inuser;
   return 1;
@@ -176,6 +177,7 @@ static void toerror(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+  eng_self(L)->errkept = 0;
   lua_pushcfunction(L, errobj); /* v: value, v + 1: traceback */
   lua_pushvalue(L, v);
   lua_pushvalue(L, v + 1);
@@ -201,11 +203,13 @@ static void settle(lua_State *L, int st) {
     errtable(L, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
-  if (st != LUA_ERRRUN) { /* what the handler kept for caught errors */
+  if (st != LUA_ERRRUN && eng_self(L)->errkept) { /* what the handler
+                                                     kept for caught errors */
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
+    eng_self(L)->errkept = 0;
   }
 }
 
@@ -260,8 +264,10 @@ static int tailk(lua_State *L, int st, lua_KContext ctx) {
   e->inuser = 0;
   lua_remove(L, fn);
   settle(L, st);
-  if (st == LUA_OK) pack(L, fn - 1);
   t->completed = eng_now();
+  if (st == LUA_OK && eng_reply_fast(L, t, fn, lua_gettop(L) - fn + 1))
+    return 0;
+  if (st == LUA_OK) pack(L, fn - 1);
   if (st == LUA_OK)
     encok(L, t);
   else
@@ -459,7 +465,8 @@ static int opexec(lua_State *L, task *t, int req) {
   lua_getfield(L, req, "auto");
   t->autoret = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  chunk = lua_pushfstring(L, "=%s", name);
+  chunk = strcmp(name, "execute") == 0 ? lua_pushliteral(L, "=execute")
+                                       : lua_pushfstring(L, "=%s", name);
   base = lua_gettop(L);
   if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
     errtable(L, lua_tostring(L, -1));

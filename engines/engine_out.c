@@ -172,6 +172,32 @@ static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
 }
 
 /*
+** mu held: queues a small frame (header type, id, status) carrying a copy
+** of data, as eng_sendcopy does, for the Lua thread's critical sections
+** that already hold mu (take's STARTED, answer's REPLY): one lock a task
+** fewer each. 0, 1 when the link is down, PLUSH_ENOMEM, or 2 when the
+** frame is not a small one (nothing done: eng_sendcopy then).
+*/
+int eng_sendsmall(plush_engine *e, int type, uint64_t id, int status,
+                  const void *data, size_t len) {
+  plush_hdr h = hdr(e, type, id, status, 0, len);
+  char *p;
+  if (PLUSH_HDR_SIZE + len > SMALL) return 2;
+  if (!eng_live(e)) return 1;
+  if ((p = slot(e, &h)) == NULL) return PLUSH_ENOMEM;
+  if (len) memcpy(p, data, len);
+  return 0;
+}
+
+/* mu held: eng_sendsmall of the reply in e->enc; 2 when it is not small
+** or has segments (eng_sendreply then). */
+int eng_replysmall(plush_engine *e, uint64_t id, int status) {
+  if (e->enc.nsegs != 0) return 2;
+  return eng_sendsmall(e, PLUSH_T_REPLY, id, status, e->enc.data + e->encoff,
+                       eng_enc_len(e));
+}
+
+/*
 ** Sends a frame carrying a copy of data (STARTED, REPLY): never waits, a
 ** task's reply must not be held up by its own output. 0, 1 when the
 ** task's link is down (nothing sent), or PLUSH_ENOMEM.

@@ -1525,3 +1525,64 @@ Test(engine, silent_controller_is_given_up) {
   uv_close((uv_handle_t *)&span, NULL);
   shutdown_();
 }
+
+/*
+** Scalar results take engines/engine_reply.c's fast path (written
+** straight into the reply, no tables): every MessagePack width of
+** integers and strings, floats (NaN, infinities), booleans, nil holes,
+** map heads past 15 entries, 64 results (the most it takes) and 65 (the
+** general path), a string of 1 MiB (the general path's big string).
+** Each is checked against the same expression run in the test's state.
+*/
+static void same(uint64_t id, const char *expr) {
+  char src[1024];
+  snprintf(src, sizeof src, "return %s", expr);
+  exec(id, src);
+  reply(id, PLUSH_S_OK);
+  snprintf(src, sizeof src,
+           "(function(w) local k = 0\n"
+           "  for key in pairs(v.r) do k = k + 1 end\n"
+           "  if v.r.n ~= w.n or math.type(v.r.n) ~= 'integer' then return false end\n"
+           "  local m = 1\n"
+           "  for i = 1, w.n do\n"
+           "    local a, b = v.r[i], w[i]\n"
+           "    if b ~= nil then m = m + 1 end\n"
+           "    if not ((a == b and math.type(a) == math.type(b)) or (a ~= a and b ~= b))\n"
+           "    then return false end\n"
+           "  end\n"
+           "  return k == m and type(v.started) == 'number' and v.started <= v.completed\n"
+           "end)(table.pack(%s))", expr);
+  ok(src);
+}
+
+Test(engine, scalar_replies_travel_exactly) {
+  static const char *exprs[] = {
+      "",
+      "nil",
+      "nil, nil, 3, nil",
+      "true, false, 0, -1, -32, -33, 127, 128, 255, 256, 65535, 65536",
+      "-128, -129, -32768, -32769, -2147483648, -2147483649, 4294967295, "
+      "4294967296, math.maxinteger, math.mininteger",
+      "0.0, -0.0, 1.5, 2^53, 1/0, -1/0, 0/0, 0.1, math.pi",
+      "'', 'a\\0b', ('x'):rep(31), ('x'):rep(32), ('y'):rep(255), ('y'):rep(256)",
+      "('z'):rep(65535), ('z'):rep(65536), ('w'):rep(1 << 20)",
+      "table.unpack((function() local t = {} for i = 1, 20 do t[i] = i end "
+      "return t end)())",
+      "table.unpack((function() local t = {} for i = 1, 64 do t[i] = i * 0.5 end "
+      "return t end)())",
+      "table.unpack((function() local t = {} for i = 1, 65 do t[i] = 'v' .. i end "
+      "return t end)())",
+  };
+  boot(-1, 0, 0);
+  for (size_t i = 0; i < sizeof exprs / sizeof *exprs; i++)
+    same(i + 1, exprs[i]);
+  exec(99, "return 1, {2}, 'three'"); /* a table: the general path */
+  reply(99, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 1 and v.r[2][1] == 2 and v.r[3] == 'three'");
+  /* an apply's results take it too */
+  sendval(PLUSH_T_REQ, 100, "return {op = 'apply', args = {n = 2, 40, 'x'},\n"
+                            "  f = function(a, b) return a + 2, b .. 'y', nil end}");
+  reply(100, PLUSH_S_OK);
+  ok("v.r.n == 3 and v.r[1] == 42 and v.r[2] == 'xy' and v.r[3] == nil");
+  shutdown_();
+}

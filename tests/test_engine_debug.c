@@ -169,6 +169,20 @@ Test(engine_debug, chunks_repeated_kept_once) {
                LUA_OK);
   cr_assert(lua_toboolean(L, -1));
   lua_settop(L, 0);
+  /* a long chunk (its own string each time, not interned) run twice */
+  for (int i = 0; i < 2; i++) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int k = 0; k < 20; k++) luaL_addstring(&b, "x = x + 1 ");
+    luaL_pushresult(&b);
+    eng_dbg_keep(L, -1, "=execute");
+    lua_pop(L, 1);
+  }
+  cr_assert_eq(luaL_dostring(L, "local c = debug.getregistry()['plush.chunks']\n"
+                                "return c.n == 5 and #c[5].code == 200 and c.bytes == 221"),
+               LUA_OK);
+  cr_assert(lua_toboolean(L, -1));
+  lua_settop(L, 0);
   for (int i = 1; i <= 300; i++) {
     char code[32];
     snprintf(code, sizeof code, "z = %d", i);
