@@ -113,55 +113,13 @@ static int putglobals(ctx *c) {
 }
 
 /*
-** The objects met so far (codec_int.h): p's ref value in *v (1), or 0.
-*/
-static int seen(ctx *c, const void *p, lua_Integer *v) {
-  int i, n = c->nseen < CODEC_SEEN ? c->nseen : CODEC_SEEN;
-  for (i = 0; i < n; i++)
-    if (c->seenp[i] == p) return *v = c->seenv[i], 1;
-  if (c->nseen <= CODEC_SEEN) return 0; /* no ref table yet */
-  lua_pushlightuserdata(c->L, (void *)p);
-  if (lua_rawget(c->L, c->refs) != LUA_TNUMBER) return lua_pop(c->L, 1), 0;
-  *v = lua_tointeger(c->L, -1);
-  lua_pop(c->L, 1);
-  return 1;
-}
-
-/* The collector stopped to the end of the encode (plush_encode restarts
-** it): nothing met may be freed once only its address is kept. */
-static void gcstop(ctx *c) {
-  if (!c->gcstop && lua_gc(c->L, LUA_GCISRUNNING)) {
-    lua_gc(c->L, LUA_GCSTOP);
-    c->gcstop = 1;
-  }
-}
-
-static void remember(ctx *c, const void *p, lua_Integer v) {
-  lua_State *L = c->L;
-  if (c->nseen < CODEC_SEEN) {
-    c->seenp[c->nseen] = p;
-    c->seenv[c->nseen++] = v;
-    return;
-  }
-  if (c->nseen == CODEC_SEEN) { /* the 17th: the ref table, made now */
-    gcstop(c);
-    lua_createtable(L, 0, CODEC_SEEN);
-    lua_replace(L, c->refs);
-    c->nseen++;
-  }
-  lua_pushlightuserdata(L, (void *)p);
-  lua_pushinteger(L, v);
-  lua_rawset(L, c->refs);
-}
-
-/*
 ** A table or Lua function seen before in this value becomes a BACKREF
 ** (returns 1); else it gets the next ref number (returns 0).
 */
 static int mark(ctx *c, int idx) {
   const void *o = lua_topointer(c->L, idx);
   lua_Integer r;
-  if (seen(c, o, &r)) {
+  if (codec_seen(c, o, &r)) {
     uint8_t *p = room(c, 6);
     if (!p) return codec_nomem(c);
     p[0] = 0xd6, p[1] = PLUSH_EXT_BACKREF;
@@ -170,7 +128,7 @@ static int mark(ctx *c, int idx) {
     return 1;
   }
   if (c->nref > (lua_Integer)UINT32_MAX) return codec_refuse(c, "over 2^32 tables");
-  remember(c, o, c->nref++);
+  codec_remember(c, o, c->nref++);
   return 0;
 }
 
@@ -646,7 +604,7 @@ static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
   int rc;
   const void *u = lua_upvalueid(L, idx, i);
   lua_Integer at;
-  if (seen(c, u, &at)) {
+  if (codec_seen(c, u, &at)) {
     uint8_t *p = room(c, 8);
     if (!p) return codec_nomem(c);
     p[0] = 0xc7, p[1] = 5, p[2] = PLUSH_EXT_UPVALUE;
@@ -655,66 +613,11 @@ static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
     c->b->len += 8;
     return 0;
   }
-  remember(c, u, fref << 8 | i);
+  codec_remember(c, u, fref << 8 | i);
   nm = lua_getupvalue(L, idx, i);
   rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
   lua_pop(L, 1);
   return rc;
-}
-
-static int writer(lua_State *L, const void *p, size_t n, void *ud) {
-  (void)L;
-  return plush_buf_append(ud, p, n) ? 1 : 0;
-}
-
-/*
-** lua_dump's output for the Lua function at idx, from the cache when it
-** has it (codec_int.h): the registry's weak-keyed table, in the stack
-** slot c->dumps + its lookup once per encode. A miss dumps, then keeps
-** a copy of up to DUMP_CACHE bytes (the collector stopped: gcstop).
-*/
-#define DUMP_CACHE (16u << 10)
-static const char dumpkey = 'd';
-
-static int putdump(ctx *c, int idx) {
-  lua_State *L = c->L;
-  size_t at = c->b->len, n;
-  const char *s;
-  if (c->dumps < 0) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dumpkey) == LUA_TTABLE) {
-      lua_replace(L, -c->dumps);
-    } else {
-      lua_pop(L, 1);
-      gcstop(c);
-      lua_newtable(L);
-      lua_createtable(L, 0, 1);
-      lua_pushliteral(L, "k");
-      lua_setfield(L, -2, "__mode");
-      lua_setmetatable(L, -2);
-      lua_pushvalue(L, -1);
-      lua_rawsetp(L, LUA_REGISTRYINDEX, &dumpkey);
-      lua_replace(L, -c->dumps);
-    }
-    c->dumps = -c->dumps;
-  }
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, c->dumps) == LUA_TSTRING) {
-    s = lua_tolstring(L, -1, &n);
-    if (plush_buf_append(c->b, s, n)) return codec_nomem(c);
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  if (lua_dump(L, writer, c->b, 0)) return codec_nomem(c);
-  lua_pop(L, 1);
-  if ((n = c->b->len - at) <= DUMP_CACHE) {
-    gcstop(c);
-    lua_pushvalue(L, idx);
-    lua_pushlstring(L, c->b->data + at, n);
-    lua_rawset(L, c->dumps);
-  }
-  return 0;
 }
 
 /*
@@ -743,7 +646,7 @@ static int putfn(ctx *c, int idx) {
   c->b->data[at + 5] = PLUSH_EXT_FUNCTION;
   c->b->data[at + 6] = (char)0xc6;
   c->b->len += 11;
-  if ((rc = putdump(c, idx))) return rc;
+  if ((rc = codec_putdump(c, idx))) return rc;
   if ((n = c->b->len - at - 11) > 0xffffffff) return codec_refuse(c, "function over 4 GiB");
   store((uint8_t *)c->b->data + at + 7, n, 4);
   lua_pushvalue(L, idx);

@@ -106,6 +106,16 @@ PLUSH_INTERNAL void codec_loadnames(lua_State *L);
 PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
                                char *err, size_t n);
 
+/* Encode (codec_refs.c): p met before in this value (its ref value in
+** *v): 1, else 0; p recorded with ref value v; the collector stopped to
+** the end of the encode (plush_encode restarts it: nothing met may be
+** freed once only its address is kept); lua_dump's output of the Lua
+** function at idx appended to the output, from the cache when it has it. */
+PLUSH_INTERNAL int codec_seen(ctx *c, const void *p, lua_Integer *v);
+PLUSH_INTERNAL void codec_remember(ctx *c, const void *p, lua_Integer v);
+PLUSH_INTERNAL void codec_gcstop(ctx *c);
+PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
+
 /*
 ** A slot of a Lua 5.4 table's array part (Lua's TValue): the value, then
 ** its type tag -- 3 an integer, 0x13 a float; tag & 0x0f == 0 an empty
