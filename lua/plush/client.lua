@@ -472,9 +472,14 @@ local function track(self, id, engine, out, whole)
     {engine = engine, submitted = core_time(), started = nil,
       completed = nil, received = nil, tostring = nil})
   if out == nil then out = self.output end
-  -- rec.partial (the unfinished lines of its output) is made when needed
-  self.pending[id] = {d = d, engine = engine, output = out, whole = whole,
-    fanout = nil, index = nil}
+  -- rec.partial (the unfinished lines of its output) is made when needed;
+  -- so are the fields that are nil (a balanced task's engine, the
+  -- default output): a smaller table for the collector
+  local rec = {d = d}
+  if engine ~= nil then rec.engine = engine end
+  if out ~= nil then rec.output = out end
+  if whole then rec.whole = whole end
+  self.pending[id] = rec
   return d
 end
 
