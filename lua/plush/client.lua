@@ -62,6 +62,8 @@ function client.new(conn, opts)
   }, mt)
   -- Deferreds keep this to wait: a plain function, not a method
   self._pump = function(t) return self:pump(t) end
+  -- the balanced views' submit, found without a call of mt.__index
+  self._submit1 = Client._submit1
   return self
 end
 
@@ -471,7 +473,9 @@ local function track(self, id, engine, out, whole)
     -- room for what the reply adds (_reply)
     {engine = engine, submitted = core_time(), started = nil,
       completed = nil, received = nil, tostring = nil})
-  if out == nil then out = self.output end
+  -- rawget: an absent field of a Client costs a call of its __index (no
+  -- method is named output or lost)
+  if out == nil then out = rawget(self, "output") end
   -- rec.partial (the unfinished lines of its output) is made when needed;
   -- so are the fields that are nil (a balanced task's engine, the
   -- default output): a smaller table for the collector
@@ -493,7 +497,7 @@ end
   Balanced views with no scheduling option come here (view.lua).
 ]]
 function Client:_submit1(target, msg, timeout, sched, output, whole)
-  if self.closed or self.lost then Client._check_open(self) end
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
   local conn = self.conn
   local ok, id, err, name = pcall(conn.submit, conn, target, msg, timeout, sched)
   if not ok then reraise(id) end
