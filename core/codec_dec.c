@@ -33,8 +33,10 @@ static int getnum(ctx *c, int n, uint64_t *v) {
 
 /* Records the object at the top as the next ref (0-based on the wire). */
 static void addref(ctx *c) {
+  ++c->nref;
+  if (!c->refs) return; /* no reference can come: decbody */
   lua_pushvalue(c->L, -1);
-  lua_rawseti(c->L, c->refs, ++c->nref);
+  lua_rawseti(c->L, c->refs, c->nref);
 }
 
 static int get(ctx *c);
@@ -592,8 +594,14 @@ str:
 static int decbody(lua_State *L) {
   ctx *c = lua_touserdata(L, 1);
   uint8_t b = c->p < c->end ? *c->p : 0;
-  if ((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
-      (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf)) {
+  size_t n = (size_t)(c->end - c->p);
+  /* A container takes a ref table, unless it is short and has no byte
+  ** that a BACKREF or UPVALUE needs (their ext type bytes): a small
+  ** reply then makes no table for nothing. */
+  if (((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
+       (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf)) &&
+      (n > 4096 || memchr(c->p, PLUSH_EXT_BACKREF, n) ||
+       memchr(c->p, PLUSH_EXT_UPVALUE, n))) {
     lua_newtable(L);
     c->refs = 2;
   }

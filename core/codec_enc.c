@@ -117,23 +117,18 @@ static int putglobals(ctx *c) {
 ** (returns 1); else it gets the next ref number (returns 0).
 */
 static int mark(ctx *c, int idx) {
-  lua_State *L = c->L;
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, c->refs) == LUA_TNUMBER) {
-    lua_Integer r = lua_tointeger(L, -1);
+  const void *o = lua_topointer(c->L, idx);
+  lua_Integer r;
+  if (codec_seen(c, o, &r)) {
     uint8_t *p = room(c, 6);
-    lua_pop(L, 1);
     if (!p) return codec_nomem(c);
     p[0] = 0xd6, p[1] = PLUSH_EXT_BACKREF;
     store(p + 2, (uint64_t)r, 4);
     c->b->len += 6;
     return 1;
   }
-  lua_pop(L, 1);
   if (c->nref > (lua_Integer)UINT32_MAX) return codec_refuse(c, "over 2^32 tables");
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, c->nref++);
-  lua_rawset(L, c->refs);
+  codec_remember(c, o, c->nref++);
   return 0;
 }
 
@@ -607,11 +602,10 @@ static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
   lua_State *L = c->L;
   const char *nm;
   int rc;
-  lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-  if (lua_rawget(L, c->refs) == LUA_TNUMBER) {
-    lua_Integer at = lua_tointeger(L, -1);
+  const void *u = lua_upvalueid(L, idx, i);
+  lua_Integer at;
+  if (codec_seen(c, u, &at)) {
     uint8_t *p = room(c, 8);
-    lua_pop(L, 1);
     if (!p) return codec_nomem(c);
     p[0] = 0xc7, p[1] = 5, p[2] = PLUSH_EXT_UPVALUE;
     store(p + 3, (uint64_t)(at >> 8), 4);
@@ -619,19 +613,11 @@ static int putupv(ctx *c, int idx, lua_Integer fref, int i) {
     c->b->len += 8;
     return 0;
   }
-  lua_pop(L, 1);
-  lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-  lua_pushinteger(L, fref << 8 | i);
-  lua_rawset(L, c->refs);
+  codec_remember(c, u, fref << 8 | i);
   nm = lua_getupvalue(L, idx, i);
   rc = strcmp(nm, "_ENV") ? put(c, lua_gettop(L)) : putglobals(c);
   lua_pop(L, 1);
   return rc;
-}
-
-static int writer(lua_State *L, const void *p, size_t n, void *ud) {
-  (void)L;
-  return plush_buf_append(ud, p, n) ? 1 : 0;
 }
 
 /*
@@ -660,9 +646,7 @@ static int putfn(ctx *c, int idx) {
   c->b->data[at + 5] = PLUSH_EXT_FUNCTION;
   c->b->data[at + 6] = (char)0xc6;
   c->b->len += 11;
-  lua_pushvalue(L, idx);
-  if (lua_dump(L, writer, c->b, 0)) return codec_nomem(c);
-  lua_pop(L, 1);
+  if ((rc = codec_putdump(c, idx))) return rc;
   if ((n = c->b->len - at - 11) > 0xffffffff) return codec_refuse(c, "function over 4 GiB");
   store((uint8_t *)c->b->data + at + 7, n, 4);
   lua_pushvalue(L, idx);
@@ -731,11 +715,13 @@ static int put(ctx *c, int idx) {
 
 static int encbody(lua_State *L) {
   ctx *c = lua_touserdata(L, 1);
-  lua_newtable(L);
+  lua_pushnil(L); /* the ref table, when more than CODEC_SEEN are met */
   c->refs = 3;
   codec_loadnames(L);
   lua_rawgeti(L, -1, 1);
   c->names = 5;
+  lua_pushnil(L); /* the dump cache, looked up at the first function */
+  c->dumps = -6;
   c->rc = put(c, 2);
   return 0;
 }
@@ -766,6 +752,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
     }
   }
   lua_settop(L, top);
+  if (c.gcstop) lua_gc(L, LUA_GCRESTART);
   if (c.rc) {
     out->len = len0;
     plush_buf_dropsegs(out, segs0);

@@ -24,7 +24,15 @@
 **   - An upvalue named _ENV always travels as GLOBALS; others by value,
 **     the first time an upvalue (lua_upvalueid) is met: later meetings are
 **     UPVALUE references, kept in the ref table under light userdata keys
-**     (value: function ref << 8 | index).
+**     (value: function ref << 8 | index). The first 16 objects and
+**     upvalues met are looked up in a C array of the context instead; the
+**     ref table is made (light userdata keys) only for the 17th, and the
+**     collector is stopped from then to the end of the encode, so that no
+**     object met can be freed and its address reused meanwhile.
+**   - lua_dump's output for a Lua function depends on its prototype
+**     alone: it is cached (up to 16 KiB) in a weak-keyed registry table
+**     by closure, so encoding the same function again copies its bytes.
+**     Its upvalues are still encoded by value every time.
 **   - The name map (C functions, library tables) is built on first use
 **     and cached in the registry: set up a state (replace print, require
 **     modules) before it first encodes or decodes a function.
@@ -66,7 +74,14 @@ typedef struct ctx {
   lua_Integer nref;
   seg path[PLUSH_MAX_DEPTH + 2];  /* path[d]: how depth d reaches d+1 */
   void *block;             /* decode: the frame big strings may move out of */
+  /* encode: the first CODEC_SEEN objects met (tables, functions, userdata
+  ** by lua_topointer; upvalues by lua_upvalueid) and their ref values; the
+  ** rest go to the ref table, made only then (codec_enc.c, mark) */
+  int nseen, gcstop, dumps;
+  const void *seenp[16];
+  lua_Integer seenv[16];
 } ctx;
+enum { CODEC_SEEN = 16 };
 
 
 typedef struct msg { char *s; size_t n, cap; } msg;
@@ -90,6 +105,16 @@ PLUSH_INTERNAL int codec_enter(ctx *c);
 PLUSH_INTERNAL void codec_loadnames(lua_State *L);
 PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
                                char *err, size_t n);
+
+/* Encode (codec_refs.c): p met before in this value (its ref value in
+** *v): 1, else 0; p recorded with ref value v; the collector stopped to
+** the end of the encode (plush_encode restarts it: nothing met may be
+** freed once only its address is kept); lua_dump's output of the Lua
+** function at idx appended to the output, from the cache when it has it. */
+PLUSH_INTERNAL int codec_seen(ctx *c, const void *p, lua_Integer *v);
+PLUSH_INTERNAL void codec_remember(ctx *c, const void *p, lua_Integer v);
+PLUSH_INTERNAL void codec_gcstop(ctx *c);
+PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
 
 /*
 ** A slot of a Lua 5.4 table's array part (Lua's TValue): the value, then

@@ -631,7 +631,6 @@ static int l_poll(lua_State *L) {
     if (t < 0) t = 0;
     if (t > 1e9) t = -1;
   }
-  lua_newtable(L);
   plush_mem_trim(PLUSH_MEM_AGE); /* big blocks kept for reuse go back */
   /* A big value the last poll made (a pulled string) usually replaced an
   ** older one the program has dropped by now: collected before the next
@@ -640,6 +639,9 @@ static int l_poll(lua_State *L) {
   if (c->bigseen) plush_lua_mem_room(L, c->bigseen);
   c->bigseen = 0;
   if (c->loop != NULL) await(c, t, (int)fd);
+  /* the list, sized for the frames it takes (grown only by the 3 extra
+  ** kinds below) */
+  lua_createtable(L, (int)(c->q.len < POLL_EVENTS ? c->q.len : POLL_EVENTS), 0);
   plush_frame_unref(c->cur);
   c->cur = NULL;
   while (c->q.len > 0 && n < POLL_EVENTS && took < POLL_BYTES) {

@@ -40,7 +40,7 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f) {
   switch (h->type) {
   case PLUSH_T_REPLY:
   case PLUSH_T_CTRL_REPLY:
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6); /* kind id engine attempts value status */
     plush_lua_setstr(L, "kind", h->type == PLUSH_T_REPLY ? "reply" : "ctrl");
     plush_lua_setint(L, "id", (lua_Integer)h->id);
     if (h->type == PLUSH_T_REPLY && h->engine != PLUSH_ANY)

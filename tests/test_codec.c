@@ -585,6 +585,66 @@ Test(codec, closures_keep_sharing_upvalues) {
 }
 
 /*
+** The same closure encoded again: lua_dump's bytes come from the cache,
+** its upvalues are still written by value, so a changed upvalue travels
+** with its new value; a closure of other code gets its own bytes.
+*/
+Test(codec, dump_cache_keeps_upvalues_current) {
+  size_t n1;
+  char *first;
+  eval(A, "local k = 10 local function f(x) return x + k end"
+          " setk = function(v) k = v end fn = f return f");
+  enc();
+  n1 = buf.len;
+  first = malloc(n1);
+  cr_assert_not_null(first);
+  memcpy(first, buf.data, n1);
+  dec();
+  check("v(1) == 11");
+  eval(A, "setk(20) return fn");
+  enc();
+  cr_assert_eq(buf.len, n1);
+  cr_assert(memcmp(buf.data, first, n1) != 0, "the new upvalue value is sent");
+  dec();
+  check("v(1) == 21");
+  /* back to 10: the very bytes of the first time */
+  eval(A, "setk(10) return fn");
+  enc();
+  cr_assert(buf.len == n1 && memcmp(buf.data, first, n1) == 0);
+  /* fn redefined (other code, an upvalue of the same name): new bytecode */
+  eval(A, "local k = 20 fn = function(x) return x * k end return fn");
+  enc();
+  cr_assert(buf.len != n1 || memcmp(buf.data, first, n1) != 0);
+  dec();
+  check("v(3) == 60");
+  free(first);
+  /* that closure met three times in one value: one function, backrefs */
+  eval(A, "local t = {} for i = 1, 3 do t[i] = fn end return t");
+  enc();
+  dec();
+  check("v[1] == v[2] and v[2] == v[3] and v[3](2) == 40");
+}
+
+/*
+** More than the 16 objects the encoder keeps in its context: the ref
+** table takes the rest, and references to either still decode.
+*/
+Test(codec, many_shared_objects_and_upvalues) {
+  send("local n = 0 local t = {} for i = 1, 40 do"
+       " t[i] = {function() n = n + i return n end} end"
+       " t[41] = t[1] t[42] = t[40] t[43] = t[40][1] t.self = t return t");
+  check("v[41] == v[1] and v[42] == v[40] and v[43] == v[40][1] and v.self == v");
+  check("v[1][1]() == 1 and v[40][1]() == 41 and v[17][1]() == 58");
+  check("debug.upvalueid(v[1][1], 1) == debug.upvalueid(v[39][1], 1)");
+  /* a value of scalars with bytes 1 and 7 (the BACKREF and UPVALUE ext
+  ** types) decodes as one with neither */
+  send("return {a = 1, b = 7, c = {1, 7, 'x\1\7'}, d = {n = 0}}");
+  check("v.a == 1 and v.b == 7 and v.c[2] == 7 and v.c[3] == 'x\1\7' and v.d.n == 0");
+  send("return {x = {n = 0}, y = 2.5, z = {3, 4}}");
+  check("v.x.n == 0 and v.y == 2.5 and v.z[2] == 4");
+}
+
+/*
 ** An _ENV upvalue binds to the receiver's globals whatever it held (a
 ** sandbox does not travel); one that decodes to anything else is refused,
 ** so that decode -> encode -> decode is exact (the fuzzer's find).

@@ -18,6 +18,7 @@ local util = require "plush.util"
 local client = {}
 
 local math_type = math.type
+local core_time, core_now = core.time, core.now
 
 local Client = {}
 local mt = {__name = "plush.Client"}
@@ -61,6 +62,8 @@ function client.new(conn, opts)
   }, mt)
   -- Deferreds keep this to wait: a plain function, not a method
   self._pump = function(t) return self:pump(t) end
+  -- the balanced views' submit, found without a call of mt.__index
+  self._submit1 = Client._submit1
   return self
 end
 
@@ -205,39 +208,43 @@ end
 -- Events
 -------------------------------------------------------------------------------
 
+local EMPTY = setmetatable({}, {__newindex = function() error("EMPTY written", 2) end})
+
 function Client:_reply(ev)
-  local rec = self.pending[ev.id]
+  local pending, id = self.pending, ev.id
+  local rec = pending[id]
   if not rec then return end
-  self.pending[ev.id] = nil
-  local engine = ev.engine
-  flush(rec, engine, ev.id)
-  if rec.muted then self:_unmute(rec, engine, ev.id) end
-  local value = type(ev.value) == "table" and ev.value or {}
-  local md = rec.d.metadata
+  pending[id] = nil
+  local engine, d = ev.engine, rec.d
+  if rec.partial then flush(rec, engine, id) end
+  if rec.muted then self:_unmute(rec, engine, id) end
+  local value = ev.value
+  if type(value) ~= "table" then value = EMPTY end
+  local md = d.metadata
   md.engine = engine
   md.started, md.completed = value.started, value.completed
   md.tostring = value.tostring
-  md.received = core.time()
+  md.received = core_time()
   -- how many times the controller saw the task start on an engine (1, or
   -- more after retries or an engine's death); nil for replies the
   -- controller made itself (the task never ran)
-  rec.d.attempts = ev.attempts
+  d.attempts = ev.attempts
   local fan = rec.fanout -- a request to many engines (plush.fanout)
   if ev.status == "ok" then
     local r = value.r or {n = 0}
     -- `whole` requests (map chunks) fire with the packed table itself
-    if rec.whole then rec.d:callback(r)
+    if rec.whole then d:callback(r)
     else
       -- r is ours alone (just decoded): the Deferred keeps it as its
       -- packed values instead of a copy
       if math_type(r.n) ~= "integer" then r.n = #r end
-      rec.d:_callback_packed(r)
+      d:_callback_packed(r)
       if fan then fan:ok(rec.index, r[1]) end
     end
   else
     local e = errors.from_reply(ev.status, ev.value, engine)
-    e.id = ev.id
-    if fan then fan:fail(rec.index, rec.d, e) else rec.d:errback(e) end
+    e.id = id
+    if fan then fan:fail(rec.index, d, e) else d:errback(e) end
   end
 end
 
@@ -459,17 +466,43 @@ local function reraise(e)
   error(e, 0)
 end
 
-function Client:_track(id, engine, opts)
-  local d = deferred._new(self._pump, core.now, id,
+local deferred_new = deferred._new
+
+local function track(self, id, engine, out, whole)
+  local d = deferred_new(self._pump, core_now, id,
     -- room for what the reply adds (_reply)
-    {engine = engine, submitted = core.time(), started = nil,
+    {engine = engine, submitted = core_time(), started = nil,
       completed = nil, received = nil, tostring = nil})
-  local out = opts.output
-  if out == nil then out = self.output end
-  -- rec.partial (the unfinished lines of its output) is made when needed
-  self.pending[id] = {d = d, engine = engine, output = out, whole = opts.whole,
-    fanout = nil, index = nil}
+  -- rawget: an absent field of a Client costs a call of its __index (no
+  -- method is named output or lost)
+  if out == nil then out = rawget(self, "output") end
+  -- rec.partial (the unfinished lines of its output) is made when needed;
+  -- so are the fields that are nil (a balanced task's engine, the
+  -- default output): a smaller table for the collector
+  local rec = {d = d}
+  if engine ~= nil then rec.engine = engine end
+  if out ~= nil then rec.output = out end
+  if whole then rec.whole = whole end
+  self.pending[id] = rec
   return d
+end
+
+function Client:_track(id, engine, opts)
+  return track(self, id, engine, opts.output, opts.whole)
+end
+
+--[[
+  Internal: submit to one engine (target an id) or balanced (nil), the
+  options as arguments (no table): what submit does for such a target.
+  Balanced views with no scheduling option come here (view.lua).
+]]
+function Client:_submit1(target, msg, timeout, sched, output, whole)
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
+  local conn = self.conn
+  local ok, id, err, name = pcall(conn.submit, conn, target, msg, timeout, sched)
+  if not ok then reraise(id) end
+  if id == nil then util.ok(id, err, name) end
+  return track(self, id, target, output, whole)
 end
 
 --[[

@@ -219,6 +219,13 @@ end
 -- Internal: fire with values already packed ({n = k, ...}), a table
 -- nobody else holds.
 function D:_callback_packed(r)
+  -- nothing chained yet (a task's Deferred, most often): what fire and
+  -- _run would leave, without the walk
+  if self.chain == NO_LINKS and not self.fired and not self.running then
+    self.fired, self.ok, self.res = true, true, r
+    self.running, self._unhandled = false, false
+    return self
+  end
   return fire(self, true, r)
 end
 

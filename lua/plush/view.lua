@@ -325,6 +325,11 @@ end
   absorbed by the controller on top of `retries`.
 ]]
 function Balanced:_send(msg, whole)
+  -- the common case, no scheduling option: no options tables
+  if not (self.after or self.detached or self.durable or self.targets)
+      and (self.retries or 0) <= 0 then
+    return self.rc:_submit1(nil, msg, self.timeout, nil, self.output, whole)
+  end
   local opts = submit_opts(self)
   opts.whole = whole
   if self.targets or (self.retries or 0) > 0 then
