@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A state's previous allocator. A few distinct ones per process at most
@@ -60,10 +61,10 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** size (no rounding: a block made before the wrap, by any allocator, fits
 ** whoever asks for its size again) and takes them back first; at most
 ** CACHE_BYTES of them (a batch of 1,000 tasks leaves ~1.5 MB), the rest
-** go back at once. The lists live in a
-** userdata in L's registry (one state, one thread: no lock); its __gc,
-** run by lua_close (or when the registry drops it), gives every block
-** back and puts L on the plain wrapper for what close frees after.
+** go back at once. The lists live in a block a userdata in L's registry
+** points to (one state, one thread: no lock); its __gc, run by lua_close
+** (or when the registry drops it), gives every block back and puts L on
+** the plain wrapper for what close frees after.
 */
 #define CACHE_MIN sizeof(void *)
 #define CACHE_MAX 512
@@ -72,6 +73,7 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 typedef struct cache {
   prev *o;
+  int off; /* given back: every call passed on */
   size_t bytes;
   void *bin[CACHE_MAX + 1];
 } cache;
@@ -79,6 +81,7 @@ typedef struct cache {
 static void *cached(void *ud, void *ptr, size_t osize, size_t nsize) {
   cache *c = ud;
   void *q;
+  if (c->off) return alloc(c->o, ptr, osize, nsize);
   if (ptr == NULL) {
     if (nsize == 0) return NULL; /* an empty part freed: free(NULL) */
     if (nsize - CACHE_MIN <= CACHE_MAX - CACHE_MIN &&
@@ -108,27 +111,36 @@ static void cache_flush(cache *c) {
 }
 
 static int cache_gc(lua_State *L) {
-  cache *c = lua_touserdata(L, 1);
+  cache **u = lua_touserdata(L, 1), *c = *u;
   void *ud;
-  if (c->o != NULL && lua_getallocf(L, &ud) == cached && ud == c) {
+  *u = NULL;
+  if (c == NULL) return 0;
+  cache_flush(c);
+  c->off = 1;
+  /* L back on the plain wrapper; a wrapper someone put over ours keeps
+  ** calling it: c then stays, passing every call on */
+  if (lua_getallocf(L, &ud) == cached && ud == c) {
     lua_setallocf(L, alloc, c->o);
-    cache_flush(c);
+    free(c);
   }
-  c->o = NULL;
   return 0;
 }
 
 /* Puts L (wrapped by o) on the cache; a memory error leaves it as it was. */
 static void cache_install(lua_State *L, prev *o) {
-  cache *c = lua_newuserdatauv(L, sizeof *c, 0);
-  memset(c, 0, sizeof *c);
+  cache **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, cache_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, CACHE_KEY);
-  c->o = o;
-  lua_setallocf(L, cached, c);
+  if ((*u = calloc(1, sizeof **u)) != NULL) {
+    (*u)->o = o;
+    lua_setallocf(L, cached, *u);
+  }
+  lua_pop(L, 1);
 }
 
 /* Keeps the library (or program) holding this code loaded for good. */
