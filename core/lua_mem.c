@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A state's previous allocator. A few distinct ones per process at most
@@ -51,6 +52,97 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return q;
 }
 
+/* ---- small-block cache ---- */
+
+/*
+** A client makes and drops some fifty small Lua objects per task (tables,
+** their parts, strings, closures): malloc and free were a sixth of its
+** CPU. A wrapped state keeps the small blocks it frees in lists by exact
+** size (no rounding: a block made before the wrap, by any allocator, fits
+** whoever asks for its size again) and takes them back first; at most
+** CACHE_BYTES of them (a batch of 1,000 tasks leaves ~1.5 MB), the rest
+** go back at once. The lists live in a block a userdata in L's registry
+** points to (one state, one thread: no lock); its __gc, run by lua_close
+** (or when the registry drops it), gives every block back and puts L on
+** the plain wrapper for what close frees after.
+*/
+#define CACHE_MIN sizeof(void *)
+#define CACHE_MAX 512
+#define CACHE_BYTES (4u << 20)
+#define CACHE_KEY "plush.mem.cache"
+
+typedef struct cache {
+  prev *o;
+  int off; /* given back: every call passed on */
+  size_t bytes;
+  void *bin[CACHE_MAX + 1];
+} cache;
+
+static void *cached(void *ud, void *ptr, size_t osize, size_t nsize) {
+  cache *c = ud;
+  void *q;
+  if (c->off) return alloc(c->o, ptr, osize, nsize);
+  if (ptr == NULL) {
+    if (nsize == 0) return NULL; /* an empty part freed: free(NULL) */
+    if (nsize - CACHE_MIN <= CACHE_MAX - CACHE_MIN &&
+        (q = c->bin[nsize]) != NULL) {
+      c->bin[nsize] = *(void **)q;
+      c->bytes -= nsize;
+      return q;
+    }
+  } else if (nsize == 0 && osize - CACHE_MIN <= CACHE_MAX - CACHE_MIN &&
+             c->bytes + osize <= CACHE_BYTES) {
+    *(void **)ptr = c->bin[osize];
+    c->bin[osize] = ptr;
+    c->bytes += osize;
+    return NULL;
+  }
+  return alloc(c->o, ptr, osize, nsize);
+}
+
+static void cache_flush(cache *c) {
+  for (size_t n = CACHE_MIN; n <= CACHE_MAX; n++)
+    while (c->bin[n] != NULL) {
+      void *p = c->bin[n];
+      c->bin[n] = *(void **)p;
+      c->o->f(c->o->ud, p, n, 0);
+    }
+  c->bytes = 0;
+}
+
+static int cache_gc(lua_State *L) {
+  cache **u = lua_touserdata(L, 1), *c = *u;
+  void *ud;
+  *u = NULL;
+  if (c == NULL) return 0;
+  cache_flush(c);
+  c->off = 1;
+  /* L back on the plain wrapper; a wrapper someone put over ours keeps
+  ** calling it: c then stays, passing every call on */
+  if (lua_getallocf(L, &ud) == cached && ud == c) {
+    lua_setallocf(L, alloc, c->o);
+    free(c);
+  }
+  return 0;
+}
+
+/* Puts L (wrapped by o) on the cache; a memory error leaves it as it was. */
+static void cache_install(lua_State *L, prev *o) {
+  cache **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, cache_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, CACHE_KEY);
+  if ((*u = calloc(1, sizeof **u)) != NULL) {
+    (*u)->o = o;
+    lua_setallocf(L, cached, *u);
+  }
+  lua_pop(L, 1);
+}
+
 /* Keeps the library (or program) holding this code loaded for good. */
 static void pin(void) {
   Dl_info info;
@@ -78,7 +170,7 @@ void plush_lua_mem_install(lua_State *L) {
   lua_Alloc f = lua_getallocf(L, &ud);
   prev *o = NULL;
   int marked;
-  if (f == alloc) return;
+  if (f == alloc || f == cached) return;
   marked = lua_getfield(L, LUA_REGISTRYINDEX, MARK) != LUA_TNIL;
   lua_pop(L, 1);
   if (marked) return;
@@ -95,6 +187,7 @@ void plush_lua_mem_install(lua_State *L) {
   if (o) {
     lua_setallocf(L, alloc, o);
     plush_lua_mem_mark(L);
+    cache_install(L, o);
   }
 }
 

@@ -200,6 +200,75 @@ Test(mem, a_marked_state_keeps_its_own_allocator) {
   lua_close(L);
 }
 
+/* The small blocks a wrapped state frees are kept for reuse (at most
+** 4 MiB of them) and every one goes back to the previous allocator at
+** lua_close, or when the registry drops the cache (the state then runs
+** on the plain wrapper). live/bytes: what the previous allocator holds. */
+static long live_blocks;
+static size_t live_size;
+static void *tracking(void *ud, void *p, size_t o, size_t n) {
+  (void)ud;
+  if (p == NULL) o = 0;
+  if (n == 0) {
+    if (p != NULL) live_blocks--;
+    live_size -= o;
+    free(p);
+    return NULL;
+  }
+  if (p == NULL) live_blocks++;
+  live_size += n - o;
+  return realloc(p, n);
+}
+
+static size_t lua_heap(lua_State *L) {
+  return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+}
+
+Test(mem, a_wrapped_state_reuses_small_blocks_and_returns_them) {
+  static const char *churn =
+      "local keep = {} "
+      "for i = 1, 200000 do "
+      "  local t = {id = i, metadata = {engine = i % 7, s = 'x' .. i}} "
+      "  keep[i % 1000 + 1] = t "
+      "end "
+      "local n = 0 for _, t in pairs(keep) do n = n + t.metadata.engine end "
+      "return n";
+  lua_State *L = lua_newstate(tracking, NULL);
+  lua_Alloc wrapped;
+  void *ud;
+  luaL_openlibs(L);
+  plush_lua_mem_install(L);
+  wrapped = lua_getallocf(L, &ud);
+  cr_assert_neq(wrapped, tracking);
+  cr_assert_eq(luaL_dostring(L, churn), LUA_OK);
+  cr_assert_eq(lua_tointeger(L, -1), 2999); /* sum of (i % 7), i = 199001..200000 */
+  lua_pop(L, 1);
+  lua_gc(L, LUA_GCCOLLECT);
+  /* the cache holds what Lua freed, bounded */
+  cr_assert_gt(live_size, lua_heap(L));
+  cr_assert_leq(live_size - lua_heap(L), (size_t)4 << 20);
+  /* the registry drops it: blocks back, the plain wrapper from then on */
+  cr_assert_eq(luaL_dostring(L, "debug.getregistry()['plush.mem.cache'] = nil "
+                                "collectgarbage() collectgarbage()"),
+               LUA_OK);
+  cr_assert_neq(lua_getallocf(L, NULL), wrapped);
+  cr_assert_neq(lua_getallocf(L, NULL), tracking);
+  cr_assert_eq(live_size, lua_heap(L));
+  plush_lua_mem_install(L); /* marked: not wrapped again */
+  cr_assert_eq(luaL_dostring(L, churn), LUA_OK);
+  lua_close(L);
+  cr_assert_eq(live_blocks, 0);
+  cr_assert_eq(live_size, 0);
+
+  L = lua_newstate(tracking, NULL);
+  luaL_openlibs(L);
+  plush_lua_mem_install(L);
+  cr_assert_eq(luaL_dostring(L, churn), LUA_OK);
+  lua_close(L); /* with a full cache */
+  cr_assert_eq(live_blocks, 0);
+  cr_assert_eq(live_size, 0);
+}
+
 /* A buffer that takes one big reservation (a 3 MiB string) then a few
 ** more bytes keeps its block: it owns the whole 2 MiB grain. */
 Test(mem, a_buffer_grows_within_its_grain_before_doubling) {
