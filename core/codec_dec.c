@@ -697,6 +697,10 @@ int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
   return decode(L, data, len, used, err, errlen, NULL);
 }
 
+int plush_decode_mayref(const char *data, size_t len) {
+  return mayref((const uint8_t *)data, (const uint8_t *)data + len, 4096);
+}
+
 int plush_decode_frame(lua_State *L, plush_frame *f, char *err,
                        size_t errlen) {
   return decode(L, plush_frame_payload(f), f->hdr.len, NULL, err, errlen, f);

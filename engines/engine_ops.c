@@ -478,14 +478,11 @@ static int opexec(lua_State *L, task *t, int req) {
   return ENDED;
 }
 
-static int opapply(lua_State *L, task *t, int req) {
+/* apply of the function at f to the args at f + 1 (a table or nil). */
+static int applyf(lua_State *L, task *t, int f) {
   lua_Integer n = 0;
-  int f, args, base;
-  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
-    return badreq(L, t, "apply needs a function 'f'");
-  f = lua_gettop(L);
-  args = f + 1;
-  if (lua_getfield(L, req, "args") == LUA_TTABLE) {
+  int args = f + 1, base;
+  if (lua_type(L, args) == LUA_TTABLE) {
     if (lua_getfield(L, args, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
       n = lua_tointeger(L, -1);
     else
@@ -503,6 +500,13 @@ static int opapply(lua_State *L, task *t, int req) {
   (void)base;
   callk(L, t, (int)n);
   return ENDED;
+}
+
+static int opapply(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
+    return badreq(L, t, "apply needs a function 'f'");
+  lua_getfield(L, req, "args");
+  return applyf(L, t, lua_gettop(L) - 1);
 }
 
 static int oppush(lua_State *L, task *t, int req) {
@@ -762,6 +766,12 @@ int eng_serve(lua_State *L) {
   plush_lua_mem_room(L, f->hdr.len);
   t->e->mem.lifted = 0;
   t->e->inuser = 1;
+  if (eng_req_apply(L, plush_frame_payload(f), f->hdr.len)) { /* F, A */
+    t->e->mem.lifted = 1;
+    t->e->inuser = 0;
+    applyf(L, t, 2);
+    return 0;
+  }
   st = plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
   t->e->mem.lifted = 1;
   t->e->inuser = 0;
