@@ -455,27 +455,29 @@ static int donames(lua_State *L) {
 /* ---- the ops ----------------------------------------------------- */
 /* Each leaves r (LUA_OK) or an error table (else) on top of the stack. */
 
-static int opexec(lua_State *L, task *t, int req) {
+/* exec of the code at ci, named by the string at ci + 1 (or not a
+** string: "execute"), an expression line's when ci + 2 is true. */
+static int execf(lua_State *L, task *t, int ci) {
   const char *name = "execute", *chunk;
-  int base, ci;
-  if (lua_getfield(L, req, "code") != LUA_TSTRING)
-    return badreq(L, t, "exec needs a string 'code'");
-  ci = lua_gettop(L);
-  if (lua_getfield(L, req, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
-  lua_getfield(L, req, "auto");
-  t->autoret = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  if (lua_type(L, ci + 1) == LUA_TSTRING) name = lua_tostring(L, ci + 1);
+  t->autoret = lua_toboolean(L, ci + 2);
   chunk = strcmp(name, "execute") == 0 ? lua_pushliteral(L, "=execute")
                                        : lua_pushfstring(L, "=%s", name);
-  base = lua_gettop(L);
   if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
     errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }
-  if (!t->autoret) eng_dbg_keep(L, base - 2, chunk); /* ??name's source */
-  (void)base;
+  if (!t->autoret) eng_dbg_keep(L, ci, chunk); /* ??name's source */
   callk(L, t, 0);
   return ENDED;
+}
+
+static int opexec(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "code") != LUA_TSTRING)
+    return badreq(L, t, "exec needs a string 'code'");
+  lua_getfield(L, req, "name");
+  lua_getfield(L, req, "auto");
+  return execf(L, t, lua_gettop(L) - 2);
 }
 
 /* apply of the function at f to the args at f + 1 (a table or nil). */
@@ -770,6 +772,14 @@ int eng_serve(lua_State *L) {
     t->e->mem.lifted = 1;
     t->e->inuser = 0;
     applyf(L, t, 2);
+    return 0;
+  }
+  if (eng_req_exec(L, plush_frame_payload(f), f->hdr.len)) { /* code, name, auto */
+    t->e->mem.lifted = 1;
+    t->e->inuser = 0;
+    if (execf(L, t, 2) == ENDED) return 0;
+    t->completed = eng_now();
+    encerr(L, t);
     return 0;
   }
   st = plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */

@@ -1674,3 +1674,68 @@ Test(engine, apply_requests_read_without_their_table) {
   ok("v.message == 'apply: bad argument count -1'");
   shutdown_();
 }
+
+/* A map of n pairs (kv[2i] the key's Lua source, kv[2i + 1] the
+** value's), encoded in that order, as a request. */
+static void sendpairs(uint64_t id, int n, const char *const *kv) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_hdr h = {.type = PLUSH_T_REQ, .engine = F.id, .id = id};
+  uint8_t head = (uint8_t)(0x80 | n);
+  cr_assert_eq(plush_buf_append(&b, &head, 1), 0);
+  for (int i = 0; i < 2 * n; i++) enc_into(&b, kv[i]);
+  cr_assert_eq(plush_conn_write(F.conn, &h, b.data, b.len), 0);
+  plush_buf_free(&b);
+}
+
+/*
+** exec's request read without its table (engines/engine_req.c): keys in
+** any order, with and without name and auto, code in every str width;
+** and the general path's answers for what it leaves: another key, a
+** name that is not a string, an auto that is not a boolean, no code.
+*/
+Test(engine, exec_requests_read_without_their_table) {
+  static const char *const a[] = {"return 'code'", "return 'x = (x or 0) + 1 return x'",
+                                  "return 'op'", "return 'exec'"};
+  static const char *const b[] = {"return 'name'", "return 'mine'",
+                                  "return 'auto'", "return true", "return 'op'",
+                                  "return 'exec'", "return 'code'", "return '1 +'"};
+  static const char *const c[] = {"return 'auto'", "return false", "return 'op'",
+                                  "return 'exec'", "return 'code'",
+                                  "return 'return ' .. ('1 + '):rep(20) .. '1'"};
+  static const char *const d[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'return #[[' .. ('z'):rep(300) .. ']]'",
+                                  "return 'name'", "return 7", "return 'auto'", "return 1"};
+  static const char *const e[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'return 5'", "return 'other'", "return 1"};
+  static const char *const g[] = {"return 'op'", "return 'exec'", "return 'name'",
+                                  "return 'x'"};
+  static const char *const h[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'error(\"boom\")'", "return 'name'",
+                                  "return 'named'"};
+  boot(-1, 0, 0);
+  sendpairs(1, 2, a);
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 1");
+  sendpairs(2, 2, a);
+  reply(2, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 2");
+  sendpairs(3, 4, b); /* a syntax error names the chunk */
+  reply(3, PLUSH_S_ERROR);
+  ok("v.message:find('^mine:1:') ~= nil and v.chunk == 'mine'");
+  sendpairs(4, 3, c);
+  reply(4, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 21");
+  sendpairs(5, 4, d); /* str 16 code; name 7 and auto 1: the general path */
+  reply(5, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 300");
+  sendpairs(6, 3, e);
+  reply(6, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 5");
+  sendpairs(7, 2, g);
+  reply(7, PLUSH_S_BADREQ);
+  ok("v.message == \"exec needs a string 'code'\"");
+  sendpairs(8, 3, h);
+  reply(8, PLUSH_S_ERROR);
+  ok("v.message == 'named:1: boom' and v.chunk == 'named' and v.line == 1");
+  shutdown_();
+}
