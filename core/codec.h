@@ -131,6 +131,14 @@ int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
                  char *err, size_t errlen);
 
 /*
+** 0 when the value at data[0..len) holds no BACKREF or UPVALUE, found by
+** a walk of its heads (at most 4096): its objects' reference numbers are
+** then its own, and a part of it decodes alone the same. 1 when one may
+** come or it cannot tell.
+*/
+int plush_decode_mayref(const char *data, size_t len);
+
+/*
 ** The same for the payload of a received frame f that is not read again
 ** (the engine's request, the client's reply): a BIGSTR of PLUSH_MEM_BIG
 ** bytes or more that sits where a Lua string's bytes would becomes the

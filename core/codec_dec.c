@@ -331,7 +331,7 @@ static int joinupv(ctx *c, int f, int i) {
   c->p += 3;
   getnum(c, 4, &r);
   n = *c->p++;
-  if (r >= (uint64_t)c->nref)
+  if (r >= (uint64_t)c->nref || !c->refs)
     return codec_fail(c, PLUSH_ECORRUPT, "upvalue reference to object %llu of %lld",
                 (unsigned long long)r, (long long)c->nref);
   lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
@@ -499,7 +499,7 @@ static int getext(ctx *c, size_t n) {
     case PLUSH_EXT_BACKREF:
       if (n != 4) return codec_fail(c, PLUSH_ECORRUPT, "back-reference of %zu bytes", n);
       getnum(c, 4, &r);
-      if (r >= (uint64_t)c->nref)
+      if (r >= (uint64_t)c->nref || !c->refs)
         return codec_fail(c, PLUSH_ECORRUPT, "back-reference to object %llu of %lld",
                     (unsigned long long)r, (long long)c->nref);
       lua_rawgeti(L, c->refs, (lua_Integer)r + 1);
@@ -591,17 +591,75 @@ str:
   return 0;
 }
 
+/*
+** Whether the value at p may hold a BACKREF or UPVALUE: a walk of its
+** MessagePack heads without making values, which skips strings and
+** bytecode whole. A TABLE or FUNCTION payload is read as the two values
+** it is made of (get reads them in the same order), the other ext
+** payloads are skipped. Anything it cannot read, or more than `budget`
+** heads, says "may" (the decode then keeps its ref table, and words any
+** error as before).
+*/
+static int mayref(const uint8_t *p, const uint8_t *end, size_t budget) {
+  uint64_t left = 1;                     /* values still to walk */
+  while (left > 0) {
+    uint64_t n = 0, skip;
+    uint8_t b;
+    int w, kind;
+    if (p >= end || budget-- == 0) return 1;
+    b = *p++, left--;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) continue;
+    if (b <= 0x8f) { left += 2 * (uint64_t)(b & 0x0f); continue; }
+    if (b <= 0x9f) { left += b & 0x0f; continue; }
+    if (b <= 0xbf) { skip = b & 0x1f; goto bytes; }
+    switch (b) {                         /* kind: 0 bytes, 1 ext, 2 container */
+      case 0xc4: case 0xc5: case 0xc6: w = 1 << (b - 0xc4), kind = 0; break;
+      case 0xd9: case 0xda: case 0xdb: w = 1 << (b - 0xd9), kind = 0; break;
+      case 0xc7: case 0xc8: case 0xc9: w = 1 << (b - 0xc7), kind = 1; break;
+      case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        w = 0, kind = 1, n = (uint64_t)1 << (b - 0xd4);
+        break;
+      case 0xca: skip = 4; goto bytes;
+      case 0xcb: skip = 8; goto bytes;
+      case 0xcc: case 0xcd: case 0xce: case 0xcf: skip = 1u << (b - 0xcc); goto bytes;
+      case 0xd0: case 0xd1: case 0xd2: case 0xd3: skip = 1u << (b - 0xd0); goto bytes;
+      case 0xdc: case 0xdd: case 0xde: case 0xdf: w = b & 1 ? 4 : 2, kind = 2; break;
+      default: return 1;
+    }
+    if ((size_t)(end - p) < (size_t)w + (kind == 1)) return 1;
+    for (int i = 0; i < w; i++) n = n << 8 | *p++;
+    if (kind == 2) {                     /* array or map 16, 32 */
+      left += b >= 0xde ? 2 * n : n;
+      continue;
+    }
+    skip = n;
+    if (kind == 1) {
+      switch (*p++) {                    /* the ext type */
+        case PLUSH_EXT_FUNCTION: case PLUSH_EXT_TABLE:
+          left += 2;                     /* its payload: two values */
+          continue;
+        case PLUSH_EXT_CFUNC: case PLUSH_EXT_GLOBALS: case PLUSH_EXT_MODULE:
+        case PLUSH_EXT_ARRAY: case PLUSH_EXT_BIGSTR:
+          break;
+        default: return 1;               /* BACKREF, UPVALUE, unknown */
+      }
+    }
+  bytes:
+    if ((uint64_t)(end - p) < skip) return 1;
+    p += skip;
+  }
+  return 0;
+}
+
 static int decbody(lua_State *L) {
   ctx *c = lua_touserdata(L, 1);
   uint8_t b = c->p < c->end ? *c->p : 0;
-  size_t n = (size_t)(c->end - c->p);
-  /* A container takes a ref table, unless it is short and has no byte
-  ** that a BACKREF or UPVALUE needs (their ext type bytes): a small
-  ** reply then makes no table for nothing. */
+  /* A container takes a ref table, unless no BACKREF or UPVALUE can come
+  ** (mayref): a small reply or request then makes no table for nothing,
+  ** nor an entry in it per table and function. */
   if (((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
        (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf)) &&
-      (n > 4096 || memchr(c->p, PLUSH_EXT_BACKREF, n) ||
-       memchr(c->p, PLUSH_EXT_UPVALUE, n))) {
+      mayref(c->p, c->end, 4096)) {
     lua_newtable(L);
     c->refs = 2;
   }
@@ -637,6 +695,10 @@ static int decode(lua_State *L, const char *data, size_t len, size_t *used,
 int plush_decode(lua_State *L, const char *data, size_t len, size_t *used,
                  char *err, size_t errlen) {
   return decode(L, data, len, used, err, errlen, NULL);
+}
+
+int plush_decode_mayref(const char *data, size_t len) {
+  return mayref((const uint8_t *)data, (const uint8_t *)data + len, 4096);
 }
 
 int plush_decode_frame(lua_State *L, plush_frame *f, char *err,

@@ -208,6 +208,15 @@ PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 ** scalars (nothing written; encok's general path then). */
 PLUSH_INTERNAL int eng_reply_fast(lua_State *L, eng_task *t, int first, int n);
 
+/* engine_req.c */
+/* apply's request {op = "apply", f = F, args = A} read without its
+** tables: pushes F and A (nil for {n = 0}) and returns 1, or returns 0
+** with nothing pushed (the general path reads the request then). */
+PLUSH_INTERNAL int eng_req_apply(lua_State *L, const char *data, size_t len);
+/* exec's request {op = "exec", code, name?, auto?} read the same way:
+** pushes code, name (or nil) and auto (a boolean) and returns 1, or 0. */
+PLUSH_INTERNAL int eng_req_exec(lua_State *L, const char *data, size_t len);
+
 /* engine_out.c */
 /* Replaces print, io.write and file:write with capturing versions. */
 PLUSH_INTERNAL void eng_capture(lua_State *L);

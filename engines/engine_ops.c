@@ -455,37 +455,35 @@ static int donames(lua_State *L) {
 /* ---- the ops ----------------------------------------------------- */
 /* Each leaves r (LUA_OK) or an error table (else) on top of the stack. */
 
-static int opexec(lua_State *L, task *t, int req) {
+/* exec of the code at ci, named by ci + 1 (a string, else "execute"). */
+static int execf(lua_State *L, task *t, int ci) {
   const char *name = "execute", *chunk;
-  int base, ci;
-  if (lua_getfield(L, req, "code") != LUA_TSTRING)
-    return badreq(L, t, "exec needs a string 'code'");
-  ci = lua_gettop(L);
-  if (lua_getfield(L, req, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
-  lua_getfield(L, req, "auto");
-  t->autoret = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  if (lua_type(L, ci + 1) == LUA_TSTRING) name = lua_tostring(L, ci + 1);
+  t->autoret = lua_toboolean(L, ci + 2);
   chunk = strcmp(name, "execute") == 0 ? lua_pushliteral(L, "=execute")
                                        : lua_pushfstring(L, "=%s", name);
-  base = lua_gettop(L);
   if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
     errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }
-  if (!t->autoret) eng_dbg_keep(L, base - 2, chunk); /* ??name's source */
-  (void)base;
+  if (!t->autoret) eng_dbg_keep(L, ci, chunk); /* ??name's source */
   callk(L, t, 0);
   return ENDED;
 }
 
-static int opapply(lua_State *L, task *t, int req) {
+static int opexec(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "code") != LUA_TSTRING)
+    return badreq(L, t, "exec needs a string 'code'");
+  lua_getfield(L, req, "name");
+  lua_getfield(L, req, "auto");
+  return execf(L, t, lua_gettop(L) - 2);
+}
+
+/* apply of the function at f to the args at f + 1 (a table or nil). */
+static int applyf(lua_State *L, task *t, int f) {
   lua_Integer n = 0;
-  int f, args, base;
-  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
-    return badreq(L, t, "apply needs a function 'f'");
-  f = lua_gettop(L);
-  args = f + 1;
-  if (lua_getfield(L, req, "args") == LUA_TTABLE) {
+  int args = f + 1;
+  if (lua_type(L, args) == LUA_TTABLE) {
     if (lua_getfield(L, args, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
       n = lua_tointeger(L, -1);
     else
@@ -497,12 +495,17 @@ static int opapply(lua_State *L, task *t, int req) {
   if (n < 0 || n > 1000000)
     return badreq(L, t, "apply: bad argument count %I", n);
   luaL_checkstack(L, (int)n + 8, "too many arguments");
-  base = lua_gettop(L);
   lua_pushvalue(L, f);
   for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, args, i);
-  (void)base;
   callk(L, t, (int)n);
   return ENDED;
+}
+
+static int opapply(lua_State *L, task *t, int req) {
+  if (lua_getfield(L, req, "f") != LUA_TFUNCTION)
+    return badreq(L, t, "apply needs a function 'f'");
+  lua_getfield(L, req, "args");
+  return applyf(L, t, lua_gettop(L) - 1);
 }
 
 static int oppush(lua_State *L, task *t, int req) {
@@ -757,14 +760,20 @@ int eng_serve(lua_State *L) {
   const struct engop *o;
   plush_frame *f = t->req;
   char err[256];
-  const char *op;
-  int st;
+  const char *op, *p = plush_frame_payload(f);
+  int st, fast;
   plush_lua_mem_room(L, f->hdr.len);
   t->e->mem.lifted = 0;
   t->e->inuser = 1;
-  st = plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
+  /* apply {F, A} and exec {code, name, auto}: read without their tables */
+  fast = eng_req_apply(L, p, f->hdr.len) ? 1 : eng_req_exec(L, p, f->hdr.len) ? 2 : 0;
+  st = fast ? 0 : plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
   t->e->mem.lifted = 1;
   t->e->inuser = 0;
+  if (fast) {
+    st = fast == 1 ? applyf(L, t, 2) : execf(L, t, 2);
+    goto ran;
+  }
   if (st == PLUSH_ENOMEM) {
     /* The request's values are the namespace's: the memory limit (or the
     ** machine) refused them. The user's problem, not a bad request. */
@@ -779,6 +788,7 @@ int eng_serve(lua_State *L) {
   for (o = ops; o->name && strcmp(o->name, op); o++) {}
   if (o->name == NULL) return badreq(L, t, "unknown op '%s'", op);
   st = o->fn(L, t, 2);
+ran:
   if (st == ENDED) return 0;
   t->completed = eng_now();
   if (st == LUA_OK)

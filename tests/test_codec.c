@@ -544,6 +544,42 @@ Test(codec, shared_subtables_and_cycles) {
   check("rawequal(v[v], v)");
 }
 
+/*
+** The decoder makes its table of references only when a BACKREF or an
+** UPVALUE may come, found by a walk of the value's heads (codec_dec.c,
+** mayref): a back-reference is still found behind every kind of head the
+** walk skips, inside functions' upvalues and tables with n, and past the
+** walk's budget of heads; values without one decode the same.
+*/
+Test(codec, backrefs_found_behind_every_head) {
+  static const char kinds[] =
+      "local m = {('\\1\\7'):rep(20), ('\\7\\1'):rep(200), ('x'):rep(70000), 1.5, -0.25,"
+      " 2^40, -2^40, 200, -200, 70000, -70000, 1 << 40, -(1 << 40), true, false,"
+      " print, _G, string, n = 3}"
+      " for i = 1, 20 do m['k' .. i] = {i, '\\1'} end";
+  char code[2048];
+  snprintf(code, sizeof code, "%s local s = {} return {m, s, s}", kinds);
+  send(code);
+  check("rawequal(v[2], v[3]) and v[1][1] == ('\\1\\7'):rep(20) and v[1].n == 3");
+  check("v[1][16] == print and v[1][17] == _G and v[1][18] == string and v[1].k20[1] == 20");
+  snprintf(code, sizeof code, "%s return {m, m}", kinds);
+  send(code);
+  check("rawequal(v[1], v[2]) and #v[1][3] == 70000");
+  snprintf(code, sizeof code, "%s return {m, {n = 2, 'a'}}", kinds); /* none */
+  send(code);
+  check("v[1][2] == ('\\7\\1'):rep(200) and v[1][12] == 1 << 40 and v[2].n == 2");
+  send("local s = {} s.me = s return {function() return s end}");
+  check("rawequal(v[1]().me, v[1]())");
+  send("local n = 0 return {n = 1, function() n = n + 1 return n end,"
+       " function() return n end}");
+  check("v[1]() == 1 and v[2]() == 1 and v.n == 1");
+  send("local big, s = {}, {} for i = 1, 5000 do big[i] = {} end return {big, s, s}");
+  check("rawequal(v[2], v[3]) and #v[1] == 5000");
+  send("local big, s = {}, {} for i = 1, 5000 do big[i] = i end"
+       " big[5001] = s big[5002] = s return big");
+  check("rawequal(v[5001], v[5002]) and v[5000] == 5000");
+}
+
 /* ----------------------------------------------------------- functions */
 
 Test(codec, function_upvalues_by_value) {

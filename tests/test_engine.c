@@ -1586,3 +1586,156 @@ Test(engine, scalar_replies_travel_exactly) {
   ok("v.r.n == 3 and v.r[1] == 42 and v.r[2] == 'xy' and v.r[3] == nil");
   shutdown_();
 }
+
+/*
+** apply's request read without its tables (engines/engine_req.c): the
+** three keys in each of their six orders, args {n = 0} (no table made),
+** a table, or absent; and what it leaves to the general path answers as
+** before: values shared between f and args or inside args (BACKREF,
+** UPVALUE), another key, a bad f or args.
+*/
+static void enc_into(plush_buf *b, const char *src) {
+  char err[256];
+  if (luaL_dostring(F.L, src) != LUA_OK)
+    cr_assert_fail("bad test source: %s", lua_tostring(F.L, -1));
+  cr_assert_eq(plush_encode(F.L, -1, b, "part", err, sizeof err), 0, "%s", err);
+  lua_settop(F.L, 0);
+}
+
+/* {op = "apply", f = fsrc, args = asrc} with its keys in the order of
+** the digits of order (0 op, 1 f, 2 args); asrc NULL: no args key. */
+static void sendapply(uint64_t id, const char *order, const char *fsrc,
+                      const char *asrc) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_hdr h = {.type = PLUSH_T_REQ, .engine = F.id, .id = id};
+  cr_assert_eq(plush_buf_append(&b, asrc ? "\x83" : "\x82", 1), 0);
+  for (const char *o = order; *o; o++) {
+    if (*o == '0') cr_assert_eq(plush_buf_append(&b, "\xa2op\xa5" "apply", 9), 0);
+    if (*o == '1') {
+      cr_assert_eq(plush_buf_append(&b, "\xa1" "f", 2), 0);
+      enc_into(&b, fsrc);
+    }
+    if (*o == '2' && asrc) {
+      cr_assert_eq(plush_buf_append(&b, "\xa4" "args", 5), 0);
+      enc_into(&b, asrc);
+    }
+  }
+  cr_assert_eq(plush_conn_write(F.conn, &h, b.data, b.len), 0);
+  plush_buf_free(&b);
+}
+
+Test(engine, apply_requests_read_without_their_table) {
+  static const char *orders[] = {"012", "021", "102", "120", "201", "210"};
+  static const char count[] =
+      "local k = 5 return function(...) return select('#', ...), k, ... end";
+  uint64_t id = 1;
+  boot(-1, 0, 0);
+  for (int i = 0; i < 6; i++) {
+    sendapply(id, orders[i], count, "return {n = 0}");
+    reply(id++, PLUSH_S_OK);
+    ok("v.r.n == 2 and v.r[1] == 0 and v.r[2] == 5");
+    sendapply(id, orders[i], count, "return {n = 3, 'a', nil, 3.5}");
+    reply(id++, PLUSH_S_OK);
+    ok("v.r.n == 5 and v.r[1] == 3 and v.r[3] == 'a' and v.r[4] == nil and v.r[5] == 3.5");
+    sendapply(id, orders[i], count, NULL);
+    reply(id++, PLUSH_S_OK);
+    ok("v.r.n == 2 and v.r[1] == 0");
+  }
+  sendapply(id, "012", count, "return {}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 2 and v.r[1] == 0");
+  /* shared: inside args, and between f's upvalue and args (both orders) */
+  sendval(PLUSH_T_REQ, id, "local t = {1, 2} return {op = 'apply', args = {n = 2, t, t},\n"
+                           "  f = function(a, b) return rawequal(a, b), #a end}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 2 and v.r[1] == true and v.r[2] == 2");
+  sendval(PLUSH_T_REQ, id, "local t = {7} return {op = 'apply', args = {n = 1, t},\n"
+                           "  f = function(x) return rawequal(x, t), t[1] end}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 2 and v.r[1] == true and v.r[2] == 7");
+  sendval(PLUSH_T_REQ, id, "local n = 0 local function g() n = n + 1 return n end\n"
+                           "return {op = 'apply', args = {n = 1, g},\n"
+                           "  f = function(h) h() return n, g() end}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 2 and v.r[1] == 1 and v.r[2] == 2");
+  /* left to the general path: another key, a bad f or args */
+  sendval(PLUSH_T_REQ, id, "return {op = 'apply', f = function(a) return a end,"
+                           " args = {n = 1, 9}, extra = true}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 9");
+  sendapply(id, "012", "return 5", "return {n = 0}");
+  reply(id++, PLUSH_S_BADREQ);
+  ok("v.message == \"apply needs a function 'f'\"");
+  sendapply(id, "210", count, "return 5");
+  reply(id++, PLUSH_S_BADREQ);
+  ok("v.message == \"apply: 'args' must be a table\"");
+  sendapply(id, "012", count, "return {n = -1}");
+  reply(id++, PLUSH_S_BADREQ);
+  ok("v.message == 'apply: bad argument count -1'");
+  shutdown_();
+}
+
+/* A map of n pairs (kv[2i] the key's Lua source, kv[2i + 1] the
+** value's), encoded in that order, as a request. */
+static void sendpairs(uint64_t id, int n, const char *const *kv) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_hdr h = {.type = PLUSH_T_REQ, .engine = F.id, .id = id};
+  uint8_t head = (uint8_t)(0x80 | n);
+  cr_assert_eq(plush_buf_append(&b, &head, 1), 0);
+  for (int i = 0; i < 2 * n; i++) enc_into(&b, kv[i]);
+  cr_assert_eq(plush_conn_write(F.conn, &h, b.data, b.len), 0);
+  plush_buf_free(&b);
+}
+
+/*
+** exec's request read without its table (engines/engine_req.c): keys in
+** any order, with and without name and auto, code in every str width;
+** and the general path's answers for what it leaves: another key, a
+** name that is not a string, an auto that is not a boolean, no code.
+*/
+Test(engine, exec_requests_read_without_their_table) {
+  static const char *const a[] = {"return 'code'", "return 'x = (x or 0) + 1 return x'",
+                                  "return 'op'", "return 'exec'"};
+  static const char *const b[] = {"return 'name'", "return 'mine'",
+                                  "return 'auto'", "return true", "return 'op'",
+                                  "return 'exec'", "return 'code'", "return '1 +'"};
+  static const char *const c[] = {"return 'auto'", "return false", "return 'op'",
+                                  "return 'exec'", "return 'code'",
+                                  "return 'return ' .. ('1 + '):rep(20) .. '1'"};
+  static const char *const d[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'return #[[' .. ('z'):rep(300) .. ']]'",
+                                  "return 'name'", "return 7", "return 'auto'", "return 1"};
+  static const char *const e[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'return 5'", "return 'other'", "return 1"};
+  static const char *const g[] = {"return 'op'", "return 'exec'", "return 'name'",
+                                  "return 'x'"};
+  static const char *const h[] = {"return 'op'", "return 'exec'", "return 'code'",
+                                  "return 'error(\"boom\")'", "return 'name'",
+                                  "return 'named'"};
+  boot(-1, 0, 0);
+  sendpairs(1, 2, a);
+  reply(1, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 1");
+  sendpairs(2, 2, a);
+  reply(2, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 2");
+  sendpairs(3, 4, b); /* a syntax error names the chunk */
+  reply(3, PLUSH_S_ERROR);
+  ok("v.message:find('^mine:1:') ~= nil and v.chunk == 'mine'");
+  sendpairs(4, 3, c);
+  reply(4, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 21");
+  sendpairs(5, 4, d); /* str 16 code; name 7 and auto 1: the general path */
+  reply(5, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 300");
+  sendpairs(6, 3, e);
+  reply(6, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 5");
+  sendpairs(7, 2, g);
+  reply(7, PLUSH_S_BADREQ);
+  ok("v.message == \"exec needs a string 'code'\"");
+  sendpairs(8, 3, h);
+  reply(8, PLUSH_S_ERROR);
+  ok("v.message == 'named:1: boom' and v.chunk == 'named' and v.line == 1");
+  shutdown_();
+}
