@@ -194,8 +194,22 @@ static int l_append(lua_State *L) {
   return 1;
 }
 
+/* core.decode_into(s, t, off, m) -> the reply, or nil: plush_decode_into
+** on a string (what conn:sink does to a reply; for tests). */
+static int l_decode_into(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_Integer off = luaL_checkinteger(L, 3), m = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, off >= 0, 3, "a count >= 0");
+  luaL_argcheck(L, m >= 0 && m <= LUA_MAXINTEGER - off, 4, "a count >= 0");
+  if (!plush_decode_into(L, s, len, 2, off, m)) lua_pushnil(L);
+  return 1;
+}
+
 const luaL_Reg plush_codec_funcs[] = {
     {"encode", l_encode}, {"decode", l_decode}, {"slice", l_slice},
     {"table", l_table}, {"append", l_append},
+    {"decode_into", l_decode_into},
     {"array_open", plush_array_open}, /* plush.array: lua/plush/array.lua */
     {NULL, NULL}};
