@@ -108,8 +108,8 @@ int plush_lua_pushevent_sunk(lua_State *L, int sinks, plush_frame *f) {
   const plush_hdr *h = &f->hdr;
   lua_Integer off, m;
   int e;
-  if (h->type != PLUSH_T_REPLY ||
-      lua_rawgeti(L, sinks, (lua_Integer)h->id) != LUA_TTABLE) {
+  if (h->type != PLUSH_T_REPLY) return plush_lua_pushevent(L, f);
+  if (lua_rawgeti(L, sinks, (lua_Integer)h->id) != LUA_TTABLE) {
     lua_pop(L, 1);
     return plush_lua_pushevent(L, f);
   }

@@ -120,6 +120,25 @@ describe("e2e map in place", function()
     assert.equal(N * (N + 1), sum)
   end)
 
+  it("output and other frames pass through a conn that has sinks", function()
+    exact(local_map(function(x) return x + 1 end, range(N)),
+      all:map(function(x) return x + 1 end, range(N)), N)
+    -- 200 tasks in flight: polls take many output frames at once
+    local seen = {}
+    local lb = rc:balanced():with{block = false,
+      output = function(s) seen[#seen + 1] = s end}
+    local ds = {}
+    for i = 1, 200 do
+      ds[i] = lb:apply(function(k) print("line " .. k) return k end, i)
+    end
+    for i = 1, 200 do assert.equal(i, ds[i]:get()) end
+    local text = table.concat(seen, "\n")
+    for i = 1, 200 do assert.truthy(text:find("line " .. i .. "\n", 1, true) or
+      text:sub(-#("line " .. i)) == "line " .. i) end
+    exact(local_map(function(x) return x - 1 end, range(N)),
+      all:map(function(x) return x - 1 end, range(N)), N)
+  end)
+
   it("conn:sink checks its arguments", function()
     local conn = rc.conn
     assert.has_error(function() conn:sink("x", {}, 0, 1) end)
