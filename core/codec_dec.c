@@ -3,7 +3,7 @@
 ** counterpart of codec_enc.c, as Lua's lundump.c of ldump.c.
 ** Over 600 lines: one recursive walk (get) whose parts -- arrays and
 ** their number loop, maps, the ext payloads, functions and the check of
-** their bytecode -- share its context and readers.
+** their bytecode, a map reply read in place -- share its readers.
 */
 #include <lauxlib.h>
 #include <string.h>
@@ -684,23 +684,17 @@ static int intoitems(ctx *c, codec_slot *a, lua_Integer m) {
       case 0xd2: if (left < 5) return 0; v = (int32_t)be32(p + 1); p += 5; goto num;
       case 0xd3: if (left < 9) return 0; v = (lua_Integer)load64(p + 1); p += 9; goto num;
       case 0xca: {
-        uint32_t u;
+        uint32_t u = left < 5 ? 0 : be32(p + 1);
         float f;
         if (left < 5) return 0;
-        u = be32(p + 1);
-        memcpy(&f, &u, 4);
-        p += 5;
-        d = (lua_Number)f;
+        memcpy(&f, &u, 4), p += 5, d = (lua_Number)f;
         goto flt;
       }
       case 0xcb: {
-        uint64_t u;
+        uint64_t u = left < 9 ? 0 : load64(p + 1);
         double x;
         if (left < 9) return 0;
-        u = load64(p + 1);
-        memcpy(&x, &u, 8);
-        p += 9;
-        d = (lua_Number)x;
+        memcpy(&x, &u, 8), p += 9, d = (lua_Number)x;
         goto flt;
       }
       default: return 0;
