@@ -144,6 +144,18 @@ int plush_decode_mayref(const char *data, size_t len);
 ** bytes or more that sits where a Lua string's bytes would becomes the
 ** string by taking f's pages (lua_mem.h), and reads as zeros in f after.
 */
+/*
+** A map chunk's reply {r = <packed table of m items>, ...} whose items are
+** all numbers or nil, its other keys strings with scalar values: the
+** items go straight into the table at t (made with room for them, as by
+** core.table), t[off+1 .. off+m], and the reply is pushed with r = that
+** table: returns 1. Anything else: 0, nothing pushed (some of the slots
+** may hold numbers then; the caller decodes the reply as usual and copies
+** its r over them).
+*/
+int plush_decode_into(lua_State *L, const char *data, size_t len, int t,
+                      lua_Integer off, lua_Integer m);
+
 struct plush_frame;
 int plush_decode_frame(lua_State *L, struct plush_frame *f, char *err,
                        size_t errlen);

@@ -3,7 +3,7 @@
 ** counterpart of codec_enc.c, as Lua's lundump.c of ldump.c.
 ** Over 600 lines: one recursive walk (get) whose parts -- arrays and
 ** their number loop, maps, the ext payloads, functions and the check of
-** their bytecode -- share its context and readers.
+** their bytecode, a map reply read in place -- share its readers.
 */
 #include <lauxlib.h>
 #include <string.h>
@@ -704,4 +704,156 @@ int plush_decode_mayref(const char *data, size_t len) {
 int plush_decode_frame(lua_State *L, plush_frame *f, char *err,
                        size_t errlen) {
   return decode(L, plush_frame_payload(f), f->hdr.len, NULL, err, errlen, f);
+}
+
+/* ---- a map chunk's reply, in place ------------------------------- */
+
+typedef struct into {
+  ctx *c;
+  int t;              /* the result table's index in intobody's frame */
+  lua_Integer off, m; /* its slots off+1 .. off+m get the items */
+} into;
+
+/*
+** m items, numbers or nil, read into the slots a[0..m) (codec_slots; a
+** number needs no GC barrier, a nil is tag 0 as lua_rawseti writes it):
+** 1, or 0 at any other item or one cut short (some slots written then).
+*/
+static int intoitems(ctx *c, codec_slot *a, lua_Integer m) {
+  const uint8_t *p = c->p, *end = c->end;
+  lua_Integer i, v;
+  lua_Number d;
+  for (i = 0; i < m; i++) {
+    size_t left = (size_t)(end - p);
+    uint8_t b;
+    if (!left) return 0;
+    b = *p;
+    if (b <= 0x7f || b >= 0xe0) {
+      p++;
+      v = (int8_t)b;
+      goto num;
+    }
+    switch (b) {
+      case 0xc0: p++; a[i].v.p = NULL, a[i].tt = 0; continue;
+      case 0xcc: if (left < 2) return 0; v = p[1]; p += 2; goto num;
+      case 0xcd: if (left < 3) return 0; v = be16(p + 1); p += 3; goto num;
+      case 0xce: if (left < 5) return 0; v = be32(p + 1); p += 5; goto num;
+      case 0xcf:
+        if (left < 9 || p[1] >= 0x80) return 0;
+        v = (lua_Integer)load64(p + 1); p += 9; goto num;
+      case 0xd0: if (left < 2) return 0; v = (int8_t)p[1]; p += 2; goto num;
+      case 0xd1: if (left < 3) return 0; v = (int16_t)be16(p + 1); p += 3; goto num;
+      case 0xd2: if (left < 5) return 0; v = (int32_t)be32(p + 1); p += 5; goto num;
+      case 0xd3: if (left < 9) return 0; v = (lua_Integer)load64(p + 1); p += 9; goto num;
+      case 0xca: {
+        uint32_t u = left < 5 ? 0 : be32(p + 1);
+        float f;
+        if (left < 5) return 0;
+        memcpy(&f, &u, 4), p += 5, d = (lua_Number)f;
+        goto flt;
+      }
+      case 0xcb: {
+        uint64_t u = left < 9 ? 0 : load64(p + 1);
+        double x;
+        if (left < 9) return 0;
+        memcpy(&x, &u, 8), p += 9, d = (lua_Number)x;
+        goto flt;
+      }
+      default: return 0;
+    }
+  num:
+    a[i].v.i = v, a[i].tt = CODEC_TINT;
+    continue;
+  flt:
+    a[i].v.n = d, a[i].tt = CODEC_TFLT;
+  }
+  c->p = p;
+  return 1;
+}
+
+/* r's value: a packed TABLE of exactly m items, numbers or nil, then n = m,
+** its items into w->t: 1, else 0. */
+static int intor(into *w) {
+  ctx *c = w->c;
+  lua_State *L = c->L;
+  const uint8_t *q, *end = c->end;
+  uint64_t len, k, h;
+  codec_slot *a;
+  uint8_t b = c->p < end ? *c->p : 0;
+  int ok;
+  if (b < 0xc7 || b > 0xc9) return 0;
+  c->p++;
+  if (getnum(c, 1 << (b - 0xc7), &len) || !(q = take(c, 1)) ||
+      (int8_t)*q != PLUSH_EXT_TABLE || len > (uint64_t)(end - c->p))
+    return 0;
+  c->end = c->p + len; /* within the payload */
+  ok = !gethead(c, 0x90, &k) && k == (uint64_t)w->m && !gethead(c, 0x80, &h) &&
+       h == 1 && (a = codec_slots(L, w->t, (lua_Unsigned)(w->off + w->m))) &&
+       intoitems(c, a + w->off, w->m) && c->end - c->p >= 2 && c->p[0] == 0xa1 &&
+       c->p[1] == 'n';
+  if (ok) {
+    c->p += 2;
+    ok = !get(c) && lua_isinteger(L, -1) && lua_tointeger(L, -1) == w->m &&
+         c->p == c->end;
+    lua_pop(L, 1);
+  }
+  c->end = end;
+  return ok;
+}
+
+/* The reply map: r by intor, the other keys strings with scalar values
+** (no container: no reference can be needed); pushes it, or nothing. */
+static int intobody(lua_State *L) {
+  into *w = lua_touserdata(L, 1);
+  ctx *c = w->c;
+  uint64_t k;
+  int rep, hasr = 0;
+  seg *s;
+  if (c->p >= c->end || (*c->p & 0xf0) != 0x80 || codec_enter(c)) return 0;
+  k = *c->p++ & 0x0f;
+  lua_createtable(L, 0, (int)k);
+  rep = lua_gettop(L);
+  s = &c->path[c->depth];
+  for (; k > 0; k--) {
+    uint8_t b;
+    if (c->end - c->p >= 2 && c->p[0] == 0xa1 && c->p[1] == 'r' && !hasr) {
+      c->p += 2;
+      if (!intor(w)) return 0;
+      lua_pushvalue(L, w->t);
+      lua_setfield(L, rep, "r");
+      hasr = 1;
+      continue;
+    }
+    s->kind = SEG_MKEY;
+    if (get(c) || lua_type(L, -1) != LUA_TSTRING || c->p >= c->end) return 0;
+    b = *c->p;
+    if ((b >= 0x80 && b <= 0x9f) || (b >= 0xc7 && b <= 0xc9) ||
+        (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf))
+      return 0;
+    s->kind = SEG_KEY, s->idx = lua_gettop(L);
+    if (get(c)) return 0;
+    lua_rawset(L, rep);
+  }
+  return hasr && c->p == c->end ? 1 : 0;
+}
+
+int plush_decode_into(lua_State *L, const char *data, size_t len, int t,
+                      lua_Integer off, lua_Integer m) {
+  ctx c;
+  into w;
+  char err[64];
+  int top = lua_gettop(L);
+  t = lua_absindex(L, t);
+  if (off < 0 || m < 0 || m > LUA_MAXINTEGER - off || !lua_checkstack(L, 8))
+    return 0;
+  codec_init(&c, L, "value", err, sizeof err);
+  c.p = (const uint8_t *)(data ? data : "");
+  c.end = c.p + (data ? len : 0);
+  w.c = &c, w.t = 2, w.off = off, w.m = m; /* t: intobody's argument 2 */
+  lua_pushcfunction(L, intobody);
+  lua_pushlightuserdata(L, &w);
+  lua_pushvalue(L, t);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1)) return 1;
+  lua_settop(L, top);
+  return 0;
 }

@@ -312,7 +312,7 @@ static int l_connect(lua_State *L) {
   luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
                 "key of 64 hex digits expected");
   luaL_argcheck(L, timeout > 0, 4, "positive number expected");
-  c = lua_newuserdatauv(L, sizeof *c, 0);
+  c = lua_newuserdatauv(L, sizeof *c, 1); /* its sinks (lua_values.c) */
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_MT);
   snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
@@ -624,6 +624,7 @@ static int l_poll(lua_State *L) {
   size_t took = 0;
   double t = -1;
   lua_Integer n = 0, fd = luaL_optinteger(L, 3, -1);
+  int sinks = lua_getiuservalue(L, 1, 1) == LUA_TTABLE ? lua_gettop(L) : 0;
   luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
   if (!lua_isnoneornil(L, 2)) {
     t = luaL_checknumber(L, 2);
@@ -649,7 +650,9 @@ static int l_poll(lua_State *L) {
     took += c->cur->hdr.len;
     if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
       c->bigseen = c->cur->hdr.len;
-    if (plush_lua_pushevent(L, c->cur)) lua_rawseti(L, -2, ++n);
+    if (sinks ? plush_lua_pushevent_sunk(L, sinks, c->cur)
+              : plush_lua_pushevent(L, c->cur))
+      lua_rawseti(L, -2, ++n);
     plush_frame_unref(c->cur);
     c->cur = NULL;
   }
@@ -762,6 +765,7 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
+    {"sink", plush_lua_sink},
     {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
     {"waitfd", l_waitfd}, {NULL, NULL}};
 

@@ -71,6 +71,74 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f) {
   }
 }
 
+/* ---- map chunks decoded in place -------------------------------- */
+
+/*
+** conn:sink(id, t, off, m): the OK reply of task id, when its r is a
+** packed table of m numbers or nils, is decoded straight into t[off+1 ..
+** off+m] (plush_decode_into) and its event's value.r is t itself; any
+** other reply decodes as usual. Kept in the conn's uservalue until the
+** task's reply (of any status) comes.
+*/
+int plush_lua_sink(lua_State *L) {
+  lua_Integer id = luaL_checkinteger(L, 2), off = luaL_checkinteger(L, 4),
+              m = luaL_checkinteger(L, 5);
+  luaL_checktype(L, 1, LUA_TUSERDATA);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_argcheck(L, off >= 0, 4, "a count >= 0");
+  luaL_argcheck(L, m >= 0 && m <= LUA_MAXINTEGER - off, 5, "a count >= 0");
+  if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    if (!lua_setiuservalue(L, 1, 1)) return luaL_argerror(L, 1, "conn expected");
+  }
+  lua_createtable(L, 3, 0);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, off);
+  lua_rawseti(L, -2, 2);
+  lua_pushinteger(L, m);
+  lua_rawseti(L, -2, 3);
+  lua_rawseti(L, -2, id);
+  return 0;
+}
+
+int plush_lua_pushevent_sunk(lua_State *L, int sinks, plush_frame *f) {
+  const plush_hdr *h = &f->hdr;
+  lua_Integer off, m;
+  int e;
+  if (h->type != PLUSH_T_REPLY) return plush_lua_pushevent(L, f);
+  if (lua_rawgeti(L, sinks, (lua_Integer)h->id) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return plush_lua_pushevent(L, f);
+  }
+  e = lua_gettop(L);
+  lua_pushnil(L);
+  lua_rawseti(L, sinks, (lua_Integer)h->id);
+  lua_rawgeti(L, e, 2);
+  lua_rawgeti(L, e, 3);
+  off = lua_tointeger(L, -2), m = lua_tointeger(L, -1);
+  lua_settop(L, e);
+  lua_rawgeti(L, e, 1); /* t, at e + 1 */
+  if (h->status != PLUSH_S_OK || !lua_istable(L, -1) ||
+      !plush_decode_into(L, plush_frame_payload(f), h->len, e + 1, off, m)) {
+    lua_settop(L, e - 1);
+    return plush_lua_pushevent(L, f);
+  }
+  lua_createtable(L, 0, 6); /* kind id engine attempts value status */
+  plush_lua_setstr(L, "kind", "reply");
+  plush_lua_setint(L, "id", (lua_Integer)h->id);
+  if (h->engine != PLUSH_ANY) plush_lua_setint(L, "engine", h->engine);
+  if (h->aux > 0) plush_lua_setint(L, "attempts", h->aux);
+  lua_rotate(L, -2, 1);
+  lua_setfield(L, -2, "value");
+  plush_lua_setstr(L, "status", "ok");
+  lua_replace(L, e);
+  lua_settop(L, e);
+  return 1;
+}
+
 static int l_encode(lua_State *L) {
   const char *root = luaL_optstring(L, 2, "value");
   plush_buf b = PLUSH_BUF_INIT;
@@ -126,8 +194,22 @@ static int l_append(lua_State *L) {
   return 1;
 }
 
+/* core.decode_into(s, t, off, m) -> the reply, or nil: plush_decode_into
+** on a string (what conn:sink does to a reply; for tests). */
+static int l_decode_into(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_Integer off = luaL_checkinteger(L, 3), m = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, off >= 0, 3, "a count >= 0");
+  luaL_argcheck(L, m >= 0 && m <= LUA_MAXINTEGER - off, 4, "a count >= 0");
+  if (!plush_decode_into(L, s, len, 2, off, m)) lua_pushnil(L);
+  return 1;
+}
+
 const luaL_Reg plush_codec_funcs[] = {
     {"encode", l_encode}, {"decode", l_decode}, {"slice", l_slice},
     {"table", l_table}, {"append", l_append},
+    {"decode_into", l_decode_into},
     {"array_open", plush_array_open}, /* plush.array: lua/plush/array.lua */
     {NULL, NULL}};

@@ -26,6 +26,11 @@ static inline void plush_lua_setint(lua_State *L, const char *k, lua_Integer v) 
 */
 int plush_lua_pushevent(lua_State *L, plush_frame *f);
 
+/* conn:sink (a map chunk's reply decoded in place), and the event of a
+** frame when the conn has sinks (the table at index sinks). */
+int plush_lua_sink(lua_State *L);
+int plush_lua_pushevent_sunk(lua_State *L, int sinks, plush_frame *f);
+
 /* core.encode, core.decode, core.slice. */
 extern const luaL_Reg plush_codec_funcs[];
 

@@ -548,7 +548,17 @@ local function map_chunks(v, f, chunks, sizes, submit, seq)
     for _, m in ipairs(sizes) do total = total + m end
     if total <= 1 << 28 then out = core_table(total) end -- core.table's bound
   end
+  -- in chunk order, each chunk's reply of numbers is decoded straight
+  -- into out at its offset (conn:sink): nothing left to append
+  local conn = v.ordered and not parts and core_table and type(v.rc) == "table" and
+    rawget(v.rc, "conn")
+  local sink = type(conn) == "userdata" and conn.sink or nil
   local function append(r, m)
+    if rawequal(r, out) and sink then
+      n = n + m
+      nextk = nextk + 1
+      return
+    end
     if parts then
       parts[nextk] = r
       nextk = nextk + 1
@@ -565,10 +575,13 @@ local function map_chunks(v, f, chunks, sizes, submit, seq)
     end
     nextk = nextk + 1
   end
+  local off = 0
   for j, items in ipairs(chunks) do
     if sizes[j] > 0 then
       local d = submit(j, {op = "map", f = f, items = items, n = sizes[j]})
       local k, m = #ds + 1, sizes[j]
+      if sink and math.type(d.id) == "integer" then sink(conn, d.id, out, off, m) end
+      off = off + m
       -- a chunk's results come whole (a packed table), never as a vararg:
       -- half a million values do not fit on the stack
       d:add_callback(function(r)
