@@ -36,7 +36,7 @@
 **   - The name map (C functions, library tables) is built on first use
 **     and cached in the registry: set up a state (replace print, require
 **     modules) before it first encodes or decodes a function.
-**   - Binary chunks are checked (checkdump) before lua_load so that counts
+**   - Binary chunks are checked (codec_checkdump) before lua_load so that counts
 **     in them cannot make undump allocate beyond the input or recurse
 **     deeply; the bytecode itself is not verified -- it comes from an
 **     authenticated peer and runs with that peer's authority anyway.
@@ -115,6 +115,12 @@ PLUSH_INTERNAL int codec_seen(ctx *c, const void *p, lua_Integer *v);
 PLUSH_INTERNAL void codec_remember(ctx *c, const void *p, lua_Integer v);
 PLUSH_INTERNAL void codec_gcstop(ctx *c);
 PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
+/* codec_scan.c: 0 when p[0..n) is a well-formed Lua 5.4 binary chunk. */
+PLUSH_INTERNAL int codec_checkdump(const uint8_t *p, size_t n);
+/* codec_scan.c: 1 when the value at p may hold a BACKREF or UPVALUE (or
+** could not be walked within budget heads), 0 when it cannot. */
+PLUSH_INTERNAL int codec_mayref(const uint8_t *p, const uint8_t *end,
+                                size_t budget);
 
 /*
 ** A slot of a Lua 5.4 table's array part (Lua's TValue): the value, then

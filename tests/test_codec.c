@@ -546,8 +546,8 @@ Test(codec, shared_subtables_and_cycles) {
 
 /*
 ** The decoder makes its table of references only when a BACKREF or an
-** UPVALUE may come, found by a walk of the value's heads (codec_dec.c,
-** mayref): a back-reference is still found behind every kind of head the
+** UPVALUE may come, found by a walk of the value's heads (codec_scan.c,
+** codec_mayref): a back-reference is still found behind every kind of head the
 ** walk skips, inside functions' upvalues and tables with n, and past the
 ** walk's budget of heads; values without one decode the same.
 */
