@@ -60,7 +60,12 @@ static int writer(lua_State *L, const void *p, size_t n, void *ud) {
 ** lua_dump's output for the Lua function at idx, from the cache when it
 ** has it (codec_int.h): the registry's weak-keyed table, in the stack
 ** slot c->dumps + its lookup once per encode. A miss dumps, then keeps
-** a copy of up to DUMP_CACHE bytes (the collector stopped: gcstop).
+** a copy of up to DUMP_CACHE bytes. The collector is not stopped for
+** it (codec_gcstop): its restart sets the collector's debt to 0, a step
+** at the next allocation, and a miss per task (a closure made anew for
+** each apply, as in nested tasks) then cost an engine a collector step
+** per task: nested tasks ran at half their rate. The objects met so far
+** are reachable from the value being encoded, so a step frees none.
 */
 #define DUMP_CACHE (16u << 10)
 static const char dumpkey = 'd';
@@ -74,7 +79,6 @@ int codec_putdump(ctx *c, int idx) {
       lua_replace(L, -c->dumps);
     } else {
       lua_pop(L, 1);
-      codec_gcstop(c);
       lua_newtable(L);
       lua_createtable(L, 0, 1);
       lua_pushliteral(L, "k");
@@ -98,7 +102,6 @@ int codec_putdump(ctx *c, int idx) {
   if (lua_dump(L, writer, c->b, 0)) return codec_nomem(c);
   lua_pop(L, 1);
   if ((n = c->b->len - at) <= DUMP_CACHE) {
-    codec_gcstop(c);
     lua_pushvalue(L, idx);
     lua_pushlstring(L, c->b->data + at, n);
     lua_rawset(L, c->dumps);
