@@ -611,7 +611,11 @@ static void await(client *c, double t, int fd) {
   ** reply waited for) */
   if (t == 0 || pending(c) || c->conn == NULL) uv_run(c->loop, UV_RUN_NOWAIT);
   if (t != 0 && !pending(c) && c->conn != NULL) {
+    /* no timeout: a timer that fired for an earlier poll must not end this
+    ** one before its first turn (the shell's prompt after a timed wait
+    ** spun on it, deaf to the terminal) */
     if (t > 0) settimer(c, t);
+    else c->fired = 0;
     while (!pending(c) && !c->fired && c->conn != NULL)
       if (uv_run(c->loop, UV_RUN_ONCE) == 0) break;
     uv_timer_stop(&c->timer);

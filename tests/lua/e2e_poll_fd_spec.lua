@@ -62,6 +62,30 @@ describe("e2e poll with an fd", function()
     assert.equal(2, rc[rc:ids()[1]]:execute("return 1 + 1"))
   end)
 
+  -- a timed wait that timed out, then one with no timeout (the shell's
+  -- prompt after the Ctrl-C of a flood): the second waits for the fd
+  it("waits with no timeout after a wait that timed out", function()
+    local before = fds()
+    local child = io.popen("sleep 0.3; echo later")
+    local fd
+    for n in pairs(fds()) do
+      if not before[n] then fd = n end
+    end
+    assert.is_not_nil(fd, "the pipe's fd")
+    local function readable(evs)
+      for _, ev in ipairs(evs) do
+        if ev.kind == "readable" then return true end
+      end
+      return false
+    end
+    assert.is_false(readable(rc.conn:poll(0.01, fd))) -- its timer fires
+    local t0, woke = plush.now(), false
+    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(nil, fd)) end
+    assert.is_true(woke)
+    assert.equal("later", child:read("l"))
+    child:close()
+  end)
+
   it("checks its fd argument", function()
     assert.has_error(function() rc.conn:poll(0, -5) end)
     assert.has_error(function() rc.conn:poll(0, "x") end)
