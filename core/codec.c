@@ -267,7 +267,7 @@ void codec_init(ctx *c, lua_State *L, const char *root, char *err, size_t n) {
   c->refs = c->names = c->rc = c->depth = 0;
   c->nref = 0;
   c->block = NULL;
-  c->nseen = c->gcstop = c->dumps = 0;
+  c->nseen = c->dumps = 0;
 }
 
 /* ---- the array part of a table ----------------------------------- */

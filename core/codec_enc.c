@@ -752,7 +752,6 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
     }
   }
   lua_settop(L, top);
-  if (c.gcstop) lua_gc(L, LUA_GCRESTART);
   if (c.rc) {
     out->len = len0;
     plush_buf_dropsegs(out, segs0);

@@ -77,7 +77,7 @@ typedef struct ctx {
   /* encode: the first CODEC_SEEN objects met (tables, functions, userdata
   ** by lua_topointer; upvalues by lua_upvalueid) and their ref values; the
   ** rest go to the ref table, made only then (codec_enc.c, mark) */
-  int nseen, gcstop, dumps;
+  int nseen, dumps;
   const void *seenp[16];
   lua_Integer seenv[16];
 } ctx;
@@ -107,13 +107,12 @@ PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
                                char *err, size_t n);
 
 /* Encode (codec_refs.c): p met before in this value (its ref value in
-** *v): 1, else 0; p recorded with ref value v; the collector stopped to
-** the end of the encode (plush_encode restarts it: nothing met may be
-** freed once only its address is kept); lua_dump's output of the Lua
+** *v): 1, else 0; p recorded with ref value v (what is met stays
+** reachable from the value to the end of the encode: codec_refs.c);
+** lua_dump's output of the Lua
 ** function at idx appended to the output, from the cache when it has it. */
 PLUSH_INTERNAL int codec_seen(ctx *c, const void *p, lua_Integer *v);
 PLUSH_INTERNAL void codec_remember(ctx *c, const void *p, lua_Integer v);
-PLUSH_INTERNAL void codec_gcstop(ctx *c);
 PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
 /* codec_scan.c: 0 when p[0..n) is a well-formed Lua 5.4 binary chunk. */
 PLUSH_INTERNAL int codec_checkdump(const uint8_t *p, size_t n);

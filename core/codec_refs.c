@@ -24,15 +24,16 @@ int codec_seen(ctx *c, const void *p, lua_Integer *v) {
   return 1;
 }
 
-/* The collector stopped to the end of the encode (plush_encode restarts
-** it): nothing met may be freed once only its address is kept. */
-void codec_gcstop(ctx *c) {
-  if (!c->gcstop && lua_gc(c->L, LUA_GCISRUNNING)) {
-    lua_gc(c->L, LUA_GCSTOP);
-    c->gcstop = 1;
-  }
-}
-
+/*
+** The collector runs on during an encode: the encoder runs no Lua code
+** (raw reads, no metamethods), so every object it meets stays reachable
+** from the value being encoded, on the caller's stack, to its end; a
+** step an allocation runs frees none, and no new object takes the
+** address of one met. (Stopping it was tried: `lua_gc(LUA_GCRESTART)`
+** zeroes the collector's debt, a step at the next allocation: an engine
+** encoding a reply of 17 tables or a closure made anew each task paid a
+** collector step per task, and nested tasks ran at half their rate.)
+*/
 void codec_remember(ctx *c, const void *p, lua_Integer v) {
   lua_State *L = c->L;
   if (c->nseen < CODEC_SEEN) {
@@ -41,7 +42,6 @@ void codec_remember(ctx *c, const void *p, lua_Integer v) {
     return;
   }
   if (c->nseen == CODEC_SEEN) { /* the 17th: the ref table, made now */
-    codec_gcstop(c);
     lua_createtable(L, 0, CODEC_SEEN);
     lua_replace(L, c->refs);
     c->nseen++;
@@ -60,12 +60,7 @@ static int writer(lua_State *L, const void *p, size_t n, void *ud) {
 ** lua_dump's output for the Lua function at idx, from the cache when it
 ** has it (codec_int.h): the registry's weak-keyed table, in the stack
 ** slot c->dumps + its lookup once per encode. A miss dumps, then keeps
-** a copy of up to DUMP_CACHE bytes. The collector is not stopped for
-** it (codec_gcstop): its restart sets the collector's debt to 0, a step
-** at the next allocation, and a miss per task (a closure made anew for
-** each apply, as in nested tasks) then cost an engine a collector step
-** per task: nested tasks ran at half their rate. The objects met so far
-** are reachable from the value being encoded, so a step frees none.
+** a copy of up to DUMP_CACHE bytes.
 */
 #define DUMP_CACHE (16u << 10)
 static const char dumpkey = 'd';
