@@ -24,15 +24,7 @@ end
 local proc = dofile(ROOT .. "/bench/proc.lua")
 local cpu = proc.cpu
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p '" .. dir .. "'")
-local file = dir .. "/bench.json"
-local pid = core.spawn{ROOT .. "/build/bin/plush-controller", "--file", file, "-n", "2",
-  "--log", dir .. "/log", "--parent", tostring(core.getpid())}
-
-local ok, err = xpcall(function()
-  local rc, engines = proc.connect(core, plush, file, pid, 2, 60)
+proc.run(core, plush, ROOT, function(rc, engines, pid)
   local function ecpu()
     local s = 0
     for _, p in ipairs(engines) do s = s + cpu(p) end
@@ -53,14 +45,4 @@ local ok, err = xpcall(function()
   io.write(("map x^10 over 10^6, %d maps: per map %.1f ms wall; CPU client %.1f, "
     .. "controller %.1f, engines %.1f ms\n"):format(N, t / N * 1e3, c / N * 1e3,
     k / N * 1e3, g / N * 1e3))
-  rc:close()
-end, debug.traceback)
-
-core.kill(pid, 15)
-local deadline = core.now() + 30
-while core.alive(pid) and core.now() < deadline do core.sleep(0.01) end
-os.execute("rm -rf '" .. dir .. "'")
-if not ok then
-  io.stderr:write(tostring(err), "\n")
-  os.exit(1)
-end
+end)

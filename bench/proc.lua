@@ -1,6 +1,7 @@
 -- What /proc says of a process, for bench/cpu.lua and bench/reqcpu.lua:
 -- a file's text, the CPU time, the context switches and the read and
--- write syscalls of a pid; and their client of the cluster they start.
+-- write syscalls of a pid; and their client of the cluster they start
+-- (M.connect), or the whole run on such a cluster (M.run).
 local M = {}
 
 function M.read(path)
@@ -66,6 +67,40 @@ function M.connect(core, plush, file, pid, n, timeout)
   local engines = {}
   for _, e in ipairs(rc:engines()) do engines[#engines + 1] = math.tointeger(e.pid) end
   return rc, engines
+end
+
+--[[
+  M.run(core, plush, root, body [, wrap]): a controller with 2 engines in a
+  folder of its own (wrap: words put before its command line, e.g.
+  valgrind), body(rc, engines, pid) run against it; then the controller is
+  ended by pid, the folder removed, and the process exits 1 with body's
+  traceback if it raised.
+]]
+function M.run(core, plush, root, body, wrap)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p '" .. dir .. "'")
+  local file = dir .. "/bench.json"
+  local argv = {}
+  for a in (wrap or ""):gmatch("%S+") do argv[#argv + 1] = a end
+  for _, a in ipairs{root .. "/build/bin/plush-controller", "--file", file, "-n", "2",
+    "--log", dir .. "/log", "--parent", tostring(core.getpid())} do
+    argv[#argv + 1] = a
+  end
+  local pid = core.spawn(argv)
+  local ok, err = xpcall(function()
+    local rc, engines = M.connect(core, plush, file, pid, 2, 60)
+    body(rc, engines, pid)
+    rc:close()
+  end, debug.traceback)
+  core.kill(pid, 15)
+  local deadline = core.now() + 30
+  while core.alive(pid) and core.now() < deadline do core.sleep(0.01) end
+  os.execute("rm -rf '" .. dir .. "'")
+  if not ok then
+    io.stderr:write(tostring(err), "\n")
+    os.exit(1)
+  end
 end
 
 return M

@@ -30,20 +30,7 @@ end
 local proc = dofile(ROOT .. "/bench/proc.lua")
 local cpu, syscalls = proc.cpu, proc.syscalls
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p '" .. dir .. "'")
-local file = dir .. "/bench.json"
-local argv = {}
-for a in (os.getenv("RQ_WRAP") or ""):gmatch("%S+") do argv[#argv + 1] = a end
-for _, a in ipairs{ROOT .. "/build/bin/plush-controller", "--file", file, "-n", "2",
-  "--log", dir .. "/log", "--parent", tostring(core.getpid())} do
-  argv[#argv + 1] = a
-end
-local pid = core.spawn(argv)
-
-local ok, err = xpcall(function()
-  local rc, engines = proc.connect(core, plush, file, pid, 2, 60)
+proc.run(core, plush, ROOT, function(rc, engines, pid)
   local function ecpu()
     local s = 0
     for _, p in ipairs(engines) do s = s + cpu(p) end
@@ -70,14 +57,4 @@ local ok, err = xpcall(function()
   io.write(("%s %d: per request %.1f us wall; CPU client %.1f, controller %.1f, "
     .. "engines %.1f us; controller syscalls read %.2f, write %.2f\n"):format(mode, N,
     t / n * 1e6, c / n * 1e6, k / n * 1e6, g / n * 1e6, (r1 - r0) / n, (w1 - w0) / n))
-  rc:close()
-end, debug.traceback)
-
-core.kill(pid, 15)
-local deadline = core.now() + 30
-while core.alive(pid) and core.now() < deadline do core.sleep(0.01) end
-os.execute("rm -rf '" .. dir .. "'")
-if not ok then
-  io.stderr:write(tostring(err), "\n")
-  os.exit(1)
-end
+end, os.getenv("RQ_WRAP"))

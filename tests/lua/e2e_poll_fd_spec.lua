@@ -26,6 +26,29 @@ local function nonblocking(fd)
   return flags & 2048 ~= 0 -- O_NONBLOCK
 end
 
+-- A child's output pipe (io.popen of cmd) and its read end's fd.
+local function piped(cmd)
+  local before = fds()
+  local child = io.popen(cmd)
+  local fd
+  for n in pairs(fds()) do
+    if not before[n] then fd = n end
+  end
+  assert.is_not_nil(fd, "the pipe's fd")
+  return child, fd
+end
+
+-- Whether poll's events say fd is readable.
+local function readable(evs, fd)
+  for _, ev in ipairs(evs) do
+    if ev.kind == "readable" then
+      assert.equal(fd, ev.fd)
+      return true
+    end
+  end
+  return false
+end
+
 describe("e2e poll with an fd", function()
   local rc
 
@@ -33,26 +56,11 @@ describe("e2e poll with an fd", function()
   teardown(function() rc:close() end)
 
   it("wakes when the fd is readable, and leaves its mode alone", function()
-    local before = fds()
-    local child = io.popen("sleep 0.5; echo ready")
-    local fd
-    for n in pairs(fds()) do
-      if not before[n] then fd = n end
-    end
-    assert.is_not_nil(fd, "the pipe's fd")
-    local function readable(evs)
-      for _, ev in ipairs(evs) do
-        if ev.kind == "readable" then
-          assert.equal(fd, ev.fd)
-          return true
-        end
-      end
-      return false
-    end
-    assert.is_false(readable(rc.conn:poll(0.05, fd)))
+    local child, fd = piped("sleep 0.5; echo ready")
+    assert.is_false(readable(rc.conn:poll(0.05, fd), fd))
     assert.is_false(nonblocking(fd))
     local t0, woke = plush.now(), false
-    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(10, fd)) end
+    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(10, fd), fd) end
     assert.is_true(woke)
     assert.is_false(nonblocking(fd))
     assert.equal("ready", child:read("l"))
@@ -65,22 +73,10 @@ describe("e2e poll with an fd", function()
   -- a timed wait that timed out, then one with no timeout (the shell's
   -- prompt after the Ctrl-C of a flood): the second waits for the fd
   it("waits with no timeout after a wait that timed out", function()
-    local before = fds()
-    local child = io.popen("sleep 0.3; echo later")
-    local fd
-    for n in pairs(fds()) do
-      if not before[n] then fd = n end
-    end
-    assert.is_not_nil(fd, "the pipe's fd")
-    local function readable(evs)
-      for _, ev in ipairs(evs) do
-        if ev.kind == "readable" then return true end
-      end
-      return false
-    end
-    assert.is_false(readable(rc.conn:poll(0.01, fd))) -- its timer fires
+    local child, fd = piped("sleep 0.3; echo later")
+    assert.is_false(readable(rc.conn:poll(0.01, fd), fd)) -- its timer fires
     local t0, woke = plush.now(), false
-    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(nil, fd)) end
+    while not woke and plush.now() - t0 < 10 do woke = readable(rc.conn:poll(nil, fd), fd) end
     assert.is_true(woke)
     assert.equal("later", child:read("l"))
     child:close()
