@@ -25,11 +25,7 @@ local proc = dofile(ROOT .. "/bench/proc.lua")
 local cpu = proc.cpu
 
 proc.run(core, plush, ROOT, function(rc, engines, pid)
-  local function ecpu()
-    local s = 0
-    for _, p in ipairs(engines) do s = s + cpu(p) end
-    return s
-  end
+  local function ecpu() return proc.cpus(engines) end
   local all, seq = rc:view(), {}
   for i = 1, 1000000 do seq[i] = i end
   local f = function(x) return x ^ 10 end

@@ -31,6 +31,13 @@ function M.cpu(pid)
   return (tonumber(f[12]) + tonumber(f[13])) / TICK
 end
 
+-- the user + system seconds of all of pids
+function M.cpus(pids)
+  local s = 0
+  for _, p in ipairs(pids) do s = s + M.cpu(p) end
+  return s
+end
+
 -- context switches (voluntary and not) of all the threads of pid
 function M.switches(pid)
   local n = 0

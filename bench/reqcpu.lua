@@ -31,11 +31,7 @@ local proc = dofile(ROOT .. "/bench/proc.lua")
 local cpu, syscalls = proc.cpu, proc.syscalls
 
 proc.run(core, plush, ROOT, function(rc, engines, pid)
-  local function ecpu()
-    local s = 0
-    for _, p in ipairs(engines) do s = s + cpu(p) end
-    return s
-  end
+  local function ecpu() return proc.cpus(engines) end
   local e0, lb, noop = rc[rc:ids()[1]], rc:balanced():async(), function() end
   e0:execute("a = 1")
   local r0, w0 = syscalls(pid)
