@@ -67,10 +67,57 @@ static inline uint32_t be32(const uint8_t *p) {
 }
 
 /*
+** A number item at p (left bytes there) into *o: a fixint, an int or uint
+** of 8 to 64 bits (not a uint 64 over INT64_MAX) or a float 32 or 64.
+** Its length, or 0 for any other item or one cut short. The one reader of
+** fillarr's loop and of intoitems.
+*/
+static inline size_t numat(const uint8_t *p, size_t left, codec_slot *o) {
+  uint8_t b = left ? *p : 0xc1;
+  size_t k;
+  if (b <= 0x7f || b >= 0xe0) {
+    o->v.i = (int8_t)b, o->tt = CODEC_TINT;
+    return 1;
+  }
+  switch (b) {                     /* a width, then whether it is there */
+    case 0xcc: if (left < 2) return 0; o->v.i = p[1]; k = 2; break;
+    case 0xcd: if (left < 3) return 0; o->v.i = be16(p + 1); k = 3; break;
+    case 0xce: if (left < 5) return 0; o->v.i = be32(p + 1); k = 5; break;
+    case 0xcf:
+      if (left < 9 || p[1] >= 0x80) return 0;
+      o->v.i = (lua_Integer)load64(p + 1); k = 9; break;
+    case 0xd0: if (left < 2) return 0; o->v.i = (int8_t)p[1]; k = 2; break;
+    case 0xd1: if (left < 3) return 0; o->v.i = (int16_t)be16(p + 1); k = 3; break;
+    case 0xd2: if (left < 5) return 0; o->v.i = (int32_t)be32(p + 1); k = 5; break;
+    case 0xd3: if (left < 9) return 0; o->v.i = (lua_Integer)load64(p + 1); k = 9; break;
+    case 0xca: {
+      uint32_t u;
+      float f;
+      if (left < 5) return 0;
+      u = be32(p + 1);
+      memcpy(&f, &u, 4);
+      o->v.n = (lua_Number)f, o->tt = CODEC_TFLT;
+      return 5;
+    }
+    case 0xcb: {
+      uint64_t u;
+      double x;
+      if (left < 9) return 0;
+      u = load64(p + 1);
+      memcpy(&x, &u, 8);
+      o->v.n = (lua_Number)x, o->tt = CODEC_TFLT;
+      return 9;
+    }
+    default: return 0;
+  }
+  o->tt = CODEC_TINT;
+  return k;
+}
+
+/*
 ** Items 1..n into the table at t. Numbers, what big arrays are made of,
-** are read here without a call to get: fixints, floats 32 and 64, ints and
-** uints of 8 to 64 bits (a uint 64 over INT64_MAX, or any item cut short,
-** goes to get, which words the error). The table was made with room for
+** are read here without a call to get (numat; anything else, or an item
+** cut short, goes to get, which words the error). The table was made with room for
 ** n in its array part: a number goes straight into its slot
 ** (codec_slots; a number needs no GC barrier), anything else through
 ** lua_rawseti, after which the slots are looked up again.
@@ -85,68 +132,21 @@ static int fillarr(ctx *c, int t, uint64_t n) {
   int rc;
   s->kind = SEG_INT;
   for (i = 1; (uint64_t)i <= n; i++) {
-    size_t left = (size_t)(end - p);
-    uint8_t b = left ? *p : 0xc1;
-    lua_Integer v;
-    lua_Number d;
-    if (b <= 0x7f || b >= 0xe0) {
-      p++;
-      v = (int8_t)b;
-      goto num;
-    }
-    switch (b) {                     /* a width, then whether it is there */
-      case 0xcc: if (left < 2) break; v = p[1]; p += 2; goto num;
-      case 0xcd: if (left < 3) break; v = be16(p + 1); p += 3; goto num;
-      case 0xce: if (left < 5) break; v = be32(p + 1); p += 5; goto num;
-      case 0xcf:                     /* uint 64 over INT64_MAX: get refuses */
-        if (left < 9 || p[1] >= 0x80) break;
-        v = (lua_Integer)load64(p + 1); p += 9; goto num;
-      case 0xd0: if (left < 2) break; v = (int8_t)p[1]; p += 2; goto num;
-      case 0xd1: if (left < 3) break; v = (int16_t)be16(p + 1); p += 3; goto num;
-      case 0xd2: if (left < 5) break; v = (int32_t)be32(p + 1); p += 5; goto num;
-      case 0xd3: if (left < 9) break; v = (lua_Integer)load64(p + 1); p += 9; goto num;
-      case 0xca: {
-        uint32_t u;
-        float f;
-        if (left < 5) break;
-        u = be32(p + 1);
-        memcpy(&f, &u, 4);
-        p += 5;
-        d = (lua_Number)f;
-        goto flt;
-      }
-      case 0xcb: {
-        uint64_t u;
-        double x;
-        if (left < 9) break;
-        u = load64(p + 1);
-        memcpy(&x, &u, 8);
-        p += 9;
-        d = (lua_Number)x;
-        goto flt;
-      }
-      default: break;
-    }
-    s->i = i;                        /* anything else, or cut short */
-    c->p = p;
-    if ((rc = get(c))) return rc;
-    p = c->p;
-    lua_rawseti(L, t, i);
-    a = codec_slots(L, t, (lua_Unsigned)n);
-    continue;
-  num:
-    if (a) {
-      a[i - 1].v.i = v, a[i - 1].tt = CODEC_TINT;
-    } else {
-      lua_pushinteger(L, v);
+    codec_slot x, *o = a ? &a[i - 1] : &x; /* numat writes only a number */
+    size_t k = numat(p, (size_t)(end - p), o);
+    if (k == 0) {                    /* anything else, or cut short */
+      s->i = i;
+      c->p = p;
+      if ((rc = get(c))) return rc;
+      p = c->p;
       lua_rawseti(L, t, i);
+      a = codec_slots(L, t, (lua_Unsigned)n);
+      continue;
     }
-    continue;
-  flt:
-    if (a) {
-      a[i - 1].v.n = d, a[i - 1].tt = CODEC_TFLT;
-    } else {
-      lua_pushnumber(L, d);
+    p += k;
+    if (!a) {
+      if (x.tt == CODEC_TINT) lua_pushinteger(L, x.v.i);
+      else lua_pushnumber(L, x.v.n);
       lua_rawseti(L, t, i);
     }
   }
@@ -582,51 +582,16 @@ typedef struct into {
 */
 static int intoitems(ctx *c, codec_slot *a, lua_Integer m) {
   const uint8_t *p = c->p, *end = c->end;
-  lua_Integer i, v;
-  lua_Number d;
+  lua_Integer i;
   for (i = 0; i < m; i++) {
-    size_t left = (size_t)(end - p);
-    uint8_t b;
-    if (!left) return 0;
-    b = *p;
-    if (b <= 0x7f || b >= 0xe0) {
+    size_t k;
+    if (p < end && *p == 0xc0) { /* nil */
       p++;
-      v = (int8_t)b;
-      goto num;
+      a[i].v.p = NULL, a[i].tt = 0;
+      continue;
     }
-    switch (b) {
-      case 0xc0: p++; a[i].v.p = NULL, a[i].tt = 0; continue;
-      case 0xcc: if (left < 2) return 0; v = p[1]; p += 2; goto num;
-      case 0xcd: if (left < 3) return 0; v = be16(p + 1); p += 3; goto num;
-      case 0xce: if (left < 5) return 0; v = be32(p + 1); p += 5; goto num;
-      case 0xcf:
-        if (left < 9 || p[1] >= 0x80) return 0;
-        v = (lua_Integer)load64(p + 1); p += 9; goto num;
-      case 0xd0: if (left < 2) return 0; v = (int8_t)p[1]; p += 2; goto num;
-      case 0xd1: if (left < 3) return 0; v = (int16_t)be16(p + 1); p += 3; goto num;
-      case 0xd2: if (left < 5) return 0; v = (int32_t)be32(p + 1); p += 5; goto num;
-      case 0xd3: if (left < 9) return 0; v = (lua_Integer)load64(p + 1); p += 9; goto num;
-      case 0xca: {
-        uint32_t u = left < 5 ? 0 : be32(p + 1);
-        float f;
-        if (left < 5) return 0;
-        memcpy(&f, &u, 4), p += 5, d = (lua_Number)f;
-        goto flt;
-      }
-      case 0xcb: {
-        uint64_t u = left < 9 ? 0 : load64(p + 1);
-        double x;
-        if (left < 9) return 0;
-        memcpy(&x, &u, 8), p += 9, d = (lua_Number)x;
-        goto flt;
-      }
-      default: return 0;
-    }
-  num:
-    a[i].v.i = v, a[i].tt = CODEC_TINT;
-    continue;
-  flt:
-    a[i].v.n = d, a[i].tt = CODEC_TFLT;
+    if ((k = numat(p, (size_t)(end - p), &a[i])) == 0) return 0;
+    p += k;
   }
   c->p = p;
   return 1;
