@@ -1,4 +1,4 @@
--- What /proc says of a process, for bench/cpu.lua and bench/reqcpu.lua:
+-- What /proc says of a process, for bench/run.lua, cpu.lua and reqcpu.lua:
 -- a file's text, the CPU time, the context switches and the read and
 -- write syscalls of a pid; and their client of the cluster they start
 -- (M.connect), or the whole run on such a cluster (M.run).

@@ -319,13 +319,7 @@ local function exists(path)
   return false
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = dofile(ROOT .. "/bench/proc.lua").read
 
 local function tail(path, n)
   local s = read_file(path) or ""
