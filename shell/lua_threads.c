@@ -19,8 +19,9 @@
 ** joined; idempotent, and __gc does it too.
 **
 ** Threads. The cluster's fields under mu are shared with the Lua side;
-** the rest is the cluster thread's. The Lua side only queues fds and a
-** stop request, and waits on cond for the thread's answers.
+** the rest is the cluster thread's. The Lua side only asks for links
+** (core/ctl_links.c, as plush-controller --threads does) and a stop, and
+** waits on cond for the thread's answers.
 */
 #include "lua_threads.h"
 #include "lua_core.h"
@@ -38,12 +39,12 @@
 
 #include "auth.h"
 #include "controller.h"
+#include "ctl_links.h"
 #include "engine_host.h"
 #include "log.h"
 #include "plush.h"
 
 #define THREADS_MT "plush.threads"
-#define MAXFDS 64 /* client links waiting to be adopted */
 
 typedef struct tcluster {
   /* ---- set before the thread starts, read-only after ---- */
@@ -59,16 +60,17 @@ typedef struct tcluster {
   /* ---- shared, under mu ---- */
   uv_mutex_t mu;
   uv_cond_t cond;            /* the thread answered: started, registered */
-  int fds[MAXFDS], nfds;     /* client ends' peers to adopt */
   int stopreq;
   int started, startrc;      /* the controller is up (or failed: rc) */
   int registered;            /* engines that got their WELCOME */
   int failed;                /* engines that ended before registering */
-  int over;                  /* the loop has ended: no more links */
+  int over;                  /* the loop has ended */
   char why[256];             /* why the cluster stopped early */
   /* ---- the cluster thread ---- */
   uv_loop_t loop;
-  uv_async_t wake;
+  uv_async_t wake;           /* the Lua side asked to stop */
+  plush_ctl_links links;     /* new links from other threads (haslinks) */
+  int haslinks;              /* read by the Lua side once joined */
   plush_ctl *ctl;
   plush_engine **eng;        /* every engine started; NULL once exited */
   int neng, live;
@@ -116,6 +118,7 @@ static void engexit(plush_engine *e, int status, const char *reason,
 static void stopall(tcluster *t) {
   if (t->stopping) return;
   t->stopping = 1;
+  if (t->haslinks) plush_ctl_links_close(&t->links); /* no more links */
   for (int i = 0; i < t->neng; i++)
     if (t->eng[i]) plush_engine_stop(t->eng[i]);
   if (t->ctl) plush_ctl_stop(t->ctl, ctldone, t);
@@ -162,11 +165,9 @@ static int setup(lua_State *L, void *data) {
   return 0;
 }
 
-static int tlink(tcluster *t);
-
 /* An engine's engine.client() (its Lua thread): a link as a client's. */
 static int enginelink(void *data) {
-  return tlink(data);
+  return plush_ctl_links_new(&((tcluster *)data)->links);
 }
 
 /* n more engines: 0, or the first error (those started run on). */
@@ -219,20 +220,13 @@ static void onengine(plush_ctl *c, void *ud, unsigned id, long pid) {
   uv_mutex_unlock(&t->mu);
 }
 
-/* The Lua side queued links to adopt, or asked to stop. */
+/* The Lua side asked to stop. */
 static void onwake(uv_async_t *a) {
   tcluster *t = a->data;
-  int fds[MAXFDS], n, stop;
+  int stop;
   uv_mutex_lock(&t->mu);
-  n = t->nfds;
-  memcpy(fds, t->fds, (size_t)n * sizeof *fds);
-  t->nfds = 0;
   stop = t->stopreq;
-  uv_cond_broadcast(&t->cond); /* room for the links tlink waits to queue */
   uv_mutex_unlock(&t->mu);
-  for (int i = 0; i < n; i++)
-    if (t->stopping || t->ctl == NULL || plush_ctl_adopt(t->ctl, fds[i]) < 0)
-      close(fds[i]); /* the client's handshake then fails, and says so */
   if (stop) stopall(t);
 }
 
@@ -250,6 +244,8 @@ static void clustermain(void *arg) {
   o.on_engine = onengine;
   o.ud = t;
   r = plush_ctl_start(&t->loop, &o, &t->ctl);
+  if (r == 0 && (r = plush_ctl_links_init(&t->links, &t->loop, t->ctl)) == 0)
+    t->haslinks = 1;
   if (r == 0) r = addengines(t, t->n);
   uv_mutex_lock(&t->mu);
   t->started = 1;
@@ -259,10 +255,6 @@ static void clustermain(void *arg) {
   if (r < 0) stopall(t);
   uv_run(&t->loop, UV_RUN_DEFAULT);
   uv_loop_close(&t->loop);
-  uv_mutex_lock(&t->mu);
-  for (int i = 0; i < t->nfds; i++) close(t->fds[i]);
-  t->nfds = 0;
-  uv_mutex_unlock(&t->mu);
 }
 
 /* ---- the Lua side ------------------------------------------------ */
@@ -275,6 +267,8 @@ static void cstop(tcluster *t) {
   uv_mutex_unlock(&t->mu);
   uv_thread_join(&t->thread);
   t->joined = 1;
+  if (t->haslinks) plush_ctl_links_free(&t->links); /* nobody asks now */
+  t->haslinks = 0;
   free(t->eng);
   t->eng = NULL;
   uv_cond_destroy(&t->cond);
@@ -304,37 +298,13 @@ static int fail(lua_State *L, const char *msg) {
   return 2;
 }
 
-/* A new link, from any thread (the caller's Lua side, an engine's Lua
-** thread): a socketpair whose first end the cluster thread adopts; the
-** second, or a negative code. A full queue (a thousand engines asking at
-** once) is waited out: the cluster thread empties it. */
-static int tlink(tcluster *t) {
-  int sv[2], ok;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-    return uv_translate_sys_error(errno);
-  uv_mutex_lock(&t->mu);
-  while (!t->over && !t->stopreq && t->nfds == MAXFDS)
-    uv_cond_wait(&t->cond, &t->mu);
-  ok = !t->over && !t->stopreq;
-  if (ok) {
-    t->fds[t->nfds++] = sv[0];
-    uv_async_send(&t->wake);
-  }
-  uv_mutex_unlock(&t->mu);
-  if (!ok) {
-    close(sv[0]);
-    close(sv[1]);
-    return PLUSH_ECLOSED;
-  }
-  return sv[1];
-}
-
-/* cluster:socket() -> fd, key; or nil, why. */
+/* cluster:socket() -> fd, key; or nil, why. The cluster is started (it
+** has links) and not joined: the links are there until cstop. */
 static int l_socket(lua_State *L) {
   tcluster *t = tocluster(L);
   int fd;
   if (t->joined) return fail(L, "the in-process cluster is stopped");
-  if ((fd = tlink(t)) == PLUSH_ECLOSED)
+  if ((fd = plush_ctl_links_new(&t->links)) == PLUSH_ECLOSED)
     return fail(L, "the in-process cluster is stopped");
   if (fd < 0) return fail(L, uv_strerror(fd));
   lua_pushinteger(L, fd);
