@@ -243,6 +243,7 @@ function M.install(magic, I)
           held_output(shell, held, last.targets, "order")
         end
         d:_observe(function() end, true)
+        shell.px_stopped = last -- what the interrupt's summary says of the others
         error(err, 0)
       end
     end

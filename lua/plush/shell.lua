@@ -379,7 +379,8 @@ function Session:report(e)
     and e:match("^[^\n]*interrupted\n"))) then
     io.stdout:write("\n")
   end
-  local rc = self.rc
+  local rc, px = self.rc, self.sh.px_stopped
+  self.sh.px_stopped = nil -- set by a %px that Ctrl-C stopped (magic_px.lua)
   if type(e) == "string" and e:match("^[^\n]*interrupted\n") and self:connected()
     and next(rc.pending) ~= nil then
     -- Ctrl-C hit the shell's or a magic's code while tasks were in flight:
@@ -388,7 +389,7 @@ function Session:report(e)
     e = errors.Interrupted{}
   end
   if errors.is(e, "Interrupted") then
-    self:interrupted_remote()
+    self:interrupted_remote(px)
   elseif errors.is(e, "CompositeError") and type(e.errors) == "table" then
     -- each failure in full, tracebacks included
     self:say(self:paint("error", ("CompositeError: %d tasks failed"):format(#e.errors)))

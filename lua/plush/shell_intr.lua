@@ -24,7 +24,7 @@ end
 -- running our tasks. Their answers are let in first, so that "interrupted"
 -- is said only of the engines that were: one whose task goes on (in a C
 -- call, or it caught the interrupt) is told apart, with its offer.
-function Session_:interrupted_remote()
+function Session_:interrupted_remote(px)
   local rc, ids, all = self.rc, {}, false
   if rc then ids, all = rc:_pending_engines() end
   local list = {}
@@ -37,9 +37,33 @@ function Session_:interrupted_remote()
   local which = engines(done)
   if all and #list == 0 then which = "all engines" end
   if #list == 0 or which then
-    self:say(self:paint("error", "interrupted") .. (which and (": " .. which) or ""))
+    self:say(self:paint("error", "interrupted") .. (which and (": " .. which) or "")
+      .. self:px_others(px, done))
   end
   if #list > 0 then self:offer_restart(list) end
+end
+
+-- After the interrupted engines of a %px: those of its targets that had
+-- answered before the Ctrl-C (finished, or failed: an engine that died),
+-- whose results the summary does not show; %result does.
+function Session_:px_others(last, stopped)
+  local d = last and last.deferred
+  if not d then return "" end
+  local skip, ok, failed = {}, {}, {}
+  for _, id in ipairs(stopped) do skip[id] = true end
+  local ds, targets = d.deferreds or {d}, d.deferreds and d.targets or last.targets
+  for i, e in ipairs(ds) do
+    local id = targets[i]
+    if math.type(id) == "integer" and not skip[id] and e:ready() then
+      if e.ok then ok[#ok + 1] = id else failed[#failed + 1] = id end
+    end
+  end
+  local parts = {}
+  if #failed > 0 then parts[#parts + 1] = engines(failed) .. " failed" end
+  if #ok > 0 then parts[#parts + 1] = engines(ok) .. " had finished" end
+  if #parts == 0 then return "" end
+  return "; " .. table.concat(parts, ", ") .. " (%result shows " .. ((#ok + #failed > 1)
+    and "them" or "it") .. ")"
 end
 
 -- The engines whose interrupted task is still running, and why (the

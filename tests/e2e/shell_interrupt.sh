@@ -23,6 +23,16 @@ run_line "$S" '%px return kept'
 [ "$(output_of "$S" '%px return kept')" = "$(printf '[engine 0] 40\n[engine 1] 41')" ] ||
   fail "namespaces after the interrupt"
 
+# one engine still running, the other done: the summary says so
+type_text "$S" '%px if engine.id == 1 then while true do end end return engine.id + 7'
+press "$S" Enter
+onebusy() { [ "$(status_field "$P" 'tostring(s.engines[1].state ~= "busy" and s.engines[2].state == "busy")')" = true ]; }
+wait_for 30 onebusy || fail "engine 1 never ran the loop alone"
+press "$S" C-c
+wait_text "$S" "interrupted: engine 1; engine 0 had finished (%result shows it)"
+run_line "$S" '%result'
+output_of "$S" '> %result' | grep -qx '\[engine 0\] 7' || fail "%result after the interrupt: $(output_of "$S" '> %result')"
+
 # one engine, through the Lua API
 type_text "$S" 'rc[1]:execute("while true do end")'
 press "$S" Enter
