@@ -367,6 +367,17 @@ function View:apply(f, ...)
   return run(self, self:_send(msg))
 end
 
+-- A balanced view with no scheduling option (Balanced:_send's common
+-- case): the request written by conn:apply, no tables made for it.
+function Balanced:apply(f, ...)
+  if self.after or self.detached or self.durable or self.targets
+      or (self.retries or 0) > 0 then
+    return View.apply(self, f, ...)
+  end
+  util.check(f, 1, "apply", "function")
+  return run(self, self.rc:_apply1(nil, self.timeout, self.output, f, ...))
+end
+
 -- push{name = value, ...}: assign globals in every target's namespace.
 function Direct:push(ns)
   util.check(ns, 1, "push", "table")
