@@ -210,9 +210,9 @@ end
 
 local EMPTY = setmetatable({}, {__newindex = function() error("EMPTY written", 2) end})
 
--- An OK reply: task id's Deferred fires with r (its packed values).
--- From _reply, or straight from pump when poll gave it as plain values.
-function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
+-- Task id's record, out of pending, its output flushed and its
+-- Deferred's metadata filled from the reply: rec, its Deferred.
+local function take(self, id, engine, attempts, started, completed, tostr)
   local pending = self.pending
   local rec = pending[id]
   if not rec then return end
@@ -222,11 +222,19 @@ function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
   local d = rec.d
   local md = d.metadata
   md.engine, md.started, md.completed = engine, started, completed
-  md.tostring = tostr
-  md.received = core_time()
+  md.tostring, md.received = tostr, core_time()
   -- how many times the controller saw the task start on an engine (1, or
-  -- more after retries or an engine's death)
+  -- more after retries or an engine's death); nil for replies the
+  -- controller made itself (the task never ran)
   d.attempts = attempts
+  return rec, d
+end
+
+-- An OK reply: task id's Deferred fires with r (its packed values).
+-- From _reply, or straight from pump when poll gave it as plain values.
+function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
+  local rec, d = take(self, id, engine, attempts, started, completed, tostr)
+  if not rec then return end
   r = r or {n = 0}
   -- `whole` requests (map chunks) fire with the packed table itself
   if rec.whole then return d:callback(r) end
@@ -239,32 +247,18 @@ function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
 end
 
 function Client:_reply(ev)
-  local value = ev.value
+  local value, id, engine = ev.value, ev.id, ev.engine
   if type(value) ~= "table" then value = EMPTY end
   if ev.status == "ok" then
-    return Client._reply_ok(self, ev.id, ev.engine, ev.attempts, value.r,
+    return Client._reply_ok(self, id, engine, ev.attempts, value.r,
       value.started, value.completed, value.tostring)
   end
-  local pending, id = self.pending, ev.id
-  local rec = pending[id]
+  local rec, d = take(self, id, engine, ev.attempts, value.started,
+    value.completed, value.tostring)
   if not rec then return end
-  pending[id] = nil
-  local engine, d = ev.engine, rec.d
-  if rec.partial then flush(rec, engine, id) end
-  if rec.muted then self:_unmute(rec, engine, id) end
-  local md = d.metadata
-  md.engine = engine
-  md.started, md.completed = value.started, value.completed
-  md.tostring = value.tostring
-  md.received = core_time()
-  -- how many times the controller saw the task start on an engine (1, or
-  -- more after retries or an engine's death); nil for replies the
-  -- controller made itself (the task never ran)
-  d.attempts = ev.attempts
-  local fan = rec.fanout -- a request to many engines (plush.fanout)
   local e = errors.from_reply(ev.status, ev.value, engine)
   e.id = id
-  if fan then fan:fail(rec.index, d, e) else d:errback(e) end
+  if rec.fanout then rec.fanout:fail(rec.index, d, e) else d:errback(e) end
 end
 
 local function insert_sorted(list, id)
@@ -401,8 +395,7 @@ local function dispatch_all(self, evs, catch, sigint)
   local i, n = 1, #evs
   while i <= n do
     local ev = evs[i]
-    if math_type(ev) == "integer" then
-      -- an OK reply as 7 plain values, false for absent (conn:poll's flat)
+    if math_type(ev) == "integer" then -- an OK reply, flat (false: absent)
       Client._reply_ok(self, ev, evs[i + 1] or nil, evs[i + 2] or nil, evs[i + 3] or nil,
         evs[i + 4] or nil, evs[i + 5] or nil, evs[i + 6] or nil)
       i = i + 7
@@ -441,8 +434,8 @@ function Client:pump(timeout)
     if catch then core.catch_sigint(was) end
     error(evs, 0)
   end
-  -- Ctrl-C first: the output that came with it is already too much
-  -- (a sigint event, when there is one, is the list's last)
+  -- Ctrl-C first (a sigint event is the list's last): the output that
+  -- came with it is already too much
   local last = evs[#evs]
   local sigint = type(last) == "table" and last.kind == "sigint"
 
@@ -538,10 +531,8 @@ end
 -- written by conn:apply without those tables (balanced views: view.lua).
 function Client:_apply1(target, timeout, output, f, ...)
   if self.closed or rawget(self, "lost") then Client._check_open(self) end
-  local conn = self.conn
-  local ok, id, err, name = pcall(conn.apply, conn, target, f, timeout, nil, ...)
-  if not ok then reraise(id) end
-  if id == nil then util.ok(id, err, name) end
+  local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)
+  if not ok then reraise(id) elseif id == nil then util.ok(id, err, name) end
   return track(self, id, target, output)
 end
 
