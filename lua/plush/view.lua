@@ -374,8 +374,10 @@ function Balanced:apply(f, ...)
       or (self.retries or 0) > 0 then
     return View.apply(self, f, ...)
   end
-  util.check(f, 1, "apply", "function")
-  return run(self, self.rc:_apply1(nil, self.timeout, self.output, f, ...))
+  if type(f) ~= "function" then util.check(f, 1, "apply", "function") end
+  local d = self.rc:_apply1(nil, self.timeout, self.output, f, ...)
+  if not self.block then return d end
+  return run(self, d)
 end
 
 -- push{name = value, ...}: assign globals in every target's namespace.
