@@ -362,7 +362,16 @@ static int l_connect(lua_State *L) {
   return 1;
 }
 
+/* The conn's methods hold its metatable as upvalue 1: one pointer test
+** per call, not luaL_checkudata's lookup of the name (which stays the
+** answer for the rest, and for the metamethods, which hold none). */
 static client *toclient(lua_State *L) {
+  client *c = lua_touserdata(L, 1);
+  if (c != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return c;
+  }
   return luaL_checkudata(L, 1, CONN_MT);
 }
 
@@ -744,7 +753,9 @@ int luaopen_plush_core(lua_State *L) {
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, connmeta, 0);
-    luaL_newlib(L, connmethods);
+    luaL_newlibtable(L, connmethods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, connmethods, 1); /* toclient's upvalue */
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
