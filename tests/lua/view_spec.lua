@@ -389,7 +389,8 @@ describe("views", function()
       assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
       lb.retries, lb.targets = 2, {1, 3}
       assert.equal(1, lb:apply(function() return 1 end))
-      assert.same({targets = {1, 3}, retries = 2}, fake.state.submitted[#fake.state.submitted].sched)
+      local sched = fake.state.submitted[#fake.state.submitted].sched
+      assert.same({targets = {1, 3}, retries = 2}, sched)
       local plain = rc:balanced()
       plain.detached = true
       plain:apply(function() return 1 end)
