@@ -156,6 +156,25 @@ int plush_decode_mayref(const char *data, size_t len);
 int plush_decode_into(lua_State *L, const char *data, size_t len, int t,
                       lua_Integer off, lua_Integer m);
 
+/*
+** Appends the encoding of the request {op = "apply", f = <value at fidx>,
+** args = {n = nargs, <the nargs values from index a0 on>}} as plush_encode of
+** that table would read back (same values, references and error paths),
+** without the tables (codec_apply.c). Returns and fails as plush_encode.
+*/
+int plush_encode_apply(lua_State *L, int fidx, int a0, int nargs, plush_buf *out,
+                       const char *root, char *err, size_t errlen);
+
+/*
+** A map whose keys are all among keys[0..nkeys) (short strings) and which
+** holds no reference (a reply's {r = ..., started = ...}): its values are
+** pushed in the order of keys, nil for those it lacks, and 1 returned.
+** Anything else: 0, nothing pushed (decode it whole). A memory error
+** raises.
+*/
+int plush_decode_fields(lua_State *L, const char *data, size_t len,
+                        const char *const *keys, int nkeys);
+
 struct plush_frame;
 int plush_decode_frame(lua_State *L, struct plush_frame *f, char *err,
                        size_t errlen);

@@ -683,3 +683,42 @@ int plush_decode_into(lua_State *L, const char *data, size_t len, int t,
   lua_settop(L, top);
   return 0;
 }
+
+/* ---- a reply's fields as values ------------------------------------ */
+
+/*
+** The map at data whose keys are all among keys[0..nkeys) (fixstr), and
+** with no reference inside (codec_mayref): its values pushed in the order
+** of keys (nil for a key it lacks): 1. Anything else: 0, nothing pushed.
+** Not under a pcall: a memory error raises (the caller's conn:poll).
+*/
+int plush_decode_fields(lua_State *L, const char *data, size_t len,
+                        const char *const *keys, int nkeys) {
+  ctx c;
+  char err[64];
+  int top = lua_gettop(L), k, i;
+  codec_init(&c, L, "value", err, sizeof err);
+  c.p = (const uint8_t *)data;
+  c.end = c.p + len;
+  if (len == 0 || (*c.p & 0xf0) != 0x80 || !lua_checkstack(L, nkeys + 4) ||
+      codec_mayref(c.p, c.end, 4096))
+    return 0;
+  k = *c.p++ & 0x0f;
+  for (i = 0; i < nkeys; i++) lua_pushnil(L);
+  c.nref = 1, c.depth = 1; /* inside the map (ref 0) */
+  for (; k > 0; k--) {
+    size_t n;
+    if (c.p >= c.end || (*c.p & 0xe0) != 0xa0) break;
+    n = *c.p++ & 0x1f;
+    if ((size_t)(c.end - c.p) < n) break;
+    for (i = 0; i < nkeys; i++)
+      if (strlen(keys[i]) == n && !memcmp(keys[i], c.p, n)) break;
+    if (i == nkeys) break;
+    c.p += n;
+    if (get(&c)) break;
+    lua_replace(L, top + 1 + i);
+  }
+  if (k == 0 && c.p == c.end) return 1;
+  lua_settop(L, top);
+  return 0;
+}

@@ -713,6 +713,9 @@ static int put(ctx *c, int idx) {
   }
 }
 
+/* put, for the writer of an apply request (codec_apply.c). */
+int codec_put(ctx *c, int idx) { return put(c, idx); }
+
 static int encbody(lua_State *L) {
   ctx *c = lua_touserdata(L, 1);
   lua_pushnil(L); /* the ref table, when more than CODEC_SEEN are met */

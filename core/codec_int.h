@@ -114,6 +114,9 @@ PLUSH_INTERNAL void codec_init(ctx *c, lua_State *L, const char *root,
 PLUSH_INTERNAL int codec_seen(ctx *c, const void *p, lua_Integer *v);
 PLUSH_INTERNAL void codec_remember(ctx *c, const void *p, lua_Integer v);
 PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
+/* codec_enc.c: the value at idx appended (the encoder's walk), for
+** codec_apply.c. */
+PLUSH_INTERNAL int codec_put(ctx *c, int idx);
 /* codec_scan.c: 0 when p[0..n) is a well-formed Lua 5.4 binary chunk. */
 PLUSH_INTERNAL int codec_checkdump(const uint8_t *p, size_t n);
 /* codec_scan.c: 1 when the value at p may hold a BACKREF or UPVALUE (or

@@ -362,7 +362,16 @@ static int l_connect(lua_State *L) {
   return 1;
 }
 
+/* The conn's methods hold its metatable as upvalue 1: one pointer test
+** per call, not luaL_checkudata's lookup of the name (which stays the
+** answer for the rest, and for the metamethods, which hold none). */
 static client *toclient(lua_State *L) {
+  client *c = lua_touserdata(L, 1);
+  if (c != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return c;
+  }
   return luaL_checkudata(L, 1, CONN_MT);
 }
 
@@ -371,59 +380,6 @@ static int connected(lua_State *L, client *c) {
   if (c->conn != NULL && plush_conn_is_ready(c->conn)) return 1;
   operr(L, "ECLOSED", "not connected: %s", c->msg[0] ? c->msg : "closed");
   return 0;
-}
-
-/*
-** Encodes the value at idx straight into the allocation of a frame: the
-** buffer starts with room for the plush_frame struct and its packed
-** header, so a 100 MB request is encoded once and never copied after
-** (its size field says how much plush_frame_unref gives back: the buffer's
-** capacity). The same frame then goes to every target, referenced by each
-** write.
-*/
-
-static plush_frame *encodeframe(lua_State *L, int idx, const char *root,
-                                uint8_t type, int optsidx) {
-  plush_buf b = PLUSH_BUF_INIT;
-  plush_frame *f;
-  char err[256];
-  size_t len, cap;
-  if (plush_buf_reserve(&b, PLUSH_FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
-  b.len = PLUSH_FRAME_PREFIX;
-  b.segmin = PLUSH_MEM_BIG; /* big strings are sent from where they are */
-  if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
-                               sizeof err) < 0) ||
-      plush_encode(L, idx, &b, root, err, sizeof err) < 0) {
-    plush_buf_free(&b);
-    luaL_error(L, "%s", err);
-  }
-  if (plush_buf_total(&b) - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
-    len = plush_buf_total(&b) - PLUSH_FRAME_PREFIX;
-    plush_buf_free(&b);
-    luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
-               (size_t)PLUSH_DEFAULT_MAX_FRAME);
-  }
-  cap = b.cap;
-  f = (plush_frame *)plush_buf_steal(&b, &len);
-  /* give back doubling slack; a small frame (most requests) keeps its few
-  ** hundred bytes: it is freed when written, and a realloc per request
-  ** cost more than the slack */
-  if (cap > 4096 && cap - len > len / 8) {
-    plush_frame *g = plush_mem_realloc(f, cap, len);
-    if (g != NULL) f = g, cap = len;
-  }
-  atomic_init(&f->refs, 1);
-  f->size = cap;
-  if (plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX) < 0) {
-    plush_buf_free(&b); /* the segments' pins */
-    plush_mem_free(f, cap);
-    luaL_error(L, "out of memory");
-  }
-  memset(&f->hdr, 0, sizeof f->hdr);
-  f->hdr.type = type;
-  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
-  plush_frame_repack(f);
-  return f;
 }
 
 /*
@@ -464,9 +420,12 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 ** scheduling options (targets and retries for balanced tasks, after for
 ** any), sent ahead of the request; opts.durable also sets PLUSH_F_DURABLE
 ** (the reply waits for the store's commit).
+** conn:apply(target, f, timeout, opts, ...): the same for the request
+** {op = "apply", f = f, args = table.pack(...)}, written without them.
 */
-static int l_submit(lua_State *L) {
+static int submit(lua_State *L, int apply) {
   client *c = toclient(L);
+  int nargs = apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
   int opts = 0, durable = 0;
@@ -489,7 +448,8 @@ static int l_submit(lua_State *L) {
   } else if (tt != LUA_TNIL && tt != LUA_TNONE) {
     luaL_typeerror(L, 2, "engine id, array of engine ids or nil");
   }
-  luaL_checkany(L, 3);
+  if (apply) luaL_checktype(L, 3, LUA_TFUNCTION);
+  else luaL_checkany(L, 3);
   luaL_argcheck(L, t >= 0, 4, "non-negative number of seconds expected");
   if (!lua_isnoneornil(L, 5)) {
     luaL_checktype(L, 5, LUA_TTABLE);
@@ -501,7 +461,7 @@ static int l_submit(lua_State *L) {
   aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
   if (!connected(L, c)) return 3;
   if (many) lua_createtable(L, (int)n, 0);
-  f = encodeframe(L, 3, "request", PLUSH_T_REQ, opts);
+  f = plush_lua_encodeframe(L, 3, "request", PLUSH_T_REQ, opts, 6, nargs);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;
@@ -534,6 +494,9 @@ static int l_submit(lua_State *L) {
   return 1;
 }
 
+static int l_submit(lua_State *L) { return submit(L, 0); }
+static int l_apply(lua_State *L) { return submit(L, 1); }
+
 static int l_ctrl(lua_State *L) {
   client *c = toclient(L);
   plush_frame *f;
@@ -541,7 +504,7 @@ static int l_ctrl(lua_State *L) {
   int r;
   luaL_checkany(L, 2);
   if (!connected(L, c)) return 3;
-  f = encodeframe(L, 2, "ctrl", PLUSH_T_CTRL, 0);
+  f = plush_lua_encodeframe(L, 2, "ctrl", PLUSH_T_CTRL, 0, 0, -1);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_CTRL;
   h.id = nextid(c);
@@ -623,11 +586,15 @@ static void await(client *c, double t, int fd) {
   if (c->hasfd) uv_poll_stop(&c->fdpoll);
 }
 
+/* conn:poll([timeout [, fd [, flat]]]) -> events (design.md); with flat,
+** OK replies as 7 plain values each (plush_lua_addreply), and the number
+** of events after the list. */
 static int l_poll(lua_State *L) {
   client *c = toclient(L);
   size_t took = 0;
   double t = -1;
-  lua_Integer n = 0, fd = luaL_optinteger(L, 3, -1);
+  lua_Integer n = 0, k = 0, fd = luaL_optinteger(L, 3, -1);
+  int flat = lua_toboolean(L, 4); /* OK replies as plain values */
   int sinks = lua_getiuservalue(L, 1, 1) == LUA_TTABLE ? lua_gettop(L) : 0;
   luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
   if (!lua_isnoneornil(L, 2)) {
@@ -646,17 +613,20 @@ static int l_poll(lua_State *L) {
   if (c->loop != NULL) await(c, t, (int)fd);
   /* the list, sized for the frames it takes (grown only by the 3 extra
   ** kinds below) */
-  lua_createtable(L, (int)(c->q.len < POLL_EVENTS ? c->q.len : POLL_EVENTS), 0);
+  lua_createtable(L, (int)(c->q.len < POLL_EVENTS ? c->q.len : POLL_EVENTS) *
+                        (flat ? 7 : 1), 0);
   plush_frame_unref(c->cur);
   c->cur = NULL;
-  while (c->q.len > 0 && n < POLL_EVENTS && took < POLL_BYTES) {
+  while (c->q.len > 0 && k < POLL_EVENTS && took < POLL_BYTES) {
     c->cur = plush_fifo_pop(&c->q);
     took += c->cur->hdr.len;
     if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
       c->bigseen = c->cur->hdr.len;
-    if (sinks ? plush_lua_pushevent_sunk(L, sinks, c->cur)
-              : plush_lua_pushevent(L, c->cur))
-      lua_rawseti(L, -2, ++n);
+    if (flat && !sinks && plush_lua_addreply(L, c->cur, &n))
+      k++;
+    else if (sinks ? plush_lua_pushevent_sunk(L, sinks, c->cur)
+                   : plush_lua_pushevent(L, c->cur))
+      lua_rawseti(L, -2, ++n), k++;
     plush_frame_unref(c->cur);
     c->cur = NULL;
   }
@@ -666,21 +636,23 @@ static int l_poll(lua_State *L) {
     lua_createtable(L, 0, 2);
     plush_lua_setstr(L, "kind", "closed");
     plush_lua_setstr(L, "message", c->msg);
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, -2, ++n), k++;
   }
   if (c->fdready) {
     c->fdready = 0;
     lua_createtable(L, 0, 2);
     plush_lua_setstr(L, "kind", "readable");
     plush_lua_setint(L, "fd", fd);
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, -2, ++n), k++;
   }
   if (!c->nosigint && plush_sigint_take()) {
     lua_createtable(L, 0, 1);
     plush_lua_setstr(L, "kind", "sigint");
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, -2, ++n), k++;
   }
-  return 1;
+  if (!flat) return 1;
+  lua_pushinteger(L, k); /* the number of events */
+  return 2;
 }
 
 /*
@@ -769,7 +741,7 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {"sink", plush_lua_sink},
+    {"sink", plush_lua_sink}, {"apply", l_apply},
     {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
     {"waitfd", l_waitfd}, {NULL, NULL}};
 
@@ -781,7 +753,9 @@ int luaopen_plush_core(lua_State *L) {
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, connmeta, 0);
-    luaL_newlib(L, connmethods);
+    luaL_newlibtable(L, connmethods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, connmethods, 1); /* toclient's upvalue */
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

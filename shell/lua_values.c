@@ -1,14 +1,18 @@
 /*
 ** lua_values.c — plush.core's values: frames that arrive become event
-** tables (plush_lua_pushevent, for conn:poll in lua_core.c), and the wire
+** tables (plush_lua_pushevent, for conn:poll in lua_core.c), requests
+** become frames (plush_lua_encodeframe, for conn:submit), and the wire
 ** codec on strings (core.encode, core.decode, core.slice), and the
 ** joining of a map's chunks (core.table, core.append).
 */
 #include "lua_values.h"
 
+#include <string.h>
+
 #include "array.h"
 #include "codec.h"
 #include "lua_mem.h"
+#include "mem.h"
 #include "plush.h"
 
 /*
@@ -69,6 +73,95 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f) {
   default:
     return 0;
   }
+}
+
+/*
+** Encodes the value at idx straight into the allocation of a frame: the
+** buffer starts with room for the plush_frame struct and its packed
+** header, so a 100 MB request is encoded once and never copied after
+** (its size field says how much plush_frame_unref gives back: the buffer's
+** capacity). The same frame then goes to every target, referenced by each
+** write. nargs >= 0: the value at idx is a function, the request is its
+** apply to the nargs values from a0 on (plush_encode_apply).
+*/
+plush_frame *plush_lua_encodeframe(lua_State *L, int idx, const char *root,
+                                   uint8_t type, int optsidx, int a0, int nargs) {
+  plush_buf b = PLUSH_BUF_INIT;
+  plush_frame *f;
+  char err[256];
+  size_t len, cap;
+  if (plush_buf_reserve(&b, PLUSH_FRAME_PREFIX) < 0) luaL_error(L, "out of memory");
+  b.len = PLUSH_FRAME_PREFIX;
+  b.segmin = PLUSH_MEM_BIG; /* big strings are sent from where they are */
+  if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
+                               sizeof err) < 0) ||
+      (nargs < 0 ? plush_encode(L, idx, &b, root, err, sizeof err)
+                 : plush_encode_apply(L, idx, a0, nargs, &b, root, err, sizeof err)) < 0) {
+    plush_buf_free(&b);
+    luaL_error(L, "%s", err);
+  }
+  if (plush_buf_total(&b) - PLUSH_FRAME_PREFIX > PLUSH_DEFAULT_MAX_FRAME) {
+    len = plush_buf_total(&b) - PLUSH_FRAME_PREFIX;
+    plush_buf_free(&b);
+    luaL_error(L, "%s too large: %zu bytes (limit %zu)", root, len,
+               (size_t)PLUSH_DEFAULT_MAX_FRAME);
+  }
+  cap = b.cap;
+  f = (plush_frame *)plush_buf_steal(&b, &len);
+  /* give back doubling slack; a small frame (most requests) keeps its few
+  ** hundred bytes: it is freed when written, and a realloc per request
+  ** cost more than the slack */
+  if (cap > 4096 && cap - len > len / 8) {
+    plush_frame *g = plush_mem_realloc(f, cap, len);
+    if (g != NULL) f = g, cap = len;
+  }
+  atomic_init(&f->refs, 1);
+  f->size = cap;
+  if (plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX) < 0) {
+    plush_buf_free(&b); /* the segments' pins */
+    plush_mem_free(f, cap);
+    luaL_error(L, "out of memory");
+  }
+  memset(&f->hdr, 0, sizeof f->hdr);
+  f->hdr.type = type;
+  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
+  plush_frame_repack(f);
+  return f;
+}
+
+/* ---- an OK reply as plain values ------------------------------- */
+
+static const char *const replykeys[] = {"r", "started", "completed", "tostring"};
+
+int plush_lua_addreply(lua_State *L, plush_frame *f, lua_Integer *n) {
+  const plush_hdr *h = &f->hdr;
+  int list = lua_gettop(L), i, t, ok;
+  if (h->type != PLUSH_T_REPLY || h->status != PLUSH_S_OK || h->len > 4096 ||
+      !plush_decode_fields(L, plush_frame_payload(f), h->len, replykeys, 4))
+    return 0;
+  t = lua_type(L, list + 1);
+  ok = t == LUA_TNIL || t == LUA_TTABLE; /* r: the packed values */
+  for (i = 2; ok && i <= 4; i++) /* false marks an absent field: not taken */
+    ok = lua_type(L, list + i) != LUA_TBOOLEAN || lua_toboolean(L, list + i);
+  if (!ok) {
+    lua_settop(L, list);
+    return 0;
+  }
+  lua_pushinteger(L, (lua_Integer)h->id);
+  lua_rawseti(L, list, ++*n);
+  if (h->engine != PLUSH_ANY) lua_pushinteger(L, h->engine);
+  else lua_pushboolean(L, 0);
+  lua_rawseti(L, list, ++*n);
+  if (h->aux > 0) lua_pushinteger(L, h->aux); /* starts of the task */
+  else lua_pushboolean(L, 0);
+  lua_rawseti(L, list, ++*n);
+  for (i = 1; i <= 4; i++) {
+    if (lua_isnil(L, list + i)) lua_pushboolean(L, 0);
+    else lua_pushvalue(L, list + i);
+    lua_rawseti(L, list, ++*n);
+  }
+  lua_settop(L, list);
+  return 1;
 }
 
 /* ---- map chunks decoded in place -------------------------------- */

@@ -26,10 +26,27 @@ static inline void plush_lua_setint(lua_State *L, const char *k, lua_Integer v) 
 */
 int plush_lua_pushevent(lua_State *L, plush_frame *f);
 
+/*
+** An OK reply whose payload is a small map of r, started, completed and
+** tostring (no reference inside) goes into the list at the top as 7
+** plain values, at *n + 1 .. *n + 7: its id (an integer: events are
+** tables), engine, attempts, r, started, completed, tostring, false for
+** those absent (*n advanced; returns 1). Any other frame: 0, nothing
+** added (its event table is made as usual).
+*/
+int plush_lua_addreply(lua_State *L, plush_frame *f, lua_Integer *n);
+
 /* conn:sink (a map chunk's reply decoded in place), and the event of a
 ** frame when the conn has sinks (the table at index sinks). */
 int plush_lua_sink(lua_State *L);
 int plush_lua_pushevent_sunk(lua_State *L, int sinks, plush_frame *f);
+
+/* The frame (type, an id to set) of the value at idx, encoded straight
+** into its allocation, after the options at optsidx (0: none); nargs >= 0:
+** the apply of the function at idx to the nargs values from a0 on. Raises
+** on a value that cannot travel or a frame too large. */
+plush_frame *plush_lua_encodeframe(lua_State *L, int idx, const char *root,
+                                   uint8_t type, int optsidx, int a0, int nargs);
 
 /* core.encode, core.decode, core.slice. */
 extern const luaL_Reg plush_codec_funcs[];

@@ -63,7 +63,7 @@ function client.new(conn, opts)
   -- Deferreds keep this to wait: a plain function, not a method
   self._pump = function(t) return self:pump(t) end
   -- the balanced views' submit, found without a call of mt.__index
-  self._submit1 = Client._submit1
+  self._submit1, self._apply1 = Client._submit1, Client._apply1
   return self
 end
 
@@ -210,42 +210,55 @@ end
 
 local EMPTY = setmetatable({}, {__newindex = function() error("EMPTY written", 2) end})
 
-function Client:_reply(ev)
-  local pending, id = self.pending, ev.id
+-- Task id's record, out of pending, its output flushed and its
+-- Deferred's metadata filled from the reply: rec, its Deferred.
+local function take(self, id, engine, attempts, started, completed, tostr)
+  local pending = self.pending
   local rec = pending[id]
   if not rec then return end
   pending[id] = nil
-  local engine, d = ev.engine, rec.d
   if rec.partial then flush(rec, engine, id) end
   if rec.muted then self:_unmute(rec, engine, id) end
-  local value = ev.value
-  if type(value) ~= "table" then value = EMPTY end
+  local d = rec.d
   local md = d.metadata
-  md.engine = engine
-  md.started, md.completed = value.started, value.completed
-  md.tostring = value.tostring
-  md.received = core_time()
+  md.engine, md.started, md.completed = engine, started, completed
+  md.tostring, md.received = tostr, core_time()
   -- how many times the controller saw the task start on an engine (1, or
   -- more after retries or an engine's death); nil for replies the
   -- controller made itself (the task never ran)
-  d.attempts = ev.attempts
+  d.attempts = attempts
+  return rec, d
+end
+
+-- An OK reply: task id's Deferred fires with r (its packed values).
+-- From _reply, or straight from pump when poll gave it as plain values.
+function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
+  local rec, d = take(self, id, engine, attempts, started, completed, tostr)
+  if not rec then return end
+  r = r or {n = 0}
+  -- `whole` requests (map chunks) fire with the packed table itself
+  if rec.whole then return d:callback(r) end
+  -- r is ours alone (just decoded): the Deferred keeps it as its packed
+  -- values instead of a copy
+  if math_type(r.n) ~= "integer" then r.n = #r end
+  d:_callback_packed(r)
   local fan = rec.fanout -- a request to many engines (plush.fanout)
+  if fan then fan:ok(rec.index, r[1]) end
+end
+
+function Client:_reply(ev)
+  local value, id, engine = ev.value, ev.id, ev.engine
+  if type(value) ~= "table" then value = EMPTY end
   if ev.status == "ok" then
-    local r = value.r or {n = 0}
-    -- `whole` requests (map chunks) fire with the packed table itself
-    if rec.whole then d:callback(r)
-    else
-      -- r is ours alone (just decoded): the Deferred keeps it as its
-      -- packed values instead of a copy
-      if math_type(r.n) ~= "integer" then r.n = #r end
-      d:_callback_packed(r)
-      if fan then fan:ok(rec.index, r[1]) end
-    end
-  else
-    local e = errors.from_reply(ev.status, ev.value, engine)
-    e.id = id
-    if fan then fan:fail(rec.index, d, e) else d:errback(e) end
+    return Client._reply_ok(self, id, engine, ev.attempts, value.r,
+      value.started, value.completed, value.tostring)
   end
+  local rec, d = take(self, id, engine, ev.attempts, value.started,
+    value.completed, value.tostring)
+  if not rec then return end
+  local e = errors.from_reply(ev.status, ev.value, engine)
+  e.id = id
+  if rec.fanout then rec.fanout:fail(rec.index, d, e) else d:errback(e) end
 end
 
 local function insert_sorted(list, id)
@@ -379,9 +392,17 @@ end
 -- pump's events, in order (a Ctrl-C among them interrupts what is
 -- pending, once): whether one came.
 local function dispatch_all(self, evs, catch, sigint)
-  for i = 1, #evs do
+  local i, n = 1, #evs
+  while i <= n do
     local ev = evs[i]
-    if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
+    if math_type(ev) == "integer" then -- an OK reply, flat (false: absent)
+      Client._reply_ok(self, ev, evs[i + 1] or nil, evs[i + 2] or nil, evs[i + 3] or nil,
+        evs[i + 4] or nil, evs[i + 5] or nil, evs[i + 6] or nil)
+      i = i + 7
+    else
+      if ev.kind ~= "sigint" then Client._dispatch(self, ev) end
+      i = i + 1
+    end
     if not sigint and (client._sigint or (catch and core.sigint())) then
       sigint = true
       self:_interrupt_pending()
@@ -407,16 +428,17 @@ function Client:pump(timeout)
   -- and leave them running (a second one, before the first was seen,
   -- has its usual meaning: sigint.c)
   if catch then was = core.catch_sigint(true) end
-  local ok, evs = pcall(self.conn.poll, self.conn, timeout)
+  -- flat: OK replies come as plain values, no event table (dispatch_all)
+  local ok, evs, count = pcall(self.conn.poll, self.conn, timeout, nil, true)
   if not ok then
     if catch then core.catch_sigint(was) end
     error(evs, 0)
   end
-  -- Ctrl-C first: the output that came with it is already too much
-  local sigint = false
-  for _, ev in ipairs(evs) do
-    if ev.kind == "sigint" then sigint = true end
-  end
+  -- Ctrl-C first (a sigint event is the list's last): the output that
+  -- came with it is already too much
+  local last = evs[#evs]
+  local sigint = type(last) == "table" and last.kind == "sigint"
+
   if sigint then self:_interrupt_pending() end
   client._sigint = false
   local dok, err = pcall(dispatch_all, self, evs, catch, sigint)
@@ -430,7 +452,7 @@ function Client:pump(timeout)
   end
   if not dok then error(err, 0) end
   if sigint then error(errors.Interrupted{}, 0) end
-  return #evs
+  return count or #evs
 end
 
 -------------------------------------------------------------------------------
@@ -503,6 +525,15 @@ function Client:_submit1(target, msg, timeout, sched, output, whole)
   if not ok then reraise(id) end
   if id == nil then util.ok(id, err, name) end
   return track(self, id, target, output, whole)
+end
+
+-- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)},
+-- written by conn:apply without those tables (balanced views: view.lua).
+function Client:_apply1(target, timeout, output, f, ...)
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
+  local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)
+  if not ok then reraise(id) elseif id == nil then util.ok(id, err, name) end
+  return track(self, id, target, output)
 end
 
 --[[

@@ -348,7 +348,8 @@ end
 local function check_list(ds, fname)
   util.check(ds, 1, fname, "table")
   for i = 1, util.len(ds) do
-    if not deferred.is(ds[i]) then
+    local mt = getmetatable(ds[i]) -- deferred.is, inline: a call less per item
+    if mt ~= D and mt ~= DO and mt ~= DG and mt ~= DOG then
       util.argerror(1, fname, ("Deferred expected at index %d, got %s"):format(i, type(ds[i])))
     end
   end
@@ -399,7 +400,7 @@ function deferred.wait_all(ds, timeout)
   local deadline = timeout and clock and clock() + timeout
   for i = 1, util.len(ds) do
     local d = ds[i]
-    if not d:ready() then
+    if not (d.fired and not d.paused) then -- d:ready(), inline
       if not pump then return false end
       local left = deadline and math.max(deadline - clock(), 0)
       -- wait through d's own loop, or the first one that has a loop

@@ -109,12 +109,25 @@ local function ns_proxy(v)
   })
 end
 
+-- A balanced view with none of the scheduling options below holds
+-- _plain = true: its apply skips their lookups (each a miss through
+-- Balanced and View). Setting one later (a key it lacks: __newindex)
+-- drops the mark.
+local SCHED = {after = true, detached = true, durable = true, targets = true, retries = true}
+function balanced_mt.__newindex(v, k, x)
+  if SCHED[k] then rawset(v, "_plain", nil) end
+  rawset(v, k, x)
+end
+
 local function make(mt, rc, fields)
   local v = setmetatable(fields, mt)
   v.rc = rc
   if v.block == nil then v.block = true end
   if v.ordered == nil then v.ordered = true end
   if mt == direct_mt then v.ns = ns_proxy(v) end
+  if mt == balanced_mt and not (v.after or v.detached or v.durable or v.targets or v.retries) then
+    rawset(v, "_plain", true)
+  end
   return v
 end
 
@@ -365,6 +378,16 @@ function View:apply(f, ...)
   util.check(f, 1, "apply", "function")
   local msg = {op = "apply", f = f, args = table.pack(...)}
   return run(self, self:_send(msg))
+end
+
+-- A balanced view with no scheduling option (_plain, above; Balanced:_send's
+-- common case): the request written by conn:apply, no tables made for it.
+function Balanced:apply(f, ...)
+  if not self._plain then return View.apply(self, f, ...) end
+  if type(f) ~= "function" then util.check(f, 1, "apply", "function") end
+  local d = self.rc:_apply1(nil, self.timeout, self.output, f, ...)
+  if not self.block then return d end
+  return run(self, d)
 end
 
 -- push{name = value, ...}: assign globals in every target's namespace.

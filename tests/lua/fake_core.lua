@@ -320,6 +320,16 @@ function Conn:submit(target, msg, timeout, sched)
   return ids
 end
 
+-- conn:apply(target, f, timeout, sched, ...): the request
+-- {op = "apply", f = f, args = table.pack(...)} (lua_core.c writes it
+-- without those tables)
+function Conn:apply(target, f, timeout, sched, ...)
+  if type(f) ~= "function" then
+    error("bad argument #2 to 'apply' (function expected, got " .. type(f) .. ")", 2)
+  end
+  return self:submit(target, {op = "apply", f = f, args = table.pack(...)}, timeout, sched)
+end
+
 local ctrl_ops = {}
 
 function ctrl_ops.ids() return "ok", fake.ids() end

@@ -383,6 +383,27 @@ describe("views", function()
       assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
     end)
 
+    it("a scheduling option set on a view directly still goes to the controller", function()
+      local lb = rc:balanced()
+      assert.equal(1, lb:apply(function() return 1 end))
+      assert.is_nil(fake.state.submitted[#fake.state.submitted].sched)
+      lb.retries, lb.targets = 2, {1, 3}
+      assert.equal(1, lb:apply(function() return 1 end))
+      local sched = fake.state.submitted[#fake.state.submitted].sched
+      assert.same({targets = {1, 3}, retries = 2}, sched)
+      local plain = rc:balanced()
+      plain.detached = true
+      plain:apply(function() return 1 end)
+      assert.same({detached = true}, fake.state.submitted[#fake.state.submitted].sched)
+      -- and the view made from it again without: the plain path, same request
+      local again = plain:with{detached = false}
+      assert.equal(2, again:apply(function(x) return x end, 2))
+      local last = fake.state.submitted[#fake.state.submitted]
+      assert.is_nil(last.sched)
+      assert.equal("apply", last.msg.op)
+      assert.same({n = 1, 2}, last.msg.args)
+    end)
+
     it("sends detached to the controller, and refuses a string targets", function()
       local function message(f)
         local ok, e = pcall(f)

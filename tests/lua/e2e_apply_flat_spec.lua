@@ -1,0 +1,108 @@
+-- End to end: a balanced view's apply with no scheduling option (its
+-- request written by conn:apply without tables) and its OK reply handed
+-- over by conn:poll as plain values (flat): the same values, metadata,
+-- output and errors as the table path. Runs against the cluster of
+-- PLUSH_TEST_FILE (real_cluster.lua), skipped otherwise.
+local plush, file = require("real_cluster")("e2e apply flat")
+if not plush then return end
+local errors = plush.errors
+
+describe("e2e apply flat", function()
+  local rc, lb
+
+  setup(function()
+    rc = plush.connect{file = file, timeout = 20}
+    lb = rc:balanced():async()
+  end)
+  teardown(function() rc:close() end)
+
+  it("gives back exact values, holes and count kept", function()
+    local t = {k = {1, 2}}
+    local d = lb:apply(function(...) return select("#", ...), ... end,
+      1, nil, 2.5, "x\0y", t, t, nil)
+    local r = table.pack(d:get())
+    assert.equal(8, r.n)
+    assert.equal(7, r[1])
+    assert.equal(1, r[2])
+    assert.is_nil(r[3])
+    assert.equal("float", math.type(r[4]))
+    assert.equal("x\0y", r[5])
+    assert.same({k = {1, 2}}, r[6])
+    assert.equal(r[6], r[7]) -- one table met twice stays one
+    assert.is_nil(r[8])
+  end)
+
+  it("conn:poll's flat mode hands an OK reply over as 7 plain values", function()
+    local id = rc.conn:apply(nil, function(x) return x + 1 end, nil, nil, 41)
+    local evs, n = {}, 0
+    local t0 = plush.now()
+    while #evs == 0 and plush.now() - t0 < 20 do evs, n = rc.conn:poll(1, nil, true) end
+    assert.equal(1, n)
+    assert.equal(7, #evs)
+    assert.equal(id, evs[1])
+    assert.equal("integer", math.type(evs[2])) -- engine
+    assert.equal(1, evs[3])                    -- attempts
+    assert.same({n = 1, 42}, evs[4])
+    assert.is_true(evs[5] <= evs[6])           -- started, completed
+    assert.is_false(evs[7])                    -- no tostring
+  end)
+
+  it("fills the metadata and attempts of a task", function()
+    local d = lb:apply(function() return true end)
+    assert.is_true(d:get())
+    local md = d.metadata
+    assert.equal("integer", math.type(md.engine))
+    assert.equal(1, d.attempts)
+    assert.is_number(md.submitted)
+    assert.is_true(md.submitted <= md.received)
+    assert.is_number(md.started)
+    assert.is_true(md.started <= md.completed)
+    assert.is_nil(md.tostring)
+    assert.equal("ok", d:state())
+  end)
+
+  it("many at once, each with its own value", function()
+    local ds = {}
+    for i = 1, 2000 do ds[i] = lb:apply(function(x) return x * 2 end, i) end
+    assert.is_true(plush.wait_all(ds))
+    for i = 1, 2000 do assert.equal(i * 2, ds[i]:get()) end
+  end)
+
+  it("a task that prints: its output comes before its value", function()
+    local lines = {}
+    local v = rc:balanced{block = false, output = function(line) lines[#lines + 1] = line end}
+    local d = v:apply(function(s) print(s) io.write("no newline") return #s end, "hello")
+    assert.equal(5, d:get())
+    assert.same({"hello", "no newline"}, lines)
+    assert.equal("hello\nno newline", d.stdout)
+  end)
+
+  it("a failing task fails its Deferred with the engine's error", function()
+    local d = lb:apply(function() error("boom", 0) end)
+    local ok, e = pcall(d.get, d)
+    assert.is_false(ok)
+    assert.is_true(errors.is(e, "RemoteError"))
+    assert.equal("boom", e.message)
+    assert.equal(d.metadata.engine, e.engine)
+  end)
+
+  it("a value that cannot travel is refused before anything is sent", function()
+    local co = coroutine.create(print)
+    local ok, e = pcall(lb.apply, lb, function() end, 1, co)
+    assert.is_false(ok)
+    assert.matches("e2e_apply_flat_spec.lua:%d+: cannot serialise request.args%[2%]: thread", e)
+    ok, e = pcall(lb.apply, lb, "not a function")
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'apply'", e, 1, true)
+  end)
+
+  it("a task past its timeout fails with TimeoutError", function()
+    local v = rc:balanced{block = false, timeout = 0.3}
+    local d = v:apply(function() while true do end end)
+    local ok, e = pcall(d.get, d)
+    assert.is_false(ok)
+    assert.is_true(errors.is(e, "TimeoutError"))
+    -- the engine was interrupted: the next task runs
+    assert.equal(3, lb:apply(function() return 3 end):get())
+  end)
+end)
