@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "conn_int.h"
+#include "mem.h"
 #include "plush.h"
 
 #define SPLICE_TURN ((size_t)16 << 20)
@@ -80,7 +81,9 @@ static void finish(conn_splice *s) {
 /* src reads again, counting what was taken (the frame may complete). */
 static void handback(conn_splice *s) {
   plush_conn *src = s->src;
+  plush_frame *f = src ? src->parser.cur : NULL;
   size_t in = s->in;
+  if (f && in > 0) plush_mem_shed(f, f->size);
   finish(s);
   if (src) conn_spliced(src, in);
 }

@@ -262,6 +262,25 @@ static void bigfree(void *p) {
   unmap_all(out, n);
 }
 
+/*
+** A block whose middle page was never touched (a fresh lazy mapping whose
+** bytes went elsewhere) is marked HOLLOW: freed, it is unmapped, not kept
+** as if resident. A kept block reused for it stays resident: kept again.
+*/
+void plush_mem_shed(void *p, size_t n) {
+  unsigned char v = 1;
+  size_t size;
+  if (n < PLUSH_MEM_BIG) return;
+  pthread_mutex_lock(&mu);
+  size = livesize(p);
+  if (size > 0 &&
+      mincore((void *)(((uintptr_t)p + n / 2) & ~(uintptr_t)4095), 1,
+              &v) == 0 &&
+      (v & 1) == 0)
+    (void)plush_map_put(&live, (uintptr_t)p, (void *)(uintptr_t)(size | HOLLOW));
+  pthread_mutex_unlock(&mu);
+}
+
 /* ---- pins -------------------------------------------------------- */
 
 /* mu held: the pin slot of block p, or NULL. */

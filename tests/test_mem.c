@@ -80,6 +80,29 @@ Test(mem, a_kept_block_twice_too_big_is_not_handed_out) {
   cr_assert_eq(stats().kept_bytes, 0);
 }
 
+/* A spliced frame's block (conn_splice.c): only its start was filled. */
+Test(mem, a_shed_block_never_filled_is_unmapped_when_freed) {
+  unsigned char *p = plush_mem_alloc_lazy(32 * MiB);
+  plush_mem_populate(p, 4 * MiB);
+  memset(p, 1, 4 * MiB);
+  plush_mem_shed(p, 32 * MiB);
+  plush_mem_free(p, 32 * MiB);
+  cr_assert_eq(stats().kept, 0);
+  cr_assert_eq(stats().live, 0);
+}
+
+Test(mem, a_shed_block_that_was_resident_is_kept) {
+  unsigned char *p = plush_mem_alloc(32 * MiB), *q;
+  fill(p, 32 * MiB, 3);
+  plush_mem_free(p, 32 * MiB);
+  q = plush_mem_alloc_lazy(32 * MiB); /* the kept, resident block */
+  cr_assert_eq(q, p);
+  plush_mem_shed(q, 32 * MiB);
+  plush_mem_free(q, 32 * MiB);
+  cr_assert_eq(stats().kept, 1);
+  cr_assert_eq(stats().maps, 1);
+}
+
 Test(mem, realloc_keeps_the_bytes_across_every_line) {
   unsigned char *p = plush_mem_alloc(1000);
   fill(p, 1000, 7);
