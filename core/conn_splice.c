@@ -83,7 +83,7 @@ static void handback(conn_splice *s) {
   plush_conn *src = s->src;
   plush_frame *f = src ? src->parser.cur : NULL;
   size_t in = s->in;
-  if (f && in > 0) plush_mem_shed(f, f->size);
+  if (f && in > 0) plush_mem_warm(f, f->size);
   finish(s);
   if (src) conn_spliced(src, in);
 }
