@@ -12,6 +12,9 @@
 ** its zero-copy writes and direct reads untouched; each costs one branch.
 ** How a conn is accepted, refused or dialled is conn_open.c; the struct
 ** they share, conn_int.h.
+** Over 600 lines: writes, reads, the handshake and relaying share the
+** write queue and the parser; what could go apart has (conn_open.c,
+** conn_cork.c, conn_splice.c).
 */
 #include "conn.h"
 
