@@ -8,7 +8,10 @@
 ** view of the same feature is test_cluster.c's relay suite.
 */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl_harness.h"
 #include "plush.h"
@@ -400,5 +403,54 @@ Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_ten_beats) {
   h_quiet(E0, 30);
   cr_assert_eq(status_field("pending"), 0);
   cr_assert_eq(status_field("relay_void"), 1);
+  plush_frame_unref(q);
+}
+
+/* ---- a request the store keeps is relayed by copies ----------------- */
+
+static char dbpath[64];
+
+static void setup_kept(void) {
+  plush_ctl_opts o = {.heartbeat = 0.02, .request_max = (size_t)8 << 20};
+  int fd;
+  snprintf(dbpath, sizeof dbpath, "/tmp/plush-relay-test-XXXXXX");
+  fd = mkstemp(dbpath);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  o.db = dbpath;
+  h_start(&o, 1, 2);
+}
+
+static void teardown_kept(void) {
+  char p[80];
+  h_stop();
+  unlink(dbpath);
+  snprintf(p, sizeof p, "%s-wal", dbpath);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", dbpath);
+  unlink(p);
+}
+
+TestSuite(relay_kept, .init = setup_kept, .fini = teardown_kept);
+
+/* With a database and a request limit over its size, the store keeps the
+** request with its result, so its bytes must come through the controller:
+** no splice, and a stalled client's request is given up after one
+** heartbeat and sent whole, as before splicing. */
+Test(relay_kept, a_request_the_store_keeps_is_not_spliced) {
+  uint64_t t = h_taskid(CLI);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 0), *f;
+  pattern(q);
+  send_part(CLI, q, PART);
+  h_until_fn(arriving, E0, "the request's first bytes at the engine");
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+  send_rest(CLI, q, PART, 0);
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, 0);
+  same_payload(f, q);
+  h_reply(E0, t, 0, "{r = {n = 1, 'kept'}}");
+  h_expect(h_next(CLI, PLUSH_T_REPLY, t), "v.r[1] == 'kept'");
   plush_frame_unref(q);
 }
