@@ -12,6 +12,9 @@
 ** its zero-copy writes and direct reads untouched; each costs one branch.
 ** How a conn is accepted, refused or dialled is conn_open.c; the struct
 ** they share, conn_int.h.
+** Over 600 lines: writes, reads, the handshake and relaying share the
+** write queue and the parser; what could go apart has (conn_open.c,
+** conn_cork.c, conn_splice.c).
 */
 #include "conn.h"
 
@@ -95,6 +98,7 @@ void plush_conn_close(plush_conn *c, int reason, const char *msg) {
   /* what a cork holds goes first (a write that fails closes c: done) */
   if (reason == 0 && c->khead && conn_cork_flush(c) < 0) return;
   c->state = S_CLOSING;
+  conn_splice_detach(c);
   c->reason = reason;
   snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "closed");
   uv_timer_stop(&c->timer);
@@ -126,6 +130,8 @@ static void written(uv_write_t *req, int status) {
       conn_failf(c, status, "write failed: %s", uv_strerror(status));
     return;
   }
+  if (c->splice_out && c->tcp.write_queue_size == 0)
+    conn_splice_drained(c);
   if (c->above_high && c->queued <= c->high_water / 2) {
     c->above_high = 0;
     if (c->cbs.on_drain && c->state == S_READY) c->cbs.on_drain(c);
@@ -594,9 +600,20 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 }
 
 void conn_startread(plush_conn *c) {
-  if (c->reading || c->paused || c->state == S_CLOSING) return;
+  if (c->reading || c->paused || c->splice_in || c->state == S_CLOSING)
+    return;
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc, onread) == 0)
     c->reading = 1;
+}
+
+void conn_spliced(plush_conn *c, size_t n) {
+  int r;
+  if (c->state != S_READY) return;
+  if ((r = plush_parser_skip(&c->parser, n, gotframe, c)) < 0) {
+    readfail(c, r);
+    return;
+  }
+  conn_startread(c);
 }
 
 void plush_conn_pause(plush_conn *c) {

@@ -44,7 +44,8 @@ typedef struct plush_conn_cbs {
   ** payload bytes are in f so far (f stays the parser's; take a reference
   ** to keep it). Called after each read that added to it, never for the
   ** last one (on_frame then gets f whole), and not on sealed conns. May
-  ** be NULL. */
+  ** be NULL. While f is spliced on (plush_conn_splice), got counts the
+  ** bytes the splice's destination has taken instead. */
   void (*on_partial)(plush_conn *c, plush_frame *f, size_t got);
   /* The header of such a frame has come, its memory is not taken yet
   ** (plain conns; may be NULL). */
@@ -128,6 +129,26 @@ int plush_conn_relay_write(plush_conn *c, plush_frame *f, size_t off,
 int plush_conn_relay_pad(plush_conn *c, size_t len);
 int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer);
 int plush_conn_relaying(plush_conn *c);
+
+/*
+** Splicing (conn_splice.c, Linux): the rest of src's current frame (a
+** big one, after at least one on_partial) goes from src's socket straight
+** into dst's with splice(2), never through this process; dst must be
+** relaying that frame (relay_begin, and relay_write of what came so far),
+** and both conns plain. src stops reading meanwhile. on_partial tells the
+** bytes dst has taken; at the end src's parser counts the rest as come
+** (on_frame gets f, its payload unset where spliced) and src reads again.
+** If dst fails, src reads the rest into f as usual; if src ends, what was
+** taken still goes to dst first. PLUSH_EINVAL when it cannot apply (or
+** PLUSH_NOSPLICE=1 is set): the caller goes on with relay_write.
+** plush_conn_splicing: 0 none from c, 1 waiting for c's bytes (all taken
+** so far given on), 2 otherwise; *taken (may be NULL): payload bytes taken
+** from c. plush_conn_splice_stop ends a splice in state 1: c reads the rest
+** of its frame into it (the spliced bytes stay unset); else PLUSH_EINVAL.
+*/
+int plush_conn_splice(plush_conn *src, plush_conn *dst);
+int plush_conn_splicing(plush_conn *c, size_t *taken);
+int plush_conn_splice_stop(plush_conn *c);
 
 /*
 ** Corking (conn_cork.c): after plush_conn_cork, small writes wait (by

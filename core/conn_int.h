@@ -37,6 +37,8 @@ struct plush_conn {
   int corked;           /* small writes wait for uncork (conn_cork.c) */
   struct wreq *khead, *ktail; /* ... here, in order */
   size_t kbytes;        /* ... that many bytes (counted in queued too) */
+  struct conn_splice *splice_in;  /* moving this conn's frame on */
+  struct conn_splice *splice_out; /* writing into this conn's socket */
   struct wreq *pool;    /* written requests kept for the next writes */
   int npool;            /* ... how many (at most CONN_POOL) */
   int wantopt;          /* opts said encrypt */
@@ -108,5 +110,14 @@ PLUSH_INTERNAL int conn_cork_take(plush_conn *c, wreq *w, uv_buf_t *bufs,
 PLUSH_INTERNAL int conn_cork_flush(plush_conn *c);
 /* Frees what waits, unwritten (the conn is closed). */
 PLUSH_INTERNAL void conn_cork_drop(plush_conn *c);
+
+/* conn_splice.c */
+/* c is closing: a splice it is part of lets go of it. */
+PLUSH_INTERNAL void conn_splice_detach(plush_conn *c);
+/* c's write queue drained: a splice waiting for it may start. */
+PLUSH_INTERNAL void conn_splice_drained(plush_conn *c);
+/* conn.c: n payload bytes of c's frame came by splice (the frame may
+** complete: on_frame); c reads again. */
+PLUSH_INTERNAL void conn_spliced(plush_conn *c, size_t n);
 
 #endif

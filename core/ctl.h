@@ -92,6 +92,7 @@ struct peer {
   size_t relay_sent;  /* ... payload bytes of it written so far */
   size_t relay_mark;  /* client: relay_sent at the last heartbeat */
   int relay_mode;     /* client: RELAY_* (ctl_relay.c) */
+  int relay_idle;     /* client: heartbeats its spliced request stalled */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
   parked *park, *park_tail; /* client: frames waiting for it to read */

@@ -141,7 +141,18 @@ int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t) {
 ** that dies mid-request leaves the engine a voided frame, and its task is
 ** dropped unanswered: there is nobody to answer.
 */
-enum { RELAY_NONE, RELAY_PENDING, RELAY_ON, RELAY_WHOLE };
+/*
+** Spliced: once the relay is on, the rest of the request goes from the
+** client's socket into the engine's without passing through the
+** controller (conn.h, plush_conn_splice; never sealed links) when the
+** controller does not keep it: assign() dropped it (a direct request over
+** the store's request limit). relay_sent then counts what the engine's
+** socket took. A spliced request cannot be sent whole later, so a client
+** that stops mid-way is given SPLICE_PATIENCE heartbeats (not one): then
+** the engine's frame is voided and the task fails with BadRequest.
+*/
+enum { RELAY_NONE, RELAY_PENDING, RELAY_ON, RELAY_WHOLE, RELAY_SPLICE };
+#define SPLICE_PATIENCE 10
 
 static peer *engine_of(plush_ctl *c, peer *p) {
   peer *e = plush_map_get(&c->engines, p->relay_to);
@@ -201,9 +212,20 @@ void ctl_relay_req_partial(plush_ctl *c, peer *p, plush_frame *f,
     ctl_submit(c, p, plush_frame_ref(f)); /* assign() sets the mode */
     if (p->relay_mode == RELAY_PENDING) p->relay_mode = RELAY_NONE;
   }
-  if (p->relay == f && p->relay_mode == RELAY_ON &&
-      (e = engine_of(c, p)) != NULL && plush_conn_relaying(e->conn))
+  if (p->relay != f) return;
+  if (p->relay_mode == RELAY_SPLICE) {
+    p->relay_sent = got; /* taken by the engine's socket */
+  } else if (p->relay_mode == RELAY_ON && (e = engine_of(c, p)) != NULL &&
+             plush_conn_relaying(e->conn)) {
+    task *t = plush_map_get(&c->tasks, f->hdr.id);
     passreq(p, e, got);
+    if (t && t->req == NULL && p->conn &&
+        plush_conn_splice(p->conn, e->conn) == 0) {
+      p->relay_mode = RELAY_SPLICE;
+      p->relay_mark = p->relay_sent;
+      p->relay_idle = 0;
+    }
+  }
 }
 
 /* Ends p's request relay on its engine: the rest (or padding) and the
@@ -223,7 +245,10 @@ int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f) {
   task *t = plush_map_get(&c->tasks, f->hdr.id);
   peer *e = engine_of(c, p);
   if (p->relay == NULL || p->relay != f) return 0;
-  if (p->relay_mode == RELAY_ON && e && plush_conn_relaying(e->conn)) {
+  if (p->relay_mode == RELAY_SPLICE && e && plush_conn_relaying(e->conn)) {
+    p->relay_sent = f->hdr.len; /* all of it went by splice */
+    endreq(c, p, e, 1);
+  } else if (p->relay_mode == RELAY_ON && e && plush_conn_relaying(e->conn)) {
     endreq(c, p, e, 1);
   } else if (p->relay_mode == RELAY_WHOLE && e && t && t->engine == e) {
     plush_hdr h = reqheader(f, e->id);
@@ -239,9 +264,10 @@ int ctl_relay_req_done(plush_ctl *c, peer *p, plush_frame *f) {
 static void abortreq(plush_ctl *c, peer *p) {
   task *t = plush_map_get(&c->tasks, p->relay->hdr.id);
   peer *e = engine_of(c, p);
-  if (p->relay_mode == RELAY_ON && e && plush_conn_relaying(e->conn))
+  int on = p->relay_mode == RELAY_ON || p->relay_mode == RELAY_SPLICE;
+  if (on && e && plush_conn_relaying(e->conn))
     endreq(c, p, e, 0);
-  if (t && (p->relay_mode == RELAY_ON || p->relay_mode == RELAY_WHOLE))
+  if (t && (on || p->relay_mode == RELAY_WHOLE))
     ctl_taskfree(c, t);
   plush_frame_unref(p->relay);
   p->relay = NULL;
@@ -255,12 +281,42 @@ void ctl_relay_abort(plush_ctl *c, peer *p) {
     end(c, p, 0, 0);
 }
 
+/* A spliced request that stalled for SPLICE_PATIENCE heartbeats (its
+** client's bytes stopped, the engine took all that came) fails. */
+static void splicecheck(plush_ctl *c, peer *p) {
+  size_t taken = 0;
+  int st = p->conn ? plush_conn_splicing(p->conn, &taken) : 0;
+  task *t;
+  peer *e;
+  if (st != 1 || taken != p->relay_mark) {
+    p->relay_mark = taken;
+    p->relay_idle = 0;
+    return;
+  }
+  if (++p->relay_idle < SPLICE_PATIENCE ||
+      plush_conn_splice_stop(p->conn) < 0)
+    return;
+  if ((e = engine_of(c, p)) != NULL && plush_conn_relaying(e->conn))
+    endreq(c, p, e, 0);
+  if ((t = plush_map_get(&c->tasks, p->relay->hdr.id)) != NULL) {
+    ctl_fail(c, t, t->id, p->relay_to, PLUSH_S_BADREQ, "BadRequest",
+             "the request stopped arriving mid-way for %d heartbeats; "
+             "it was not run", SPLICE_PATIENCE);
+    ctl_taskfree(c, t);
+  }
+  p->relay_mode = RELAY_NONE; /* the rest is read and dropped */
+}
+
 void ctl_relay_check(plush_ctl *c) {
   size_t i = 0;
   uint64_t k;
   void *v;
   while (plush_map_next(&c->clients, &i, &k, &v)) {
     peer *p = v, *e;
+    if (p->relay != NULL && p->relay_mode == RELAY_SPLICE) {
+      splicecheck(c, p);
+      continue;
+    }
     if (p->relay == NULL || p->relay_mode != RELAY_ON) continue;
     if (p->relay_sent != p->relay_mark) {
       p->relay_mark = p->relay_sent;

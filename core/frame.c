@@ -395,3 +395,25 @@ int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
   if (p->got == p->cur->hdr.len) finish(p, cb, ud);
   return 0;
 }
+
+/*
+** Accounts n payload bytes of the current frame that went elsewhere (a
+** splice moved them from the socket to another, conn_splice.c): they are
+** counted as come, the frame's memory under them left as it is.
+*/
+int plush_parser_skip(plush_parser *p, size_t n, plush_frame_cb cb,
+                      void *ud) {
+  if (p->rc) return p->rc;
+  if (n == 0) return 0;
+  if (p->cur == NULL || n > p->cur->hdr.len - p->got) {
+    snprintf(p->err, sizeof p->err, "skip of %zu bytes past the frame", n);
+    return PLUSH_EINVAL;
+  }
+  p->got += n;
+  if (p->ready < p->got) {
+    atomic_fetch_add(&held, p->got - p->ready);
+    p->ready = p->got;
+  }
+  if (p->got == p->cur->hdr.len) finish(p, cb, ud);
+  return 0;
+}

@@ -232,5 +232,10 @@ char *plush_parser_direct(plush_parser *p, size_t *room);
 /* Tells the parser n bytes were written at plush_parser_direct's pointer. */
 int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
                          void *ud);
+/* Counts n payload bytes of the current frame as come without them being
+** written to it (they were spliced on, conn_splice.c): the frame's memory
+** there keeps whatever it held. PLUSH_EINVAL past the frame's end. */
+int plush_parser_skip(plush_parser *p, size_t n, plush_frame_cb cb,
+                      void *ud);
 
 #endif

@@ -262,6 +262,47 @@ static void bigfree(void *p) {
   unmap_all(out, n);
 }
 
+/*
+** A block whose middle page is not resident (a fresh lazy mapping whose
+** bytes went elsewhere: a spliced frame) is populated by a thread of its
+** own, so that once freed it is kept resident for the next big frame, as
+** a block that carried its bytes would be. The thread only faults pages
+** in (MADV_POPULATE_WRITE changes no byte), so the block may be freed,
+** reused or unmapped meanwhile: what it then populates is harmless.
+*/
+static void *warmup(void *arg) {
+  half *h = arg;
+  madvise(h->p, h->n, MADV_POPULATE_WRITE);
+  free(h);
+  return NULL;
+}
+
+void plush_mem_warm(void *p, size_t n) {
+  unsigned char v = 1;
+  size_t size;
+  pthread_attr_t at;
+  pthread_t t;
+  half *h;
+  if (n < PLUSH_MEM_BIG) return;
+  pthread_mutex_lock(&mu);
+  size = livesize(p);
+  pthread_mutex_unlock(&mu);
+  if (size == 0 ||
+      mincore((void *)(((uintptr_t)p + n / 2) & ~(uintptr_t)4095), 1,
+              &v) != 0 ||
+      (v & 1) != 0 || (h = malloc(sizeof *h)) == NULL)
+    return;
+  h->p = p;
+  h->n = size;
+  if (pthread_attr_init(&at) != 0) {
+    free(h);
+    return;
+  }
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &at, warmup, h) != 0) free(h);
+  pthread_attr_destroy(&at);
+}
+
 /* ---- pins -------------------------------------------------------- */
 
 /* mu held: the pin slot of block p, or NULL. */

@@ -46,6 +46,12 @@ void plush_mem_free(void *p, size_t n);
 ** big transfers fast. A kept block, already resident, may serve it.
 */
 void *plush_mem_alloc_lazy(size_t n);
+/* p (a big block of n bytes from this module) was filled at its start
+** only, its other bytes went elsewhere (a spliced frame, conn_splice.c):
+** if its middle page is not resident, a background thread populates it,
+** so that it is kept resident for the next big frame once freed (as a
+** block that carried its bytes would be). Small blocks: nothing. */
+void plush_mem_warm(void *p, size_t n);
 /* Faults in n bytes at p (a hint; page faults do it too). */
 void plush_mem_populate(void *p, size_t n);
 /* What a block asked for as n bytes really holds: big blocks are whole

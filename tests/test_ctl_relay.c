@@ -8,7 +8,10 @@
 ** view of the same feature is test_cluster.c's relay suite.
 */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl_harness.h"
 #include "plush.h"
@@ -250,6 +253,104 @@ Test(relay, a_client_leaving_mid_request_leaves_no_task) {
   plush_frame_unref(q);
 }
 
+/* ---- spliced requests (conn_splice.c) ------------------------------- */
+
+/* Payload bytes after the string header: a pattern, so that a byte out
+** of place or lost shows. */
+static void pattern(plush_frame *f) {
+  unsigned char *p = (unsigned char *)plush_frame_payload(f);
+  for (size_t i = 8; i < f->hdr.len; i++) p[i] = (unsigned char)(i % 251);
+}
+
+static size_t want_bytes;
+static int engine_has(void *p) {
+  return ((h_fake *)p)->partial >= want_bytes;
+}
+
+/* The client sends a request of len bytes in uneven pieces, each after
+** the engine has the one before (so the splice waits for the client again
+** and again): the engine gets every byte in place, then an ok RELAY_END.
+** (A fake client's relay never ends: one request per test.) */
+static void spliced_exact(size_t len) {
+  static const size_t cuts[] = {1, 65536, 65537, 1000003, (size_t)2 << 20};
+  size_t sent = 0;
+  uint64_t t = h_taskid(CLI);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, len, 0), *f;
+  pattern(q);
+  cr_assert_eq(plush_conn_relay_begin(CLI->conn, &q->hdr), 0);
+  for (int i = 0; i < 5 && sent < len; i++) {
+    size_t n = cuts[i] < len - sent ? cuts[i] : len - sent;
+    cr_assert_eq(plush_conn_relay_write(CLI->conn, q, sent, n), 0);
+    sent += n;
+    want_bytes = sent;
+    if (sent < len)
+      h_until_fn(engine_has, E0, "the engine has every byte sent so far");
+  }
+  if (sent < len)
+    cr_assert_eq(plush_conn_relay_write(CLI->conn, q, sent, len - sent), 0);
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  same_payload(f, q);
+  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_OK);
+  h_reply(E0, t, 0, "{r = {n = 1, 'took it'}}");
+  h_expect(h_next(CLI, PLUSH_T_REPLY, t), "v.r[1] == 'took it'");
+  h_quiet(E0, 10);
+  plush_frame_unref(q);
+}
+
+Test(relay, a_spliced_request_of_1_mib_plus_1_arrives_exact) {
+  spliced_exact(((size_t)1 << 20) + 1);
+}
+
+Test(relay, a_spliced_request_of_3_mib_plus_1_arrives_exact) {
+  spliced_exact(((size_t)3 << 20) + 1);
+}
+
+Test(relay, a_spliced_request_of_5_mib_minus_3_arrives_exact) {
+  spliced_exact(((size_t)5 << 20) - 3);
+}
+
+/* The engine dies while the request is spliced to it: the client gets
+** the task's EngineError once, the controller reads and drops the rest
+** of the request, keeps the client and goes on serving. */
+Test(relay, an_engine_dying_mid_splice_fails_the_task_once) {
+  uint64_t t = h_taskid(CLI), t2;
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 'd'), *f;
+  send_part(CLI, q, PART);
+  h_until_fn(arriving, E0, "the request's first bytes at the engine");
+  plush_conn_close(E0->conn, 0, "the fake engine dies mid-request");
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ENGINE);
+  h_expect(f, "v.kind == 'EngineError' and v.engine == 0");
+  send_rest(CLI, q, PART, 0);
+  h_expect(h_next(WATCH, PLUSH_T_EVENT, 0), "v.event == 'engine_down'");
+  t2 = h_submit(WATCH, 1, 0, 0, "{op = 'exec'}");
+  h_next(E1, PLUSH_T_REQ, t2);
+  h_reply(E1, t2, 0, "{r = {n = 1, 'still here'}}");
+  h_expect(h_next(WATCH, PLUSH_T_REPLY, t2), "v.r[1] == 'still here'");
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0), "v.event == 'engine_down'");
+  h_quiet(CLI, 20); /* no second failure of t */
+  cr_assert_eq(status_field("pending"), 0);
+  cr_assert_eq(status_field("clients"), 2);
+  plush_frame_unref(q);
+}
+
+/* A sealed client's big request is neither relayed nor spliced: it goes
+** whole, sealed link or not on the engine's side. */
+Test(relay, a_sealed_clients_big_request_goes_whole) {
+  h_fake *s = h_client_sealed();
+  uint64_t t = h_taskid(s);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG + 1, 0), *f;
+  pattern(q);
+  cr_assert_eq(plush_conn_write_frame(s->conn, q), 0);
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, 0);
+  same_payload(f, q);
+  h_reply(E0, t, 0, "{r = {n = 1, 'sealed'}}");
+  h_expect(h_next(s, PLUSH_T_REPLY, t), "v.r[1] == 'sealed'");
+  plush_frame_unref(q);
+}
+
 /* ---- a client that stops sending mid-request ------------------------ */
 
 static void setup_beat(void) {
@@ -263,7 +364,9 @@ TestSuite(relay_stall, .init = setup_beat, .fini = teardown);
 ** so a stalled client cannot hold the engine's link; the request goes
 ** whole once it has come, and runs once. */
 Test(relay_stall, a_request_that_stops_coming_is_sent_whole_when_it_has_come) {
-  uint64_t t = h_taskid(CLI);
+  uint64_t t;
+  setenv("PLUSH_NOSPLICE", "1", 1); /* relayed by copies (this process) */
+  t = h_taskid(CLI);
   plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 's'), *f;
   send_part(CLI, q, PART);
   h_until_fn(arriving, E0, "the request's first bytes at the engine");
@@ -278,5 +381,76 @@ Test(relay_stall, a_request_that_stops_coming_is_sent_whole_when_it_has_come) {
   h_next(CLI, PLUSH_T_REPLY, t);
   h_quiet(E0, 10);
   cr_assert_eq(status_field("relay_void"), 1);
+  plush_frame_unref(q);
+}
+
+/* Spliced, the bytes the engine took cannot be sent again: a client that
+** stops mid-way gets ten heartbeats, then the engine's frame is voided and
+** the task fails with BadRequest; the rest, when it comes, is dropped. */
+Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_ten_beats) {
+  uint64_t t = h_taskid(CLI);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 'p'), *f;
+  send_part(CLI, q, PART);
+  h_until_fn(arriving, E0, "the request's first bytes at the engine");
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.status, PLUSH_S_BADREQ);
+  h_expect(f, "v.kind == 'BadRequest' and v.message:find("
+              "'stopped arriving mid%-way for 10 heartbeats') ~= nil");
+  send_rest(CLI, q, PART, 0);
+  h_quiet(E0, 30);
+  cr_assert_eq(status_field("pending"), 0);
+  cr_assert_eq(status_field("relay_void"), 1);
+  plush_frame_unref(q);
+}
+
+/* ---- a request the store keeps is relayed by copies ----------------- */
+
+static char dbpath[64];
+
+static void setup_kept(void) {
+  plush_ctl_opts o = {.heartbeat = 0.02, .request_max = (size_t)8 << 20};
+  int fd;
+  snprintf(dbpath, sizeof dbpath, "/tmp/plush-relay-test-XXXXXX");
+  fd = mkstemp(dbpath);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  o.db = dbpath;
+  h_start(&o, 1, 2);
+}
+
+static void teardown_kept(void) {
+  char p[80];
+  h_stop();
+  unlink(dbpath);
+  snprintf(p, sizeof p, "%s-wal", dbpath);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", dbpath);
+  unlink(p);
+}
+
+TestSuite(relay_kept, .init = setup_kept, .fini = teardown_kept);
+
+/* With a database and a request limit over its size, the store keeps the
+** request with its result, so its bytes must come through the controller:
+** no splice, and a stalled client's request is given up after one
+** heartbeat and sent whole, as before splicing. */
+Test(relay_kept, a_request_the_store_keeps_is_not_spliced) {
+  uint64_t t = h_taskid(CLI);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 0), *f;
+  pattern(q);
+  send_part(CLI, q, PART);
+  h_until_fn(arriving, E0, "the request's first bytes at the engine");
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+  send_rest(CLI, q, PART, 0);
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, 0);
+  same_payload(f, q);
+  h_reply(E0, t, 0, "{r = {n = 1, 'kept'}}");
+  h_expect(h_next(CLI, PLUSH_T_REPLY, t), "v.r[1] == 'kept'");
   plush_frame_unref(q);
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "lua_mem.h"
@@ -78,6 +80,31 @@ Test(mem, a_kept_block_twice_too_big_is_not_handed_out) {
   plush_mem_trim(0);
   cr_assert_eq(stats().kept, 0);
   cr_assert_eq(stats().kept_bytes, 0);
+}
+
+static int resident(const void *p) {
+  unsigned char v = 0;
+  cr_assert_eq(mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 1, &v), 0);
+  return v & 1;
+}
+
+/* A spliced frame's block (conn_splice.c): only its start was filled; it
+** is populated in the background and kept resident, its bytes intact. */
+Test(mem, a_warmed_block_is_populated_in_the_background_and_kept) {
+  unsigned char *p = plush_mem_alloc_lazy(32 * MiB);
+  int polls = 0;
+  memset(p, 7, 4 * MiB);
+  cr_assert_not(resident(p + 16 * MiB));
+  plush_mem_warm(p, 32 * MiB);
+  while (!resident(p + 31 * MiB)) { /* no event to wait on: bounded */
+    cr_assert_lt(++polls, 5000, "the block was not populated in 5 s");
+    usleep(1000);
+  }
+  cr_assert(resident(p + 16 * MiB));
+  cr_assert_eq(p[4 * MiB - 1], 7);
+  cr_assert_eq(p[4 * MiB], 0);
+  plush_mem_free(p, 32 * MiB);
+  cr_assert_eq(stats().kept, 1);
 }
 
 Test(mem, realloc_keeps_the_bytes_across_every_line) {
