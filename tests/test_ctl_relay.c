@@ -385,9 +385,9 @@ Test(relay_stall, a_request_that_stops_coming_is_sent_whole_when_it_has_come) {
 }
 
 /* Spliced, the bytes the engine took cannot be sent again: a client that
-** stops mid-way gets ten heartbeats, then the engine's frame is voided and
+** stops mid-way gets three heartbeats, then the engine's frame is voided and
 ** the task fails with BadRequest; the rest, when it comes, is dropped. */
-Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_ten_beats) {
+Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_three_beats) {
   uint64_t t = h_taskid(CLI);
   plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 'p'), *f;
   send_part(CLI, q, PART);
@@ -398,7 +398,7 @@ Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_ten_beats) {
   f = h_next(CLI, PLUSH_T_REPLY, t);
   cr_assert_eq(f->hdr.status, PLUSH_S_BADREQ);
   h_expect(f, "v.kind == 'BadRequest' and v.message:find("
-              "'stopped arriving mid%-way for 10 heartbeats') ~= nil");
+              "'stopped arriving mid%-way for 3 heartbeats') ~= nil");
   send_rest(CLI, q, PART, 0);
   h_quiet(E0, 30);
   cr_assert_eq(status_field("pending"), 0);
