@@ -35,7 +35,7 @@
 ** controller. A conn keeps up to CONN_POOL written ones for its next
 ** writes (at most ~3.4 kB a conn, freed with it).
 */
-#define CONN_POOL 8
+#define CONN_POOL 64
 
 wreq *conn_walloc(plush_conn *c) {
   wreq *w = c->pool;

@@ -134,6 +134,7 @@ struct plush_ctl {
   sqlite3 *db;        /* result store on disk (NULL: memory only) */
   sqlite3_stmt *ins, *sel, *begin, *commit;
   sqlite3_stmt *insn[16 + 1]; /* n rows (ctl_rows.c), prepared when used */
+  int64_t *insbound[16 + 1];  /* what insn[n]'s integer columns hold */
   struct ctl_row *rows;       /* replies not inserted yet (ctl_rows.c) */
   size_t nrows, rowcap;
   task *tfree;                /* freed tasks kept for reuse (ctl_sched.c) */

@@ -32,6 +32,19 @@ typedef struct ctl_row {
 
 #define COLS 9
 
+/*
+** sqlite3_reset keeps a statement's bindings: of a row's integer columns
+** that repeat from one insert to the next (client, engine, status: the
+** same for most rows of a batch) only a changed value is bound again,
+** ~110 instructions a binding. c->insbound[n] holds, for each row of
+** insn[n], what those three hold (UNBOUND before the first binding,
+** BOUNDNULL for NULL; ids and statuses fit in 32 bits, so neither is a
+** value).
+*/
+#define UNBOUND INT64_MIN
+#define BOUNDNULL (INT64_MIN + 1)
+#define KEPT 3
+
 /* ---- statements ---------------------------------------------------- */
 
 _Static_assert(CTL_ROWS_PER_INSERT + 1 ==
@@ -49,23 +62,41 @@ static sqlite3_stmt *insn(plush_ctl *c, int n) {
   for (i = 0; i < n; i++)
     len += (size_t)snprintf(q + len, sizeof q - len, "%s(?,?,?,?,?,?,?,?,?)",
                             i ? "," : "");
+  if ((c->insbound[n] = malloc((size_t)n * KEPT * sizeof(int64_t))) == NULL)
+    return NULL;
+  for (i = 0; i < n * KEPT; i++) c->insbound[n][i] = UNBOUND;
   if (sqlite3_prepare_v3(c->db, q, (int)len, SQLITE_PREPARE_PERSISTENT,
                          &c->insn[n], NULL) != SQLITE_OK) {
     plush_warn("result store: cannot prepare a %d-row insert: %s", n,
                sqlite3_errmsg(c->db));
     c->insn[n] = NULL;
+    free(c->insbound[n]);
+    c->insbound[n] = NULL;
   }
   return c->insn[n];
 }
 
-/* Binds row r's nine columns to st from parameter o + 1 on. */
-static void bindrow(plush_ctl *c, sqlite3_stmt *st, int o, const ctl_row *r) {
+/* Binds v (or NULL when null) to parameter i of st, unless *kept (NULL:
+** not known) says it holds that already. */
+static void bindint(sqlite3_stmt *st, int i, int64_t *kept, int64_t v,
+                    int null) {
+  int64_t k = null ? BOUNDNULL : v;
+  if (kept && *kept == k) return;
+  if (null) sqlite3_bind_null(st, i);
+  else sqlite3_bind_int64(st, i, v);
+  if (kept) *kept = k;
+}
+
+/* Binds row r's nine columns to st from parameter o + 1 on (kept: what
+** its client, engine and status hold, or NULL). */
+static void bindrow(plush_ctl *c, sqlite3_stmt *st, int o, const ctl_row *r,
+                    int64_t *kept) {
   plush_frame *f = r->f;
   sqlite3_bind_int64(st, o + 1, (sqlite3_int64)f->hdr.id);
-  sqlite3_bind_int64(st, o + 2, (sqlite3_int64)(f->hdr.id >> 32));
-  if (f->hdr.engine != PLUSH_ANY) sqlite3_bind_int64(st, o + 3, f->hdr.engine);
-  else sqlite3_bind_null(st, o + 3);
-  sqlite3_bind_int(st, o + 4, f->hdr.status);
+  bindint(st, o + 2, kept, (int64_t)(f->hdr.id >> 32), 0);
+  bindint(st, o + 3, kept ? kept + 1 : NULL, f->hdr.engine,
+          f->hdr.engine == PLUSH_ANY);
+  bindint(st, o + 4, kept ? kept + 2 : NULL, f->hdr.status, 0);
   if (r->submitted > 0) sqlite3_bind_double(st, o + 5, r->submitted);
   else sqlite3_bind_null(st, o + 5);
   if (r->started > 0) sqlite3_bind_double(st, o + 6, r->started);
@@ -84,7 +115,7 @@ static void bindrow(plush_ctl *c, sqlite3_stmt *st, int o, const ctl_row *r) {
 /* Inserts one row now; a failed write keeps the reply in memory. */
 static void insert1(plush_ctl *c, const ctl_row *r) {
   sqlite3_stmt *st = c->ins;
-  bindrow(c, st, 0, r);
+  bindrow(c, st, 0, r, NULL);
   if (sqlite3_step(st) != SQLITE_DONE) {
     plush_error("result store write failed: %s", sqlite3_errmsg(c->db));
     ctl_store_keep(c, r->f);
@@ -138,7 +169,7 @@ static int insertn(plush_ctl *c, const ctl_row *r, int n) {
   int j;
   if (st == NULL) return -1;
   for (j = 0; j < n; j++) {
-    bindrow(c, st, j * COLS, &r[j]);
+    bindrow(c, st, j * COLS, &r[j], c->insbound[n] + j * KEPT);
     bytes += r[j].f->hdr.len;
   }
   if (sqlite3_step(st) != SQLITE_DONE) {
@@ -179,5 +210,7 @@ void ctl_rows_free(plush_ctl *c) {
   for (n = 0; n <= CTL_ROWS_PER_INSERT; n++) {
     sqlite3_finalize(c->insn[n]);
     c->insn[n] = NULL;
+    free(c->insbound[n]);
+    c->insbound[n] = NULL;
   }
 }

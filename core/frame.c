@@ -7,6 +7,7 @@
 #include "plush.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,99 @@ void plush_hdr_unpack(const unsigned char in[PLUSH_HDR_SIZE], plush_hdr *h) {
   h->aux = get32(in + 20);
 }
 
+/* ---- small received frames, kept for reuse ------------------------ */
+
+/*
+** A controller receives three small frames a balanced task (the request,
+** STARTED, the reply) and frees them a little later, a thousand in
+** flight: glibc's per-thread cache (7 blocks a size) is always empty
+** then, and malloc and free cost ~250 instructions a frame. Received
+** frames (plush_frame_new_lazy) of up to 512 bytes are therefore
+** allocated in three sizes, and a thread keeps up to POOL_KEEP freed
+** blocks of each (freed with the thread: a key's destructor). Any freed
+** frame of 128-512 bytes goes to the largest size it holds. Under
+** AddressSanitizer a kept block is poisoned, past its link.
+*/
+#define POOL_CLASSES 3
+#define POOL_KEEP 128
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static const size_t poolsize[POOL_CLASSES] = {128, 256, 512};
+
+typedef struct kept {
+  struct kept *next;
+} kept;
+
+typedef struct fpool {
+  kept *head[POOL_CLASSES];
+  int n[POOL_CLASSES];
+  int keyed; /* 1: the thread's destructor is set; -1: cannot be */
+} fpool;
+
+static __thread fpool pool;
+static pthread_key_t poolkey;
+static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
+static int poolkeyok;
+
+static void poolfree(void *arg) {
+  fpool *q = arg;
+  for (int k = 0; k < POOL_CLASSES; k++) {
+    while (q->head[k]) {
+      kept *b = q->head[k];
+      UNPOISON(b, poolsize[k]);
+      q->head[k] = b->next;
+      free(b);
+    }
+    q->n[k] = 0;
+  }
+}
+
+static void poolinit(void) {
+  poolkeyok = pthread_key_create(&poolkey, poolfree) == 0;
+}
+
+/* A block of n bytes (n <= 512): its size in *size. */
+static void *poolget(size_t n, size_t *size) {
+  int k = 0;
+  while (n > poolsize[k]) k++;
+  *size = poolsize[k];
+  if (pool.head[k]) {
+    kept *b = pool.head[k];
+    UNPOISON(b, poolsize[k]);
+    pool.head[k] = b->next;
+    pool.n[k]--;
+    return b;
+  }
+  return malloc(poolsize[k]);
+}
+
+/* Keeps block p of size bytes: 1, or 0 (the caller frees it). */
+static int poolput(void *p, size_t size) {
+  int k = POOL_CLASSES - 1;
+  kept *b = p;
+  if (size < poolsize[0] || size > poolsize[POOL_CLASSES - 1]) return 0;
+  while (size < poolsize[k]) k--;
+  if (pool.n[k] >= POOL_KEEP) return 0;
+  if (pool.keyed == 0) {
+    pthread_once(&poolonce, poolinit);
+    pool.keyed = poolkeyok && pthread_setspecific(poolkey, &pool) == 0 ? 1 : -1;
+  }
+  if (pool.keyed < 0) return 0;
+  b->next = pool.head[k];
+  pool.head[k] = b;
+  pool.n[k]++;
+  POISON((char *)b + sizeof *b, poolsize[k] - sizeof *b);
+  return 1;
+}
+
 /*
 ** One allocation for bookkeeping, packed header and payload, so a frame
 ** can be forwarded to another socket as a single buffer without copying.
@@ -80,10 +174,13 @@ static plush_frame *newframe(const plush_hdr *h, int lazy) {
   if (h->len > SIZE_MAX - sizeof(plush_frame) - PLUSH_HDR_SIZE) return NULL;
 #endif
   n = plush_frame_size(h->len);
-  f = lazy ? plush_mem_alloc_lazy(n) : plush_mem_alloc(n);
+  if (lazy && n <= poolsize[POOL_CLASSES - 1])
+    f = poolget(n, &n);
+  else
+    f = lazy ? plush_mem_alloc_lazy(n) : plush_mem_alloc(n);
   if (f == NULL) return NULL;
   atomic_init(&f->refs, 1);
-  f->size = plush_frame_size(h->len);
+  f->size = n;
   f->segs = NULL;
   f->nsegs = 0;
   f->hdr = *h;
@@ -115,7 +212,7 @@ void plush_frame_unref(plush_frame *f) {
   if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
     for (int i = 0; i < f->nsegs; i++) plush_mem_unpin(f->segs[i].pin);
     free(f->segs);
-    plush_mem_free(f, f->size);
+    if (!poolput(f, f->size)) plush_mem_free(f, f->size);
   }
 }
 

@@ -395,3 +395,55 @@ Test(db, a_reply_not_inserted_yet_is_found_and_then_kept) {
   same(ctl_store_get(H.ctl, ((uint64_t)1 << 32) | 1000), "first", 0);
   cr_assert_eq(ctl_store_count(H.ctl), before + 41);
 }
+
+/*
+** The multi-row inserts bind a row's client, engine and status only when
+** they changed since the statement's last use (ctl_rows.c): three turns of
+** 40 rows whose clients, engines (one of them none) and statuses change in
+** different rhythms, each turn written by a lookup, all come back with
+** their own, before and after a restart.
+*/
+static plush_frame *rowof(uint32_t client, uint32_t seq, uint32_t engine,
+                          uint16_t status, const char *text) {
+  plush_hdr h = {(uint32_t)strlen(text), PLUSH_T_REPLY, 0, status, engine,
+                 (uint64_t)client << 32 | seq, 0};
+  plush_frame *f = plush_frame_new(&h);
+  memcpy(plush_frame_payload(f), text, h.len);
+  return f;
+}
+
+static void rowcheck(uint32_t k) {
+  char text[64];
+  uint32_t client = 1 + k % 2, engine = k % 3 == 2 ? PLUSH_ANY : 1 + k % 3;
+  uint16_t status = k % 5 == 0 ? PLUSH_S_ERROR : 0;
+  plush_frame *got = ctl_store_get(H.ctl, (uint64_t)client << 32 | (5000 + k));
+  snprintf(text, sizeof text, "turn row %u", k);
+  cr_assert_not_null(got, "row %u", k);
+  cr_assert_eq(got->hdr.status, status, "row %u: status %u", k, got->hdr.status);
+  cr_assert_eq(got->hdr.engine, engine, "row %u: engine %u", k, got->hdr.engine);
+  cr_assert_eq(got->hdr.len, strlen(text));
+  cr_assert_eq(memcmp(plush_frame_payload(got), text, got->hdr.len), 0);
+  plush_frame_unref(got);
+}
+
+Test(db, rows_in_reused_inserts_keep_their_own_columns) {
+  char text[64];
+  for (uint32_t turn = 0; turn < 3; turn++) {
+    for (uint32_t i = 0; i < 40; i++) {
+      uint32_t k = turn * 40 + i;
+      plush_frame *f;
+      snprintf(text, sizeof text, "turn row %u", k);
+      f = rowof(1 + k % 2, 5000 + k, k % 3 == 2 ? PLUSH_ANY : 1 + k % 3,
+                k % 5 == 0 ? PLUSH_S_ERROR : 0, text);
+      ctl_store(H.ctl, f, NULL);
+      plush_frame_unref(f);
+    }
+    cr_assert_eq(H.ctl->nrows, 40);
+    rowcheck(turn * 40); /* writes the turn's rows */
+    cr_assert_eq(H.ctl->nrows, 0);
+  }
+  for (uint32_t k = 0; k < 120; k++) rowcheck(k);
+  h_stop();
+  start_db();
+  for (uint32_t k = 0; k < 120; k++) rowcheck(k);
+}

@@ -1675,6 +1675,51 @@ Test(engine, apply_requests_read_without_their_table) {
   shutdown_();
 }
 
+/*
+** A function without upvalues sent again is the closure loaded the first
+** time (engines/engine_req.c keeps it by its bytecode): seen through its
+** identity, which it finds by debug.getinfo and keeps in the globals it
+** gets as an argument. A function with an upvalue is loaded fresh every
+** time, its upvalue too; 40 functions over the cache's 32 slots each
+** answer their own value, first and second time.
+*/
+Test(engine, functions_without_upvalues_kept_by_bytecode) {
+  static const char same[] =
+      "return function(G, tag) local me = G.debug.getinfo(1, 'f').func\n"
+      "  local was = G.rawequal(G[tag], me) G[tag] = me return was end";
+  static const char upv[] =
+      "local n = 0 return function(G) n = n + 1\n"
+      "  local me = G.debug.getinfo(1, 'f').func\n"
+      "  local was = rawequal(G.upv, me) G.upv = me return was, n end";
+  char src[128];
+  uint64_t id = 1;
+  boot(-1, 0, 0);
+  sendapply(id, "012", same, "return {n = 2, _G, 'a'}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == false");
+  sendapply(id, "201", same, "return {n = 2, _G, 'a'}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == true");
+  for (int i = 0; i < 2; i++) {
+    sendapply(id, "012", upv, "return {n = 1, _G}");
+    reply(id++, PLUSH_S_OK);
+    ok("v.r.n == 2 and v.r[1] == false and v.r[2] == 1");
+  }
+  for (int round = 0; round < 2; round++)
+    for (int k = 1; k <= 40; k++) {
+      snprintf(src, sizeof src, "return function(x) return x + %d end", k);
+      sendapply(id, "012", src, "return {n = 1, 1000}");
+      reply(id++, PLUSH_S_OK);
+      snprintf(src, sizeof src, "v.r.n == 1 and v.r[1] == %d", 1000 + k);
+      ok(src);
+    }
+  /* kept or not after the others passed, it answers as itself */
+  sendapply(id, "012", same, "return {n = 2, _G, 'b'}");
+  reply(id++, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == false");
+  shutdown_();
+}
+
 /* A map of n pairs (kv[2i] the key's Lua source, kv[2i + 1] the
 ** value's), encoded in that order, as a request. */
 static void sendpairs(uint64_t id, int n, const char *const *kv) {
