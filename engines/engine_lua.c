@@ -580,7 +580,7 @@ static int take(plush_engine *e, inreq *r, int wait) {
                                 : r->f->hdr.id);
   if (atomic_load(&e->running) != 0) /* its STARTED, under this lock */
     (void)eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0);
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   return 1;
 }
 
@@ -638,7 +638,7 @@ static void answer(plush_engine *e, lua_State *L, task *t) {
   if ((sent = eng_replysmall(e, id, t->status)) == 0 || sent == 1)
     idle = done(e);
   if (e->drop.n < 64 && eng_outpush(&e->drop, t->req) == 0) t->req = NULL;
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   plush_frame_unref(t->req);
   t->req = NULL;
   if (sent == 2) sent = eng_sendreply(e, id, t->status);
@@ -767,5 +767,5 @@ void eng_luamain(void *arg) {
   e->luadone = 1;
   e->luafailed = !ok;
   uv_mutex_unlock(&e->mu);
-  uv_async_send(&e->wake);
+  eng_wake(e);
 }
