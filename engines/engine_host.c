@@ -216,6 +216,27 @@ static void welcome(plush_engine *e, plush_frame *f) {
   }
 }
 
+#define HOLD_MS 1
+
+/*
+** A STARTED held back by the Lua thread (engine_lua.c's take) goes out
+** HOLD_MS after the request came at the latest. While requests wait
+** behind the running task the timer goes on: each may hold one when it
+** is taken.
+*/
+static void onwake(plush_engine *e);
+
+static void onhold(uv_timer_t *t) {
+  plush_engine *e = t->data;
+  int held, queued;
+  uv_mutex_lock(&e->mu);
+  held = e->held;
+  queued = e->in.n > 0;
+  uv_mutex_unlock(&e->mu);
+  if (held) onwake(e);
+  if (queued) uv_timer_start(&e->hold, onhold, HOLD_MS, 0);
+}
+
 static void request(plush_engine *e, plush_frame *f) {
   int r;
   if (e->exiting) {
@@ -229,6 +250,8 @@ static void request(plush_engine *e, plush_frame *f) {
   /* after the unlock: the Lua thread wakes to a free mu, not to wait on
   ** it again (a futex wait and wake more per request) */
   if (r == 0) uv_cond_signal(&e->inc);
+  if (r == 0 && !uv_is_active((uv_handle_t *)&e->hold))
+    uv_timer_start(&e->hold, onhold, HOLD_MS, 0);
   if (r < 0) {
     plush_frame_unref(f);
     eng_finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a request");
@@ -453,6 +476,7 @@ static void onwake(plush_engine *e) {
   e->dropping = t;
   e->outbytes = 0;
   e->batch = NULL;
+  e->held = 0;
   uv_mutex_unlock(&e->mu);
   for (size_t i = 0; i < e->dropping.n; i++) plush_frame_unref(e->dropping.v[i]);
   e->dropping.n = 0;
@@ -538,7 +562,8 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 4 + e->fdhandles;
+  e->handles = 5 + e->fdhandles;
+  uv_close((uv_handle_t *)&e->hold, closed);
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
@@ -559,6 +584,7 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   uv_timer_stop(&e->retry);
   uv_timer_stop(&e->watch);
   uv_timer_stop(&e->nag);
+  uv_timer_stop(&e->hold);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
@@ -668,6 +694,8 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   e->retry.data = e;
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
+  uv_timer_init(loop, &e->hold);
+  e->hold.data = e;
   eng_watch_init(e);
   e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */

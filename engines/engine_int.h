@@ -84,6 +84,7 @@ struct plush_engine {
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
+  uv_timer_t hold;          /* writes a STARTED held back (HOLD_MS) */
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
@@ -130,6 +131,8 @@ struct plush_engine {
   size_t sockbytes;         /* bytes the conn had queued at last look */
   size_t high_water;
   int needwake;             /* out went non-empty: eng_unlock wakes the loop */
+  int held;                 /* out holds a STARTED that did not wake it:
+                               the next frame queued does (engine_out.c) */
   int welcomed, stopping, luadone, luafailed;
   int online;               /* a link is up (WELCOME seen on this conn) */
   uint64_t gen;             /* the current link's number */

@@ -578,8 +578,13 @@ static int take(plush_engine *e, inreq *r, int wait) {
   atomic_store(&e->running, r->cancelled || r->f->hdr.type != PLUSH_T_REQ
                                 ? 0
                                 : r->f->hdr.id);
-  if (atomic_load(&e->running) != 0) /* its STARTED, under this lock */
-    (void)eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0);
+  /* its STARTED, under this lock, held back: it leaves with the task's
+  ** next frame (its REPLY, for a quick task), or after HOLD_MS by the
+  ** loop's timer (engine_host.c) -- one wake-up and write a task */
+  if (atomic_load(&e->running) != 0 &&
+      eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0) == 0 &&
+      e->needwake)
+    e->needwake = 0, e->held = 1;
   eng_unlock(e);
   return 1;
 }

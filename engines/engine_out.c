@@ -100,7 +100,7 @@ static void account(plush_engine *e, size_t n, int wasempty) {
   e->outbytes += n;
   inflight = e->outbytes + e->sockbytes;
   if (inflight > e->stats.out_peak) e->stats.out_peak = inflight;
-  if (wasempty) e->needwake = 1;
+  if (wasempty || e->held) e->needwake = 1, e->held = 0;
 }
 
 /*
