@@ -812,6 +812,25 @@ Test(engine, interrupt_zero_stops_whatever_runs) {
   shutdown_();
 }
 
+/*
+** A task's STARTED is held back to leave with its next frame; one that
+** blocks without output still has it sent while it runs (the loop's
+** timer): the PONG asked after it comes before the REPLY. A quick
+** task's STARTED still comes first.
+*/
+Test(engine, started_of_a_blocked_task_is_not_held) {
+  boot(-1, 0, 0);
+  exec(41, "os.execute('sleep 2') return 'woke'");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 41));
+  sendhdr(PLUSH_T_PING, 0, 5);
+  plush_frame_unref(expect(PLUSH_T_PONG, 0));
+  plush_frame_unref(expect(PLUSH_T_REPLY, 41));
+  exec(42, "return 42");
+  reply(42, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 42");
+  shutdown_();
+}
+
 Test(engine, interrupt_a_queued_request) {
   plush_frame *f;
   boot(-1, 0, 0);
