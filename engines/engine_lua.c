@@ -514,9 +514,13 @@ static void served(lua_State *L, task *t, int st) {
                     (lua_Integer)eng_enc_len(e), (lua_Integer)limit);
     st = LUA_ERRRUN;
   }
+  /* interrupted while reading the request (engine_ops.c: the hook hit
+  ** its protected call, used the interrupt up there), or decoding */
   if (st != LUA_OK && e->fired == t->req->hdr.id) {
-    t->status = PLUSH_S_ERROR; /* interrupted while decoding, say */
-    lua_pushliteral(L, "interrupted");
+    t->status = PLUSH_S_ERROR;
+    lua_pushstring(L, atomic_load(&e->restarting)
+                          ? "interrupted: the engine is restarting"
+                          : "interrupted");
   }
   if (st != LUA_OK) {
     if (t->status == PLUSH_S_OK) t->status = PLUSH_S_ERROR;

@@ -769,17 +769,8 @@ int eng_serve(lua_State *L) {
   fast = eng_req_apply(L, p, f->hdr.len) ? 1 : eng_req_exec(L, p, f->hdr.len) ? 2 : 0;
   st = fast ? 0 : plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
   t->e->mem.lifted = 1;
-  t->e->inuser = 0;
-  /* The hook hit the reading (a protected call of it failed, and the
-  ** general path read the request again): the interrupt is this task's,
-  ** as if it had hit the chunk's first instruction. */
-  if (t->e->fired == f->hdr.id) {
-    errtable(L, atomic_load(&t->e->restarting)
-                    ? "interrupted: the engine is restarting"
-                    : "interrupted");
-    st = LUA_ERRRUN;
-    goto ran;
-  }
+  t->e->inuser = 0; /* below: the hook hit the reading (served() says so) */
+  if (t->e->fired == f->hdr.id) return luaL_error(L, "interrupted");
   if (fast) {
     st = fast == 1 ? applyf(L, t, 2) : execf(L, t, 2);
     goto ran;
