@@ -24,9 +24,11 @@
 ** reconnecting is engine_link.c, the queue between the threads queue.c,
 ** the Lua side engine_lua.c.
 */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -214,6 +216,27 @@ static void welcome(plush_engine *e, plush_frame *f) {
   }
 }
 
+#define HOLD_MS 1
+
+/*
+** A STARTED held back by the Lua thread (engine_lua.c's take) goes out
+** HOLD_MS after the request came at the latest. While requests wait
+** behind the running task the timer goes on: each may hold one when it
+** is taken.
+*/
+static void onwake(plush_engine *e);
+
+static void onhold(uv_timer_t *t) {
+  plush_engine *e = t->data;
+  int held, queued;
+  uv_mutex_lock(&e->mu);
+  held = e->held;
+  queued = e->in.n > 0;
+  uv_mutex_unlock(&e->mu);
+  if (held) onwake(e);
+  if (queued) uv_timer_start(&e->hold, onhold, HOLD_MS, 0);
+}
+
 static void request(plush_engine *e, plush_frame *f) {
   int r;
   if (e->exiting) {
@@ -227,6 +250,8 @@ static void request(plush_engine *e, plush_frame *f) {
   /* after the unlock: the Lua thread wakes to a free mu, not to wait on
   ** it again (a futex wait and wake more per request) */
   if (r == 0) uv_cond_signal(&e->inc);
+  if (r == 0 && !uv_is_active((uv_handle_t *)&e->hold))
+    uv_timer_start(&e->hold, onhold, HOLD_MS, 0);
   if (r < 0) {
     plush_frame_unref(f);
     eng_finish(e, PLUSH_ENGINE_FAILED, "out of memory queueing a request");
@@ -439,8 +464,7 @@ static void unbatch(plush_conn *c, plush_frame *b) {
 ** writes. Afterwards the Lua thread learns the socket's backlog, which is
 ** what its back-pressure wait compares against the high-water mark.
 */
-static void onwake(uv_async_t *a) {
-  plush_engine *e = a->data;
+static void onwake(plush_engine *e) {
   outvec t;
   int done;
   uv_mutex_lock(&e->mu);
@@ -452,6 +476,7 @@ static void onwake(uv_async_t *a) {
   e->dropping = t;
   e->outbytes = 0;
   e->batch = NULL;
+  e->held = 0;
   uv_mutex_unlock(&e->mu);
   for (size_t i = 0; i < e->dropping.n; i++) plush_frame_unref(e->dropping.v[i]);
   e->dropping.n = 0;
@@ -478,12 +503,39 @@ static void onwake(uv_async_t *a) {
   }
 }
 
+/*
+** The wake-up is an eventfd of the engine's own, not a uv_async_t:
+** libuv's (1.44) loop spins, up to ~1,000 PAUSEs and then a yield, while
+** the sender is between marking the handle and writing its eventfd, and
+** a Lua thread preempted there by the very I/O thread its write woke
+** (on the same vCPU) costs a spin per wake-up. Nothing to coalesce here:
+** only the first frame queued after the loop's swap wakes it (the out
+** queue's emptiness, under mu), and the loop reads the eventfd before it
+** swaps, so a frame queued after the swap always wakes it again.
+*/
+void eng_wake(plush_engine *e) {
+  uint64_t one = 1;
+  while (write(e->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+static void onwakefd(uv_poll_t *p, int status, int events) {
+  plush_engine *e = p->data;
+  uint64_t n;
+  (void)status;
+  (void)events;
+  while (read(e->wakefd, &n, sizeof n) < 0 && errno == EINTR) {
+  }
+  onwake(e);
+}
+
 /* ---- the end ----------------------------------------------------- */
 
 static void closed(uv_handle_t *h) {
   plush_engine *e = h->data;
   if (--e->handles > 0) return;
   if (e->o.on_exit) e->o.on_exit(e, e->status, e->reason, e->o.data);
+  close(e->wakefd);
   free(e->file);
   uv_cond_destroy(&e->inc);
   uv_cond_destroy(&e->outc);
@@ -510,7 +562,8 @@ static void maybedone(plush_engine *e) {
   freequeues(e);
   lua_close(e->cl);
   e->cl = NULL;
-  e->handles = 4 + e->fdhandles;
+  e->handles = 5 + e->fdhandles;
+  uv_close((uv_handle_t *)&e->hold, closed);
   uv_close((uv_handle_t *)&e->wake, closed);
   uv_close((uv_handle_t *)&e->retry, closed);
   uv_close((uv_handle_t *)&e->watch, closed);
@@ -531,6 +584,7 @@ void eng_finish(plush_engine *e, int status, const char *why) {
   uv_timer_stop(&e->retry);
   uv_timer_stop(&e->watch);
   uv_timer_stop(&e->nag);
+  uv_timer_stop(&e->hold);
   if (status == PLUSH_ENGINE_DONE)
     plush_info("%s", why);
   else
@@ -607,7 +661,14 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   if (uv_os_gethostname(e->hostname, &hl) < 0)
     snprintf(e->hostname, sizeof e->hostname, "localhost");
   mpienv(&e->rank, &e->size);
+  if ((e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    r = uv_translate_sys_error(errno);
+    free(e->file);
+    free(e);
+    return r;
+  }
   if ((e->cl = luaL_newstate()) == NULL) {
+    close(e->wakefd);
     free(e->file);
     free(e);
     return PLUSH_ENOMEM;
@@ -617,6 +678,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
   uv_cond_init(&e->outc);
   r = eng_dial(e, 0);
   if (r < 0) {
+    close(e->wakefd);
     lua_close(e->cl);
     uv_cond_destroy(&e->inc);
     uv_cond_destroy(&e->outc);
@@ -625,12 +687,15 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     free(e);
     return r;
   }
-  uv_async_init(loop, &e->wake, onwake);
+  uv_poll_init(loop, &e->wake, e->wakefd);
   e->wake.data = e;
+  uv_poll_start(&e->wake, UV_READABLE, onwakefd);
   uv_timer_init(loop, &e->retry);
   e->retry.data = e;
   uv_timer_init(loop, &e->watch);
   e->watch.data = e;
+  uv_timer_init(loop, &e->hold);
+  e->hold.data = e;
   eng_watch_init(e);
   e->fdhandles = eng_fd_start(e);
   /* Deep Lua recursion needs C stack; untouched pages cost nothing. */

@@ -13,7 +13,7 @@
 ** L between requests.
 ** The two sides meet in two queues under one mutex: `in` carries REQ
 ** frames to the Lua thread (cond inc wakes it), `out` carries frames to
-** the socket (uv_async_send on wake; the loop drains all of it per
+** the socket (eng_wake; the loop drains all of it per
 ** wake-up by swapping it with `spare`). Only the frames themselves are
 ** allocated per message: both queues keep their capacity. Requests the
 ** Lua thread is done with go back the same way (`drop`, swapped with
@@ -79,10 +79,12 @@ struct plush_engine {
   uv_loop_t *loop;
   plush_conn *conn;         /* NULL once closed */
   plush_frame *relayed;     /* a RELAYED request waiting for its end */
-  uv_async_t wake;          /* Lua thread -> loop: output or "done" */
+  uv_poll_t wake;           /* Lua thread -> loop: output or "done", on */
+  int wakefd;               /* ... this eventfd (eng_wake) */
   uv_timer_t retry;         /* next reconnection attempt / its deadline */
   uv_timer_t watch;         /* the controller's silence, when it says */
   uv_timer_t nag;           /* looks again after an interrupt/restart */
+  uv_timer_t hold;          /* writes a STARTED held back (HOLD_MS) */
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
@@ -128,6 +130,9 @@ struct plush_engine {
   size_t outbytes;          /* bytes in out */
   size_t sockbytes;         /* bytes the conn had queued at last look */
   size_t high_water;
+  int needwake;             /* out went non-empty: eng_unlock wakes the loop */
+  int held;                 /* out holds a STARTED that did not wake it:
+                               the next frame queued does (engine_out.c) */
   int welcomed, stopping, luadone, luafailed;
   int online;               /* a link is up (WELCOME seen on this conn) */
   uint64_t gen;             /* the current link's number */
@@ -326,6 +331,18 @@ PLUSH_INTERNAL int eng_serve(lua_State *L);
 /* engine_host.c: the conn's callbacks; the end of the engine (status,
 ** why), asked once. */
 PLUSH_INTERNAL const plush_conn_cbs eng_cbs;
+/* Either thread, after queueing the first frame since the loop's last
+** swap (or luadone): the loop wakes and drains the out queue. */
+PLUSH_INTERNAL void eng_wake(plush_engine *e);
+/* Releases mu, then wakes the loop when a frame queued under it asked
+** (needwake): the loop, woken, takes mu at once, so it is woken to a free
+** mutex rather than to wait on it (a futex wait and wake more a frame). */
+static inline void eng_unlock(plush_engine *e) {
+  int w = e->needwake;
+  e->needwake = 0;
+  uv_mutex_unlock(&e->mu);
+  if (w) eng_wake(e);
+}
 PLUSH_INTERNAL void eng_finish(plush_engine *e, int status, const char *why);
 
 /* engine_link.c: dials the controller (hs: ms an attempt's handshake may

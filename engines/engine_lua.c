@@ -514,9 +514,13 @@ static void served(lua_State *L, task *t, int st) {
                     (lua_Integer)eng_enc_len(e), (lua_Integer)limit);
     st = LUA_ERRRUN;
   }
+  /* interrupted while reading the request (engine_ops.c: the hook hit
+  ** its protected call, used the interrupt up there), or decoding */
   if (st != LUA_OK && e->fired == t->req->hdr.id) {
-    t->status = PLUSH_S_ERROR; /* interrupted while decoding, say */
-    lua_pushliteral(L, "interrupted");
+    t->status = PLUSH_S_ERROR;
+    lua_pushstring(L, atomic_load(&e->restarting)
+                          ? "interrupted: the engine is restarting"
+                          : "interrupted");
   }
   if (st != LUA_OK) {
     if (t->status == PLUSH_S_OK) t->status = PLUSH_S_ERROR;
@@ -578,9 +582,14 @@ static int take(plush_engine *e, inreq *r, int wait) {
   atomic_store(&e->running, r->cancelled || r->f->hdr.type != PLUSH_T_REQ
                                 ? 0
                                 : r->f->hdr.id);
-  if (atomic_load(&e->running) != 0) /* its STARTED, under this lock */
-    (void)eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0);
-  uv_mutex_unlock(&e->mu);
+  /* its STARTED, under this lock, held back: it leaves with the task's
+  ** next frame (its REPLY, for a quick task), or after HOLD_MS by the
+  ** loop's timer (engine_host.c) -- one wake-up and write a task */
+  if (atomic_load(&e->running) != 0 &&
+      eng_sendsmall(e, PLUSH_T_STARTED, r->f->hdr.id, 0, NULL, 0) == 0 &&
+      e->needwake)
+    e->needwake = 0, e->held = 1;
+  eng_unlock(e);
   return 1;
 }
 
@@ -638,7 +647,7 @@ static void answer(plush_engine *e, lua_State *L, task *t) {
   if ((sent = eng_replysmall(e, id, t->status)) == 0 || sent == 1)
     idle = done(e);
   if (e->drop.n < 64 && eng_outpush(&e->drop, t->req) == 0) t->req = NULL;
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   plush_frame_unref(t->req);
   t->req = NULL;
   if (sent == 2) sent = eng_sendreply(e, id, t->status);
@@ -767,5 +776,5 @@ void eng_luamain(void *arg) {
   e->luadone = 1;
   e->luafailed = !ok;
   uv_mutex_unlock(&e->mu);
-  uv_async_send(&e->wake);
+  eng_wake(e);
 }

@@ -769,7 +769,8 @@ int eng_serve(lua_State *L) {
   fast = eng_req_apply(L, p, f->hdr.len) ? 1 : eng_req_exec(L, p, f->hdr.len) ? 2 : 0;
   st = fast ? 0 : plush_decode_frame(L, f, err, sizeof err); /* big strings: f's pages */
   t->e->mem.lifted = 1;
-  t->e->inuser = 0;
+  t->e->inuser = 0; /* below: the hook hit the reading (served() says so) */
+  if (t->e->fired == f->hdr.id) return luaL_error(L, "interrupted");
   if (fast) {
     st = fast == 1 ? applyf(L, t, 2) : execf(L, t, 2);
     goto ran;

@@ -82,6 +82,10 @@ static int pending_intr(plush_engine *e) {
 }
 
 static void throttle(plush_engine *e) {
+  if (e->needwake && e->outbytes + e->sockbytes > e->high_water) {
+    e->needwake = 0; /* the loop must run to drain what this waits on */
+    eng_wake(e);
+  }
   while (e->outbytes + e->sockbytes > e->high_water && !e->stopping &&
          eng_live(e) && !atomic_load(&e->restarting) && !pending_intr(e)) {
     e->stats.blocked++;
@@ -89,13 +93,14 @@ static void throttle(plush_engine *e) {
   }
 }
 
-/* mu held: n more bytes are queued; the loop is woken for the first. */
+/* mu held: n more bytes are queued; the loop is woken for the first, once
+** mu is released (eng_unlock). */
 static void account(plush_engine *e, size_t n, int wasempty) {
   size_t inflight;
   e->outbytes += n;
   inflight = e->outbytes + e->sockbytes;
   if (inflight > e->stats.out_peak) e->stats.out_peak = inflight;
-  if (wasempty) uv_async_send(&e->wake);
+  if (wasempty || e->held) e->needwake = 1, e->held = 0;
 }
 
 /*
@@ -166,7 +171,7 @@ static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
   } else {
     r = PLUSH_ENOMEM;
   }
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   if (r != 0) plush_frame_unref(f);
   return r;
 }
@@ -236,7 +241,7 @@ int eng_sendout(plush_engine *e, uint32_t stream, const char *data, size_t n) {
   } else {
     r = PLUSH_ENOMEM;
   }
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   return r;
 }
 
@@ -273,7 +278,7 @@ int eng_sendreply(plush_engine *e, uint64_t id, int status) {
   plush_frame_repack(f);
   uv_mutex_lock(&e->mu);
   r = eng_live(e) ? post(e, f) : 1;
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   if (r != 0) plush_frame_unref(f);
   return r;
 }
@@ -360,7 +365,7 @@ static void put(sink *s, const char *p, size_t n) {
       } else if ((r = post(s->e, f)) == 0) {
         throttle(s->e);
       }
-      uv_mutex_unlock(&s->e->mu);
+      eng_unlock(s->e);
       if (r == 1) {
         plush_frame_unref(f);
       } else if (r < 0) {
@@ -430,7 +435,7 @@ static void emit(lua_State *L, uint32_t stream, int first, int last,
     fill(L, p, first, last, isprint);
     throttle(e);
   }
-  uv_mutex_unlock(&e->mu);
+  eng_unlock(e);
   if (p == NULL) luaL_error(L, "not enough memory for output");
 }
 

@@ -430,13 +430,26 @@ static void note(uint64_t id, const char *text) {
 ** An interrupt that cannot act is said: in a C call the hook never fires;
 ** a pcall loop catches it and goes on.
 */
+static char inccall[64]; /* a file os.execute's shell makes */
+
+static int isinccall(void) { return access(inccall, F_OK) == 0; }
+
 Test(engine, an_interrupt_that_waits_is_said) {
+  char code[160];
   boot(-1, 0, 0);
-  /* interrupted once the chunk runs (one that comes before its first
-  ** instruction ends the task at once, as it should) */
-  exec(21, "print('in') os.execute('sleep 2') return 'slept'");
+  /* interrupted once the chunk is in the C call: its shell made the file
+  ** (one that comes before the call ends the task at once, as it should) */
+  snprintf(inccall, sizeof inccall, "/tmp/plush-test-inccall-%d",
+           (int)getpid());
+  unlink(inccall);
+  snprintf(code, sizeof code,
+           "print('in') os.execute('touch %s && sleep 2') return 'slept'",
+           inccall);
+  exec(21, code);
   plush_frame_unref(expect(PLUSH_T_STARTED, 21));
   output("in\n", PLUSH_STREAM_STDOUT, 21);
+  until(isinccall, "the shell of os.execute", 1);
+  unlink(inccall);
   sendhdr(PLUSH_T_INTERRUPT, 21, 0);
   note(21, "is in a C call: the interrupt waits for it to return");
   /* the hook fires once the call returns */
@@ -796,6 +809,25 @@ Test(engine, interrupt_zero_stops_whatever_runs) {
   decode(f);
   plush_frame_unref(f);
   ok("v.message:find('interrupted')");
+  shutdown_();
+}
+
+/*
+** A task's STARTED is held back to leave with its next frame; one that
+** blocks without output still has it sent while it runs (the loop's
+** timer): the PONG asked after it comes before the REPLY. A quick
+** task's STARTED still comes first.
+*/
+Test(engine, started_of_a_blocked_task_is_not_held) {
+  boot(-1, 0, 0);
+  exec(41, "os.execute('sleep 2') return 'woke'");
+  plush_frame_unref(expect(PLUSH_T_STARTED, 41));
+  sendhdr(PLUSH_T_PING, 0, 5);
+  plush_frame_unref(expect(PLUSH_T_PONG, 0));
+  plush_frame_unref(expect(PLUSH_T_REPLY, 41));
+  exec(42, "return 42");
+  reply(42, PLUSH_S_OK);
+  ok("v.r.n == 1 and v.r[1] == 42");
   shutdown_();
 }
 
