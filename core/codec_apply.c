@@ -89,7 +89,7 @@ int plush_encode_apply(lua_State *L, int fidx, int a0, int nargs, plush_buf *out
   ctx c;
   apply w;
   size_t len0 = out->len;
-  int top = lua_gettop(L), st, i, segs0 = out->nsegs;
+  int top = lua_gettop(L), st = LUA_OK, i, segs0 = out->nsegs;
   codec_init(&c, L, root, err, errlen);
   c.b = out;
   fidx = lua_absindex(L, fidx);
@@ -102,16 +102,7 @@ int plush_encode_apply(lua_State *L, int fidx, int a0, int nargs, plush_buf *out
     lua_pushlightuserdata(L, &w);
     lua_pushvalue(L, fidx);
     for (i = 0; i < nargs; i++) lua_pushvalue(L, a0 + i);
-    if ((st = lua_pcall(L, nargs + 2, 0, 0)) != LUA_OK) {
-      const char *m = lua_tostring(L, -1);
-      c.rc = codec_fail(&c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_EUNSER,
-                        "cannot serialise %s: %s", c.root, m ? m : "error");
-    }
+    st = lua_pcall(L, nargs + 2, 0, 0);
   }
-  lua_settop(L, top);
-  if (c.rc) {
-    out->len = len0;
-    plush_buf_dropsegs(out, segs0);
-  }
-  return c.rc;
+  return codec_encoded(&c, st, top, out, len0, segs0);
 }

@@ -737,7 +737,7 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
                  char *err, size_t errlen) {
   ctx c;
   size_t len0 = out->len;
-  int top = lua_gettop(L), t, st, segs0 = out->nsegs;
+  int top = lua_gettop(L), t, st = LUA_OK, segs0 = out->nsegs;
   codec_init(&c, L, root, err, errlen);
   c.b = out;
   idx = lua_absindex(L, idx);
@@ -748,17 +748,23 @@ int plush_encode(lua_State *L, int idx, plush_buf *out, const char *root,
     lua_pushcfunction(L, encbody);
     lua_pushlightuserdata(L, &c);
     lua_pushvalue(L, idx);
-    if ((st = lua_pcall(L, 2, 0, 0)) != LUA_OK) {
-      const char *m = lua_tostring(L, -1);
-      c.rc = codec_fail(&c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_EUNSER,
-                  "cannot serialise %s: %s", c.root, m ? m : "error");
-    }
+    st = lua_pcall(L, 2, 0, 0);
   }
-  lua_settop(L, top);
-  if (c.rc) {
+  return codec_encoded(&c, st, top, out, len0, segs0);
+}
+
+int codec_encoded(ctx *c, int st, int top, plush_buf *out, size_t len0,
+                  int segs0) {
+  if (st != LUA_OK) {
+    const char *m = lua_tostring(c->L, -1);
+    c->rc = codec_fail(c, st == LUA_ERRMEM ? PLUSH_ENOMEM : PLUSH_EUNSER,
+                       "cannot serialise %s: %s", c->root, m ? m : "error");
+  }
+  lua_settop(c->L, top);
+  if (c->rc) {
     out->len = len0;
     plush_buf_dropsegs(out, segs0);
   }
-  return c.rc;
+  return c->rc;
 }
 

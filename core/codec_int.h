@@ -117,6 +117,11 @@ PLUSH_INTERNAL int codec_putdump(ctx *c, int idx);
 /* codec_enc.c: the value at idx appended (the encoder's walk), for
 ** codec_apply.c. */
 PLUSH_INTERNAL int codec_put(ctx *c, int idx);
+/* The end of an encode under lua_pcall (status st): an error raised
+** there becomes c->rc; the stack goes back to top; on failure out goes
+** back to len0 bytes and segs0 segments. Returns c->rc. */
+PLUSH_INTERNAL int codec_encoded(ctx *c, int st, int top, plush_buf *out,
+                                 size_t len0, int segs0);
 /* codec_scan.c: 0 when p[0..n) is a well-formed Lua 5.4 binary chunk. */
 PLUSH_INTERNAL int codec_checkdump(const uint8_t *p, size_t n);
 /* codec_scan.c: 1 when the value at p may hold a BACKREF or UPVALUE (or
