@@ -15,27 +15,14 @@
 #include "array.h"
 #include "codec.h"
 #include "plush.h"
-
-static lua_State *A, *B;
-static plush_buf buf;
-static char err[512];
+#include "harness/two_states.h"
 
 static void setup(void) {
-  A = luaL_newstate();
-  B = luaL_newstate();
-  luaL_openlibs(A);
-  luaL_openlibs(B);
+  two_states_open();
   plush_array_preload(A); /* B makes its arrays by decoding alone */
-  plush_buf_init(&buf);
 }
 
-static void teardown(void) {
-  lua_close(A);
-  lua_close(B);
-  plush_buf_free(&buf);
-}
-
-TestSuite(array, .init = setup, .fini = teardown);
+TestSuite(array, .init = setup, .fini = two_states_close);
 
 /* Runs code in L (A = require "plush.array" in scope), leaving one result. */
 static void eval(lua_State *L, const char *code) {

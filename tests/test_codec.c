@@ -15,27 +15,10 @@
 
 #include "codec.h"
 #include "plush.h"
+#include "harness/two_states.h"
 
-static lua_State *A, *B;
-static plush_buf buf;
-static char err[512];
 
-static void setup(void) {
-  A = luaL_newstate();
-  B = luaL_newstate();
-  luaL_openlibs(A);
-  luaL_openlibs(B);
-  plush_buf_init(&buf);
-  err[0] = '\0';
-}
-
-static void teardown(void) {
-  lua_close(A);
-  lua_close(B);
-  plush_buf_free(&buf);
-}
-
-TestSuite(codec, .init = setup, .fini = teardown);
+TestSuite(codec, .init = two_states_open, .fini = two_states_close);
 
 /* Runs code in L, leaving its first result on the stack. */
 static void eval(lua_State *L, const char *code) {
