@@ -42,13 +42,7 @@ local function run(n)
     local e0, lb, noop = rc[rc:ids()[1]], rc:balanced():async(), function() end
     for _ = 1, 300 do e0:execute("a = 1") end
     for _ = 1, 300 do e0:apply(noop) end
-    local left = n
-    while left > 0 do
-      local ds = {}
-      for i = 1, math.min(1000, left) do ds[i] = lb:apply(noop) end
-      plush.wait_all(ds)
-      left = left - 1000
-    end
+    proc.lb_batches(plush, lb, noop, n)
     rc:close()
   end, debug.traceback)
   core.kill(pid, 15)

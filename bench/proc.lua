@@ -110,4 +110,16 @@ function M.run(core, plush, root, body, wrap)
   end
 end
 
+-- n balanced applies of f through lb, 1,000 at a time, each thousand
+-- waited for (plush.wait_all) before the next: the lb_noop row's pattern.
+function M.lb_batches(plush, lb, f, n)
+  local left = n
+  while left > 0 do
+    local ds = {}
+    for i = 1, math.min(1000, left) do ds[i] = lb:apply(f) end
+    plush.wait_all(ds)
+    left = left - 1000
+  end
+end
+
 return M

@@ -39,13 +39,7 @@ proc.run(core, plush, ROOT, function(rc, engines, pid)
   if mode == "exec" then
     for _ = 1, N do e0:execute("a = 1") end
   elseif mode == "lb" then
-    local left = N
-    while left > 0 do
-      local ds = {}
-      for i = 1, math.min(1000, left) do ds[i] = lb:apply(noop) end
-      plush.wait_all(ds)
-      left = left - 1000
-    end
+    proc.lb_batches(plush, lb, noop, N)
   end
   local n = math.max(N, 1)
   local t, c, k, g = core.now() - t0, os.clock() - c0, cpu(pid) - k0, ecpu() - g0

@@ -71,6 +71,26 @@ static void same_payload(const plush_frame *got, plush_frame *sent) {
                "the payload differs");
 }
 
+/* The first PART bytes of the request q (task t) sent, its relay begun at
+** E0 and then voided there (RELAY_END: the engine's frame is dropped). */
+static void sent_part_then_voided(plush_frame *q, uint64_t t) {
+  plush_frame *f;
+  send_part(CLI, q, PART);
+  h_until_fn(arriving, E0, "the request's first bytes at the engine");
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+}
+
+/* ... then the rest sent: q reaches E0 whole, as a plain request. */
+static void rest_goes_whole(plush_frame *q, uint64_t t) {
+  plush_frame *f;
+  send_rest(CLI, q, PART, 0);
+  f = h_next(E0, PLUSH_T_REQ, t);
+  cr_assert_eq(f->hdr.flags, 0);
+  same_payload(f, q);
+}
+
 /* ---- replies, engine -> client -------------------------------------- */
 
 Test(relay, a_big_reply_reaches_its_client_while_the_engine_still_sends_it) {
@@ -367,16 +387,9 @@ Test(relay_stall, a_request_that_stops_coming_is_sent_whole_when_it_has_come) {
   uint64_t t;
   setenv("PLUSH_NOSPLICE", "1", 1); /* relayed by copies (this process) */
   t = h_taskid(CLI);
-  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 's'), *f;
-  send_part(CLI, q, PART);
-  h_until_fn(arriving, E0, "the request's first bytes at the engine");
-  f = h_next(E0, PLUSH_T_REQ, t);
-  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
-  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
-  send_rest(CLI, q, PART, 0);
-  f = h_next(E0, PLUSH_T_REQ, t);
-  cr_assert_eq(f->hdr.flags, 0);
-  same_payload(f, q);
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 's');
+  sent_part_then_voided(q, t);
+  rest_goes_whole(q, t);
   h_reply(E0, t, 0, "{r = {n = 0}}");
   h_next(CLI, PLUSH_T_REPLY, t);
   h_quiet(E0, 10);
@@ -390,11 +403,7 @@ Test(relay_stall, a_request_that_stops_coming_is_sent_whole_when_it_has_come) {
 Test(relay_stall, a_spliced_request_that_stops_coming_fails_after_three_beats) {
   uint64_t t = h_taskid(CLI);
   plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 'p'), *f;
-  send_part(CLI, q, PART);
-  h_until_fn(arriving, E0, "the request's first bytes at the engine");
-  f = h_next(E0, PLUSH_T_REQ, t);
-  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
-  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+  sent_part_then_voided(q, t);
   f = h_next(CLI, PLUSH_T_REPLY, t);
   cr_assert_eq(f->hdr.status, PLUSH_S_BADREQ);
   h_expect(f, "v.kind == 'BadRequest' and v.message:find("
@@ -439,17 +448,10 @@ TestSuite(relay_kept, .init = setup_kept, .fini = teardown_kept);
 ** heartbeat and sent whole, as before splicing. */
 Test(relay_kept, a_request_the_store_keeps_is_not_spliced) {
   uint64_t t = h_taskid(CLI);
-  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 0), *f;
+  plush_frame *q = bigframe(PLUSH_T_REQ, 0, t, BIG, 0);
   pattern(q);
-  send_part(CLI, q, PART);
-  h_until_fn(arriving, E0, "the request's first bytes at the engine");
-  f = h_next(E0, PLUSH_T_REQ, t);
-  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
-  cr_assert_eq(h_next(E0, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
-  send_rest(CLI, q, PART, 0);
-  f = h_next(E0, PLUSH_T_REQ, t);
-  cr_assert_eq(f->hdr.flags, 0);
-  same_payload(f, q);
+  sent_part_then_voided(q, t);
+  rest_goes_whole(q, t);
   h_reply(E0, t, 0, "{r = {n = 1, 'kept'}}");
   h_expect(h_next(CLI, PLUSH_T_REPLY, t), "v.r[1] == 'kept'");
   plush_frame_unref(q);
