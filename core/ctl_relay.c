@@ -148,9 +148,9 @@ int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t) {
 ** controller does not keep it: assign() dropped it (a direct request over
 ** the store's request limit). relay_sent then counts what the engine's
 ** socket took. A spliced request cannot be sent whole later, so a client
-** that stops mid-way is given SPLICE_PATIENCE heartbeats (not one; the engine link waits
-** for it meanwhile, so not many): then
-** the engine's frame is voided and the task fails with BadRequest.
+** that stops mid-way is given SPLICE_PATIENCE heartbeats, not one (not
+** many either: its engine's link waits for it meanwhile); then the
+** engine's frame is voided and the task fails with BadRequest.
 */
 enum { RELAY_NONE, RELAY_PENDING, RELAY_ON, RELAY_WHOLE, RELAY_SPLICE };
 #define SPLICE_PATIENCE 3

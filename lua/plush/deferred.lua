@@ -30,6 +30,8 @@ D.stdout, D.stderr = "", ""
 local DO = {}
 -- D's and DO's twins for a Deferred that failed (their __gc: below)
 local DG, DOG = {}, {}
+-- the metatables a Deferred has (deferred.is, check_list)
+local KINDS = {[D] = true, [DO] = true, [DG] = true, [DOG] = true}
 function DO.__index(d, k)
   if k == "stdout" or k == "stderr" then
     local out = rawget(d, "_out")
@@ -83,8 +85,7 @@ function deferred.fail(e)
 end
 
 function deferred.is(v)
-  local mt = getmetatable(v)
-  return mt == D or mt == DO or mt == DG or mt == DOG
+  return KINDS[getmetatable(v)] == true
 end
 
 --[[
@@ -348,8 +349,7 @@ end
 local function check_list(ds, fname)
   util.check(ds, 1, fname, "table")
   for i = 1, util.len(ds) do
-    local mt = getmetatable(ds[i]) -- deferred.is, inline: a call less per item
-    if mt ~= D and mt ~= DO and mt ~= DG and mt ~= DOG then
+    if not KINDS[getmetatable(ds[i])] then -- deferred.is, inline: a call less an item
       util.argerror(1, fname, ("Deferred expected at index %d, got %s"):format(i, type(ds[i])))
     end
   end
