@@ -272,25 +272,6 @@ static inline int isnum(unsigned char tt) {
   return tt == CODEC_TINT || tt == CODEC_TFLT;
 }
 
-/*
-** The room a long run of numbers will likely take: the mean length of
-** SLOTS_SAMPLE slots spread over a[0..n), times n, plus a sixteenth and
-** one chunk of putslots's room. Made once, it spares the buffer its
-** doublings (a 10^6-number array went 2 → 4 → 8 MiB, each growth fresh
-** pages the kernel zeroes: ~20% of the client's CPU per push) and the
-** block then fits the one a like frame left behind (mem.h keeps it).
-** A short guess only means doublings again, as before.
-*/
-enum { SLOTS_SAMPLE = 1024 };
-static size_t slotsguess(const codec_slot *a, lua_Unsigned n) {
-  lua_Unsigned step = n / SLOTS_SAMPLE, i, k = 0;
-  size_t w = 0;
-  uint8_t tmp[9];
-  for (i = step / 2; i < n; i += step, k++)
-    w += a[i].tt == CODEC_TINT ? intat(tmp, a[i].v.i) : 9;
-  w = (size_t)((double)w / (double)k * (double)n);
-  return w + w / 16 + 9 * (size_t)65536;
-}
 static lua_Unsigned putslots(ctx *c, const codec_slot *a, lua_Unsigned n) {
   lua_Unsigned i, j;
   uint8_t *p;
