@@ -66,6 +66,13 @@ static const char *const shapes[] = {
   " -128, -129, -32768, -32769, 2147483647, -2147483648, -2147483649,"
   " math.maxinteger, math.mininteger}",
   "return {0.5, -0.0, 0.0, 1/0, -1/0, 0/0, -(0/0), 2^53 + 1.0, 5e-324, 3.0, 1e308}",
+  /* every width, in the decoder's unchecked loop (9 bytes or more left)
+  ** and in its tail, in both orders, with a string between */
+  "local w = {math.mininteger, -2147483649, -2147483648, -32769, -32768, -129, -128,"
+  " -33, -32, -1, 0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296,"
+  " math.maxinteger, 0.5, -0.0, 0/0, 2^53 + 1.0}"
+  " local t = {} for i = #w, 1, -1 do t[#t + 1] = w[i] end t[#t + 1] = 'x'"
+  " for i = 1, #w do t[#t + 1] = w[i] end return t",
   "return {1, 2.0, 3, 4.5, math.mininteger, -0.0, 7}",
   /* holes and borders */
   "return {1, 2, nil, 4}",
