@@ -259,6 +259,12 @@ static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
   return rc;
 }
 
+/* A number's tag in a slot (codec_int.h); putslots's out of memory. */
+static inline int isnum(unsigned char tt) {
+  return tt == CODEC_TINT || tt == CODEC_TFLT;
+}
+#define SLOTS_NOMEM ((lua_Unsigned)-1)
+
 /*
 ** The numbers in slots a[0..n), as putrun writes them, up to the first
 ** slot that holds anything else; room made for 64Ki at a time: no Lua API
@@ -267,11 +273,6 @@ static int putrun(ctx *c, int idx, lua_Integer n, lua_Integer *next) {
 ** cache, ~25% of an encode). Returns how many it wrote (n: all), or
 ** (lua_Unsigned)-1 when out of memory (the error worded).
 */
-#define SLOTS_NOMEM ((lua_Unsigned)-1)
-static inline int isnum(unsigned char tt) {
-  return tt == CODEC_TINT || tt == CODEC_TFLT;
-}
-
 static lua_Unsigned putslots(ctx *c, const codec_slot *a, lua_Unsigned n) {
   lua_Unsigned i, j;
   uint8_t *p;
@@ -383,7 +384,8 @@ static int closetab(ctx *c, size_t at) {
 ** but no positive integer among them ({n = n, ...}: table.pack, a map's
 ** results), ext TABLE of n items and those pairs, in walk order. The same
 ** bytes as putrun and putrest write. 1 (nothing written) for any other
-** table. Nothing between the look at the slots and their last write
+** table, also when putslots meets a slot that is not a number (what it
+** wrote is dropped: the API paths write the table). Nothing between the look at the slots and their last write
 ** allocates in Lua, so no collector step (no finalizer) can change the
 ** table meanwhile.
 */
