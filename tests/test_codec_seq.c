@@ -66,6 +66,13 @@ static const char *const shapes[] = {
   " -128, -129, -32768, -32769, 2147483647, -2147483648, -2147483649,"
   " math.maxinteger, math.mininteger}",
   "return {0.5, -0.0, 0.0, 1/0, -1/0, 0/0, -(0/0), 2^53 + 1.0, 5e-324, 3.0, 1e308}",
+  /* every width, in the decoder's unchecked loop (9 bytes or more left)
+  ** and in its tail, in both orders, with a string between */
+  "local w = {math.mininteger, -2147483649, -2147483648, -32769, -32768, -129, -128,"
+  " -33, -32, -1, 0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296,"
+  " math.maxinteger, 0.5, -0.0, 0/0, 2^53 + 1.0}"
+  " local t = {} for i = #w, 1, -1 do t[#t + 1] = w[i] end t[#t + 1] = 'x'"
+  " for i = 1, #w do t[#t + 1] = w[i] end return t",
   "return {1, 2.0, 3, 4.5, math.mininteger, -0.0, 7}",
   /* holes and borders */
   "return {1, 2, nil, 4}",
@@ -115,6 +122,19 @@ static const char *const shapes[] = {
   /* huge */
   "local t = {} for i = 1, 200001 do t[i] = i % 3 == 0 and i / 3 or i - 100000 end return t",
   "local t = {} for i = 1, 300000 do t[i] = i end t.n = 300000 return t",
+  /* huge, something else than a number met after the slots' writes began
+  ** (the first chunk of 64Ki, a later one, the last slot; with other keys) */
+  "local t = {} for i = 1, 70000 do t[i] = i end t[100] = 'x' return t",
+  "local t = {} for i = 1, 70000 do t[i] = i end t[65537] = true return t",
+  "local t = {} for i = 1, 70000 do t[i] = i / 2 end t[69999] = {} return t",
+  "local t = {} for i = 1, 70000 do t[i] = i end t[70000] = 'last' return t",
+  "local t = {} for i = 1, 70000 do t[i] = i end t[40000] = 's' t.n = 70000 return t",
+  /* huge, the room guessed from 1024 sampled slots far too short (they
+  ** hold 0, the rest 9-byte integers) and far too long (the reverse) */
+  "local t = {} for i = 1, 100000 do t[i] = (i - 49) % 97 == 0 and 0 or 1 << 40 end"
+  " return t",
+  "local t = {} for i = 1, 100000 do t[i] = (i - 49) % 97 == 0 and 0.5 or i % 100 end"
+  " return t",
 };
 
 /*
@@ -433,5 +453,45 @@ Test(codec_seq, slices_of_numbers) {
   enc_slice(2, 5, 0);
   cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
   check("#v == 4 and v[1] == 2 and v[3] == 'x' and v[4] == 5");
+  plush_buf_free(&want);
+}
+
+/* A long slice whose numbers stop midway (a string, booleans, a hole):
+** the numbers before are written from the slots, the rest item by item,
+** the same bytes as the plain table of its items (which, having no hole,
+** is an array too); with the hole, the same items decoded. */
+Test(codec_seq, long_slices_with_other_values_midway) {
+  static const lua_Integer cases[][2] = {{1, 100000}, {2, 99999}, {69990, 100000},
+    {70001, 100000}, {100, 70000}};
+  plush_buf want;
+  plush_buf_init(&want);
+  eval("local t = {} for i = 1, 100000 do t[i] = i % 3 == 0 and i / 3 or i end"
+       " t[70000] = 'x' t[80000] = false t[99999] = true return t");
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    lua_Integer i = cases[k][0], j = cases[k][1];
+    char code[128];
+    enc_slice(i, j, 0);
+    snprintf(code, sizeof code,
+             "local t = ... local u = {} for k = %lld, %lld do u[k - %lld + 1] = t[k] end"
+             " return u", (long long)i, (long long)j, (long long)i);
+    cr_assert_eq(luaL_loadstring(L, code), 0);
+    lua_pushvalue(L, -2);
+    cr_assert_eq(lua_pcall(L, 1, 1, 0), 0);
+    want.len = 0;
+    cr_assert_eq(plush_encode(L, -1, &want, "t", err, sizeof err), 0);
+    lua_pop(L, 1);
+    cr_assert(want.len == buf.len && memcmp(want.data, buf.data, buf.len) == 0,
+              "slice %lld..%lld", (long long)i, (long long)j);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, -2, 80000);                    /* a hole */
+  enc_slice(79999, 80001, 0);
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("v[1] == 79999 and v[2] == nil and v[3] == 26667.0");
+  lua_pop(L, 1);
+  enc_slice(1, 100000, 0);
+  cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
+  check("v[69999] == 23333.0 and v[70000] == 'x' and v[80000] == nil and v[80001] == 26667.0"
+        " and v[99999] == true and v[100000] == 100000");
   plush_buf_free(&want);
 }
