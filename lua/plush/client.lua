@@ -61,7 +61,9 @@ function client.new(conn, opts)
     closed = false,
   }, mt)
   -- Deferreds keep this to wait: a plain function, not a method
-  self._pump = function(t) return self:pump(t) end
+  -- (self:pump without a call of mt.__index: an instance's own pump,
+  -- as the kernel sets, else Client's)
+  self._pump = function(t) return (rawget(self, "pump") or Client.pump)(self, t) end
   -- the balanced views' submit, found without a call of mt.__index
   self._submit1, self._apply1 = Client._submit1, Client._apply1
   return self
@@ -421,7 +423,7 @@ end
 ]]
 function Client:pump(timeout)
   -- nothing will ever come: waiting would spin or hang
-  self:_check_open()
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
   local catch, was = self.catch_sigint, nil
   -- caught while the events are handled too: a Ctrl-C while a flood of
   -- output is written must interrupt the engines, not kill the client
