@@ -435,6 +435,16 @@ function Balanced:apply(f, ...)
   return run(self, d)
 end
 
+-- The same for a one-engine direct view with no scheduling option.
+function Direct:apply(f, ...)
+  local t = self.targets
+  if not (self._plain and math_type(t) == "integer") then return View.apply(self, f, ...) end
+  if type(f) ~= "function" then util.check(f, 1, "apply", "function") end
+  local d = self.rc:_apply1(t, self.timeout, self.output, f, ...)
+  if not self.block then return d end
+  return run(self, d)
+end
+
 -- push{name = value, ...}: assign globals in every target's namespace.
 function Direct:push(ns)
   util.check(ns, 1, "push", "table")

@@ -456,6 +456,23 @@ describe("views", function()
       assert.same({n = 0}, table.pack(rc[1]:execute("x = 1")))
       assert.is_nil(rc[1]:push{z = 1}) -- quiet: nothing, even the empty list
       assert.equal(1, rc[1]:execute("return z"))
+      -- apply on one engine: the arguments, holes kept, and its errors
+      local v = rc[2]
+      assert.same({n = 3, 2, nil, "c"},
+        table.pack(v:apply(function(_, b, c) return engine.id, b, c end, 1, nil, "c")))
+      local last = fake.state.submitted[#fake.state.submitted]
+      assert.is_nil(last.sched)
+      assert.same({n = 3, 1, nil, "c"}, last.msg.args)
+      ok, e = pcall(v.apply, v, 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'apply' %(function expected, got number%)", tostring(e))
+      ok, e = pcall(v.apply, v, function() error("bad", 0) end)
+      assert.is_false(ok)
+      assert.equal("RemoteError", e.kind)
+      assert.equal(2, v:async():apply(function() return engine.id end):get())
+      v.detached = true
+      v:apply(function() return 1 end)
+      assert.same({detached = true}, fake.state.submitted[#fake.state.submitted].sched)
     end)
 
     it("sends detached to the controller, and refuses a string targets", function()
