@@ -66,6 +66,7 @@ function client.new(conn, opts)
   self._pump = function(t) return (rawget(self, "pump") or Client.pump)(self, t) end
   -- the balanced views' submit, found without a call of mt.__index
   self._submit1, self._apply1 = Client._submit1, Client._apply1
+  self._exec1 = Client._exec1
   return self
 end
 
@@ -535,6 +536,16 @@ function Client:_apply1(target, timeout, output, f, ...)
   if self.closed or rawget(self, "lost") then Client._check_open(self) end
   local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)
   if not ok then reraise(id) elseif id == nil then util.ok(id, err, name) end
+  return track(self, id, target, output)
+end
+
+-- Internal: _submit1 of {op = "exec", code = code, name = name, auto =
+-- auto or nil}, written by conn:exec without the table (view.lua).
+function Client:_exec1(target, timeout, output, code, name, auto)
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
+  local ok, id, err, ename = pcall(self.conn.exec, self.conn, target, code, timeout, nil,
+    name, auto)
+  if not ok then reraise(id) elseif id == nil then util.ok(id, err, ename) end
   return track(self, id, target, output)
 end
 

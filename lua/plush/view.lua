@@ -406,16 +406,31 @@ function View:execute(code, name)
   if name ~= nil and type(name) ~= "string" then
     util.check(name, 2, "execute", "string", "nil")
   end
-  local msg = {op = "exec", code = code, name = name}
-  return run(self, self:_send(msg))
+  return View._exec(self, code, name, nil)
 end
 
 -- The shell's execute of an expression line (it added the `return`):
 -- a value that cannot travel comes back as its tostring, its index in
 -- the Deferred's metadata.tostring (engine.md).
 function View:_execute_expr(code, name)
-  local msg = {op = "exec", code = code, name = name, auto = true}
-  return run(self, self:_send(msg))
+  return View._exec(self, code, name, true)
+end
+
+-- exec's request: on a balanced or one-engine view with no scheduling
+-- option written by conn:exec (no request table), else by _send.
+function View:_exec(code, name, auto)
+  if self._plain then
+    local t = self.targets
+    if getmetatable(self) == balanced_mt then
+      t = nil
+    elseif math_type(t) ~= "integer" then
+      t = false
+    end
+    if t ~= false then
+      return run(self, self.rc:_exec1(t, self.timeout, self.output, code, name, auto))
+    end
+  end
+  return run(self, self:_send({op = "exec", code = code, name = name, auto = auto}))
 end
 
 -- apply(f, ...): call f(...) in the engine; the result is what it returned.

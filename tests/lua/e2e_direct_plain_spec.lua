@@ -1,5 +1,5 @@
 -- End to end: a one-engine direct view with no scheduling option (rc[i]:
--- its execute and apply submit through Client:_submit1 / _apply1, and a
+-- its execute and apply submit through Client:_exec1 / _apply1, and a
 -- blocking call waits on the Deferred without d:get()): the same values,
 -- metadata, output order, errors and timeouts as before. Runs against the
 -- cluster of PLUSH_TEST_FILE (real_cluster.lua), skipped otherwise.
@@ -66,6 +66,36 @@ describe("e2e direct plain", function()
     ok, e = pcall(e0.apply, e0, function() end, coroutine.create(print))
     assert.is_false(ok)
     assert.matches("cannot serialise request.args%[1%]: thread", e)
+  end)
+
+  it("execute on a balanced view and the shell's expression form (auto)", function()
+    local lb = rc:balanced()
+    assert.equal(9, lb:execute("return 9", "lb"))
+    local d = e0:async():_execute_expr("return 1, coroutine.create(print)", "expr")
+    local a, b = d:get()
+    assert.equal(1, a)
+    assert.matches("^thread: ", b)
+    assert.same({2}, d.metadata.tostring)
+    d = lb:async():_execute_expr("return io.stdout")
+    assert.matches("^file ", (d:get()))
+  end)
+
+  it("conn:exec writes the request; its reply comes like any other", function()
+    local tid = rc.conn:exec(id, "return ...", nil, nil, "named")
+    local evs, n = {}, 0
+    local t0 = plush.now()
+    while #evs == 0 and plush.now() - t0 < 20 do evs, n = rc.conn:poll(1, nil, true) end
+    assert.equal(1, n)
+    assert.equal(tid, evs[1])
+    assert.equal(id, evs[2])
+    assert.same({n = 0}, evs[4])
+    local conn = rc.conn
+    local ok, e = pcall(function() return conn:exec(id, 42) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'exec' %(string expected, got number%)", e)
+    ok, e = pcall(function() return conn:exec(id, "x", nil, nil, 5) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #5 to 'exec' %(string expected, got number%)", e)
   end)
 
   it("a task past its view's timeout raises TimeoutError; the engine goes on", function()

@@ -330,6 +330,17 @@ function Conn:apply(target, f, timeout, sched, ...)
   return self:submit(target, {op = "apply", f = f, args = table.pack(...)}, timeout, sched)
 end
 
+-- conn:exec(target, code, timeout, sched [, name [, auto]]): the request
+-- {op = "exec", code = code, name = name, auto = auto or nil} (lua_core.c
+-- writes it without the table)
+function Conn:exec(target, code, timeout, sched, name, auto)
+  if type(code) ~= "string" then
+    error("bad argument #2 to 'exec' (string expected, got " .. type(code) .. ")", 2)
+  end
+  return self:submit(target, {op = "exec", code = code, name = name, auto = auto or nil},
+    timeout, sched)
+end
+
 local ctrl_ops = {}
 
 function ctrl_ops.ids() return "ok", fake.ids() end
