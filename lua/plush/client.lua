@@ -60,13 +60,9 @@ function client.new(conn, opts)
     catch_sigint = opts.catch_sigint ~= false,
     closed = false,
   }, mt)
-  -- Deferreds keep this to wait: a plain function, not a method
-  -- (self:pump without a call of mt.__index: an instance's own pump,
-  -- as the kernel sets, else Client's)
+  -- Deferreds' wait (rc:pump: an own one, as the kernel's) and the views' submit, no mt.__index
   self._pump = function(t) return (rawget(self, "pump") or Client.pump)(self, t) end
-  -- the balanced views' submit, found without a call of mt.__index
   self._submit1, self._apply1 = Client._submit1, Client._apply1
-  self._exec1 = Client._exec1
   return self
 end
 
@@ -530,23 +526,14 @@ function Client:_submit1(target, msg, timeout, sched, output, whole)
   return track(self, id, target, output, whole)
 end
 
--- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)},
--- written by conn:apply without those tables (balanced views: view.lua).
-function Client:_apply1(target, timeout, output, f, ...)
+-- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)} by conn:apply, no tables;
+-- a string f: of {op = "exec", code = f, name = ..., auto = ...} by conn:exec (view.lua).
+function Client:_apply1(to, timeout, output, f, ...)
   if self.closed or rawget(self, "lost") then Client._check_open(self) end
-  local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)
-  if not ok then reraise(id) elseif id == nil then util.ok(id, err, name) end
-  return track(self, id, target, output)
-end
-
--- Internal: _submit1 of {op = "exec", code = code, name = name, auto =
--- auto or nil}, written by conn:exec without the table (view.lua).
-function Client:_exec1(target, timeout, output, code, name, auto)
-  if self.closed or rawget(self, "lost") then Client._check_open(self) end
-  local ok, id, err, ename = pcall(self.conn.exec, self.conn, target, code, timeout, nil,
-    name, auto)
-  if not ok then reraise(id) elseif id == nil then util.ok(id, err, ename) end
-  return track(self, id, target, output)
+  local c = self.conn
+  local ok, id, e, n = pcall(type(f) == "string" and c.exec or c.apply, c, to, f, timeout, nil, ...)
+  if not ok then reraise(id) elseif id == nil then util.ok(id, e, n) end
+  return track(self, id, to, output)
 end
 
 --[[

@@ -427,7 +427,7 @@ function View:_exec(code, name, auto)
       t = false
     end
     if t ~= false then
-      return run(self, self.rc:_exec1(t, self.timeout, self.output, code, name, auto))
+      return run(self, self.rc:_apply1(t, self.timeout, self.output, code, name, auto))
     end
   end
   return run(self, self:_send({op = "exec", code = code, name = name, auto = auto}))

@@ -1,5 +1,5 @@
 -- End to end: a one-engine direct view with no scheduling option (rc[i]:
--- its execute and apply submit through Client:_exec1 / _apply1, and a
+-- its execute and apply submit through Client:_apply1, and a
 -- blocking call waits on the Deferred without d:get()): the same values,
 -- metadata, output order, errors and timeouts as before. Runs against the
 -- cluster of PLUSH_TEST_FILE (real_cluster.lua), skipped otherwise.
