@@ -423,11 +423,13 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 ** conn:apply(target, f, timeout, opts, ...): the same for the request
 ** {op = "apply", f = f, args = table.pack(...)}, written without them.
 ** conn:exec(target, code, timeout, opts [, name [, auto]]): the same for
-** {op = "exec", code = code, name = name, auto = true or nil}.
+** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
+** with a string for f is that (one entry for the views: client.lua).
 */
 static int submit(lua_State *L, int apply) {
   client *c = toclient(L);
-  int nargs = apply == 2 ? PLUSH_LUA_EXEC
+  int exec = apply == 2 || (apply && lua_type(L, 3) == LUA_TSTRING);
+  int nargs = exec ? PLUSH_LUA_EXEC
               : apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
@@ -451,7 +453,7 @@ static int submit(lua_State *L, int apply) {
   } else if (tt != LUA_TNIL && tt != LUA_TNONE) {
     luaL_typeerror(L, 2, "engine id, array of engine ids or nil");
   }
-  if (apply == 2) {
+  if (exec) {
     luaL_checktype(L, 3, LUA_TSTRING);
     if (!lua_isnoneornil(L, 6)) luaL_checktype(L, 6, LUA_TSTRING);
     lua_settop(L, 7); /* name and auto: nil when absent */

@@ -526,14 +526,13 @@ function Client:_submit1(target, msg, timeout, sched, output, whole)
   return track(self, id, target, output, whole)
 end
 
--- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)} by conn:apply, no tables;
--- a string f: of {op = "exec", code = f, name = ..., auto = ...} by conn:exec (view.lua).
-function Client:_apply1(to, timeout, output, f, ...)
+-- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)} (a string f: of {op =
+-- "exec", code = f, name = ..., auto = ...}) written by conn:apply without tables (view.lua).
+function Client:_apply1(target, timeout, output, f, ...)
   if self.closed or rawget(self, "lost") then Client._check_open(self) end
-  local c = self.conn
-  local ok, id, e, n = pcall(type(f) == "string" and c.exec or c.apply, c, to, f, timeout, nil, ...)
-  if not ok then reraise(id) elseif id == nil then util.ok(id, e, n) end
-  return track(self, id, to, output)
+  local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)
+  if not ok then reraise(id) elseif id == nil then util.ok(id, err, name) end
+  return track(self, id, target, output)
 end
 
 --[[

@@ -89,6 +89,12 @@ describe("e2e direct plain", function()
     assert.equal(tid, evs[1])
     assert.equal(id, evs[2])
     assert.same({n = 0}, evs[4])
+    -- conn:apply with a string: the same request
+    tid = rc.conn:apply(id, "return 4, ...", nil, nil, "named")
+    evs = {}
+    while #evs == 0 and plush.now() - t0 < 20 do evs = rc.conn:poll(1, nil, true) end
+    assert.equal(tid, evs[1])
+    assert.same({n = 1, 4}, evs[4])
     local conn = rc.conn
     local ok, e = pcall(function() return conn:exec(id, 42) end)
     assert.is_false(ok)

@@ -324,6 +324,7 @@ end
 -- {op = "apply", f = f, args = table.pack(...)} (lua_core.c writes it
 -- without those tables)
 function Conn:apply(target, f, timeout, sched, ...)
+  if type(f) == "string" then return self:exec(target, f, timeout, sched, ...) end
   if type(f) ~= "function" then
     error("bad argument #2 to 'apply' (function expected, got " .. type(f) .. ")", 2)
   end
