@@ -417,16 +417,13 @@ function View:_execute_expr(code, name)
 end
 
 -- exec's request: on a balanced or one-engine view with no scheduling
--- option written by conn:exec (no request table), else by _send.
+-- option written from the stack (Client:_apply1 with the code: the
+-- exec request, no table), else by _send.
 function View:_exec(code, name, auto)
   if self._plain then
+    -- nil: balanced (a plain one holds no targets); an integer: one engine
     local t = self.targets
-    if getmetatable(self) == balanced_mt then
-      t = nil
-    elseif math_type(t) ~= "integer" then
-      t = false
-    end
-    if t ~= false then
+    if t == nil or math_type(t) == "integer" then
       return run(self, self.rc:_apply1(t, self.timeout, self.output, code, name, auto))
     end
   end
