@@ -166,6 +166,14 @@ int plush_encode_apply(lua_State *L, int fidx, int a0, int nargs, plush_buf *out
                        const char *root, char *err, size_t errlen);
 
 /*
+** The same for the request {op = "exec", code = <string at code>, name =
+** <string or nil at name>, auto = true when autoret, else absent}
+** (codec_apply.c).
+*/
+int plush_encode_exec(lua_State *L, int code, int name, int autoret,
+                      plush_buf *out, const char *root, char *err, size_t errlen);
+
+/*
 ** A map whose keys are all among keys[0..nkeys) (short strings) and which
 ** holds no reference (a reply's {r = ..., started = ...}): its values are
 ** pushed in the order of keys, nil for those it lacks, and 1 returned.

@@ -6,7 +6,8 @@
 ** gives: the same keys, values and reference numbering (the request map
 ** takes ref 0, f the next, the args table the one after; a value met
 ** twice is a BACKREF as usual), and the same error paths
-** ("request.args[2]: thread").
+** ("request.args[2]: thread"). An exec request {op = "exec", code = C,
+** name = N, auto = true} likewise (plush_encode_exec).
 */
 #include <lauxlib.h>
 #include <string.h>
@@ -103,6 +104,67 @@ int plush_encode_apply(lua_State *L, int fidx, int a0, int nargs, plush_buf *out
     lua_pushvalue(L, fidx);
     for (i = 0; i < nargs; i++) lua_pushvalue(L, a0 + i);
     st = lua_pcall(L, nargs + 2, 0, 0);
+  }
+  return codec_encoded(&c, st, top, out, len0, segs0);
+}
+
+/* ---- exec: {op = "exec", code = C, name = N?, auto = true?} ------- */
+
+typedef struct execw {
+  ctx *c;
+  int autoret;
+} execw;
+
+/* Under lua_pcall: (execw, code, name), then the slots encbody uses. */
+static int execbody(lua_State *L) {
+  execw *w = lua_touserdata(L, 1);
+  ctx *c = w->c;
+  int named = !lua_isnil(L, 3);
+  uint8_t h = (uint8_t)(0x82 + named + (w->autoret != 0));
+  lua_pushnil(L); /* the ref table (nothing here can refer) */
+  c->refs = 4;
+  codec_loadnames(L);
+  lua_rawgeti(L, -1, 1);
+  c->names = 6;
+  lua_pushnil(L); /* the dump cache */
+  c->dumps = -7;
+  c->nref = 1; /* the request map's */
+  if ((c->rc = codec_enter(c)) || (c->rc = putraw(c, (const char *)&h, 1)) ||
+      (c->rc = putraw(c, "\xa2op\xa4" "exec\xa4" "code", 13)))
+    return 0;
+  lua_pushliteral(L, "code");
+  c->path[c->depth].kind = SEG_KEY, c->path[c->depth].idx = lua_gettop(L);
+  if ((c->rc = codec_put(c, 2))) return 0;
+  if (named) {
+    if ((c->rc = putraw(c, "\xa4name", 5))) return 0;
+    lua_pushliteral(L, "name");
+    c->path[c->depth].idx = lua_gettop(L);
+    if ((c->rc = codec_put(c, 3))) return 0;
+  }
+  if (w->autoret) c->rc = putraw(c, "\xa4" "auto\xc3", 6);
+  return 0;
+}
+
+int plush_encode_exec(lua_State *L, int code, int name, int autoret,
+                      plush_buf *out, const char *root, char *err, size_t errlen) {
+  ctx c;
+  execw w;
+  size_t len0 = out->len;
+  int top = lua_gettop(L), st, segs0 = out->nsegs;
+  codec_init(&c, L, root, err, errlen);
+  c.b = out;
+  code = lua_absindex(L, code);
+  name = lua_absindex(L, name);
+  if (!lua_checkstack(L, 10)) {
+    c.rc = codec_fail(&c, PLUSH_ENOMEM, "Lua stack overflow");
+    st = LUA_OK;
+  } else {
+    w.c = &c, w.autoret = autoret;
+    lua_pushcfunction(L, execbody);
+    lua_pushlightuserdata(L, &w);
+    lua_pushvalue(L, code);
+    lua_pushvalue(L, name);
+    st = lua_pcall(L, 3, 0, 0);
   }
   return codec_encoded(&c, st, top, out, len0, segs0);
 }

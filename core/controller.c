@@ -409,13 +409,13 @@ static void onframe(plush_conn *conn, plush_frame *f) {
   }
   /* An engine's STARTED and PONG touch no Lua value (onstarted,
   ** ctl_parked, ctl_schedule, ctl_steal: keep it so), nor does its REPLY
-  ** while no follower, dashboard feed or waiting dependency needs one
-  ** built (onreply, ctl_store, ctl_store_commit, ctl_park, ctl_relay_done,
+  ** while no follower or waiting dependency needs one built (onreply,
+  ** ctl_store, ctl_feed_task, ctl_store_commit, ctl_park, ctl_relay_done,
   ** ctl_taskfree); nothing can raise, so no protected call (~270
   ** instructions a frame, two a task). */
   if (p->kind == P_ENGINE &&
       (h.type == PLUSH_T_STARTED || h.type == PLUSH_T_PONG ||
-       (h.type == PLUSH_T_REPLY && c->nfollow == 0 && c->feed == NULL &&
+       (h.type == PLUSH_T_REPLY && c->nfollow == 0 &&
         c->waiting.next == &c->waiting))) {
     dispatch(p, f);
     return;

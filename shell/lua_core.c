@@ -422,10 +422,15 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 ** (the reply waits for the store's commit).
 ** conn:apply(target, f, timeout, opts, ...): the same for the request
 ** {op = "apply", f = f, args = table.pack(...)}, written without them.
+** conn:exec(target, code, timeout, opts [, name [, auto]]): the same for
+** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
+** with a string for f is that (one entry for the views: client.lua).
 */
 static int submit(lua_State *L, int apply) {
   client *c = toclient(L);
-  int nargs = apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
+  int exec = apply == 2 || (apply && lua_type(L, 3) == LUA_TSTRING);
+  int nargs = exec ? PLUSH_LUA_EXEC
+              : apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
   int opts = 0, durable = 0;
@@ -448,8 +453,15 @@ static int submit(lua_State *L, int apply) {
   } else if (tt != LUA_TNIL && tt != LUA_TNONE) {
     luaL_typeerror(L, 2, "engine id, array of engine ids or nil");
   }
-  if (apply) luaL_checktype(L, 3, LUA_TFUNCTION);
-  else luaL_checkany(L, 3);
+  if (exec) {
+    luaL_checktype(L, 3, LUA_TSTRING);
+    if (!lua_isnoneornil(L, 6)) luaL_checktype(L, 6, LUA_TSTRING);
+    lua_settop(L, 7); /* name and auto: nil when absent */
+  } else if (apply) {
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+  } else {
+    luaL_checkany(L, 3);
+  }
   luaL_argcheck(L, t >= 0, 4, "non-negative number of seconds expected");
   if (!lua_isnoneornil(L, 5)) {
     luaL_checktype(L, 5, LUA_TTABLE);
@@ -496,6 +508,7 @@ static int submit(lua_State *L, int apply) {
 
 static int l_submit(lua_State *L) { return submit(L, 0); }
 static int l_apply(lua_State *L) { return submit(L, 1); }
+static int l_exec(lua_State *L) { return submit(L, 2); }
 
 static int l_ctrl(lua_State *L) {
   client *c = toclient(L);
@@ -741,7 +754,7 @@ static const luaL_Reg connmeta[] = {
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {"sink", plush_lua_sink}, {"apply", l_apply},
+    {"sink", plush_lua_sink}, {"apply", l_apply}, {"exec", l_exec},
     {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
     {"waitfd", l_waitfd}, {NULL, NULL}};
 

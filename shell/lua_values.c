@@ -95,8 +95,10 @@ plush_frame *plush_lua_encodeframe(lua_State *L, int idx, const char *root,
   b.segmin = PLUSH_MEM_BIG; /* big strings are sent from where they are */
   if ((optsidx && plush_encode(L, optsidx, &b, "options", err,
                                sizeof err) < 0) ||
-      (nargs < 0 ? plush_encode(L, idx, &b, root, err, sizeof err)
-                 : plush_encode_apply(L, idx, a0, nargs, &b, root, err, sizeof err)) < 0) {
+      (nargs == PLUSH_LUA_EXEC
+           ? plush_encode_exec(L, idx, a0, lua_toboolean(L, a0 + 1), &b, root, err, sizeof err)
+       : nargs < 0 ? plush_encode(L, idx, &b, root, err, sizeof err)
+                   : plush_encode_apply(L, idx, a0, nargs, &b, root, err, sizeof err)) < 0) {
     plush_buf_free(&b);
     luaL_error(L, "%s", err);
   }

@@ -43,8 +43,11 @@ int plush_lua_pushevent_sunk(lua_State *L, int sinks, plush_frame *f);
 
 /* The frame (type, an id to set) of the value at idx, encoded straight
 ** into its allocation, after the options at optsidx (0: none); nargs >= 0:
-** the apply of the function at idx to the nargs values from a0 on. Raises
-** on a value that cannot travel or a frame too large. */
+** the apply of the function at idx to the nargs values from a0 on;
+** nargs == PLUSH_LUA_EXEC: the exec of the code string at idx, its name
+** (string or nil) at a0, auto when a0 + 1 is true. Raises on a value that
+** cannot travel or a frame too large. */
+#define PLUSH_LUA_EXEC (-2)
 plush_frame *plush_lua_encodeframe(lua_State *L, int idx, const char *root,
                                    uint8_t type, int optsidx, int a0, int nargs);
 

@@ -141,3 +141,64 @@ Test(codec_apply, reply_fields_refused_when_not_that_map) {
   cr_assert_eq(plush_decode_fields(B, buf.data, buf.len - 1, keys, 4), 0); /* cut */
   cr_assert_eq(lua_gettop(B), top);
 }
+
+/* ---- exec: plush_encode_exec ------------------------------------- */
+
+/* code returns the code, the name (or nil) and auto: their exec request
+** into buf (rc returned), A's stack as it was. */
+static int encexec(const char *code) {
+  int n = eval(A, code), top = lua_gettop(A), rc;
+  cr_assert_eq(n, 3);
+  buf.len = 0;
+  rc = plush_encode_exec(A, top - 2, top - 1, lua_toboolean(A, top), &buf, "request", err,
+                         sizeof err);
+  cr_assert_eq(lua_gettop(A), top);
+  lua_pop(A, n);
+  return rc;
+}
+
+/* The generic encoding of the table code returns: its length. */
+static size_t generic_len(const char *code) {
+  plush_buf generic = PLUSH_BUF_INIT;
+  size_t n;
+  eval(A, code);
+  cr_assert_eq(plush_encode(A, -1, &generic, "request", err, sizeof err), 0, "%s", err);
+  lua_pop(A, 1);
+  n = generic.len;
+  plush_buf_free(&generic);
+  return n;
+}
+
+static const char sortedkeys[] =
+    "(function() local k = {} for key in pairs(req) do k[#k + 1] = key end "
+    "table.sort(k) return table.concat(k, ',') end)()";
+
+Test(codec_apply, exec_with_a_name_as_the_table_would_be) {
+  char expr[512];
+  cr_assert_eq(encexec("return 'return 1 + 1', 'named', nil"), 0, "%s", err);
+  check("req.op == 'exec' and req.code == 'return 1 + 1' and req.name == 'named'");
+  snprintf(expr, sizeof expr, "%s == 'code,name,op'", sortedkeys);
+  check(expr);
+  cr_assert_eq(buf.len, generic_len("return {op = 'exec', code = 'return 1 + 1', name = 'named'}"));
+}
+
+Test(codec_apply, exec_without_a_name_and_with_auto) {
+  char expr[512];
+  cr_assert_eq(encexec("return 'x = 1', nil, false"), 0, "%s", err);
+  check("req.op == 'exec' and req.code == 'x = 1' and req.name == nil");
+  snprintf(expr, sizeof expr, "%s == 'code,op'", sortedkeys);
+  check(expr);
+  cr_assert_eq(buf.len, generic_len("return {op = 'exec', code = 'x = 1'}"));
+  cr_assert_eq(encexec("return '1 + 1', 'expr', true"), 0, "%s", err);
+  snprintf(expr, sizeof expr, "%s == 'auto,code,name,op' and req.auto == true", sortedkeys);
+  check(expr);
+  cr_assert_eq(buf.len,
+               generic_len("return {op = 'exec', code = '1 + 1', name = 'expr', auto = true}"));
+}
+
+Test(codec_apply, exec_code_of_any_bytes_and_size) {
+  cr_assert_eq(encexec("return 'a\\0b\\255', '', nil"), 0, "%s", err);
+  check("req.code == 'a\\0b\\255' and req.name == ''");
+  cr_assert_eq(encexec("return string.rep('x = 1\\n', 100000), nil, nil"), 0, "%s", err);
+  check("#req.code == 600000 and req.code:sub(1, 12) == 'x = 1\\nx = 1\\n'");
+}

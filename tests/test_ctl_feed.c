@@ -133,3 +133,34 @@ Test(feed, labels_what_each_engine_runs) {
   setid("T1", t1);
   feed("{op = 'feed'}", "v.running[0].id == T1 and v.running[0].label == nil");
 }
+
+/* Once the ring exists an engine's reply still takes the controller's
+** unprotected path (no follower, nothing waiting: controller.c onframe);
+** balanced and direct replies, results and errors, are each recorded
+** once, in the order they came. */
+Test(feed, records_balanced_and_direct_replies_once_the_ring_exists) {
+  uint64_t t[3];
+  feed("{op = 'feed'}", "v.seq == 0");
+  t[0] = h_submit(CLI, PLUSH_ANY, PLUSH_F_BALANCED, 0,
+                  "{op = 'exec', code = 'return 1', name = 'execute'}");
+  h_next(E0, PLUSH_T_REQ, t[0]);
+  h_sendhdr(E0, PLUSH_T_STARTED, t[0]);
+  h_reply(E0, t[0], PLUSH_S_ERROR, "{kind = 'RemoteError', message = 'no'}");
+  h_next(CLI, PLUSH_T_REPLY, t[0]);
+  t[1] = run(CLI2, E1, PLUSH_S_OK, "{r = {n = 1, 2}}");
+  t[2] = h_submit(CLI, PLUSH_ANY, PLUSH_F_BALANCED, 0,
+                  "{op = 'exec', code = 'return 3', name = 'execute'}");
+  h_next(E0, PLUSH_T_REQ, t[2]);
+  h_reply(E0, t[2], PLUSH_S_OK, "{r = {n = 1, 3}}");
+  h_next(CLI, PLUSH_T_REPLY, t[2]);
+  setid("T1", t[0]);
+  setid("T2", t[1]);
+  setid("T3", t[2]);
+  feed("{op = 'feed', since = 0}",
+       "v.seq == 3 and v.lost == 0 and #v.id == 3"
+       " and v.id[1] == T1 and v.id[2] == T2 and v.id[3] == T3"
+       " and v.status[1] == 1 and v.status[2] == 0 and v.status[3] == 0"
+       " and v.engine[1] == 0 and v.engine[2] == 1 and v.engine[3] == 0"
+       " and v.completed[1] <= v.completed[2]"
+       " and v.completed[2] <= v.completed[3]");
+}

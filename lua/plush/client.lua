@@ -60,9 +60,8 @@ function client.new(conn, opts)
     catch_sigint = opts.catch_sigint ~= false,
     closed = false,
   }, mt)
-  -- Deferreds keep this to wait: a plain function, not a method
-  self._pump = function(t) return self:pump(t) end
-  -- the balanced views' submit, found without a call of mt.__index
+  -- Deferreds' wait (rc:pump: an own one, as the kernel's) and the views' submit, no mt.__index
+  self._pump = function(t) return (rawget(self, "pump") or Client.pump)(self, t) end
   self._submit1, self._apply1 = Client._submit1, Client._apply1
   return self
 end
@@ -421,7 +420,7 @@ end
 ]]
 function Client:pump(timeout)
   -- nothing will ever come: waiting would spin or hang
-  self:_check_open()
+  if self.closed or rawget(self, "lost") then Client._check_open(self) end
   local catch, was = self.catch_sigint, nil
   -- caught while the events are handled too: a Ctrl-C while a flood of
   -- output is written must interrupt the engines, not kill the client
@@ -527,8 +526,8 @@ function Client:_submit1(target, msg, timeout, sched, output, whole)
   return track(self, id, target, output, whole)
 end
 
--- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)},
--- written by conn:apply without those tables (balanced views: view.lua).
+-- Internal: _submit1 of {op = "apply", f = f, args = table.pack(...)} (a string f: of {op =
+-- "exec", code = f, name = ..., auto = ...}) written by conn:apply without tables (view.lua).
 function Client:_apply1(target, timeout, output, f, ...)
   if self.closed or rawget(self, "lost") then Client._check_open(self) end
   local ok, id, err, name = pcall(self.conn.apply, self.conn, target, f, timeout, nil, ...)

@@ -17,6 +17,7 @@ local errors = require "plush.errors"
 local util = require "plush.util"
 
 local view = {}
+local math_type = math.type
 
 local View = {}
 local Direct = setmetatable({}, {__index = View})
@@ -109,26 +110,40 @@ local function ns_proxy(v)
   })
 end
 
--- A balanced view with none of the scheduling options below holds
+-- A balanced view that holds none of the scheduling options below holds
 -- _plain = true: its apply skips their lookups (each a miss through
 -- Balanced and View). Setting one later (a key it lacks: __newindex)
--- drops the mark.
+-- drops the mark. A direct view is marked the same way when it holds none
+-- of after, detached, durable (Direct:_send's short way for one engine).
 local SCHED = {after = true, detached = true, durable = true, targets = true, retries = true}
+local DSCHED = {after = true, detached = true, durable = true}
 function balanced_mt.__newindex(v, k, x)
   if SCHED[k] then rawset(v, "_plain", nil) end
   rawset(v, k, x)
 end
+function direct_mt.__newindex(v, k, x)
+  if DSCHED[k] then rawset(v, "_plain", nil) end
+  rawset(v, k, x)
+end
+
+-- none of `keys` is held (a key held, even false, could be changed later
+-- without __newindex seeing it)
+local function holds_none(v, keys)
+  for k in pairs(keys) do
+    if rawget(v, k) ~= nil then return false end
+  end
+  return true
+end
 
 local function make(mt, rc, fields)
-  local v = setmetatable(fields, mt)
+  -- the fields set before the metatable: no __newindex call for them
+  local v = fields
   v.rc = rc
   if v.block == nil then v.block = true end
   if v.ordered == nil then v.ordered = true end
   if mt == direct_mt then v.ns = ns_proxy(v) end
-  if mt == balanced_mt and not (v.after or v.detached or v.durable or v.targets or v.retries) then
-    rawset(v, "_plain", true)
-  end
-  return v
+  if holds_none(v, mt == balanced_mt and SCHED or DSCHED) then v._plain = true end
+  return setmetatable(v, mt)
 end
 
 local function apply_opts(fields, opts, i, fname, mt)
@@ -232,20 +247,43 @@ end
 -- Submit, then wait or hand back the
 -- Deferred. `quiet` operations (push, scatter) return nothing when blocking.
 -- `submit` is a function that submits, or the Deferred it returned.
+-- d:wait() with no time limit, for a Deferred of the client (it has a
+-- pump): what d:get() does before it looks at the outcome
+local function wait(d)
+  local pump = d.pump
+  while not d.fired or d.paused do pump(nil, d) end
+end
+
+local function gave_up(d, e)
+  -- Ctrl-C: the caller gave up on d; its "interrupted" reply, when it
+  -- comes, is no news to report
+  if errors.is(e, "Interrupted") then d:_observe(function() end, true) end
+  error(e, 0)
+end
+
 local function run(v, submit, quiet)
   local d = submit
   if type(d) == "function" then d = d() end
   if not v.block then return d end
   if progress.auto then progress.wait(d, nil, progress.delay) end
-  local r = table.pack(pcall(d.get, d))
-  if not r[1] then
-    -- Ctrl-C: the caller gave up on d; its "interrupted" reply, when it
-    -- comes, is no news to report
-    if errors.is(r[2], "Interrupted") then d:_observe(function() end, true) end
-    error(r[2], 0)
+  if not (d.pump and deferred.is(d)) then -- d:get() says why it cannot wait
+    local r = table.pack(pcall(d.get, d))
+    if not r[1] then gave_up(d, r[2]) end
+    if quiet then return end
+    return table.unpack(r, 2, r.n)
+  end
+  -- d:get() without its checks and without packing the values twice
+  if not d.fired or d.paused then
+    local ok, e = pcall(wait, d)
+    if not ok then gave_up(d, e) end
+  end
+  local res = d.res
+  if not d.ok then
+    d._taken, d._unhandled = res, false
+    gave_up(d, res)
   end
   if quiet then return end
-  return table.unpack(r, 2, r.n)
+  return table.unpack(res, 1, res.n)
 end
 
 -- One Deferred for a list of per-engine Deferreds, firing with their first
@@ -320,6 +358,11 @@ local function combine_alive(rc, ds, list, entry)
 end
 
 function Direct:_send(msg, entry)
+  local t = self.targets
+  -- one engine, no scheduling option: no target list, no options table
+  if self._plain and math_type(t) == "integer" then
+    return self.rc:_submit1(t, msg, self.timeout, nil, self.output)
+  end
   local list, single = self:_targets()
   if single then return self.rc:submit(list[1], msg, submit_opts(self)) end
   local ds = self.rc:submit(list, msg, submit_opts(self))
@@ -359,18 +402,32 @@ end
 -- execute(code [, name]): run the chunk `code` (chunk name `name`, default
 -- "execute"); the result is what it returned.
 function View:execute(code, name)
-  util.check(code, 1, "execute", "string")
-  util.check(name, 2, "execute", "string", "nil")
-  local msg = {op = "exec", code = code, name = name}
-  return run(self, self:_send(msg))
+  if type(code) ~= "string" then util.check(code, 1, "execute", "string") end
+  if name ~= nil and type(name) ~= "string" then
+    util.check(name, 2, "execute", "string", "nil")
+  end
+  return View._exec(self, code, name, nil)
 end
 
 -- The shell's execute of an expression line (it added the `return`):
 -- a value that cannot travel comes back as its tostring, its index in
 -- the Deferred's metadata.tostring (engine.md).
 function View:_execute_expr(code, name)
-  local msg = {op = "exec", code = code, name = name, auto = true}
-  return run(self, self:_send(msg))
+  return View._exec(self, code, name, true)
+end
+
+-- exec's request: on a balanced or one-engine view with no scheduling
+-- option written from the stack (Client:_apply1 with the code: the
+-- exec request, no table), else by _send.
+function View:_exec(code, name, auto)
+  if self._plain then
+    -- nil: balanced (a plain one holds no targets); an integer: one engine
+    local t = self.targets
+    if t == nil or math_type(t) == "integer" then
+      return run(self, self.rc:_apply1(t, self.timeout, self.output, code, name, auto))
+    end
+  end
+  return run(self, self:_send({op = "exec", code = code, name = name, auto = auto}))
 end
 
 -- apply(f, ...): call f(...) in the engine; the result is what it returned.
@@ -386,6 +443,16 @@ function Balanced:apply(f, ...)
   if not self._plain then return View.apply(self, f, ...) end
   if type(f) ~= "function" then util.check(f, 1, "apply", "function") end
   local d = self.rc:_apply1(nil, self.timeout, self.output, f, ...)
+  if not self.block then return d end
+  return run(self, d)
+end
+
+-- The same for a one-engine direct view with no scheduling option.
+function Direct:apply(f, ...)
+  local t = self.targets
+  if not (self._plain and math_type(t) == "integer") then return View.apply(self, f, ...) end
+  if type(f) ~= "function" then util.check(f, 1, "apply", "function") end
+  local d = self.rc:_apply1(t, self.timeout, self.output, f, ...)
   if not self.block then return d end
   return run(self, d)
 end

@@ -324,10 +324,22 @@ end
 -- {op = "apply", f = f, args = table.pack(...)} (lua_core.c writes it
 -- without those tables)
 function Conn:apply(target, f, timeout, sched, ...)
+  if type(f) == "string" then return self:exec(target, f, timeout, sched, ...) end
   if type(f) ~= "function" then
     error("bad argument #2 to 'apply' (function expected, got " .. type(f) .. ")", 2)
   end
   return self:submit(target, {op = "apply", f = f, args = table.pack(...)}, timeout, sched)
+end
+
+-- conn:exec(target, code, timeout, sched [, name [, auto]]): the request
+-- {op = "exec", code = code, name = name, auto = auto or nil} (lua_core.c
+-- writes it without the table)
+function Conn:exec(target, code, timeout, sched, name, auto)
+  if type(code) ~= "string" then
+    error("bad argument #2 to 'exec' (string expected, got " .. type(code) .. ")", 2)
+  end
+  return self:submit(target, {op = "exec", code = code, name = name, auto = auto or nil},
+    timeout, sched)
 end
 
 local ctrl_ops = {}

@@ -404,6 +404,77 @@ describe("views", function()
       assert.same({n = 1, 2}, last.msg.args)
     end)
 
+    it("a one-engine view's option set on it directly still goes to the controller", function()
+      local function last() return fake.state.submitted[#fake.state.submitted] end
+      local v = rc[1]
+      assert.equal(7, v:execute("return 7"))
+      assert.is_nil(last().sched)
+      assert.same({op = "exec", code = "return 7"}, last().msg)
+      v.detached = true
+      assert.equal(8, v:execute("return 8", "named"))
+      assert.same({detached = true}, last().sched)
+      assert.same({op = "exec", code = "return 8", name = "named"}, last().msg)
+      v = rc[2]
+      v.durable = true
+      v:execute("return 1")
+      assert.same({durable = true}, last().sched)
+      v = rc[2]
+      local first = rc[1]:async():execute("return 1")
+      first:get()
+      v.after = {first}
+      v:apply(function() return 1 end)
+      assert.same({after = {first.id}}, last().sched)
+      -- held false, then set: no __newindex sees the write
+      v = rc[3]:with{detached = false}
+      v.detached = true
+      v:execute("return 1")
+      assert.same({detached = true}, last().sched)
+      local lb = rc:balanced{durable = false}
+      lb.durable = true
+      lb:apply(function() return 1 end)
+      assert.same({durable = true}, last().sched)
+      -- targets written to a list: every engine's value, in order
+      v = rc[0]
+      v.targets = {2, 0}
+      assert.same({2, 0}, v:execute("return engine.id"))
+    end)
+
+    it("a one-engine view raises its task's error and timeout as before", function()
+      local ok, e = pcall(rc[1].execute, rc[1], "error('boom')")
+      assert.is_false(ok)
+      assert.equal("RemoteError", e.kind)
+      assert.matches("boom", e.message)
+      assert.equal(1, e.engine)
+      ok, e = pcall(rc[1].execute, rc[1], 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'execute' %(string expected, got number%)", tostring(e))
+      ok, e = pcall(rc[1].execute, rc[1], "return 1", 5)
+      assert.is_false(ok)
+      assert.matches("bad argument #2 to 'execute' %(string or nil expected, got number%)",
+        tostring(e))
+      assert.same({n = 3, 1, nil, 3}, table.pack(rc[1]:execute("return 1, nil, 3")))
+      assert.same({n = 0}, table.pack(rc[1]:execute("x = 1")))
+      assert.is_nil(rc[1]:push{z = 1}) -- quiet: nothing, even the empty list
+      assert.equal(1, rc[1]:execute("return z"))
+      -- apply on one engine: the arguments, holes kept, and its errors
+      local v = rc[2]
+      assert.same({n = 3, 2, nil, "c"},
+        table.pack(v:apply(function(_, b, c) return engine.id, b, c end, 1, nil, "c")))
+      local last = fake.state.submitted[#fake.state.submitted]
+      assert.is_nil(last.sched)
+      assert.same({n = 3, 1, nil, "c"}, last.msg.args)
+      ok, e = pcall(v.apply, v, 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'apply' %(function expected, got number%)", tostring(e))
+      ok, e = pcall(v.apply, v, function() error("bad", 0) end)
+      assert.is_false(ok)
+      assert.equal("RemoteError", e.kind)
+      assert.equal(2, v:async():apply(function() return engine.id end):get())
+      v.detached = true
+      v:apply(function() return 1 end)
+      assert.same({detached = true}, fake.state.submitted[#fake.state.submitted].sched)
+    end)
+
     it("sends detached to the controller, and refuses a string targets", function()
       local function message(f)
         local ok, e = pcall(f)
