@@ -1,0 +1,345 @@
+/*
+** engine_mr.c — the C side of view:mapreduce's engine task
+** (lua/plush/mapreduce.lua): what map emits, kept by key, and the pass
+** that groups it by owning engine. Registry functions, looked up by the
+** task (debug.getregistry), never seen in the user's namespace.
+**
+**   new(combine, fold) -> emit, acc
+**     emit(k, v): v kept with key k (a nil v is dropped; a nil or NaN k
+**     raises "index is nil"/"index is NaN", as a table would); when k has
+**     `fold` values and combine is a function, they are replaced by what
+**     combine(k, values) returns (every non-nil result, in order).
+**   group(acc, nparts, n, own, full, ctx) -> mine, vals, lists
+**     every key's owner ((hash % nparts) % n + 1). own's keys go to mine
+**     as lists of their values (an empty list when combine gave nil);
+**     another owner o's keys go to vals[o] (one value, or what combine
+**     made of several; nil: an empty list in lists[o]) or lists[o] (the
+**     values, without combine); full(o, vals[o], lists[o]) is called when
+**     they hold CHUNK keys (then new tables). ctx[1] is the key combine
+**     is called for. A key that is not a string, number or boolean
+**     raises the task's error table (what = "emit").
+**
+** A key's values are a chain through one value array: K maps a key to
+** its slot; a slot has the first and last value of the chain and their
+** count; nxt links values; V holds them (a Lua table, so the collector
+** sees them). No table a key until the grouping pass, which makes each
+** list at its final size. Values freed by a fold are reused.
+*/
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "engine_int.h"
+
+/* How many keys one shuffle message carries at most. */
+#define CHUNK 8192
+
+typedef struct {
+  int32_t head, tail, count;
+} mr_slot;
+
+typedef struct {
+  mr_slot *slots; /* [1 .. nslots] (uservalue 1) */
+  int32_t *nxt;   /* [1 .. nvals]: the next value of a chain, 0 at its end
+                     (uservalue 2); a free value's next free one */
+  int32_t nslots, capslots, nvals, capvals, freelist, fold, closed;
+} mr_acc;
+
+/* upvalues of emit */
+#define ACC lua_upvalueindex(1)
+#define KEYS lua_upvalueindex(2)
+#define VALS lua_upvalueindex(3)
+#define COMBINE lua_upvalueindex(4)
+
+/* ---- buffers ----------------------------------------------------- */
+
+/* A buffer of n*size bytes as uservalue uv of the acc at idx, holding
+** the old one's first used*size bytes. */
+static void *regrow(lua_State *L, int idx, int uv, const void *old, size_t used, size_t n,
+                    size_t size) {
+  void *p = lua_newuserdatauv(L, n * size, 0);
+  if (used) memcpy(p, old, used * size);
+  lua_setiuservalue(L, idx, uv);
+  return p;
+}
+
+static int32_t newslot(lua_State *L, mr_acc *a) {
+  if (a->nslots + 1 >= a->capslots) {
+    if (a->capslots > INT32_MAX / 2) luaL_error(L, "mapreduce: too many keys");
+    int32_t cap = a->capslots * 2;
+    a->slots = regrow(L, ACC, 1, a->slots, (size_t)a->nslots + 1, (size_t)cap, sizeof *a->slots);
+    a->capslots = cap;
+  }
+  return ++a->nslots;
+}
+
+/* A value id for the value at index v (stored in V). */
+static int32_t newval(lua_State *L, mr_acc *a, int v) {
+  int32_t id = a->freelist;
+  if (id) {
+    a->freelist = a->nxt[id];
+  } else {
+    if (a->nvals + 1 >= a->capvals) {
+      if (a->capvals > INT32_MAX / 2) luaL_error(L, "mapreduce: too many values");
+      int32_t cap = a->capvals * 2;
+      a->nxt = regrow(L, ACC, 2, a->nxt, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->nxt);
+      a->capvals = cap;
+    }
+    id = ++a->nvals;
+  }
+  a->nxt[id] = 0;
+  lua_pushvalue(L, v);
+  lua_rawseti(L, VALS, id);
+  return id;
+}
+
+/* Appends the value at index v to slot s's chain. */
+static void append(lua_State *L, mr_acc *a, int32_t s, int v) {
+  int32_t id = newval(L, a, v);
+  mr_slot *sl = &a->slots[s];
+  if (sl->count == 0)
+    sl->head = id;
+  else
+    a->nxt[sl->tail] = id;
+  sl->tail = id;
+  sl->count++;
+}
+
+/* Pushes slot s's values as a list; with release, empties the chain
+** (V's entries cleared, the ids freed). vals: V's index. */
+static void pushlist(lua_State *L, mr_acc *a, int vals, int32_t s, int release) {
+  mr_slot *sl = &a->slots[s];
+  lua_createtable(L, sl->count, 0);
+  int32_t id = sl->head;
+  for (int32_t i = 1; i <= sl->count; i++) {
+    lua_rawgeti(L, vals, id);
+    lua_rawseti(L, -2, i);
+    int32_t next = a->nxt[id];
+    if (release) {
+      lua_pushnil(L);
+      lua_rawseti(L, vals, id);
+      a->nxt[id] = a->freelist;
+      a->freelist = id;
+    }
+    id = next;
+  }
+  if (release) sl->head = sl->tail = sl->count = 0;
+}
+
+/* ---- emit -------------------------------------------------------- */
+
+static int emit(lua_State *L) {
+  mr_acc *a = lua_touserdata(L, ACC);
+  lua_settop(L, 2);
+  switch (lua_type(L, 1)) {
+  case LUA_TNIL:
+    return luaL_error(L, "index is nil");
+  case LUA_TNUMBER:
+    if (!lua_isinteger(L, 1) && isnan(lua_tonumber(L, 1))) return luaL_error(L, "index is NaN");
+    break;
+  default:
+    break;
+  }
+  if (a->closed) return luaL_error(L, "mapreduce: emit called after the map ended");
+  if (lua_isnil(L, 2)) return 0;
+  lua_pushvalue(L, 1);
+  int32_t s;
+  if (lua_rawget(L, KEYS) == LUA_TNIL) {
+    s = newslot(L, a);
+    a->slots[s].count = 0;
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, s);
+    lua_rawset(L, KEYS);
+  } else {
+    s = (int32_t)lua_tointeger(L, 3);
+  }
+  append(L, a, s, 2);
+  if (a->slots[s].count >= a->fold && !lua_isnil(L, COMBINE)) {
+    /* combine(k, values): its non-nil results are the key's values now */
+    lua_settop(L, 2);
+    lua_pushvalue(L, COMBINE);
+    lua_pushvalue(L, 1);
+    pushlist(L, a, VALS, s, 1);
+    lua_call(L, 2, LUA_MULTRET);
+    int top = lua_gettop(L);
+    for (int i = 3; i <= top; i++)
+      if (!lua_isnil(L, i)) append(L, a, s, i);
+  }
+  return 0;
+}
+
+/* new(combine, fold) -> emit, acc */
+static int mr_new(lua_State *L) {
+  int fold = (int)luaL_checkinteger(L, 2);
+  mr_acc *a = lua_newuserdatauv(L, sizeof *a, 5); /* slots, nxt, K, V, combine */
+  memset(a, 0, sizeof *a);
+  luaL_setmetatable(L, "plush.mr");
+  a->fold = fold < 1 ? 1 : fold;
+  a->capslots = a->capvals = 1024;
+  int acc = lua_gettop(L);
+  a->slots = regrow(L, acc, 1, NULL, 0, (size_t)a->capslots, sizeof *a->slots);
+  a->nxt = regrow(L, acc, 2, NULL, 0, (size_t)a->capvals, sizeof *a->nxt);
+  lua_pushvalue(L, acc);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, acc, 3);
+  lua_createtable(L, 1024, 0);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, acc, 4);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, acc, 5);
+  lua_pushcclosure(L, emit, 4);
+  lua_pushvalue(L, acc);
+  return 2;
+}
+
+/* ---- the grouping pass ------------------------------------------- */
+
+/* Lua's a % b for b > 0 */
+static lua_Integer fmod_(lua_Integer a, lua_Integer b) {
+  lua_Integer m = a % b;
+  return m < 0 ? m + b : m;
+}
+
+/* The hash of mapreduce.lua's owner: a string's length and first and
+** last 8 bytes, in 31s (wrapping as Lua integers do), to 31 bits; an
+** integer itself; a float its integer value or its bits; a boolean 1/0.
+** Raises the task's error table for any other key. */
+static lua_Integer keyhash(lua_State *L, int k) {
+  switch (lua_type(L, k)) {
+  case LUA_TSTRING: {
+    size_t len;
+    const unsigned char *s = (const unsigned char *)lua_tolstring(L, k, &len);
+    uint64_t h = len;
+    for (size_t i = 0; i < 8; i++) h = h * 31u + (i < len ? s[i] : 0u);
+    if (len > 8) {
+      size_t from = len > 16 ? len - 8 : 8;
+      for (size_t i = 0; i < 8; i++) h = h * 31u + (from + i < len ? s[from + i] : 0u);
+    }
+    return (lua_Integer)(h & 0x7fffffffu);
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, k)) return lua_tointeger(L, k);
+    {
+      int isint;
+      lua_Integer i = lua_tointegerx(L, k, &isint);
+      if (isint) return i;
+      double d = lua_tonumber(L, k);
+      int64_t bits;
+      memcpy(&bits, &d, sizeof bits);
+      return (lua_Integer)bits;
+    }
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, k);
+  default: {
+    const char *t = luaL_typename(L, k);
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "error");
+    lua_setfield(L, -2, "plush.spmd");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "traceback");
+    lua_pushliteral(L, "emit");
+    lua_setfield(L, -2, "what");
+    lua_pushfstring(L, "a key is a string, a number or a boolean, not a %s", t);
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+  }
+  }
+}
+
+/* group(acc, nparts, n, own, full, ctx) -> mine, vals, lists */
+static int mr_group(lua_State *L) {
+  mr_acc *a = luaL_checkudata(L, 1, "plush.mr");
+  lua_Integer nparts = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
+  lua_Integer own = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  luaL_argcheck(L, nparts >= 1 && n >= 1 && n <= 1 << 20, 2, "bad sizes");
+  a->closed = 1;
+  lua_settop(L, 6);
+  lua_getiuservalue(L, 1, 3); /* 7: K */
+  lua_getiuservalue(L, 1, 4); /* 8: V */
+  lua_getiuservalue(L, 1, 5); /* 9: combine or nil */
+  int per = (int)(a->nslots / n + 1);
+  lua_createtable(L, 0, per); /* 10: mine */
+  lua_createtable(L, (int)n, 0); /* 11: vals */
+  lua_createtable(L, (int)n, 0); /* 12: lists */
+  int hint = per < CHUNK ? per : CHUNK;
+  for (lua_Integer o = 1; o <= n; o++) {
+    lua_createtable(L, 0, o == own ? 0 : hint);
+    lua_rawseti(L, 11, o);
+    lua_newtable(L);
+    lua_rawseti(L, 12, o);
+  }
+  lua_Integer *filled = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *filled, 0); /* 13 */
+  memset(filled, 0, (size_t)(n + 1) * sizeof *filled);
+  lua_pushnil(L);
+  while (lua_next(L, 7)) { /* key -2 (14), slot -1 (15) */
+    int32_t s = (int32_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_Integer o = fmod_(fmod_(keyhash(L, 14), nparts), n) + 1;
+    mr_slot *sl = &a->slots[s];
+    lua_pushvalue(L, 14);
+    if (o == own) {
+      pushlist(L, a, 8, s, 0);
+      lua_rawset(L, 10);
+      continue;
+    }
+    int into = 12; /* lists */
+    if (sl->count == 1) {
+      lua_rawgeti(L, 8, sl->head);
+      into = 11;
+    } else {
+      pushlist(L, a, 8, s, 0);
+      if (sl->count > 1 && !lua_isnil(L, 9)) {
+        lua_pushvalue(L, 14);
+        lua_rawseti(L, 6, 1); /* ctx[1]: the key, for an error's message */
+        lua_pushvalue(L, 9);
+        lua_insert(L, -2);
+        lua_pushvalue(L, 14);
+        lua_insert(L, -2);
+        lua_call(L, 2, 1);
+        if (lua_isnil(L, -1)) {
+          lua_pop(L, 1);
+          lua_newtable(L);
+        } else {
+          into = 11;
+        }
+      }
+    }
+    lua_rawgeti(L, into, o);
+    lua_insert(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    if (++filled[o] == CHUNK) {
+      lua_pushvalue(L, 5);
+      lua_pushinteger(L, o);
+      lua_rawgeti(L, 11, o);
+      lua_rawgeti(L, 12, o);
+      lua_call(L, 3, 0);
+      lua_createtable(L, 0, hint);
+      lua_rawseti(L, 11, o);
+      lua_newtable(L);
+      lua_rawseti(L, 12, o);
+      filled[o] = 0;
+    }
+  }
+  lua_pushvalue(L, 10);
+  lua_pushvalue(L, 11);
+  lua_pushvalue(L, 12);
+  return 3;
+}
+
+/* ---- registration ------------------------------------------------ */
+
+void eng_mr_open(lua_State *L) {
+  luaL_newmetatable(L, "plush.mr");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, mr_new);
+  lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.new");
+  lua_pushcfunction(L, mr_group);
+  lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.group");
+}
