@@ -21,8 +21,9 @@
 **
 ** A key's values are a chain through one value array: K maps a key to
 ** its slot; a slot has the first and last value of the chain and their
-** count; nxt links values; V holds them (a Lua table, so the collector
-** sees them). No table a key until the grouping pass, which makes each
+** count; a value has the next one's id, and is a number kept in place
+** or anything else kept in V at its id (a Lua table, so the collector
+** sees it). No table a key until the grouping pass, which makes each
 ** list at its final size. Values freed by a fold are reused.
 */
 #include <math.h>
@@ -40,10 +41,21 @@ typedef struct {
   int32_t head, tail, count;
 } mr_slot;
 
+/* A value: a number here, anything else in V at the value's id. */
+enum { MR_INT, MR_FLT, MR_REF };
+typedef struct {
+  union {
+    lua_Integer i;
+    lua_Number n;
+  } u;
+  int32_t next; /* the chain's next value, 0 at its end; a free value's
+                   next free one */
+  int32_t tag;
+} mr_val;
+
 typedef struct {
   mr_slot *slots; /* [1 .. nslots] (uservalue 1) */
-  int32_t *nxt;   /* [1 .. nvals]: the next value of a chain, 0 at its end
-                     (uservalue 2); a free value's next free one */
+  mr_val *vals;   /* [1 .. nvals] (uservalue 2) */
   int32_t nslots, capslots, nvals, capvals, freelist, fold, closed;
 } mr_acc;
 
@@ -75,23 +87,34 @@ static int32_t newslot(lua_State *L, mr_acc *a) {
   return ++a->nslots;
 }
 
-/* A value id for the value at index v (stored in V). */
+/* A value id for the value at index v (a number kept in place, anything
+** else stored in V). */
 static int32_t newval(lua_State *L, mr_acc *a, int v) {
   int32_t id = a->freelist;
   if (id) {
-    a->freelist = a->nxt[id];
+    a->freelist = a->vals[id].next;
   } else {
     if (a->nvals + 1 >= a->capvals) {
       if (a->capvals > INT32_MAX / 2) luaL_error(L, "mapreduce: too many values");
       int32_t cap = a->capvals * 2;
-      a->nxt = regrow(L, ACC, 2, a->nxt, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->nxt);
+      a->vals = regrow(L, ACC, 2, a->vals, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->vals);
       a->capvals = cap;
     }
     id = ++a->nvals;
   }
-  a->nxt[id] = 0;
-  lua_pushvalue(L, v);
-  lua_rawseti(L, VALS, id);
+  mr_val *x = &a->vals[id];
+  x->next = 0;
+  if (lua_isinteger(L, v)) {
+    x->tag = MR_INT;
+    x->u.i = lua_tointeger(L, v);
+  } else if (lua_type(L, v) == LUA_TNUMBER) {
+    x->tag = MR_FLT;
+    x->u.n = lua_tonumber(L, v);
+  } else {
+    x->tag = MR_REF;
+    lua_pushvalue(L, v);
+    lua_rawseti(L, VALS, id);
+  }
   return id;
 }
 
@@ -102,9 +125,20 @@ static void append(lua_State *L, mr_acc *a, int32_t s, int v) {
   if (sl->count == 0)
     sl->head = id;
   else
-    a->nxt[sl->tail] = id;
+    a->vals[sl->tail].next = id;
   sl->tail = id;
   sl->count++;
+}
+
+/* Pushes value id. vals: V's index. */
+static void pushval(lua_State *L, const mr_acc *a, int vals, int32_t id) {
+  const mr_val *x = &a->vals[id];
+  if (x->tag == MR_INT)
+    lua_pushinteger(L, x->u.i);
+  else if (x->tag == MR_FLT)
+    lua_pushnumber(L, x->u.n);
+  else
+    lua_rawgeti(L, vals, id);
 }
 
 /* Pushes slot s's values as a list; with release, empties the chain
@@ -114,13 +148,16 @@ static void pushlist(lua_State *L, mr_acc *a, int vals, int32_t s, int release) 
   lua_createtable(L, sl->count, 0);
   int32_t id = sl->head;
   for (int32_t i = 1; i <= sl->count; i++) {
-    lua_rawgeti(L, vals, id);
+    pushval(L, a, vals, id);
     lua_rawseti(L, -2, i);
-    int32_t next = a->nxt[id];
+    mr_val *x = &a->vals[id];
+    int32_t next = x->next;
     if (release) {
-      lua_pushnil(L);
-      lua_rawseti(L, vals, id);
-      a->nxt[id] = a->freelist;
+      if (x->tag == MR_REF) {
+        lua_pushnil(L);
+        lua_rawseti(L, vals, id);
+      }
+      x->next = a->freelist;
       a->freelist = id;
     }
     id = next;
@@ -173,14 +210,14 @@ static int emit(lua_State *L) {
 /* new(combine, fold) -> emit, acc */
 static int mr_new(lua_State *L) {
   int fold = (int)luaL_checkinteger(L, 2);
-  mr_acc *a = lua_newuserdatauv(L, sizeof *a, 5); /* slots, nxt, K, V, combine */
+  mr_acc *a = lua_newuserdatauv(L, sizeof *a, 5); /* slots, vals, K, V, combine */
   memset(a, 0, sizeof *a);
   luaL_setmetatable(L, "plush.mr");
   a->fold = fold < 1 ? 1 : fold;
   a->capslots = a->capvals = 1024;
   int acc = lua_gettop(L);
   a->slots = regrow(L, acc, 1, NULL, 0, (size_t)a->capslots, sizeof *a->slots);
-  a->nxt = regrow(L, acc, 2, NULL, 0, (size_t)a->capvals, sizeof *a->nxt);
+  a->vals = regrow(L, acc, 2, NULL, 0, (size_t)a->capvals, sizeof *a->vals);
   lua_pushvalue(L, acc);
   lua_newtable(L);
   lua_pushvalue(L, -1);
@@ -290,7 +327,7 @@ static int mr_group(lua_State *L) {
     }
     int into = 12; /* lists */
     if (sl->count == 1) {
-      lua_rawgeti(L, 8, sl->head);
+      pushval(L, a, 8, sl->head);
       into = 11;
     } else {
       pushlist(L, a, 8, s, 0);

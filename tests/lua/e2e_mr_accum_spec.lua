@@ -36,6 +36,27 @@ describe("e2e mapreduce accumulator", function()
     assert.equal(0, r.sent)
   end)
 
+  it("keeps numbers exactly (integer or float), and any other value as it is", function()
+    local r = on_engine(function(new, group)
+      local emit, acc = new(nil, 64)
+      local t = {1}
+      local xs = {1, 2.0, -0.0, 1 / 0, -1 / 0, 0 / 0, math.mininteger, math.maxinteger,
+        2 ^ 53 + 1, 0.1, "s", t, true, false, print}
+      for _, x in ipairs(xs) do emit("k", x) end
+      local got = group(acc, 1, 1, 1, function() end, {}).k
+      local out = {n = #got}
+      for i, x in ipairs(got) do
+        out[i] = math.type(x) and (math.type(x) .. " " .. string.format("%q", x)) or type(x)
+        if type(x) ~= "number" then out[i] = out[i] .. " " .. tostring(x == xs[i]) end
+      end
+      return out
+    end)
+    assert.same({n = 15, "integer 1", "float 0x1p+1", "float -0x0p+0", "float 1e9999",
+      "float -1e9999", "float (0/0)", "integer 0x8000000000000000",
+      "integer 9223372036854775807", "float 0x1p+53", "float 0x1.999999999999ap-4",
+      "string true", "table true", "boolean true", "boolean true", "function true"}, r)
+  end)
+
   it("folds a key's values with combine at fold, keeping every non-nil result", function()
     local r = on_engine(function(new, group)
       local calls = {}
