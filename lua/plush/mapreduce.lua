@@ -251,14 +251,19 @@ local function check(spec)
   end
 end
 
--- The size of a file as the client sees it (0 when it cannot: the engine
--- reading it will say why).
-local function size(name)
-  local f = io.open(name, "rb")
-  if not f then return 0 end
-  local s = f:seek("end") or 0
-  f:close()
-  return s
+-- The sizes of the files as the client sees them (0 for one it cannot
+-- see: the engine reading it will say why): one stat a file with
+-- plush.core (an open, a seek and a close each cost 3 times as much).
+local function sizes_of(files, n)
+  local ok, core = pcall(require, "plush.core")
+  if ok and type(core) == "table" and core.filesizes then return core.filesizes(files) end
+  local sizes = {}
+  for i = 1, n do
+    local f = io.open(files[i], "rb")
+    sizes[i] = f and f:seek("end") or 0
+    if f then f:close() end
+  end
+  return sizes
 end
 
 --[[
@@ -271,9 +276,10 @@ end
   contiguous parts.
 ]]
 local function share_files(files, n)
-  local order, sizes, total = {}, {}, 0
-  for i = 1, util.len(files) do
-    order[i], sizes[i] = i, size(files[i])
+  local order, total, len = {}, 0, util.len(files)
+  local sizes = sizes_of(files, len)
+  for i = 1, len do
+    order[i] = i
     total = total + sizes[i]
   end
   table.sort(order, function(a, b)
