@@ -155,7 +155,7 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
   local ok, mine, vals, lists_of = xpcall(reg["plush.mr.group"], pass_on_key, acc, nparts, n,
     own, full, ctx)
   if not ok then error(mine, 0) end
-  emit, acc = nil, nil
+  emit, acc = nil, nil -- luacheck: ignore acc (what map emitted can go now)
   for i, id in ipairs(peers) do
     if id ~= me then
       engine.send(id, {v = vals[i], m = lists_of[i], more = false}, tag)

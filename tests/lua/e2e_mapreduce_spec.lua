@@ -246,7 +246,7 @@ describe("e2e mapreduce", function()
     assert.same({a = 1}, v:mapreduce{input = {"a"}, map = words, reduce = sum})
   end)
 
-  it("folds a key's values at 64 with combine; combine's errors name the item or the key", function()
+  it("folds a key's values at 64 with combine; its errors name the item or the key", function()
     -- 100 values a key an engine: folded at the 64th, the rest in the
     -- grouping pass (or by reduce on the owner); a nil from combine
     -- drops the values folded

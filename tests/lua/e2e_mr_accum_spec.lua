@@ -79,16 +79,17 @@ describe("e2e mapreduce accumulator", function()
 
   -- mapreduce.lua's owner before engine_mr.c: the partitions must not move
   local function owner(k, nparts, n)
-    local byte, h, t = string.byte, 0, type(k)
+    local byte, t = string.byte, type(k)
+    local h
     if t == "string" then
       local len = #k
-      local a, b, c, d, e, f, g, i = byte(k, 1, 8)
+      local a, b, c, d, x, f, g, i = byte(k, 1, 8)
       h = ((((((((len * 31 + (a or 0)) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
-        * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
+        * 31 + (x or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
       if len > 8 then
-        a, b, c, d, e, f, g, i = byte(k, len > 16 and len - 7 or 9, len)
+        a, b, c, d, x, f, g, i = byte(k, len > 16 and len - 7 or 9, len)
         h = ((((((((h * 31 + a) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
-          * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
+          * 31 + (x or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
       end
       h = h & 0x7fffffff
     elseif math.type(k) == "integer" then
@@ -118,7 +119,8 @@ describe("e2e mapreduce accumulator", function()
             if i % 2 == 0 then emit(k, -i) end -- twice
             if i % 5 == 0 then emit(k, "none") end
           end
-          local mine, vals, lists = group(acc, np, 3, 2, function() error("no chunk is full") end, {})
+          local mine, vals, lists = group(acc, np, 3, 2,
+            function() error("no chunk is full") end, {})
           return {mine = mine, vals = vals, lists = lists}
         end, keys, nparts, combine)
         for i, k in ipairs(keys) do
