@@ -24,7 +24,7 @@ describe("e2e mapreduce accumulator", function()
     local r = on_engine(function(new, group)
       local emit, acc = new(nil, 64)
       emit("a", 1) emit("b", {x = 1}) emit("a", 2) emit(3, "i") emit(3.0, "f")
-      emit(true, false) emit("c", nil) emit(2.5, 7)
+      emit(true, false) emit("c", nil) emit("c") emit(2.5, 7)
       local sent = {}
       local mine, vals, lists = group(acc, 1, 1, 1, function(...) sent[#sent + 1] = {...} end, {})
       return {mine = mine, vals = vals, lists = lists, sent = #sent}
