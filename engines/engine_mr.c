@@ -38,7 +38,7 @@
 #define CHUNK 8192
 
 typedef struct {
-  int32_t head, tail, count;
+  int32_t head, tail, count, own; /* own: the key is this engine's */
 } mr_slot;
 
 /* A value: a number here, anything else in V at the value's id. */
@@ -56,7 +56,7 @@ typedef struct {
 typedef struct {
   mr_slot *slots; /* [1 .. nslots] (uservalue 1) */
   mr_val *vals;   /* [1 .. nvals] (uservalue 2) */
-  int32_t nslots, capslots, nvals, capvals, freelist, fold, closed;
+  int32_t nslots, capslots, nvals, capvals, freelist, fold, closed, nown;
 } mr_acc;
 
 /* upvalues of emit */
@@ -77,19 +77,22 @@ static void *regrow(lua_State *L, int idx, int uv, const void *old, size_t used,
   return p;
 }
 
-static int32_t newslot(lua_State *L, mr_acc *a) {
+/* A slot for a new key; ai: the acc's index. */
+static int32_t newslot(lua_State *L, mr_acc *a, int ai) {
   if (a->nslots + 1 >= a->capslots) {
     if (a->capslots > INT32_MAX / 2) luaL_error(L, "mapreduce: too many keys");
     int32_t cap = a->capslots * 2;
-    a->slots = regrow(L, ACC, 1, a->slots, (size_t)a->nslots + 1, (size_t)cap, sizeof *a->slots);
+    a->slots = regrow(L, ai, 1, a->slots, (size_t)a->nslots + 1, (size_t)cap, sizeof *a->slots);
     a->capslots = cap;
   }
-  return ++a->nslots;
+  a->nslots++;
+  memset(&a->slots[a->nslots], 0, sizeof *a->slots);
+  return a->nslots;
 }
 
 /* A value id for the value at index v (a number kept in place, anything
-** else stored in V). */
-static int32_t newval(lua_State *L, mr_acc *a, int v) {
+** else stored in V, at index vi); ai: the acc's index. */
+static int32_t newval(lua_State *L, mr_acc *a, int ai, int vi, int v) {
   int32_t id = a->freelist;
   if (id) {
     a->freelist = a->vals[id].next;
@@ -97,7 +100,7 @@ static int32_t newval(lua_State *L, mr_acc *a, int v) {
     if (a->nvals + 1 >= a->capvals) {
       if (a->capvals > INT32_MAX / 2) luaL_error(L, "mapreduce: too many values");
       int32_t cap = a->capvals * 2;
-      a->vals = regrow(L, ACC, 2, a->vals, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->vals);
+      a->vals = regrow(L, ai, 2, a->vals, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->vals);
       a->capvals = cap;
     }
     id = ++a->nvals;
@@ -113,20 +116,29 @@ static int32_t newval(lua_State *L, mr_acc *a, int v) {
   } else {
     x->tag = MR_REF;
     lua_pushvalue(L, v);
-    lua_rawseti(L, VALS, id);
+    lua_rawseti(L, vi, id);
   }
   return id;
 }
 
-/* Appends the value at index v to slot s's chain. */
-static void append(lua_State *L, mr_acc *a, int32_t s, int v) {
-  int32_t id = newval(L, a, v);
+/* Appends the value at index v to slot s's chain, or puts it first. */
+static void append(lua_State *L, mr_acc *a, int ai, int vi, int32_t s, int v) {
+  int32_t id = newval(L, a, ai, vi, v);
   mr_slot *sl = &a->slots[s];
   if (sl->count == 0)
     sl->head = id;
   else
     a->vals[sl->tail].next = id;
   sl->tail = id;
+  sl->count++;
+}
+
+static void prepend(lua_State *L, mr_acc *a, int ai, int vi, int32_t s, int v) {
+  int32_t id = newval(L, a, ai, vi, v);
+  mr_slot *sl = &a->slots[s];
+  if (sl->count == 0) sl->tail = id;
+  a->vals[id].next = sl->head;
+  sl->head = id;
   sl->count++;
 }
 
@@ -184,15 +196,14 @@ static int emit(lua_State *L) {
   lua_pushvalue(L, 1);
   int32_t s;
   if (lua_rawget(L, KEYS) == LUA_TNIL) {
-    s = newslot(L, a);
-    a->slots[s].count = 0;
+    s = newslot(L, a, ACC);
     lua_pushvalue(L, 1);
     lua_pushinteger(L, s);
     lua_rawset(L, KEYS);
   } else {
     s = (int32_t)lua_tointeger(L, 3);
   }
-  append(L, a, s, 2);
+  append(L, a, ACC, VALS, s, 2);
   if (a->slots[s].count >= a->fold && !lua_isnil(L, COMBINE)) {
     /* combine(k, values): its non-nil results are the key's values now */
     lua_settop(L, 2);
@@ -202,7 +213,7 @@ static int emit(lua_State *L) {
     lua_call(L, 2, LUA_MULTRET);
     int top = lua_gettop(L);
     for (int i = 3; i <= top; i++)
-      if (!lua_isnil(L, i)) append(L, a, s, i);
+      if (!lua_isnil(L, i)) append(L, a, ACC, VALS, s, i);
   }
   return 0;
 }
@@ -287,7 +298,7 @@ static lua_Integer keyhash(lua_State *L, int k) {
   }
 }
 
-/* group(acc, nparts, n, own, full, ctx) -> mine, vals, lists */
+/* group(acc, nparts, n, own, full, ctx) -> vals, lists */
 static int mr_group(lua_State *L) {
   mr_acc *a = luaL_checkudata(L, 1, "plush.mr");
   lua_Integer nparts = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
@@ -300,50 +311,48 @@ static int mr_group(lua_State *L) {
   lua_getiuservalue(L, 1, 3); /* 7: K */
   lua_getiuservalue(L, 1, 4); /* 8: V */
   lua_getiuservalue(L, 1, 5); /* 9: combine or nil */
-  int per = (int)(a->nslots / n + 1);
-  lua_createtable(L, 0, per); /* 10: mine */
-  lua_createtable(L, (int)n, 0); /* 11: vals */
-  lua_createtable(L, (int)n, 0); /* 12: lists */
-  int hint = per < CHUNK ? per : CHUNK;
+  lua_createtable(L, (int)n, 0); /* 10: vals */
+  lua_createtable(L, (int)n, 0); /* 11: lists */
+  int per = (int)(a->nslots / n + 1), hint = per < CHUNK ? per : CHUNK;
   for (lua_Integer o = 1; o <= n; o++) {
     lua_createtable(L, 0, o == own ? 0 : hint);
-    lua_rawseti(L, 11, o);
+    lua_rawseti(L, 10, o);
     lua_newtable(L);
-    lua_rawseti(L, 12, o);
+    lua_rawseti(L, 11, o);
   }
-  lua_Integer *filled = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *filled, 0); /* 13 */
+  lua_Integer *filled = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *filled, 0); /* 12 */
   memset(filled, 0, (size_t)(n + 1) * sizeof *filled);
   lua_pushnil(L);
-  while (lua_next(L, 7)) { /* key -2 (14), slot -1 (15) */
+  while (lua_next(L, 7)) { /* key -2 (13), slot -1 (14) */
     int32_t s = (int32_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    lua_Integer o = fmod_(fmod_(keyhash(L, 14), nparts), n) + 1;
+    lua_Integer o = fmod_(fmod_(keyhash(L, 13), nparts), n) + 1;
     mr_slot *sl = &a->slots[s];
-    lua_pushvalue(L, 14);
-    if (o == own) {
-      pushlist(L, a, 8, s, 0);
-      lua_rawset(L, 10);
+    if (o == own) { /* stays here, for mr_add and mr_own */
+      if (!sl->own) a->nown++;
+      sl->own = 1;
       continue;
     }
-    int into = 12; /* lists */
+    lua_pushvalue(L, 13);
+    int into = 11; /* lists */
     if (sl->count == 1) {
       pushval(L, a, 8, sl->head);
-      into = 11;
+      into = 10;
     } else {
       pushlist(L, a, 8, s, 0);
       if (sl->count > 1 && !lua_isnil(L, 9)) {
-        lua_pushvalue(L, 14);
+        lua_pushvalue(L, 13);
         lua_rawseti(L, 6, 1); /* ctx[1]: the key, for an error's message */
         lua_pushvalue(L, 9);
         lua_insert(L, -2);
-        lua_pushvalue(L, 14);
+        lua_pushvalue(L, 13);
         lua_insert(L, -2);
         lua_call(L, 2, 1);
         if (lua_isnil(L, -1)) {
           lua_pop(L, 1);
           lua_newtable(L);
         } else {
-          into = 11;
+          into = 10;
         }
       }
     }
@@ -354,20 +363,92 @@ static int mr_group(lua_State *L) {
     if (++filled[o] == CHUNK) {
       lua_pushvalue(L, 5);
       lua_pushinteger(L, o);
+      lua_rawgeti(L, 10, o);
       lua_rawgeti(L, 11, o);
-      lua_rawgeti(L, 12, o);
       lua_call(L, 3, 0);
       lua_createtable(L, 0, hint);
-      lua_rawseti(L, 11, o);
+      lua_rawseti(L, 10, o);
       lua_newtable(L);
-      lua_rawseti(L, 12, o);
+      lua_rawseti(L, 11, o);
       filled[o] = 0;
     }
   }
   lua_pushvalue(L, 10);
   lua_pushvalue(L, 11);
-  lua_pushvalue(L, 12);
-  return 3;
+  return 2;
+}
+
+/* The slot of own key k (at index k), made when new. K at ki. */
+static int32_t ownslot(lua_State *L, mr_acc *a, int ki, int k) {
+  lua_pushvalue(L, k);
+  int32_t s;
+  if (lua_rawget(L, ki) == LUA_TNIL) {
+    s = newslot(L, a, 1);
+    lua_pushvalue(L, k);
+    lua_pushinteger(L, s);
+    lua_rawset(L, ki);
+  } else {
+    s = (int32_t)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  if (!a->slots[s].own) a->nown++;
+  a->slots[s].own = 1;
+  return s;
+}
+
+/* add(acc, v, m, before): another engine's values of this engine's keys
+** (v: key -> value, m: key -> list), put before the key's values (in
+** their order) or after them. The engines before this one in target
+** order are added nearest first, so that the first ends up first. */
+static int mr_add(lua_State *L) {
+  mr_acc *a = luaL_checkudata(L, 1, "plush.mr");
+  int before = lua_toboolean(L, 4);
+  lua_settop(L, 4);
+  lua_getiuservalue(L, 1, 3); /* 5: K */
+  lua_getiuservalue(L, 1, 4); /* 6: V */
+  if (lua_istable(L, 2)) {
+    lua_pushnil(L);
+    while (lua_next(L, 2)) { /* key 7, value 8 */
+      int32_t s = ownslot(L, a, 5, 7);
+      (before ? prepend : append)(L, a, 1, 6, s, 8);
+      lua_pop(L, 1);
+    }
+  }
+  if (lua_istable(L, 3)) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) { /* key 7, list 8 */
+      int32_t s = ownslot(L, a, 5, 7);
+      luaL_checktype(L, 8, LUA_TTABLE);
+      lua_Integer len = (lua_Integer)lua_rawlen(L, 8);
+      for (lua_Integer i = 0; i < len; i++) {
+        lua_rawgeti(L, 8, before ? len - i : i + 1);
+        if (!lua_isnil(L, -1)) (before ? prepend : append)(L, a, 1, 6, s, 9);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+/* own(acc) -> mine: this engine's keys, each with the list of its
+** values (an empty list when combine gave nil), made at its size. */
+static int mr_own(lua_State *L) {
+  mr_acc *a = luaL_checkudata(L, 1, "plush.mr");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 3); /* 2: K */
+  lua_getiuservalue(L, 1, 4); /* 3: V */
+  lua_createtable(L, 0, a->nown); /* 4: mine */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) { /* key 5, slot 6 */
+    int32_t s = (int32_t)lua_tointeger(L, 6);
+    lua_pop(L, 1);
+    if (!a->slots[s].own) continue;
+    lua_pushvalue(L, 5);
+    pushlist(L, a, 3, s, 0);
+    lua_rawset(L, 4);
+  }
+  return 1;
 }
 
 /* ---- registration ------------------------------------------------ */
@@ -379,4 +460,8 @@ void eng_mr_open(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.new");
   lua_pushcfunction(L, mr_group);
   lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.group");
+  lua_pushcfunction(L, mr_add);
+  lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.add");
+  lua_pushcfunction(L, mr_own);
+  lua_setfield(L, LUA_REGISTRYINDEX, "plush.mr.own");
 }

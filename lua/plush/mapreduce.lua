@@ -143,19 +143,20 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
   -- last 8 bytes). A key emitted once travels as its value (in v), the
   -- others as lists (in m) or what combine made of them (in v), 8,192
   -- keys a message at most, sent as they fill. The keys this engine owns
-  -- do not travel: their lists go to `mine` as they are, for reduce (no
-  -- combine), the other engines' values put before or after them in
-  -- target order as they come.
+  -- do not travel: their values stay in acc, the other engines' values
+  -- are put before or after them in target order as they come (those
+  -- of the engines before this one nearest first, each put first), and
+  -- each key's list is made once, for reduce (no combine).
   local own
   for i = 1, n do if peers[i] == me then own = i end end
   local function full(o, v, m)
     engine.send(peers[o], {v = v, m = m, more = true}, tag)
   end
   stage = "combine"
-  local ok, mine, vals, lists_of = xpcall(reg["plush.mr.group"], pass_on_key, acc, nparts, n,
+  local ok, vals, lists_of = xpcall(reg["plush.mr.group"], pass_on_key, acc, nparts, n,
     own, full, ctx)
-  if not ok then error(mine, 0) end
-  emit, acc = nil, nil -- luacheck: ignore acc (what map emitted can go now)
+  if not ok then error(vals, 0) end
+  emit = nil
   for i, id in ipairs(peers) do
     if id ~= me then
       engine.send(id, {v = vals[i], m = lists_of[i], more = false}, tag)
@@ -163,40 +164,18 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     end
   end
 
-  -- the other engines' values of this engine's keys: those of the
-  -- engines before this one in target order go before its own values
-  -- (taken from the nearest one back), those of the others after
-  local function merge(v, m, before)
-    for k, x in pairs(v or {}) do
-      local have = mine[k]
-      if have == nil then
-        mine[k] = {x}
-      elseif before then
-        table.insert(have, 1, x)
-      else
-        have[#have + 1] = x
-      end
-    end
-    for k, g in pairs(m or {}) do
-      local have = mine[k]
-      if have == nil then
-        mine[k] = g
-      elseif before then
-        mine[k] = table.move(have, 1, #have, #g + 1, g)
-      else
-        table.move(g, 1, #g, #have + 1, have)
-      end
-    end
-  end
+  local add = reg["plush.mr.add"]
   local function receive(i)
     local m
     repeat
       m = recv_data(peers[i])
-      merge(m.v, m.m, i < own)
+      add(acc, m.v, m.m, i < own)
     until not m.more
   end
   for i = own - 1, 1, -1 do receive(i) end
   for i = own + 1, n do receive(i) end
+  local mine = reg["plush.mr.own"](acc)
+  acc = nil -- luacheck: ignore acc (what map emitted can go now)
 
   stage = "reduce"
   local err

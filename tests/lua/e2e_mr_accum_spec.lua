@@ -1,5 +1,5 @@
 -- End to end: the C side of mapreduce's engine task (engines/engine_mr.c,
--- registry plush.mr.new / plush.mr.group), called on a real engine.
+-- registry plush.mr.new / group / add / own), called on a real engine.
 local plush, file = require("real_cluster")("e2e mr accum")
 if not plush then return end
 
@@ -12,11 +12,19 @@ describe("e2e mapreduce accumulator", function()
   end)
   teardown(function() rc:close() end)
 
-  -- runs f on the engine with the registry's new and group
+  -- runs f(new, group3, ...) on the engine: the registry's new, and its
+  -- group followed by own (-> mine, vals, lists); the global MR holds the
+  -- registry's group, add and own
   local function on_engine(f, ...)
     return e:apply(function(g, ...)
       local reg = debug.getregistry()
-      return g(reg["plush.mr.new"], reg["plush.mr.group"], ...)
+      local group, own = reg["plush.mr.group"], reg["plush.mr.own"]
+      MR = {group = group, add = reg["plush.mr.add"], own = own} -- luacheck: ignore MR
+      local function group3(acc, ...)
+        local vals, lists = group(acc, ...)
+        return own(acc), vals, lists
+      end
+      return g(reg["plush.mr.new"], group3, ...)
     end, f, ...)
   end
 
@@ -75,6 +83,26 @@ describe("e2e mapreduce accumulator", function()
     assert.same({sum = {28}, ["nil"] = {7}, two = {1, 7}}, r.mine)
     assert.same({"sum:1,2,3", "nil:1,2,3", "two:1,2,3", "two:1,3,4", "sum:6,4,5",
       "two:1,4,5", "nil:4,5,6", "two:1,5,6", "sum:15,6,7", "two:1,6,7"}, r.calls)
+  end)
+
+  it("adds other engines' values before or after a key's own, lists in their order", function()
+    local r = on_engine(function(new)
+      local group, add, own = MR.group, MR.add, MR.own -- luacheck: ignore MR
+      local emit, acc = new(nil, 64)
+      emit("a", 1) emit("a", 2) emit("b", {"t"}) emit("c", 3)
+      local vals, lists = group(acc, 1, 1, 1, print, {})
+      -- engine 2 of 4 (own = 2): engine 1 before, engines 3 and 4 after;
+      -- several before-engines would come nearest first
+      add(acc, {a = 0, n = "new"}, {b = {"x", "y"}, c = {}}, true)
+      add(acc, {a = -1}, nil, true)
+      add(acc, nil, {a = {5, 6}, m = {7, 8}}, false)
+      add(acc, {a = 9, b = 2.5}, {}, false)
+      return {mine = own(acc), vals = vals, lists = lists}
+    end)
+    assert.same({a = {-1, 0, 1, 2, 5, 6, 9}, b = {"x", "y", {"t"}, 2.5}, c = {3},
+      n = {"new"}, m = {7, 8}}, r.mine)
+    assert.same({{}}, r.vals)
+    assert.same({{}}, r.lists)
   end)
 
   -- mapreduce.lua's owner before engine_mr.c: the partitions must not move
@@ -193,7 +221,7 @@ describe("e2e mapreduce accumulator", function()
       out[2] = select(2, pcall(emit, 0 / 0, 1))
       out[3] = select(2, pcall(emit, nil, nil))
       out[4] = pcall(emit, {}, nil) -- dropped: no key made
-      out[5] = select(2, pcall(group, acc, 1, 1, 1, print, {}))
+      out[5] = select(2, pcall(group, acc, 1, 1, 1, print, {})) -- mine (group, then own)
       out[6] = select(2, pcall(emit, "late", 1))
       emit, acc = new(nil, 64)
       emit({}, 1)
