@@ -9,15 +9,19 @@
 **     raises "index is nil"/"index is NaN", as a table would); when k has
 **     `fold` values and combine is a function, they are replaced by what
 **     combine(k, values) returns (every non-nil result, in order).
-**   group(acc, nparts, n, own, full, ctx) -> mine, vals, lists
-**     every key's owner ((hash % nparts) % n + 1). own's keys go to mine
-**     as lists of their values (an empty list when combine gave nil);
+**   group(acc, nparts, n, own, full, ctx) -> vals, lists
+**     every key's owner ((hash % nparts) % n + 1). own's keys stay;
 **     another owner o's keys go to vals[o] (one value, or what combine
 **     made of several; nil: an empty list in lists[o]) or lists[o] (the
 **     values, without combine); full(o, vals[o], lists[o]) is called when
 **     they hold CHUNK keys (then new tables). ctx[1] is the key combine
 **     is called for. A key that is not a string, number or boolean
 **     raises the task's error table (what = "emit").
+**   add(acc, v, m, before): another engine's values of own keys (key ->
+**     value in v, key -> list in m), put before the key's values or
+**     after them.
+**   own(acc) -> mine: own's keys, each with the list of its values (an
+**     empty list when combine gave nil).
 **
 ** A key's values are a chain through one value array: K maps a key to
 ** its slot; a slot has the first and last value of the chain and their
@@ -69,8 +73,8 @@ typedef struct {
 
 /* A buffer of n*size bytes as uservalue uv of the acc at idx, holding
 ** the old one's first used*size bytes. */
-static void *regrow(lua_State *L, int idx, int uv, const void *old, size_t used, size_t n,
-                    size_t size) {
+static void *regrow(lua_State *L, int idx, int uv, const void *old, size_t used,
+                    size_t n, size_t size) {
   void *p = lua_newuserdatauv(L, n * size, 0);
   if (used) memcpy(p, old, used * size);
   lua_setiuservalue(L, idx, uv);
@@ -82,7 +86,8 @@ static int32_t newslot(lua_State *L, mr_acc *a, int ai) {
   if (a->nslots + 1 >= a->capslots) {
     if (a->capslots > INT32_MAX / 2) luaL_error(L, "mapreduce: too many keys");
     int32_t cap = a->capslots * 2;
-    a->slots = regrow(L, ai, 1, a->slots, (size_t)a->nslots + 1, (size_t)cap, sizeof *a->slots);
+    a->slots = regrow(L, ai, 1, a->slots, (size_t)a->nslots + 1, (size_t)cap,
+                      sizeof *a->slots);
     a->capslots = cap;
   }
   a->nslots++;
@@ -100,7 +105,8 @@ static int32_t newval(lua_State *L, mr_acc *a, int ai, int vi, int v) {
     if (a->nvals + 1 >= a->capvals) {
       if (a->capvals > INT32_MAX / 2) luaL_error(L, "mapreduce: too many values");
       int32_t cap = a->capvals * 2;
-      a->vals = regrow(L, ai, 2, a->vals, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->vals);
+      a->vals =
+          regrow(L, ai, 2, a->vals, (size_t)a->nvals + 1, (size_t)cap, sizeof *a->vals);
       a->capvals = cap;
     }
     id = ++a->nvals;
@@ -186,7 +192,8 @@ static int emit(lua_State *L) {
   case LUA_TNIL:
     return luaL_error(L, "index is nil");
   case LUA_TNUMBER:
-    if (!lua_isinteger(L, 1) && isnan(lua_tonumber(L, 1))) return luaL_error(L, "index is NaN");
+    if (!lua_isinteger(L, 1) && isnan(lua_tonumber(L, 1)))
+      return luaL_error(L, "index is NaN");
     break;
   default:
     break;
@@ -308,9 +315,9 @@ static int mr_group(lua_State *L) {
   luaL_argcheck(L, nparts >= 1 && n >= 1 && n <= 1 << 20, 2, "bad sizes");
   a->closed = 1;
   lua_settop(L, 6);
-  lua_getiuservalue(L, 1, 3); /* 7: K */
-  lua_getiuservalue(L, 1, 4); /* 8: V */
-  lua_getiuservalue(L, 1, 5); /* 9: combine or nil */
+  lua_getiuservalue(L, 1, 3);    /* 7: K */
+  lua_getiuservalue(L, 1, 4);    /* 8: V */
+  lua_getiuservalue(L, 1, 5);    /* 9: combine or nil */
   lua_createtable(L, (int)n, 0); /* 10: vals */
   lua_createtable(L, (int)n, 0); /* 11: lists */
   int per = (int)(a->nslots / n + 1), hint = per < CHUNK ? per : CHUNK;
@@ -320,7 +327,8 @@ static int mr_group(lua_State *L) {
     lua_newtable(L);
     lua_rawseti(L, 11, o);
   }
-  lua_Integer *filled = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *filled, 0); /* 12 */
+  lua_Integer *filled =
+      lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *filled, 0); /* 12 */
   memset(filled, 0, (size_t)(n + 1) * sizeof *filled);
   lua_pushnil(L);
   while (lua_next(L, 7)) { /* key -2 (13), slot -1 (14) */
@@ -436,8 +444,8 @@ static int mr_add(lua_State *L) {
 static int mr_own(lua_State *L) {
   mr_acc *a = luaL_checkudata(L, 1, "plush.mr");
   lua_settop(L, 1);
-  lua_getiuservalue(L, 1, 3); /* 2: K */
-  lua_getiuservalue(L, 1, 4); /* 3: V */
+  lua_getiuservalue(L, 1, 3);     /* 2: K */
+  lua_getiuservalue(L, 1, 4);     /* 3: V */
   lua_createtable(L, 0, a->nown); /* 4: mine */
   lua_pushnil(L);
   while (lua_next(L, 2)) { /* key 5, slot 6 */
