@@ -302,6 +302,8 @@ PLUSH_INTERNAL void eng_co_kick(plush_engine *e);
 PLUSH_INTERNAL void eng_co_interrupt(plush_engine *e, uint64_t id);
 /* Lua thread: the C side of engine.client() in a new namespace. */
 PLUSH_INTERNAL void eng_co_open(lua_State *L);
+/* engine_mr.c: mapreduce's emit and grouping pass, in the registry. */
+PLUSH_INTERNAL void eng_mr_open(lua_State *L);
 /* Runs task t (a fresh request) as a coroutine: 1 when it parked, else
 ** it ended and eng_served was called. */
 PLUSH_INTERNAL int eng_co_serve(plush_engine *e, lua_State *L, eng_task *t);

@@ -374,6 +374,7 @@ static int welcomed(lua_State *L) {
   eng_msg_open(L);
   eng_ts_open(L);
   eng_co_open(L);
+  eng_mr_open(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &enginekey);
   lua_setglobal(L, "engine");

@@ -265,6 +265,28 @@ static int l_filemode(lua_State *L) {
 }
 
 /*
+** filesizes(names) -> the size in bytes of each file of the sequence
+** names (a regular file's; 0 for one that cannot be stat'ed or is not a
+** regular file): one stat a file, for mapreduce's shares.
+*/
+static int l_filesizes(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    struct stat st;
+    lua_Integer size = 0;
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+      return luaL_error(L, "filesizes: name %I is a %s, not a string", i, luaL_typename(L, -1));
+    if (stat(lua_tostring(L, -1), &st) == 0 && S_ISREG(st.st_mode)) size = (lua_Integer)st.st_size;
+    lua_pop(L, 1);
+    lua_pushinteger(L, size);
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+/*
 ** core.catch_sigint(on): while on, Ctrl-C ends a wait (poll, sleep,
 ** wait) instead of the program; returns whether it was on.
 */
@@ -290,4 +312,5 @@ const luaL_Reg plush_sys_funcs[] = {
     {"hostname", l_hostname}, {"ncpu", l_ncpu},
     {"isatty", l_isatty},     {"bindirs", l_bindirs},
     {"filemode", l_filemode}, {"catch_sigint", l_catch_sigint},
+    {"filesizes", l_filesizes},
     {"sigint", l_sigint},     {NULL, NULL}};

@@ -19,8 +19,6 @@ local guard, recv, catch = spmd.guard, spmd.recv, spmd.catch
 
 local mapreduce = {}
 
--- How many keys one shuffle message carries at most.
-local CHUNK = 8192
 -- A key's group is folded by combine when it reaches this many values.
 local FOLD = 64
 
@@ -51,7 +49,9 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     return ("map of input item %d (%s)"):format(index + i - 1, s), x
   end
   local on_map = catch(function() return item_what(cur) end)
+  local ctx = {} -- ctx[1]: the key the grouping pass calls combine for
   local on_key = catch(function()
+    if stage == "combine" then cur = ctx[1] end
     local s = type(cur) == "string" and ("%q"):format(cur) or tostring(cur)
     if #s > 60 then s = s:sub(1, 57) .. "..." end
     return ("%s of key %s"):format(stage, s), cur
@@ -62,26 +62,10 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     return on_key(e)
   end
 
-  -- What map emitted, by key: a key's only value so far in `ones` (no
-  -- table for it: most keys of a word count are emitted once an engine),
-  -- its values from the second on in a list in `lists` (combine folding
-  -- the list when it reaches FOLD values).
-  local ones, lists = {}, {}
-  local function emit(k, v)
-    local g = lists[k]
-    if g ~= nil then
-      local m = #g + 1
-      g[m] = v
-      if m >= FOLD and combine then lists[k] = {combine(k, g)} end
-    else
-      local o = ones[k]
-      if o == nil then
-        ones[k] = v
-      else
-        lists[k], ones[k] = {o, v}, nil
-      end
-    end
-  end
+  -- What map emitted, by key (engines/engine_mr.c): each key's values
+  -- in emit order, folded by combine when a key has FOLD values.
+  local reg = debug.getregistry()
+  local emit, acc = reg["plush.mr.new"](combine, FOLD)
 
   -- map
   local function map_item(i)
@@ -154,88 +138,25 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     end
   end
 
-  -- the partition of a key; partition p belongs to engine p % n + 1. A
-  -- string hashes its length and first and last 8 bytes (two calls of
-  -- string.byte: a call a byte cost more than the rest of the shuffle).
-  local byte = string.byte
-  local function owner(k)
-    local h, t = 0, type(k)
-    if t == "string" then
-      local len = #k
-      local a, b, c, d, e, f, g, i = byte(k, 1, 8)
-      h = ((((((((len * 31 + (a or 0)) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
-        * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
-      if len > 8 then
-        a, b, c, d, e, f, g, i = byte(k, len > 16 and len - 7 or 9, len)
-        h = ((((((((h * 31 + a) * 31 + (b or 0)) * 31 + (c or 0)) * 31 + (d or 0))
-          * 31 + (e or 0)) * 31 + (f or 0)) * 31 + (g or 0)) * 31 + (i or 0))
-      end
-      h = h & 0x7fffffff
-    elseif math.type(k) == "integer" then
-      h = k
-    elseif t == "number" then
-      h = math.tointeger(k) or string.unpack("<i8", string.pack("<d", k))
-    elseif t == "boolean" then
-      h = k and 1 or 0
-    else
-      error({["plush.spmd"] = "error", traceback = "", what = "emit",
-        message = "a key is a string, a number or a boolean, not a " .. t}, 0)
-    end
-    return (h % nparts) % n + 1
-  end
-
-  -- the shuffle: each engine's groups, folded once more. A key emitted
-  -- once travels as its value (in v), the others as lists (in m), CHUNK
+  -- the shuffle (engines/engine_mr.c): partition p belongs to engine
+  -- p % n + 1 (a string's partition hashes its length and first and
+  -- last 8 bytes). A key emitted once travels as its value (in v), the
+  -- others as lists (in m) or what combine made of them (in v), 8,192
   -- keys a message at most, sent as they fill. The keys this engine owns
-  -- do not travel: their lists go to `mine` as they are, for reduce (no
-  -- combine), the other engines' values put before or after them in
-  -- target order as they come.
-  local mine, own = {}, nil
-  local vals, lists_of, count = {}, {}, {}
-  for i = 1, n do
-    vals[i], lists_of[i], count[i] = {}, {}, 0
-    if peers[i] == me then own = i end
-  end
-  local function full(o)
-    local c = count[o] + 1
-    if c == CHUNK then
-      engine.send(peers[o], {v = vals[o], m = lists_of[o], more = true}, tag)
-      vals[o], lists_of[o], c = {}, {}, 0
-    end
-    count[o] = c
+  -- do not travel: their values stay in acc, the other engines' values
+  -- are put before or after them in target order as they come (those
+  -- of the engines before this one nearest first, each put first), and
+  -- each key's list is made once, for reduce (no combine).
+  local own
+  for i = 1, n do if peers[i] == me then own = i end end
+  local function full(o, v, m)
+    engine.send(peers[o], {v = v, m = m, more = true}, tag)
   end
   stage = "combine"
-  local ok, err = xpcall(function()
-    for k, x in pairs(ones) do
-      cur = k
-      local o = owner(k)
-      if o == own then
-        mine[k] = {x}
-      else
-        vals[o][k] = x
-        full(o)
-      end
-    end
-    for k, g in pairs(lists) do
-      cur = k
-      local o = owner(k)
-      if o == own then
-        mine[k] = g
-      else
-        local m, x = #g, nil
-        if m == 1 then
-          x = g[1]
-        elseif m > 1 and combine then
-          x = combine(k, g)
-          if x == nil then g = {} end
-        end
-        if x ~= nil then vals[o][k] = x else lists_of[o][k] = g end
-        full(o)
-      end
-    end
-  end, pass_on_key)
-  if not ok then error(err, 0) end
-  ones, lists = nil, nil
+  local ok, vals, lists_of = xpcall(reg["plush.mr.group"], pass_on_key, acc, nparts, n,
+    own, full, ctx)
+  if not ok then error(vals, 0) end
+  emit = nil
   for i, id in ipairs(peers) do
     if id ~= me then
       engine.send(id, {v = vals[i], m = lists_of[i], more = false}, tag)
@@ -243,42 +164,21 @@ local function task(items, index, files, map, reduce, combine, nparts, peers, ta
     end
   end
 
-  -- the other engines' values of this engine's keys: those of the
-  -- engines before this one in target order go before its own values
-  -- (taken from the nearest one back), those of the others after
-  local function merge(v, m, before)
-    for k, x in pairs(v or {}) do
-      local have = mine[k]
-      if have == nil then
-        mine[k] = {x}
-      elseif before then
-        table.insert(have, 1, x)
-      else
-        have[#have + 1] = x
-      end
-    end
-    for k, g in pairs(m or {}) do
-      local have = mine[k]
-      if have == nil then
-        mine[k] = g
-      elseif before then
-        mine[k] = table.move(have, 1, #have, #g + 1, g)
-      else
-        table.move(g, 1, #g, #have + 1, have)
-      end
-    end
-  end
+  local add = reg["plush.mr.add"]
   local function receive(i)
     local m
     repeat
       m = recv_data(peers[i])
-      merge(m.v, m.m, i < own)
+      add(acc, m.v, m.m, i < own)
     until not m.more
   end
   for i = own - 1, 1, -1 do receive(i) end
   for i = own + 1, n do receive(i) end
+  local mine = reg["plush.mr.own"](acc)
+  acc = nil -- luacheck: ignore acc (what map emitted can go now)
 
   stage = "reduce"
+  local err
   ok, err = xpcall(function()
     -- the results replace the lists in mine (a key reduced to nil goes)
     for k, g in pairs(mine) do
@@ -330,14 +230,19 @@ local function check(spec)
   end
 end
 
--- The size of a file as the client sees it (0 when it cannot: the engine
--- reading it will say why).
-local function size(name)
-  local f = io.open(name, "rb")
-  if not f then return 0 end
-  local s = f:seek("end") or 0
-  f:close()
-  return s
+-- The sizes of the files as the client sees them (0 for one it cannot
+-- see: the engine reading it will say why): one stat a file with
+-- plush.core (an open, a seek and a close each cost 3 times as much).
+local function sizes_of(files, n)
+  local ok, core = pcall(require, "plush.core")
+  if ok and type(core) == "table" and core.filesizes then return core.filesizes(files) end
+  local sizes = {}
+  for i = 1, n do
+    local f = io.open(files[i], "rb")
+    sizes[i] = f and f:seek("end") or 0
+    if f then f:close() end
+  end
+  return sizes
 end
 
 --[[
@@ -350,9 +255,10 @@ end
   contiguous parts.
 ]]
 local function share_files(files, n)
-  local order, sizes, total = {}, {}, 0
-  for i = 1, util.len(files) do
-    order[i], sizes[i] = i, size(files[i])
+  local order, total, len = {}, 0, util.len(files)
+  local sizes = sizes_of(files, len)
+  for i = 1, len do
+    order[i] = i
     total = total + sizes[i]
   end
   table.sort(order, function(a, b)

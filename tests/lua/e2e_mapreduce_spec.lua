@@ -246,6 +246,58 @@ describe("e2e mapreduce", function()
     assert.same({a = 1}, v:mapreduce{input = {"a"}, map = words, reduce = sum})
   end)
 
+  it("folds a key's values at 64 with combine; its errors name the item or the key", function()
+    -- 100 values a key an engine: folded at the 64th, the rest in the
+    -- grouping pass (or by reduce on the owner); a nil from combine
+    -- drops the values folded
+    local function map(x, emit)
+      for i = 1, 100 do
+        emit("kept", x)
+        emit("half", i)
+        emit("t", {x})
+      end
+    end
+    local function comb(k, xs)
+      if k == "half" then return nil end
+      if k == "t" then
+        local n = 0
+        for _, t in ipairs(xs) do n = n + t[1] end
+        return {n}
+      end
+      local n = 0
+      for _, x in ipairs(xs) do n = n + x end
+      return n
+    end
+    local r = v:mapreduce{input = {1, 2, 3}, map = map, combine = comb,
+      reduce = function(k, xs)
+        if k == "t" then return comb(k, xs)[1] end
+        if k == "half" then return #xs end
+        return comb(k, xs)
+      end}
+    assert.equal(600, r.kept)
+    assert.equal(600, r.t)
+    -- the owner's 36 values left after its fold go to reduce as they are
+    assert.equal(36, r.half)
+    -- combine raising at the 64th value: an error of the item's map
+    local ok, e = pcall(v.mapreduce, v, {input = {1, 2, "x", 4}, map = function(x, emit)
+      for _ = 1, 64 do emit("k", x) end
+    end, combine = function(_, xs) return xs[1] + 1 end, reduce = sum})
+    assert.is_false(ok)
+    assert.equal(ids[2], e.engine)
+    assert.equal("x", e.item)
+    assert.matches("attempt to %w+ a 'string' with a 'number' "
+      .. "%(mapreduce map of input item 3 %(\"x\"%)%)$", e.message)
+    assert.matches("e2e_mapreduce_spec.lua:%d+: in function", e.traceback)
+    mailboxes_empty()
+    -- combine raising in the grouping pass names the key
+    ok, e = pcall(v.mapreduce, v, {input = {"a a b", "b b"}, map = words, partitions = 1,
+      combine = function(k) error("no " .. k, 0) end, reduce = sum})
+    assert.is_false(ok)
+    assert.equal("no b (mapreduce combine of key \"b\")", e.message)
+    assert.equal("b", e.item)
+    mailboxes_empty()
+  end)
+
   it("an engine killed while mapping fails the call with EngineError naming it", function()
     local victim = rc:add(1, 60)[1]
     local pid = rc[victim]:execute("return engine.pid")
