@@ -37,22 +37,29 @@ static inline void store(uint8_t *p, uint64_t v, int n) {
 }
 
 /*
+** An integer's MessagePack head: *op, and how many bytes of the value
+** follow it (0: a fixint, the value is *op itself).
+*/
+static inline int inthead(lua_Integer v, uint8_t *op) {
+  if (v >= 0) {
+    if (v <= 0x7f) return *op = (uint8_t)v, 0;
+    *op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
+    return 1 << (*op - 0xcc);
+  }
+  if (v >= -32) return *op = (uint8_t)v, 0;
+  *op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
+  return 1 << (*op - 0xd0);
+}
+
+/*
 ** An integer's encoding at p (9 bytes of room), as putint writes it;
 ** returns its length. Inline, for the number loops.
 */
 static inline size_t intat(uint8_t *p, lua_Integer v) {
   uint8_t op;
-  int n;
-  if (v >= 0) {
-    if (v <= 0x7f) return *p = (uint8_t)v, 1;
-    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
-    n = 1 << (op - 0xcc);
-  } else {
-    if (v >= -32) return *p = (uint8_t)v, 1;
-    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
-    n = 1 << (op - 0xd0);
-  }
+  int n = inthead(v, &op);
   p[0] = op;
+  if (n == 0) return 1;
   store(p + 1, (uint64_t)v, n);
   return (size_t)n + 1;
 }
@@ -66,17 +73,9 @@ static inline size_t intat(uint8_t *p, lua_Integer v) {
 static inline size_t intat9(uint8_t *p, lua_Integer v) {
   uint64_t be;
   uint8_t op;
-  int n;
-  if (v >= 0) {
-    if (v <= 0x7f) return *p = (uint8_t)v, 1;
-    op = v <= 0xff ? 0xcc : v <= 0xffff ? 0xcd : v <= 0xffffffff ? 0xce : 0xcf;
-    n = 1 << (op - 0xcc);
-  } else {
-    if (v >= -32) return *p = (uint8_t)v, 1;
-    op = v >= INT8_MIN ? 0xd0 : v >= INT16_MIN ? 0xd1 : v >= INT32_MIN ? 0xd2 : 0xd3;
-    n = 1 << (op - 0xd0);
-  }
+  int n = inthead(v, &op);
   p[0] = op;
+  if (n == 0) return 1;
   be = (uint64_t)v << (64 - 8 * n);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   be = __builtin_bswap64(be);

@@ -412,6 +412,19 @@ static void enc_slice(lua_Integer i, lua_Integer j, int packed) {
   lua_pop(L, 1);
 }
 
+/* buf (a slice i..j just encoded) holds the same bytes as the table
+** that `code` makes of the table at the top of the stack. */
+static void same_as_table(plush_buf *want, const char *code, lua_Integer i, lua_Integer j) {
+  cr_assert_eq(luaL_loadstring(L, code), 0);
+  lua_pushvalue(L, -2);
+  cr_assert_eq(lua_pcall(L, 1, 1, 0), 0);
+  want->len = 0;
+  cr_assert_eq(plush_encode(L, -1, want, "t", err, sizeof err), 0);
+  lua_pop(L, 1);
+  cr_assert(want->len == buf.len && memcmp(want->data, buf.data, buf.len) == 0,
+            "slice %lld..%lld", (long long)i, (long long)j);
+}
+
 /* A slice of numbers in the array part is written from the slots: the
 ** same bytes as the plain table of its items; one past the array part,
 ** over a hole or another value, goes item by item. */
@@ -428,14 +441,7 @@ Test(codec_seq, slices_of_numbers) {
     enc_slice(i, j, 0);
     snprintf(code, sizeof code, "return table.move(..., %lld, %lld, 1, {})", (long long)i,
              (long long)j);
-    cr_assert_eq(luaL_loadstring(L, code), 0);
-    lua_pushvalue(L, -2);
-    cr_assert_eq(lua_pcall(L, 1, 1, 0), 0);
-    want.len = 0;
-    cr_assert_eq(plush_encode(L, -1, &want, "t", err, sizeof err), 0);
-    lua_pop(L, 1);
-    cr_assert(want.len == buf.len && memcmp(want.data, buf.data, buf.len) == 0,
-              "slice %lld..%lld", (long long)i, (long long)j);
+    same_as_table(&want, code, i, j);
   }
   enc_slice(3, 5, 1);                          /* packed: {n = 3, ...} */
   cr_assert_eq(plush_decode(L, buf.data, buf.len, NULL, err, sizeof err), 0, "%s", err);
@@ -474,14 +480,7 @@ Test(codec_seq, long_slices_with_other_values_midway) {
     snprintf(code, sizeof code,
              "local t = ... local u = {} for k = %lld, %lld do u[k - %lld + 1] = t[k] end"
              " return u", (long long)i, (long long)j, (long long)i);
-    cr_assert_eq(luaL_loadstring(L, code), 0);
-    lua_pushvalue(L, -2);
-    cr_assert_eq(lua_pcall(L, 1, 1, 0), 0);
-    want.len = 0;
-    cr_assert_eq(plush_encode(L, -1, &want, "t", err, sizeof err), 0);
-    lua_pop(L, 1);
-    cr_assert(want.len == buf.len && memcmp(want.data, buf.data, buf.len) == 0,
-              "slice %lld..%lld", (long long)i, (long long)j);
+    same_as_table(&want, code, i, j);
   }
   lua_pushnil(L);
   lua_rawseti(L, -2, 80000);                    /* a hole */
