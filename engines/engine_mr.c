@@ -218,6 +218,7 @@ static int emit(lua_State *L) {
     lua_pushvalue(L, 1);
     pushlist(L, a, VALS, s, 1);
     lua_call(L, 2, LUA_MULTRET);
+    luaL_checkstack(L, 2, "too many results of combine"); /* newval pushes one */
     int top = lua_gettop(L);
     for (int i = 3; i <= top; i++)
       if (!lua_isnil(L, i)) append(L, a, ACC, VALS, s, i);

@@ -85,6 +85,22 @@ describe("e2e mapreduce accumulator", function()
       "two:1,4,5", "nil:4,5,6", "two:1,5,6", "sum:15,6,7", "two:1,6,7"}, r.calls)
   end)
 
+  it("keeps every value of a combine that returns thousands of them", function()
+    local r = on_engine(function(new, group)
+      -- combine gives back 5,000 values: more than a C function's stack
+      -- holds by default; each becomes one of the key's values
+      local emit, acc = new(function(_, xs)
+        local out = {}
+        for i = 1, 5000 do out[i] = xs[1] * 10000 + i end
+        return table.unpack(out)
+      end, 2)
+      emit("k", 1) emit("k", 2)
+      local got = group(acc, 1, 1, 1, function() end, {}).k
+      return {n = #got, first = got[1], last = got[#got]}
+    end)
+    assert.same({n = 5000, first = 10001, last = 15000}, r)
+  end)
+
   it("adds other engines' values before or after a key's own, lists in their order", function()
     local r = on_engine(function(new)
       local group, add, own = MR.group, MR.add, MR.own -- luacheck: ignore MR
