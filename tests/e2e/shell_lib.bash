@@ -27,8 +27,10 @@ shell_cleanup() {
 trap shell_cleanup EXIT
 
 # Starts `plush ARGS...` in a new tmux session NAME (120x40). A small sh
-# runs it and prints its exit status when it ends ("[plush exited: N]"):
-# tmux's own pane_dead_status is not reliable (it is sometimes never set).
+# runs it and, when it ends, prints its exit status ("[plush exited: N]")
+# and writes it to SHELL_EXIT_FILE: tmux's own pane_dead_status is not
+# reliable (it is sometimes never set), nor is the last line a pane shows
+# (under load tmux 3.3 has marked the pane dead without drawing it).
 # The sh is in plush's process group, so Ctrl-C reaches it too: it traps
 # SIGINT with a no-op (not ignored, which plush would inherit) to stay.
 # SHELL_PID is plush's PID. Extra environment for plush: SHELL_ENV=(K=V ...)
@@ -37,9 +39,11 @@ start_shell() { # name args...
   local name=$1 wrapper
   shift
   SHELL_SESSION=$name
+  SHELL_EXIT_FILE=$HOME/.plush-exit-$name
+  rm -f "$SHELL_EXIT_FILE"
   tm new-session -d -s "$name" -x 120 -y 40 \
-    sh -c 'trap : INT; "$@"; echo "[plush exited: $?]"' sh \
-    env ${SHELL_ENV[@]+"${SHELL_ENV[@]}"} "$PLUSH" "$@" \; \
+    sh -c 'trap : INT; f=$1; shift; "$@"; s=$?; echo "[plush exited: $s]"; echo "$s" >"$f"' \
+    sh "$SHELL_EXIT_FILE" env ${SHELL_ENV[@]+"${SHELL_ENV[@]}"} "$PLUSH" "$@" \; \
     set-option -t "$name" remain-on-exit on
   wrapper=$(tm display -p -t "$name" '#{pane_pid}')
   PIDS+=("$wrapper")
@@ -118,10 +122,16 @@ run_line() { # name text
   submit "$1"
 }
 
-# Waits for plush to exit; prints its exit status.
+# Waits for plush (of the last start_shell, session NAME) to exit; prints
+# its exit status.
 wait_exit() { # name [seconds]
-  wait_match "$1" '^\[plush exited: [0-9]+\]$' "${2:-30}"
-  screen "$1" | sed -nE 's/^\[plush exited: ([0-9]+)\]$/\1/p' | tail -n 1
+  [ "$1" = "$SHELL_SESSION" ] || fail "wait_exit $1: the last shell started is $SHELL_SESSION"
+  exit_written() { [ -s "$SHELL_EXIT_FILE" ]; }
+  wait_for "${2:-30}" exit_written || {
+    screen "$1" >&2
+    fail "timed out waiting for plush to exit in $1"
+  }
+  cat "$SHELL_EXIT_FILE"
 }
 
 # The lines of the screen between the first one matching FROM and the next
