@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "conn.h"
@@ -409,6 +410,14 @@ Test(cluster, timeout_fails_the_task_and_the_engine_carries_on) {
 ** EngineError; balanced work it held runs elsewhere. */
 Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
   lua_State *L = client();
+  /* the balanced tasks on engines 0 and 1 wait for this file: no engine
+  ** is idle, so none takes back (steals) the task engine 2 holds before
+  ** engine 2 is stopped */
+  char flag[64];
+  snprintf(flag, sizeof flag, "/tmp/plush-test-cluster-%d.go", (int)getpid());
+  unlink(flag);
+  lua_pushstring(L, flag);
+  lua_setglobal(L, "FLAG");
   lua_ok(L,
          "DIRECT = conn:submit(2, {op = 'exec', code = 'while true do end'})\n"
          "-- wait until engine 2 is running the direct task\n"
@@ -421,10 +430,17 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "BAL = {}\n"
          "for i = 1, 12 do BAL[i] = conn:submit(nil, {op = 'exec', code = "
          "'if engine.id == 2 then while true do end end "
+         "while not io.open(' .. string.format('%q', FLAG) .. ') do end "
          "return engine.id, engine.task.attempt, engine.task.id'}) end\n"
          "local qs = ask({op = 'queue_status'}).value\n"
          "assert(qs.engines[2].queue == 2, 'engine 2 holds a balanced task')\n");
   stop_engine(2);
+  /* engine 2 gone, then engines 0 and 1 go on */
+  lua_ok(L,
+         "local deadline = core.now() + 10\n"
+         "repeat local ids = ask({op = 'ids'}).value until #ids == 2 or core.now() > deadline\n"
+         "assert(core.now() < deadline, 'engine 2 never left')\n"
+         "io.open(FLAG, 'w'):close()");
   lua_ok(L,
          "local d = wait({DIRECT})[1]\n"
          "assert(d.status == 'engine' and d.value.kind == 'EngineError', d.status)\n"
@@ -448,6 +464,7 @@ Test(cluster, engine_death_fails_direct_work_and_moves_balanced_work) {
          "assert(r.status == 'badreq' and r.value.message == 'unknown engine 7', r.status)\n"
          "assert(r.value.kind == 'BadRequest' and r.value.left == nil)");
   lua_close(L);
+  unlink(flag);
 }
 
 /* ---- models: messages between engines, the tuple space ----------- */
