@@ -34,10 +34,19 @@ probe() { # profile
       for _, d in ipairs(ds) do sum = sum + d:get() end
       return sum
     end
+    -- the limit follows the pace of the last few short tasks; on a
+    -- loaded machine one of them may stall for a millisecond, so the
+    -- rise is looked for after up to five rounds of short tasks (with
+    -- --hwm 2 it never comes)
     local sum = shorts()
-    local long = burst(20, 0.05)
-    local m1 = most()
-    assert(plush.wait_all(long, 60), "long tasks did not finish")
+    local m1 = 0
+    for round = 1, 5 do
+      if round > 1 then shorts() end
+      local long = burst(20, 0.05)
+      m1 = math.max(m1, most())
+      assert(plush.wait_all(long, 60), "long tasks did not finish")
+      if m1 > 2 then break end
+    end
     local again = burst(10, 0.05)
     local m2 = most()
     assert(plush.wait_all(again, 60), "long tasks did not finish")
