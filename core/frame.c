@@ -128,6 +128,17 @@ static void poolinit(void) {
   poolkeyok = pthread_key_create(&poolkey, poolfree) == 0;
 }
 
+void plush_frame_unload(void) {
+  pthread_once(&poolonce, poolinit);
+  if (pool.keyed > 0) {
+    poolfree(&pool);
+    pthread_setspecific(poolkey, NULL);
+  }
+  pool.keyed = -1;
+  if (poolkeyok) pthread_key_delete(poolkey);
+  poolkeyok = 0;
+}
+
 /* A block of n bytes (n <= 512): its size in *size. */
 static void *poolget(size_t n, size_t *size) {
   int k = 0;

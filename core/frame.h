@@ -238,4 +238,15 @@ int plush_parser_advance(plush_parser *p, size_t n, plush_frame_cb cb,
 int plush_parser_skip(plush_parser *p, size_t n, plush_frame_cb cb,
                       void *ud);
 
+/*
+** This copy of the frame code lives in a shared object about to be
+** unloaded (a Lua module's state closes; dlclose follows): the calling
+** thread's kept small frames are freed and the thread-exit destructor of
+** every thread's keep is dropped, so no thread that ends later calls into
+** unmapped code (what other threads keep is left to the process). No
+** frame is kept after. For the Lua module only (shell/lua_core.c): a
+** program linking this code never unloads it.
+*/
+void plush_frame_unload(void);
+
 #endif

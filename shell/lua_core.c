@@ -26,6 +26,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -761,7 +762,41 @@ static const luaL_Reg connmethods[] = {
 static const luaL_Reg funcs[] = {
     {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};
 
+#ifdef PLUSH_LUA_MODULE
+/*
+** Loaded as build/lua/plush/core.so, this code goes with the last state
+** that required it (Lua's dlclose at lua_close). An engine that called
+** engine.client() ended with a segfault: its Lua thread, leaving after
+** the close, ran the frame keep's thread-exit destructor in the unmapped
+** library. A sentinel collected before the library is closed (finalizers
+** run newest first, the library list's among the first made) drops it.
+*/
+static atomic_int opens;
+
+static int unload(lua_State *L) {
+  (void)L;
+  if (atomic_fetch_sub(&opens, 1) == 1) plush_frame_unload();
+  return 0;
+}
+
+static void sentinel(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "plush.core.unload") == LUA_TNIL) {
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, unload);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "plush.core.unload");
+    atomic_fetch_add(&opens, 1);
+  }
+  lua_pop(L, 1);
+}
+#endif
+
 int luaopen_plush_core(lua_State *L) {
+#ifdef PLUSH_LUA_MODULE
+  sentinel(L);
+#endif
   plush_sigpipe_ignore();
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
