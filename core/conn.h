@@ -76,7 +76,22 @@ int plush_conn_accept(uv_stream_t *server, const plush_conn_opts *o,
 */
 int plush_conn_refuse(uv_stream_t *server, char *peer, size_t n);
 void plush_conn_busy(plush_conn *c);
-/* Client side: connects to host:port (numeric IPv4/IPv6 or "localhost"). */
+/*
+** The Unix socket of a controller that listens on TCP at addr: an
+** abstract name of this host (no file), "\0plush:IP:PORT", with the
+** loopback IP for a controller on any address (0.0.0.0, ::). A
+** controller listens on both; engines and clients that dial a loopback
+** address take the Unix socket when it is there (a round trip through
+** the controller costs no TCP stack), TCP otherwise. A socket whose owner
+** is another user is never dialled. 0, or PLUSH_EINVAL when addr is
+** neither loopback nor any address.
+*/
+struct sockaddr_un;
+int plush_conn_localaddr(const struct sockaddr *addr, struct sockaddr_un *un,
+                         unsigned *len);
+/* Client side: connects to host:port (numeric IPv4/IPv6 or "localhost");
+** on this host through the controller's Unix socket (above) unless
+** $PLUSH_NOUNIX is set. */
 int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
                        const plush_conn_opts *o, const plush_conn_cbs *cbs,
                        void *data, plush_conn **out);
@@ -93,7 +108,8 @@ void *plush_conn_data(plush_conn *c);
 void plush_conn_set_data(plush_conn *c, void *data);
 uint8_t plush_conn_role(plush_conn *c);  /* after on_ready */
 int plush_conn_is_ready(plush_conn *c);
-const char *plush_conn_peer(plush_conn *c); /* "127.0.0.1:40000" */
+/* "127.0.0.1:40000"; a server's peer on its Unix socket: "local:PID" */
+const char *plush_conn_peer(plush_conn *c);
 /* 1 while the handshake is under way (server or client). */
 int plush_conn_pending(plush_conn *c);
 int plush_conn_secure(plush_conn *c);     /* 1 when frames are sealed */

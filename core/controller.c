@@ -597,6 +597,8 @@ static void onbeat(uv_timer_t *tm) {
   }
 }
 
+static void handleclosed(uv_handle_t *h);
+
 int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
                     plush_ctl **out) {
   plush_ctl *c = calloc(1, sizeof *c);
@@ -657,6 +659,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
     plush_ctl_stop(c, NULL, NULL);
     return r;
   }
+  if (!o->no_listen) ctl_local_start(c, onconnect, handleclosed);
   period = (uint64_t)(c->o.heartbeat * 1000);
   uv_timer_start(&c->beat, onbeat, period, period);
   *out = c;
@@ -756,5 +759,6 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   for (p = c->peers.next; p != &c->peers; p = p->next)
     if (p->conn) plush_conn_close(p->conn, 0, "shutdown");
   uv_close((uv_handle_t *)&c->server, handleclosed);
+  ctl_local_close(c, handleclosed);
   uv_close((uv_handle_t *)&c->beat, handleclosed);
 }

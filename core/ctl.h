@@ -117,6 +117,8 @@ typedef struct stored {
 struct plush_ctl {
   uv_loop_t *loop;
   uv_tcp_t server;
+  uv_pipe_t local;    /* the Unix socket beside it (ctl_local.c) */
+  int local_open;     /* ... listening */
   uv_timer_t beat;
   plush_ctl_opts o;
   lua_State *L;       /* for control messages only: never runs user code */
@@ -410,6 +412,13 @@ PLUSH_INTERNAL void ctl_flush_start(plush_ctl *c); /* 2 in open_handles */
 PLUSH_INTERNAL void ctl_cork(plush_ctl *c, peer *p); /* before a write to p */
 PLUSH_INTERNAL void ctl_flush(plush_ctl *c);       /* writes what waits */
 PLUSH_INTERNAL void ctl_flush_free(plush_ctl *c);
+
+/* ctl_local.c: the Unix socket beside the TCP port, listening with cb
+** (1 in open_handles, closed with closed; nothing when the TCP address
+** is not local or the name is taken) */
+PLUSH_INTERNAL void ctl_local_start(plush_ctl *c, uv_connection_cb cb,
+                                    uv_close_cb closed);
+PLUSH_INTERNAL void ctl_local_close(plush_ctl *c, uv_close_cb closed);
 
 /* ctl_steal.c: idle engines take back tasks queued behind a long one */
 #define CTL_STEAL_AFTER 1e-3 /* seconds a task runs before its followers go */

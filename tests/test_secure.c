@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -346,6 +348,40 @@ Test(opener, loopback_addresses) {
       int lb = plush_addr_is_loopback((struct sockaddr *)&ss);
       cr_assert_eq(lb, k == 0, "%s: %d", a, lb);
     }
+  }
+}
+
+/* The Unix socket of a controller at a TCP address: named after it,
+** loopback for "any", none for an address beyond loopback. */
+Test(opener, unix_socket_names) {
+  static const char *cases[][2] = {
+      {"127.0.0.1", "plush:127.0.0.1:4321"}, {"0.0.0.0", "plush:127.0.0.1:4321"},
+      {"127.3.2.1", "plush:127.3.2.1:4321"}, {"::1", "plush:::1:4321"},
+      {"::", "plush:::1:4321"},              {"10.0.0.1", NULL},
+      {"fe80::1", NULL},                     {"192.168.1.5", NULL}};
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct sockaddr_storage ss;
+    struct sockaddr_un un;
+    unsigned len = 0;
+    const char *a = cases[i][0], *want = cases[i][1];
+    int r;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(a, ':'))
+      cr_assert_eq(uv_ip6_addr(a, 4321, (struct sockaddr_in6 *)&ss), 0);
+    else
+      cr_assert_eq(uv_ip4_addr(a, 4321, (struct sockaddr_in *)&ss), 0);
+    r = plush_conn_localaddr((struct sockaddr *)&ss, &un, &len);
+    if (want == NULL) {
+      cr_assert_eq(r, PLUSH_EINVAL, "%s", a);
+      continue;
+    }
+    cr_assert_eq(r, 0, "%s", a);
+    cr_assert_eq(un.sun_family, AF_UNIX);
+    cr_assert_eq(un.sun_path[0], '\0', "%s: not abstract", a);
+    cr_assert_eq(len, offsetof(struct sockaddr_un, sun_path) + 1 + strlen(want),
+                 "%s: length %u", a, len);
+    cr_assert_str_eq(un.sun_path + 1, want);
   }
 }
 

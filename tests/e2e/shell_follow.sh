@@ -13,7 +13,7 @@ wait_text "$S" "plush [2 up | all]> "
 run_line "$S" '?%follow'
 wait_text "$S" "%follow: show another client's requests, output and results as they happen"
 run_line "$S" '%clients'
-wait_match "$S" '^client [0-9]+ +127\.0\.0\.1:[0-9]+ +since [-0-9]+ [:0-9]+  0 running, 0 queued  \(this shell\)$'
+wait_match "$S" '^client [0-9]+ +local:[0-9]+ +since [-0-9]+ [:0-9]+  0 running, 0 queued  \(this shell\)$'
 
 type_text "$S" '%follow'
 press "$S" Enter # it runs until Ctrl-C: no prompt to wait for
