@@ -12,9 +12,15 @@
 **           TCP connection, timed by the reader from its "go" to the last
 **           byte (both buffers touched before).
 **   memcpy  `mb` MiB copied between two touched buffers in one process.
+**   relay_unix, unix   the relay and the bandwidth again over Unix sockets
+**           (abstract names of this process's), the transport plush uses
+**           between processes of one host (share/doc/security.md, "The
+**           Unix socket beside the TCP port"). The issue's targets stay
+**           ratios to the TCP floors; these are shown beside them.
 **
 ** Prints one JSON object:
-**   {"relay": [s, ...], "bytes": N, "tcp": [s, ...], "memcpy": [s, ...]}
+**   {"relay": [s, ...], "bytes": N, "tcp": [s, ...], "memcpy": [s, ...],
+**    "relay_unix": [s, ...], "unix": [s, ...]}
 ** The first sample of tcp and memcpy is taken and left out (new pages).
 ** bench/run.lua runs it (the "floor:" rows); it is no test.
 **
@@ -30,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,8 +58,33 @@ static double now(void) {
 
 /* ---- sockets ---- */
 
+static int over_unix; /* listener() and dial() make Unix sockets */
+static pid_t first_pid;
+
+/* An abstract Unix name of this run's: "\0plush-bench-floor.PID.N". */
+static socklen_t unixname(struct sockaddr_un *a, int n) {
+  int len;
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  len = snprintf(a->sun_path + 1, sizeof a->sun_path - 1,
+                 "plush-bench-floor.%d.%d", (int)first_pid, n);
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+}
+
 static int listener(int *port) {
+  static int names;
   struct sockaddr_in a = {.sin_family = AF_INET};
+  if (over_unix) {
+    struct sockaddr_un u;
+    socklen_t un;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    *port = ++names;
+    un = unixname(&u, *port);
+    if (bind(fd, (struct sockaddr *)&u, un) < 0 || listen(fd, 4) < 0)
+      die("listen");
+    return fd;
+  }
   socklen_t n = sizeof a;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) die("socket");
@@ -65,12 +98,21 @@ static int listener(int *port) {
 
 static void nodelay(int fd) {
   int one = 1;
+  if (over_unix) return;
   if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
     die("TCP_NODELAY");
 }
 
 static int dial(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET};
+  if (over_unix) {
+    struct sockaddr_un u;
+    socklen_t un = unixname(&u, port);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    if (connect(fd, (struct sockaddr *)&u, un) < 0) die("connect");
+    return fd;
+  }
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) die("socket");
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -227,7 +269,7 @@ int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 2000;
   int k = argc > 2 ? atoi(argv[2]) : 3;
   size_t len = (size_t)(argc > 3 ? atoi(argv[3]) : 100) << 20;
-  double *rt, *tcp, *mem;
+  double *rt, *tcp, *mem, *urt, *ubw;
   if (n < 1 || n > 1000000 || k < 1 || k > 1000 || len == 0 ||
       len > ((size_t)1 << 30)) {
     fprintf(stderr, "usage: plush-bench-floor [round-trips 1-1000000] "
@@ -235,11 +277,20 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  first_pid = getpid();
   rt = calloc((size_t)n, sizeof *rt);
   tcp = calloc((size_t)k + 1, sizeof *tcp);
   mem = calloc((size_t)k + 1, sizeof *mem);
-  if (rt == NULL || tcp == NULL || mem == NULL) die("calloc");
+  urt = calloc((size_t)n, sizeof *urt);
+  ubw = calloc((size_t)k + 1, sizeof *ubw);
+  if (rt == NULL || tcp == NULL || mem == NULL || urt == NULL || ubw == NULL)
+    die("calloc");
+  /* the round trips first, both before any 100 MiB has moved */
   relay_run(n, rt);
+  over_unix = 1;
+  relay_run(n, urt);
+  tcp_run(k + 1, len, ubw);
+  over_unix = 0;
   tcp_run(k + 1, len, tcp);
   memcpy_run(k + 1, len, mem);
   printf("{");
@@ -248,7 +299,13 @@ int main(int argc, char **argv) {
   print("tcp", tcp + 1, k);
   printf(", ");
   print("memcpy", mem + 1, k);
+  printf(", ");
+  print("relay_unix", urt, n);
+  printf(", ");
+  print("unix", ubw + 1, k);
   printf("}\n");
+  free(urt);
+  free(ubw);
   free(rt);
   free(tcp);
   free(mem);

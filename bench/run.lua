@@ -137,6 +137,12 @@ local WORKLOADS = {
     phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
   {id = "floor_memcpy", label = "floor: memcpy of 100 MiB", unit = "B/s",
     phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+  -- the same two over Unix sockets, which plush's local engines and
+  -- clients use (shown beside; the targets stay ratios to TCP's)
+  {id = "floor_relay_unix", label = "floor: relay round trip over a Unix socket", unit = "s",
+    phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
+  {id = "floor_unix", label = "floor: 100 MiB over a Unix socket", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
   {id = "start_2", label = "cluster start, 2 engines", unit = "s", phase = 2,
     n = {1, 1, 1, 1}, target = {"<", 0.2}},
   {id = "start_8", label = "cluster start, 8 engines", unit = "s", phase = 8,
@@ -625,12 +631,15 @@ local function run_plush(phase, rep)
     -- the floors first, before any cluster of this phase exists
     local floor
     local function floors()
-      floor = floor or floor_run(want("floor_relay") or 1, want("floor_tcp") or 1)
+      floor = floor or floor_run(math.max(want("floor_relay") or 1, want("floor_relay_unix") or 1),
+        math.max(want("floor_tcp") or 1, want("floor_unix") or 1))
       return floor
     end
     run("floor_relay", function() return floors().relay end)
     run("floor_tcp", function() return rates(floors().bytes, floors().tcp) end)
     run("floor_memcpy", function() return rates(floors().bytes, floors().memcpy) end)
+    run("floor_relay_unix", function() return floors().relay_unix end)
+    run("floor_unix", function() return rates(floors().bytes, floors().unix) end)
     c = plush_start(phase)
     res.samples["start_" .. phase] = {c.start}
     run("rss_engine", function(k)
