@@ -12,6 +12,9 @@
 **           TCP connection, timed by the reader from its "go" to the last
 **           byte (both buffers touched before).
 **   memcpy  `mb` MiB copied between two touched buffers in one process.
+**   touch   `mb` MiB written into a new anonymous mapping: first-touch
+**           page faults, what a first big value received costs (slow on a
+**           VM whose host backs or reclaims guest pages lazily).
 **   relay_unix, unix   the relay and the bandwidth again over Unix sockets
 **           (abstract names of this process's), the transport plush uses
 **           between processes of one host (share/doc/security.md, "The
@@ -20,7 +23,7 @@
 **
 ** Prints one JSON object:
 **   {"relay": [s, ...], "bytes": N, "tcp": [s, ...], "memcpy": [s, ...],
-**    "relay_unix": [s, ...], "unix": [s, ...]}
+**    "relay_unix": [s, ...], "unix": [s, ...], "touch": [s, ...]}
 ** The first sample of tcp and memcpy is taken and left out (new pages).
 ** bench/run.lua runs it (the "floor:" rows); it is no test.
 **
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -259,6 +263,26 @@ static void memcpy_run(int k, size_t len, double *out) {
   free(b);
 }
 
+/* ---- first touch of fresh memory ---- */
+
+/* k samples of writing `len` bytes into memory never touched before (a new
+** anonymous mapping each): what receiving a first big value costs in page
+** faults, on a VM where the host backs guest pages lazily or takes back
+** those the guest freed (free page reporting), much more than memcpy. */
+static void touch_run(int k, size_t len, double *out) {
+  for (int i = 0; i < k; i++) {
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    double t;
+    if (p == MAP_FAILED) die("mmap");
+    t = now();
+    memset(p, 'x', len);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    out[i] = now() - t;
+    munmap(p, len);
+  }
+}
+
 static void print(const char *name, const double *s, int k) {
   printf("\"%s\": [", name);
   for (int i = 0; i < k; i++) printf("%s%.9f", i ? ", " : "", s[i]);
@@ -269,7 +293,7 @@ int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 2000;
   int k = argc > 2 ? atoi(argv[2]) : 3;
   size_t len = (size_t)(argc > 3 ? atoi(argv[3]) : 100) << 20;
-  double *rt, *tcp, *mem, *urt, *ubw;
+  double *rt, *tcp, *mem, *urt, *ubw, *fresh;
   if (n < 1 || n > 1000000 || k < 1 || k > 1000 || len == 0 ||
       len > ((size_t)1 << 30)) {
     fprintf(stderr, "usage: plush-bench-floor [round-trips 1-1000000] "
@@ -283,7 +307,9 @@ int main(int argc, char **argv) {
   mem = calloc((size_t)k + 1, sizeof *mem);
   urt = calloc((size_t)n, sizeof *urt);
   ubw = calloc((size_t)k + 1, sizeof *ubw);
-  if (rt == NULL || tcp == NULL || mem == NULL || urt == NULL || ubw == NULL)
+  fresh = calloc((size_t)k, sizeof *fresh);
+  if (rt == NULL || tcp == NULL || mem == NULL || urt == NULL || ubw == NULL ||
+      fresh == NULL)
     die("calloc");
   /* the round trips first, both before any 100 MiB has moved */
   relay_run(n, rt);
@@ -293,6 +319,7 @@ int main(int argc, char **argv) {
   over_unix = 0;
   tcp_run(k + 1, len, tcp);
   memcpy_run(k + 1, len, mem);
+  touch_run(k, len, fresh);
   printf("{");
   print("relay", rt, n);
   printf(", \"bytes\": %zu, ", len);
@@ -303,7 +330,10 @@ int main(int argc, char **argv) {
   print("relay_unix", urt, n);
   printf(", ");
   print("unix", ubw + 1, k);
+  printf(", ");
+  print("touch", fresh, k);
   printf("}\n");
+  free(fresh);
   free(urt);
   free(ubw);
   free(rt);

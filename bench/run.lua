@@ -143,6 +143,10 @@ local WORKLOADS = {
     phase = 2, n = {2000, 500, 0, 0}, plush_only = true},
   {id = "floor_unix", label = "floor: 100 MiB over a Unix socket", unit = "B/s",
     phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+  -- 100 MiB written into fresh memory: the page faults a first push or
+  -- pull pays on top of the copy (performance.md, "First touch")
+  {id = "floor_touch", label = "floor: first touch of 100 MiB of fresh memory", unit = "B/s",
+    phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
   {id = "start_2", label = "cluster start, 2 engines", unit = "s", phase = 2,
     n = {1, 1, 1, 1}, target = {"<", 0.2}},
   {id = "start_8", label = "cluster start, 8 engines", unit = "s", phase = 8,
@@ -632,7 +636,7 @@ local function run_plush(phase, rep)
     local floor
     local function floors()
       floor = floor or floor_run(math.max(want("floor_relay") or 1, want("floor_relay_unix") or 1),
-        math.max(want("floor_tcp") or 1, want("floor_unix") or 1))
+        math.max(want("floor_tcp") or 1, want("floor_unix") or 1, want("floor_touch") or 1))
       return floor
     end
     run("floor_relay", function() return floors().relay end)
@@ -640,6 +644,7 @@ local function run_plush(phase, rep)
     run("floor_memcpy", function() return rates(floors().bytes, floors().memcpy) end)
     run("floor_relay_unix", function() return floors().relay_unix end)
     run("floor_unix", function() return rates(floors().bytes, floors().unix) end)
+    run("floor_touch", function() return rates(floors().bytes, floors().touch) end)
     c = plush_start(phase)
     res.samples["start_" .. phase] = {c.start}
     run("rss_engine", function(k)

@@ -7,9 +7,9 @@
 ** more than copying the bytes. Blocks of PLUSH_MEM_BIG bytes or more come
 ** from here instead:
 **   - each its own mapping, its size rounded up to 2 MiB, starting on a
-**     2 MiB boundary and marked MADV_HUGEPAGE (transparent huge pages
-**     where the kernel allows them; PLUSH_MEM_NOHUGE=1 in the
-**     environment: 4 KiB pages);
+**     2 MiB boundary, in 4 KiB pages (PLUSH_MEM_HUGE=1 in the
+**     environment marks it MADV_HUGEPAGE: transparent huge pages where
+**     the kernel allows them; mem.c says when that pays);
 **   - kept for reuse when freed, up to PLUSH_MEM_KEEP bytes for about
 **     PLUSH_MEM_AGE seconds, so the next big frame is already resident
 **     (plush_mem_trim, called from each process's periodic timer, gives

@@ -351,9 +351,14 @@ static int thp(void) {
   return f != NULL;
 }
 
+/* Huge pages are asked for with PLUSH_MEM_HUGE=1 (each test runs in a
+** process of its own: the setting is read once). */
+static void want_huge(void) { cr_assert_eq(setenv("PLUSH_MEM_HUGE", "1", 1), 0); }
+
 Test(huge, a_fresh_big_block_starts_on_a_huge_page_and_asks_for_them) {
   size_t ns[] = {PLUSH_MEM_BIG, 3 * MiB + 1, 17 * MiB};
   char fl[256];
+  want_huge();
   for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
     unsigned char *p = plush_mem_alloc(ns[i]);
     cr_assert_not_null(p);
@@ -372,8 +377,10 @@ Test(huge, a_fresh_big_block_starts_on_a_huge_page_and_asks_for_them) {
 }
 
 Test(huge, a_lazy_block_is_aligned_too) {
-  unsigned char *p = plush_mem_alloc_lazy(5 * MiB);
+  unsigned char *p;
   char fl[256];
+  want_huge();
+  p = plush_mem_alloc_lazy(5 * MiB);
   cr_assert_eq((uintptr_t)p % HUGE_PAGE, 0);
   vmflags(p, fl, sizeof fl);
   if (thp()) cr_assert_not_null(strstr(fl, " hg"), "%s", fl);
@@ -383,15 +390,26 @@ Test(huge, a_lazy_block_is_aligned_too) {
   plush_mem_free(p, 5 * MiB);
 }
 
-Test(huge, PLUSH_MEM_NOHUGE_leaves_the_pages_small) {
-  unsigned char *p;
+/* By default, and with PLUSH_MEM_NOHUGE=1 even beside PLUSH_MEM_HUGE=1,
+** a block is aligned but asks for no huge page. */
+static void small_pages(void) {
+  unsigned char *p = plush_mem_alloc(4 * MiB);
   char fl[256];
-  cr_assert_eq(setenv("PLUSH_MEM_NOHUGE", "1", 1), 0);
-  p = plush_mem_alloc(4 * MiB);
   vmflags(p, fl, sizeof fl);
   cr_assert_null(strstr(fl, " hg"), "%s", fl);
   cr_assert_eq((uintptr_t)p % HUGE_PAGE, 0);
   plush_mem_free(p, 4 * MiB);
+}
+
+Test(huge, by_default_the_pages_stay_small) {
+  cr_assert_eq(unsetenv("PLUSH_MEM_HUGE"), 0);
+  small_pages();
+}
+
+Test(huge, PLUSH_MEM_NOHUGE_leaves_the_pages_small) {
+  want_huge();
+  cr_assert_eq(setenv("PLUSH_MEM_NOHUGE", "1", 1), 0);
+  small_pages();
 }
 
 /* A move keeps the source's offset in its huge page (whole 2 MiB entries
