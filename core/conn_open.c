@@ -297,18 +297,17 @@ int plush_conn_connect(uv_loop_t *loop, const char *host, int port,
                        void *data, plush_conn **out) {
   struct sockaddr_storage ss;
   plush_conn *c;
-  int r, fd;
+  int r, fd, loopback;
   *out = NULL;
   if ((r = resolve(loop, host, port, &ss)) < 0) return r;
-  fd = plush_addr_is_loopback((struct sockaddr *)&ss)
-           ? localdial((struct sockaddr *)&ss)
-           : -1;
+  loopback = plush_addr_is_loopback((struct sockaddr *)&ss);
+  fd = loopback ? localdial((struct sockaddr *)&ss) : -1;
   if ((c = newconn(loop, o, cbs, data)) == NULL) {
     if (fd >= 0) close(fd);
     return PLUSH_ENOMEM;
   }
   c->state = S_HELLO;
-  if (!plush_addr_is_loopback((struct sockaddr *)&ss)) c->want = 1;
+  if (!loopback) c->want = 1;
   snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
   if (fd >= 0) {
     if ((r = uv_tcp_open(&c->tcp, fd)) < 0) {
