@@ -26,7 +26,6 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,6 +579,12 @@ static void watchfd(client *c, int fd) {
 ** (t < 0: no limit, t == 0: one non-blocking turn). Once the connection
 ** is gone nothing more can arrive, so poll returns at once.
 */
+/* plush_lua_spin's test: something to report, or nothing more can come */
+static int awake(void *ud) {
+  client *c = ud;
+  return pending(c) || c->conn == NULL;
+}
+
 static void await(client *c, double t, int fd) {
   watchint(c);
   if (fd >= 0) watchfd(c, fd);
@@ -587,6 +592,8 @@ static void await(client *c, double t, int fd) {
   ** turn hands over what is ready as well (one epoll_wait, not two, per
   ** reply waited for) */
   if (t == 0 || pending(c) || c->conn == NULL) uv_run(c->loop, UV_RUN_NOWAIT);
+  if (t != 0 && !pending(c) && c->conn != NULL)
+    plush_lua_spin(c->loop, t, awake, c);
   if (t != 0 && !pending(c) && c->conn != NULL) {
     /* no timeout: a timer that fired for an earlier poll must not end this
     ** one before its first turn (the shell's prompt after a timed wait
@@ -762,41 +769,9 @@ static const luaL_Reg connmethods[] = {
 static const luaL_Reg funcs[] = {
     {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};
 
-#ifdef PLUSH_LUA_MODULE
-/*
-** Loaded as build/lua/plush/core.so, this code goes with the last state
-** that required it (Lua's dlclose at lua_close). An engine that called
-** engine.client() ended with a segfault: its Lua thread, leaving after
-** the close, ran the frame keep's thread-exit destructor in the unmapped
-** library. A sentinel collected before the library is closed (finalizers
-** run newest first, the library list's among the first made) drops it.
-*/
-static atomic_int opens;
-
-static int unload(lua_State *L) {
-  (void)L;
-  if (atomic_fetch_sub(&opens, 1) == 1) plush_frame_unload();
-  return 0;
-}
-
-static void sentinel(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "plush.core.unload") == LUA_TNIL) {
-    lua_newuserdatauv(L, 0, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, unload);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, "plush.core.unload");
-    atomic_fetch_add(&opens, 1);
-  }
-  lua_pop(L, 1);
-}
-#endif
 
 int luaopen_plush_core(lua_State *L) {
-#ifdef PLUSH_LUA_MODULE
-  sentinel(L);
-#endif
+  plush_lua_unload_sentinel(L);
   plush_sigpipe_ignore();
   plush_lua_mem_install(L);
   if (luaL_newmetatable(L, CONN_MT)) {
