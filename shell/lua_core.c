@@ -83,6 +83,8 @@ typedef struct client {
   int owed;             /* a {kind="closed"} event is owed to poll */
   int reason;           /* on_close's code */
   uint32_t cid, seq;
+  uint32_t inflight;    /* requests sent, their REPLY not yet in (about:
+                           a request that never gets one keeps it up) */
   plush_frame *welcome;
   plush_frame *cur;     /* frame being converted (freed if Lua errors) */
   plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
@@ -134,6 +136,7 @@ static void onframe(plush_conn *pc, plush_frame *f) {
                      "protocol error: a relayed reply without its end");
     return;
   }
+  if (f->hdr.type == PLUSH_T_REPLY && c->inflight > 0) c->inflight--;
   if (plush_mutes_drop(&c->mutes, f)) return;
   if (qpush(c, f) < 0) {
     plush_frame_unref(f);
@@ -490,6 +493,7 @@ static int submit(lua_State *L, int apply) {
     if (opts) h.flags |= PLUSH_F_OPTS;
     if (durable) h.flags |= PLUSH_F_DURABLE;
     h.id = nextid(c);
+    c->inflight++;
     if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0) {
       if (many && c->conn) plush_conn_uncork(c->conn);
       return sendfailed(L, c, f, r);
@@ -592,7 +596,9 @@ static void await(client *c, double t, int fd) {
   ** turn hands over what is ready as well (one epoll_wait, not two, per
   ** reply waited for) */
   if (t == 0 || pending(c) || c->conn == NULL) uv_run(c->loop, UV_RUN_NOWAIT);
-  if (t != 0 && !pending(c) && c->conn != NULL)
+  /* a wait for one or two replies (a blocking call) meets them awake; with
+  ** many in flight they come anyway, and the engines want the CPU */
+  if (t != 0 && !pending(c) && c->conn != NULL && c->inflight <= 2)
     plush_lua_spin(c->loop, t, awake, c);
   if (t != 0 && !pending(c) && c->conn != NULL) {
     /* no timeout: a timer that fired for an earlier poll must not end this

@@ -6,7 +6,10 @@
 ** us without, 100-129 with 100 us of this (performance.md, "The client's
 ** wait"). The engine's Lua thread does the same for its messages
 ** (engines/engine_msg.c). PLUSH_SPIN_US in the environment sets it (0:
-** off; read once).
+** off; read once). The caller spins only for a wait on one or two
+** replies (lua_core.c's await): with many in flight they come anyway,
+** and a spinning client took CPU the engines wanted (balanced no-ops
+** 5-20% slower).
 */
 #include <sched.h>
 #include <stdlib.h>
