@@ -31,8 +31,11 @@ P="e2e-unix-$$"
 start_cluster "$P" 2
 port=$(port_of "$P")
 name="@plush:127.0.0.1:$port"
-n=$(sockets_named "$name")
-[ "$n" = 3 ] || fail "want the listener and 2 engines on $name, found $n sockets"
+# (awaited: the controller closes its end of a client that left, such
+# as `cluster status` just now, when it reads the end)
+three() { [ "$(sockets_named "$name")" = 3 ]; }
+wait_for 10 three ||
+  fail "want the listener and 2 engines on $name, found $(sockets_named "$name") sockets"
 
 read -r addr pid v <<<"$(probe "$P")"
 [ "$addr" = "local:$pid" ] || fail "a local client is named '$addr', not local:$pid"
