@@ -27,7 +27,12 @@ is() { [ "$(field "$1" "$2")" = "$3" ]; } # profile field value
 cat >"$dir/stall.lua" <<'LUA'
 local core = require "plush.core"
 local N, LINES = 6000, 80000
-local f = load("local i = ... return ('%08d'):format(i) .. ('r'):rep(16376)")
+-- every task waits for the file the test writes once this client is
+-- stopped: all 96 MB of replies and the 80 MB printed come while it is
+-- (before, replies read while it pumped left too few to spill, by chance)
+local wait = ("if not GO then local go = %q repeat local h = io.open(go) "
+  .. "if h then h:close() GO = true end until GO end"):format(os.getenv("GO"))
+local f = load(wait .. " local i = ... return ('%08d'):format(i) .. ('r'):rep(16376)")
 local ds = {}
 for i = 1, N do ds[i] = rc:balanced():async():apply(f, i) end
 local out, dropped, notices = 0, 0, 0
@@ -39,7 +44,7 @@ local printer = rc:balanced():with{block = false, output = function(line, engine
   else
     out = out + #line + 1
   end
-end}:execute(("for i = 1, %d do print(('%%07d '):format(i) .. ('y'):rep(992)) end return 1"):format(LINES))
+end}:execute(wait .. (" for i = 1, %d do print(('%%07d '):format(i) .. ('y'):rep(992)) end return 1"):format(LINES))
 -- the requests go out: a control request's answer comes after the
 -- controller has read every request written before it (a fixed pump of
 -- 0.2 s left most unsent on a Unix socket, whose kernel buffer is small)
@@ -68,10 +73,11 @@ local r = rc:balanced():map(function(x) return x * 2 end, (function()
 assert(#r == 100 and r[100] == 200)
 print("healthy ok")
 LUA
-"$PLUSH" --profile "$A" run "$dir/stall.lua" >"$dir/stall.out" 2>&1 &
+GO="$dir/go" "$PLUSH" --profile "$A" run "$dir/stall.lua" >"$dir/stall.out" 2>&1 &
 victim=$!
 PIDS+=("$victim")
 wait_for 60 stopped "$victim" || fail "the client did not stop: $(cat "$dir/stall.out")"
+touch "$dir/go" # the victim's tasks may run now
 out=$(timeout 60 "$PLUSH" --profile "$A" run "$dir/healthy.lua") ||
   fail "a healthy client waited on the stopped one: $out"
 [ "$out" = "healthy ok" ] || fail "healthy client: $out"
