@@ -578,17 +578,17 @@ static void watchfd(client *c, int fd) {
   uv_poll_start(&c->fdpoll, UV_READABLE, onfd);
 }
 
-/*
-** Runs the loop until there is something to report or t seconds passed
-** (t < 0: no limit, t == 0: one non-blocking turn). Once the connection
-** is gone nothing more can arrive, so poll returns at once.
-*/
 /* plush_lua_spin's test: something to report, or nothing more can come */
 static int awake(void *ud) {
   client *c = ud;
   return pending(c) || c->conn == NULL;
 }
 
+/*
+** Runs the loop until there is something to report or t seconds passed
+** (t < 0: no limit, t == 0: one non-blocking turn). Once the connection
+** is gone nothing more can arrive, so poll returns at once.
+*/
 static void await(client *c, double t, int fd) {
   watchint(c);
   if (fd >= 0) watchfd(c, fd);
@@ -774,7 +774,6 @@ static const luaL_Reg connmethods[] = {
 
 static const luaL_Reg funcs[] = {
     {"connect", l_connect}, {"mem_stats", plush_lua_mem_stats}, {NULL, NULL}};
-
 
 int luaopen_plush_core(lua_State *L) {
   plush_lua_unload_sentinel(L);
