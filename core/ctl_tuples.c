@@ -17,11 +17,14 @@
 **
 ** Never losing a tuple: one that is put out goes to the waiters that
 ** match it (reads all get it; the oldest take consumes it), else into
-** its space and its row in the database, in the loop turn's transaction;
-** the out's answer leaves once the transaction commits (ctl_store.c). A
-** take is answered at once and its row deleted by that commit, as results
-** go before theirs; a durable take (durable = true) is answered after the
-** commit, as durable results are. A waiter whose
+** its space and its row in the database, in the open transaction; the
+** out's answer leaves once the transaction commits (ctl_store.c's group
+** commit, at most CTL_COMMIT_WAIT ms later: an engine's outs are
+** pipelined, and a tuple put out and taken before it never reaches the
+** database). A take is answered at once and its row deleted by that
+** commit, as results go before theirs; a durable take (durable = true),
+** or a client's out, is answered after the commit, which then comes at
+** the end of the loop turn, as for durable results. A waiter whose
 ** engine or client is gone is dropped before anything reaches it; a
 ** blocked take that its engine abandons (interrupted) is cancelled, and
 ** a tuple that was already on its way is put back by that engine
@@ -81,6 +84,7 @@ static void answer(plush_ctl *c, int kind, uint32_t who, uint64_t rid,
     }
     if (ts->npend < ts->cap) {
       ts->pend[ts->npend++] = (held){kind, who, f, 0, rid};
+      ts->nheld++;
       return;
     }
     ctl_store_commit(c); /* no room to hold it: commit first */

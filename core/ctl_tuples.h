@@ -79,6 +79,7 @@ struct ctl_ts {
   sqlite3_int64 seq;  /* the last row number used */
   held *pend;         /* answers waiting for the transaction */
   size_t npend, cap;
+  size_t nheld; /* of them, answers of their own (not merged acks) */
   tup unsaved;        /* sentinel: tuples put out this turn, to write */
   sqlite3_int64 *dels; /* rows of tuples taken, to delete */
   size_t ndels, delcap;

@@ -13,10 +13,12 @@
 #include "log.h"
 #include "plush.h"
 
+/* An answer of its own waits (a durable take's, a client's out's): the
+** commit comes now. Merged acks of engines' pipelined outs, rows to write
+** and rows to delete wait for the group commit (CTL_COMMIT_WAIT). */
 int ctl_ts_commit_waits(const plush_ctl *c) {
   const struct ctl_ts *ts = c->ts;
-  return ts != NULL && (ts->npend > 0 || ts->ndels > 0 ||
-                        ts->unsaved.unext != &ts->unsaved);
+  return ts != NULL && ts->nheld > 0;
 }
 
 void ctl_ts_committed(plush_ctl *c) {
@@ -24,7 +26,7 @@ void ctl_ts_committed(plush_ctl *c) {
   size_t i, n;
   if (ts == NULL) return;
   n = ts->npend;
-  ts->npend = 0;
+  ts->npend = ts->nheld = 0;
   for (i = 0; i < n; i++) {
     held *h = &ts->pend[i];
     peer *p = ctl_ts_whom(c, h->kind, h->who);
