@@ -631,6 +631,8 @@ static int done(plush_engine *e) {
   return e->in.n == 0 && e->co.nparked == 0; /* parked tasks: not idle */
 }
 
+#define HOLD_BEHIND 1 /* requests queued for a reply to wait with them */
+
 /*
 ** A task ends: its reply (in e->enc) goes out. A reply whose link went
 ** down while the task ran is dropped (the controller that asked is
@@ -647,6 +649,11 @@ static void answer(plush_engine *e, lua_State *L, task *t) {
   uv_mutex_lock(&e->mu);
   if ((sent = eng_replysmall(e, id, t->status)) == 0 || sent == 1)
     idle = done(e);
+  /* more requests wait behind it: its reply waits for theirs, to leave
+  ** with them in one wake-up of the I/O thread and one write, or for the
+  ** loop's hold timer (HOLD_MS), which runs while requests are queued */
+  if (sent == 0 && e->needwake && e->in.n > HOLD_BEHIND)
+    e->needwake = 0, e->held = 1;
   if (e->drop.n < 64 && eng_outpush(&e->drop, t->req) == 0) t->req = NULL;
   eng_unlock(e);
   plush_frame_unref(t->req);
