@@ -61,6 +61,8 @@ static void wfree(wreq *w) {
 
 void conn_wfree(wreq *w) { wfree(w); }
 
+static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n);
+
 static void closed(uv_handle_t *h) {
   plush_conn *c = h->data;
   if (--c->open_handles > 0) return;
@@ -75,12 +77,17 @@ static void closed(uv_handle_t *h) {
     c->pool = w->next;
     free(w);
   }
-  if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
-  plush_parser_free(&c->parser);
-  plush_opener_free(&c->rx);
-  plush_seal_wipe(&c->tx);
-  sodium_memzero(c->key, sizeof c->key);
-  free(c);
+  {
+    uv_mutex_t *m = c->wmu; /* a second writer sees c alive or gone */
+    if (m) uv_mutex_lock(m);
+    if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
+    plush_parser_free(&c->parser);
+    plush_opener_free(&c->rx);
+    plush_seal_wipe(&c->tx);
+    sodium_memzero(c->key, sizeof c->key);
+    free(c);
+    if (m) uv_mutex_unlock(m);
+  }
 }
 
 static void closehandles(plush_conn *c) {
@@ -93,7 +100,16 @@ static void shutdowndone(uv_shutdown_t *req, int status) {
   closehandles(req->data);
 }
 
+static void conn_close(plush_conn *c, int reason, const char *msg);
+
 void plush_conn_close(plush_conn *c, int reason, const char *msg) {
+  uv_mutex_t *m = c->wmu; /* c may be freed before it returns */
+  if (m) uv_mutex_lock(m);
+  conn_close(c, reason, msg);
+  if (m) uv_mutex_unlock(m);
+}
+
+static void conn_close(plush_conn *c, int reason, const char *msg) {
   if (c->state == S_CLOSING) return;
   /* what a cork holds goes first (a write that fails closes c: done) */
   if (reason == 0 && c->khead && conn_cork_flush(c) < 0) return;
@@ -119,7 +135,16 @@ void conn_failf(plush_conn *c, int code, const char *fmt, const char *a) {
   plush_conn_close(c, code, m);
 }
 
+static void written1(uv_write_t *req, int status);
+
 static void written(uv_write_t *req, int status) {
+  uv_mutex_t *m = ((wreq *)req)->c->wmu;
+  if (m) uv_mutex_lock(m);
+  written1(req, status);
+  if (m) uv_mutex_unlock(m);
+}
+
+static void written1(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   plush_conn *c = w->c;
   c->queued -= w->bytes;
@@ -185,7 +210,7 @@ static int trywrite(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
 ** While a frame is relayed (plush_conn_relay_begin), its bytes own the
 ** stream: every other write waits in order behind it, counted as queued.
 */
-static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
+static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   int r;
   w->c = c;
   c->queued += w->bytes;
@@ -215,6 +240,18 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
 
 int conn_dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   return dowrite(c, w, bufs, n);
+}
+
+static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n);
+
+/* Every write of a conn passes here: under its writer lock, if shared. */
+static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
+  uv_mutex_t *m = c->wmu; /* a write that fails may free c */
+  int r;
+  if (m) uv_mutex_lock(m);
+  r = dowrite1(c, w, bufs, n);
+  if (m) uv_mutex_unlock(m);
+  return r;
 }
 
 /* The "at capacity" message (conn_int.h). */
@@ -488,7 +525,9 @@ static void startsecure(plush_conn *c) {
 }
 
 static void ready(plush_conn *c) {
+  conn_wlock(c);
   c->state = S_READY;
+  conn_wunlock(c);
   uv_timer_stop(&c->timer);
   if (c->cbs.on_ready) c->cbs.on_ready(c);
 }

@@ -179,6 +179,21 @@ int plush_conn_corked(plush_conn *c);
 int plush_conn_uncork(plush_conn *c);
 
 size_t plush_conn_queued(plush_conn *c);
+
+/*
+** A second writer (conn_direct.c). plush_conn_share_writes(c, m): from
+** now on every write, close and free of c on its loop holds m, a
+** recursive mutex the owner made (uv_mutex_init_recursive) and keeps
+** past c; the owner holds it too around writes of its own that must stay
+** together. Another thread that holds m (uv_mutex_trylock: it never
+** waits for the loop) may then call plush_conn_write_direct: the frame
+** h + data goes straight into the socket when c is a plain, ready
+** AF_UNIX conn with nothing queued, and 1 is returned; else 0 and
+** nothing was written (the caller queues it to the loop as before).
+*/
+void plush_conn_share_writes(plush_conn *c, uv_mutex_t *m);
+int plush_conn_write_direct(plush_conn *c, const plush_hdr *h,
+                            const void *data, size_t len);
 /* Bytes the socket has taken since the connection began: a peer that
 ** reads makes this grow (a stalled one does not). */
 uint64_t plush_conn_sent(plush_conn *c);

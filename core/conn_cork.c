@@ -86,7 +86,17 @@ static void took(plush_conn *c, size_t done) {
   }
 }
 
+static int corkflush(plush_conn *c);
+
 int conn_cork_flush(plush_conn *c) {
+  int r;
+  conn_wlock(c);
+  r = corkflush(c);
+  conn_wunlock(c);
+  return r;
+}
+
+static int corkflush(plush_conn *c) {
   int corked = c->corked, r = 0;
   c->corked = 0; /* conn_dowrite below must not take them back */
   while (c->khead != NULL && c->state == S_READY) {

@@ -50,6 +50,8 @@ struct plush_conn {
   size_t high_water;
   size_t queued;
   uint64_t sent;        /* bytes the socket has taken (progress) */
+  uv_mutex_t *wmu;      /* another thread may write too (conn_direct.c) */
+  int unixsock;         /* 1 AF_UNIX, 2 not, 0 not known (conn_direct.c) */
   plush_parser parser;  /* plain frames in */
   plush_seal tx;        /* sealed frames out */
   plush_opener rx;      /* sealed frames in */
@@ -100,6 +102,14 @@ PLUSH_INTERNAL int conn_dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs,
 PLUSH_INTERNAL void conn_wfree(wreq *w);
 /* A zeroed write request of c's (from its pool when it has one), or NULL. */
 PLUSH_INTERNAL wreq *conn_walloc(plush_conn *c);
+
+/* conn_direct.c: c's writer lock (plush_conn_share_writes), when set. */
+static inline void conn_wlock(plush_conn *c) {
+  if (c->wmu) uv_mutex_lock(c->wmu);
+}
+static inline void conn_wunlock(plush_conn *c) {
+  if (c->wmu) uv_mutex_unlock(c->wmu);
+}
 
 /* conn_cork.c */
 /* A write while corked: 1 when w was taken (it waits for the uncork),

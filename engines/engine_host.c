@@ -467,6 +467,10 @@ static void unbatch(plush_conn *c, plush_frame *b) {
 static void onwake(plush_engine *e) {
   outvec t;
   int done;
+  /* the Lua thread writes straight into the socket only when the out
+  ** queue is empty (engine_out.c): the frames taken here go out before
+  ** it may again, under the conn's writer lock, taken before mu */
+  uv_mutex_lock(&e->wmu);
   uv_mutex_lock(&e->mu);
   t = e->out;
   e->out = e->spare;
@@ -491,6 +495,7 @@ static void onwake(plush_engine *e) {
     plush_frame_unref(f);
   }
   e->spare.n = 0;
+  uv_mutex_unlock(&e->wmu);
   uv_mutex_lock(&e->mu);
   e->sockbytes = e->conn ? plush_conn_queued(e->conn) : 0;
   uv_cond_broadcast(&e->outc);
@@ -540,6 +545,7 @@ static void closed(uv_handle_t *h) {
   uv_cond_destroy(&e->inc);
   uv_cond_destroy(&e->outc);
   uv_mutex_destroy(&e->mu);
+  uv_mutex_destroy(&e->wmu);
   free(e);
 }
 
@@ -674,6 +680,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     return PLUSH_ENOMEM;
   }
   uv_mutex_init(&e->mu);
+  uv_mutex_init_recursive(&e->wmu);
   uv_cond_init(&e->inc);
   uv_cond_init(&e->outc);
   r = eng_dial(e, 0);
@@ -683,6 +690,7 @@ int plush_engine_start(uv_loop_t *loop, const plush_engine_opts *o,
     uv_cond_destroy(&e->inc);
     uv_cond_destroy(&e->outc);
     uv_mutex_destroy(&e->mu);
+    uv_mutex_destroy(&e->wmu);
     free(e->file);
     free(e);
     return r;

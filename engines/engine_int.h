@@ -119,6 +119,8 @@ struct plush_engine {
 
   /* ---- shared, under mu ---- */
   uv_mutex_t mu;
+  uv_mutex_t wmu; /* recursive: the conn's writes (core/conn_direct.c) */
+  uint64_t sentat; /* Lua thread, mu: its last frame's time (engine_out.c) */
   uv_cond_t inc;            /* Lua waits: request, welcome or stop */
   uv_cond_t outc;           /* Lua waits: output drained */
   inring in;

@@ -89,9 +89,24 @@ static void schedule(plush_engine *e, const char *why) {
   plush_info("retrying in %.2f s", (double)d / 1000);
 }
 
+/*
+** A new conn: the Lua thread may write small frames into it itself
+** (engine_out.c's queuecopy, core/conn_direct.c), so it gets the writer
+** lock, and e->conn changes under it.
+*/
+static int published(plush_engine *e, plush_conn *c, int r) {
+  if (c) plush_conn_share_writes(c, &e->wmu);
+  uv_mutex_lock(&e->wmu);
+  e->conn = c;
+  uv_mutex_unlock(&e->wmu);
+  return r;
+}
+
 /* Connects to ctlhost:port; an attempt's handshake gets at most hs ms. */
 int eng_dial(plush_engine *e, uint64_t hs) {
+  plush_conn *c = NULL;
   plush_conn_opts co;
+  int r;
   memset(&co, 0, sizeof co);
   co.key = e->key;
   co.role = PLUSH_ROLE_ENGINE;
@@ -103,10 +118,12 @@ int eng_dial(plush_engine *e, uint64_t hs) {
     int fd = e->o.fd;
     if (fd < 0) return PLUSH_ECLOSED;
     e->o.fd = -1;
-    return plush_conn_open(e->loop, fd, 0, &co, &eng_cbs, e, &e->conn);
+    r = plush_conn_open(e->loop, fd, 0, &co, &eng_cbs, e, &c);
+    return published(e, c, r);
   }
-  return plush_conn_connect(e->loop, e->ctlhost, e->o.port, &co, &eng_cbs, e,
-                            &e->conn);
+  r = plush_conn_connect(e->loop, e->ctlhost, e->o.port, &co, &eng_cbs, e,
+                         &c);
+  return published(e, c, r);
 }
 
 /*

@@ -147,6 +147,32 @@ static int post(plush_engine *e, plush_frame *f) {
 }
 
 /*
+** mu held: a small frame of the Lua thread's own (an engine.send message,
+** a tuple-space request: a round trip waits on it) written into the
+** socket by this thread, when nothing queued must go first and the I/O
+** thread is not writing (its writer lock, tried, never waited for): a
+** wake-up of the I/O thread less per round trip. Not for a frame that
+** follows the last one within STREAM_NS: frames sent in a stream (outs,
+** sends in a loop) batch better through the queue, one write for many,
+** than one syscall (and wake-up of the controller) each. 1 when it went
+** (core/conn_direct.c says when a conn takes it).
+*/
+#define STREAM_NS 20000
+
+static int direct(plush_engine *e, const plush_hdr *h, const void *data,
+                  size_t len) {
+  uint64_t now = uv_hrtime(), last = e->sentat;
+  int r = 0;
+  e->sentat = now;
+  if (now - last < STREAM_NS || e->out.n != 0 ||
+      uv_mutex_trylock(&e->wmu) != 0)
+    return 0;
+  if (e->conn) r = plush_conn_write_direct(e->conn, h, data, len);
+  uv_mutex_unlock(&e->wmu);
+  return r;
+}
+
+/*
 ** Queues a frame of header h carrying a copy of data: 0, 1 when the
 ** task's link is down (nothing sent), or PLUSH_ENOMEM. With wait, a
 ** sender that outruns the link first waits as a print does (throttle).
@@ -166,6 +192,8 @@ static int queuecopy(plush_engine *e, const plush_hdr *h, const void *data,
     r = 1;
   } else if (f) {
     r = post(e, f);
+  } else if (wait && direct(e, h, data, len)) {
+    /* in the socket already */
   } else if ((p = slot(e, h)) != NULL) {
     if (len) memcpy(p, data, len);
   } else {
