@@ -111,4 +111,19 @@ describe("e2e direct plain", function()
     assert.is_true(errors.is(e, "TimeoutError"))
     assert.equal(7, e0:execute("return 7"))
   end)
+
+  it("a quick task's reply does not wait for a long one queued behind it", function()
+    -- with two requests queued behind it, the quick one's reply is held to
+    -- leave with theirs (engine_lua.c, HOLD_BEHIND), 1 ms at most: never
+    -- until the long one ends
+    local a = e0:async()
+    local quick = a:execute("return 'quick'")
+    local long = a:execute("local t = os.clock() while os.clock() - t < 4 do end return 'long'")
+    local after = a:execute("return 'after'")
+    assert.is_true(quick:wait(2.5), "the quick task's reply is still held")
+    assert.equal("quick", quick:get())
+    assert.equal("pending", long:state())
+    assert.equal("long", long:get(60))
+    assert.equal("after", after:get(60))
+  end)
 end)
