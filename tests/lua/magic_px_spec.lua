@@ -106,6 +106,13 @@ describe("%px options", function()
       deferred.on_unhandled = saved
     end)
 
+    it("a result with a value shows it, nil first too; a lone nil shows nothing", function()
+      assert.equal('[engine 1] nil, "timeout"\n', run('%px -t 1 return nil, "timeout"'))
+      assert.equal('[engine 1] nil, nil, 3\n', run('%px -t 1 return nil, nil, 3'))
+      assert.equal("", run("%px -t 1 return nil"))
+      assert.equal("", run("%px -t 1 return nil, nil"))
+    end)
+
     it("--targets runs on those engines once, the default stays", function()
       assert.equal("[engine 0] 0\n[engine 2] 2\n", run("%px --targets 0,2 engine.id"))
       assert.equal("[engine 1] 1\n", run("%px -t 1 engine.id"))
