@@ -20,10 +20,18 @@ end
 -- A remote traceback usually starts with "stack traceback:"; when the
 -- engine put the message in front of it, do not print the message twice.
 -- An error value that is not a string (error({code = 7})) is shown as
--- the table itself, not as "(error object is a table value)".
+-- the table itself, not as "(error object is a table value)"; one of
+-- plush's own error objects raised on the engine (engine.recv's
+-- EngineError, a tuple space's BadRequest: a kind and a message) by the
+-- message its __tostring gave there.
+local function plush_error_value(v)
+  return type(v.kind) == "string" and type(v.message) == "string"
+end
+
 local function remote(e)
   local s = plain(e)
-  if type(e.value) == "table" and not getmetatable(e.value) then
+  if type(e.value) == "table" and not getmetatable(e.value) and
+      not plush_error_value(e.value) then
     local ok, text = pcall(require("plush.pretty"), e.value)
     if ok then s = e.kind .. where(e) .. ": " .. text end
   end

@@ -17,6 +17,19 @@ describe("errors", function()
       tostring(e))
   end)
 
+  it("a table error value prints as the table; plush's own error object by its message", function()
+    local e = errors.RemoteError{engine = 1, message = "(error object is a table value)",
+      value = {code = 7}, traceback = "stack traceback:\n\tx:1: in main chunk"}
+    assert.equal("RemoteError on engine 1: {code = 7}\nstack traceback:\n\tx:1: in main chunk",
+      tostring(e))
+    e = errors.RemoteError{engine = 0, traceback = "stack traceback:\n\tx:1: in main chunk",
+      message = "EngineError: x:1: engine.recv: engine 5 is not running",
+      value = {kind = "EngineError", engine = 5,
+        message = "x:1: engine.recv: engine 5 is not running"}}
+    assert.equal("RemoteError on engine 0: EngineError: x:1: engine.recv: engine 5 is not running"
+      .. "\nstack traceback:\n\tx:1: in main chunk", tostring(e))
+  end)
+
   it("CompositeError lists each engine's message in order", function()
     local e = errors.CompositeError{errors = {
       errors.RemoteError{engine = 0, message = "execute:1: a"},
