@@ -97,6 +97,26 @@ static void cut(lua_State *L, int levels) {
 */
 static const char tbkey = 't', errkey = 'e';
 
+/*
+** The level the traceback starts at: 1 (where the error was raised, as
+** lua.c shows it), or past plush's own frames when the error came from
+** the engine's API (engine.recv, tuples:out, ...: C functions called by
+** the "=engine" chunk's Lua wrappers): a usage mistake shows the user's
+** code, not "[C]: in field '?'" and "engine:4:".
+*/
+static int firstlevel(lua_State *L) {
+  lua_Debug ar;
+  int level = 1, api = 0;
+  while (lua_getstack(L, level, &ar) && lua_getinfo(L, "S", &ar)) {
+    if (strcmp(ar.source, "=engine") == 0)
+      api = 1;
+    else if (strcmp(ar.what, "C") != 0)
+      break;
+    level++;
+  }
+  return api ? level : 1;
+}
+
 static int handler(lua_State *L) {
   plush_engine *e = eng_self(L);
   int lifted = e->mem.lifted, inuser = e->inuser;
@@ -104,9 +124,13 @@ static int handler(lua_State *L) {
   e->inuser = 0;
   lua_settop(L, 1);
   eng_dbg_capture(L, 1, 1, e->base); /* %debug's frames (engine_debug.c) */
-  luaL_traceback(L, L, NULL, 1);
+  luaL_traceback(L, L, NULL, firstlevel(L));
   cut(L, e->base);
   trim(L);
+  if (strcmp(lua_tostring(L, -1), "stack traceback:") == 0) { /* no frame */
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tbkey);
   lua_pushvalue(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);

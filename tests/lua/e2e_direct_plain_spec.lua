@@ -112,6 +112,21 @@ describe("e2e direct plain", function()
     assert.equal(7, e0:execute("return 7"))
   end)
 
+  it("an engine API error shows the user's frames, not plush's; error() stays stock", function()
+    local ok, e = pcall(e0.execute, e0, "return engine.recv(99, nil, 0.1)")
+    assert.is_false(ok)
+    assert.equal(("RemoteError on engine %d: EngineError: engine.recv: engine 99 is not running")
+      :format(id), tostring(e))
+    ok, e = pcall(e0.execute, e0, "local s = engine.tuplespace 'x'\ns:out(5)")
+    assert.is_false(ok)
+    assert.equal("execute:2: tuples:out: the tuple must be a table, not a number", e.message)
+    assert.equal("stack traceback:\n\texecute:2: in main chunk", e.traceback)
+    ok, e = pcall(e0.execute, e0, "local function f() error('mine') end\nf()")
+    assert.is_false(ok)
+    assert.equal("stack traceback:\n\t[C]: in function 'error'\n\texecute:1: in local 'f'"
+      .. "\n\texecute:2: in main chunk", e.traceback)
+  end)
+
   it("a quick task's reply does not wait for a long one queued behind it", function()
     -- with two requests queued behind it, the quick one's reply is held to
     -- leave with theirs (engine_lua.c, HOLD_BEHIND), 1 ms at most: never
