@@ -18,7 +18,9 @@ grepq() { grep "$@" >/dev/null; }
 cleanup() {
   local p
   for p in "${PROFILES[@]}"; do
-    "$PLUSH" cluster stop --profile "$p" >/dev/null 2>&1 || true
+    # bounded: a stop that hangs (an engine that never answers) must not
+    # keep the kills below from running before ctest's timeout
+    timeout 30 "$PLUSH" cluster stop --profile "$p" >/dev/null 2>&1 || true
   done
   for p in "${PIDS[@]}"; do
     kill -KILL "$p" 2>/dev/null || true
