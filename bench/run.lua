@@ -239,6 +239,9 @@ local WORKLOADS = {
     end},
   {id = "ts_pairs", label = "tuple space out+take pairs, 2 engines", unit = "tasks/s",
     phase = 2, n = {5, 3, 0, 0}, plush_only = true, target = {">=", 20000}},
+  -- a bag of tasks' results: each task's reply waits for its out's commit
+  {id = "ts_out_tasks", label = "  balanced tasks that each put out a tuple", unit = "tasks/s",
+    phase = 2, n = {5, 3, 0, 0}, plush_only = true},
   -- the word count of scripts/examples/wordcount.lua over every
   -- /usr/share/doc/*/copyright and /usr/share/common-licenses/*
   {id = "mr_wordcount", label = "MapReduce word count, 2 engines", unit = "s", phase = 2,
@@ -737,6 +740,19 @@ local function run_plush(phase, rep)
           end
         end, {rc:ids()[1], rc:ids()[2]}, MODEL_N)
         out[i] = MODEL_N / (now() - t)
+      end
+      return out
+    end)
+
+    run("ts_out_tasks", function(k)
+      local out, put = {}, function(i) tuples:out{"bench_out", i} end
+      local space, lb = plush.tuplespace(rc), rc:balanced():async()
+      for i = 1, k do
+        local t, ds = now(), {}
+        for j = 1, 2000 do ds[j] = lb:apply(put, j) end
+        plush.wait_all(ds)
+        out[i] = 2000 / (now() - t)
+        while space:try_take{"bench_out", plush.ANY} do end
       end
       return out
     end)

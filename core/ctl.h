@@ -268,6 +268,7 @@ PLUSH_INTERNAL void ctl_ts_take(plush_ctl *c, peer *p, uint64_t rid);
 PLUSH_INTERNAL void ctl_ts_read(plush_ctl *c, peer *p, uint64_t rid);
 PLUSH_INTERNAL void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid);
 PLUSH_INTERNAL void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid);
+PLUSH_INTERNAL void ctl_ts_sync(plush_ctl *c, peer *p, uint64_t rid);
 /* p (an engine or client) is gone: what it waited for is dropped. */
 PLUSH_INTERNAL void ctl_ts_gone(plush_ctl *c, peer *p);
 /* The store: tuples loaded at open, written in its transactions, their

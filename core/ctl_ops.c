@@ -385,7 +385,7 @@ static const struct ctlop {
     /* the tuple space (ctl_tuples.c), the ops engines may use too */
     {"ts_out", NULL, ctl_ts_out},    {"ts_take", NULL, ctl_ts_take},
     {"ts_read", NULL, ctl_ts_read},  {"ts_cancel", NULL, ctl_ts_cancel},
-    {"ts_count", NULL, ctl_ts_count},
+    {"ts_count", NULL, ctl_ts_count}, {"ts_sync", NULL, ctl_ts_sync},
     /* collaboration (ctl_follow.c) */
     {"clients", NULL, ctl_op_clients}, {"follow", NULL, ctl_op_follow},
     {NULL, NULL, NULL}};

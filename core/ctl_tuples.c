@@ -459,6 +459,18 @@ void ctl_ts_cancel(plush_ctl *c, peer *p, uint64_t rid) {
       }
 }
 
+/*
+** ts_sync {}: engine p's task ends and waits for the acks of the outs it
+** pipelined (engines/engine_tuples.c, eng_ts_flush): the commit they wait
+** for comes at the end of this turn, not up to CTL_COMMIT_WAIT later. Not
+** answered.
+*/
+void ctl_ts_sync(plush_ctl *c, peer *p, uint64_t rid) {
+  (void)p;
+  (void)rid;
+  state(c)->urgent = 1;
+}
+
 /* ts_count {space, pattern?}: how many tuples (matching) it holds. */
 void ctl_ts_count(plush_ctl *c, peer *p, uint64_t rid) {
   lua_State *L = c->L;

@@ -80,6 +80,7 @@ struct ctl_ts {
   held *pend;         /* answers waiting for the transaction */
   size_t npend, cap;
   size_t nheld; /* of them, answers of their own (not merged acks) */
+  int urgent;   /* an engine waits for its acks (ts_sync): commit now */
   tup unsaved;        /* sentinel: tuples put out this turn, to write */
   sqlite3_int64 *dels; /* rows of tuples taken, to delete */
   size_t ndels, delcap;

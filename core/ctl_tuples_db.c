@@ -13,12 +13,13 @@
 #include "log.h"
 #include "plush.h"
 
-/* An answer of its own waits (a durable take's, a client's out's): the
-** commit comes now. Merged acks of engines' pipelined outs, rows to write
+/* An answer of its own waits (a durable take's, a client's out's), or an
+** engine whose task ends waits for its outs' acks (ts_sync): the commit
+** comes now. Merged acks of pipelined outs still streaming, rows to write
 ** and rows to delete wait for the group commit (CTL_COMMIT_WAIT). */
 int ctl_ts_commit_waits(const plush_ctl *c) {
   const struct ctl_ts *ts = c->ts;
-  return ts != NULL && ts->nheld > 0;
+  return ts != NULL && (ts->nheld > 0 || ts->urgent);
 }
 
 void ctl_ts_committed(plush_ctl *c) {
@@ -27,6 +28,7 @@ void ctl_ts_committed(plush_ctl *c) {
   if (ts == NULL) return;
   n = ts->npend;
   ts->npend = ts->nheld = 0;
+  ts->urgent = 0;
   for (i = 0; i < n; i++) {
     held *h = &ts->pend[i];
     peer *p = ctl_ts_whom(c, h->kind, h->who);

@@ -224,8 +224,24 @@ static int l_out(lua_State *L) {
   return 1;
 }
 
+/*
+** The task is over: its reply waits until every out it pipelined is
+** stored. The controller commits pipelined outs in its group commit, up
+** to CTL_COMMIT_WAIT after they came; {op = "ts_sync"} (not answered)
+** says that this engine now waits for them, so that they commit at once.
+*/
 void eng_ts_flush(plush_engine *e) {
+  static const char sync[] = "\x81\xa2op\xa7ts_sync";
   eng_mbox *m = &e->mbox;
+  int pending;
+  uv_mutex_lock(&e->mu);
+  pending = m->outs > 0 && m->outs_gen == e->gen && !e->stopping;
+  uv_mutex_unlock(&e->mu);
+  if (pending) {
+    plush_hdr h = {sizeof sync - 1, PLUSH_T_CTRL, 0, 0, atomic_load(&e->id),
+                   0, 0};
+    (void)eng_sendframe(e, &h, sync, sizeof sync - 1); /* a lost link: below */
+  }
   uv_mutex_lock(&e->mu);
   while (m->outs > 0 && m->outs_gen == e->gen && !e->stopping)
     uv_cond_wait(&e->outc, &e->mu);
