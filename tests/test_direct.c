@@ -166,8 +166,17 @@ Test(direct, another_thread_and_the_loop_write_at_once_and_no_frame_is_cut) {
     uv_mutex_unlock(&T.wmu);
     uv_run(&T.loop, UV_RUN_NOWAIT);
   }
-  /* the loop drains its queue: the writer's next frame may go */
-  UNTIL(__atomic_load_n(&T.done, __ATOMIC_ACQUIRE));
+  /* the loop drains its queue and reads: the writer's next frame may go.
+  ** Not UNTIL: its UV_RUN_ONCE would block for good once the writer's
+  ** last frame is read before its done flag is set */
+  {
+    uint64_t dl = uv_hrtime() + (uint64_t)30e9;
+    while (!__atomic_load_n(&T.done, __ATOMIC_ACQUIRE) && uv_hrtime() < dl) {
+      uv_run(&T.loop, UV_RUN_NOWAIT);
+      sched_yield();
+    }
+    cr_assert(__atomic_load_n(&T.done, __ATOMIC_ACQUIRE), "the writer never finished");
+  }
   pthread_join(t, NULL);
   UNTIL(T.b.n == 2 * N);
   for (size_t i = 0; i < T.b.n; i++) { /* each writer's frames in order */
