@@ -2,79 +2,15 @@
 ** test_cork.c — a corked conn (conn_cork.c): small writes wait, counted as
 ** queued, until the uncork writes them all; a big write, more than 64 kB
 ** waiting, a normal close and a sealed conn keep every frame in order.
-** Two conns over a socketpair, on one loop.
+** Two conns over a socketpair, on one loop (conn_pair.h).
 */
-#include <criterion/criterion.h>
-#include <sys/socket.h>
+#include "conn_pair.h"
 
-#include "auth.h"
-#include "conn.h"
-#include "plush.h"
-
-#define MAXF 2048
-
-typedef struct side {
-  plush_conn *conn;
-  int ready, closed;
-  size_t n;
-  plush_frame *f[MAXF];
-} side;
-
-static struct {
-  uv_loop_t loop;
-  uint8_t key[PLUSH_KEY_SIZE];
-  side a, b;
-} T;
-
-static void onready(plush_conn *c) { ((side *)plush_conn_data(c))->ready = 1; }
-
-static void onframe(plush_conn *c, plush_frame *f) {
-  side *s = plush_conn_data(c);
-  if (s->n < MAXF) s->f[s->n++] = f;
-  else plush_frame_unref(f);
-}
-
-static void onclose(plush_conn *c, int reason, const char *msg) {
-  side *s = plush_conn_data(c);
-  (void)reason, (void)msg;
-  s->closed = 1;
-  s->conn = NULL;
-}
-
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL, NULL};
-
-#define UNTIL(cond)                                                    \
-  do {                                                                 \
-    uint64_t dl_ = uv_now(&T.loop) + 30000;                            \
-    while (!(cond) && uv_now(&T.loop) < dl_) uv_run(&T.loop, UV_RUN_ONCE); \
-    cr_assert(cond, "timed out waiting for " #cond);                   \
-  } while (0)
-
-/* a (client side) and b (server side), handshaken. */
-static void pair(int encrypt) {
-  int sv[2];
-  plush_conn_opts o = {.key = T.key, .role = PLUSH_ROLE_CLIENT,
-                       .encrypt = encrypt};
-  memset(&T, 0, sizeof T);
-  cr_assert_eq(plush_auth_init(), 0);
-  plush_key_generate(T.key, NULL);
-  cr_assert_eq(uv_loop_init(&T.loop), 0);
-  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  cr_assert_eq(plush_conn_open(&T.loop, sv[0], 0, &o, &cbs, &T.a, &T.a.conn), 0);
-  cr_assert_eq(plush_conn_open(&T.loop, sv[1], 1, &o, &cbs, &T.b, &T.b.conn), 0);
-  UNTIL(T.a.ready && T.b.ready);
+/* a and b, handshaken; sealed frames with encrypt. */
+static void cork_pair(int encrypt) {
+  pair(encrypt);
+  pair_ready();
   cr_assert_eq(plush_conn_secure(T.a.conn), encrypt);
-}
-
-static void unpair(void) {
-  size_t i;
-  if (T.a.conn) plush_conn_close(T.a.conn, 0, NULL);
-  if (T.b.conn) plush_conn_close(T.b.conn, 0, NULL);
-  UNTIL(T.a.closed && T.b.closed);
-  uv_run(&T.loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&T.loop), 0);
-  for (i = 0; i < T.a.n; i++) plush_frame_unref(T.a.f[i]);
-  for (i = 0; i < T.b.n; i++) plush_frame_unref(T.b.f[i]);
 }
 
 /* Frame k: REPLY id k, a payload of len bytes, each (k + j) & 0xff. */
@@ -99,7 +35,7 @@ static void check(side *s, size_t i, uint64_t k, size_t len) {
 
 Test(cork, small_writes_wait_for_the_uncork_then_all_go_in_order) {
   uint64_t k, sent;
-  pair(0);
+  cork_pair(0);
   sent = plush_conn_sent(T.a.conn);
   plush_conn_cork(T.a.conn);
   cr_assert(plush_conn_corked(T.a.conn));
@@ -119,7 +55,7 @@ Test(cork, small_writes_wait_for_the_uncork_then_all_go_in_order) {
 
 Test(cork, a_big_write_or_64_kB_waiting_writes_what_waits_first) {
   uint64_t sent;
-  pair(0);
+  cork_pair(0);
   sent = plush_conn_sent(T.a.conn);
   plush_conn_cork(T.a.conn);
   put(T.a.conn, 1, 100);
@@ -148,7 +84,7 @@ Test(cork, a_big_write_or_64_kB_waiting_writes_what_waits_first) {
 
 Test(cork, a_full_socket_keeps_the_rest_queued_in_order) {
   uint64_t k;
-  pair(0);
+  cork_pair(0);
   plush_conn_pause(T.b.conn); /* b reads nothing: the socket fills */
   plush_conn_cork(T.a.conn);
   for (k = 1; k <= 2000; k++) put(T.a.conn, k, 1000); /* ~2 MB */
@@ -162,7 +98,7 @@ Test(cork, a_full_socket_keeps_the_rest_queued_in_order) {
 
 Test(cork, a_normal_close_writes_what_waits) {
   uint64_t k;
-  pair(0);
+  cork_pair(0);
   plush_conn_cork(T.a.conn);
   for (k = 1; k <= 50; k++) put(T.a.conn, k, 8);
   plush_conn_close(T.a.conn, 0, NULL);
@@ -173,7 +109,7 @@ Test(cork, a_normal_close_writes_what_waits) {
 
 Test(cork, a_failed_close_drops_what_waits) {
   uint64_t k;
-  pair(0);
+  cork_pair(0);
   plush_conn_cork(T.a.conn);
   for (k = 1; k <= 50; k++) put(T.a.conn, k, 8);
   plush_conn_close(T.a.conn, PLUSH_EPROTO, "test");
@@ -184,7 +120,7 @@ Test(cork, a_failed_close_drops_what_waits) {
 
 Test(cork, sealed_frames_keep_their_order) {
   uint64_t k;
-  pair(1);
+  cork_pair(1);
   plush_conn_cork(T.a.conn);
   for (k = 1; k <= 300; k++) put(T.a.conn, k, (size_t)(k * 7 % 500));
   cr_assert_eq(T.b.n, 0);

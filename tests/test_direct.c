@@ -3,86 +3,32 @@
 ** conn's socket (core/conn_direct.c): whole frames, in order with the
 ** loop's own writes, and refused (nothing written) whenever the loop's
 ** queue, a cork, sealing, the size or a missing lock says so. Two conns
-** over a socketpair, on one loop, as test_cork.c.
+** over a socketpair, on one loop (conn_pair.h), as test_cork.c.
 */
-#include <criterion/criterion.h>
 #include <pthread.h>
-#include <sys/socket.h>
 
-#include "auth.h"
-#include "conn.h"
-#include "plush.h"
+#include "conn_pair.h"
 
-#define MAXF 8192
 #define N 3000
 
-typedef struct side {
-  plush_conn *conn;
-  int ready, closed;
-  size_t n;
-  plush_frame *f[MAXF];
-} side;
-
 static struct {
-  uv_loop_t loop;
-  uv_mutex_t wmu;
-  uint8_t key[PLUSH_KEY_SIZE];
-  side a, b;
-  int refused; /* direct writes the conn said no to */
-  int done;    /* the second writer has written all */
-} T;
+  uv_mutex_t wmu; /* a's writer lock, shared */
+  int refused;    /* direct writes the conn said no to */
+  int done;       /* the second writer has written all */
+} D;
 
-static void onready(plush_conn *c) { ((side *)plush_conn_data(c))->ready = 1; }
-
-static void onframe(plush_conn *c, plush_frame *f) {
-  side *s = plush_conn_data(c);
-  if (s->n < MAXF) s->f[s->n++] = f;
-  else plush_frame_unref(f);
+/* a (shared writes) and b, handshaken; sealed frames with encrypt. */
+static void direct_pair(int encrypt) {
+  memset(&D, 0, sizeof D);
+  pair(encrypt);
+  cr_assert_eq(uv_mutex_init_recursive(&D.wmu), 0);
+  plush_conn_share_writes(T.a.conn, &D.wmu);
+  pair_ready();
 }
 
-static void onclose(plush_conn *c, int reason, const char *msg) {
-  side *s = plush_conn_data(c);
-  (void)reason, (void)msg;
-  s->closed = 1;
-  s->conn = NULL;
-}
-
-static const plush_conn_cbs cbs = {onready, onframe, NULL, onclose, NULL, NULL};
-
-#define UNTIL(cond)                                                    \
-  do {                                                                 \
-    uint64_t dl_ = uv_now(&T.loop) + 30000;                            \
-    while (!(cond) && uv_now(&T.loop) < dl_) uv_run(&T.loop, UV_RUN_ONCE); \
-    cr_assert(cond, "timed out waiting for " #cond);                   \
-  } while (0)
-
-/* a (client side, shared writes) and b (server side), handshaken. */
-static void pair(int encrypt) {
-  int sv[2];
-  plush_conn_opts o = {.key = T.key, .role = PLUSH_ROLE_CLIENT,
-                       .encrypt = encrypt};
-  memset(&T, 0, sizeof T);
-  cr_assert_eq(plush_auth_init(), 0);
-  plush_key_generate(T.key, NULL);
-  cr_assert_eq(uv_loop_init(&T.loop), 0);
-  cr_assert_eq(uv_mutex_init_recursive(&T.wmu), 0);
-  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  cr_assert_eq(plush_conn_open(&T.loop, sv[0], 0, &o, &cbs, &T.a, &T.a.conn), 0);
-  cr_assert_eq(plush_conn_open(&T.loop, sv[1], 1, &o, &cbs, &T.b, &T.b.conn), 0);
-  plush_conn_share_writes(T.a.conn, &T.wmu);
-  UNTIL(T.a.ready && T.b.ready);
-}
-
-static void unpair(void) {
-  size_t i;
-  if (T.a.conn) plush_conn_close(T.a.conn, 0, NULL);
-  if (T.b.conn) plush_conn_close(T.b.conn, 0, NULL);
-  UNTIL(T.a.closed && T.b.closed);
-  uv_run(&T.loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&T.loop), 0);
-  uv_mutex_destroy(&T.wmu);
-  for (i = 0; i < T.a.n; i++) plush_frame_unref(T.a.f[i]);
-  for (i = 0; i < T.b.n; i++) plush_frame_unref(T.b.f[i]);
+static void direct_unpair(void) {
+  unpair();
+  uv_mutex_destroy(&D.wmu);
 }
 
 /* Frame k's payload: len bytes, each (k + j) & 0xff. */
@@ -97,9 +43,9 @@ static int direct(uint64_t k, size_t len) {
   char p[8192];
   int r;
   fill(p, k, len);
-  uv_mutex_lock(&T.wmu);
+  uv_mutex_lock(&D.wmu);
   r = plush_conn_write_direct(T.a.conn, &h, p, len);
-  uv_mutex_unlock(&T.wmu);
+  uv_mutex_unlock(&D.wmu);
   return r;
 }
 
@@ -123,7 +69,7 @@ static void check(plush_frame *f, uint64_t k, size_t len) {
 
 Test(direct, frames_written_by_another_thread_arrive_whole_and_in_order) {
   uint64_t sent, bytes = 0;
-  pair(0);
+  direct_pair(0);
   sent = plush_conn_sent(T.a.conn);
   for (uint64_t k = 1; k <= 100; k++) {
     cr_assert_eq(direct(k, lenof(k)), 1, "frame %llu not taken",
@@ -134,7 +80,7 @@ Test(direct, frames_written_by_another_thread_arrive_whole_and_in_order) {
   cr_assert_eq(plush_conn_queued(T.a.conn), 0);
   UNTIL(T.b.n == 100);
   for (uint64_t k = 1; k <= 100; k++) check(T.b.f[k - 1], k, lenof(k));
-  unpair();
+  direct_unpair();
 }
 
 /* The second writer: frames 1..N straight into the socket when the conn
@@ -145,25 +91,25 @@ static void *writer(void *arg) {
     if (direct(k, lenof(k))) {
       k++;
     } else {
-      __atomic_add_fetch(&T.refused, 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&D.refused, 1, __ATOMIC_RELAXED);
       sched_yield();
     }
   }
-  __atomic_store_n(&T.done, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&D.done, 1, __ATOMIC_RELEASE);
   return NULL;
 }
 
 Test(direct, another_thread_and_the_loop_write_at_once_and_no_frame_is_cut) {
   pthread_t t;
   size_t na = 0, nb = 0;
-  pair(0);
+  direct_pair(0);
   cr_assert_eq(pthread_create(&t, NULL, writer, NULL), 0);
   /* the loop's own frames, ids N+1.., meanwhile: its queue refuses the
   ** other thread while it holds anything */
   for (uint64_t k = N + 1; k <= 2 * N; k++) {
-    uv_mutex_lock(&T.wmu);
+    uv_mutex_lock(&D.wmu);
     loopwrite(k, lenof(k) * 5);
-    uv_mutex_unlock(&T.wmu);
+    uv_mutex_unlock(&D.wmu);
     uv_run(&T.loop, UV_RUN_NOWAIT);
   }
   /* the loop drains its queue and reads: the writer's next frame may go.
@@ -171,11 +117,11 @@ Test(direct, another_thread_and_the_loop_write_at_once_and_no_frame_is_cut) {
   ** last frame is read before its done flag is set */
   {
     uint64_t dl = uv_hrtime() + (uint64_t)30e9;
-    while (!__atomic_load_n(&T.done, __ATOMIC_ACQUIRE) && uv_hrtime() < dl) {
+    while (!__atomic_load_n(&D.done, __ATOMIC_ACQUIRE) && uv_hrtime() < dl) {
       uv_run(&T.loop, UV_RUN_NOWAIT);
       sched_yield();
     }
-    cr_assert(__atomic_load_n(&T.done, __ATOMIC_ACQUIRE), "the writer never finished");
+    cr_assert(__atomic_load_n(&D.done, __ATOMIC_ACQUIRE), "the writer never finished");
   }
   pthread_join(t, NULL);
   UNTIL(T.b.n == 2 * N);
@@ -191,12 +137,12 @@ Test(direct, another_thread_and_the_loop_write_at_once_and_no_frame_is_cut) {
   }
   cr_assert_eq(na, N);
   cr_assert_eq(nb, N);
-  unpair();
+  direct_unpair();
 }
 
 Test(direct, refused_with_anything_queued_corked_too_big_or_unshared) {
   uint64_t sent;
-  pair(0);
+  direct_pair(0);
   sent = plush_conn_sent(T.a.conn);
   plush_conn_cork(T.a.conn);
   loopwrite(1, 10); /* waits in the cork: queued */
@@ -213,23 +159,23 @@ Test(direct, refused_with_anything_queued_corked_too_big_or_unshared) {
     plush_hdr h = {.type = PLUSH_T_MSG, .id = 5};
     cr_assert_eq(plush_conn_write_direct(T.b.conn, &h, NULL, 0), 0);
   }
-  unpair();
+  direct_unpair();
 }
 
 Test(direct, a_sealed_conn_is_left_to_its_loop) {
-  pair(1);
+  direct_pair(1);
   cr_assert_eq(plush_conn_secure(T.a.conn), 1);
   cr_assert_eq(direct(1, 10), 0);
   loopwrite(2, 10);
   UNTIL(T.b.n == 1);
   check(T.b.f[0], 2, 10);
-  unpair();
+  direct_unpair();
 }
 
 Test(direct, a_closing_conn_takes_nothing) {
-  pair(0);
+  direct_pair(0);
   plush_conn_close(T.a.conn, UV_ECANCELED, "test");
   if (T.a.conn) cr_assert_eq(direct(1, 10), 0);
   UNTIL(T.a.closed);
-  unpair();
+  direct_unpair();
 }
