@@ -98,7 +98,11 @@ cat "$dir/stall.out"
 cat >"$dir/gone.lua" <<LUA
 local core = require "plush.core"
 local N = 2000
-local f = load("local i = ... return ('%08d'):format(i) .. ('g'):rep(16376)")
+-- as stall.lua's: the tasks wait for the test's file, written once this
+-- client is stopped, so that all 32 MB of replies come while it is
+local wait = ("if not GO then local go = %q repeat local h = io.open(go) "
+  .. "if h then h:close() GO = true end until GO end"):format("$dir/go2")
+local f = load(wait .. " local i = ... return ('%08d'):format(i) .. ('g'):rep(16376)")
 local ids = {}
 for i = 1, N do ids[i] = rc:balanced():async():apply(f, i).id end
 local h = assert(io.open("$dir/ids", "w"))
@@ -122,6 +126,7 @@ LUA
 gone_pid=$!
 PIDS+=("$gone_pid")
 wait_for 60 stopped "$gone_pid" || fail "the second client did not stop"
+touch "$dir/go2" # its tasks may run now
 # its tasks finish while it is stopped, then the stall timeout ends it
 wait_for 60 is "$B" pending 0 ||
   fail "the stopped client's tasks did not finish"
