@@ -324,8 +324,7 @@ codec_slot *codec_slots(lua_State *L, int idx, lua_Unsigned n) {
   const ltable *t;
   int st = layout;
   if (st == 0) {
-    const char *off = getenv("PLUSH_CODEC_NOSLOTS");
-    layout = st = off && *off && strcmp(off, "0") ? -1 : checklayout(L);
+    layout = st = plush_env_flag("PLUSH_CODEC_NOSLOTS") ? -1 : checklayout(L);
   }
   if (st < 0) return NULL;
   t = lua_topointer(L, idx);

@@ -276,10 +276,8 @@ static int localdial(const struct sockaddr *ss) {
   struct sockaddr_un un;
   struct ucred cr;
   unsigned len;
-  const char *no = getenv("PLUSH_NOUNIX");
   int fd;
-  if ((no && *no && strcmp(no, "0") != 0) ||
-      plush_conn_localaddr(ss, &un, &len) < 0)
+  if (plush_env_flag("PLUSH_NOUNIX") || plush_conn_localaddr(ss, &un, &len) < 0)
     return -1;
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;

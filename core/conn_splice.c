@@ -181,10 +181,6 @@ static void onpoll(uv_poll_t *h, int status, int events) {
 
 /* ---- starting, asking, stopping ----------------------------------- */
 
-static int nosplice(void) {
-  const char *v = getenv("PLUSH_NOSPLICE");
-  return v != NULL && *v != '\0' && *v != '0';
-}
 
 int plush_conn_splice(plush_conn *src, plush_conn *dst) {
 #ifdef __linux__
@@ -195,7 +191,7 @@ int plush_conn_splice(plush_conn *src, plush_conn *dst) {
   if (src->state != S_READY || dst->state != S_READY || src->secure ||
       dst->secure || !dst->relaying || src->splice_in || src->splice_out ||
       dst->splice_in || dst->splice_out || f == NULL ||
-      src->parser.got >= f->hdr.len || nosplice())
+      src->parser.got >= f->hdr.len || plush_env_flag("PLUSH_NOSPLICE"))
     return PLUSH_EINVAL;
   if (uv_fileno((uv_handle_t *)&src->tcp, &sfd) < 0 ||
       uv_fileno((uv_handle_t *)&dst->tcp, &dfd) < 0)

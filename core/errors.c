@@ -4,6 +4,9 @@
 */
 #include "plush.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include <uv.h>
 
 const char *plush_strerror(int code) {
@@ -24,4 +27,9 @@ const char *plush_err_name(int code) {
 #undef XX
   default: return uv_err_name(code);
   }
+}
+
+int plush_env_flag(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 }

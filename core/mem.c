@@ -3,6 +3,7 @@
 */
 #include "mem.h"
 #include "map.h"
+#include "plush.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -104,14 +105,9 @@ static void fill(char *p, size_t size) {
 */
 #define HUGE GRAIN
 
-static int env_set(const char *name) {
-  const char *e = getenv(name);
-  return e && *e && strcmp(e, "0") != 0;
-}
-
 static int huge_on(void) {
   static int on = -1; /* a benign race: every thread computes the same */
-  if (on < 0) on = env_set("PLUSH_MEM_HUGE") && !env_set("PLUSH_MEM_NOHUGE");
+  if (on < 0) on = plush_env_flag("PLUSH_MEM_HUGE") && !plush_env_flag("PLUSH_MEM_NOHUGE");
   return on;
 }
 

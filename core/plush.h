@@ -48,6 +48,10 @@ const char *plush_err_name(int code);
 */
 #define PLUSH_INTERNAL __attribute__((visibility("hidden"))) extern
 
+/* An environment switch (PLUSH_NOUNIX, PLUSH_MEM_HUGE, ...): 1 when it is
+** set, not empty and not "0" (errors.c). */
+PLUSH_INTERNAL int plush_env_flag(const char *name);
+
 
 /* Nesting limit of the value codec (tables inside tables). */
 #define PLUSH_MAX_DEPTH 200
