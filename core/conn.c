@@ -65,6 +65,7 @@ static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n);
 
 static void closed(uv_handle_t *h) {
   plush_conn *c = h->data;
+  uv_mutex_t *m;
   if (--c->open_handles > 0) return;
   while (c->dhead) { /* a relay never ended: what waited goes nowhere */
     wreq *w = c->dhead;
@@ -77,17 +78,14 @@ static void closed(uv_handle_t *h) {
     c->pool = w->next;
     free(w);
   }
-  {
-    uv_mutex_t *m = c->wmu; /* a second writer sees c alive or gone */
-    if (m) uv_mutex_lock(m);
-    if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
-    plush_parser_free(&c->parser);
-    plush_opener_free(&c->rx);
-    plush_seal_wipe(&c->tx);
-    sodium_memzero(c->key, sizeof c->key);
-    free(c);
-    if (m) uv_mutex_unlock(m);
-  }
+  m = conn_wlock(c); /* a second writer sees c alive or gone */
+  if (c->cbs.on_close) c->cbs.on_close(c, c->reason, c->msg);
+  plush_parser_free(&c->parser);
+  plush_opener_free(&c->rx);
+  plush_seal_wipe(&c->tx);
+  sodium_memzero(c->key, sizeof c->key);
+  free(c);
+  conn_wunlock(m);
 }
 
 static void closehandles(plush_conn *c) {
@@ -103,10 +101,9 @@ static void shutdowndone(uv_shutdown_t *req, int status) {
 static void conn_close(plush_conn *c, int reason, const char *msg);
 
 void plush_conn_close(plush_conn *c, int reason, const char *msg) {
-  uv_mutex_t *m = c->wmu; /* c may be freed before it returns */
-  if (m) uv_mutex_lock(m);
+  uv_mutex_t *m = conn_wlock(c);
   conn_close(c, reason, msg);
-  if (m) uv_mutex_unlock(m);
+  conn_wunlock(m);
 }
 
 static void conn_close(plush_conn *c, int reason, const char *msg) {
@@ -138,10 +135,9 @@ void conn_failf(plush_conn *c, int code, const char *fmt, const char *a) {
 static void written1(uv_write_t *req, int status);
 
 static void written(uv_write_t *req, int status) {
-  uv_mutex_t *m = ((wreq *)req)->c->wmu;
-  if (m) uv_mutex_lock(m);
+  uv_mutex_t *m = conn_wlock(((wreq *)req)->c);
   written1(req, status);
-  if (m) uv_mutex_unlock(m);
+  conn_wunlock(m);
 }
 
 static void written1(uv_write_t *req, int status) {
@@ -246,11 +242,9 @@ static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n);
 
 /* Every write of a conn passes here: under its writer lock, if shared. */
 static int dowrite(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
-  uv_mutex_t *m = c->wmu; /* a write that fails may free c */
-  int r;
-  if (m) uv_mutex_lock(m);
-  r = dowrite1(c, w, bufs, n);
-  if (m) uv_mutex_unlock(m);
+  uv_mutex_t *m = conn_wlock(c);
+  int r = dowrite1(c, w, bufs, n);
+  conn_wunlock(m);
   return r;
 }
 
@@ -525,9 +519,9 @@ static void startsecure(plush_conn *c) {
 }
 
 static void ready(plush_conn *c) {
-  conn_wlock(c);
+  uv_mutex_t *m = conn_wlock(c);
   c->state = S_READY;
-  conn_wunlock(c);
+  conn_wunlock(m);
   uv_timer_stop(&c->timer);
   if (c->cbs.on_ready) c->cbs.on_ready(c);
 }

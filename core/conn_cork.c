@@ -89,10 +89,9 @@ static void took(plush_conn *c, size_t done) {
 static int corkflush(plush_conn *c);
 
 int conn_cork_flush(plush_conn *c) {
-  int r;
-  conn_wlock(c);
-  r = corkflush(c);
-  conn_wunlock(c);
+  uv_mutex_t *m = conn_wlock(c);
+  int r = corkflush(c);
+  conn_wunlock(m);
   return r;
 }
 

@@ -5,7 +5,7 @@
 ** An engine's Lua thread hands each frame to its I/O thread, which owns
 ** the conn: a wake-up of that thread per frame sent, the largest part of
 ** a tuple-space take's or an engine.send's round trip on a small machine
-** (share/doc/performance.md, "Round trips from the Lua thread"). With
+** (share/doc/performance.md, "The ninth session"). With
 ** plush_conn_share_writes the owner gives the conn a writer lock that the
 ** loop holds for every write, close and free of it (conn.c, conn_cork.c),
 ** so that a thread holding it sees the conn either ready with nothing in

@@ -103,12 +103,15 @@ PLUSH_INTERNAL void conn_wfree(wreq *w);
 /* A zeroed write request of c's (from its pool when it has one), or NULL. */
 PLUSH_INTERNAL wreq *conn_walloc(plush_conn *c);
 
-/* conn_direct.c: c's writer lock (plush_conn_share_writes), when set. */
-static inline void conn_wlock(plush_conn *c) {
+/* conn_direct.c: c's writer lock (plush_conn_share_writes), when set:
+** m = conn_wlock(c) ... conn_wunlock(m), so that the unlock needs no c
+** (closed() frees it in between). */
+static inline uv_mutex_t *conn_wlock(plush_conn *c) {
   if (c->wmu) uv_mutex_lock(c->wmu);
+  return c->wmu;
 }
-static inline void conn_wunlock(plush_conn *c) {
-  if (c->wmu) uv_mutex_unlock(c->wmu);
+static inline void conn_wunlock(uv_mutex_t *m) {
+  if (m) uv_mutex_unlock(m);
 }
 
 /* conn_cork.c */
