@@ -212,8 +212,14 @@ PLUSH_INTERNAL int eng_chunk_load(lua_State *L, int code, const char *name);
 /* engine_reply.c */
 /* The OK reply of the n scalar results from index first, written into
 ** e->enc without building its tables: 1, or 0 when they are not all
-** scalars (nothing written; encok's general path then). */
+** scalars (nothing written; eng_encok's general path then). */
 PLUSH_INTERNAL int eng_reply_fast(lua_State *L, eng_task *t, int first, int n);
+/* engine_reply.c: the r on top becomes the OK payload (or an ERROR, when
+** a result cannot travel); the error table on top the ERROR payload. */
+PLUSH_INTERNAL void eng_encok(lua_State *L, eng_task *t);
+PLUSH_INTERNAL void eng_encerr(lua_State *L, eng_task *t);
+/* engine_ops.c: pushes {message = msg, traceback = ""}. */
+PLUSH_INTERNAL void eng_errtable(lua_State *L, const char *msg);
 
 /* engine_req.c */
 /* apply's request {op = "apply", f = F, args = A} read without its

@@ -1,14 +1,11 @@
 /*
 ** engine_ops.c — what an engine does with a request: the ops of
 ** share/doc/design.md (exec, apply, push, pull, map, names), every user
-** call under a traceback handler, and the REPLY payload encoded:
-**   OK     {r = {n = k, ...}, started, completed}
-**   ERROR  {kind = "RemoteError", message, traceback, chunk, line, engine,
-**           started, completed, value?}
-** Runs on the Lua thread, as the body of the task's coroutine
-** (engine_co.c). Over 600 lines: the ops share the calling and reply
-** machinery here (the message handler, the error tables, the
-** yieldable call of exec and apply), which splitting would expose.
+** call under a traceback handler; the REPLY payload is encoded by
+** engine_reply.c. Runs on the Lua thread, as the body of the task's
+** coroutine (engine_co.c). Over 600 lines: the ops share the calling
+** machinery here (the message handler, the error tables, the yieldable
+** call of exec and apply), which splitting would expose.
 */
 #include <ctype.h>
 #include <limits.h>
@@ -170,7 +167,7 @@ static int errobj(lua_State *L) {
 }
 
 /* An error table for a message that comes with no traceback. */
-static void errtable(lua_State *L, const char *msg) {
+void eng_errtable(lua_State *L, const char *msg) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, msg ? msg : "unknown error");
   lua_setfield(L, -2, "message");
@@ -207,7 +204,7 @@ static void toerror(lua_State *L) {
   lua_pushvalue(L, v + 1);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) { /* __tostring failed, or memory */
     const char *m = lua_tostring(L, -1);
-    errtable(L, lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
+    eng_errtable(L, lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
                                 luaL_typename(L, v), m ? m : "?"));
     lua_pushvalue(L, v);
     lua_setfield(L, -2, "value");
@@ -224,7 +221,7 @@ static void settle(lua_State *L, int st) {
   if (st == LUA_ERRRUN) {
     toerror(L);
   } else if (st != LUA_OK) {
-    errtable(L, lua_tostring(L, -1));
+    eng_errtable(L, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
   if (st != LUA_ERRRUN && eng_self(L)->errkept) { /* what the handler
@@ -276,8 +273,6 @@ static int call(lua_State *L, int nargs, int nres) {
 ** is removed).
 */
 static void pack(lua_State *L, int base);
-static void encok(lua_State *L, task *t);
-static void encerr(lua_State *L, task *t);
 
 static int tailk(lua_State *L, int st, lua_KContext ctx) {
   task *t = lua_touserdata(L, 1);
@@ -293,9 +288,9 @@ static int tailk(lua_State *L, int st, lua_KContext ctx) {
     return 0;
   if (st == LUA_OK) pack(L, fn - 1);
   if (st == LUA_OK)
-    encok(L, t);
+    eng_encok(L, t);
   else
-    encerr(L, t);
+    eng_encerr(L, t);
   return 0;
 }
 
@@ -487,7 +482,7 @@ static int execf(lua_State *L, task *t, int ci) {
   chunk = strcmp(name, "execute") == 0 ? lua_pushliteral(L, "=execute")
                                        : lua_pushfstring(L, "=%s", name);
   if (eng_chunk_load(L, ci, chunk) != LUA_OK) {
-    errtable(L, lua_tostring(L, -1));
+    eng_errtable(L, lua_tostring(L, -1));
     return LUA_ERRSYNTAX;
   }
   if (!t->autoret) eng_dbg_keep(L, ci, chunk); /* ??name's source */
@@ -644,132 +639,6 @@ static int opnames(lua_State *L, task *t, int req) {
   return call(L, 1, 1);
 }
 
-/* ---- the reply --------------------------------------------------- */
-
-/*
-** chunk and line from the message's "name:LINE: " prefix (first line
-** only). A chunk name may hold colons ("C:\x.lua"), so the first colon
-** followed by digits and a colon ends it.
-*/
-static void where(lua_State *L, int et, const char *msg) {
-  const char *end = strchr(msg, '\n');
-  for (const char *p = strchr(msg, ':'); p && (!end || p < end);
-       p = strchr(p + 1, ':')) {
-    const char *q = p + 1;
-    lua_Integer line = 0;
-    while (isdigit((unsigned char)*q) && line < 1000000000)
-      line = line * 10 + (*q++ - '0');
-    if (q == p + 1 || *q != ':' || p == msg) continue;
-    lua_pushlstring(L, msg, (size_t)(p - msg));
-    lua_setfield(L, et, "chunk");
-    lua_pushinteger(L, line);
-    lua_setfield(L, et, "line");
-    return;
-  }
-}
-
-static void stamp(lua_State *L, task *t) {
-  lua_pushnumber(L, t->started);
-  lua_setfield(L, -2, "started");
-  lua_pushnumber(L, t->completed);
-  lua_setfield(L, -2, "completed");
-}
-
-/*
-** The error table on top becomes the ERROR payload. An error value that
-** cannot travel is dropped (its message still says what it was).
-*/
-static void encerr(lua_State *L, task *t) {
-  plush_buf *b = &t->e->enc;
-  char err[256];
-  int et = lua_gettop(L);
-  lua_pushliteral(L, "RemoteError");
-  lua_setfield(L, et, "kind");
-  lua_pushinteger(L, (lua_Integer)atomic_load(&t->e->id));
-  lua_setfield(L, et, "engine");
-  stamp(L, t);
-  if (lua_getfield(L, et, "message") == LUA_TSTRING)
-    where(L, et, lua_tostring(L, -1));
-  lua_pop(L, 1);
-  t->status = PLUSH_S_ERROR;
-  eng_enc_reset(t->e);
-  if (plush_encode(L, et, b, "error", err, sizeof err) == 0) return;
-  lua_pushnil(L);
-  lua_setfield(L, et, "value");
-  eng_enc_reset(t->e);
-  if (plush_encode(L, et, b, "error", err, sizeof err) < 0)
-    luaL_error(L, "%s", err);
-}
-
-/*
-** An expression line's values (the shell added the `return`, auto =
-** true) are for a person to look at, as lua.c prints them: one that
-** cannot travel (io.write returns a file) is replaced in r by its
-** tostring, and its index listed in the reply's `tostring`. Returns
-** whether any was; the reply table is on top, r at index r.
-*/
-static int tostrings(lua_State *L, int r) {
-  plush_buf scratch = PLUSH_BUF_INIT;
-  char err[256];
-  lua_Integer n, k = 0;
-  lua_getfield(L, r, "n");
-  n = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  lua_newtable(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, r, i);
-    scratch.len = 0;
-    if (plush_encode(L, -1, &scratch, "result", err, sizeof err) < 0) {
-      luaL_tolstring(L, -1, NULL);
-      lua_rawseti(L, r, i);
-      lua_pushinteger(L, i);
-      lua_rawseti(L, -3, ++k);
-    }
-    lua_pop(L, 1);
-  }
-  plush_buf_free(&scratch);
-  if (k > 0) lua_setfield(L, -2, "tostring");
-  else lua_pop(L, 1);
-  return k > 0;
-}
-
-/*
-** The r on top becomes the OK payload. A result that cannot travel turns
-** into an ERROR whose message is the codec's, naming the culprit from
-** "result" ("cannot serialise result[1]: thread"), unless it is an
-** expression line's (tostrings).
-*/
-static void encok(lua_State *L, task *t) {
-  plush_buf *b = &t->e->enc;
-  char err[256], err2[256];
-  int r = lua_gettop(L);
-  lua_createtable(L, 0, 3);
-  lua_pushvalue(L, r);
-  lua_setfield(L, -2, "r");
-  stamp(L, t);
-  eng_enc_reset(t->e);
-  if (plush_encode(L, -1, b, "reply", err, sizeof err) == 0) {
-    t->status = PLUSH_S_OK;
-    return;
-  }
-  eng_enc_reset(t->e);
-  if (t->autoret && t->e->fired != t->req->hdr.id && lua_istable(L, r) &&
-      tostrings(L, r)) {
-    if (plush_encode(L, -1, b, "reply", err, sizeof err) == 0) {
-      t->status = PLUSH_S_OK;
-      return;
-    }
-    eng_enc_reset(t->e);
-  }
-  if (t->e->fired == t->req->hdr.id) /* the hook hit the codec */
-    snprintf(err, sizeof err, "interrupted");
-  else if (plush_encode(L, r, b, "result", err2, sizeof err2) < 0)
-    memcpy(err, err2, sizeof err);
-  eng_enc_reset(t->e);
-  errtable(L, err);
-  encerr(L, t);
-}
-
 /* The request ops, as Lua's luaL_Reg tables: op(L, t, req) runs the
 ** request at stack index req and returns the status of the user's call. */
 static const struct engop {
@@ -817,8 +686,8 @@ ran:
   if (st == ENDED) return 0;
   t->completed = eng_now();
   if (st == LUA_OK)
-    encok(L, t);
+    eng_encok(L, t);
   else
-    encerr(L, t);
+    eng_encerr(L, t);
   return 0;
 }
