@@ -157,13 +157,6 @@ local function children_of(last)
   return list, engines
 end
 
--- r = {true, results...}: is one of the results not nil? (`return nil,
--- "timeout"` is shown, as the shell shows it locally; a lone nil is not)
-local function anyvalue(r)
-  for k = 2, r.n do if r[k] ~= nil then return true end end
-  return false
-end
-
 -- Print each engine's result (unless all its values are nil) or error, in
 -- target order;
 -- before(engine), when given, is called before each (held output). The
@@ -204,7 +197,7 @@ local function show(shell, last, before)
     elseif not r[1] then
       n = n + 1
       lines[n] = tag(shell, engine, "error") .. paint(shell, "error", tostring(r[2]))
-    elseif r.n > 1 and anyvalue(r) then
+    elseif util.has_value(r, 2) then -- r = {true, results...}
       local ts = c.metadata.tostring
       n = n + 1
       if r.n == 2 and not ts then

@@ -194,9 +194,7 @@ function M.install(magic, I)
         local f, lerr = load(expr, "=(local)", "t", shell.env or _G)
         if not f then error(lerr, 0) end
         local r = table.pack(f())
-        local any = false -- shown unless all its values are nil, as the engines' are
-        for k = 1, r.n do any = any or r[k] ~= nil end
-        if any then
+        if util.has_value(r) then -- as the engines' results are shown
           local parts = {}
           for k = 1, r.n do parts[k] = pretty(r[k]) end
           say(shell, paint(shell, "name", "[local]") .. " " .. table.concat(parts, ", "))

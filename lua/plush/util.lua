@@ -117,6 +117,14 @@ function util.unpack(t)
   return table.unpack(t, 1, t.n or #t)
 end
 
+-- Is one of the packed values t[first .. t.n] not nil? (a result is shown
+-- unless all its values are nil: `return nil, "timeout"` is, a lone nil
+-- is not)
+function util.has_value(t, first)
+  for k = first or 1, t.n do if t[k] ~= nil then return true end end
+  return false
+end
+
 function util.copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end
