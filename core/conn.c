@@ -72,6 +72,11 @@ static void closed(uv_handle_t *h) {
     c->dhead = w->next;
     wfree(w);
   }
+  while (c->thead) { /* ... nor what waited behind a tee */
+    wreq *w = c->thead;
+    c->thead = w->next;
+    wfree(w);
+  }
   conn_cork_drop(c);
   while (c->pool) {
     wreq *w = c->pool;
@@ -112,6 +117,7 @@ static void conn_close(plush_conn *c, int reason, const char *msg) {
   if (reason == 0 && c->khead && conn_cork_flush(c) < 0) return;
   c->state = S_CLOSING;
   conn_splice_detach(c);
+  conn_tee_detach(c);
   c->reason = reason;
   snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "closed");
   uv_timer_stop(&c->timer);
@@ -133,6 +139,7 @@ void conn_failf(plush_conn *c, int code, const char *fmt, const char *a) {
 }
 
 static void written1(uv_write_t *req, int status);
+static void drainedto(plush_conn *c);
 
 static void written(uv_write_t *req, int status) {
   uv_mutex_t *m = conn_wlock(((wreq *)req)->c);
@@ -153,6 +160,12 @@ static void written1(uv_write_t *req, int status) {
   }
   if (c->splice_out && c->tcp.write_queue_size == 0)
     conn_splice_drained(c);
+  if (c->tee_out && c->tcp.write_queue_size == 0) conn_tee_drained(c);
+  drainedto(c);
+}
+
+/* The queue went down: past half the high mark, the owner hears it. */
+static void drainedto(plush_conn *c) {
   if (c->above_high && c->queued <= c->high_water / 2) {
     c->above_high = 0;
     if (c->cbs.on_drain && c->state == S_READY) c->cbs.on_drain(c);
@@ -206,18 +219,27 @@ static int trywrite(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
 ** While a frame is relayed (plush_conn_relay_begin), its bytes own the
 ** stream: every other write waits in order behind it, counted as queued.
 */
+static void hold(plush_conn *c, wreq *w, uv_buf_t *bufs, int n,
+                 wreq **head, wreq **tail) {
+  memcpy(w->bufs, bufs, (size_t)n * sizeof *bufs);
+  w->nbufs = n;
+  w->next = NULL;
+  if (*tail) (*tail)->next = w;
+  else *head = w;
+  *tail = w;
+  if (c->queued > c->high_water) c->above_high = 1;
+}
+
 static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   int r;
   w->c = c;
   c->queued += w->bytes;
   if (c->relaying && !w->relay) {
-    memcpy(w->bufs, bufs, (size_t)n * sizeof *bufs);
-    w->nbufs = n;
-    w->next = NULL;
-    if (c->dtail) c->dtail->next = w;
-    else c->dhead = w;
-    c->dtail = w;
-    if (c->queued > c->high_water) c->above_high = 1;
+    hold(c, w, bufs, n, &c->dhead, &c->dtail);
+    return 0;
+  }
+  if (c->tee_out) { /* a tee writes the socket: all else waits (conn_tee.c) */
+    hold(c, w, bufs, n, &c->thead, &c->ttail);
     return 0;
   }
   if (c->corked && !w->relay && (r = conn_cork_take(c, w, bufs, n)) != 0)
@@ -633,10 +655,43 @@ static void onread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 }
 
 void conn_startread(plush_conn *c) {
-  if (c->reading || c->paused || c->splice_in || c->state == S_CLOSING)
+  if (c->reading || c->paused || c->splice_in || c->tee_in ||
+      c->state == S_CLOSING)
     return;
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc, onread) == 0)
     c->reading = 1;
+}
+
+/* ---- a tee (conn_tee.c) ------------------------------------------- */
+
+char *conn_tee_room(plush_conn *c, size_t *room) {
+  return plush_parser_direct(&c->parser, room);
+}
+
+void conn_took(plush_conn *c, size_t n) {
+  int r;
+  if (c->state != S_READY) return;
+  if ((r = plush_parser_advance(&c->parser, n, gotframe, c)) < 0) {
+    readfail(c, r);
+    return;
+  }
+  partial(c);
+}
+
+void conn_tee_sent(plush_conn *c, size_t n) {
+  c->queued -= n;
+  c->sent += n;
+  drainedto(c);
+}
+
+void conn_tee_release(plush_conn *c) {
+  while (c->thead && c->state == S_READY && !c->tee_out) {
+    wreq *w = c->thead;
+    c->thead = w->next;
+    if (c->thead == NULL) c->ttail = NULL;
+    c->queued -= w->bytes; /* dowrite counts it again */
+    if (dowrite(c, w, w->bufs, w->nbufs) < 0) return;
+  }
 }
 
 void conn_spliced(plush_conn *c, size_t n) {

@@ -167,6 +167,23 @@ int plush_conn_splicing(plush_conn *c, size_t *taken);
 int plush_conn_splice_stop(plush_conn *c);
 
 /*
+** Teeing (conn_tee.c, Linux): the rest of src's current frame (a big one,
+** after at least one on_partial) is read into it as usual -- on_partial,
+** then on_frame with the whole payload -- and written on to dst without
+** being copied through this process (splice and tee through two pipes);
+** dst must be relaying that frame (relay_begin, and relay_write of what
+** came so far), both conns plain. Until dst has every byte read into the
+** frame, every other write to dst waits behind them, in order (the
+** relay's pad and trailer too; they count in plush_conn_queued, as do
+** the bytes on their way). src is never held by dst: a slow dst is fed
+** from the frame (a copy) once the tee runs ahead of it. If dst fails,
+** src still reads the whole frame; if src ends or closes, dst gets what
+** was read into the frame. PLUSH_EINVAL when it cannot apply (or
+** PLUSH_NOTEE=1 is set): the caller goes on with relay_write.
+*/
+int plush_conn_tee(plush_conn *src, plush_conn *dst);
+
+/*
 ** Corking (conn_cork.c): after plush_conn_cork, small writes wait (by
 ** reference, counted in plush_conn_queued) until plush_conn_uncork
 ** writes them all with one writev; a big one, or more than 64 kB

@@ -84,7 +84,7 @@ int plush_conn_write_direct(plush_conn *c, const plush_hdr *h,
   uv_os_fd_t fd;
   ssize_t n;
   if (c->wmu == NULL || c->state != S_READY || c->secure || c->queued != 0 ||
-      c->relaying || c->corked || c->khead || c->splice_out ||
+      c->relaying || c->corked || c->khead || c->splice_out || c->tee_out ||
       PLUSH_HDR_SIZE + len > DIRECT_MAX ||
       uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !isunix(c, fd))
     return 0;

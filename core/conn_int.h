@@ -39,6 +39,9 @@ struct plush_conn {
   size_t kbytes;        /* ... that many bytes (counted in queued too) */
   struct conn_splice *splice_in;  /* moving this conn's frame on */
   struct conn_splice *splice_out; /* writing into this conn's socket */
+  struct conn_tee *tee_in;  /* reading this conn's frame, teeing it on */
+  struct conn_tee *tee_out; /* writing into this conn's socket ... */
+  struct wreq *thead, *ttail; /* ... while every other write waits here */
   struct wreq *pool;    /* written requests kept for the next writes */
   int npool;            /* ... how many (at most CONN_POOL) */
   int wantopt;          /* opts said encrypt */
@@ -132,5 +135,20 @@ PLUSH_INTERNAL void conn_splice_drained(plush_conn *c);
 /* conn.c: n payload bytes of c's frame came by splice (the frame may
 ** complete: on_frame); c reads again. */
 PLUSH_INTERNAL void conn_spliced(plush_conn *c, size_t n);
+
+/* conn_tee.c */
+/* c is closing: a tee it is part of lets go of it. */
+PLUSH_INTERNAL void conn_tee_detach(plush_conn *c);
+/* c's write queue drained: a tee waiting for it may start. */
+PLUSH_INTERNAL void conn_tee_drained(plush_conn *c);
+/* conn.c: where the next payload bytes of c's frame go, and how many fit
+** (NULL: the parser failed); conn_took: n bytes were put there (the frame
+** may complete: on_frame; on_partial as for a read). */
+PLUSH_INTERNAL char *conn_tee_room(plush_conn *c, size_t *room);
+PLUSH_INTERNAL void conn_took(plush_conn *c, size_t n);
+/* conn.c: n of the bytes counted in c's queue were taken by its socket. */
+PLUSH_INTERNAL void conn_tee_sent(plush_conn *c, size_t n);
+/* conn.c: the tee let go of c: the writes it held go, in order. */
+PLUSH_INTERNAL void conn_tee_release(plush_conn *c);
 
 #endif

@@ -91,7 +91,7 @@ struct peer {
   uint32_t relay_to;  /* ... to this client / engine */
   size_t relay_sent;  /* ... payload bytes of it written so far */
   size_t relay_mark;  /* client: relay_sent at the last heartbeat */
-  int relay_mode;     /* client: RELAY_* (ctl_relay.c) */
+  int relay_mode;     /* RELAY_* (ctl_relay.c): the request or reply relay */
   int relay_idle;     /* client: heartbeats its spliced request stalled */
   uint32_t *held;     /* client: ids of the engines it paused */
   int nheld;
@@ -164,6 +164,7 @@ struct plush_ctl {
   uv_timer_t steal;   /* looks again when a running task is old enough */
   size_t relayed;     /* replies passed on as they arrived (ctl_relay.c) */
   size_t relay_void;  /* ... of which their engine died mid-way */
+  size_t teed;        /* ... of which the rest went by tee (conn_tee.c) */
   size_t park_mem;    /* bytes of parked frames held in memory */
   size_t parked;      /* frames parked so far (ctl_park.c) */
   size_t spills;      /* ... of which written to the spill file */

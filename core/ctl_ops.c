@@ -220,6 +220,7 @@ static void op_status(plush_ctl *c) {
   ctl_setint(L, "stored_bytes", (lua_Integer)c->store_used);
   ctl_setint(L, "relayed", (lua_Integer)c->relayed);
   ctl_setint(L, "relay_void", (lua_Integer)c->relay_void);
+  ctl_setint(L, "teed", (lua_Integer)c->teed);
   ctl_setint(L, "stolen", (lua_Integer)c->stolen);
   ctl_setint(L, "parked", (lua_Integer)c->parked);      /* ctl_park.c */
   ctl_setint(L, "spilled", (lua_Integer)c->spills);

@@ -45,6 +45,22 @@
 #include "ctl.h"
 #include "log.h"
 
+/* A peer's relay_mode: a client's request (below), or an engine's reply:
+** PENDING until its first bytes are written, then TEE when the rest goes
+** by tee (conn.h, plush_conn_tee), else NONE. */
+enum {
+  RELAY_NONE,
+  RELAY_PENDING,
+  RELAY_ON,
+  RELAY_WHOLE,
+  RELAY_SPLICE,
+  RELAY_TEE
+};
+
+/* A reply with this much still to come is teed; less is not worth the
+** tee's pipes (about ten syscalls to set up). */
+#define TEE_MIN ((size_t)1 << 20)
+
 /* The header of the relayed reply or of its trailer. */
 static plush_hdr header(const plush_frame *f, int type, int status) {
   plush_hdr h = f->hdr;
@@ -86,14 +102,16 @@ static void begin(plush_ctl *c, peer *e, plush_frame *f) {
   e->relay = plush_frame_ref(f);
   e->relay_to = cl->id;
   e->relay_sent = 0;
+  e->relay_mode = RELAY_PENDING;
   c->relayed++;
 }
 
-/* Writes what arrived since the last call. */
+/* Writes what arrived since the last call (teed: the tee did). */
 static void pass(peer *e, peer *cl, size_t got) {
   if (got <= e->relay_sent) return;
-  plush_conn_relay_write(cl->conn, e->relay, e->relay_sent,
-                         got - e->relay_sent);
+  if (e->relay_mode != RELAY_TEE)
+    plush_conn_relay_write(cl->conn, e->relay, e->relay_sent,
+                           got - e->relay_sent);
   e->relay_sent = got; /* never a hold: rule 1 */
 }
 
@@ -102,6 +120,14 @@ void ctl_relay_partial(plush_ctl *c, peer *e, plush_frame *f, size_t got) {
   if (e->relay == NULL) begin(c, e, f);
   if (e->relay != f || (cl = target(c, e)) == NULL) return;
   pass(e, cl, got);
+  if (e->relay_mode == RELAY_PENDING) { /* the rest by tee, if it can */
+    e->relay_mode = RELAY_NONE;
+    if (f->hdr.len - got >= TEE_MIN &&
+        plush_conn_tee(e->conn, cl->conn) == 0) {
+      e->relay_mode = RELAY_TEE;
+      c->teed++;
+    }
+  }
 }
 
 /* Ends e's relay: the client gets the rest of the frame (zero padding
@@ -120,6 +146,7 @@ static void end(plush_ctl *c, peer *e, int arrived, int counts) {
   }
   if (!counts) c->relay_void++;
   e->relay = NULL;
+  e->relay_mode = RELAY_NONE;
   plush_frame_unref(f);
 }
 
@@ -152,7 +179,6 @@ int ctl_relay_done(plush_ctl *c, peer *e, plush_frame *f, task *t) {
 ** many either: its engine's link waits for it meanwhile); then the
 ** engine's frame is voided and the task fails with BadRequest.
 */
-enum { RELAY_NONE, RELAY_PENDING, RELAY_ON, RELAY_WHOLE, RELAY_SPLICE };
 #define SPLICE_PATIENCE 3
 
 static peer *engine_of(plush_ctl *c, peer *p) {

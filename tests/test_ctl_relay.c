@@ -456,3 +456,132 @@ Test(relay_kept, a_request_the_store_keeps_is_not_spliced) {
   h_expect(h_next(CLI, PLUSH_T_REPLY, t), "v.r[1] == 'kept'");
   plush_frame_unref(q);
 }
+
+/* ---- teed replies (conn_tee.c) -------------------------------------- */
+
+/* A reply with 1 MiB or more still to come after its first bytes goes on
+** by tee: the controller reads it into its frame (it stores it) and the
+** client's socket gets it without the controller copying it again. */
+#define TEEBIG (((size_t)9 << 20) + 7)
+#define TEEPART (((size_t)1 << 20) + 12345)
+
+/* The client gets a teed reply's every byte in place, sent in uneven
+** pieces, then RELAY_END; what came for it meanwhile follows, in order. */
+Test(relay, a_teed_reply_arrives_exact_and_what_waited_comes_after) {
+  static const size_t cuts[] = {1, 65537, 1000003, (size_t)3 << 20};
+  uint64_t t = h_submit(CLI, 0, 0, 0, "{op = 'exec'}"), t2;
+  plush_frame *r = bigframe(PLUSH_T_REPLY, 0, t, TEEBIG, 0), *f;
+  size_t sent = TEEPART;
+  pattern(r);
+  h_next(E0, PLUSH_T_REQ, t);
+  send_part(E0, r, TEEPART);
+  h_until_fn(arriving, CLI, "the reply's first bytes at the client");
+  t2 = h_submit(CLI, 1, 0, 0, "{op = 'exec'}");
+  h_next(E1, PLUSH_T_REQ, t2);
+  h_reply(E1, t2, 0, "{r = {n = 1, 'small'}}");
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(plush_conn_relay_write(E0->conn, r, sent, cuts[i]), 0);
+    sent += cuts[i];
+    want_bytes = sent;
+    h_until_fn(engine_has, CLI, "the client has every byte sent so far");
+  }
+  send_rest(E0, r, sent, 1);
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  same_payload(f, r);
+  cr_assert_eq(h_next(CLI, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_OK);
+  h_expect(h_next(CLI, PLUSH_T_REPLY, t2), "v.r[1] == 'small'");
+  h_quiet(CLI, 10);
+  cr_assert_eq(status_field("teed"), 1);
+  cr_assert_eq(status_field("relay_void"), 0);
+  { /* the store kept the whole reply: fetched again, the same bytes */
+    char q[64];
+    uint64_t id;
+    snprintf(q, sizeof q, "{op = 'result', id = %llu}", (unsigned long long)t);
+    id = h_ctrl(WATCH, q);
+    f = h_next(WATCH, PLUSH_T_CTRL_REPLY, id);
+    cr_assert_eq(f->hdr.status, PLUSH_S_OK);
+    same_payload(f, r);
+  }
+  plush_frame_unref(r);
+}
+
+/* A client that stops reading does not hold the engine: the controller
+** reads the whole reply (the engine's socket drains) while the client
+** reads nothing; once it reads again, it gets every byte in place. */
+static int engine_drained(void *p) {
+  return plush_conn_queued(((h_fake *)p)->conn) == 0;
+}
+
+Test(relay, a_client_that_stops_reading_does_not_hold_the_teeing_engine) {
+  size_t len = (size_t)48 << 20;
+  uint64_t t = h_submit(CLI, 0, 0, 0, "{op = 'exec'}");
+  plush_frame *r = bigframe(PLUSH_T_REPLY, 0, t, len, 0), *f;
+  pattern(r);
+  h_next(E0, PLUSH_T_REQ, t);
+  send_part(E0, r, TEEPART);
+  h_until_fn(arriving, CLI, "the reply's first bytes at the client");
+  plush_conn_pause(CLI->conn);
+  send_rest(E0, r, TEEPART, 1);
+  h_until_fn(engine_drained, E0, "the engine's 48 MiB all read");
+  cr_assert_eq(status_field("pending"), 0, "the task is done meanwhile");
+  cr_assert_lt(CLI->partial, len / 2, "the client read nothing meanwhile");
+  plush_conn_resume(CLI->conn);
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  same_payload(f, r);
+  cr_assert_eq(h_next(CLI, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_OK);
+  cr_assert_eq(status_field("teed"), 1);
+  plush_frame_unref(r);
+}
+
+/* The engine dies mid-tee: the client gets what came, in place, then
+** zeros, a void RELAY_END and the task's one EngineError. */
+Test(relay, an_engine_dying_mid_tee_voids_the_relay_and_fails_the_task_once) {
+  uint64_t t = h_submit(CLI, 0, 0, 0, "{op = 'exec'}");
+  plush_frame *r = bigframe(PLUSH_T_REPLY, 0, t, TEEBIG, 0), *f;
+  size_t came = TEEPART + ((size_t)2 << 20) + 3;
+  const unsigned char *p;
+  pattern(r);
+  h_next(E0, PLUSH_T_REQ, t);
+  send_part(E0, r, TEEPART);
+  h_until_fn(arriving, CLI, "the reply's first bytes at the client");
+  cr_assert_eq(plush_conn_relay_write(E0->conn, r, TEEPART, came - TEEPART),
+               0);
+  want_bytes = came;
+  h_until_fn(engine_has, CLI, "the client has every byte sent");
+  plush_conn_close(E0->conn, 0, "the fake engine dies mid-reply");
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.flags, PLUSH_F_RELAYED);
+  cr_assert_eq(f->hdr.len, TEEBIG);
+  p = (const unsigned char *)plush_frame_payload(f);
+  cr_assert_eq(memcmp(p, plush_frame_payload(r), came), 0);
+  for (size_t i = came; i < TEEBIG; i++)
+    if (p[i] != 0) cr_assert_fail("byte %zu is %d, not padding", i, p[i]);
+  cr_assert_eq(h_next(CLI, PLUSH_T_RELAY_END, t)->hdr.status, PLUSH_S_ENGINE);
+  f = h_next(CLI, PLUSH_T_REPLY, t);
+  cr_assert_eq(f->hdr.status, PLUSH_S_ENGINE);
+  h_expect(f, "v.kind == 'EngineError' and v.engine == 0");
+  h_expect(h_next(CLI, PLUSH_T_EVENT, 0), "v.event == 'engine_down'");
+  h_next(WATCH, PLUSH_T_EVENT, 0);
+  h_quiet(CLI, 20);
+  cr_assert_eq(status_field("teed"), 1);
+  cr_assert_eq(status_field("relay_void"), 1);
+  plush_frame_unref(r);
+}
+
+/* A client leaving mid-tee: the engine's reply is still read whole (the
+** task ends, the controller serves the others). */
+Test(relay, a_client_leaving_mid_tee_leaves_the_engine_reading) {
+  uint64_t t = h_submit(CLI, 0, 0, 0, "{op = 'exec'}");
+  plush_frame *r = bigframe(PLUSH_T_REPLY, 0, t, TEEBIG, 'k');
+  h_next(E0, PLUSH_T_REQ, t);
+  send_part(E0, r, TEEPART);
+  h_until_fn(arriving, CLI, "the reply's first bytes at the client");
+  plush_conn_close(CLI->conn, 0, "the fake client leaves mid-reply");
+  send_rest(E0, r, TEEPART, 1);
+  h_until_fn(engine_drained, E0, "the engine's reply all read");
+  cr_assert_eq(status_field("clients"), 1);
+  cr_assert_eq(status_field("pending"), 0);
+  cr_assert_eq(status_field("teed"), 1);
+  plush_frame_unref(r);
+}
