@@ -230,6 +230,20 @@ static void hold(plush_conn *c, wreq *w, uv_buf_t *bufs, int n,
   if (c->queued > c->high_water) c->above_high = 1;
 }
 
+/* Writes what hold() kept in *head, in order, while c is ready and the
+** relay (tee 0) or the tee (tee 1) that held them has not begun again:
+** 0, or PLUSH_ECLOSED when a write failed. */
+static int replay(plush_conn *c, wreq **head, wreq **tail, int tee) {
+  while (*head && c->state == S_READY &&
+         !(tee ? c->tee_out != NULL : c->relaying)) {
+    wreq *w = *head;
+    if ((*head = w->next) == NULL) *tail = NULL;
+    c->queued -= w->bytes; /* dowrite counts it again */
+    if (dowrite(c, w, w->bufs, w->nbufs) < 0) return PLUSH_ECLOSED;
+  }
+  return 0;
+}
+
 static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   int r;
   w->c = c;
@@ -476,13 +490,7 @@ int plush_conn_relay_end(plush_conn *c, const plush_hdr *trailer) {
     r = relaywrite(c, w, (const char *)w->hdr, PLUSH_HDR_SIZE);
   }
   c->relaying = 0;
-  while (c->dhead && c->state == S_READY && !c->relaying) {
-    w = c->dhead;
-    c->dhead = w->next;
-    if (c->dhead == NULL) c->dtail = NULL;
-    c->queued -= w->bytes; /* dowrite counts it again */
-    if (dowrite(c, w, w->bufs, w->nbufs) < 0) r = PLUSH_ECLOSED;
-  }
+  if (replay(c, &c->dhead, &c->dtail, 0) < 0) r = PLUSH_ECLOSED;
   return r;
 }
 
@@ -685,13 +693,7 @@ void conn_tee_sent(plush_conn *c, size_t n) {
 }
 
 void conn_tee_release(plush_conn *c) {
-  while (c->thead && c->state == S_READY && !c->tee_out) {
-    wreq *w = c->thead;
-    c->thead = w->next;
-    if (c->thead == NULL) c->ttail = NULL;
-    c->queued -= w->bytes; /* dowrite counts it again */
-    if (dowrite(c, w, w->bufs, w->nbufs) < 0) return;
-  }
+  replay(c, &c->thead, &c->ttail, 1);
 }
 
 void conn_spliced(plush_conn *c, size_t n) {

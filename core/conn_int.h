@@ -127,6 +127,12 @@ PLUSH_INTERNAL int conn_cork_flush(plush_conn *c);
 /* Frees what waits, unwritten (the conn is closed). */
 PLUSH_INTERNAL void conn_cork_drop(plush_conn *c);
 
+/* c's socket is being moved from or into by a splice or a tee: no other
+** may start on it. */
+static inline int conn_moving(const plush_conn *c) {
+  return c->splice_in || c->splice_out || c->tee_in || c->tee_out;
+}
+
 /* conn_splice.c */
 /* c is closing: a splice it is part of lets go of it. */
 PLUSH_INTERNAL void conn_splice_detach(plush_conn *c);

@@ -189,9 +189,8 @@ int plush_conn_splice(plush_conn *src, plush_conn *dst) {
   uv_os_fd_t sfd, dfd;
   int p[2];
   if (src->state != S_READY || dst->state != S_READY || src->secure ||
-      dst->secure || !dst->relaying || src->splice_in || src->splice_out ||
-      dst->splice_in || dst->splice_out || src->tee_in || src->tee_out ||
-      dst->tee_in || dst->tee_out || f == NULL ||
+      dst->secure || !dst->relaying || conn_moving(src) || conn_moving(dst) ||
+      f == NULL ||
       src->parser.got >= f->hdr.len || plush_env_flag("PLUSH_NOSPLICE"))
     return PLUSH_EINVAL;
   if (uv_fileno((uv_handle_t *)&src->tcp, &sfd) < 0 ||

@@ -93,25 +93,37 @@ static void later(conn_tee *t) {
   if (!t->closing) uv_timer_start(&t->kick, kicked, 0, 0);
 }
 
-/* src reads on its own again. */
-static void letgo_src(conn_tee *t) {
+/* The tee lets go of src (what A holds now is never counted: dropped);
+** src, or NULL when it had none. */
+static plush_conn *drop_src(conn_tee *t) {
   plush_conn *src = t->src;
   t->src = NULL;
-  t->ina = 0; /* what A holds now is never counted: dropped */
-  if (src == NULL) return;
-  src->tee_in = NULL;
-  conn_startread(src);
+  t->ina = 0;
+  if (src) src->tee_in = NULL;
+  return src;
 }
 
-/* dst's writes go on in order; B's bytes no longer count as queued. */
-static void letgo_dst(conn_tee *t) {
+/* ... of dst (B's bytes no longer count as its queued ones). */
+static plush_conn *drop_dst(conn_tee *t) {
   plush_conn *dst = t->dst;
   t->dst = NULL;
-  if (dst == NULL) return;
+  if (dst == NULL) return NULL;
   dst->queued -= t->inb;
   t->inb = 0;
   dst->tee_out = NULL;
-  conn_tee_release(dst);
+  return dst;
+}
+
+/* src reads on its own again. */
+static void letgo_src(conn_tee *t) {
+  plush_conn *src = drop_src(t);
+  if (src) conn_startread(src);
+}
+
+/* dst's writes that waited go on, in order. */
+static void letgo_dst(conn_tee *t) {
+  plush_conn *dst = drop_dst(t);
+  if (dst) conn_tee_release(dst);
 }
 
 /* Bytes dst's socket took from B: progress, as a write's completion. */
@@ -296,9 +308,8 @@ int plush_conn_tee(plush_conn *src, plush_conn *dst) {
   plush_frame *f = src->parser.cur;
   uv_os_fd_t sfd, dfd;
   if (src == dst || src->state != S_READY || dst->state != S_READY ||
-      src->secure || dst->secure || !dst->relaying || src->splice_in ||
-      src->splice_out || dst->splice_in || dst->splice_out || src->tee_in ||
-      src->tee_out || dst->tee_in || dst->tee_out || f == NULL ||
+      src->secure || dst->secure || !dst->relaying || conn_moving(src) ||
+      conn_moving(dst) || f == NULL ||
       f->nsegs || src->parser.got >= f->hdr.len ||
       plush_env_flag("PLUSH_NOTEE"))
     return PLUSH_EINVAL;
@@ -342,16 +353,11 @@ int plush_conn_tee(plush_conn *src, plush_conn *dst) {
 void conn_tee_detach(plush_conn *c) {
   conn_tee *t;
   if ((t = c->tee_in) != NULL) { /* src closing: A's bytes are dropped */
-    t->src = NULL;
-    t->ina = 0;
-    c->tee_in = NULL;
+    drop_src(t);
     later(t);
   }
   if ((t = c->tee_out) != NULL) { /* dst closing: its held writes die */
-    c->queued -= t->inb;
-    t->inb = 0;
-    t->dst = NULL;
-    c->tee_out = NULL;
+    drop_dst(t);
     later(t);
   }
 }
