@@ -15,6 +15,9 @@
 **   touch   `mb` MiB written into a new anonymous mapping: first-touch
 **           page faults, what a first big value received costs (slow on a
 **           VM whose host backs or reclaims guest pages lazily).
+**   tasks   the balanced no-op row's shape with no work: batches of 1,000
+**           64-byte messages, one write() each, through a relay to two
+**           servers and back, over Unix sockets (tasks_run, below).
 **   relay_unix, unix   the relay and the bandwidth again over Unix sockets
 **           (abstract names of this process's), the transport plush uses
 **           between processes of one host (share/doc/security.md, "The
@@ -23,11 +26,12 @@
 **
 ** Prints one JSON object:
 **   {"relay": [s, ...], "bytes": N, "tcp": [s, ...], "memcpy": [s, ...],
-**    "relay_unix": [s, ...], "unix": [s, ...], "touch": [s, ...]}
+**    "relay_unix": [s, ...], "unix": [s, ...], "touch": [s, ...],
+**    "batch": 1000, "tasks": [s per batch, ...]}
 ** The first sample of tcp and memcpy is taken and left out (new pages).
 ** bench/run.lua runs it (the "floor:" rows); it is no test.
 **
-**   build/bench/plush-bench-floor [round-trips] [samples] [mb]
+**   build/bench/plush-bench-floor [round-trips] [samples] [mb] [batches]
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -219,6 +223,126 @@ static void relay_run(int n, double *out) {
   waitpid(server, &status, 0);
 }
 
+/* ---- balanced tasks through a relay ---- */
+
+/*
+** The lb_noop row's shape with no work in it: a client writes 1,000
+** 64-byte messages, one write() each (as a client library that sends a
+** request when it is made must), then reads the 1,000 answers; a relay
+** hands the messages to two servers in turn and the answers back; each
+** server answers every message it reads. The relay and the servers write
+** what one read brought in one write per destination (the most a relay can
+** batch without holding anything back). Over Unix sockets, four processes,
+** as plush's local cluster. One sample: the seconds of one batch.
+*/
+#define TASKS_BATCH 1000
+#define TASKS_BUF (64 << 10)
+
+/* Reads what fd has into b (after *have bytes kept from before); returns
+** the number of whole messages now in b, 0 at end of stream. */
+static int readmsgs(int fd, char *b, size_t *have) {
+  ssize_t r;
+  do r = read(fd, b + *have, TASKS_BUF - *have);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) die("read");
+  if (r == 0) return -1;
+  *have += (size_t)r;
+  return (int)(*have / MSG);
+}
+
+/* Drops the first m messages of b, keeping a part message. */
+static void dropmsgs(char *b, size_t *have, int m) {
+  size_t used = (size_t)m * MSG;
+  memmove(b, b + used, *have - used);
+  *have -= used;
+}
+
+static void task_server(int fd) {
+  static char b[TASKS_BUF];
+  size_t have = 0;
+  int m;
+  while ((m = readmsgs(fd, b, &have)) >= 0) {
+    if (m == 0) continue;
+    writen(fd, b, (size_t)m * MSG);
+    dropmsgs(b, &have, m);
+  }
+  _exit(0);
+}
+
+static void task_relay(int cfd, int s0, int s1) {
+  static char cb[TASKS_BUF], sb[2][TASKS_BUF], out[2][TASKS_BUF];
+  size_t chave = 0, shave[2] = {0, 0};
+  struct pollfd p[3] = {{cfd, POLLIN, 0}, {s0, POLLIN, 0}, {s1, POLLIN, 0}};
+  int sfd[2] = {s0, s1}, next = 0;
+  for (;;) {
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (p[0].revents) {
+      size_t n[2] = {0, 0};
+      int m = readmsgs(cfd, cb, &chave);
+      if (m < 0) break;
+      for (int i = 0; i < m; i++) {
+        memcpy(out[next] + n[next], cb + (size_t)i * MSG, MSG);
+        n[next] += MSG;
+        next ^= 1;
+      }
+      for (int j = 0; j < 2; j++)
+        if (n[j]) writen(sfd[j], out[j], n[j]);
+      dropmsgs(cb, &chave, m);
+    }
+    for (int j = 0; j < 2; j++) {
+      if (p[j + 1].revents) {
+        int m = readmsgs(sfd[j], sb[j], &shave[j]);
+        if (m < 0) _exit(0);
+        if (m) writen(cfd, sb[j], (size_t)m * MSG);
+        dropmsgs(sb[j], &shave[j], m);
+      }
+    }
+  }
+  _exit(0);
+}
+
+static void tasks_run(int k, double *out) {
+  int port[3], l[3], fd, status;
+  pid_t pid[3];
+  static char b[TASKS_BUF];
+  char m[MSG];
+  for (int i = 0; i < 3; i++) l[i] = listener(&port[i]);
+  for (int s = 0; s < 2; s++) {
+    if ((pid[s] = fork()) < 0) die("fork");
+    if (pid[s] == 0) {
+      for (int i = 0; i < 3; i++) if (i != s) close(l[i]);
+      task_server(take(l[s]));
+    }
+    close(l[s]);
+  }
+  if ((pid[2] = fork()) < 0) die("fork");
+  if (pid[2] == 0) {
+    int s0 = dial(port[0]), s1 = dial(port[1]);
+    task_relay(take(l[2]), s0, s1);
+  }
+  close(l[2]);
+  fd = dial(port[2]);
+  memset(m, 'x', MSG);
+  for (int i = -3; i < k; i++) { /* 3 untimed first */
+    double t = now();
+    size_t want = (size_t)TASKS_BATCH * MSG, got = 0;
+    for (int j = 0; j < TASKS_BATCH; j++) writen(fd, m, MSG);
+    while (got < want) {
+      size_t room = want - got < TASKS_BUF ? want - got : TASKS_BUF;
+      ssize_t r = read(fd, b, room);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) die("read");
+      got += (size_t)r;
+    }
+    if (i >= 0) out[i] = now() - t;
+  }
+  close(fd);
+  for (int i = 0; i < 3; i++) waitpid(pid[i], &status, 0);
+}
+
 /* ---- loopback TCP bandwidth ---- */
 
 static void tcp_run(int k, size_t len, double *out) {
@@ -293,11 +417,12 @@ int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 2000;
   int k = argc > 2 ? atoi(argv[2]) : 3;
   size_t len = (size_t)(argc > 3 ? atoi(argv[3]) : 100) << 20;
-  double *rt, *tcp, *mem, *urt, *ubw, *fresh;
+  int nb = argc > 4 ? atoi(argv[4]) : 20;
+  double *rt, *tcp, *mem, *urt, *ubw, *fresh, *tasks;
   if (n < 1 || n > 1000000 || k < 1 || k > 1000 || len == 0 ||
-      len > ((size_t)1 << 30)) {
+      len > ((size_t)1 << 30) || nb < 1 || nb > 100000) {
     fprintf(stderr, "usage: plush-bench-floor [round-trips 1-1000000] "
-                    "[samples 1-1000] [MiB 1-1024]\n");
+                    "[samples 1-1000] [MiB 1-1024] [batches 1-100000]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -308,13 +433,15 @@ int main(int argc, char **argv) {
   urt = calloc((size_t)n, sizeof *urt);
   ubw = calloc((size_t)k + 1, sizeof *ubw);
   fresh = calloc((size_t)k, sizeof *fresh);
+  tasks = calloc((size_t)nb, sizeof *tasks);
   if (rt == NULL || tcp == NULL || mem == NULL || urt == NULL || ubw == NULL ||
-      fresh == NULL)
+      fresh == NULL || tasks == NULL)
     die("calloc");
   /* the round trips first, both before any 100 MiB has moved */
   relay_run(n, rt);
   over_unix = 1;
   relay_run(n, urt);
+  tasks_run(nb, tasks);
   tcp_run(k + 1, len, ubw);
   over_unix = 0;
   tcp_run(k + 1, len, tcp);
@@ -332,7 +459,10 @@ int main(int argc, char **argv) {
   print("unix", ubw + 1, k);
   printf(", ");
   print("touch", fresh, k);
+  printf(", \"batch\": %d, ", TASKS_BATCH);
+  print("tasks", tasks, nb);
   printf("}\n");
+  free(tasks);
   free(fresh);
   free(urt);
   free(ubw);

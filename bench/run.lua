@@ -147,6 +147,10 @@ local WORKLOADS = {
   -- pull pays on top of the copy (performance.md, "First touch")
   {id = "floor_touch", label = "floor: first touch of 100 MiB of fresh memory", unit = "B/s",
     phase = 2, bytes = 100 * 1024 * 1024, n = {3, 1, 0, 0}, plush_only = true},
+  -- the balanced no-op row's shape with no work in it: batches of 1,000
+  -- 64-byte messages, one write each, through a relay to two servers
+  {id = "floor_tasks", label = "floor: tasks through a relay to 2 servers (Unix sockets)",
+    unit = "tasks/s", phase = 2, n = {30, 10, 0, 0}, plush_only = true},
   {id = "start_2", label = "cluster start, 2 engines", unit = "s", phase = 2,
     n = {1, 1, 1, 1}, target = {"<", 0.2}},
   {id = "start_8", label = "cluster start, 8 engines", unit = "s", phase = 8,
@@ -170,7 +174,8 @@ local WORKLOADS = {
     n = {500, 100, 100, 30}, dask = {100, 30}, floor = "floor_relay"},
   -- n = tasks per batch; batches: lb_noop_batches
   {id = "lb_noop", label = "balanced no-op tasks, 2 engines", unit = "tasks/s", phase = 2,
-    n = {20000, 20000, 1000, 300}, dask = {2000, 500}, target = {">=", 100000}},
+    n = {20000, 20000, 1000, 300}, dask = {2000, 500}, target = {">=", 100000},
+    floor = "floor_tasks"},
   {id = "push_1MB", label = "push 1 MB string", unit = "B/s", phase = 2, bytes = MB,
     n = {50, 10, 10, 3}, floor = "floor_tcp"},
   {id = "pull_1MB", label = "pull 1 MB string", unit = "B/s", phase = 2, bytes = MB,
@@ -514,8 +519,8 @@ end
 
 -- bench/floor.c: n relay round trips, k samples each of TCP and memcpy
 -- (their first, on new pages, is left out by the program itself).
-local function floor_run(n, k)
-  return run_json("plush-bench-floor", {n, k, 100})
+local function floor_run(n, k, nb)
+  return run_json("plush-bench-floor", {n, k, 100, nb})
 end
 
 local function timed(k, op, warm)
@@ -639,7 +644,8 @@ local function run_plush(phase, rep)
     local floor
     local function floors()
       floor = floor or floor_run(math.max(want("floor_relay") or 1, want("floor_relay_unix") or 1),
-        math.max(want("floor_tcp") or 1, want("floor_unix") or 1, want("floor_touch") or 1))
+        math.max(want("floor_tcp") or 1, want("floor_unix") or 1, want("floor_touch") or 1),
+        want("floor_tasks") or 1)
       return floor
     end
     run("floor_relay", function() return floors().relay end)
@@ -648,6 +654,7 @@ local function run_plush(phase, rep)
     run("floor_relay_unix", function() return floors().relay_unix end)
     run("floor_unix", function() return rates(floors().bytes, floors().unix) end)
     run("floor_touch", function() return rates(floors().bytes, floors().touch) end)
+    run("floor_tasks", function() return rates(floors().batch, floors().tasks) end)
     c = plush_start(phase)
     res.samples["start_" .. phase] = {c.start}
     run("rss_engine", function(k)
