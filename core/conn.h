@@ -209,6 +209,17 @@ size_t plush_conn_queued(plush_conn *c);
 ** nothing was written (the caller queues it to the loop as before).
 */
 void plush_conn_share_writes(plush_conn *c, uv_mutex_t *m);
+/*
+** The same second thread, holding m, may send what a cork holds
+** (plush_conn_cork_push): as much as the socket takes at once, from where
+** the last push stopped, when nothing but the cork waits (libuv's queue
+** and held writes go first, on the loop). It frees nothing and leaves the
+** cork as it is; the owner's next uncork or flush takes the sent bytes
+** off. Returns 1 when nothing corked is left unsent, 0 when some is (the
+** socket is full, or other writes wait), a negative error when the
+** socket fails (the loop then finds the conn broken).
+*/
+int plush_conn_cork_push(plush_conn *c);
 int plush_conn_write_direct(plush_conn *c, const plush_hdr *h,
                             const void *data, size_t len);
 /* Bytes the socket has taken since the connection began: a peer that

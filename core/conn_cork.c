@@ -18,7 +18,10 @@
 ** stack of the controller and 1,000 wake-ups of the reader
 ** (share/doc/performance.md, "%px on 1,000 engines").
 */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "conn.h"
 #include "conn_int.h"
@@ -97,6 +100,11 @@ int conn_cork_flush(plush_conn *c) {
 
 static int corkflush(plush_conn *c) {
   int corked = c->corked, r = 0;
+  if (c->kskip) { /* what a second thread sent (plush_conn_cork_push) */
+    size_t done = c->kskip;
+    c->kskip = 0;
+    took(c, done);
+  }
   c->corked = 0; /* conn_dowrite below must not take them back */
   while (c->khead != NULL && c->state == S_READY) {
     uv_buf_t iov[CORK_IOV];
@@ -144,11 +152,42 @@ int plush_conn_uncork(plush_conn *c) {
   return r;
 }
 
+int plush_conn_cork_push(plush_conn *c) {
+  struct iovec iov[CORK_IOV];
+  struct msghdr m = {0};
+  size_t skip = c->kskip;
+  uv_os_fd_t fd;
+  ssize_t r;
+  int n = 0;
+  if (c->state != S_READY || c->kskip == c->kbytes) return 1;
+  if (c->queued != c->kbytes ||
+      uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+    return 0;
+  for (wreq *w = c->khead; w != NULL && n < CORK_IOV; w = w->next)
+    for (int i = 0; i < w->nbufs && n < CORK_IOV; i++) {
+      if (skip >= w->bufs[i].len) {
+        skip -= w->bufs[i].len;
+        continue;
+      }
+      iov[n].iov_base = w->bufs[i].base + skip;
+      iov[n++].iov_len = w->bufs[i].len - skip;
+      skip = 0;
+    }
+  m.msg_iov = iov;
+  m.msg_iovlen = (size_t)n;
+  do r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uv_translate_sys_error(errno);
+  c->kskip += (size_t)r;
+  return c->kskip == c->kbytes;
+}
+
 void conn_cork_drop(plush_conn *c) {
   while (c->khead != NULL) {
     wreq *w = pop(c);
     c->queued -= w->bytes;
     conn_wfree(w);
   }
+  c->kskip = 0;
   c->corked = 0;
 }

@@ -37,6 +37,8 @@ struct plush_conn {
   int corked;           /* small writes wait for uncork (conn_cork.c) */
   struct wreq *khead, *ktail; /* ... here, in order */
   size_t kbytes;        /* ... that many bytes (counted in queued too) */
+  size_t kskip;         /* ... of which a second thread already sent these
+                           (plush_conn_cork_push; taken off by the owner) */
   struct conn_splice *splice_in;  /* moving this conn's frame on */
   struct conn_splice *splice_out; /* writing into this conn's socket */
   struct conn_tee *tee_in;  /* reading this conn's frame, teeing it on */

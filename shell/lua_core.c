@@ -15,6 +15,7 @@
 */
 #include "lua_core.h"
 #include "lua_fifo.h"
+#include "lua_batch.h"
 #include "lua_mute.h"
 #include "lua_sys.h"
 #include "lua_threads.h"
@@ -63,6 +64,8 @@
 #define POLL_BYTES ((size_t)64 << 10)
 #define QUEUE_HIGH ((size_t)4 << 20)
 #define QUEUE_LOW ((size_t)1 << 20)
+/* requests smaller than this may wait for others (lua_batch.h) */
+#define BATCH_SMALL ((size_t)4 << 10)
 
 /* ---- the client conn --------------------------------------------- */
 
@@ -92,6 +95,7 @@ typedef struct client {
   size_t bigseen;       /* the largest big frame the last poll decoded */
   int rpaused;          /* reading stopped: q.bytes passed QUEUE_HIGH */
   plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
+  plush_batch batch;    /* single requests, several per write */
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;
@@ -189,6 +193,7 @@ static void watchint(client *c) {
 static void teardown(client *c, double grace) {
   if (c->loop == NULL) return;
   c->closing = 1;
+  (void)plush_batch_flush(&c->batch); /* what waits is owed too */
   if (c->conn != NULL && grace > 0 && plush_conn_queued(c->conn) > 0) {
     settimer(c, grace);
     while (c->conn != NULL && plush_conn_queued(c->conn) > 0 && !c->fired)
@@ -217,6 +222,7 @@ static void teardown(client *c, double grace) {
   ** rather than free memory libuv may touch. */
   if (uv_loop_close(c->loop) == 0) free(c->loop);
   c->loop = NULL;
+  plush_batch_stop(&c->batch);
   c->conn = NULL;
 }
 
@@ -362,6 +368,7 @@ static int l_connect(lua_State *L) {
   }
   plush_frame_unref(c->welcome);
   c->welcome = NULL;
+  plush_batch_init(&c->batch, &c->conn);
   return 1;
 }
 
@@ -436,7 +443,7 @@ static int submit(lua_State *L, int apply) {
               : apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
   int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
   lua_Integer n = 1, i;
-  int opts = 0, durable = 0;
+  int opts = 0, durable = 0, batched = 0;
   uint32_t one = PLUSH_ANY, aux;
   double t = luaL_optnumber(L, 4, 0), ms;
   plush_frame *f;
@@ -480,8 +487,11 @@ static int submit(lua_State *L, int apply) {
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;
-  /* the frames of many targets leave in one writev (conn_cork.c) */
+  /* the frames of many targets leave in one writev (conn_cork.c); a small
+  ** one to one target waits for a few more (lua_batch.h) */
   if (many) plush_conn_cork(c->conn);
+  else if (f->hdr.len < BATCH_SMALL) batched = plush_batch_begin(&c->batch);
+  else if ((r = plush_batch_flush(&c->batch)) < 0) return sendfailed(L, c, f, r);
   for (i = 1; i <= n; i++) {
     if (many) {
       lua_rawgeti(L, 2, i);
@@ -494,7 +504,9 @@ static int submit(lua_State *L, int apply) {
     if (durable) h.flags |= PLUSH_F_DURABLE;
     h.id = nextid(c);
     c->inflight++;
-    if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0) {
+    if (batched) r = plush_batch_end(&c->batch, plush_conn_write_hdr_frame(c->conn, &h, f));
+    else r = plush_conn_write_hdr_frame(c->conn, &h, f);
+    if (r < 0) {
       if (many && c->conn) plush_conn_uncork(c->conn);
       return sendfailed(L, c, f, r);
     }
@@ -525,7 +537,8 @@ static int l_ctrl(lua_State *L) {
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_CTRL;
   h.id = nextid(c);
-  if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0)
+  if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0 ||
+      (r = plush_batch_flush(&c->batch)) < 0) /* it goes now, in order */
     return sendfailed(L, c, f, r);
   plush_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)h.id);
@@ -590,6 +603,7 @@ static int awake(void *ud) {
 ** is gone nothing more can arrive, so poll returns at once.
 */
 static void await(client *c, double t, int fd) {
+  (void)plush_batch_flush(&c->batch); /* a failure: the loop finds it */
   watchint(c);
   if (fd >= 0) watchfd(c, fd);
   /* one look at what is ready, unless it is to wait anyway: a blocking
@@ -725,6 +739,7 @@ static int l_nosigint(lua_State *L) {
 static int l_waitfd(lua_State *L) {
   client *c = toclient(L);
   int fd = -1, ms = -1;
+  (void)plush_batch_flush(&c->batch);
   if (c->loop != NULL) uv_run(c->loop, UV_RUN_NOWAIT);
   if (c->loop != NULL && c->conn != NULL) { /* else nothing more comes */
     fd = uv_backend_fd(c->loop);

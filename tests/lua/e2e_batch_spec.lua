@@ -1,0 +1,99 @@
+-- End to end: a client's single small requests leave several per write
+-- (shell/lua_batch.c). A request that waits in a batch goes out by
+-- itself soon while the program computes without polling; order is kept
+-- across batched requests, requests to many engines, big requests and
+-- control requests. Runs against the cluster of PLUSH_TEST_FILE
+-- (real_cluster.lua), skipped otherwise.
+local plush, file = require("real_cluster")("e2e batch")
+-- luacheck: globals seen
+if not plush then return end
+
+-- computes for s seconds without a call into the client
+local function busy(s)
+  local t = plush.now()
+  while plush.now() - t < s do end
+end
+
+describe("e2e batch", function()
+  local rc
+
+  setup(function() rc = plush.connect{file = file, timeout = 20} end)
+  teardown(function() rc:close() end)
+
+  it("a lone request leaves while the client computes without polling", function()
+    local lb = rc:balanced():async()
+    assert.equal(1, lb:apply(function() return 1 end):get()) -- warm
+    for _ = 1, 3 do
+      local d = lb:apply(function() return true end)
+      busy(1.0) -- no poll: only the flusher can send it
+      assert.is_true(d:get())
+      local md = d.metadata
+      -- within the flusher's bound (200 µs) give or take a loaded
+      -- machine's scheduling; without it, after the second of busy()
+      assert.is_true(md.started - md.submitted < 0.5,
+        ("started %.3f s after submitted"):format(md.started - md.submitted))
+    end
+  end)
+
+  it("so does the last of a burst, and every one before it", function()
+    local lb = rc:balanced():async()
+    local ds = {}
+    for i = 1, 45 do ds[i] = lb:apply(function(x) return x end, i) end -- 32 + 13
+    busy(1.0)
+    for i = 1, 45 do
+      assert.equal(i, ds[i]:get())
+      local md = ds[i].metadata
+      assert.is_true(md.started - md.submitted < 0.5)
+    end
+  end)
+
+  it("keeps order across batched, many-engine, big and control requests", function()
+    local ids = rc:ids()
+    local id = ids[1]
+    local e = rc[id]
+    e:execute("seen = {}")
+    local one = e:async()
+    local all = rc:view(ids):async()
+    local note = function(i) seen[#seen + 1] = i end
+    local ds = {}
+    for i = 1, 300 do
+      if i % 50 == 0 then -- a control request in between
+        assert.equal(#ids, #rc:ids())
+      end
+      if i % 11 == 0 then     -- to every engine, one writev
+        local fan = all:apply(function(k)
+          if seen then seen[#seen + 1] = k end
+        end, i)
+        ds[#ds + 1] = fan
+      elseif i % 13 == 0 then -- big: not batched, what waits goes first
+        ds[#ds + 1] = one:apply(function(k, pad) seen[#seen + 1] = k; return #pad end,
+          i, string.rep("x", 100000))
+      else
+        ds[#ds + 1] = one:apply(note, i)
+      end
+    end
+    for _, d in ipairs(ds) do d:get() end
+    local got = e:execute("return seen")
+    assert.equal(300, #got)
+    for i = 1, 300 do assert.equal(i, got[i]) end
+  end)
+
+  it("a request the client closes on still reaches its engine", function()
+    local rc2 = plush.connect{file = file, timeout = 20}
+    local id = rc2:ids()[1]
+    local tag = ("batch-close-%d"):format(math.random(1 << 30))
+    -- detached: it runs on once its client has left (farms.md)
+    local d = rc2:view(id, {detached = true, block = false})
+      :execute(("closed_with = %q"):format(tag))
+    local t = plush.now()
+    rc2:close() -- sends what waits; a live controller takes it at once
+    assert.is_true(plush.now() - t < 2.5, "close waited for its own batch")
+    assert.equal("the client was closed", select(2, pcall(d.get, d)).message)
+    local got
+    local deadline = plush.now() + 20
+    repeat
+      got = rc[id]:execute("return closed_with")
+    until got == tag or plush.now() > deadline
+    assert.equal(tag, got)
+  end)
+end)
