@@ -697,7 +697,8 @@ static int l_poll(lua_State *L) {
 }
 
 /*
-** conn:mute(id): from now on the output of task id is dropped, not delivered,
+** conn:mute(id) (or conn:mute{id, ...}, all at once): from now on the
+** output of task id is dropped, not delivered,
 ** both what is queued here already and what comes later (its notes, stream
 ** PLUSH_STREAM_NOTE, still are). The client mutes a task it interrupted on
 ** Ctrl-C: the megabytes it printed before the interrupt reached it are of no
@@ -705,12 +706,26 @@ static int l_poll(lua_State *L) {
 */
 static int l_mute(lua_State *L) {
   client *c = toclient(L);
-  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
-  int r = plush_mutes_add(&c->mutes, id);
-  if (r < 0) return luaL_error(L, "out of memory");
-  if (r > 0) return 0;
-  plush_fifo_drop_muted(&c->q, &c->mutes);
+  int many = lua_type(L, 2) == LUA_TTABLE, added = 0, r = 0;
+  lua_Integer n = many ? (lua_Integer)lua_rawlen(L, 2) : 1;
+  for (lua_Integer i = 1; i <= n; i++) {
+    uint64_t id;
+    if (many) {
+      int ok;
+      lua_rawgeti(L, 2, i);
+      id = (uint64_t)lua_tointegerx(L, -1, &ok);
+      lua_pop(L, 1);
+      if (!ok) luaL_argerror(L, 2, "array of task ids expected");
+    } else {
+      id = (uint64_t)luaL_checkinteger(L, 2);
+    }
+    if ((r = plush_mutes_add(&c->mutes, id)) < 0) break;
+    added += r == 0;
+  }
+  /* what is queued already goes once, for all of them */
+  if (added) plush_fifo_drop_muted(&c->q, &c->mutes);
   qresume(c);
+  if (r < 0) return luaL_error(L, "out of memory");
   return 0;
 }
 

@@ -5,20 +5,26 @@
 
 #include "plush.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 static plush_muted *find(plush_mutes *ms, uint64_t id) {
-  for (size_t i = 0; i < ms->n; i++)
-    if (ms->v[i].id == id) return &ms->v[i];
-  return NULL;
+  void *at = ms->n ? plush_map_get(&ms->at, id) : NULL;
+  return at ? &ms->v[(uintptr_t)at - 1] : NULL;
 }
 
 int plush_mutes_add(plush_mutes *ms, uint64_t id) {
-  plush_muted *v;
   if (find(ms, id) != NULL) return 1;
-  if ((v = realloc(ms->v, (ms->n + 1) * sizeof *v)) == NULL) return PLUSH_ENOMEM;
-  ms->v = v;
+  if (ms->n == ms->cap) {
+    size_t cap = ms->cap ? ms->cap * 2 : 16;
+    plush_muted *v = realloc(ms->v, cap * sizeof *v);
+    if (v == NULL) return PLUSH_ENOMEM;
+    ms->v = v;
+    ms->cap = cap;
+  }
+  if (plush_map_put(&ms->at, id, (void *)(uintptr_t)(ms->n + 1)) < 0)
+    return PLUSH_ENOMEM;
   ms->v[ms->n++] = (plush_muted){id, 0, 0};
   return 0;
 }
@@ -26,11 +32,18 @@ int plush_mutes_add(plush_mutes *ms, uint64_t id) {
 void plush_mutes_take(plush_mutes *ms, uint64_t id, long long *lines,
                       long long *bytes) {
   plush_muted *m = find(ms, id);
+  size_t i;
   *lines = *bytes = 0;
   if (m == NULL) return;
   *lines = m->lines;
   *bytes = m->bytes;
-  *m = ms->v[--ms->n];
+  i = (size_t)(m - ms->v);
+  plush_map_del(&ms->at, id);
+  if (i != --ms->n) { /* the last one takes its place (a key that is there:
+                         put replaces, allocates nothing) */
+    ms->v[i] = ms->v[ms->n];
+    (void)plush_map_put(&ms->at, ms->v[i].id, (void *)(uintptr_t)(i + 1));
+  }
 }
 
 int plush_mutes_drop(plush_mutes *ms, plush_frame *f) {
@@ -53,5 +66,6 @@ int plush_mutes_drop(plush_mutes *ms, plush_frame *f) {
 void plush_mutes_free(plush_mutes *ms) {
   free(ms->v);
   ms->v = NULL;
-  ms->n = 0;
+  ms->n = ms->cap = 0;
+  plush_map_free(&ms->at);
 }

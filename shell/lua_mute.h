@@ -1,6 +1,6 @@
 /*
-** lua_mute.h — the tasks whose output a client drops (conn:mute): a small
-** set of task ids, each with the lines and bytes of output dropped so far.
+** lua_mute.h — the tasks whose output a client drops (conn:mute): a set
+** of task ids, each with the lines and bytes of output dropped so far.
 ** Owned by one client (lua_core.c); not thread-safe; plush_mutes_free
 ** frees it.
 */
@@ -8,6 +8,7 @@
 #define PLUSH_LUA_MUTE_H
 
 #include "frame.h"
+#include "map.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,9 +18,14 @@ typedef struct plush_muted {
   long long lines, bytes;
 } plush_muted;
 
+/* v[0..n) in no order; `at` maps an id to its index + 1, so that muting
+** the 10^5 tasks in flight on a Ctrl-C, and the reply or output of each
+** that comes after, cost a lookup each, not a walk of all. A zeroed
+** plush_mutes is an empty one. */
 typedef struct plush_mutes {
   plush_muted *v;
-  size_t n;
+  size_t n, cap;
+  plush_map at;
 } plush_mutes;
 
 /* 0, 1 when id was muted already, PLUSH_ENOMEM. */

@@ -367,13 +367,16 @@ function Client:_pending_engines()
 end
 
 function Client:_interrupt_pending()
+  -- muted in one call: 10^5 tasks in flight are 10^5 ids
+  local ids = {}
   for id, rec in pairs(self.pending) do
     if not rec.muted then
       flush(rec, rec.engine, id)
       rec.muted = {lines = 0, bytes = 0}
-      pcall(self.conn.mute, self.conn, id)
+      ids[#ids + 1] = id
     end
   end
+  if #ids > 0 then pcall(self.conn.mute, self.conn, ids) end
   local targets, all = self:_pending_engines()
   if not all and #targets == 0 then return end
   local ok, rid = pcall(self.conn.ctrl, self.conn,

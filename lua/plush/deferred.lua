@@ -28,10 +28,8 @@ D.__index = D
 D.stdout, D.stderr = "", ""
 
 local DO = {}
--- D's and DO's twins for a Deferred that failed (their __gc: below)
-local DG, DOG = {}, {}
 -- the metatables a Deferred has (deferred.is, check_list)
-local KINDS = {[D] = true, [DO] = true, [DG] = true, [DOG] = true}
+local KINDS = {[D] = true, [DO] = true}
 function DO.__index(d, k)
   if k == "stdout" or k == "stderr" then
     local out = rawget(d, "_out")
@@ -53,7 +51,7 @@ function D:_append(stream, text)
   if not out then
     out = {stdout = {}, stderr = {}}
     self._out = out
-    setmetatable(self, getmetatable(self) == DG and DOG or DO)
+    setmetatable(self, DO)
   end
   local kept = (out[stream .. "_bytes"] or 0)
   local room = deferred.max_capture - kept
@@ -116,18 +114,23 @@ function deferred.where(d, where)
 end
 
 --[[
-  Only a Deferred that failed has a finalizer: one with a __gc metamethod
-  costs the collector a Lua call and an extra cycle, for every task of a
-  batch. The first failure moves it to DG (or DOG, with output), D's (DO's)
-  twin with the __gc that reports the error nobody looked at.
+  Only a Deferred that failed is watched for collection: a __gc costs the
+  collector a Lua call and an extra cycle, for every task of a batch. The
+  first failure gives it a watcher, a new table whose __gc reports the
+  error if nobody looked at it by then (the two are collected together).
+  Not a __gc on the Deferred itself: marking an object for finalization
+  walks the collector's list of objects back to where it was made (Lua's
+  lgc.c, luaC_checkfinalizer), and a client closed with 10^5 tasks in
+  flight failed Deferreds made long before, one walk each: minutes. A
+  watcher is made when it is marked, at the head of that list.
 ]]
-local function unhandled_gc(self)
-  if self._unhandled then pcall(deferred.on_unhandled, self.res, self) end
-end
+local W = {__gc = function(w)
+  local d = w.d
+  if d._unhandled then pcall(deferred.on_unhandled, d.res, d) end
+end}
 
 local function may_be_unhandled(self)
-  local mt = getmetatable(self)
-  if mt == D then setmetatable(self, DG) elseif mt == DO then setmetatable(self, DOG) end
+  if rawget(self, "_watch") == nil then self._watch = setmetatable({d = self}, W) end
 end
 
 -- The chain of a Deferred nobody added to yet (most of the many a batch of
@@ -442,12 +445,9 @@ function deferred.as_completed(ds, timeout)
   end
 end
 
--- DO's, DG's and DOG's metamethods are D's; DG and DOG add the __gc (a
--- Deferred marked for finalization by DG stays so under DOG)
+-- DO's metamethods are D's
 for k, v in pairs(D) do
-  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k], DG[k], DOG[k] = v, v, v end
+  if k:sub(1, 2) == "__" and k ~= "__index" then DO[k] = v end
 end
-DG.__index, DOG.__index = D, DO.__index
-DG.__gc, DOG.__gc = unhandled_gc, unhandled_gc
 
 return deferred

@@ -75,6 +75,19 @@ press "$S" C-c
 run_line "$S" 'print("fresh")'
 [ "$(output_of "$S" 'print("fresh")')" = fresh ] || fail "after Ctrl-C on >>"
 
+# a loop that submits balanced tasks without waiting, stopped with 10^5 of
+# them in flight: the loop stops, the engines are interrupted, the prompt
+# comes back (muting them one by one, each a walk of all, took minutes)
+before=$(count_text "$S" "$PROMPT_MARK")
+type_text "$S" 'lb = rc:balanced():async(); ms = function() local c = os.clock() while os.clock() - c < 0.01 do end end; for i = 1, 1e7 do lb:apply(ms) end'
+press "$S" Enter
+many() { [ "$(status_field "$P" 'tostring(s.status.pending >= 100000)')" = true ]; }
+wait_for 60 many || fail "10^5 tasks never in flight"
+press "$S" C-c
+wait_text "$S" "interrupted: all engines" 60
+wait_count "$S" "$PROMPT_MARK" $((before + 1)) 30
+run_line "$S" 'print(#rc.pending >= 0)'
+
 press "$S" C-d
 status=$(wait_exit "$S")
 [ "$status" = 0 ] || fail "exit status $status"

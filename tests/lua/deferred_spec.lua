@@ -274,6 +274,25 @@ describe("Deferred", function()
       d:error()
     end)
 
+    it("are reported once each for 10^5 Deferreds failed long after they were made", function()
+      -- a client closed with 10^5 tasks in flight: marking each for its
+      -- report must not walk every object made since it (lgc.c)
+      local n = 0
+      deferred.on_unhandled = function() n = n + 1 end
+      do
+        local ds, filler = {}, {}
+        for i = 1, 100000 do ds[i] = deferred.new() end
+        for i = 1, 200000 do filler[i] = {i} end
+        assert.equal(200000, #filler)
+        for i = 1, 100000 do ds[i]:errback("lost " .. i) end
+        -- one looked at: not reported
+        assert.equal("lost 7", ds[7]:error())
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.equal(99999, n)
+    end)
+
     it("are not reported once get raised them", function()
       local reported
       deferred.on_unhandled = function(e) reported = e end
