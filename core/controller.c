@@ -695,10 +695,19 @@ void ctl_sorted_ids(plush_ctl *c, uint32_t *ids) {
 
 /* Every connection is closed by now, so no task points at an engine. */
 static void freeall(plush_ctl *c) {
-  size_t i;
+  size_t i = 0, n = 0;
   uint64_t k;
-  void *v;
-  while (c->tasks.count > 0) {
+  void *v, **all;
+  /* listed first, then freed (a free moves the map's entries): a walk
+  ** from the start for each was quadratic, 12 s to stop a controller
+  ** with 10^5 tasks queued */
+  if (c->tasks.count > 0 &&
+      (all = malloc(c->tasks.count * sizeof *all)) != NULL) {
+    while (plush_map_next(&c->tasks, &i, &k, &v)) all[n++] = v;
+    for (i = 0; i < n; i++) ctl_taskfree(c, all[i]);
+    free(all);
+  }
+  while (c->tasks.count > 0) { /* no memory for the list: one by one */
     i = 0;
     plush_map_next(&c->tasks, &i, &k, &v);
     ctl_taskfree(c, v);

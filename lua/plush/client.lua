@@ -294,9 +294,12 @@ function Client:_event(value)
   end
 end
 
--- Fail everything in flight: nothing will answer it any more.
-function Client:_fail_all(make)
-  local ids = {}
+-- Fail everything in flight: nothing will answer it any more. With
+-- `quiet`, a failure nobody has a callback for is not reported one by one
+-- when its Deferred is collected (get still raises it): the number of
+-- them is returned, for one line.
+function Client:_fail_all(make, quiet)
+  local ids, unseen = {}, 0
   for id in pairs(self.pending) do ids[#ids + 1] = id end
   table.sort(ids)
   for _, id in ipairs(ids) do
@@ -306,8 +309,18 @@ function Client:_fail_all(make)
     self:_unmute(rec, rec.engine, id)
     local e = make(rec)
     e.id = id
-    if rec.fanout then rec.fanout:fail(rec.index, rec.d, e) else rec.d:errback(e) end
+    if rec.fanout then
+      rec.fanout:fail(rec.index, rec.d, e)
+    else
+      local d = rec.d
+      d:errback(e)
+      if quiet and rawget(d, "_unhandled") then
+        d._unhandled = false
+        unseen = unseen + 1
+      end
+    end
   end
+  return unseen
 end
 
 function Client:_lost(message)
@@ -773,9 +786,15 @@ function Client:close()
   if self.owned then
     pcall(function() require("plush.cluster").stop_owned(self) end)
   end
-  self:_fail_all(function(rec)
+  -- 10^5 tasks in flight (a farm left after Ctrl-C) are one line, not
+  -- 10^5 reports as their Deferreds are collected
+  local unseen = self:_fail_all(function(rec)
     return errors.EngineError{engine = rec.engine, message = "the client was closed"}
-  end)
+  end, true)
+  if unseen > 0 then
+    pcall(deferred.on_unhandled, ("%d task%s in flight failed (EngineError: the client was closed)")
+      :format(unseen, unseen == 1 and "" or "s"), nil, "rc:close()")
+  end
   for rid, waiter in pairs(self.waiting) do
     self.waiting[rid] = nil
     if waiter.d then waiter.d:errback(errors.EngineError{message = "the client was closed"}) end

@@ -291,6 +291,26 @@ describe("client", function()
       assert.matches("the client is closed", e)
     end)
 
+    it("says in one line what nobody will look at; each failure stays in its Deferred", function()
+      local reports = {}
+      deferred.on_unhandled = function(e, d, where) reports[#reports + 1] = {e, d, where} end
+      local lb = rc:balanced():async()
+      local kept = lb:apply(function() sleep(1) end)
+      local watched = lb:apply(function() sleep(1) end)
+      local seen
+      watched:add_errback(function(e) seen = e end)
+      for _ = 1, 500 do lb:apply(function() sleep(1) end) end
+      rc:close()
+      collectgarbage()
+      collectgarbage()
+      assert.equal(1, #reports)
+      assert.equal("501 tasks in flight failed (EngineError: the client was closed)", reports[1][1])
+      assert.equal("rc:close()", reports[1][3])
+      assert.equal("the client was closed", seen.message)
+      assert.is_true(errors.is(kept:error(), "EngineError"))
+      assert.equal("the client was closed", kept:error().message)
+    end)
+
     it("works with <close>", function()
       local conn
       do
