@@ -696,48 +696,16 @@ static int l_poll(lua_State *L) {
   return 2;
 }
 
-/*
-** conn:mute(id) (or conn:mute{id, ...}, all at once): from now on the
-** output of task id is dropped, not delivered,
-** both what is queued here already and what comes later (its notes, stream
-** PLUSH_STREAM_NOTE, still are). The client mutes a task it interrupted on
-** Ctrl-C: the megabytes it printed before the interrupt reached it are of no
-** more use than the rest.
-*/
+/* conn:mute(id), conn:mute{id, ...}, conn:unmute(id): lua_mute.h. */
 static int l_mute(lua_State *L) {
   client *c = toclient(L);
-  int many = lua_type(L, 2) == LUA_TTABLE, added = 0, r = 0;
-  lua_Integer n = many ? (lua_Integer)lua_rawlen(L, 2) : 1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    uint64_t id;
-    if (many) {
-      int ok;
-      lua_rawgeti(L, 2, i);
-      id = (uint64_t)lua_tointegerx(L, -1, &ok);
-      lua_pop(L, 1);
-      if (!ok) luaL_argerror(L, 2, "array of task ids expected");
-    } else {
-      id = (uint64_t)luaL_checkinteger(L, 2);
-    }
-    if ((r = plush_mutes_add(&c->mutes, id)) < 0) break;
-    added += r == 0;
-  }
-  /* what is queued already goes once, for all of them */
-  if (added) plush_fifo_drop_muted(&c->q, &c->mutes);
+  plush_lua_mute(L, 2, &c->mutes, &c->q);
   qresume(c);
-  if (r < 0) return luaL_error(L, "out of memory");
   return 0;
 }
 
-/* conn:unmute(id) -> lines, bytes of task id's output that were dropped. */
 static int l_unmute(lua_State *L) {
-  client *c = toclient(L);
-  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
-  long long lines, bytes;
-  plush_mutes_take(&c->mutes, id, &lines, &bytes);
-  lua_pushinteger(L, (lua_Integer)lines);
-  lua_pushinteger(L, (lua_Integer)bytes);
-  return 2;
+  return plush_lua_unmute(L, 2, &toclient(L)->mutes);
 }
 
 /* conn:nosigint(): its polls neither wake for nor take a Ctrl-C (the

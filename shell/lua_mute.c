@@ -2,6 +2,10 @@
 ** lua_mute.c — the tasks whose output a client drops (lua_mute.h).
 */
 #include "lua_mute.h"
+#include "lua_fifo.h"
+
+#include <lauxlib.h>
+#include <lua.h>
 
 #include "plush.h"
 
@@ -68,4 +72,34 @@ void plush_mutes_free(plush_mutes *ms) {
   ms->v = NULL;
   ms->n = ms->cap = 0;
   plush_map_free(&ms->at);
+}
+
+void plush_lua_mute(lua_State *L, int arg, plush_mutes *ms, plush_fifo *q) {
+  int many = lua_type(L, arg) == LUA_TTABLE, added = 0, r = 0;
+  lua_Integer n = many ? (lua_Integer)lua_rawlen(L, arg) : 1;
+  for (lua_Integer i = 1; i <= n && r >= 0; i++) {
+    uint64_t id;
+    if (many) {
+      int ok;
+      lua_rawgeti(L, arg, i);
+      id = (uint64_t)lua_tointegerx(L, -1, &ok);
+      lua_pop(L, 1);
+      if (!ok) luaL_argerror(L, arg, "array of task ids expected");
+    } else {
+      id = (uint64_t)luaL_checkinteger(L, arg);
+    }
+    if ((r = plush_mutes_add(ms, id)) >= 0) added += r == 0;
+  }
+  /* what is queued already goes once, for all of them */
+  if (added) plush_fifo_drop_muted(q, ms);
+  if (r < 0) luaL_error(L, "out of memory");
+}
+
+int plush_lua_unmute(lua_State *L, int arg, plush_mutes *ms) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, arg);
+  long long lines, bytes;
+  plush_mutes_take(ms, id, &lines, &bytes);
+  lua_pushinteger(L, (lua_Integer)lines);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  return 2;
 }

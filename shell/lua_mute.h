@@ -38,4 +38,20 @@ void plush_mutes_take(plush_mutes *ms, uint64_t id, long long *lines,
 int plush_mutes_drop(plush_mutes *ms, plush_frame *f);
 void plush_mutes_free(plush_mutes *ms);
 
+struct plush_fifo;
+typedef struct lua_State lua_State;
+/*
+** conn:mute(id) (or conn:mute{id, ...}, all at once), the value at stack
+** index arg: from now on the output of those tasks is dropped, not
+** delivered, both what q holds already and what comes later (their notes,
+** stream PLUSH_STREAM_NOTE, still are). The client mutes the tasks it
+** interrupted on Ctrl-C: the megabytes they printed before the interrupt
+** reached it are of no more use than the rest. Raises on a bad argument
+** or without memory.
+*/
+void plush_lua_mute(lua_State *L, int arg, plush_mutes *ms, struct plush_fifo *q);
+/* conn:unmute(id) -> lines, bytes of task id's output that were dropped
+** (the id at stack index arg); returns 2, the values pushed. */
+int plush_lua_unmute(lua_State *L, int arg, plush_mutes *ms);
+
 #endif
