@@ -177,7 +177,9 @@ int plush_conn_cork_push(plush_conn *c) {
   m.msg_iovlen = (size_t)n;
   do r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (r < 0 && errno == EINTR);
-  if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uv_translate_sys_error(errno);
+  if (r < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0
+                                                   : uv_translate_sys_error(errno);
   c->kskip += (size_t)r;
   return c->kskip == c->kbytes;
 }

@@ -63,7 +63,6 @@ static void flusher(void *arg) {
       b->t0 = now;
       if (b->wait < BATCH_WAIT_MAX) b->wait *= 2;
     }
-    b->pushes++;
   }
   uv_mutex_unlock(&b->mu);
 }

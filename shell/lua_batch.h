@@ -37,7 +37,6 @@ typedef struct plush_batch {
   uint64_t wait;        /* the flusher's current wait (ns): doubles while
                            what waits cannot go, back to BATCH_WAIT after */
   unsigned n;           /* requests corked since the last flush */
-  uint64_t pushes;      /* times the flusher sent something */
 } plush_batch;
 
 /* After *connp was opened, on the client's thread: the conn gets mu as
