@@ -25,12 +25,13 @@ describe("e2e batch", function()
     assert.equal(1, lb:apply(function() return 1 end):get()) -- warm
     for _ = 1, 3 do
       local d = lb:apply(function() return true end)
-      busy(1.0) -- no poll: only the flusher can send it
+      busy(2.0) -- no poll: only the flusher can send it
       assert.is_true(d:get())
       local md = d.metadata
-      -- within the flusher's bound (200 µs) give or take a loaded
-      -- machine's scheduling; without it, after the second of busy()
-      assert.is_true(md.started - md.submitted < 0.5,
+      -- within the flusher's bound (200 µs), give or take a loaded
+      -- machine's scheduling (a second of room); without it, after the
+      -- two seconds of busy()
+      assert.is_true(md.started - md.submitted < 1.0,
         ("started %.3f s after submitted"):format(md.started - md.submitted))
     end
   end)
@@ -39,11 +40,11 @@ describe("e2e batch", function()
     local lb = rc:balanced():async()
     local ds = {}
     for i = 1, 45 do ds[i] = lb:apply(function(x) return x end, i) end -- 32 + 13
-    busy(1.0)
+    busy(2.0)
     for i = 1, 45 do
       assert.equal(i, ds[i]:get())
       local md = ds[i].metadata
-      assert.is_true(md.started - md.submitted < 0.5)
+      assert.is_true(md.started - md.submitted < 1.0)
     end
   end)
 
@@ -87,7 +88,9 @@ describe("e2e batch", function()
       :execute(("closed_with = %q"):format(tag))
     local t = plush.now()
     rc2:close() -- sends what waits; a live controller takes it at once
-    assert.is_true(plush.now() - t < 2.5, "close waited for its own batch")
+    -- (what a flusher sent and the client did not take off would hold
+    -- it for the whole 5 s grace)
+    assert.is_true(plush.now() - t < 4, "close waited for its own batch")
     assert.equal("the client was closed", select(2, pcall(d.get, d)).message)
     local got
     local deadline = plush.now() + 20
