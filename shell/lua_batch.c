@@ -26,7 +26,7 @@ void plush_batch_init(plush_batch *b, plush_conn **connp) {
   }
   b->wait = BATCH_WAIT;
   plush_conn_share_writes(*connp, &b->mu);
-  b->on = 1;
+  b->on = b->made = 1;
 }
 
 /*
@@ -101,6 +101,7 @@ int plush_batch_end(plush_batch *b, int r) {
     b->t0 = uv_hrtime();
     if (!b->started) start(b);
     else if (b->idle) uv_cond_signal(&b->cv);
+    if (!b->on) r = flush1(b); /* no flusher: it goes now, the rest singly */
   } else if (r < 0) {
     (void)flush1(b);
   }
@@ -128,9 +129,9 @@ void plush_batch_stop(plush_batch *b) {
   }
   /* a conn still open keeps mu as its writer lock (a loop that could not
   ** close, lua_core.c's teardown): then they stay */
-  if (b->on && *b->connp == NULL) {
+  if (b->made && *b->connp == NULL) {
     uv_cond_destroy(&b->cv);
     uv_mutex_destroy(&b->mu);
-    b->on = 0;
+    b->on = b->made = 0;
   }
 }

@@ -24,7 +24,8 @@
 #include "conn.h"
 
 typedef struct plush_batch {
-  int on;               /* batching (PLUSH_NOBATCH unset), mu/cv made */
+  int on;               /* batching (PLUSH_NOBATCH unset, a flusher) */
+  int made;             /* mu and cv made (the conn's writer lock) */
   int started, stop;    /* the flusher thread */
   int idle;             /* it waits for work on cv */
   plush_conn **connp;   /* the client's conn field: NULL once closed (read
