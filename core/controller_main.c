@@ -90,7 +90,7 @@ static void usage(FILE *f) {
           "  --heartbeat S     seconds between heartbeats (default 1)\n"
           "  --dead-after S    declare an engine dead after S silent seconds (default 5)\n"
           "  --hwm N           exactly N balanced tasks in flight per engine (default:\n"
-          "                    2, up to 16 while the engine's tasks are short)\n"
+          "                    2, up to 128 while the engine's tasks are short)\n"
           "  --max-frame BYTES frame size limit (default 1 GiB)\n"
           "  --stall-timeout S disconnect a client that has read nothing for S\n"
           "                    seconds while replies wait for it (default 300;\n"

@@ -45,17 +45,18 @@ db="${cf%.json}.db"
 
 # 7. A client's tasks end with it unless detached; an evicted result says
 # so; the store is pruned on demand.
-# forty long tasks on two engines: some run or wait on an engine
-# (interrupted), the last waits in
-# the controller's queue (cancelled); the detached one is kept
+# 300 long tasks on two engines: some run or wait on an engine
+# (interrupted; an engine holds up to 128 while its pace is that of the
+# quick task before them, ctl_sched.c), the last waits in the
+# controller's queue (cancelled); the detached one is kept
 ids=$("$PLUSH" --profile "$P" -e '
   local lb, ds = rc:balanced():async(), {}
   local b = lb:with{detached = true}:execute("return \"kept\"")
   b:wait(10)
-  for i = 1, 40 do
+  for i = 1, 300 do
     ds[i] = lb:execute("local t = os.time() + 30 while os.time() < t do end return 1")
   end
-  io.write(ds[1].id, " ", ds[40].id, " ", b.id)' 2>/dev/null)
+  io.write(ds[1].id, " ", ds[300].id, " ", b.id)' 2>/dev/null)
 read -r running queued detached <<<"$ids"
 show() { "$PLUSH" results show "$1" --profile "$P" 2>&1; }
 wait_for 20 sh -c "'$PLUSH' results show $queued --profile $P 2>&1 | grep -q 'cancelled: its client'" ||
