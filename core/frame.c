@@ -346,6 +346,7 @@ void plush_parser_free(plush_parser *p) {
   p->ready = 0;
   p->got = 0;
   p->hdrlen = 0;
+  p->fresh = 0;
 }
 
 /*
@@ -364,6 +365,8 @@ static int fail(plush_parser *p, int rc) {
 */
 static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
   plush_frame *f = p->cur;
+  if (p->fresh) plush_mem_spare(f->size);
+  p->fresh = 0;
   atomic_fetch_sub(&held, p->ready);
   p->ready = 0;
   p->cur = NULL;
@@ -420,6 +423,8 @@ static int start(plush_parser *p, plush_frame_cb cb, void *ud) {
     return fail(p, PLUSH_ETOOBIG);
   }
   if (p->onhead) p->onhead(p->headud, &h);
+  p->fresh = h.len >= PLUSH_MEM_BIG &&
+             !plush_mem_kept_fits(plush_frame_size(h.len));
   p->cur = plush_frame_new_lazy(&h);
   if (p->cur == NULL) {
     snprintf(p->err, sizeof p->err, "no memory for a frame of %" PRIu32 " bytes",
@@ -517,6 +522,7 @@ int plush_parser_skip(plush_parser *p, size_t n, plush_frame_cb cb,
     snprintf(p->err, sizeof p->err, "skip of %zu bytes past the frame", n);
     return PLUSH_EINVAL;
   }
+  p->fresh = 0; /* its bytes went elsewhere: no spare for them */
   p->got += n;
   if (p->ready < p->got) {
     atomic_fetch_add(&held, p->got - p->ready);

@@ -204,6 +204,9 @@ typedef struct plush_parser {
                            in plush_parser_held) */
   char err[128];
   int rc;               /* 0, or the error every later call returns */
+  int fresh;            /* cur is big and no kept block fitted it: its
+                           bytes land in fresh pages (plush_mem_spare
+                           once they all came here) */
   /* Optional: told each header before its frame is allocated. */
   void (*onhead)(void *ud, const plush_hdr *h);
   void *headud;

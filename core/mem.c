@@ -6,6 +6,7 @@
 #include "plush.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,14 @@ static void bigfree(void *p) {
 */
 static void *warmup(void *arg) {
   half *h = arg;
+#ifdef SCHED_IDLE
+  /* on idle CPUs only: the transfer that asked for it, and whatever its
+  ** process does next, go first (with a spare's thread at the normal
+  ** priority the first push of 100 MB fell from 0.96-1.09 GB/s to
+  ** 0.70-0.79: performance.md, "The twelfth session") */
+  struct sched_param sp = {0};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+#endif
   madvise(h->p, h->n, MADV_POPULATE_WRITE);
   free(h);
   return NULL;
@@ -299,6 +308,61 @@ void plush_mem_warm(void *p, size_t n) {
     return;
   h->p = p;
   h->n = size;
+  if (pthread_attr_init(&at) != 0) {
+    free(h);
+    return;
+  }
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &at, warmup, h) != 0) free(h);
+  pthread_attr_destroy(&at);
+}
+
+/*
+** A spare: a process whose big frame of n bytes had to come into a fresh
+** mapping is likely to receive another of that size soon (a loop pushing
+** or pulling one value): the first came into fresh pages at first-touch
+** speed, and so would the second, since the value made from the first
+** is still alive when the second arrives. A second block of that size is
+** mapped now and kept, populated by a background thread (as
+** plush_mem_warm's: only faults, harmless if the block is taken, freed or
+** unmapped meanwhile), so the second transfer lands in resident pages.
+** Not when a kept block fits already, nor past the kept budget; an unused
+** spare goes back with the kept blocks' age (plush_mem_trim).
+*/
+void plush_mem_spare(size_t n) {
+  kept out[NKEEP];
+  size_t need = round_up(n);
+  int nout = 0;
+  char *p;
+  half *h;
+  pthread_attr_t at;
+  pthread_t t;
+  if (n < PLUSH_MEM_BIG || need == 0 || need > PLUSH_MEM_KEEP / 2) return;
+  pthread_mutex_lock(&mu);
+  if (fit(need) >= 0 || kept_bytes + need > PLUSH_MEM_KEEP) {
+    pthread_mutex_unlock(&mu);
+    return;
+  }
+  pthread_mutex_unlock(&mu);
+  if ((p = mapat(need, 0, 0)) == NULL) return;
+  pthread_mutex_lock(&mu);
+  if (fit(need) >= 0 || kept_bytes + need > PLUSH_MEM_KEEP) { /* meanwhile */
+    pthread_mutex_unlock(&mu);
+    munmap(p, need);
+    return;
+  }
+  nmaps++;
+  if (nkeep == NKEEP) {
+    out[nout++] = keep[0];
+    unkeep(0);
+  }
+  keep[nkeep++] = (kept){p, need, now()};
+  kept_bytes += need;
+  pthread_mutex_unlock(&mu);
+  unmap_all(out, nout);
+  if ((h = malloc(sizeof *h)) == NULL) return; /* faults will do it */
+  h->p = p;
+  h->n = need;
   if (pthread_attr_init(&at) != 0) {
     free(h);
     return;

@@ -52,6 +52,10 @@ void *plush_mem_alloc_lazy(size_t n);
 ** so that it is kept resident for the next big frame once freed (as a
 ** block that carried its bytes would be). Small blocks: nothing. */
 void plush_mem_warm(void *p, size_t n);
+/* A big frame of n bytes came whole into a fresh mapping: a spare block
+** of its size is mapped, kept and populated in the background, for the
+** next such frame (none if a kept block fits or the budget is spent). */
+void plush_mem_spare(size_t n);
 /* Faults in n bytes at p (a hint; page faults do it too). */
 void plush_mem_populate(void *p, size_t n);
 /* What a block asked for as n bytes really holds: big blocks are whole

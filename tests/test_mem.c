@@ -97,7 +97,8 @@ Test(mem, a_warmed_block_is_populated_in_the_background_and_kept) {
   cr_assert_not(resident(p + 16 * MiB));
   plush_mem_warm(p, 32 * MiB);
   while (!resident(p + 31 * MiB)) { /* no event to wait on: bounded */
-    cr_assert_lt(++polls, 5000, "the block was not populated in 5 s");
+    /* its thread runs at SCHED_IDLE: on a busy machine it waits */
+    cr_assert_lt(++polls, 60000, "the block was not populated in 60 s");
     usleep(1000);
   }
   cr_assert(resident(p + 16 * MiB));
