@@ -258,6 +258,8 @@ static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
   }
   if (c->corked && !w->relay && (r = conn_cork_take(c, w, bufs, n)) != 0)
     return r < 0 ? r : 0;
+  if (w->frame && w->frame->nsegs && (r = conn_lend(c, w, &bufs, &n)) != 0)
+    return r < 0 ? r : 0;
   if ((r = trywrite(c, w, &bufs, &n)) != 0) return r < 0 ? r : 0;
   r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, written);
   if (r < 0) {
@@ -267,6 +269,16 @@ static int dowrite1(plush_conn *c, wreq *w, uv_buf_t *bufs, int n) {
     return r;
   }
   if (c->queued > c->high_water) c->above_high = 1;
+  return 0;
+}
+
+int conn_queue_owned(plush_conn *c, wreq *w) {
+  uv_buf_t b = uv_buf_init(w->owned, (unsigned)w->bytes);
+  w->c = c;
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, written) < 0) {
+    wfree(w);
+    return -1;
+  }
   return 0;
 }
 

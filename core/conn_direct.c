@@ -65,8 +65,7 @@ void plush_conn_share_writes(plush_conn *c, uv_mutex_t *m) {
   c->unixsock = 0; /* not known yet: looked at once ready */
 }
 
-/* 1 when c's socket is an AF_UNIX one (asked once, c ready). */
-static int isunix(plush_conn *c, int fd) {
+int conn_isunix(plush_conn *c, int fd) {
   if (c->unixsock == 0) {
     int dom = 0;
     socklen_t n = sizeof dom;
@@ -86,7 +85,7 @@ int plush_conn_write_direct(plush_conn *c, const plush_hdr *h,
   if (c->wmu == NULL || c->state != S_READY || c->secure || c->queued != 0 ||
       c->relaying || c->corked || c->khead || c->splice_out || c->tee_out ||
       PLUSH_HDR_SIZE + len > DIRECT_MAX ||
-      uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !isunix(c, fd))
+      uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !conn_isunix(c, fd))
     return 0;
   plush_hdr_pack(h, hb);
   iov[0].iov_base = hb;

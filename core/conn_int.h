@@ -119,6 +119,21 @@ static inline void conn_wunlock(uv_mutex_t *m) {
   if (m) uv_mutex_unlock(m);
 }
 
+/* conn_direct.c: 1 when c's socket (fd) is an AF_UNIX one (asked once,
+** c ready). */
+PLUSH_INTERNAL int conn_isunix(plush_conn *c, int fd);
+
+/* conn_lend.c: a frame's big strings lent to c's socket (vmsplice), the
+** frame written whole from here: as trywrite (conn.c) -- 1 all of w
+** gone (w freed), 0 *bufs and *n advanced past what went (the rest for
+** uv_write: nothing written when it does not apply), < 0 an error (w
+** freed, c failed). */
+PLUSH_INTERNAL int conn_lend(plush_conn *c, wreq *w, uv_buf_t **bufs,
+                             int *n);
+/* conn.c: w's owned bytes (w->bytes, already counted in c's queue) go
+** through libuv's queue: 0, or -1 (w freed). */
+PLUSH_INTERNAL int conn_queue_owned(plush_conn *c, wreq *w);
+
 /* conn_cork.c */
 /* A write while corked: 1 when w was taken (it waits for the uncork),
 ** 0 when it is written now (too big to wait), < 0 an error (w freed). */

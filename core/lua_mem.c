@@ -242,7 +242,7 @@ void plush_lua_mem_handoff_end(void) {
 int plush_lua_mem_stats(lua_State *L) {
   plush_mem_stats s;
   plush_mem_get_stats(&s);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, (lua_Integer)s.live);
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, (lua_Integer)s.live_bytes);
@@ -255,5 +255,7 @@ int plush_lua_mem_stats(lua_State *L) {
   lua_setfield(L, -2, "maps");
   lua_pushinteger(L, (lua_Integer)s.pinned);
   lua_setfield(L, -2, "pinned");
+  lua_pushinteger(L, (lua_Integer)s.lent);
+  lua_setfield(L, -2, "lent");
   return 1;
 }

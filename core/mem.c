@@ -32,11 +32,12 @@ typedef struct pinned {
   size_t size;                /* its mapping size */
   int count;                  /* pins held */
   int dead;                   /* freed while pinned: the last unpin frees */
+  size_t flags;               /* ... and its live flags then (LENT) */
 } pinned;
 static pinned pins[PLUSH_MEM_PINS];
 static int npins;             /* slots in use */
 static int nkeep;
-static size_t kept_bytes, nmaps;
+static size_t kept_bytes, nmaps, nlent;
 
 static double now(void) {
   struct timespec ts;
@@ -170,23 +171,33 @@ static int enlist(void *p, size_t size) {
 }
 
 /*
-** A live block's map value is its size, plus HOLLOW once plush_mem_move
-** took pages from it: such a block is unmapped when freed, not kept (its
-** pages would have to be faulted in again: a kept block is for being
-** resident already).
+** A live block's map value is its size (a multiple of GRAIN) with flags
+** in its low bits: HOLLOW once plush_mem_move took pages from it: such a
+** block is unmapped when freed, not kept (its pages would have to be
+** faulted in again: a kept block is for being resident already); LENT
+** once its pages were lent to a socket (plush_mem_lend): unmapped when
+** freed too, since a reader may still see them; and how many times it was
+** pinned to be sent (0 to 3, saturating), which plush_mem_lend asks.
 */
 #define HOLLOW ((size_t)1)
+#define LENT ((size_t)2)
+#define SENT_ONE ((size_t)4)
+#define SENT_MASK ((size_t)12)
+#define FLAGS (GRAIN - 1)
 
 static size_t delist(void *p) {
   size_t size = (size_t)(uintptr_t)plush_map_del(&live, (uintptr_t)p);
-  live_bytes -= size & ~HOLLOW;
+  live_bytes -= size & ~FLAGS;
   return size;
 }
 
-/* mu held: the size of live block p, 0 if none. */
-static size_t livesize(const void *p) {
-  return (size_t)(uintptr_t)plush_map_get(&live, (uintptr_t)p) & ~HOLLOW;
+/* mu held: live block p's map value (size and flags), 0 if none. */
+static size_t liveval(const void *p) {
+  return (size_t)(uintptr_t)plush_map_get(&live, (uintptr_t)p);
 }
+
+/* mu held: the size of live block p, 0 if none. */
+static size_t livesize(const void *p) { return liveval(p) & ~FLAGS; }
 
 /* mu held: the kept block that fits need bytes best without wasting more
 ** than it holds (the smallest of those), or -1. */
@@ -244,16 +255,20 @@ static void bigfree(void *p) {
   int n = 0;
   size_t size;
   pinned *pn;
+  size_t flags;
   pthread_mutex_lock(&mu);
   size = delist(p);
+  flags = size & FLAGS;
+  size &= ~FLAGS;
   if ((pn = pinof(p)) != NULL) { /* still being written: the unpin frees */
     pn->dead = 1;
+    pn->flags = flags;
     pthread_mutex_unlock(&mu);
     return;
   }
   n = expire(PLUSH_MEM_AGE, out);
-  if (size & HOLLOW) {
-    out[n++] = (kept){p, size & ~HOLLOW, 0};
+  if (flags & (HOLLOW | LENT)) {
+    out[n++] = (kept){p, size, 0};
   } else if (size > PLUSH_MEM_KEEP) {
     out[n++] = (kept){p, size, 0};
   } else {
@@ -401,8 +416,13 @@ void *plush_mem_pin(const void *p, size_t n) {
   }
   if ((pn = pinof(base)) == NULL && npins < PLUSH_MEM_PINS) {
     for (pn = pins; pn->p != NULL; pn++) {}
-    *pn = (pinned){base, size, 0, 0};
+    *pn = (pinned){base, size, 0, 0, 0};
     npins++;
+  }
+  if (pn) { /* one more time sent (plush_mem_lend) */
+    size_t v = liveval(base);
+    if ((v & SENT_MASK) != SENT_MASK)
+      (void)plush_map_put(&live, (uintptr_t)base, (void *)(uintptr_t)(v + SENT_ONE));
   }
   if (pn) pn->count++;
   pthread_mutex_unlock(&mu);
@@ -419,15 +439,47 @@ void plush_mem_unpin(void *token) {
     return;
   }
   was = *pn;
-  *pn = (pinned){NULL, 0, 0, 0};
+  *pn = (pinned){NULL, 0, 0, 0, 0};
   npins--;
   if (was.dead && enlist(was.p, was.size) < 0) { /* cannot keep it: gone */
     pthread_mutex_unlock(&mu);
     munmap(was.p, was.size);
     return;
   }
+  if (was.dead && was.flags) /* a lent block stays unkept */
+    (void)plush_map_put(&live, (uintptr_t)was.p,
+                        (void *)(uintptr_t)(was.size | was.flags));
   pthread_mutex_unlock(&mu);
   if (was.dead) bigfree(was.p); /* re-listed just now: kept or unmapped */
+}
+
+/*
+** Lending: the pages of a string a conn is about to give a socket with
+** vmsplice (conn_lend.c) stay referenced by the socket's buffers, and by
+** whatever the reader splices them into, for as long as it likes: no
+** signal says when the last reader is done. So a lent block is never
+** written again: it is unmapped when freed, not kept (the pages live on
+** until the last reference goes, their bytes as they were). Only blocks
+** sent at least twice are lent -- a value sent again and again (pulled or
+** pushed in a loop), which the copy costs most: a string sent once keeps
+** its block for reuse when it dies, and a copy is cheaper than the fresh
+** pages its successor would need.
+*/
+int plush_mem_lend(const void *p, size_t n) {
+  char *base = (char *)((uintptr_t)p & ~(uintptr_t)4095);
+  size_t v;
+  int r = 0;
+  pthread_mutex_lock(&mu);
+  v = liveval(base);
+  if (v != 0 && (size_t)((const char *)p - base) <= (v & ~FLAGS) &&
+      n <= (v & ~FLAGS) - (size_t)((const char *)p - base) &&
+      (v & SENT_MASK) >= 2 * SENT_ONE) {
+    if (!(v & LENT)) nlent++;
+    (void)plush_map_put(&live, (uintptr_t)base, (void *)(uintptr_t)(v | LENT));
+    r = 1;
+  }
+  pthread_mutex_unlock(&mu);
+  return r;
 }
 
 /* ---- moving pages ------------------------------------------------ */
@@ -449,7 +501,7 @@ void *plush_mem_move(void *block, char *from, size_t n, size_t total) {
     return NULL;
   }
   /* hollow from now on (even if the move fails: it may have moved some) */
-  (void)plush_map_put(&live, (uintptr_t)b, (void *)(uintptr_t)(bsize | HOLLOW));
+  (void)plush_map_put(&live, (uintptr_t)b, (void *)(uintptr_t)(liveval(b) | HOLLOW));
   pthread_mutex_unlock(&mu);
   /* at from's offset in its huge page: whole 2 MiB entries move as such */
   to = mapat(need, (uintptr_t)from & (HUGE - 1), MAP_NORESERVE);
@@ -543,6 +595,7 @@ void plush_mem_free(void *p, size_t n) {
 void *plush_mem_realloc(void *p, size_t old, size_t n) {
   size_t size = bigsize(p, old), need;
   void *q;
+  int lent;
   if (p == NULL) return plush_mem_alloc(n);
   if (size == 0) { /* malloc's block */
     if (n < PLUSH_MEM_BIG) return realloc(p, n);
@@ -558,11 +611,14 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
     return q;
   }
   if ((need = round_up(n)) == 0) return NULL;
-  if (need == size) return p;
   pthread_mutex_lock(&mu);
   q = pinof(p);
+  lent = (liveval(p) & LENT) != 0;
   pthread_mutex_unlock(&mu);
-  if (q != NULL) { /* its pages are being written: no mremap under them */
+  if (need == size && !lent) return p;
+  /* its pages are being written, or were lent (no write may reach them):
+  ** no mremap under them, a new block */
+  if (q != NULL || lent) {
     if ((q = bigalloc(n, 0)) == NULL) return NULL;
     memcpy(q, p, old < n ? old : n);
     bigfree(p);
@@ -608,5 +664,6 @@ void plush_mem_get_stats(plush_mem_stats *s) {
   s->kept_bytes = kept_bytes;
   s->maps = nmaps;
   s->pinned = (size_t)npins;
+  s->lent = nlent;
   pthread_mutex_unlock(&mu);
 }

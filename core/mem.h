@@ -81,6 +81,14 @@ void *plush_mem_pin(const void *p, size_t n);
 void plush_mem_unpin(void *token);
 
 /*
+** 1 when the live big block holding p[0..n) may lend its pages to a
+** socket (vmsplice, conn_lend.c): it was pinned to be sent at least twice
+** (a value sent again and again). It is then marked: never kept for reuse
+** once freed, but unmapped (a reader may still hold its pages). 0: copy.
+*/
+int plush_mem_lend(const void *p, size_t n);
+
+/*
 ** Moves the n bytes at from (page-aligned, inside the live big block
 ** `block`) into a new big block of at least total bytes (total >= n),
 ** where they start at offset 0: whole pages by mremap (no copy; the old
@@ -107,6 +115,7 @@ typedef struct plush_mem_stats {
   size_t kept, kept_bytes;  /* big blocks kept for reuse */
   size_t maps;              /* mmap calls so far (reuse does not count) */
   size_t pinned;            /* blocks pinned now (freed ones included) */
+  size_t lent;              /* blocks lent to a socket so far (plush_mem_lend) */
 } plush_mem_stats;
 void plush_mem_get_stats(plush_mem_stats *s);
 int plush_mem_owns(const void *p);
