@@ -61,6 +61,16 @@ static int await(int fd, uint64_t last) {
   }
 }
 
+/* After a splice or a write into the socket that moved nothing (k <= 0):
+** 0 to try again (EINTR, or the socket has room again), 1 to stop, *e set
+** to the error (left 0 when it made no progress for LEND_PATIENCE). */
+static int stuck(ssize_t k, int fd, uint64_t last, int *e) {
+  if (k < 0 && errno == EINTR) return 0;
+  if (k < 0 && errno == EAGAIN) return !await(fd, last);
+  *e = k < 0 ? errno : EPIPE;
+  return 1;
+}
+
 /* The n bytes in pipe rfd, read back into a write of their own queued
 ** for c: 0, or -1 (no memory: the caller fails c). */
 static int readback(plush_conn *c, int rfd, size_t n) {
@@ -92,16 +102,15 @@ int conn_lend(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
   uint64_t last;
   if (c->state != S_READY || c->secure || c->queued != w->bytes ||
       c->relaying || c->corked || c->khead || conn_moving(c) ||
-      nb > 1 + PLUSH_FRAME_PIECES ||
+      nb > 1 + PLUSH_FRAME_PIECES || plush_env_flag("PLUSH_NOLEND") ||
       uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !conn_isunix(c, fd))
     return 0;
   for (i = 0; i < nb; i++) {
     lend[i] = b[i].len >= LEND_MIN && plush_mem_lend(b[i].base, b[i].len);
     any |= lend[i];
   }
-  if (!any || plush_env_flag("PLUSH_NOLEND") ||
-      pipe2(pfd, O_NONBLOCK | O_CLOEXEC) != 0)
-    return 0;
+  /* (a block marked and then not lent is only not kept) */
+  if (!any || pipe2(pfd, O_NONBLOCK | O_CLOEXEC) != 0) return 0;
   (void)fcntl(pfd[1], F_SETPIPE_SZ, (int)LEND_PIPE);
   i = 0;
   last = ms();
@@ -114,10 +123,7 @@ int conn_lend(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
         inpipe -= (size_t)k;
         done += (size_t)k;
         last = ms();
-      } else if (k < 0 && errno == EAGAIN) {
-        if (!await(fd, last)) break;
-      } else if (!(k < 0 && errno == EINTR)) {
-        e = k < 0 ? errno : EPIPE;
+      } else if (stuck(k, fd, last, &e)) {
         break;
       }
       continue;
@@ -145,10 +151,7 @@ int conn_lend(plush_conn *c, wreq *w, uv_buf_t **bufs, int *n) {
       off += (size_t)k;
       done += (size_t)k;
       last = ms();
-    } else if (k < 0 && errno == EAGAIN) {
-      if (!await(fd, last)) break;
-    } else if (!(k < 0 && errno == EINTR)) {
-      e = k < 0 ? errno : EPIPE;
+    } else if (stuck(k, fd, last, &e)) {
       break;
     }
   }

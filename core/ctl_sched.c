@@ -201,10 +201,11 @@ static void assign(plush_ctl *c, task *t, peer *e) {
 ** on this project's 2-vCPU VMs). The cap of 128 lets no-op tasks (a few
 ** microseconds each) keep that millisecond: with 16 an engine ran dry
 ** whenever the controller lost its CPU for 50 us (2 engines: 80-92k/s
-** against 96-112k/s with 128; performance.md, "The twelfth session"). The pace only knows the tasks that ran,
-** so a long task that follows short ones may be assigned with others
-** queued behind it: once it has run CTL_STEAL_AFTER, idle engines take
-** those back (ctl_steal.c). --hwm N fixes the limit at N.
+** against 96-112k/s with 128; performance.md, "The twelfth session").
+** The pace only knows the tasks that ran, so a long task that follows
+** short ones may be assigned with others queued behind it: once it has
+** run CTL_STEAL_AFTER, idle engines take those back (ctl_steal.c).
+** --hwm N fixes the limit at N.
 */
 #define CTL_QUEUE_TIME 1e-3
 #define CTL_HWM_MAX 128

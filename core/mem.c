@@ -306,23 +306,15 @@ static void *warmup(void *arg) {
   return NULL;
 }
 
-void plush_mem_warm(void *p, size_t n) {
-  unsigned char v = 1;
-  size_t size;
+/* The n bytes at p populated by a detached thread of their own (warmup);
+** nothing when it cannot start (page faults will do it). */
+static void warm_async(char *p, size_t n) {
   pthread_attr_t at;
   pthread_t t;
-  half *h;
-  if (n < PLUSH_MEM_BIG) return;
-  pthread_mutex_lock(&mu);
-  size = livesize(p);
-  pthread_mutex_unlock(&mu);
-  if (size == 0 ||
-      mincore((void *)(((uintptr_t)p + n / 2) & ~(uintptr_t)4095), 1,
-              &v) != 0 ||
-      (v & 1) != 0 || (h = malloc(sizeof *h)) == NULL)
-    return;
+  half *h = malloc(sizeof *h);
+  if (h == NULL) return;
   h->p = p;
-  h->n = size;
+  h->n = n;
   if (pthread_attr_init(&at) != 0) {
     free(h);
     return;
@@ -330,6 +322,21 @@ void plush_mem_warm(void *p, size_t n) {
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
   if (pthread_create(&t, &at, warmup, h) != 0) free(h);
   pthread_attr_destroy(&at);
+}
+
+void plush_mem_warm(void *p, size_t n) {
+  unsigned char v = 1;
+  size_t size;
+  if (n < PLUSH_MEM_BIG) return;
+  pthread_mutex_lock(&mu);
+  size = livesize(p);
+  pthread_mutex_unlock(&mu);
+  if (size == 0 ||
+      mincore((void *)(((uintptr_t)p + n / 2) & ~(uintptr_t)4095), 1,
+              &v) != 0 ||
+      (v & 1) != 0)
+    return;
+  warm_async(p, size);
 }
 
 /*
@@ -349,9 +356,6 @@ void plush_mem_spare(size_t n) {
   size_t need = round_up(n);
   int nout = 0;
   char *p;
-  half *h;
-  pthread_attr_t at;
-  pthread_t t;
   if (n < PLUSH_MEM_BIG || need == 0 || need > PLUSH_MEM_KEEP / 2) return;
   pthread_mutex_lock(&mu);
   if (fit(need) >= 0 || kept_bytes + need > PLUSH_MEM_KEEP) {
@@ -375,16 +379,7 @@ void plush_mem_spare(size_t n) {
   kept_bytes += need;
   pthread_mutex_unlock(&mu);
   unmap_all(out, nout);
-  if ((h = malloc(sizeof *h)) == NULL) return; /* faults will do it */
-  h->p = p;
-  h->n = need;
-  if (pthread_attr_init(&at) != 0) {
-    free(h);
-    return;
-  }
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &at, warmup, h) != 0) free(h);
-  pthread_attr_destroy(&at);
+  warm_async(p, need);
 }
 
 /* ---- pins -------------------------------------------------------- */

@@ -22,6 +22,7 @@
 #include "frame.h"
 #include "lua_mem.h"
 #include "mem.h"
+#include "seg_frame.h"
 
 #define MiB ((size_t)1 << 20)
 
@@ -390,37 +391,13 @@ static void unpair(void) {
 /* A frame of a table holding two big strings, as the client encodes it;
 ** *flat gets its bytes (malloc'd). */
 static plush_frame *segframe(lua_State *L, char **flat) {
-  plush_buf b = PLUSH_BUF_INIT;
-  plush_piece pc[PLUSH_FRAME_PIECES];
   plush_frame *f;
-  char err[256];
-  size_t len, cap, at = 0;
-  int n;
   value(L, "local a = string.rep('ab', 3 << 19) .. 'end' "
            "local c = string.rep('c', (1 << 20) + 1) "
            "return {op = 'push', ns = {a = a, c = c, n = 42}}");
-  cr_assert_eq(plush_buf_reserve(&b, PLUSH_FRAME_PREFIX), 0);
-  b.len = PLUSH_FRAME_PREFIX;
-  b.segmin = PLUSH_MEM_BIG;
-  cr_assert_eq(plush_encode(L, -1, &b, "v", err, sizeof err), 0);
+  f = h_segframe(L, -1, 7, flat);
   lua_pop(L, 1);
-  cap = b.cap;
-  f = (plush_frame *)plush_buf_steal(&b, &len);
-  cr_assert_eq(plush_frame_take_segs(f, &b, PLUSH_FRAME_PREFIX), 0);
   cr_assert_eq(f->nsegs, 2);
-  atomic_init(&f->refs, 1);
-  f->size = cap;
-  memset(&f->hdr, 0, sizeof f->hdr);
-  f->hdr.type = PLUSH_T_REQ;
-  f->hdr.id = 7;
-  f->hdr.len = (uint32_t)(len - PLUSH_FRAME_PREFIX + plush_frame_segbytes(f));
-  plush_frame_repack(f);
-  *flat = malloc(f->hdr.len);
-  n = plush_frame_pieces(f, 0, f->hdr.len, pc);
-  for (int i = 0; i < n; i++) {
-    memcpy(*flat + at, pc[i].p, pc[i].n);
-    at += pc[i].n;
-  }
   return f;
 }
 
