@@ -247,6 +247,19 @@ static void *bigalloc(size_t n, int lazy) {
   return p;
 }
 
+/* mu held: block p of size bytes joins the kept list, the oldest leaving
+** to out[] to make room (within NKEEP and the budget): how many left. */
+static int keepit(void *p, size_t size, kept *out) {
+  int n = 0;
+  while (nkeep > 0 && (nkeep == NKEEP || kept_bytes + size > PLUSH_MEM_KEEP)) {
+    out[n++] = keep[0];
+    unkeep(0);
+  }
+  keep[nkeep++] = (kept){p, size, now()};
+  kept_bytes += size;
+  return n;
+}
+
 /* A live big block goes to the kept list (the oldest make room), or back
 ** to the system when it alone is over the budget. */
 static pinned *pinof(const void *p);
@@ -272,12 +285,7 @@ static void bigfree(void *p) {
   } else if (size > PLUSH_MEM_KEEP) {
     out[n++] = (kept){p, size, 0};
   } else {
-    while (nkeep > 0 && (nkeep == NKEEP || kept_bytes + size > PLUSH_MEM_KEEP)) {
-      out[n++] = keep[0];
-      unkeep(0);
-    }
-    keep[nkeep++] = (kept){p, size, now()};
-    kept_bytes += size;
+    n += keepit(p, size, out + n);
   }
   pthread_mutex_unlock(&mu);
   unmap_all(out, n);
@@ -351,32 +359,29 @@ void plush_mem_warm(void *p, size_t n) {
 ** Not when a kept block fits already, nor past the kept budget; an unused
 ** spare goes back with the kept blocks' age (plush_mem_trim).
 */
+/* mu held: no kept block fits need bytes and the budget has room. */
+static int spare_room(size_t need) {
+  return fit(need) < 0 && kept_bytes + need <= PLUSH_MEM_KEEP;
+}
+
 void plush_mem_spare(size_t n) {
   kept out[NKEEP];
   size_t need = round_up(n);
-  int nout = 0;
+  int nout, room;
   char *p;
   if (n < PLUSH_MEM_BIG || need == 0 || need > PLUSH_MEM_KEEP / 2) return;
   pthread_mutex_lock(&mu);
-  if (fit(need) >= 0 || kept_bytes + need > PLUSH_MEM_KEEP) {
-    pthread_mutex_unlock(&mu);
-    return;
-  }
+  room = spare_room(need);
   pthread_mutex_unlock(&mu);
-  if ((p = mapat(need, 0, 0)) == NULL) return;
+  if (!room || (p = mapat(need, 0, 0)) == NULL) return;
   pthread_mutex_lock(&mu);
-  if (fit(need) >= 0 || kept_bytes + need > PLUSH_MEM_KEEP) { /* meanwhile */
+  if (!spare_room(need)) { /* another thread kept one meanwhile */
     pthread_mutex_unlock(&mu);
     munmap(p, need);
     return;
   }
   nmaps++;
-  if (nkeep == NKEEP) {
-    out[nout++] = keep[0];
-    unkeep(0);
-  }
-  keep[nkeep++] = (kept){p, need, now()};
-  kept_bytes += need;
+  nout = keepit(p, need, out);
   pthread_mutex_unlock(&mu);
   unmap_all(out, nout);
   warm_async(p, need);
