@@ -308,6 +308,7 @@ magic.register("restart", function(line, shell)
   elseif line == "all" then t = "all"
   else t = up_ids(shell, line) end
   local ids = shell.rc:restart(t ~= "all" and t or nil)
+  if #ids == 0 then return say(shell, "no engine is up: nothing restarted") end
   table.sort(ids)
   say(shell, ("restarted %s: a fresh namespace"):format(#ids == 1
     and ("engine " .. tostring(ids[1])) or ("engines " .. format_targets(ids))))

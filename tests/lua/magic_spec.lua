@@ -328,6 +328,14 @@ describe("shell syntax and the newer magics", function()
     assert.matches("no engine 7 %(%%engines lists them%)$", e)
   end)
 
+  it("%restart with no engine up says so", function()
+    rc.restart = function() return {} end -- every engine down
+    local ok, out = pcall(handle, "%restart")
+    rc.restart = nil
+    assert.is_true(ok, out)
+    assert.equal("no engine is up: nothing restarted\n", out)
+  end)
+
   it("paints tags and errors through shell.paint", function()
     shell.paint = function(style, s) return "<" .. style .. ">" .. s end
     assert.equal("<engine>[engine 0] 0\n<engine>[engine 1] 1\n", handle("%px engine.id"))
