@@ -123,16 +123,7 @@ local ok, err = xpcall(function()
       return all:mapreduce{input = {files = corpus()}, map = words, combine = sum,
         reduce = sum}
     end},
-    {"mr_serial", 3, function()
-      local counts = {}
-      for _, name in ipairs(corpus()) do
-        local fh = assert(io.open(name, "rb"))
-        local text = fh:read("a")
-        fh:close()
-        for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
-      end
-      return counts
-    end},
+    {"mr_serial", 3, function() return wc.count(corpus()) end},
   }
   io.write(("%-16s %6s %11s %11s %11s %11s %11s\n"):format("per operation", "n",
     "wall", "client", "controller", "engine 1", "engine 2"))

@@ -250,7 +250,7 @@ local WORKLOADS = {
   -- the word count of scripts/examples/wordcount.lua over every
   -- /usr/share/doc/*/copyright and /usr/share/common-licenses/*
   {id = "mr_wordcount", label = "MapReduce word count, 2 engines", unit = "s", phase = 2,
-    n = {3, 1, 0, 0}, plush_only = true,
+    n = {3, 1, 0, 0}, plush_only = true, floor = "mr_wordcount_floor",
     target = function(S)
       local serial = S.mr_wordcount_serial and S.mr_wordcount_serial.plush
       if not serial then return nil end
@@ -258,6 +258,12 @@ local WORKLOADS = {
         ("≤ 0.7× serial (%s)"):format(svg.fmt_time(0.7 * serial.median))}
     end},
   {id = "mr_wordcount_serial", label = "  the same word count, serial, one Lua state",
+    unit = "s", phase = 2, n = {3, 1, 0, 0}, plush_only = true},
+  -- the serial count split between two plain Lua processes side by side,
+  -- no plush, nothing merged (bench/wordcount.lua, M.floor): how much of
+  -- the serial time two processes leave on this machine
+  {id = "mr_wordcount_floor",
+    label = "  floor: the serial count in 2 plain Lua processes, half each",
     unit = "s", phase = 2, n = {3, 1, 0, 0}, plush_only = true},
   -- engines as threads (plush.connect{threads = 2}): exec_rt and lb_noop
   -- again on an in-process cluster, the process cluster stopped first
@@ -606,37 +612,43 @@ local function run_plush(phase, rep)
       return v
     end)
   end
-  -- Two rows whose ratio is a target (a parallel row and its serial
-  -- baseline): their samples taken in alternation, so that the machine's
-  -- drift between minutes (this VM's speed moves by tens of percent)
-  -- weighs on both alike. Either row alone is timed as run would. Before
-  -- each sample, settle (if given) collects the client's and the
-  -- engines' garbage: an engine collects on its own once idle for 250
-  -- ms, which would otherwise land on the serial sample after a parallel one.
-  local function run_pair(id1, op1, id2, op2, settle)
+  -- Rows whose ratio is a target (a parallel row, its serial baseline,
+  -- maybe a floor): rows = {{id, op}, ...}, their samples taken in
+  -- alternation, so that the machine's drift between minutes (this VM's
+  -- speed moves by tens of percent) weighs on all alike. A row alone is
+  -- timed as run would. Before each sample, settle (if given) collects
+  -- the client's and the engines' garbage: an engine collects on its own
+  -- once idle for 250 ms, which would otherwise land on the serial sample
+  -- after a parallel one.
+  local function run_alt(rows, settle)
     settle = settle or collectgarbage
-    local second
-    run(id1, function(k)
-      local k2 = want(id2) or 0
-      local a, b = {}, {}
-      for i = 1, math.max(k, k2) do
-        if i <= k then
-          settle()
-          local t = now()
-          op1()
-          a[i] = now() - t
-        end
-        if i <= k2 then
-          settle()
-          local t = now()
-          op2()
-          b[i] = now() - t
+    local taken
+    run(rows[1][1], function(k)
+      local ks, most = {k}, k
+      for j = 2, #rows do
+        ks[j] = want(rows[j][1]) or 0
+        most = math.max(most, ks[j])
+      end
+      taken = {}
+      for j = 1, #rows do taken[j] = {} end
+      for i = 1, most do
+        for j, row in ipairs(rows) do
+          if i <= ks[j] then
+            settle()
+            local t = now()
+            row[2]()
+            taken[j][i] = now() - t
+          end
         end
       end
-      second = b
-      return a
+      return taken[1]
     end)
-    run(id2, function(k) return second or timed(k, op2) end)
+    for j = 2, #rows do
+      run(rows[j][1], function(k) return taken and taken[j] or timed(k, rows[j][2]) end)
+    end
+  end
+  local function run_pair(id1, op1, id2, op2, settle)
+    run_alt({{id1, op1}, {id2, op2}}, settle)
   end
   local c
   local ok, err = xpcall(function()
@@ -828,26 +840,23 @@ local function run_plush(phase, rep)
       assert(v[NUMBERS] == expect)
     end, settle)
     -- MapReduce word count (the map of scripts/examples/wordcount.lua)
-    if want("mr_wordcount") or want("mr_wordcount_serial") then
+    if want("mr_wordcount") or want("mr_wordcount_serial") or want("mr_wordcount_floor") then
       local wc = dofile(ROOT .. "/bench/wordcount.lua")
       local files, words, sum = wc.files(), wc.words, wc.sum
       local the
-      run_pair("mr_wordcount", function()
-        local r = all:mapreduce{input = {files = files}, map = words, combine = sum,
-          reduce = sum}
-        assert(r.the and (the == nil or r.the == the), "the word counts differ")
-        the = r.the
-      end, "mr_wordcount_serial", function()
-        local counts = {}
-        for _, name in ipairs(files) do
-          local fh = assert(io.open(name, "rb"))
-          local text = fh:read("a")
-          fh:close()
-          for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
-        end
-        assert(counts.the and (the == nil or counts.the == the), "the word counts differ")
-        the = counts.the
-      end, settle)
+      local function same(n)
+        assert(n and (the == nil or n == the), "the word counts differ")
+        the = n
+      end
+      local shares = wc.floor(files, #rc:ids(), TMP, arg[-1] or "lua5.4")
+      run_alt({{"mr_wordcount", function()
+        same(all:mapreduce{input = {files = files}, map = words, combine = sum,
+          reduce = sum}.the)
+      end}, {"mr_wordcount_serial", function()
+        same(wc.count(files).the)
+      end}, {"mr_wordcount_floor", function()
+        same(shares())
+      end}}, settle)
     end
     -- plush.array rows: 10^6 float64 (1.0 .. 10^6)
     local arr = plush.array.range(1, NUMBERS, 1.0)

@@ -20,6 +20,64 @@ function M.words(text, emit)
   for w, n in pairs(seen) do emit(w, n) end
 end
 
+-- the serial count: word -> count over files (the mr_wordcount_serial row)
+function M.count(files)
+  local counts = {}
+  for _, name in ipairs(files) do
+    local fh = assert(io.open(name, "rb"))
+    local text = fh:read("a")
+    fh:close()
+    for w in text:lower():gmatch("%a+") do counts[w] = (counts[w] or 0) + 1 end
+  end
+  return counts
+end
+
+--[[
+  The floor of the word count (row mr_wordcount_floor): the serial count
+  in n plain Lua processes side by side, no plush, each over its own
+  share of the files (largest first to the share with the fewest bytes),
+  nothing merged. M.floor(files, n, dir, lua) writes the shares' lists in
+  dir and gives a function running one sample: it starts the n processes
+  (lua: the interpreter's path) and returns once all have ended, with
+  the sum of their counts of "the".
+]]
+function M.floor(files, n, dir, lua)
+  local sizes = require("plush.core").filesizes(files)
+  local order = {}
+  for i = 1, #files do order[i] = i end
+  table.sort(order, function(a, b)
+    if sizes[a] ~= sizes[b] then return sizes[a] > sizes[b] end
+    return a < b
+  end)
+  local load, lists = {}, {}
+  for p = 1, n do load[p], lists[p] = 0, {} end
+  for _, i in ipairs(order) do
+    local best = 1
+    for p = 2, n do if load[p] < load[best] then best = p end end
+    load[best] = load[best] + sizes[i]
+    lists[best][#lists[best] + 1] = files[i]
+  end
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+  local cmds = {}
+  for p = 1, n do
+    local list = ("%s/wordcount_share_%d"):format(dir, p)
+    local f = assert(io.open(list, "w"))
+    f:write(table.concat(lists[p], "\n"), "\n")
+    f:close()
+    cmds[p] = ("'%s' '%s/wordcount_share.lua' '%s'"):format(lua, here, list)
+  end
+  return function()
+    local ps, the = {}, 0
+    for p = 1, n do ps[p] = assert(io.popen(cmds[p])) end
+    for p = 1, n do
+      local out = ps[p]:read("a")
+      local ok = ps[p]:close()
+      the = the + assert(ok and math.tointeger(tonumber(out)), "a share's count failed: " .. out)
+    end
+    return the
+  end
+end
+
 -- combine and reduce: the sum of the counts
 function M.sum(_, counts)
   local n = 0
