@@ -220,7 +220,7 @@ function Client:_dispatch(ev)
     if w then
       self.waiting[ev.id] = nil
       w.done, w.status, w.value = true, ev.status, ev.value
-      if w.d then w.settle(w.d, ev.status, ev.value) end
+      if w.d then w.settle(w.d, ev.status, ev.value, w.cancelled) end
     end
   elseif kind == "event" then
     self:_event(ev.value)
@@ -251,6 +251,15 @@ function Client:_pending_engines()
 end
 
 function Client:_interrupt_pending()
+  -- the blocked takes and reads this client waits for at the controller
+  -- are cancelled (its answer comes to their Deferreds: "cancelled", or
+  -- a tuple already on its way, which their settle puts back)
+  for rid, w in pairs(self.waiting) do
+    if w.cancellable and not w.cancelled then
+      w.cancelled = true
+      pcall(self.conn.ctrl, self.conn, {op = "ts_cancel", rid = rid})
+    end
+  end
   -- muted in one call: 10^5 tasks in flight are 10^5 ids
   local ids = {}
   for id, rec in pairs(self.pending) do
@@ -474,14 +483,17 @@ end
   value) when the answer comes, or failed with EngineError when the
   connection is lost first.
 ]]
-function Client:_ctrl_deferred(msg, settle)
+-- settle(d, status, value, cancelled) answers the Deferred; cancellable:
+-- a Ctrl-C while the client waits (Client:pump) cancels the request with
+-- ts_cancel (a blocked take or read), and settle is told.
+function Client:_ctrl_deferred(msg, settle, cancellable)
   self:_check_open()
   local ok, rid, err, name = pcall(self.conn.ctrl, self.conn, msg)
   if not ok then reraise(rid) end
   util.ok(rid, err, name)
   local d = deferred.new{pump = self._pump, clock = core.now, id = rid,
     metadata = {op = msg.op, submitted = core.time()}}
-  self.waiting[rid] = {d = d, settle = settle}
+  self.waiting[rid] = {d = d, settle = settle, cancellable = cancellable or nil}
   return d
 end
 

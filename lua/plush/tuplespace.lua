@@ -112,6 +112,9 @@ function TS:try_read(p)
 end
 
 -- The answer to a blocked take or read: the tuple, or nil, "timeout".
+-- One that a Ctrl-C cancelled (Client:_interrupt_pending) fails with
+-- Interrupted; should a take's tuple have been on its way already, it is
+-- put back in its space (as an engine does): never lost.
 local function settle(d, status, value)
   if status ~= "ok" then
     d:errback(errors.from_reply(status, value))
@@ -128,9 +131,26 @@ end
 local function blocking(self, op, p, timeout, fname)
   check_pattern(p, fname)
   check_timeout(timeout, fname)
-  return self.rc:_ctrl_deferred({op = op, space = self.name, pattern = p,
+  local rc, space = self.rc, self.name
+  return rc:_ctrl_deferred({op = op, space = space, pattern = p,
     wait = true, timeout = timeout, durable = op == "ts_take" and self.durable or nil},
-    settle)
+    function(d, status, value, cancelled)
+      if not cancelled then return settle(d, status, value) end
+      if status == "ok" and type(value) == "table" and op == "ts_take" then
+        -- the put back's failure, if any, is reported as an unhandled
+        -- error; one that cannot even be sent fails the take with it
+        local ok, e = pcall(rc._ctrl_deferred, rc, {op = "ts_out", space = space,
+          tuple = value}, function(o, st, v)
+            if st == "ok" then o:callback(true) else o:errback(errors.from_reply(st, v)) end
+          end)
+        if not ok then
+          return d:errback(errors.RemoteError{message = "tuple space: a cancelled take's "
+            .. "tuple could not be put back: " .. tostring(e), value = value})
+        end
+      end
+      d:errback(errors.Interrupted{message = ("interrupted: the %s was cancelled")
+        :format(fname)})
+    end, true)
 end
 
 -- take(pattern [, timeout]) -> Deferred of the tuple (removed from the

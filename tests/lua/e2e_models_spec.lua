@@ -223,6 +223,52 @@ describe("e2e models", function()
       assert.same({"precious"}, ts:take({"precious"}, 10):get(10))
     end)
 
+    -- Ctrl-C while this client waits: a real SIGINT, which the output
+    -- handler of a task on engine `id` sends to this process (the client
+    -- catches it while it handles events); that task runs `code` after
+    -- its output line
+    local function ctrl_c(id, code)
+      local core = require "plush.core"
+      local v = rc[id]:with{output = function() core.kill(core.getpid(), "INT") end}
+      local ok, e = pcall(v.execute, v, "print('^C') io.stdout:flush() " .. code)
+      assert.is_false(ok)
+      assert.is_true(plush.is_error(e, "Interrupted"), tostring(e))
+    end
+
+    it("a client's take or read that Ctrl-C stopped is cancelled: it takes nothing", function()
+      local take, read = ts:take{"kept", plush.ANY}, ts:read{"kept", plush.ANY}
+      ctrl_c(ids[1], "")
+      for _, d in ipairs{take, read} do
+        local ok, e = pcall(d.get, d, 10)
+        assert.is_false(ok)
+        assert.is_true(plush.is_error(e, "Interrupted"), tostring(e))
+      end
+      for what, d in pairs{take = take, read = read} do
+        assert.equal(("interrupted: the %s was cancelled"):format(what),
+          select(2, pcall(d.get, d)).message)
+      end
+      ts:out{"kept", 1}
+      assert.equal(1, ts:count{"kept", plush.ANY})
+      assert.same({"kept", 1}, ts:try_take{"kept", plush.ANY})
+    end)
+
+    it("a tuple on its way to a take that Ctrl-C stopped is put back, not lost", function()
+      -- the engine puts out the tuple right after the output line that
+      -- interrupts: the take's answer comes before or after its cancel
+      for round = 1, 20 do
+        local d = ts:take{"race", plush.ANY}
+        ctrl_c(ids[2], ("engine.tuplespace(%q):out{'race', %d}"):format(ts.name, round))
+        local ok, t = pcall(d.get, d, 10)
+        if ok then -- the tuple came before the Ctrl-C: the take has it
+          assert.same({"race", round}, t)
+        else
+          assert.is_true(plush.is_error(t, "Interrupted"), tostring(t))
+          assert.same({"race", round}, ts:take({"race", plush.ANY}, 10):get(10))
+        end
+        assert.equal(0, ts:count{"race", plush.ANY})
+      end
+    end)
+
     it("bad tuples and patterns are refused at the caller", function()
       local ok, e = pcall(ts.out, ts, {coroutine.create(print)})
       assert.is_false(ok)
