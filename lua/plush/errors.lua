@@ -95,8 +95,9 @@ define("BadRequest", "bad request")
 define("DependencyError", "a dependency failed")
 -- A Lua error raised inside a Deferred callback: message, traceback, value.
 define("CallbackError", "error in callback", local_error)
--- Ctrl-C while the client waited; the engines were sent an interrupt.
-define("Interrupted", "interrupted", function() return "interrupted" end)
+-- Ctrl-C while the client waited; the engines were sent an interrupt. (A
+-- request that Ctrl-C cancelled, a tuple-space take, says which.)
+define("Interrupted", "interrupted", function(e) return tostring(e.message) end)
 
 --[[
   The one gateway for user callbacks (Deferred callbacks and errbacks,

@@ -374,6 +374,11 @@ require("plush.shell_intr").install(Session, shell)
 require("plush.shell_complete").install(Session, shell)
 
 function Session:report(e)
+  -- the error of a request that an earlier Ctrl-C cancelled (a Deferred
+  -- of a tuple-space take, got later): said as it is
+  if errors.is(e, "Interrupted") and e.message ~= "interrupted" then
+    return self:say(self:paint("error", tostring(e)))
+  end
   -- after Ctrl-C the terminal has echoed ^C where the cursor was
   if self.prompts and (errors.is(e, "Interrupted") or (type(e) == "string"
     and e:match("^[^\n]*interrupted\n"))) then

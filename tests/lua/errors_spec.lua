@@ -49,6 +49,8 @@ describe("errors", function()
     assert.equal("BadRequest: unknown engine 9",
       tostring(errors.BadRequest{message = "unknown engine 9"}))
     assert.equal("interrupted", tostring(errors.Interrupted{}))
+    assert.equal("interrupted: the take was cancelled",
+      tostring(errors.Interrupted{message = "interrupted: the take was cancelled"}))
   end)
 
   it("errors.is tells kinds apart, by name or class", function()

@@ -183,6 +183,11 @@ describe("shell", function()
       assert.equal("stdin:1: unexpected symbol near '='\n", out)
       out = piped{"error({})"}
       assert.equal("(error object is a table value)\n", out)
+      -- a request an earlier Ctrl-C cancelled: its error as it is, not
+      -- taken for a Ctrl-C now
+      out = piped{"error(require('plush.errors').Interrupted{message = "
+        .. "'interrupted: the take was cancelled'}, 0)"}
+      assert.equal("interrupted: the take was cancelled\n", out)
     end)
 
     it("stops piped input at the first error, local or remote, status 1", function()
