@@ -321,9 +321,13 @@ end
 -- A syntax error is reported as it is: no traceback of the shell's.
 local Syntax = {}
 
--- Frames of plush's own code are the shell's business, not the user's:
--- a usage mistake in a magic is one line. PLUSH_DEBUG=1 keeps them all.
+-- Frames of plush's own code (lua/plush, and the magics it ships in
+-- share/plush/magics) are the shell's business, not the user's: a usage
+-- mistake in a magic is one line. PLUSH_DEBUG=1 keeps them all.
 local ours = here:match("^(.*/)") or here
+local function own_source(src)
+  return src:sub(1, #ours) == ours or src:find("share/plush/magics/", 1, true) ~= nil
+end
 local function debugging()
   local d = os.getenv("PLUSH_DEBUG")
   return d ~= nil and d ~= "" and d ~= "0"
@@ -338,7 +342,7 @@ local function user_frames(tb)
   local keep, user = {}, false
   for line in (frames .. "\n"):gmatch("([^\n]*)\n") do
     local src = line:match("^%s*(.-):")
-    local own = src and src:sub(1, #ours) == ours -- plush's frame: dropped
+    local own = src and own_source(src) -- plush's frame: dropped
     local plumbing = line:match("^%s*%[C%]") or line:match("tail calls")
     if not own and (user or not plumbing) then
       user = true

@@ -33,6 +33,12 @@ run_line "$S" '%greet world'
 [ "$(output_of "$S" '%greet world')" = "hello world from 2 engines" ] || fail "%greet"
 run_line "$S" '%timeit -n 10 -r 2 %px local s = 0 for i = 1, 100 do s = s + i end'
 wait_match "$S" '^\[engine 1\] 10 loops, best of 2: .* per loop'
+# an expression as the shell takes one; a syntax error in one line
+run_line "$S" '%timeit -n 10 -r 2 1 + 1'
+wait_match "$S" '^10 loops, best of 2: .* per loop'
+run_line "$S" '%timeit x = = 1'
+[ "$(output_of "$S" '%timeit x = = 1')" = "timeit:1: unexpected symbol near '='" ] ||
+  fail "%timeit's syntax error: $(output_of "$S" '%timeit x = = 1')"
 
 # introspection, local and remote
 run_line "$S" '%px remote_table = {1, 2, 3}'

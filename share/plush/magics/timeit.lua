@@ -1,6 +1,7 @@
 -- %timeit: IPython's %timeit for Lua, here or on the engines.
 --
---   %timeit [-n N] [-r R] CODE        times CODE in the client
+--   %timeit [-n N] [-r R] CODE        times CODE in the client (an
+--                                     expression, or statements)
 --   %timeit [-n N] [-r R] %px CODE    times CODE on each target engine
 --
 -- CODE runs N times per run (when -n is absent, N grows until a run takes
@@ -32,8 +33,9 @@ end
   bytecode, so it takes its clock as an argument and uses only globals.
 ]]
 local function measure(code, n, r, clock, env)
-  local f, err
-  if env then f, err = load(code, "=timeit", "t", env) else f, err = load(code, "=timeit") end
+  -- an expression as the shell takes one (1 + 1), else a statement
+  local f, err = load("return " .. code, "=timeit", "t", env or _G)
+  if not f then f, err = load(code, "=timeit", "t", env or _G) end
   if not f then error(err, 0) end
   clock = clock or os.clock
   if not n then
