@@ -66,7 +66,9 @@ end
 plush.magic("timeit", function(line, shell)
   local opts, code = parse(line)
   local remote = code:match("^%%px%s+(.*)$")
-  if (remote or code) == "" then error("usage: %timeit [-n N] [-r R] [%px] CODE", 0) end
+  if (remote or code) == "" or code:match("^%-[nr]%f[%A]") or opts.n == 0 or opts.r == 0 then
+    error("usage: %timeit [-n N] [-r R] [%px] CODE (N and R: whole numbers from 1)", 0)
+  end
   if not remote then
     -- in the client's globals, as plain lines see them
     shell.out(report(measure(code, opts.n, opts.r, plush.now, shell.env or _G)) .. "\n")
