@@ -42,20 +42,11 @@ end
   the sum of their counts of "the".
 ]]
 function M.floor(files, n, dir, lua)
-  local sizes = require("plush.core").filesizes(files)
-  local order = {}
-  for i = 1, #files do order[i] = i end
-  table.sort(order, function(a, b)
-    if sizes[a] ~= sizes[b] then return sizes[a] > sizes[b] end
-    return a < b
-  end)
-  local load, lists = {}, {}
-  for p = 1, n do load[p], lists[p] = 0, {} end
-  for _, i in ipairs(order) do
-    local best = 1
-    for p = 2, n do if load[p] < load[best] then best = p end end
-    load[best] = load[best] + sizes[i]
-    lists[best][#lists[best] + 1] = files[i]
+  local shares = require("plush.mapreduce").shares(require("plush.core").filesizes(files), n)
+  local lists = {}
+  for p = 1, n do
+    lists[p] = {}
+    for j, i in ipairs(shares[p]) do lists[p][j] = files[i] end
   end
   local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
   local cmds = {}

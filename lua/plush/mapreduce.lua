@@ -254,17 +254,41 @@ end
   each engine reads its files in input order. Values are split in
   contiguous parts.
 ]]
-local function share_files(files, n)
-  local order, total, len = {}, 0, util.len(files)
-  local sizes = sizes_of(files, len)
-  for i = 1, len do
-    order[i] = i
-    total = total + sizes[i]
-  end
+-- The indices 1..len of sizes, largest first (equal sizes in index order).
+local function largest_first(sizes, len)
+  local order = {}
+  for i = 1, len do order[i] = i end
   table.sort(order, function(a, b)
     if sizes[a] ~= sizes[b] then return sizes[a] > sizes[b] end
     return a < b
   end)
+  return order
+end
+
+--[[
+  mapreduce.shares(sizes, n): the indices of the sequence sizes dealt to
+  n shares, largest first, each to the share with the fewest bytes so far
+  (in that order in each share): the static share of files below, and the
+  bench's word-count floor (bench/wordcount.lua).
+]]
+function mapreduce.shares(sizes, n, order)
+  order = order or largest_first(sizes, #sizes)
+  local load, idx = {}, {}
+  for e = 1, n do load[e], idx[e] = 0, {} end
+  for _, i in ipairs(order) do
+    local best = 1
+    for e = 2, n do if load[e] < load[best] then best = e end end
+    load[best] = load[best] + sizes[i]
+    idx[best][#idx[best] + 1] = i
+  end
+  return idx
+end
+
+local function share_files(files, n)
+  local total, len = 0, util.len(files)
+  local sizes = sizes_of(files, len)
+  for i = 1, len do total = total + sizes[i] end
+  local order = largest_first(sizes, len)
   if n > 1 and n <= DEAL_MAX and #order > 0 then
     local names, cuts, least, left, acc = {}, {}, total / (n * BATCHES), total, 0
     for j, i in ipairs(order) do
@@ -280,14 +304,7 @@ local function share_files(files, n)
     for e = 1, n do parts[e] = part end
     return parts
   end
-  local load, idx = {}, {}
-  for e = 1, n do load[e], idx[e] = 0, {} end
-  for _, i in ipairs(order) do
-    local best = 1
-    for e = 2, n do if load[e] < load[best] then best = e end end
-    load[best] = load[best] + sizes[i]
-    idx[best][#idx[best] + 1] = i
-  end
+  local idx = mapreduce.shares(sizes, n, order)
   local parts = {}
   for e = 1, n do
     table.sort(idx[e])
