@@ -516,7 +516,7 @@ local function results_export(opts)
   local text = cjson.encode(#out == 0 and cjson.empty_array or out)
   if opts["-o"] then
     local f, err = io.open(opts["-o"], "w")
-    if not f then die(err) end
+    if not f then return die(err) end
     f:write(text, "\n")
     f:close()
   else
@@ -526,8 +526,12 @@ local function results_export(opts)
 end
 
 local function results_history(opts)
+  local limit
+  if opts["--limit"] then
+    limit = math.tointeger(tonumber(opts["--limit"]))
+    if not limit or limit < 0 then usage_error("--limit wants a count") end
+  end
   local rc = results_rc(opts)
-  local limit = opts["--limit"] and math.tointeger(tonumber(opts["--limit"]))
   for _, id in ipairs(rc:history(limit)) do io.stdout:write(tostring(id), "\n") end
   rc:close()
   return 0

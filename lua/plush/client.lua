@@ -574,6 +574,7 @@ function Client:follow(who, fn) return require("plush.follow").follow(self, who,
 -- history([limit]): stored task ids, oldest first (the newest `limit`).
 function Client:history(limit)
   util.check(limit, 1, "history", "integer", "nil")
+  if limit and limit < 0 then util.argerror(1, "history", "a count from 0 expected") end
   return self:_ask{op = "history", limit = limit}
 end
 function Client:queue_status() return self:_ask{op = "queue_status"} end

@@ -47,6 +47,14 @@ lua5.4 -e '
   for _, x in ipairs(r) do if x.result[1] == "kept" then r = {x} break end end
   assert(#r == 1 and r[1].status == "ok" and r[1].result[1] == "kept" and r[1].result[2] == 42)
   assert(r[1].engine ~= nil and r[1].submitted <= r[1].completed)'
+# mistakes: one line each, status 1 or 2
+out=$("$PLUSH" results export --profile "$P" -o "$PWD/no/such/dir/x.json" 2>&1) && fail "export to no dir"
+[ "$out" = "plush: $PWD/no/such/dir/x.json: No such file or directory" ] || fail "export to no dir: $out"
+for bad in -3 x; do
+  out=$("$PLUSH" results history --profile "$P" --limit "$bad" 2>&1) && fail "--limit $bad"
+  [ "$out" = "plush: --limit wants a count" ] || fail "--limit $bad: $out"
+done
+[ "$("$PLUSH" results history --profile "$P" --limit 2 | wc -l)" = 2 ] || fail "--limit 2"
 # new clients get ids after those the store names: nothing is overwritten
 id2=$("$PLUSH" --profile "$P" -e 'local d = rc:balanced():async():execute("return 1") d:get(10) io.write(d.id)')
 [ "$((id2 >> 32))" -gt "$((id >> 32))" ] || fail "client id reused after restart"
