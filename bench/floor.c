@@ -32,6 +32,10 @@
 ** bench/run.lua runs it (the "floor:" rows); it is no test.
 **
 **   build/bench/plush-bench-floor [round-trips] [samples] [mb] [batches]
+**   build/bench/plush-bench-floor relay [round-trips]
+** The second form measures the relay over loopback TCP alone and prints
+** {"relay": [s, ...]}: bench/run.lua takes it in turns with the execute
+** round trip's samples, so that both see the same minutes of the VM.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -413,7 +417,27 @@ static void print(const char *name, const double *s, int k) {
   printf("]");
 }
 
+/* plush-bench-floor relay [round-trips] */
+static int relay_only(int argc, char **argv) {
+  int n = argc > 2 ? atoi(argv[2]) : 2000;
+  double *rt;
+  if (n < 1 || n > 1000000) {
+    fprintf(stderr, "usage: plush-bench-floor relay [round-trips 1-1000000]\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  first_pid = getpid();
+  if ((rt = calloc((size_t)n, sizeof *rt)) == NULL) die("calloc");
+  relay_run(n, rt);
+  printf("{");
+  print("relay", rt, n);
+  printf("}\n");
+  free(rt);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "relay") == 0) return relay_only(argc, argv);
   int n = argc > 1 ? atoi(argv[1]) : 2000;
   int k = argc > 2 ? atoi(argv[2]) : 3;
   size_t len = (size_t)(argc > 3 ? atoi(argv[3]) : 100) << 20;

@@ -660,7 +660,9 @@ local function run_plush(phase, rep)
         want("floor_tasks") or 1)
       return floor
     end
-    run("floor_relay", function() return floors().relay end)
+    -- with the execute round trip, the relay floor is taken in turns with
+    -- it (below): its ratio is a target, and this VM's speed drifts
+    if not want("exec_rt") then run("floor_relay", function() return floors().relay end) end
     run("floor_tcp", function() return rates(floors().bytes, floors().tcp) end)
     run("floor_memcpy", function() return rates(floors().bytes, floors().memcpy) end)
     run("floor_relay_unix", function() return floors().relay_unix end)
@@ -681,28 +683,32 @@ local function run_plush(phase, rep)
     local e0, all = rc[first], rc:view()
     local noop = function() end
 
-    -- the execute round trip with and without a dashboard open: in two
-    -- halves each, alternated (without, with, without, with), so that the
-    -- machine's drift weighs on both rows alike (their ratio is a target)
+    -- the execute round trip, its relay floor and the round trip with a
+    -- dashboard open: in two halves each, taken in turns (floor, without,
+    -- with, floor, without, with), so that the machine's drift weighs on
+    -- all three alike (their ratios are targets)
     local exec = function() e0:execute("a=1") end
     local function with_dash(k)
       return dofile(ROOT .. "/bench/dash.lua").with(ROOT, TMP, c.file,
         function() return timed(k, exec, 50) end)
     end
-    local dashed
+    local function relay_floor(k) return run_json("plush-bench-floor", {"relay", k}).relay end
+    local dashed, relayed
     run("exec_rt", function(k)
-      local kd = want("exec_rt_dash")
-      if not kd then return timed(k, exec, 50) end
-      local plain, open = {}, {}
+      local kd, kf = want("exec_rt_dash"), want("floor_relay")
+      local plain, open, floor_rt = {}, {}, {}
+      local function add(to, samples) table.move(samples, 1, #samples, #to + 1, to) end
       for half = 1, 2 do
-        local n, nd = half == 1 and k // 2 or k - k // 2, half == 1 and kd // 2 or kd - kd // 2
-        table.move(timed(n, exec, 50), 1, n, #plain + 1, plain)
-        table.move(with_dash(nd), 1, nd, #open + 1, open)
+        local function part(x) return half == 1 and x // 2 or x - x // 2 end
+        if kf and part(kf) > 0 then add(floor_rt, relay_floor(part(kf))) end
+        add(plain, timed(part(k), exec, 50))
+        if kd and part(kd) > 0 then add(open, with_dash(part(kd))) end
       end
-      dashed = open
+      dashed, relayed = open, floor_rt
       return plain
     end)
     run("exec_rt_dash", function(k) return dashed or with_dash(k) end)
+    if want("exec_rt") then run("floor_relay", function(k) return relayed or relay_floor(k) end) end
     run("apply_rt", function(k) return timed(k, function() e0:apply(noop) end, 50) end)
     run("bcast_exec_8", function(k) return timed(k, function() all:execute("a=1") end, 20) end)
 
