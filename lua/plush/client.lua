@@ -250,16 +250,27 @@ function Client:_pending_engines()
   return targets, all
 end
 
-function Client:_interrupt_pending()
-  -- the blocked takes and reads this client waits for at the controller
-  -- are cancelled (its answer comes to their Deferreds: "cancelled", or
-  -- a tuple already on its way, which their settle puts back)
-  for rid, w in pairs(self.waiting) do
-    if w.cancellable and not w.cancelled then
-      w.cancelled = true
-      pcall(self.conn.ctrl, self.conn, {op = "ts_cancel", rid = rid})
-    end
+-- A blocked take or read waiting at the controller (rid, its waiting
+-- entry w) is cancelled: the answer comes to its Deferred ("cancelled",
+-- or a tuple already on its way, which its settle puts back).
+local function cancel(self, rid, w)
+  if w.cancellable and not w.cancelled then
+    w.cancelled = true
+    pcall(self.conn.ctrl, self.conn, {op = "ts_cancel", rid = rid})
   end
+end
+
+-- The request whose Deferred is d, cancelled if it can be: a task on an
+-- engine interrupted while it waited on d (plush.nested).
+function Client:_cancel(d)
+  for rid, w in pairs(self.waiting) do
+    if w.d == d then return cancel(self, rid, w) end
+  end
+end
+
+function Client:_interrupt_pending()
+  -- every blocked take and read this client waits for
+  for rid, w in pairs(self.waiting) do cancel(self, rid, w) end
   -- muted in one call: 10^5 tasks in flight are 10^5 ids
   local ids = {}
   for id, rec in pairs(self.pending) do

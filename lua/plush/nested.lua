@@ -39,12 +39,19 @@ end
 -- or nil for "any event").
 local SLICE = 0.05
 
+-- A wait that fails (the task was interrupted) gives up d's request when
+-- it can: a tuple-space take left waiting would take a tuple nobody sees.
 local function pump(timeout, d)
   local id = park(false)
   if not id then
     -- a wait that cannot park blocks, in slices: between them the
     -- interrupt hook gets its Lua instruction (a wait loops on pump)
-    return rc:pump((timeout and timeout < SLICE) and timeout or SLICE)
+    local ok, n = pcall(rc.pump, rc, (timeout and timeout < SLICE) and timeout or SLICE)
+    if not ok then
+      if d then rc:_cancel(d) end
+      error(n, 0)
+    end
+    return n
   end
   local w = {d = d or false, deadline = timeout and core.now() + timeout}
   waiting[id] = w
@@ -57,7 +64,10 @@ local function pump(timeout, d)
   end
   local ok, err = pcall(park, true)
   unwait(id)
-  if not ok then error(err, 0) end
+  if not ok then
+    if d then rc:_cancel(d) end
+    error(err, 0)
+  end
 end
 
 -- Called by the engine's loop: one turn of the connection's loop, no

@@ -142,6 +142,24 @@ rc:interrupt{1}
 drained(1)
 local after = rc[0]:apply(function() return engine.client():ids()[2] end)
 check(after == 1, "engine.client() after the restart:", tostring(after))
+-- a task whose tuple-space take waits on engine.client() (parked) and is
+-- interrupted gives the take up: a tuple put out afterwards stays in the
+-- space. Another task of engine 0 runs once the taker has parked in its
+-- wait, its take sent before: then the interrupt comes.
+local space = plush.tuplespace(rc, "intr")
+local function taker()
+  local p = require "plush"
+  return p.tuplespace(engine.client(), "intr"):take{"t", p.ANY}:get()
+end
+local tk = rc[0]:async():apply(taker)
+check(rc[0]:apply(function() return true end) == true, "engine 0 held by the taker")
+rc:interrupt{0}
+ok, err = pcall(tk.get, tk, 60)
+check(not ok and tostring(err.message):match("interrupted"), "taker not interrupted:", tostring(err))
+drained(0)
+space:out{"t", 1}
+check(space:count{"t", plush.ANY} == 1, "the interrupted take took the tuple")
+check(space:try_take{"t", plush.ANY}, "no tuple to take back")
 print("interrupts ok")
 LUA
 out=$(timeout 300 "$PLUSH" --profile "$P" run intr.lua 2>intr.err) || fail "intr.lua: $out $(cat intr.err)"
