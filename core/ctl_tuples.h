@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "ctl.h"
+#include "map.h"
 
 typedef struct tup {
   sqlite3_int64 seq;  /* its row in the store (once saved); 0: none */
@@ -37,6 +38,7 @@ typedef struct waiter {
   int n;
   uv_timer_t *timer;  /* its timeout, or NULL */
   struct waiter *prev, *next;
+  struct waiter *hnext; /* the next of its key in ts->byrid */
 } waiter;
 
 /* Buckets of a space's index: a tuple is in the one of its arity and
@@ -84,6 +86,7 @@ struct ctl_ts {
   tup unsaved;        /* sentinel: tuples put out this turn, to write */
   sqlite3_int64 *dels; /* rows of tuples taken, to delete */
   size_t ndels, delcap;
+  plush_map byrid;    /* the waiters by (kind, who, rid): ctl_ts_wkey */
 };
 
 static const char nil_enc[] = "\xc0";
@@ -97,6 +100,9 @@ static const char cancelled_enc[] = "\xa9"
 PLUSH_INTERNAL struct ctl_ts *ctl_ts_new(plush_ctl *c);
 /* The engine or client (kind, who) while connected, else NULL. */
 PLUSH_INTERNAL peer *ctl_ts_whom(plush_ctl *c, int kind, uint32_t who);
+/* The key of request rid of (kind, who) in ts->byrid (its waiters chain
+** through hnext: keys of different requests may be equal). */
+PLUSH_INTERNAL uint64_t ctl_ts_wkey(int kind, uint32_t who, uint64_t rid);
 /* Takes w out of its space and frees it (its timer closes). */
 PLUSH_INTERNAL void ctl_ts_waitdrop(plush_ctl *c, waiter *w);
 /* A new space (not yet in ts->spaces), or NULL without memory. */

@@ -182,6 +182,7 @@ void ctl_ts_free(plush_ctl *c) {
   }
   free(ts->pend);
   free(ts->dels);
+  plush_map_free(&ts->byrid);
   free(ts);
   c->ts = NULL;
 }
