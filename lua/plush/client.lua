@@ -491,12 +491,11 @@ end
 --[[
   A control request answered whenever the controller can (a blocked take
   of the tuple space): returns a Deferred, fired by settle(d, status,
-  value) when the answer comes, or failed with EngineError when the
-  connection is lost first.
+  value, cancelled) when the answer comes, or failed with EngineError when
+  the connection is lost first. A cancellable one is given up with
+  ts_cancel by a Ctrl-C while the client waits (Client:_interrupt_pending)
+  or by Client:_cancel, and its settle is told (cancelled = true).
 ]]
--- settle(d, status, value, cancelled) answers the Deferred; cancellable:
--- a Ctrl-C while the client waits (Client:pump) cancels the request with
--- ts_cancel (a blocked take or read), and settle is told.
 function Client:_ctrl_deferred(msg, settle, cancellable)
   self:_check_open()
   local ok, rid, err, name = pcall(self.conn.ctrl, self.conn, msg)
