@@ -28,6 +28,28 @@ local function plush_error_value(v)
   return type(v.kind) == "string" and type(v.message) == "string"
 end
 
+-- Frames of plush's own Lua on the engine (its modules, in the source
+-- tree or installed, and the magics it ships: a %prun's or a nested
+-- client's wait) are not the user's: left out, as the shell leaves out
+-- its own frames (PLUSH_DEBUG=1 keeps them).
+local OWN = {"lua/plush/", "lua/5.4/plush/", "share/plush/magics/"}
+
+local function user_traceback(tb)
+  local d = os.getenv("PLUSH_DEBUG")
+  if d ~= nil and d ~= "" and d ~= "0" then return tb end
+  local keep = {}
+  for line in (tb .. "\n"):gmatch("([^\n]*)\n") do
+    local own = false
+    if line:match("^%s") then
+      for _, p in ipairs(OWN) do
+        if line:find(p, 1, true) then own = true break end
+      end
+    end
+    if not own then keep[#keep + 1] = line end
+  end
+  return table.concat(keep, "\n")
+end
+
 local function remote(e)
   local s = plain(e)
   if type(e.value) == "table" and not getmetatable(e.value) and
@@ -39,7 +61,8 @@ local function remote(e)
   if type(tb) == "string" and tb ~= "" then
     local msg = tostring(e.message)
     if tb:sub(1, #msg) == msg then tb = tb:sub(#msg + 1):gsub("^\n", "") end
-    if tb ~= "" then s = s .. "\n" .. tb end
+    tb = user_traceback(tb)
+    if tb ~= "" and tb ~= "stack traceback:" then s = s .. "\n" .. tb end
   end
   return s
 end

@@ -30,6 +30,21 @@ describe("errors", function()
       .. "\nstack traceback:\n\tx:1: in main chunk", tostring(e))
   end)
 
+  it("leaves plush's own frames out of a remote traceback", function()
+    local tb = "stack traceback:\n\t[C]: in function 'error'\n\ttimeit:1: in local 'f'\n"
+      .. "\t/src/share/plush/magics/timeit.lua:53: in function <timeit.lua:35>\n"
+      .. "\t/usr/share/lua/5.4/plush/deferred.lua:305: in method 'wait'\n"
+      .. "\t...rc/lua/plush/nested.lua:60: in field 'pump'\n"
+      .. "\tmy/plush/own.lua:3: in main chunk"
+    local e = errors.RemoteError{engine = 0, message = "timeit:1: y", traceback = tb}
+    assert.equal("RemoteError on engine 0: timeit:1: y\nstack traceback:\n\t[C]: in function "
+      .. "'error'\n\ttimeit:1: in local 'f'\n\tmy/plush/own.lua:3: in main chunk", tostring(e))
+    -- nothing of the user's left: no traceback
+    e = errors.RemoteError{engine = 1, message = "m",
+      traceback = "stack traceback:\n\t/x/lua/plush/prun.lua:77: in function <x>"}
+    assert.equal("RemoteError on engine 1: m", tostring(e))
+  end)
+
   it("CompositeError lists each engine's message in order", function()
     local e = errors.CompositeError{errors = {
       errors.RemoteError{engine = 0, message = "execute:1: a"},
