@@ -150,6 +150,9 @@ local function blocking(self, op, p, timeout, fname)
       end
       d:errback(errors.Interrupted{message = ("interrupted: the %s was cancelled")
         :format(fname)})
+      -- the user's own Ctrl-C did it: no "unhandled error" report when the
+      -- Deferred is collected unseen (a get still raises it)
+      if rawget(d, "_unhandled") then d._unhandled = false end
     end, true)
 end
 

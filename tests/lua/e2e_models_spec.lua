@@ -252,6 +252,19 @@ describe("e2e models", function()
       assert.same({"kept", 1}, ts:try_take{"kept", plush.ANY})
     end)
 
+    it("a take that Ctrl-C cancelled and nobody looked at is not reported unhandled", function()
+      local deferred = require "plush.deferred"
+      local saved, reports = deferred.on_unhandled, {}
+      deferred.on_unhandled = function(e) reports[#reports + 1] = tostring(e) end
+      ts:take{"unseen"} -- its Deferred dropped at once
+      ctrl_c(ids[1], "")
+      ts:count() -- answered after the cancelled take: that answer has come
+      collectgarbage()
+      collectgarbage()
+      deferred.on_unhandled = saved
+      assert.same({}, reports)
+    end)
+
     it("a tuple on its way to a take that Ctrl-C stopped is put back, not lost", function()
       -- the engine puts out the tuple right after the output line that
       -- interrupts: the take's answer comes before or after its cancel
