@@ -143,6 +143,15 @@ output_of() { # name fixed-string-of-the-command-line
     !started && index($0, from) { started = 1 }'
 }
 
+# Runs LINE and checks that its output is EXPECTED, whole; fails saying
+# what it was.
+expect_output() { # name line expected
+  local got
+  run_line "$1" "$2"
+  got=$(output_of "$1" "$2")
+  [ "$got" = "$3" ] || fail "$2: $got"
+}
+
 # The output of the LAST command line containing TEXT (the same command may
 # run several times): the lines between that prompt line and the next.
 last_output_of() { # name fixed-string-of-the-command-line

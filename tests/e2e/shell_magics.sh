@@ -36,12 +36,9 @@ wait_match "$S" '^\[engine 1\] 10 loops, best of 2: .* per loop'
 # an expression as the shell takes one; a syntax error in one line
 run_line "$S" '%timeit -n 10 -r 2 1 + 1'
 wait_match "$S" '^10 loops, best of 2: .* per loop'
-run_line "$S" '%timeit -n abc 1'
-[ "$(output_of "$S" '%timeit -n abc 1')" = "usage: %timeit [-n N] [-r R] [%px] CODE (N and R: whole numbers from 1)" ] ||
-  fail "%timeit -n abc: $(output_of "$S" '%timeit -n abc 1')"
-run_line "$S" '%timeit x = = 1'
-[ "$(output_of "$S" '%timeit x = = 1')" = "timeit:1: unexpected symbol near '='" ] ||
-  fail "%timeit's syntax error: $(output_of "$S" '%timeit x = = 1')"
+expect_output "$S" '%timeit -n abc 1' \
+  "usage: %timeit [-n N] [-r R] [%px] CODE (N and R: whole numbers from 1)"
+expect_output "$S" '%timeit x = = 1' "timeit:1: unexpected symbol near '='"
 
 # introspection, local and remote
 run_line "$S" '%px remote_table = {1, 2, 3}'
