@@ -55,6 +55,24 @@ static size_t round_up(size_t n) {
 
 #define SPLIT ((size_t)16 << 20) /* populated by two threads from here */
 
+/*
+** MADV_POPULATE_WRITE holds the process's mmap lock (for reading) for as
+** long as it runs: a call over 100 MiB held it 57 ms, and the engine's
+** Lua thread, whose mmap needs that lock for writing, waited all of it
+** with the first push's answer (a spare being warmed). In pieces of
+** PIECE bytes, a thread waiting for the lock gets it between two.
+*/
+#define PIECE ((size_t)2 << 20)
+
+static void populate_range(char *p, size_t n) {
+  while (n > 0) {
+    size_t k = n < PIECE ? n : PIECE;
+    if (madvise(p, k, MADV_POPULATE_WRITE) != 0) return; /* a hint */
+    p += k;
+    n -= k;
+  }
+}
+
 typedef struct half {
   char *p;
   size_t n;
@@ -62,7 +80,7 @@ typedef struct half {
 
 static void *populate(void *arg) {
   half *h = arg;
-  madvise(h->p, h->n, MADV_POPULATE_WRITE); /* a hint: faults do it too */
+  populate_range(h->p, h->n); /* a hint: faults do it too */
   return NULL;
 }
 
@@ -77,13 +95,13 @@ static void fill(char *p, size_t size) {
   pthread_t t;
   int helped;
   if (size < SPLIT) {
-    madvise(p, size, MADV_POPULATE_WRITE);
+    populate_range(p, size);
     return;
   }
   h.p = p + size / 2;
   h.n = size - size / 2;
   helped = pthread_create(&t, NULL, populate, &h) == 0;
-  madvise(p, helped ? size / 2 : size, MADV_POPULATE_WRITE);
+  populate_range(p, helped ? size / 2 : size);
   if (helped) pthread_join(t, NULL);
 }
 
@@ -309,7 +327,7 @@ static void *warmup(void *arg) {
   struct sched_param sp = {0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
 #endif
-  madvise(h->p, h->n, MADV_POPULATE_WRITE);
+  populate_range(h->p, h->n);
   free(h);
   return NULL;
 }
@@ -636,7 +654,7 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
   }
   if (q == MAP_FAILED) return p;
   if (need > size) /* the new pages, populated like map()'s (a hint) */
-    madvise((char *)q + size, need - size, MADV_POPULATE_WRITE);
+    populate_range((char *)q + size, need - size);
   pthread_mutex_lock(&mu);
   delist(p);
   if (enlist(q, need) < 0) { /* cannot happen: a slot was just freed */
