@@ -325,6 +325,18 @@ int plush_relay_take(plush_frame **held, plush_frame **f) {
 static atomic_size_t held;
 static atomic_size_t budget = PLUSH_DEFAULT_PARTIAL_MAX;
 
+/* The payload bytes of cur counted in held: those backed for the reader,
+** or populated ahead of them. */
+static size_t counted(const plush_parser *p) {
+  return p->pre_to > p->ready ? p->pre_to : p->ready;
+}
+
+/* The populating of the step ahead, if one runs, is over. */
+static void pre_wait(plush_parser *p) {
+  plush_mem_populate_wait(p->pre);
+  p->pre = NULL;
+}
+
 void plush_parser_set_budget(size_t bytes) {
   atomic_store(&budget, bytes ? bytes : PLUSH_DEFAULT_PARTIAL_MAX);
 }
@@ -340,10 +352,11 @@ void plush_parser_init(plush_parser *p, uint64_t max_frame) {
 ** Drops a partial frame; the parser can be re-initialised afterwards.
 */
 void plush_parser_free(plush_parser *p) {
-  atomic_fetch_sub(&held, p->ready);
+  pre_wait(p);
+  atomic_fetch_sub(&held, counted(p));
   plush_frame_unref(p->cur);
   p->cur = NULL;
-  p->ready = 0;
+  p->ready = p->pre_to = 0;
   p->got = 0;
   p->hdrlen = 0;
   p->fresh = 0;
@@ -365,10 +378,11 @@ static int fail(plush_parser *p, int rc) {
 */
 static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
   plush_frame *f = p->cur;
+  pre_wait(p);
   if (p->fresh) plush_mem_spare(f->size);
   p->fresh = 0;
-  atomic_fetch_sub(&held, p->ready);
-  p->ready = 0;
+  atomic_fetch_sub(&held, counted(p));
+  p->ready = p->pre_to = 0;
   p->cur = NULL;
   p->got = 0;
   p->hdrlen = 0;
@@ -380,8 +394,42 @@ static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
 ** whole of a small frame, else the next doubling step (populated ahead:
 ** big transfers then write into resident pages), within the budget.
 */
+/* Counts extra more bytes in held: 0, or -1 past the budget (nothing
+** counted). */
+static int count(size_t extra) {
+  if (atomic_fetch_add(&held, extra) + extra > atomic_load(&budget)) {
+    atomic_fetch_sub(&held, extra);
+    return -1;
+  }
+  return 0;
+}
+
+/*
+** A fresh frame's step after [.., from) populated by a thread while the
+** reader fills this one (populating and copying took turns: 100 MB came
+** at the speed of both added). Only once a step's worth has come (a
+** header alone still commits one step), so what a frame holds stays
+** under four times what arrived plus a step; not past the budget;
+** nothing when no thread starts (the next step is populated then).
+*/
+static void ahead(plush_parser *p, size_t from) {
+  size_t len = p->cur->hdr.len, to, have = counted(p), extra;
+  to = from + (from > STEP_MIN ? from : STEP_MIN);
+  if (to > len) to = len;
+  if (to <= from) return;
+  extra = to > have ? to - have : 0;
+  if (count(extra) < 0) return;
+  p->pre = plush_mem_populate_start(plush_frame_payload(p->cur) + from,
+                                    to - from);
+  if (p->pre == NULL) {
+    atomic_fetch_sub(&held, extra);
+    return;
+  }
+  p->pre_to = to;
+}
+
 static int back(plush_parser *p, size_t want) {
-  size_t len = p->cur->hdr.len, to, extra;
+  size_t len = p->cur->hdr.len, to, have, from;
   if (want <= p->ready) return 0;
   if (len < PLUSH_MEM_BIG) {
     to = len;
@@ -390,17 +438,26 @@ static int back(plush_parser *p, size_t want) {
     if (to < want) to = want;
     if (to > len) to = len;
   }
-  extra = to - p->ready;
-  if (atomic_fetch_add(&held, extra) + extra > atomic_load(&budget)) {
-    atomic_fetch_sub(&held, extra);
+  have = counted(p);
+  if (to > have && count(to - have) < 0) {
     snprintf(p->err, sizeof p->err,
              "partial frames would hold over %zu bytes (a frame of %zu "
              "bytes has %zu)", atomic_load(&budget), len, p->got);
     return fail(p, PLUSH_ENOMEM);
   }
-  if (len >= PLUSH_MEM_BIG)
-    plush_mem_populate(plush_frame_payload(p->cur) + p->ready, extra);
-  p->ready = to;
+  if (len >= PLUSH_MEM_BIG) {
+    from = p->ready;
+    if (p->pre) { /* [.., pre_to) was populated ahead */
+      pre_wait(p);
+      if (p->pre_to > from) from = p->pre_to < to ? p->pre_to : to;
+    }
+    if (from < to)
+      plush_mem_populate(plush_frame_payload(p->cur) + from, to - from);
+    p->ready = to;
+    if (p->fresh && to < len && p->got >= STEP_MIN) ahead(p, to);
+  } else {
+    p->ready = to;
+  }
   return 0;
 }
 
@@ -431,7 +488,7 @@ static int start(plush_parser *p, plush_frame_cb cb, void *ud) {
              h.len);
     return fail(p, PLUSH_ENOMEM);
   }
-  p->got = p->ready = 0;
+  p->got = p->ready = p->pre_to = 0;
   if (h.len == 0) finish(p, cb, ud);
   return 0;
 }
@@ -524,10 +581,8 @@ int plush_parser_skip(plush_parser *p, size_t n, plush_frame_cb cb,
   }
   p->fresh = 0; /* its bytes went elsewhere: no spare for them */
   p->got += n;
-  if (p->ready < p->got) {
-    atomic_fetch_add(&held, p->got - p->ready);
-    p->ready = p->got;
-  }
+  if (counted(p) < p->got) atomic_fetch_add(&held, p->got - counted(p));
+  if (p->ready < p->got) p->ready = p->got;
   if (p->got == p->cur->hdr.len) finish(p, cb, ud);
   return 0;
 }

@@ -207,6 +207,10 @@ typedef struct plush_parser {
   int fresh;            /* cur is big and no kept block fitted it: its
                            bytes land in fresh pages (plush_mem_spare
                            once they all came here) */
+  struct plush_mem_job *pre; /* a fresh frame's next step, populated by a
+                           thread of its own while this one's bytes come */
+  size_t pre_to;        /* ... up to here (counted in plush_parser_held
+                           with ready) */
   /* Optional: told each header before its frame is allocated. */
   void (*onhead)(void *ud, const plush_hdr *h);
   void *headud;
@@ -217,7 +221,10 @@ typedef struct plush_parser {
 ** allocated whole; a bigger one is a lazy block (mem.h) populated ahead
 ** of its bytes in steps that double (4 MiB, then as much as has come), so
 ** it holds at most about twice what arrived and a 100 MB transfer still
-** lands in pages faulted in advance, with O(log n) populate calls. What
+** lands in pages faulted in advance, with O(log n) populate calls. In
+** fresh pages, once a step has come, the step after the one being filled
+** is populated meanwhile by a thread (holding up to four times what
+** arrived, plus a step). What
 ** partial frames hold, across every parser of the process, is bounded by
 ** plush_parser_set_budget (default PLUSH_DEFAULT_PARTIAL_MAX): a frame
 ** that would pass it fails with PLUSH_ENOMEM ("partial frames ...").

@@ -603,6 +603,36 @@ void plush_mem_populate(void *p, size_t n) {
   if (n > 0) fill((char *)a, n + ((uintptr_t)p - a));
 }
 
+struct plush_mem_job {
+  pthread_t t;
+  half h;
+};
+
+static void *job_run(void *arg) {
+  half *h = arg;
+  populate_range(h->p, h->n);
+  return NULL;
+}
+
+plush_mem_job *plush_mem_populate_start(void *p, size_t n) {
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+  plush_mem_job *j;
+  if (n == 0 || (j = malloc(sizeof *j)) == NULL) return NULL;
+  j->h.p = (char *)a;
+  j->h.n = n + ((uintptr_t)p - a);
+  if (pthread_create(&j->t, NULL, job_run, &j->h) != 0) {
+    free(j);
+    return NULL;
+  }
+  return j;
+}
+
+void plush_mem_populate_wait(plush_mem_job *j) {
+  if (j == NULL) return;
+  pthread_join(j->t, NULL);
+  free(j);
+}
+
 void plush_mem_free(void *p, size_t n) {
   if (bigsize(p, n))
     bigfree(p);
