@@ -603,14 +603,39 @@ void plush_mem_populate(void *p, size_t n) {
   if (n > 0) fill((char *)a, n + ((uintptr_t)p - a));
 }
 
+/*
+** A populating job: its pieces [lo, hi) not yet taken. Its thread takes
+** them from the front; whoever waits for it takes them from the back
+** meanwhile, so that a reader that caught up populates with it instead
+** of sleeping (the reader of a first 100 MB push was waiting for the
+** populating, which came at about 1.5 GB/s alone).
+*/
 struct plush_mem_job {
   pthread_t t;
-  half h;
+  pthread_mutex_t mu;
+  char *p;
+  size_t n, lo, hi;
 };
 
+/* Takes a piece (from the front or the back): 1 and its index, or 0. */
+static int take(plush_mem_job *j, int front, size_t *k) {
+  int got;
+  pthread_mutex_lock(&j->mu);
+  got = j->lo < j->hi;
+  if (got) *k = front ? j->lo++ : --j->hi;
+  pthread_mutex_unlock(&j->mu);
+  return got;
+}
+
+static void piece(plush_mem_job *j, size_t k) {
+  size_t at = k * PIECE, n = j->n - at < PIECE ? j->n - at : PIECE;
+  madvise(j->p + at, n, MADV_POPULATE_WRITE); /* a hint */
+}
+
 static void *job_run(void *arg) {
-  half *h = arg;
-  populate_range(h->p, h->n);
+  plush_mem_job *j = arg;
+  size_t k;
+  while (take(j, 1, &k)) piece(j, k);
   return NULL;
 }
 
@@ -618,9 +643,16 @@ plush_mem_job *plush_mem_populate_start(void *p, size_t n) {
   uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
   plush_mem_job *j;
   if (n == 0 || (j = malloc(sizeof *j)) == NULL) return NULL;
-  j->h.p = (char *)a;
-  j->h.n = n + ((uintptr_t)p - a);
-  if (pthread_create(&j->t, NULL, job_run, &j->h) != 0) {
+  j->p = (char *)a;
+  j->n = n + ((uintptr_t)p - a);
+  j->lo = 0;
+  j->hi = (j->n + PIECE - 1) / PIECE;
+  if (pthread_mutex_init(&j->mu, NULL) != 0) {
+    free(j);
+    return NULL;
+  }
+  if (pthread_create(&j->t, NULL, job_run, j) != 0) {
+    pthread_mutex_destroy(&j->mu);
     free(j);
     return NULL;
   }
@@ -628,8 +660,11 @@ plush_mem_job *plush_mem_populate_start(void *p, size_t n) {
 }
 
 void plush_mem_populate_wait(plush_mem_job *j) {
+  size_t k;
   if (j == NULL) return;
+  while (take(j, 0, &k)) piece(j, k);
   pthread_join(j->t, NULL);
+  pthread_mutex_destroy(&j->mu);
   free(j);
 }
 

@@ -59,8 +59,9 @@ void plush_mem_spare(size_t n);
 /* Faults in n bytes at p (a hint; page faults do it too). */
 void plush_mem_populate(void *p, size_t n);
 /* The same in a thread of its own, while the caller goes on: a job that
-** plush_mem_populate_wait ends (it must, once), or NULL when no thread
-** could start (nothing happens). The block must stay mapped until then. */
+** plush_mem_populate_wait ends (it must, once; the waiter populates what
+** is left with the thread), or NULL when no thread could start (nothing
+** happens). The block must stay mapped until then. */
 typedef struct plush_mem_job plush_mem_job;
 plush_mem_job *plush_mem_populate_start(void *p, size_t n);
 void plush_mem_populate_wait(plush_mem_job *j);

@@ -133,6 +133,26 @@ Test(mem, a_mapping_made_while_a_block_is_warmed_does_not_wait_for_it) {
   plush_mem_free(p, size);
 }
 
+/* A populating job (frame.c's step ahead): once waited for, the whole
+** range is resident, whether its thread or the waiter populated each
+** piece, and its bytes are untouched. */
+Test(mem, a_populating_job_waited_for_leaves_its_range_resident) {
+  const size_t size = 64 * MiB;
+  unsigned char *p = plush_mem_alloc_lazy(size);
+  plush_mem_job *j;
+  p[5 * MiB] = 9;
+  j = plush_mem_populate_start(p + MiB, size - 2 * MiB);
+  cr_assert_not_null(j);
+  plush_mem_populate_wait(j);
+  for (size_t at = MiB; at < size - MiB; at += MiB / 2)
+    cr_assert(resident(p + at), "%zu not resident", at);
+  cr_assert_not(resident(p + size - 4096)); /* past the range */
+  cr_assert_eq(p[5 * MiB], 9);
+  cr_assert_eq(p[5 * MiB + 1], 0);
+  plush_mem_populate_wait(NULL); /* nothing */
+  plush_mem_free(p, size);
+}
+
 Test(mem, realloc_keeps_the_bytes_across_every_line) {
   unsigned char *p = plush_mem_alloc(1000);
   fill(p, 1000, 7);
