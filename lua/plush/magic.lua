@@ -219,9 +219,12 @@ end
 
 --[[
   The chunk %px sends for `code`: like the Lua REPL, an expression is
-  sent as `return EXPR`, so that `%px x` shows each engine's x.
+  sent as `return EXPR`, so that `%px x` shows each engine's x; `= EXPR`
+  is the old spelling of the same, as at the prompt.
 ]]
 function magic.chunk(code)
+  local expr = code:match("^%s*=(.*)$")
+  if expr then return "return " .. expr end
   if load("return " .. code, "=px") then return "return " .. code end
   return code
 end
