@@ -15,12 +15,8 @@ local core = require "plush.core"
 local plush = require "plush"
 
 local ROOT = os.getenv("PLUSH_ROOT") or "."
-local N = math.tointeger(tonumber(arg[1] or "1"))
-if not N or N < 1 then
-  io.stderr:write("usage: lua5.4 bench/first.lua [N]\n")
-  os.exit(2)
-end
 local proc = dofile(ROOT .. "/bench/proc.lua")
+local N = proc.count_arg(arg[1], 1, "lua5.4 bench/first.lua [N]")
 local BYTES = 100 * 1000 * 1000
 local s = string.rep("x", BYTES)
 

@@ -15,13 +15,8 @@ local core = require "plush.core"
 local plush = require "plush"
 
 local ROOT = os.getenv("PLUSH_ROOT") or "."
-local N = math.tointeger(tonumber(arg[1] or "10"))
-if not N or N < 1 then
-  io.stderr:write("usage: lua5.4 bench/mapcpu.lua [MAPS]\n")
-  os.exit(2)
-end
-
 local proc = dofile(ROOT .. "/bench/proc.lua")
+local N = proc.count_arg(arg[1], 10, "lua5.4 bench/mapcpu.lua [MAPS]")
 local cpu = proc.cpu
 
 proc.run(core, plush, ROOT, function(rc, engines, pid)

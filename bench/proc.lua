@@ -58,6 +58,17 @@ function M.syscalls(pid)
   return tonumber(s:match("syscr: (%d+)")) or 0, tonumber(s:match("syscw: (%d+)")) or 0
 end
 
+-- The count a bench script takes as its argument s (default when nil):
+-- an integer from 1, else the usage line on stderr and exit 2.
+function M.count_arg(s, default, usage)
+  local n = math.tointeger(tonumber(s or tostring(default)))
+  if not n or n < 1 then
+    io.stderr:write("usage: ", usage, "\n")
+    os.exit(2)
+  end
+  return n
+end
+
 -- A client of the controller pid started with --file file, once it and
 -- n engines are up (at most timeout s): rc, and the engines' pids.
 function M.connect(core, plush, file, pid, n, timeout)
