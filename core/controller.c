@@ -407,6 +407,7 @@ static void onframe(plush_conn *conn, plush_frame *f) {
     plush_frame_unref(f);
     return;
   }
+  ctl_spin_after(c, h.type);
   /* An engine's STARTED and PONG touch no Lua value (onstarted,
   ** ctl_parked, ctl_schedule, ctl_steal: keep it so), nor does its REPLY
   ** while no follower or waiting dependency needs one built (onreply,
@@ -653,6 +654,7 @@ int plush_ctl_start(uv_loop_t *loop, const plush_ctl_opts *o,
   ctl_store_start(c);
   ctl_steal_start(c);
   ctl_flush_start(c);
+  ctl_spin_start(c);
   if (!o->no_listen &&
       ((r = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0)) < 0 ||
        (r = uv_listen((uv_stream_t *)&c->server, 511, onconnect)) < 0)) {
@@ -760,6 +762,7 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   uv_close((uv_handle_t *)&c->commit_after, handleclosed);
   uv_close((uv_handle_t *)&c->commit_timer, handleclosed);
   uv_close((uv_handle_t *)&c->steal, handleclosed);
+  uv_close((uv_handle_t *)&c->spin, handleclosed);
   /* Engines are told to exit; every connection then closes, flushing. */
   while (plush_map_next(&c->engines, &i, &k, &v)) {
     peer *e = v;

@@ -152,6 +152,8 @@ struct plush_ctl {
   size_t npend_held;          /* of pend: replies not sent before it */
   uv_prepare_t flush_before;  /* peers' corked writes written (ctl_flush.c) */
   uv_check_t flush_after;
+  uv_idle_t spin;             /* the loop awake after a round trip's frame */
+  uint64_t spin_last, spin_ns; /* ... since uv_hrtime() then, for so long */
   uint64_t *corked;           /* ... those peers: kind << 32 | id */
   size_t ncorked, corkcap;
   struct held_reply *pend;    /* replies waiting for that commit */
@@ -414,6 +416,10 @@ PLUSH_INTERNAL void ctl_flush_start(plush_ctl *c); /* 2 in open_handles */
 PLUSH_INTERNAL void ctl_cork(plush_ctl *c, peer *p); /* before a write to p */
 PLUSH_INTERNAL void ctl_flush(plush_ctl *c);       /* writes what waits */
 PLUSH_INTERNAL void ctl_flush_free(plush_ctl *c);
+
+/* ctl_spin.c: the loop awake for a while after a frame of a round trip */
+PLUSH_INTERNAL void ctl_spin_start(plush_ctl *c); /* 1 in open_handles */
+PLUSH_INTERNAL void ctl_spin_after(plush_ctl *c, int type); /* each frame */
 
 /* ctl_local.c: the Unix socket beside the TCP port, listening with cb
 ** (1 in open_handles, closed with closed; nothing when the TCP address

@@ -136,6 +136,33 @@ describe("e2e models", function()
       ts = plush.tuplespace(rc, "spec-" .. tostring(math.random(1 << 30)))
     end)
 
+    -- the controller's loop stays awake a little after a tuple-space or
+    -- message frame (core/ctl_spin.c), and only a little: asleep again, an
+    -- idle controller spends next to no CPU
+    it("leaves the controller asleep once a run of requests is over", function()
+      local core = require "plush.core"
+      local f = assert(io.open(file, "rb"))
+      local pid = math.tointeger(tonumber(f:read("a"):match('"pid":%s*(%d+)')))
+      f:close()
+      assert.is_not_nil(pid, "no controller pid in the connection file")
+      local p = io.popen("getconf CLK_TCK")
+      local tick = tonumber(p:read("l")) or 100
+      p:close()
+      local function cpu() -- user + system seconds
+        local st = assert(io.open("/proc/" .. pid .. "/stat")):read("a")
+        local fields = {}
+        for x in st:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = x end
+        return (tonumber(fields[12]) + tonumber(fields[13])) / tick
+      end
+      for i = 1, 300 do ts:out{"spin", i} end
+      for _ = 1, 300 do assert.is_table(ts:try_take{"spin", plush.ANY}) end
+      local before = cpu()
+      core.sleep(1) -- a window to measure, not a wait for an event
+      local used = cpu() - before -- about 1 s spinning all of it
+      assert.is_true(used <= 0.25, ("the controller used %.2f s of CPU in 1 s idle")
+        :format(used))
+    end)
+
     it("matches values, plush.ANY and types; takes the oldest", function()
       ts:out{"job", 1, {a = {1, 2}}}
       ts:out{"job", 2, {a = {1, 3}}}
