@@ -389,11 +389,6 @@ static void finish(plush_parser *p, plush_frame_cb cb, void *ud) {
   cb(ud, f);
 }
 
-/*
-** Backs the current frame's payload up to at least `want` bytes: the
-** whole of a small frame, else the next doubling step (populated ahead:
-** big transfers then write into resident pages), within the budget.
-*/
 /* Counts extra more bytes in held: 0, or -1 past the budget (nothing
 ** counted). */
 static int count(size_t extra) {
@@ -428,6 +423,11 @@ static void ahead(plush_parser *p, size_t from) {
   p->pre_to = to;
 }
 
+/*
+** Backs the current frame's payload up to at least `want` bytes: the
+** whole of a small frame, else the next doubling step (populated ahead:
+** big transfers then write into resident pages), within the budget.
+*/
 static int back(plush_parser *p, size_t want) {
   size_t len = p->cur->hdr.len, to, have, from;
   if (want <= p->ready) return 0;
