@@ -2,6 +2,7 @@
 ** mem.c — big blocks: their own mappings, kept for reuse (see mem.h).
 */
 #include "mem.h"
+#include "mem_int.h"
 #include "map.h"
 #include "plush.h"
 
@@ -49,61 +50,6 @@ static size_t round_up(size_t n) {
   return n > SIZE_MAX - GRAIN ? 0 : (n + GRAIN - 1) & ~(GRAIN - 1);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
-#endif
-
-#define SPLIT ((size_t)16 << 20) /* populated by two threads from here */
-
-/*
-** MADV_POPULATE_WRITE holds the process's mmap lock (for reading) for as
-** long as it runs: a call over 100 MiB held it 57 ms, and the engine's
-** Lua thread, whose mmap needs that lock for writing, waited all of it
-** with the first push's answer (a spare being warmed). In pieces of
-** PIECE bytes, a thread waiting for the lock gets it between two.
-*/
-#define PIECE ((size_t)2 << 20)
-
-static void populate_range(char *p, size_t n) {
-  while (n > 0) {
-    size_t k = n < PIECE ? n : PIECE;
-    if (madvise(p, k, MADV_POPULATE_WRITE) != 0) return; /* a hint */
-    p += k;
-    n -= k;
-  }
-}
-
-typedef struct half {
-  char *p;
-  size_t n;
-} half;
-
-static void *populate(void *arg) {
-  half *h = arg;
-  populate_range(h->p, h->n); /* a hint: faults do it too */
-  return NULL;
-}
-
-/*
-** A fresh mapping of size bytes, populated: a big block is about to be
-** written whole, and the kernel fills 96 MiB of pages in 16-20 ms where
-** 25,600 first-touch faults take 32; two threads, one half each, take
-** 10-11 ms (measured here). Huge pages (mapat) halve that again.
-*/
-static void fill(char *p, size_t size) {
-  half h;
-  pthread_t t;
-  int helped;
-  if (size < SPLIT) {
-    populate_range(p, size);
-    return;
-  }
-  h.p = p + size / 2;
-  h.n = size - size / 2;
-  helped = pthread_create(&t, NULL, populate, &h) == 0;
-  populate_range(p, helped ? size / 2 : size);
-  if (helped) pthread_join(t, NULL);
-}
 
 /*
 ** Transparent huge pages (issue 14, fourth session). A fresh 96 MiB block
@@ -154,7 +100,7 @@ static char *mapat(size_t size, uintptr_t phase, int flags) {
 ** frame whose header has come, its bytes not yet (plush_mem_alloc_lazy). */
 static void *map(size_t size, int lazy) {
   char *p = mapat(size, 0, lazy ? MAP_NORESERVE : 0);
-  if (p != NULL && !lazy) fill(p, size);
+  if (p != NULL && !lazy) mem_fill(p, size);
   return p;
 }
 
@@ -309,46 +255,6 @@ static void bigfree(void *p) {
   unmap_all(out, n);
 }
 
-/*
-** A block whose middle page is not resident (a fresh lazy mapping whose
-** bytes went elsewhere: a spliced frame) is populated by a thread of its
-** own, so that once freed it is kept resident for the next big frame, as
-** a block that carried its bytes would be. The thread only faults pages
-** in (MADV_POPULATE_WRITE changes no byte), so the block may be freed,
-** reused or unmapped meanwhile: what it then populates is harmless.
-*/
-static void *warmup(void *arg) {
-  half *h = arg;
-#ifdef SCHED_IDLE
-  /* on idle CPUs only: the transfer that asked for it, and whatever its
-  ** process does next, go first (with a spare's thread at the normal
-  ** priority the first push of 100 MB fell from 0.96-1.09 GB/s to
-  ** 0.70-0.79: performance.md, "The twelfth session") */
-  struct sched_param sp = {0};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-#endif
-  populate_range(h->p, h->n);
-  free(h);
-  return NULL;
-}
-
-/* The n bytes at p populated by a detached thread of their own (warmup);
-** nothing when it cannot start (page faults will do it). */
-static void warm_async(char *p, size_t n) {
-  pthread_attr_t at;
-  pthread_t t;
-  half *h = malloc(sizeof *h);
-  if (h == NULL) return;
-  h->p = p;
-  h->n = n;
-  if (pthread_attr_init(&at) != 0) {
-    free(h);
-    return;
-  }
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &at, warmup, h) != 0) free(h);
-  pthread_attr_destroy(&at);
-}
 
 void plush_mem_warm(void *p, size_t n) {
   unsigned char v = 1;
@@ -362,7 +268,7 @@ void plush_mem_warm(void *p, size_t n) {
               &v) != 0 ||
       (v & 1) != 0)
     return;
-  warm_async(p, size);
+  mem_warm_async(p, size);
 }
 
 /*
@@ -402,7 +308,7 @@ void plush_mem_spare(size_t n) {
   nout = keepit(p, need, out);
   pthread_mutex_unlock(&mu);
   unmap_all(out, nout);
-  warm_async(p, need);
+  mem_warm_async(p, need);
 }
 
 /* ---- pins -------------------------------------------------------- */
@@ -598,75 +504,6 @@ void *plush_mem_alloc_lazy(size_t n) {
   return n < PLUSH_MEM_BIG ? malloc(n) : bigalloc(n, 1);
 }
 
-void plush_mem_populate(void *p, size_t n) {
-  uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
-  if (n > 0) fill((char *)a, n + ((uintptr_t)p - a));
-}
-
-/*
-** A populating job: its pieces [lo, hi) not yet taken. Its thread takes
-** them from the front; whoever waits for it takes them from the back
-** meanwhile, so that a reader that caught up populates with it instead
-** of sleeping (the reader of a first 100 MB push was waiting for the
-** populating, which came at about 1.5 GB/s alone).
-*/
-struct plush_mem_job {
-  pthread_t t;
-  pthread_mutex_t mu;
-  char *p;
-  size_t n, lo, hi;
-};
-
-/* Takes a piece (from the front or the back): 1 and its index, or 0. */
-static int take(plush_mem_job *j, int front, size_t *k) {
-  int got;
-  pthread_mutex_lock(&j->mu);
-  got = j->lo < j->hi;
-  if (got) *k = front ? j->lo++ : --j->hi;
-  pthread_mutex_unlock(&j->mu);
-  return got;
-}
-
-static void piece(plush_mem_job *j, size_t k) {
-  size_t at = k * PIECE, n = j->n - at < PIECE ? j->n - at : PIECE;
-  madvise(j->p + at, n, MADV_POPULATE_WRITE); /* a hint */
-}
-
-static void *job_run(void *arg) {
-  plush_mem_job *j = arg;
-  size_t k;
-  while (take(j, 1, &k)) piece(j, k);
-  return NULL;
-}
-
-plush_mem_job *plush_mem_populate_start(void *p, size_t n) {
-  uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
-  plush_mem_job *j;
-  if (n == 0 || (j = malloc(sizeof *j)) == NULL) return NULL;
-  j->p = (char *)a;
-  j->n = n + ((uintptr_t)p - a);
-  j->lo = 0;
-  j->hi = (j->n + PIECE - 1) / PIECE;
-  if (pthread_mutex_init(&j->mu, NULL) != 0) {
-    free(j);
-    return NULL;
-  }
-  if (pthread_create(&j->t, NULL, job_run, j) != 0) {
-    pthread_mutex_destroy(&j->mu);
-    free(j);
-    return NULL;
-  }
-  return j;
-}
-
-void plush_mem_populate_wait(plush_mem_job *j) {
-  size_t k;
-  if (j == NULL) return;
-  while (take(j, 0, &k)) piece(j, k);
-  pthread_join(j->t, NULL);
-  pthread_mutex_destroy(&j->mu);
-  free(j);
-}
 
 void plush_mem_free(void *p, size_t n) {
   if (bigsize(p, n))
@@ -719,7 +556,7 @@ void *plush_mem_realloc(void *p, size_t old, size_t n) {
   }
   if (q == MAP_FAILED) return p;
   if (need > size) /* the new pages, populated like map()'s (a hint) */
-    populate_range((char *)q + size, need - size);
+    mem_populate_range((char *)q + size, need - size);
   pthread_mutex_lock(&mu);
   delist(p);
   if (enlist(q, need) < 0) { /* cannot happen: a slot was just freed */
