@@ -3,19 +3,19 @@
 ** again without sleeping for a while, so that the next frame of a
 ** ping-pong is met awake.
 **
-** A tuple-space take, an engine.send / engine.recv pair and an execute
-** are round trips through the controller, and on this project's VMs a
-** loop asleep in epoll_wait pays a wake-up for every frame that comes
-** (in the sender's write, too: the kernel wakes the sleeper there). After
-** a frame whose answer or next request follows within microseconds (REQ,
-** REPLY, STARTED, CTRL, MSG), the loop runs with an idle handle, which
-** makes libuv poll without blocking, for PLUSH_CTL_SPIN_US microseconds
-** (CTL_SPIN_US when unset, 0: never), yielding the CPU between looks, as
-** engines' and clients' waits do (engines/engine_msg.c, shell/lua_spin.c).
-** Not for output or heartbeats, and not while balanced tasks are on
-** engines: that is a throughput run, whose CPU the engines and the client
-** want (measured slower). share/doc/performance.md, "The fourteenth
-** session".
+** A tuple-space take and an engine.send / engine.recv pair are round
+** trips through the controller, and on this project's VMs a loop asleep
+** in epoll_wait pays a wake-up for every frame that comes (in the
+** sender's write, too: the kernel wakes the sleeper there). After a CTRL
+** or MSG frame, the loop runs with an idle handle, which makes libuv poll
+** without blocking, for PLUSH_CTL_SPIN_US microseconds (CTL_SPIN_US when
+** unset, 0: never), yielding the CPU between looks, as engines' and
+** clients' waits do (engines/engine_msg.c, shell/lua_spin.c). Not after
+** a task's frames (REQ, REPLY, STARTED: the execute round trip came out
+** slower, client, controller and engine all spinning on two vCPUs), nor
+** output or heartbeats, nor while balanced tasks are on engines (a
+** throughput run, whose CPU the engines and the client want: measured
+** slower). share/doc/performance.md, "The fourteenth session".
 */
 #include <sched.h>
 #include <stdlib.h>

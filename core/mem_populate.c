@@ -140,7 +140,7 @@ static int take(plush_mem_job *j, int front, size_t *k) {
 
 static void piece(plush_mem_job *j, size_t k) {
   size_t at = k * PIECE, n = j->n - at < PIECE ? j->n - at : PIECE;
-  madvise(j->p + at, n, MADV_POPULATE_WRITE); /* a hint */
+  mem_populate_range(j->p + at, n);
 }
 
 static void *job_run(void *arg) {
