@@ -80,16 +80,23 @@ local flush = require("plush.client_output").install(Client, client)
 
 local EMPTY = setmetatable({}, {__newindex = function() error("EMPTY written", 2) end})
 
--- Task id's record, out of pending, its output flushed and its
--- Deferred's metadata filled from the reply: rec, its Deferred.
+-- Task id's Deferred, out of pending, its output flushed and its
+-- metadata filled from the reply. A pending task is its Deferred, which
+-- carries what the client needs until the reply (set only when not nil,
+-- so that most tasks' Deferreds hold none of them): _engine (the engine it
+-- was sent to; nil when balanced), _output (the view's output option),
+-- _whole, _partial (unfinished lines of output), _muted, _fanout and
+-- _index (a request to many engines), _note and _note_engine (the engine's
+-- note about it). No record beside it: a client with 20,000 tasks in
+-- flight has a table fewer each for the collector to walk (client CPU a
+-- balanced no-op task, share/doc/performance.md).
 local function take(self, id, engine, attempts, started, completed, tostr)
   local pending = self.pending
-  local rec = pending[id]
-  if not rec then return end
+  local d = pending[id]
+  if not d then return end
   pending[id] = nil
-  if rec.partial then flush(rec, engine, id) end
-  if rec.muted then self:_unmute(rec, engine, id) end
-  local d = rec.d
+  if d._partial then flush(d, engine, id) end
+  if d._muted then self:_unmute(d, engine, id) end
   local md = d.metadata
   md.engine, md.started, md.completed = engine, started, completed
   md.tostring, md.received = tostr, core_time()
@@ -97,23 +104,23 @@ local function take(self, id, engine, attempts, started, completed, tostr)
   -- more after retries or an engine's death); nil for replies the
   -- controller made itself (the task never ran)
   d.attempts = attempts
-  return rec, d
+  return d
 end
 
 -- An OK reply: task id's Deferred fires with r (its packed values).
 -- From _reply, or straight from pump when poll gave it as plain values.
 function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
-  local rec, d = take(self, id, engine, attempts, started, completed, tostr)
-  if not rec then return end
+  local d = take(self, id, engine, attempts, started, completed, tostr)
+  if not d then return end
   r = r or {n = 0}
   -- `whole` requests (map chunks) fire with the packed table itself
-  if rec.whole then return d:callback(r) end
+  if d._whole then return d:callback(r) end
   -- r is ours alone (just decoded): the Deferred keeps it as its packed
   -- values instead of a copy
   if math_type(r.n) ~= "integer" then r.n = #r end
   d:_callback_packed(r)
-  local fan = rec.fanout -- a request to many engines (plush.fanout)
-  if fan then fan:ok(rec.index, r[1]) end
+  local fan = d._fanout -- a request to many engines (plush.fanout)
+  if fan then fan:ok(d._index, r[1]) end
 end
 
 function Client:_reply(ev)
@@ -123,12 +130,12 @@ function Client:_reply(ev)
     return Client._reply_ok(self, id, engine, ev.attempts, value.r,
       value.started, value.completed, value.tostring)
   end
-  local rec, d = take(self, id, engine, ev.attempts, value.started,
+  local d = take(self, id, engine, ev.attempts, value.started,
     value.completed, value.tostring)
-  if not rec then return end
+  if not d then return end
   local e = errors.from_reply(ev.status, ev.value, engine)
   e.id = id
-  if rec.fanout then rec.fanout:fail(rec.index, d, e) else d:errback(e) end
+  if d._fanout then d._fanout:fail(d._index, d, e) else d:errback(e) end
 end
 
 local function insert_sorted(list, id)
@@ -174,16 +181,15 @@ function Client:_fail_all(make, quiet)
   for id in pairs(self.pending) do ids[#ids + 1] = id end
   table.sort(ids)
   for _, id in ipairs(ids) do
-    local rec = self.pending[id]
+    local d = self.pending[id]
     self.pending[id] = nil
-    flush(rec, rec.engine, id)
-    self:_unmute(rec, rec.engine, id)
-    local e = make(rec)
+    flush(d, d._engine, id)
+    self:_unmute(d, d._engine, id)
+    local e = make(d)
     e.id = id
-    if rec.fanout then
-      rec.fanout:fail(rec.index, rec.d, e)
+    if d._fanout then
+      d._fanout:fail(d._index, d, e)
     else
-      local d = rec.d
       d:errback(e)
       if quiet and rawget(d, "_unhandled") then
         d._unhandled = false
@@ -203,8 +209,8 @@ function Client:_lost(message)
       w.d:errback(errors.EngineError{message = "controller connection lost: " .. self.lost})
     end
   end
-  self:_fail_all(function(rec)
-    return errors.EngineError{engine = rec.engine,
+  self:_fail_all(function(d)
+    return errors.EngineError{engine = d._engine,
       message = "controller connection lost: " .. self.lost}
   end)
 end
@@ -238,12 +244,13 @@ end
 -- one (which may be anywhere) is among them.
 function Client:_pending_engines()
   local targets, seen, all = {}, {}, false
-  for _, rec in pairs(self.pending) do
-    if rec.engine == nil then
+  for _, d in pairs(self.pending) do
+    local e = d._engine
+    if e == nil then
       all = true
-    elseif not seen[rec.engine] then
-      seen[rec.engine] = true
-      targets[#targets + 1] = rec.engine
+    elseif not seen[e] then
+      seen[e] = true
+      targets[#targets + 1] = e
     end
   end
   table.sort(targets)
@@ -273,10 +280,10 @@ function Client:_interrupt_pending()
   for rid, w in pairs(self.waiting) do cancel(self, rid, w) end
   -- muted in one call: 10^5 tasks in flight are 10^5 ids
   local ids = {}
-  for id, rec in pairs(self.pending) do
-    if not rec.muted then
-      flush(rec, rec.engine, id)
-      rec.muted = {lines = 0, bytes = 0}
+  for id, d in pairs(self.pending) do
+    if not d._muted then
+      flush(d, d._engine, id)
+      d._muted = {lines = 0, bytes = 0}
       ids[#ids + 1] = id
     end
   end
@@ -404,14 +411,12 @@ local function track(self, id, engine, out, whole)
   -- rawget: an absent field of a Client costs a call of its __index (no
   -- method is named output or lost)
   if out == nil then out = rawget(self, "output") end
-  -- rec.partial (the unfinished lines of its output) is made when needed;
-  -- so are the fields that are nil (a balanced task's engine, the
-  -- default output): a smaller table for the collector
-  local rec = {d = d}
-  if engine ~= nil then rec.engine = engine end
-  if out ~= nil then rec.output = out end
-  if whole then rec.whole = whole end
-  self.pending[id] = rec
+  -- the fields that are nil (a balanced task's engine, the default
+  -- output) are not set: room in d's table is kept for what firing adds
+  if engine ~= nil then d._engine = engine end
+  if out ~= nil then d._output = out end
+  if whole then d._whole = whole end
+  self.pending[id] = d
   return d
 end
 
@@ -682,8 +687,8 @@ function Client:close()
   end
   -- 10^5 tasks in flight (a farm left after Ctrl-C) are one line, not
   -- 10^5 reports as their Deferreds are collected
-  local unseen = self:_fail_all(function(rec)
-    return errors.EngineError{engine = rec.engine, message = "the client was closed"}
+  local unseen = self:_fail_all(function(d)
+    return errors.EngineError{engine = d._engine, message = "the client was closed"}
   end, true)
   if unseen > 0 then
     pcall(deferred.on_unhandled, ("%d task%s in flight failed (EngineError: the client was closed)")

@@ -10,7 +10,8 @@ local M = {}
 
 -- `client` is plush.client's module table (its _sigint flag), `Client`
 -- the class the methods go on. Returns flush(rec, engine, id): the
--- unfinished lines of a record, passed on.
+-- unfinished lines of a pending task's record (its Deferred: the fields
+-- plush.client's take names), passed on.
 function M.install(Client, client)
   -- Where one complete line of a task's output goes: `output` is the view's
   -- option (nil/true/"print": our stdout/stderr with an "[engine N] " tag;
@@ -42,10 +43,10 @@ function M.install(Client, client)
   local max_line = 64 << 10
 
   local function pending_piece(rec, stream, text)
-    local partial = rec.partial
+    local partial = rec._partial
     if not partial then
       partial = {}
-      rec.partial = partial
+      rec._partial = partial
     end
     local p = partial[stream]
     if not p then
@@ -58,7 +59,7 @@ function M.install(Client, client)
   end
 
   local function take_partial(rec, stream)
-    local partial = rec.partial
+    local partial = rec._partial
     local p = partial and partial[stream]
     if not p then return "" end
     partial[stream] = nil
@@ -74,14 +75,14 @@ function M.install(Client, client)
     local rec = self.pending[ev.id]
     local text, stream = ev.text or "", ev.stream or 1
     if stream == NOTE then
-      if rec then rec.note, rec.note_engine = text, ev.engine
+      if rec then rec._note, rec._note_engine = text, ev.engine
       else emit(self.output, text, ev.engine, 2, ev.id) end
       return
     end
-    if rec and rec.muted then
+    if rec and rec._muted then
       local _, lines = text:gsub("\n", "")
-      rec.muted.lines = rec.muted.lines + lines
-      rec.muted.bytes = rec.muted.bytes + #text
+      rec._muted.lines = rec._muted.lines + lines
+      rec._muted.bytes = rec._muted.bytes + #text
       return
     end
     if not rec then
@@ -90,7 +91,7 @@ function M.install(Client, client)
       end
       return
     end
-    rec.d:_append(stream == 2 and "stderr" or "stdout", text)
+    rec:_append(stream == 2 and "stderr" or "stdout", text)
     -- the last newline, by plain finds: a pattern like ".*()\n" backtracks
     -- quadratically over a megabyte without one
     local last
@@ -101,24 +102,24 @@ function M.install(Client, client)
     end
     if not last then
       pending_piece(rec, stream, text)
-      local p = rec.partial[stream]
+      local p = rec._partial[stream]
       if p.bytes >= max_line then
-        emit(rec.output, take_partial(rec, stream), ev.engine, stream, ev.id)
+        emit(rec._output, take_partial(rec, stream), ev.engine, stream, ev.id)
       end
       return
     end
     local head = take_partial(rec, stream) .. text:sub(1, last - 1)
     for line in (head .. "\n"):gmatch("([^\n]*)\n") do
-      emit(rec.output, line, ev.engine, stream, ev.id)
+      emit(rec._output, line, ev.engine, stream, ev.id)
     end
     if last < #text then pending_piece(rec, stream, text:sub(last + 1)) end
   end
 
   local function flush(rec, engine, id)
-    if not rec.partial then return end
+    if not rec._partial then return end
     for stream = 1, 2 do
       local rest = take_partial(rec, stream)
-      if rest ~= "" then emit(rec.output, rest, engine, stream, id) end
+      if rest ~= "" then emit(rec._output, rest, engine, stream, id) end
     end
   end
 
@@ -130,13 +131,13 @@ function M.install(Client, client)
 
   -- A task muted by Ctrl-C ends: one line says what was cut.
   function Client:_unmute(rec, engine, id)
-    local m = rec.muted
+    local m = rec._muted
     if not m then return end
-    rec.muted = nil
+    rec._muted = nil
     local ok, lines, bytes = pcall(self.conn.unmute, self.conn, id)
     if ok then m.lines, m.bytes = m.lines + lines, m.bytes + bytes end
     if m.bytes > 0 then
-      emit(rec.output, ("(%d line%s, %s of output dropped after the interrupt)")
+      emit(rec._output, ("(%d line%s, %s of output dropped after the interrupt)")
         :format(m.lines, m.lines == 1 and "" or "s", size(m.bytes)), engine, 2, id)
     end
   end

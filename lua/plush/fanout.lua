@@ -43,8 +43,8 @@ function fanout.new(rc, ds, list, alive)
   for i = 1, n do
     local d = ds[i]
     ids[i], md[i] = d.id, d.metadata
-    local rec = pending[d.id]
-    rec.fanout, rec.index = st, i
+    local rec = pending[d.id] -- d itself (plush.client's take)
+    rec._fanout, rec._index = st, i
   end
   g.id, g.metadata, g.targets, g.deferreds = ids, md, list, ds
   if n == 0 then st:_done() end

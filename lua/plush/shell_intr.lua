@@ -71,10 +71,10 @@ end
 local function stuck(rc)
   local out, seen = {}, {}
   for _, rec in pairs(rc.pending) do
-    local id = rec.note_engine or rec.engine
-    if rec.note and id and not seen[id] then
+    local id = rec._note_engine or rec._engine
+    if rec._note and id and not seen[id] then
       seen[id] = true
-      out[#out + 1] = {id = id, why = rec.note:match("^[^:]*")}
+      out[#out + 1] = {id = id, why = rec._note:match("^[^:]*")}
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
