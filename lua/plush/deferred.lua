@@ -143,20 +143,28 @@ function deferred.new(opts)
   return deferred._new(opts.pump, opts.clock, opts.id, opts.metadata)
 end
 
+--[[
+  What most Deferreds hold until they fire is D's: no chain (NO_LINKS), at
+  its start, not fired, the client's clock. A Deferred holds its own only
+  once they differ, so a task's fits in a table of 8 slots (id, metadata,
+  pump; fired, ok, res and attempts when it fires; one to spare: the
+  engine of a task sent to one, plush.client) where naming all of them
+  took 16: half the bytes for the collector with 20,000 tasks in flight.
+]]
+D.chain, D.pos, D.fired, D.clock = NO_LINKS, 1, false, default_clock
+
 -- Internal: new without the options table (the client makes one per task).
 function deferred._new(pump, clock, id, metadata)
   -- the fields set later are named too (nil): the table is made with room
-  -- for them, not grown twice while it fires
-  return setmetatable({
+  -- for them, not grown while it fires
+  local d = setmetatable({
     id = id,
     metadata = metadata or {},
     pump = pump,
-    clock = clock or default_clock,
-    chain = NO_LINKS,
-    pos = 1,
-    fired = false,
-    ok = nil, res = nil, running = nil, _unhandled = nil, attempts = nil,
+    fired = nil, ok = nil, res = nil, attempts = nil, spare = nil,
   }, D)
+  if clock ~= nil and clock ~= default_clock then d.clock = clock end
+  return d
 end
 
 
@@ -227,7 +235,6 @@ function D:_callback_packed(r)
   -- _run would leave, without the walk
   if self.chain == NO_LINKS and not self.fired and not self.running then
     self.fired, self.ok, self.res = true, true, r
-    self.running, self._unhandled = false, false
     return self
   end
   return fire(self, true, r)
