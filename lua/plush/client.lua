@@ -79,6 +79,9 @@ local flush = require("plush.client_output").install(Client, client)
 -------------------------------------------------------------------------------
 
 local EMPTY = setmetatable({}, {__newindex = function() error("EMPTY written", 2) end})
+-- The packed values of a task that returned none: shared, never written
+-- (a Deferred only reads its values).
+local NONE = setmetatable({n = 0}, {__newindex = function() error("NONE written", 2) end})
 
 -- Task id's Deferred, out of pending, its output flushed and its
 -- metadata filled from the reply. A pending task is its Deferred, which
@@ -112,12 +115,17 @@ end
 function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
   local d = take(self, id, engine, attempts, started, completed, tostr)
   if not d then return end
-  r = r or {n = 0}
   -- `whole` requests (map chunks) fire with the packed table itself
-  if d._whole then return d:callback(r) end
+  if d._whole then return d:callback(r or {n = 0}) end
   -- r is ours alone (just decoded): the Deferred keeps it as its packed
-  -- values instead of a copy
-  if math_type(r.n) ~= "integer" then r.n = #r end
+  -- values instead of a copy; no values are the shared NONE, so that a
+  -- batch of tasks run for their effect keeps no table each alive
+  if r == nil then
+    r = NONE
+  elseif math_type(r.n) ~= "integer" then
+    r.n = #r
+  end
+  if r.n == 0 then r = NONE end
   d:_callback_packed(r)
   local fan = d._fanout -- a request to many engines (plush.fanout)
   if fan then fan:ok(d._index, r[1]) end
