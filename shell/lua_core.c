@@ -533,7 +533,7 @@ static int l_ctrl(lua_State *L) {
   int r;
   luaL_checkany(L, 2);
   if (!connected(L, c)) return 3;
-  f = plush_lua_encodeframe(L, 2, "ctrl", PLUSH_T_CTRL, 0, 0, -1);
+  f = plush_lua_encodeframe(L, 2, "request", PLUSH_T_CTRL, 0, 0, -1);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_CTRL;
   h.id = nextid(c);
