@@ -88,6 +88,7 @@ struct plush_engine {
   struct {                  /* fd 1 and 2 captured (engine_fd.c) */
     int on, paused;
     int rfd[2];             /* the pipes' read ends (the Lua thread polls) */
+    int ep;                 /* an epoll set of the two (-1: poll them) */
     int orig[2];            /* fd 1 and 2 as they were */
     uv_poll_t poll[2];
   } fds;
