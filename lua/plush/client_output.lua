@@ -42,12 +42,15 @@ function M.install(Client, client)
   -- max_line is passed on in pieces of that size.
   local max_line = 64 << 10
 
-  local function pending_piece(rec, stream, text)
+  local function pending_piece(rec, stream, text, engine)
     local partial = rec._partial
     if not partial then
       partial = {}
       rec._partial = partial
     end
+    -- the engine it came from: a balanced task's lines flushed before
+    -- its reply (Ctrl-C, a lost connection) are tagged with it
+    partial.engine = engine
     local p = partial[stream]
     if not p then
       p = {n = 0, bytes = 0}
@@ -80,6 +83,7 @@ function M.install(Client, client)
       return
     end
     if rec and rec._muted then
+      rec._muted.engine = ev.engine
       local _, lines = text:gsub("\n", "")
       rec._muted.lines = rec._muted.lines + lines
       rec._muted.bytes = rec._muted.bytes + #text
@@ -101,7 +105,7 @@ function M.install(Client, client)
       pos = text:find("\n", pos + 1, true)
     end
     if not last then
-      pending_piece(rec, stream, text)
+      pending_piece(rec, stream, text, ev.engine)
       local p = rec._partial[stream]
       if p.bytes >= max_line then
         emit(rec._output, take_partial(rec, stream), ev.engine, stream, ev.id)
@@ -112,11 +116,12 @@ function M.install(Client, client)
     for line in (head .. "\n"):gmatch("([^\n]*)\n") do
       emit(rec._output, line, ev.engine, stream, ev.id)
     end
-    if last < #text then pending_piece(rec, stream, text:sub(last + 1)) end
+    if last < #text then pending_piece(rec, stream, text:sub(last + 1), ev.engine) end
   end
 
   local function flush(rec, engine, id)
     if not rec._partial then return end
+    engine = engine or rec._partial.engine
     for stream = 1, 2 do
       local rest = take_partial(rec, stream)
       if rest ~= "" then emit(rec._output, rest, engine, stream, id) end
@@ -134,6 +139,7 @@ function M.install(Client, client)
     local m = rec._muted
     if not m then return end
     rec._muted = nil
+    engine = engine or m.engine
     local ok, lines, bytes = pcall(self.conn.unmute, self.conn, id)
     if ok then m.lines, m.bytes = m.lines + lines, m.bytes + bytes end
     if m.bytes > 0 then

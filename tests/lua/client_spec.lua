@@ -267,6 +267,42 @@ describe("client", function()
       assert.same({{"(10 lines, 21 bytes of output dropped after the interrupt)", 1, 2}}, lines)
     end)
 
+    it("tags a balanced task's unfinished line with the engine that wrote it", function()
+      local lines = {}
+      local lb = rc:balanced():with{output = function(line, engine, stream)
+        lines[#lines + 1] = {line, engine, stream}
+      end}:async()
+      lb:execute("io.write('half a line') sleep(10)")
+      rc:pump(1) -- the output comes; the line waits for its end
+      assert.same({}, lines)
+      fake.sigint()
+      local ok, e = pcall(rc.pump, rc, 1)
+      assert.is_false(ok)
+      assert.is_true(errors.is(e, "Interrupted"))
+      assert.equal(1, #lines)
+      assert.equal("half a line", lines[1][1])
+      assert.equal(1, lines[1][3])
+      assert.is_true(math.type(lines[1][2]) == "integer", tostring(lines[1][2]))
+    end)
+
+    it("tags a balanced task's dropped output count with its engine when the link goes", function()
+      local lines = {}
+      local lb = rc:balanced():with{output = function(line, engine, stream)
+        lines[#lines + 1] = {line, engine, stream}
+      end}:async()
+      lb:execute("sleep(1) for i = 1, 5 do print(i) sleep(1) end")
+      fake.sigint()
+      assert.is_false(pcall(rc.pump, rc, 0.5)) -- Interrupted: muted from now on
+      for _ = 1, 3 do rc:pump(1) end -- two lines come, counted
+      assert.same({}, lines)
+      fake.drop("gone")
+      rc:pump(0)
+      assert.equal(1, #lines)
+      assert.equal("(2 lines, 4 bytes of output dropped after the interrupt)", lines[1][1])
+      assert.is_true(math.type(lines[1][2]) == "integer", tostring(lines[1][2]))
+      assert.equal(2, lines[1][3])
+    end)
+
     it("takes an 'interrupted' raised in an output handler for a Ctrl-C", function()
       local v = rc:view(1, {output = function() error("stdin:1: interrupted") end})
       local ok, e = pcall(function() return v:execute("print(1) sleep(10)") end)
