@@ -267,11 +267,16 @@ describe("client", function()
       assert.same({{"(10 lines, 21 bytes of output dropped after the interrupt)", 1, 2}}, lines)
     end)
 
-    it("tags a balanced task's unfinished line with the engine that wrote it", function()
+    -- an async balanced view whose output lines are collected: lb, lines
+    local function collected()
       local lines = {}
-      local lb = rc:balanced():with{output = function(line, engine, stream)
+      return rc:balanced():with{output = function(line, engine, stream)
         lines[#lines + 1] = {line, engine, stream}
-      end}:async()
+      end}:async(), lines
+    end
+
+    it("tags a balanced task's unfinished line with the engine that wrote it", function()
+      local lb, lines = collected()
       lb:execute("io.write('half a line') sleep(10)")
       rc:pump(1) -- the output comes; the line waits for its end
       assert.same({}, lines)
@@ -286,10 +291,7 @@ describe("client", function()
     end)
 
     it("tags a balanced task's dropped output count with its engine when the link goes", function()
-      local lines = {}
-      local lb = rc:balanced():with{output = function(line, engine, stream)
-        lines[#lines + 1] = {line, engine, stream}
-      end}:async()
+      local lb, lines = collected()
       lb:execute("sleep(1) for i = 1, 5 do print(i) sleep(1) end")
       fake.sigint()
       assert.is_false(pcall(rc.pump, rc, 0.5)) -- Interrupted: muted from now on
