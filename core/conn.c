@@ -737,4 +737,5 @@ int plush_conn_pending(plush_conn *c) { return c->state < S_READY; }
 const char *plush_conn_peer(plush_conn *c) { return c->peer; }
 int plush_conn_secure(plush_conn *c) { return c->secure; }
 size_t plush_conn_queued(plush_conn *c) { return c->queued; }
+size_t plush_conn_backlog(plush_conn *c) { return c->queued - c->kbytes; }
 uint64_t plush_conn_sent(plush_conn *c) { return c->sent; }

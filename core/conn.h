@@ -196,6 +196,9 @@ int plush_conn_corked(plush_conn *c);
 int plush_conn_uncork(plush_conn *c);
 
 size_t plush_conn_queued(plush_conn *c);
+/* What waits beyond the cork (libuv's queue, held writes): bytes the
+** socket would not take, which only the loop's thread sends on. */
+size_t plush_conn_backlog(plush_conn *c);
 
 /*
 ** A second writer (conn_direct.c). plush_conn_share_writes(c, m): from

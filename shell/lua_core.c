@@ -403,6 +403,21 @@ static void flush(client *c) {
     uv_run(c->loop, UV_RUN_ONCE);
 }
 
+/*
+** A request the socket would not take waits in libuv's queue, and only
+** this thread's loop sends that on: not the flusher (lua_batch.h), so a
+** program that went on computing without polling would hold it back
+** (the engines idle, "in flight" tasks never leave), and a loop of
+** submissions would grow it without bound. So submit waits here until
+** the socket has taken it: the caller goes at the controller's pace
+** (back-pressure), and what may wait after is a cork, the flusher's.
+** Ctrl-C leaves the rest to later polls.
+*/
+static void drain(client *c) {
+  while (c->conn && plush_conn_backlog(c->conn) > 0 && !plush_sigint_got)
+    uv_run(c->loop, UV_RUN_ONCE);
+}
+
 static uint64_t nextid(client *c) {
   if (++c->seq == 0) ++c->seq;
   return (uint64_t)c->cid << 32 | c->seq;
@@ -517,6 +532,7 @@ static int submit(lua_State *L, int apply) {
   }
   if (many && (r = plush_conn_uncork(c->conn)) < 0) return sendfailed(L, c, f, r);
   if (f->hdr.len >= PLUSH_RELAY_MIN) flush(c);
+  else drain(c);
   plush_frame_unref(f);
   if (!many) lua_pushinteger(L, (lua_Integer)h.id);
   return 1;

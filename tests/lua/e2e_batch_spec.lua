@@ -5,7 +5,7 @@
 -- control requests. Runs against the cluster of PLUSH_TEST_FILE
 -- (real_cluster.lua), skipped otherwise.
 local plush, file = require("real_cluster")("e2e batch")
--- luacheck: globals seen
+-- luacheck: globals seen batch_count
 if not plush then return end
 
 -- computes for s seconds without a call into the client
@@ -46,6 +46,41 @@ describe("e2e batch", function()
       local md = ds[i].metadata
       assert.is_true(md.started - md.submitted < 1.0)
     end
+  end)
+
+  it("what the socket would not take leaves before submit returns", function()
+    -- the controller stops reading for a moment (SIGSTOP, as a loaded
+    -- machine would deschedule it) while a loop submits: the requests
+    -- the socket refuses wait in libuv's queue, which only the client's
+    -- own loop sends on. submit waits for them, so once the loop is
+    -- over every request reaches the engines while the client computes
+    -- without polling (before, ~50k of 10^5 did, the rest at the next
+    -- poll; and the loop grew the queue without bound)
+    local watcher = plush.connect{file = file, timeout = 20}
+    local pid = math.tointeger(watcher:status().pid)
+    local ids = watcher:ids()
+    watcher:view(ids):execute("batch_count = 0")
+    local lb = rc:balanced():async()
+    local count = function() batch_count = batch_count + 1 end
+    local n = 100000
+    local ok, err = pcall(function()
+      -- the controller is woken by a process of its own: submit waits
+      assert(os.execute(("kill -STOP %d; (sleep 0.5; kill -CONT %d) &"):format(pid, pid)))
+      for _ = 1, n do lb:apply(count) end
+      local got, deadline = 0, plush.now() + 60
+      while got < n and plush.now() < deadline do
+        busy(0.2) -- no poll of rc: only the watcher's loop runs
+        got = 0
+        for _, c in ipairs(watcher:view(ids):execute("return batch_count")) do
+          got = got + c
+        end
+      end
+      assert.equal(n, got)
+    end)
+    os.execute(("kill -CONT %d"):format(pid)) -- never left stopped
+    rc:wait()
+    watcher:close()
+    assert(ok, err)
   end)
 
   it("keeps order across batched, many-engine, big and control requests", function()
