@@ -556,6 +556,7 @@ static int l_ctrl(lua_State *L) {
   if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0 ||
       (r = plush_batch_flush(&c->batch)) < 0) /* it goes now, in order */
     return sendfailed(L, c, f, r);
+  drain(c); /* a loop of async outs, as of submissions */
   plush_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)h.id);
   return 1;
