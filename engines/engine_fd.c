@@ -153,16 +153,20 @@ fail:
   return 0;
 }
 
-/* Loop thread: closes the poll handles (cb counts them) and puts fd 1
-** and 2 back (as before re-executing: the new image's are the old ones). */
+/* Loop thread: closes the poll handles (cb counts them), puts fd 1 and 2
+** back (as before re-executing: the new image's are the old ones) and
+** closes the pipes' read ends and the saved copies. */
 void eng_fd_stop(plush_engine *e, uv_close_cb cb) {
   if (!e->fds.on) return;
   eng_fd_restore(e);
   if (e->fds.ep >= 0) close(e->fds.ep); /* the Lua thread has ended */
   e->fds.ep = -1;
   for (int i = 0; i < 2; i++) {
-    uv_close((uv_handle_t *)&e->fds.poll[i], cb);
+    uv_close((uv_handle_t *)&e->fds.poll[i], cb); /* no longer watched */
+    close(e->fds.rfd[i]);
+    close(e->fds.orig[i]); /* fd i + 1 is its copy again */
   }
+  e->fds.on = 0;
 }
 
 void eng_fd_restore(plush_engine *e) {
