@@ -393,15 +393,36 @@ static int connected(lua_State *L, client *c) {
 }
 
 /*
+** Waits (running the loop) while the conn holds writes: all of them, or
+** only what the socket refused (its backlog). Ctrl-C ends the wait: a
+** caught one (the WAIT layer on: a callback submitting from a pump) is
+** left for that layer; else the WAIT layer is on for the wait alone and
+** a Ctrl-C is handed on after it as it would have come without the wait
+** (to the shell's hook interrupting the local code, or to the program).
+** What waits then goes at the next poll.
+*/
+static void waitwrites(client *c, int all) {
+  int mine = 0;
+  if (!c->nosigint && !plush_sigint_active(PLUSH_SIGINT_WAIT) &&
+      plush_sigint_on(PLUSH_SIGINT_WAIT, 1) == 0) {
+    mine = 1;
+    watchint(c);
+  }
+  while (c->conn && !plush_sigint_got &&
+         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0)
+    uv_run(c->loop, UV_RUN_ONCE);
+  if (mine) {
+    (void)plush_sigint_on(PLUSH_SIGINT_WAIT, 0);
+    if (plush_sigint_take()) raise(SIGINT);
+  }
+}
+
+/*
 ** A big request goes out before submit returns: the controller passes it
 ** on to its engine as it arrives (ctl_relay.c), so it must not stall
-** half-sent while the caller computes without polling. Ctrl-C leaves the
-** rest to later polls.
+** half-sent while the caller computes without polling.
 */
-static void flush(client *c) {
-  while (c->conn && plush_conn_queued(c->conn) > 0 && !plush_sigint_got)
-    uv_run(c->loop, UV_RUN_ONCE);
-}
+static void flush(client *c) { waitwrites(c, 1); }
 
 /*
 ** A request the socket would not take waits in libuv's queue, and only
@@ -411,11 +432,9 @@ static void flush(client *c) {
 ** submissions would grow it without bound. So submit waits here until
 ** the socket has taken it: the caller goes at the controller's pace
 ** (back-pressure), and what may wait after is a cork, the flusher's.
-** Ctrl-C leaves the rest to later polls.
 */
 static void drain(client *c) {
-  while (c->conn && plush_conn_backlog(c->conn) > 0 && !plush_sigint_got)
-    uv_run(c->loop, UV_RUN_ONCE);
+  if (c->conn && plush_conn_backlog(c->conn) > 0) waitwrites(c, 0);
 }
 
 static uint64_t nextid(client *c) {
@@ -556,7 +575,6 @@ static int l_ctrl(lua_State *L) {
   if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0 ||
       (r = plush_batch_flush(&c->batch)) < 0) /* it goes now, in order */
     return sendfailed(L, c, f, r);
-  drain(c); /* a loop of async outs, as of submissions */
   plush_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)h.id);
   return 1;
