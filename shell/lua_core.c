@@ -9,11 +9,13 @@
 ** ever touches Lua. Frames that arrive wait in a C FIFO until poll turns them
 ** into event tables in the caller's lua_State.
 **
-** Over 600 lines: connecting, sending and polling share the client struct,
-** its loop and its callbacks (one owner, one teardown); what does not
+** Connecting, polling and closing are here: they share the client's loop
+** and its callbacks (one owner, one teardown). The client struct is
+** lua_client.h's; the requests are lua_send.c's; what needs no client
 ** (values, clock and processes, SIGINT) is in files of its own.
 */
 #include "lua_core.h"
+#include "lua_client.h"
 #include "lua_fifo.h"
 #include "lua_batch.h"
 #include "lua_mute.h"
@@ -45,7 +47,6 @@
 #include "proc.h"
 #include "sigint.h"
 
-#define CONN_MT "plush.conn"
 #define CLOSE_GRACE 5.0 /* seconds close() waits for queued writes */
 
 /*
@@ -64,41 +65,9 @@
 #define POLL_BYTES ((size_t)64 << 10)
 #define QUEUE_HIGH ((size_t)4 << 20)
 #define QUEUE_LOW ((size_t)1 << 20)
-/* requests smaller than this may wait for others (lua_batch.h) */
-#define BATCH_SMALL ((size_t)4 << 10)
 
 /* ---- the client conn --------------------------------------------- */
 
-typedef struct client {
-  uv_loop_t *loop;      /* malloc'd; NULL once closed */
-  plush_conn *conn;     /* NULL once its on_close ran */
-  uv_timer_t timer;     /* poll / connect / close deadlines */
-  uv_poll_t intpoll;    /* watches intpipe[0] */
-  int haspoll;
-  int nosigint;         /* conn:nosigint(): Ctrl-C is not this conn's */
-  uv_poll_t fdpoll;     /* watches the fd poll was given (the shell's tty) */
-  int hasfd, fd;        /* fdpoll is initialised, for fd */
-  int fdready;          /* fd became readable; -1: fd cannot be watched */
-  int fired;            /* the timer went off */
-  int ready;            /* handshake done */
-  int welcomed;         /* WELCOME received: cid known */
-  int closing;          /* we are closing it: no closed event owed */
-  int owed;             /* a {kind="closed"} event is owed to poll */
-  int reason;           /* on_close's code */
-  uint32_t cid, seq;
-  uint32_t inflight;    /* requests sent, their REPLY not yet in (about:
-                           a request that never gets one keeps it up) */
-  plush_frame *welcome;
-  plush_frame *cur;     /* frame being converted (freed if Lua errors) */
-  plush_frame *relayed; /* a RELAYED reply waiting for its RELAY_END */
-  plush_fifo q;         /* received frames, oldest first */
-  size_t bigseen;       /* the largest big frame the last poll decoded */
-  int rpaused;          /* reading stopped: q.bytes passed QUEUE_HIGH */
-  plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
-  plush_batch batch;    /* single requests, several per write */
-  char where[280];      /* "host:port" as given */
-  char msg[256];        /* why the connection closed */
-} client;
 
 static int qpush(client *c, plush_frame *f) {
   if (plush_fifo_push(&c->q, f) < 0) return PLUSH_ENOMEM;
@@ -176,8 +145,8 @@ static void onintpipe(uv_poll_t *p, int status, int events) {
   plush_sigint_drain();
 }
 
-/* Lazily: the pipe may be created after the conn was. */
-static void watchint(client *c) {
+/* lua_client.h */
+void plush_client_watchint(client *c) {
   if (c->haspoll || c->nosigint || plush_sigint_fd() < 0 || c->loop == NULL) return;
   if (uv_poll_init(c->loop, &c->intpoll, plush_sigint_fd()) < 0) return;
   uv_poll_start(&c->intpoll, UV_READABLE, onintpipe);
@@ -226,15 +195,8 @@ static void teardown(client *c, double grace) {
   c->conn = NULL;
 }
 
-/*
-** Operational failures (the controller cannot be reached, refuses us, or
-** the connection is gone) are returned, not raised, as luv does:
-** nil, "ENAME: message", "ENAME". Argument errors and values that cannot
-** travel still raise.
-*/
-static int operr(lua_State *L, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int operr(lua_State *L, const char *name, const char *fmt, ...) {
+/* nil, "ENAME: message", "ENAME" (lua_client.h) */
+int plush_client_operr(lua_State *L, const char *name, const char *fmt, ...) {
   char m[700];
   va_list ap;
   va_start(ap, fmt);
@@ -327,11 +289,11 @@ static int l_connect(lua_State *L) {
   snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);
   if (byfd) snprintf(c->where, sizeof c->where, "%s", host);
   if ((c->loop = malloc(sizeof *c->loop)) == NULL)
-    return operr(L, "ENOMEM", "cannot connect to %s: out of memory", c->where);
+    return plush_client_operr(L, "ENOMEM", "cannot connect to %s: out of memory", c->where);
   if ((r = uv_loop_init(c->loop)) < 0) {
     free(c->loop);
     c->loop = NULL;
-    return operr(L, uv_err_name(r), "cannot connect to %s: %s", c->where,
+    return plush_client_operr(L, uv_err_name(r), "cannot connect to %s: %s", c->where,
                  uv_strerror(r));
   }
   uv_timer_init(c->loop, &c->timer);
@@ -348,7 +310,7 @@ static int l_connect(lua_State *L) {
     snprintf(err, sizeof err, "cannot connect to %s: %s", c->where,
              plush_strerror(r));
     teardown(c, 0);
-    return operr(L, plush_err_name(r), "%s", err);
+    return plush_client_operr(L, plush_err_name(r), "%s", err);
   }
   settimer(c, timeout);
   err[0] = '\0';
@@ -364,219 +326,11 @@ static int l_connect(lua_State *L) {
   if (!c->welcomed) {
     if (err[0] == '\0') name = whyfailed(c, err, sizeof err);
     teardown(c, 0);
-    return operr(L, name, "%s", err);
+    return plush_client_operr(L, name, "%s", err);
   }
   plush_frame_unref(c->welcome);
   c->welcome = NULL;
   plush_batch_init(&c->batch, &c->conn);
-  return 1;
-}
-
-/* The conn's methods hold its metatable as upvalue 1: one pointer test
-** per call, not luaL_checkudata's lookup of the name (which stays the
-** answer for the rest, and for the metamethods, which hold none). */
-static client *toclient(lua_State *L) {
-  client *c = lua_touserdata(L, 1);
-  if (c != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) return c;
-  }
-  return luaL_checkudata(L, 1, CONN_MT);
-}
-
-/* 1 when c can send; else pushes nil, "ECLOSED: not connected: why"... */
-static int connected(lua_State *L, client *c) {
-  if (c->conn != NULL && plush_conn_is_ready(c->conn)) return 1;
-  operr(L, "ECLOSED", "not connected: %s", c->msg[0] ? c->msg : "closed");
-  return 0;
-}
-
-/*
-** Waits (running the loop) while the conn holds writes: all of them, or
-** only what the socket refused (its backlog). Ctrl-C ends the wait: a
-** caught one (the WAIT layer on: a callback submitting from a pump) is
-** left for that layer; else the WAIT layer is on for the wait alone and
-** a Ctrl-C is handed on after it as it would have come without the wait
-** (to the shell's hook interrupting the local code, or to the program).
-** What waits then goes at the next poll.
-*/
-static void waitwrites(client *c, int all) {
-  int mine = 0;
-  if (!c->nosigint && !plush_sigint_active(PLUSH_SIGINT_WAIT) &&
-      plush_sigint_on(PLUSH_SIGINT_WAIT, 1) == 0) {
-    mine = 1;
-    watchint(c);
-  }
-  while (c->conn && !plush_sigint_got &&
-         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0)
-    uv_run(c->loop, UV_RUN_ONCE);
-  if (mine) {
-    (void)plush_sigint_on(PLUSH_SIGINT_WAIT, 0);
-    if (plush_sigint_take()) raise(SIGINT);
-  }
-}
-
-/*
-** A big request goes out before submit returns: the controller passes it
-** on to its engine as it arrives (ctl_relay.c), so it must not stall
-** half-sent while the caller computes without polling.
-*/
-static void flush(client *c) { waitwrites(c, 1); }
-
-/*
-** A request the socket would not take waits in libuv's queue, and only
-** this thread's loop sends that on: not the flusher (lua_batch.h), so a
-** program that went on computing without polling would hold it back
-** (the engines idle, "in flight" tasks never leave), and a loop of
-** submissions would grow it without bound. So submit waits here until
-** the socket has taken it: the caller goes at the controller's pace
-** (back-pressure), and what may wait after is a cork, the flusher's.
-*/
-static void drain(client *c) {
-  if (c->conn && plush_conn_backlog(c->conn) > 0) waitwrites(c, 0);
-}
-
-static uint64_t nextid(client *c) {
-  if (++c->seq == 0) ++c->seq;
-  return (uint64_t)c->cid << 32 | c->seq;
-}
-
-static int sendfailed(lua_State *L, client *c, plush_frame *f, int r) {
-  plush_frame_unref(f);
-  if (r == PLUSH_ECLOSED)
-    return operr(L, "ECLOSED", "not connected: %s",
-                 c->msg[0] ? c->msg : "closing");
-  return operr(L, plush_err_name(r), "cannot send to %s: %s", c->where,
-               plush_strerror(r));
-}
-
-static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
-  if (v < 0 || v >= (lua_Integer)PLUSH_ANY)
-    luaL_argerror(L, arg, "engine id out of range");
-  return (uint32_t)v;
-}
-
-/*
-** conn:submit(target, msg [, timeout [, opts]]). Targets are all checked
-** and msg encoded before the first byte is written: a bad argument or a
-** value that cannot travel sends nothing. opts are the controller's
-** scheduling options (targets and retries for balanced tasks, after for
-** any), sent ahead of the request; opts.durable also sets PLUSH_F_DURABLE
-** (the reply waits for the store's commit).
-** conn:apply(target, f, timeout, opts, ...): the same for the request
-** {op = "apply", f = f, args = table.pack(...)}, written without them.
-** conn:exec(target, code, timeout, opts [, name [, auto]]): the same for
-** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
-** with a string for f is that (one entry for the views: client.lua).
-*/
-static int submit(lua_State *L, int apply) {
-  client *c = toclient(L);
-  int exec = apply == 2 || (apply && lua_type(L, 3) == LUA_TSTRING);
-  int nargs = exec ? PLUSH_LUA_EXEC
-              : apply ? (lua_gettop(L) > 5 ? lua_gettop(L) - 5 : 0) : -1;
-  int tt = lua_type(L, 2), many = tt == LUA_TTABLE;
-  lua_Integer n = 1, i;
-  int opts = 0, durable = 0, batched = 0;
-  uint32_t one = PLUSH_ANY, aux;
-  double t = luaL_optnumber(L, 4, 0), ms;
-  plush_frame *f;
-  plush_hdr h;
-  int r;
-  if (many) {
-    n = (lua_Integer)lua_rawlen(L, 2);
-    for (i = 1; i <= n; i++) {
-      int ok;
-      lua_rawgeti(L, 2, i);
-      checktarget(L, 2, lua_tointegerx(L, -1, &ok));
-      if (!ok) luaL_argerror(L, 2, "array of engine ids expected");
-      lua_pop(L, 1);
-    }
-  } else if (tt == LUA_TNUMBER) {
-    one = checktarget(L, 2, luaL_checkinteger(L, 2));
-  } else if (tt != LUA_TNIL && tt != LUA_TNONE) {
-    luaL_typeerror(L, 2, "engine id, array of engine ids or nil");
-  }
-  if (exec) {
-    luaL_checktype(L, 3, LUA_TSTRING);
-    if (!lua_isnoneornil(L, 6)) luaL_checktype(L, 6, LUA_TSTRING);
-    lua_settop(L, 7); /* name and auto: nil when absent */
-  } else if (apply) {
-    luaL_checktype(L, 3, LUA_TFUNCTION);
-  } else {
-    luaL_checkany(L, 3);
-  }
-  luaL_argcheck(L, t >= 0, 4, "non-negative number of seconds expected");
-  if (!lua_isnoneornil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
-    opts = 5;
-    durable = lua_getfield(L, 5, "durable") != LUA_TNIL && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
-  ms = ceil(t * 1000);
-  aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-  if (!connected(L, c)) return 3;
-  if (many) lua_createtable(L, (int)n, 0);
-  f = plush_lua_encodeframe(L, 3, "request", PLUSH_T_REQ, opts, 6, nargs);
-  memset(&h, 0, sizeof h);
-  h.type = PLUSH_T_REQ;
-  h.aux = aux;
-  /* the frames of many targets leave in one writev (conn_cork.c); a small
-  ** one to one target waits for a few more (lua_batch.h) */
-  if (many) plush_conn_cork(c->conn);
-  else if (f->hdr.len < BATCH_SMALL) batched = plush_batch_begin(&c->batch);
-  else if ((r = plush_batch_flush(&c->batch)) < 0) return sendfailed(L, c, f, r);
-  for (i = 1; i <= n; i++) {
-    if (many) {
-      lua_rawgeti(L, 2, i);
-      one = (uint32_t)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
-    h.engine = one;
-    h.flags = one == PLUSH_ANY ? PLUSH_F_BALANCED : 0;
-    if (opts) h.flags |= PLUSH_F_OPTS;
-    if (durable) h.flags |= PLUSH_F_DURABLE;
-    h.id = nextid(c);
-    c->inflight++;
-    if (batched) r = plush_batch_end(&c->batch, plush_conn_write_hdr_frame(c->conn, &h, f));
-    else r = plush_conn_write_hdr_frame(c->conn, &h, f);
-    if (r < 0) {
-      if (many && c->conn) plush_conn_uncork(c->conn);
-      return sendfailed(L, c, f, r);
-    }
-    if (many) {
-      lua_pushinteger(L, (lua_Integer)h.id);
-      lua_rawseti(L, -2, i);
-    }
-  }
-  if (many && (r = plush_conn_uncork(c->conn)) < 0) return sendfailed(L, c, f, r);
-  if (f->hdr.len >= PLUSH_RELAY_MIN) flush(c);
-  else drain(c);
-  plush_frame_unref(f);
-  if (!many) lua_pushinteger(L, (lua_Integer)h.id);
-  return 1;
-}
-
-static int l_submit(lua_State *L) { return submit(L, 0); }
-static int l_apply(lua_State *L) { return submit(L, 1); }
-static int l_exec(lua_State *L) { return submit(L, 2); }
-
-static int l_ctrl(lua_State *L) {
-  client *c = toclient(L);
-  plush_frame *f;
-  plush_hdr h;
-  int r;
-  luaL_checkany(L, 2);
-  if (!connected(L, c)) return 3;
-  f = plush_lua_encodeframe(L, 2, "request", PLUSH_T_CTRL, 0, 0, -1);
-  memset(&h, 0, sizeof h);
-  h.type = PLUSH_T_CTRL;
-  h.id = nextid(c);
-  if ((r = plush_conn_write_hdr_frame(c->conn, &h, f)) < 0 ||
-      (r = plush_batch_flush(&c->batch)) < 0) /* it goes now, in order */
-    return sendfailed(L, c, f, r);
-  plush_frame_unref(f);
-  lua_pushinteger(L, (lua_Integer)h.id);
   return 1;
 }
 
@@ -639,7 +393,7 @@ static int awake(void *ud) {
 */
 static void await(client *c, double t, int fd) {
   (void)plush_batch_flush(&c->batch); /* a failure: the loop finds it */
-  watchint(c);
+  plush_client_watchint(c);
   if (fd >= 0) watchfd(c, fd);
   /* one look at what is ready, unless it is to wait anyway: a blocking
   ** turn hands over what is ready as well (one epoll_wait, not two, per
@@ -666,7 +420,7 @@ static void await(client *c, double t, int fd) {
 ** OK replies as 7 plain values each (plush_lua_addreply), and the number
 ** of events after the list. */
 static int l_poll(lua_State *L) {
-  client *c = toclient(L);
+  client *c = plush_client_of(L);
   size_t took = 0;
   double t = -1;
   lua_Integer n = 0, k = 0, fd = luaL_optinteger(L, 3, -1);
@@ -733,20 +487,20 @@ static int l_poll(lua_State *L) {
 
 /* conn:mute(id), conn:mute{id, ...}, conn:unmute(id): lua_mute.h. */
 static int l_mute(lua_State *L) {
-  client *c = toclient(L);
+  client *c = plush_client_of(L);
   plush_lua_mute(L, 2, &c->mutes, &c->q);
   qresume(c);
   return 0;
 }
 
 static int l_unmute(lua_State *L) {
-  return plush_lua_unmute(L, 2, &toclient(L)->mutes);
+  return plush_lua_unmute(L, 2, &plush_client_of(L)->mutes);
 }
 
 /* conn:nosigint(): its polls neither wake for nor take a Ctrl-C (the
 ** engine.client() of an engine thread: Ctrl-C is its process's client's). */
 static int l_nosigint(lua_State *L) {
-  toclient(L)->nosigint = 1;
+  plush_client_of(L)->nosigint = 1;
   return 0;
 }
 
@@ -755,7 +509,7 @@ static int l_nosigint(lua_State *L) {
 ** readable once the loop has work (-1: gone, nothing more comes), ms is the
 ** time to its next timer (-1: none; 0: events are queued). */
 static int l_waitfd(lua_State *L) {
-  client *c = toclient(L);
+  client *c = plush_client_of(L);
   int fd = -1, ms = -1;
   (void)plush_batch_flush(&c->batch);
   if (c->loop != NULL) uv_run(c->loop, UV_RUN_NOWAIT);
@@ -770,23 +524,23 @@ static int l_waitfd(lua_State *L) {
 }
 
 static int l_cid(lua_State *L) {
-  lua_pushinteger(L, toclient(L)->cid);
+  lua_pushinteger(L, plush_client_of(L)->cid);
   return 1;
 }
 
 static int l_connected(lua_State *L) {
-  client *c = toclient(L);
+  client *c = plush_client_of(L);
   lua_pushboolean(L, c->conn != NULL && plush_conn_is_ready(c->conn));
   return 1;
 }
 
 static int l_close(lua_State *L) {
-  teardown(toclient(L), CLOSE_GRACE);
+  teardown(plush_client_of(L), CLOSE_GRACE);
   return 0;
 }
 
 static int l_tostring(lua_State *L) {
-  client *c = toclient(L);
+  client *c = plush_client_of(L);
   lua_pushfstring(L, "plush.conn (%s, cid %d%s)", c->where, (int)c->cid,
                   c->conn != NULL ? "" : ", closed");
   return 1;
@@ -799,9 +553,9 @@ static const luaL_Reg connmeta[] = {
     {NULL, NULL}};
 
 static const luaL_Reg connmethods[] = {
-    {"cid", l_cid},   {"submit", l_submit}, {"ctrl", l_ctrl},
+    {"cid", l_cid},   {"submit", plush_client_submit}, {"ctrl", plush_client_ctrl},
     {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
-    {"sink", plush_lua_sink}, {"apply", l_apply}, {"exec", l_exec},
+    {"sink", plush_lua_sink}, {"apply", plush_client_apply}, {"exec", plush_client_exec},
     {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
     {"waitfd", l_waitfd}, {NULL, NULL}};
 

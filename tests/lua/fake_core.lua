@@ -321,7 +321,7 @@ function Conn:submit(target, msg, timeout, sched)
 end
 
 -- conn:apply(target, f, timeout, sched, ...): the request
--- {op = "apply", f = f, args = table.pack(...)} (lua_core.c writes it
+-- {op = "apply", f = f, args = table.pack(...)} (lua_send.c writes it
 -- without those tables)
 function Conn:apply(target, f, timeout, sched, ...)
   if type(f) == "string" then return self:exec(target, f, timeout, sched, ...) end
@@ -332,7 +332,7 @@ function Conn:apply(target, f, timeout, sched, ...)
 end
 
 -- conn:exec(target, code, timeout, sched [, name [, auto]]): the request
--- {op = "exec", code = code, name = name, auto = auto or nil} (lua_core.c
+-- {op = "exec", code = code, name = name, auto = auto or nil} (lua_send.c
 -- writes it without the table)
 function Conn:exec(target, code, timeout, sched, name, auto)
   if type(code) ~= "string" then
