@@ -44,7 +44,7 @@ state() { awk '{print $3}' "/proc/$client/stat" 2>/dev/null; }
 asleep() {
   [ "$(state)" = S ] || return 1
   case "$(cat "/proc/$client/wchan" 2>/dev/null)" in
-    *epoll* | 0 | "") return 0 ;;
+    *epoll* | *ep_poll* | 0 | "") return 0 ;;
     *) return 1 ;; # a moment on the batch's lock (futex), say
   esac
 }
