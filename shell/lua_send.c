@@ -34,16 +34,20 @@ static int connected(lua_State *L, client *c) {
 ** (to the shell's hook interrupting the local code, or to the program).
 ** What waits then goes at the next poll.
 */
+static int unsent(client *c, int all) {
+  return c->conn != NULL &&
+         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0;
+}
+
 static void waitwrites(client *c, int all) {
   int mine = 0;
+  if (!unsent(c, all)) return; /* the usual case: no layer turned on */
   if (!c->nosigint && !plush_sigint_active(PLUSH_SIGINT_WAIT) &&
       plush_sigint_on(PLUSH_SIGINT_WAIT, 1) == 0) {
     mine = 1;
     plush_client_watchint(c);
   }
-  while (c->conn && !plush_sigint_got &&
-         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0)
-    uv_run(c->loop, UV_RUN_ONCE);
+  while (!plush_sigint_got && unsent(c, all)) uv_run(c->loop, UV_RUN_ONCE);
   if (mine) {
     (void)plush_sigint_on(PLUSH_SIGINT_WAIT, 0);
     if (plush_sigint_take()) raise(SIGINT);
@@ -66,9 +70,7 @@ static void flush(client *c) { waitwrites(c, 1); }
 ** the socket has taken it: the caller goes at the controller's pace
 ** (back-pressure), and what may wait after is a cork, the flusher's.
 */
-static void drain(client *c) {
-  if (c->conn && plush_conn_backlog(c->conn) > 0) waitwrites(c, 0);
-}
+static void drain(client *c) { waitwrites(c, 0); }
 
 static uint64_t nextid(client *c) {
   if (++c->seq == 0) ++c->seq;
