@@ -120,12 +120,8 @@ function Client:_reply_ok(id, engine, attempts, r, started, completed, tostr)
   -- r is ours alone (just decoded): the Deferred keeps it as its packed
   -- values instead of a copy; no values are the shared NONE, so that a
   -- batch of tasks run for their effect keeps no table each alive
-  if r == nil then
-    r = NONE
-  elseif math_type(r.n) ~= "integer" then
-    r.n = #r
-  end
-  if r.n == 0 then r = NONE end
+  if r ~= nil and math_type(r.n) ~= "integer" then r.n = #r end
+  if r == nil or r.n == 0 then r = NONE end
   d:_callback_packed(r)
   local fan = d._fanout -- a request to many engines (plush.fanout)
   if fan then fan:ok(d._index, r[1]) end
