@@ -7,8 +7,9 @@ controller: CPU per request, fourth session").
     lua5.4 bench/reqcpu.lua MODE N
 
 MODE: exec (N executes on one engine, one after the other), lb (N balanced
-no-op applies, 1,000 at a time then plush.wait_all, as the lb_noop row) or
-none (the cluster's start and stop alone: subtract it from an instruction
+no-op applies, 1,000 at a time then plush.wait_all, as the lb_noop row), ts
+(N tuple-space pairs: N outs on one engine, N takes on the other, as the
+ts_pairs row) or none (the cluster's start and stop alone: subtract it from an instruction
 count). It starts its own cluster (plush-controller -n 2, ended by PID) and
 prints, per request: the wall time, the CPU time (user + system) of this
 client, the controller and the two engines, and the controller's read and
@@ -22,8 +23,8 @@ local plush = require "plush"
 
 local ROOT = os.getenv("PLUSH_ROOT") or "."
 local mode, N = arg[1], math.tointeger(tonumber(arg[2] or ""))
-if not (mode == "exec" or mode == "lb" or mode == "none") or not N or N < 0 then
-  io.stderr:write("usage: lua5.4 bench/reqcpu.lua exec|lb|none N\n")
+if not (mode == "exec" or mode == "lb" or mode == "ts" or mode == "none") or not N or N < 0 then
+  io.stderr:write("usage: lua5.4 bench/reqcpu.lua exec|lb|ts|none N\n")
   os.exit(2)
 end
 
@@ -40,6 +41,16 @@ proc.run(core, plush, ROOT, function(rc, engines, pid)
     for _ = 1, N do e0:execute("a = 1") end
   elseif mode == "lb" then
     proc.lb_batches(plush, lb, noop, N)
+  elseif mode == "ts" then
+    local ids = rc:ids()
+    rc:view{ids[1], ids[2]}:apply(function(peers, n)
+      local s = engine.tuplespace "bench"
+      if engine.id == peers[1] then
+        for j = 1, n do s:out{"b", j} end
+      else
+        for _ = 1, n do s:take{"b", s.ANY} end
+      end
+    end, {ids[1], ids[2]}, N)
   end
   local n = math.max(N, 1)
   local t, c, k, g = core.now() - t0, os.clock() - c0, cpu(pid) - k0, ecpu() - g0
