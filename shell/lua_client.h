@@ -50,6 +50,8 @@ typedef struct client {
   int rpaused;          /* reading stopped: q.bytes passed QUEUE_HIGH */
   plush_mutes mutes;    /* tasks whose output is dropped (conn:mute) */
   plush_batch batch;    /* single requests, several per write */
+  plush_frame *applyf;  /* the request of conn:apply(target, F, timeout)
+                           for the F in uservalue 2 (lua_send.c) */
   char where[280];      /* "host:port" as given */
   char msg[256];        /* why the connection closed */
 } client;

@@ -180,7 +180,8 @@ static void teardown(client *c, double grace) {
   plush_frame_unref(c->welcome);
   plush_frame_unref(c->cur);
   plush_frame_unref(c->relayed);
-  c->welcome = c->cur = c->relayed = NULL;
+  plush_frame_unref(c->applyf);
+  c->welcome = c->cur = c->relayed = c->applyf = NULL;
   uv_close((uv_handle_t *)&c->timer, NULL);
   if (c->haspoll) uv_close((uv_handle_t *)&c->intpoll, NULL);
   c->haspoll = 0;
@@ -283,7 +284,8 @@ static int l_connect(lua_State *L) {
   luaL_argcheck(L, plush_key_parse(keyhex, key) == 0, 3,
                 "key of 64 hex digits expected");
   luaL_argcheck(L, timeout > 0, 4, "positive number expected");
-  c = lua_newuserdatauv(L, sizeof *c, 1); /* its sinks (lua_values.c) */
+  /* its sinks (lua_values.c), the function of applyf (lua_send.c) */
+  c = lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_MT);
   snprintf(c->where, sizeof c->where, "%s:%d", host, (int)port);

@@ -105,6 +105,45 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 ** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
 ** with a string for f is that (one entry for the views: client.lua).
 */
+/*
+** A Lua function whose upvalues are all _ENV: its request bytes cannot
+** change between two applies (the codec writes _ENV as the receiver's
+** globals, whatever it holds; any other upvalue is a value of the moment,
+** and a stripped function's upvalues have no names to tell).
+*/
+static int constant(lua_State *L, int idx) {
+  const char *nm;
+  if (lua_iscfunction(L, idx)) return 0;
+  for (int i = 1; (nm = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    lua_pop(L, 1);
+    if (strcmp(nm, "_ENV") != 0) return 0;
+  }
+  return 1;
+}
+
+/*
+** conn:apply(target, F, timeout) of the F applied last, again (a farm's
+** `for i = 1, n do lb:apply(task) end`), is the same request: its frame
+** is kept (c->applyf, F in the conn's uservalue 2, so F cannot be
+** collected and another function take its address) and written again,
+** not encoded again. Frames are never changed once made: the same one
+** goes to every target of a request.
+*/
+static plush_frame *applyframe(lua_State *L, client *c) {
+  plush_frame *f;
+  int same = lua_getiuservalue(L, 1, 2) == LUA_TFUNCTION && lua_rawequal(L, -1, 3);
+  lua_pop(L, 1);
+  if (same && c->applyf != NULL) return plush_frame_ref(c->applyf);
+  f = plush_lua_encodeframe(L, 3, "request", PLUSH_T_REQ, 0, 6, 0);
+  if (f->hdr.len < BATCH_SMALL && f->nsegs == 0 && constant(L, 3)) {
+    plush_frame_unref(c->applyf);
+    c->applyf = plush_frame_ref(f);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, 1, 2);
+  }
+  return f;
+}
+
 static int submit(lua_State *L, int apply) {
   client *c = plush_client_of(L);
   int exec = apply == 2 || (apply && lua_type(L, 3) == LUA_TSTRING);
@@ -152,7 +191,9 @@ static int submit(lua_State *L, int apply) {
   aux = ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
   if (!connected(L, c)) return 3;
   if (many) lua_createtable(L, (int)n, 0);
-  f = plush_lua_encodeframe(L, 3, "request", PLUSH_T_REQ, opts, 6, nargs);
+  f = apply == 1 && !exec && nargs == 0 && !opts
+          ? applyframe(L, c)
+          : plush_lua_encodeframe(L, 3, "request", PLUSH_T_REQ, opts, 6, nargs);
   memset(&h, 0, sizeof h);
   h.type = PLUSH_T_REQ;
   h.aux = aux;

@@ -96,6 +96,48 @@ describe("e2e apply flat", function()
     assert.matches("bad argument #1 to 'apply'", e, 1, true)
   end)
 
+  -- the same function applied again with no arguments is written from
+  -- the request kept for it (shell/lua_send.c, applyframe)
+  it("a function applied again runs with what its upvalues hold now", function()
+    local x = {1}
+    local function f() return x[1], x end
+    local r1, t1 = lb:apply(f):get()
+    assert.equal(1, r1)
+    x[1] = 2
+    local r2, t2 = lb:apply(f):get()
+    assert.equal(2, r2)
+    assert.same({2}, t2)
+    assert.same({1}, t1)
+    x = {"new"}
+    assert.equal("new", (lb:apply(f):get()))
+    -- by a direct view too, and with the engine's globals of the moment
+    local id = rc:ids()[1]
+    local function g() return who end -- luacheck: ignore who (the engine's)
+    rc[id]:execute("who = 'first'")
+    assert.equal("first", rc[id]:apply(g))
+    rc[id]:execute("who = 'second'")
+    assert.equal("second", rc[id]:apply(g))
+  end)
+
+  it("functions applied in turns each run themselves", function()
+    local function a() return "a" end
+    local function b() return "b" end
+    local order, ds = {a, a, b, a, b, b, a}, {}
+    for i, f in ipairs(order) do ds[i] = lb:apply(f) end
+    local got = {}
+    for i = 1, #ds do got[i] = ds[i]:get() end
+    assert.same({"a", "a", "b", "a", "b", "b", "a"}, got)
+  end)
+
+  it("a new function is never taken for a collected one", function()
+    for i = 1, 300 do
+      local f = load("return " .. i) -- a new function each time, only _ENV
+      assert.equal(i, lb:apply(f):get())
+      f = nil -- luacheck: ignore f
+      collectgarbage()
+    end
+  end)
+
   it("a task past its timeout fails with TimeoutError", function()
     local v = rc:balanced{block = false, timeout = 0.3}
     local d = v:apply(function() while true do end end)
