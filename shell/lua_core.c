@@ -418,16 +418,22 @@ static void await(client *c, double t, int fd) {
   if (c->hasfd) uv_poll_stop(&c->fdpoll);
 }
 
-/* conn:poll([timeout [, fd [, flat]]]) -> events (design.md); with flat,
-** OK replies as 7 plain values each (plush_lua_addreply), and the number
-** of events after the list. */
+/* conn:poll([timeout [, fd [, flat [, pending, none, meta]]]]) -> events
+** (design.md); with flat, OK replies as 7 plain values each
+** (plush_lua_addreply), and the number of events after the list; with the
+** client's pending table, its NONE and the Deferred metatable too, the
+** OK replies of plain tasks fire their Deferreds here (lua_settle.c). */
 static int l_poll(lua_State *L) {
   client *c = plush_client_of(L);
   size_t took = 0;
   double t = -1;
   lua_Integer n = 0, k = 0, fd = luaL_optinteger(L, 3, -1);
   int flat = lua_toboolean(L, 4); /* OK replies as plain values */
-  int sinks = lua_getiuservalue(L, 1, 1) == LUA_TTABLE ? lua_gettop(L) : 0;
+  plush_settle st = {5, 6, 7, 0};
+  int settle = flat && lua_istable(L, 5) && lua_istable(L, 6) && lua_istable(L, 7);
+  int sinks;
+  if (settle) lua_settop(L, 7);
+  sinks = lua_getiuservalue(L, 1, 1) == LUA_TTABLE ? lua_gettop(L) : 0;
   luaL_argcheck(L, fd >= -1 && fd <= INT_MAX, 3, "file descriptor expected");
   if (!lua_isnoneornil(L, 2)) {
     t = luaL_checknumber(L, 2);
@@ -454,7 +460,9 @@ static int l_poll(lua_State *L) {
     took += c->cur->hdr.len;
     if (c->cur->hdr.len >= PLUSH_MEM_BIG && c->cur->hdr.len > c->bigseen)
       c->bigseen = c->cur->hdr.len;
-    if (flat && !sinks && plush_lua_addreply(L, c->cur, &n))
+    if (settle && !sinks && n == 0 && plush_lua_settle(L, c->cur, &st))
+      k++; /* before any other event (lua_settle.c) */
+    else if (flat && !sinks && plush_lua_addreply(L, c->cur, &n))
       k++;
     else if (sinks ? plush_lua_pushevent_sunk(L, sinks, c->cur)
                    : plush_lua_pushevent(L, c->cur))
@@ -556,7 +564,7 @@ static const luaL_Reg connmeta[] = {
 
 static const luaL_Reg connmethods[] = {
     {"cid", l_cid},   {"submit", plush_client_submit}, {"ctrl", plush_client_ctrl},
-    {"poll", l_poll}, {"close", l_close},   {"connected", l_connected},
+    {"close", l_close},   {"connected", l_connected},
     {"sink", plush_lua_sink}, {"apply", plush_client_apply}, {"exec", plush_client_exec},
     {"mute", l_mute}, {"unmute", l_unmute}, {"nosigint", l_nosigint},
     {"waitfd", l_waitfd}, {NULL, NULL}};
@@ -573,6 +581,10 @@ int luaopen_plush_core(lua_State *L) {
     luaL_newlibtable(L, connmethods);
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, connmethods, 1); /* toclient's upvalue */
+    lua_pushvalue(L, -2);
+    plush_lua_settle_keys(L); /* and poll's keys (lua_settle.c) */
+    lua_pushcclosure(L, l_poll, 1 + PLUSH_SETTLE_KEYS);
+    lua_setfield(L, -2, "poll");
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

@@ -36,6 +36,23 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f);
 */
 int plush_lua_addreply(lua_State *L, plush_frame *f, lua_Integer *n);
 
+/*
+** Firing a plain task's Deferred from its OK reply (lua_settle.c). The
+** keys it reads and sets are upvalues 2 .. 1 + PLUSH_SETTLE_KEYS of
+** conn:poll (plush_lua_settle_keys pushes them, for its closure). s: the
+** indices of the client's pending table (id -> Deferred), of the shared
+** NONE and of the Deferred metatable; now, 0 until a reply needs the
+** time it was received (one clock read a poll). 1: fired, nothing left
+** for Lua; 0: nothing done.
+*/
+#define PLUSH_SETTLE_KEYS 17
+typedef struct plush_settle {
+  int pending, none, meta;
+  double now;
+} plush_settle;
+void plush_lua_settle_keys(lua_State *L);
+int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s);
+
 /* conn:sink (a map chunk's reply decoded in place), and the event of a
 ** frame when the conn has sinks (the table at index sinks). */
 int plush_lua_sink(lua_State *L);

@@ -20,6 +20,7 @@ local client = {}
 
 local math_type = math.type
 local core_time, core_now = core.time, core.now
+local deferred_meta = deferred._meta
 
 local Client = {}
 local mt = {__name = "plush.Client"}
@@ -345,8 +346,11 @@ function Client:pump(timeout)
   -- and leave them running (a second one, before the first was seen,
   -- has its usual meaning: sigint.c)
   if catch then was = core.catch_sigint(true) end
-  -- flat: OK replies come as plain values, no event table (dispatch_all)
-  local ok, evs, count = pcall(self.conn.poll, self.conn, timeout, nil, true)
+  -- flat: OK replies come as plain values, no event table (dispatch_all);
+  -- a plain task's OK reply fires its Deferred in poll itself, as
+  -- _reply_ok would (shell/lua_settle.c)
+  local ok, evs, count = pcall(self.conn.poll, self.conn, timeout, nil, true, self.pending,
+    NONE, deferred_meta)
   if not ok then
     if catch then core.catch_sigint(was) end
     error(evs, 0)

@@ -457,4 +457,8 @@ for k, v in pairs(D) do
   if k:sub(1, 2) == "__" and k ~= "__index" then DO[k] = v end
 end
 
+-- The metatable of Deferreds: conn:poll fires a plain task's Deferred
+-- itself when it is one of ours (shell/lua_settle.c, client.lua's pump).
+deferred._meta = D
+
 return deferred

@@ -138,6 +138,68 @@ describe("e2e apply flat", function()
     end
   end)
 
+  -- a plain task's OK reply fires its Deferred in conn:poll (shell/lua_settle.c)
+  describe("a plain task's reply", function()
+    -- Client's methods (what the shell's Tab lists after `rc:`)
+    local function methods() return getmetatable(rc).__complete end
+    local calls, real
+    before_each(function()
+      real, calls = methods()._reply_ok, 0
+      methods()._reply_ok = function(...) calls = calls + 1 return real(...) end
+    end)
+    after_each(function() methods()._reply_ok = real end)
+
+    it("fires in poll with its values, metadata and attempts, out of pending", function()
+      local ds = {}
+      for i = 1, 500 do
+        ds[i] = lb:apply(function(k)
+          if k % 3 == 0 then return end
+          if k % 3 == 1 then return k, nil, "x" end
+          return {k}, k + 0.5
+        end, i)
+      end
+      assert.is_true(plush.wait_all(ds))
+      for i = 1, 500 do
+        local d = ds[i]
+        local r = table.pack(d:get())
+        if i % 3 == 0 then
+          assert.equal(0, r.n)
+        elseif i % 3 == 1 then
+          assert.same({n = 3, i, nil, "x"}, r)
+        else
+          assert.same({n = 2, {i}, i + 0.5}, r)
+          assert.equal("float", math.type(r[2]))
+        end
+        assert.equal("ok", d:state())
+        assert.equal(1, d.attempts)
+        assert.is_nil(rc.pending[d.id])
+        local md = d.metadata
+        assert.equal("integer", math.type(md.engine))
+        assert.is_true(md.submitted <= md.started and md.started <= md.completed)
+        assert.is_true(md.completed <= md.received + 1e-3)
+        assert.is_nil(md.tostring)
+      end
+      -- none of them went through Lua's _reply_ok
+      assert.equal(0, calls)
+    end)
+
+    it("with a callback, an output or an error still goes through Lua", function()
+      local got
+      local d1 = lb:apply(function() return 5 end)
+      d1:add_callback(function(v) got = v * 2 return v end)
+      local lines = {}
+      local v = rc:balanced{block = false, output = function(line) lines[#lines + 1] = line end}
+      local d2 = v:apply(function() print("said") return 6 end)
+      local d3 = lb:apply(function() error("no", 0) end)
+      assert.equal(5, d1:get())
+      assert.equal(10, got)
+      assert.equal(6, d2:get())
+      assert.same({"said"}, lines)
+      assert.is_false(pcall(d3.get, d3))
+      assert.equal(2, calls) -- d1 and d2 (d3's reply is an error)
+    end)
+  end)
+
   it("a task past its timeout fails with TimeoutError", function()
     local v = rc:balanced{block = false, timeout = 0.3}
     local d = v:apply(function() while true do end end)
