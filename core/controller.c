@@ -761,6 +761,7 @@ void plush_ctl_stop(plush_ctl *c, void (*done)(void *), void *ud) {
   uv_close((uv_handle_t *)&c->commit_before, handleclosed);
   uv_close((uv_handle_t *)&c->commit_after, handleclosed);
   uv_close((uv_handle_t *)&c->commit_timer, handleclosed);
+  uv_close((uv_handle_t *)&c->ckpt_timer, handleclosed);
   uv_close((uv_handle_t *)&c->steal, handleclosed);
   uv_close((uv_handle_t *)&c->spin, handleclosed);
   /* Engines are told to exit; every connection then closes, flushing. */

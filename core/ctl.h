@@ -149,6 +149,10 @@ struct plush_ctl {
   uv_check_t commit_after;    /* loop polls, and after its I/O callbacks */
   uv_timer_t commit_timer;    /* ... or a little later (CTL_COMMIT_WAIT) */
   uint64_t txn_since;         /* uv_now() when the transaction began */
+  uv_timer_t ckpt_timer;      /* the WAL checkpointed when quiet (ctl_store.c) */
+  int wal_pages;              /* ... pages in the WAL after the last commit */
+  int wal_max;                /* ... at once past this many, busy or not */
+  size_t ckpts, ckpts_busy;   /* ... checkpoints; of them at wal_max, busy */
   size_t npend_held;          /* of pend: replies not sent before it */
   uv_prepare_t flush_before;  /* peers' corked writes written (ctl_flush.c) */
   uv_check_t flush_after;

@@ -211,7 +211,7 @@ static void op_history(plush_ctl *c) {
 
 static void op_status(plush_ctl *c) {
   lua_State *L = c->L;
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 16);
   ctl_setint(L, "engines", (lua_Integer)c->engines.count);
   ctl_setint(L, "clients", (lua_Integer)c->clients.count);
   ctl_setint(L, "pending", (lua_Integer)c->tasks.count);
@@ -225,6 +225,8 @@ static void op_status(plush_ctl *c) {
   ctl_setint(L, "parked", (lua_Integer)c->parked);      /* ctl_park.c */
   ctl_setint(L, "spilled", (lua_Integer)c->spills);
   ctl_setint(L, "stalled", (lua_Integer)c->disconnected);
+  ctl_setint(L, "checkpoints", (lua_Integer)c->ckpts);     /* ctl_store.c */
+  ctl_setint(L, "checkpoints_busy", (lua_Integer)c->ckpts_busy);
   ctl_setint(L, "pid", (lua_Integer)uv_os_getpid());
   lua_pushnumber(L, (double)(uv_now(c->loop) - c->started) / 1000);
   lua_setfield(L, -2, "uptime");

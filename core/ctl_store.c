@@ -29,9 +29,9 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,6 +45,7 @@ static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
     "PRAGMA cache_size=-1024;"
+    "PRAGMA wal_autocheckpoint=0;" /* the controller's: checkpoint() */
     "CREATE TABLE IF NOT EXISTS results ("
     " id INTEGER PRIMARY KEY, client INTEGER, engine INTEGER,"
     " status INTEGER, submitted REAL, started REAL, completed REAL,"
@@ -68,6 +69,67 @@ static void private(const char *path) {
     fchmod(fd, 0600);
   }
   close(fd);
+}
+
+/* ---- checkpoints ------------------------------------------------- */
+
+/*
+** SQLite's own checkpoint (every 1,000 WAL pages, in the commit that
+** passes them) copied the WAL into the database and synced both in the
+** middle of whatever the loop was doing: two fdatasyncs of ~4 MB, 7-10 ms
+** on this VM, every ~6,700 balanced tasks, while no frame moved (a sixth
+** of a burst of no-op tasks' time: share/doc/performance.md). The
+** controller checkpoints itself instead, once the WAL holds CKPT_MIN
+** pages (SQLite's threshold): when it is idle, after a commit that leaves
+** no task in flight or CKPT_QUIET ms after the last commit; and at once,
+** busy or not, past wal_max pages (CKPT_MAX, or PLUSH_CTL_WAL_PAGES in
+** the environment), which bounds the WAL file. The same checkpoint,
+** synced as synchronous=NORMAL syncs it: only its moment differs.
+*/
+#define CKPT_MIN 1000
+#define CKPT_MAX 4096
+#define CKPT_QUIET 100 /* ms */
+
+static int onwal(void *ud, sqlite3 *db, const char *name, int pages) {
+  (void)db, (void)name;
+  ((plush_ctl *)ud)->wal_pages = pages;
+  return SQLITE_OK;
+}
+
+static void checkpoint(plush_ctl *c) {
+  uv_timer_stop(&c->ckpt_timer);
+  if (c->db == NULL || c->txn || c->wal_pages == 0) return;
+  if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                NULL) != SQLITE_OK)
+    plush_warn("result store: checkpoint failed: %s", sqlite3_errmsg(c->db));
+  c->wal_pages = 0;
+  c->ckpts++;
+}
+
+static void onckpt(uv_timer_t *h) { checkpoint(h->data); }
+
+/* After a commit: the WAL checkpointed now, when quiet, or not yet. */
+static void checkpoint_due(plush_ctl *c) {
+  if (c->stopping || c->wal_pages < (c->wal_max < CKPT_MIN ? c->wal_max : CKPT_MIN))
+    return;
+  if (c->tasks.count == 0) {
+    checkpoint(c);
+  } else if (c->wal_pages >= c->wal_max) {
+    c->ckpts_busy++;
+    checkpoint(c);
+  } else {
+    uv_timer_start(&c->ckpt_timer, onckpt, CKPT_QUIET, 0);
+  }
+}
+
+static int walmax(void) {
+  const char *s = getenv("PLUSH_CTL_WAL_PAGES");
+  if (s && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end == '\0' && v >= 1 && v <= 1 << 24) return (int)v;
+  }
+  return CKPT_MAX;
 }
 
 int ctl_store_open(plush_ctl *c, const char *path) {
@@ -105,6 +167,8 @@ int ctl_store_open(plush_ctl *c, const char *path) {
     ctl_store_close(c);
     return PLUSH_EINVAL;
   }
+  sqlite3_wal_hook(c->db, onwal, c); /* after the pragma, which clears it */
+  c->wal_max = walmax();
   /* Ids are never reused while results name them: continue after the
   ** highest client and engine ids a previous controller stored (whose
   ** results count as stored). */
@@ -178,8 +242,10 @@ void ctl_store_start(plush_ctl *c) {
   uv_prepare_init(c->loop, &c->commit_before);
   uv_check_init(c->loop, &c->commit_after);
   uv_timer_init(c->loop, &c->commit_timer);
+  uv_timer_init(c->loop, &c->ckpt_timer);
   c->commit_before.data = c->commit_after.data = c->commit_timer.data = c;
-  c->open_handles += 3;
+  c->ckpt_timer.data = c;
+  c->open_handles += 4;
 }
 
 /* ---- group commit ------------------------------------------------ */
@@ -329,6 +395,7 @@ void ctl_store_commit(plush_ctl *c) {
     dbprune(c, c->db_bytes - c->o.db_max / 10 * 9, 0);
   ctl_ts_committed(c);
   ctl_flush(c); /* what that delivered: this may run after ctl_flush.c's handles */
+  checkpoint_due(c); /* after: what the commit let go is on its way */
 }
 
 void ctl_store_close(plush_ctl *c) {
