@@ -430,7 +430,7 @@ end
 function ctrl_ops.status()
   return "ok", {engines = #fake.ids(), clients = #state.conns, pending = 0, queued = 0,
     stored = #state.order, stored_bytes = 0, relayed = 0, relay_void = 0, teed = 0, stolen = 0,
-    parked = 0, spilled = 0, stalled = 0,
+    parked = 0, spilled = 0, stalled = 0, checkpoints = 0, checkpoints_busy = 0,
     pid = 4242, uptime = state.clock}
 end
 
