@@ -18,6 +18,8 @@
 ** settled here: an output event must reach Lua before its task's reply,
 ** and Lua sees the rest in the order they came.
 */
+#include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "codec.h"
@@ -47,17 +49,54 @@ static int get(lua_State *L, int t, int k) {
   return lua_rawget(L, t);
 }
 
-/* t[key k] = the value on top (popped). */
-static void set(lua_State *L, int t, int k) {
+/* t[key k] = the value at index v. */
+static void set(lua_State *L, int t, int k, int v) {
   lua_pushvalue(L, KEY(k));
-  lua_insert(L, -2);
+  lua_pushvalue(L, v);
   lua_rawset(L, t);
+}
+
+/* t[key k] = true. */
+static void settrue(lua_State *L, int t, int k) {
+  lua_pushvalue(L, KEY(k));
+  lua_pushboolean(L, 1);
+  lua_rawset(L, t);
+}
+
+static double be_double(const uint8_t *p) {
+  uint64_t u = 0;
+  double d;
+  for (int i = 0; i < 8; i++) u = u << 8 | p[i];
+  memcpy(&d, &u, 8);
+  return d;
+}
+
+/*
+** The reply of a task that returned nothing, as an engine writes it
+** (engines/engine_reply.c's fast path): {r = {n = 0}, started = t0,
+** completed = t1}, byte for byte. Pushes NONE, t0, t1 and nil (r,
+** started, completed, tostring) and returns 1; else 0, nothing pushed.
+** No table made for an r that becomes NONE anyway.
+*/
+static int nothing(lua_State *L, const uint8_t *p, size_t len, int none) {
+  static const char head[] = "\x83\xa1r\x81\xa1n\x00\xa7started\xcb";
+  static const char mid[] = "\xa9" "completed\xcb";
+  const size_t nh = sizeof head - 1, nm = sizeof mid - 1;
+  if (len != nh + 8 + nm + 8 || memcmp(p, head, nh) != 0 ||
+      memcmp(p + nh + 8, mid, nm) != 0)
+    return 0;
+  lua_pushvalue(L, none);
+  lua_pushnumber(L, be_double(p + nh));
+  lua_pushnumber(L, be_double(p + nh + 8 + nm));
+  lua_pushnil(L);
+  return 1;
 }
 
 static const char *const replykeys[] = {"r", "started", "completed", "tostring"};
 
 int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s) {
   const plush_hdr *h = &f->hdr;
+  const uint8_t *p = (const uint8_t *)plush_frame_payload(f);
   int top = lua_gettop(L), d = top + 1, md = top + 2, r = top + 3, k;
   if (h->type != PLUSH_T_REPLY || h->status != PLUSH_S_OK || h->len > 4096)
     return 0;
@@ -72,51 +111,50 @@ int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s) {
   }
   if (get(L, d, K_METADATA) != LUA_TTABLE) goto no;
   /* r, started, completed, tostring at r .. r + 3 */
-  if (!plush_decode_fields(L, plush_frame_payload(f), h->len, replykeys, 4))
-    goto no;
-  if (lua_type(L, r) == LUA_TTABLE) { /* its count n, as _reply_ok makes it */
-    lua_Integer n;
-    if (get(L, r, K_N) == LUA_TNUMBER && lua_isinteger(L, -1)) {
-      n = lua_tointeger(L, -1);
+  if (!nothing(L, p, h->len, s->none)) {
+    if (!plush_decode_fields(L, (const char *)p, h->len, replykeys, 4)) goto no;
+    if (lua_type(L, r) == LUA_TTABLE) { /* its count n, as _reply_ok makes it */
+      lua_Integer n;
+      if (get(L, r, K_N) == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        n = lua_tointeger(L, -1);
+      } else {
+        n = (lua_Integer)lua_rawlen(L, r);
+        lua_pushvalue(L, KEY(K_N));
+        lua_pushinteger(L, n);
+        lua_rawset(L, r);
+      }
+      lua_pop(L, 1);
+      if (n == 0) lua_pushvalue(L, s->none), lua_replace(L, r);
+    } else if (lua_isnil(L, r)) {
+      lua_pushvalue(L, s->none), lua_replace(L, r);
     } else {
-      n = (lua_Integer)lua_rawlen(L, r);
-      lua_pushinteger(L, n);
-      set(L, r, K_N);
+      goto no;
     }
-    lua_pop(L, 1);
-    if (n == 0) lua_pushvalue(L, s->none), lua_replace(L, r);
-  } else if (lua_isnil(L, r)) {
-    lua_pushvalue(L, s->none), lua_replace(L, r);
-  } else {
-    goto no;
   }
   lua_pushnil(L);
   lua_rawseti(L, s->pending, (lua_Integer)h->id);
+  lua_pushvalue(L, KEY(K_ENGINE));
   if (h->engine != PLUSH_ANY) lua_pushinteger(L, h->engine);
   else lua_pushnil(L);
-  set(L, md, K_ENGINE);
-  lua_pushvalue(L, r + 1);
-  set(L, md, K_STARTED);
-  lua_pushvalue(L, r + 2);
-  set(L, md, K_COMPLETED);
-  lua_pushvalue(L, r + 3);
-  set(L, md, K_TOSTRING);
+  lua_rawset(L, md);
+  set(L, md, K_STARTED, r + 1);
+  set(L, md, K_COMPLETED, r + 2);
+  set(L, md, K_TOSTRING, r + 3);
   if (!s->now) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
   }
+  lua_pushvalue(L, KEY(K_RECEIVED));
   lua_pushnumber(L, s->now);
-  set(L, md, K_RECEIVED);
+  lua_rawset(L, md);
+  lua_pushvalue(L, KEY(K_ATTEMPTS));
   if (h->aux > 0) lua_pushinteger(L, h->aux); /* starts of the task */
   else lua_pushnil(L);
-  set(L, d, K_ATTEMPTS);
-  lua_pushboolean(L, 1);
-  set(L, d, K_FIRED);
-  lua_pushboolean(L, 1);
-  set(L, d, K_OK);
-  lua_pushvalue(L, r);
-  set(L, d, K_RES);
+  lua_rawset(L, d);
+  settrue(L, d, K_FIRED);
+  settrue(L, d, K_OK);
+  set(L, d, K_RES, r);
   lua_settop(L, top);
   return 1;
 no:
