@@ -107,16 +107,7 @@ local ok, err = xpcall(function()
         end
       end, {ids[1], ids[2]}, 5000)
     end},
-    {"ts_pairs_5000", 3, function()
-      rc:view{ids[1], ids[2]}:apply(function(peers, n)
-        local s = engine.tuplespace "bench"
-        if engine.id == peers[1] then
-          for j = 1, n do s:out{"b", j} end
-        else
-          for _ = 1, n do s:take{"b", s.ANY} end
-        end
-      end, {ids[1], ids[2]}, 5000)
-    end},
+    {"ts_pairs_5000", 3, function() proc.ts_pairs(rc, 5000) end},
     {"decode_table", 5, function() return core.decode(encoded) end},
     -- bench/run.lua's MapReduce word count, and the same count serially
     {"mr_wordcount", 3, function()

@@ -133,4 +133,19 @@ function M.lb_batches(plush, lb, f, n)
   end
 end
 
+-- n tuple-space pairs between the first two engines of rc: n outs of
+-- {"b", j} on one, n takes of {"b", ANY} on the other, in one apply to
+-- the two (the ts_pairs row's sample).
+function M.ts_pairs(rc, n)
+  local ids = rc:ids()
+  rc:view{ids[1], ids[2]}:apply(function(peers, k)
+    local s = engine.tuplespace "bench"
+    if engine.id == peers[1] then
+      for j = 1, k do s:out{"b", j} end
+    else
+      for _ = 1, k do s:take{"b", s.ANY} end
+    end
+  end, {ids[1], ids[2]}, n)
+end
+
 return M

@@ -42,15 +42,7 @@ proc.run(core, plush, ROOT, function(rc, engines, pid)
   elseif mode == "lb" then
     proc.lb_batches(plush, lb, noop, N)
   elseif mode == "ts" then
-    local ids = rc:ids()
-    rc:view{ids[1], ids[2]}:apply(function(peers, n)
-      local s = engine.tuplespace "bench"
-      if engine.id == peers[1] then
-        for j = 1, n do s:out{"b", j} end
-      else
-        for _ = 1, n do s:take{"b", s.ANY} end
-      end
-    end, {ids[1], ids[2]}, N)
+    proc.ts_pairs(rc, N)
   end
   local n = math.max(N, 1)
   local t, c, k, g = core.now() - t0, os.clock() - c0, cpu(pid) - k0, ecpu() - g0

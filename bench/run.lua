@@ -343,7 +343,8 @@ local function exists(path)
   return false
 end
 
-local read_file = dofile(ROOT .. "/bench/proc.lua").read
+local bench_proc = dofile(ROOT .. "/bench/proc.lua")
+local read_file = bench_proc.read
 
 local function tail(path, n)
   local s = read_file(path) or ""
@@ -756,14 +757,7 @@ local function run_plush(phase, rep)
       local out = {}
       for i = 1, k do
         local t = now()
-        pair:apply(function(peers, n)
-          local s = engine.tuplespace "bench"
-          if engine.id == peers[1] then
-            for j = 1, n do s:out{"b", j} end
-          else
-            for _ = 1, n do s:take{"b", s.ANY} end
-          end
-        end, {rc:ids()[1], rc:ids()[2]}, MODEL_N)
+        bench_proc.ts_pairs(rc, MODEL_N)
         out[i] = MODEL_N / (now() - t)
       end
       return out
