@@ -93,19 +93,6 @@ static uint32_t checktarget(lua_State *L, int arg, lua_Integer v) {
 }
 
 /*
-** conn:submit(target, msg [, timeout [, opts]]). Targets are all checked
-** and msg encoded before the first byte is written: a bad argument or a
-** value that cannot travel sends nothing. opts are the controller's
-** scheduling options (targets and retries for balanced tasks, after for
-** any), sent ahead of the request; opts.durable also sets PLUSH_F_DURABLE
-** (the reply waits for the store's commit).
-** conn:apply(target, f, timeout, opts, ...): the same for the request
-** {op = "apply", f = f, args = table.pack(...)}, written without them.
-** conn:exec(target, code, timeout, opts [, name [, auto]]): the same for
-** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
-** with a string for f is that (one entry for the views: client.lua).
-*/
-/*
 ** A Lua function whose upvalues are all _ENV: its request bytes cannot
 ** change between two applies (the codec writes _ENV as the receiver's
 ** globals, whatever it holds; any other upvalue is a value of the moment,
@@ -144,6 +131,19 @@ static plush_frame *applyframe(lua_State *L, client *c) {
   return f;
 }
 
+/*
+** conn:submit(target, msg [, timeout [, opts]]). Targets are all checked
+** and msg encoded before the first byte is written: a bad argument or a
+** value that cannot travel sends nothing. opts are the controller's
+** scheduling options (targets and retries for balanced tasks, after for
+** any), sent ahead of the request; opts.durable also sets PLUSH_F_DURABLE
+** (the reply waits for the store's commit).
+** conn:apply(target, f, timeout, opts, ...): the same for the request
+** {op = "apply", f = f, args = table.pack(...)}, written without them.
+** conn:exec(target, code, timeout, opts [, name [, auto]]): the same for
+** {op = "exec", code = code, name = name, auto = true or nil}; conn:apply
+** with a string for f is that (one entry for the views: client.lua).
+*/
 static int submit(lua_State *L, int apply) {
   client *c = plush_client_of(L);
   int exec = apply == 2 || (apply && lua_type(L, 3) == LUA_TSTRING);
