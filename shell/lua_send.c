@@ -25,6 +25,12 @@ static int connected(lua_State *L, client *c) {
   return 0;
 }
 
+/* Whether c holds writes: all of them, or what the socket refused. */
+static int unsent(client *c, int all) {
+  return c->conn != NULL &&
+         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0;
+}
+
 /*
 ** Waits (running the loop) while the conn holds writes: all of them, or
 ** only what the socket refused (its backlog). Ctrl-C ends the wait: a
@@ -34,11 +40,6 @@ static int connected(lua_State *L, client *c) {
 ** (to the shell's hook interrupting the local code, or to the program).
 ** What waits then goes at the next poll.
 */
-static int unsent(client *c, int all) {
-  return c->conn != NULL &&
-         (all ? plush_conn_queued(c->conn) : plush_conn_backlog(c->conn)) > 0;
-}
-
 static void waitwrites(client *c, int all) {
   int mine = 0;
   if (!unsent(c, all)) return; /* the usual case: no layer turned on */

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "lua_sys.h"
 #include "lua_values.h"
 
 static const char *const names[PLUSH_SETTLE_KEYS] = {
@@ -92,8 +93,6 @@ static int nothing(lua_State *L, const uint8_t *p, size_t len, int none) {
   return 1;
 }
 
-static const char *const replykeys[] = {"r", "started", "completed", "tostring"};
-
 int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s) {
   const plush_hdr *h = &f->hdr;
   const uint8_t *p = (const uint8_t *)plush_frame_payload(f);
@@ -112,7 +111,7 @@ int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s) {
   if (get(L, d, K_METADATA) != LUA_TTABLE) goto no;
   /* r, started, completed, tostring at r .. r + 3 */
   if (!nothing(L, p, h->len, s->none)) {
-    if (!plush_decode_fields(L, (const char *)p, h->len, replykeys, 4)) goto no;
+    if (!plush_decode_fields(L, (const char *)p, h->len, plush_lua_replykeys, 4)) goto no;
     if (lua_type(L, r) == LUA_TTABLE) { /* its count n, as _reply_ok makes it */
       lua_Integer n;
       if (get(L, r, K_N) == LUA_TNUMBER && lua_isinteger(L, -1)) {
@@ -140,11 +139,7 @@ int plush_lua_settle(lua_State *L, plush_frame *f, plush_settle *s) {
   set(L, md, K_STARTED, r + 1);
   set(L, md, K_COMPLETED, r + 2);
   set(L, md, K_TOSTRING, r + 3);
-  if (!s->now) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-  }
+  if (!s->now) s->now = plush_lua_clock(CLOCK_REALTIME); /* core.time */
   lua_pushvalue(L, KEY(K_RECEIVED));
   lua_pushnumber(L, s->now);
   lua_rawset(L, md);

@@ -26,19 +26,19 @@
 
 /* ---- time -------------------------------------------------------- */
 
-static double clockf(clockid_t id) {
+double plush_lua_clock(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int l_now(lua_State *L) {
-  lua_pushnumber(L, clockf(CLOCK_MONOTONIC));
+  lua_pushnumber(L, plush_lua_clock(CLOCK_MONOTONIC));
   return 1;
 }
 
 static int l_time(lua_State *L) {
-  lua_pushnumber(L, clockf(CLOCK_REALTIME));
+  lua_pushnumber(L, plush_lua_clock(CLOCK_REALTIME));
   return 1;
 }
 

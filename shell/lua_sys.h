@@ -6,7 +6,12 @@
 #define PLUSH_LUA_SYS_H
 
 #include <lauxlib.h>
+#include <time.h>
 
 extern const luaL_Reg plush_sys_funcs[];
+
+/* Clock id's time in seconds (core.now: CLOCK_MONOTONIC, core.time:
+** CLOCK_REALTIME). */
+double plush_lua_clock(clockid_t id);
 
 #endif

@@ -133,13 +133,13 @@ plush_frame *plush_lua_encodeframe(lua_State *L, int idx, const char *root,
 
 /* ---- an OK reply as plain values ------------------------------- */
 
-static const char *const replykeys[] = {"r", "started", "completed", "tostring"};
+const char *const plush_lua_replykeys[4] = {"r", "started", "completed", "tostring"};
 
 int plush_lua_addreply(lua_State *L, plush_frame *f, lua_Integer *n) {
   const plush_hdr *h = &f->hdr;
   int list = lua_gettop(L), i, t, ok;
   if (h->type != PLUSH_T_REPLY || h->status != PLUSH_S_OK || h->len > 4096 ||
-      !plush_decode_fields(L, plush_frame_payload(f), h->len, replykeys, 4))
+      !plush_decode_fields(L, plush_frame_payload(f), h->len, plush_lua_replykeys, 4))
     return 0;
   t = lua_type(L, list + 1);
   ok = t == LUA_TNIL || t == LUA_TTABLE; /* r: the packed values */

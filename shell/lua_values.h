@@ -35,6 +35,8 @@ int plush_lua_pushevent(lua_State *L, plush_frame *f);
 ** added (its event table is made as usual).
 */
 int plush_lua_addreply(lua_State *L, plush_frame *f, lua_Integer *n);
+/* The fields of an OK reply's map, in the order those two push them. */
+extern const char *const plush_lua_replykeys[4];
 
 /*
 ** Firing a plain task's Deferred from its OK reply (lua_settle.c). The
